@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Growable byte buffer with a read offset: data in [off, len) is pending.
+ * Used for connection I/O; growth is bounded by the caller (back-pressure),
+ * never by this module.
+ */
+#ifndef DRP_UTIL_BUF_H
+#define DRP_UTIL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct drp_buf {
+	char *data;
+	size_t off; /* first unread byte */
+	size_t len; /* end of data */
+	size_t cap;
+} drp_buf_t;
+
+static inline size_t drp_buf_pending(const drp_buf_t *b)
+{
+	return b->len - b->off;
+}
+static inline const char *drp_buf_head(const drp_buf_t *b)
+{
+	return b->data + b->off;
+}
+
+void drp_buf_free(drp_buf_t *b);
+/* Make room for n more bytes at the tail (compacting first); returns the
+ * tail pointer. Aborts on allocation failure. */
+char *drp_buf_reserve(drp_buf_t *b, size_t n);
+void drp_buf_append(drp_buf_t *b, const void *p, size_t n);
+void drp_buf_printf(drp_buf_t *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Drop n bytes from the head. */
+void drp_buf_consume(drp_buf_t *b, size_t n);
+void drp_buf_reset(drp_buf_t *b);
+
+#endif
