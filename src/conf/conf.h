@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's configuration: INI file -> validated, immutable drp_conf_t.
+ *
+ * Syntax: "[section]" or "[registry \"name\"]" headers; "key = value";
+ * ';' or '#' starts a comment at line start or after whitespace; blank
+ * lines ignored; no line-length limit. Every key is validated against the
+ * schema; unknown sections/keys are errors. Every error message has the
+ * shape
+ *     FILE:LINE: [section] key: message
+ * and ALL errors are collected, not only the first.
+ *
+ * Thread: built on the main thread; afterwards read-only and shared by all
+ * workers (reload builds a new one and swaps pointers).
+ */
+#ifndef DRP_CONF_CONF_H
+#define DRP_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util/addr.h"
+
+/* One "key = value" as written, with where it was written. */
+typedef struct drp_conf_item {
+	char *key;
+	char *value;
+	const char *file; /* owned by the conf */
+	unsigned line;
+} drp_conf_item_t;
+
+/* [resolve] host = addr[:port] */
+typedef struct drp_conf_resolve {
+	char *host;			/* lower-case */
+	struct sockaddr_storage addr; /* port 0 = "the requested port" */
+	unsigned addrlen;
+} drp_conf_resolve_t;
+
+/* [registry "name"]: kept raw; the plugin layer validates its own keys.
+ * Shared keys (plugin, username, password, password_file, allow, push,
+ * tag_ttl) are validated by the conf module and also kept in items. */
+typedef struct drp_conf_registry {
+	char *name; /* as written in the header, lower-cased host part */
+	const char *file;
+	unsigned line;
+	drp_conf_item_t *items;
+	unsigned n_items;
+} drp_conf_registry_t;
+
+typedef struct drp_conf_listen {
+	struct sockaddr_storage addr;
+	unsigned addrlen;
+	char *text; /* as written */
+} drp_conf_listen_t;
+
+typedef struct drp_conf {
+	char *path; /* NULL for the embedded defaults */
+
+	/* [proxy] */
+	drp_conf_listen_t *listen; /* listen = (space/comma separated) */
+	unsigned n_listen;
+	unsigned workers; /* 0 = auto (CPU count) */
+	char **registries;  /* registries = hosts to intercept (lower-case,
+			       "host" or "host:port") */
+	unsigned n_registries;
+	drp_cidr_t *allow; /* allow = CIDR list */
+	unsigned n_allow;
+	uint16_t *tunnel_ports; /* tunnel_ports = 443 ... */
+	unsigned n_tunnel_ports;
+	char *ca_dir;		/* ca_dir = (default "./ca" for embedded) */
+	char *upstream_ca_file; /* NULL if empty */
+	bool verify_upstream;	/* default yes */
+	char *access_log;	/* "-" = stderr */
+	char *error_log;	/* error_log = "-" (stderr) or path */
+	int log_level;		/* log_level = notice (enum drp_log_level) */
+	char *users_file;	/* users_file = (htpasswd), NULL if unset */
+	unsigned max_connections;   /* default 4096 */
+	unsigned max_header_size;   /* default 65536 bytes (431 above) */
+	double header_timeout;	    /* s, default 30 */
+	double idle_timeout;	    /* keep-alive idle, default 60 */
+	double connect_timeout;	    /* upstream TCP connect, default 10 */
+	double handshake_timeout;   /* TLS handshake, default 15 */
+	double body_timeout;	    /* body stall (no progress), default 120 */
+	double tunnel_idle_timeout; /* default 600 */
+
+	/* [resolve] */
+	drp_conf_resolve_t *resolve;
+	unsigned n_resolve;
+
+	/* [cache] */
+	char *cache_backend; /* backend = fs */
+	char *cache_dir;     /* dir = (default "./cache" for embedded) */
+	uint64_t cache_max_size; /* max_size = 32G (K/M/G/T suffixes) */
+	double tag_ttl;		 /* tag_ttl = 5m (s/m/h/d suffixes) */
+
+	/* [registry "name"] sections in file order */
+	drp_conf_registry_t *registry;
+	unsigned n_registry;
+} drp_conf_t;
+
+/*
+ * Error sink: each error is one formatted line (see above). Caller owns it
+ * and frees with drp_conf_errors_free().
+ */
+typedef struct drp_conf_errors {
+	char **msg;
+	unsigned n;
+} drp_conf_errors_t;
+void drp_conf_errors_free(drp_conf_errors_t *e);
+/* Append an error for an item ("file:line: [section] key: ..."). */
+void drp_conf_error_item(drp_conf_errors_t *e, const char *section,
+			 const drp_conf_item_t *it, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/*
+ * The embedded defaults: listen 0.0.0.0:3128, workers auto, registries
+ * quay.io gcr.io ghcr.io registry.k8s.io, allow = loopback + RFC1918 +
+ * ULA, tunnel_ports 443, ca_dir ./ca, cache dir ./cache, max_size 32G,
+ * tag_ttl 5m, verify_upstream yes, access_log -. Never fails.
+ */
+drp_conf_t *drp_conf_defaults(void);
+/* The embedded defaults as INI text (what `-t -v`/docs show). */
+const char *drp_conf_defaults_text(void);
+
+/*
+ * Parse FILE. On success returns the conf (errs untouched). On any error
+ * returns NULL and errs holds every error found.
+ */
+drp_conf_t *drp_conf_load(const char *path, drp_conf_errors_t *errs);
+/* Same, from a string (tests); name is used in messages as the file. */
+drp_conf_t *drp_conf_load_string(const char *name, const char *text,
+				 drp_conf_errors_t *errs);
+void drp_conf_free(drp_conf_t *c);
+
+/* Helpers shared with the plugin layer. */
+/* "32G" -> bytes; suffixes K M G T (powers of 1024), no suffix = bytes. */
+int drp_conf_parse_size(const char *s, uint64_t *out);
+/* "5m" -> 300; suffixes s m h d, or a bare number of seconds (may be
+ * fractional "0.5"). */
+int drp_conf_parse_duration(const char *s, double *out);
+/* "yes/no/true/false/on/off/1/0" */
+int drp_conf_parse_bool(const char *s, bool *out);
+
+/* Lookup in a [registry] section; NULL if absent. */
+const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
+					     const char *key);
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The proxy's certificate authority and forged leaf certificates.
+ *
+ * CA: ECDSA P-256 (or RSA if an existing RSA CA is found) key in
+ * <ca_dir>/ca.key (mode 0600) and certificate in <ca_dir>/ca.crt (PEM),
+ * created on first start (directory created 0700 if missing): subject
+ * "CN=docker-registry-proxy CA <hostname> <YYYY-MM-DD>,O=docker-registry-proxy",
+ * CA:TRUE (critical), keyUsage keyCertSign+cRLSign (critical), subject key
+ * id, validity 10 years (notBefore backdated 1 day). Reused on later
+ * starts; a key that does not match the cert is an error.
+ *
+ * Leaves: one ECDSA P-256 leaf key generated at drp_forge_new(), shared by
+ * all leaves. Per host: SAN dNSName (or iPAddress for an IP literal), CN =
+ * host, extKeyUsage serverAuth, keyUsage digitalSignature, CA:FALSE,
+ * random 128-bit positive serial, notBefore = now - 1 h, notAfter = now +
+ * 397 days, authority key id = CA's, signed SHA-256. Cached by host and
+ * re-forged once less than 30 days of validity remain.
+ *
+ * Only this module touches the CA private key. Thread-safe.
+ */
+#ifndef DRP_TLS_CA_H
+#define DRP_TLS_CA_H
+
+#include <gnutls/gnutls.h>
+#include <stddef.h>
+#include <time.h>
+
+typedef struct drp_ca drp_ca_t;
+
+/*
+ * Load <dir>/ca.key + ca.crt or create them. Blocking (disk, keygen):
+ * call at start-up only. On error returns NULL and writes a message to
+ * err (e.g. "ca_dir /x: Permission denied").
+ */
+drp_ca_t *drp_ca_open(const char *dir, char *err, size_t errlen);
+void drp_ca_free(drp_ca_t *ca);
+/* PEM of the CA certificate (for GET /ca.crt), owned by ca. */
+const char *drp_ca_pem(const drp_ca_t *ca, size_t *len);
+/* "AB:CD:..." SHA-256 fingerprint of the DER cert (owned by ca). */
+const char *drp_ca_fingerprint(const drp_ca_t *ca);
+/* True if the CA was created by this drp_ca_open() call. */
+int drp_ca_created(const drp_ca_t *ca);
+
+typedef struct drp_forge drp_forge_t;
+/* A forged leaf: refcounted, immutable, usable by many sessions at once. */
+typedef struct drp_leaf {
+	gnutls_certificate_credentials_t cred; /* leaf + CA chain + leaf key */
+	time_t not_after;
+	/* private */
+	unsigned _refs;
+} drp_leaf_t;
+
+/* Generates the shared leaf key (blocking, start-up). NULL on error. */
+drp_forge_t *drp_forge_new(drp_ca_t *ca, char *err, size_t errlen);
+void drp_forge_free(drp_forge_t *f);
+/*
+ * Leaf for host (lower-case DNS name or IP literal); forged on first use
+ * (a signature: microseconds with ECDSA, fine on a loop thread). Returns
+ * a new reference (drp_leaf_unref when the session ends) or NULL.
+ */
+drp_leaf_t *drp_forge_get(drp_forge_t *f, const char *host);
+void drp_leaf_unref(drp_leaf_t *leaf);
+/* Forge with explicit times (tests). */
+drp_leaf_t *drp_forge_make(drp_forge_t *f, const char *host, time_t now);
+
+#endif
