@@ -38,8 +38,7 @@ int drp_sockaddr_parse(const char *s, struct sockaddr_storage *ss,
 /* Format "1.2.3.4:80" / "[::1]:80" (buf >= 64 bytes); returns buf. */
 char *drp_sockaddr_str(const struct sockaddr *sa, char *buf, unsigned size);
 /* Format only the address, no port (buf >= 48). */
-char *drp_sockaddr_ip_str(const struct sockaddr *sa, char *buf,
-			  unsigned size);
+char *drp_sockaddr_ip_str(const struct sockaddr *sa, char *buf, unsigned size);
 
 /* Addresses a tunnel or forwarded request must not be sent to unless the
  * operator named them in [resolve]: loopback, link-local, unspecified,

@@ -13,7 +13,7 @@ static _Atomic int log_level = DRP_LOG_NOTICE;
 static _Atomic int log_fd = 2;
 
 static const char *const level_names[] = {
-	[DRP_LOG_ERR] = "err",	       [DRP_LOG_WARNING] = "warning",
+	[DRP_LOG_ERR] = "err",	     [DRP_LOG_WARNING] = "warning",
 	[DRP_LOG_NOTICE] = "notice", [DRP_LOG_INFO] = "info",
 	[DRP_LOG_DEBUG] = "debug",
 };
@@ -65,8 +65,8 @@ void drp_logv(enum drp_log_level level, const char *grp, const char *fmt,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
-	int r = snprintf(line + n, sizeof(line) - n, "%s %s: ",
-			 level_names[level], grp);
+	int r = snprintf(line + n, sizeof(line) - n,
+			 "%s %s: ", level_names[level], grp);
 	if (r > 0)
 		n += (size_t)r;
 	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

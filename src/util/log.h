@@ -21,14 +21,14 @@ enum drp_log_level {
 };
 
 /* Log groups: the component a line is about (printed as its prefix). */
-#define DRP_LOG_MAIN "main"
-#define DRP_LOG_CONF "conf"
-#define DRP_LOG_NET "net"
-#define DRP_LOG_DNS "dns"
-#define DRP_LOG_TLS "tls"
-#define DRP_LOG_HTTP "http"
-#define DRP_LOG_PROXY "proxy"
-#define DRP_LOG_CACHE "cache"
+#define DRP_LOG_MAIN   "main"
+#define DRP_LOG_CONF   "conf"
+#define DRP_LOG_NET    "net"
+#define DRP_LOG_DNS    "dns"
+#define DRP_LOG_TLS    "tls"
+#define DRP_LOG_HTTP   "http"
+#define DRP_LOG_PROXY  "proxy"
+#define DRP_LOG_CACHE  "cache"
 #define DRP_LOG_PLUGIN "plugin"
 
 /*
@@ -49,10 +49,10 @@ void drp_logv(enum drp_log_level level, const char *grp, const char *fmt,
 void drp_log_errno(enum drp_log_level level, const char *grp, const char *fmt,
 		   ...) __attribute__((format(printf, 3, 4)));
 
-#define drp_log_err(grp, ...) drp_log(DRP_LOG_ERR, grp, __VA_ARGS__)
+#define drp_log_err(grp, ...)	  drp_log(DRP_LOG_ERR, grp, __VA_ARGS__)
 #define drp_log_warning(grp, ...) drp_log(DRP_LOG_WARNING, grp, __VA_ARGS__)
-#define drp_log_notice(grp, ...) drp_log(DRP_LOG_NOTICE, grp, __VA_ARGS__)
-#define drp_log_info(grp, ...) drp_log(DRP_LOG_INFO, grp, __VA_ARGS__)
+#define drp_log_notice(grp, ...)  drp_log(DRP_LOG_NOTICE, grp, __VA_ARGS__)
+#define drp_log_info(grp, ...)	  drp_log(DRP_LOG_INFO, grp, __VA_ARGS__)
 #define drp_log_debug(grp, ...)                                                \
 	do {                                                                   \
 		if (drp_log_get_level() >= DRP_LOG_DEBUG)                      \

@@ -10,12 +10,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#define drp_malloc(n) drp_malloc_at((n), __FILE__, __LINE__)
-#define drp_calloc(m, n) drp_calloc_at((m), (n), __FILE__, __LINE__)
+#define drp_malloc(n)	  drp_malloc_at((n), __FILE__, __LINE__)
+#define drp_calloc(m, n)  drp_calloc_at((m), (n), __FILE__, __LINE__)
 #define drp_realloc(p, n) drp_realloc_at((p), (n), __FILE__, __LINE__)
-#define drp_strdup(s) drp_strdup_at((s), __FILE__, __LINE__)
+#define drp_strdup(s)	  drp_strdup_at((s), __FILE__, __LINE__)
 #define drp_strndup(s, n) drp_strndup_at((s), (n), __FILE__, __LINE__)
-#define DRP_NEW(type) ((type *)drp_calloc(1, sizeof(type)))
+#define DRP_NEW(type)	  ((type *)drp_calloc(1, sizeof(type)))
 /* Frees and NULLs. */
 #define DRP_FREE(p)                                                            \
 	do {                                                                   \
