@@ -27,6 +27,10 @@ typedef struct drp_dns_result {
  * -EIO (other resolver error). res is valid only during the call. */
 typedef void (*drp_dns_cb)(void *arg, int status, const drp_dns_result_t *res);
 
+/* timeout_s bounds each query as a whole (retries included): when it
+ * passes, the callback gets -ETIMEDOUT. <= 0 means 5 s. NULL on failure.
+ * res passed to a callback is never NULL; res->n is 0 unless status is 0.
+ * A host may be a name, an IPv4/IPv6 literal, or "[v6 literal]". */
 drp_dns_t *drp_dns_new(struct ev_loop *loop, double timeout_s);
 /* Cancels all outstanding queries (their callbacks are not called). */
 void drp_dns_free(drp_dns_t *d);
@@ -35,5 +39,10 @@ void drp_dns_free(drp_dns_t *d);
 drp_dns_query_t *drp_dns_resolve(drp_dns_t *d, const char *host,
 				 uint16_t port, drp_dns_cb cb, void *arg);
 void drp_dns_cancel(drp_dns_query_t *q);
+
+/* Added: replace the servers from resolv.conf, e.g. "127.0.0.1:5353" or
+ * "10.0.0.2,[fd00::53]:53" (comma-separated, port optional). Returns 0,
+ * -EINVAL (bad list), -EBUSY (a query is still inside c-ares) or -EIO. */
+int drp_dns_set_servers(drp_dns_t *d, const char *servers);
 
 #endif
