@@ -1,10 +1,281 @@
 /* SPDX-License-Identifier: MIT */
+/* docker-registry-proxy: argv, configuration test, daemon start-up,
+ * signals (SIGHUP reload, SIGTERM/SIGINT drain). */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <gnutls/gnutls.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-int main(void)
+#include "conf/conf.h"
+#include "proxy/server.h"
+#include "proxy/worker.h"
+#include "tls/ca.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define DEFAULT_CONF DRP_SYSCONFDIR "/docker-registry-proxy/docker-registry-proxy.ini"
+
+static void usage(FILE *f)
 {
-	printf("%s\n", PACKAGE_STRING);
+	fprintf(f,
+		"usage: docker-registry-proxy [-c FILE] [-t] [-d] [-p PIDFILE] "
+		"[-V] [-h]\n"
+		"  -c FILE     configuration file (default %s if it exists,\n"
+		"              else the embedded defaults)\n"
+		"  -t          check the configuration and exit\n"
+		"  -d          detach and run in the background\n"
+		"  -p PIDFILE  write the process id to PIDFILE\n"
+		"  -V          print the version and exit\n"
+		"  -h          this help\n",
+		DEFAULT_CONF);
+}
+
+/* Load the configuration named on the command line, the installed one,
+ * or the embedded defaults. Returns NULL after printing every error. */
+static drp_conf_t *load_conf(const char *path, const char **used)
+{
+	if (path == NULL && access(DEFAULT_CONF, F_OK) == 0)
+		path = DEFAULT_CONF;
+	*used = path;
+	if (path == NULL)
+		return drp_conf_defaults();
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load(path, &errs);
+	if (c == NULL) {
+		for (unsigned i = 0; i < errs.n; i++)
+			drp_log_err(DRP_LOG_CONF, "%s", errs.msg[i]);
+		if (errs.n == 0)
+			drp_log_err(DRP_LOG_CONF, "%s: cannot load", path);
+	}
+	drp_conf_errors_free(&errs);
+	return c;
+}
+
+static int write_pidfile(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -errno;
+	return 0;
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		/* stderr stays: it is the log unless error_log says
+		 * otherwise. */
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
+{
+	if (a->n_listen != b->n_listen || a->workers != b->workers)
+		return false;
+	for (unsigned i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+			return false;
+	return true;
+}
+
+static void reload(drp_server_t *srv, const char *path)
+{
+	drp_log_notice(DRP_LOG_MAIN, "SIGHUP: reloading %s",
+		       path ? path : "(embedded defaults)");
+	const char *used;
+	drp_conf_t *conf = load_conf(path, &used);
+	if (conf == NULL) {
+		drp_log_err(DRP_LOG_MAIN,
+			    "reload failed: keeping the running configuration");
+		return;
+	}
+	char err[512] = "";
+	drp_runtime_t *old = drp_server_runtime_get(srv);
+	if (!same_listen(old->conf, conf))
+		drp_log_warning(DRP_LOG_MAIN,
+				"listen/workers changes take effect only after "
+				"a restart");
+	if (strcmp(old->conf->ca_dir, conf->ca_dir) != 0)
+		drp_log_warning(DRP_LOG_MAIN,
+				"ca_dir changes take effect only after a "
+				"restart");
+	drp_runtime_unref(old);
+	drp_log_init(conf->log_level, conf->error_log);
+	drp_runtime_t *rt = drp_runtime_new(conf, err, sizeof(err));
+	if (rt == NULL) {
+		drp_log_err(DRP_LOG_MAIN,
+			    "reload failed: %s; keeping the running "
+			    "configuration",
+			    err);
+		return;
+	}
+	drp_server_runtime_set(srv, rt);
+	drp_log_notice(DRP_LOG_MAIN, "configuration reloaded");
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf_path = NULL, *pidfile = NULL;
+	bool test = false, detach = false;
+	int opt;
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	while ((opt = getopt_long(argc, argv, "c:tdp:Vh", longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case 'p':
+			pidfile = optarg;
+			break;
+		case 'V':
+			printf("%s\n", PACKAGE_STRING);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	drp_log_init(DRP_LOG_NOTICE, NULL);
+	const char *used = NULL;
+	drp_conf_t *conf = load_conf(conf_path, &used);
+	if (test) {
+		if (conf == NULL)
+			return 1;
+		printf("configuration OK\n");
+		drp_conf_free(conf);
+		return 0;
+	}
+	if (conf == NULL)
+		return 1;
+	if (drp_log_init(conf->log_level, conf->error_log) < 0) {
+		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "error_log %s", conf->error_log);
+		return 1;
+	}
+	drp_log_notice(DRP_LOG_MAIN, "%s starting with %s", PACKAGE_STRING,
+		       used ? used : "the embedded defaults");
+	gnutls_global_init();
+	signal(SIGPIPE, SIG_IGN);
+
+	drp_server_t srv = {.started = time(NULL)};
+	pthread_mutex_init(&srv.rt_lock, NULL);
+	char err[512] = "";
+	srv.ca = drp_ca_open(conf->ca_dir, err, sizeof(err));
+	if (srv.ca == NULL) {
+		drp_log_err(DRP_LOG_TLS, "%s", err);
+		return 1;
+	}
+	drp_log_notice(DRP_LOG_TLS, "%s CA %s/ca.crt, SHA-256 fingerprint %s",
+		       drp_ca_created(srv.ca) ? "created" : "using",
+		       conf->ca_dir, drp_ca_fingerprint(srv.ca));
+	srv.forge = drp_forge_new(srv.ca, err, sizeof(err));
+	if (srv.forge == NULL) {
+		drp_log_err(DRP_LOG_TLS, "%s", err);
+		return 1;
+	}
+	if (!conf->verify_upstream)
+		drp_log_warning(DRP_LOG_TLS,
+				"verify_upstream = no: upstream certificates "
+				"are NOT verified");
+	srv.rt = drp_runtime_new(conf, err, sizeof(err));
+	if (srv.rt == NULL) {
+		drp_log_err(DRP_LOG_MAIN, "%s", err);
+		return 1;
+	}
+	if (drp_workers_listen(&srv, conf, err, sizeof(err)) < 0) {
+		drp_log_err(DRP_LOG_NET, "%s", err);
+		return 1;
+	}
+	if (detach && daemonize() < 0) {
+		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "cannot detach");
+		return 1;
+	}
+	if (pidfile && write_pidfile(pidfile) < 0) {
+		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "pid file %s", pidfile);
+		return 1;
+	}
+	/* Only the main thread takes signals: workers inherit the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (drp_workers_start(&srv) < 0) {
+		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
+		return 1;
+	}
+	for (unsigned i = 0; i < conf->n_listen; i++)
+		drp_log_notice(DRP_LOG_MAIN,
+			       "listening on %s with %u worker(s)",
+			       conf->listen[i].text, srv.n_workers);
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(&srv, used);
+			continue;
+		}
+		drp_log_notice(DRP_LOG_MAIN, "%s: draining connections",
+			       sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	drp_workers_drain(&srv, 30.0);
+	drp_log_notice(DRP_LOG_MAIN, "stopped");
+	if (pidfile)
+		unlink(pidfile);
+	drp_server_runtime_set(&srv, NULL);
+	drp_forge_free(srv.forge);
+	drp_ca_free(srv.ca);
+	gnutls_global_deinit();
 	return 0;
 }

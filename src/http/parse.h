@@ -93,7 +93,7 @@ enum drp_http_body_mode {
  * Decide framing. Requests: chunked, Content-Length or none. Responses
  * (req_method = the request's method): none for HEAD, 1xx, 204, 304 and a
  * 2xx to CONNECT; else chunked, Content-Length, or EOF. Returns 0 and
- * sets *mode/*length, or -EINVAL for conflicting/invalid framing.
+ * sets *mode and *length, or -EINVAL for conflicting/invalid framing.
  */
 int drp_http_request_framing(const drp_http_msg_t *req,
 			     enum drp_http_body_mode *mode, uint64_t *length);
@@ -114,7 +114,7 @@ void drp_http_body_init(drp_http_body_t *b, enum drp_http_body_mode mode,
 			uint64_t length);
 /*
  * Feed `len` raw bytes. Consumes a prefix of them and returns its length
- * (>= 0), setting *data/*data_len to the payload span contained in the
+ * (>= 0), setting *data and *data_len to the payload span contained in the
  * consumed prefix (possibly empty; it points into `in`). Call repeatedly
  * until all input is consumed or b->done. Bytes after the end of the
  * message are never consumed. Returns -EINVAL on malformed chunked

@@ -31,7 +31,7 @@ int drp_uri_parse_host_header(const char *s, size_t len,
 /*
  * Absolute-form "http://host[:port]/path?query" (scheme case-insensitive;
  * only http; userinfo rejected). Sets host (lower-case), *port (80 if
- * absent), and *path/*path_len to the origin-form part ("/" if empty),
+ * absent), and *path and *path_len to the origin-form part ("/" if empty),
  * pointing into s. Returns 0, -EINVAL, or -EPROTONOSUPPORT (https:// or
  * other scheme).
  */

@@ -1,0 +1,1237 @@
+/* SPDX-License-Identifier: MIT */
+#include "proxy/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/parse.h"
+#include "http/uri.h"
+#include "proxy/accesslog.h"
+#include "proxy/fetch.h"
+#include "proxy/local.h"
+#include "tls/ca.h"
+#include "tls/session.h"
+#include "util/addr.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+/* Bounds on what one connection buffers in each direction. */
+#define OUT_HIGH (256 * 1024)
+#define IN_BODY_HIGH (64 * 1024)
+#define TUNNEL_BUF (64 * 1024)
+#define READ_CHUNK (16 * 1024)
+
+struct drp_conn {
+	struct drp_conn *next, *prev;
+	drp_worker_t *w;
+	drp_runtime_t *rt;
+	unsigned id;
+	int fd;
+	struct sockaddr_storage peer;
+	char peer_str[64];
+	enum drp_conn_state state;
+	ev_io io;
+	ev_timer timer;
+	ev_timer kick;
+	ev_tstamp timer_for; /* timeout of the current state */
+	drp_tls_t *tls;
+	bool tls_active; /* handshake done: client I/O goes through TLS */
+	drp_leaf_t *leaf;
+	drp_buf_t in, out;
+	bool client_eof;
+	bool draining;
+	/* CONNECT target */
+	char host[DRP_HOST_MAX + 1];
+	uint16_t port;
+	bool intercepted;
+	bool sni_mismatch;
+	/* tunnel */
+	int tfd;
+	ev_io tio;
+	drp_buf_t tbuf; /* origin -> client */
+	bool t_eof, t_shut, c_shut;
+	drp_dns_query_t *dnsq;
+	struct sockaddr_storage taddr[8];
+	unsigned taddrlen[8];
+	unsigned n_taddr, cur_taddr;
+	uint64_t t_up, t_down;
+	ev_tstamp t_start;
+	/* the request being served */
+	unsigned requests;
+	drp_fetch_t *fetch;
+	bool req_active;
+	char method[16];
+	char *path; /* without query, for the log */
+	ev_tstamp start;
+	uint64_t bytes_in, bytes_out;
+	int status;
+	int up_status;
+	bool is_head_req;
+	bool close_after;
+	bool resp_head_sent;
+	bool resp_chunked; /* we frame the response with chunked */
+	bool req_body_done;
+	drp_http_body_t reqbody;
+};
+
+static void conn_run(drp_conn_t *c);
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void tunnel_run(drp_conn_t *c);
+
+const char *drp_conn_state_str(enum drp_conn_state s)
+{
+	switch (s) {
+	case DRP_CONN_PROXY_HEAD:
+		return "proxy-head";
+	case DRP_CONN_TUNNEL_CONNECT:
+		return "tunnel-connect";
+	case DRP_CONN_TUNNEL:
+		return "tunnel";
+	case DRP_CONN_TLS_HANDSHAKE:
+		return "tls-handshake";
+	case DRP_CONN_HEAD:
+		return "head";
+	case DRP_CONN_EXCHANGE:
+		return "exchange";
+	case DRP_CONN_FLUSH_CLOSE:
+		return "flush-close";
+	}
+	return "?";
+}
+
+static const drp_conf_t *conf_of(const drp_conn_t *c)
+{
+	return c->rt->conf;
+}
+
+static void set_timeout(drp_conn_t *c, double secs)
+{
+	c->timer_for = secs;
+	ev_timer_stop(c->w->loop, &c->timer);
+	ev_timer_set(&c->timer, secs, secs);
+	ev_timer_start(c->w->loop, &c->timer);
+}
+
+static void kick(drp_conn_t *c)
+{
+	if (!ev_is_active(&c->kick)) {
+		ev_timer_set(&c->kick, 0., 0.);
+		ev_timer_start(c->w->loop, &c->kick);
+	}
+}
+
+/* ---- access log ---- */
+
+static void log_request(drp_conn_t *c, const char *result)
+{
+	if (!c->req_active)
+		return;
+	c->req_active = false;
+	drp_access_t a = {
+		.client = c->peer_str,
+		.host = c->host[0] ? c->host : NULL,
+		.port = c->port,
+		.method = c->method,
+		.path = c->path,
+		.status = c->status,
+		.bytes_in = c->bytes_in,
+		.bytes_out = c->bytes_out,
+		.duration = ev_now(c->w->loop) - c->start,
+		.up_status = c->up_status,
+		.result = result,
+	};
+	drp_accesslog_write(c->rt, &a);
+	DRP_FREE(c->path);
+}
+
+/* ---- teardown ---- */
+
+void drp_conn_close(drp_conn_t *c, const char *reason)
+{
+	drp_worker_t *w = c->w;
+	drp_log_debug(DRP_LOG_NET, "[c%06u] close in %s: %s", c->id,
+		      drp_conn_state_str(c->state), reason);
+	if (c->state == DRP_CONN_TUNNEL) {
+		c->req_active = true;
+		snprintf(c->method, sizeof(c->method), "CONNECT");
+		c->status = 200;
+		c->bytes_in = c->t_up;
+		c->bytes_out = c->t_down;
+		c->start = c->t_start;
+		log_request(c, "TUNNEL");
+	} else if (c->req_active) {
+		if (c->status == 0)
+			c->status = 499; /* client went away */
+		log_request(c, "PASS");
+	}
+	if (c->fetch) {
+		drp_fetch_cancel(c->fetch);
+		c->fetch = NULL;
+	}
+	if (c->dnsq)
+		drp_dns_cancel(c->dnsq);
+	ev_io_stop(w->loop, &c->io);
+	ev_io_stop(w->loop, &c->tio);
+	ev_timer_stop(w->loop, &c->timer);
+	ev_timer_stop(w->loop, &c->kick);
+	if (c->tfd >= 0)
+		close(c->tfd);
+	if (c->tls) {
+		if (c->tls_active)
+			drp_tls_bye(c->tls);
+		drp_tls_free(c->tls);
+	}
+	if (c->leaf)
+		drp_leaf_unref(c->leaf);
+	close(c->fd);
+	drp_buf_free(&c->in);
+	drp_buf_free(&c->out);
+	drp_buf_free(&c->tbuf);
+	free(c->path);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->n_conns--;
+	atomic_fetch_sub(&w->srv->stats.connections_open, 1);
+	drp_runtime_unref(c->rt);
+	free(c);
+}
+
+/* ---- client I/O ---- */
+
+static ssize_t client_read(drp_conn_t *c, char *p, size_t len)
+{
+	if (c->tls_active)
+		return drp_tls_read(c->tls, p, len);
+	ssize_t n = recv(c->fd, p, len, 0);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? -EAGAIN : -errno;
+	return n;
+}
+
+/* Returns 0, or -1 if the connection was closed. */
+static int client_flush(drp_conn_t *c, bool *progress)
+{
+	while (drp_buf_pending(&c->out) > 0) {
+		ssize_t n;
+		if (c->tls_active) {
+			n = drp_tls_write(c->tls, drp_buf_head(&c->out),
+					  drp_buf_pending(&c->out));
+		} else {
+			n = send(c->fd, drp_buf_head(&c->out),
+				 drp_buf_pending(&c->out), MSG_NOSIGNAL);
+			if (n < 0)
+				n = (errno == EAGAIN || errno == EINTR)
+					    ? -EAGAIN
+					    : -errno;
+		}
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0) {
+			drp_conn_close(c, "client write failed");
+			return -1;
+		}
+		drp_buf_consume(&c->out, (size_t)n);
+		*progress = true;
+		if (c->fetch && drp_buf_pending(&c->out) < OUT_HIGH / 2)
+			drp_fetch_resume(c->fetch);
+	}
+	return 0;
+}
+
+/* ---- local responses ---- */
+
+static void respond(drp_conn_t *c, int status, const char *ctype,
+		    const char *body, size_t len, bool close_after)
+{
+	c->status = status;
+	drp_buf_printf(&c->out,
+		       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+		       "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+		       status, drp_http_reason(status), ctype, len,
+		       close_after ? "Connection: close\r\n" : "");
+	if (!c->is_head_req)
+		drp_buf_append(&c->out, body, len);
+	c->bytes_out = c->is_head_req ? 0 : len;
+	if (close_after)
+		c->close_after = true;
+}
+
+static void respond_error(drp_conn_t *c, int status, bool close_after,
+			  const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void respond_error(drp_conn_t *c, int status, bool close_after,
+			  const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(msg) - 2)
+		n = sizeof(msg) - 2;
+	msg[n++] = '\n';
+	respond(c, status, "text/plain; charset=utf-8", msg, (size_t)n,
+		close_after);
+}
+
+/* The request is answered: log it and get ready for the next one. */
+static void request_done(drp_conn_t *c, const char *result)
+{
+	log_request(c, result);
+	c->requests++;
+	c->fetch = NULL;
+	c->resp_head_sent = false;
+	c->is_head_req = false;
+	if (c->close_after || c->draining ||
+	    (c->client_eof && drp_buf_pending(&c->in) == 0)) {
+		c->state = DRP_CONN_FLUSH_CLOSE;
+		set_timeout(c, conf_of(c)->body_timeout);
+		return;
+	}
+	c->state = c->intercepted ? DRP_CONN_HEAD : DRP_CONN_PROXY_HEAD;
+	set_timeout(c, conf_of(c)->idle_timeout);
+	kick(c); /* a pipelined request may already be buffered */
+}
+
+/* ---- fetch sink: upstream response -> client ---- */
+
+static void sink_head(void *arg, const drp_http_msg_t *resp,
+		      enum drp_http_body_mode mode, uint64_t length)
+{
+	drp_conn_t *c = arg;
+	c->status = resp->status;
+	c->up_status = resp->status;
+	/* A sanitized reason phrase: never echo control bytes. */
+	drp_buf_printf(&c->out, "HTTP/1.1 %d ", resp->status);
+	for (size_t i = 0; i < resp->reason_len; i++) {
+		char ch = resp->reason[i];
+		drp_buf_append(&c->out,
+			       (ch >= 0x20 && ch != 0x7f) ? &ch : " ", 1);
+	}
+	drp_buf_append(&c->out, "\r\n", 2);
+	for (size_t i = 0; i < resp->num_headers; i++) {
+		const drp_http_header_t *h = &resp->headers[i];
+		if (drp_http_is_hop_by_hop(resp, h))
+			continue;
+		bool is_cl = h->name_len == 14 &&
+			     strncasecmp(h->name, "Content-Length", 14) == 0;
+		/* A body-less answer keeps the upstream's Content-Length: a
+		 * HEAD of a blob must tell its size. */
+		if (is_cl && mode != DRP_HTTP_BODY_NONE)
+			continue;
+		drp_buf_append(&c->out, h->name, h->name_len);
+		drp_buf_append(&c->out, ": ", 2);
+		drp_buf_append(&c->out, h->value, h->value_len);
+		drp_buf_append(&c->out, "\r\n", 2);
+	}
+	c->resp_chunked = false;
+	if (mode == DRP_HTTP_BODY_LENGTH) {
+		drp_buf_printf(&c->out, "Content-Length: %llu\r\n",
+			       (unsigned long long)length);
+	} else if (mode == DRP_HTTP_BODY_CHUNKED || mode == DRP_HTTP_BODY_EOF) {
+		drp_buf_printf(&c->out, "Transfer-Encoding: chunked\r\n");
+		c->resp_chunked = true;
+	}
+	if (c->close_after || c->draining)
+		drp_buf_printf(&c->out, "Connection: close\r\n");
+	drp_buf_append(&c->out, "\r\n", 2);
+	c->resp_head_sent = true;
+	kick(c);
+}
+
+static size_t sink_room(void *arg)
+{
+	drp_conn_t *c = arg;
+	size_t p = drp_buf_pending(&c->out);
+	return p >= OUT_HIGH ? 0 : OUT_HIGH - p;
+}
+
+static void sink_body(void *arg, const char *data, size_t len)
+{
+	drp_conn_t *c = arg;
+	if (c->resp_chunked)
+		drp_buf_printf(&c->out, "%zx\r\n", len);
+	drp_buf_append(&c->out, data, len);
+	if (c->resp_chunked)
+		drp_buf_append(&c->out, "\r\n", 2);
+	c->bytes_out += len;
+	atomic_fetch_add(&c->w->srv->stats.bytes_client, len);
+	kick(c);
+}
+
+static void sink_req_room(void *arg)
+{
+	kick((drp_conn_t *)arg);
+}
+
+static void sink_done(void *arg, int err, int http_status, const char *reason)
+{
+	drp_conn_t *c = arg;
+	c->fetch = NULL;
+	if (err == 0) {
+		if (c->resp_chunked)
+			drp_buf_append(&c->out, "0\r\n\r\n", 5);
+		if (!c->req_body_done)
+			c->close_after = true; /* unread request body */
+		request_done(c, "PASS");
+		kick(c);
+		return;
+	}
+	atomic_fetch_add(&c->w->srv->stats.upstream_errors, 1);
+	if (c->resp_head_sent) {
+		/* Mid-body failure: the client must see a broken transfer,
+		 * never a clean end. */
+		drp_log_warning(DRP_LOG_PROXY,
+				"[c%06u] %s %s: aborted after %llu bytes: %s",
+				c->id, c->method, c->path ? c->path : "",
+				(unsigned long long)c->bytes_out, reason);
+		drp_conn_close(c, "upstream failed mid-response");
+		return;
+	}
+	drp_log_warning(DRP_LOG_PROXY, "[c%06u] %s %s%s: %d: %s", c->id,
+			c->method, c->host, c->path ? c->path : "",
+			http_status, reason);
+	respond_error(c, http_status, !c->req_body_done, "%s", reason);
+	request_done(c, "PASS");
+	kick(c);
+}
+
+static const drp_fetch_sink_t conn_sink = {
+	.head = sink_head,
+	.room = sink_room,
+	.body = sink_body,
+	.req_room = sink_req_room,
+	.done = sink_done,
+};
+
+/* ---- request dispatch ---- */
+
+static bool name_is(const drp_http_header_t *h, const char *name)
+{
+	size_t n = strlen(name);
+	return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+/* Header lines to forward upstream (hop-by-hop, Host and framing
+ * removed). */
+static void forward_headers(const drp_http_msg_t *req, drp_buf_t *out)
+{
+	for (size_t i = 0; i < req->num_headers; i++) {
+		const drp_http_header_t *h = &req->headers[i];
+		if (drp_http_is_hop_by_hop(req, h) || name_is(h, "Host") ||
+		    name_is(h, "Content-Length") || name_is(h, "Expect"))
+			continue;
+		drp_buf_append(out, h->name, h->name_len);
+		drp_buf_append(out, ": ", 2);
+		drp_buf_append(out, h->value, h->value_len);
+		drp_buf_append(out, "\r\n", 2);
+	}
+}
+
+static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
+			const char *host, uint16_t port, const char *target,
+			size_t target_len, bool follow)
+{
+	enum drp_http_body_mode mode;
+	uint64_t len;
+	if (drp_http_request_framing(req, &mode, &len) < 0) {
+		respond_error(c, 400, true, "invalid request framing");
+		request_done(c, "PASS");
+		return;
+	}
+	drp_buf_t hdr = {0};
+	forward_headers(req, &hdr);
+	char *tgt = drp_strndup(target, target_len);
+	drp_fetch_req_t fr = {
+		.tls = tls,
+		.host = host,
+		.port = port,
+		.method = c->method,
+		.target = tgt,
+		.headers = drp_buf_head(&hdr),
+		.headers_len = drp_buf_pending(&hdr),
+		.body_mode = mode,
+		.body_len = len,
+		.follow_redirects = follow,
+		.conn_id = c->id,
+	};
+	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
+	free(tgt);
+	drp_buf_free(&hdr);
+	drp_http_body_init(&c->reqbody, mode, len);
+	c->req_body_done = mode == DRP_HTTP_BODY_NONE ||
+			   (mode == DRP_HTTP_BODY_LENGTH && len == 0);
+	if (!c->req_body_done && drp_http_has_token(req, "Expect",
+						    "100-continue"))
+		drp_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->state = DRP_CONN_EXCHANGE;
+	set_timeout(c, conf_of(c)->body_timeout);
+	drp_fetch_start(c->fetch);
+}
+
+static bool is_intercepted(const drp_conn_t *c, const char *host,
+			   uint16_t port)
+{
+	return drp_server_intercepts(conf_of(c), host, port);
+}
+
+static void tunnel_begin(drp_conn_t *c);
+
+static void handle_connect(drp_conn_t *c, const drp_http_msg_t *req)
+{
+	bool is_ip;
+	if (drp_uri_parse_authority(req->target, req->target_len, c->host,
+				    &c->port, &is_ip) < 0) {
+		c->host[0] = '\0';
+		respond_error(c, 400, true,
+			      "malformed CONNECT target (expected host:port)");
+		return;
+	}
+	if (is_intercepted(c, c->host, c->port)) {
+		c->leaf = drp_forge_get(c->w->srv->forge, c->host);
+		if (c->leaf == NULL) {
+			respond_error(c, 500, true,
+				      "cannot forge a certificate for %s",
+				      c->host);
+			return;
+		}
+		c->intercepted = true;
+		c->status = 200;
+		drp_buf_printf(&c->out,
+			       "HTTP/1.1 200 Connection established\r\n\r\n");
+		/* Anything the client sent behind CONNECT is its TLS
+		 * ClientHello: hand it to the handshake. */
+		drp_buf_consume(&c->in, req->head_len);
+		c->tls = drp_tls_server_new(c->fd, c->leaf->cred);
+		if (c->tls == NULL) {
+			drp_conn_close(c, "TLS session setup failed");
+			return;
+		}
+		drp_tls_set_prefix(c->tls, drp_buf_head(&c->in),
+				   drp_buf_pending(&c->in));
+		c->req_active = false;
+		DRP_FREE(c->path);
+		c->state = DRP_CONN_TLS_HANDSHAKE;
+		set_timeout(c, conf_of(c)->handshake_timeout);
+		return;
+	}
+	const drp_conf_t *conf = conf_of(c);
+	bool port_ok = false;
+	for (unsigned i = 0; i < conf->n_tunnel_ports; i++)
+		if (conf->tunnel_ports[i] == c->port)
+			port_ok = true;
+	if (!port_ok) {
+		atomic_fetch_add(&c->w->srv->stats.refused, 1);
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: CONNECT %s:%u refused: port not in "
+			       "tunnel_ports",
+			       c->id, c->peer_str, c->host, c->port);
+		respond_error(c, 403, true,
+			      "CONNECT to port %u is not allowed by this proxy",
+			      c->port);
+		return;
+	}
+	drp_buf_consume(&c->in, req->head_len);
+	tunnel_begin(c);
+}
+
+static void handle_local(drp_conn_t *c, const drp_http_msg_t *req,
+			 const char *path, size_t path_len)
+{
+	if (!drp_http_method_is(req, "GET") && !drp_http_method_is(req, "HEAD")) {
+		respond_error(c, 405, false, "method not allowed here");
+		return;
+	}
+	const drp_http_header_t *h = drp_http_find(req, "Host");
+	char hostbuf[300] = "";
+	if (h && h->value_len < sizeof(hostbuf)) {
+		memcpy(hostbuf, h->value, h->value_len);
+		hostbuf[h->value_len] = '\0';
+	}
+	drp_local_response_t r = {0};
+	if (drp_local_answer(c->w->srv, path, path_len, hostbuf, &r) < 0) {
+		respond_error(c, 404, false,
+			      "not found: this is docker-registry-proxy; use it "
+			      "as an HTTP(S) proxy, or GET /ca.crt, "
+			      "/setup/systemd, /healthz, /metrics");
+		return;
+	}
+	respond(c, r.status, r.content_type, r.body, r.len, false);
+	drp_local_response_free(&r);
+}
+
+static void copy_path(drp_conn_t *c, const char *p, size_t len)
+{
+	free(c->path);
+	c->path = drp_strndup(p, drp_uri_path_len(p, len));
+}
+
+static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
+{
+	const drp_conf_t *conf = conf_of(c);
+	c->req_active = true;
+	c->start = ev_now(c->w->loop);
+	c->status = 0;
+	c->up_status = 0;
+	c->bytes_in = 0;
+	c->bytes_out = 0;
+	c->close_after = req->minor_version == 0 ||
+			 drp_http_has_token(req, "Connection", "close");
+	size_t ml = req->method_len < sizeof(c->method) - 1
+			    ? req->method_len
+			    : sizeof(c->method) - 1;
+	memcpy(c->method, req->method, ml);
+	c->method[ml] = '\0';
+	c->is_head_req = drp_http_method_is(req, "HEAD");
+	atomic_fetch_add(&c->w->srv->stats.requests, 1);
+
+	if (c->state == DRP_CONN_PROXY_HEAD) {
+		if (!drp_cidr_list_match(conf->allow, conf->n_allow,
+					 (struct sockaddr *)&c->peer)) {
+			atomic_fetch_add(&c->w->srv->stats.refused, 1);
+			drp_log_notice(DRP_LOG_PROXY,
+				       "[c%06u] %s: refused: client not in "
+				       "allow",
+				       c->id, c->peer_str);
+			copy_path(c, "-", 1);
+			respond_error(c, 403, true,
+				      "this proxy does not serve your address");
+			return;
+		}
+		if (drp_http_method_is(req, "CONNECT")) {
+			copy_path(c, "-", 1);
+			handle_connect(c, req);
+			return;
+		}
+		if (req->target_len > 0 && req->target[0] == '/') {
+			c->host[0] = '\0';
+			copy_path(c, req->target, req->target_len);
+			handle_local(c, req, c->path, strlen(c->path));
+			return;
+		}
+		const char *path;
+		size_t plen;
+		uint16_t port;
+		char host[DRP_HOST_MAX + 1];
+		int r = drp_uri_parse_absolute(req->target, req->target_len,
+					       host, &port, &path, &plen);
+		if (r < 0) {
+			copy_path(c, "-", 1);
+			respond_error(c, 400, true, "%s",
+				      r == -EPROTONOSUPPORT
+					      ? "only http:// URLs can be "
+						"proxied directly; use CONNECT "
+						"for https"
+					      : "malformed request target");
+			return;
+		}
+		snprintf(c->host, sizeof(c->host), "%s", host);
+		c->port = port;
+		copy_path(c, path, plen);
+		bool port_ok = port == 80;
+		for (unsigned i = 0; i < conf->n_tunnel_ports; i++)
+			if (conf->tunnel_ports[i] == port)
+				port_ok = true;
+		if (!port_ok) {
+			atomic_fetch_add(&c->w->srv->stats.refused, 1);
+			respond_error(c, 403, true,
+				      "port %u is not allowed by this proxy",
+				      port);
+			return;
+		}
+		start_fetch(c, req, false, host, port, path, plen, false);
+		return;
+	}
+
+	/* Inside an intercepted tunnel. */
+	const drp_http_header_t *hh = drp_http_find(req, "Host");
+	char hhost[DRP_HOST_MAX + 1];
+	uint16_t hport;
+	const char *target = req->target;
+	size_t target_len = req->target_len;
+	if (target_len > 8 && strncasecmp(target, "https://", 8) == 0) {
+		/* absolute-form inside the tunnel: reduce to origin-form */
+		const char *slash = memchr(target + 8, '/', target_len - 8);
+		if (slash == NULL) {
+			target = "/";
+			target_len = 1;
+		} else {
+			target_len -= (size_t)(slash - target);
+			target = slash;
+		}
+	}
+	copy_path(c, target, target_len);
+	if (target_len == 0 || target[0] != '/') {
+		respond_error(c, 400, true, "malformed request target");
+		return;
+	}
+	if (hh == NULL) {
+		respond_error(c, 400, true, "missing Host header");
+		return;
+	}
+	if (drp_uri_parse_host_header(hh->value, hh->value_len, hhost,
+				      &hport) < 0 ||
+	    strcmp(hhost, c->host) != 0 || c->sni_mismatch) {
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: Host/SNI does not match CONNECT "
+			       "%s",
+			       c->id, c->peer_str, c->host);
+		respond_error(c, 421, true,
+			      "this connection serves only %s (CONNECT)",
+			      c->host);
+		return;
+	}
+	drp_route_t route;
+	if (drp_route_classify(target, target_len, &route) < 0) {
+		respond_error(c, 400, false,
+			      "invalid repository name or digest");
+		return;
+	}
+	bool follow = route.kind == DRP_ROUTE_BLOB &&
+		      (drp_http_method_is(req, "GET") || c->is_head_req);
+	start_fetch(c, req, true, c->host, c->port, target, target_len, follow);
+}
+
+/* Try to parse and start the next request. Returns true on progress. */
+static bool try_request(drp_conn_t *c)
+{
+	if (drp_buf_pending(&c->in) == 0)
+		return false;
+	const drp_conf_t *conf = conf_of(c);
+	drp_http_msg_t req;
+	ssize_t r = drp_http_parse_request(drp_buf_head(&c->in),
+					   drp_buf_pending(&c->in),
+					   conf->max_header_size, &req);
+	if (r == DRP_HTTP_INCOMPLETE) {
+		if (drp_buf_pending(&c->in) > conf->max_header_size)
+			r = -E2BIG;
+		else
+			return false;
+	}
+	if (r < 0) {
+		c->req_active = true;
+		c->start = ev_now(c->w->loop);
+		snprintf(c->method, sizeof(c->method), "-");
+		copy_path(c, "-", 1);
+		int st = r == -E2BIG ? 431 : r == -EPROTONOSUPPORT ? 505 : 400;
+		drp_log_notice(DRP_LOG_HTTP, "[c%06u] %s: bad request (%d)",
+			       c->id, c->peer_str, st);
+		respond_error(c, st, true, "%s",
+			      st == 431   ? "request header fields too large"
+			      : st == 505 ? "HTTP version not supported"
+					  : "malformed request");
+		drp_buf_reset(&c->in);
+		request_done(c, "PASS");
+		return true;
+	}
+	enum drp_conn_state before = c->state;
+	dispatch(c, &req);
+	/* CONNECT consumed its own head (the rest may be TLS bytes). */
+	if (before == c->state || c->state == DRP_CONN_EXCHANGE)
+		drp_buf_consume(&c->in, (size_t)r);
+	if (c->state == before && c->req_active && c->fetch == NULL)
+		request_done(c, "PASS");
+	return true;
+}
+
+/* Move request-body bytes from the client to the fetch. */
+static bool pump_request_body(drp_conn_t *c)
+{
+	bool progress = false;
+	while (!c->req_body_done && c->fetch && drp_buf_pending(&c->in) > 0) {
+		size_t room = drp_fetch_body_room(c->fetch);
+		if (room == 0)
+			break;
+		size_t avail = drp_buf_pending(&c->in);
+		const char *data;
+		size_t dlen;
+		ssize_t n = drp_http_body_feed(&c->reqbody, drp_buf_head(&c->in),
+					       avail < room ? avail : room,
+					       &data, &dlen);
+		if (n < 0) {
+			drp_conn_close(c, "malformed chunked request body");
+			return false;
+		}
+		if (dlen) {
+			drp_require(drp_fetch_send_body(c->fetch, data, dlen) ==
+				    dlen);
+			c->bytes_in += dlen;
+		}
+		drp_buf_consume(&c->in, (size_t)n);
+		if (n > 0 || dlen > 0)
+			progress = true;
+		if (c->reqbody.done) {
+			c->req_body_done = true;
+			drp_fetch_end_body(c->fetch);
+		}
+		if (n == 0 && dlen == 0)
+			break;
+	}
+	return progress;
+}
+
+static bool want_read(const drp_conn_t *c)
+{
+	if (c->client_eof)
+		return false;
+	switch (c->state) {
+	case DRP_CONN_PROXY_HEAD:
+	case DRP_CONN_HEAD:
+		return drp_buf_pending(&c->in) <= conf_of(c)->max_header_size;
+	case DRP_CONN_EXCHANGE:
+		/* Request body, or (pipelining) the next head, bounded. */
+		if (!c->req_body_done)
+			return drp_buf_pending(&c->in) < IN_BODY_HIGH;
+		return drp_buf_pending(&c->in) < 8192;
+	default:
+		return false;
+	}
+}
+
+static void conn_run(drp_conn_t *c)
+{
+	if (c->state == DRP_CONN_TUNNEL || c->state == DRP_CONN_TUNNEL_CONNECT) {
+		tunnel_run(c);
+		return;
+	}
+	for (int rounds = 0; rounds < 64; rounds++) {
+		bool progress = false;
+		if (client_flush(c, &progress) < 0)
+			return;
+		if (c->state == DRP_CONN_FLUSH_CLOSE) {
+			if (drp_buf_pending(&c->out) == 0) {
+				drp_conn_close(c, "closed after response");
+				return;
+			}
+			break;
+		}
+		if (c->state == DRP_CONN_TLS_HANDSHAKE) {
+			if (drp_buf_pending(&c->out) > 0)
+				break; /* the 200 goes out first */
+			int r = drp_tls_handshake(c->tls);
+			if (r == -EAGAIN)
+				break;
+			if (r < 0) {
+				drp_log_notice(DRP_LOG_TLS,
+					       "[c%06u] %s: TLS handshake for "
+					       "%s failed: %s",
+					       c->id, c->peer_str, c->host,
+					       drp_tls_error(c->tls));
+				drp_conn_close(c, "TLS handshake failed");
+				return;
+			}
+			drp_buf_reset(&c->in);
+			c->tls_active = true;
+			const char *sni = drp_tls_sni(c->tls);
+			if (sni[0] && strcmp(sni, c->host) != 0) {
+				drp_log_notice(DRP_LOG_TLS,
+					       "[c%06u] %s: SNI %s differs from "
+					       "CONNECT %s",
+					       c->id, c->peer_str, sni, c->host);
+				c->sni_mismatch = true;
+			}
+			c->state = DRP_CONN_HEAD;
+			set_timeout(c, conf_of(c)->header_timeout);
+			progress = true;
+			continue;
+		}
+		if (c->state == DRP_CONN_PROXY_HEAD || c->state == DRP_CONN_HEAD) {
+			if (try_request(c))
+				progress = true;
+			if (c->state == DRP_CONN_TUNNEL_CONNECT ||
+			    c->state == DRP_CONN_TUNNEL) {
+				tunnel_run(c);
+				return;
+			}
+			if (c->state == DRP_CONN_FLUSH_CLOSE ||
+			    c->state == DRP_CONN_TLS_HANDSHAKE)
+				continue;
+		}
+		if (c->state == DRP_CONN_EXCHANGE) {
+			if (pump_request_body(c))
+				progress = true;
+			if (c->state != DRP_CONN_EXCHANGE)
+				continue;
+		}
+		if (want_read(c)) {
+			char *p = drp_buf_reserve(&c->in, READ_CHUNK);
+			ssize_t n = client_read(c, p, READ_CHUNK);
+			if (n > 0) {
+				c->in.len += (size_t)n;
+				progress = true;
+				if (c->state == DRP_CONN_EXCHANGE)
+					ev_timer_again(c->w->loop, &c->timer);
+			} else if (n == 0) {
+				c->client_eof = true;
+				if (c->state != DRP_CONN_EXCHANGE ||
+				    !c->req_body_done) {
+					drp_conn_close(c, c->state ==
+								  DRP_CONN_EXCHANGE
+							  ? "client closed "
+							    "during upload"
+							  : "client closed");
+					return;
+				}
+			} else if (n != -EAGAIN) {
+				drp_conn_close(c, "client read failed");
+				return;
+			}
+		}
+		if (!progress)
+			break;
+		if (c->state == DRP_CONN_EXCHANGE && drp_buf_pending(&c->out))
+			ev_timer_again(c->w->loop, &c->timer);
+	}
+	if (c->state == DRP_CONN_TUNNEL_CONNECT)
+		return;
+	int ev = 0;
+	if (want_read(c) || c->state == DRP_CONN_TLS_HANDSHAKE)
+		ev |= EV_READ;
+	if (drp_buf_pending(&c->out) > 0)
+		ev |= EV_WRITE;
+	if (c->tls_active && drp_buf_pending(&c->out) &&
+	    drp_tls_want_write(c->tls))
+		ev |= EV_WRITE;
+	if (c->state == DRP_CONN_TLS_HANDSHAKE && drp_buf_pending(&c->out) == 0)
+		ev = drp_tls_want_write(c->tls) ? EV_WRITE : EV_READ;
+	if (c->tls_active && want_read(c) && drp_tls_pending(c->tls) > 0) {
+		kick(c);
+		return;
+	}
+	ev_io_stop(c->w->loop, &c->io);
+	if (ev) {
+		ev_io_set(&c->io, c->fd, ev);
+		ev_io_start(c->w->loop, &c->io);
+	}
+}
+
+/* ---- tunnel ---- */
+
+static void tunnel_connected(drp_conn_t *c);
+
+static void tio_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	drp_conn_t *c = DRP_CONTAINER_OF(io, drp_conn_t, tio);
+	if (c->state == DRP_CONN_TUNNEL_CONNECT)
+		tunnel_connected(c);
+	else
+		tunnel_run(c);
+}
+
+static void tunnel_connect_next(drp_conn_t *c)
+{
+	while (c->cur_taddr < c->n_taddr) {
+		unsigned i = c->cur_taddr++;
+		struct sockaddr *sa = (struct sockaddr *)&c->taddr[i];
+		int fd = socket(sa->sa_family,
+				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, sa, c->taddrlen[i]) < 0 &&
+		    errno != EINPROGRESS) {
+			close(fd);
+			continue;
+		}
+		c->tfd = fd;
+		ev_io_init(&c->tio, tio_cb, fd, EV_WRITE);
+		ev_io_start(c->w->loop, &c->tio);
+		set_timeout(c, conf_of(c)->connect_timeout);
+		return;
+	}
+	drp_log_notice(DRP_LOG_PROXY, "[c%06u] CONNECT %s:%u: cannot connect",
+		       c->id, c->host, c->port);
+	respond_error(c, 502, true, "cannot connect to %s:%u", c->host,
+		      c->port);
+	c->state = DRP_CONN_FLUSH_CLOSE;
+	request_done(c, "TUNNEL");
+	kick(c);
+}
+
+static void tunnel_dns_cb(void *arg, int status, const drp_dns_result_t *res)
+{
+	drp_conn_t *c = arg;
+	c->dnsq = NULL;
+	c->n_taddr = 0;
+	unsigned refused = 0;
+	for (unsigned i = 0; status == 0 && i < res->n && c->n_taddr < 8; i++) {
+		const struct sockaddr *sa =
+			(const struct sockaddr *)&res->addr[i];
+		if (drp_addr_is_forbidden(sa) || drp_addr_is_local(sa)) {
+			refused++;
+			continue;
+		}
+		memcpy(&c->taddr[c->n_taddr], &res->addr[i],
+		       sizeof(res->addr[i]));
+		c->taddrlen[c->n_taddr++] = res->addrlen[i];
+	}
+	if (c->n_taddr == 0) {
+		int st = refused ? 403 : 502;
+		drp_log_notice(DRP_LOG_PROXY, "[c%06u] CONNECT %s:%u: %s",
+			       c->id, c->host, c->port,
+			       refused ? "address not allowed"
+				       : "cannot resolve");
+		respond_error(c, st, true, "%s %s",
+			      refused ? "the proxy may not connect to"
+				      : "cannot resolve",
+			      c->host);
+		request_done(c, "TUNNEL");
+		kick(c);
+		return;
+	}
+	c->cur_taddr = 0;
+	tunnel_connect_next(c);
+}
+
+static void tunnel_begin(drp_conn_t *c)
+{
+	c->state = DRP_CONN_TUNNEL_CONNECT;
+	c->tfd = -1;
+	/* Nothing is read from the client until the origin answers. */
+	ev_io_stop(c->w->loop, &c->io);
+	struct sockaddr_storage ss;
+	unsigned len;
+	if (drp_server_resolve_override(conf_of(c), c->host, c->port, &ss,
+					&len)) {
+		memcpy(&c->taddr[0], &ss, sizeof(ss));
+		c->taddrlen[0] = len;
+		c->n_taddr = 1;
+		c->cur_taddr = 0;
+		tunnel_connect_next(c);
+		return;
+	}
+	set_timeout(c, conf_of(c)->connect_timeout);
+	c->dnsq = drp_dns_resolve(c->w->dns, c->host, c->port, tunnel_dns_cb, c);
+}
+
+static bool relay(drp_conn_t *c, int from, int to, drp_buf_t *b, bool *eof,
+		  bool *shut, uint64_t *count, bool *err)
+{
+	bool progress = false;
+	if (!*eof && drp_buf_pending(b) < TUNNEL_BUF) {
+		char *p = drp_buf_reserve(b, TUNNEL_BUF);
+		ssize_t n = recv(from, p, TUNNEL_BUF - drp_buf_pending(b), 0);
+		if (n > 0) {
+			b->len += (size_t)n;
+			progress = true;
+		} else if (n == 0) {
+			*eof = true;
+			progress = true;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			*err = true;
+		}
+	}
+	while (drp_buf_pending(b) > 0) {
+		ssize_t n = send(to, drp_buf_head(b), drp_buf_pending(b),
+				 MSG_NOSIGNAL);
+		if (n > 0) {
+			drp_buf_consume(b, (size_t)n);
+			*count += (uint64_t)n;
+			progress = true;
+		} else {
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				*err = true;
+			break;
+		}
+	}
+	if (*eof && drp_buf_pending(b) == 0 && !*shut) {
+		shutdown(to, SHUT_WR);
+		*shut = true;
+	}
+	return progress;
+}
+
+/* The origin socket became writable while connecting. */
+static void tunnel_connected(drp_conn_t *c)
+{
+	int err = 0;
+	socklen_t el = sizeof(err);
+	getsockopt(c->tfd, SOL_SOCKET, SO_ERROR, &err, &el);
+	if (err == EINPROGRESS || err == EALREADY)
+		return;
+	ev_io_stop(c->w->loop, &c->tio);
+	if (err) {
+		close(c->tfd);
+		c->tfd = -1;
+		tunnel_connect_next(c);
+		return;
+	}
+	atomic_fetch_add(&c->w->srv->stats.tunnels, 1);
+	c->state = DRP_CONN_TUNNEL;
+	c->req_active = false;
+	c->t_start = ev_now(c->w->loop);
+	/* The 200 goes to the client first; bytes it sent behind CONNECT
+	 * (already in c->in) go to the origin. */
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	drp_buf_append(&c->tbuf, ok, sizeof(ok) - 1);
+	set_timeout(c, conf_of(c)->tunnel_idle_timeout);
+	tunnel_run(c);
+}
+
+static void tunnel_run(drp_conn_t *c)
+{
+	if (c->state != DRP_CONN_TUNNEL)
+		return;
+	bool err = false, c_eof = c->client_eof;
+	bool p1 = relay(c, c->fd, c->tfd, &c->in, &c_eof, &c->t_shut, &c->t_up,
+			&err);
+	c->client_eof = c_eof;
+	bool p2 = relay(c, c->tfd, c->fd, &c->tbuf, &c->t_eof, &c->c_shut,
+			&c->t_down, &err);
+	if (err) {
+		drp_conn_close(c, "tunnel I/O error");
+		return;
+	}
+	if (c->t_shut && c->c_shut) {
+		drp_conn_close(c, "tunnel closed");
+		return;
+	}
+	if (p1 || p2)
+		ev_timer_again(c->w->loop, &c->timer);
+	int cev = 0, tev = 0;
+	if (!c->client_eof && drp_buf_pending(&c->in) < TUNNEL_BUF)
+		cev |= EV_READ;
+	if (drp_buf_pending(&c->tbuf) > 0)
+		cev |= EV_WRITE;
+	if (!c->t_eof && drp_buf_pending(&c->tbuf) < TUNNEL_BUF)
+		tev |= EV_READ;
+	if (drp_buf_pending(&c->in) > 0)
+		tev |= EV_WRITE;
+	ev_io_stop(c->w->loop, &c->io);
+	if (cev) {
+		ev_io_set(&c->io, c->fd, cev);
+		ev_io_start(c->w->loop, &c->io);
+	}
+	ev_io_stop(c->w->loop, &c->tio);
+	if (tev) {
+		ev_io_set(&c->tio, c->tfd, tev);
+		ev_io_start(c->w->loop, &c->tio);
+	}
+}
+
+/* ---- watchers ---- */
+
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	conn_run(DRP_CONTAINER_OF(io, drp_conn_t, io));
+}
+
+static void kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	conn_run(DRP_CONTAINER_OF(t, drp_conn_t, kick));
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_conn_t *c = DRP_CONTAINER_OF(t, drp_conn_t, timer);
+	switch (c->state) {
+	case DRP_CONN_PROXY_HEAD:
+	case DRP_CONN_HEAD:
+		if (drp_buf_pending(&c->in) > 0) {
+			c->req_active = true;
+			c->start = ev_now(loop) - c->timer_for;
+			snprintf(c->method, sizeof(c->method), "-");
+			copy_path(c, "-", 1);
+			c->status = 408;
+			drp_log_notice(DRP_LOG_HTTP,
+				       "[c%06u] %s: request head timed out",
+				       c->id, c->peer_str);
+		}
+		drp_conn_close(c, "idle timeout");
+		return;
+	case DRP_CONN_EXCHANGE:
+		/* The upstream has its own timers; here the client stalls. */
+		if (drp_buf_pending(&c->out) > 0 || !c->req_body_done) {
+			drp_conn_close(c, "client stalled");
+			return;
+		}
+		return;
+	case DRP_CONN_TUNNEL_CONNECT:
+		if (c->tfd >= 0) {
+			ev_io_stop(loop, &c->tio);
+			close(c->tfd);
+			c->tfd = -1;
+			tunnel_connect_next(c);
+			return;
+		}
+		respond_error(c, 504, true, "timed out resolving %s", c->host);
+		if (c->dnsq) {
+			drp_dns_cancel(c->dnsq);
+			c->dnsq = NULL;
+		}
+		request_done(c, "TUNNEL");
+		c->state = DRP_CONN_FLUSH_CLOSE;
+		kick(c);
+		return;
+	default:
+		drp_conn_close(c, "timeout");
+		return;
+	}
+}
+
+void drp_conn_drain(drp_conn_t *c)
+{
+	c->draining = true;
+	if ((c->state == DRP_CONN_HEAD || c->state == DRP_CONN_PROXY_HEAD) &&
+	    drp_buf_pending(&c->in) == 0 && drp_buf_pending(&c->out) == 0)
+		drp_conn_close(c, "shutting down");
+}
+
+void drp_conn_drain_all(drp_worker_t *w)
+{
+	for (drp_conn_t *c = w->conns, *next; c; c = next) {
+		next = c->next;
+		drp_conn_drain(c);
+	}
+}
+
+void drp_conn_close_all(drp_worker_t *w, const char *reason)
+{
+	while (w->conns)
+		drp_conn_close(w->conns, reason);
+}
+
+void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
+		     socklen_t peerlen)
+{
+	drp_conn_t *c = DRP_NEW(drp_conn_t);
+	c->w = w;
+	c->rt = drp_server_runtime_get(w->srv);
+	c->id = drp_worker_conn_id(w);
+	c->fd = fd;
+	c->tfd = -1;
+	memcpy(&c->peer, peer,
+	       peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
+	drp_sockaddr_ip_str(peer, c->peer_str, sizeof(c->peer_str));
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->state = DRP_CONN_PROXY_HEAD;
+	ev_io_init(&c->io, io_cb, fd, EV_READ);
+	ev_init(&c->tio, tio_cb);
+	ev_init(&c->timer, timer_cb);
+	ev_init(&c->kick, kick_cb);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->n_conns++;
+	atomic_fetch_add(&w->srv->stats.connections, 1);
+	atomic_fetch_add(&w->srv->stats.connections_open, 1);
+	ev_io_start(w->loop, &c->io);
+	set_timeout(c, conf_of(c)->header_timeout);
+	drp_log_debug(DRP_LOG_NET, "[c%06u] accepted from %s", c->id,
+		      c->peer_str);
+}

@@ -1,0 +1,1019 @@
+/* SPDX-License-Identifier: MIT */
+#include "proxy/fetch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/uri.h"
+#include "proxy/server.h"
+#include "proxy/worker.h"
+#include "tls/session.h"
+#include "util/addr.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+/* Read from the upstream only while less than this is waiting for the
+ * sink; request-body bytes are buffered up to the same bound. */
+#define FETCH_BUF_HIGH (256 * 1024)
+#define FETCH_READ_CHUNK (64 * 1024)
+#define MAX_REDIRECTS 5
+#define POOL_MAX_PER_KEY 8
+#define POOL_MAX 64
+#define POOL_IDLE_S 30.0
+
+typedef struct drp_upconn {
+	struct drp_upconn *next, *prev;
+	drp_worker_t *w;
+	int fd;
+	drp_tls_t *tls;
+	char key[300];
+	ev_io io;
+	ev_timer idle;
+	drp_fetch_t *owner;
+	unsigned requests; /* served on this connection */
+} drp_upconn_t;
+
+enum fetch_state {
+	F_INIT,
+	F_RESOLVE,
+	F_CONNECT,
+	F_HANDSHAKE,
+	F_EXCHANGE, /* head sent or being sent; response being read */
+	F_WAIT_AUTH,
+	F_DONE,
+};
+
+struct drp_fetch {
+	drp_worker_t *w;
+	drp_runtime_t *rt;
+	enum fetch_state state;
+	/* target of the current attempt */
+	bool tls;
+	char host[DRP_HOST_MAX + 1];
+	uint16_t port;
+	char orig_host[DRP_HOST_MAX + 1];
+	char *method;
+	char *target;
+	drp_buf_t headers; /* base header lines (decorated per attempt) */
+	enum drp_http_body_mode body_mode;
+	uint64_t body_len;
+	bool follow_redirects;
+	unsigned conn_id;
+	/* sink and hooks */
+	const drp_fetch_sink_t *sink;
+	void *sarg;
+	drp_fetch_hooks_t hooks;
+	/* connecting */
+	drp_dns_query_t *dnsq;
+	struct sockaddr_storage addrs[8];
+	unsigned addrlens[8];
+	unsigned n_addrs, cur_addr;
+	bool addr_named;
+	char addr_str[64];
+	drp_upconn_t *up;
+	bool reused;
+	ev_timer timer;
+	ev_timer kick; /* deferred run: never call back from a starter */
+	/* request */
+	drp_buf_t out;	   /* request head */
+	drp_buf_t reqbody; /* framed request body waiting to be sent */
+	bool req_ended;	   /* drp_fetch_end_body() called */
+	bool req_sent;	   /* head + whole body written */
+	uint64_t req_taken;
+	/* response */
+	drp_buf_t in;
+	bool head_done;
+	bool resp_close; /* upstream connection not reusable */
+	drp_http_body_t rbody;
+	int status;
+	int redirects;
+	bool auth_tried;
+	bool stale_retried;
+	bool got_bytes;
+	uint64_t bytes_up;
+};
+
+static void fetch_run(drp_fetch_t *f);
+static void fetch_begin(drp_fetch_t *f);
+static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* ---- upstream connections and the per-worker pool ---- */
+
+static void up_close(drp_upconn_t *u)
+{
+	ev_io_stop(u->w->loop, &u->io);
+	ev_timer_stop(u->w->loop, &u->idle);
+	if (u->tls)
+		drp_tls_free(u->tls);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u);
+}
+
+static void pool_unlink(drp_upconn_t *u)
+{
+	drp_worker_t *w = u->w;
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		w->idle = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->next = u->prev = NULL;
+	w->n_idle--;
+}
+
+static void pool_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	/* An idle connection became readable: the server closed it (or sent
+	 * garbage). Either way it is unusable. */
+	drp_upconn_t *u = DRP_CONTAINER_OF(io, drp_upconn_t, io);
+	pool_unlink(u);
+	up_close(u);
+}
+
+static void pool_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_upconn_t *u = DRP_CONTAINER_OF(t, drp_upconn_t, idle);
+	pool_unlink(u);
+	up_close(u);
+}
+
+static void pool_put(drp_upconn_t *u)
+{
+	drp_worker_t *w = u->w;
+	unsigned same = 0;
+	for (drp_upconn_t *p = w->idle; p; p = p->next)
+		if (strcmp(p->key, u->key) == 0)
+			same++;
+	if (w->draining || same >= POOL_MAX_PER_KEY || w->n_idle >= POOL_MAX) {
+		up_close(u);
+		return;
+	}
+	u->owner = NULL;
+	ev_io_stop(w->loop, &u->io);
+	ev_io_init(&u->io, pool_io_cb, u->fd, EV_READ);
+	ev_io_start(w->loop, &u->io);
+	ev_timer_init(&u->idle, pool_idle_cb, POOL_IDLE_S, 0.);
+	ev_timer_start(w->loop, &u->idle);
+	u->next = w->idle;
+	u->prev = NULL;
+	if (w->idle)
+		w->idle->prev = u;
+	w->idle = u;
+	w->n_idle++;
+}
+
+static drp_upconn_t *pool_get(drp_worker_t *w, const char *key)
+{
+	for (drp_upconn_t *u = w->idle; u; u = u->next) {
+		if (strcmp(u->key, key) != 0)
+			continue;
+		pool_unlink(u);
+		ev_io_stop(w->loop, &u->io);
+		ev_timer_stop(w->loop, &u->idle);
+		if (u->tls && drp_tls_pending(u->tls) > 0) {
+			/* Unsolicited bytes: not reusable. */
+			up_close(u);
+			return NULL;
+		}
+		return u;
+	}
+	return NULL;
+}
+
+void drp_fetch_pool_flush(drp_worker_t *w)
+{
+	while (w->idle) {
+		drp_upconn_t *u = w->idle;
+		pool_unlink(u);
+		up_close(u);
+	}
+}
+
+/* ---- helpers ---- */
+
+static void fetch_free(drp_fetch_t *f)
+{
+	ev_timer_stop(f->w->loop, &f->timer);
+	ev_timer_stop(f->w->loop, &f->kick);
+	if (f->dnsq)
+		drp_dns_cancel(f->dnsq);
+	if (f->up)
+		up_close(f->up);
+	drp_buf_free(&f->headers);
+	drp_buf_free(&f->out);
+	drp_buf_free(&f->reqbody);
+	drp_buf_free(&f->in);
+	free(f->method);
+	free(f->target);
+	drp_runtime_unref(f->rt);
+	free(f);
+}
+
+/* Ends the fetch: exactly one done() call, then the fetch is freed. */
+static void fetch_finish(drp_fetch_t *f, int err, int http_status,
+			 const char *reason)
+{
+	f->state = F_DONE;
+	if (err == 0 && f->up && !f->resp_close && f->req_sent &&
+	    (f->up->tls == NULL || drp_tls_pending(f->up->tls) == 0)) {
+		f->up->requests++;
+		pool_put(f->up);
+		f->up = NULL;
+	}
+	if (err < 0) {
+		drp_log_info(DRP_LOG_PROXY, "[c%06u] upstream %s:%u: %s",
+			     f->conn_id, f->host, f->port, reason);
+	}
+	const drp_fetch_sink_t *s = f->sink;
+	void *arg = f->sarg;
+	f->sink = NULL;
+	if (s && s->done)
+		s->done(arg, err, http_status, reason);
+	fetch_free(f);
+}
+
+static void fetch_fail(drp_fetch_t *f, int err, int status, const char *fmt,
+		       ...) __attribute__((format(printf, 4, 5)));
+static void fetch_fail(drp_fetch_t *f, int err, int status, const char *fmt,
+		       ...)
+{
+	char reason[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	fetch_finish(f, err, status, reason);
+}
+
+static void kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_fetch_t *f = DRP_CONTAINER_OF(t, drp_fetch_t, kick);
+	if (f->state == F_INIT)
+		fetch_begin(f);
+	else
+		fetch_run(f);
+}
+
+static void fetch_kick(drp_fetch_t *f)
+{
+	if (!ev_is_active(&f->kick)) {
+		ev_timer_set(&f->kick, 0., 0.);
+		ev_timer_start(f->w->loop, &f->kick);
+	}
+}
+
+static void set_timer(drp_fetch_t *f, double secs)
+{
+	ev_timer_stop(f->w->loop, &f->timer);
+	ev_timer_set(&f->timer, secs, secs);
+	ev_timer_start(f->w->loop, &f->timer);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+drp_fetch_t *drp_fetch_new(drp_worker_t *w, drp_runtime_t *rt,
+			   const drp_fetch_req_t *req,
+			   const drp_fetch_sink_t *sink, void *sink_arg)
+{
+	drp_fetch_t *f = DRP_NEW(drp_fetch_t);
+	f->w = w;
+	f->rt = drp_runtime_ref(rt);
+	f->tls = req->tls;
+	snprintf(f->host, sizeof(f->host), "%s", req->host);
+	snprintf(f->orig_host, sizeof(f->orig_host), "%s", req->host);
+	f->port = req->port;
+	f->method = drp_strdup(req->method);
+	f->target = drp_strdup(req->target);
+	drp_buf_append(&f->headers, req->headers, req->headers_len);
+	f->body_mode = req->body_mode;
+	f->body_len = req->body_len;
+	f->req_ended = req->body_mode == DRP_HTTP_BODY_NONE ||
+		       (req->body_mode == DRP_HTTP_BODY_LENGTH &&
+			req->body_len == 0);
+	f->follow_redirects = req->follow_redirects;
+	f->conn_id = req->conn_id;
+	f->sink = sink;
+	f->sarg = sink_arg;
+	ev_init(&f->timer, timer_cb);
+	ev_init(&f->kick, kick_cb);
+	return f;
+}
+
+void drp_fetch_set_hooks(drp_fetch_t *f, const drp_fetch_hooks_t *hooks)
+{
+	f->hooks = *hooks;
+}
+
+void drp_fetch_start(drp_fetch_t *f)
+{
+	f->state = F_INIT;
+	fetch_kick(f);
+}
+
+int drp_fetch_upstream_status(const drp_fetch_t *f)
+{
+	return f->status;
+}
+
+uint64_t drp_fetch_bytes_up(const drp_fetch_t *f)
+{
+	return f->bytes_up;
+}
+
+const char *drp_fetch_host(const drp_fetch_t *f)
+{
+	return f->host;
+}
+
+/* ---- connecting ---- */
+
+static void pool_key(const drp_fetch_t *f, char *key, size_t len)
+{
+	snprintf(key, len, "%s|%s|%u", f->tls ? "https" : "http", f->host,
+		 f->port);
+}
+
+static void start_handshake_or_send(drp_fetch_t *f);
+static void connect_next(drp_fetch_t *f);
+
+static void up_attach(drp_fetch_t *f, drp_upconn_t *u)
+{
+	f->up = u;
+	u->owner = f;
+	ev_io_stop(f->w->loop, &u->io);
+	ev_io_init(&u->io, up_io_cb, u->fd, EV_READ | EV_WRITE);
+}
+
+static void connect_next(drp_fetch_t *f)
+{
+	const drp_conf_t *conf = f->rt->conf;
+	while (f->cur_addr < f->n_addrs) {
+		unsigned i = f->cur_addr++;
+		struct sockaddr *sa = (struct sockaddr *)&f->addrs[i];
+		drp_sockaddr_str(sa, f->addr_str, sizeof(f->addr_str));
+		int fd = socket(sa->sa_family,
+				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			drp_log_errno(DRP_LOG_WARNING, DRP_LOG_PROXY, "[c%06u] socket",
+				      f->conn_id);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(fd, sa, f->addrlens[i]) < 0 &&
+		    errno != EINPROGRESS) {
+			drp_log_info(DRP_LOG_PROXY,
+				     "[c%06u] connect %s (%s): %s", f->conn_id,
+				     f->host, f->addr_str, strerror(errno));
+			close(fd);
+			continue;
+		}
+		drp_upconn_t *u = DRP_NEW(drp_upconn_t);
+		u->w = f->w;
+		u->fd = fd;
+		pool_key(f, u->key, sizeof(u->key));
+		ev_init(&u->idle, pool_idle_cb);
+		up_attach(f, u);
+		f->reused = false;
+		f->state = F_CONNECT;
+		ev_io_set(&u->io, fd, EV_WRITE);
+		ev_io_start(f->w->loop, &u->io);
+		set_timer(f, conf->connect_timeout);
+		return;
+	}
+	fetch_fail(f, -EHOSTUNREACH, 502, "cannot connect to %s:%u (%s)",
+		   f->host, f->port, f->addr_str[0] ? f->addr_str : "no address");
+}
+
+static void dns_cb(void *arg, int status, const drp_dns_result_t *res)
+{
+	drp_fetch_t *f = arg;
+	f->dnsq = NULL;
+	if (status < 0) {
+		fetch_fail(f, status, 502, "cannot resolve %s: %s", f->host,
+			   status == -ENOENT ? "no such host"
+					     : strerror(-status));
+		return;
+	}
+	f->n_addrs = 0;
+	unsigned refused = 0;
+	for (unsigned i = 0; i < res->n && f->n_addrs < 8; i++) {
+		const struct sockaddr *sa =
+			(const struct sockaddr *)&res->addr[i];
+		if (drp_addr_is_forbidden(sa) || drp_addr_is_local(sa)) {
+			refused++;
+			continue;
+		}
+		memcpy(&f->addrs[f->n_addrs], &res->addr[i],
+		       sizeof(res->addr[i]));
+		f->addrlens[f->n_addrs++] = res->addrlen[i];
+	}
+	if (f->n_addrs == 0) {
+		fetch_fail(f, -EACCES, 502,
+			   "%s resolves only to addresses the proxy may not "
+			   "connect to (%u refused; name it in [resolve] to "
+			   "allow)",
+			   f->host, refused);
+		return;
+	}
+	f->cur_addr = 0;
+	connect_next(f);
+}
+
+/* [resolve] overrides DNS, and names an address the operator allows even
+ * if it is loopback or our own. */
+static bool resolve_override(drp_fetch_t *f)
+{
+	if (!drp_server_resolve_override(f->rt->conf, f->host, f->port,
+					 &f->addrs[0], &f->addrlens[0]))
+		return false;
+	f->n_addrs = 1;
+	f->cur_addr = 0;
+	f->addr_named = true;
+	return true;
+}
+
+static void fetch_begin(drp_fetch_t *f)
+{
+	char key[300];
+	pool_key(f, key, sizeof(key));
+	f->addr_str[0] = '\0';
+	drp_upconn_t *u = pool_get(f->w, key);
+	if (u) {
+		up_attach(f, u);
+		f->reused = true;
+		start_handshake_or_send(f);
+		return;
+	}
+	if (resolve_override(f)) {
+		connect_next(f);
+		return;
+	}
+	f->state = F_RESOLVE;
+	f->dnsq = drp_dns_resolve(f->w->dns, f->host, f->port, dns_cb, f);
+	if (f->dnsq == NULL)
+		fetch_fail(f, -EIO, 502, "cannot resolve %s", f->host);
+}
+
+/* Build the request head for this attempt. */
+static void build_head(drp_fetch_t *f)
+{
+	drp_buf_t hdr = {0};
+	drp_buf_append(&hdr, drp_buf_head(&f->headers),
+		       drp_buf_pending(&f->headers));
+	if (f->hooks.decorate)
+		f->hooks.decorate(f->hooks.arg, f, &hdr);
+	drp_buf_reset(&f->out);
+	bool default_port = f->port == (f->tls ? 443 : 80);
+	bool v6 = strchr(f->host, ':') != NULL;
+	drp_buf_printf(&f->out, "%s %s HTTP/1.1\r\nHost: %s%s%s", f->method,
+		       f->target, v6 ? "[" : "", f->host, v6 ? "]" : "");
+	if (!default_port)
+		drp_buf_printf(&f->out, ":%u", f->port);
+	drp_buf_append(&f->out, "\r\n", 2);
+	drp_buf_append(&f->out, drp_buf_head(&hdr), drp_buf_pending(&hdr));
+	if (f->body_mode == DRP_HTTP_BODY_LENGTH)
+		drp_buf_printf(&f->out, "Content-Length: %llu\r\n",
+			       (unsigned long long)f->body_len);
+	else if (f->body_mode == DRP_HTTP_BODY_CHUNKED)
+		drp_buf_printf(&f->out, "Transfer-Encoding: chunked\r\n");
+	drp_buf_append(&f->out, "\r\n", 2);
+	drp_buf_free(&hdr);
+}
+
+static void start_exchange(drp_fetch_t *f)
+{
+	f->state = F_EXCHANGE;
+	f->head_done = false;
+	f->resp_close = false;
+	f->got_bytes = false;
+	f->req_sent = false;
+	drp_buf_reset(&f->in);
+	build_head(f);
+	set_timer(f, f->rt->conf->body_timeout);
+	ev_io_stop(f->w->loop, &f->up->io);
+	ev_io_set(&f->up->io, f->up->fd, EV_READ | EV_WRITE);
+	ev_io_start(f->w->loop, &f->up->io);
+	fetch_run(f);
+}
+
+static void start_handshake_or_send(drp_fetch_t *f)
+{
+	if (f->tls && f->up->tls == NULL) {
+		const drp_tls_client_cred_t *cred = f->rt->upcred;
+		f->up->tls = drp_tls_client_new(f->up->fd, cred, f->host);
+		if (f->up->tls == NULL) {
+			fetch_fail(f, -ENOMEM, 502, "TLS session setup failed");
+			return;
+		}
+		f->state = F_HANDSHAKE;
+		set_timer(f, f->rt->conf->handshake_timeout);
+		fetch_run(f);
+		return;
+	}
+	start_exchange(f);
+}
+
+/* ---- exchange ---- */
+
+/* Move request bytes to the upstream. Returns <0 on a fatal error. */
+static int flush_out(drp_fetch_t *f, bool *progress)
+{
+	for (;;) {
+		drp_buf_t *b = drp_buf_pending(&f->out) ? &f->out
+			       : drp_buf_pending(&f->reqbody) ? &f->reqbody
+							       : NULL;
+		if (b == NULL)
+			break;
+		ssize_t n;
+		if (f->up->tls)
+			n = drp_tls_write(f->up->tls, drp_buf_head(b),
+					  drp_buf_pending(b));
+		else
+			n = send(f->up->fd, drp_buf_head(b),
+				 drp_buf_pending(b), MSG_NOSIGNAL);
+		if (n < 0 && !f->up->tls && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return -EPIPE;
+		drp_buf_consume(b, (size_t)n);
+		*progress = true;
+		if (b == &f->reqbody && f->sink && f->sink->req_room)
+			f->sink->req_room(f->sarg);
+	}
+	if (f->req_ended && !f->req_sent) {
+		f->req_sent = true;
+	}
+	return 0;
+}
+
+size_t drp_fetch_send_body(drp_fetch_t *f, const char *data, size_t len)
+{
+	size_t have = drp_buf_pending(&f->reqbody);
+	if (f->req_ended || have >= FETCH_BUF_HIGH)
+		return 0;
+	size_t n = FETCH_BUF_HIGH - have;
+	if (n > len)
+		n = len;
+	if (n == 0)
+		return 0;
+	if (f->body_mode == DRP_HTTP_BODY_CHUNKED) {
+		drp_buf_printf(&f->reqbody, "%zx\r\n", n);
+		drp_buf_append(&f->reqbody, data, n);
+		drp_buf_append(&f->reqbody, "\r\n", 2);
+	} else {
+		drp_buf_append(&f->reqbody, data, n);
+	}
+	f->req_taken += n;
+	if (f->state == F_EXCHANGE)
+		fetch_kick(f);
+	return n;
+}
+
+size_t drp_fetch_body_room(const drp_fetch_t *f)
+{
+	size_t have = drp_buf_pending(&f->reqbody);
+	if (f->req_ended || have >= FETCH_BUF_HIGH)
+		return 0;
+	/* Leave space for chunk framing. */
+	return FETCH_BUF_HIGH - have > 32 ? FETCH_BUF_HIGH - have - 32 : 0;
+}
+
+void drp_fetch_end_body(drp_fetch_t *f)
+{
+	if (f->req_ended)
+		return;
+	if (f->body_mode == DRP_HTTP_BODY_CHUNKED)
+		drp_buf_append(&f->reqbody, "0\r\n\r\n", 5);
+	f->req_ended = true;
+	if (f->state == F_EXCHANGE)
+		fetch_kick(f);
+}
+
+void drp_fetch_resume(drp_fetch_t *f)
+{
+	if (f->state == F_EXCHANGE)
+		fetch_kick(f);
+}
+
+void drp_fetch_cancel(drp_fetch_t *f)
+{
+	f->sink = NULL;
+	fetch_free(f);
+}
+
+void drp_fetch_retry(drp_fetch_t *f)
+{
+	if (f->state != F_WAIT_AUTH)
+		return;
+	f->state = F_INIT;
+	fetch_kick(f);
+}
+
+/* Drop every "Authorization:" line (redirect to another host). */
+static void drop_authorization(drp_buf_t *h)
+{
+	drp_buf_t out = {0};
+	const char *p = drp_buf_head(h), *end = p + drp_buf_pending(h);
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+		if (strncasecmp(p, "Authorization:", 14) != 0)
+			drp_buf_append(&out, p, (size_t)(next - p));
+		p = next;
+	}
+	drp_buf_free(h);
+	*h = out;
+}
+
+/* Returns true if the redirect is being followed. */
+static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
+{
+	const drp_http_header_t *loc = drp_http_find(resp, "Location");
+	if (loc == NULL || loc->value_len == 0)
+		return false;
+	if (++f->redirects > MAX_REDIRECTS) {
+		fetch_fail(f, -ELOOP, 502, "too many redirects");
+		return true;
+	}
+	char host[DRP_HOST_MAX + 1];
+	uint16_t port;
+	bool tls;
+	const char *path;
+	size_t path_len;
+	const char *v = loc->value;
+	size_t vl = loc->value_len;
+	if (vl > 8 && strncasecmp(v, "https://", 8) == 0) {
+		/* Parse as http:// by skipping one character of the scheme. */
+		char tmp[8192];
+		if (vl + 1 > sizeof(tmp)) {
+			fetch_fail(f, -EINVAL, 502, "redirect URL too long");
+			return true;
+		}
+		memcpy(tmp, "http://", 7);
+		memcpy(tmp + 7, v + 8, vl - 8);
+		if (drp_uri_parse_absolute(tmp, vl - 1, host, &port, &path,
+					   &path_len) < 0) {
+			fetch_fail(f, -EINVAL, 502, "bad redirect Location");
+			return true;
+		}
+		/* Default port for https, unless one was given. */
+		const char *auth_end = memchr(tmp + 7, '/', vl - 8);
+		size_t alen = auth_end ? (size_t)(auth_end - (tmp + 7)) : vl - 8;
+		const char *rb = memchr(tmp + 7, ']', alen);
+		const char *colon =
+			memchr(rb ? rb : tmp + 7, ':',
+			       alen - (size_t)((rb ? rb : tmp + 7) - (tmp + 7)));
+		if (colon == NULL)
+			port = 443;
+		tls = true;
+		free(f->target);
+		f->target = drp_strndup(path, path_len);
+	} else if (vl > 7 && strncasecmp(v, "http://", 7) == 0) {
+		if (drp_uri_parse_absolute(v, vl, host, &port, &path,
+					   &path_len) < 0) {
+			fetch_fail(f, -EINVAL, 502, "bad redirect Location");
+			return true;
+		}
+		tls = false;
+		free(f->target);
+		f->target = drp_strndup(path, path_len);
+	} else if (v[0] == '/') {
+		snprintf(host, sizeof(host), "%s", f->host);
+		port = f->port;
+		tls = f->tls;
+		free(f->target);
+		f->target = drp_strndup(v, vl);
+	} else {
+		fetch_fail(f, -EINVAL, 502, "unsupported redirect Location");
+		return true;
+	}
+	drp_log_debug(DRP_LOG_PROXY, "[c%06u] following %d to %s:%u",
+		      f->conn_id, resp->status, host, port);
+	if (strcmp(host, f->orig_host) != 0)
+		drop_authorization(&f->headers);
+	/* Do not bother draining the redirect's body. */
+	up_close(f->up);
+	f->up = NULL;
+	f->tls = tls;
+	snprintf(f->host, sizeof(f->host), "%s", host);
+	f->port = port;
+	f->addr_named = false;
+	f->state = F_INIT;
+	fetch_kick(f);
+	return true;
+}
+
+/* A response head arrived. Returns false if the fetch ended or restarted. */
+static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
+{
+	f->status = resp->status;
+	enum drp_http_body_mode mode;
+	uint64_t length;
+	if (drp_http_response_framing(resp, f->method, &mode, &length) < 0) {
+		fetch_fail(f, -EPROTO, 502, "invalid response framing");
+		return false;
+	}
+	if (resp->minor_version == 0 ||
+	    drp_http_has_token(resp, "Connection", "close") ||
+	    mode == DRP_HTTP_BODY_EOF)
+		f->resp_close = true;
+	if (resp->status >= 300 && resp->status < 400 && resp->status != 304 &&
+	    f->follow_redirects)
+		if (follow_redirect(f, resp))
+			return false;
+	if (resp->status == 401 && f->hooks.challenge && !f->auth_tried &&
+	    f->body_mode == DRP_HTTP_BODY_NONE) {
+		f->auth_tried = true;
+		enum drp_auth_result r =
+			f->hooks.challenge(f->hooks.arg, f, resp);
+		if (r == DRP_FETCH_AUTH_OK || r == DRP_FETCH_AUTH_PENDING) {
+			up_close(f->up);
+			f->up = NULL;
+			f->state = r == DRP_FETCH_AUTH_OK ? F_INIT : F_WAIT_AUTH;
+			ev_timer_stop(f->w->loop, &f->timer);
+			if (r == DRP_FETCH_AUTH_OK)
+				fetch_kick(f);
+			return false;
+		}
+		if (r == DRP_FETCH_AUTH_ERROR) {
+			fetch_fail(f, -EACCES, 502, "authentication failed");
+			return false;
+		}
+	}
+	drp_http_body_init(&f->rbody, mode, length);
+	f->head_done = true;
+	if (f->sink && f->sink->head)
+		f->sink->head(f->sarg, resp, mode, length);
+	return true;
+}
+
+/* Parse and deliver what is in f->in. Returns false if the fetch ended. */
+static bool process_input(drp_fetch_t *f)
+{
+	while (!f->head_done) {
+		drp_http_msg_t resp;
+		ssize_t r = drp_http_parse_response(drp_buf_head(&f->in),
+						    drp_buf_pending(&f->in),
+						    65536, &resp);
+		if (r == DRP_HTTP_INCOMPLETE)
+			return true;
+		if (r < 0) {
+			fetch_fail(f, -EPROTO, 502,
+				   "malformed response head from upstream");
+			return false;
+		}
+		if (resp.status >= 100 && resp.status < 200) {
+			drp_buf_consume(&f->in, (size_t)r);
+			continue;
+		}
+		/* The head's strings point into f->in: deliver, then drop. */
+		bool go = on_head(f, &resp);
+		if (!go)
+			return false;
+		drp_buf_consume(&f->in, (size_t)r);
+	}
+	while (!f->rbody.done && drp_buf_pending(&f->in) > 0) {
+		size_t room = f->sink && f->sink->room ? f->sink->room(f->sarg)
+						       : SIZE_MAX;
+		if (room == 0)
+			return true;
+		const char *data;
+		size_t dlen;
+		size_t avail = drp_buf_pending(&f->in);
+		/* Never hand the sink more than it has room for: the decoder
+		 * is incremental, so feeding a prefix is always safe. */
+		size_t feed = avail < room ? avail : room;
+		ssize_t c = drp_http_body_feed(&f->rbody, drp_buf_head(&f->in),
+					       feed, &data, &dlen);
+		if (c < 0) {
+			fetch_fail(f, -EPROTO, 502,
+				   "malformed chunked body from upstream");
+			return false;
+		}
+		drp_buf_consume(&f->in, (size_t)c);
+		if (dlen) {
+			f->bytes_up += dlen;
+			if (f->sink && f->sink->body)
+				f->sink->body(f->sarg, data, dlen);
+		}
+		if (c == 0 && dlen == 0)
+			break;
+	}
+	if (f->rbody.done) {
+		if (drp_buf_pending(&f->in) > 0)
+			f->resp_close = true; /* unexpected extra bytes */
+		if (!f->req_ended || drp_buf_pending(&f->reqbody) > 0 ||
+		    drp_buf_pending(&f->out) > 0)
+			f->resp_close = true; /* answered before the upload
+						 finished */
+		else
+			f->req_sent = true;
+		fetch_finish(f, 0, f->status, "complete");
+		return false;
+	}
+	return true;
+}
+
+static void up_eof(drp_fetch_t *f)
+{
+	if (f->head_done && f->rbody.mode == DRP_HTTP_BODY_EOF) {
+		f->rbody.done = true;
+		f->resp_close = true;
+		process_input(f);
+		return;
+	}
+	if (!f->got_bytes && f->reused && !f->stale_retried &&
+	    f->body_mode == DRP_HTTP_BODY_NONE) {
+		/* A pooled connection the server had closed: retry once on a
+		 * fresh connection. */
+		f->stale_retried = true;
+		up_close(f->up);
+		f->up = NULL;
+		f->state = F_INIT;
+		fetch_kick(f);
+		return;
+	}
+	if (f->head_done)
+		fetch_fail(f, -EPIPE, 502,
+			   "upstream closed the connection mid-body after "
+			   "%llu bytes",
+			   (unsigned long long)f->rbody.total);
+	else
+		fetch_fail(f, -EPIPE, 502,
+			   "upstream closed the connection without a response");
+}
+
+static void fetch_run(drp_fetch_t *f)
+{
+	drp_upconn_t *u = f->up;
+	if (u == NULL)
+		return;
+	if (f->state == F_CONNECT) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err == EINPROGRESS || err == EALREADY)
+			return;
+		if (err != 0) {
+			drp_log_info(DRP_LOG_PROXY, "[c%06u] connect %s (%s): %s",
+				     f->conn_id, f->host, f->addr_str,
+				     strerror(err));
+			up_close(u);
+			f->up = NULL;
+			connect_next(f);
+			return;
+		}
+		start_handshake_or_send(f);
+		return;
+	}
+	if (f->state == F_HANDSHAKE) {
+		int r = drp_tls_handshake(u->tls);
+		if (r == -EAGAIN) {
+			ev_io_stop(f->w->loop, &u->io);
+			ev_io_set(&u->io, u->fd,
+				  drp_tls_want_write(u->tls) ? EV_WRITE
+							     : EV_READ);
+			ev_io_start(f->w->loop, &u->io);
+			return;
+		}
+		if (r < 0) {
+			drp_log_warning(DRP_LOG_TLS,
+					"[c%06u] upstream %s (%s): %s",
+					f->conn_id, f->host, f->addr_str,
+					drp_tls_error(u->tls));
+			fetch_fail(f, -EPROTO, 502, "TLS with %s failed: %s",
+				   f->host, drp_tls_error(u->tls));
+			return;
+		}
+		start_exchange(f);
+		return;
+	}
+	if (f->state != F_EXCHANGE)
+		return;
+
+	bool progress = true;
+	while (progress) {
+		progress = false;
+		if (flush_out(f, &progress) < 0) {
+			/* The upstream may have answered and closed: read
+			 * what it said before giving up. */
+			f->req_ended = true;
+			drp_buf_reset(&f->reqbody);
+			drp_buf_reset(&f->out);
+			f->resp_close = true;
+		}
+		if (drp_buf_pending(&f->in) < FETCH_BUF_HIGH) {
+			char *p = drp_buf_reserve(&f->in, FETCH_READ_CHUNK);
+			ssize_t n;
+			if (u->tls) {
+				n = drp_tls_read(u->tls, p, FETCH_READ_CHUNK);
+			} else {
+				n = recv(u->fd, p, FETCH_READ_CHUNK, 0);
+				if (n < 0)
+					n = (errno == EAGAIN || errno == EINTR)
+						    ? -EAGAIN
+						    : -errno;
+			}
+			if (n == 0) {
+				up_eof(f);
+				return;
+			}
+			if (n > 0) {
+				f->in.len += (size_t)n;
+				f->got_bytes = true;
+				progress = true;
+				ev_timer_again(f->w->loop, &f->timer);
+			} else if (n != -EAGAIN) {
+				if (!f->got_bytes && f->reused &&
+				    !f->stale_retried &&
+				    f->body_mode == DRP_HTTP_BODY_NONE) {
+					up_eof(f);
+					return;
+				}
+				fetch_fail(f, -EPIPE, 502,
+					   "upstream read error%s%s",
+					   u->tls ? ": " : "",
+					   u->tls ? drp_tls_error(u->tls) : "");
+				return;
+			}
+		}
+		if (drp_buf_pending(&f->in) > 0 || !f->head_done) {
+			size_t before = drp_buf_pending(&f->in);
+			if (!process_input(f))
+				return;
+			if (drp_buf_pending(&f->in) != before)
+				progress = true;
+		}
+	}
+	/* Wait for what we need next. */
+	int ev = 0;
+	bool want_read = drp_buf_pending(&f->in) < FETCH_BUF_HIGH;
+	if (want_read)
+		ev |= EV_READ;
+	if (drp_buf_pending(&f->out) || drp_buf_pending(&f->reqbody))
+		ev |= EV_WRITE;
+	if (u->tls && drp_tls_want_write(u->tls))
+		ev |= EV_WRITE;
+	if (u->tls && want_read && drp_tls_pending(u->tls) > 0) {
+		fetch_kick(f);
+		return;
+	}
+	ev_io_stop(f->w->loop, &u->io);
+	if (ev) {
+		ev_io_set(&u->io, u->fd, ev);
+		ev_io_start(f->w->loop, &u->io);
+	}
+}
+
+static void up_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	drp_upconn_t *u = DRP_CONTAINER_OF(io, drp_upconn_t, io);
+	if (u->owner)
+		fetch_run(u->owner);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_fetch_t *f = DRP_CONTAINER_OF(t, drp_fetch_t, timer);
+	switch (f->state) {
+	case F_CONNECT:
+		drp_log_info(DRP_LOG_PROXY, "[c%06u] connect %s (%s): timed out",
+			     f->conn_id, f->host, f->addr_str);
+		up_close(f->up);
+		f->up = NULL;
+		if (f->cur_addr < f->n_addrs) {
+			connect_next(f);
+			return;
+		}
+		fetch_fail(f, -ETIMEDOUT, 504, "connect to %s timed out",
+			   f->host);
+		return;
+	case F_HANDSHAKE:
+		fetch_fail(f, -ETIMEDOUT, 504, "TLS handshake with %s timed out",
+			   f->host);
+		return;
+	case F_EXCHANGE:
+		/* A paused sink is the client's problem, not a stall. */
+		if (f->head_done && f->sink && f->sink->room &&
+		    f->sink->room(f->sarg) == 0)
+			return;
+		fetch_fail(f, -ETIMEDOUT, 504,
+			   f->head_done ? "upstream body stalled"
+					: "upstream response timed out");
+		return;
+	default:
+		return;
+	}
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One upstream HTTP exchange: connect (pooled keep-alive connections per
+ * host, DNS with [resolve] overrides, address policy, TLS with
+ * verification), send the request head and stream its body, read the
+ * response, follow blob redirects, and deliver the final response to a
+ * sink, streaming, with back-pressure.
+ *
+ * This is the seam for the later layers:
+ *  - the auth layer sets drp_fetch_hooks_t: decorate() edits the outgoing
+ *    head before every attempt; challenge() sees a 401 and may return
+ *    PENDING, later calling drp_fetch_retry() once;
+ *  - the cache tees the body: the sink receives decoded payload bytes
+ *    (never transfer framing), so one fetch can feed a cache writer and
+ *    any number of waiting clients.
+ *
+ * Thread: a fetch lives on one worker loop. Callbacks are never invoked
+ * from inside drp_fetch_start().
+ */
+#ifndef DRP_PROXY_FETCH_H
+#define DRP_PROXY_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/parse.h"
+#include "util/buf.h"
+
+struct drp_worker;
+struct drp_runtime;
+typedef struct drp_fetch drp_fetch_t;
+
+typedef struct drp_fetch_sink {
+	/* Final response head (redirects and auth retries already handled).
+	 * resp and its strings are valid during the call only. mode/length
+	 * describe the payload that body() will deliver. */
+	void (*head)(void *arg, const drp_http_msg_t *resp,
+		     enum drp_http_body_mode mode, uint64_t length);
+	/* Bytes of payload the sink accepts now; 0 pauses reading until
+	 * drp_fetch_resume(). */
+	size_t (*room)(void *arg);
+	/* Decoded payload bytes (never more than room() said). */
+	void (*body)(void *arg, const char *data, size_t len);
+	/* Request-body space became available (see drp_fetch_send_body). */
+	void (*req_room)(void *arg);
+	/* Exactly once, last. err 0: the whole response was delivered.
+	 * err < 0: failed; if head() was not called yet, http_status is the
+	 * status to answer the client with (502, 504) and reason says why. */
+	void (*done)(void *arg, int err, int http_status, const char *reason);
+} drp_fetch_sink_t;
+
+enum drp_auth_result {
+	DRP_FETCH_AUTH_OK = 0,	     /* proceed / retry now */
+	DRP_FETCH_AUTH_DECLINED = 1, /* not handled: pass the 401 on */
+	DRP_FETCH_AUTH_PENDING = 2,  /* will call drp_fetch_retry() later */
+	DRP_FETCH_AUTH_ERROR = 3,    /* fail the fetch (502) */
+};
+
+typedef struct drp_fetch_hooks {
+	/* Called before each attempt with the header lines that will be sent
+	 * (without Host and framing); may add or remove lines. */
+	void (*decorate)(void *arg, drp_fetch_t *f, drp_buf_t *headers);
+	/* Called on a 401 (once per fetch). */
+	enum drp_auth_result (*challenge)(void *arg, drp_fetch_t *f,
+					  const drp_http_msg_t *resp);
+	void *arg;
+} drp_fetch_hooks_t;
+
+typedef struct drp_fetch_req {
+	bool tls;
+	const char *host; /* lower-case name or IP literal */
+	uint16_t port;
+	const char *method;
+	const char *target; /* origin-form, query included */
+	/* "Name: value\r\n" lines to send, without Host, Connection,
+	 * Content-Length and Transfer-Encoding (the fetch sets those). */
+	const char *headers;
+	size_t headers_len;
+	enum drp_http_body_mode body_mode; /* NONE, LENGTH or CHUNKED */
+	uint64_t body_len;
+	bool follow_redirects; /* blob GET/HEAD: follow 3xx inside */
+	unsigned conn_id;      /* client connection, for log lines */
+} drp_fetch_req_t;
+
+drp_fetch_t *drp_fetch_new(struct drp_worker *w, struct drp_runtime *rt,
+			   const drp_fetch_req_t *req,
+			   const drp_fetch_sink_t *sink, void *sink_arg);
+void drp_fetch_set_hooks(drp_fetch_t *f, const drp_fetch_hooks_t *hooks);
+void drp_fetch_start(drp_fetch_t *f);
+/* Request body: offer bytes; returns how many were taken (bounded
+ * buffering). sink->req_room() announces new space. */
+size_t drp_fetch_send_body(drp_fetch_t *f, const char *data, size_t len);
+/* How many request-body bytes drp_fetch_send_body() would take now. */
+size_t drp_fetch_body_room(const drp_fetch_t *f);
+/* The request body is complete. */
+void drp_fetch_end_body(drp_fetch_t *f);
+/* The sink has room again. */
+void drp_fetch_resume(drp_fetch_t *f);
+/* After PENDING from challenge(): try again (once). */
+void drp_fetch_retry(drp_fetch_t *f);
+/* Abort (the client went away). No sink callback is invoked after this;
+ * the upstream connection is closed, not pooled. */
+void drp_fetch_cancel(drp_fetch_t *f);
+
+int drp_fetch_upstream_status(const drp_fetch_t *f);
+uint64_t drp_fetch_bytes_up(const drp_fetch_t *f);
+const char *drp_fetch_host(const drp_fetch_t *f);
+
+/* Close a worker's pooled upstream connections (drain/shutdown). */
+void drp_fetch_pool_flush(struct drp_worker *w);
+
+#endif

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+#include "proxy/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/mem.h"
+
+drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen)
+{
+	drp_runtime_t *rt = DRP_NEW(drp_runtime_t);
+	atomic_init(&rt->refs, 1);
+	rt->conf = conf;
+	rt->access_fd = -1;
+	rt->upcred = drp_tls_client_cred_new(conf->upstream_ca_file,
+					     conf->verify_upstream, err,
+					     errlen);
+	if (rt->upcred == NULL)
+		goto fail;
+	if (conf->access_log == NULL || strcmp(conf->access_log, "-") == 0) {
+		rt->access_fd = 2;
+	} else if (conf->access_log[0] != '\0') {
+		rt->access_fd = open(conf->access_log,
+				     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				     0640);
+		if (rt->access_fd < 0) {
+			snprintf(err, errlen, "access_log %s: %s",
+				 conf->access_log, strerror(errno));
+			goto fail;
+		}
+	}
+	return rt;
+fail:
+	drp_runtime_unref(rt);
+	return NULL;
+}
+
+drp_runtime_t *drp_runtime_ref(drp_runtime_t *rt)
+{
+	atomic_fetch_add(&rt->refs, 1);
+	return rt;
+}
+
+void drp_runtime_unref(drp_runtime_t *rt)
+{
+	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
+		return;
+	if (rt->access_fd > 2)
+		close(rt->access_fd);
+	drp_tls_client_cred_free(rt->upcred);
+	drp_conf_free(rt->conf);
+	free(rt);
+}
+
+drp_runtime_t *drp_server_runtime_get(drp_server_t *srv)
+{
+	pthread_mutex_lock(&srv->rt_lock);
+	drp_runtime_t *rt = drp_runtime_ref(srv->rt);
+	pthread_mutex_unlock(&srv->rt_lock);
+	return rt;
+}
+
+void drp_server_runtime_set(drp_server_t *srv, drp_runtime_t *rt)
+{
+	/* rt may be NULL at shutdown. */
+	pthread_mutex_lock(&srv->rt_lock);
+	drp_runtime_t *old = srv->rt;
+	srv->rt = rt;
+	pthread_mutex_unlock(&srv->rt_lock);
+	drp_runtime_unref(old);
+}
+
+/* "host" matches port 443, "host:port" that port only. */
+static bool entry_matches(const char *entry, size_t elen, const char *host,
+			  uint16_t port)
+{
+	const char *colon = memrchr(entry, ':', elen);
+	const char *rb = memchr(entry, ']', elen);
+	if (colon && (rb == NULL || colon > rb)) {
+		size_t hl = (size_t)(colon - entry);
+		unsigned long p = strtoul(colon + 1, NULL, 10);
+		if (entry[0] == '[' && rb) {
+			return p == port && (size_t)(rb - entry - 1) ==
+						    strlen(host) &&
+			       strncmp(entry + 1, host, strlen(host)) == 0;
+		}
+		return p == port && hl == strlen(host) &&
+		       strncmp(entry, host, hl) == 0;
+	}
+	if (port != 443)
+		return false;
+	if (elen > 2 && entry[0] == '*' && entry[1] == '.') {
+		/* "*.pkg.dev": any subdomain, not the apex */
+		size_t sl = elen - 1, hl = strlen(host);
+		return hl > sl && strncmp(host + hl - sl, entry + 1, sl) == 0;
+	}
+	return elen == strlen(host) && strncmp(entry, host, elen) == 0;
+}
+
+bool drp_server_intercepts(const drp_conf_t *conf, const char *host,
+			   uint16_t port)
+{
+	static const char *const always[] = {"registry-1.docker.io",
+					     "auth.docker.io",
+					     "index.docker.io"};
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(always); i++)
+		if (port == 443 && strcmp(host, always[i]) == 0)
+			return true;
+	for (unsigned i = 0; i < conf->n_registries; i++)
+		if (entry_matches(conf->registries[i],
+				  strlen(conf->registries[i]), host, port))
+			return true;
+	/* A [registry "NAME"] section implies its host is intercepted. */
+	for (unsigned i = 0; i < conf->n_registry; i++) {
+		const char *name = conf->registry[i].name;
+		size_t hl = strcspn(name, "/");
+		if (hl == 9 && strncmp(name, "docker.io", 9) == 0)
+			continue; /* the always-list covers Docker Hub */
+		if (entry_matches(name, hl, host, port))
+			return true;
+	}
+	return false;
+}
+
+bool drp_server_resolve_override(const drp_conf_t *conf, const char *host,
+				 uint16_t port, struct sockaddr_storage *ss,
+				 unsigned *len)
+{
+	for (unsigned i = 0; i < conf->n_resolve; i++) {
+		const drp_conf_resolve_t *r = &conf->resolve[i];
+		if (strcmp(r->host, host) != 0)
+			continue;
+		memcpy(ss, &r->addr, sizeof(*ss));
+		*len = r->addrlen;
+		if (ss->ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)ss;
+			if (in->sin_port == 0)
+				in->sin_port = htons(port);
+		} else if (ss->ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+			if (in6->sin6_port == 0)
+				in6->sin6_port = htons(port);
+		}
+		return true;
+	}
+	return false;
+}

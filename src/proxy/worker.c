@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/conn.h"
+#include "proxy/fetch.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+static atomic_uint conn_ids;
+
+unsigned drp_worker_conn_id(drp_worker_t *w)
+{
+	return atomic_fetch_add(&conn_ids, 1) + 1;
+}
+
+static int listen_one(const drp_conf_listen_t *l, char *err, size_t errlen)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
+	int fd = socket(sa->sa_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, l->addrlen) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "listen %s: %s", l->text, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	drp_listener_t *l = DRP_CONTAINER_OF(io, drp_listener_t, io);
+	drp_worker_t *w = l->w;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: use the spare one to
+				 * accept and drop a client, rather than spin
+				 * on a listener that stays readable. */
+				drp_log_warning(DRP_LOG_NET,
+						"out of file descriptors; "
+						"dropping a connection");
+				if (w->spare_fd >= 0) {
+					close(w->spare_fd);
+					int x = accept(l->fd, NULL, NULL);
+					if (x >= 0)
+						close(x);
+					w->spare_fd = open("/dev/null",
+							   O_RDONLY | O_CLOEXEC);
+				}
+			} else if (errno != EAGAIN && errno != EINTR &&
+				   errno != ECONNABORTED) {
+				drp_log_errno(DRP_LOG_WARNING, DRP_LOG_NET, "accept");
+			}
+			return;
+		}
+		drp_runtime_t *rt = drp_server_runtime_get(w->srv);
+		unsigned max = rt->conf->max_connections;
+		drp_runtime_unref(rt);
+		if (atomic_load(&w->srv->stats.connections_open) >= max) {
+			static const char busy[] =
+				"HTTP/1.1 503 Service Unavailable\r\n"
+				"Content-Length: 26\r\nConnection: close\r\n\r\n"
+				"too many connections; retry\n";
+			ssize_t r = send(fd, busy, sizeof(busy) - 1,
+					 MSG_NOSIGNAL);
+			(void)r;
+			close(fd);
+			drp_log_warning(DRP_LOG_NET,
+					"connection limit (%u) reached", max);
+			continue;
+		}
+		drp_conn_accept(w, fd, (struct sockaddr *)&ss, sl);
+	}
+}
+
+int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
+		       size_t errlen)
+{
+	unsigned n = conf->workers;
+	if (n == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	srv->n_workers = n;
+	srv->workers = drp_calloc(n, sizeof(drp_worker_t));
+	for (unsigned i = 0; i < n; i++) {
+		drp_worker_t *w = &srv->workers[i];
+		w->srv = srv;
+		w->id = i;
+		w->spare_fd = -1;
+		w->n_listeners = conf->n_listen;
+		w->listeners = drp_calloc(conf->n_listen, sizeof(drp_listener_t));
+		for (unsigned j = 0; j < conf->n_listen; j++) {
+			w->listeners[j].w = w;
+			w->listeners[j].fd =
+				listen_one(&conf->listen[j], err, errlen);
+			if (w->listeners[j].fd < 0)
+				return -EADDRINUSE;
+		}
+	}
+	return 0;
+}
+
+static void wake_cb(struct ev_loop *loop, ev_async *a, int revents);
+static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+static void *worker_main(void *arg)
+{
+	drp_worker_t *w = arg;
+	ev_run(w->loop, 0);
+	return NULL;
+}
+
+int drp_workers_start(drp_server_t *srv)
+{
+	drp_runtime_t *rt = drp_server_runtime_get(srv);
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		drp_worker_t *w = &srv->workers[i];
+		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+		if (w->loop == NULL) {
+			drp_runtime_unref(rt);
+			return -ENOMEM;
+		}
+		w->dns = drp_dns_new(w->loop, rt->conf->connect_timeout);
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		ev_async_init(&w->wake, wake_cb);
+		w->wake.data = w;
+		ev_async_start(w->loop, &w->wake);
+		for (unsigned j = 0; j < w->n_listeners; j++) {
+			ev_io_init(&w->listeners[j].io, accept_cb,
+				   w->listeners[j].fd, EV_READ);
+			ev_io_start(w->loop, &w->listeners[j].io);
+		}
+	}
+	drp_runtime_unref(rt);
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		int r = pthread_create(&srv->workers[i].thread, NULL,
+				       worker_main, &srv->workers[i]);
+		if (r != 0)
+			return -r;
+	}
+	return 0;
+}
+
+typedef struct drain_state {
+	ev_timer check;
+	ev_tstamp deadline;
+} drain_state_t;
+
+static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	drp_worker_t *w = a->data;
+	if (w->draining || !atomic_load(&w->srv->draining))
+		return;
+	w->draining = true;
+	for (unsigned j = 0; j < w->n_listeners; j++) {
+		ev_io_stop(loop, &w->listeners[j].io);
+		close(w->listeners[j].fd);
+		w->listeners[j].fd = -1;
+	}
+	drp_fetch_pool_flush(w);
+	drp_conn_drain_all(w);
+	drain_state_t *d = DRP_NEW(drain_state_t);
+	d->deadline = ev_now(loop) + w->srv->drain_grace;
+	ev_timer_init(&d->check, drain_check_cb, 0.1, 0.1);
+	d->check.data = w;
+	ev_timer_start(loop, &d->check);
+}
+
+static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_worker_t *w = t->data;
+	drain_state_t *d = DRP_CONTAINER_OF(t, drain_state_t, check);
+	if (w->conns && ev_now(loop) < d->deadline)
+		return;
+	if (w->conns)
+		drp_conn_close_all(w, "shutdown deadline");
+	ev_timer_stop(loop, t);
+	free(d);
+	ev_async_stop(loop, &w->wake);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+void drp_workers_drain(drp_server_t *srv, double grace)
+{
+	srv->drain_grace = grace;
+	atomic_store(&srv->draining, true);
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		ev_async_send(srv->workers[i].loop, &srv->workers[i].wake);
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		drp_worker_t *w = &srv->workers[i];
+		pthread_join(w->thread, NULL);
+		drp_fetch_pool_flush(w);
+		drp_dns_free(w->dns);
+		ev_loop_destroy(w->loop);
+		if (w->spare_fd >= 0)
+			close(w->spare_fd);
+		free(w->listeners);
+	}
+	free(srv->workers);
+	srv->workers = NULL;
+}

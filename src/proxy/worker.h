@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker threads: one libev loop each, accepting on its own SO_REUSEPORT
+ * listening sockets, owning its connections, its DNS resolver and its pool
+ * of idle upstream connections (no locking needed for any of them).
+ */
+#ifndef DRP_PROXY_WORKER_H
+#define DRP_PROXY_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "net/dns.h"
+#include "proxy/server.h"
+
+struct drp_conn;
+struct drp_upconn;
+
+typedef struct drp_listener {
+	ev_io io;
+	int fd;
+	struct drp_worker *w;
+} drp_listener_t;
+
+typedef struct drp_worker {
+	drp_server_t *srv;
+	unsigned id;
+	struct ev_loop *loop;
+	pthread_t thread;
+	ev_async wake; /* drain / stop requests from the main thread */
+	drp_dns_t *dns;
+	drp_listener_t *listeners;
+	unsigned n_listeners;
+	struct drp_conn *conns; /* open client connections (doubly linked) */
+	unsigned n_conns;
+	struct drp_upconn *idle; /* pooled upstream connections */
+	unsigned n_idle;
+	unsigned next_id;
+	int spare_fd; /* released on EMFILE to shed one connection */
+	bool draining;
+} drp_worker_t;
+
+/*
+ * Create the listening sockets for every worker (SO_REUSEPORT: one socket
+ * per worker and address). Returns 0 or -errno with err filled.
+ */
+int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
+		       size_t errlen);
+/* Start the worker threads. */
+int drp_workers_start(drp_server_t *srv);
+/* Stop accepting, let connections finish (closing idle keep-alives), and
+ * join the threads; connections still open after `grace` seconds are
+ * closed. */
+void drp_workers_drain(drp_server_t *srv, double grace);
+
+/* Connection id for logs: unique per process. */
+unsigned drp_worker_conn_id(drp_worker_t *w);
+
+#endif

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+#include "tls/session.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "util/log.h"
+#include "util/mem.h"
+
+struct drp_tls_client_cred {
+	gnutls_certificate_credentials_t cred;
+	bool verify;
+};
+
+struct drp_tls {
+	gnutls_session_t s;
+	bool server;
+	bool verify;
+	int last_err;
+	size_t again_len; /* length of a record send that returned EAGAIN */
+	int fd;
+	const char *pre; /* bytes read before the handshake (owned by caller) */
+	size_t pre_len, pre_off;
+	char host[256];
+	char sni[256];
+	char err[256];
+};
+
+static gnutls_priority_t prio;
+
+static void init_priority(void)
+{
+	/* Once per process; idempotent. */
+	static int done;
+	if (__atomic_exchange_n(&done, 1, __ATOMIC_SEQ_CST))
+		return;
+	const char *errpos = NULL;
+	int r = gnutls_priority_init(&prio, "NORMAL:%SERVER_PRECEDENCE", &errpos);
+	drp_require(r == GNUTLS_E_SUCCESS);
+}
+
+drp_tls_client_cred_t *drp_tls_client_cred_new(const char *extra_ca_file,
+					       bool verify, char *err,
+					       size_t errlen)
+{
+	init_priority();
+	drp_tls_client_cred_t *c = DRP_NEW(drp_tls_client_cred_t);
+	c->verify = verify;
+	int r = gnutls_certificate_allocate_credentials(&c->cred);
+	if (r < 0)
+		goto fail;
+	r = gnutls_certificate_set_x509_system_trust(c->cred);
+	if (r < 0)
+		drp_log_warning(DRP_LOG_TLS,
+				"system trust store not loaded: (%d) %s", r,
+				gnutls_strerror_name(r));
+	if (extra_ca_file && *extra_ca_file) {
+		r = gnutls_certificate_set_x509_trust_file(
+			c->cred, extra_ca_file, GNUTLS_X509_FMT_PEM);
+		if (r <= 0) {
+			snprintf(err, errlen,
+				 "upstream_ca_file %s: %s", extra_ca_file,
+				 r == 0 ? "no certificate found"
+					: gnutls_strerror(r));
+			drp_tls_client_cred_free(c);
+			return NULL;
+		}
+	}
+	return c;
+fail:
+	snprintf(err, errlen, "TLS credentials: (%d) %s", r,
+		 gnutls_strerror_name(r));
+	drp_tls_client_cred_free(c);
+	return NULL;
+}
+
+void drp_tls_client_cred_free(drp_tls_client_cred_t *c)
+{
+	if (c == NULL)
+		return;
+	if (c->cred)
+		gnutls_certificate_free_credentials(c->cred);
+	free(c);
+}
+
+static void set_err(drp_tls_t *t, int r)
+{
+	t->last_err = r;
+	snprintf(t->err, sizeof(t->err), "(%d) %s", r,
+		 gnutls_strerror_name(r));
+}
+
+static int post_client_hello_cb(gnutls_session_t s)
+{
+	drp_tls_t *t = gnutls_session_get_ptr(s);
+	size_t len = sizeof(t->sni) - 1;
+	unsigned type = 0;
+	if (gnutls_server_name_get(s, t->sni, &len, &type, 0) == 0 &&
+	    type == GNUTLS_NAME_DNS) {
+		t->sni[len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			t->sni[i] = (char)tolower((unsigned char)t->sni[i]);
+		if (len > 0 && t->sni[len - 1] == '.')
+			t->sni[len - 1] = '\0';
+	} else {
+		t->sni[0] = '\0';
+	}
+	return 0;
+}
+
+/* Transport: replay bytes the caller read before TLS started (a client may
+ * send its ClientHello right behind CONNECT), then the socket. */
+static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+	drp_tls_t *t = p;
+	if (t->pre_off < t->pre_len) {
+		size_t n = t->pre_len - t->pre_off;
+		if (n > len)
+			n = len;
+		memcpy(buf, t->pre + t->pre_off, n);
+		t->pre_off += n;
+		return (ssize_t)n;
+	}
+	ssize_t r = recv(t->fd, buf, len, 0);
+	if (r < 0)
+		gnutls_transport_set_errno(t->s, errno);
+	return r;
+}
+
+static ssize_t push_cb(gnutls_transport_ptr_t p, const void *buf, size_t len)
+{
+	drp_tls_t *t = p;
+	ssize_t r = send(t->fd, buf, len, MSG_NOSIGNAL);
+	if (r < 0)
+		gnutls_transport_set_errno(t->s, errno);
+	return r;
+}
+
+static ssize_t vec_push_cb(gnutls_transport_ptr_t p, const giovec_t *iov,
+			   int iovcnt)
+{
+	drp_tls_t *t = p;
+	struct msghdr mh = {.msg_iov = (struct iovec *)(void *)(uintptr_t)iov,
+			    .msg_iovlen = (size_t)iovcnt};
+	ssize_t r = sendmsg(t->fd, &mh, MSG_NOSIGNAL);
+	if (r < 0)
+		gnutls_transport_set_errno(t->s, errno);
+	return r;
+}
+
+static void set_transport(drp_tls_t *t, int fd)
+{
+	t->fd = fd;
+	gnutls_transport_set_ptr(t->s, t);
+	gnutls_transport_set_pull_function(t->s, pull_cb);
+	gnutls_transport_set_push_function(t->s, push_cb);
+	gnutls_transport_set_vec_push_function(t->s, vec_push_cb);
+}
+
+void drp_tls_set_prefix(drp_tls_t *t, const char *pre, size_t len)
+{
+	t->pre = pre;
+	t->pre_len = len;
+	t->pre_off = 0;
+}
+
+static const gnutls_datum_t alpn_http11 = {(unsigned char *)"http/1.1", 8};
+
+drp_tls_t *drp_tls_server_new(int fd, void *cert_cred)
+{
+	init_priority();
+	drp_tls_t *t = DRP_NEW(drp_tls_t);
+	t->server = true;
+	if (gnutls_init(&t->s, GNUTLS_SERVER | GNUTLS_NONBLOCK |
+				       GNUTLS_NO_SIGNAL) < 0) {
+		free(t);
+		return NULL;
+	}
+	gnutls_session_set_ptr(t->s, t);
+	gnutls_priority_set(t->s, prio);
+	gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE,
+			       (gnutls_certificate_credentials_t)cert_cred);
+	gnutls_alpn_set_protocols(t->s, &alpn_http11, 1, 0);
+	gnutls_handshake_set_post_client_hello_function(t->s,
+							post_client_hello_cb);
+	set_transport(t, fd);
+	return t;
+}
+
+drp_tls_t *drp_tls_client_new(int fd, const drp_tls_client_cred_t *cred,
+			      const char *host)
+{
+	init_priority();
+	drp_tls_t *t = DRP_NEW(drp_tls_t);
+	if (gnutls_init(&t->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+				       GNUTLS_NO_SIGNAL) < 0) {
+		free(t);
+		return NULL;
+	}
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	t->verify = cred->verify;
+	gnutls_session_set_ptr(t->s, t);
+	gnutls_priority_set(t->s, prio);
+	gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, cred->cred);
+	gnutls_alpn_set_protocols(t->s, &alpn_http11, 1, 0);
+	bool is_ip = strchr(host, ':') != NULL ||
+		     strspn(host, "0123456789.") == strlen(host);
+	if (!is_ip)
+		gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, host,
+				       strlen(host));
+	if (t->verify)
+		gnutls_session_set_verify_cert(t->s, host, 0);
+	set_transport(t, fd);
+	return t;
+}
+
+void drp_tls_free(drp_tls_t *t)
+{
+	if (t == NULL)
+		return;
+	gnutls_deinit(t->s);
+	free(t);
+}
+
+int drp_tls_handshake(drp_tls_t *t)
+{
+	int r = gnutls_handshake(t->s);
+	if (r == GNUTLS_E_SUCCESS)
+		return 0;
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+		return -EAGAIN;
+	if (gnutls_error_is_fatal(r) == 0 && r != GNUTLS_E_WARNING_ALERT_RECEIVED)
+		return -EAGAIN;
+	set_err(t, r);
+	if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+		unsigned status = gnutls_session_get_verify_cert_status(t->s);
+		gnutls_datum_t out = {0};
+		if (gnutls_certificate_verification_status_print(
+			    status, GNUTLS_CRT_X509, &out, 0) == 0) {
+			snprintf(t->err, sizeof(t->err),
+				 "certificate verification failed for %.64s: %.150s",
+				 t->host, out.data);
+			gnutls_free(out.data);
+		}
+	} else if (r == GNUTLS_E_FATAL_ALERT_RECEIVED ||
+		   r == GNUTLS_E_WARNING_ALERT_RECEIVED) {
+		snprintf(t->err, sizeof(t->err), "(%d) %s: alert %s", r,
+			 gnutls_strerror_name(r),
+			 gnutls_alert_get_name(gnutls_alert_get(t->s)));
+	}
+	return -EPROTO;
+}
+
+ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len)
+{
+	ssize_t r = gnutls_record_recv(t->s, buf, len);
+	if (r >= 0)
+		return r;
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+		return -EAGAIN;
+	if (r == GNUTLS_E_PREMATURE_TERMINATION) {
+		/* Peer closed without close_notify: an EOF for our purposes;
+		 * HTTP framing tells whether the body was complete. */
+		return 0;
+	}
+	if (r == GNUTLS_E_REHANDSHAKE) {
+		return -EAGAIN;
+	}
+	set_err(t, (int)r);
+	return -EPROTO;
+}
+
+ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
+{
+	/* After EAGAIN GnuTLS must be called again with the same data: the
+	 * caller's buffer still starts with it, so replay the same length. */
+	if (t->again_len && len >= t->again_len)
+		len = t->again_len;
+	ssize_t r = gnutls_record_send(t->s, buf, len);
+	if (r >= 0) {
+		t->again_len = 0;
+		return r;
+	}
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+		t->again_len = len;
+		return -EAGAIN;
+	}
+	set_err(t, (int)r);
+	return -EPIPE;
+}
+
+void drp_tls_bye(drp_tls_t *t)
+{
+	(void)gnutls_bye(t->s, GNUTLS_SHUT_WR);
+}
+
+size_t drp_tls_pending(drp_tls_t *t)
+{
+	return gnutls_record_check_pending(t->s);
+}
+
+bool drp_tls_want_write(drp_tls_t *t)
+{
+	return gnutls_record_get_direction(t->s) == 1;
+}
+
+const char *drp_tls_sni(drp_tls_t *t)
+{
+	return t->sni;
+}
+
+const char *drp_tls_error(drp_tls_t *t)
+{
+	return t->err[0] ? t->err : "unknown TLS error";
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Non-blocking GnuTLS sessions over a connected socket, as a server (with a
+ * forged leaf) or as a client (upstream, verified). Only tls/ touches
+ * GnuTLS: callers see drp_tls_t and errno-style results.
+ *
+ * Results of handshake/read/write: >= 0 success (bytes; 0 from read = clean
+ * EOF), -EAGAIN = retry when the socket is ready in the direction that
+ * drp_tls_want_write() tells, other negative = fatal (drp_tls_error()
+ * describes the last one). Callers must drain drp_tls_pending() before
+ * waiting for readability: decrypted records buffered inside GnuTLS never
+ * wake the event loop.
+ *
+ * Thread: a session belongs to one worker thread. Credentials objects are
+ * shared read-only by all workers.
+ */
+#ifndef DRP_TLS_SESSION_H
+#define DRP_TLS_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct drp_tls drp_tls_t;
+typedef struct drp_tls_client_cred drp_tls_client_cred_t;
+
+/* Upstream trust: the system store plus an optional extra CA file.
+ * verify=false disables verification (logged loudly at start-up by the
+ * caller). NULL + err on failure. Blocking (disk): start-up/reload only. */
+drp_tls_client_cred_t *drp_tls_client_cred_new(const char *extra_ca_file,
+					       bool verify, char *err,
+					       size_t errlen);
+void drp_tls_client_cred_free(drp_tls_client_cred_t *c);
+
+/* Server session on fd using a certificate credentials object
+ * (gnutls_certificate_credentials_t passed as void * to keep GnuTLS types
+ * out of callers). ALPN offers only http/1.1. */
+drp_tls_t *drp_tls_server_new(int fd, void *cert_cred);
+/* Bytes already read from fd that belong to the TLS stream (sent by the
+ * client right behind CONNECT); consumed by the handshake. The memory must
+ * stay valid until the handshake completes. */
+void drp_tls_set_prefix(drp_tls_t *t, const char *pre, size_t len);
+/* Client session to `host` (SNI unless an IP literal; name verified). */
+drp_tls_t *drp_tls_client_new(int fd, const drp_tls_client_cred_t *cred,
+			      const char *host);
+void drp_tls_free(drp_tls_t *t);
+
+int drp_tls_handshake(drp_tls_t *t);
+ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len);
+ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len);
+/* Send close_notify (best effort, non-blocking). */
+void drp_tls_bye(drp_tls_t *t);
+size_t drp_tls_pending(drp_tls_t *t);
+/* After -EAGAIN: true if GnuTLS waits for writability. */
+bool drp_tls_want_write(drp_tls_t *t);
+/* Server: the SNI host name the client sent ("" if none), lower-case. */
+const char *drp_tls_sni(drp_tls_t *t);
+/* Human-readable reason of the last failure (verification details
+ * included for client sessions). */
+const char *drp_tls_error(drp_tls_t *t);
+
+#endif
