@@ -36,8 +36,8 @@ drp_dns_t *drp_dns_new(struct ev_loop *loop, double timeout_s);
 void drp_dns_free(drp_dns_t *d);
 /* Start a query; numeric hosts resolve too (delivered async as well).
  * Returns a handle valid until the callback runs or cancel. */
-drp_dns_query_t *drp_dns_resolve(drp_dns_t *d, const char *host,
-				 uint16_t port, drp_dns_cb cb, void *arg);
+drp_dns_query_t *drp_dns_resolve(drp_dns_t *d, const char *host, uint16_t port,
+				 drp_dns_cb cb, void *arg);
 void drp_dns_cancel(drp_dns_query_t *q);
 
 /* Added: replace the servers from resolv.conf, e.g. "127.0.0.1:5353" or
