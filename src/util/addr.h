@@ -24,6 +24,15 @@ typedef struct drp_cidr {
  * ("10.0.0.1/8") so that typos do not silently widen a policy.
  */
 int drp_cidr_parse(const char *s, drp_cidr_t *out);
+/*
+ * Like drp_cidr_parse() but host bits are cleared instead of refused:
+ * returns 0 if none were set, 1 if some were (out then holds the network
+ * the operator probably meant, for an error message), -EINVAL on bad
+ * syntax.
+ */
+int drp_cidr_parse_masked(const char *s, drp_cidr_t *out);
+/* Format "10.0.0.0/8" / "fc00::/7" (buf >= 64 bytes); returns buf. */
+char *drp_cidr_str(const drp_cidr_t *c, char *buf, unsigned size);
 /* True if sa (AF_INET, AF_INET6; v4-mapped v6 matches v4 entries) is in c. */
 bool drp_cidr_match(const drp_cidr_t *c, const struct sockaddr *sa);
 bool drp_cidr_list_match(const drp_cidr_t *list, unsigned n,
@@ -31,7 +40,7 @@ bool drp_cidr_list_match(const drp_cidr_t *list, unsigned n,
 
 /*
  * Parse "addr:port", "[v6]:port" or "*:port" for listening; fills
- * *ss/*len. Returns 0 or -EINVAL. Port must be 1..65535.
+ * *ss and *len. Returns 0 or -EINVAL. Port must be 1..65535.
  */
 int drp_sockaddr_parse(const char *s, struct sockaddr_storage *ss,
 		       unsigned *len);
