@@ -32,7 +32,7 @@ typedef struct drp_conf_item {
 
 /* [resolve] host = addr[:port] */
 typedef struct drp_conf_resolve {
-	char *host;			/* lower-case */
+	char *host;		      /* lower-case */
 	struct sockaddr_storage addr; /* port 0 = "the requested port" */
 	unsigned addrlen;
 } drp_conf_resolve_t;
@@ -60,28 +60,28 @@ typedef struct drp_conf {
 	/* [proxy] */
 	drp_conf_listen_t *listen; /* listen = (space/comma separated) */
 	unsigned n_listen;
-	unsigned workers; /* 0 = auto (CPU count) */
-	char **registries;  /* registries = hosts to intercept (lower-case,
-			       "host" or "host:port") */
+	unsigned workers;  /* 0 = auto (CPU count) */
+	char **registries; /* registries = hosts to intercept (lower-case,
+			      "host" or "host:port") */
 	unsigned n_registries;
 	drp_cidr_t *allow; /* allow = CIDR list */
 	unsigned n_allow;
 	uint16_t *tunnel_ports; /* tunnel_ports = 443 ... */
 	unsigned n_tunnel_ports;
-	char *ca_dir;		/* ca_dir = (default "./ca" for embedded) */
-	char *upstream_ca_file; /* NULL if empty */
-	bool verify_upstream;	/* default yes */
-	char *access_log;	/* "-" = stderr */
-	char *error_log;	/* error_log = "-" (stderr) or path */
-	int log_level;		/* log_level = notice (enum drp_log_level) */
-	char *users_file;	/* users_file = (htpasswd), NULL if unset */
-	unsigned max_connections;   /* default 4096 */
-	unsigned max_header_size;   /* default 65536 bytes (431 above) */
-	double header_timeout;	    /* s, default 30 */
-	double idle_timeout;	    /* keep-alive idle, default 60 */
-	double connect_timeout;	    /* upstream TCP connect, default 10 */
-	double handshake_timeout;   /* TLS handshake, default 15 */
-	double body_timeout;	    /* body stall (no progress), default 120 */
+	char *ca_dir;		  /* ca_dir = (default "./ca" for embedded) */
+	char *upstream_ca_file;	  /* NULL if empty */
+	bool verify_upstream;	  /* default yes */
+	char *access_log;	  /* "-" = stderr */
+	char *error_log;	  /* error_log = "-" (stderr) or path */
+	int log_level;		  /* log_level = notice (enum drp_log_level) */
+	char *users_file;	  /* users_file = (htpasswd), NULL if unset */
+	unsigned max_connections; /* default 4096 */
+	unsigned max_header_size; /* default 65536 bytes (431 above) */
+	double header_timeout;	  /* s, default 30 */
+	double idle_timeout;	  /* keep-alive idle, default 60 */
+	double connect_timeout;	  /* upstream TCP connect, default 10 */
+	double handshake_timeout; /* TLS handshake, default 15 */
+	double body_timeout;	  /* body stall (no progress), default 120 */
 	double tunnel_idle_timeout; /* default 600 */
 
 	/* [resolve] */
@@ -89,8 +89,8 @@ typedef struct drp_conf {
 	unsigned n_resolve;
 
 	/* [cache] */
-	char *cache_backend; /* backend = fs */
-	char *cache_dir;     /* dir = (default "./cache" for embedded) */
+	char *cache_backend;	 /* backend = fs */
+	char *cache_dir;	 /* dir = (default "./cache" for embedded) */
 	uint64_t cache_max_size; /* max_size = 32G (K/M/G/T suffixes) */
 	double tag_ttl;		 /* tag_ttl = 5m (s/m/h/d suffixes) */
 
@@ -108,9 +108,27 @@ typedef struct drp_conf_errors {
 	unsigned n;
 } drp_conf_errors_t;
 void drp_conf_errors_free(drp_conf_errors_t *e);
-/* Append an error for an item ("file:line: [section] key: ..."). */
+/*
+ * Append an error for an item ("file:line: [section] key: ...").
+ * section is the text between the brackets (`registry "quay.io"`); one
+ * given with its brackets is printed as is; NULL omits it.
+ */
 void drp_conf_error_item(drp_conf_errors_t *e, const char *section,
 			 const drp_conf_item_t *it, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/*
+ * Append an error with an explicit position. Parts that are NULL (or a
+ * line of 0) are left out with their separators:
+ *   "file:line: [section] key: msg", "file:line: [section]: msg",
+ *   "file:line: msg", "file: msg".
+ */
+void drp_conf_error(drp_conf_errors_t *e, const char *file, unsigned line,
+		    const char *section, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+/* For the plugin layer: an error in a [registry "NAME"] section, about
+ * item it, or about the section itself (its header line) if it is NULL. */
+void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
+			     const drp_conf_item_t *it, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /*
@@ -125,7 +143,10 @@ const char *drp_conf_defaults_text(void);
 
 /*
  * Parse FILE. On success returns the conf (errs untouched). On any error
- * returns NULL and errs holds every error found.
+ * returns NULL and errs holds every error found (appended to what it
+ * already held), in line order. Keys the file does not set keep the
+ * values of drp_conf_defaults(); a list key replaces its default list.
+ * Full syntax and every key: docs/docker-registry-proxy.ini.5.
  */
 drp_conf_t *drp_conf_load(const char *path, drp_conf_errors_t *errs);
 /* Same, from a string (tests); name is used in messages as the file. */
@@ -133,13 +154,15 @@ drp_conf_t *drp_conf_load_string(const char *name, const char *text,
 				 drp_conf_errors_t *errs);
 void drp_conf_free(drp_conf_t *c);
 
-/* Helpers shared with the plugin layer. */
-/* "32G" -> bytes; suffixes K M G T (powers of 1024), no suffix = bytes. */
+/* Helpers shared with the plugin layer. Each returns 0, -EINVAL (syntax)
+ * or -ERANGE (too large); *out is written only on success. */
+/* "32G" -> bytes; suffixes K M G T (powers of 1024, either case), no
+ * suffix = bytes; digits only, no sign, no blanks. */
 int drp_conf_parse_size(const char *s, uint64_t *out);
 /* "5m" -> 300; suffixes s m h d, or a bare number of seconds (may be
- * fractional "0.5"). */
+ * fractional "0.5"); at most 1e9 seconds. */
 int drp_conf_parse_duration(const char *s, double *out);
-/* "yes/no/true/false/on/off/1/0" */
+/* "yes/no/true/false/on/off/1/0", case-insensitive; never -ERANGE. */
 int drp_conf_parse_bool(const char *s, bool *out);
 
 /* Lookup in a [registry] section; NULL if absent. */

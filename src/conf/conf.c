@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+#include "conf/conf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/ini.h"
+#include "conf/schema.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+/* ---- errors ---- */
+
+void drp_conf_errors_free(drp_conf_errors_t *e)
+{
+	if (e == NULL)
+		return;
+	for (unsigned i = 0; i < e->n; i++)
+		free(e->msg[i]);
+	free(e->msg);
+	e->msg = NULL;
+	e->n = 0;
+}
+
+static void verror(drp_conf_errors_t *e, const char *file, unsigned line,
+		   const char *section, const char *key, const char *fmt,
+		   va_list ap) __attribute__((format(printf, 6, 0)));
+
+static void verror(drp_conf_errors_t *e, const char *file, unsigned line,
+		   const char *section, const char *key, const char *fmt,
+		   va_list ap)
+{
+	char *msg = NULL, *out = NULL;
+	char pos[32] = "";
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		drp_fatal_at(__FILE__, __LINE__, "out of memory");
+	if (file && line)
+		snprintf(pos, sizeof(pos), ":%u", line);
+	bool bracket = section && section[0] != '[';
+	int r = asprintf(&out, "%s%s%s%s%s%s%s%s%s%s", file ? file : "", pos,
+			 file ? ": " : "", bracket ? "[" : "",
+			 section ? section : "", bracket ? "]" : "",
+			 section && key ? " " : "", key ? key : "",
+			 section || key ? ": " : "", msg);
+	if (r < 0)
+		drp_fatal_at(__FILE__, __LINE__, "out of memory");
+	free(msg);
+	e->msg = drp_realloc(e->msg, (e->n + 1) * sizeof(*e->msg));
+	e->msg[e->n++] = out;
+}
+
+void drp_conf_error(drp_conf_errors_t *e, const char *file, unsigned line,
+		    const char *section, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verror(e, file, line, section, key, fmt, ap);
+	va_end(ap);
+}
+
+void drp_conf_error_item(drp_conf_errors_t *e, const char *section,
+			 const drp_conf_item_t *it, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (it)
+		verror(e, it->file, it->line, section, it->key, fmt, ap);
+	else
+		verror(e, NULL, 0, section, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
+			     const drp_conf_item_t *it, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n = strlen(r->name) + 16;
+	char *label = drp_malloc(n);
+
+	snprintf(label, n, "registry \"%s\"", r->name);
+	va_start(ap, fmt);
+	if (it)
+		verror(e, it->file, it->line, label, it->key, fmt, ap);
+	else
+		verror(e, r->file, r->line, label, NULL, fmt, ap);
+	va_end(ap);
+	free(label);
+}
+
+/* ---- value syntax ---- */
+
+static bool digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int drp_conf_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	unsigned shift = 0;
+	bool overflow = false;
+
+	if (!digit(*p))
+		return -EINVAL;
+	for (; digit(*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			overflow = true;
+		else
+			v = v * 10 + d;
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		break;
+	case 'T':
+	case 't':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	/* The syntax is checked first: "99999999999999999999X" is a typo
+	 * before it is an overflow. */
+	if (shift && p[1] != '\0')
+		return -EINVAL;
+	if (overflow || v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+/* Longer than any timeout or TTL makes sense for, short enough that
+ * adding it to a timestamp cannot overflow anything. */
+#define DURATION_MAX 1e9
+
+int drp_conf_parse_duration(const char *s, double *out)
+{
+	const char *p = s;
+	double v = 0, scale = 1;
+
+	if (!digit(*p))
+		return -EINVAL;
+	for (; digit(*p); p++)
+		v = v * 10 + (*p - '0');
+	if (*p == '.') {
+		p++;
+		if (!digit(*p))
+			return -EINVAL;
+		for (; digit(*p); p++) {
+			scale /= 10;
+			v += (*p - '0') * scale;
+		}
+	}
+	double mult = 1;
+	switch (*p) {
+	case '\0':
+		break;
+	case 's':
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p && p[1] != '\0')
+		return -EINVAL;
+	v *= mult;
+	if (v > DURATION_MAX)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int drp_conf_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- defaults ---- */
+
+/*
+ * Built field by field rather than by parsing drp_conf_defaults_text(),
+ * so that the test comparing the two catches a drift of either.
+ */
+static const char *const default_registries[] = {"quay.io", "gcr.io", "ghcr.io",
+						 "registry.k8s.io"};
+static const char *const default_allow[] = {
+	"127.0.0.0/8",	 "::1/128",	   "10.0.0.0/8",
+	"172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+};
+
+drp_conf_t *drp_conf_defaults(void)
+{
+	drp_conf_t *c = DRP_NEW(drp_conf_t);
+
+	c->n_listen = 1;
+	c->listen = drp_calloc(1, sizeof(*c->listen));
+	c->listen[0].text = drp_strdup("0.0.0.0:3128");
+	drp_require(drp_sockaddr_parse(c->listen[0].text, &c->listen[0].addr,
+				       &c->listen[0].addrlen) == 0);
+	c->workers = 0;
+	c->n_registries = DRP_ARRAY_SIZE(default_registries);
+	c->registries = drp_calloc(c->n_registries, sizeof(*c->registries));
+	for (unsigned i = 0; i < c->n_registries; i++)
+		c->registries[i] = drp_strdup(default_registries[i]);
+	c->n_allow = DRP_ARRAY_SIZE(default_allow);
+	c->allow = drp_calloc(c->n_allow, sizeof(*c->allow));
+	for (unsigned i = 0; i < c->n_allow; i++)
+		drp_require(drp_cidr_parse(default_allow[i], &c->allow[i]) ==
+			    0);
+	c->n_tunnel_ports = 1;
+	c->tunnel_ports = drp_calloc(1, sizeof(*c->tunnel_ports));
+	c->tunnel_ports[0] = 443;
+	c->ca_dir = drp_strdup("./ca");
+	c->upstream_ca_file = NULL;
+	c->verify_upstream = true;
+	c->access_log = drp_strdup("-");
+	c->error_log = drp_strdup("-");
+	c->log_level = DRP_LOG_NOTICE;
+	c->users_file = NULL;
+	c->max_connections = 4096;
+	c->max_header_size = 65536;
+	c->header_timeout = 30;
+	c->idle_timeout = 60;
+	c->connect_timeout = 10;
+	c->handshake_timeout = 15;
+	c->body_timeout = 120;
+	c->tunnel_idle_timeout = 600;
+	c->cache_backend = drp_strdup("fs");
+	c->cache_dir = drp_strdup("./cache");
+	c->cache_max_size = 32ULL << 30;
+	c->tag_ttl = 300;
+	return c;
+}
+
+static const char defaults_text[] =
+	"; docker-registry-proxy: the embedded defaults.\n"
+	"; See docker-registry-proxy.ini(5) for every key.\n"
+	"\n"
+	"[proxy]\n"
+	"listen = 0.0.0.0:3128\n"
+	"workers = auto\n"
+	"registries = quay.io gcr.io ghcr.io registry.k8s.io\n"
+	"allow = 127.0.0.0/8 ::1/128 10.0.0.0/8 172.16.0.0/12 "
+	"192.168.0.0/16 fc00::/7\n"
+	"tunnel_ports = 443\n"
+	"ca_dir = ./ca\n"
+	"upstream_ca_file =\n"
+	"verify_upstream = yes\n"
+	"access_log = -\n"
+	"error_log = -\n"
+	"log_level = notice\n"
+	"users_file =\n"
+	"max_connections = 4096\n"
+	"max_header_size = 64K\n"
+	"header_timeout = 30s\n"
+	"idle_timeout = 60s\n"
+	"connect_timeout = 10s\n"
+	"handshake_timeout = 15s\n"
+	"body_timeout = 120s\n"
+	"tunnel_idle_timeout = 10m\n"
+	"\n"
+	"[resolve]\n"
+	"\n"
+	"[cache]\n"
+	"backend = fs\n"
+	"dir = ./cache\n"
+	"max_size = 32G\n"
+	"tag_ttl = 5m\n";
+
+const char *drp_conf_defaults_text(void)
+{
+	return defaults_text;
+}
+
+/* ---- loading ---- */
+
+/* The line number at the start of a message produced for file, 0 if
+ * none (e.g. "file: cannot read"). */
+static unsigned msg_line(const char *msg, const char *file)
+{
+	size_t n = strlen(file);
+
+	if (strncmp(msg, file, n) != 0 || msg[n] != ':' || !digit(msg[n + 1]))
+		return 0;
+	return (unsigned)strtoul(msg + n + 1, NULL, 10);
+}
+
+/*
+ * Syntax errors are found before semantic ones; present them all in line
+ * order, which is how an operator works through the file. Stable, so two
+ * errors on one line keep their order.
+ */
+static void sort_errors(drp_conf_errors_t *e, unsigned from, const char *file)
+{
+	for (unsigned i = from + 1; i < e->n; i++) {
+		char *m = e->msg[i];
+		unsigned l = msg_line(m, file), j = i;
+		while (j > from && msg_line(e->msg[j - 1], file) > l) {
+			e->msg[j] = e->msg[j - 1];
+			j--;
+		}
+		e->msg[j] = m;
+	}
+}
+
+static drp_conf_t *load_buf(const char *name, const char *text, size_t len,
+			    drp_conf_errors_t *errs)
+{
+	drp_conf_t *c = drp_conf_defaults();
+	drp_ini_t ini = {0};
+	unsigned from = errs->n;
+
+	c->path = drp_strdup(name);
+	drp_ini_parse(&ini, c->path, text, len, errs);
+	drp_schema_apply(c, &ini, errs);
+	drp_ini_free(&ini);
+	if (errs->n > from) {
+		sort_errors(errs, from, c->path);
+		drp_conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+drp_conf_t *drp_conf_load_string(const char *name, const char *text,
+				 drp_conf_errors_t *errs)
+{
+	return load_buf(name ? name : "<string>", text, strlen(text), errs);
+}
+
+drp_conf_t *drp_conf_load(const char *path, drp_conf_errors_t *errs)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+
+	if (f == NULL) {
+		drp_conf_error(errs, path, 0, NULL, NULL, "cannot open: %s",
+			       strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 16384;
+			text = drp_realloc(text, cap);
+		}
+		size_t n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		drp_conf_error(errs, path, 0, NULL, NULL, "cannot read: %s",
+			       strerror(errno));
+		fclose(f);
+		free(text);
+		return NULL;
+	}
+	fclose(f);
+	drp_conf_t *c = load_buf(path, text, len, errs);
+	free(text);
+	return c;
+}
+
+void drp_conf_free(drp_conf_t *c)
+{
+	if (c == NULL)
+		return;
+	for (unsigned i = 0; i < c->n_listen; i++)
+		free(c->listen[i].text);
+	free(c->listen);
+	for (unsigned i = 0; i < c->n_registries; i++)
+		free(c->registries[i]);
+	free(c->registries);
+	free(c->allow);
+	free(c->tunnel_ports);
+	free(c->ca_dir);
+	free(c->upstream_ca_file);
+	free(c->access_log);
+	free(c->error_log);
+	free(c->users_file);
+	for (unsigned i = 0; i < c->n_resolve; i++)
+		free(c->resolve[i].host);
+	free(c->resolve);
+	free(c->cache_backend);
+	free(c->cache_dir);
+	for (unsigned i = 0; i < c->n_registry; i++) {
+		drp_conf_registry_t *r = &c->registry[i];
+		for (unsigned j = 0; j < r->n_items; j++) {
+			free(r->items[j].key);
+			free(r->items[j].value);
+		}
+		free(r->items);
+		free(r->name);
+	}
+	free(c->registry);
+	free(c->path);
+	free(c);
+}
+
+const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
+					     const char *key)
+{
+	for (unsigned i = 0; i < r->n_items; i++)
+		if (strcmp(r->items[i].key, key) == 0)
+			return &r->items[i];
+	return NULL;
+}

@@ -1,0 +1,1019 @@
+/* SPDX-License-Identifier: MIT */
+#include "conf/schema.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/log.h"
+#include "util/mem.h"
+
+/* Keys already seen in one kind of section, for duplicate detection.
+ * [proxy], [resolve] and [cache] may be split over several blocks that
+ * merge, so this lives per kind, not per block. */
+struct seen {
+	const char **key;
+	unsigned *line;
+	unsigned n;
+};
+
+struct ld {
+	drp_conf_t *c;
+	drp_conf_errors_t *errs;
+	unsigned n_errs;
+	const char *label; /* section of the item being applied */
+	struct seen proxy, resolve, cache;
+};
+
+struct key;
+typedef void (*set_fn)(struct ld *ld, const drp_conf_item_t *it,
+		       const struct key *k);
+
+struct key {
+	const char *name;
+	set_fn set;
+	size_t off; /* field in drp_conf_t, for the scalar setters */
+	unsigned min, max;
+};
+
+#define err(ld, it, ...)                                                       \
+	do {                                                                   \
+		drp_conf_error_item((ld)->errs, (ld)->label, (it),             \
+				    __VA_ARGS__);                              \
+		(ld)->n_errs++;                                                \
+	} while (0)
+
+#define err_at(ld, line, section, ...)                                         \
+	do {                                                                   \
+		drp_conf_error((ld)->errs, (ld)->c->path, (line), (section),   \
+			       NULL, __VA_ARGS__);                             \
+		(ld)->n_errs++;                                                \
+	} while (0)
+
+#define FIELD(ld, k, type) ((type *)(void *)((char *)(ld)->c + (k)->off))
+
+/* Values can be of any length: messages show at most 80 characters. */
+struct clip {
+	char s[84];
+};
+static const char *clip(const char *v, struct clip *b)
+{
+	size_t n = strlen(v);
+
+	if (n <= 80)
+		return v;
+	memcpy(b->s, v, 77);
+	memcpy(b->s + 77, "...", 4);
+	return b->s;
+}
+#define CLIP(v) clip((v), &(struct clip){{0}})
+
+static bool seen_check(struct ld *ld, struct seen *s, const drp_conf_item_t *it,
+		       bool nocase, const char *what)
+{
+	for (unsigned i = 0; i < s->n; i++) {
+		if (nocase ? strcasecmp(s->key[i], it->key) == 0
+			   : strcmp(s->key[i], it->key) == 0) {
+			err(ld, it, "duplicate %s (first at line %u)", what,
+			    s->line[i]);
+			return false;
+		}
+	}
+	s->key = drp_realloc(s->key, (s->n + 1) * sizeof(*s->key));
+	s->line = drp_realloc(s->line, (s->n + 1) * sizeof(*s->line));
+	s->key[s->n] = it->key;
+	s->line[s->n] = it->line;
+	s->n++;
+	return true;
+}
+
+static void seen_free(struct seen *s)
+{
+	free(s->key);
+	free(s->line);
+}
+
+/* ---- lexical helpers ---- */
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_alnum_lower(char c)
+{
+	return (c >= 'a' && c <= 'z') || is_digit(c);
+}
+
+static char lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Strict decimal in [min, max]: -EINVAL if not a number, -ERANGE if out
+ * of range. */
+static int parse_uint(const char *s, size_t n, unsigned min, unsigned max,
+		      unsigned *out)
+{
+	unsigned long long v = 0;
+
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(s[i]))
+			return -EINVAL;
+		if (v <= 0xffffffffULL)
+			v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Splits on blanks and commas. Returns the number of tokens. */
+static unsigned split_list(const char *v, char ***out)
+{
+	char **tok = NULL;
+	unsigned n = 0;
+	const char *p = v;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *s = p;
+		while (*p && *p != ' ' && *p != '\t' && *p != ',')
+			p++;
+		tok = drp_realloc(tok, (n + 1) * sizeof(*tok));
+		tok[n++] = drp_strndup(s, (size_t)(p - s));
+	}
+	*out = tok;
+	return n;
+}
+
+static void free_list(char **tok, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free(tok[i]);
+	free(tok);
+}
+
+/*
+ * A host name per RFC 1123 (labels of letters, digits and '-', not at a
+ * label's ends, 1..63 each, 253 in all), or an IPv4 literal. A name whose
+ * last label is all digits must be an IPv4 literal: "10.1.2" is a typo,
+ * not a name.
+ */
+static bool valid_host(const char *s, size_t n)
+{
+	if (n == 0 || n > 253)
+		return false;
+
+	size_t start = 0;
+	bool numeric = false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.')
+			continue;
+		size_t len = i - start;
+		if (len == 0 || len > 63 || s[start] == '-' || s[i - 1] == '-')
+			return false;
+		numeric = true;
+		for (size_t j = start; j < i; j++) {
+			char c = lower(s[j]);
+			if (!is_alnum_lower(c) && c != '-')
+				return false;
+			if (!is_digit(c))
+				numeric = false;
+		}
+		start = i + 1;
+	}
+	if (numeric) {
+		char buf[16];
+		struct in_addr a;
+		if (n >= sizeof(buf))
+			return false;
+		memcpy(buf, s, n);
+		buf[n] = '\0';
+		return inet_pton(AF_INET, buf, &a) == 1;
+	}
+	return true;
+}
+
+static bool last_label_numeric(const char *s, size_t n)
+{
+	size_t i = n;
+
+	while (i > 0 && s[i - 1] != '.') {
+		if (!is_digit(s[i - 1]))
+			return false;
+		i--;
+	}
+	return i < n;
+}
+
+static char *lower_dup(const char *s, size_t n)
+{
+	char *out = drp_strndup(s, n);
+	for (char *p = out; *p; p++)
+		*p = lower(*p);
+	return out;
+}
+
+/*
+ * "host", "host:port", "[v6]" or "[v6]:port" -> lower-case normal form
+ * (port without leading zeros), or NULL. wildcard admits "*.domain".
+ */
+static char *norm_host_port(const char *s, size_t n, bool wildcard)
+{
+	size_t hn = n;
+	const char *port = NULL;
+
+	if (n > 0 && s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+		char buf[INET6_ADDRSTRLEN + 1];
+		struct in6_addr a;
+		if (close == NULL)
+			return NULL;
+		hn = (size_t)(close - s) + 1;
+		if (hn - 2 == 0 || hn - 2 >= sizeof(buf))
+			return NULL;
+		memcpy(buf, s + 1, hn - 2);
+		buf[hn - 2] = '\0';
+		if (inet_pton(AF_INET6, buf, &a) != 1)
+			return NULL;
+		if (hn < n) {
+			if (s[hn] != ':')
+				return NULL;
+			port = s + hn + 1;
+		}
+	} else {
+		const char *colon = memchr(s, ':', n);
+		if (colon) {
+			hn = (size_t)(colon - s);
+			port = colon + 1;
+		}
+		const char *h = s;
+		size_t len = hn;
+		if (wildcard && len > 2 && h[0] == '*' && h[1] == '.') {
+			h += 2;
+			len -= 2;
+		}
+		if (!valid_host(h, len))
+			return NULL;
+		/* A wildcard over an IPv4 literal ("*.10.0.0.1") would
+		 * match nothing. */
+		if (h != s && last_label_numeric(h, len))
+			return NULL;
+	}
+
+	unsigned pv = 0;
+	if (port && parse_uint(port, n - (size_t)(port - s), 1, 65535, &pv) < 0)
+		return NULL;
+	char *host = lower_dup(s, hn);
+	if (!port)
+		return host;
+	size_t outn = hn + 8;
+	char *out = drp_malloc(outn);
+	snprintf(out, outn, "%s:%u", host, pv);
+	free(host);
+	return out;
+}
+
+/* One path component of an image reference:
+ * [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )* */
+static bool valid_component(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0 || !is_alnum_lower(s[0]) || !is_alnum_lower(s[n - 1]))
+		return false;
+	while (i < n) {
+		if (is_alnum_lower(s[i])) {
+			i++;
+			continue;
+		}
+		size_t j = i;
+		while (j < n && !is_alnum_lower(s[j]))
+			j++;
+		size_t sep = j - i;
+		bool ok = (sep == 1 && (s[i] == '.' || s[i] == '_')) ||
+			  (sep == 2 && s[i] == '_' && s[i + 1] == '_');
+		if (!ok) {
+			ok = true;
+			for (size_t k = i; k < j; k++)
+				ok = ok && s[k] == '-';
+		}
+		if (!ok)
+			return false;
+		i = j;
+	}
+	return true;
+}
+
+static bool valid_repo_prefix(const char *s)
+{
+	const char *p = s;
+
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (!valid_component(p, n))
+			return false;
+		if (!slash)
+			return true;
+		p = slash + 1;
+	}
+}
+
+/* ---- value parsers with their messages ---- */
+
+static bool get_duration(struct ld *ld, const drp_conf_item_t *it,
+			 bool positive, double *out)
+{
+	int r = drp_conf_parse_duration(it->value, out);
+
+	if (r == -ERANGE) {
+		err(ld, it, "duration '%s' is too large", CLIP(it->value));
+		return false;
+	}
+	if (r < 0) {
+		err(ld, it,
+		    "invalid duration '%s' (expected e.g. 30, 0.5, 30s, 5m, "
+		    "2h, 1d)",
+		    CLIP(it->value));
+		return false;
+	}
+	if (positive && *out <= 0) {
+		err(ld, it, "duration must be greater than 0");
+		return false;
+	}
+	return true;
+}
+
+static bool get_size(struct ld *ld, const drp_conf_item_t *it, uint64_t *out)
+{
+	int r = drp_conf_parse_size(it->value, out);
+
+	if (r == -ERANGE) {
+		err(ld, it, "size '%s' is too large", CLIP(it->value));
+		return false;
+	}
+	if (r < 0) {
+		err(ld, it,
+		    "invalid size '%s' (expected e.g. 1024, 10K, 32G, 1T)",
+		    CLIP(it->value));
+		return false;
+	}
+	return true;
+}
+
+static bool get_nonempty(struct ld *ld, const drp_conf_item_t *it)
+{
+	if (it->value[0] != '\0')
+		return true;
+	err(ld, it, "value must not be empty");
+	return false;
+}
+
+/*
+ * A CIDR list; out NULL only validates (the [registry] allow, kept raw
+ * for the plugin layer). Returns false after reporting every bad entry.
+ */
+static bool get_cidrs(struct ld *ld, const drp_conf_item_t *it,
+		      drp_cidr_t **out, unsigned *n_out)
+{
+	char **tok;
+	unsigned n = split_list(it->value, &tok);
+	drp_cidr_t *list = drp_calloc(n, sizeof(*list));
+	bool ok = true;
+
+	for (unsigned i = 0; i < n; i++) {
+		int r = drp_cidr_parse_masked(tok[i], &list[i]);
+		if (r < 0) {
+			err(ld, it,
+			    "invalid CIDR '%s' (expected ADDRESS or "
+			    "ADDRESS/PREFIX)",
+			    CLIP(tok[i]));
+			ok = false;
+		} else if (r > 0) {
+			char net[64];
+			err(ld, it,
+			    "'%s' has host bits set (the network is %s)",
+			    CLIP(tok[i]),
+			    drp_cidr_str(&list[i], net, sizeof(net)));
+			ok = false;
+		}
+	}
+	free_list(tok, n);
+	if (ok && out) {
+		free(*out);
+		*out = list;
+		*n_out = n;
+	} else {
+		free(list);
+	}
+	return ok;
+}
+
+/* ---- [proxy] ---- */
+
+static void set_listen(struct ld *ld, const drp_conf_item_t *it,
+		       const struct key *k)
+{
+	drp_conf_t *c = ld->c;
+	char **tok;
+	unsigned n = split_list(it->value, &tok), ok = 0;
+	drp_conf_listen_t *l = drp_calloc(n, sizeof(*l));
+	bool bad = false;
+
+	if (n == 0) {
+		err(ld, it, "at least one address is required");
+		bad = true;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		drp_conf_listen_t *x = &l[ok];
+		if (drp_sockaddr_parse(tok[i], &x->addr, &x->addrlen) < 0) {
+			err(ld, it,
+			    "invalid address '%s' (expected IPV4:PORT, "
+			    "[IPV6]:PORT or *:PORT)",
+			    CLIP(tok[i]));
+			bad = true;
+			continue;
+		}
+		bool dup = false;
+		for (unsigned j = 0; j < ok && !dup; j++)
+			dup = l[j].addrlen == x->addrlen &&
+			      memcmp(&l[j].addr, &x->addr, x->addrlen) == 0;
+		if (dup) {
+			err(ld, it, "duplicate address '%s'", CLIP(tok[i]));
+			bad = true;
+			continue;
+		}
+		x->text = tok[i];
+		tok[i] = NULL;
+		ok++;
+	}
+	free_list(tok, n);
+	if (bad) {
+		for (unsigned i = 0; i < ok; i++)
+			free(l[i].text);
+		free(l);
+		return;
+	}
+	for (unsigned i = 0; i < c->n_listen; i++)
+		free(c->listen[i].text);
+	free(c->listen);
+	c->listen = l;
+	c->n_listen = n;
+}
+
+static void set_workers(struct ld *ld, const drp_conf_item_t *it,
+			const struct key *k)
+{
+	unsigned v;
+
+	if (strcmp(it->value, "auto") == 0) {
+		ld->c->workers = 0;
+		return;
+	}
+	if (parse_uint(it->value, strlen(it->value), 1, 256, &v) < 0) {
+		err(ld, it, "invalid value '%s' (expected auto or 1..256)",
+		    CLIP(it->value));
+		return;
+	}
+	ld->c->workers = v;
+}
+
+static void set_registries(struct ld *ld, const drp_conf_item_t *it,
+			   const struct key *k)
+{
+	drp_conf_t *c = ld->c;
+	char **tok;
+	unsigned n = split_list(it->value, &tok);
+	char **list = drp_calloc(n, sizeof(*list));
+	bool bad = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		list[i] = norm_host_port(tok[i], strlen(tok[i]), false);
+		if (list[i] == NULL) {
+			err(ld, it,
+			    "invalid host '%s' (expected HOST or HOST:PORT)",
+			    CLIP(tok[i]));
+			bad = true;
+		}
+	}
+	free_list(tok, n);
+	if (bad) {
+		free_list(list, n);
+		return;
+	}
+	free_list(c->registries, c->n_registries);
+	c->registries = list;
+	c->n_registries = n;
+}
+
+static void set_allow(struct ld *ld, const drp_conf_item_t *it,
+		      const struct key *k)
+{
+	get_cidrs(ld, it, &ld->c->allow, &ld->c->n_allow);
+}
+
+static void set_ports(struct ld *ld, const drp_conf_item_t *it,
+		      const struct key *k)
+{
+	drp_conf_t *c = ld->c;
+	char **tok;
+	unsigned n = split_list(it->value, &tok);
+	uint16_t *ports = drp_calloc(n, sizeof(*ports));
+	bool bad = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		unsigned v = 0;
+		if (parse_uint(tok[i], strlen(tok[i]), 1, 65535, &v) < 0) {
+			err(ld, it, "invalid port '%s' (expected 1..65535)",
+			    CLIP(tok[i]));
+			bad = true;
+		}
+		ports[i] = (uint16_t)v;
+	}
+	free_list(tok, n);
+	if (bad) {
+		free(ports);
+		return;
+	}
+	free(c->tunnel_ports);
+	c->tunnel_ports = ports;
+	c->n_tunnel_ports = n;
+}
+
+static void set_string(struct ld *ld, const drp_conf_item_t *it,
+		       const struct key *k)
+{
+	char **f = FIELD(ld, k, char *);
+
+	if (!get_nonempty(ld, it))
+		return;
+	free(*f);
+	*f = drp_strdup(it->value);
+}
+
+/* Empty = unset (NULL). */
+static void set_string_opt(struct ld *ld, const drp_conf_item_t *it,
+			   const struct key *k)
+{
+	char **f = FIELD(ld, k, char *);
+
+	free(*f);
+	*f = it->value[0] ? drp_strdup(it->value) : NULL;
+}
+
+static void set_bool(struct ld *ld, const drp_conf_item_t *it,
+		     const struct key *k)
+{
+	if (drp_conf_parse_bool(it->value, FIELD(ld, k, bool)) < 0)
+		err(ld, it, "invalid boolean '%s' (expected yes or no)",
+		    CLIP(it->value));
+}
+
+static void set_log_level(struct ld *ld, const drp_conf_item_t *it,
+			  const struct key *k)
+{
+	int v = drp_log_level_parse(it->value);
+
+	if (v < 0) {
+		err(ld, it,
+		    "invalid log level '%s' (expected err, warning, notice, "
+		    "info or debug)",
+		    CLIP(it->value));
+		return;
+	}
+	ld->c->log_level = v;
+}
+
+static void set_uint(struct ld *ld, const drp_conf_item_t *it,
+		     const struct key *k)
+{
+	unsigned v;
+	int r = parse_uint(it->value, strlen(it->value), k->min, k->max, &v);
+
+	if (r == -EINVAL)
+		err(ld, it, "invalid number '%s'", CLIP(it->value));
+	else if (r < 0)
+		err(ld, it, "value '%s' out of range %u..%u", CLIP(it->value),
+		    k->min, k->max);
+	else
+		*FIELD(ld, k, unsigned) = v;
+}
+
+static void set_size_uint(struct ld *ld, const drp_conf_item_t *it,
+			  const struct key *k)
+{
+	uint64_t v;
+
+	if (!get_size(ld, it, &v))
+		return;
+	if (v < k->min || v > k->max) {
+		err(ld, it, "value '%s' out of range %u..%u", CLIP(it->value),
+		    k->min, k->max);
+		return;
+	}
+	*FIELD(ld, k, unsigned) = (unsigned)v;
+}
+
+static void set_timeout(struct ld *ld, const drp_conf_item_t *it,
+			const struct key *k)
+{
+	double v;
+
+	if (get_duration(ld, it, true, &v))
+		*FIELD(ld, k, double) = v;
+}
+
+#define F(field) offsetof(drp_conf_t, field)
+
+static const struct key proxy_keys[] = {
+	{"listen", set_listen, 0, 0, 0},
+	{"workers", set_workers, 0, 0, 0},
+	{"registries", set_registries, 0, 0, 0},
+	{"allow", set_allow, 0, 0, 0},
+	{"tunnel_ports", set_ports, 0, 0, 0},
+	{"ca_dir", set_string, F(ca_dir), 0, 0},
+	{"upstream_ca_file", set_string_opt, F(upstream_ca_file), 0, 0},
+	{"verify_upstream", set_bool, F(verify_upstream), 0, 0},
+	{"access_log", set_string, F(access_log), 0, 0},
+	{"error_log", set_string, F(error_log), 0, 0},
+	{"log_level", set_log_level, 0, 0, 0},
+	{"users_file", set_string_opt, F(users_file), 0, 0},
+	{"max_connections", set_uint, F(max_connections), 1, 1000000},
+	{"max_header_size", set_size_uint, F(max_header_size), 1024, 1048576},
+	{"header_timeout", set_timeout, F(header_timeout), 0, 0},
+	{"idle_timeout", set_timeout, F(idle_timeout), 0, 0},
+	{"connect_timeout", set_timeout, F(connect_timeout), 0, 0},
+	{"handshake_timeout", set_timeout, F(handshake_timeout), 0, 0},
+	{"body_timeout", set_timeout, F(body_timeout), 0, 0},
+	{"tunnel_idle_timeout", set_timeout, F(tunnel_idle_timeout), 0, 0},
+};
+
+/* ---- [cache] ---- */
+
+static void set_backend(struct ld *ld, const drp_conf_item_t *it,
+			const struct key *k)
+{
+	if (strcmp(it->value, "fs") != 0 && strcmp(it->value, "memory") != 0) {
+		err(ld, it, "unknown backend '%s' (expected fs or memory)",
+		    CLIP(it->value));
+		return;
+	}
+	free(ld->c->cache_backend);
+	ld->c->cache_backend = drp_strdup(it->value);
+}
+
+static void set_max_size(struct ld *ld, const drp_conf_item_t *it,
+			 const struct key *k)
+{
+	uint64_t v;
+
+	if (!get_size(ld, it, &v))
+		return;
+	if (v == 0) {
+		err(ld, it, "size must be greater than 0");
+		return;
+	}
+	ld->c->cache_max_size = v;
+}
+
+static void set_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
+			const struct key *k)
+{
+	double v;
+
+	if (get_duration(ld, it, false, &v))
+		ld->c->tag_ttl = v;
+}
+
+static const struct key cache_keys[] = {
+	{"backend", set_backend, 0, 0, 0},
+	{"dir", set_string, F(cache_dir), 0, 0},
+	{"max_size", set_max_size, 0, 0, 0},
+	{"tag_ttl", set_tag_ttl, 0, 0, 0},
+};
+
+static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
+		       struct seen *seen, const struct key *keys, size_t n_keys)
+{
+	for (unsigned i = 0; i < s->n_items; i++) {
+		const drp_ini_item_t *ii = &s->items[i];
+		drp_conf_item_t it = {ii->key, ii->value, ld->c->path,
+				      ii->line};
+		const struct key *k = NULL;
+
+		for (size_t j = 0; j < n_keys && !k; j++)
+			if (strcmp(keys[j].name, it.key) == 0)
+				k = &keys[j];
+		if (k == NULL) {
+			err(ld, &it, "unknown key");
+			continue;
+		}
+		if (seen_check(ld, seen, &it, false, "key"))
+			k->set(ld, &it, k);
+	}
+}
+
+/* ---- [resolve] ---- */
+
+/* "1.2.3.4", "1.2.3.4:443", "[::1]", "[::1]:443" or a bare "::1". Port 0
+ * when absent. */
+static int parse_resolve_addr(const char *v, struct sockaddr_storage *ss,
+			      unsigned *len)
+{
+	char buf[INET6_ADDRSTRLEN + 1];
+	const char *host = v, *port = NULL;
+	size_t hn = strlen(v);
+	int fam;
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (close == NULL)
+			return -EINVAL;
+		host = v + 1;
+		hn = (size_t)(close - host);
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1] != '\0')
+			return -EINVAL;
+		fam = AF_INET6;
+	} else {
+		const char *colon = strchr(v, ':');
+		if (colon && strchr(colon + 1, ':') == NULL) {
+			hn = (size_t)(colon - v);
+			port = colon + 1;
+			fam = AF_INET;
+		} else {
+			fam = colon ? AF_INET6 : AF_INET;
+		}
+	}
+	if (hn == 0 || hn >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, host, hn);
+	buf[hn] = '\0';
+
+	unsigned pv = 0;
+	if (port && parse_uint(port, strlen(port), 1, 65535, &pv) < 0)
+		return -EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	if (fam == AF_INET) {
+		struct sockaddr_in *sin = (void *)ss;
+		if (inet_pton(AF_INET, buf, &sin->sin_addr) != 1)
+			return -EINVAL;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)pv);
+		*len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (void *)ss;
+		if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)pv);
+		*len = sizeof(*sin6);
+	}
+	return 0;
+}
+
+static void apply_resolve(struct ld *ld, const drp_ini_section_t *s)
+{
+	drp_conf_t *c = ld->c;
+
+	for (unsigned i = 0; i < s->n_items; i++) {
+		const drp_ini_item_t *ii = &s->items[i];
+		drp_conf_item_t it = {ii->key, ii->value, c->path, ii->line};
+		struct sockaddr_storage ss;
+		unsigned len;
+
+		if (!valid_host(it.key, strlen(it.key))) {
+			err(ld, &it, "invalid host name");
+			continue;
+		}
+		if (!seen_check(ld, &ld->resolve, &it, true, "host"))
+			continue;
+		if (parse_resolve_addr(it.value, &ss, &len) < 0) {
+			err(ld, &it,
+			    "invalid address '%s' (expected IPV4, IPV4:PORT, "
+			    "IPV6 or [IPV6]:PORT)",
+			    CLIP(it.value));
+			continue;
+		}
+		c->resolve = drp_realloc(
+			c->resolve, (c->n_resolve + 1) * sizeof(*c->resolve));
+		drp_conf_resolve_t *r = &c->resolve[c->n_resolve++];
+		r->host = lower_dup(it.key, strlen(it.key));
+		r->addr = ss;
+		r->addrlen = len;
+	}
+}
+
+/* ---- [registry "NAME"] ---- */
+
+static const char *const registry_shared[] = {
+	"plugin", "username", "password", "password_file",
+	"allow",  "push",     "tag_ttl",
+};
+
+static bool is_shared_key(const char *k)
+{
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(registry_shared); i++)
+		if (strcmp(registry_shared[i], k) == 0)
+			return true;
+	return false;
+}
+
+static void check_shared(struct ld *ld, const drp_conf_item_t *it)
+{
+	const char *k = it->key;
+	double d;
+
+	if (strcmp(k, "plugin") == 0 || strcmp(k, "password_file") == 0) {
+		get_nonempty(ld, it);
+	} else if (strcmp(k, "allow") == 0) {
+		get_cidrs(ld, it, NULL, NULL);
+	} else if (strcmp(k, "push") == 0) {
+		if (strcmp(it->value, "client") != 0 &&
+		    strcmp(it->value, "proxy") != 0 &&
+		    strcmp(it->value, "deny") != 0)
+			err(ld, it,
+			    "invalid value '%s' (expected client, proxy or "
+			    "deny)",
+			    CLIP(it->value));
+	} else if (strcmp(k, "tag_ttl") == 0) {
+		get_duration(ld, it, false, &d);
+	}
+	/* username, password: any string. */
+}
+
+/* NULL if the host part is invalid; *bad_path set if the repository
+ * prefix is. */
+static char *norm_registry_name(const char *name, bool *bad_path)
+{
+	const char *slash = strchr(name, '/');
+	size_t hn = slash ? (size_t)(slash - name) : strlen(name);
+
+	*bad_path = false;
+	char *host = norm_host_port(name, hn, true);
+	if (host == NULL || slash == NULL)
+		return host;
+	if (!valid_repo_prefix(slash + 1)) {
+		*bad_path = true;
+		free(host);
+		return NULL;
+	}
+	size_t n = strlen(host) + strlen(slash) + 1;
+	char *out = drp_malloc(n);
+	snprintf(out, n, "%s%s", host, slash);
+	free(host);
+	return out;
+}
+
+static void registry_free_items(drp_conf_item_t *items, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		free(items[i].key);
+		free(items[i].value);
+	}
+	free(items);
+}
+
+static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
+{
+	drp_conf_t *c = ld->c;
+	bool bad_path, ok = true;
+
+	if (s->arg == NULL) {
+		err_at(ld, s->line, s->label,
+		       "missing name (expected [registry \"HOST\"])");
+		return;
+	}
+	char *name = norm_registry_name(s->arg, &bad_path);
+	if (name == NULL && bad_path) {
+		err_at(ld, s->line, s->label,
+		       "invalid repository prefix in registry name (lower-case "
+		       "letters and digits, separated by '/', '.', '_', '__' "
+		       "or '-')");
+		ok = false;
+	} else if (name == NULL) {
+		err_at(ld, s->line, s->label,
+		       "invalid registry name (expected HOST, HOST:PORT or "
+		       "*.DOMAIN, optionally followed by /REPOSITORY/PREFIX)");
+		ok = false;
+	}
+	for (unsigned i = 0; name && i < c->n_registry; i++) {
+		if (strcmp(c->registry[i].name, name) == 0) {
+			err_at(ld, s->line, s->label,
+			       "duplicate section (first at line %u)",
+			       c->registry[i].line);
+			ok = false;
+			break;
+		}
+	}
+
+	bool has_plugin = false;
+	for (unsigned i = 0; i < s->n_items; i++)
+		has_plugin =
+			has_plugin || strcmp(s->items[i].key, "plugin") == 0;
+
+	struct seen seen = {0};
+	drp_conf_item_t *items = drp_calloc(s->n_items, sizeof(*items));
+	unsigned n = 0;
+	const drp_conf_item_t *password = NULL, *password_file = NULL;
+	for (unsigned i = 0; i < s->n_items; i++) {
+		const drp_ini_item_t *ii = &s->items[i];
+		drp_conf_item_t it = {ii->key, ii->value, c->path, ii->line};
+
+		if (!is_shared_key(it.key) && !has_plugin) {
+			err(ld, &it,
+			    "unknown key (plugin-specific keys need 'plugin' "
+			    "in the section)");
+			continue;
+		}
+		if (!seen_check(ld, &seen, &it, false, "key"))
+			continue;
+		if (is_shared_key(it.key))
+			check_shared(ld, &it);
+		items[n] = (drp_conf_item_t){
+			.key = drp_strdup(it.key),
+			.value = drp_strdup(it.value),
+			.file = c->path,
+			.line = it.line,
+		};
+		if (strcmp(it.key, "password") == 0)
+			password = &items[n];
+		else if (strcmp(it.key, "password_file") == 0)
+			password_file = &items[n];
+		n++;
+	}
+	seen_free(&seen);
+	if (password && password_file) {
+		const drp_conf_item_t *later =
+			password->line > password_file->line ? password
+							     : password_file;
+		err(ld, later,
+		    "password and password_file are mutually exclusive");
+	}
+
+	if (!ok) {
+		registry_free_items(items, n);
+		free(name);
+		return;
+	}
+	c->registry = drp_realloc(c->registry,
+				  (c->n_registry + 1) * sizeof(*c->registry));
+	c->registry[c->n_registry++] = (drp_conf_registry_t){
+		.name = name,
+		.file = c->path,
+		.line = s->line,
+		.items = items,
+		.n_items = n,
+	};
+}
+
+unsigned drp_schema_apply(drp_conf_t *c, const drp_ini_t *ini,
+			  drp_conf_errors_t *errs)
+{
+	struct ld ld = {.c = c, .errs = errs};
+
+	for (unsigned i = 0; i < ini->n_sec; i++) {
+		const drp_ini_section_t *s = &ini->sec[i];
+		if (s->bad)
+			continue;
+		bool plain = strcmp(s->name, "proxy") == 0 ||
+			     strcmp(s->name, "resolve") == 0 ||
+			     strcmp(s->name, "cache") == 0;
+		ld.label = s->label;
+		if (plain && s->arg) {
+			err_at(&ld, s->line, s->label,
+			       "this section takes no name");
+		} else if (strcmp(s->name, "proxy") == 0) {
+			apply_keys(&ld, s, &ld.proxy, proxy_keys,
+				   DRP_ARRAY_SIZE(proxy_keys));
+		} else if (strcmp(s->name, "cache") == 0) {
+			apply_keys(&ld, s, &ld.cache, cache_keys,
+				   DRP_ARRAY_SIZE(cache_keys));
+		} else if (strcmp(s->name, "resolve") == 0) {
+			apply_resolve(&ld, s);
+		} else if (strcmp(s->name, "registry") == 0) {
+			apply_registry(&ld, s);
+		} else {
+			err_at(&ld, s->line, s->label,
+			       "unknown section (expected proxy, resolve, "
+			       "cache or registry \"NAME\")");
+		}
+	}
+	seen_free(&ld.proxy);
+	seen_free(&ld.resolve);
+	seen_free(&ld.cache);
+	return ld.n_errs;
+}

@@ -1,0 +1,1220 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "util/log.h"
+
+Suite *conf_suite(void);
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static char *sa_text(const struct sockaddr_storage *ss, char *buf)
+{
+	return drp_sockaddr_str((const struct sockaddr *)ss, buf, 64);
+}
+
+static char *cidr_text(const drp_cidr_t *c, char *buf)
+{
+	return drp_cidr_str(c, buf, 64);
+}
+
+/* Loads text that must be valid; prints the errors if it is not. */
+static drp_conf_t *load_ok(const char *text)
+{
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load_string("t.ini", text, &errs);
+
+	for (unsigned i = 0; i < errs.n; i++)
+		fprintf(stderr, "unexpected: %s\n", errs.msg[i]);
+	ck_assert_uint_eq(errs.n, 0);
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+/* Loads text that must fail with exactly the given errors, in order. */
+static void load_fails(const char *text, const char *const *want, unsigned n)
+{
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load_string("t.ini", text, &errs);
+
+	ck_assert_ptr_null(c);
+	for (unsigned i = 0; i < errs.n || i < n; i++)
+		ck_assert_msg(i < errs.n && i < n &&
+				      strcmp(errs.msg[i], want[i]) == 0,
+			      "error %u: got \"%s\", want \"%s\"", i,
+			      i < errs.n ? errs.msg[i] : "(none)",
+			      i < n ? want[i] : "(none)");
+	drp_conf_errors_free(&errs);
+}
+
+/* ---- value syntax ---- */
+
+static const struct {
+	const char *in;
+	int ret;
+	uint64_t out;
+} size_cases[] = {
+	/* plain bytes */
+	{"1024", 0, 1024},
+	/* zero is a number (the caller decides if it is allowed) */
+	{"0", 0, 0},
+	/* K M G T are powers of 1024, either case */
+	{"10K", 0, 10240},
+	{"10k", 0, 10240},
+	{"3M", 0, 3ULL << 20},
+	{"32G", 0, 32ULL << 30},
+	{"1T", 0, 1ULL << 40},
+	{"2t", 0, 2ULL << 40},
+	/* the largest value without suffix */
+	{"18446744073709551615", 0, UINT64_MAX},
+	/* one more overflows */
+	{"18446744073709551616", -ERANGE, 0},
+	/* a suffix that overflows 64 bits */
+	{"16777216T", -ERANGE, 0},
+	/* the largest T value */
+	{"16777215T", 0, 16777215ULL << 40},
+	/* fractions are not sizes */
+	{"1.5G", -EINVAL, 0},
+	/* unknown suffix */
+	{"10X", -EINVAL, 0},
+	/* "KB" is not accepted: one letter only */
+	{"10KB", -EINVAL, 0},
+	/* suffix without number */
+	{"G", -EINVAL, 0},
+	/* sign */
+	{"-1", -EINVAL, 0},
+	{"+1", -EINVAL, 0},
+	/* blanks */
+	{" 1", -EINVAL, 0},
+	{"1 K", -EINVAL, 0},
+	/* empty */
+	{"", -EINVAL, 0},
+	/* overflow with a bad suffix is a syntax error first */
+	{"99999999999999999999X", -EINVAL, 0},
+};
+
+START_TEST(parse_size_table)
+{
+	uint64_t v = 12345;
+	int r = drp_conf_parse_size(size_cases[_i].in, &v);
+
+	ck_assert_msg(r == size_cases[_i].ret, "'%s': got %d",
+		      size_cases[_i].in, r);
+	if (r == 0)
+		ck_assert_msg(v == size_cases[_i].out, "'%s': got %llu",
+			      size_cases[_i].in, (unsigned long long)v);
+	else
+		ck_assert_msg(v == 12345, "'%s' wrote *out", size_cases[_i].in);
+}
+END_TEST
+
+static const struct {
+	const char *in;
+	int ret;
+	double out;
+} duration_cases[] = {
+	/* bare seconds */
+	{"30", 0, 30},
+	/* fractional seconds */
+	{"0.5", 0, 0.5},
+	{"1.25", 0, 1.25},
+	/* zero (callers decide whether it is allowed) */
+	{"0", 0, 0},
+	/* suffixes */
+	{"30s", 0, 30},
+	{"5m", 0, 300},
+	{"2h", 0, 7200},
+	{"1d", 0, 86400},
+	/* fraction with suffix */
+	{"1.5m", 0, 90},
+	/* the limit */
+	{"1000000000", 0, 1e9},
+	{"11574d", 0, 11574 * 86400.0},
+	/* over the limit */
+	{"1000000001", -ERANGE, 0},
+	{"11575d", -ERANGE, 0},
+	/* unknown suffix (sizes are not durations) */
+	{"5M", -EINVAL, 0},
+	{"5y", -EINVAL, 0},
+	{"5ms", -EINVAL, 0},
+	/* negative */
+	{"-1", -EINVAL, 0},
+	/* no digit before or after the point */
+	{".5", -EINVAL, 0},
+	{"5.", -EINVAL, 0},
+	/* exponent notation is not accepted */
+	{"1e3", -EINVAL, 0},
+	/* strtod words */
+	{"inf", -EINVAL, 0},
+	{"nan", -EINVAL, 0},
+	/* blanks */
+	{"5 m", -EINVAL, 0},
+	/* empty */
+	{"", -EINVAL, 0},
+};
+
+START_TEST(parse_duration_table)
+{
+	double v = -7;
+	int r = drp_conf_parse_duration(duration_cases[_i].in, &v);
+
+	ck_assert_msg(r == duration_cases[_i].ret, "'%s': got %d",
+		      duration_cases[_i].in, r);
+	if (r == 0)
+		ck_assert_double_eq_tol(v, duration_cases[_i].out, 1e-9);
+	else
+		ck_assert_double_eq(v, -7);
+}
+END_TEST
+
+static const struct {
+	const char *in;
+	int ret;
+	bool out;
+} bool_cases[] = {
+	/* each accepted word */
+	{"yes", 0, true},
+	{"no", 0, false},
+	{"true", 0, true},
+	{"false", 0, false},
+	{"on", 0, true},
+	{"off", 0, false},
+	{"1", 0, true},
+	{"0", 0, false},
+	/* case-insensitive */
+	{"YES", 0, true},
+	{"Off", 0, false},
+	/* anything else */
+	{"y", -EINVAL, false},
+	{"2", -EINVAL, false},
+	{"", -EINVAL, false},
+	{"yes ", -EINVAL, false},
+};
+
+START_TEST(parse_bool_table)
+{
+	bool v = !bool_cases[_i].out;
+	int r = drp_conf_parse_bool(bool_cases[_i].in, &v);
+
+	ck_assert_msg(r == bool_cases[_i].ret, "'%s': got %d",
+		      bool_cases[_i].in, r);
+	if (r == 0)
+		ck_assert(v == bool_cases[_i].out);
+}
+END_TEST
+
+/* ---- error formatting ---- */
+
+START_TEST(error_format)
+{
+	drp_conf_errors_t e = {0};
+	drp_conf_item_t it = {"token_ttl", "-5", "x.ini", 42};
+	drp_conf_registry_t r = {.name = "gcr.io",
+				 .file = "x.ini",
+				 .line = 40,
+				 .items = &it,
+				 .n_items = 1};
+
+	drp_conf_error_item(&e, "registry \"gcr.io\"", &it,
+			    "value '%s' out of range %d..%d", it.value, 0,
+			    86400);
+	/* A section passed with its brackets is printed as is. */
+	drp_conf_error_item(&e, "[proxy]", &it, "m");
+	drp_conf_error_item(&e, NULL, &it, "no section");
+	drp_conf_error(&e, "x.ini", 7, "cache", NULL, "about the section");
+	drp_conf_error(&e, "x.ini", 7, NULL, NULL, "about the line");
+	drp_conf_error(&e, "x.ini", 0, NULL, NULL, "about the file");
+	drp_conf_registry_error(&e, &r, &it, "bad %s", "key");
+	drp_conf_registry_error(&e, &r, NULL, "instance failed");
+
+	const char *want[] = {
+		"x.ini:42: [registry \"gcr.io\"] token_ttl: value '-5' out of "
+		"range 0..86400",
+		"x.ini:42: [proxy] token_ttl: m",
+		"x.ini:42: token_ttl: no section",
+		"x.ini:7: [cache]: about the section",
+		"x.ini:7: about the line",
+		"x.ini: about the file",
+		"x.ini:42: [registry \"gcr.io\"] token_ttl: bad key",
+		"x.ini:40: [registry \"gcr.io\"]: instance failed",
+	};
+	ck_assert_uint_eq(e.n, N(want));
+	for (unsigned i = 0; i < N(want); i++)
+		ck_assert_str_eq(e.msg[i], want[i]);
+	drp_conf_errors_free(&e);
+	ck_assert_uint_eq(e.n, 0);
+	ck_assert_ptr_null(e.msg);
+	/* Freeing twice (or an empty sink) is harmless. */
+	drp_conf_errors_free(&e);
+}
+END_TEST
+
+/* ---- bad configurations: one error each, exact message ---- */
+
+static const struct {
+	const char *text;
+	const char *err;
+} bad_cases[] = {
+	/* syntax: no '=' */
+	{"[proxy]\nlisten 0.0.0.0:3128\n",
+	 "t.ini:2: [proxy]: missing '=' (expected KEY = VALUE)"},
+	/* syntax: an '=' in a comment does not count */
+	{"[proxy]\n\nworkers ; = 4\n",
+	 "t.ini:3: [proxy]: missing '=' (expected KEY = VALUE)"},
+	/* syntax: key before any section */
+	{"; comment\nlisten = 0.0.0.0:1\n",
+	 "t.ini:2: listen: key before the first [section]"},
+	/* syntax: header without ']' */
+	{"[proxy\nworkers = 2\n",
+	 "t.ini:1: invalid section header (expected [NAME] or [NAME "
+	 "\"ARGUMENT\"])"},
+	/* syntax: empty header */
+	{"[]\n", "t.ini:1: invalid section header (expected [NAME] or [NAME "
+		 "\"ARGUMENT\"])"},
+	/* syntax: unquoted registry name */
+	{"[registry quay.io]\n",
+	 "t.ini:1: invalid section header (expected [NAME] or [NAME "
+	 "\"ARGUMENT\"])"},
+	/* syntax: unterminated quote in a header */
+	{"[registry \"quay.io]\n",
+	 "t.ini:1: invalid section header: unterminated quote"},
+	/* syntax: text after ']' */
+	{"[proxy] workers = 2\n",
+	 "t.ini:1: invalid section header: text after ']'"},
+	/* syntax: '=' without key */
+	{"[proxy]\n = 4\n", "t.ini:2: [proxy]: missing key before '='"},
+	/* syntax: blank inside a key */
+	{"[proxy]\nmax connections = 4\n",
+	 "t.ini:2: [proxy]: invalid key 'max connections' (letters, digits, "
+	 "'_', '-' and '.' only)"},
+	/* syntax: unterminated quoted value */
+	{"[proxy]\nca_dir = \"/srv/ca\n",
+	 "t.ini:2: [proxy] ca_dir: unterminated quoted value"},
+	/* syntax: text after the closing quote */
+	{"[proxy]\nca_dir = \"/srv/ca\" x\n",
+	 "t.ini:2: [proxy] ca_dir: text after the closing quote"},
+	/* section: unknown (its keys are not reported again) */
+	{"[prox]\nworkers = 2\n",
+	 "t.ini:1: [prox]: unknown section (expected proxy, resolve, cache or "
+	 "registry \"NAME\")"},
+	/* section: names are lower-case */
+	{"[Proxy]\n", "t.ini:1: [Proxy]: unknown section (expected proxy, "
+		      "resolve, cache or registry \"NAME\")"},
+	/* section: a plain section given a name */
+	{"[cache \"fs\"]\nbackend = fs\n",
+	 "t.ini:1: [cache \"fs\"]: this section takes no name"},
+	/* section: registry without a name */
+	{"[registry]\nplugin = basic\n",
+	 "t.ini:1: [registry]: missing name (expected [registry \"HOST\"])"},
+	/* section: registry named twice (host compared lower-case) */
+	{"[registry \"quay.io\"]\n[registry \"QUAY.io\"]\n",
+	 "t.ini:2: [registry \"QUAY.io\"]: duplicate section (first at line "
+	 "1)"},
+	/* section: registry host with '_' */
+	{"[registry \"my_registry\"]\n",
+	 "t.ini:1: [registry \"my_registry\"]: invalid registry name "
+	 "(expected HOST, HOST:PORT or *.DOMAIN, optionally followed by "
+	 "/REPOSITORY/PREFIX)"},
+	/* section: registry port 0 */
+	{"[registry \"quay.io:0\"]\n",
+	 "t.ini:1: [registry \"quay.io:0\"]: invalid registry name (expected "
+	 "HOST, HOST:PORT or *.DOMAIN, optionally followed by "
+	 "/REPOSITORY/PREFIX)"},
+	/* section: wildcard over an IP literal */
+	{"[registry \"*.10.0.0.1\"]\n",
+	 "t.ini:1: [registry \"*.10.0.0.1\"]: invalid registry name (expected "
+	 "HOST, HOST:PORT or *.DOMAIN, optionally followed by "
+	 "/REPOSITORY/PREFIX)"},
+	/* section: wildcard not at the start */
+	{"[registry \"docker.*.dev\"]\n",
+	 "t.ini:1: [registry \"docker.*.dev\"]: invalid registry name "
+	 "(expected HOST, HOST:PORT or *.DOMAIN, optionally followed by "
+	 "/REPOSITORY/PREFIX)"},
+	/* section: empty name */
+	{"[registry \"\"]\n",
+	 "t.ini:1: [registry \"\"]: invalid registry name (expected HOST, "
+	 "HOST:PORT or *.DOMAIN, optionally followed by /REPOSITORY/PREFIX)"},
+	/* section: upper-case repository prefix */
+	{"[registry \"docker.io/Acme\"]\n",
+	 "t.ini:1: [registry \"docker.io/Acme\"]: invalid repository prefix "
+	 "in registry name (lower-case letters and digits, separated by '/', "
+	 "'.', '_', '__' or '-')"},
+	/* section: trailing slash */
+	{"[registry \"docker.io/acme/\"]\n",
+	 "t.ini:1: [registry \"docker.io/acme/\"]: invalid repository prefix "
+	 "in registry name (lower-case letters and digits, separated by '/', "
+	 "'.', '_', '__' or '-')"},
+	/* section: three underscores are not a separator */
+	{"[registry \"docker.io/a___b\"]\n",
+	 "t.ini:1: [registry \"docker.io/a___b\"]: invalid repository prefix "
+	 "in registry name (lower-case letters and digits, separated by '/', "
+	 "'.', '_', '__' or '-')"},
+	/* [proxy]: unknown key */
+	{"[proxy]\nlisten_on = 1.2.3.4:5\n",
+	 "t.ini:2: [proxy] listen_on: unknown key"},
+	/* [proxy]: keys are case-sensitive */
+	{"[proxy]\nWorkers = 2\n", "t.ini:2: [proxy] Workers: unknown key"},
+	/* [proxy]: duplicate key */
+	{"[proxy]\nworkers = 2\nworkers = 3\n",
+	 "t.ini:3: [proxy] workers: duplicate key (first at line 2)"},
+	/* [proxy]: duplicate key across two [proxy] blocks */
+	{"[proxy]\nworkers = 2\n[cache]\n[proxy]\nworkers = 3\n",
+	 "t.ini:5: [proxy] workers: duplicate key (first at line 2)"},
+	/* listen: empty */
+	{"[proxy]\nlisten =\n",
+	 "t.ini:2: [proxy] listen: at least one address is required"},
+	/* listen: a name */
+	{"[proxy]\nlisten = localhost:3128\n",
+	 "t.ini:2: [proxy] listen: invalid address 'localhost:3128' (expected "
+	 "IPV4:PORT, [IPV6]:PORT or *:PORT)"},
+	/* listen: no port */
+	{"[proxy]\nlisten = 0.0.0.0\n",
+	 "t.ini:2: [proxy] listen: invalid address '0.0.0.0' (expected "
+	 "IPV4:PORT, [IPV6]:PORT or *:PORT)"},
+	/* listen: '*' is 0.0.0.0, so this is the same address twice */
+	{"[proxy]\nlisten = 0.0.0.0:3128, *:3128\n",
+	 "t.ini:2: [proxy] listen: duplicate address '*:3128'"},
+	/* workers: 0 */
+	{"[proxy]\nworkers = 0\n",
+	 "t.ini:2: [proxy] workers: invalid value '0' (expected auto or "
+	 "1..256)"},
+	/* workers: above 256 */
+	{"[proxy]\nworkers = 257\n",
+	 "t.ini:2: [proxy] workers: invalid value '257' (expected auto or "
+	 "1..256)"},
+	/* registries: '_' in a host */
+	{"[proxy]\nregistries = quay.io my_registry\n",
+	 "t.ini:2: [proxy] registries: invalid host 'my_registry' (expected "
+	 "HOST or HOST:PORT)"},
+	/* registries: no wildcards here */
+	{"[proxy]\nregistries = *.pkg.dev\n",
+	 "t.ini:2: [proxy] registries: invalid host '*.pkg.dev' (expected "
+	 "HOST or HOST:PORT)"},
+	/* registries: a truncated IPv4 literal */
+	{"[proxy]\nregistries = 10.1.2\n",
+	 "t.ini:2: [proxy] registries: invalid host '10.1.2' (expected HOST "
+	 "or HOST:PORT)"},
+	/* registries: label starting with '-' */
+	{"[proxy]\nregistries = -quay.io\n",
+	 "t.ini:2: [proxy] registries: invalid host '-quay.io' (expected HOST "
+	 "or HOST:PORT)"},
+	/* registries: port out of range */
+	{"[proxy]\nregistries = quay.io:65536\n",
+	 "t.ini:2: [proxy] registries: invalid host 'quay.io:65536' (expected "
+	 "HOST or HOST:PORT)"},
+	/* allow: host bits set */
+	{"[proxy]\nallow = 10.0.0.1/8\n",
+	 "t.ini:2: [proxy] allow: '10.0.0.1/8' has host bits set (the network "
+	 "is 10.0.0.0/8)"},
+	/* allow: prefix too long */
+	{"[proxy]\nallow = ::1/129\n",
+	 "t.ini:2: [proxy] allow: invalid CIDR '::1/129' (expected ADDRESS or "
+	 "ADDRESS/PREFIX)"},
+	/* tunnel_ports: 0 */
+	{"[proxy]\ntunnel_ports = 443 0\n",
+	 "t.ini:2: [proxy] tunnel_ports: invalid port '0' (expected "
+	 "1..65535)"},
+	/* tunnel_ports: not a number */
+	{"[proxy]\ntunnel_ports = https\n",
+	 "t.ini:2: [proxy] tunnel_ports: invalid port 'https' (expected "
+	 "1..65535)"},
+	/* ca_dir: empty */
+	{"[proxy]\nca_dir =\n",
+	 "t.ini:2: [proxy] ca_dir: value must not be empty"},
+	/* verify_upstream: not a boolean */
+	{"[proxy]\nverify_upstream = maybe\n",
+	 "t.ini:2: [proxy] verify_upstream: invalid boolean 'maybe' (expected "
+	 "yes or no)"},
+	/* access_log: empty */
+	{"[proxy]\naccess_log = \"\"\n",
+	 "t.ini:2: [proxy] access_log: value must not be empty"},
+	/* error_log: empty */
+	{"[proxy]\nerror_log =\n",
+	 "t.ini:2: [proxy] error_log: value must not be empty"},
+	/* log_level: unknown */
+	{"[proxy]\nlog_level = verbose\n",
+	 "t.ini:2: [proxy] log_level: invalid log level 'verbose' (expected "
+	 "err, warning, notice, info or debug)"},
+	/* max_connections: 0 */
+	{"[proxy]\nmax_connections = 0\n",
+	 "t.ini:2: [proxy] max_connections: value '0' out of range "
+	 "1..1000000"},
+	/* max_connections: above the limit */
+	{"[proxy]\nmax_connections = 1000001\n",
+	 "t.ini:2: [proxy] max_connections: value '1000001' out of range "
+	 "1..1000000"},
+	/* max_connections: huge (no wrap-around) */
+	{"[proxy]\nmax_connections = 99999999999999999999\n",
+	 "t.ini:2: [proxy] max_connections: value '99999999999999999999' out "
+	 "of range 1..1000000"},
+	/* max_connections: not a number */
+	{"[proxy]\nmax_connections = 4k\n",
+	 "t.ini:2: [proxy] max_connections: invalid number '4k'"},
+	/* max_header_size: below 1024 */
+	{"[proxy]\nmax_header_size = 1023\n",
+	 "t.ini:2: [proxy] max_header_size: value '1023' out of range "
+	 "1024..1048576"},
+	/* max_header_size: above 1M, with a suffix */
+	{"[proxy]\nmax_header_size = 2M\n",
+	 "t.ini:2: [proxy] max_header_size: value '2M' out of range "
+	 "1024..1048576"},
+	/* max_header_size: bad size */
+	{"[proxy]\nmax_header_size = 64KB\n",
+	 "t.ini:2: [proxy] max_header_size: invalid size '64KB' (expected e.g. "
+	 "1024, 10K, 32G, 1T)"},
+	/* header_timeout: zero */
+	{"[proxy]\nheader_timeout = 0\n",
+	 "t.ini:2: [proxy] header_timeout: duration must be greater than 0"},
+	/* idle_timeout: zero with a suffix */
+	{"[proxy]\nidle_timeout = 0s\n",
+	 "t.ini:2: [proxy] idle_timeout: duration must be greater than 0"},
+	/* connect_timeout: negative */
+	{"[proxy]\nconnect_timeout = -1\n",
+	 "t.ini:2: [proxy] connect_timeout: invalid duration '-1' (expected "
+	 "e.g. 30, 0.5, 30s, 5m, 2h, 1d)"},
+	/* handshake_timeout: empty */
+	{"[proxy]\nhandshake_timeout =\n",
+	 "t.ini:2: [proxy] handshake_timeout: invalid duration '' (expected "
+	 "e.g. 30, 0.5, 30s, 5m, 2h, 1d)"},
+	/* body_timeout: unknown suffix */
+	{"[proxy]\nbody_timeout = 2w\n",
+	 "t.ini:2: [proxy] body_timeout: invalid duration '2w' (expected e.g. "
+	 "30, 0.5, 30s, 5m, 2h, 1d)"},
+	/* tunnel_idle_timeout: too large */
+	{"[proxy]\ntunnel_idle_timeout = 20000d\n",
+	 "t.ini:2: [proxy] tunnel_idle_timeout: duration '20000d' is too "
+	 "large"},
+	/* [resolve]: key is not a host name */
+	{"[resolve]\nmy_host = 10.0.0.1\n",
+	 "t.ini:2: [resolve] my_host: invalid host name"},
+	/* [resolve]: truncated IPv4 */
+	{"[resolve]\nquay.io = 10.0.1\n",
+	 "t.ini:2: [resolve] quay.io: invalid address '10.0.1' (expected IPV4, "
+	 "IPV4:PORT, IPV6 or [IPV6]:PORT)"},
+	/* [resolve]: a name is not an address */
+	{"[resolve]\nquay.io = localhost\n",
+	 "t.ini:2: [resolve] quay.io: invalid address 'localhost' (expected "
+	 "IPV4, IPV4:PORT, IPV6 or [IPV6]:PORT)"},
+	/* [resolve]: port 0 written out */
+	{"[resolve]\nquay.io = 10.0.0.1:0\n",
+	 "t.ini:2: [resolve] quay.io: invalid address '10.0.0.1:0' (expected "
+	 "IPV4, IPV4:PORT, IPV6 or [IPV6]:PORT)"},
+	/* [resolve]: junk after the bracket */
+	{"[resolve]\nquay.io = [::1]443\n",
+	 "t.ini:2: [resolve] quay.io: invalid address '[::1]443' (expected "
+	 "IPV4, IPV4:PORT, IPV6 or [IPV6]:PORT)"},
+	/* [resolve]: empty */
+	{"[resolve]\nquay.io =\n",
+	 "t.ini:2: [resolve] quay.io: invalid address '' (expected IPV4, "
+	 "IPV4:PORT, IPV6 or [IPV6]:PORT)"},
+	/* [resolve]: same host twice, compared case-insensitively */
+	{"[resolve]\nquay.io = 10.0.0.1\nQuay.IO = 10.0.0.2\n",
+	 "t.ini:3: [resolve] Quay.IO: duplicate host (first at line 2)"},
+	/* [cache]: unknown backend */
+	{"[cache]\nbackend = s3\n",
+	 "t.ini:2: [cache] backend: unknown backend 's3' (expected fs or "
+	 "memory)"},
+	/* [cache]: empty dir */
+	{"[cache]\ndir =\n", "t.ini:2: [cache] dir: value must not be empty"},
+	/* [cache]: zero size */
+	{"[cache]\nmax_size = 0G\n",
+	 "t.ini:2: [cache] max_size: size must be greater than 0"},
+	/* [cache]: size overflow */
+	{"[cache]\nmax_size = 20000000T\n",
+	 "t.ini:2: [cache] max_size: size '20000000T' is too large"},
+	/* [cache]: fractional size */
+	{"[cache]\nmax_size = 1.5G\n",
+	 "t.ini:2: [cache] max_size: invalid size '1.5G' (expected e.g. 1024, "
+	 "10K, 32G, 1T)"},
+	/* [cache]: bad tag_ttl */
+	{"[cache]\ntag_ttl = 5 minutes\n",
+	 "t.ini:2: [cache] tag_ttl: invalid duration '5 minutes' (expected "
+	 "e.g. 30, 0.5, 30s, 5m, 2h, 1d)"},
+	/* [cache]: unknown key */
+	{"[cache]\nsize = 1G\n", "t.ini:2: [cache] size: unknown key"},
+	/* [registry]: plugin-specific key without a plugin */
+	{"[registry \"gcr.io\"]\nkey_file = /k.json\n",
+	 "t.ini:2: [registry \"gcr.io\"] key_file: unknown key "
+	 "(plugin-specific keys need 'plugin' in the section)"},
+	/* [registry]: push value */
+	{"[registry \"quay.io\"]\npush = always\n",
+	 "t.ini:2: [registry \"quay.io\"] push: invalid value 'always' "
+	 "(expected client, proxy or deny)"},
+	/* [registry]: allow with host bits */
+	{"[registry \"quay.io\"]\nallow = 192.168.1.1/24\n",
+	 "t.ini:2: [registry \"quay.io\"] allow: '192.168.1.1/24' has host "
+	 "bits set (the network is 192.168.1.0/24)"},
+	/* [registry]: bad tag_ttl */
+	{"[registry \"quay.io\"]\ntag_ttl = soon\n",
+	 "t.ini:2: [registry \"quay.io\"] tag_ttl: invalid duration 'soon' "
+	 "(expected e.g. 30, 0.5, 30s, 5m, 2h, 1d)"},
+	/* [registry]: empty plugin */
+	{"[registry \"quay.io\"]\nplugin =\n",
+	 "t.ini:2: [registry \"quay.io\"] plugin: value must not be empty"},
+	/* [registry]: empty password_file */
+	{"[registry \"quay.io\"]\npassword_file =\n",
+	 "t.ini:2: [registry \"quay.io\"] password_file: value must not be "
+	 "empty"},
+	/* [registry]: both password and password_file (reported at the later)
+	 */
+	{"[registry \"quay.io\"]\nplugin = quay\npassword_file = /p\npassword "
+	 "= x\n",
+	 "t.ini:4: [registry \"quay.io\"] password: password and "
+	 "password_file are mutually exclusive"},
+	/* [registry]: duplicate shared key */
+	{"[registry \"quay.io\"]\nusername = a\nusername = b\n",
+	 "t.ini:3: [registry \"quay.io\"] username: duplicate key (first at "
+	 "line 2)"},
+	/* [registry]: duplicate plugin-specific key */
+	{"[registry \"gcr.io\"]\nplugin = gcr\nkey_file = a\nkey_file = b\n",
+	 "t.ini:4: [registry \"gcr.io\"] key_file: duplicate key (first at "
+	 "line 3)"},
+	/* values: a long value is clipped in the message */
+	{"[proxy]\nworkers = "
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+	 "t.ini:2: [proxy] workers: invalid value "
+	 "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	 "aaaaaaaaa...' (expected auto or 1..256)"},
+};
+
+START_TEST(bad_config_table)
+{
+	load_fails(bad_cases[_i].text, &bad_cases[_i].err, 1);
+}
+END_TEST
+
+/* Every error is reported, in line order, though syntax errors are found
+ * in a pass before the others. */
+START_TEST(all_errors_reported)
+{
+	static const char text[] =
+		"[proxy]\n"			   /* 1 */
+		"workers = lots\n"		   /* 2 */
+		"listen 3128\n"			   /* 3: syntax */
+		"allow = 10.0.0.0/8 10.1.1.1/16\n" /* 4 */
+		"bogus = 1\n"			   /* 5 */
+		"[cache]\n"			   /* 6 */
+		"backend = tape\n"		   /* 7 */
+		"[nope]\n"			   /* 8 */
+		"x = 1\n"			   /* 9: not reported */
+		"[registry \"ghcr.io\"]\n"	   /* 10 */
+		"push = maybe\n"		   /* 11 */
+		"realm = x\n"			   /* 12 */
+		"[resolve]\n"			   /* 13 */
+		"ghcr.io = 1.2.3.4.5\n"		   /* 14 */
+		"[proxy]\n"			   /* 15 */
+		"workers = 4\n"			   /* 16 */
+		"allow = 1.2.3.4/33 fe80::1/8\n"   /* 17: two errors */
+		"[broken\n";			   /* 18: syntax */
+	const char *want[] = {
+		"t.ini:2: [proxy] workers: invalid value 'lots' (expected auto "
+		"or 1..256)",
+		"t.ini:3: [proxy]: missing '=' (expected KEY = VALUE)",
+		"t.ini:4: [proxy] allow: '10.1.1.1/16' has host bits set (the "
+		"network is 10.1.0.0/16)",
+		"t.ini:5: [proxy] bogus: unknown key",
+		"t.ini:7: [cache] backend: unknown backend 'tape' (expected fs "
+		"or memory)",
+		"t.ini:8: [nope]: unknown section (expected proxy, resolve, "
+		"cache or registry \"NAME\")",
+		"t.ini:11: [registry \"ghcr.io\"] push: invalid value 'maybe' "
+		"(expected client, proxy or deny)",
+		"t.ini:12: [registry \"ghcr.io\"] realm: unknown key "
+		"(plugin-specific keys need 'plugin' in the section)",
+		"t.ini:14: [resolve] ghcr.io: invalid address '1.2.3.4.5' "
+		"(expected IPV4, IPV4:PORT, IPV6 or [IPV6]:PORT)",
+		"t.ini:16: [proxy] workers: duplicate key (first at line 2)",
+		"t.ini:17: [proxy] allow: duplicate key (first at line 4)",
+		"t.ini:18: invalid section header (expected [NAME] or [NAME "
+		"\"ARGUMENT\"])",
+	};
+	load_fails(text, want, N(want));
+
+	/* Two bad entries in one list: both reported. */
+	const char *want2[] = {
+		"t.ini:2: [proxy] allow: invalid CIDR '1.2.3.4/33' (expected "
+		"ADDRESS or ADDRESS/PREFIX)",
+		"t.ini:2: [proxy] allow: 'fe80::1/8' has host bits set (the "
+		"network is fe00::/8)",
+	};
+	load_fails("[proxy]\nallow = 1.2.3.4/33 fe80::1/8\n", want2, N(want2));
+}
+END_TEST
+
+/* Errors are appended after whatever the sink already holds. */
+START_TEST(errors_append)
+{
+	drp_conf_errors_t errs = {0};
+
+	drp_conf_error(&errs, "a.ini", 9, NULL, NULL, "earlier");
+	ck_assert_ptr_null(
+		drp_conf_load_string("b.ini", "[proxy]\nx = 1\n", &errs));
+	ck_assert_uint_eq(errs.n, 2);
+	ck_assert_str_eq(errs.msg[0], "a.ini:9: earlier");
+	ck_assert_str_eq(errs.msg[1], "b.ini:2: [proxy] x: unknown key");
+	/* A valid load leaves the sink untouched. */
+	drp_conf_t *c = drp_conf_load_string("c.ini", "[proxy]\n", &errs);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(errs.n, 2);
+	drp_conf_free(c);
+	drp_conf_errors_free(&errs);
+}
+END_TEST
+
+/* ---- good configurations ---- */
+
+static const char full_text[] =
+	"; a full configuration\n"
+	"# both comment styles\n"
+	"[proxy]\n"
+	"listen = 127.0.0.1:3128, [::1]:3129\n"
+	"workers = 4\n"
+	"registries = Quay.IO gcr.io:0443 [::1]:5000 10.1.2.3\n"
+	"allow = 10.0.0.0/8,2001:db8::/32 ; inline comment\n"
+	"tunnel_ports = 443 8443\n"
+	"ca_dir = \"/var/lib/drp/ca dir\"\n"
+	"upstream_ca_file = /etc/ssl/extra.pem\n"
+	"verify_upstream = no\n"
+	"access_log = /var/log/drp/access.log\n"
+	"error_log = /var/log/drp/error.log\n"
+	"log_level = debug\n"
+	"users_file = /etc/drp/users\n"
+	"max_connections = 100\n"
+	"max_header_size = 16K\n"
+	"header_timeout = 0.5\n"
+	"idle_timeout = 2m\n"
+	"connect_timeout = 3s\n"
+	"handshake_timeout = 4\n"
+	"body_timeout = 1h\n"
+	"tunnel_idle_timeout = 1d\n"
+	"\n"
+	"[resolve]\n"
+	"Registry-1.Docker.IO = 127.0.0.11:443\n"
+	"quay.io = 127.0.0.12\n"
+	"ghcr.io = [::1]:8443\n"
+	"gcr.io = 2001:db8::7\n"
+	"k8s.io = [2001:db8::8]\n"
+	"\n"
+	"[cache]\n"
+	"backend = memory\n"
+	"dir = /var/cache/drp\n"
+	"max_size = 2T\n"
+	"tag_ttl = 90\n"
+	"\n"
+	"[registry \"Docker.IO/acme\"]\n"
+	"plugin = dockerhub\n"
+	"username = acme\n"
+	"password_file = /etc/drp/acme.pass\n"
+	"push = proxy\n"
+	"token_ttl = 300 ; plugin-specific, kept for the plugin\n"
+	"[registry \"*.pkg.dev\"]\n"
+	"allow = 10.1.0.0/16\n"
+	"tag_ttl = 1m\n"
+	"[registry \"LOCALHOST:05000/team/app_x\"]\n";
+
+START_TEST(full_config)
+{
+	drp_conf_t *c = load_ok(full_text);
+	char buf[64];
+
+	ck_assert_str_eq(c->path, "t.ini");
+	ck_assert_uint_eq(c->n_listen, 2);
+	ck_assert_str_eq(sa_text(&c->listen[0].addr, buf), "127.0.0.1:3128");
+	ck_assert_str_eq(c->listen[0].text, "127.0.0.1:3128");
+	ck_assert_uint_eq(c->listen[0].addrlen, sizeof(struct sockaddr_in));
+	ck_assert_str_eq(sa_text(&c->listen[1].addr, buf), "[::1]:3129");
+	ck_assert_str_eq(c->listen[1].text, "[::1]:3129");
+	ck_assert_uint_eq(c->listen[1].addrlen, sizeof(struct sockaddr_in6));
+	ck_assert_uint_eq(c->workers, 4);
+	ck_assert_uint_eq(c->n_registries, 4);
+	ck_assert_str_eq(c->registries[0], "quay.io");
+	ck_assert_str_eq(c->registries[1], "gcr.io:443");
+	ck_assert_str_eq(c->registries[2], "[::1]:5000");
+	ck_assert_str_eq(c->registries[3], "10.1.2.3");
+	ck_assert_uint_eq(c->n_allow, 2);
+	ck_assert_str_eq(cidr_text(&c->allow[0], buf), "10.0.0.0/8");
+	ck_assert_str_eq(cidr_text(&c->allow[1], buf), "2001:db8::/32");
+	ck_assert_uint_eq(c->n_tunnel_ports, 2);
+	ck_assert_uint_eq(c->tunnel_ports[0], 443);
+	ck_assert_uint_eq(c->tunnel_ports[1], 8443);
+	ck_assert_str_eq(c->ca_dir, "/var/lib/drp/ca dir");
+	ck_assert_str_eq(c->upstream_ca_file, "/etc/ssl/extra.pem");
+	ck_assert(!c->verify_upstream);
+	ck_assert_str_eq(c->access_log, "/var/log/drp/access.log");
+	ck_assert_str_eq(c->error_log, "/var/log/drp/error.log");
+	ck_assert_int_eq(c->log_level, DRP_LOG_DEBUG);
+	ck_assert_str_eq(c->users_file, "/etc/drp/users");
+	ck_assert_uint_eq(c->max_connections, 100);
+	ck_assert_uint_eq(c->max_header_size, 16384);
+	ck_assert_double_eq(c->header_timeout, 0.5);
+	ck_assert_double_eq(c->idle_timeout, 120);
+	ck_assert_double_eq(c->connect_timeout, 3);
+	ck_assert_double_eq(c->handshake_timeout, 4);
+	ck_assert_double_eq(c->body_timeout, 3600);
+	ck_assert_double_eq(c->tunnel_idle_timeout, 86400);
+
+	ck_assert_uint_eq(c->n_resolve, 5);
+	ck_assert_str_eq(c->resolve[0].host, "registry-1.docker.io");
+	ck_assert_str_eq(sa_text(&c->resolve[0].addr, buf), "127.0.0.11:443");
+	ck_assert_uint_eq(c->resolve[0].addrlen, sizeof(struct sockaddr_in));
+	ck_assert_str_eq(c->resolve[1].host, "quay.io");
+	/* No port written: 0 = "the requested port". */
+	ck_assert_str_eq(sa_text(&c->resolve[1].addr, buf), "127.0.0.12:0");
+	ck_assert_str_eq(sa_text(&c->resolve[2].addr, buf), "[::1]:8443");
+	ck_assert_uint_eq(c->resolve[2].addrlen, sizeof(struct sockaddr_in6));
+	ck_assert_str_eq(sa_text(&c->resolve[3].addr, buf), "[2001:db8::7]:0");
+	ck_assert_str_eq(sa_text(&c->resolve[4].addr, buf), "[2001:db8::8]:0");
+
+	ck_assert_str_eq(c->cache_backend, "memory");
+	ck_assert_str_eq(c->cache_dir, "/var/cache/drp");
+	ck_assert_uint_eq(c->cache_max_size, 2ULL << 40);
+	ck_assert_double_eq(c->tag_ttl, 90);
+
+	ck_assert_uint_eq(c->n_registry, 3);
+	const drp_conf_registry_t *r = &c->registry[0];
+	/* Host lower-cased, repository prefix kept. */
+	ck_assert_str_eq(r->name, "docker.io/acme");
+	ck_assert_str_eq(r->file, "t.ini");
+	ck_assert_uint_eq(r->line, 38);
+	ck_assert_uint_eq(r->n_items, 5);
+	const char *keys[] = {"plugin", "username", "password_file", "push",
+			      "token_ttl"};
+	const char *vals[] = {"dockerhub", "acme", "/etc/drp/acme.pass",
+			      "proxy", "300"};
+	for (unsigned i = 0; i < 5; i++) {
+		ck_assert_str_eq(r->items[i].key, keys[i]);
+		ck_assert_str_eq(r->items[i].value, vals[i]);
+		ck_assert_str_eq(r->items[i].file, "t.ini");
+		ck_assert_uint_eq(r->items[i].line, 39 + i);
+	}
+	ck_assert_ptr_eq(drp_conf_registry_get(r, "token_ttl"), &r->items[4]);
+	ck_assert_ptr_null(drp_conf_registry_get(r, "password"));
+	r = &c->registry[1];
+	ck_assert_str_eq(r->name, "*.pkg.dev");
+	ck_assert_uint_eq(r->line, 44);
+	ck_assert_uint_eq(r->n_items, 2);
+	ck_assert_str_eq(drp_conf_registry_get(r, "allow")->value,
+			 "10.1.0.0/16");
+	ck_assert_uint_eq(drp_conf_registry_get(r, "tag_ttl")->line, 46);
+	r = &c->registry[2];
+	/* Port normalised, path kept; an empty section is anonymous. */
+	ck_assert_str_eq(r->name, "localhost:5000/team/app_x");
+	ck_assert_uint_eq(r->n_items, 0);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* Lexical details of values. */
+START_TEST(value_syntax)
+{
+	static const char text[] =
+		"\xef\xbb\xbf[proxy]\r\n" /* BOM and CRLF */
+		"  ca_dir = \"a;b #c\\\"d\\\\e\" ; quoted keeps ; # and "
+		"blanks\r\n"
+		"access_log=x#y\n"	    /* '#' not after a blank: kept */
+		"error_log = x ;y\n"	    /* ';' after a blank: comment */
+		"users_file = p;q\t# tab\n" /* tab before '#' */
+		"upstream_ca_file = \"\"\n" /* quoted empty = unset */
+		"\t[ cache ]  # header with blanks and a comment\n"
+		"dir =  /a b/c  \n" /* inner blanks kept, ends trimmed */
+		"[registry \"quay.io\"]\n"
+		"plugin = quay\n"
+		"password = \"  spaced  \"\n"
+		"x-y.z_1 = ok\n"; /* every key character */
+	drp_conf_t *c = load_ok(text);
+
+	ck_assert_str_eq(c->ca_dir, "a;b #c\"d\\e");
+	ck_assert_str_eq(c->access_log, "x#y");
+	ck_assert_str_eq(c->error_log, "x");
+	ck_assert_str_eq(c->users_file, "p;q");
+	ck_assert_ptr_null(c->upstream_ca_file);
+	ck_assert_str_eq(c->cache_dir, "/a b/c");
+	ck_assert_str_eq(
+		drp_conf_registry_get(&c->registry[0], "password")->value,
+		"  spaced  ");
+	ck_assert_str_eq(
+		drp_conf_registry_get(&c->registry[0], "x-y.z_1")->value, "ok");
+	ck_assert_uint_eq(
+		drp_conf_registry_get(&c->registry[0], "x-y.z_1")->line, 12);
+	drp_conf_free(c);
+
+	/* An empty file, or one with only comments, is the defaults. */
+	c = load_ok("");
+	ck_assert_uint_eq(c->max_connections, 4096);
+	drp_conf_free(c);
+	c = load_ok("; nothing\n\n   # here\n");
+	ck_assert_str_eq(c->cache_backend, "fs");
+	drp_conf_free(c);
+	/* Lists replace the default rather than add to it; an empty list
+	 * is allowed where it means "none". */
+	c = load_ok("[proxy]\nregistries =\nallow =\ntunnel_ports =\n");
+	ck_assert_uint_eq(c->n_registries, 0);
+	ck_assert_uint_eq(c->n_allow, 0);
+	ck_assert_uint_eq(c->n_tunnel_ports, 0);
+	drp_conf_free(c);
+	/* workers = auto is 0; sizes with suffixes in range. */
+	c = load_ok("[proxy]\nworkers = auto\nmax_header_size = 1M\n"
+		    "[cache]\ntag_ttl = 0\n");
+	ck_assert_uint_eq(c->workers, 0);
+	ck_assert_uint_eq(c->max_header_size, 1048576);
+	ck_assert_double_eq(c->tag_ttl, 0);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* No line-length limit: a 1 MiB value arrives whole. */
+START_TEST(long_line)
+{
+	size_t n = 1 << 20;
+	char *text = malloc(n + 64);
+	int off = snprintf(text, 64, "[proxy]\nca_dir = ");
+	memset(text + off, 'x', n);
+	strcpy(text + off + n, "\n");
+
+	drp_conf_t *c = load_ok(text);
+	ck_assert_uint_eq(strlen(c->ca_dir), n);
+	ck_assert_int_eq(c->ca_dir[n - 1], 'x');
+	drp_conf_free(c);
+	free(text);
+}
+END_TEST
+
+static char *write_tmp(const char *data, size_t len)
+{
+	char *path = strdup("/tmp/test_conf.XXXXXX");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+START_TEST(load_file)
+{
+	drp_conf_errors_t errs = {0};
+	char want[128];
+
+	/* A real file, with a NUL byte on line 2. */
+	static const char bad[] = "[proxy]\nworkers = 2\0\nbogus = 1\n";
+	char *path = write_tmp(bad, sizeof(bad) - 1);
+	ck_assert_ptr_null(drp_conf_load(path, &errs));
+	ck_assert_uint_eq(errs.n, 2);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+	ck_assert_str_eq(errs.msg[0], want);
+	snprintf(want, sizeof(want), "%s:3: [proxy] bogus: unknown key", path);
+	ck_assert_str_eq(errs.msg[1], want);
+	drp_conf_errors_free(&errs);
+	unlink(path);
+	free(path);
+
+	/* A valid file keeps its path. */
+	path = write_tmp("[proxy]\nworkers = 3", 19); /* no final newline */
+	drp_conf_t *c = drp_conf_load(path, &errs);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(errs.n, 0);
+	ck_assert_str_eq(c->path, path);
+	ck_assert_uint_eq(c->workers, 3);
+	drp_conf_free(c);
+	unlink(path);
+	free(path);
+
+	/* A missing file. */
+	ck_assert_ptr_null(drp_conf_load("/nonexistent/drp.ini", &errs));
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_str_eq(errs.msg[0], "/nonexistent/drp.ini: cannot open: No "
+				      "such file or directory");
+	drp_conf_errors_free(&errs);
+
+	/* A directory. */
+	ck_assert_ptr_null(drp_conf_load("/", &errs));
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_str_eq(errs.msg[0], "/: cannot read: Is a directory");
+	drp_conf_errors_free(&errs);
+}
+END_TEST
+
+/* ---- defaults ---- */
+
+static void assert_str_or_null_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		ck_assert_ptr_eq(a, b);
+	else
+		ck_assert_str_eq(a, b);
+}
+
+/* Field-by-field equality of two configurations, path aside. */
+static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
+{
+	ck_assert_uint_eq(a->n_listen, b->n_listen);
+	for (unsigned i = 0; i < a->n_listen; i++) {
+		ck_assert_uint_eq(a->listen[i].addrlen, b->listen[i].addrlen);
+		ck_assert_mem_eq(&a->listen[i].addr, &b->listen[i].addr,
+				 a->listen[i].addrlen);
+		ck_assert_str_eq(a->listen[i].text, b->listen[i].text);
+	}
+	ck_assert_uint_eq(a->workers, b->workers);
+	ck_assert_uint_eq(a->n_registries, b->n_registries);
+	for (unsigned i = 0; i < a->n_registries; i++)
+		ck_assert_str_eq(a->registries[i], b->registries[i]);
+	ck_assert_uint_eq(a->n_allow, b->n_allow);
+	ck_assert_mem_eq(a->allow, b->allow, a->n_allow * sizeof(*a->allow));
+	ck_assert_uint_eq(a->n_tunnel_ports, b->n_tunnel_ports);
+	ck_assert_mem_eq(a->tunnel_ports, b->tunnel_ports,
+			 a->n_tunnel_ports * sizeof(*a->tunnel_ports));
+	ck_assert_str_eq(a->ca_dir, b->ca_dir);
+	assert_str_or_null_eq(a->upstream_ca_file, b->upstream_ca_file);
+	ck_assert(a->verify_upstream == b->verify_upstream);
+	ck_assert_str_eq(a->access_log, b->access_log);
+	ck_assert_str_eq(a->error_log, b->error_log);
+	ck_assert_int_eq(a->log_level, b->log_level);
+	assert_str_or_null_eq(a->users_file, b->users_file);
+	ck_assert_uint_eq(a->max_connections, b->max_connections);
+	ck_assert_uint_eq(a->max_header_size, b->max_header_size);
+	ck_assert_double_eq(a->header_timeout, b->header_timeout);
+	ck_assert_double_eq(a->idle_timeout, b->idle_timeout);
+	ck_assert_double_eq(a->connect_timeout, b->connect_timeout);
+	ck_assert_double_eq(a->handshake_timeout, b->handshake_timeout);
+	ck_assert_double_eq(a->body_timeout, b->body_timeout);
+	ck_assert_double_eq(a->tunnel_idle_timeout, b->tunnel_idle_timeout);
+	ck_assert_uint_eq(a->n_resolve, b->n_resolve);
+	ck_assert_str_eq(a->cache_backend, b->cache_backend);
+	ck_assert_str_eq(a->cache_dir, b->cache_dir);
+	ck_assert_uint_eq(a->cache_max_size, b->cache_max_size);
+	ck_assert_double_eq(a->tag_ttl, b->tag_ttl);
+	ck_assert_uint_eq(a->n_registry, b->n_registry);
+}
+
+START_TEST(defaults_values)
+{
+	drp_conf_t *c = drp_conf_defaults();
+	char buf[64];
+
+	ck_assert_ptr_null(c->path);
+	ck_assert_uint_eq(c->n_listen, 1);
+	ck_assert_str_eq(sa_text(&c->listen[0].addr, buf), "0.0.0.0:3128");
+	ck_assert_uint_eq(c->workers, 0);
+	ck_assert_uint_eq(c->n_registries, 4);
+	ck_assert_str_eq(c->registries[0], "quay.io");
+	ck_assert_str_eq(c->registries[3], "registry.k8s.io");
+	const char *allow[] = {"127.0.0.0/8",	"::1/128",	  "10.0.0.0/8",
+			       "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"};
+	ck_assert_uint_eq(c->n_allow, N(allow));
+	for (unsigned i = 0; i < N(allow); i++)
+		ck_assert_str_eq(cidr_text(&c->allow[i], buf), allow[i]);
+	ck_assert_uint_eq(c->n_tunnel_ports, 1);
+	ck_assert_uint_eq(c->tunnel_ports[0], 443);
+	ck_assert_str_eq(c->ca_dir, "./ca");
+	ck_assert_ptr_null(c->upstream_ca_file);
+	ck_assert(c->verify_upstream);
+	ck_assert_str_eq(c->access_log, "-");
+	ck_assert_str_eq(c->error_log, "-");
+	ck_assert_int_eq(c->log_level, DRP_LOG_NOTICE);
+	ck_assert_ptr_null(c->users_file);
+	ck_assert_uint_eq(c->max_connections, 4096);
+	ck_assert_uint_eq(c->max_header_size, 65536);
+	ck_assert_double_eq(c->header_timeout, 30);
+	ck_assert_double_eq(c->idle_timeout, 60);
+	ck_assert_double_eq(c->connect_timeout, 10);
+	ck_assert_double_eq(c->handshake_timeout, 15);
+	ck_assert_double_eq(c->body_timeout, 120);
+	ck_assert_double_eq(c->tunnel_idle_timeout, 600);
+	ck_assert_uint_eq(c->n_resolve, 0);
+	ck_assert_str_eq(c->cache_backend, "fs");
+	ck_assert_str_eq(c->cache_dir, "./cache");
+	ck_assert_uint_eq(c->cache_max_size, 32ULL << 30);
+	ck_assert_double_eq(c->tag_ttl, 300);
+	ck_assert_uint_eq(c->n_registry, 0);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* The text and the built-in structure describe the same configuration,
+ * and the text sets every key explicitly (so it documents them all). */
+START_TEST(defaults_round_trip)
+{
+	drp_conf_t *d = drp_conf_defaults();
+	drp_conf_t *t = load_ok(drp_conf_defaults_text());
+
+	assert_conf_eq(d, t);
+	ck_assert_str_eq(t->path, "t.ini");
+	drp_conf_free(t);
+
+	/* Same result when every key is changed first: the text really
+	 * sets each one rather than leaving the default in place. */
+	const char *keys[] = {
+		"listen",	    "workers",
+		"registries",	    "allow",
+		"tunnel_ports",	    "ca_dir",
+		"upstream_ca_file", "verify_upstream",
+		"access_log",	    "error_log",
+		"log_level",	    "users_file",
+		"max_connections",  "max_header_size",
+		"header_timeout",   "idle_timeout",
+		"connect_timeout",  "handshake_timeout",
+		"body_timeout",	    "tunnel_idle_timeout",
+		"backend",	    "dir",
+		"max_size",	    "tag_ttl",
+	};
+	for (unsigned i = 0; i < N(keys); i++) {
+		char needle[64];
+		snprintf(needle, sizeof(needle), "\n%s =", keys[i]);
+		ck_assert_msg(strstr(drp_conf_defaults_text(), needle),
+			      "defaults text lacks %s", keys[i]);
+	}
+	drp_conf_free(d);
+}
+END_TEST
+
+/* The comparison used above does notice a difference. */
+START_TEST(defaults_compare_can_fail)
+{
+	drp_conf_t *d = drp_conf_defaults();
+	drp_conf_t *t = load_ok("[cache]\ntag_ttl = 6m\n");
+
+	assert_conf_eq(d, t); /* must abort: tag_ttl 300 != 360 */
+	drp_conf_free(t);
+	drp_conf_free(d);
+}
+END_TEST
+
+/* ---- the shipped example ---- */
+
+static char *read_example(void)
+{
+	const char *top = getenv("top_srcdir");
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/etc/docker-registry-proxy.ini",
+		 top && *top ? top : DRP_TEST_SRCDIR);
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	char *text = calloc(1, 1 << 20);
+	size_t n = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_uint_lt(n, (1 << 20) - 1);
+	return text;
+}
+
+START_TEST(example_loads)
+{
+	char *text = read_example();
+	drp_conf_t *c = load_ok(text);
+
+	/* What the example sets actively: a system layout. */
+	ck_assert_str_eq(c->ca_dir, "/var/lib/docker-registry-proxy/ca");
+	ck_assert_str_eq(c->cache_dir, "/var/cache/docker-registry-proxy");
+	drp_conf_free(c);
+	free(text);
+}
+END_TEST
+
+/*
+ * Lines starting with '#' directly followed by a non-blank are
+ * commented-out settings; prose uses ';'. Uncommenting them all must
+ * give a valid configuration too, so that no example in the file is
+ * wrong, and every key then appears.
+ */
+START_TEST(example_uncommented_loads)
+{
+	char *text = read_example();
+	size_t n = strlen(text);
+	char *out = malloc(n + 1), *o = out;
+
+	for (const char *p = text; *p;) {
+		if (p[0] == '#' && p[1] && p[1] != ' ' && p[1] != '\n' &&
+		    p[1] != '\t')
+			p++;
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+		memcpy(o, p, len);
+		o += len;
+		p += len;
+	}
+	*o = '\0';
+
+	drp_conf_t *c = load_ok(out);
+	ck_assert_uint_ge(c->n_resolve, 1);
+	ck_assert_uint_ge(c->n_registry, 4);
+	/* Every shared [registry] key appears in some section. */
+	const char *shared[] = {"plugin",	 "username", "password",
+				"password_file", "allow",    "push",
+				"tag_ttl"};
+	for (unsigned k = 0; k < N(shared); k++) {
+		bool found = false;
+		for (unsigned i = 0; i < c->n_registry && !found; i++)
+			found = drp_conf_registry_get(&c->registry[i],
+						      shared[k]) != NULL;
+		ck_assert_msg(found, "example lacks [registry] %s", shared[k]);
+	}
+	/* Every [proxy] and [cache] key is in the file. */
+	const char *keys[] = {
+		"listen",	    "workers",
+		"registries",	    "allow",
+		"tunnel_ports",	    "ca_dir",
+		"upstream_ca_file", "verify_upstream",
+		"access_log",	    "error_log",
+		"log_level",	    "users_file",
+		"max_connections",  "max_header_size",
+		"header_timeout",   "idle_timeout",
+		"connect_timeout",  "handshake_timeout",
+		"body_timeout",	    "tunnel_idle_timeout",
+		"backend",	    "dir",
+		"max_size",	    "tag_ttl",
+	};
+	for (unsigned i = 0; i < N(keys); i++) {
+		char needle[64];
+		snprintf(needle, sizeof(needle), "\n%s =", keys[i]);
+		ck_assert_msg(strstr(out, needle), "example lacks %s", keys[i]);
+	}
+	drp_conf_free(c);
+	free(out);
+	free(text);
+}
+END_TEST
+
+Suite *conf_suite(void)
+{
+	Suite *s = suite_create("conf");
+	TCase *tc = tcase_create("values");
+	tcase_add_loop_test(tc, parse_size_table, 0, N(size_cases));
+	tcase_add_loop_test(tc, parse_duration_table, 0, N(duration_cases));
+	tcase_add_loop_test(tc, parse_bool_table, 0, N(bool_cases));
+	tcase_add_test(tc, error_format);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("errors");
+	tcase_add_loop_test(tc, bad_config_table, 0, N(bad_cases));
+	tcase_add_test(tc, all_errors_reported);
+	tcase_add_test(tc, errors_append);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("load");
+	tcase_add_test(tc, full_config);
+	tcase_add_test(tc, value_syntax);
+	tcase_add_test(tc, long_line);
+	tcase_add_test(tc, load_file);
+	tcase_add_test(tc, defaults_values);
+	tcase_add_test(tc, defaults_round_trip);
+	/* Runs in its own process (Check's default fork mode) and must
+	 * fail; under CK_FORK=no the failure would end the run, so skip. */
+	const char *fork = getenv("CK_FORK");
+	if (!fork || strcmp(fork, "no") != 0)
+		tcase_add_exit_test(tc, defaults_compare_can_fail, 1);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("example");
+	tcase_add_test(tc, example_loads);
+	tcase_add_test(tc, example_uncommented_loads);
+	suite_add_tcase(s, tc);
+	return s;
+}
