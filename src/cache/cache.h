@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's side of the cache: the in-tree backends, and typed
+ * metadata records built on a backend's generic meta_put/meta_get.
+ * The backend contract itself is <drp/cache.h>; backend registration by
+ * name (drp_cache_backend_find/register) is declared there too.
+ *
+ * Record keys (all printable ASCII, fields separated by one space, so no
+ * field may contain a space or control character):
+ *   tag <host> <repo> <tag> <accept-key>   tag record (drp_cache_tag_*)
+ *   neg <any key>                          negative entry (drp_cache_neg_*)
+ *   seen <digest> <host> <repo>            object seen in a repository
+ * The prefixes keep the families apart in one key space.
+ *
+ * All functions here are thread-safe (they only call the backend's ops)
+ * and may block exactly when the backend's meta ops may block.
+ * Return values: >= 0 or a negative errno, as in <drp/cache.h>.
+ */
+#ifndef DRP_CACHE_CACHE_H
+#define DRP_CACHE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "drp/cache.h"
+
+/* Built-in backends (static tables; also found by name). */
+const drp_cache_api_t *drp_cache_fs(void);
+const drp_cache_api_t *drp_cache_mem(void);
+
+/*
+ * Test hook (fs only): make the next `count` storage writes of db fail
+ * with `err` (e.g. ENOSPC) as if the disk had returned it.
+ */
+void drp_cache_fs_inject_error(drp_cache_t *db, int err, unsigned count);
+
+/* Longest media type kept in a tag record (bytes, without the NUL). */
+#define DRP_CACHE_MEDIA_TYPE_MAX 255
+
+/*
+ * Normalize the Accept header values of a manifest request into the key
+ * under which a tag record is kept: the media types of every value
+ * (comma-separated lists; parameters such as ";q=0.5" dropped; lower-
+ * cased), de-duplicated and sorted, joined by ','. Several Accept headers
+ * and one merged header give the same key. No acceptable type at all
+ * gives "-". Writes a NUL-ended key to buf and returns its length, or
+ * -ENAMETOOLONG if buflen is too small.
+ */
+int drp_cache_accept_key(char *buf, size_t buflen, const char *const *values,
+			 size_t n_values);
+
+/*
+ * Build "tag <host> <repo> <tag> <accept_key>" into buf. Returns the key
+ * length, -EINVAL if a field is empty or holds a space or control
+ * character, -ENAMETOOLONG if it does not fit in buflen or exceeds
+ * DRP_CACHE_KEY_MAX.
+ */
+int drp_cache_tag_key(char *buf, size_t buflen, const char *host,
+		      const char *repo, const char *tag,
+		      const char *accept_key);
+
+/* What a tag (for one accept key) resolved to, and when. */
+typedef struct drp_cache_tag {
+	char digest[DRP_CACHE_DIGEST_SIZE]; /* manifest digest */
+	char media_type[DRP_CACHE_MEDIA_TYPE_MAX + 1];
+	uint64_t size;	    /* manifest length */
+	int64_t fetched_at; /* unix seconds of the last upstream confirmation */
+} drp_cache_tag_t;
+
+/*
+ * Store / read a tag record under key (from drp_cache_tag_key). put:
+ * 0, -EINVAL (bad digest, media type too long or with a control
+ * character), or the backend's error. get: 0 and *out filled, -ENOENT,
+ * -EBADMSG if the stored value is not a valid record.
+ */
+int drp_cache_tag_put(const drp_cache_api_t *api, drp_cache_t *db,
+		      drp_cache_stats_t *stats, const char *key,
+		      const drp_cache_tag_t *tag);
+int drp_cache_tag_get(const drp_cache_api_t *api, drp_cache_t *db,
+		      drp_cache_stats_t *stats, const char *key,
+		      drp_cache_tag_t *out);
+int drp_cache_tag_del(const drp_cache_api_t *api, drp_cache_t *db,
+		      drp_cache_stats_t *stats, const char *key);
+
+/*
+ * Negative entries: "key is known not to exist until `expires`" (unix
+ * seconds). The key is any string (typically a tag key); it is stored as
+ * "neg <key>". get: 0 and *expires set while now < expires; -ENOENT if
+ * there is none or it has expired (an expired one is deleted).
+ */
+int drp_cache_neg_put(const drp_cache_api_t *api, drp_cache_t *db,
+		      drp_cache_stats_t *stats, const char *key,
+		      int64_t expires);
+int drp_cache_neg_get(const drp_cache_api_t *api, drp_cache_t *db,
+		      drp_cache_stats_t *stats, const char *key, int64_t now,
+		      int64_t *expires);
+int drp_cache_neg_del(const drp_cache_api_t *api, drp_cache_t *db,
+		      drp_cache_stats_t *stats, const char *key);
+
+/*
+ * "Object digest was served by repository host/repo": one record per
+ * (digest, host, repo), empty value. put: 0 or an error (-EINVAL for a bad
+ * digest or field). get: 0 if recorded, else -ENOENT.
+ */
+int drp_cache_seen_put(const drp_cache_api_t *api, drp_cache_t *db,
+		       drp_cache_stats_t *stats, const char *digest,
+		       const char *host, const char *repo);
+int drp_cache_seen_get(const drp_cache_api_t *api, drp_cache_t *db,
+		       drp_cache_stats_t *stats, const char *digest,
+		       const char *host, const char *repo);
+
+#endif

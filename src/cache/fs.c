@@ -1,0 +1,1103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * "fs" backend. Layout under conf->dir:
+ *   lock                          flock'd while open (one process per dir)
+ *   blobs/sha256/<ab>/<hex>       one file per object, named by its digest
+ *   meta/<ab>/<hex>               one file per metadata record, named by
+ *                                 the SHA-256 of its key
+ *   tmp/                          writes in progress and files being
+ *                                 deleted; emptied at open
+ *
+ * The layout is trusted: only data that was fully written, fsync'd and
+ * verified against its digest is ever renamed into blobs/, so no file
+ * there is re-hashed at start-up (that would take minutes for a large
+ * cache). The index is rebuilt by scanning the shard directories; odd
+ * names are deleted, and a size that changed behind our back is caught
+ * at read_open (fstat) and read (short file) and the object dropped.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "cache/digest.h"
+#include "cache/index.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define DIR_MODE  0700
+#define FILE_MODE 0600
+/* Persist "last used" on disk at most this often per object. */
+#define STAMP_INTERVAL	      3600
+#define DEFAULT_NOSPACE_RETRY 60
+
+/* Meta file header: "DRPM", version, 3 zero bytes, key len, value len
+ * (little endian u32), then key and value. */
+#define META_MAGIC "DRPM"
+#define META_HDR   16
+
+struct drp_cache {
+	drp_cache_index_t idx;
+	char *dir;
+	int dirfd;
+	int lockfd;
+	unsigned nospace_retry;
+	uint64_t seq; /* temp-name counter, atomic */
+	/* Guarded by idx.lock: */
+	int64_t nospace_until;
+	bool nospace_logged;
+	int inject_err;
+	unsigned inject_count;
+};
+
+struct drp_cache_reader {
+	drp_cache_obj_t *obj;
+	int fd;
+	uint64_t pos;
+};
+
+struct drp_cache_writer {
+	uint8_t digest[DRP_DIGEST_LEN];
+	drp_digest_t hash;
+	int fd; /* -1 when not storing */
+	char tmp[32];
+	uint64_t written;
+	uint64_t reserved;
+	int err; /* 0 = storing, else why not (uncommittable) */
+};
+
+/* Files renamed aside under the index lock, deleted after unlocking. */
+struct grave {
+	drp_cache_t *db;
+	uint64_t *seq;
+	size_t n, cap;
+};
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static uint64_t next_seq(drp_cache_t *db)
+{
+	return __atomic_fetch_add(&db->seq, 1, __ATOMIC_RELAXED);
+}
+
+static void blob_path(char *out, size_t len, const uint8_t d[DRP_DIGEST_LEN])
+{
+	char hex[65];
+	drp_digest_hex(d, hex);
+	snprintf(out, len, "blobs/sha256/%.2s/%s", hex, hex);
+}
+
+static void meta_path(char *out, size_t len, const uint8_t h[DRP_DIGEST_LEN])
+{
+	char hex[65];
+	drp_digest_hex(h, hex);
+	snprintf(out, len, "meta/%.2s/%s", hex, hex);
+}
+
+/* mkdir every missing directory of rel (relative to dirfd), including
+ * rel itself. */
+static int mkdirs(int dirfd, const char *rel)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s", rel);
+	for (char *s = p;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdirat(dirfd, p, DIR_MODE) < 0 && errno != EEXIST)
+				return -errno;
+			*s = c;
+			if (c == '\0')
+				return 0;
+		}
+	}
+}
+
+/* Directory part of a relative path, for mkdirs after ENOENT. */
+static void parent_of(char *out, size_t len, const char *path)
+{
+	snprintf(out, len, "%s", path);
+	char *slash = strrchr(out, '/');
+	if (slash)
+		*slash = '\0';
+}
+
+static int rename_mkdir(int dirfd, const char *from, const char *to)
+{
+	if (renameat(dirfd, from, dirfd, to) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	/* The shard directory went missing (deleted by hand): recreate. */
+	char parent[256];
+	parent_of(parent, sizeof(parent), to);
+	int rc = mkdirs(dirfd, parent);
+	if (rc < 0)
+		return rc;
+	return renameat(dirfd, from, dirfd, to) == 0 ? 0 : -errno;
+}
+
+static void fsync_dir(drp_cache_t *db, const char *rel)
+{
+	int fd = openat(db->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fsync(fd) < 0)
+		drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE,
+			      "fsync of directory %s/%s", db->dir, rel);
+	close(fd);
+}
+
+/* evict callback [locked]: move the object's file aside. */
+static void grave_add_cb(drp_cache_obj_t *obj, void *arg)
+{
+	struct grave *g = arg;
+	char from[128], to[32];
+	uint64_t seq = next_seq(g->db);
+
+	blob_path(from, sizeof(from), obj->digest);
+	snprintf(to, sizeof(to), "tmp/d%" PRIu64, seq);
+	if (renameat(g->db->dirfd, from, g->db->dirfd, to) < 0) {
+		if (errno != ENOENT)
+			drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE,
+				      "cannot remove %s/%s", g->db->dir, from);
+		return;
+	}
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 8;
+		g->seq = drp_realloc(g->seq, g->cap * sizeof(*g->seq));
+	}
+	g->seq[g->n++] = seq;
+}
+
+/* [unlocked] Delete what grave_add_cb moved aside; unlink(2) of a big
+ * file frees its extents and can take a while, so not under the lock. */
+static void grave_flush(struct grave *g)
+{
+	char name[32];
+	for (size_t i = 0; i < g->n; i++) {
+		snprintf(name, sizeof(name), "tmp/d%" PRIu64, g->seq[i]);
+		unlinkat(g->db->dirfd, name, 0);
+	}
+	DRP_FREE(g->seq);
+	g->n = g->cap = 0;
+}
+
+/* [locked] Remove an indexed object from index and disk (disk part
+ * finished by grave_flush). */
+static void drop_obj(drp_cache_t *db, drp_cache_obj_t *o, struct grave *g)
+{
+	/* The index ref keeps o alive across the callback. */
+	grave_add_cb(o, g);
+	drp_cache_index_drop(&db->idx, o);
+}
+
+/* The stored file does not match the index: forget it (logged once, by
+ * whoever notices first). */
+static void discard_corrupt(drp_cache_t *db, drp_cache_stats_t *stats,
+			    drp_cache_obj_t *o, const char *why)
+{
+	struct grave g = {.db = db};
+	char hex[65];
+	pthread_mutex_lock(&db->idx.lock);
+	bool indexed = drp_cache_obj_indexed(o);
+	if (indexed)
+		drop_obj(db, o, &g);
+	pthread_mutex_unlock(&db->idx.lock);
+	grave_flush(&g);
+	DRP_CACHE_STAT_ADD(stats, read_errors, 1);
+	if (indexed) {
+		drp_digest_hex(o->digest, hex);
+		drp_log_warning(DRP_LOG_CACHE,
+				"%s/blobs/sha256/%.2s/%s: %s, dropped", db->dir,
+				hex, hex, why);
+	}
+}
+
+static int parse_params(drp_cache_t *db, const char *params, char *errbuf,
+			size_t errlen)
+{
+	const char *p = params;
+	while (p && *p) {
+		size_t len = strcspn(p, ",");
+		const char *eq = memchr(p, '=', len);
+		char val[32];
+		if (eq == NULL || eq - p != 13 ||
+		    memcmp(p, "nospace_retry", 13)) {
+			snprintf(errbuf, errlen,
+				 "params: unknown key in '%.*s' (fs knows "
+				 "nospace_retry=SECONDS)",
+				 (int)len, p);
+			return -EINVAL;
+		}
+		size_t vl = len - (size_t)(eq + 1 - p);
+		snprintf(val, sizeof(val), "%.*s", (int)vl, eq + 1);
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(val, &end, 10);
+		if (errno || *end || val[0] < '0' || val[0] > '9' ||
+		    vl >= sizeof(val) || v > 86400) {
+			snprintf(errbuf, errlen,
+				 "params: nospace_retry: '%.*s' is not "
+				 "0..86400 seconds",
+				 (int)vl, eq + 1);
+			return -EINVAL;
+		}
+		db->nospace_retry = (unsigned)v;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static int make_layout(drp_cache_t *db, char *errbuf, size_t errlen)
+{
+	char p[64];
+	int rc = mkdirs(db->dirfd, "blobs/sha256");
+	if (rc == 0)
+		rc = mkdirs(db->dirfd, "tmp");
+	for (unsigned i = 0; i < 256 && rc == 0; i++) {
+		snprintf(p, sizeof(p), "blobs/sha256/%02x", i);
+		rc = mkdirs(db->dirfd, p);
+		if (rc == 0) {
+			snprintf(p, sizeof(p), "meta/%02x", i);
+			rc = mkdirs(db->dirfd, p);
+		}
+	}
+	if (rc < 0)
+		snprintf(errbuf, errlen, "cache dir %s: cannot create %s: %s",
+			 db->dir, p, strerror(-rc));
+	return rc;
+}
+
+/* Empty tmp/: what is there is a crashed run's partial write or a file
+ * that was being deleted. */
+static void clean_tmp(drp_cache_t *db, drp_cache_stats_t *stats)
+{
+	int fd = openat(db->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0)
+			DRP_CACHE_STAT_ADD(stats, index_dropped, 1);
+		else
+			drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE,
+				      "cannot remove %s/tmp/%s", db->dir,
+				      de->d_name);
+	}
+	closedir(d);
+}
+
+static int64_t ts_max(const struct stat *st)
+{
+	return st->st_atim.tv_sec > st->st_mtim.tv_sec ? st->st_atim.tv_sec
+						       : st->st_mtim.tv_sec;
+}
+
+/* Index every object file of one shard directory. */
+static void scan_shard(drp_cache_t *db, drp_cache_stats_t *stats,
+		       unsigned shard, drp_cache_obj_t ***objs, size_t *n,
+		       size_t *cap)
+{
+	char rel[32], want[3];
+	snprintf(rel, sizeof(rel), "blobs/sha256/%02x", shard);
+	snprintf(want, sizeof(want), "%02x", shard);
+	int fd = openat(db->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *name = de->d_name;
+		uint8_t dg[DRP_DIGEST_LEN];
+		struct stat st;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		/* Skip a stat for entries that are plainly not files. */
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (drp_digest_parse_hex(name, strlen(name), dg) < 0 ||
+		    memcmp(name, want, 2) != 0) {
+			/* Not ours (or in the wrong shard): never served. */
+			drp_log_notice(DRP_LOG_CACHE,
+				       "removing stray file %s/%s/%s", db->dir,
+				       rel, name);
+			unlinkat(fd, name, 0);
+			DRP_CACHE_STAT_ADD(stats, index_dropped, 1);
+			continue;
+		}
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 4096;
+			*objs = drp_realloc(*objs, *cap * sizeof(**objs));
+		}
+		int64_t t = ts_max(&st);
+		drp_cache_obj_t *o =
+			drp_cache_obj_new(dg, (uint64_t)st.st_size, t);
+		o->stamp = t;
+		(*objs)[(*n)++] = o;
+	}
+	closedir(d);
+}
+
+static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
+		   drp_cache_stats_t *stats, char *errbuf, size_t errlen)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+
+	if (conf->dir == NULL || conf->dir[0] == '\0') {
+		snprintf(errbuf, errlen, "fs cache needs a directory (dir)");
+		return -EINVAL;
+	}
+	drp_cache_t *db = DRP_NEW(drp_cache_t);
+	db->dirfd = db->lockfd = -1;
+	db->dir = drp_strdup(conf->dir);
+	db->nospace_retry = DEFAULT_NOSPACE_RETRY;
+	int rc = drp_cache_index_init(&db->idx, conf, NULL, NULL, errbuf,
+				      errlen);
+	if (rc < 0)
+		goto err_dir;
+	rc = parse_params(db, conf->params, errbuf, errlen);
+	if (rc < 0)
+		goto err_index;
+
+	if (mkdir(db->dir, DIR_MODE) < 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(errbuf, errlen, "cache dir %s: %s", db->dir,
+			 strerror(errno));
+		goto err_index;
+	}
+	db->dirfd = open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (db->dirfd < 0) {
+		rc = -errno;
+		snprintf(errbuf, errlen, "cache dir %s: %s", db->dir,
+			 strerror(errno));
+		goto err_index;
+	}
+	db->lockfd = openat(db->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
+			    FILE_MODE);
+	if (db->lockfd < 0) {
+		rc = -errno;
+		snprintf(errbuf, errlen, "cache dir %s: lock file: %s", db->dir,
+			 strerror(errno));
+		goto err_fd;
+	}
+	/* Two processes on one directory would delete each other's temp
+	 * files and disagree about the budget. */
+	if (flock(db->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		snprintf(errbuf, errlen,
+			 "cache dir %s: in use by another process", db->dir);
+		goto err_fd;
+	}
+	rc = make_layout(db, errbuf, errlen);
+	if (rc < 0)
+		goto err_fd;
+	clean_tmp(db, stats);
+
+	drp_cache_obj_t **objs = NULL;
+	size_t n = 0, cap = 0;
+	for (unsigned s = 0; s < 256; s++)
+		scan_shard(db, stats, s, &objs, &n, &cap);
+	drp_cache_index_load(&db->idx, objs, n);
+	free(objs);
+	DRP_CACHE_STAT_ADD(stats, index_loaded, n);
+
+	/* The budget may have been lowered since the last run. */
+	struct grave g = {.db = db};
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_index_trim(&db->idx, grave_add_cb, &g, stats);
+	drp_cache_stats_t gauges = {0};
+	drp_cache_index_gauges(&db->idx, &gauges);
+	pthread_mutex_unlock(&db->idx.lock);
+	grave_flush(&g);
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	drp_log_info(DRP_LOG_CACHE,
+		     "fs cache %s: %" PRIu64 " objects, %" PRIu64
+		     " bytes, indexed in %.3f s",
+		     db->dir, gauges.objects, gauges.bytes,
+		     (double)(t1.tv_sec - t0.tv_sec) +
+			     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	*out = db;
+	return 0;
+
+err_fd:
+	if (db->lockfd >= 0)
+		close(db->lockfd);
+	close(db->dirfd);
+err_index:
+	drp_cache_index_destroy(&db->idx);
+err_dir:
+	free(db->dir);
+	free(db);
+	return rc;
+}
+
+static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
+{
+	drp_cache_index_destroy(&db->idx);
+	close(db->lockfd);
+	close(db->dirfd);
+	free(db->dir);
+	free(db);
+}
+
+static int fs_lookup(drp_cache_t *db, drp_cache_stats_t *stats,
+		     const char *digest, drp_cache_info_t *info)
+{
+	uint8_t d[DRP_DIGEST_LEN];
+	if (drp_digest_parse(digest, d) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_obj_t *o = drp_cache_index_find(&db->idx, d);
+	if (o) {
+		drp_cache_index_touch(&db->idx, o, now_s());
+		if (info) {
+			info->size = o->size;
+			info->last_used = o->last_used;
+		}
+	}
+	pthread_mutex_unlock(&db->idx.lock);
+	DRP_CACHE_STAT_ADD(stats, hits, o ? 1 : 0);
+	DRP_CACHE_STAT_ADD(stats, misses, o ? 0 : 1);
+	return o ? 0 : -ENOENT;
+}
+
+static int fs_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
+			const char *digest, uint64_t offset,
+			drp_cache_reader_t **reader, drp_cache_info_t *info)
+{
+	uint8_t d[DRP_DIGEST_LEN];
+	char path[128];
+	int64_t now = now_s();
+	bool stamp = false;
+	drp_cache_info_t inf = {0};
+	int rc = 0;
+
+	if (drp_digest_parse(digest, d) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_obj_t *o = drp_cache_index_find(&db->idx, d);
+	if (o == NULL) {
+		rc = -ENOENT;
+	} else if (offset > o->size) {
+		rc = -EINVAL;
+	} else {
+		/* Pinned before the file is opened: eviction cannot
+		 * unlink it in between (an explicit remove can; then the
+		 * open below fails and we report a miss). */
+		drp_cache_index_pin(&db->idx, o);
+		drp_cache_index_touch(&db->idx, o, now);
+		inf.size = o->size;
+		inf.last_used = now;
+		if (now - o->stamp >= STAMP_INTERVAL) {
+			o->stamp = now;
+			stamp = true;
+		}
+	}
+	pthread_mutex_unlock(&db->idx.lock);
+	if (rc < 0)
+		return rc;
+
+	blob_path(path, sizeof(path), d);
+	int fd = openat(db->dirfd, path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ENOENT) {
+			pthread_mutex_lock(&db->idx.lock);
+			bool gone = !drp_cache_obj_indexed(o);
+			pthread_mutex_unlock(&db->idx.lock);
+			if (!gone)
+				discard_corrupt(db, stats, o, "file missing");
+		} else {
+			drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE,
+				      "cannot open %s/%s", db->dir, path);
+			DRP_CACHE_STAT_ADD(stats, read_errors, 1);
+		}
+		goto err_unpin;
+	}
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != inf.size) {
+		discard_corrupt(db, stats, o, "size differs from the index");
+		close(fd);
+		rc = -ENOENT;
+		goto err_unpin;
+	}
+	if (stamp) {
+		/* Best effort: only orders eviction after a restart. */
+		struct timespec ts[2] = {{.tv_sec = now, .tv_nsec = 0},
+					 {.tv_nsec = UTIME_OMIT}};
+		(void)futimens(fd, ts);
+	}
+
+	drp_cache_reader_t *r = DRP_NEW(drp_cache_reader_t);
+	r->obj = o;
+	r->fd = fd;
+	r->pos = offset;
+	*reader = r;
+	if (info)
+		*info = inf;
+	return 0;
+
+err_unpin:
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_index_unpin(&db->idx, o);
+	pthread_mutex_unlock(&db->idx.lock);
+	return rc;
+}
+
+static ssize_t fs_read(drp_cache_t *db, drp_cache_stats_t *stats,
+		       drp_cache_reader_t *r, void *buf, size_t len)
+{
+	/* obj->size is immutable: no lock needed. */
+	uint64_t left = r->obj->size - r->pos;
+	if (left == 0)
+		return 0;
+	if (len > left)
+		len = (size_t)left;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	ssize_t n;
+	do
+		n = pread(r->fd, buf, len, (off_t)r->pos);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		int err = errno;
+		drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE, "read %s",
+			      db->dir);
+		DRP_CACHE_STAT_ADD(stats, read_errors, 1);
+		return -err;
+	}
+	if (n == 0) {
+		discard_corrupt(db, stats, r->obj, "file shorter than indexed");
+		return -EIO;
+	}
+	r->pos += (uint64_t)n;
+	DRP_CACHE_STAT_ADD(stats, read_bytes, n);
+	return n;
+}
+
+static void fs_read_close(drp_cache_t *db, drp_cache_stats_t *stats,
+			  drp_cache_reader_t *r)
+{
+	close(r->fd);
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_index_unpin(&db->idx, r->obj);
+	pthread_mutex_unlock(&db->idx.lock);
+	free(r);
+}
+
+/* Map a storage errno to the writer's verdict; a full disk pauses
+ * caching for nospace_retry seconds (logged once per episode). */
+static int storage_error(drp_cache_t *db, int err, const char *what)
+{
+	if (err == ENOSPC || err == EDQUOT) {
+		pthread_mutex_lock(&db->idx.lock);
+		bool first = !db->nospace_logged;
+		db->nospace_logged = true;
+		db->nospace_until = now_s() + db->nospace_retry;
+		pthread_mutex_unlock(&db->idx.lock);
+		if (first)
+			drp_log_warning(DRP_LOG_CACHE,
+					"%s: %s: not caching for %u s (objects "
+					"are still served and proxied)",
+					db->dir, strerror(err),
+					db->nospace_retry);
+		return -ENOSPC;
+	}
+	drp_log_warning(DRP_LOG_CACHE, "%s: %s: %s", db->dir, what,
+			strerror(err));
+	return -EIO;
+}
+
+static int write_full(drp_cache_t *db, int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	if (__atomic_load_n(&db->inject_count, __ATOMIC_RELAXED)) {
+		pthread_mutex_lock(&db->idx.lock);
+		int err = db->inject_count ? db->inject_err : 0;
+		if (err)
+			db->inject_count--;
+		pthread_mutex_unlock(&db->idx.lock);
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Stop storing; keep hashing so commit can still judge the bytes. */
+static void uncommittable(drp_cache_t *db, drp_cache_stats_t *stats,
+			  drp_cache_writer_t *w, int err)
+{
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+	if (w->tmp[0]) {
+		unlinkat(db->dirfd, w->tmp, 0);
+		w->tmp[0] = '\0';
+	}
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_index_release(&db->idx, &w->reserved);
+	pthread_mutex_unlock(&db->idx.lock);
+	w->err = err;
+	if (err == -EFBIG)
+		DRP_CACHE_STAT_ADD(stats, too_big, 1);
+	else if (err == -ENOSPC)
+		DRP_CACHE_STAT_ADD(stats, no_space, 1);
+	else
+		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+}
+
+static int fs_write_begin(drp_cache_t *db, drp_cache_stats_t *stats,
+			  const char *digest, uint64_t expected_len,
+			  drp_cache_writer_t **writer)
+{
+	uint8_t d[DRP_DIGEST_LEN];
+	struct grave g = {.db = db};
+	if (drp_digest_parse(digest, d) < 0)
+		return -EINVAL;
+	drp_cache_writer_t *w = DRP_NEW(drp_cache_writer_t);
+	memcpy(w->digest, d, DRP_DIGEST_LEN);
+	w->fd = -1;
+	int rc = drp_digest_init(&w->hash);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+
+	pthread_mutex_lock(&db->idx.lock);
+	if (drp_cache_index_find(&db->idx, d)) {
+		pthread_mutex_unlock(&db->idx.lock);
+		drp_digest_abort(&w->hash);
+		free(w);
+		return -EEXIST;
+	}
+	drp_cache_index_writers(&db->idx, 1);
+	if (now_s() < db->nospace_until)
+		rc = -ENOSPC;
+	else if (expected_len != DRP_CACHE_LEN_UNKNOWN)
+		rc = drp_cache_index_reserve(&db->idx, &w->reserved,
+					     expected_len, grave_add_cb, &g,
+					     stats);
+	pthread_mutex_unlock(&db->idx.lock);
+	grave_flush(&g);
+
+	if (rc == 0) {
+		snprintf(w->tmp, sizeof(w->tmp), "tmp/w%" PRIu64, next_seq(db));
+		w->fd = openat(db->dirfd, w->tmp,
+			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			       FILE_MODE);
+		if (w->fd < 0) {
+			w->tmp[0] = '\0';
+			rc = storage_error(db, errno, "create temp file");
+		}
+	}
+	if (rc < 0)
+		uncommittable(db, stats, w, rc);
+	*writer = w;
+	return 0;
+}
+
+static int fs_write(drp_cache_t *db, drp_cache_stats_t *stats,
+		    drp_cache_writer_t *w, const void *buf, size_t len)
+{
+	if (drp_digest_update(&w->hash, buf, len) < 0)
+		return -EIO;
+	if (w->err == 0 && len > 0) {
+		uint64_t need = w->written + len;
+		int rc = 0;
+		if (need < w->written) {
+			rc = -EFBIG;
+		} else if (need > w->reserved) {
+			struct grave g = {.db = db};
+			pthread_mutex_lock(&db->idx.lock);
+			rc = drp_cache_index_reserve(&db->idx, &w->reserved,
+						     need, grave_add_cb, &g,
+						     stats);
+			pthread_mutex_unlock(&db->idx.lock);
+			grave_flush(&g);
+		}
+		if (rc == 0 && write_full(db, w->fd, buf, len) < 0)
+			rc = storage_error(db, errno, "write");
+		if (rc < 0)
+			uncommittable(db, stats, w, rc);
+	}
+	w->written += len;
+	DRP_CACHE_STAT_ADD(stats, write_bytes, len);
+	return 0;
+}
+
+static void writer_free(drp_cache_t *db, drp_cache_writer_t *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->tmp[0])
+		unlinkat(db->dirfd, w->tmp, 0);
+	drp_digest_abort(&w->hash);
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_index_release(&db->idx, &w->reserved);
+	drp_cache_index_writers(&db->idx, -1);
+	pthread_mutex_unlock(&db->idx.lock);
+	free(w);
+}
+
+static int fs_commit(drp_cache_t *db, drp_cache_stats_t *stats,
+		     drp_cache_writer_t *w)
+{
+	char path[128], parent[128];
+	int rc = drp_digest_final_check(&w->hash, w->digest);
+	if (rc < 0) {
+		char dg[DRP_DIGEST_STRSIZE];
+		drp_digest_format(w->digest, dg);
+		drp_log_notice(DRP_LOG_CACHE,
+			       "%s: content does not match its digest (%" PRIu64
+			       " bytes), discarded",
+			       dg, w->written);
+		DRP_CACHE_STAT_ADD(stats, digest_mismatches, 1);
+		writer_free(db, w);
+		return rc;
+	}
+	if (w->err == 0 && fsync(w->fd) < 0)
+		uncommittable(db, stats, w, storage_error(db, errno, "fsync"));
+	if (w->err == 0) {
+		int fd = w->fd;
+		w->fd = -1;
+		if (close(fd) < 0)
+			uncommittable(db, stats, w,
+				      storage_error(db, errno, "close"));
+	}
+	if (w->err < 0) {
+		rc = w->err;
+		writer_free(db, w);
+		return rc;
+	}
+
+	blob_path(path, sizeof(path), w->digest);
+	pthread_mutex_lock(&db->idx.lock);
+	/* Check and rename under the lock: an object is indexed iff its
+	 * file is in place. */
+	if (drp_cache_index_find(&db->idx, w->digest)) {
+		pthread_mutex_unlock(&db->idx.lock);
+		DRP_CACHE_STAT_ADD(stats, commit_dups, 1);
+		writer_free(db, w);
+		return 0;
+	}
+	rc = rename_mkdir(db->dirfd, w->tmp, path);
+	bool resumed = false;
+	if (rc == 0) {
+		w->tmp[0] = '\0';
+		int64_t now = now_s();
+		drp_cache_obj_t *o =
+			drp_cache_obj_new(w->digest, w->written, now);
+		o->stamp = now;
+		drp_cache_index_release(&db->idx, &w->reserved);
+		drp_cache_index_insert(&db->idx, o);
+		resumed = db->nospace_logged && now >= db->nospace_until;
+		if (resumed)
+			db->nospace_logged = false;
+	}
+	pthread_mutex_unlock(&db->idx.lock);
+	if (rc < 0) {
+		rc = storage_error(db, -rc, "rename into place");
+		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+		writer_free(db, w);
+		return rc;
+	}
+	/* Make the rename durable (a crash before this loses the object,
+	 * never half of it). */
+	parent_of(parent, sizeof(parent), path);
+	fsync_dir(db, parent);
+	if (resumed)
+		drp_log_notice(DRP_LOG_CACHE, "%s: caching resumed", db->dir);
+	DRP_CACHE_STAT_ADD(stats, commits, 1);
+	writer_free(db, w);
+	return 0;
+}
+
+static void fs_abort(drp_cache_t *db, drp_cache_stats_t *stats,
+		     drp_cache_writer_t *w)
+{
+	DRP_CACHE_STAT_ADD(stats, aborts, 1);
+	writer_free(db, w);
+}
+
+static int fs_remove(drp_cache_t *db, drp_cache_stats_t *stats,
+		     const char *digest)
+{
+	uint8_t d[DRP_DIGEST_LEN];
+	struct grave g = {.db = db};
+	if (drp_digest_parse(digest, d) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_obj_t *o = drp_cache_index_find(&db->idx, d);
+	if (o)
+		drop_obj(db, o, &g);
+	pthread_mutex_unlock(&db->idx.lock);
+	grave_flush(&g);
+	if (o == NULL)
+		return -ENOENT;
+	DRP_CACHE_STAT_ADD(stats, removals, 1);
+	return 0;
+}
+
+static int fs_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
+		      drp_cache_iter_cb cb, void *arg)
+{
+	drp_cache_snap_t *snap;
+	size_t n;
+	char dg[DRP_DIGEST_STRSIZE];
+
+	pthread_mutex_lock(&db->idx.lock);
+	int rc = drp_cache_index_snapshot(&db->idx, &snap, &n);
+	pthread_mutex_unlock(&db->idx.lock);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		drp_digest_format(snap[i].digest, dg);
+		rc = cb(dg, &snap[i].info, arg);
+	}
+	free(snap);
+	return rc;
+}
+
+static void fs_stats(drp_cache_t *db, drp_cache_stats_t *stats)
+{
+	pthread_mutex_lock(&db->idx.lock);
+	drp_cache_index_gauges(&db->idx, stats);
+	pthread_mutex_unlock(&db->idx.lock);
+}
+
+static bool meta_len_ok(size_t keylen, size_t vallen)
+{
+	return keylen > 0 && keylen <= DRP_CACHE_KEY_MAX &&
+	       vallen <= DRP_CACHE_META_MAX;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static int meta_name(const void *key, size_t keylen, char *path, size_t len)
+{
+	uint8_t h[DRP_DIGEST_LEN];
+	int rc = drp_digest_buf(key, keylen, h);
+	if (rc == 0)
+		meta_path(path, len, h);
+	return rc;
+}
+
+static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
+		       const void *key, size_t keylen, const void *val,
+		       size_t vallen)
+{
+	char path[128], tmp[32];
+	uint8_t hdr[META_HDR] = {0};
+	if (!meta_len_ok(keylen, vallen))
+		return -EINVAL;
+	int rc = meta_name(key, keylen, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	memcpy(hdr, META_MAGIC, 4);
+	hdr[4] = 1;
+	put_le32(hdr + 8, (uint32_t)keylen);
+	put_le32(hdr + 12, (uint32_t)vallen);
+
+	snprintf(tmp, sizeof(tmp), "tmp/m%" PRIu64, next_seq(db));
+	int fd = openat(db->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			FILE_MODE);
+	if (fd < 0)
+		return storage_error(db, errno, "create meta temp file");
+	struct iovec iov[3] = {{hdr, META_HDR},
+			       {(void *)(uintptr_t)key, keylen},
+			       {(void *)(uintptr_t)val, vallen}};
+	size_t total = META_HDR + keylen + vallen;
+	ssize_t n = pwritev(fd, iov, 3, 0);
+	/* A short write of <= 81 KiB to a fresh regular file means the disk
+	 * is full; no need to loop. */
+	if (n < 0 || (size_t)n != total)
+		rc = storage_error(db, n < 0 ? errno : ENOSPC, "write meta");
+	if (close(fd) < 0 && rc == 0)
+		rc = storage_error(db, errno, "close meta");
+	if (rc == 0) {
+		rc = rename_mkdir(db->dirfd, tmp, path);
+		if (rc < 0)
+			rc = storage_error(db, -rc, "rename meta");
+	}
+	if (rc < 0) {
+		unlinkat(db->dirfd, tmp, 0);
+		return rc;
+	}
+	DRP_CACHE_STAT_ADD(stats, meta_puts, 1);
+	return 0;
+}
+
+static int fs_meta_get(drp_cache_t *db, drp_cache_stats_t *stats,
+		       const void *key, size_t keylen, void *buf,
+		       size_t *vallen)
+{
+	char path[128];
+	struct stat st;
+	uint8_t *data = NULL;
+	if (!meta_len_ok(keylen, 0))
+		return -EINVAL;
+	int rc = meta_name(key, keylen, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	int fd = openat(db->dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? -ENOENT : -EIO;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || st.st_size < META_HDR ||
+	    st.st_size > META_HDR + DRP_CACHE_KEY_MAX + DRP_CACHE_META_MAX) {
+		rc = -EBADMSG;
+		goto out_close;
+	}
+	data = malloc((size_t)st.st_size);
+	if (data == NULL) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	ssize_t n = pread(fd, data, (size_t)st.st_size, 0);
+	if (n != st.st_size || memcmp(data, META_MAGIC, 4) != 0 ||
+	    data[4] != 1) {
+		rc = -EBADMSG;
+		goto out_close;
+	}
+	uint32_t kl = get_le32(data + 8), vl = get_le32(data + 12);
+	if ((uint64_t)META_HDR + kl + vl != (uint64_t)st.st_size) {
+		rc = -EBADMSG;
+		goto out_close;
+	}
+	if (kl != keylen || memcmp(data + META_HDR, key, keylen) != 0) {
+		/* A different key with the same SHA-256: not ours. */
+		rc = -ENOENT;
+		goto out_close;
+	}
+	if (vl > *vallen) {
+		*vallen = vl;
+		rc = -ERANGE;
+		goto out_close;
+	}
+	if (vl)
+		memcpy(buf, data + META_HDR + kl, vl);
+	*vallen = vl;
+out_close:
+	free(data);
+	close(fd);
+out:
+	if (rc == -EBADMSG) {
+		/* Only a power cut after an unsynced put leaves this. */
+		drp_log_warning(DRP_LOG_CACHE,
+				"%s/%s: damaged metadata record ignored",
+				db->dir, path);
+		rc = -ENOENT;
+	}
+	DRP_CACHE_STAT_ADD(stats, meta_hits, rc == 0 || rc == -ERANGE);
+	DRP_CACHE_STAT_ADD(stats, meta_misses, rc == -ENOENT);
+	return rc;
+}
+
+static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
+		       const void *key, size_t keylen)
+{
+	char path[128];
+	if (!meta_len_ok(keylen, 0))
+		return -EINVAL;
+	int rc = meta_name(key, keylen, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	if (unlinkat(db->dirfd, path, 0) < 0)
+		return errno == ENOENT ? -ENOENT : -EIO;
+	DRP_CACHE_STAT_ADD(stats, meta_dels, 1);
+	return 0;
+}
+
+void drp_cache_fs_inject_error(drp_cache_t *db, int err, unsigned count)
+{
+	pthread_mutex_lock(&db->idx.lock);
+	db->inject_err = err;
+	__atomic_store_n(&db->inject_count, count, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&db->idx.lock);
+}
+
+static const drp_cache_api_t fs_api = {
+	.abi_major = DRP_CACHE_ABI_MAJOR,
+	.abi_minor = DRP_CACHE_ABI_MINOR,
+	.struct_size = sizeof(drp_cache_api_t),
+	.name = "fs",
+	.flags = DRP_CACHE_MAY_BLOCK | DRP_CACHE_INDEX_IN_MEMORY |
+		 DRP_CACHE_PERSISTENT,
+	.open = fs_open,
+	.close = fs_close,
+	.lookup = fs_lookup,
+	.read_open = fs_read_open,
+	.read = fs_read,
+	.read_close = fs_read_close,
+	.write_begin = fs_write_begin,
+	.write = fs_write,
+	.commit = fs_commit,
+	.abort = fs_abort,
+	.remove = fs_remove,
+	.iterate = fs_iterate,
+	.stats = fs_stats,
+	.meta_put = fs_meta_put,
+	.meta_get = fs_meta_get,
+	.meta_del = fs_meta_del,
+};
+
+const drp_cache_api_t *drp_cache_fs(void)
+{
+	return &fs_api;
+}

@@ -1,0 +1,1411 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Cache backend contract. Every test in the "contract" case is a loop test
+ * run once per backend (BACKENDS[_i]): the same assertions hold for "fs"
+ * and "memory". fs-only behaviour (restart, on-disk layout, lock, disk
+ * full) has its own case.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "cache/digest.h"
+#include "drp/cache.h"
+
+Suite *cache_suite(void);
+
+static const char *const BACKENDS[] = {"fs", "memory"};
+
+static char base_dir[256];
+static char dir[512];
+static const drp_cache_api_t *api;
+static drp_cache_t *db;
+static drp_cache_stats_t st;
+
+static void base_setup(void)
+{
+	snprintf(base_dir, sizeof(base_dir), "/tmp/drp-test-cache-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base_dir));
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag,
+		 struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void base_teardown(void)
+{
+	nftw(base_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Open backend i with a fresh directory (name distinguishes tests). */
+static void open_conf(int i, const char *name, const drp_cache_conf_t *c)
+{
+	char err[256] = "";
+	drp_cache_conf_t conf = *c;
+	snprintf(dir, sizeof(dir), "%s/%s-%d-%d", base_dir, name, i,
+		 (int)getpid());
+	conf.dir = dir;
+	memset(&st, 0, sizeof(st));
+	api = drp_cache_backend_find(BACKENDS[i]);
+	ck_assert_ptr_nonnull(api);
+	int rc = api->open(&db, &conf, &st, err, sizeof(err));
+	ck_assert_msg(rc == 0, "open %s: %d %s", BACKENDS[i], rc, err);
+}
+
+static void open_db(int i, const char *name, uint64_t max_size)
+{
+	drp_cache_conf_t c = {.max_size = max_size};
+	open_conf(i, name, &c);
+}
+
+static void reopen(void)
+{
+	char err[256] = "";
+	drp_cache_conf_t conf = {.dir = dir, .max_size = 1 << 20};
+	api->close(db, &st);
+	memset(&st, 0, sizeof(st));
+	int rc = api->open(&db, &conf, &st, err, sizeof(err));
+	ck_assert_msg(rc == 0, "reopen: %d %s", rc, err);
+}
+
+static void close_db(void)
+{
+	api->close(db, &st);
+	db = NULL;
+}
+
+/* Deterministic, incompressible test bytes. */
+static void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+}
+
+static void digest_of(const void *p, size_t n, char out[DRP_DIGEST_STRSIZE])
+{
+	uint8_t bin[DRP_DIGEST_LEN];
+	ck_assert_int_eq(drp_digest_buf(p, n, bin), 0);
+	drp_digest_format(bin, out);
+}
+
+/* Write p in chunks of `chunk` bytes and commit; returns commit's code. */
+static int put_obj(const char *digest, const void *p, size_t n,
+		   uint64_t expected, size_t chunk)
+{
+	drp_cache_writer_t *w;
+	int rc = api->write_begin(db, &st, digest, expected, &w);
+	if (rc < 0)
+		return rc;
+	for (size_t off = 0; off < n; off += chunk) {
+		size_t len = n - off < chunk ? n - off : chunk;
+		ck_assert_int_eq(
+			api->write(db, &st, w, (const uint8_t *)p + off, len),
+			0);
+	}
+	return api->commit(db, &st, w);
+}
+
+/* Store n bytes of seed's content; digest returned in dg. */
+static int put_seed(uint32_t seed, size_t n, char dg[DRP_DIGEST_STRSIZE],
+		    uint64_t expected)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	fill(p, n, seed);
+	digest_of(p, n, dg);
+	int rc =
+		put_obj(dg, p, n,
+			expected == 0 ? DRP_CACHE_LEN_UNKNOWN : expected, 4096);
+	free(p);
+	return rc;
+}
+
+/* Read everything from r into a malloc'd buffer; *n its length. */
+static uint8_t *read_all(drp_cache_reader_t *r, size_t *n, size_t chunk)
+{
+	size_t cap = 4096, len = 0;
+	uint8_t *buf = malloc(cap);
+	for (;;) {
+		if (cap - len < chunk) {
+			cap = cap * 2 + chunk;
+			buf = realloc(buf, cap);
+		}
+		ssize_t k = api->read(db, &st, r, buf + len, chunk);
+		ck_assert_int_ge(k, 0);
+		if (k == 0)
+			break;
+		len += (size_t)k;
+	}
+	*n = len;
+	return buf;
+}
+
+static void assert_content(const char *dg, uint32_t seed, size_t n)
+{
+	drp_cache_reader_t *r;
+	drp_cache_info_t info;
+	ck_assert_int_eq(api->read_open(db, &st, dg, 0, &r, &info), 0);
+	ck_assert_uint_eq(info.size, n);
+	size_t got;
+	uint8_t *buf = read_all(r, &got, 3000);
+	api->read_close(db, &st, r);
+	uint8_t *want = malloc(n ? n : 1);
+	fill(want, n, seed);
+	ck_assert_uint_eq(got, n);
+	ck_assert_int_eq(memcmp(buf, want, n), 0);
+	free(buf);
+	free(want);
+}
+
+static void gauges(void)
+{
+	api->stats(db, &st);
+}
+
+/* ---- digest wrapper ---------------------------------------------------- */
+
+START_TEST(digest_vectors)
+{
+	char dg[DRP_DIGEST_STRSIZE];
+	uint8_t bin[DRP_DIGEST_LEN], bin2[DRP_DIGEST_LEN];
+	drp_digest_t d;
+
+	/* FIPS 180-2 "abc" and the empty string. */
+	digest_of("abc", 3, dg);
+	ck_assert_str_eq(dg, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a3"
+			     "96177a9cb410ff61f20015ad");
+	digest_of("", 0, dg);
+	ck_assert_str_eq(dg, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4"
+			     "649b934ca495991b7852b855");
+
+	/* Incremental in odd pieces equals one-shot. */
+	ck_assert_int_eq(drp_digest_init(&d), 0);
+	ck_assert_int_eq(drp_digest_update(&d, "a", 1), 0);
+	ck_assert_int_eq(drp_digest_update(&d, "", 0), 0);
+	ck_assert_int_eq(drp_digest_update(&d, "bc", 2), 0);
+	ck_assert_uint_eq(d.len, 3);
+	drp_digest_final(&d, bin);
+	ck_assert_int_eq(
+		drp_digest_parse("sha256:ba7816bf8f01cfea414140de5dae"
+				 "2223b00361a396177a9cb410ff61f20015ad",
+				 bin2),
+		0);
+	ck_assert_int_eq(memcmp(bin, bin2, DRP_DIGEST_LEN), 0);
+
+	/* final_check: equal -> 0, different -> -EBADMSG. */
+	ck_assert_int_eq(drp_digest_init(&d), 0);
+	drp_digest_update(&d, "abc", 3);
+	ck_assert_int_eq(drp_digest_final_check(&d, bin2), 0);
+	ck_assert_int_eq(drp_digest_init(&d), 0);
+	drp_digest_update(&d, "abd", 3);
+	ck_assert_int_eq(drp_digest_final_check(&d, bin2), -EBADMSG);
+	/* abort on a released context is a no-op. */
+	drp_digest_abort(&d);
+}
+END_TEST
+
+START_TEST(digest_parse_rejects)
+{
+	uint8_t b[DRP_DIGEST_LEN];
+	const char *hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb41"
+			  "0ff61f20015ad";
+	char s[160];
+	snprintf(s, sizeof(s), "sha256:%s", hex);
+	ck_assert(drp_digest_valid(s));
+	/* upper-case hex: one spelling only */
+	snprintf(s, sizeof(s),
+		 "sha256:BA7816bf8f01cfea414140de5dae2223b00361"
+		 "a396177a9cb410ff61f20015ad");
+	ck_assert(!drp_digest_valid(s));
+	/* another algorithm */
+	snprintf(s, sizeof(s), "sha512:%s", hex);
+	ck_assert(!drp_digest_valid(s));
+	/* one digit short, one too many */
+	snprintf(s, sizeof(s), "sha256:%.63s", hex);
+	ck_assert_int_eq(drp_digest_parse(s, b), -EINVAL);
+	snprintf(s, sizeof(s), "sha256:%s0", hex);
+	ck_assert_int_eq(drp_digest_parse(s, b), -EINVAL);
+	/* no prefix, non-hex digit */
+	ck_assert(!drp_digest_valid(hex));
+	snprintf(s, sizeof(s), "sha256:%.63sg", hex);
+	ck_assert(!drp_digest_valid(s));
+}
+END_TEST
+
+/* ---- contract, run against every backend ------------------------------ */
+
+START_TEST(roundtrip)
+{
+	const char *msg = "hello, cache world";
+	char dg[DRP_DIGEST_STRSIZE];
+	drp_cache_info_t info;
+	drp_cache_reader_t *r;
+	char buf[8];
+
+	open_db(_i, "roundtrip", 1 << 20);
+	digest_of(msg, strlen(msg), dg);
+	ck_assert_int_eq(api->lookup(db, &st, dg, &info), -ENOENT);
+	ck_assert_int_eq(put_obj(dg, msg, strlen(msg), strlen(msg), 5), 0);
+	ck_assert_int_eq(api->lookup(db, &st, dg, &info), 0);
+	ck_assert_uint_eq(info.size, strlen(msg));
+	ck_assert_int_ge(info.last_used, (int64_t)time(NULL) - 5);
+
+	/* Read back in 8-byte pieces: exact bytes, then EOF (0). */
+	ck_assert_int_eq(api->read_open(db, &st, dg, 0, &r, NULL), 0);
+	ck_assert_int_eq(api->read(db, &st, r, buf, sizeof(buf)), 8);
+	ck_assert_int_eq(memcmp(buf, "hello, c", 8), 0);
+	ck_assert_int_eq(api->read(db, &st, r, buf, sizeof(buf)), 8);
+	ck_assert_int_eq(memcmp(buf, "ache wor", 8), 0);
+	ck_assert_int_eq(api->read(db, &st, r, buf, sizeof(buf)), 2);
+	ck_assert_int_eq(memcmp(buf, "ld", 2), 0);
+	ck_assert_int_eq(api->read(db, &st, r, buf, sizeof(buf)), 0);
+	api->read_close(db, &st, r);
+
+	ck_assert_uint_eq(st.commits, 1);
+	ck_assert_uint_eq(st.hits, 1);
+	ck_assert_uint_eq(st.misses, 1);
+	ck_assert_uint_eq(st.write_bytes, strlen(msg));
+	ck_assert_uint_eq(st.read_bytes, strlen(msg));
+	gauges();
+	ck_assert_uint_eq(st.objects, 1);
+	ck_assert_uint_eq(st.bytes, strlen(msg));
+	ck_assert_uint_eq(st.reserved, 0);
+	ck_assert_uint_eq(st.readers, 0);
+	ck_assert_uint_eq(st.writers, 0);
+	close_db();
+}
+END_TEST
+
+START_TEST(empty_object)
+{
+	char dg[DRP_DIGEST_STRSIZE];
+	drp_cache_writer_t *w;
+	drp_cache_reader_t *r;
+	drp_cache_info_t info;
+	char buf[4];
+
+	open_db(_i, "empty", 1000);
+	digest_of("", 0, dg);
+	ck_assert_int_eq(api->write_begin(db, &st, dg, 0, &w), 0);
+	ck_assert_int_eq(api->commit(db, &st, w), 0);
+	ck_assert_int_eq(api->read_open(db, &st, dg, 0, &r, &info), 0);
+	ck_assert_uint_eq(info.size, 0);
+	ck_assert_int_eq(api->read(db, &st, r, buf, sizeof(buf)), 0);
+	api->read_close(db, &st, r);
+	close_db();
+}
+END_TEST
+
+START_TEST(read_offset)
+{
+	enum { N = 100000 };
+	char dg[DRP_DIGEST_STRSIZE];
+	uint8_t *want = malloc(N);
+	drp_cache_reader_t *r;
+	drp_cache_info_t info;
+	size_t got;
+	char one;
+
+	open_db(_i, "offset", 1 << 20);
+	fill(want, N, 7);
+	ck_assert_int_eq(put_seed(7, N, dg, 0), 0);
+
+	/* From the middle: the tail, exactly. */
+	ck_assert_int_eq(api->read_open(db, &st, dg, 12345, &r, &info), 0);
+	ck_assert_uint_eq(info.size, N);
+	uint8_t *buf = read_all(r, &got, 7000);
+	api->read_close(db, &st, r);
+	ck_assert_uint_eq(got, N - 12345);
+	ck_assert_int_eq(memcmp(buf, want + 12345, got), 0);
+	free(buf);
+
+	/* Last byte only. */
+	ck_assert_int_eq(api->read_open(db, &st, dg, N - 1, &r, NULL), 0);
+	ck_assert_int_eq(api->read(db, &st, r, &one, 1), 1);
+	ck_assert_int_eq((uint8_t)one, want[N - 1]);
+	api->read_close(db, &st, r);
+
+	/* offset == size: immediate EOF; offset > size: -EINVAL. */
+	ck_assert_int_eq(api->read_open(db, &st, dg, N, &r, NULL), 0);
+	ck_assert_int_eq(api->read(db, &st, r, &one, 1), 0);
+	api->read_close(db, &st, r);
+	ck_assert_int_eq(api->read_open(db, &st, dg, N + 1, &r, NULL), -EINVAL);
+
+	/* Absent object, malformed digests. */
+	ck_assert_int_eq(
+		api->read_open(db, &st,
+			       "sha256:00000000000000000000000000000000"
+			       "00000000000000000000000000000000",
+			       0, &r, NULL),
+		-ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, "sha256:abc", NULL), -EINVAL);
+	ck_assert_int_eq(api->read_open(db, &st, "md5:00", 0, &r, NULL),
+			 -EINVAL);
+	gauges();
+	ck_assert_uint_eq(st.readers, 0);
+	free(want);
+	close_db();
+}
+END_TEST
+
+/* fs: the temp directory holds nothing (no leftovers after a failure). */
+static void assert_tmp_empty(int i)
+{
+	if (strcmp(BACKENDS[i], "fs") != 0)
+		return;
+	char p[600];
+	snprintf(p, sizeof(p), "%s/tmp", dir);
+	int fd = open(p, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(fd, 0);
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	ck_assert_int_eq(n, 0);
+}
+
+START_TEST(wrong_digest)
+{
+	char dg[DRP_DIGEST_STRSIZE];
+	open_db(_i, "wrong", 1 << 20);
+	digest_of("abd", 3, dg);
+	/* "abc" stored under the digest of "abd": refused, nothing left. */
+	ck_assert_int_eq(put_obj(dg, "abc", 3, 3, 1), -EBADMSG);
+	ck_assert_int_eq(api->lookup(db, &st, dg, NULL), -ENOENT);
+	/* One byte too many: also a mismatch. */
+	ck_assert_int_eq(put_obj(dg, "abdd", 4, DRP_CACHE_LEN_UNKNOWN, 4),
+			 -EBADMSG);
+	ck_assert_int_eq(api->lookup(db, &st, dg, NULL), -ENOENT);
+	ck_assert_uint_eq(st.digest_mismatches, 2);
+	ck_assert_uint_eq(st.commits, 0);
+	gauges();
+	ck_assert_uint_eq(st.objects, 0);
+	ck_assert_uint_eq(st.reserved, 0);
+	ck_assert_uint_eq(st.writers, 0);
+	assert_tmp_empty(_i);
+	/* The right bytes are accepted afterwards. */
+	ck_assert_int_eq(put_obj(dg, "abd", 3, 3, 2), 0);
+	ck_assert_int_eq(api->lookup(db, &st, dg, NULL), 0);
+	close_db();
+}
+END_TEST
+
+START_TEST(abort_and_exists)
+{
+	char dg[DRP_DIGEST_STRSIZE];
+	drp_cache_writer_t *w;
+	open_db(_i, "abort", 1 << 20);
+	digest_of("payload", 7, dg);
+	ck_assert_int_eq(api->write_begin(db, &st, dg, 7, &w), 0);
+	ck_assert_int_eq(api->write(db, &st, w, "pay", 3), 0);
+	gauges();
+	ck_assert_uint_eq(st.writers, 1);
+	ck_assert_uint_eq(st.reserved, 7);
+	api->abort(db, &st, w);
+	ck_assert_int_eq(api->lookup(db, &st, dg, NULL), -ENOENT);
+	ck_assert_uint_eq(st.aborts, 1);
+	gauges();
+	ck_assert_uint_eq(st.writers, 0);
+	ck_assert_uint_eq(st.reserved, 0);
+	assert_tmp_empty(_i);
+
+	ck_assert_int_eq(put_obj(dg, "payload", 7, 7, 7), 0);
+	/* Once stored, a new writer is refused: serve the stored copy. */
+	ck_assert_int_eq(api->write_begin(db, &st, dg, 7, &w), -EEXIST);
+	ck_assert_int_eq(api->write_begin(db, &st, "sha256:xyz", 7, &w),
+			 -EINVAL);
+	close_db();
+}
+END_TEST
+
+START_TEST(two_writers_same_digest)
+{
+	char dg[DRP_DIGEST_STRSIZE];
+	drp_cache_writer_t *a, *b;
+	open_db(_i, "twowriters", 1 << 20);
+	digest_of("same bytes", 10, dg);
+	/* Both may start; the first commit publishes, the second is an
+	 * idempotent 0 that discards its own copy. */
+	ck_assert_int_eq(api->write_begin(db, &st, dg, 10, &a), 0);
+	ck_assert_int_eq(api->write_begin(db, &st, dg, 10, &b), 0);
+	ck_assert_int_eq(api->write(db, &st, a, "same ", 5), 0);
+	ck_assert_int_eq(api->write(db, &st, b, "same bytes", 10), 0);
+	ck_assert_int_eq(api->commit(db, &st, b), 0);
+	ck_assert_int_eq(api->write(db, &st, a, "bytes", 5), 0);
+	ck_assert_int_eq(api->commit(db, &st, a), 0);
+	ck_assert_uint_eq(st.commits, 1);
+	ck_assert_uint_eq(st.commit_dups, 1);
+	gauges();
+	ck_assert_uint_eq(st.objects, 1);
+	ck_assert_uint_eq(st.bytes, 10);
+	ck_assert_uint_eq(st.reserved, 0);
+	assert_tmp_empty(_i);
+	close_db();
+}
+END_TEST
+
+struct race_arg {
+	const char *dg;
+	const uint8_t *data;
+	size_t n;
+	int rc;
+};
+
+static void *race_writer(void *p)
+{
+	struct race_arg *a = p;
+	drp_cache_stats_t my = {0};
+	drp_cache_writer_t *w;
+	a->rc = api->write_begin(db, &my, a->dg, DRP_CACHE_LEN_UNKNOWN, &w);
+	if (a->rc < 0)
+		return NULL;
+	for (size_t off = 0; off < a->n; off += 1000)
+		api->write(db, &my, w, a->data + off,
+			   a->n - off < 1000 ? a->n - off : 1000);
+	a->rc = api->commit(db, &my, w);
+	return NULL;
+}
+
+START_TEST(threaded_writers_same_digest)
+{
+	enum { N = 200000, T = 4 };
+	char dg[DRP_DIGEST_STRSIZE];
+	uint8_t *data = malloc(N);
+	pthread_t th[T];
+	struct race_arg a[T];
+
+	open_db(_i, "racewriters", 1 << 20);
+	fill(data, N, 99);
+	digest_of(data, N, dg);
+	for (int t = 0; t < T; t++) {
+		a[t] = (struct race_arg){.dg = dg, .data = data, .n = N};
+		pthread_create(&th[t], NULL, race_writer, &a[t]);
+	}
+	for (int t = 0; t < T; t++) {
+		pthread_join(th[t], NULL);
+		/* 0 (published or duplicate), or -EEXIST if it started after
+		 * another had already published. */
+		ck_assert_msg(a[t].rc == 0 || a[t].rc == -EEXIST,
+			      "writer %d: %d", t, a[t].rc);
+	}
+	gauges();
+	ck_assert_uint_eq(st.objects, 1);
+	ck_assert_uint_eq(st.bytes, N);
+	ck_assert_uint_eq(st.reserved, 0);
+	ck_assert_uint_eq(st.writers, 0);
+	assert_content(dg, 99, N);
+	assert_tmp_empty(_i);
+	free(data);
+	close_db();
+}
+END_TEST
+
+struct reader_arg {
+	const char *dg;
+	pthread_barrier_t *bar;
+	uint8_t *want;
+	size_t n;
+	int ok;
+};
+
+static void *race_reader(void *p)
+{
+	struct reader_arg *a = p;
+	drp_cache_stats_t my = {0};
+	drp_cache_reader_t *r;
+	uint8_t buf[4096];
+	size_t pos = 0;
+	if (api->read_open(db, &my, a->dg, 0, &r, NULL) != 0)
+		return NULL;
+	/* First chunk before the removal, the rest after. */
+	ssize_t k = api->read(db, &my, r, buf, sizeof(buf));
+	a->ok = k == (ssize_t)sizeof(buf) && memcmp(buf, a->want, k) == 0;
+	pos = (size_t)k;
+	pthread_barrier_wait(a->bar);
+	pthread_barrier_wait(a->bar);
+	while ((k = api->read(db, &my, r, buf, sizeof(buf))) > 0) {
+		if (memcmp(buf, a->want + pos, (size_t)k) != 0)
+			a->ok = 0;
+		pos += (size_t)k;
+	}
+	if (k < 0 || pos != a->n)
+		a->ok = 0;
+	api->read_close(db, &my, r);
+	return NULL;
+}
+
+START_TEST(readers_survive_remove)
+{
+	enum { N = 1 << 20, T = 4 };
+	char dg[DRP_DIGEST_STRSIZE];
+	uint8_t *want = malloc(N);
+	pthread_t th[T];
+	struct reader_arg a[T];
+	pthread_barrier_t bar;
+	drp_cache_reader_t *r;
+
+	open_db(_i, "readremove", 4 << 20);
+	fill(want, N, 3);
+	ck_assert_int_eq(put_seed(3, N, dg, N), 0);
+	pthread_barrier_init(&bar, NULL, T + 1);
+	for (int t = 0; t < T; t++) {
+		a[t] = (struct reader_arg){
+			.dg = dg, .bar = &bar, .want = want, .n = N};
+		pthread_create(&th[t], NULL, race_reader, &a[t]);
+	}
+	pthread_barrier_wait(&bar); /* all readers open and mid-object */
+	ck_assert_int_eq(api->remove(db, &st, dg), 0);
+	ck_assert_int_eq(api->lookup(db, &st, dg, NULL), -ENOENT);
+	ck_assert_int_eq(api->read_open(db, &st, dg, 0, &r, NULL), -ENOENT);
+	ck_assert_int_eq(api->remove(db, &st, dg), -ENOENT);
+	gauges();
+	ck_assert_uint_eq(st.objects, 0);
+	ck_assert_uint_eq(st.readers, T);
+	pthread_barrier_wait(&bar); /* readers continue after the removal */
+	for (int t = 0; t < T; t++) {
+		pthread_join(th[t], NULL);
+		ck_assert_msg(a[t].ok, "reader %d saw wrong bytes", t);
+	}
+	gauges();
+	ck_assert_uint_eq(st.readers, 0);
+	ck_assert_uint_eq(st.removals, 1);
+	/* It can be stored again afterwards. */
+	ck_assert_int_eq(put_seed(3, N, dg, 0), 0);
+	assert_content(dg, 3, N);
+	pthread_barrier_destroy(&bar);
+	free(want);
+	close_db();
+}
+END_TEST
+
+/* Budget 1000: high 950, low 900 (defaults 95 % / 90 %). */
+START_TEST(evict_lru)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	char c[DRP_DIGEST_STRSIZE], d[DRP_DIGEST_STRSIZE];
+	char e[DRP_DIGEST_STRSIZE];
+
+	open_db(_i, "evict", 1000);
+	ck_assert_int_eq(put_seed(1, 300, a, 300), 0);
+	ck_assert_int_eq(put_seed(2, 300, b, 300), 0);
+	ck_assert_int_eq(put_seed(3, 300, c, 300), 0);
+	ck_assert_uint_eq(st.evictions, 0);
+	/* A used again: B is now least recently used. */
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), 0);
+	/* 900 + 300 > 950: evict LRU down to <= 900 with D: B only. */
+	ck_assert_int_eq(put_seed(4, 300, d, 300), 0);
+	ck_assert_uint_eq(st.evictions, 1);
+	ck_assert_uint_eq(st.evicted_bytes, 300);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), 0);
+	ck_assert_int_eq(api->lookup(db, &st, c, NULL), 0);
+	ck_assert_int_eq(api->lookup(db, &st, d, NULL), 0);
+	/* The lookups above went A, C, D: A is now the LRU and goes for E
+	 * (unknown length: reserved as it grows, same result). */
+	ck_assert_int_eq(put_seed(5, 300, e, 0), 0);
+	ck_assert_uint_eq(st.evictions, 2);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, c, NULL), 0);
+	ck_assert_int_eq(api->lookup(db, &st, d, NULL), 0);
+	ck_assert_int_eq(api->lookup(db, &st, e, NULL), 0);
+	assert_content(e, 5, 300);
+	gauges();
+	ck_assert_uint_eq(st.objects, 3);
+	ck_assert_uint_eq(st.bytes, 900);
+	ck_assert_uint_le(st.bytes, 1000);
+	close_db();
+}
+END_TEST
+
+START_TEST(evict_skips_pinned)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	char c[DRP_DIGEST_STRSIZE];
+	drp_cache_reader_t *r;
+
+	open_db(_i, "pinned", 1000);
+	ck_assert_int_eq(put_seed(1, 600, a, 600), 0);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), 0);
+	/* A is pinned by the reader: no room for B, known or unknown
+	 * length. The writer still verifies: a wrong digest is -EBADMSG. */
+	ck_assert_int_eq(put_seed(2, 600, b, 600), -ENOSPC);
+	ck_assert_int_eq(put_seed(2, 600, b, 0), -ENOSPC);
+	ck_assert_int_eq(put_obj(b, "x", 1, 600, 1), -EBADMSG);
+	ck_assert_uint_eq(st.no_space, 3);
+	ck_assert_uint_eq(st.evictions, 0);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), -ENOENT);
+	/* A small object still fits beside A. */
+	ck_assert_int_eq(put_seed(3, 300, c, 300), 0);
+	size_t got;
+	uint8_t *buf = read_all(r, &got, 100);
+	api->read_close(db, &st, r);
+	ck_assert_uint_eq(got, 600);
+	free(buf);
+	assert_tmp_empty(_i);
+	/* Unpinned now: 900 + 600 > 950, so A (the LRU) goes; C + B =
+	 * 900 <= low watermark, so C stays. */
+	ck_assert_int_eq(put_seed(2, 600, b, 600), 0);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, c, NULL), 0);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), 0);
+	ck_assert_uint_eq(st.evictions, 1);
+	gauges();
+	ck_assert_uint_eq(st.bytes, 900);
+	close_db();
+}
+END_TEST
+
+START_TEST(too_big)
+{
+	char a[DRP_DIGEST_STRSIZE];
+	open_db(_i, "toobig", 1000);
+	/* Announced too big, unannounced too big: -EFBIG, nothing stored. */
+	ck_assert_int_eq(put_seed(1, 1001, a, 1001), -EFBIG);
+	ck_assert_int_eq(put_seed(1, 1001, a, 0), -EFBIG);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	/* A mismatch still wins over the size verdict. */
+	ck_assert_int_eq(put_obj(a, "nope", 4, 5000, 4), -EBADMSG);
+	ck_assert_uint_eq(st.too_big, 3);
+	ck_assert_uint_eq(st.digest_mismatches, 1);
+	/* Exactly max_size fits (it evicts everything else if needed). */
+	ck_assert_int_eq(put_seed(2, 1000, a, 1000), 0);
+	gauges();
+	ck_assert_uint_eq(st.bytes, 1000);
+	ck_assert_uint_eq(st.reserved, 0);
+	assert_tmp_empty(_i);
+	close_db();
+}
+END_TEST
+
+struct iter_acc {
+	char dg[4][DRP_DIGEST_STRSIZE];
+	uint64_t size[4];
+	int n;
+	int stop_at;
+};
+
+static int iter_cb(const char *digest, const drp_cache_info_t *info, void *arg)
+{
+	struct iter_acc *acc = arg;
+	if (acc->n == acc->stop_at)
+		return 42;
+	snprintf(acc->dg[acc->n], DRP_DIGEST_STRSIZE, "%s", digest);
+	acc->size[acc->n++] = info->size;
+	return 0;
+}
+
+START_TEST(iterate_lru_order)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	char c[DRP_DIGEST_STRSIZE];
+	struct iter_acc acc = {.stop_at = -1};
+
+	open_db(_i, "iterate", 1 << 20);
+	ck_assert_int_eq(put_seed(1, 10, a, 0), 0);
+	ck_assert_int_eq(put_seed(2, 20, b, 0), 0);
+	ck_assert_int_eq(put_seed(3, 30, c, 0), 0);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), 0);
+	/* Least recently used first: B, C, A. */
+	ck_assert_int_eq(api->iterate(db, &st, iter_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 3);
+	ck_assert_str_eq(acc.dg[0], b);
+	ck_assert_str_eq(acc.dg[1], c);
+	ck_assert_str_eq(acc.dg[2], a);
+	ck_assert_uint_eq(acc.size[0], 20);
+	ck_assert_uint_eq(acc.size[2], 10);
+	/* A non-zero callback value stops and is returned. */
+	acc = (struct iter_acc){.stop_at = 1};
+	ck_assert_int_eq(api->iterate(db, &st, iter_cb, &acc), 42);
+	ck_assert_int_eq(acc.n, 1);
+	close_db();
+}
+END_TEST
+
+START_TEST(meta_records)
+{
+	char big[DRP_CACHE_META_MAX + 1];
+	char buf[64];
+	size_t len;
+	const char key[] = "k\0with nul";
+
+	open_db(_i, "meta", 1000);
+	len = sizeof(buf);
+	ck_assert_int_eq(api->meta_get(db, &st, "a", 1, buf, &len), -ENOENT);
+	ck_assert_int_eq(api->meta_put(db, &st, "a", 1, "one", 3), 0);
+	len = sizeof(buf);
+	ck_assert_int_eq(api->meta_get(db, &st, "a", 1, buf, &len), 0);
+	ck_assert_uint_eq(len, 3);
+	ck_assert_int_eq(memcmp(buf, "one", 3), 0);
+	/* Overwrite with a longer value. */
+	ck_assert_int_eq(api->meta_put(db, &st, "a", 1, "second", 6), 0);
+	len = sizeof(buf);
+	ck_assert_int_eq(api->meta_get(db, &st, "a", 1, buf, &len), 0);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_int_eq(memcmp(buf, "second", 6), 0);
+	/* Too small a buffer: -ERANGE and the needed length. */
+	len = 2;
+	ck_assert_int_eq(api->meta_get(db, &st, "a", 1, buf, &len), -ERANGE);
+	ck_assert_uint_eq(len, 6);
+	/* Keys are bytes: an embedded NUL makes a distinct key. */
+	ck_assert_int_eq(api->meta_put(db, &st, key, sizeof(key) - 1, "", 0),
+			 0);
+	len = 0;
+	ck_assert_int_eq(
+		api->meta_get(db, &st, key, sizeof(key) - 1, NULL, &len), 0);
+	ck_assert_uint_eq(len, 0);
+	len = sizeof(buf);
+	ck_assert_int_eq(api->meta_get(db, &st, "k", 1, buf, &len), -ENOENT);
+	/* Limits: value of exactly 64 KiB is fine, one more byte is not;
+	 * empty and over-long keys are refused. */
+	memset(big, 'v', sizeof(big));
+	ck_assert_int_eq(
+		api->meta_put(db, &st, "big", 3, big, DRP_CACHE_META_MAX), 0);
+	ck_assert_int_eq(
+		api->meta_put(db, &st, "big", 3, big, DRP_CACHE_META_MAX + 1),
+		-EINVAL);
+	char *rb = malloc(DRP_CACHE_META_MAX);
+	len = DRP_CACHE_META_MAX;
+	ck_assert_int_eq(api->meta_get(db, &st, "big", 3, rb, &len), 0);
+	ck_assert_uint_eq(len, DRP_CACHE_META_MAX);
+	ck_assert_int_eq(memcmp(rb, big, DRP_CACHE_META_MAX), 0);
+	free(rb);
+	ck_assert_int_eq(api->meta_put(db, &st, "", 0, "x", 1), -EINVAL);
+	ck_assert_int_eq(
+		api->meta_put(db, &st, big, DRP_CACHE_KEY_MAX + 1, "x", 1),
+		-EINVAL);
+	ck_assert_int_eq(api->meta_put(db, &st, big, DRP_CACHE_KEY_MAX, "x", 1),
+			 0);
+	/* Delete; a second delete is -ENOENT. */
+	ck_assert_int_eq(api->meta_del(db, &st, "a", 1), 0);
+	ck_assert_int_eq(api->meta_del(db, &st, "a", 1), -ENOENT);
+	len = sizeof(buf);
+	ck_assert_int_eq(api->meta_get(db, &st, "a", 1, buf, &len), -ENOENT);
+	/* Metadata does not count against the object budget. */
+	gauges();
+	ck_assert_uint_eq(st.bytes, 0);
+	ck_assert_uint_eq(st.meta_puts, 5);
+	ck_assert_uint_eq(st.meta_dels, 1);
+	ck_assert_uint_eq(st.meta_hits, 5);
+	ck_assert_uint_eq(st.meta_misses, 3);
+	close_db();
+}
+END_TEST
+
+START_TEST(meta_many)
+{
+	/* Enough keys to make the memory backend's table grow. */
+	char k[32], v[32], buf[32];
+	size_t len;
+	open_db(_i, "metamany", 1000);
+	for (int n = 0; n < 300; n++) {
+		snprintf(k, sizeof(k), "key-%d", n);
+		snprintf(v, sizeof(v), "value-%d", n * 7);
+		ck_assert_int_eq(
+			api->meta_put(db, &st, k, strlen(k), v, strlen(v)), 0);
+	}
+	for (int n = 0; n < 300; n++) {
+		snprintf(k, sizeof(k), "key-%d", n);
+		snprintf(v, sizeof(v), "value-%d", n * 7);
+		len = sizeof(buf);
+		ck_assert_int_eq(
+			api->meta_get(db, &st, k, strlen(k), buf, &len), 0);
+		ck_assert_uint_eq(len, strlen(v));
+		ck_assert_int_eq(memcmp(buf, v, len), 0);
+	}
+	close_db();
+}
+END_TEST
+
+START_TEST(tag_records)
+{
+	char key[DRP_CACHE_KEY_MAX + 1], acc[512];
+	drp_cache_tag_t t = {0}, got;
+	int64_t exp = 0;
+
+	open_db(_i, "tags", 1000);
+	const char *accept[] = {
+		"application/vnd.oci.image.index.v1+json",
+		"application/vnd.docker.distribution.manifest.v2+json; q=0.9, "
+		"Application/VND.docker.distribution.manifest.list.v2+json",
+		"application/vnd.oci.image.index.v1+json"};
+	/* Repeated headers merged, parameters dropped, lower-cased,
+	 * de-duplicated, sorted. */
+	ck_assert_int_gt(drp_cache_accept_key(acc, sizeof(acc), accept, 3), 0);
+	ck_assert_str_eq(acc,
+			 "application/vnd.docker.distribution.manifest.list."
+			 "v2+json,application/vnd.docker.distribution."
+			 "manifest.v2+json,application/vnd.oci.image.index."
+			 "v1+json");
+	/* Same set in another order and spacing: the same key. */
+	const char *accept2[] = {
+		" application/vnd.oci.image.index.v1+json ,application/"
+		"vnd.docker.distribution.manifest.list.v2+json,application/"
+		"vnd.docker.distribution.manifest.v2+json"};
+	char acc2[512];
+	drp_cache_accept_key(acc2, sizeof(acc2), accept2, 1);
+	ck_assert_str_eq(acc, acc2);
+	/* No Accept at all, and garbage only: "-". */
+	ck_assert_int_eq(drp_cache_accept_key(acc2, sizeof(acc2), NULL, 0), 1);
+	ck_assert_str_eq(acc2, "-");
+	const char *junk[] = {" , ;q=1, text"};
+	drp_cache_accept_key(acc2, sizeof(acc2), junk, 1);
+	ck_assert_str_eq(acc2, "-");
+	/* Too small a buffer. */
+	ck_assert_int_eq(drp_cache_accept_key(acc2, 10, accept, 3),
+			 -ENAMETOOLONG);
+
+	ck_assert_int_eq(drp_cache_tag_key(key, sizeof(key), "docker.io",
+					   "library/alpine", "3.19", acc),
+			 (int)strlen("tag docker.io library/alpine 3.19 ") +
+				 (int)strlen(acc));
+	ck_assert_int_eq(strncmp(key, "tag docker.io library/alpine 3.19 ", 34),
+			 0);
+	/* Fields with spaces or empty fields would make keys ambiguous. */
+	ck_assert_int_eq(drp_cache_tag_key(key, sizeof(key), "docker.io", "a b",
+					   "t", "-"),
+			 -EINVAL);
+	ck_assert_int_eq(
+		drp_cache_tag_key(key, sizeof(key), "docker.io", "r", "", "-"),
+		-EINVAL);
+	ck_assert_int_eq(drp_cache_tag_key(key, 8, "docker.io", "r", "t", "-"),
+			 -ENAMETOOLONG);
+
+	drp_cache_tag_key(key, sizeof(key), "docker.io", "library/alpine",
+			  "3.19", acc);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -ENOENT);
+	digest_of("manifest", 8, t.digest);
+	snprintf(t.media_type, sizeof(t.media_type),
+		 "application/vnd.oci.image.index.v1+json");
+	t.size = 1234;
+	t.fetched_at = 1700000000;
+	ck_assert_int_eq(drp_cache_tag_put(api, db, &st, key, &t), 0);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+	ck_assert_str_eq(got.digest, t.digest);
+	ck_assert_str_eq(got.media_type, t.media_type);
+	ck_assert_uint_eq(got.size, 1234);
+	ck_assert_int_eq(got.fetched_at, 1700000000);
+	/* A different Accept key is a different record. */
+	drp_cache_tag_key(acc2, sizeof(acc2), "docker.io", "library/alpine",
+			  "3.19", "application/vnd.oci.image.index.v1+json");
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, acc2, &got), -ENOENT);
+	/* Invalid records are refused on put, detected on get. */
+	t.digest[10] = 'X';
+	ck_assert_int_eq(drp_cache_tag_put(api, db, &st, key, &t), -EINVAL);
+	ck_assert_int_eq(api->meta_put(db, &st, key, strlen(key), "junk", 4),
+			 0);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -EBADMSG);
+	ck_assert_int_eq(drp_cache_tag_del(api, db, &st, key), 0);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -ENOENT);
+
+	/* Negative entries: active before expiry, gone (and deleted)
+	 * after; kept apart from the tag record of the same key. */
+	ck_assert_int_eq(drp_cache_neg_put(api, db, &st, key, 1000), 0);
+	ck_assert_int_eq(drp_cache_neg_get(api, db, &st, key, 999, &exp), 0);
+	ck_assert_int_eq(exp, 1000);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -ENOENT);
+	ck_assert_int_eq(drp_cache_neg_get(api, db, &st, key, 1000, &exp),
+			 -ENOENT);
+	ck_assert_int_eq(drp_cache_neg_del(api, db, &st, key), -ENOENT);
+	ck_assert_int_eq(drp_cache_neg_put(api, db, &st, key, 5000), 0);
+	ck_assert_int_eq(drp_cache_neg_del(api, db, &st, key), 0);
+	ck_assert_int_eq(drp_cache_neg_get(api, db, &st, key, 1, NULL),
+			 -ENOENT);
+
+	/* "Seen in repository" marks. */
+	ck_assert_int_eq(drp_cache_seen_get(api, db, &st, t.digest, "quay.io",
+					    "org/app"),
+			 -EINVAL); /* t.digest was spoiled above */
+	digest_of("layer", 5, t.digest);
+	ck_assert_int_eq(drp_cache_seen_get(api, db, &st, t.digest, "quay.io",
+					    "org/app"),
+			 -ENOENT);
+	ck_assert_int_eq(drp_cache_seen_put(api, db, &st, t.digest, "quay.io",
+					    "org/app"),
+			 0);
+	ck_assert_int_eq(drp_cache_seen_get(api, db, &st, t.digest, "quay.io",
+					    "org/app"),
+			 0);
+	ck_assert_int_eq(drp_cache_seen_get(api, db, &st, t.digest, "quay.io",
+					    "org/other"),
+			 -ENOENT);
+	close_db();
+}
+END_TEST
+
+struct mix_arg {
+	int id;
+	int bad;
+};
+
+/* Many threads writing, reading, removing small objects in a tight
+ * budget: every byte read must be right, the budget must hold. */
+static void *mixer(void *p)
+{
+	struct mix_arg *a = p;
+	drp_cache_stats_t my = {0};
+	uint8_t data[2000], buf[2000];
+	char dg[DRP_DIGEST_STRSIZE];
+	for (int n = 0; n < 200; n++) {
+		uint32_t seed = (uint32_t)((a->id * 7 + n) % 23);
+		size_t len = 500 + seed * 60;
+		fill(data, len, seed);
+		digest_of(data, len, dg);
+		drp_cache_writer_t *w;
+		int rc = api->write_begin(
+			db, &my, dg, n % 2 ? len : DRP_CACHE_LEN_UNKNOWN, &w);
+		if (rc == 0) {
+			api->write(db, &my, w, data, len / 2);
+			api->write(db, &my, w, data + len / 2, len - len / 2);
+			rc = api->commit(db, &my, w);
+			if (rc != 0 && rc != -ENOSPC)
+				a->bad++;
+		} else if (rc != -EEXIST) {
+			a->bad++;
+		}
+		drp_cache_reader_t *r;
+		if (api->read_open(db, &my, dg, 0, &r, NULL) == 0) {
+			size_t got = 0;
+			ssize_t k;
+			while ((k = api->read(db, &my, r, buf + got,
+					      sizeof(buf) - got)) > 0)
+				got += (size_t)k;
+			if (k < 0 || got != len || memcmp(buf, data, len))
+				a->bad++;
+			if (n % 5 == 0)
+				api->remove(db, &my, dg);
+			api->read_close(db, &my, r);
+		}
+	}
+	return NULL;
+}
+
+START_TEST(threaded_mix)
+{
+	enum { T = 4 };
+	pthread_t th[T];
+	struct mix_arg a[T];
+	open_db(_i, "mix", 8000);
+	for (int t = 0; t < T; t++) {
+		a[t] = (struct mix_arg){.id = t};
+		pthread_create(&th[t], NULL, mixer, &a[t]);
+	}
+	for (int t = 0; t < T; t++) {
+		pthread_join(th[t], NULL);
+		ck_assert_int_eq(a[t].bad, 0);
+	}
+	gauges();
+	ck_assert_uint_le(st.bytes, 8000);
+	ck_assert_uint_eq(st.reserved, 0);
+	ck_assert_uint_eq(st.readers, 0);
+	ck_assert_uint_eq(st.writers, 0);
+	assert_tmp_empty(_i);
+	close_db();
+}
+END_TEST
+
+START_TEST(open_errors)
+{
+	char err[256];
+	drp_cache_t *x;
+	drp_cache_stats_t s = {0};
+	const drp_cache_api_t *b = drp_cache_backend_find(BACKENDS[_i]);
+	char d[600];
+	snprintf(d, sizeof(d), "%s/openerr-%d-%d", base_dir, _i, (int)getpid());
+	/* max_size 0 */
+	drp_cache_conf_t c = {.dir = d};
+	ck_assert_int_eq(b->open(&x, &c, &s, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "max_size must be greater than 0");
+	/* low >= high */
+	c = (drp_cache_conf_t){
+		.dir = d, .max_size = 10, .high_pct = 80, .low_pct = 80};
+	ck_assert_int_eq(b->open(&x, &c, &s, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err,
+			 "watermarks must satisfy 0 < low (80) < high (80) "
+			 "<= 100");
+	/* high > 100 */
+	c.high_pct = 101;
+	ck_assert_int_eq(b->open(&x, &c, &s, err, sizeof(err)), -EINVAL);
+	/* unknown params */
+	c = (drp_cache_conf_t){
+		.dir = d, .max_size = 10, .params = "colour=red"};
+	ck_assert_int_eq(b->open(&x, &c, &s, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "colour=red"));
+}
+END_TEST
+
+/* ---- fs only ------------------------------------------------------------ */
+
+static void touch_file(const char *rel, const char *content)
+{
+	char p[800];
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+static int file_exists(const char *rel)
+{
+	char p[800];
+	struct stat sb;
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	return stat(p, &sb) == 0;
+}
+
+START_TEST(fs_restart)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	char buf[16], stray[200];
+	size_t len = sizeof(buf);
+
+	open_db(0, "restart", 1 << 20);
+	ck_assert_int_eq(put_seed(1, 5000, a, 0), 0);
+	ck_assert_int_eq(put_seed(2, 7000, b, 7000), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag x", 5, "v1", 2), 0);
+	/* B used last: it must stay most recently used after reopening. */
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), 0);
+
+	/* Debris a crash or a stranger could leave: */
+	touch_file("tmp/w17", "partial write");	       /* crashed temp */
+	touch_file("tmp/d3", "half deleted");	       /* crashed delete */
+	touch_file("blobs/sha256/ab/notadigest", "x"); /* odd name */
+	/* valid hex, wrong shard */
+	snprintf(stray, sizeof(stray), "blobs/sha256/00/%s", a + 7);
+	if (strncmp(a + 7, "00", 2) != 0)
+		touch_file(stray, "misplaced");
+	/* upper-case hex is not the canonical name */
+	char upper[80];
+	snprintf(upper, sizeof(upper), "blobs/sha256/%.2s/", b + 7);
+	size_t ul = strlen(upper);
+	for (int i = 0; i < 64; i++)
+		upper[ul + i] =
+			(char)(b[7 + i] >= 'a' ? b[7 + i] - 32 : b[7 + i]);
+	upper[ul + 64] = '\0';
+	int has_letter = strpbrk(b + 7, "abcdef") != NULL;
+	if (has_letter)
+		touch_file(upper, "upper");
+
+	reopen();
+	ck_assert_uint_eq(st.index_loaded, 2);
+	ck_assert_uint_eq(st.index_dropped,
+			  3 + (strncmp(a + 7, "00", 2) != 0) + has_letter);
+	ck_assert(!file_exists("tmp/w17"));
+	ck_assert(!file_exists("tmp/d3"));
+	ck_assert(!file_exists("blobs/sha256/ab/notadigest"));
+	ck_assert(!file_exists(upper) || !has_letter);
+	assert_content(a, 1, 5000);
+	assert_content(b, 2, 7000);
+	ck_assert_int_eq(api->meta_get(db, &st, "tag x", 5, buf, &len), 0);
+	ck_assert_uint_eq(len, 2);
+	gauges();
+	ck_assert_uint_eq(st.objects, 2);
+	ck_assert_uint_eq(st.bytes, 12000);
+	close_db();
+}
+END_TEST
+
+START_TEST(fs_restart_lowered_budget)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	char err[256];
+	struct timespec ts[2] = {{.tv_sec = 1000000}, {.tv_sec = 1000000}};
+	char p[800];
+
+	open_db(0, "lowered", 1 << 20);
+	ck_assert_int_eq(put_seed(1, 600, a, 0), 0);
+	ck_assert_int_eq(put_seed(2, 600, b, 0), 0);
+	/* Make A look old on disk: it is the one to go. */
+	snprintf(p, sizeof(p), "%s/blobs/sha256/%.2s/%s", dir, a + 7, a + 7);
+	ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+	api->close(db, &st);
+
+	drp_cache_conf_t c = {.dir = dir, .max_size = 1000};
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(api->open(&db, &c, &st, err, sizeof(err)), 0);
+	ck_assert_uint_eq(st.index_loaded, 2);
+	ck_assert_uint_eq(st.evictions, 1);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), 0);
+	ck_assert(!file_exists(p + strlen(dir) + 1));
+	close_db();
+}
+END_TEST
+
+START_TEST(fs_corrupt_not_served)
+{
+	char a[DRP_DIGEST_STRSIZE], p[800];
+	drp_cache_reader_t *r, *early;
+	uint8_t buf[8192];
+
+	open_db(0, "corrupt", 1 << 20);
+	ck_assert_int_eq(put_seed(1, 20000, a, 0), 0);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &early, NULL), 0);
+	/* Someone truncates the file behind the cache's back. */
+	snprintf(p, sizeof(p), "%s/blobs/sha256/%.2s/%s", dir, a + 7, a + 7);
+	ck_assert_int_eq(truncate(p, 10000), 0);
+	/* A new reader sees the size mismatch: not served, dropped. */
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_uint_eq(st.read_errors, 1);
+	/* The reader opened before gets the first 10000 bytes, then an
+	 * error instead of a clean end. */
+	ssize_t k, total = 0;
+	while ((k = api->read(db, &st, early, buf, sizeof(buf))) > 0)
+		total += k;
+	ck_assert_int_eq(total, 10000);
+	ck_assert_int_eq(k, -EIO);
+	api->read_close(db, &st, early);
+
+	/* A file dropped into a shard while running is not in the index:
+	 * never served until a restart indexes it (the layout is trusted). */
+	char b[DRP_DIGEST_STRSIZE], rel[200];
+	digest_of("dropped in", 10, b);
+	snprintf(rel, sizeof(rel), "blobs/sha256/%.2s/%s", b + 7, b + 7);
+	touch_file(rel, "dropped in");
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), -ENOENT);
+	/* And a deleted file turns into a miss, not an error loop. */
+	ck_assert_int_eq(put_seed(2, 100, a, 0), 0);
+	snprintf(p, sizeof(p), "%s/blobs/sha256/%.2s/%s", dir, a + 7, a + 7);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	close_db();
+}
+END_TEST
+
+START_TEST(fs_lock)
+{
+	char err[256];
+	drp_cache_t *second;
+	drp_cache_stats_t s = {0};
+	open_db(0, "lock", 1000);
+	drp_cache_conf_t c = {.dir = dir, .max_size = 1000};
+	ck_assert_int_eq(api->open(&second, &c, &s, err, sizeof(err)), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(err, "in use by another process"));
+	close_db();
+	/* Released by close. */
+	ck_assert_int_eq(api->open(&second, &c, &s, err, sizeof(err)), 0);
+	api->close(second, &s);
+	/* Missing dir in conf. */
+	c.dir = NULL;
+	ck_assert_int_eq(api->open(&second, &c, &s, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "fs cache needs a directory (dir)");
+	c.dir = "/proc/no/such/dir";
+	ck_assert_int_lt(api->open(&second, &c, &s, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, "/proc/no/such/dir"));
+}
+END_TEST
+
+START_TEST(fs_disk_full)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	drp_cache_conf_t c = {.max_size = 1 << 20, .params = "nospace_retry=1"};
+	open_conf(0, "diskfull", &c);
+	/* The disk reports ENOSPC in the middle of a write. */
+	drp_cache_fs_inject_error(db, ENOSPC, 1);
+	ck_assert_int_eq(put_seed(1, 10000, a, 0), -ENOSPC);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	assert_tmp_empty(0);
+	/* Caching is paused: the next writer does not even try. */
+	ck_assert_int_eq(put_seed(2, 100, b, 0), -ENOSPC);
+	/* ... and still tells a wrong stream apart. */
+	ck_assert_int_eq(put_obj(b, "zz", 2, 2, 2), -EBADMSG);
+	ck_assert_uint_eq(st.no_space, 3);
+	gauges();
+	ck_assert_uint_eq(st.reserved, 0);
+	/* After the pause, caching resumes by itself. */
+	sleep(2);
+	ck_assert_int_eq(put_seed(1, 10000, a, 0), 0);
+	assert_content(a, 1, 10000);
+	/* An I/O error other than ENOSPC: -EIO, no pause. */
+	drp_cache_fs_inject_error(db, EIO, 1);
+	ck_assert_int_eq(put_seed(2, 100, b, 0), -EIO);
+	ck_assert_uint_eq(st.write_errors, 1);
+	ck_assert_int_eq(put_seed(2, 100, b, 0), 0);
+	close_db();
+}
+END_TEST
+
+START_TEST(fs_params)
+{
+	char err[256];
+	drp_cache_t *x;
+	drp_cache_stats_t s = {0};
+	char d[600];
+	snprintf(d, sizeof(d), "%s/params-%d", base_dir, (int)getpid());
+	/* Table: params string -> expected open() result. */
+	const struct {
+		const char *params;
+		int rc;
+	} cases[] = {
+		{"nospace_retry=0", 0},		  /* minimum */
+		{"nospace_retry=86400", 0},	  /* maximum */
+		{"", 0},			  /* empty = defaults */
+		{"nospace_retry=86401", -EINVAL}, /* out of range */
+		{"nospace_retry=", -EINVAL},	  /* no value */
+		{"nospace_retry=-1", -EINVAL},	  /* negative */
+		{"nospace_retry=5s", -EINVAL},	  /* suffix */
+		{"nospace_retr=5", -EINVAL},	  /* misspelt key */
+		{"nospace_retry=5,x=1", -EINVAL}, /* unknown second key */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		drp_cache_conf_t c = {
+			.dir = d, .max_size = 100, .params = cases[i].params};
+		int rc = drp_cache_fs()->open(&x, &c, &s, err, sizeof(err));
+		ck_assert_msg(rc == cases[i].rc, "'%s': %d", cases[i].params,
+			      rc);
+		if (rc == 0)
+			drp_cache_fs()->close(x, &s);
+	}
+}
+END_TEST
+
+/* ---- registry --------------------------------------------------------------
+ */
+
+static int fake_open(drp_cache_t **db_, const drp_cache_conf_t *c,
+		     drp_cache_stats_t *s, char *e, size_t el)
+{
+	return -ENOSYS;
+}
+
+START_TEST(registry)
+{
+	char err[256];
+	ck_assert_ptr_eq(drp_cache_backend_find("fs"), drp_cache_fs());
+	ck_assert_ptr_eq(drp_cache_backend_find("memory"), drp_cache_mem());
+	ck_assert_ptr_null(drp_cache_backend_find("nope"));
+	ck_assert_ptr_null(drp_cache_backend_find(NULL));
+	ck_assert_int_eq(drp_cache_fs()->flags,
+			 DRP_CACHE_MAY_BLOCK | DRP_CACHE_INDEX_IN_MEMORY |
+				 DRP_CACHE_PERSISTENT);
+	ck_assert_int_eq(drp_cache_mem()->flags & DRP_CACHE_MAY_BLOCK, 0);
+
+	/* A module's table: a copy of memory's ops under another name. */
+	static drp_cache_api_t t;
+	t = *drp_cache_mem();
+	t.name = "s3-test";
+	ck_assert_int_eq(drp_cache_backend_register(&t, err, sizeof(err)), 0);
+	ck_assert_ptr_eq(drp_cache_backend_find("s3-test"), &t);
+	ck_assert_int_eq(drp_cache_backend_register(&t, err, sizeof(err)),
+			 -EEXIST);
+	ck_assert_str_eq(err, "cache backend 's3-test' already exists");
+
+	/* Table of rejections, one per rule. */
+	static drp_cache_api_t bad;
+	bad = *drp_cache_mem();
+	bad.name = "fs"; /* built-in name */
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
+			 -EEXIST);
+	bad.name = "Bad Name"; /* not [a-z0-9_-] */
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
+			 -EINVAL);
+	bad.name = "abcdefghijklmnopqrstuvwxyz012345"; /* 32 chars */
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
+			 -EINVAL);
+	bad.name = "ok-name";
+	bad.abi_major = DRP_CACHE_ABI_MAJOR + 1; /* other major */
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
+			 -ENOTSUP);
+	ck_assert_str_eq(err, "cache backend ABI 2.0 not supported (daemon "
+			      "has 1.0)");
+	bad.abi_major = DRP_CACHE_ABI_MAJOR;
+	bad.abi_minor = DRP_CACHE_ABI_MINOR + 1; /* newer minor */
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
+			 -ENOTSUP);
+	bad.abi_minor = DRP_CACHE_ABI_MINOR;
+	bad.struct_size = 16; /* truncated table */
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
+			 -EINVAL);
+	bad.struct_size = sizeof(bad);
+	bad.commit = NULL; /* mandatory op missing */
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_str_eq(err,
+			 "cache backend 'ok-name' lacks mandatory op commit");
+	ck_assert_int_eq(drp_cache_backend_register(NULL, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_null(drp_cache_backend_find("ok-name"));
+
+	/* The registered backend really is what find returns. */
+	bad = *drp_cache_mem();
+	bad.name = "failing";
+	bad.open = fake_open;
+	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)), 0);
+	drp_cache_t *x;
+	drp_cache_stats_t s = {0};
+	drp_cache_conf_t c = {.max_size = 1};
+	ck_assert_int_eq(drp_cache_backend_find("failing")->open(
+				 &x, &c, &s, err, sizeof(err)),
+			 -ENOSYS);
+	/* DRP_CACHE_HAS_OP: a v1 table has meta_del. */
+	ck_assert(DRP_CACHE_HAS_OP(drp_cache_fs(), meta_del));
+}
+END_TEST
+
+Suite *cache_suite(void)
+{
+	Suite *s = suite_create("cache");
+	int nb = (int)(sizeof(BACKENDS) / sizeof(BACKENDS[0]));
+
+	TCase *tc = tcase_create("digest");
+	tcase_add_test(tc, digest_vectors);
+	tcase_add_test(tc, digest_parse_rejects);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("contract");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_loop_test(tc, roundtrip, 0, nb);
+	tcase_add_loop_test(tc, empty_object, 0, nb);
+	tcase_add_loop_test(tc, read_offset, 0, nb);
+	tcase_add_loop_test(tc, wrong_digest, 0, nb);
+	tcase_add_loop_test(tc, abort_and_exists, 0, nb);
+	tcase_add_loop_test(tc, two_writers_same_digest, 0, nb);
+	tcase_add_loop_test(tc, threaded_writers_same_digest, 0, nb);
+	tcase_add_loop_test(tc, readers_survive_remove, 0, nb);
+	tcase_add_loop_test(tc, evict_lru, 0, nb);
+	tcase_add_loop_test(tc, evict_skips_pinned, 0, nb);
+	tcase_add_loop_test(tc, too_big, 0, nb);
+	tcase_add_loop_test(tc, iterate_lru_order, 0, nb);
+	tcase_add_loop_test(tc, meta_records, 0, nb);
+	tcase_add_loop_test(tc, meta_many, 0, nb);
+	tcase_add_loop_test(tc, tag_records, 0, nb);
+	tcase_add_loop_test(tc, threaded_mix, 0, nb);
+	tcase_add_loop_test(tc, open_errors, 0, nb);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fs");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_test(tc, fs_restart);
+	tcase_add_test(tc, fs_restart_lowered_budget);
+	tcase_add_test(tc, fs_corrupt_not_served);
+	tcase_add_test(tc, fs_lock);
+	tcase_add_test(tc, fs_disk_full);
+	tcase_add_test(tc, fs_params);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("registry");
+	tcase_add_test(tc, registry);
+	suite_add_tcase(s, tc);
+	return s;
+}
