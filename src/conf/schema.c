@@ -638,26 +638,44 @@ static void set_timeout(struct ld *ld, const drp_conf_item_t *it,
 #define F(field) offsetof(drp_conf_t, field)
 
 static const struct key proxy_keys[] = {
-	{"listen", set_listen, 0, 0, 0},
-	{"workers", set_workers, 0, 0, 0},
-	{"registries", set_registries, 0, 0, 0},
-	{"allow", set_allow, 0, 0, 0},
-	{"tunnel_ports", set_ports, 0, 0, 0},
-	{"ca_dir", set_string, F(ca_dir), 0, 0},
-	{"upstream_ca_file", set_string_opt, F(upstream_ca_file), 0, 0},
-	{"verify_upstream", set_bool, F(verify_upstream), 0, 0},
-	{"access_log", set_string, F(access_log), 0, 0},
-	{"error_log", set_string, F(error_log), 0, 0},
-	{"log_level", set_log_level, 0, 0, 0},
-	{"users_file", set_string_opt, F(users_file), 0, 0},
-	{"max_connections", set_uint, F(max_connections), 1, 1000000},
-	{"max_header_size", set_size_uint, F(max_header_size), 1024, 1048576},
-	{"header_timeout", set_timeout, F(header_timeout), 0, 0},
-	{"idle_timeout", set_timeout, F(idle_timeout), 0, 0},
-	{"connect_timeout", set_timeout, F(connect_timeout), 0, 0},
-	{"handshake_timeout", set_timeout, F(handshake_timeout), 0, 0},
-	{"body_timeout", set_timeout, F(body_timeout), 0, 0},
-	{"tunnel_idle_timeout", set_timeout, F(tunnel_idle_timeout), 0, 0},
+	{.name = "listen", .set = set_listen},
+	{.name = "workers", .set = set_workers},
+	{.name = "registries", .set = set_registries},
+	{.name = "allow", .set = set_allow},
+	{.name = "tunnel_ports", .set = set_ports},
+	{.name = "ca_dir", .set = set_string, .off = F(ca_dir)},
+	{.name = "upstream_ca_file",
+	 .set = set_string_opt,
+	 .off = F(upstream_ca_file)},
+	{.name = "verify_upstream", .set = set_bool, .off = F(verify_upstream)},
+	{.name = "access_log", .set = set_string, .off = F(access_log)},
+	{.name = "error_log", .set = set_string, .off = F(error_log)},
+	{.name = "log_level", .set = set_log_level},
+	{.name = "users_file", .set = set_string_opt, .off = F(users_file)},
+	{.name = "max_connections",
+	 .set = set_uint,
+	 .off = F(max_connections),
+	 .min = 1,
+	 .max = 1000000},
+	{.name = "max_header_size",
+	 .set = set_size_uint,
+	 .off = F(max_header_size),
+	 .min = 1024,
+	 .max = 1048576},
+	{.name = "header_timeout",
+	 .set = set_timeout,
+	 .off = F(header_timeout)},
+	{.name = "idle_timeout", .set = set_timeout, .off = F(idle_timeout)},
+	{.name = "connect_timeout",
+	 .set = set_timeout,
+	 .off = F(connect_timeout)},
+	{.name = "handshake_timeout",
+	 .set = set_timeout,
+	 .off = F(handshake_timeout)},
+	{.name = "body_timeout", .set = set_timeout, .off = F(body_timeout)},
+	{.name = "tunnel_idle_timeout",
+	 .set = set_timeout,
+	 .off = F(tunnel_idle_timeout)},
 };
 
 /* ---- [cache] ---- */
@@ -698,10 +716,10 @@ static void set_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
 }
 
 static const struct key cache_keys[] = {
-	{"backend", set_backend, 0, 0, 0},
-	{"dir", set_string, F(cache_dir), 0, 0},
-	{"max_size", set_max_size, 0, 0, 0},
-	{"tag_ttl", set_tag_ttl, 0, 0, 0},
+	{.name = "backend", .set = set_backend},
+	{.name = "dir", .set = set_string, .off = F(cache_dir)},
+	{.name = "max_size", .set = set_max_size},
+	{.name = "tag_ttl", .set = set_tag_ttl},
 };
 
 static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
@@ -709,8 +727,10 @@ static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
 {
 	for (unsigned i = 0; i < s->n_items; i++) {
 		const drp_ini_item_t *ii = &s->items[i];
-		drp_conf_item_t it = {ii->key, ii->value, ld->c->path,
-				      ii->line};
+		drp_conf_item_t it = {.key = ii->key,
+				      .value = ii->value,
+				      .file = ld->c->path,
+				      .line = ii->line};
 		const struct key *k = NULL;
 
 		for (size_t j = 0; j < n_keys && !k; j++)
@@ -791,7 +811,10 @@ static void apply_resolve(struct ld *ld, const drp_ini_section_t *s)
 
 	for (unsigned i = 0; i < s->n_items; i++) {
 		const drp_ini_item_t *ii = &s->items[i];
-		drp_conf_item_t it = {ii->key, ii->value, c->path, ii->line};
+		drp_conf_item_t it = {.key = ii->key,
+				      .value = ii->value,
+				      .file = c->path,
+				      .line = ii->line};
 		struct sockaddr_storage ss;
 		unsigned len;
 
@@ -931,7 +954,10 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 	const drp_conf_item_t *password = NULL, *password_file = NULL;
 	for (unsigned i = 0; i < s->n_items; i++) {
 		const drp_ini_item_t *ii = &s->items[i];
-		drp_conf_item_t it = {ii->key, ii->value, c->path, ii->line};
+		drp_conf_item_t it = {.key = ii->key,
+				      .value = ii->value,
+				      .file = c->path,
+				      .line = ii->line};
 
 		if (!is_shared_key(it.key) && !has_plugin) {
 			err(ld, &it,

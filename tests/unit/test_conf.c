@@ -215,7 +215,8 @@ END_TEST
 START_TEST(error_format)
 {
 	drp_conf_errors_t e = {0};
-	drp_conf_item_t it = {"token_ttl", "-5", "x.ini", 42};
+	drp_conf_item_t it = {
+		.key = "token_ttl", .value = "-5", .file = "x.ini", .line = 42};
 	drp_conf_registry_t r = {.name = "gcr.io",
 				 .file = "x.ini",
 				 .line = 40,
