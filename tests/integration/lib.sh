@@ -1,0 +1,746 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+#
+# Integration-test library: real upstream registries (Debian's
+# docker-registry), an nginx CDN and tunnel origin, deterministic test
+# images, the proxy under test, and assertions. Sourced by run.sh,
+# selftest.sh and every scenarios/*.sh.
+#
+# Network layout (loopback only; names reach the proxy via [resolve] and
+# direct clients via a private /etc/hosts in their own mount namespace):
+#   registry.test  127.0.0.11:443  open registry
+#   basic.test     127.0.0.12:443  htpasswd Basic auth ($BASIC_USER/$BASIC_PASS)
+#   redirect.test  127.0.0.13:443  blob GET/HEAD answer 307 to https://cdn.test/...
+#   cdn.test       127.0.0.14:443  nginx serving redirect.test's storage directory
+#   tunnel.test    127.0.0.15:443  nginx serving $WORK/tunnel-root (file: /file)
+#
+# Every process started with drp_bg is killed by the EXIT trap of the shell
+# that started it; every wait is bounded.
+
+DRP_IT_DIR=${DRP_IT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+export DRP_IT_DIR
+
+# The integration run holds these addresses exclusively; concurrent runs
+# (two build dirs, two developers) wait for each other on this lock.
+DRP_IT_LOCK=${DRP_IT_LOCK:-/tmp/drp-integration.lock}
+
+BASIC_USER=drpuser
+BASIC_PASS='s3cret-Pass'
+
+declare -A DRP_IP=([registry.test]=127.0.0.11 [basic.test]=127.0.0.12
+	[redirect.test]=127.0.0.13 [cdn.test]=127.0.0.14 [tunnel.test]=127.0.0.15)
+
+# ---------------------------------------------------------------- output
+
+drp_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Fails the current script (a scenario, or the set-up) with a message.
+drp_fail()
+{
+	printf 'FAIL: %s\n' "$*" >&2
+	exit 1
+}
+
+# ---------------------------------------------------------------- assertions
+
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq()
+{
+	if [ "$2" != "$3" ]; then
+		drp_fail "$1: expected '$2', got '$3'"
+	fi
+	drp_log "ok: $1 = $2"
+}
+
+# expect_match WHAT EXTENDED-REGEX STRING
+expect_match()
+{
+	if ! printf '%s' "$3" | grep -Eq -- "$2"; then
+		drp_fail "$1: '$3' does not match /$2/"
+	fi
+	drp_log "ok: $1 matches /$2/"
+}
+
+# expect_no_match WHAT EXTENDED-REGEX STRING
+expect_no_match()
+{
+	if printf '%s' "$3" | grep -Eq -- "$2"; then
+		drp_fail "$1: unexpectedly matches /$2/: $(printf '%s' "$3" | grep -E -- "$2" | head -3)"
+	fi
+	drp_log "ok: $1 does not match /$2/"
+}
+
+# hdr NAME < HEADERS: the value of response header NAME (case-insensitive;
+# the last one when curl -L printed several responses).
+hdr()
+{
+	tr -d '\r' | awk -v n="$1" 'BEGIN { n = tolower(n) }
+		{ i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v) } }
+		END { print v }'
+}
+
+# status_codes < HEADERS: every status code in order, space-separated
+# (one per response curl saw, 1xx and proxy CONNECT answers included).
+status_codes() { tr -d '\r' | awk '/^HTTP\/[0-9.]+ [0-9][0-9][0-9]/ { printf "%s%s", sep, $2; sep = " " } END { print "" }'; }
+
+# expect_file_digest WHAT FILE sha256:HEX
+expect_file_digest()
+{
+	[ -f "$2" ] || drp_fail "$1: file $2 missing"
+	expect_eq "$1" "$3" "sha256:$(sha256sum <"$2" | cut -c1-64)"
+}
+
+# expect_ge WHAT MIN ACTUAL / expect_le WHAT MAX ACTUAL (integers)
+expect_ge()
+{
+	[ "$3" -ge "$2" ] || drp_fail "$1: expected >= $2, got $3"
+	drp_log "ok: $1 = $3 (>= $2)"
+}
+expect_le()
+{
+	[ "$3" -le "$2" ] || drp_fail "$1: expected <= $2, got $3"
+	drp_log "ok: $1 = $3 (<= $2)"
+}
+
+# ---------------------------------------------------------------- tools
+
+# drp_require_tools TOOL...: a missing tool skips (77) on a developer
+# machine but fails under CI=true, where every tool must be installed.
+drp_require_tools()
+{
+	local t missing=
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "${CI:-}" = true ]; then
+		drp_fail "required tools missing under CI:$missing"
+	fi
+	echo "SKIP: required tools missing:$missing" >&2
+	exit 77
+}
+
+# The tools the shared set-up needs (scenarios check their own extras).
+# shellcheck disable=SC2034
+DRP_BASE_TOOLS="docker-registry nginx skopeo curl openssl htpasswd python3 sha256sum unshare jq timeout flock"
+
+# ---------------------------------------------------------------- processes
+
+DRP_PIDS=()
+DRP_PID_NAMES=()
+DRP_CLEANUP_HOOKS=()
+DRP_WORK_OWNED=
+
+# drp_bg NAME CMD...: start CMD in the background, stdout/stderr to
+# $WORK/logs/NAME.out/.err; killed by the EXIT trap.
+drp_bg()
+{
+	local name=$1
+	shift
+	mkdir -p "$WORK/logs"
+	"$@" >"$WORK/logs/$name.out" 2>"$WORK/logs/$name.err" </dev/null &
+	DRP_PIDS+=($!)
+	DRP_PID_NAMES+=("$name")
+	DRP_LAST_PID=$!
+}
+
+# drp_stop PID [SECONDS]: SIGTERM, wait up to SECONDS (default 10), SIGKILL.
+# Returns 0 if the process had exited by itself after SIGTERM, 1 if it
+# needed SIGKILL.
+drp_stop()
+{
+	local pid=$1 t=$((${2:-10} * 10)) i=0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt $t ]; do
+		# A zombie child still answers kill -0; reap it if it is ours.
+		if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ]; then
+			break
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 1
+	fi
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# drp_alive PID: the process exists and is not a zombie.
+drp_alive()
+{
+	kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+}
+
+drp_at_exit() { DRP_CLEANUP_HOOKS+=("$1"); }
+
+drp_cleanup()
+{
+	local rc=$? i m
+	trap - EXIT INT TERM
+	for ((i = ${#DRP_CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do
+		eval "${DRP_CLEANUP_HOOKS[$i]}" || true
+	done
+	for ((i = ${#DRP_PIDS[@]} - 1; i >= 0; i--)); do
+		drp_stop "${DRP_PIDS[$i]}" 5 || true
+	done
+	if [ -n "$DRP_WORK_OWNED" ] && [ -d "$WORK" ]; then
+		# Nothing should be mounted under WORK, but never rm through a mount.
+		for m in $(findmnt -rn -o TARGET | grep "^$WORK" | sort -r); do
+			umount -l "$m" 2>/dev/null || true
+		done
+		if [ "${DRP_IT_KEEP:-0}" = 1 ] || { [ $rc -ne 0 ] && [ "${DRP_IT_KEEP:-0}" = failed ]; }; then
+			echo "work dir kept: $WORK" >&2
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	exit $rc
+}
+
+drp_install_trap()
+{
+	trap drp_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# drp_wait WHAT SECONDS CMD...: poll CMD every 0.2 s until it succeeds.
+drp_wait()
+{
+	local what=$1 t=$(($2 * 5)) i=0
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -ge $t ] && drp_fail "timed out after $((t / 5)) s waiting for $what"
+		sleep 0.2
+	done
+}
+
+drp_port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+# drp_wait_started NAME PID SECONDS CMD...: like drp_wait, but gives up at
+# once (showing the process's stderr) if the process died.
+drp_wait_started()
+{
+	local name=$1 pid=$2 t=$(($3 * 5)) i=0
+	shift 3
+	until "$@" >/dev/null 2>&1; do
+		if ! drp_alive "$pid"; then
+			tail -n 30 "$WORK/logs/$name.err" "$WORK/logs/$name.out" >&2 2>/dev/null
+			drp_fail "$name exited during start-up"
+		fi
+		i=$((i + 1))
+		if [ $i -ge $t ]; then
+			tail -n 30 "$WORK/logs/$name.err" >&2 2>/dev/null
+			drp_fail "$name not ready after $((t / 5)) s"
+		fi
+		sleep 0.2
+	done
+}
+
+# ---------------------------------------------------------------- work dir
+
+# drp_setup_work: a fresh WORK dir under /tmp, removed on exit.
+drp_setup_work()
+{
+	WORK=$(mktemp -d /tmp/drp-it.XXXXXX)
+	chmod 755 "$WORK"
+	DRP_WORK_OWNED=1
+	export WORK
+	mkdir -p "$WORK/logs" "$WORK/empty-certs"
+	drp_install_trap
+	# Client tools must not see the invoking user's registry logins.
+	export REGISTRY_AUTH_FILE=$WORK/auth.json DOCKER_CONFIG=$WORK/docker-config
+	echo '{}' >"$REGISTRY_AUTH_FILE"
+	mkdir -p "$DOCKER_CONFIG"
+	unset HTTPS_PROXY https_proxy HTTP_PROXY http_proxy NO_PROXY no_proxy ALL_PROXY all_proxy
+}
+
+# drp_lock: serialise integration runs on this machine (bounded wait).
+drp_lock()
+{
+	exec 9>"$DRP_IT_LOCK"
+	flock -w "${DRP_IT_LOCK_WAIT:-900}" 9 || drp_fail "another integration run holds $DRP_IT_LOCK"
+}
+
+# ---------------------------------------------------------------- certificates
+
+# drp_gen_pki: test CA ($TEST_CA) and a server certificate per test host
+# ($WORK/pki/HOST.crt/.key, SAN = the name and its loopback address).
+drp_gen_pki()
+{
+	local d=$WORK/pki h
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -days 3 -subj "/CN=drp integration test CA" \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null ||
+		drp_fail "test CA generation failed"
+	for h in "${!DRP_IP[@]}"; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$d/$h.key" -out "$d/$h.csr" -subj "/CN=$h" 2>/dev/null &&
+			printf 'subjectAltName=DNS:%s,IP:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' \
+				"$h" "${DRP_IP[$h]}" >"$d/$h.ext" &&
+			openssl x509 -req -in "$d/$h.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+				-set_serial "0x$(openssl rand -hex 16)" -days 3 \
+				-extfile "$d/$h.ext" -out "$d/$h.crt" 2>/dev/null ||
+			drp_fail "certificate for $h failed"
+	done
+	TEST_CA=$d/ca.crt
+	export TEST_CA
+}
+
+# drp_hosts_file: the /etc/hosts that direct (proxy-less) clients see, and
+# the one proxied clients see, where every test name points at an address
+# nothing listens on: a client that bypassed the proxy fails at once
+# instead of reaching the registry (or asking a DNS server).
+drp_hosts_file()
+{
+	local h
+	{
+		echo "127.0.0.1 localhost"
+		for h in "${!DRP_IP[@]}"; do echo "${DRP_IP[$h]} $h"; done
+	} >"$WORK/hosts"
+	{
+		echo "127.0.0.1 localhost"
+		for h in "${!DRP_IP[@]}"; do echo "127.0.0.254 $h"; done
+	} >"$WORK/hosts-proxied"
+}
+
+# drp_ns HOSTS ENV-ASSIGNMENT... -- CMD...: run CMD with the environment
+# changes in a private mount namespace where /etc/hosts is HOSTS and
+# containers/image's blob-info cache (/var/lib/containers/cache for root,
+# which remembers where blobs were seen and would turn a push into a
+# cross-repository mount, across runs) is a fresh empty directory. CMD may
+# be a function exported with export -f.
+drp_ns()
+{
+	local hosts=$1 bic envs=()
+	shift
+	while [ "$1" != -- ]; do
+		envs+=("$1")
+		shift
+	done
+	shift
+	bic=$(mktemp -d "$WORK/bic.XXXXXX")
+	mkdir -p /var/lib/containers/cache
+	env -u HTTPS_PROXY -u https_proxy -u HTTP_PROXY -u http_proxy "${envs[@]}" \
+		unshare -m -- bash -c 'mount --bind "$0" /etc/hosts &&
+		mount --bind "$1" /var/lib/containers/cache && shift && "$@"' "$hosts" "$bic" "$@"
+}
+
+# direct CMD...: run CMD without any proxy, trusting only the test CA, with
+# the test host names resolving to the test servers.
+direct()
+{
+	drp_ns "$WORK/hosts" SSL_CERT_FILE="$TEST_CA" SSL_CERT_DIR="$WORK/empty-certs" -- "$@"
+}
+
+# dcurl ARGS...: curl straight to the test servers (test CA, test names).
+dcurl() { direct curl -sS --max-time 60 --cacert "$TEST_CA" --capath "$WORK/empty-certs" "$@"; }
+
+# ---------------------------------------------------------------- upstream servers
+
+# drp_start_registry NAME HOST [basic|redirect]: REG_PID[NAME] is its pid.
+# shellcheck disable=SC2034
+declare -A REG_PID=()
+drp_start_registry()
+{
+	local name=$1 host=$2 kind=${3:-open} ip=${DRP_IP[$2]} conf=$WORK/reg-$1.yml
+	mkdir -p "$WORK/storage/$name"
+	cat >"$conf" <<-EOF
+		version: 0.1
+		log:
+		  level: info
+		  formatter: text
+		  accesslog:
+		    disabled: false
+		storage:
+		  filesystem:
+		    rootdirectory: $WORK/storage/$name
+		  delete:
+		    enabled: true
+		  maintenance:
+		    uploadpurging:
+		      enabled: false
+		http:
+		  addr: $ip:443
+		  secret: drp-integration-$name
+		  tls:
+		    certificate: $WORK/pki/$host.crt
+		    key: $WORK/pki/$host.key
+		health:
+		  storagedriver:
+		    enabled: false
+	EOF
+	case $kind in
+	basic)
+		htpasswd -Bbn "$BASIC_USER" "$BASIC_PASS" >"$WORK/htpasswd" 2>/dev/null
+		cat >>"$conf" <<-EOF
+			auth:
+			  htpasswd:
+			    realm: drp-basic-realm
+			    path: $WORK/htpasswd
+		EOF
+		;;
+	redirect)
+		# The middleware answers blob GET/HEAD with 307 to baseurl + the
+		# storage driver's path of the blob's data file, i.e.
+		# https://cdn.test/docker/registry/v2/blobs/sha256/xx/HEX/data,
+		# which the CDN serves from this registry's rootdirectory.
+		cat >>"$conf" <<-EOF
+			middleware:
+			  storage:
+			    - name: redirect
+			      options:
+			        baseurl: https://cdn.test
+		EOF
+		;;
+	esac
+	# The registry writes its access log (combined format) to stdout. It
+	# reads REGISTRY_* variables as configuration overrides, so our
+	# REGISTRY_AUTH_FILE (for skopeo and podman) must not reach it.
+	drp_bg "reg-$name" env -u REGISTRY_AUTH_FILE docker-registry serve "$conf"
+	# shellcheck disable=SC2034
+	REG_PID[$name]=$DRP_LAST_PID
+	drp_wait_started "reg-$name" "$DRP_LAST_PID" 30 \
+		curl -s -o /dev/null --cacert "$TEST_CA" --resolve "$host:443:$ip" "https://$host/v2/"
+}
+
+# drp_start_nginx: cdn.test and tunnel.test in one nginx.
+drp_start_nginx()
+{
+	local d=$WORK/nginx
+	mkdir -p "$d/tmp" "$WORK/tunnel-root"
+	# A known file for the tunnel test: 64 KiB of keystream plus a line.
+	python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random("drp-tunnel").randbytes(65536) + b"\ntunnel ok\n")' \
+		>"$WORK/tunnel-root/file"
+	TUNNEL_FILE_DIGEST="sha256:$(sha256sum <"$WORK/tunnel-root/file" | cut -c1-64)"
+	export TUNNEL_FILE_DIGEST
+	cat >"$d/nginx.conf" <<-EOF
+		user root;
+		worker_processes 1;
+		daemon off;
+		pid $d/nginx.pid;
+		error_log $WORK/logs/nginx-error.log info;
+		events { worker_connections 512; }
+		http {
+		    default_type application/octet-stream;
+		    sendfile on;
+		    client_body_temp_path $d/tmp/body;
+		    proxy_temp_path $d/tmp/proxy;
+		    fastcgi_temp_path $d/tmp/fastcgi;
+		    uwsgi_temp_path $d/tmp/uwsgi;
+		    scgi_temp_path $d/tmp/scgi;
+		    log_format drp '\$remote_addr "\$request" \$status \$body_bytes_sent "\$http_range" "\$http_authorization"';
+		    server {
+		        listen ${DRP_IP[cdn.test]}:443 ssl;
+		        server_name cdn.test;
+		        ssl_certificate $WORK/pki/cdn.test.crt;
+		        ssl_certificate_key $WORK/pki/cdn.test.key;
+		        access_log $WORK/logs/cdn-access.log drp;
+		        root $WORK/storage/redirect;
+		        location / { limit_except GET { deny all; } }
+		    }
+		    server {
+		        listen ${DRP_IP[tunnel.test]}:443 ssl http2;
+		        server_name tunnel.test;
+		        ssl_certificate $WORK/pki/tunnel.test.crt;
+		        ssl_certificate_key $WORK/pki/tunnel.test.key;
+		        access_log $WORK/logs/tunnel-access.log drp;
+		        root $WORK/tunnel-root;
+		    }
+		}
+	EOF
+	drp_bg nginx nginx -e "$WORK/logs/nginx-error.log" -p "$d" -c "$d/nginx.conf"
+	NGINX_PID=$DRP_LAST_PID
+	drp_wait_started nginx "$NGINX_PID" 20 \
+		curl -sf -o /dev/null --cacert "$TEST_CA" --resolve "tunnel.test:443:${DRP_IP[tunnel.test]}" https://tunnel.test/file
+	drp_wait_started nginx "$NGINX_PID" 20 drp_port_open "${DRP_IP[cdn.test]}" 443
+}
+
+# drp_start_upstreams: PKI, hosts file, three registries, nginx.
+drp_start_upstreams()
+{
+	drp_gen_pki
+	drp_hosts_file
+	drp_start_registry open registry.test
+	drp_start_registry basic basic.test basic
+	drp_start_registry redirect redirect.test redirect
+	drp_start_nginx
+}
+
+# Registry access logs: one combined-format line per request.
+reg_log() { echo "$WORK/logs/reg-$1.out"; }
+CDN_LOG() { echo "$WORK/logs/cdn-access.log"; }
+
+# req_pat METHOD PATH: the fixed string that starts a request in an access
+# log line (registry combined format and our nginx format), any protocol.
+req_pat() { printf '"%s %s HTTP/' "$1" "$2"; }
+
+# log_mark FILE: the current end of FILE, for log_since.
+log_mark() { stat -c %s "$1" 2>/dev/null || echo 0; }
+# log_since FILE MARK: what FILE gained after MARK.
+log_since() { tail -c +"$(($2 + 1))" "$1" 2>/dev/null; }
+# count_since FILE MARK FIXED-STRING: lines added after MARK that contain it.
+count_since() { log_since "$1" "$2" | grep -cF -- "$3" || true; }
+
+# wait_log FILE MARK FIXED-STRING N SECONDS: the registry and nginx write a
+# log line after the response is complete, so a client can be done before
+# the line exists; wait (bounded) for N matching lines.
+wait_log()
+{
+	local i=0 t=$(($5 * 5))
+	while [ "$(count_since "$1" "$2" "$3")" -lt "$4" ] && [ $i -lt $t ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+}
+
+# ---------------------------------------------------------------- images
+
+# drp_build_images: deterministic OCI layouts in $WORK/images/NAME and their
+# digests in $WORK/images.env (SMALL_DIGEST, SMALL_BLOBS, ...).
+drp_build_images()
+{
+	python3 "$DRP_IT_DIR/mkimage.py" "$WORK/images" "${DRP_IT_LARGE_MB:-100}" >"$WORK/images.env" ||
+		drp_fail "building test images failed"
+	# shellcheck disable=SC1091
+	. "$WORK/images.env"
+}
+
+# drp_push_direct NAME REF [SKOPEO-ARGS...]: push image NAME straight to
+# the registry (no proxy), byte for byte.
+drp_push_direct()
+{
+	local name=$1 ref=$2
+	shift 2
+	direct skopeo copy --quiet --all --preserve-digests --retry-times 0 "$@" \
+		"oci:$WORK/images/$name" "docker://$ref" ||
+		drp_fail "direct push of $name to $ref failed"
+}
+
+# drp_push_all: every image to every registry (push stays local only).
+drp_push_all()
+{
+	local img reg creds
+	for reg in registry.test basic.test redirect.test; do
+		creds=()
+		[ $reg = basic.test ] && creds=(--dest-creds "$BASIC_USER:$BASIC_PASS")
+		for img in small large multi; do
+			drp_push_direct $img "$reg/test/$img:v1" "${creds[@]}"
+		done
+	done
+}
+
+# check_dir_image DIR MANIFEST-DIGEST BLOB-DIGEST...: a skopeo dir: copy
+# holds the manifest byte for byte and every blob with its digest.
+check_dir_image()
+{
+	local dir=$1 want=$2 b
+	shift 2
+	expect_file_digest "manifest in $dir" "$dir/manifest.json" "$want"
+	for b in "$@"; do
+		expect_file_digest "blob ${b:7:12}" "$dir/${b#sha256:}" "$b"
+	done
+}
+
+# ---------------------------------------------------------------- the proxy
+
+# drp_find_proxy: $DRP_PROXY, else $top_builddir/docker-registry-proxy.
+drp_find_proxy()
+{
+	DRP_PROXY=${DRP_PROXY:-${top_builddir:-.}/docker-registry-proxy}
+	[ -x "$DRP_PROXY" ] || drp_fail "proxy binary $DRP_PROXY not found (set DRP_PROXY or top_builddir)"
+	export DRP_PROXY
+}
+
+drp_free_port()
+{
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# drp_proxy_conf NAME PORT [EXTRA-PROXY-LINES]: write $WORK/NAME/proxy.ini.
+drp_proxy_conf()
+{
+	local name=$1 port=$2 extra=${3:-} d=$WORK/$1 h
+	mkdir -p "$d"
+	{
+		cat <<-EOF
+			; integration test proxy "$name"
+			[proxy]
+			listen = 127.0.0.1:$port
+			workers = 2
+			registries = registry.test basic.test redirect.test
+			allow = ${DRP_IT_ALLOW:-127.0.0.1/32}
+			tunnel_ports = 443
+			ca_dir = $d/ca
+			upstream_ca_file = $TEST_CA
+			access_log = $d/access.log
+			error_log = $d/proxy.log
+		EOF
+		[ -n "$extra" ] && printf '%s\n' "$extra"
+		echo "[resolve]"
+		for h in registry.test basic.test redirect.test cdn.test tunnel.test; do
+			echo "$h = ${DRP_IP[$h]}:443"
+		done
+		cat <<-EOF
+			[cache]
+			dir = $d/cache
+		EOF
+	} >"$d/proxy.ini"
+}
+
+# drp_start_proxy NAME: start the proxy of $WORK/NAME/proxy.ini (written by
+# drp_proxy_conf) in the foreground, wait until it serves /ca.crt, and set
+# PROXY_PID, PROXY_PORT, PROXY_URL, PROXY_CA.
+drp_start_proxy()
+{
+	local name=$1 d=$WORK/$1
+	PROXY_PORT=$(sed -n 's/^listen = 127.0.0.1:\([0-9]*\)$/\1/p' "$d/proxy.ini")
+	drp_bg "proxy-$name" ${DRP_PROXY_WRAPPER:-} "$DRP_PROXY" -c "$d/proxy.ini"
+	PROXY_PID=$DRP_LAST_PID
+	drp_wait_started "proxy-$name" "$PROXY_PID" "${DRP_IT_PROXY_START_WAIT:-30}" \
+		curl -sf --max-time 2 -o "$d/ca-fetched.crt" "http://127.0.0.1:$PROXY_PORT/ca.crt"
+	PROXY_URL=http://127.0.0.1:$PROXY_PORT
+	PROXY_CA=$d/ca/ca.crt
+	[ -s "$PROXY_CA" ] || drp_fail "proxy did not create $PROXY_CA"
+	export PROXY_PID PROXY_PORT PROXY_URL PROXY_CA
+}
+
+# via_proxy CMD...: run CMD with the proxy variables set and trusting only
+# the proxy CA; the test host names resolve to a dead address for it.
+via_proxy()
+{
+	drp_ns "$WORK/hosts-proxied" HTTPS_PROXY="$PROXY_URL" https_proxy="$PROXY_URL" \
+		HTTP_PROXY="$PROXY_URL" http_proxy="$PROXY_URL" NO_PROXY= no_proxy= \
+		SSL_CERT_FILE="$PROXY_CA" SSL_CERT_DIR="$WORK/empty-certs" -- "$@"
+}
+
+# pcurl ARGS...: curl through the proxy trusting only the proxy CA.
+pcurl()
+{
+	curl -sS --max-time "${PCURL_TIMEOUT:-60}" --proxy "$PROXY_URL" --noproxy '' \
+		--cacert "$PROXY_CA" --capath "$WORK/empty-certs" "$@"
+}
+
+# pskopeo ARGS...: skopeo through the proxy, no retries (a retry would
+# hide a failed transfer).
+pskopeo() { via_proxy skopeo "$@"; }
+
+# The shared proxy's access log (docker-registry-proxy(8), ACCESS LOG):
+#   1 time  2 client  3 host:port  4 method  5 path  6 status  7 bytes_in
+#   8 bytes_out  9 duration  10 upstream  11 result
+# alog HOST:PORT METHOD PATH: its lines for that request.
+alog()
+{
+	awk -v h="$1" -v m="$2" -v p="$3" '$3 == h && $4 == m && $5 == p' "$WORK/shared/access.log" 2>/dev/null
+}
+
+# alog_field N HOST:PORT METHOD PATH: field N of the last such line, after
+# waiting (bounded) for the line: the proxy writes it when the request
+# ends, which can be just after the client has its last byte.
+alog_field()
+{
+	local n=$1 i=0
+	shift
+	while [ -z "$(alog "$@")" ] && [ $i -lt 25 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	alog "$@" | tail -n 1 | awk -v n="$n" '{ print $n }'
+}
+
+# ---------------------------------------------------------------- scenarios
+
+# drp_scenario_init: called at the top of every scenarios/*.sh. The shared
+# state (WORK, PROXY_*, image digests) comes from $DRP_IT_ENV written by
+# run.sh; SCEN is a private directory for the scenario.
+drp_scenario_init()
+{
+	[ -n "${DRP_IT_ENV:-}" ] && [ -f "$DRP_IT_ENV" ] ||
+		drp_fail "DRP_IT_ENV not set: run scenarios through run.sh"
+	# shellcheck disable=SC1090
+	. "$DRP_IT_ENV"
+	SCEN=$WORK/scen-$(basename "$0" .sh)
+	rm -rf "$SCEN"
+	mkdir -p "$SCEN"
+	trap drp_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# drp_write_env FILE: everything a scenario needs, as shell assignments.
+drp_write_env()
+{
+	{
+		declare -p WORK TEST_CA PROXY_PID PROXY_PORT PROXY_URL PROXY_CA DRP_PROXY \
+			TUNNEL_FILE_DIGEST REGISTRY_AUTH_FILE DOCKER_CONFIG DRP_IT_DIR |
+			sed 's/^declare -[a-z-]* /export /'
+		echo "BASIC_USER='$BASIC_USER' BASIC_PASS='$BASIC_PASS'"
+		echo "DRP_IT_LARGE_MB=${DRP_IT_LARGE_MB:-100}"
+		cat "$WORK/images.env"
+	} >"$1"
+}
+
+# ---------------------------------------------------------------- podman, containerd
+
+# drp_podman DIR ARGS...: podman as root with all state under DIR (vfs,
+# cgroupfs, no events); DIR must be short (runroot path < ~50 chars).
+drp_podman()
+{
+	local d=$1
+	shift
+	mkdir -p "$d/root" "$d/run" "$d/tmp"
+	podman --root "$d/root" --runroot "$d/run" --tmpdir "$d/tmp" \
+		--storage-driver vfs --cgroup-manager cgroupfs --events-backend none "$@"
+}
+
+export -f drp_podman
+
+# drp_podman_reset DIR: remove podman's state under DIR.
+drp_podman_reset()
+{
+	[ -d "$1/root" ] && drp_podman "$1" system reset --force >/dev/null 2>&1
+	rm -rf "$1"
+}
+
+# drp_start_containerd DIR: a private containerd (own root, state, socket;
+# CRI off). Sets CTR_SOCK; killed by the EXIT trap of the calling shell.
+drp_start_containerd()
+{
+	local d=$1
+	mkdir -p "$d/root" "$d/state"
+	cat >"$d/config.toml" <<-EOF
+		version = 2
+		root = "$d/root"
+		state = "$d/state"
+		disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+		  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+		  "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.opt",
+		  "io.containerd.tracing.processor.v1.otlp"]
+		[grpc]
+		  address = "$d/c.sock"
+		[ttrpc]
+		  address = "$d/c.sock.ttrpc"
+		[debug]
+		  address = ""
+		[metrics]
+		  address = ""
+	EOF
+	drp_bg "containerd-$(basename "$d")" containerd --config "$d/config.toml"
+	CTR_PID=$DRP_LAST_PID
+	CTR_SOCK=$d/c.sock
+	export CTR_SOCK
+	drp_wait_started "containerd-$(basename "$d")" "$CTR_PID" 30 ctr -a "$CTR_SOCK" version
+}
+
+# dctr ARGS...: ctr against the private containerd.
+dctr() { ctr -a "$CTR_SOCK" "$@"; }
+export -f dctr
+
+# ctr_image_digest REF: the target digest containerd recorded for REF.
+ctr_image_digest() { dctr images ls | awk -v r="$1" '$1 == r { print $3 }'; }

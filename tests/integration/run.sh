@@ -1,0 +1,129 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Runs the integration scenarios against the proxy: starts the upstream
+# registries, the CDN and the tunnel origin, pushes the test images straight
+# to the registries, starts one proxy shared by every scenario, runs
+# scenarios/*.sh (or the ones named), and prints "N passed, N failed".
+#
+# usage: run.sh [SCENARIO...]     e.g. run.sh pull_curl policy
+# env:   DRP_PROXY            proxy binary (default $top_builddir/docker-registry-proxy)
+#        DRP_PROXY_WRAPPER    command prefix for the proxy (e.g. "valgrind -q")
+#        DRP_IT_LARGE_MB      size of the large test layer (default 100)
+#        DRP_IT_SCENARIO_TIMEOUT  seconds per scenario (default 300)
+#        DRP_IT_KEEP=1|failed keep the work dir (always / when something failed)
+#        CI=true              a missing tool is a failure, not a skip
+# exit:  0 all passed, 1 a failure, 77 skipped (not root, or a tool missing
+#        outside CI)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP: the integration tests need root (they bind 127.0.0.x:443)" >&2
+	exit 77
+fi
+drp_require_tools $DRP_BASE_TOOLS
+drp_find_proxy
+
+scenarios=()
+if [ $# -gt 0 ]; then
+	for s in "$@"; do
+		s=${s%.sh}
+		[ -f "$DRP_IT_DIR/scenarios/$s.sh" ] || drp_fail "no scenario $s"
+		scenarios+=("$DRP_IT_DIR/scenarios/$s.sh")
+	done
+else
+	scenarios=("$DRP_IT_DIR"/scenarios/*.sh)
+fi
+
+drp_lock
+drp_setup_work
+t0=$SECONDS
+drp_log "work dir $WORK, proxy $DRP_PROXY"
+drp_start_upstreams
+drp_build_images
+drp_push_all
+drp_log "upstreams ready and images pushed in $((SECONDS - t0)) s"
+
+drp_proxy_conf shared "$(drp_free_port)"
+drp_start_proxy shared
+PROXY_RSS0_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PROXY_PID/status")
+drp_log "proxy pid $PROXY_PID on $PROXY_URL (RSS ${PROXY_RSS0_KB} kB)"
+DRP_IT_ENV=$WORK/env.sh
+drp_write_env "$DRP_IT_ENV"
+echo "export PROXY_RSS0_KB=$PROXY_RSS0_KB" >>"$DRP_IT_ENV"
+export DRP_IT_ENV
+
+passed=0 failed=0 skipped=0 failures=
+result()
+{
+	case $2 in
+	0) passed=$((passed + 1)) word=PASS ;;
+	77) skipped=$((skipped + 1)) word=SKIP ;;
+	*) failed=$((failed + 1)) word=FAIL failures="$failures $1" ;;
+	esac
+	printf '%-5s %-22s %4d s\n' "$word" "$1" "$3"
+}
+
+# Shows what a failed scenario printed and what the proxy logged meanwhile.
+show_failure()
+{
+	local name=$1 log=$2 pmark=$3 emark=$4
+	echo "---- $name: last lines of its output"
+	tail -n 40 "$log" | sed 's/^/    /'
+	echo "---- proxy log during $name"
+	{
+		log_since "$WORK/shared/proxy.log" "$pmark"
+		log_since "$WORK/logs/proxy-shared.err" "$emark"
+	} | tail -n 30 | sed 's/^/    /'
+	echo "----"
+}
+
+for s in "${scenarios[@]}"; do
+	name=$(basename "$s" .sh)
+	log=$WORK/logs/scenario-$name.log
+	pmark=$(log_mark "$WORK/shared/proxy.log")
+	emark=$(log_mark "$WORK/logs/proxy-shared.err")
+	ts=$SECONDS
+	rc=0
+	timeout -k 10 "${DRP_IT_SCENARIO_TIMEOUT:-300}" bash "$s" >"$log" 2>&1 </dev/null || rc=$?
+	[ $rc = 124 ] && echo "FAIL: timed out after ${DRP_IT_SCENARIO_TIMEOUT:-300} s" >>"$log"
+	result "$name" $rc $((SECONDS - ts))
+	if [ $rc != 0 ] && [ $rc != 77 ]; then
+		show_failure "$name" "$log" "$pmark" "$emark"
+	fi
+	if [ $rc = 77 ]; then
+		grep -m1 '^SKIP' "$log" | sed 's/^/      /' || true
+	fi
+done
+
+# The proxy must have survived everything, reported no memory error, and
+# must exit by itself on SIGTERM (it drains).
+ts=$SECONDS
+rc=0
+{
+	if ! drp_alive "$PROXY_PID"; then
+		echo "FAIL: the proxy died during the scenarios"
+		tail -n 30 "$WORK/logs/proxy-shared.err"
+		false
+	elif grep -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|Invalid (read|write)' \
+		"$WORK/logs/proxy-shared.err"; then
+		echo "FAIL: sanitizer or valgrind report in the proxy's stderr"
+		false
+	elif ! drp_stop "$PROXY_PID" 15; then
+		echo "FAIL: the proxy did not exit within 15 s of SIGTERM"
+		false
+	elif grep -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer' "$WORK/logs/proxy-shared.err"; then
+		echo "FAIL: sanitizer report at exit"
+		false
+	fi
+} >"$WORK/logs/scenario-proxy_lifecycle.log" 2>&1 || rc=$?
+result proxy_lifecycle $rc $((SECONDS - ts))
+[ $rc = 0 ] || sed 's/^/    /' "$WORK/logs/scenario-proxy_lifecycle.log"
+
+echo "$passed passed, $failed failed, $skipped skipped (total $((SECONDS - t0)) s)"
+if [ $failed -gt 0 ]; then
+	echo "failed:$failures (logs: $WORK/logs; DRP_IT_KEEP=failed keeps them)"
+	exit 1
+fi
+exit 0

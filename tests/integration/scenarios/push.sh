@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A push through the proxy (POST, PATCH, PUT streamed upstream, never
+# cached) lands byte for byte: checked directly at the registry.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+drp_scenario_init
+drp_require_tools skopeo
+layer=${PUSH_BLOBS##* }
+
+mark=$(log_mark "$(reg_log open)")
+pskopeo copy --quiet --retry-times 0 --all --preserve-digests \
+	"oci:$WORK/images/push" docker://registry.test/test/pushed:v1
+# The blobs were really uploaded (not mounted, not skipped).
+wait_log "$(reg_log open)" "$mark" "$(req_pat PUT /v2/test/pushed/manifests/v1)" 1 5
+log_since "$(reg_log open)" "$mark" >"$SCEN/reg.log"
+expect_ge "upload POSTs" 2 "$(grep -cF '"POST /v2/test/pushed/blobs/uploads/' "$SCEN/reg.log" || true)"
+expect_ge "upload PUTs with digest" 1 "$(grep -F '"PUT /v2/test/pushed/blobs/uploads/' "$SCEN/reg.log" | grep -cF "digest=sha256%3A${layer#sha256:}" || true)"
+expect_eq "manifest PUT" 1 "$(grep -F "$(req_pat PUT /v2/test/pushed/manifests/v1)" "$SCEN/reg.log" | grep -c '" 201 ' || true)"
+
+# Directly at the registry, not through the proxy: manifest and blobs.
+dcurl -o "$SCEN/m.json" -D "$SCEN/m.hdr" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+	https://registry.test/v2/test/pushed/manifests/v1
+expect_file_digest "pushed manifest (direct)" "$SCEN/m.json" "$PUSH_DIGEST"
+expect_eq "pushed Docker-Content-Digest (direct)" "$PUSH_DIGEST" "$(hdr Docker-Content-Digest <"$SCEN/m.hdr")"
+for b in $PUSH_BLOBS; do
+	dcurl -o "$SCEN/blob" "https://registry.test/v2/test/pushed/blobs/$b"
+	expect_file_digest "pushed blob ${b:7:12} (direct)" "$SCEN/blob" "$b"
+done
+
+# The same through the proxy to the Basic-auth registry, with the client's
+# credentials.
+pskopeo copy --quiet --retry-times 0 --all --preserve-digests --dest-creds "$BASIC_USER:$BASIC_PASS" \
+	"oci:$WORK/images/push" docker://basic.test/test/pushed:v1
+dcurl -o "$SCEN/m.json" -u "$BASIC_USER:$BASIC_PASS" \
+	-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+	https://basic.test/v2/test/pushed/manifests/v1
+expect_file_digest "pushed manifest at basic.test (direct)" "$SCEN/m.json" "$PUSH_DIGEST"
+
+# A monolithic upload with curl: POST, then PUT with the body and digest.
+blob=$SCEN/mono.bin
+python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random("drp-mono").randbytes(300000))' >"$blob"
+dg="sha256:$(sha256sum <"$blob" | cut -c1-64)"
+loc=$(pcurl -X POST -o /dev/null -D - https://registry.test/v2/test/mono/blobs/uploads/ | hdr Location)
+expect_match "upload Location" '/v2/test/mono/blobs/uploads/' "$loc"
+case $loc in http*) ;; *) loc=https://registry.test$loc ;; esac
+sep='?'
+case $loc in *\?*) sep='&' ;; esac
+code=$(pcurl -X PUT -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
+	--data-binary "@$blob" "$loc${sep}digest=$dg")
+expect_eq "monolithic PUT" 201 "$code"
+dcurl -o "$SCEN/mono.back" "https://registry.test/v2/test/mono/blobs/$dg"
+expect_file_digest "monolithic blob (direct)" "$SCEN/mono.back" "$dg"
+
+# Uploads pass through uncached.
+expect_eq "access-log result of the manifest PUT" "201 PASS" \
+	"$(alog_field 6 registry.test:443 PUT /v2/test/pushed/manifests/v1) $(alog_field 11 registry.test:443 PUT /v2/test/pushed/manifests/v1)"
+
+# Paths are logged without their query string (upload URLs carry _state,
+# signed URLs carry credentials).
+if grep -qE '_state=|digest=sha256' "$WORK/shared/access.log"; then
+	drp_fail "the access log contains a query string: $(grep -m1 -E '_state=|digest=sha256' "$WORK/shared/access.log")"
+fi
+drp_log "ok: no query strings in the access log"

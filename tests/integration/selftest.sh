@@ -1,0 +1,138 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Proves the harness without the proxy: starts every upstream server of
+# the integration tests, pushes the test images, and checks that each
+# server and each client (curl, skopeo, podman, ctr) works DIRECTLY,
+# trusting only the test CA. If this fails, the scenarios' failures say
+# nothing about the proxy.
+#
+# usage: selftest.sh            (root; DRP_IT_LARGE_MB sets the big layer)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (binds 127.0.0.x:443)"; exit 77; }
+drp_require_tools $DRP_BASE_TOOLS podman containerd ctr
+drp_lock
+drp_setup_work
+t0=$SECONDS
+
+drp_log "set-up: PKI, registries, nginx"
+drp_start_upstreams
+drp_log "set-up: images (large layer ${DRP_IT_LARGE_MB:-100} MiB)"
+drp_build_images
+drp_log "set-up: pushing to three registries"
+drp_push_all
+drp_log "set-up done in $((SECONDS - t0)) s"
+
+ok() { drp_log "PASS: $*"; }
+
+# 1. /v2/ of each registry: open 200, Basic 401 with a Basic challenge
+# (and 200 with credentials), redirect 200.
+expect_eq "registry.test /v2/" 200 "$(dcurl -o /dev/null -w '%{http_code}' https://registry.test/v2/)"
+expect_eq "basic.test /v2/ anonymous" 401 "$(dcurl -o /dev/null -w '%{http_code}' https://basic.test/v2/)"
+expect_eq "basic.test challenge" 'Basic realm="drp-basic-realm"' \
+	"$(dcurl -D - -o /dev/null https://basic.test/v2/ | hdr WWW-Authenticate)"
+expect_eq "basic.test /v2/ with creds" 200 \
+	"$(dcurl -o /dev/null -w '%{http_code}' -u "$BASIC_USER:$BASIC_PASS" https://basic.test/v2/)"
+expect_eq "redirect.test /v2/" 200 "$(dcurl -o /dev/null -w '%{http_code}' https://redirect.test/v2/)"
+ok "registries answer /v2/"
+
+# 2. Manifest by tag with Accept returns the pushed digest, byte for byte.
+for reg in registry.test redirect.test; do
+	dcurl -o "$WORK/m.json" -D "$WORK/m.hdr" \
+		-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		"https://$reg/v2/test/small/manifests/v1"
+	expect_file_digest "$reg small manifest" "$WORK/m.json" "$SMALL_DIGEST"
+	expect_eq "$reg Docker-Content-Digest" "$SMALL_DIGEST" "$(hdr Docker-Content-Digest <"$WORK/m.hdr")"
+done
+ok "manifests by tag"
+
+# 3. The redirect registry answers blob GETs with 307 to the CDN, and the
+# CDN serves the right bytes at that URL.
+mark=$(log_mark "$(CDN_LOG)")
+layer=${SMALL_LAYERS%% *}
+hdr=$(dcurl -o /dev/null -D - "https://redirect.test/v2/test/small/blobs/$layer")
+expect_eq "redirect status" 307 "$(printf '%s' "$hdr" | status_codes)"
+expect_eq "redirect Location" \
+	"https://cdn.test/docker/registry/v2/blobs/sha256/${layer:7:2}/${layer#sha256:}/data" \
+	"$(printf '%s' "$hdr" | hdr Location)"
+dcurl -L -o "$WORK/blob" "https://redirect.test/v2/test/small/blobs/$layer"
+expect_file_digest "blob via CDN" "$WORK/blob" "$layer"
+pat=$(req_pat GET "/docker/registry/v2/blobs/sha256/${layer:7:2}/${layer#sha256:}/data")
+wait_log "$(CDN_LOG)" "$mark" "$pat" 1 5
+expect_eq "CDN GET count" 1 "$(count_since "$(CDN_LOG)" "$mark" "$pat")"
+ok "redirect to CDN"
+
+# 4. Tunnel origin serves its file with its own certificate.
+dcurl -o "$WORK/tfile" https://tunnel.test/file
+expect_file_digest "tunnel.test/file" "$WORK/tfile" "$TUNNEL_FILE_DIGEST"
+ok "tunnel origin"
+
+# 5. Registry access logs count blob GETs.
+mark=$(log_mark "$(reg_log open)")
+dcurl -o "$WORK/blob" "https://registry.test/v2/test/small/blobs/$layer"
+expect_file_digest "registry.test blob" "$WORK/blob" "$layer"
+pat=$(req_pat GET "/v2/test/small/blobs/$layer")
+wait_log "$(reg_log open)" "$mark" "$pat" 1 5
+expect_eq "registry access log blob GET" 1 "$(count_since "$(reg_log open)" "$mark" "$pat")"
+ok "access logs"
+
+# 6. skopeo pulls every image byte for byte from every registry.
+for reg in registry.test basic.test redirect.test; do
+	creds=()
+	[ $reg = basic.test ] && creds=(--src-creds "$BASIC_USER:$BASIC_PASS")
+	rm -rf "$WORK/out"
+	direct skopeo copy --quiet --retry-times 0 "${creds[@]}" \
+		"docker://$reg/test/small:v1" "dir:$WORK/out"
+	# shellcheck disable=SC2086
+	check_dir_image "$WORK/out" "$SMALL_DIGEST" $SMALL_BLOBS
+done
+rm -rf "$WORK/out"
+ts=$SECONDS
+direct skopeo copy --quiet --retry-times 0 docker://registry.test/test/large:v1 "dir:$WORK/out"
+# shellcheck disable=SC2086
+check_dir_image "$WORK/out" "$LARGE_DIGEST" $LARGE_BLOBS
+drp_log "large image direct pull: $((SECONDS - ts)) s"
+rm -rf "$WORK/out"
+direct skopeo copy --quiet --retry-times 0 --all docker://registry.test/test/multi:v1 "dir:$WORK/out"
+expect_file_digest "multi index" "$WORK/out/manifest.json" "$MULTI_DIGEST"
+expect_file_digest "multi amd64 manifest" "$WORK/out/${MULTI_AMD64_DIGEST#sha256:}.manifest.json" "$MULTI_AMD64_DIGEST"
+expect_file_digest "multi arm64 manifest" "$WORK/out/${MULTI_ARM64_DIGEST#sha256:}.manifest.json" "$MULTI_ARM64_DIGEST"
+rm -rf "$WORK/out"
+ok "skopeo"
+
+# 7. podman pulls (vfs) and records the pushed manifest digest.
+pd=$WORK/pd
+direct drp_podman "$pd" pull -q docker://registry.test/test/small:v1 >/dev/null
+expect_eq "podman small digest" "$SMALL_DIGEST" \
+	"$(drp_podman "$pd" inspect --format '{{.Digest}}' registry.test/test/small:v1)"
+direct drp_podman "$pd" pull -q --creds "$BASIC_USER:$BASIC_PASS" docker://basic.test/test/small:v1 >/dev/null
+expect_eq "podman basic digest" "$SMALL_DIGEST" \
+	"$(drp_podman "$pd" inspect --format '{{.Digest}}' basic.test/test/small:v1)"
+direct drp_podman "$pd" pull -q docker://redirect.test/test/multi:v1 >/dev/null
+expect_eq "podman multi digest" "$MULTI_DIGEST" \
+	"$(drp_podman "$pd" inspect --format '{{.Digest}}' redirect.test/test/multi:v1)"
+drp_podman_reset "$pd"
+ok "podman"
+
+# 8. ctr (private containerd) pulls, unpacks, records the digest.
+drp_start_containerd "$WORK/ctd"
+direct ctr -a "$CTR_SOCK" images pull --snapshotter native registry.test/test/small:v1 >/dev/null
+expect_eq "ctr small digest" "$SMALL_DIGEST" "$(ctr_image_digest registry.test/test/small:v1)"
+direct ctr -a "$CTR_SOCK" images pull --snapshotter native redirect.test/test/multi:v1 >/dev/null
+expect_eq "ctr multi digest" "$MULTI_DIGEST" "$(ctr_image_digest redirect.test/test/multi:v1)"
+direct ctr -a "$CTR_SOCK" images pull --snapshotter native --user "$BASIC_USER:$BASIC_PASS" basic.test/test/small:v1 >/dev/null
+expect_eq "ctr basic digest" "$SMALL_DIGEST" "$(ctr_image_digest basic.test/test/small:v1)"
+ok "ctr"
+
+# 9. A push of the push image lands with its digest (then removed again
+# is not possible without GC, so it goes to a repository nobody else uses).
+direct skopeo copy --quiet --all --preserve-digests --retry-times 0 \
+	"oci:$WORK/images/push" docker://registry.test/selftest/pushed:v1
+expect_eq "pushed manifest digest" "$PUSH_DIGEST" \
+	"$(dcurl -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		https://registry.test/v2/selftest/pushed/manifests/v1 | hdr Docker-Content-Digest)"
+ok "push"
+
+drp_log "selftest: all direct checks passed in $((SECONDS - t0)) s"
