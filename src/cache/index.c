@@ -265,6 +265,8 @@ static int cmp_last_used(const void *a, const void *b)
 void drp_cache_index_load(drp_cache_index_t *idx, drp_cache_obj_t **objs,
 			  size_t n)
 {
+	if (n == 0)
+		return; /* objs may be NULL */
 	qsort(objs, n, sizeof(*objs), cmp_last_used);
 	for (size_t i = 0; i < n; i++)
 		drp_cache_index_insert(idx, objs[i]);

@@ -1094,7 +1094,7 @@ START_TEST(fs_restart)
 	if (strncmp(a + 7, "00", 2) != 0)
 		touch_file(stray, "misplaced");
 	/* upper-case hex is not the canonical name */
-	char upper[80];
+	char upper[128];
 	snprintf(upper, sizeof(upper), "blobs/sha256/%.2s/", b + 7);
 	size_t ul = strlen(upper);
 	for (int i = 0; i < 64; i++)
