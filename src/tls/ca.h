@@ -51,7 +51,10 @@ typedef struct drp_leaf {
 	unsigned _refs;
 } drp_leaf_t;
 
-/* Generates the shared leaf key (blocking, start-up). NULL on error. */
+/*
+ * Generates the shared leaf key (blocking, start-up). NULL on error.
+ * ca must outlive f; leaves need neither once forged.
+ */
 drp_forge_t *drp_forge_new(drp_ca_t *ca, char *err, size_t errlen);
 void drp_forge_free(drp_forge_t *f);
 /*
@@ -61,7 +64,21 @@ void drp_forge_free(drp_forge_t *f);
  */
 drp_leaf_t *drp_forge_get(drp_forge_t *f, const char *host);
 void drp_leaf_unref(drp_leaf_t *leaf);
-/* Forge with explicit times (tests). */
+/*
+ * Forge with explicit times (tests): always forges, replaces the cached
+ * leaf for host, returns a new reference.
+ */
 drp_leaf_t *drp_forge_make(drp_forge_t *f, const char *host, time_t now);
+
+/* Another reference to leaf (drp_leaf_unref it too). Returns leaf. */
+drp_leaf_t *drp_leaf_ref(drp_leaf_t *leaf);
+/*
+ * At most max hosts stay cached (default 10000, at least 1); beyond that
+ * the least recently used leaf leaves the cache. A session still holding
+ * a reference keeps an evicted leaf alive.
+ */
+void drp_forge_set_cache_max(drp_forge_t *f, size_t max);
+/* Number of hosts in the cache. */
+size_t drp_forge_cache_count(drp_forge_t *f);
 
 #endif
