@@ -1,0 +1,1085 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tls/ca.h"
+
+Suite *ca_suite(void);
+
+#define DAY (24 * 3600)
+/* Seconds the clock may move between the code under test and a check. */
+#define SLACK 10
+
+/* A fixed RSA-2048 key: generating one under valgrind takes too long. */
+static const char rsa_key_pem[] =
+	"-----BEGIN RSA PRIVATE KEY-----\n"
+	"MIIEowIBAAKCAQEAxusirN/Urbctt4k947bHyUaZLHjXD3p4Q0XgK5abhTEfbdDC\n"
+	"HLNe4vAGiV+PHzQ13Re7WjzJz0Al3nLVd1ypXgrRAaYIWhmzVrGBeX5T84YygZnM\n"
+	"h0ufFv+5E4hq0a9Btswh8CtYdbP9Hn5WFak18IG3QGQ1Joqe9k2xG1SugC87WWz0\n"
+	"unFJnix5/cFqsmuH9fu+rAE03WwMyRHIblCtkLD6KFmvAkkBlnM4bP8OCyq88EAv\n"
+	"gIKa5SIU5k6+WFFHZpSsPWshNa7w126wuRnPTmGxrJb5Ql65AaRxrXMj+gknLR/f\n"
+	"tGLtDnnr8RN0k7XVBrkCvhNU8crM5u2+hy3mQQIDAQABAoIBAGj4PFwt4fWp7J4l\n"
+	"9lrsYZF9h+dH/XVVk5Eslpdp6rfmrEcvGsA6h6AKOejUXJqC2snJdDyyR2zu1Q0G\n"
+	"XE+Yvme6HYFZNJ8XYOQm18RdPcAM2So7FwtuhI2GdQwxuOzeJzdnkaFDvnKegLxO\n"
+	"vu6/VI+OZD2+o62rCSfA5+0cStmpIxKUwrjNE6soPm7n+zOMKUmCzvOjUrjDaS/c\n"
+	"3Gb5cxmSysEBQ/u9sB5RHeUfTBwRb129xUrR22JPJDDUOGCtRat7iYKeckJ7lCrm\n"
+	"U9FC0wnSEq5IoCTZFZcaoKHXCta/YW2IZXcvzsuCbR1rnh/GJEztnC49pPDAHKH/\n"
+	"7gxPRIECgYEA/2A1V9gUh+u2KWzWA/s97PD88msUtgfV8mHc2nnP1VymCtB05WBg\n"
+	"2Rw2ABClP53p348TGat02p4yoNRQK9VQYW/SwuJWOau/x0TYl+UVeIbWK7YUiamL\n"
+	"f6+YfVGah1IVwexD2UpaTb/LQxBOET8B4YY0H+oaJYn25eFFbC6dds0CgYEAx2eZ\n"
+	"4CyQa8UWQEmSy5jc+U/gPOXjgaWD2XnQ0b0mdlpBBz1GZsKkYk3Q/1jCYF/jZKPR\n"
+	"VXzECa0+4EMVTZrTm9E0SLXsL3th7+fIYfcz2/xjk7LqyjgsCHbRzeSkdyDMbb6Q\n"
+	"6g1CUNGawfzVw+P6r8sAWP+42cm8tVKMT6ZWZUUCgYEAn8JpPJ4yIeHk4L90l6MK\n"
+	"V3tfUqyIlWQLhQmR55+C1ICUY3mLV5/WlpwecCX5qvW4RKI2Gb34aXfERnbr/LAD\n"
+	"DCGvoTmFJaj7XccFFOk8aF06CLhs2r4VRfjtFaECYhuI/vs2au4n1jHhEABYRlO7\n"
+	"coHJhBmo58kKiz9FdesnmRUCgYB8kK+DZtNhP2FDD7LwFLIV3FwMLuAMYUUYWgyk\n"
+	"uTCJxp/Q0epkzzq5XjstCFmEsuHuQJfIe4RLNzqMBdwM+qcuM2Yh9eNxVfY8U+LN\n"
+	"sAtpZSUfYylg4e4/61ns8OP8tzR9agpE67t9mTK/9B3lnUlA/+NbtYPYKToFW2fj\n"
+	"admWsQKBgGu3Yuiff+V25+SiLsJEArKGor5PwraO3xIbGIMiIS5SxjJxa4LBPoji\n"
+	"kaU/vUwdisRHV5fZawA9TR8HguzM7G2Jrkm1hmG4Rn6EmEzSoUJK9zpLQxTMm3yr\n"
+	"Ul4RGgn7mi0jUHtbJyc3HZzgisWS7QEr0XCdZMAXDzdAnfZW/KeT\n"
+	"-----END RSA PRIVATE KEY-----\n";
+
+static char tmpdir[PATH_MAX];
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/drp-test-ca-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+		 struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *path_in(char *buf, const char *dir, const char *name)
+{
+	int n = snprintf(buf, PATH_MAX, "%s/%s", dir, name);
+	ck_assert(n > 0 && n < PATH_MAX);
+	return buf;
+}
+
+static const char *subdir(char *buf, const char *name)
+{
+	return path_in(buf, tmpdir, name);
+}
+
+static drp_ca_t *open_ok(const char *dir)
+{
+	char err[512] = "";
+	drp_ca_t *ca = drp_ca_open(dir, err, sizeof(err));
+	ck_assert_msg(ca != NULL, "drp_ca_open(%s): %s", dir, err);
+	return ca;
+}
+
+static gnutls_datum_t read_all(const char *path)
+{
+	gnutls_datum_t d = {NULL, 0};
+	ck_assert_int_eq(gnutls_load_file(path, &d), 0);
+	return d;
+}
+
+static void write_all(const char *path, const void *data, size_t len)
+{
+	FILE *fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_uint_eq(fwrite(data, 1, len, fp), len);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	gnutls_datum_t d = read_all(from);
+	write_all(to, d.data, d.size);
+	gnutls_free(d.data);
+}
+
+static gnutls_x509_crt_t crt_from_pem(const char *pem, size_t len)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t d = {(unsigned char *)(uintptr_t)pem, (unsigned)len};
+	ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
+	ck_assert_int_eq(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM),
+			 0);
+	return crt;
+}
+
+static gnutls_x509_crt_t ca_crt(const drp_ca_t *ca)
+{
+	size_t len;
+	const char *pem = drp_ca_pem(ca, &len);
+	return crt_from_pem(pem, len);
+}
+
+/* Certificate idx of the leaf's chain: 0 = leaf, 1 = CA. */
+static gnutls_x509_crt_t chain_crt(const drp_leaf_t *leaf, unsigned idx)
+{
+	gnutls_datum_t der;
+	gnutls_x509_crt_t crt;
+	ck_assert_int_eq(
+		gnutls_certificate_get_crt_raw(leaf->cred, 0, idx, &der), 0);
+	ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
+	ck_assert_int_eq(gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER),
+			 0);
+	return crt;
+}
+
+static void assert_mode(const char *path, mode_t mode)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg((st.st_mode & 07777) == mode, "%s: mode %04o, want %04o",
+		      path, (unsigned)(st.st_mode & 07777), (unsigned)mode);
+}
+
+/* 16 bytes, positive: the high bit of the first byte is clear. */
+static void assert_serial(gnutls_x509_crt_t crt, unsigned char *out)
+{
+	unsigned char serial[64];
+	size_t len = sizeof(serial);
+	ck_assert_int_eq(gnutls_x509_crt_get_serial(crt, serial, &len), 0);
+	ck_assert_uint_eq(len, 16);
+	ck_assert_uint_eq(serial[0] & 0x80, 0);
+	ck_assert_uint_ne(serial[0], 0);
+	if (out != NULL)
+		memcpy(out, serial, 16);
+}
+
+static void assert_dn_oid(gnutls_x509_crt_t crt, const char *oid,
+			  const char *want)
+{
+	char buf[512];
+	size_t len = sizeof(buf);
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_dn_by_oid(crt, oid, 0, 0, buf, &len), 0);
+	ck_assert_str_eq(buf, want);
+}
+
+/* Number of extensions with this OID (duplicates are invalid). */
+static int ext_count(gnutls_x509_crt_t crt, const char *oid)
+{
+	int n = 0;
+	for (unsigned i = 0;; i++) {
+		char buf[128];
+		size_t len = sizeof(buf);
+		int r = gnutls_x509_crt_get_extension_oid(crt, i, buf, &len);
+		if (r == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		ck_assert_int_eq(r, 0);
+		if (strcmp(buf, oid) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* Writes dir/ca.key and a self-signed dir/ca.crt made from key_pem. */
+static void write_selfsigned(const char *dir, const char *key_pem, int is_ca)
+{
+	char p[PATH_MAX];
+	gnutls_x509_privkey_t key;
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t kd = {(unsigned char *)(uintptr_t)key_pem,
+			     (unsigned)strlen(key_pem)};
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	ck_assert_int_eq(gnutls_x509_privkey_init(&key), 0);
+	ck_assert_int_eq(
+		gnutls_x509_privkey_import(key, &kd, GNUTLS_X509_FMT_PEM), 0);
+	ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
+	time_t now = time(NULL);
+	unsigned char serial[] = {0x01, 0x02, 0x03};
+	unsigned char keyid[64];
+	size_t keyid_len = sizeof(keyid);
+	ck_assert_int_eq(gnutls_x509_crt_set_version(crt, 3), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_serial(crt, serial, 3), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_dn(crt, "CN=Test RSA CA", NULL),
+			 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_activation_time(crt, now - DAY),
+			 0);
+	ck_assert_int_eq(
+		gnutls_x509_crt_set_expiration_time(crt, now + 3000 * DAY), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_key(crt, key), 0);
+	ck_assert_int_eq(gnutls_x509_crt_set_basic_constraints(crt, is_ca, -1),
+			 0);
+	if (is_ca)
+		ck_assert_int_eq(gnutls_x509_crt_set_key_usage(
+					 crt, GNUTLS_KEY_KEY_CERT_SIGN),
+				 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_key_id(crt, 0, keyid, &keyid_len),
+			 0);
+	ck_assert_int_eq(
+		gnutls_x509_crt_set_subject_key_id(crt, keyid, keyid_len), 0);
+	ck_assert_int_eq(
+		gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
+	gnutls_datum_t pem;
+	ck_assert_int_eq(
+		gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem), 0);
+	write_all(path_in(p, dir, "ca.crt"), pem.data, pem.size);
+	write_all(path_in(p, dir, "ca.key"), key_pem, strlen(key_pem));
+	ck_assert_int_eq(chmod(p, 0600), 0);
+	gnutls_free(pem.data);
+	gnutls_x509_crt_deinit(crt);
+	gnutls_x509_privkey_deinit(key);
+}
+
+static char *new_ecdsa_key_pem(void)
+{
+	gnutls_x509_privkey_t key;
+	gnutls_datum_t pem;
+	ck_assert_int_eq(gnutls_x509_privkey_init(&key), 0);
+	ck_assert_int_eq(
+		gnutls_x509_privkey_generate(
+			key, GNUTLS_PK_ECDSA,
+			GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+		0);
+	ck_assert_int_eq(
+		gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &pem), 0);
+	char *s = strndup((const char *)pem.data, pem.size);
+	gnutls_free(pem.data);
+	gnutls_x509_privkey_deinit(key);
+	return s;
+}
+
+/* ---- the CA ---- */
+
+START_TEST(ca_create)
+{
+	char dir[PATH_MAX], p[PATH_MAX];
+	/* A nested, missing directory; the umask is the most restrictive
+	 * possible, so every mode below must come from the code itself. */
+	subdir(dir, "state/ca");
+	mode_t old = umask(0777);
+	drp_ca_t *ca = open_ok(dir);
+	umask(old);
+	ck_assert_int_eq(drp_ca_created(ca), 1);
+	assert_mode(dir, 0700);
+	assert_mode(path_in(p, dir, "ca.key"), 0600);
+	assert_mode(path_in(p, dir, "ca.crt"), 0644);
+	/* No temporary files left behind. */
+	int n = 0;
+	DIR *d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	ck_assert_int_eq(n, 2);
+
+	/* The key is an unencrypted PKCS#8 PEM file. */
+	gnutls_datum_t key = read_all(path_in(p, dir, "ca.key"));
+	ck_assert_int_eq(memcmp(key.data, "-----BEGIN PRIVATE KEY-----\n", 28),
+			 0);
+	gnutls_free(key.data);
+
+	/* drp_ca_pem() is exactly the file's content. */
+	gnutls_datum_t file = read_all(path_in(p, dir, "ca.crt"));
+	size_t len;
+	const char *pem = drp_ca_pem(ca, &len);
+	ck_assert_uint_eq(len, file.size);
+	ck_assert_int_eq(memcmp(pem, file.data, len), 0);
+	ck_assert_uint_eq(strlen(pem), len);
+	gnutls_x509_crt_t crt =
+		crt_from_pem((const char *)file.data, file.size);
+	gnutls_free(file.data);
+
+	/* Subject and issuer: the documented, distinguishable name. */
+	char host[256], want[512];
+	ck_assert_int_eq(gethostname(host, sizeof(host)), 0);
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	snprintf(want, sizeof(want),
+		 "docker-registry-proxy CA %s %04d-%02d-%02d", host,
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	assert_dn_oid(crt, GNUTLS_OID_X520_COMMON_NAME, want);
+	assert_dn_oid(crt, GNUTLS_OID_X520_ORGANIZATION_NAME,
+		      "docker-registry-proxy");
+	char subj[1024], iss[1024];
+	size_t sl = sizeof(subj), il = sizeof(iss);
+	ck_assert_int_eq(gnutls_x509_crt_get_dn(crt, subj, &sl), 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_issuer_dn(crt, iss, &il), 0);
+	ck_assert_str_eq(subj, iss);
+
+	/* CA:TRUE, critical. */
+	unsigned critical = 0, is_ca = 0;
+	int pathlen;
+	ck_assert_int_ge(gnutls_x509_crt_get_basic_constraints(
+				 crt, &critical, &is_ca, &pathlen),
+			 0);
+	ck_assert_uint_eq(is_ca, 1);
+	ck_assert_uint_eq(critical, 1);
+	/* keyUsage exactly keyCertSign + cRLSign, critical. */
+	unsigned usage = 0;
+	critical = 0;
+	ck_assert_int_eq(gnutls_x509_crt_get_key_usage(crt, &usage, &critical),
+			 0);
+	ck_assert_uint_eq(usage,
+			  GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
+	ck_assert_uint_eq(critical, 1);
+	/* Subject key id = the key's id. */
+	unsigned char ski[64], kid[64];
+	size_t ski_len = sizeof(ski), kid_len = sizeof(kid);
+	ck_assert_int_eq(gnutls_x509_crt_get_subject_key_id(crt, ski, &ski_len,
+							    &critical),
+			 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_key_id(crt, 0, kid, &kid_len), 0);
+	ck_assert_uint_eq(ski_len, kid_len);
+	ck_assert_int_eq(memcmp(ski, kid, ski_len), 0);
+	ck_assert_int_eq(ext_count(crt, "2.5.29.14"), 1);
+	ck_assert_int_eq(ext_count(crt, "2.5.29.19"), 1);
+	ck_assert_int_eq(ext_count(crt, "2.5.29.15"), 1);
+
+	/* ECDSA P-256, self-signed with SHA-256, valid signature. */
+	unsigned bits = 0;
+	ck_assert_int_eq(gnutls_x509_crt_get_pk_algorithm(crt, &bits),
+			 GNUTLS_PK_ECDSA);
+	gnutls_ecc_curve_t curve;
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_pk_ecc_raw(crt, &curve, NULL, NULL), 0);
+	ck_assert_int_eq(curve, GNUTLS_ECC_CURVE_SECP256R1);
+	ck_assert_int_eq(gnutls_x509_crt_get_signature_algorithm(crt),
+			 GNUTLS_SIGN_ECDSA_SHA256);
+	unsigned status = 1;
+	ck_assert_int_eq(gnutls_x509_crt_verify(crt, &crt, 1, 0, &status), 0);
+	ck_assert_uint_eq(status, 0);
+	assert_serial(crt, NULL);
+	ck_assert_int_eq(gnutls_x509_crt_get_version(crt), 3);
+
+	/* Backdated one day, valid ten years from now. */
+	time_t nb = gnutls_x509_crt_get_activation_time(crt);
+	time_t na = gnutls_x509_crt_get_expiration_time(crt);
+	ck_assert_int_le(nb, now - DAY);
+	ck_assert_int_ge(nb, now - DAY - SLACK);
+	ck_assert_int_eq(na - nb, 3653L * DAY);
+
+	/* Fingerprint: SHA-256 of the DER, "AB:CD:..." upper case. */
+	unsigned char fp[32];
+	size_t fplen = sizeof(fp);
+	ck_assert_int_eq(gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256,
+							 fp, &fplen),
+			 0);
+	char hex[3 * 32] = "";
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 3 * i, sizeof(hex) - 3 * i,
+			 i < 31 ? "%02X:" : "%02X", fp[i]);
+	ck_assert_str_eq(drp_ca_fingerprint(ca), hex);
+	ck_assert_uint_eq(strlen(drp_ca_fingerprint(ca)), 95);
+
+	gnutls_x509_crt_deinit(crt);
+	drp_ca_free(ca);
+}
+END_TEST
+
+START_TEST(ca_reopen)
+{
+	char dir[PATH_MAX], p[PATH_MAX];
+	subdir(dir, "ca");
+	drp_ca_t *ca = open_ok(dir);
+	char fpr[96];
+	snprintf(fpr, sizeof(fpr), "%s", drp_ca_fingerprint(ca));
+	gnutls_datum_t key1 = read_all(path_in(p, dir, "ca.key"));
+	drp_ca_free(ca);
+
+	ca = open_ok(dir);
+	ck_assert_int_eq(drp_ca_created(ca), 0);
+	ck_assert_str_eq(drp_ca_fingerprint(ca), fpr);
+	/* The key file was not rewritten. */
+	gnutls_datum_t key2 = read_all(path_in(p, dir, "ca.key"));
+	ck_assert_uint_eq(key1.size, key2.size);
+	ck_assert_int_eq(memcmp(key1.data, key2.data, key1.size), 0);
+	gnutls_free(key1.data);
+	gnutls_free(key2.data);
+	drp_ca_free(ca);
+}
+END_TEST
+
+START_TEST(ca_key_mismatch)
+{
+	char a[PATH_MAX], b[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
+	char err[512] = "", want[PATH_MAX + 256];
+	subdir(a, "a");
+	subdir(b, "b");
+	drp_ca_free(open_ok(a));
+	drp_ca_free(open_ok(b));
+	copy_file(path_in(p, a, "ca.key"), path_in(q, b, "ca.key"));
+	ck_assert_ptr_null(drp_ca_open(b, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+		 "ca_dir %s: ca.key does not match ca.crt (restore the pair, "
+		 "or remove both to create a new CA)",
+		 b);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(ca_only_one_file)
+{
+	char dir[PATH_MAX], p[PATH_MAX], err[512] = "", want[PATH_MAX + 256];
+	subdir(dir, "ca");
+	drp_ca_free(open_ok(dir));
+	gnutls_datum_t crt = read_all(path_in(p, dir, "ca.crt"));
+
+	/* Key without certificate: refused, and nothing is regenerated. */
+	ck_assert_int_eq(unlink(path_in(p, dir, "ca.crt")), 0);
+	ck_assert_ptr_null(drp_ca_open(dir, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+		 "ca_dir %s: ca.key exists but ca.crt does not (restore it, or "
+		 "remove ca.key to create a new CA)",
+		 dir);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(access(path_in(p, dir, "ca.crt"), F_OK), -1);
+
+	/* Certificate without key. */
+	write_all(path_in(p, dir, "ca.crt"), crt.data, crt.size);
+	ck_assert_int_eq(unlink(path_in(p, dir, "ca.key")), 0);
+	ck_assert_ptr_null(drp_ca_open(dir, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+		 "ca_dir %s: ca.crt exists but ca.key does not (restore it, or "
+		 "remove ca.crt to create a new CA)",
+		 dir);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(access(path_in(p, dir, "ca.key"), F_OK), -1);
+	gnutls_free(crt.data);
+}
+END_TEST
+
+START_TEST(ca_not_a_ca)
+{
+	char dir[PATH_MAX], err[512] = "", want[PATH_MAX + 256];
+	char *key = new_ecdsa_key_pem();
+	subdir(dir, "leafonly");
+	write_selfsigned(dir, key, 0);
+	free(key);
+	ck_assert_ptr_null(drp_ca_open(dir, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+		 "ca_dir %s: ca.crt is not a CA certificate (no "
+		 "basicConstraints CA:TRUE)",
+		 dir);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(ca_bad_files)
+{
+	char dir[PATH_MAX], p[PATH_MAX], err[512] = "", want[PATH_MAX + 256];
+
+	/* ca_dir is a regular file. */
+	subdir(dir, "file");
+	write_all(dir, "x", 1);
+	ck_assert_ptr_null(drp_ca_open(dir, err, sizeof(err)));
+	snprintf(want, sizeof(want), "ca_dir %s: Not a directory", dir);
+	ck_assert_str_eq(err, want);
+
+	/* A key file that holds no key. */
+	subdir(dir, "garbage");
+	drp_ca_free(open_ok(dir));
+	write_all(path_in(p, dir, "ca.key"), "hello\n", 6);
+	ck_assert_ptr_null(drp_ca_open(dir, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+		 "ca_dir %s: ca.key: not a usable unencrypted PEM private key: "
+		 "(",
+		 dir);
+	ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
+	/* The GnuTLS error as "(code) NAME". */
+	int code = 0;
+	char name[128] = "";
+	ck_assert_int_eq(sscanf(err + strlen(want), "%d) %127s", &code, name),
+			 2);
+	ck_assert_int_lt(code, 0);
+	ck_assert_str_eq(name, gnutls_strerror_name(code));
+
+	/* An empty path. */
+	ck_assert_ptr_null(drp_ca_open("", err, sizeof(err)));
+	ck_assert_str_eq(err, "ca_dir: empty path");
+}
+END_TEST
+
+START_TEST(ca_rsa_existing)
+{
+	char dir[PATH_MAX];
+	subdir(dir, "rsa");
+	write_selfsigned(dir, rsa_key_pem, 1);
+	drp_ca_t *ca = open_ok(dir);
+	ck_assert_int_eq(drp_ca_created(ca), 0);
+	drp_forge_t *f = drp_forge_new(ca, NULL, 0);
+	ck_assert_ptr_nonnull(f);
+	drp_leaf_t *leaf = drp_forge_get(f, "registry.example");
+	ck_assert_ptr_nonnull(leaf);
+	gnutls_x509_crt_t c = ca_crt(ca), l = chain_crt(leaf, 0);
+	unsigned status = 1;
+	ck_assert_int_eq(gnutls_x509_crt_verify(l, &c, 1, 0, &status), 0);
+	ck_assert_uint_eq(status, 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_signature_algorithm(l),
+			 GNUTLS_SIGN_RSA_SHA256);
+	/* The leaf key stays ECDSA. */
+	ck_assert_int_eq(gnutls_x509_crt_get_pk_algorithm(l, NULL),
+			 GNUTLS_PK_ECDSA);
+	gnutls_x509_crt_deinit(c);
+	gnutls_x509_crt_deinit(l);
+	drp_leaf_unref(leaf);
+	drp_forge_free(f);
+	drp_ca_free(ca);
+}
+END_TEST
+
+/* ---- forged leaves ---- */
+
+static drp_ca_t *fca;
+static drp_forge_t *forge;
+
+static void forge_setup(void)
+{
+	char dir[PATH_MAX], err[512] = "";
+	setup();
+	fca = open_ok(subdir(dir, "ca"));
+	forge = drp_forge_new(fca, err, sizeof(err));
+	ck_assert_msg(forge != NULL, "%s", err);
+}
+
+static void forge_teardown(void)
+{
+	drp_forge_free(forge);
+	drp_ca_free(fca);
+	teardown();
+}
+
+/* The only SAN of crt: its type and value. */
+static int only_san(gnutls_x509_crt_t crt, unsigned char *val, size_t *len)
+{
+	unsigned crit;
+	size_t l2 = 256;
+	unsigned char other[256];
+	int type =
+		gnutls_x509_crt_get_subject_alt_name(crt, 0, val, len, &crit);
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_subject_alt_name(crt, 1, other, &l2, &crit),
+		GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
+	return type;
+}
+
+START_TEST(forge_dns_leaf)
+{
+	time_t now = time(NULL);
+	drp_leaf_t *leaf = drp_forge_get(forge, "registry.example");
+	ck_assert_ptr_nonnull(leaf);
+	gnutls_x509_crt_t c = ca_crt(fca), l = chain_crt(leaf, 0);
+
+	/* Signed by the CA. */
+	unsigned status = 1;
+	ck_assert_int_eq(gnutls_x509_crt_verify(l, &c, 1, 0, &status), 0);
+	ck_assert_uint_eq(status, 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_signature_algorithm(l),
+			 GNUTLS_SIGN_ECDSA_SHA256);
+	char subj[1024], iss[1024];
+	size_t sl = sizeof(subj), il = sizeof(iss);
+	ck_assert_int_eq(gnutls_x509_crt_get_dn(c, subj, &sl), 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_issuer_dn(l, iss, &il), 0);
+	ck_assert_str_eq(iss, subj);
+
+	/* SAN: exactly one dNSName, the host; CN = host. */
+	unsigned char san[256];
+	size_t san_len = sizeof(san);
+	ck_assert_int_eq(only_san(l, san, &san_len), GNUTLS_SAN_DNSNAME);
+	ck_assert_str_eq((char *)san, "registry.example");
+	assert_dn_oid(l, GNUTLS_OID_X520_COMMON_NAME, "registry.example");
+	ck_assert_int_ne(gnutls_x509_crt_check_hostname(l, "registry.example"),
+			 0);
+	ck_assert_int_eq(gnutls_x509_crt_check_hostname(l, "other.example"), 0);
+
+	/* extKeyUsage: serverAuth only. */
+	char oid[128];
+	size_t ol = sizeof(oid);
+	unsigned crit = 0;
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_key_purpose_oid(l, 0, oid, &ol, &crit), 0);
+	ck_assert_str_eq(oid, GNUTLS_KP_TLS_WWW_SERVER);
+	ol = sizeof(oid);
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_key_purpose_oid(l, 1, oid, &ol, &crit),
+		GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
+	/* keyUsage: digitalSignature only. CA:FALSE. */
+	unsigned usage = 0;
+	ck_assert_int_eq(gnutls_x509_crt_get_key_usage(l, &usage, &crit), 0);
+	ck_assert_uint_eq(usage, GNUTLS_KEY_DIGITAL_SIGNATURE);
+	unsigned is_ca = 1;
+	int pathlen;
+	ck_assert_int_ge(gnutls_x509_crt_get_basic_constraints(l, &crit, &is_ca,
+							       &pathlen),
+			 0);
+	ck_assert_uint_eq(is_ca, 0);
+
+	/* Authority key id = the CA's subject key id (exactly once). */
+	unsigned char aki[64], ski[64];
+	size_t aki_len = sizeof(aki), ski_len = sizeof(ski);
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_authority_key_id(l, aki, &aki_len, &crit),
+		0);
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_subject_key_id(c, ski, &ski_len, &crit), 0);
+	ck_assert_uint_eq(aki_len, ski_len);
+	ck_assert_int_eq(memcmp(aki, ski, aki_len), 0);
+	ck_assert_int_eq(ext_count(l, "2.5.29.35"), 1);
+	ck_assert_int_eq(ext_count(l, "2.5.29.17"), 1);
+
+	/* ECDSA P-256 leaf key. */
+	gnutls_ecc_curve_t curve;
+	ck_assert_int_eq(gnutls_x509_crt_get_pk_algorithm(l, NULL),
+			 GNUTLS_PK_ECDSA);
+	ck_assert_int_eq(gnutls_x509_crt_get_pk_ecc_raw(l, &curve, NULL, NULL),
+			 0);
+	ck_assert_int_eq(curve, GNUTLS_ECC_CURVE_SECP256R1);
+	assert_serial(l, NULL);
+
+	/* notBefore an hour in the past; notAfter 397 days from now. */
+	time_t nb = gnutls_x509_crt_get_activation_time(l);
+	time_t na = gnutls_x509_crt_get_expiration_time(l);
+	ck_assert_int_le(nb, now - 3600 + SLACK);
+	ck_assert_int_ge(nb, now - 3600 - SLACK);
+	ck_assert_int_le(na - now, 397L * DAY + SLACK);
+	ck_assert_int_ge(na - now, 397L * DAY - SLACK);
+	ck_assert_int_eq(na - nb, 397L * DAY + 3600);
+	ck_assert_int_eq(leaf->not_after, na);
+
+	/* The chain's second certificate is the CA, byte for byte. */
+	gnutls_x509_crt_t chain_ca = chain_crt(leaf, 1);
+	ck_assert_int_ne(gnutls_x509_crt_equals(chain_ca, c), 0);
+	gnutls_datum_t none;
+	ck_assert_int_lt(
+		gnutls_certificate_get_crt_raw(leaf->cred, 0, 2, &none), 0);
+
+	gnutls_x509_crt_deinit(chain_ca);
+	gnutls_x509_crt_deinit(c);
+	gnutls_x509_crt_deinit(l);
+	drp_leaf_unref(leaf);
+}
+END_TEST
+
+START_TEST(forge_ip_leaf)
+{
+	/* Table: host as asked, SAN bytes expected, length. */
+	static const struct {
+		const char *host;
+		unsigned char ip[16];
+		size_t len;
+	} cases[] = {
+		/* IPv4 literal. */
+		{"127.0.0.11", {127, 0, 0, 11}, 4},
+		/* IPv6 loopback. */
+		{"::1", {[15] = 1}, 16},
+		/* IPv6 in URL brackets, as in a CONNECT target. */
+		{"[2001:db8::5]", {0x20, 0x01, 0x0d, 0xb8, [15] = 5}, 16},
+	};
+	gnutls_x509_crt_t c = ca_crt(fca);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		drp_leaf_t *leaf = drp_forge_get(forge, cases[i].host);
+		ck_assert_ptr_nonnull(leaf);
+		gnutls_x509_crt_t l = chain_crt(leaf, 0);
+		unsigned char san[256];
+		size_t len = sizeof(san);
+		/* One iPAddress SAN and no dNSName at all. */
+		ck_assert_int_eq(only_san(l, san, &len), GNUTLS_SAN_IPADDRESS);
+		ck_assert_uint_eq(len, cases[i].len);
+		ck_assert_int_eq(memcmp(san, cases[i].ip, len), 0);
+		unsigned status = 1;
+		ck_assert_int_eq(gnutls_x509_crt_verify(l, &c, 1, 0, &status),
+				 0);
+		ck_assert_uint_eq(status, 0);
+		char text[64];
+		inet_ntop(len == 4 ? AF_INET : AF_INET6, cases[i].ip, text,
+			  sizeof(text));
+		ck_assert_int_ne(gnutls_x509_crt_check_hostname(l, text), 0);
+		assert_dn_oid(l, GNUTLS_OID_X520_COMMON_NAME, text);
+		gnutls_x509_crt_deinit(l);
+		drp_leaf_unref(leaf);
+	}
+	gnutls_x509_crt_deinit(c);
+
+	/* Other spellings of the same address share the cached leaf. */
+	drp_leaf_t *a = drp_forge_get(forge, "::1");
+	drp_leaf_t *b = drp_forge_get(forge, "[0:0::1]");
+	ck_assert_ptr_eq(a, b);
+	drp_leaf_unref(a);
+	drp_leaf_unref(b);
+}
+END_TEST
+
+START_TEST(forge_cache_and_serials)
+{
+	drp_leaf_t *a = drp_forge_get(forge, "registry.example");
+	drp_leaf_t *b = drp_forge_get(forge, "registry.example");
+	/* Same host: the cached leaf. Upper case is the same host. */
+	drp_leaf_t *u = drp_forge_get(forge, "Registry.Example");
+	drp_leaf_t *o = drp_forge_get(forge, "other.example");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_eq(a, b);
+	ck_assert_ptr_eq(a, u);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_ptr_ne(a, o);
+	/* Cache + three callers. */
+	ck_assert_uint_eq(a->_refs, 4);
+	ck_assert_uint_eq(drp_forge_cache_count(forge), 2);
+
+	/* Serials differ between hosts. */
+	unsigned char sa[16], so[16];
+	gnutls_x509_crt_t ca_ = chain_crt(a, 0), co = chain_crt(o, 0);
+	assert_serial(ca_, sa);
+	assert_serial(co, so);
+	ck_assert_int_ne(memcmp(sa, so, 16), 0);
+	gnutls_x509_crt_deinit(ca_);
+	gnutls_x509_crt_deinit(co);
+	drp_leaf_unref(a);
+	drp_leaf_unref(b);
+	drp_leaf_unref(u);
+	drp_leaf_unref(o);
+	ck_assert_uint_eq(a->_refs, 1);
+}
+END_TEST
+
+START_TEST(forge_renew)
+{
+	time_t now = time(NULL);
+	/* Forged 380 days ago: 17 days left, below the 30-day margin. */
+	drp_leaf_t *old =
+		drp_forge_make(forge, "registry.example", now - 380L * DAY);
+	ck_assert_ptr_nonnull(old);
+	ck_assert_int_eq(old->not_after, now + 17L * DAY);
+	drp_leaf_t *n = drp_forge_get(forge, "registry.example");
+	ck_assert_ptr_nonnull(n);
+	ck_assert_ptr_ne(n, old);
+	ck_assert_int_ge(n->not_after, now + 397L * DAY);
+	ck_assert_int_le(n->not_after, now + 397L * DAY + SLACK);
+	/* The renewed leaf is now the cached one... */
+	drp_leaf_t *again = drp_forge_get(forge, "registry.example");
+	ck_assert_ptr_eq(again, n);
+	/* ...and a session still holding the old one keeps it usable. */
+	ck_assert_uint_eq(old->_refs, 1);
+	gnutls_x509_crt_t l = chain_crt(old, 0);
+	ck_assert_int_eq(gnutls_x509_crt_get_expiration_time(l),
+			 now + 17L * DAY);
+	gnutls_x509_crt_deinit(l);
+	drp_leaf_unref(old);
+	drp_leaf_unref(n);
+	drp_leaf_unref(again);
+
+	/* Forged 360 days ago: 37 days left, still served. */
+	drp_leaf_t *ok = drp_forge_make(forge, "b.example", now - 360L * DAY);
+	drp_leaf_t *same = drp_forge_get(forge, "b.example");
+	ck_assert_ptr_eq(ok, same);
+	drp_leaf_unref(ok);
+	drp_leaf_unref(same);
+	ck_assert_uint_eq(drp_forge_cache_count(forge), 2);
+}
+END_TEST
+
+START_TEST(forge_evict_lru)
+{
+	drp_forge_set_cache_max(forge, 2);
+	drp_leaf_t *a = drp_forge_get(forge, "a.example");
+	drp_leaf_t *b = drp_forge_get(forge, "b.example");
+	drp_leaf_t *a2 = drp_forge_get(forge, "a.example"); /* a is recent */
+	drp_leaf_t *c = drp_forge_get(forge, "c.example");  /* evicts b */
+	ck_assert_ptr_eq(a, a2);
+	ck_assert_uint_eq(drp_forge_cache_count(forge), 2);
+	/* b left the cache; our reference is now the only one. */
+	ck_assert_uint_eq(b->_refs, 1);
+	drp_leaf_t *a3 = drp_forge_get(forge, "a.example");
+	ck_assert_ptr_eq(a3, a);
+	drp_leaf_t *b2 = drp_forge_get(forge, "b.example"); /* evicts c */
+	ck_assert_ptr_ne(b2, b);
+	ck_assert_uint_eq(c->_refs, 1);
+	ck_assert_uint_eq(a->_refs, 4);
+	/* Shrinking evicts down to the new cap, least recent first. */
+	drp_forge_set_cache_max(forge, 1);
+	ck_assert_uint_eq(drp_forge_cache_count(forge), 1);
+	ck_assert_uint_eq(a->_refs, 3);
+	ck_assert_uint_eq(b2->_refs, 2);
+	drp_leaf_t *list[] = {a, b, a2, c, a3, b2};
+	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+		drp_leaf_unref(list[i]);
+}
+END_TEST
+
+START_TEST(forge_invalid_hosts)
+{
+	/* Table: names that must never reach a certificate. */
+	static const char *const bad[] = {
+		"",		/* empty */
+		"[]",		/* empty brackets */
+		"a b.example",	/* space */
+		"a/b",		/* path separator */
+		"*.example",	/* wildcard */
+		".example",	/* leading dot */
+		"-example",	/* leading hyphen */
+		"a..example",	/* empty label */
+		"fe80::1%eth0", /* zone id */
+		"registry:443", /* port not stripped */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(drp_forge_get(forge, bad[i]) == NULL, "%s",
+			      bad[i]);
+	/* 254 characters: one more than a DNS name can have. */
+	char longname[300];
+	memset(longname, 'a', 254);
+	longname[254] = '\0';
+	ck_assert_ptr_null(drp_forge_get(forge, longname));
+	ck_assert_uint_eq(drp_forge_cache_count(forge), 0);
+	/* 253 is fine; the CN is left out (over 64), the SAN carries it. */
+	longname[253] = '\0';
+	for (size_t i = 63; i < 253; i += 64)
+		longname[i] = '.';
+	drp_leaf_t *leaf = drp_forge_get(forge, longname);
+	ck_assert_ptr_nonnull(leaf);
+	gnutls_x509_crt_t l = chain_crt(leaf, 0);
+	ck_assert_int_ne(gnutls_x509_crt_check_hostname(l, longname), 0);
+	char cn[512];
+	size_t cnl = sizeof(cn);
+	ck_assert_int_eq(
+		gnutls_x509_crt_get_dn_by_oid(l, GNUTLS_OID_X520_COMMON_NAME, 0,
+					      0, cn, &cnl),
+		GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
+	gnutls_x509_crt_deinit(l);
+	drp_leaf_unref(leaf);
+}
+END_TEST
+
+/* ---- a real handshake ---- */
+
+struct server_arg {
+	int fd;
+	gnutls_certificate_credentials_t cred;
+	int result;
+};
+
+static void *server_main(void *p)
+{
+	struct server_arg *a = p;
+	gnutls_session_t s;
+	ck_assert_int_eq(gnutls_init(&s, GNUTLS_SERVER), 0);
+	ck_assert_int_eq(gnutls_set_default_priority(s), 0);
+	ck_assert_int_eq(
+		gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, a->cred), 0);
+	gnutls_transport_set_int(s, a->fd);
+	int r;
+	do
+		r = gnutls_handshake(s);
+	while (r < 0 && !gnutls_error_is_fatal(r));
+	a->result = r;
+	if (r == 0)
+		gnutls_bye(s, GNUTLS_SHUT_WR);
+	gnutls_deinit(s);
+	close(a->fd);
+	return NULL;
+}
+
+/*
+ * Handshake between a server using leaf and a client that trusts only
+ * the CA in trust_pem and checks verify_host. Returns the client's
+ * result; *status gets its verification status, *npeers the chain size.
+ */
+static int handshake(drp_leaf_t *leaf, const char *trust_pem,
+		     const char *verify_host, const char *sni, unsigned *status,
+		     unsigned *npeers)
+{
+	int sv[2];
+	/* A peer that gives up mid-handshake closes its end first. */
+	signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct server_arg arg = {.fd = sv[0], .cred = leaf->cred};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, server_main, &arg), 0);
+
+	gnutls_certificate_credentials_t cc;
+	gnutls_session_t s;
+	gnutls_datum_t ca = {(unsigned char *)(uintptr_t)trust_pem,
+			     (unsigned)strlen(trust_pem)};
+	ck_assert_int_eq(gnutls_certificate_allocate_credentials(&cc), 0);
+	ck_assert_int_eq(gnutls_certificate_set_x509_trust_mem(
+				 cc, &ca, GNUTLS_X509_FMT_PEM),
+			 1);
+	ck_assert_int_eq(gnutls_init(&s, GNUTLS_CLIENT), 0);
+	ck_assert_int_eq(gnutls_set_default_priority(s), 0);
+	ck_assert_int_eq(gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cc),
+			 0);
+	if (sni != NULL)
+		ck_assert_int_eq(gnutls_server_name_set(s, GNUTLS_NAME_DNS, sni,
+							strlen(sni)),
+				 0);
+	gnutls_session_set_verify_cert(s, verify_host, 0);
+	gnutls_transport_set_int(s, sv[1]);
+	int r;
+	do
+		r = gnutls_handshake(s);
+	while (r < 0 && !gnutls_error_is_fatal(r));
+	*status = gnutls_session_get_verify_cert_status(s);
+	*npeers = 0;
+	gnutls_certificate_get_peers(s, npeers);
+	gnutls_deinit(s);
+	close(sv[1]);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	gnutls_certificate_free_credentials(cc);
+	if (r == 0)
+		ck_assert_int_eq(arg.result, 0);
+	else
+		ck_assert_int_lt(arg.result, 0);
+	return r;
+}
+
+START_TEST(forge_handshake)
+{
+	size_t len;
+	const char *pem = drp_ca_pem(fca, &len);
+	unsigned status, npeers;
+
+	/* Right name: verified, and the server sent leaf + CA. */
+	drp_leaf_t *leaf = drp_forge_get(forge, "registry.example");
+	ck_assert_int_eq(handshake(leaf, pem, "registry.example",
+				   "registry.example", &status, &npeers),
+			 0);
+	ck_assert_uint_eq(status, 0);
+	ck_assert_uint_eq(npeers, 2);
+
+	/* Another name: the client rejects the certificate. */
+	ck_assert_int_eq(handshake(leaf, pem, "other.example", "other.example",
+				   &status, &npeers),
+			 GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR);
+	ck_assert_uint_eq(status,
+			  GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER);
+
+	/* A client trusting another CA rejects it too. */
+	char other[PATH_MAX];
+	drp_ca_t *ca2 = open_ok(subdir(other, "other-ca"));
+	ck_assert_int_eq(handshake(leaf, drp_ca_pem(ca2, &len),
+				   "registry.example", "registry.example",
+				   &status, &npeers),
+			 GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR);
+	ck_assert_uint_ne(status & GNUTLS_CERT_SIGNER_NOT_FOUND, 0);
+	drp_ca_free(ca2);
+	drp_leaf_unref(leaf);
+
+	/* An IP literal, without SNI (SNI cannot carry an address). */
+	leaf = drp_forge_get(forge, "127.0.0.11");
+	ck_assert_int_eq(
+		handshake(leaf, pem, "127.0.0.11", NULL, &status, &npeers), 0);
+	ck_assert_uint_eq(status, 0);
+	ck_assert_int_eq(
+		handshake(leaf, pem, "127.0.0.12", NULL, &status, &npeers),
+		GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR);
+	drp_leaf_unref(leaf);
+
+	leaf = drp_forge_get(forge, "::1");
+	ck_assert_int_eq(handshake(leaf, pem, "::1", NULL, &status, &npeers),
+			 0);
+	drp_leaf_unref(leaf);
+}
+END_TEST
+
+/* ---- threads ---- */
+
+#define NTHREADS 4
+
+static pthread_barrier_t barrier;
+
+static void *get_same(void *p)
+{
+	pthread_barrier_wait(&barrier);
+	return drp_forge_get(forge, "registry.example");
+}
+
+/* Several hosts, a tiny cache: forging, hits and evictions interleave. */
+static void *churn(void *p)
+{
+	const char *hosts[] = {"a.example", "b.example", "c.example",
+			       "d.example", "e.example"};
+	uintptr_t seed = (uintptr_t)p;
+	pthread_barrier_wait(&barrier);
+	for (int i = 0; i < 40; i++) {
+		drp_leaf_t *l = drp_forge_get(forge, hosts[(seed + i * 7) % 5]);
+		if (l == NULL)
+			return (void *)1;
+		drp_leaf_unref(l);
+	}
+	return NULL;
+}
+
+START_TEST(forge_threads)
+{
+	pthread_t th[NTHREADS];
+	void *res[NTHREADS];
+	ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, NTHREADS), 0);
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, get_same, NULL),
+				 0);
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_join(th[i], &res[i]), 0);
+	/* Every thread got the one cached leaf. */
+	for (int i = 0; i < NTHREADS; i++) {
+		ck_assert_ptr_nonnull(res[i]);
+		ck_assert_ptr_eq(res[i], res[0]);
+	}
+	ck_assert_uint_eq(((drp_leaf_t *)res[0])->_refs, NTHREADS + 1);
+	ck_assert_uint_eq(drp_forge_cache_count(forge), 1);
+	for (int i = 0; i < NTHREADS; i++)
+		drp_leaf_unref(res[i]);
+
+	drp_forge_set_cache_max(forge, 3);
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, churn,
+						(void *)(uintptr_t)i),
+				 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		ck_assert_int_eq(pthread_join(th[i], &res[i]), 0);
+		ck_assert_ptr_null(res[i]);
+	}
+	ck_assert_uint_eq(drp_forge_cache_count(forge), 3);
+	pthread_barrier_destroy(&barrier);
+}
+END_TEST
+
+Suite *ca_suite(void)
+{
+	Suite *s = suite_create("ca");
+	TCase *tc = tcase_create("ca");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, ca_create);
+	tcase_add_test(tc, ca_reopen);
+	tcase_add_test(tc, ca_key_mismatch);
+	tcase_add_test(tc, ca_only_one_file);
+	tcase_add_test(tc, ca_not_a_ca);
+	tcase_add_test(tc, ca_bad_files);
+	tcase_add_test(tc, ca_rsa_existing);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("forge");
+	tcase_add_checked_fixture(tc, forge_setup, forge_teardown);
+	tcase_add_test(tc, forge_dns_leaf);
+	tcase_add_test(tc, forge_ip_leaf);
+	tcase_add_test(tc, forge_cache_and_serials);
+	tcase_add_test(tc, forge_renew);
+	tcase_add_test(tc, forge_evict_lru);
+	tcase_add_test(tc, forge_invalid_hosts);
+	tcase_add_test(tc, forge_handshake);
+	tcase_add_test(tc, forge_threads);
+	suite_add_tcase(s, tc);
+	return s;
+}
