@@ -38,6 +38,9 @@ drp_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 drp_fail()
 {
 	printf 'FAIL: %s\n' "$*" >&2
+	# run.sh sets this while it sets up, so that even then the last line
+	# is the summary.
+	[ -n "${DRP_FAIL_SUMMARY:-}" ] && echo "$DRP_FAIL_SUMMARY"
 	exit 1
 }
 
@@ -144,34 +147,50 @@ drp_bg()
 	DRP_LAST_PID=$!
 }
 
-# drp_stop PID [SECONDS]: SIGTERM, wait up to SECONDS (default 10), SIGKILL.
-# Returns 0 if the process had exited by itself after SIGTERM, 1 if it
-# needed SIGKILL.
-drp_stop()
+# drp_tree PID: PID and all its descendants, parents first.
+drp_tree()
 {
-	local pid=$1 t=$((${2:-10} * 10)) i=0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt $t ]; do
-		# A zombie child still answers kill -0; reap it if it is ours.
-		if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ]; then
-			break
-		fi
-		sleep 0.1
-		i=$((i + 1))
+	local c
+	echo "$1"
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		drp_tree "$c"
 	done
-	if kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		return 1
-	fi
-	wait "$pid" 2>/dev/null
-	return 0
 }
 
 # drp_alive PID: the process exists and is not a zombie.
 drp_alive()
 {
-	kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
+# drp_stop PID [SECONDS]: SIGTERM to PID and every descendant (a process
+# started through a wrapper or a namespace helper is a child of what drp_bg
+# recorded), wait up to SECONDS (default 10) for all of them, then SIGKILL
+# what is left. Returns 0 if everything exited after SIGTERM, 1 if
+# something needed SIGKILL.
+drp_stop()
+{
+	local pid=$1 t=$((${2:-10} * 10)) i=0 p left pids
+	pids=$(drp_tree "$pid")
+	# shellcheck disable=SC2086
+	kill -TERM $pids 2>/dev/null || true
+	while [ $i -lt $t ]; do
+		left=
+		for p in $pids; do drp_alive "$p" && left="$left $p"; done
+		[ -z "$left" ] && break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if [ -n "$left" ]; then
+		# shellcheck disable=SC2086
+		kill -KILL $left 2>/dev/null || true
+		wait "$pid" 2>/dev/null
+		return 1
+	fi
+	wait "$pid" 2>/dev/null
+	return 0
 }
 
 drp_at_exit() { DRP_CLEANUP_HOOKS+=("$1"); }
@@ -294,9 +313,10 @@ drp_gen_pki()
 }
 
 # drp_hosts_file: the /etc/hosts that direct (proxy-less) clients see, and
-# the one proxied clients see, where every test name points at an address
-# nothing listens on: a client that bypassed the proxy fails at once
-# instead of reaching the registry (or asking a DNS server).
+# the one proxied clients see, where no test name resolves: a client that
+# bypassed the proxy fails at once instead of reaching the registry. (It
+# also keeps dockerd from treating the registries as local, hence
+# insecure.) And the resolv.conf of both: a dead local nameserver.
 drp_hosts_file()
 {
 	local h
@@ -304,18 +324,19 @@ drp_hosts_file()
 		echo "127.0.0.1 localhost"
 		for h in "${!DRP_IP[@]}"; do echo "${DRP_IP[$h]} $h"; done
 	} >"$WORK/hosts"
-	{
-		echo "127.0.0.1 localhost"
-		for h in "${!DRP_IP[@]}"; do echo "127.0.0.254 $h"; done
-	} >"$WORK/hosts-proxied"
+	echo "127.0.0.1 localhost" >"$WORK/hosts-proxied"
+	printf 'nameserver 127.0.0.254\noptions timeout:1 attempts:1\n' >"$WORK/resolv.conf"
 }
 
 # drp_ns HOSTS ENV-ASSIGNMENT... -- CMD...: run CMD with the environment
-# changes in a private mount namespace where /etc/hosts is HOSTS and
-# containers/image's blob-info cache (/var/lib/containers/cache for root,
-# which remembers where blobs were seen and would turn a push into a
-# cross-repository mount, across runs) is a fresh empty directory. CMD may
-# be a function exported with export -f.
+# changes in a private mount namespace where /etc/hosts is HOSTS, DNS
+# goes to an address where nothing answers (no query ever leaves the
+# machine, a name not in HOSTS fails at once), and containers/image's
+# blob-info cache (/var/lib/containers/cache for root, which remembers
+# where blobs were seen, across runs, and would turn a push into a
+# cross-repository mount) is a fresh empty directory. CMD may be a
+# function exported with export -f; a program is exec'd, so its pid is
+# the namespace's first.
 drp_ns()
 {
 	local hosts=$1 bic envs=()
@@ -329,7 +350,11 @@ drp_ns()
 	mkdir -p /var/lib/containers/cache
 	env -u HTTPS_PROXY -u https_proxy -u HTTP_PROXY -u http_proxy "${envs[@]}" \
 		unshare -m -- bash -c 'mount --bind "$0" /etc/hosts &&
-		mount --bind "$1" /var/lib/containers/cache && shift && "$@"' "$hosts" "$bic" "$@"
+		mount --bind "$1" /etc/resolv.conf &&
+		mount --bind "$2" /var/lib/containers/cache || exit 125
+		shift 2
+		if declare -F "$1" >/dev/null; then "$@"; else exec "$@"; fi' \
+		"$hosts" "$WORK/resolv.conf" "$bic" "$@"
 }
 
 # direct CMD...: run CMD without any proxy, trusting only the test CA, with
@@ -744,3 +769,37 @@ export -f dctr
 
 # ctr_image_digest REF: the target digest containerd recorded for REF.
 ctr_image_digest() { dctr images ls | awk -v r="$1" '$1 == r { print $3 }'; }
+
+# drp_start_dockerd DIR direct|proxy: a private dockerd (own data-root,
+# exec-root, socket; vfs; no iptables, no bridge) whose pulls go straight
+# to the test registries or through the proxy (the daemon pulls, so the
+# proxy variables and the CA are in its environment). Sets DOCKER_HOST.
+drp_start_dockerd()
+{
+	local d=$1 mode=$2 ns
+	mkdir -p "$d/data" "$d/exec"
+	# Without deprecated-key-path dockerd 20.10 writes /etc/docker/key.json.
+	printf '{ "deprecated-key-path": "%s/key.json" }\n' "$d" >"$d/daemon.json"
+	if [ "$mode" = direct ]; then
+		ns=("$WORK/hosts" SSL_CERT_FILE="$TEST_CA")
+	else
+		ns=("$WORK/hosts-proxied" HTTPS_PROXY="$PROXY_URL" https_proxy="$PROXY_URL"
+			HTTP_PROXY="$PROXY_URL" http_proxy="$PROXY_URL" NO_PROXY= no_proxy=
+			SSL_CERT_FILE="$PROXY_CA")
+	fi
+	drp_bg "dockerd-$(basename "$d")" drp_ns "${ns[@]}" SSL_CERT_DIR="$WORK/empty-certs" -- \
+		dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
+		--pidfile "$d/docker.pid" -H "unix://$d/docker.sock" --storage-driver vfs \
+		--iptables=false --ip6tables=false --ip-masq=false --bridge=none
+	DOCKERD_PID=$DRP_LAST_PID
+	DOCKER_HOST=unix://$d/docker.sock
+	export DOCKER_HOST
+	drp_wait_started "dockerd-$(basename "$d")" "$DOCKERD_PID" 60 docker version
+}
+
+# docker_repo_digest REF: the manifest digest docker recorded for REF.
+docker_repo_digest()
+{
+	docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$1" |
+		sed -n "s|^${1%:*}@||p" | head -n 1
+}

@@ -36,6 +36,8 @@ else
 	scenarios=("$DRP_IT_DIR"/scenarios/*.sh)
 fi
 
+# shellcheck disable=SC2034 # read by drp_fail in lib.sh
+DRP_FAIL_SUMMARY="0 passed, 1 failed (set-up)"
 drp_lock
 drp_setup_work
 t0=$SECONDS
@@ -53,6 +55,7 @@ DRP_IT_ENV=$WORK/env.sh
 drp_write_env "$DRP_IT_ENV"
 echo "export PROXY_RSS0_KB=$PROXY_RSS0_KB" >>"$DRP_IT_ENV"
 export DRP_IT_ENV
+unset DRP_FAIL_SUMMARY
 
 passed=0 failed=0 skipped=0 failures=
 result()

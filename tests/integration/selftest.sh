@@ -126,7 +126,21 @@ direct ctr -a "$CTR_SOCK" images pull --snapshotter native --user "$BASIC_USER:$
 expect_eq "ctr basic digest" "$SMALL_DIGEST" "$(ctr_image_digest basic.test/test/small:v1)"
 ok "ctr"
 
-# 9. A push of the push image lands with its digest (then removed again
+# 9. docker (private dockerd) pulls; it treats these loopback registries
+# as insecure when pulling directly, through the proxy it cannot.
+if command -v dockerd >/dev/null; then
+	drp_start_dockerd "$WORK/dk" direct
+	docker pull -q registry.test/test/small:v1 >/dev/null
+	expect_eq "docker small digest" "$SMALL_DIGEST" "$(docker_repo_digest registry.test/test/small:v1)"
+	docker pull -q registry.test/test/multi:v1 >/dev/null
+	expect_eq "docker multi digest" "$MULTI_DIGEST" "$(docker_repo_digest registry.test/test/multi:v1)"
+	drp_stop "$DOCKERD_PID" 20 || drp_fail "dockerd did not stop on SIGTERM"
+	ok "docker"
+else
+	drp_log "SKIP: docker (dockerd not installed)"
+fi
+
+# 10. A push of the push image lands with its digest (then removed again
 # is not possible without GC, so it goes to a repository nobody else uses).
 direct skopeo copy --quiet --all --preserve-digests --retry-times 0 \
 	"oci:$WORK/images/push" docker://registry.test/selftest/pushed:v1
