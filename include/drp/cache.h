@@ -29,9 +29,13 @@
  * move between threads, e.g. to and from a thread pool).
  *
  * Blocking: a backend that does disk or network I/O sets
- * DRP_CACHE_MAY_BLOCK. The core then calls its ops from its blocking-work
- * pool (completing on the loop via ev_async), except the ops listed under
- * DRP_CACHE_INDEX_IN_MEMORY when that flag is also set. See the flags.
+ * DRP_CACHE_MAY_BLOCK, and the core calls its ops from the blocking-work
+ * pool (completion via ev_async). Expected use with fs (MAY_BLOCK |
+ * INDEX_IN_MEMORY): lookup/stats/iterate inline on the loop; blob
+ * streams (read_open, read in 64-256 KiB chunks, write_begin, write,
+ * commit) and remove on the pool; small objects (manifests, meta records,
+ * <= 64 KiB) may be read inline, as they are page-cache hits of a few
+ * microseconds, cheaper than a pool round trip.
  *
  * Ownership: backends copy every key, digest and buffer they are given;
  * the caller's memory may be reused as soon as an op returns. Data an op
@@ -167,21 +171,10 @@ typedef int (*drp_cache_iter_cb)(const char *digest,
 				 const drp_cache_info_t *info, void *arg);
 
 /*
- * The operations table. A backend defines one `static const` instance
- * with designated initializers:
- *
- *     static const drp_cache_api_t my_api = {
- *             .abi_major = DRP_CACHE_ABI_MAJOR,
- *             .abi_minor = DRP_CACHE_ABI_MINOR,
- *             .struct_size = sizeof(drp_cache_api_t),
- *             .name = "s3",
- *             .flags = DRP_CACHE_MAY_BLOCK,
- *             .open = my_open, ...
- *     };
- *
- * Every op receives the caller's stats (never NULL). "Blocks" below
- * describes the in-tree fs backend; a MAY_BLOCK backend may block in any
- * op unless it also sets DRP_CACHE_INDEX_IN_MEMORY.
+ * The operations table: one `static const` instance per backend, with
+ * designated initializers (example in drp-cache(3)). Every op receives
+ * the caller's stats (never NULL). "fs:" notes say what the in-tree fs
+ * backend does, e.g. where it blocks.
  */
 typedef struct drp_cache_api {
 	uint16_t abi_major; /* DRP_CACHE_ABI_MAJOR the backend was built with */

@@ -14,13 +14,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
 #include "cache/digest.h"
 #include "drp/cache.h"
+#include "util/log.h"
 
 Suite *cache_suite(void);
 
@@ -1246,6 +1249,101 @@ START_TEST(fs_disk_full)
 }
 END_TEST
 
+/* Count lines of path containing needle. */
+static int count_in_file(const char *path, const char *needle)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+START_TEST(fs_disk_full_logged_once)
+{
+	char a[DRP_DIGEST_STRSIZE], log[700];
+	/* No pause: every writer retries the disk, but one full-disk
+	 * episode is one log line, and its end is logged too. */
+	drp_cache_conf_t c = {.max_size = 1 << 20, .params = "nospace_retry=0"};
+	open_conf(0, "logonce", &c);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	ck_assert_int_eq(drp_log_init(DRP_LOG_INFO, log), 0);
+	drp_cache_fs_inject_error(db, ENOSPC, 3);
+	ck_assert_int_eq(put_seed(1, 100, a, 0), -ENOSPC);
+	ck_assert_int_eq(put_seed(1, 100, a, 0), -ENOSPC);
+	ck_assert_int_eq(put_seed(1, 100, a, 0), -ENOSPC);
+	ck_assert_int_eq(put_seed(1, 100, a, 0), 0);
+	ck_assert_int_eq(put_seed(2, 100, a, 0), 0);
+	drp_log_init(DRP_LOG_WARNING, NULL);
+	ck_assert_int_eq(count_in_file(log, "No space left on device: not "
+					    "caching for 0 s"),
+			 1);
+	ck_assert_int_eq(count_in_file(log, "caching resumed"), 1);
+	close_db();
+}
+END_TEST
+
+START_TEST(fs_kill9_mid_write)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	int pfd[2];
+	char ok;
+	uint8_t *big = malloc(1 << 21);
+
+	fill(big, 1 << 21, 77);
+	digest_of(big, 1 << 21, b);
+	snprintf(dir, sizeof(dir), "%s/kill9-%d", base_dir, (int)getpid());
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Child: one committed object, then half of a second one,
+		 * then wait to be killed. */
+		char err[256];
+		drp_cache_writer_t *w;
+		drp_cache_conf_t c = {.dir = dir, .max_size = 1 << 24};
+		api = drp_cache_fs();
+		if (api->open(&db, &c, &st, err, sizeof(err)) != 0 ||
+		    put_seed(5, 3000, a, 0) != 0 ||
+		    api->write_begin(db, &st, b, 1 << 21, &w) != 0 ||
+		    api->write(db, &st, w, big, 1 << 20) != 0)
+			_exit(1);
+		if (write(pfd[1], "k", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	ck_assert_int_eq(read(pfd[0], &ok, 1), 1);
+	close(pfd[0]);
+	kill(pid, SIGKILL);
+	int status;
+	waitpid(pid, &status, 0);
+	ck_assert(WIFSIGNALED(status));
+
+	/* Restart: the committed object is there, the half one is not, and
+	 * its temp file is gone. */
+	char err[256];
+	drp_cache_conf_t c = {.dir = dir, .max_size = 1 << 24};
+	api = drp_cache_fs();
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(api->open(&db, &c, &st, err, sizeof(err)), 0);
+	ck_assert_uint_eq(st.index_loaded, 1);
+	ck_assert_uint_eq(st.index_dropped, 1);
+	assert_tmp_empty(0);
+	fill(big, 3000, 5);
+	digest_of(big, 3000, a);
+	assert_content(a, 5, 3000);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), -ENOENT);
+	free(big);
+	close_db();
+}
+END_TEST
+
 START_TEST(fs_params)
 {
 	char err[256];
@@ -1401,6 +1499,8 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_corrupt_not_served);
 	tcase_add_test(tc, fs_lock);
 	tcase_add_test(tc, fs_disk_full);
+	tcase_add_test(tc, fs_disk_full_logged_once);
+	tcase_add_test(tc, fs_kill9_mid_write);
 	tcase_add_test(tc, fs_params);
 	suite_add_tcase(s, tc);
 
