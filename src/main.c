@@ -22,7 +22,8 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-#define DEFAULT_CONF DRP_SYSCONFDIR "/docker-registry-proxy/docker-registry-proxy.ini"
+#define DEFAULT_CONF                                                           \
+	DRP_SYSCONFDIR "/docker-registry-proxy/docker-registry-proxy.ini"
 
 static void usage(FILE *f)
 {
@@ -197,7 +198,8 @@ int main(int argc, char **argv)
 	if (conf == NULL)
 		return 1;
 	if (drp_log_init(conf->log_level, conf->error_log) < 0) {
-		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "error_log %s", conf->error_log);
+		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "error_log %s",
+			      conf->error_log);
 		return 1;
 	}
 	drp_log_notice(DRP_LOG_MAIN, "%s starting with %s", PACKAGE_STRING,
@@ -239,7 +241,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (pidfile && write_pidfile(pidfile) < 0) {
-		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "pid file %s", pidfile);
+		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "pid file %s",
+			      pidfile);
 		return 1;
 	}
 	/* Only the main thread takes signals: workers inherit the mask. */

@@ -3,8 +3,9 @@
  * The access log: one line per request and per tunnel, written with a
  * single write(2) (lines from several workers never interleave):
  *
- *   TIME CLIENT HOST:PORT METHOD PATH STATUS BYTES_IN BYTES_OUT MS UP_STATUS RESULT
- *   2026-11-27T18:40:00.123Z 10.0.0.7 quay.io:443 GET /v2/x/blobs/sha256:ab.. 200 0 1048576 35 200 MISS
+ *   TIME CLIENT HOST:PORT METHOD PATH STATUS BYTES_IN BYTES_OUT MS UP_STATUS
+ * RESULT 2026-11-27T18:40:00.123Z 10.0.0.7 quay.io:443 GET
+ * /v2/x/blobs/sha256:ab.. 200 0 1048576 35 200 MISS
  *
  * Missing fields are "-". PATH never carries a query string (signed CDN
  * URLs hold credentials there) and is %-escaped; no header value is ever

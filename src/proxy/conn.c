@@ -24,10 +24,10 @@
 #include "util/mem.h"
 
 /* Bounds on what one connection buffers in each direction. */
-#define OUT_HIGH (256 * 1024)
+#define OUT_HIGH     (256 * 1024)
 #define IN_BODY_HIGH (64 * 1024)
-#define TUNNEL_BUF (64 * 1024)
-#define READ_CHUNK (16 * 1024)
+#define TUNNEL_BUF   (64 * 1024)
+#define READ_CHUNK   (16 * 1024)
 
 struct drp_conn {
 	struct drp_conn *next, *prev;
@@ -256,11 +256,12 @@ static void respond(drp_conn_t *c, int status, const char *ctype,
 		    const char *body, size_t len, bool close_after)
 {
 	c->status = status;
-	drp_buf_printf(&c->out,
-		       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-		       "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
-		       status, drp_http_reason(status), ctype, len,
-		       close_after ? "Connection: close\r\n" : "");
+	drp_buf_printf(
+		&c->out,
+		"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+		"Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+		status, drp_http_reason(status), ctype, len,
+		close_after ? "Connection: close\r\n" : "");
 	if (!c->is_head_req)
 		drp_buf_append(&c->out, body, len);
 	c->bytes_out = c->is_head_req ? 0 : len;
@@ -319,8 +320,8 @@ static void sink_head(void *arg, const drp_http_msg_t *resp,
 	drp_buf_printf(&c->out, "HTTP/1.1 %d ", resp->status);
 	for (size_t i = 0; i < resp->reason_len; i++) {
 		char ch = resp->reason[i];
-		drp_buf_append(&c->out,
-			       (ch >= 0x20 && ch != 0x7f) ? &ch : " ", 1);
+		drp_buf_append(&c->out, (ch >= 0x20 && ch != 0x7f) ? &ch : " ",
+			       1);
 	}
 	drp_buf_append(&c->out, "\r\n", 2);
 	for (size_t i = 0; i < resp->num_headers; i++) {
@@ -403,8 +404,8 @@ static void sink_done(void *arg, int err, int http_status, const char *reason)
 		return;
 	}
 	drp_log_warning(DRP_LOG_PROXY, "[c%06u] %s %s%s: %d: %s", c->id,
-			c->method, c->host, c->path ? c->path : "",
-			http_status, reason);
+			c->method, c->host, c->path ? c->path : "", http_status,
+			reason);
 	respond_error(c, http_status, !c->req_body_done, "%s", reason);
 	request_done(c, "PASS");
 	kick(c);
@@ -475,16 +476,15 @@ static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
 	drp_http_body_init(&c->reqbody, mode, len);
 	c->req_body_done = mode == DRP_HTTP_BODY_NONE ||
 			   (mode == DRP_HTTP_BODY_LENGTH && len == 0);
-	if (!c->req_body_done && drp_http_has_token(req, "Expect",
-						    "100-continue"))
+	if (!c->req_body_done &&
+	    drp_http_has_token(req, "Expect", "100-continue"))
 		drp_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = DRP_CONN_EXCHANGE;
 	set_timeout(c, conf_of(c)->body_timeout);
 	drp_fetch_start(c->fetch);
 }
 
-static bool is_intercepted(const drp_conn_t *c, const char *host,
-			   uint16_t port)
+static bool is_intercepted(const drp_conn_t *c, const char *host, uint16_t port)
 {
 	return drp_server_intercepts(conf_of(c), host, port);
 }
@@ -552,7 +552,8 @@ static void handle_connect(drp_conn_t *c, const drp_http_msg_t *req)
 static void handle_local(drp_conn_t *c, const drp_http_msg_t *req,
 			 const char *path, size_t path_len)
 {
-	if (!drp_http_method_is(req, "GET") && !drp_http_method_is(req, "HEAD")) {
+	if (!drp_http_method_is(req, "GET") &&
+	    !drp_http_method_is(req, "HEAD")) {
 		respond_error(c, 405, false, "method not allowed here");
 		return;
 	}
@@ -564,10 +565,11 @@ static void handle_local(drp_conn_t *c, const drp_http_msg_t *req,
 	}
 	drp_local_response_t r = {0};
 	if (drp_local_answer(c->w->srv, path, path_len, hostbuf, &r) < 0) {
-		respond_error(c, 404, false,
-			      "not found: this is docker-registry-proxy; use it "
-			      "as an HTTP(S) proxy, or GET /ca.crt, "
-			      "/setup/systemd, /healthz, /metrics");
+		respond_error(
+			c, 404, false,
+			"not found: this is docker-registry-proxy; use it "
+			"as an HTTP(S) proxy, or GET /ca.crt, "
+			"/setup/systemd, /healthz, /metrics");
 		return;
 	}
 	respond(c, r.status, r.content_type, r.body, r.len, false);
@@ -683,8 +685,8 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 		respond_error(c, 400, true, "missing Host header");
 		return;
 	}
-	if (drp_uri_parse_host_header(hh->value, hh->value_len, hhost,
-				      &hport) < 0 ||
+	if (drp_uri_parse_host_header(hh->value, hh->value_len, hhost, &hport) <
+		    0 ||
 	    strcmp(hhost, c->host) != 0 || c->sni_mismatch) {
 		drp_log_notice(DRP_LOG_PROXY,
 			       "[c%06u] %s: Host/SNI does not match CONNECT "
@@ -731,7 +733,7 @@ static bool try_request(drp_conn_t *c)
 		drp_log_notice(DRP_LOG_HTTP, "[c%06u] %s: bad request (%d)",
 			       c->id, c->peer_str, st);
 		respond_error(c, st, true, "%s",
-			      st == 431   ? "request header fields too large"
+			      st == 431	  ? "request header fields too large"
 			      : st == 505 ? "HTTP version not supported"
 					  : "malformed request");
 		drp_buf_reset(&c->in);
@@ -759,9 +761,9 @@ static bool pump_request_body(drp_conn_t *c)
 		size_t avail = drp_buf_pending(&c->in);
 		const char *data;
 		size_t dlen;
-		ssize_t n = drp_http_body_feed(&c->reqbody, drp_buf_head(&c->in),
-					       avail < room ? avail : room,
-					       &data, &dlen);
+		ssize_t n = drp_http_body_feed(
+			&c->reqbody, drp_buf_head(&c->in),
+			avail < room ? avail : room, &data, &dlen);
 		if (n < 0) {
 			drp_conn_close(c, "malformed chunked request body");
 			return false;
@@ -804,7 +806,8 @@ static bool want_read(const drp_conn_t *c)
 
 static void conn_run(drp_conn_t *c)
 {
-	if (c->state == DRP_CONN_TUNNEL || c->state == DRP_CONN_TUNNEL_CONNECT) {
+	if (c->state == DRP_CONN_TUNNEL ||
+	    c->state == DRP_CONN_TUNNEL_CONNECT) {
 		tunnel_run(c);
 		return;
 	}
@@ -838,10 +841,11 @@ static void conn_run(drp_conn_t *c)
 			c->tls_active = true;
 			const char *sni = drp_tls_sni(c->tls);
 			if (sni[0] && strcmp(sni, c->host) != 0) {
-				drp_log_notice(DRP_LOG_TLS,
-					       "[c%06u] %s: SNI %s differs from "
-					       "CONNECT %s",
-					       c->id, c->peer_str, sni, c->host);
+				drp_log_notice(
+					DRP_LOG_TLS,
+					"[c%06u] %s: SNI %s differs from "
+					"CONNECT %s",
+					c->id, c->peer_str, sni, c->host);
 				c->sni_mismatch = true;
 			}
 			c->state = DRP_CONN_HEAD;
@@ -849,7 +853,8 @@ static void conn_run(drp_conn_t *c)
 			progress = true;
 			continue;
 		}
-		if (c->state == DRP_CONN_PROXY_HEAD || c->state == DRP_CONN_HEAD) {
+		if (c->state == DRP_CONN_PROXY_HEAD ||
+		    c->state == DRP_CONN_HEAD) {
 			if (try_request(c))
 				progress = true;
 			if (c->state == DRP_CONN_TUNNEL_CONNECT ||
@@ -879,11 +884,11 @@ static void conn_run(drp_conn_t *c)
 				c->client_eof = true;
 				if (c->state != DRP_CONN_EXCHANGE ||
 				    !c->req_body_done) {
-					drp_conn_close(c, c->state ==
-								  DRP_CONN_EXCHANGE
-							  ? "client closed "
-							    "during upload"
-							  : "client closed");
+					drp_conn_close(
+						c, c->state == DRP_CONN_EXCHANGE
+							   ? "client closed "
+							     "during upload"
+							   : "client closed");
 					return;
 				}
 			} else if (n != -EAGAIN) {
@@ -1014,7 +1019,8 @@ static void tunnel_begin(drp_conn_t *c)
 		return;
 	}
 	set_timeout(c, conf_of(c)->connect_timeout);
-	c->dnsq = drp_dns_resolve(c->w->dns, c->host, c->port, tunnel_dns_cb, c);
+	c->dnsq =
+		drp_dns_resolve(c->w->dns, c->host, c->port, tunnel_dns_cb, c);
 }
 
 static bool relay(drp_conn_t *c, int from, int to, drp_buf_t *b, bool *eof,

@@ -21,12 +21,12 @@
 
 /* Read from the upstream only while less than this is waiting for the
  * sink; request-body bytes are buffered up to the same bound. */
-#define FETCH_BUF_HIGH (256 * 1024)
+#define FETCH_BUF_HIGH	 (256 * 1024)
 #define FETCH_READ_CHUNK (64 * 1024)
-#define MAX_REDIRECTS 5
+#define MAX_REDIRECTS	 5
 #define POOL_MAX_PER_KEY 8
-#define POOL_MAX 64
-#define POOL_IDLE_S 30.0
+#define POOL_MAX	 64
+#define POOL_IDLE_S	 30.0
 
 typedef struct drp_upconn {
 	struct drp_upconn *next, *prev;
@@ -97,6 +97,7 @@ struct drp_fetch {
 	bool auth_tried;
 	bool stale_retried;
 	bool got_bytes;
+	bool up_eof; /* the upstream closed (EOF-delimited body) */
 	uint64_t bytes_up;
 };
 
@@ -296,9 +297,9 @@ drp_fetch_t *drp_fetch_new(drp_worker_t *w, drp_runtime_t *rt,
 	drp_buf_append(&f->headers, req->headers, req->headers_len);
 	f->body_mode = req->body_mode;
 	f->body_len = req->body_len;
-	f->req_ended = req->body_mode == DRP_HTTP_BODY_NONE ||
-		       (req->body_mode == DRP_HTTP_BODY_LENGTH &&
-			req->body_len == 0);
+	f->req_ended =
+		req->body_mode == DRP_HTTP_BODY_NONE ||
+		(req->body_mode == DRP_HTTP_BODY_LENGTH && req->body_len == 0);
 	f->follow_redirects = req->follow_redirects;
 	f->conn_id = req->conn_id;
 	f->sink = sink;
@@ -363,8 +364,8 @@ static void connect_next(drp_fetch_t *f)
 		int fd = socket(sa->sa_family,
 				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
-			drp_log_errno(DRP_LOG_WARNING, DRP_LOG_PROXY, "[c%06u] socket",
-				      f->conn_id);
+			drp_log_errno(DRP_LOG_WARNING, DRP_LOG_PROXY,
+				      "[c%06u] socket", f->conn_id);
 			continue;
 		}
 		int one = 1;
@@ -391,7 +392,8 @@ static void connect_next(drp_fetch_t *f)
 		return;
 	}
 	fetch_fail(f, -EHOSTUNREACH, 502, "cannot connect to %s:%u (%s)",
-		   f->host, f->port, f->addr_str[0] ? f->addr_str : "no address");
+		   f->host, f->port,
+		   f->addr_str[0] ? f->addr_str : "no address");
 }
 
 static void dns_cb(void *arg, int status, const drp_dns_result_t *res)
@@ -529,9 +531,9 @@ static void start_handshake_or_send(drp_fetch_t *f)
 static int flush_out(drp_fetch_t *f, bool *progress)
 {
 	for (;;) {
-		drp_buf_t *b = drp_buf_pending(&f->out) ? &f->out
+		drp_buf_t *b = drp_buf_pending(&f->out)	      ? &f->out
 			       : drp_buf_pending(&f->reqbody) ? &f->reqbody
-							       : NULL;
+							      : NULL;
 		if (b == NULL)
 			break;
 		ssize_t n;
@@ -539,8 +541,8 @@ static int flush_out(drp_fetch_t *f, bool *progress)
 			n = drp_tls_write(f->up->tls, drp_buf_head(b),
 					  drp_buf_pending(b));
 		else
-			n = send(f->up->fd, drp_buf_head(b),
-				 drp_buf_pending(b), MSG_NOSIGNAL);
+			n = send(f->up->fd, drp_buf_head(b), drp_buf_pending(b),
+				 MSG_NOSIGNAL);
 		if (n < 0 && !f->up->tls && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (n == -EAGAIN)
@@ -670,11 +672,12 @@ static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
 		}
 		/* Default port for https, unless one was given. */
 		const char *auth_end = memchr(tmp + 7, '/', vl - 8);
-		size_t alen = auth_end ? (size_t)(auth_end - (tmp + 7)) : vl - 8;
+		size_t alen =
+			auth_end ? (size_t)(auth_end - (tmp + 7)) : vl - 8;
 		const char *rb = memchr(tmp + 7, ']', alen);
-		const char *colon =
-			memchr(rb ? rb : tmp + 7, ':',
-			       alen - (size_t)((rb ? rb : tmp + 7) - (tmp + 7)));
+		const char *colon = memchr(
+			rb ? rb : tmp + 7, ':',
+			alen - (size_t)((rb ? rb : tmp + 7) - (tmp + 7)));
 		if (colon == NULL)
 			port = 443;
 		tls = true;
@@ -741,7 +744,8 @@ static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 		if (r == DRP_FETCH_AUTH_OK || r == DRP_FETCH_AUTH_PENDING) {
 			up_close(f->up);
 			f->up = NULL;
-			f->state = r == DRP_FETCH_AUTH_OK ? F_INIT : F_WAIT_AUTH;
+			f->state =
+				r == DRP_FETCH_AUTH_OK ? F_INIT : F_WAIT_AUTH;
 			ev_timer_stop(f->w->loop, &f->timer);
 			if (r == DRP_FETCH_AUTH_OK)
 				fetch_kick(f);
@@ -811,6 +815,8 @@ static bool process_input(drp_fetch_t *f)
 		if (c == 0 && dlen == 0)
 			break;
 	}
+	if (f->up_eof && drp_buf_pending(&f->in) == 0)
+		f->rbody.done = true; /* close-delimited body complete */
 	if (f->rbody.done) {
 		if (drp_buf_pending(&f->in) > 0)
 			f->resp_close = true; /* unexpected extra bytes */
@@ -829,8 +835,9 @@ static bool process_input(drp_fetch_t *f)
 static void up_eof(drp_fetch_t *f)
 {
 	if (f->head_done && f->rbody.mode == DRP_HTTP_BODY_EOF) {
-		f->rbody.done = true;
+		f->up_eof = true;
 		f->resp_close = true;
+		ev_io_stop(f->w->loop, &f->up->io);
 		process_input(f);
 		return;
 	}
@@ -867,9 +874,9 @@ static void fetch_run(drp_fetch_t *f)
 		if (err == EINPROGRESS || err == EALREADY)
 			return;
 		if (err != 0) {
-			drp_log_info(DRP_LOG_PROXY, "[c%06u] connect %s (%s): %s",
-				     f->conn_id, f->host, f->addr_str,
-				     strerror(err));
+			drp_log_info(DRP_LOG_PROXY,
+				     "[c%06u] connect %s (%s): %s", f->conn_id,
+				     f->host, f->addr_str, strerror(err));
 			up_close(u);
 			f->up = NULL;
 			connect_next(f);
@@ -914,7 +921,7 @@ static void fetch_run(drp_fetch_t *f)
 			drp_buf_reset(&f->out);
 			f->resp_close = true;
 		}
-		if (drp_buf_pending(&f->in) < FETCH_BUF_HIGH) {
+		if (!f->up_eof && drp_buf_pending(&f->in) < FETCH_BUF_HIGH) {
 			char *p = drp_buf_reserve(&f->in, FETCH_READ_CHUNK);
 			ssize_t n;
 			if (u->tls) {
@@ -959,7 +966,7 @@ static void fetch_run(drp_fetch_t *f)
 	}
 	/* Wait for what we need next. */
 	int ev = 0;
-	bool want_read = drp_buf_pending(&f->in) < FETCH_BUF_HIGH;
+	bool want_read = !f->up_eof && drp_buf_pending(&f->in) < FETCH_BUF_HIGH;
 	if (want_read)
 		ev |= EV_READ;
 	if (drp_buf_pending(&f->out) || drp_buf_pending(&f->reqbody))
@@ -989,8 +996,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	drp_fetch_t *f = DRP_CONTAINER_OF(t, drp_fetch_t, timer);
 	switch (f->state) {
 	case F_CONNECT:
-		drp_log_info(DRP_LOG_PROXY, "[c%06u] connect %s (%s): timed out",
-			     f->conn_id, f->host, f->addr_str);
+		drp_log_info(DRP_LOG_PROXY,
+			     "[c%06u] connect %s (%s): timed out", f->conn_id,
+			     f->host, f->addr_str);
 		up_close(f->up);
 		f->up = NULL;
 		if (f->cur_addr < f->n_addrs) {
@@ -1001,8 +1009,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			   f->host);
 		return;
 	case F_HANDSHAKE:
-		fetch_fail(f, -ETIMEDOUT, 504, "TLS handshake with %s timed out",
-			   f->host);
+		fetch_fail(f, -ETIMEDOUT, 504,
+			   "TLS handshake with %s timed out", f->host);
 		return;
 	case F_EXCHANGE:
 		/* A paused sink is the client's problem, not a stall. */

@@ -18,17 +18,16 @@ drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen)
 	atomic_init(&rt->refs, 1);
 	rt->conf = conf;
 	rt->access_fd = -1;
-	rt->upcred = drp_tls_client_cred_new(conf->upstream_ca_file,
-					     conf->verify_upstream, err,
-					     errlen);
+	rt->upcred = drp_tls_client_cred_new(
+		conf->upstream_ca_file, conf->verify_upstream, err, errlen);
 	if (rt->upcred == NULL)
 		goto fail;
 	if (conf->access_log == NULL || strcmp(conf->access_log, "-") == 0) {
 		rt->access_fd = 2;
 	} else if (conf->access_log[0] != '\0') {
-		rt->access_fd = open(conf->access_log,
-				     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-				     0640);
+		rt->access_fd =
+			open(conf->access_log,
+			     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 		if (rt->access_fd < 0) {
 			snprintf(err, errlen, "access_log %s: %s",
 				 conf->access_log, strerror(errno));
@@ -86,8 +85,8 @@ static bool entry_matches(const char *entry, size_t elen, const char *host,
 		size_t hl = (size_t)(colon - entry);
 		unsigned long p = strtoul(colon + 1, NULL, 10);
 		if (entry[0] == '[' && rb) {
-			return p == port && (size_t)(rb - entry - 1) ==
-						    strlen(host) &&
+			return p == port &&
+			       (size_t)(rb - entry - 1) == strlen(host) &&
 			       strncmp(entry + 1, host, strlen(host)) == 0;
 		}
 		return p == port && hl == strlen(host) &&
@@ -106,9 +105,8 @@ static bool entry_matches(const char *entry, size_t elen, const char *host,
 bool drp_server_intercepts(const drp_conf_t *conf, const char *host,
 			   uint16_t port)
 {
-	static const char *const always[] = {"registry-1.docker.io",
-					     "auth.docker.io",
-					     "index.docker.io"};
+	static const char *const always[] = {
+		"registry-1.docker.io", "auth.docker.io", "index.docker.io"};
 	for (size_t i = 0; i < DRP_ARRAY_SIZE(always); i++)
 		if (port == 443 && strcmp(host, always[i]) == 0)
 			return true;

@@ -31,15 +31,15 @@ typedef struct drp_runtime {
 } drp_runtime_t;
 
 typedef struct drp_stats {
-	atomic_ulong connections;	/* accepted */
+	atomic_ulong connections; /* accepted */
 	atomic_ulong connections_open;
 	atomic_ulong requests;
 	atomic_ulong tunnels;
-	atomic_ulong refused;		/* 403 by policy */
-	atomic_ulong upstream_errors;	/* 502/504 */
+	atomic_ulong refused;	      /* 403 by policy */
+	atomic_ulong upstream_errors; /* 502/504 */
 	atomic_ulong upstream_429;
-	atomic_ulong bytes_upstream;	/* body bytes received from upstreams */
-	atomic_ulong bytes_client;	/* body bytes sent to clients */
+	atomic_ulong bytes_upstream; /* body bytes received from upstreams */
+	atomic_ulong bytes_client;   /* body bytes sent to clients */
 } drp_stats_t;
 
 struct drp_worker;

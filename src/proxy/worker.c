@@ -67,12 +67,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					int x = accept(l->fd, NULL, NULL);
 					if (x >= 0)
 						close(x);
-					w->spare_fd = open("/dev/null",
-							   O_RDONLY | O_CLOEXEC);
+					w->spare_fd =
+						open("/dev/null",
+						     O_RDONLY | O_CLOEXEC);
 				}
 			} else if (errno != EAGAIN && errno != EINTR &&
 				   errno != ECONNABORTED) {
-				drp_log_errno(DRP_LOG_WARNING, DRP_LOG_NET, "accept");
+				drp_log_errno(DRP_LOG_WARNING, DRP_LOG_NET,
+					      "accept");
 			}
 			return;
 		}
@@ -82,10 +84,11 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (atomic_load(&w->srv->stats.connections_open) >= max) {
 			static const char busy[] =
 				"HTTP/1.1 503 Service Unavailable\r\n"
-				"Content-Length: 26\r\nConnection: close\r\n\r\n"
+				"Content-Length: 26\r\nConnection: "
+				"close\r\n\r\n"
 				"too many connections; retry\n";
-			ssize_t r = send(fd, busy, sizeof(busy) - 1,
-					 MSG_NOSIGNAL);
+			ssize_t r =
+				send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
 			(void)r;
 			close(fd);
 			drp_log_warning(DRP_LOG_NET,
@@ -112,7 +115,8 @@ int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 		w->id = i;
 		w->spare_fd = -1;
 		w->n_listeners = conf->n_listen;
-		w->listeners = drp_calloc(conf->n_listen, sizeof(drp_listener_t));
+		w->listeners =
+			drp_calloc(conf->n_listen, sizeof(drp_listener_t));
 		for (unsigned j = 0; j < conf->n_listen; j++) {
 			w->listeners[j].w = w;
 			w->listeners[j].fd =

@@ -41,7 +41,8 @@ static void init_priority(void)
 	if (__atomic_exchange_n(&done, 1, __ATOMIC_SEQ_CST))
 		return;
 	const char *errpos = NULL;
-	int r = gnutls_priority_init(&prio, "NORMAL:%SERVER_PRECEDENCE", &errpos);
+	int r = gnutls_priority_init(&prio, "NORMAL:%SERVER_PRECEDENCE",
+				     &errpos);
 	drp_require(r == GNUTLS_E_SUCCESS);
 }
 
@@ -64,8 +65,8 @@ drp_tls_client_cred_t *drp_tls_client_cred_new(const char *extra_ca_file,
 		r = gnutls_certificate_set_x509_trust_file(
 			c->cred, extra_ca_file, GNUTLS_X509_FMT_PEM);
 		if (r <= 0) {
-			snprintf(err, errlen,
-				 "upstream_ca_file %s: %s", extra_ca_file,
+			snprintf(err, errlen, "upstream_ca_file %s: %s",
+				 extra_ca_file,
 				 r == 0 ? "no certificate found"
 					: gnutls_strerror(r));
 			drp_tls_client_cred_free(c);
@@ -92,8 +93,7 @@ void drp_tls_client_cred_free(drp_tls_client_cred_t *c)
 static void set_err(drp_tls_t *t, int r)
 {
 	t->last_err = r;
-	snprintf(t->err, sizeof(t->err), "(%d) %s", r,
-		 gnutls_strerror_name(r));
+	snprintf(t->err, sizeof(t->err), "(%d) %s", r, gnutls_strerror_name(r));
 }
 
 static int post_client_hello_cb(gnutls_session_t s)
@@ -235,7 +235,8 @@ int drp_tls_handshake(drp_tls_t *t)
 		return 0;
 	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
 		return -EAGAIN;
-	if (gnutls_error_is_fatal(r) == 0 && r != GNUTLS_E_WARNING_ALERT_RECEIVED)
+	if (gnutls_error_is_fatal(r) == 0 &&
+	    r != GNUTLS_E_WARNING_ALERT_RECEIVED)
 		return -EAGAIN;
 	set_err(t, r);
 	if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
@@ -244,7 +245,8 @@ int drp_tls_handshake(drp_tls_t *t)
 		if (gnutls_certificate_verification_status_print(
 			    status, GNUTLS_CRT_X509, &out, 0) == 0) {
 			snprintf(t->err, sizeof(t->err),
-				 "certificate verification failed for %.64s: %.150s",
+				 "certificate verification failed for %.64s: "
+				 "%.150s",
 				 t->host, out.data);
 			gnutls_free(out.data);
 		}

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* Policy decisions and access-log lines of the proxy core. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "proxy/accesslog.h"
+#include "proxy/server.h"
+
+Suite *proxy_suite(void);
+
+static drp_conf_t *conf_from(const char *text)
+{
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load_string("test.ini", text, &errs);
+	for (unsigned i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	ck_assert_ptr_nonnull(c);
+	drp_conf_errors_free(&errs);
+	return c;
+}
+
+START_TEST(intercept_policy)
+{
+	drp_conf_t *c =
+		conf_from("[proxy]\n"
+			  "registries = quay.io registry.test:5000 [::1]:8443\n"
+			  "[registry \"ghcr.io/acme\"]\n"
+			  "username = u\npassword = p\nplugin = basic\n"
+			  "[registry \"*.pkg.dev\"]\n");
+	static const struct {
+		const char *host;
+		uint16_t port;
+		bool want;
+	} cases[] = {
+		/* listed host, default port */
+		{"quay.io", 443, true},
+		/* listed host on another port is tunnelled, not intercepted */
+		{"quay.io", 8443, false},
+		/* host:port entry matches only that port */
+		{"registry.test", 5000, true},
+		{"registry.test", 443, false},
+		/* wildcard section: subdomains, not the apex */
+		{"europe-docker.pkg.dev", 443, true},
+		{"pkg.dev", 443, false},
+		{"evilpkg.dev", 443, false},
+		/* Docker Hub is always intercepted */
+		{"registry-1.docker.io", 443, true},
+		{"auth.docker.io", 443, true},
+		/* a [registry] section implies its host */
+		{"ghcr.io", 443, true},
+		/* IPv6 literal entry */
+		{"::1", 8443, true},
+		/* anything else */
+		{"github.com", 443, false},
+		{"quay.io.evil.com", 443, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(
+			drp_server_intercepts(c, cases[i].host,
+					      cases[i].port) == cases[i].want,
+			"case %zu: %s:%u", i, cases[i].host, cases[i].port);
+	drp_conf_free(c);
+}
+END_TEST
+
+START_TEST(resolve_override)
+{
+	drp_conf_t *c = conf_from("[resolve]\n"
+				  "registry.test = 127.0.0.11:8443\n"
+				  "cdn.test = 127.0.0.14\n");
+	struct sockaddr_storage ss;
+	unsigned len;
+	ck_assert(drp_server_resolve_override(c, "registry.test", 443, &ss,
+					      &len));
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	ck_assert_uint_eq(ntohs(in->sin_port), 8443);
+	ck_assert_uint_eq(ntohl(in->sin_addr.s_addr), 0x7f00000b);
+	/* no port in the entry: the requested one */
+	ck_assert(drp_server_resolve_override(c, "cdn.test", 443, &ss, &len));
+	ck_assert_uint_eq(ntohs(in->sin_port), 443);
+	ck_assert(
+		!drp_server_resolve_override(c, "other.test", 443, &ss, &len));
+	drp_conf_free(c);
+}
+END_TEST
+
+START_TEST(accesslog_line)
+{
+	drp_access_t a = {
+		.client = "10.0.0.7",
+		.host = "quay.io",
+		.port = 443,
+		.method = "GET",
+		.path = "/v2/x/blobs/sha256:ab?X-Amz-Signature=secret",
+		.status = 200,
+		.bytes_in = 0,
+		.bytes_out = 1048576,
+		.duration = 0.035,
+		.up_status = 200,
+		.result = "PASS",
+	};
+	char line[1024];
+	size_t n = drp_accesslog_format(&a, 1795000000.25, line, sizeof(line));
+	ck_assert_str_eq(line, "2026-11-18T11:06:40.250Z 10.0.0.7 quay.io:443 "
+			       "GET /v2/x/blobs/sha256:ab 200 0 1048576 35 "
+			       "200 PASS\n");
+	ck_assert_uint_eq(n, strlen(line));
+	/* The query string (signed URLs) never reaches the log. */
+	ck_assert_ptr_null(strstr(line, "secret"));
+
+	/* Control bytes and spaces in a path cannot forge fields or lines;
+	 * a direct request has no host; no upstream status is "-". */
+	drp_access_t b = {.client = "::1",
+			  .method = "GET",
+			  .path = "/a b\nc",
+			  .status = 404,
+			  .result = "PASS"};
+	drp_accesslog_format(&b, 1795000000.0, line, sizeof(line));
+	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z ::1 - GET /a%20b%0Ac "
+			       "404 0 0 0 - PASS\n");
+}
+END_TEST
+
+Suite *proxy_suite(void)
+{
+	Suite *s = suite_create("proxy");
+	TCase *tc = tcase_create("policy");
+	tcase_add_test(tc, intercept_policy);
+	tcase_add_test(tc, resolve_override);
+	tcase_add_test(tc, accesslog_line);
+	suite_add_tcase(s, tc);
+	return s;
+}
