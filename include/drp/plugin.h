@@ -262,9 +262,10 @@ typedef struct drp_host_api {
 	 * redirects are not followed). headers is a NULL-terminated array
 	 * of "Name: value" strings, or NULL. body may be NULL. Everything
 	 * is copied before the call returns. The callback runs exactly once,
-	 * later, on the calling thread, unless http_cancel is called first.
-	 * Returns NULL (and never calls cb) if the request cannot be started
-	 * (bad URL, out of memory).
+	 * later, on the calling thread, unless http_cancel is called first;
+	 * the host never drops a fetch silently (at shutdown it completes
+	 * with -ECANCELED). Returns NULL (and never calls cb) if the request
+	 * cannot be started (bad URL, out of memory).
 	 */
 	drp_fetch_t *(*http_fetch)(drp_host_ctx_t *ctx, const char *method,
 				   const char *url, const char *const *headers,
@@ -459,9 +460,12 @@ typedef struct drp_plugin {
 	 */
 	int (*instance_new)(void *pctx, const drp_instance_args_t *args,
 			    void **inst, char *errbuf, size_t errlen);
-	/* Mandatory. Free an instance; no hook or callback of it is running
-	 * or pending. Token-cache entries of the instance are dropped by the
-	 * host. */
+	/* Mandatory. Free an instance. No hook or callback of it is running
+	 * or pending: the host waits until every http_fetch and timer
+	 * started with the instance's ctx has completed or been cancelled,
+	 * so a plugin may keep a fetch going after its request was
+	 * cancelled (e.g. for other requests waiting on the same token).
+	 * Token-cache entries of the instance are dropped by the host. */
 	void (*instance_free)(void *inst);
 
 	/*

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry token flow shared by the in-tree plugins, written against
+ * <drp/plugin.h> only, so a third-party plugin may copy it.
+ *
+ *  - challenge: a "Bearer realm=...,service=...,scope=..." challenge
+ *    fetches a token from the realm (GET realm?service=S&scope=X, with
+ *    Basic credentials if configured, anonymously otherwise) through
+ *    host->http_fetch, and caches it per (instance, scope) in the host's
+ *    token cache. Concurrent requests for one scope wait for that one
+ *    fetch. A "Basic" challenge is answered with the configured
+ *    credentials. Realms come from the challenge, never from the code.
+ *  - decorate: once the registry has been seen to want Basic, Basic is
+ *    sent up front; otherwise a cached token for the request's scope
+ *    ("repository:NAME:pull" or ":pull,push") is added when there is one.
+ *  - cancel: a waiting request stops waiting; a request that started the
+ *    token fetch leaves the fetch running for the others.
+ *
+ * Credentials go only to https:// realms; anonymous token requests may use
+ * http:// realms too.
+ *
+ * Every function runs on the calling worker thread; bearer_t is shared by
+ * all threads and read-only after bearer_init except for the atomic
+ * scheme hint.
+ */
+#ifndef DRP_PLUGINS_BEARER_H
+#define DRP_PLUGINS_BEARER_H
+
+#include <stdatomic.h>
+
+#include <drp/plugin.h>
+
+enum bearer_scheme {
+	BEARER_SCHEME_UNKNOWN = 0,
+	BEARER_SCHEME_BASIC = 1,
+	BEARER_SCHEME_BEARER = 2,
+};
+
+typedef struct bearer {
+	const drp_host_api_t *host;
+	drp_host_ctx_t *ctx;
+	char *basic;	    /* "Basic ...", host->alloc'ed; NULL = anonymous */
+	char *user;	    /* for log lines; NULL = anonymous */
+	_Atomic int scheme; /* enum bearer_scheme, learned from challenges */
+} bearer_t;
+
+/* user/password both NULL for anonymous access. Returns 0 or -ENOMEM. */
+int bearer_init(bearer_t *b, const drp_host_api_t *host, drp_host_ctx_t *ctx,
+		const char *user, const char *password);
+void bearer_fini(bearer_t *b);
+
+int bearer_decorate(bearer_t *b, drp_auth_req_t *req);
+int bearer_challenge(bearer_t *b, drp_auth_req_t *req,
+		     const char *www_authenticate);
+void bearer_cancel(bearer_t *b, drp_auth_req_t *req);
+
+/* Read username and password (or password_file) of the section. Sets
+ * both to NULL when neither is configured; reports a lone one with
+ * host->config_error. Returns 0, or a negative errno after reporting.
+ * Free both with bearer_free_secret(). */
+int bearer_read_credentials(const drp_host_api_t *host, drp_host_ctx_t *ctx,
+			    char **user, char **password);
+/* Clears and frees a host->alloc'ed string. */
+void bearer_free_secret(const drp_host_api_t *host, char *s);
+
+#endif
