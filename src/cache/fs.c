@@ -369,6 +369,63 @@ static void scan_shard(drp_cache_t *db, drp_cache_stats_t *stats,
 	closedir(d);
 }
 
+/*
+ * Scan the 256 shards with a few threads: on a cold page cache the scan
+ * waits for inode reads, and several outstanding requests let the disk
+ * serve them in parallel (100k objects, cold, idle 2-core VM: 1.1 s with
+ * one thread, 0.7 s with four; bench/cache_index.sh).
+ */
+#define SCAN_THREADS 4
+
+struct scan_job {
+	drp_cache_t *db;
+	drp_cache_stats_t *stats;
+	unsigned first;
+	drp_cache_obj_t **objs;
+	size_t n, cap;
+};
+
+static void *scan_thread(void *arg)
+{
+	struct scan_job *j = arg;
+	for (unsigned s = j->first; s < 256; s += SCAN_THREADS)
+		scan_shard(j->db, j->stats, s, &j->objs, &j->n, &j->cap);
+	return NULL;
+}
+
+static size_t scan_all(drp_cache_t *db, drp_cache_stats_t *stats)
+{
+	struct scan_job jobs[SCAN_THREADS];
+	pthread_t th[SCAN_THREADS];
+	bool started[SCAN_THREADS];
+	size_t total = 0;
+
+	for (unsigned t = 0; t < SCAN_THREADS; t++) {
+		jobs[t] =
+			(struct scan_job){.db = db, .stats = stats, .first = t};
+		started[t] = pthread_create(&th[t], NULL, scan_thread,
+					    &jobs[t]) == 0;
+		if (!started[t])
+			scan_thread(&jobs[t]);
+	}
+	for (unsigned t = 0; t < SCAN_THREADS; t++) {
+		if (started[t])
+			pthread_join(th[t], NULL);
+		total += jobs[t].n;
+	}
+	drp_cache_obj_t **all = drp_malloc((total ? total : 1) * sizeof(*all));
+	size_t k = 0;
+	for (unsigned t = 0; t < SCAN_THREADS; t++) {
+		if (jobs[t].n) /* objs is NULL for an empty share */
+			memcpy(all + k, jobs[t].objs, jobs[t].n * sizeof(*all));
+		k += jobs[t].n;
+		free(jobs[t].objs);
+	}
+	drp_cache_index_load(&db->idx, all, total);
+	free(all);
+	return total;
+}
+
 static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
 		   drp_cache_stats_t *stats, char *errbuf, size_t errlen)
 {
@@ -425,12 +482,7 @@ static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
 		goto err_fd;
 	clean_tmp(db, stats);
 
-	drp_cache_obj_t **objs = NULL;
-	size_t n = 0, cap = 0;
-	for (unsigned s = 0; s < 256; s++)
-		scan_shard(db, stats, s, &objs, &n, &cap);
-	drp_cache_index_load(&db->idx, objs, n);
-	free(objs);
+	size_t n = scan_all(db, stats);
 	DRP_CACHE_STAT_ADD(stats, index_loaded, n);
 
 	/* The budget may have been lowered since the last run. */
