@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are used by the sourcing scripts
 #
 # Integration-test library: real upstream registries (Debian's
 # docker-registry), an nginx CDN and tunnel origin, deterministic test
@@ -169,7 +170,7 @@ drp_alive()
 # started through a wrapper or a namespace helper is a child of what drp_bg
 # recorded), wait up to SECONDS (default 10) for all of them, then SIGKILL
 # what is left. Returns 0 if everything exited after SIGTERM, 1 if
-# something needed SIGKILL.
+# something needed SIGKILL; DRP_STOP_STATUS is PID's exit status.
 drp_stop()
 {
 	local pid=$1 t=$((${2:-10} * 10)) i=0 p left pids
@@ -186,10 +187,12 @@ drp_stop()
 	if [ -n "$left" ]; then
 		# shellcheck disable=SC2086
 		kill -KILL $left 2>/dev/null || true
-		wait "$pid" 2>/dev/null
+		DRP_STOP_STATUS=0
+		wait "$pid" 2>/dev/null || DRP_STOP_STATUS=$?
 		return 1
 	fi
-	wait "$pid" 2>/dev/null
+	DRP_STOP_STATUS=0
+	wait "$pid" 2>/dev/null || DRP_STOP_STATUS=$?
 	return 0
 }
 

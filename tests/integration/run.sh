@@ -116,6 +116,11 @@ rc=0
 	elif ! drp_stop "$PROXY_PID" 15; then
 		echo "FAIL: the proxy did not exit within 15 s of SIGTERM"
 		false
+	elif [ "$DRP_STOP_STATUS" != 0 ]; then
+		# valgrind --error-exitcode and LeakSanitizer end up here too.
+		echo "FAIL: the proxy exited with status $DRP_STOP_STATUS after SIGTERM"
+		tail -n 30 "$WORK/logs/proxy-shared.err"
+		false
 	elif grep -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer' "$WORK/logs/proxy-shared.err"; then
 		echo "FAIL: sanitizer report at exit"
 		false
