@@ -20,6 +20,7 @@
 #ifndef DRP_HTTP_PARSE_H
 #define DRP_HTTP_PARSE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
