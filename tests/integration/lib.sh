@@ -14,6 +14,9 @@
 #   redirect.test  127.0.0.13:443  blob GET/HEAD answer 307 to https://cdn.test/...
 #   cdn.test       127.0.0.14:443  nginx serving redirect.test's storage directory
 #   tunnel.test    127.0.0.15:443  nginx serving $WORK/tunnel-root (file: /file)
+#   bad.test       127.0.0.16:443  fakeupstream.py (wrong, short, slow blobs), when
+#                                  a scenario starts it
+#   stale.test     127.0.0.17:443  a registry a scenario starts and stops
 #
 # Every process started with drp_bg is killed by the EXIT trap of the shell
 # that started it; every wait is bounded.
@@ -29,7 +32,8 @@ BASIC_USER=drpuser
 BASIC_PASS='s3cret-Pass'
 
 declare -A DRP_IP=([registry.test]=127.0.0.11 [basic.test]=127.0.0.12
-	[redirect.test]=127.0.0.13 [cdn.test]=127.0.0.14 [tunnel.test]=127.0.0.15)
+	[redirect.test]=127.0.0.13 [cdn.test]=127.0.0.14 [tunnel.test]=127.0.0.15
+	[bad.test]=127.0.0.16 [stale.test]=127.0.0.17)
 
 # ---------------------------------------------------------------- output
 
@@ -591,10 +595,11 @@ drp_free_port()
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# drp_proxy_conf NAME PORT [EXTRA-PROXY-LINES]: write $WORK/NAME/proxy.ini.
+# drp_proxy_conf NAME PORT [EXTRA-PROXY-LINES [EXTRA-CACHE-LINES]]: write
+# $WORK/NAME/proxy.ini; DRP_IT_REGISTRIES overrides the intercepted hosts.
 drp_proxy_conf()
 {
-	local name=$1 port=$2 extra=${3:-} d=$WORK/$1 h
+	local name=$1 port=$2 extra=${3:-} cextra=${4:-} d=$WORK/$1 h
 	mkdir -p "$d"
 	{
 		cat <<-EOF
@@ -602,7 +607,7 @@ drp_proxy_conf()
 			[proxy]
 			listen = 127.0.0.1:$port
 			workers = 2
-			registries = registry.test basic.test redirect.test
+			registries = ${DRP_IT_REGISTRIES:-registry.test basic.test redirect.test}
 			allow = ${DRP_IT_ALLOW:-127.0.0.1/32}
 			tunnel_ports = 443
 			ca_dir = $d/ca
@@ -610,15 +615,16 @@ drp_proxy_conf()
 			access_log = $d/access.log
 			error_log = $d/proxy.log
 		EOF
-		[ -n "$extra" ] && printf '%s\n' "$extra"
+		if [ -n "$extra" ]; then printf '%s\n' "$extra"; fi
 		echo "[resolve]"
-		for h in registry.test basic.test redirect.test cdn.test tunnel.test; do
+		for h in $(printf '%s\n' "${!DRP_IP[@]}" | sort); do
 			echo "$h = ${DRP_IP[$h]}:443"
 		done
 		cat <<-EOF
 			[cache]
 			dir = $d/cache
 		EOF
+		if [ -n "$cextra" ]; then printf '%s\n' "$cextra"; fi
 	} >"$d/proxy.ini"
 }
 
@@ -712,6 +718,53 @@ drp_write_env()
 		echo "DRP_IT_LARGE_MB=${DRP_IT_LARGE_MB:-100}"
 		cat "$WORK/images.env"
 	} >"$1"
+}
+
+# ---------------------------------------------------------------- cache tests
+
+# drp_require_cache: skip (77) while the proxy does not cache: the cache
+# tests start to run by themselves once responses carry X-Cache (or
+# always, with DRP_IT_CACHE=1). Asks the shared proxy (PROXY_* from run.sh)
+# for a blob no scenario pulls.
+drp_require_cache()
+{
+	local b=${MULTI_ARM64_BLOBS%% *}
+	[ "${DRP_IT_CACHE:-}" = 1 ] && return 0
+	if [ -z "$(pcurl -o /dev/null -D - "https://registry.test/v2/test/multi/blobs/$b" | hdr X-Cache)" ]; then
+		echo "SKIP: the proxy does not cache yet (no X-Cache header)"
+		exit 77
+	fi
+}
+
+# drp_start_fakeupstream RATE: fakeupstream.py as bad.test, serving every
+# test image's blobs (wrong, short, slow at RATE bytes/s, or right);
+# requests logged to $WORK/logs/fake.out.
+drp_start_fakeupstream()
+{
+	local img f
+	mkdir -p "$WORK/allblobs"
+	for img in "$WORK"/images/*/blobs/sha256/*; do
+		f=$WORK/allblobs/$(basename "$img")
+		[ -e "$f" ] || ln "$img" "$f"
+	done
+	drp_bg fake python3 "$DRP_IT_DIR/fakeupstream.py" "${DRP_IP[bad.test]}" \
+		"$WORK/pki/bad.test.crt" "$WORK/pki/bad.test.key" "$WORK/allblobs" "$1"
+	FAKE_PID=$DRP_LAST_PID
+	drp_wait_started fake "$FAKE_PID" 20 \
+		curl -sf -o /dev/null --cacert "$TEST_CA" --resolve "bad.test:443:${DRP_IP[bad.test]}" https://bad.test/v2/
+}
+
+# cache_has_content FILE: some file under the proxy's cache dir has exactly
+# FILE's content (the object layout is the backend's business).
+cache_has_content()
+{
+	local want f
+	want=$(sha256sum <"$1" | cut -c1-64)
+	while IFS= read -r -d '' f; do
+		[ "$(stat -c %s "$f")" = "$(stat -c %s "$1")" ] || continue
+		[ "$(sha256sum <"$f" | cut -c1-64)" = "$want" ] && return 0
+	done < <(find "$(dirname "$PROXY_CA")/../cache" -type f -print0 2>/dev/null)
+	return 1
 }
 
 # ---------------------------------------------------------------- podman, containerd

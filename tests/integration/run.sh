@@ -12,6 +12,8 @@
 #        DRP_IT_LARGE_MB      size of the large test layer (default 100)
 #        DRP_IT_SCENARIO_TIMEOUT  seconds per scenario (default 300)
 #        DRP_IT_KEEP=1|failed keep the work dir (always / when something failed)
+#        DRP_IT_CACHE=1       run the cache scenarios even if the proxy sends
+#                             no X-Cache header (they skip otherwise)
 #        CI=true              a missing tool is a failure, not a skip
 # exit:  0 all passed, 1 a failure, 77 skipped (not root, or a tool missing
 #        outside CI)

@@ -140,7 +140,38 @@ else
 	drp_log "SKIP: docker (dockerd not installed)"
 fi
 
-# 10. A push of the push image lands with its digest (then removed again
+# 10. The misbehaving upstream of the cache tests does what it says.
+drp_start_fakeupstream $((40 * 1024 * 1024))
+layer=${SMALL_LAYERS%% *}
+dcurl -o "$WORK/blob" "https://bad.test/v2/test/good/blobs/$layer"
+expect_file_digest "fake good blob" "$WORK/blob" "$layer"
+code=$(dcurl -o "$WORK/blob" -w '%{http_code}' -r 10-19 "https://bad.test/v2/test/good/blobs/$layer")
+expect_eq "fake Range" "206 $(tail -c +11 "$WORK/allblobs/${layer#sha256:}" | head -c 10 | sha256sum)" \
+	"$code $(sha256sum <"$WORK/blob")"
+dcurl -o "$WORK/blob" "https://bad.test/v2/test/bad/blobs/$layer"
+expect_eq "fake bad blob: same length" "$(stat -c %s "$WORK/allblobs/${layer#sha256:}")" "$(stat -c %s "$WORK/blob")"
+[ "sha256:$(sha256sum <"$WORK/blob" | cut -c1-64)" != "$layer" ] || drp_fail "fake bad blob has the right bytes"
+rc=0
+dcurl -o "$WORK/blob" "https://bad.test/v2/test/short/blobs/$layer" 2>/dev/null || rc=$?
+expect_eq "fake short blob: curl exit (partial file)" 18 "$rc"
+ts=$(date +%s%N)
+dcurl -o "$WORK/blob" "https://bad.test/v2/test/slow/blobs/$LARGE_LAYER"
+te=$(date +%s%N)
+expect_file_digest "fake slow blob" "$WORK/blob" "$LARGE_LAYER"
+want_ms=$(($(stat -c %s "$WORK/blob") * 1000 / (40 * 1024 * 1024)))
+expect_ge "fake slow blob took (ms), 90% of size/rate" $((want_ms * 9 / 10)) $(((te - ts) / 1000000))
+drp_stop "$FAKE_PID" 5 || true
+ok "fake upstream"
+
+# 11. A registry a scenario starts and stops.
+drp_start_registry stale stale.test
+drp_push_direct small stale.test/test/small:v1
+expect_eq "stale.test manifest" 200 "$(dcurl -o /dev/null -w '%{http_code}' https://stale.test/v2/test/small/manifests/v1)"
+drp_stop "${REG_PID[stale]}" 10 || drp_fail "registry did not stop on SIGTERM"
+drp_port_open "${DRP_IP[stale.test]}" 443 && drp_fail "stale.test still answers after SIGTERM"
+ok "stopping a registry"
+
+# 12. A push of the push image lands with its digest (then removed again
 # is not possible without GC, so it goes to a repository nobody else uses).
 direct skopeo copy --quiet --all --preserve-digests --retry-times 0 \
 	"oci:$WORK/images/push" docker://registry.test/selftest/pushed:v1

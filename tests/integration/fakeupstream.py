@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A misbehaving registry for the cache tests, serving TLS on ADDR:443.
+
+Blobs are looked up by digest in BLOBDIR (an OCI layout's blobs/sha256);
+the repository name chooses the misbehaviour:
+  test/bad/blobs/D    the right length, wrong bytes (a corrupt upstream)
+  test/short/blobs/D  the right Content-Length, half the bytes, then close
+  test/slow/blobs/D   the right bytes at RATE bytes per second
+  test/good/blobs/D   the right bytes
+(slow and good honour a single "Range: bytes=A-B", like a registry does)
+and /v2/ answers 200. Every request is logged to stdout as
+  "METHOD PATH HTTP/1.1" STATUS
+(the registry's access-log shape, so the tests count both the same way).
+
+usage: fakeupstream.py ADDR CERT KEY BLOBDIR RATE
+"""
+
+import http.server
+import os
+import random
+import re
+import ssl
+import sys
+import time
+
+ADDR, CERT, KEY, BLOBDIR, RATE = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+BLOB = re.compile(r"^/v2/test/(bad|short|slow|good)/blobs/sha256:([0-9a-f]{64})$")
+RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def log(self, status):
+        sys.stdout.write('"%s %s %s" %d\n' % (self.command, self.path, self.request_version, status))
+        sys.stdout.flush()
+
+    def reply(self, status, body=b"", ctype="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.log(status)
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        if self.path == "/v2/":
+            return self.reply(200, b"{}")
+        m = BLOB.match(self.path)
+        path = m and os.path.join(BLOBDIR, m.group(2))
+        if not m or not os.path.exists(path):
+            return self.reply(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}')
+        mode, size = m.group(1), os.path.getsize(path)
+        first, last, status = 0, size - 1, 200
+        r = RANGE.match(self.headers.get("Range", "")) if mode in ("slow", "good") else None
+        if r and int(r.group(1)) < size:
+            first = int(r.group(1))
+            last = min(int(r.group(2)), size - 1) if r.group(2) else size - 1
+            status = 206
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(last - first + 1))
+        if status == 206:
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, size))
+        self.send_header("Docker-Content-Digest", "sha256:" + m.group(2))
+        self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        self.end_headers()
+        self.log(status)
+        if self.command == "HEAD":
+            return
+        if mode == "bad":
+            # Deterministic wrong bytes of exactly the right length.
+            self.wfile.write(random.Random("drp-bad-" + m.group(2)).randbytes(size))
+            return
+        with open(path, "rb") as f:
+            if mode == "short":
+                self.wfile.write(f.read(size // 2))
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            chunk = 65536
+            start = time.monotonic()
+            sent = 0
+            f.seek(first)
+            left = last - first + 1
+            while left > 0:
+                b = f.read(min(chunk, left))
+                if not b:
+                    break
+                left -= len(b)
+                self.wfile.write(b)
+                sent += len(b)
+                if mode == "slow":
+                    ahead = sent / RATE - (time.monotonic() - start)
+                    if ahead > 0:
+                        time.sleep(ahead)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def main():
+    srv = Server((ADDR, 443), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(CERT, KEY)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

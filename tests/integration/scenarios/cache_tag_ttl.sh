@@ -1,0 +1,44 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A tag is served from the cache while younger than tag_ttl, then
+# revalidated with a HEAD; a tag moved upstream is seen after tag_ttl,
+# an unmoved one costs only the HEAD.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+drp_scenario_init
+drp_require_tools skopeo
+drp_require_cache
+drp_proxy_conf cache-ttl "$(drp_free_port)" "" "tag_ttl = 3s"
+drp_start_proxy cache-ttl
+reg=$(reg_log open)
+SCHEMA2=application/vnd.docker.distribution.manifest.v2+json
+tagurl=https://registry.test/v2/test/moving/manifests/v1
+digest_of() { pcurl -o /dev/null -D - -H "Accept: $SCHEMA2" "$tagurl" | hdr Docker-Content-Digest; }
+
+drp_push_direct small registry.test/test/moving:v1
+expect_eq "tag before the move" "$SMALL_DIGEST" "$(digest_of)"
+drp_push_direct push registry.test/test/moving:v1
+mark=$(log_mark "$reg")
+expect_eq "tag within tag_ttl (cached)" "$SMALL_DIGEST" "$(digest_of)"
+sleep 0.5
+expect_eq "upstream manifest requests within tag_ttl" 0 "$(count_since "$reg" "$mark" /v2/test/moving/manifests/)"
+
+sleep 3.5
+mark=$(log_mark "$reg")
+expect_eq "tag after tag_ttl (moved)" "$PUSH_DIGEST" "$(digest_of)"
+wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)" 1 5
+expect_ge "revalidating HEADs" 1 "$(count_since "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)")"
+
+sleep 3.5
+mark=$(log_mark "$reg")
+expect_eq "tag after tag_ttl (unmoved)" "$PUSH_DIGEST" "$(digest_of)"
+wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)" 1 5
+sleep 0.5
+expect_eq "revalidating HEADs (unmoved)" 1 "$(count_since "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)")"
+expect_eq "manifest GETs (unmoved)" 0 "$(count_since "$reg" "$mark" '"GET /v2/test/moving/manifests/')"
+expect_eq "access-log result (unmoved)" REVALIDATED \
+	"$(alog registry.test:443 GET /v2/test/moving/manifests/v1 | tail -n 1 | awk '{ print $11 }')"
+
+# A whole pull after the move gets the new image.
+pskopeo copy --quiet --retry-times 0 docker://registry.test/test/moving:v1 "dir:$SCEN/moved"
+check_dir_image "$SCEN/moved" "$PUSH_DIGEST" $PUSH_BLOBS
