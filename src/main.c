@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <drp/cache.h>
+
 #include "conf/conf.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
@@ -100,6 +102,50 @@ static int daemonize(void)
 	return 0;
 }
 
+/* The cache is opened once: a reload cannot move it (the directory is
+ * locked by this process). */
+static int open_cache(drp_server_t *srv, const drp_conf_t *conf)
+{
+	const drp_cache_api_t *api =
+		drp_cache_backend_find(conf->cache_backend);
+	if (api == NULL) {
+		drp_log_err(DRP_LOG_CACHE, "unknown cache backend '%s'",
+			    conf->cache_backend);
+		return -1;
+	}
+	drp_cache_conf_t cc = {.dir = conf->cache_dir,
+			       .max_size = conf->cache_max_size};
+	char err[512] = "";
+	int r = api->open(&srv->cdb, &cc, &srv->cstats, err, sizeof(err));
+	if (r < 0) {
+		drp_log_err(DRP_LOG_CACHE, "cache: %s", err);
+		return -1;
+	}
+	srv->capi = api;
+	api->stats(srv->cdb, &srv->cstats);
+	/* In-flight bodies are spooled next to the cache (same disk), or
+	 * in the temp dir for a memory cache. */
+	char path[4096];
+	if (strcmp(api->name, "fs") == 0) {
+		snprintf(path, sizeof(path), "%s/spool", conf->cache_dir);
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE, "%s", path);
+			return -1;
+		}
+	} else {
+		const char *t = getenv("TMPDIR");
+		snprintf(path, sizeof(path), "%s", t && *t ? t : "/tmp");
+	}
+	srv->spool_dir = drp_strdup(path);
+	drp_log_notice(DRP_LOG_CACHE,
+		       "cache %s in %s: %llu objects, %llu bytes of %llu",
+		       api->name, conf->cache_dir,
+		       (unsigned long long)srv->cstats.objects,
+		       (unsigned long long)srv->cstats.bytes,
+		       (unsigned long long)conf->cache_max_size);
+	return 0;
+}
+
 static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 {
 	if (a->n_listen != b->n_listen || a->workers != b->workers)
@@ -127,6 +173,12 @@ static void reload(drp_server_t *srv, const char *path)
 		drp_log_warning(DRP_LOG_MAIN,
 				"listen/workers changes take effect only after "
 				"a restart");
+	if (strcmp(old->conf->cache_dir, conf->cache_dir) != 0 ||
+	    strcmp(old->conf->cache_backend, conf->cache_backend) != 0 ||
+	    old->conf->cache_max_size != conf->cache_max_size)
+		drp_log_warning(DRP_LOG_MAIN,
+				"[cache] changes take effect only after a "
+				"restart");
 	if (strcmp(old->conf->ca_dir, conf->ca_dir) != 0)
 		drp_log_warning(DRP_LOG_MAIN,
 				"ca_dir changes take effect only after a "
@@ -209,6 +261,7 @@ int main(int argc, char **argv)
 
 	drp_server_t srv = {.started = time(NULL)};
 	pthread_mutex_init(&srv.rt_lock, NULL);
+	pthread_mutex_init(&srv.fills_lock, NULL);
 	char err[512] = "";
 	srv.ca = drp_ca_open(conf->ca_dir, err, sizeof(err));
 	if (srv.ca == NULL) {
@@ -232,6 +285,8 @@ int main(int argc, char **argv)
 		drp_log_err(DRP_LOG_MAIN, "%s", err);
 		return 1;
 	}
+	if (open_cache(&srv, conf) < 0)
+		return 1;
 	if (drp_workers_listen(&srv, conf, err, sizeof(err)) < 0) {
 		drp_log_err(DRP_LOG_NET, "%s", err);
 		return 1;
@@ -277,6 +332,9 @@ int main(int argc, char **argv)
 	if (pidfile)
 		unlink(pidfile);
 	drp_server_runtime_set(&srv, NULL);
+	if (srv.capi)
+		srv.capi->close(srv.cdb, &srv.cstats);
+	free(srv.spool_dir);
 	drp_forge_free(srv.forge);
 	drp_ca_free(srv.ca);
 	gnutls_global_deinit();

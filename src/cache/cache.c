@@ -256,7 +256,7 @@ int drp_cache_tag_put(const drp_cache_api_t *api, drp_cache_t *db,
 		      const drp_cache_tag_t *tag)
 {
 	char val[512];
-	if (!drp_digest_valid(tag->digest) ||
+	if (!drp_digest_str_valid(tag->digest) ||
 	    strnlen(tag->media_type, sizeof(tag->media_type)) >
 		    DRP_CACHE_MEDIA_TYPE_MAX)
 		return -EINVAL;
@@ -318,7 +318,7 @@ int drp_cache_tag_get(const drp_cache_api_t *api, drp_cache_t *db,
 		return -EBADMSG;
 	p += sizeof(TAG_MAGIC) - 1;
 	if (!take_line(&p, end, out->digest, sizeof(out->digest)) ||
-	    !drp_digest_valid(out->digest) ||
+	    !drp_digest_str_valid(out->digest) ||
 	    !take_line(&p, end, out->media_type, sizeof(out->media_type)) ||
 	    !take_line(&p, end, num, sizeof(num)) ||
 	    !parse_i64(num, false, &size) ||
@@ -403,7 +403,7 @@ int drp_cache_neg_del(const drp_cache_api_t *api, drp_cache_t *db,
 static int seen_key(char *buf, size_t buflen, const char *digest,
 		    const char *host, const char *repo)
 {
-	if (!drp_digest_valid(digest))
+	if (!drp_digest_str_valid(digest))
 		return -EINVAL;
 	const char *f[] = {digest, host, repo};
 	return join_key(buf, buflen, "seen", f, DRP_ARRAY_SIZE(f));

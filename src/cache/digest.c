@@ -89,7 +89,7 @@ int drp_digest_parse(const char *s, uint8_t out[DRP_DIGEST_LEN])
 	return drp_digest_parse_hex(s, strnlen(s, 2 * DRP_DIGEST_LEN + 1), out);
 }
 
-bool drp_digest_valid(const char *s)
+bool drp_digest_str_valid(const char *s)
 {
 	uint8_t tmp[DRP_DIGEST_LEN];
 	return drp_digest_parse(s, tmp) == 0;

@@ -59,7 +59,7 @@ int drp_digest_buf(const void *p, size_t n, uint8_t out[DRP_DIGEST_LEN]);
  */
 int drp_digest_parse(const char *s, uint8_t out[DRP_DIGEST_LEN]);
 /* True if s is a digest drp_digest_parse() accepts. */
-bool drp_digest_valid(const char *s);
+bool drp_digest_str_valid(const char *s);
 /* Format as "sha256:<hex>" into out (DRP_DIGEST_STRSIZE bytes, NUL-ended). */
 void drp_digest_format(const uint8_t bin[DRP_DIGEST_LEN],
 		       char out[DRP_DIGEST_STRSIZE]);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "proxy/conn.h"
+#include "proxy/conn_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,63 +25,10 @@
 #include "util/mem.h"
 
 /* Bounds on what one connection buffers in each direction. */
-#define OUT_HIGH     (256 * 1024)
+#define OUT_HIGH     DRP_CONN_OUT_HIGH
 #define IN_BODY_HIGH (64 * 1024)
 #define TUNNEL_BUF   (64 * 1024)
 #define READ_CHUNK   (16 * 1024)
-
-struct drp_conn {
-	struct drp_conn *next, *prev;
-	drp_worker_t *w;
-	drp_runtime_t *rt;
-	unsigned id;
-	int fd;
-	struct sockaddr_storage peer;
-	char peer_str[64];
-	enum drp_conn_state state;
-	ev_io io;
-	ev_timer timer;
-	ev_timer kick;
-	ev_tstamp timer_for; /* timeout of the current state */
-	drp_tls_t *tls;
-	bool tls_active; /* handshake done: client I/O goes through TLS */
-	drp_leaf_t *leaf;
-	drp_buf_t in, out;
-	bool client_eof;
-	bool draining;
-	/* CONNECT target */
-	char host[DRP_HOST_MAX + 1];
-	uint16_t port;
-	bool intercepted;
-	bool sni_mismatch;
-	/* tunnel */
-	int tfd;
-	ev_io tio;
-	drp_buf_t tbuf; /* origin -> client */
-	bool t_eof, t_shut, c_shut;
-	drp_dns_query_t *dnsq;
-	struct sockaddr_storage taddr[8];
-	unsigned taddrlen[8];
-	unsigned n_taddr, cur_taddr;
-	uint64_t t_up, t_down;
-	ev_tstamp t_start;
-	/* the request being served */
-	unsigned requests;
-	drp_fetch_t *fetch;
-	bool req_active;
-	char method[16];
-	char *path; /* without query, for the log */
-	ev_tstamp start;
-	uint64_t bytes_in, bytes_out;
-	int status;
-	int up_status;
-	bool is_head_req;
-	bool close_after;
-	bool resp_head_sent;
-	bool resp_chunked; /* we frame the response with chunked */
-	bool req_body_done;
-	drp_http_body_t reqbody;
-};
 
 static void conn_run(drp_conn_t *c);
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -176,6 +124,7 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 		drp_fetch_cancel(c->fetch);
 		c->fetch = NULL;
 	}
+	drp_cached_release(c);
 	if (c->dnsq)
 		drp_dns_cancel(c->dnsq);
 	ev_io_stop(w->loop, &c->io);
@@ -293,6 +242,7 @@ static void respond_error(drp_conn_t *c, int status, bool close_after,
 static void request_done(drp_conn_t *c, const char *result)
 {
 	log_request(c, result);
+	drp_cached_release(c);
 	c->requests++;
 	c->fetch = NULL;
 	c->resp_head_sent = false;
@@ -306,6 +256,39 @@ static void request_done(drp_conn_t *c, const char *result)
 	c->state = c->intercepted ? DRP_CONN_HEAD : DRP_CONN_PROXY_HEAD;
 	set_timeout(c, conf_of(c)->idle_timeout);
 	kick(c); /* a pipelined request may already be buffered */
+}
+
+void drp_conn_kick(drp_conn_t *c)
+{
+	kick(c);
+}
+
+void drp_conn_request_done(drp_conn_t *c, const char *result)
+{
+	request_done(c, result);
+	kick(c);
+}
+
+void drp_conn_respond_error(drp_conn_t *c, int status, bool close_after,
+			    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	respond_error(c, status, close_after, "%s", msg);
+}
+
+void drp_conn_abort(drp_conn_t *c, const char *reason)
+{
+	/* SO_LINGER 0: close sends RST, so the client cannot mistake the
+	 * cut for a complete response. */
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (c->tls)
+		c->tls_active = false; /* no close_notify either */
+	drp_conn_close(c, reason);
 }
 
 /* ---- fetch sink: upstream response -> client ---- */
@@ -347,6 +330,7 @@ static void sink_head(void *arg, const drp_http_msg_t *resp,
 		drp_buf_printf(&c->out, "Transfer-Encoding: chunked\r\n");
 		c->resp_chunked = true;
 	}
+	drp_buf_printf(&c->out, "X-Cache: PASS\r\n");
 	if (c->close_after || c->draining)
 		drp_buf_printf(&c->out, "Connection: close\r\n");
 	drp_buf_append(&c->out, "\r\n", 2);
@@ -401,6 +385,27 @@ static void sink_done(void *arg, int err, int http_status, const char *reason)
 				c->id, c->method, c->path ? c->path : "",
 				(unsigned long long)c->bytes_out, reason);
 		drp_conn_close(c, "upstream failed mid-response");
+		return;
+	}
+	if (c->is_ping && c->w->srv->capi) {
+		/* The upstream is down: answer the API probe ourselves so
+		 * that clients go on to the manifests and blobs the cache
+		 * still holds. */
+		drp_log_warning(DRP_LOG_PROXY,
+				"[c%06u] %s/v2/: upstream unavailable (%s); "
+				"answering the probe from the proxy",
+				c->id, c->host, reason);
+		c->status = 200;
+		drp_buf_printf(
+			&c->out,
+			"HTTP/1.1 200 OK\r\nContent-Type: "
+			"application/json\r\nContent-Length: 2\r\n"
+			"Docker-Distribution-Api-Version: registry/2.0\r\n"
+			"X-Cache: STALE\r\n\r\n");
+		if (!c->is_head_req)
+			drp_buf_append(&c->out, "{}", 2);
+		request_done(c, "STALE");
+		kick(c);
 		return;
 	}
 	drp_log_warning(DRP_LOG_PROXY, "[c%06u] %s %s%s: %d: %s", c->id,
@@ -479,6 +484,28 @@ static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
 	if (!c->req_body_done &&
 	    drp_http_has_token(req, "Expect", "100-continue"))
 		drp_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->state = DRP_CONN_EXCHANGE;
+	set_timeout(c, conf_of(c)->body_timeout);
+	drp_fetch_start(c->fetch);
+}
+
+void drp_conn_pass(drp_conn_t *c, const char *method, const char *target,
+		   const char *headers, size_t headers_len, bool follow)
+{
+	drp_fetch_req_t fr = {
+		.tls = true,
+		.host = c->host,
+		.port = c->port,
+		.method = method,
+		.target = target,
+		.headers = headers,
+		.headers_len = headers_len,
+		.body_mode = DRP_HTTP_BODY_NONE,
+		.follow_redirects = follow,
+		.conn_id = c->id,
+	};
+	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
+	c->req_body_done = true;
 	c->state = DRP_CONN_EXCHANGE;
 	set_timeout(c, conf_of(c)->body_timeout);
 	drp_fetch_start(c->fetch);
@@ -599,6 +626,8 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 	memcpy(c->method, req->method, ml);
 	c->method[ml] = '\0';
 	c->is_head_req = drp_http_method_is(req, "HEAD");
+	c->is_ping = false;
+	c->result = "PASS";
 	atomic_fetch_add(&c->w->srv->stats.requests, 1);
 
 	if (c->state == DRP_CONN_PROXY_HEAD) {
@@ -703,8 +732,21 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 			      "invalid repository name or digest");
 		return;
 	}
-	bool follow = route.kind == DRP_ROUTE_BLOB &&
-		      (drp_http_method_is(req, "GET") || c->is_head_req);
+	bool get_or_head = drp_http_method_is(req, "GET") || c->is_head_req;
+	c->is_ping = get_or_head && route.kind == DRP_ROUTE_PING;
+	if (get_or_head && (route.kind == DRP_ROUTE_BLOB ||
+			    route.kind == DRP_ROUTE_MANIFEST_TAG ||
+			    route.kind == DRP_ROUTE_MANIFEST_DIGEST)) {
+		drp_buf_t hdr = {0};
+		forward_headers(req, &hdr);
+		bool taken = drp_cached_dispatch(c, req, &route, target,
+						 target_len, drp_buf_head(&hdr),
+						 drp_buf_pending(&hdr));
+		drp_buf_free(&hdr);
+		if (taken)
+			return;
+	}
+	bool follow = route.kind == DRP_ROUTE_BLOB && get_or_head;
 	start_fetch(c, req, true, c->host, c->port, target, target_len, follow);
 }
 
@@ -864,6 +906,15 @@ static void conn_run(drp_conn_t *c)
 			}
 			if (c->state == DRP_CONN_FLUSH_CLOSE ||
 			    c->state == DRP_CONN_TLS_HANDSHAKE)
+				continue;
+		}
+		if (c->state == DRP_CONN_EXCHANGE && c->creq) {
+			int r = drp_cached_pump(c);
+			if (r < 0)
+				return;
+			if (r > 0)
+				progress = true;
+			if (c->state != DRP_CONN_EXCHANGE)
 				continue;
 		}
 		if (c->state == DRP_CONN_EXCHANGE) {
@@ -1160,7 +1211,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	case DRP_CONN_EXCHANGE:
 		/* The upstream has its own timers; here the client stalls. */
-		if (drp_buf_pending(&c->out) > 0 || !c->req_body_done) {
+		if (drp_buf_pending(&c->out) > 0 ||
+		    (!c->req_body_done && c->creq == NULL)) {
 			drp_conn_close(c, "client stalled");
 			return;
 		}

@@ -43,6 +43,60 @@ static void metrics(drp_server_t *srv, drp_buf_t *b)
 		drp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lu\n",
 			       m[i].name, m[i].help, m[i].name, m[i].type,
 			       m[i].name, m[i].v);
+	struct {
+		const char *result;
+		unsigned long v;
+	} r[] = {
+		{"HIT", atomic_load(&s->hit)},
+		{"MISS", atomic_load(&s->miss)},
+		{"COALESCED", atomic_load(&s->coalesced)},
+		{"REVALIDATED", atomic_load(&s->revalidated)},
+		{"STALE", atomic_load(&s->stale)},
+	};
+	drp_buf_printf(b,
+		       "# HELP drp_cache_requests_total Cacheable requests "
+		       "by result.\n# TYPE drp_cache_requests_total counter\n");
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(r); i++)
+		drp_buf_printf(b,
+			       "drp_cache_requests_total{result=\"%s\"} %lu\n",
+			       r[i].result, r[i].v);
+	drp_buf_printf(b,
+		       "# HELP drp_digest_mismatches_total Upstream bodies "
+		       "that did not match their digest.\n"
+		       "# TYPE drp_digest_mismatches_total counter\n"
+		       "drp_digest_mismatches_total %lu\n"
+		       "# HELP drp_bytes_from_upstream_total Blob bytes "
+		       "fetched from upstreams.\n"
+		       "# TYPE drp_bytes_from_upstream_total counter\n"
+		       "drp_bytes_from_upstream_total %lu\n",
+		       atomic_load(&s->digest_mismatches),
+		       atomic_load(&s->bytes_upstream));
+	if (srv->capi) {
+		drp_cache_stats_t cs = srv->cstats;
+		srv->capi->stats(srv->cdb, &cs);
+		drp_buf_printf(
+			b,
+			"# HELP drp_cache_objects Objects in the cache.\n"
+			"# TYPE drp_cache_objects gauge\ndrp_cache_objects "
+			"%llu\n"
+			"# HELP drp_cache_bytes Bytes in the cache.\n"
+			"# TYPE drp_cache_bytes gauge\ndrp_cache_bytes %llu\n"
+			"# HELP drp_cache_max_bytes The cache's budget.\n"
+			"# TYPE drp_cache_max_bytes gauge\n"
+			"drp_cache_max_bytes %llu\n"
+			"# HELP drp_cache_evictions_total Objects evicted.\n"
+			"# TYPE drp_cache_evictions_total counter\n"
+			"drp_cache_evictions_total %llu\n"
+			"# HELP drp_cache_bytes_read_total Bytes served from "
+			"the cache.\n# TYPE drp_cache_bytes_read_total "
+			"counter\n"
+			"drp_cache_bytes_read_total %llu\n",
+			(unsigned long long)cs.objects,
+			(unsigned long long)cs.bytes,
+			(unsigned long long)cs.max_size,
+			(unsigned long long)cs.evictions,
+			(unsigned long long)cs.read_bytes);
+	}
 	drp_buf_printf(b,
 		       "# HELP drp_start_time_seconds Start time.\n"
 		       "# TYPE drp_start_time_seconds gauge\n"

@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <drp/cache.h>
+
 #include "conf/conf.h"
 #include "tls/ca.h"
 #include "tls/session.h"
@@ -38,8 +40,11 @@ typedef struct drp_stats {
 	atomic_ulong refused;	      /* 403 by policy */
 	atomic_ulong upstream_errors; /* 502/504 */
 	atomic_ulong upstream_429;
-	atomic_ulong bytes_upstream; /* body bytes received from upstreams */
-	atomic_ulong bytes_client;   /* body bytes sent to clients */
+	atomic_ulong bytes_upstream;	/* body bytes received from upstreams */
+	atomic_ulong bytes_client;	/* body bytes sent to clients */
+	atomic_ulong digest_mismatches; /* upstream bytes not matching */
+	/* cacheable requests, by access-log result */
+	atomic_ulong hit, miss, coalesced, revalidated, stale;
 } drp_stats_t;
 
 struct drp_worker;
@@ -52,6 +57,13 @@ typedef struct drp_server {
 	struct drp_worker *workers;
 	unsigned n_workers;
 	drp_stats_t stats;
+	/* the cache (NULL capi: caching off) */
+	const drp_cache_api_t *capi;
+	drp_cache_t *cdb;
+	drp_cache_stats_t cstats; /* counters updated atomically by ops */
+	char *spool_dir;	  /* where in-flight bodies are spooled */
+	pthread_mutex_t fills_lock;
+	struct drp_fill *fills; /* in-flight fills (guarded by fills_lock) */
 	atomic_bool draining;
 	double drain_grace; /* seconds connections get to finish */
 	time_t started;

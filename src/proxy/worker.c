@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
+#include "proxy/conn_int.h"
 #include "proxy/fetch.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -131,6 +132,12 @@ int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 static void wake_cb(struct ev_loop *loop, ev_async *a, int revents);
 static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
+static void fill_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	drp_worker_t *w = DRP_CONTAINER_OF(a, drp_worker_t, fill_wake);
+	drp_cached_fill_wakeup(w);
+}
+
 static void *worker_main(void *arg)
 {
 	drp_worker_t *w = arg;
@@ -153,6 +160,8 @@ int drp_workers_start(drp_server_t *srv)
 		ev_async_init(&w->wake, wake_cb);
 		w->wake.data = w;
 		ev_async_start(w->loop, &w->wake);
+		ev_async_init(&w->fill_wake, fill_wake_cb);
+		ev_async_start(w->loop, &w->fill_wake);
 		for (unsigned j = 0; j < w->n_listeners; j++) {
 			ev_io_init(&w->listeners[j].io, accept_cb,
 				   w->listeners[j].fd, EV_READ);
@@ -205,6 +214,7 @@ static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_timer_stop(loop, t);
 	free(d);
 	ev_async_stop(loop, &w->wake);
+	ev_async_stop(loop, &w->fill_wake);
 	ev_break(loop, EVBREAK_ALL);
 }
 

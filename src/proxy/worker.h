@@ -37,7 +37,9 @@ typedef struct drp_worker {
 	struct drp_upconn *idle; /* pooled upstream connections */
 	unsigned n_idle;
 	unsigned next_id;
-	int spare_fd; /* released on EMFILE to shed one connection */
+	int spare_fd;	    /* released on EMFILE to shed one connection */
+	ev_async fill_wake; /* a fill made progress: kick its waiters */
+	struct drp_conn *fill_waiters; /* conns waiting for fill bytes */
 	bool draining;
 } drp_worker_t;
 

@@ -230,24 +230,24 @@ START_TEST(digest_parse_rejects)
 			  "0ff61f20015ad";
 	char s[160];
 	snprintf(s, sizeof(s), "sha256:%s", hex);
-	ck_assert(drp_digest_valid(s));
+	ck_assert(drp_digest_str_valid(s));
 	/* upper-case hex: one spelling only */
 	snprintf(s, sizeof(s),
 		 "sha256:BA7816bf8f01cfea414140de5dae2223b00361"
 		 "a396177a9cb410ff61f20015ad");
-	ck_assert(!drp_digest_valid(s));
+	ck_assert(!drp_digest_str_valid(s));
 	/* another algorithm */
 	snprintf(s, sizeof(s), "sha512:%s", hex);
-	ck_assert(!drp_digest_valid(s));
+	ck_assert(!drp_digest_str_valid(s));
 	/* one digit short, one too many */
 	snprintf(s, sizeof(s), "sha256:%.63s", hex);
 	ck_assert_int_eq(drp_digest_parse(s, b), -EINVAL);
 	snprintf(s, sizeof(s), "sha256:%s0", hex);
 	ck_assert_int_eq(drp_digest_parse(s, b), -EINVAL);
 	/* no prefix, non-hex digit */
-	ck_assert(!drp_digest_valid(hex));
+	ck_assert(!drp_digest_str_valid(hex));
 	snprintf(s, sizeof(s), "sha256:%.63sg", hex);
-	ck_assert(!drp_digest_valid(s));
+	ck_assert(!drp_digest_str_valid(s));
 }
 END_TEST
 

@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: MIT */
+/* Blobs and manifests answered from the cache, from in-flight fills, or
+ * fetched and stored: the caching half of a client connection. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cache/cache.h"
+#include "cache/digest.h"
+#include "proxy/conn_int.h"
+#include "proxy/fetchbuf.h"
+#include "proxy/fill.h"
+#include "proxy/server.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+/* Manifests larger than this are passed through, never cached (the
+ * distribution spec lets registries refuse more than 4 MiB). */
+#define MANIFEST_MAX (4 * 1024 * 1024)
+#define READ_CHUNK   (128 * 1024)
+
+enum creq_kind { K_BLOB, K_MANIFEST_DIGEST, K_MANIFEST_TAG };
+
+struct drp_cached_req {
+	enum creq_kind kind;
+	bool head;
+	char digest[DRP_CACHE_DIGEST_SIZE];
+	char *repo;
+	char *target;
+	drp_buf_t headers; /* forward-ready request header lines */
+	char tagkey[DRP_CACHE_KEY_MAX + 1];
+	drp_cache_tag_t tag; /* known record (manifest by tag) */
+	bool have_tag;
+	/* Range */
+	bool range;
+	uint64_t r_first, r_last; /* r_last UINT64_MAX = open-ended */
+	/* serving */
+	drp_cache_reader_t *reader;
+	drp_fill_t *fill;
+	bool initiator;
+	bool waiting; /* on the worker's fill_waiters list */
+	drp_conn_t *w_next, *w_prev;
+	bool head_sent;
+	bool chunked;
+	uint64_t pos, end;
+	drp_fetchbuf_t *fb;
+	const char *result;
+};
+
+static drp_server_t *srv_of(drp_conn_t *c)
+{
+	return c->w->srv;
+}
+
+static bool caching(drp_conn_t *c)
+{
+	return srv_of(c)->capi != NULL;
+}
+
+/* ---- fill waiters (per worker, loop thread only) ---- */
+
+static void wait_on(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	if (q->waiting)
+		return;
+	q->waiting = true;
+	q->w_prev = NULL;
+	q->w_next = c->w->fill_waiters;
+	if (q->w_next)
+		q->w_next->creq->w_prev = c;
+	c->w->fill_waiters = c;
+}
+
+static void unwait(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	if (!q->waiting)
+		return;
+	q->waiting = false;
+	if (q->w_prev)
+		q->w_prev->creq->w_next = q->w_next;
+	else
+		c->w->fill_waiters = q->w_next;
+	if (q->w_next)
+		q->w_next->creq->w_prev = q->w_prev;
+	q->w_next = q->w_prev = NULL;
+}
+
+void drp_cached_fill_wakeup(drp_worker_t *w)
+{
+	/* Kick (deferred) every waiter; each re-registers if it still has
+	 * nothing to send. */
+	while (w->fill_waiters) {
+		drp_conn_t *c = w->fill_waiters;
+		unwait(c);
+		drp_conn_kick(c);
+	}
+}
+
+void drp_cached_release(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	if (q == NULL)
+		return;
+	drp_server_t *srv = srv_of(c);
+	unwait(c);
+	if (q->reader)
+		srv->capi->read_close(srv->cdb, &srv->cstats, q->reader);
+	if (q->fill) {
+		drp_fill_waiter_del(q->fill);
+		drp_fill_unref(q->fill);
+	}
+	if (q->fb)
+		drp_fetchbuf_cancel(q->fb);
+	drp_buf_free(&q->headers);
+	free(q->repo);
+	free(q->target);
+	free(q);
+	c->creq = NULL;
+}
+
+/* ---- response heads ---- */
+
+static void head_common(drp_conn_t *c, int status, const char *ctype,
+			const char *digest, const char *result)
+{
+	drp_buf_printf(&c->out,
+		       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+		       "Docker-Content-Digest: %s\r\nETag: \"%s\"\r\n"
+		       "Docker-Distribution-Api-Version: registry/2.0\r\n"
+		       "X-Cache: %s\r\n",
+		       status, drp_http_reason(status), ctype, digest, digest,
+		       result);
+	if (c->close_after || c->draining)
+		drp_buf_printf(&c->out, "Connection: close\r\n");
+	c->status = status;
+	c->result = result;
+}
+
+/* Range: bytes=FIRST-[LAST] (one range; anything else is ignored, as
+ * RFC 9110 allows). */
+static void parse_range(drp_cached_req_t *q, const drp_http_msg_t *req)
+{
+	const drp_http_header_t *h = drp_http_find(req, "Range");
+	if (h == NULL || h->value_len < 7 || h->value_len > 60 ||
+	    strncasecmp(h->value, "bytes=", 6) != 0)
+		return;
+	char tmp[64];
+	memcpy(tmp, h->value + 6, h->value_len - 6);
+	tmp[h->value_len - 6] = '\0';
+	if (strchr(tmp, ',') || tmp[0] == '-')
+		return; /* several ranges or a suffix range: send it all */
+	char *end;
+	errno = 0;
+	unsigned long long first = strtoull(tmp, &end, 10);
+	if (errno || end == tmp || *end != '-')
+		return;
+	unsigned long long last = UINT64_MAX;
+	if (end[1] != '\0') {
+		char *e2;
+		last = strtoull(end + 1, &e2, 10);
+		if (errno || *e2 != '\0' || last < first)
+			return;
+	}
+	q->range = true;
+	q->r_first = first;
+	q->r_last = last;
+}
+
+/* Decide [pos,end) for a body of `total` bytes and write the status line
+ * and length headers. Returns false after answering 416. */
+static bool body_head(drp_conn_t *c, uint64_t total, const char *ctype,
+		      const char *result)
+{
+	drp_cached_req_t *q = c->creq;
+	if (q->range && q->kind == K_BLOB) {
+		if (q->r_first >= total) {
+			c->result = result;
+			drp_buf_printf(
+				&c->out,
+				"HTTP/1.1 416 Range Not Satisfiable\r\n"
+				"Content-Range: bytes */%" PRIu64
+				"\r\nContent-Length: 0\r\nX-Cache: %s\r\n\r\n",
+				total, result);
+			c->status = 416;
+			return false;
+		}
+		uint64_t last = q->r_last >= total ? total - 1 : q->r_last;
+		head_common(c, 206, ctype, q->digest, result);
+		drp_buf_printf(&c->out,
+			       "Content-Range: bytes %" PRIu64 "-%" PRIu64
+			       "/%" PRIu64 "\r\nContent-Length: %" PRIu64
+			       "\r\n\r\n",
+			       q->r_first, last, total, last - q->r_first + 1);
+		q->pos = q->r_first;
+		q->end = last + 1;
+	} else {
+		head_common(c, 200, ctype, q->digest, result);
+		if (q->kind == K_BLOB)
+			drp_buf_printf(&c->out, "Accept-Ranges: bytes\r\n");
+		drp_buf_printf(&c->out, "Content-Length: %" PRIu64 "\r\n\r\n",
+			       total);
+		q->pos = 0;
+		q->end = total;
+	}
+	q->head_sent = true;
+	return true;
+}
+
+/* ---- serving from the cache ---- */
+
+/* Answer from a stored object. false if it vanished (evicted). */
+static bool serve_stored(drp_conn_t *c, const char *ctype, const char *result)
+{
+	drp_server_t *srv = srv_of(c);
+	drp_cached_req_t *q = c->creq;
+	drp_cache_info_t info;
+	if (srv->capi->lookup(srv->cdb, &srv->cstats, q->digest, &info) < 0)
+		return false;
+	if (q->head) {
+		head_common(c, 200, ctype, q->digest, result);
+		if (q->kind == K_BLOB)
+			drp_buf_printf(&c->out, "Accept-Ranges: bytes\r\n");
+		drp_buf_printf(&c->out, "Content-Length: %" PRIu64 "\r\n\r\n",
+			       info.size);
+		drp_conn_request_done(c, result);
+		return true;
+	}
+	if (!body_head(c, info.size, ctype, result)) {
+		drp_conn_request_done(c, result);
+		return true;
+	}
+	if (q->pos == q->end) {
+		drp_conn_request_done(c, result);
+		return true;
+	}
+	int r = srv->capi->read_open(srv->cdb, &srv->cstats, q->digest, q->pos,
+				     &q->reader, NULL);
+	if (r < 0) {
+		/* The head is already queued: the client must not take it
+		 * for a whole answer. */
+		drp_conn_abort(c, "cached object vanished");
+		return true;
+	}
+	c->state = DRP_CONN_EXCHANGE;
+	drp_conn_kick(c);
+	return true;
+}
+
+static int pump_reader(drp_conn_t *c)
+{
+	drp_server_t *srv = srv_of(c);
+	drp_cached_req_t *q = c->creq;
+	int progress = 0;
+	while (q->pos < q->end &&
+	       drp_buf_pending(&c->out) < DRP_CONN_OUT_HIGH) {
+		size_t want = READ_CHUNK;
+		if (q->end - q->pos < want)
+			want = (size_t)(q->end - q->pos);
+		char *p = drp_buf_reserve(&c->out, want);
+		ssize_t n = srv->capi->read(srv->cdb, &srv->cstats, q->reader,
+					    p, want);
+		if (n <= 0) {
+			drp_log_err(
+				DRP_LOG_CACHE, "[c%06u] %s: read failed: %s",
+				c->id, q->digest,
+				n == 0 ? "short object" : strerror((int)-n));
+			drp_conn_abort(c, "cache read failed");
+			return -1;
+		}
+		c->out.len += (size_t)n;
+		q->pos += (uint64_t)n;
+		c->bytes_out += (uint64_t)n;
+		progress = 1;
+	}
+	if (q->pos == q->end) {
+		atomic_fetch_add(&srv->stats.bytes_client, q->end);
+		drp_conn_request_done(c, q->result ? q->result : c->result);
+	}
+	return progress;
+}
+
+/* ---- serving from a fill ---- */
+
+static void pass_through(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	/* Keep what the pass needs before creq goes away. */
+	char *target = drp_strdup(q->target);
+	drp_buf_t hdr = q->headers;
+	memset(&q->headers, 0, sizeof(q->headers));
+	const char *method = q->head ? "HEAD" : "GET";
+	bool follow = q->kind == K_BLOB;
+	drp_cached_release(c);
+	drp_conn_pass(c, method, target, drp_buf_head(&hdr),
+		      drp_buf_pending(&hdr), follow);
+	free(target);
+	drp_buf_free(&hdr);
+}
+
+static int pump_fill(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	drp_fill_view_t v;
+	drp_fill_view(q->fill, &v);
+	switch (v.state) {
+	case DRP_FILL_STARTING:
+		wait_on(c);
+		return 0;
+	case DRP_FILL_DECLINED:
+		if (!q->initiator) {
+			/* Not a 200 for the one who asked: everyone else
+			 * asks the upstream on their own (their credentials
+			 * may differ). */
+			pass_through(c);
+			return 1;
+		} else {
+			const char *head, *body;
+			size_t hl, bl;
+			int st = drp_fill_declined(q->fill, &head, &hl, &body,
+						   &bl);
+			c->status = st;
+			c->up_status = st;
+			drp_buf_append(&c->out, head, hl);
+			drp_buf_printf(&c->out,
+				       "Content-Length: %zu\r\nX-Cache: "
+				       "PASS\r\n%s\r\n",
+				       bl,
+				       c->close_after ? "Connection: close\r\n"
+						      : "");
+			drp_buf_append(&c->out, body, bl);
+			c->bytes_out = bl;
+			drp_conn_request_done(c, "PASS");
+			return 1;
+		}
+	case DRP_FILL_FAILED:
+		if (!q->head_sent) {
+			drp_conn_respond_error(c, 502, false,
+					       "upstream transfer of %s failed",
+					       q->digest);
+			drp_conn_request_done(c, q->result);
+			return 1;
+		}
+		drp_conn_abort(c, "blob transfer failed or digest mismatch");
+		return -1;
+	case DRP_FILL_RUNNING:
+	case DRP_FILL_VERIFIED:
+		break;
+	}
+	c->up_status = 200;
+	if (!q->head_sent) {
+		/* A range needs the total length: wait for the end if the
+		 * upstream did not announce it. */
+		if (!v.length_known) {
+			wait_on(c);
+			return 0;
+		}
+		if (!body_head(c, v.total, v.content_type, q->result)) {
+			drp_conn_request_done(c, q->result);
+			return 1;
+		}
+	}
+	bool verified = v.state == DRP_FILL_VERIFIED;
+	/* Every response's last byte waits for the verification. */
+	uint64_t limit = v.written < q->end ? v.written : q->end;
+	if (!verified && limit == q->end && limit > q->pos)
+		limit--;
+	int progress = 0;
+	while (q->pos < limit && drp_buf_pending(&c->out) < DRP_CONN_OUT_HIGH) {
+		size_t want = READ_CHUNK;
+		if (limit - q->pos < want)
+			want = (size_t)(limit - q->pos);
+		char *p = drp_buf_reserve(&c->out, want);
+		ssize_t n = drp_fill_read(q->fill, p, want, q->pos);
+		if (n <= 0) {
+			drp_conn_abort(c, "spool read failed");
+			return -1;
+		}
+		c->out.len += (size_t)n;
+		q->pos += (uint64_t)n;
+		c->bytes_out += (uint64_t)n;
+		progress = 1;
+	}
+	if (q->pos == q->end && verified) {
+		atomic_fetch_add(&srv_of(c)->stats.bytes_client,
+				 q->end - (q->range ? q->r_first : 0));
+		drp_conn_request_done(c, q->result);
+		return 1;
+	}
+	if (q->pos >= limit)
+		wait_on(c);
+	return progress;
+}
+
+int drp_cached_pump(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	if (q->reader)
+		return pump_reader(c);
+	if (q->fill)
+		return pump_fill(c);
+	return 0;
+}
+
+/* ---- blobs ---- */
+
+static void blob_miss(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(c);
+	bool created = false;
+	q->fill = drp_fill_attach(srv, q->digest, &created);
+	if (q->fill == NULL) {
+		pass_through(c);
+		return;
+	}
+	drp_fill_waiter_add(q->fill);
+	q->initiator = created;
+	q->result = created ? "MISS" : "COALESCED";
+	atomic_fetch_add(created ? &srv->stats.miss : &srv->stats.coalesced, 1);
+	if (created) {
+		drp_fetch_req_t fr = {
+			.tls = true,
+			.host = c->host,
+			.port = c->port,
+			.method = "GET",
+			.target = q->target,
+			.headers = drp_buf_head(&q->headers),
+			.headers_len = drp_buf_pending(&q->headers),
+			.body_mode = DRP_HTTP_BODY_NONE,
+			.follow_redirects = true,
+			.conn_id = c->id,
+		};
+		drp_fill_start(q->fill, c->w, c->rt, &fr);
+	}
+	c->state = DRP_CONN_EXCHANGE;
+	drp_conn_kick(c);
+}
+
+/* Header lines minus those that would make the upstream answer a part
+ * or a 304 (the cache needs the whole object). */
+static void strip_conditional(drp_buf_t *h)
+{
+	static const char *const drop[] = {
+		"Range:", "If-Range:", "If-None-Match:", "If-Modified-Since:"};
+	drp_buf_t out = {0};
+	const char *p = drp_buf_head(h), *end = p + drp_buf_pending(h);
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+		bool keep = true;
+		for (size_t i = 0; i < DRP_ARRAY_SIZE(drop); i++)
+			if (strncasecmp(p, drop[i], strlen(drop[i])) == 0)
+				keep = false;
+		if (keep)
+			drp_buf_append(&out, p, (size_t)(next - p));
+		p = next;
+	}
+	drp_buf_free(h);
+	*h = out;
+}
+
+/* ---- manifests ---- */
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void mt_key(char *buf, size_t len, const char *digest)
+{
+	snprintf(buf, len, "mt %s", digest);
+}
+
+/* Store a verified manifest: object + media type (+ tag record). */
+static void store_manifest(drp_conn_t *c, const char *digest, const char *ctype,
+			   const drp_buf_t *body)
+{
+	drp_server_t *srv = srv_of(c);
+	drp_cached_req_t *q = c->creq;
+	char key[128];
+	mt_key(key, sizeof(key), digest);
+	srv->capi->meta_put(srv->cdb, &srv->cstats, key, strlen(key), ctype,
+			    strlen(ctype));
+	drp_cache_writer_t *wr;
+	int r = srv->capi->write_begin(srv->cdb, &srv->cstats, digest,
+				       drp_buf_pending(body), &wr);
+	if (r == 0) {
+		srv->capi->write(srv->cdb, &srv->cstats, wr, drp_buf_head(body),
+				 drp_buf_pending(body));
+		r = srv->capi->commit(srv->cdb, &srv->cstats, wr);
+		if (r < 0)
+			drp_log_info(DRP_LOG_CACHE,
+				     "%s: manifest not stored: %s", digest,
+				     strerror(-r));
+	}
+	if (q->kind == K_MANIFEST_TAG && q->tagkey[0]) {
+		drp_cache_tag_t t = {.size = drp_buf_pending(body),
+				     .fetched_at = now_s()};
+		snprintf(t.digest, sizeof(t.digest), "%s", digest);
+		snprintf(t.media_type, sizeof(t.media_type), "%s", ctype);
+		drp_cache_tag_put(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
+				  &t);
+	}
+}
+
+static void answer_buffered(drp_conn_t *c, drp_fetchbuf_result_t *res,
+			    const char *result)
+{
+	drp_cached_req_t *q = c->creq;
+	c->status = res->status;
+	c->up_status = res->status;
+	drp_buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", res->status,
+		       drp_http_reason(res->status));
+	drp_buf_append(&c->out, drp_buf_head(&res->head),
+		       drp_buf_pending(&res->head));
+	drp_buf_printf(&c->out, "Content-Length: %zu\r\nX-Cache: %s\r\n%s\r\n",
+		       drp_buf_pending(&res->body), result,
+		       c->close_after ? "Connection: close\r\n" : "");
+	if (!q->head) {
+		drp_buf_append(&c->out, drp_buf_head(&res->body),
+			       drp_buf_pending(&res->body));
+		c->bytes_out = drp_buf_pending(&res->body);
+	}
+	drp_conn_request_done(c, result);
+}
+
+static bool serve_manifest_record(drp_conn_t *c, const char *result)
+{
+	drp_cached_req_t *q = c->creq;
+	snprintf(q->digest, sizeof(q->digest), "%s", q->tag.digest);
+	q->result = result;
+	return serve_stored(c, q->tag.media_type, result);
+}
+
+static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
+{
+	drp_conn_t *c = arg;
+	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(c);
+	q->fb = NULL;
+	bool upstream_down =
+		res->err < 0 || res->status == 429 || res->status >= 500;
+	if (upstream_down && q->have_tag) {
+		drp_log_warning(
+			DRP_LOG_CACHE,
+			"[c%06u] %s: upstream %s; serving the last known "
+			"manifest %s (STALE)",
+			c->id, q->target,
+			res->err < 0 ? res->reason : "unavailable",
+			q->tag.digest);
+		atomic_fetch_add(&srv->stats.stale, 1);
+		if (serve_manifest_record(c, "STALE"))
+			return;
+	}
+	if (res->err < 0) {
+		drp_conn_respond_error(c, res->http_status, false, "%s",
+				       res->reason);
+		drp_conn_request_done(c, "MISS");
+		return;
+	}
+	if (res->status != 200) {
+		answer_buffered(c, res, "PASS");
+		return;
+	}
+	uint8_t bin[DRP_DIGEST_LEN];
+	char digest[DRP_DIGEST_STRSIZE];
+	drp_digest_buf(drp_buf_head(&res->body), drp_buf_pending(&res->body),
+		       bin);
+	drp_digest_format(bin, digest);
+	const char *want = q->kind == K_MANIFEST_DIGEST ? q->digest
+			   : res->digest[0]		? res->digest
+							: NULL;
+	if (want && strncmp(want, "sha256:", 7) == 0 &&
+	    strcmp(want, digest) != 0) {
+		drp_log_err(DRP_LOG_CACHE,
+			    "[c%06u] %s: manifest bytes hash to %s, not %s; "
+			    "not cached",
+			    c->id, q->target, digest, want);
+		atomic_fetch_add(&srv->stats.digest_mismatches, 1);
+		drp_conn_respond_error(c, 502, false,
+				       "the upstream manifest does not match "
+				       "its digest");
+		drp_conn_request_done(c, "MISS");
+		return;
+	}
+	const char *ctype =
+		res->content_type[0]
+			? res->content_type
+			: "application/vnd.oci.image.manifest.v1+json";
+	store_manifest(c, digest, ctype, &res->body);
+	/* Answer from the bytes in hand (the store may have refused). */
+	snprintf(q->digest, sizeof(q->digest), "%s", digest);
+	if (!res->digest[0])
+		drp_buf_printf(&res->head, "Docker-Content-Digest: %s\r\n",
+			       digest);
+	answer_buffered(c, res, "MISS");
+}
+
+static void manifest_fetch(drp_conn_t *c)
+{
+	drp_cached_req_t *q = c->creq;
+	drp_fetch_req_t fr = {
+		.tls = true,
+		.host = c->host,
+		.port = c->port,
+		.method = "GET",
+		.target = q->target,
+		.headers = drp_buf_head(&q->headers),
+		.headers_len = drp_buf_pending(&q->headers),
+		.body_mode = DRP_HTTP_BODY_NONE,
+		.conn_id = c->id,
+	};
+	atomic_fetch_add(&srv_of(c)->stats.miss, 1);
+	q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, MANIFEST_MAX,
+				   manifest_get_cb, c);
+	c->state = DRP_CONN_EXCHANGE;
+}
+
+static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
+{
+	drp_conn_t *c = arg;
+	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(c);
+	q->fb = NULL;
+	c->up_status = res->err < 0 ? 0 : res->status;
+	if (res->err < 0 || res->status == 429 || res->status >= 500) {
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] %s: revalidation failed (%s); serving "
+				"%s (STALE)",
+				c->id, q->target,
+				res->err < 0 ? res->reason : "upstream error",
+				q->tag.digest);
+		atomic_fetch_add(&srv->stats.stale, 1);
+		if (!serve_manifest_record(c, "STALE"))
+			manifest_fetch(c);
+		return;
+	}
+	if (res->status == 200 && strcmp(res->digest, q->tag.digest) == 0) {
+		q->tag.fetched_at = now_s();
+		drp_cache_tag_put(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
+				  &q->tag);
+		atomic_fetch_add(&srv->stats.revalidated, 1);
+		if (serve_manifest_record(c, "REVALIDATED"))
+			return;
+		manifest_fetch(c);
+		return;
+	}
+	if (res->status == 200) {
+		/* The tag moved. */
+		q->have_tag = false;
+		manifest_fetch(c);
+		return;
+	}
+	/* 401/403/404...: let the client talk to the upstream itself. */
+	q->have_tag = false;
+	pass_through(c);
+}
+
+static double tag_ttl(drp_conn_t *c)
+{
+	const drp_conf_t *conf = c->rt->conf;
+	double ttl = conf->tag_ttl;
+	for (unsigned i = 0; i < conf->n_registry; i++) {
+		const drp_conf_registry_t *r = &conf->registry[i];
+		size_t hl = strcspn(r->name, "/");
+		if (strlen(c->host) != hl || strncmp(r->name, c->host, hl) != 0)
+			continue;
+		const drp_conf_item_t *it = drp_conf_registry_get(r, "tag_ttl");
+		double v;
+		if (it && drp_conf_parse_duration(it->value, &v) == 0)
+			ttl = v;
+	}
+	return ttl;
+}
+
+static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
+			 const drp_route_t *route)
+{
+	drp_server_t *srv = srv_of(c);
+	drp_cached_req_t *q = c->creq;
+	char *owned[32];
+	const char *vals[32];
+	size_t nv = 0;
+	for (const drp_http_header_t *h = drp_http_find(req, "Accept");
+	     h && nv < DRP_ARRAY_SIZE(vals);
+	     h = drp_http_find_next(req, "Accept", h)) {
+		/* The helper wants NUL-terminated strings. */
+		owned[nv] = drp_strndup(h->value, h->value_len);
+		vals[nv] = owned[nv];
+		nv++;
+	}
+	char accept[1024];
+	int r = drp_cache_accept_key(accept, sizeof(accept), vals, nv);
+	for (size_t i = 0; i < nv; i++)
+		free(owned[i]);
+	if (r < 0)
+		return false;
+	char host[DRP_HOST_MAX + 8];
+	if (c->port == 443)
+		snprintf(host, sizeof(host), "%s", c->host);
+	else
+		snprintf(host, sizeof(host), "%s:%u", c->host, c->port);
+	char tag[256];
+	snprintf(tag, sizeof(tag), "%.*s", (int)route->ref_len, route->ref);
+	if (drp_cache_tag_key(q->tagkey, sizeof(q->tagkey), host, q->repo, tag,
+			      accept) < 0)
+		return false;
+	if (drp_cache_tag_get(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
+			      &q->tag) == 0 &&
+	    srv->capi->lookup(srv->cdb, &srv->cstats, q->tag.digest, NULL) ==
+		    0) {
+		q->have_tag = true;
+		double age = (double)(now_s() - q->tag.fetched_at);
+		if (age >= 0 && age < tag_ttl(c)) {
+			atomic_fetch_add(&srv->stats.hit, 1);
+			if (serve_manifest_record(c, "HIT"))
+				return true;
+			q->have_tag = false;
+		} else {
+			drp_fetch_req_t fr = {
+				.tls = true,
+				.host = c->host,
+				.port = c->port,
+				.method = "HEAD",
+				.target = q->target,
+				.headers = drp_buf_head(&q->headers),
+				.headers_len = drp_buf_pending(&q->headers),
+				.body_mode = DRP_HTTP_BODY_NONE,
+				.conn_id = c->id,
+			};
+			q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, 0,
+						   revalidate_cb, c);
+			c->state = DRP_CONN_EXCHANGE;
+			return true;
+		}
+	}
+	manifest_fetch(c);
+	return true;
+}
+
+static bool manifest_digest(drp_conn_t *c)
+{
+	drp_server_t *srv = srv_of(c);
+	drp_cached_req_t *q = c->creq;
+	char key[128], ctype[256];
+	mt_key(key, sizeof(key), q->digest);
+	size_t len = sizeof(ctype) - 1;
+	if (srv->capi->lookup(srv->cdb, &srv->cstats, q->digest, NULL) == 0 &&
+	    srv->capi->meta_get(srv->cdb, &srv->cstats, key, strlen(key), ctype,
+				&len) == 0) {
+		ctype[len] = '\0';
+		atomic_fetch_add(&srv->stats.hit, 1);
+		q->result = "HIT";
+		if (serve_stored(c, ctype, "HIT"))
+			return true;
+	}
+	if (q->head)
+		return false; /* a HEAD miss costs the upstream nothing */
+	manifest_fetch(c);
+	return true;
+}
+
+bool drp_cached_dispatch(drp_conn_t *c, const drp_http_msg_t *req,
+			 const drp_route_t *route, const char *target,
+			 size_t target_len, const char *headers,
+			 size_t headers_len)
+{
+	if (!caching(c))
+		return false;
+	drp_server_t *srv = srv_of(c);
+	bool sha256 = false;
+	if (route->kind != DRP_ROUTE_MANIFEST_TAG &&
+	    (!drp_digest_valid(route->ref, route->ref_len, &sha256) || !sha256))
+		return false; /* only SHA-256 can be verified */
+	drp_cached_req_t *q = DRP_NEW(drp_cached_req_t);
+	c->creq = q;
+	q->head = c->is_head_req;
+	q->kind = route->kind == DRP_ROUTE_BLOB		     ? K_BLOB
+		  : route->kind == DRP_ROUTE_MANIFEST_DIGEST ? K_MANIFEST_DIGEST
+							     : K_MANIFEST_TAG;
+	if (q->kind != K_MANIFEST_TAG)
+		snprintf(q->digest, sizeof(q->digest), "%.*s",
+			 (int)route->ref_len, route->ref);
+	q->repo = drp_strndup(route->name, route->name_len);
+	q->target = drp_strndup(target, target_len);
+	drp_buf_append(&q->headers, headers, headers_len);
+	strip_conditional(&q->headers);
+	parse_range(q, req);
+	c->result = "PASS";
+
+	bool taken;
+	if (q->kind == K_BLOB) {
+		taken = true;
+		if (srv->capi->lookup(srv->cdb, &srv->cstats, q->digest,
+				      NULL) == 0) {
+			atomic_fetch_add(&srv->stats.hit, 1);
+			q->result = "HIT";
+			if (!serve_stored(c, "application/octet-stream", "HIT"))
+				blob_miss(c);
+		} else if (q->head) {
+			taken = false;
+		} else {
+			blob_miss(c);
+		}
+	} else if (q->kind == K_MANIFEST_DIGEST) {
+		taken = manifest_digest(c);
+	} else {
+		taken = manifest_tag(c, req, route);
+	}
+	if (!taken)
+		drp_cached_release(c);
+	return taken;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * An upstream request whose answer is collected in memory (bounded):
+ * manifests, tag revalidation, token requests. Built on drp_fetch.
+ */
+#ifndef DRP_PROXY_FETCHBUF_H
+#define DRP_PROXY_FETCHBUF_H
+
+#include "proxy/fetch.h"
+#include "util/buf.h"
+
+typedef struct drp_fetchbuf drp_fetchbuf_t;
+
+typedef struct drp_fetchbuf_result {
+	int err;	    /* 0, or <0: no usable answer (see http_status) */
+	int http_status;    /* err < 0: status to answer with (502/504) */
+	const char *reason; /* err < 0: why */
+	int status;	    /* the upstream's status */
+	/* The upstream's header lines, "Name: value\r\n", without hop-by-hop
+	 * headers and without Content-Length. */
+	drp_buf_t head;
+	drp_buf_t body;
+	bool too_big;		 /* body exceeded max_body (err = -EFBIG) */
+	char digest[80];	 /* Docker-Content-Digest, "" if none */
+	char content_type[256];	 /* "" if none */
+	uint64_t content_length; /* Content-Length (for HEAD answers) */
+	bool has_length;
+} drp_fetchbuf_result_t;
+
+/* Called exactly once, from the loop; res is valid during the call. */
+typedef void (*drp_fetchbuf_cb)(void *arg, drp_fetchbuf_result_t *res);
+
+drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
+				   const drp_fetch_req_t *req, size_t max_body,
+				   drp_fetchbuf_cb cb, void *arg);
+/* No callback after this. */
+void drp_fetchbuf_cancel(drp_fetchbuf_t *fb);
+
+#endif

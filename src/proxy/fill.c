@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+#include "proxy/fill.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cache/digest.h"
+#include "proxy/server.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define DECLINED_BODY_MAX (64 * 1024)
+
+struct drp_fill {
+	struct drp_fill *next; /* in the server's table */
+	drp_server_t *srv;
+	atomic_uint refs;
+	pthread_mutex_t lock;
+	char digest[DRP_DIGEST_STRSIZE];
+	int spool;
+	/* guarded by lock */
+	enum drp_fill_state state;
+	uint64_t written;
+	uint64_t total;
+	bool length_known;
+	char content_type[128];
+	unsigned waiters;
+	drp_buf_t declined;	 /* DECLINED: head lines for the initiator */
+	drp_buf_t declined_body; /* and the body */
+	int declined_status;
+	bool in_table;
+	/* owned by the fetch's worker thread */
+	drp_fetch_t *fetch;
+	drp_digest_t hash;
+	bool hashing;
+	drp_cache_writer_t *writer;
+	bool declined_too_big;
+	bool broken; /* spool write failed: drain and drop */
+};
+
+static void table_remove(drp_fill_t *f)
+{
+	drp_server_t *srv = f->srv;
+	pthread_mutex_lock(&srv->fills_lock);
+	if (f->in_table) {
+		for (drp_fill_t **p = (drp_fill_t **)&srv->fills; *p;
+		     p = &(*p)->next) {
+			if (*p == f) {
+				*p = f->next;
+				break;
+			}
+		}
+		f->in_table = false;
+	}
+	pthread_mutex_unlock(&srv->fills_lock);
+}
+
+static int spool_open(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Filesystems without O_TMPFILE: create and unlink at once. */
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/.spool.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
+			    bool *created)
+{
+	pthread_mutex_lock(&srv->fills_lock);
+	for (drp_fill_t *f = srv->fills; f; f = f->next) {
+		if (strcmp(f->digest, digest) == 0) {
+			atomic_fetch_add(&f->refs, 1);
+			pthread_mutex_unlock(&srv->fills_lock);
+			*created = false;
+			return f;
+		}
+	}
+	int fd = spool_open(srv->spool_dir);
+	if (fd < 0) {
+		pthread_mutex_unlock(&srv->fills_lock);
+		drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE,
+			      "spool file in %s", srv->spool_dir);
+		return NULL;
+	}
+	drp_fill_t *f = DRP_NEW(drp_fill_t);
+	f->srv = srv;
+	atomic_init(&f->refs, 2); /* the caller's and the fetch's */
+	pthread_mutex_init(&f->lock, NULL);
+	snprintf(f->digest, sizeof(f->digest), "%s", digest);
+	f->spool = fd;
+	f->total = UINT64_MAX;
+	f->state = DRP_FILL_STARTING;
+	f->in_table = true;
+	f->next = srv->fills;
+	srv->fills = f;
+	pthread_mutex_unlock(&srv->fills_lock);
+	*created = true;
+	return f;
+}
+
+void drp_fill_unref(drp_fill_t *f)
+{
+	if (f == NULL || atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	table_remove(f);
+	close(f->spool);
+	drp_buf_free(&f->declined);
+	drp_buf_free(&f->declined_body);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+/* Wake every worker while someone waits on this fill. */
+static void notify(drp_fill_t *f)
+{
+	drp_server_t *srv = f->srv;
+	pthread_mutex_lock(&f->lock);
+	unsigned waiters = f->waiters;
+	pthread_mutex_unlock(&f->lock);
+	if (waiters == 0 || atomic_load(&srv->draining))
+		return;
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		ev_async_send(srv->workers[i].loop, &srv->workers[i].fill_wake);
+}
+
+void drp_fill_waiter_add(drp_fill_t *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->waiters++;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void drp_fill_waiter_del(drp_fill_t *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->waiters--;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void drp_fill_view(drp_fill_t *f, drp_fill_view_t *v)
+{
+	pthread_mutex_lock(&f->lock);
+	v->state = f->state;
+	v->written = f->written;
+	v->total = f->total;
+	v->length_known = f->length_known;
+	memcpy(v->content_type, f->content_type, sizeof(v->content_type));
+	pthread_mutex_unlock(&f->lock);
+}
+
+ssize_t drp_fill_read(drp_fill_t *f, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = pread(f->spool, buf, len, (off_t)off);
+	return n < 0 ? -errno : n;
+}
+
+int drp_fill_declined(drp_fill_t *f, const char **head, size_t *head_len,
+		      const char **body, size_t *body_len)
+{
+	*head = drp_buf_head(&f->declined);
+	*head_len = drp_buf_pending(&f->declined);
+	*body = drp_buf_head(&f->declined_body);
+	*body_len = drp_buf_pending(&f->declined_body);
+	return f->declined_status;
+}
+
+static void set_state(drp_fill_t *f, enum drp_fill_state st)
+{
+	pthread_mutex_lock(&f->lock);
+	f->state = st;
+	pthread_mutex_unlock(&f->lock);
+	if (st >= DRP_FILL_VERIFIED)
+		table_remove(f); /* new requests go to the cache or refetch */
+	notify(f);
+}
+
+/* ---- the fetch's sink ---- */
+
+static void fill_head(void *arg, const drp_http_msg_t *resp,
+		      enum drp_http_body_mode mode, uint64_t length)
+{
+	drp_fill_t *f = arg;
+	drp_server_t *srv = f->srv;
+	if (resp->status != 200) {
+		/* Keep the answer (bounded) for the client that asked. */
+		f->declined_status = resp->status;
+		drp_buf_printf(&f->declined, "HTTP/1.1 %d %s\r\n", resp->status,
+			       drp_http_reason(resp->status));
+		for (size_t i = 0; i < resp->num_headers; i++) {
+			const drp_http_header_t *h = &resp->headers[i];
+			if (drp_http_is_hop_by_hop(resp, h) ||
+			    (h->name_len == 14 &&
+			     strncasecmp(h->name, "Content-Length", 14) == 0))
+				continue;
+			drp_buf_append(&f->declined, h->name, h->name_len);
+			drp_buf_append(&f->declined, ": ", 2);
+			drp_buf_append(&f->declined, h->value, h->value_len);
+			drp_buf_append(&f->declined, "\r\n", 2);
+		}
+		pthread_mutex_lock(&f->lock);
+		f->state = DRP_FILL_STARTING; /* until the body is in */
+		f->length_known = false;
+		pthread_mutex_unlock(&f->lock);
+		f->total = 0;
+		return;
+	}
+	const drp_http_header_t *ct = drp_http_find(resp, "Content-Type");
+	pthread_mutex_lock(&f->lock);
+	if (ct && ct->value_len < sizeof(f->content_type)) {
+		memcpy(f->content_type, ct->value, ct->value_len);
+		f->content_type[ct->value_len] = '\0';
+	} else {
+		snprintf(f->content_type, sizeof(f->content_type),
+			 "application/octet-stream");
+	}
+	if (mode == DRP_HTTP_BODY_LENGTH) {
+		f->total = length;
+		f->length_known = true;
+	}
+	f->state = DRP_FILL_RUNNING;
+	pthread_mutex_unlock(&f->lock);
+	f->hashing = drp_digest_init(&f->hash) == 0;
+	if (srv->capi) {
+		int r = srv->capi->write_begin(
+			srv->cdb, &srv->cstats, f->digest,
+			mode == DRP_HTTP_BODY_LENGTH ? length
+						     : DRP_CACHE_LEN_UNKNOWN,
+			&f->writer);
+		if (r < 0 && r != -EEXIST)
+			drp_log_info(DRP_LOG_CACHE, "%s: not cached: %s",
+				     f->digest, strerror(-r));
+		if (r < 0)
+			f->writer = NULL;
+	}
+	notify(f);
+}
+
+static size_t fill_room(void *arg)
+{
+	return 256 * 1024;
+}
+
+static void fill_body(void *arg, const char *data, size_t len)
+{
+	drp_fill_t *f = arg;
+	if (f->declined_status) {
+		if (drp_buf_pending(&f->declined_body) + len >
+		    DECLINED_BODY_MAX)
+			f->declined_too_big = true;
+		else
+			drp_buf_append(&f->declined_body, data, len);
+		return;
+	}
+	if (f->broken)
+		return;
+	uint64_t off = f->written;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(f->spool, data + done, len - done,
+				   (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* The waiters cannot be served: reset them; the
+			 * fetch drains to its end and is dropped. */
+			drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE,
+				      "%s: spool write", f->digest);
+			f->broken = true;
+			set_state(f, DRP_FILL_FAILED);
+			return;
+		}
+		done += (size_t)n;
+	}
+	if (f->hashing)
+		drp_digest_update(&f->hash, data, len);
+	if (f->writer)
+		f->srv->capi->write(f->srv->cdb, &f->srv->cstats, f->writer,
+				    data, len);
+	pthread_mutex_lock(&f->lock);
+	f->written += len;
+	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_add(&f->srv->stats.bytes_upstream, len);
+	notify(f);
+}
+
+static bool digest_matches(drp_fill_t *f)
+{
+	if (!f->hashing)
+		return false;
+	uint8_t want[DRP_DIGEST_LEN];
+	if (drp_digest_parse(f->digest, want) < 0) {
+		drp_digest_abort(&f->hash);
+		return false;
+	}
+	f->hashing = false;
+	return drp_digest_final_check(&f->hash, want) == 0;
+}
+
+static void fill_done(void *arg, int err, int http_status, const char *reason)
+{
+	drp_fill_t *f = arg;
+	drp_server_t *srv = f->srv;
+	f->fetch = NULL;
+	if (f->broken) {
+		err = -EIO;
+		reason = "spool write failed";
+	}
+	if (err == 0 && f->declined_status) {
+		pthread_mutex_lock(&f->lock);
+		if (f->declined_too_big) {
+			drp_buf_reset(&f->declined);
+			drp_buf_reset(&f->declined_body);
+			f->declined_status = 502;
+			drp_buf_printf(&f->declined,
+				       "HTTP/1.1 502 Bad Gateway\r\n");
+		}
+		f->total = f->written;
+		pthread_mutex_unlock(&f->lock);
+		set_state(f, DRP_FILL_DECLINED);
+	} else if (err == 0) {
+		bool ok = digest_matches(f);
+		if (!ok) {
+			drp_log_err(DRP_LOG_CACHE,
+				    "%s: the upstream sent %llu bytes that do "
+				    "not match the digest; discarded, clients "
+				    "reset",
+				    f->digest, (unsigned long long)f->written);
+			atomic_fetch_add(&srv->stats.digest_mismatches, 1);
+		}
+		pthread_mutex_lock(&f->lock);
+		f->total = f->written;
+		f->length_known = true;
+		pthread_mutex_unlock(&f->lock);
+		/* Waiters get their last byte now, before the (slow, fsync)
+		 * commit. */
+		set_state(f, ok ? DRP_FILL_VERIFIED : DRP_FILL_FAILED);
+		if (f->writer) {
+			if (ok) {
+				int r = srv->capi->commit(
+					srv->cdb, &srv->cstats, f->writer);
+				if (r < 0)
+					drp_log_info(
+						DRP_LOG_CACHE,
+						"%s: verified, not stored: "
+						"%s",
+						f->digest, strerror(-r));
+			} else {
+				srv->capi->abort(srv->cdb, &srv->cstats,
+						 f->writer);
+			}
+			f->writer = NULL;
+		}
+	} else {
+		drp_log_warning(DRP_LOG_CACHE, "%s: upstream fetch failed: %s",
+				f->digest, reason);
+		if (f->writer)
+			srv->capi->abort(srv->cdb, &srv->cstats, f->writer);
+		f->writer = NULL;
+		if (f->hashing)
+			drp_digest_abort(&f->hash);
+		f->hashing = false;
+		if (f->state == DRP_FILL_STARTING && !f->declined_status) {
+			/* Nothing was sent yet: the initiator can answer
+			 * with the error. */
+			f->declined_status = http_status ? http_status : 502;
+			drp_buf_reset(&f->declined);
+			drp_buf_reset(&f->declined_body);
+			drp_buf_printf(&f->declined,
+				       "HTTP/1.1 %d %s\r\nContent-Type: "
+				       "text/plain; charset=utf-8\r\n",
+				       f->declined_status,
+				       drp_http_reason(f->declined_status));
+			drp_buf_printf(&f->declined_body, "%s\n", reason);
+			set_state(f, DRP_FILL_DECLINED);
+		} else {
+			set_state(f, DRP_FILL_FAILED);
+		}
+	}
+	drp_fill_unref(f); /* the fetch's reference */
+}
+
+static const drp_fetch_sink_t fill_sink = {
+	.head = fill_head,
+	.room = fill_room,
+	.body = fill_body,
+	.done = fill_done,
+};
+
+void drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
+		    const drp_fetch_req_t *req)
+{
+	f->fetch = drp_fetch_new(w, rt, req, &fill_sink, f);
+	drp_fetch_start(f->fetch);
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-flight blob fetches ("fills"), shared by every worker.
+ *
+ * The first client that misses a blob creates the fill and its upstream
+ * fetch; every later client asking for the same digest while it runs
+ * attaches as a waiter. The fetch writes the body to an unlinked spool
+ * file (so waiters stream from it as bytes arrive, at their own pace,
+ * Range included), into a cache writer, and through SHA-256. A waiter may
+ * send every byte of its response except the last one before the digest
+ * is verified; on a mismatch every waiter resets its connection, so no
+ * client ever sees a complete response with wrong bytes. The fetch
+ * belongs to the fill, not to the client that started it: if that client
+ * goes away the fill still completes for the others and for the cache.
+ *
+ * Thread-safety: the table and each fill are locked internally; waiters
+ * on any worker are woken through their worker's ev_async (see
+ * drp_fill_worker_init).
+ */
+#ifndef DRP_PROXY_FILL_H
+#define DRP_PROXY_FILL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/fetch.h"
+#include "proxy/worker.h"
+
+typedef struct drp_fill drp_fill_t;
+
+enum drp_fill_state {
+	DRP_FILL_STARTING = 0, /* waiting for the upstream's head */
+	DRP_FILL_RUNNING = 1,  /* 200 received, body arriving */
+	DRP_FILL_VERIFIED = 2, /* complete and SHA-256 verified */
+	DRP_FILL_FAILED = 3,   /* broken body or digest mismatch: reset */
+	DRP_FILL_DECLINED = 4, /* the upstream did not answer 200: the
+				  initiator gets that answer, others retry
+				  on their own */
+};
+
+/* Snapshot of a fill for a waiter. */
+typedef struct drp_fill_view {
+	enum drp_fill_state state;
+	uint64_t written; /* bytes in the spool */
+	uint64_t total;	  /* body length, UINT64_MAX until known */
+	bool length_known;
+	char content_type[128];
+} drp_fill_view_t;
+
+/*
+ * Find the running fill for digest or create one. *created tells which;
+ * a created fill has no fetch yet: the caller starts it with
+ * drp_fill_start(). Returns a new reference, or NULL if no spool file
+ * could be made (the caller then passes the request through).
+ */
+drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
+			    bool *created);
+void drp_fill_unref(drp_fill_t *f);
+
+/*
+ * Start the upstream fetch (req->method must be GET, without Range) on
+ * worker w. The fill owns the fetch from now on.
+ */
+void drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
+		    const drp_fetch_req_t *req);
+
+void drp_fill_view(drp_fill_t *f, drp_fill_view_t *v);
+/* pread from the spool; only bytes below view.written are valid. */
+ssize_t drp_fill_read(drp_fill_t *f, void *buf, size_t len, uint64_t off);
+/* For DRP_FILL_DECLINED: the upstream's answer for the client that
+ * started the fill: status line and header lines (no Content-Length, no
+ * blank line), and the body. Owned by the fill. Returns the status. */
+int drp_fill_declined(drp_fill_t *f, const char **head, size_t *head_len,
+		      const char **body, size_t *body_len);
+
+/* A waiter arrived or left (progress wakes workers only while a fill
+ * has waiters). */
+void drp_fill_waiter_add(drp_fill_t *f);
+void drp_fill_waiter_del(drp_fill_t *f);
+
+#endif
