@@ -5,13 +5,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <gnutls/gnutls.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +41,11 @@ static void usage(FILE *f)
 		"  -t          check the configuration and exit\n"
 		"  -d          detach and run in the background\n"
 		"  -p PIDFILE  write the process id to PIDFILE\n"
+		"  --cache-stats  print the cache's objects, bytes and "
+		"hit/miss\n"
+		"              counts (of the running proxy, else of the "
+		"cache\n"
+		"              directory) and exit\n"
 		"  -V          print the version and exit\n"
 		"  -h          this help\n",
 		DEFAULT_CONF);
@@ -146,6 +155,94 @@ static int open_cache(drp_server_t *srv, const drp_conf_t *conf)
 	return 0;
 }
 
+/* Ask a running daemon (its /metrics on the first listen address) for its
+ * counters; if none answers, read the cache directory itself. */
+static int cache_stats(const drp_conf_t *conf)
+{
+	char body[65536];
+	size_t n = 0;
+	if (conf->n_listen > 0) {
+		struct sockaddr_storage ss = conf->listen[0].addr;
+		/* A wildcard listener is reached on loopback. */
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+			if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+				in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+				in6->sin6_addr = in6addr_loopback;
+		}
+		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct timeval tv = {.tv_sec = 3};
+		if (fd >= 0) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				   sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+				   sizeof(tv));
+		}
+		static const char req[] =
+			"GET /metrics HTTP/1.1\r\nHost: "
+			"localhost\r\nConnection: close\r\n\r\n";
+		if (fd >= 0 &&
+		    connect(fd, (struct sockaddr *)&ss,
+			    conf->listen[0].addrlen) == 0 &&
+		    write(fd, req, sizeof(req) - 1) ==
+			    (ssize_t)sizeof(req) - 1) {
+			ssize_t r;
+			while (n < sizeof(body) - 1 &&
+			       (r = read(fd, body + n, sizeof(body) - 1 - n)) >
+				       0)
+				n += (size_t)r;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	body[n] = '\0';
+	if (n > 0 && strstr(body, "drp_cache_objects")) {
+		printf("cache statistics of the running proxy (%s):\n",
+		       conf->listen[0].text);
+		for (char *line = body, *nl; line && *line;
+		     line = nl ? nl + 1 : NULL) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			if (strncmp(line, "drp_cache", 9) == 0 ||
+			    strncmp(line, "drp_bytes_from_upstream", 23) == 0 ||
+			    strncmp(line, "drp_digest_mismatches", 21) == 0)
+				printf("  %s\n", line);
+		}
+		return 0;
+	}
+	const drp_cache_api_t *api =
+		drp_cache_backend_find(conf->cache_backend);
+	if (api == NULL || !(api->flags & DRP_CACHE_PERSISTENT)) {
+		fprintf(stderr,
+			"no running proxy answered on %s, and the %s "
+			"cache keeps nothing on disk\n",
+			conf->n_listen ? conf->listen[0].text : "-",
+			conf->cache_backend);
+		return 1;
+	}
+	drp_cache_conf_t cc = {.dir = conf->cache_dir,
+			       .max_size = conf->cache_max_size};
+	drp_cache_stats_t st = {0};
+	drp_cache_t *db;
+	char err[512] = "";
+	if (api->open(&db, &cc, &st, err, sizeof(err)) < 0) {
+		fprintf(stderr, "cache %s: %s\n", conf->cache_dir, err);
+		return 1;
+	}
+	api->stats(db, &st);
+	printf("cache %s in %s (no running proxy answered; hit and miss "
+	       "counts live in the daemon):\n"
+	       "  objects %llu\n  bytes %llu\n  max_size %llu\n",
+	       api->name, conf->cache_dir, (unsigned long long)st.objects,
+	       (unsigned long long)st.bytes, (unsigned long long)st.max_size);
+	api->close(db, &st);
+	return 0;
+}
+
 static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 {
 	if (a->n_listen != b->n_listen || a->workers != b->workers)
@@ -200,11 +297,12 @@ static void reload(drp_server_t *srv, const char *path)
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL, *pidfile = NULL;
-	bool test = false, detach = false;
+	bool test = false, detach = false, stats = false;
 	int opt;
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
+		{"cache-stats", no_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:tdp:Vh", longopts, NULL)) !=
@@ -221,6 +319,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			pidfile = optarg;
+			break;
+		case 'S':
+			stats = true;
 			break;
 		case 'V':
 			printf("%s\n", PACKAGE_STRING);
@@ -240,6 +341,14 @@ int main(int argc, char **argv)
 	drp_log_init(DRP_LOG_NOTICE, NULL);
 	const char *used = NULL;
 	drp_conf_t *conf = load_conf(conf_path, &used);
+	if (stats) {
+		if (conf == NULL)
+			return 1;
+		gnutls_global_init();
+		int r = cache_stats(conf);
+		drp_conf_free(conf);
+		return r ? 1 : 0;
+	}
 	if (test) {
 		if (conf == NULL)
 			return 1;
