@@ -332,8 +332,6 @@ bool drp_digest_valid(const char *s, size_t len, bool *is_sha256)
 			continue;
 		return false;
 	}
-	if (!is_lower_alnum((unsigned char)s[alen - 1]))
-		return false;
 	size_t want = 0;
 	if (alen == 6 && memcmp(s, "sha256", 6) == 0)
 		want = 64;

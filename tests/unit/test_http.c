@@ -198,6 +198,8 @@ static const struct bad_case bad_reqs[] = {
 	{"GET / HTTP/1.10\r\n\r\n", -EINVAL},
 	/* missing minor version */
 	{"GET / HTTP/1\r\n\r\n", -EINVAL},
+	/* non-digit major version */
+	{"GET / HTTP/x.1\r\n\r\n", -EINVAL},
 	/* HTTP/2 in HTTP/1 syntax: 505 */
 	{"GET / HTTP/2.0\r\n\r\n", -EPROTONOSUPPORT},
 	/* the HTTP/2 connection preface: 505 */
@@ -258,6 +260,10 @@ static const struct bad_case bad_reqs[] = {
 	{"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", -EINVAL},
 	/* chunked with a parameter */
 	{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", -EINVAL},
+	/* quoted coding name */
+	{"POST / HTTP/1.1\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", -EINVAL},
+	/* two codings without a comma */
+	{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked x\r\n\r\n", -EINVAL},
 	/* empty Transfer-Encoding */
 	{"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n", -EINVAL},
 	/* Transfer-Encoding in an HTTP/1.0 request */
@@ -573,6 +579,7 @@ static const char lookup_msg[] = "GET / HTTP/1.1\r\n"
 				 "Connection: close\r\n"
 				 "X-Public: 2\r\n"
 				 "TE: trailers\r\n"
+				 "Cache-Control: no-cache \t, max-age=0\r\n"
 				 "\r\n";
 
 static void parse_lookup(drp_http_msg_t *m)
@@ -616,6 +623,9 @@ START_TEST(lookup_tokens)
 	ck_assert(!drp_http_has_token(&m, "Connection", "closed"));
 	/* no such header */
 	ck_assert(!drp_http_has_token(&m, "Upgrade", "h2c"));
+	/* OWS before the comma is not part of the element */
+	ck_assert(drp_http_has_token(&m, "Cache-Control", "no-cache"));
+	ck_assert(drp_http_has_token(&m, "Cache-Control", "max-age=0"));
 	ck_assert(drp_http_method_is(&m, "GET"));
 	/* methods are case-sensitive */
 	ck_assert(!drp_http_method_is(&m, "get"));
@@ -641,6 +651,7 @@ START_TEST(lookup_hop_by_hop)
 		true,  /* Connection (second) */
 		false, /* X-Public */
 		true,  /* TE */
+		false, /* Cache-Control */
 	};
 	ck_assert_uint_eq(m.num_headers, sizeof(hop) / sizeof(hop[0]));
 	for (size_t i = 0; i < m.num_headers; i++)
@@ -722,6 +733,9 @@ static const struct frame_case frames[] = {
 	/* gzip then chunked: chunked framing */
 	{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "GET",
 	 0, DRP_HTTP_BODY_CHUNKED, 0},
+	/* a coding with parameters before chunked */
+	{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip;level=1 , chunked\r\n\r\n",
+	 "GET", 0, DRP_HTTP_BODY_CHUNKED, 0},
 	/* final coding not chunked in a response: read until close */
 	{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", 0,
 	 DRP_HTTP_BODY_EOF, 0},
@@ -972,6 +986,8 @@ static const struct chunk_bad chunked_bad[] = {
 	{"0\r\nX: a\n\r\n", ""},
 	/* CTL in a trailer value */
 	{"0\r\nX: \x01\r\n\r\n", ""},
+	/* CR not followed by LF in a trailer */
+	{"0\r\nX: a\rY", ""},
 	/* final CR not followed by LF */
 	{"0\r\n\rX", ""},
 };

@@ -90,6 +90,8 @@ static const struct auth_case authorities[] = {
 	{"-a.b:443", -EINVAL, NULL, 0, false},
 	/* label ending with a hyphen */
 	{"a-.b:443", -EINVAL, NULL, 0, false},
+	/* last label ending with a hyphen */
+	{"host-:443", -EINVAL, NULL, 0, false},
 	/* empty label */
 	{"a..b:443", -EINVAL, NULL, 0, false},
 	/* leading dot */
@@ -491,6 +493,8 @@ static const struct route_case routes[] = {
 	 NULL, NULL},
 	/* empty name component */
 	{"/v2/a//b/manifests/latest", -EINVAL, DRP_ROUTE_V2_OTHER, NULL, NULL},
+	/* empty name */
+	{"/v2//manifests/latest", -EINVAL, DRP_ROUTE_V2_OTHER, NULL, NULL},
 	/* dot-dot path traversal */
 	{"/v2/a/../b/manifests/latest", -EINVAL, DRP_ROUTE_V2_OTHER, NULL,
 	 NULL},
