@@ -1198,14 +1198,21 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case DRP_CONN_PROXY_HEAD:
 	case DRP_CONN_HEAD:
 		if (drp_buf_pending(&c->in) > 0) {
+			/* A partial head that never completed (slow client or
+			 * slowloris): say so, then close. */
 			c->req_active = true;
 			c->start = ev_now(loop) - c->timer_for;
 			snprintf(c->method, sizeof(c->method), "-");
 			copy_path(c, "-", 1);
-			c->status = 408;
 			drp_log_notice(DRP_LOG_HTTP,
 				       "[c%06u] %s: request head timed out",
 				       c->id, c->peer_str);
+			drp_buf_reset(&c->in);
+			respond_error(c, 408, true, "request head timed out");
+			request_done(c, "PASS");
+			set_timeout(c, 5.0);
+			kick(c);
+			return;
 		}
 		drp_conn_close(c, "idle timeout");
 		return;
