@@ -734,9 +734,16 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 	}
 	bool get_or_head = drp_http_method_is(req, "GET") || c->is_head_req;
 	c->is_ping = get_or_head && route.kind == DRP_ROUTE_PING;
-	if (get_or_head && (route.kind == DRP_ROUTE_BLOB ||
-			    route.kind == DRP_ROUTE_MANIFEST_TAG ||
-			    route.kind == DRP_ROUTE_MANIFEST_DIGEST)) {
+	enum drp_http_body_mode bmode;
+	uint64_t blen;
+	bool no_body = drp_http_request_framing(req, &bmode, &blen) == 0 &&
+		       (bmode == DRP_HTTP_BODY_NONE ||
+			(bmode == DRP_HTTP_BODY_LENGTH && blen == 0));
+	if (get_or_head && no_body &&
+	    (route.kind == DRP_ROUTE_BLOB ||
+	     route.kind == DRP_ROUTE_MANIFEST_TAG ||
+	     route.kind == DRP_ROUTE_MANIFEST_DIGEST)) {
+		c->req_body_done = true;
 		drp_buf_t hdr = {0};
 		forward_headers(req, &hdr);
 		bool taken = drp_cached_dispatch(c, req, &route, target,
