@@ -17,6 +17,8 @@
 /* Cap on one chunk-size line (with extensions) and one trailer line. */
 #define LINE_MAX_BYTES	 8192
 #define CHUNK_MAX_DIGITS 16
+/* Empty lines tolerated before a request-line. */
+#define MAX_LEADING_CRLF 4
 /* Content-Length values above this are refused (they fit an off_t). */
 #define CONTENT_LENGTH_MAX ((uint64_t)INT64_MAX)
 
@@ -395,8 +397,13 @@ ssize_t drp_http_parse_request(const char *buf, size_t len, size_t max_head,
 	msg->reason_len = 0;
 	msg->num_headers = 0;
 	msg->head_len = 0;
-	/* RFC 9112 §2.2: ignore empty lines before the request-line. */
-	while (p < end && *p == '\r') {
+	/* RFC 9112 §2.2: ignore empty lines before the request-line (a
+	 * few: each one makes an incremental re-parse start over). */
+	for (int n = 0; p < end && *p == '\r'; n++) {
+		if (n == MAX_LEADING_CRLF) {
+			r = -EINVAL;
+			goto fail;
+		}
 		r = crlf(&p, end);
 		if (r < 0)
 			goto fail;
@@ -525,6 +532,48 @@ fail:
 	if (r == DRP_HTTP_INCOMPLETE && len >= max_head)
 		return -E2BIG;
 	return r;
+}
+
+typedef ssize_t (*parse_fn)(const char *, size_t, size_t, drp_http_msg_t *);
+
+static ssize_t parse_more(parse_fn parse, const char *buf, size_t len,
+			  size_t prev_len, size_t max_head, drp_http_msg_t *msg)
+{
+	size_t lim = len < max_head ? len : max_head;
+	if (prev_len == 0 || prev_len >= lim || lim == max_head)
+		return parse(buf, len, max_head, msg);
+	/* The previous call saw no error in buf[0..prev_len) and no end of
+	 * head; look for either in the new bytes (3 back for CRLFCRLF). */
+	const unsigned char *u = (const unsigned char *)buf;
+	for (size_t i = prev_len >= 3 ? prev_len - 3 : 0; i < lim; i++) {
+		unsigned char c = u[i];
+		if (i > 0 && u[i - 1] == '\r' && c != '\n')
+			return parse(buf, len, max_head, msg); /* bare CR */
+		if (c == '\n') {
+			if (i == 0 || u[i - 1] != '\r' ||
+			    (i >= 3 && u[i - 2] == '\n' && u[i - 3] == '\r'))
+				return parse(buf, len, max_head, msg);
+		} else if (!IS(c, C_VALUE) && c != '\r') {
+			return parse(buf, len, max_head, msg);
+		}
+	}
+	return DRP_HTTP_INCOMPLETE;
+}
+
+ssize_t drp_http_parse_request_more(const char *buf, size_t len,
+				    size_t prev_len, size_t max_head,
+				    drp_http_msg_t *msg)
+{
+	return parse_more(drp_http_parse_request, buf, len, prev_len, max_head,
+			  msg);
+}
+
+ssize_t drp_http_parse_response_more(const char *buf, size_t len,
+				     size_t prev_len, size_t max_head,
+				     drp_http_msg_t *msg)
+{
+	return parse_more(drp_http_parse_response, buf, len, prev_len, max_head,
+			  msg);
 }
 
 /* ---- lookup ---- */

@@ -63,6 +63,25 @@ ssize_t drp_http_parse_request(const char *buf, size_t len, size_t max_head,
 ssize_t drp_http_parse_response(const char *buf, size_t len, size_t max_head,
 				drp_http_msg_t *msg);
 
+/*
+ * Re-parse after more bytes arrived: buf[0..prev_len) is unchanged and
+ * the last call on it returned DRP_HTTP_INCOMPLETE (prev_len = 0: first
+ * call). Until a CRLFCRLF arrives (or max_head is reached) only the new
+ * bytes are looked at, so a head trickled in one byte per read costs
+ * linear instead of quadratic time. The result is that of
+ * drp_http_parse_request/_response, except that an error the cheap check
+ * cannot see (one that depends on where the byte is, e.g. obs-fold) may be
+ * reported only once the head is complete or max_head is reached; bytes
+ * never valid in a head (NUL, other CTLs, DEL, bare CR or LF) are
+ * refused at once.
+ */
+ssize_t drp_http_parse_request_more(const char *buf, size_t len,
+				    size_t prev_len, size_t max_head,
+				    drp_http_msg_t *msg);
+ssize_t drp_http_parse_response_more(const char *buf, size_t len,
+				     size_t prev_len, size_t max_head,
+				     drp_http_msg_t *msg);
+
 /* Case-insensitive lookup of the first header with this name (NULL if
  * none). */
 const drp_http_header_t *drp_http_find(const drp_http_msg_t *msg,
@@ -107,7 +126,7 @@ typedef struct drp_http_body {
 	uint64_t remaining; /* LENGTH: bytes left; CHUNKED: left in chunk */
 	uint64_t total;	    /* payload bytes seen so far */
 	int state;	    /* chunked sub-state, private */
-	size_t line_len;    /* private: bytes in the current size/trailer line */
+	size_t line_len; /* private: bytes in the current size/trailer line */
 	bool done;
 } drp_http_body_t;
 

@@ -147,6 +147,42 @@ static void body_differential(enum drp_http_body_mode mode, uint64_t length,
 	free(out2);
 }
 
+typedef ssize_t (*more_fn)(const char *, size_t, size_t, size_t,
+			   drp_http_msg_t *);
+
+/*
+ * Feed growing prefixes (cut points taken from the input bytes) to the
+ * _more variant. It may defer an error the full parser reports at once
+ * (INCOMPLETE instead of -EINVAL), but never miss a complete head and
+ * never disagree on a definite answer.
+ */
+static void more_consistency(const char *buf, size_t len, size_t max_head,
+			     bool request)
+{
+	parse_fn parse =
+		request ? drp_http_parse_request : drp_http_parse_response;
+	more_fn more = request ? drp_http_parse_request_more
+			       : drp_http_parse_response_more;
+	drp_http_msg_t m, f;
+	size_t prev = 0, n = 0, k = 0;
+	while (n < len) {
+		size_t step = len ? (unsigned char)buf[k++ % len] % 64 + 1 : 1;
+		n = n + step < len ? n + step : len;
+		ssize_t r = more(buf, n, prev, max_head, &m);
+		ssize_t full = parse(buf, n, max_head, &f);
+		if (r == DRP_HTTP_INCOMPLETE) {
+			CHECK(full == DRP_HTTP_INCOMPLETE || full == -EINVAL);
+			prev = n;
+			continue;
+		}
+		CHECK(r == full);
+		if (r > 0)
+			CHECK(m.head_len == f.head_len &&
+			      m.num_headers == f.num_headers);
+		return;
+	}
+}
+
 static void one_kind(const char *buf, size_t len, bool request)
 {
 	parse_fn parse =
@@ -158,6 +194,8 @@ static void one_kind(const char *buf, size_t len, bool request)
 	      r == -E2BIG || r == -EPROTONOSUPPORT);
 	if (r == DRP_HTTP_INCOMPLETE)
 		CHECK(len < max_head);
+	more_consistency(buf, len, max_head, request);
+	more_consistency(buf, len, 64, request);
 	if (r <= 0)
 		return;
 	check_head(buf, len, &m, r, request);

@@ -11,6 +11,7 @@
 Suite *http_suite(void);
 
 #define MAXH 65536
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* ---- valid requests ---- */
 
@@ -562,6 +563,127 @@ START_TEST(header_count_limit)
 			 -E2BIG);
 	free(ok);
 	free(bad);
+}
+END_TEST
+
+/* ---- re-parsing after more bytes ---- */
+
+/* Byte by byte and at every two-piece split, _more gives INCOMPLETE until
+ * the head is whole, then exactly what the full parser gives. */
+START_TEST(more_matches_full)
+{
+	bool resp = _i >= N(good_reqs);
+	const char *in =
+		resp ? good_resps[_i - N(good_reqs)].in : good_reqs[_i].in;
+	size_t len = strlen(in);
+	drp_http_msg_t m, full;
+	ssize_t want = resp ? drp_http_parse_response(in, len, MAXH, &full)
+			    : drp_http_parse_request(in, len, MAXH, &full);
+	ck_assert_int_eq(want, (ssize_t)len);
+	size_t prev = 0;
+	for (size_t n = 1; n <= len; n++) {
+		char *buf = malloc(n);
+		memcpy(buf, in, n);
+		ssize_t r = resp ? drp_http_parse_response_more(buf, n, prev,
+								MAXH, &m)
+				 : drp_http_parse_request_more(buf, n, prev,
+							       MAXH, &m);
+		ck_assert_int_eq(r, n < len ? DRP_HTTP_INCOMPLETE : want);
+		prev = n;
+		free(buf);
+	}
+	ck_assert_uint_eq(m.num_headers, full.num_headers);
+	ck_assert_uint_eq(m.head_len, full.head_len);
+	for (size_t cut = 1; cut < len; cut++) {
+		ssize_t r = resp ? drp_http_parse_response_more(in, cut, 0,
+								MAXH, &m)
+				 : drp_http_parse_request_more(in, cut, 0, MAXH,
+							       &m);
+		ck_assert_int_eq(r, DRP_HTTP_INCOMPLETE);
+		r = resp ? drp_http_parse_response_more(in, len, cut, MAXH, &m)
+			 : drp_http_parse_request_more(in, len, cut, MAXH, &m);
+		ck_assert_int_eq(r, want);
+	}
+}
+END_TEST
+
+struct more_case {
+	const char *prev; /* bytes of the last INCOMPLETE call */
+	const char *add;  /* bytes that arrived since */
+	int code;	  /* what _more returns */
+};
+
+static const struct more_case more_cases[] = {
+	/* NUL in the new bytes: refused at once */
+	{"GET / HTTP/1.1\r\n", "X: \x01", -EINVAL},
+	/* DEL in the new bytes */
+	{"GET / HTTP/1.1\r\nX: a", "\x7f", -EINVAL},
+	/* bare LF in the new bytes */
+	{"GET / HTTP/1.1\r\nX: a", "\n", -EINVAL},
+	/* bare CR completed by the new bytes */
+	{"GET / HTTP/1.1\r\nX: a\r", "b", -EINVAL},
+	/* TLS record bytes after a valid prefix */
+	{"G", "\x16\x03", -EINVAL},
+	/* obs-fold needs context: deferred while the head is incomplete */
+	{"GET / HTTP/1.1\r\nX: a\r\n", " b", DRP_HTTP_INCOMPLETE},
+	/* ... and refused once the head is complete */
+	{"GET / HTTP/1.1\r\nX: a\r\n b", "\r\n\r\n", -EINVAL},
+	/* the terminator split over the old and new bytes */
+	{"GET / HTTP/1.1\r\nX: a\r\n\r", "\n", 24},
+	/* a complete head followed by body bytes */
+	{"HTTP/1.1 200 OK\r", "\n\r\nbody", 19},
+	/* obs-text in new bytes is fine */
+	{"GET / HTTP/1.1\r\nX: ", "\xc3\xa9", DRP_HTTP_INCOMPLETE},
+};
+
+START_TEST(more_cases_table)
+{
+	const struct more_case *c = &more_cases[_i];
+	size_t pl = strlen(c->prev), al = strlen(c->add);
+	char *buf = malloc(pl + al);
+	memcpy(buf, c->prev, pl);
+	memcpy(buf + pl, c->add, al);
+	drp_http_msg_t m;
+	bool resp = strncmp(c->prev, "HTTP/", 5) == 0;
+	ssize_t r =
+		resp ? drp_http_parse_response_more(buf, pl + al, pl, MAXH, &m)
+		     : drp_http_parse_request_more(buf, pl + al, pl, MAXH, &m);
+	ck_assert_msg(r == c->code, "case %d: %zd want %d", _i, r, c->code);
+	free(buf);
+}
+END_TEST
+
+/* A head trickled in one byte per read up to the limit: 431 at the end
+ * (and linear work on the way, which keeps this test fast). */
+START_TEST(more_trickle)
+{
+	size_t max = 60000;
+	char *buf = malloc(max);
+	memcpy(buf, "GET / HTTP/1.1\r\nX: ", 19);
+	memset(buf + 19, 'a', max - 19);
+	drp_http_msg_t m;
+	for (size_t n = 1; n < max; n++)
+		ck_assert_int_eq(
+			drp_http_parse_request_more(buf, n, n - 1, max, &m),
+			DRP_HTTP_INCOMPLETE);
+	ck_assert_int_eq(
+		drp_http_parse_request_more(buf, max, max - 1, max, &m),
+		-E2BIG);
+	free(buf);
+}
+END_TEST
+
+/* Empty lines before a request-line: a few are skipped, more refused. */
+START_TEST(leading_empty_lines)
+{
+	drp_http_msg_t m;
+	const char *four = "\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+	const char *five = "\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+	ck_assert_int_eq(drp_http_parse_request(four, strlen(four), MAXH, &m),
+			 (ssize_t)strlen(four));
+	ck_assert_int_eq(memcmp(m.method, "GET", 3), 0);
+	ck_assert_int_eq(drp_http_parse_request(five, strlen(five), MAXH, &m),
+			 -EINVAL);
 }
 END_TEST
 
@@ -1120,8 +1242,6 @@ START_TEST(reasons)
 }
 END_TEST
 
-#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1137,6 +1257,14 @@ Suite *http_suite(void)
 	tcase_add_test(tc, pipelined);
 	tcase_add_test(tc, head_limit);
 	tcase_add_test(tc, header_count_limit);
+	tcase_add_test(tc, leading_empty_lines);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("more");
+	tcase_add_loop_test(tc, more_matches_full, 0,
+			    N(good_reqs) + N(good_resps));
+	tcase_add_loop_test(tc, more_cases_table, 0, N(more_cases));
+	tcase_add_test(tc, more_trickle);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lookup");
