@@ -22,6 +22,7 @@
 #include <drp/cache.h>
 
 #include "conf/conf.h"
+#include "proxy/auth.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"
@@ -352,6 +353,20 @@ int main(int argc, char **argv)
 	if (test) {
 		if (conf == NULL)
 			return 1;
+		/* -t also loads the plugins and creates their instances, so
+		 * that their keys and credentials files are checked too. */
+		drp_conf_errors_t errs = {0};
+		drp_auth_t *auth = drp_auth_new(conf, &errs);
+		for (unsigned i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		bool ok = auth != NULL && errs.n == 0;
+		drp_conf_errors_free(&errs);
+		if (auth)
+			drp_auth_free(auth);
+		if (!ok) {
+			drp_conf_free(conf);
+			return 1;
+		}
 		printf("configuration OK\n");
 		drp_conf_free(conf);
 		return 0;

@@ -10,6 +10,7 @@
 
 #include "cache/cache.h"
 #include "cache/digest.h"
+#include "proxy/auth.h"
 #include "proxy/conn_int.h"
 #include "proxy/fetchbuf.h"
 #include "proxy/fill.h"
@@ -435,7 +436,8 @@ static void blob_miss(drp_conn_t *c)
 			.follow_redirects = true,
 			.conn_id = c->id,
 		};
-		drp_fill_start(q->fill, c->w, c->rt, &fr);
+		drp_fetch_t *f = drp_fill_start(q->fill, c->w, c->rt, &fr);
+		drp_auth_attach(c->rt, c->w, c, f, c->host, c->port, q->repo);
 	}
 	c->state = DRP_CONN_EXCHANGE;
 	drp_conn_kick(c);
@@ -618,6 +620,8 @@ static void manifest_fetch(drp_conn_t *c)
 	atomic_fetch_add(&srv_of(c)->stats.miss, 1);
 	q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, MANIFEST_MAX,
 				   manifest_get_cb, c);
+	drp_auth_attach(c->rt, c->w, c, drp_fetchbuf_fetch(q->fb), c->host,
+			c->port, q->repo);
 	c->state = DRP_CONN_EXCHANGE;
 }
 
@@ -735,6 +739,9 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
 			};
 			q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, 0,
 						   revalidate_cb, c);
+			drp_auth_attach(c->rt, c->w, c,
+					drp_fetchbuf_fetch(q->fb), c->host,
+					c->port, q->repo);
 			c->state = DRP_CONN_EXCHANGE;
 			return true;
 		}

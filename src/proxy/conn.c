@@ -15,6 +15,7 @@
 #include "http/parse.h"
 #include "http/uri.h"
 #include "proxy/accesslog.h"
+#include "proxy/auth.h"
 #include "proxy/fetch.h"
 #include "proxy/local.h"
 #include "tls/ca.h"
@@ -145,6 +146,7 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 	drp_buf_free(&c->out);
 	drp_buf_free(&c->tbuf);
 	free(c->path);
+	free(c->repo);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -243,6 +245,7 @@ static void request_done(drp_conn_t *c, const char *result)
 {
 	log_request(c, result);
 	drp_cached_release(c);
+	DRP_FREE(c->repo);
 	c->requests++;
 	c->fetch = NULL;
 	c->resp_head_sent = false;
@@ -476,6 +479,8 @@ static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
 		.conn_id = c->id,
 	};
 	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
+	if (tls)
+		drp_auth_attach(c->rt, c->w, c, c->fetch, host, port, c->repo);
 	free(tgt);
 	drp_buf_free(&hdr);
 	drp_http_body_init(&c->reqbody, mode, len);
@@ -505,6 +510,7 @@ void drp_conn_pass(drp_conn_t *c, const char *method, const char *target,
 		.conn_id = c->id,
 	};
 	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
+	drp_auth_attach(c->rt, c->w, c, c->fetch, c->host, c->port, c->repo);
 	c->req_body_done = true;
 	c->state = DRP_CONN_EXCHANGE;
 	set_timeout(c, conf_of(c)->body_timeout);
@@ -732,6 +738,11 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 			      "invalid repository name or digest");
 		return;
 	}
+	DRP_FREE(c->repo);
+	if (route.name_len > 0)
+		c->repo = drp_strndup(route.name, route.name_len);
+	if (drp_auth_intercept(c, req, &route))
+		return;
 	bool get_or_head = drp_http_method_is(req, "GET") || c->is_head_req;
 	c->is_ping = get_or_head && route.kind == DRP_ROUTE_PING;
 	enum drp_http_body_mode bmode;

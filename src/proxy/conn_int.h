@@ -77,6 +77,7 @@ struct drp_conn {
 	drp_http_body_t reqbody;
 	const char *result; /* access-log cache result, X-Cache */
 	bool is_ping;	    /* GET/HEAD /v2/ */
+	char *repo;	    /* repository of the request (NULL: none) */
 	/* cached path (proxy/cached.c) */
 	drp_cached_req_t *creq;
 };

@@ -109,6 +109,11 @@ drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
 	return fb;
 }
 
+drp_fetch_t *drp_fetchbuf_fetch(drp_fetchbuf_t *fb)
+{
+	return fb->fetch;
+}
+
 void drp_fetchbuf_cancel(drp_fetchbuf_t *fb)
 {
 	if (fb->fetch)

@@ -33,6 +33,8 @@ typedef void (*drp_fetchbuf_cb)(void *arg, drp_fetchbuf_result_t *res);
 drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
 				   const drp_fetch_req_t *req, size_t max_body,
 				   drp_fetchbuf_cb cb, void *arg);
+/* The underlying fetch, to attach hooks right after start. */
+drp_fetch_t *drp_fetchbuf_fetch(drp_fetchbuf_t *fb);
 /* No callback after this. */
 void drp_fetchbuf_cancel(drp_fetchbuf_t *fb);
 

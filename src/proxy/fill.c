@@ -398,9 +398,10 @@ static const drp_fetch_sink_t fill_sink = {
 	.done = fill_done,
 };
 
-void drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
-		    const drp_fetch_req_t *req)
+drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
+			    const drp_fetch_req_t *req)
 {
 	f->fetch = drp_fetch_new(w, rt, req, &fill_sink, f);
 	drp_fetch_start(f->fetch);
+	return f->fetch;
 }

@@ -60,10 +60,11 @@ void drp_fill_unref(drp_fill_t *f);
 
 /*
  * Start the upstream fetch (req->method must be GET, without Range) on
- * worker w. The fill owns the fetch from now on.
+ * worker w. The fill owns the fetch from now on; the returned pointer
+ * may be used only to attach hooks, right away.
  */
-void drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
-		    const drp_fetch_req_t *req);
+drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
+			    const drp_fetch_req_t *req);
 
 void drp_fill_view(drp_fill_t *f, drp_fill_view_t *v);
 /* pread from the spool; only bytes below view.written are valid. */

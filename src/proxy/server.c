@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "proxy/auth.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -22,6 +23,15 @@ drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen)
 		conf->upstream_ca_file, conf->verify_upstream, err, errlen);
 	if (rt->upcred == NULL)
 		goto fail;
+	drp_conf_errors_t errs = {0};
+	rt->auth = drp_auth_new(conf, &errs);
+	if (rt->auth == NULL) {
+		snprintf(err, errlen, "%s",
+			 errs.n ? errs.msg[0] : "auth plugins failed");
+		drp_conf_errors_free(&errs);
+		goto fail;
+	}
+	drp_conf_errors_free(&errs);
 	if (conf->access_log == NULL || strcmp(conf->access_log, "-") == 0) {
 		rt->access_fd = 2;
 	} else if (conf->access_log[0] != '\0') {
@@ -53,6 +63,8 @@ void drp_runtime_unref(drp_runtime_t *rt)
 	if (rt->access_fd > 2)
 		close(rt->access_fd);
 	drp_tls_client_cred_free(rt->upcred);
+	if (rt->auth)
+		drp_auth_free(rt->auth);
 	drp_conf_free(rt->conf);
 	free(rt);
 }

@@ -29,7 +29,8 @@ typedef struct drp_runtime {
 	atomic_uint refs;
 	drp_conf_t *conf;
 	drp_tls_client_cred_t *upcred;
-	int access_fd; /* -1 = none; 2 = stderr */
+	struct drp_auth *auth; /* plugin instances of this generation */
+	int access_fd;	       /* -1 = none; 2 = stderr */
 } drp_runtime_t;
 
 typedef struct drp_stats {

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The proxy core's side of the auth plugins: where a plugin instance is
+ * chosen for a request, where it decorates upstream requests and answers
+ * their 401 challenges, and where the proxy answers a client itself (its
+ * own token realm, policy refusals).
+ *
+ * Thread: drp_auth_new/free on the main thread (start-up, -t, reload);
+ * everything else on the calling worker's loop.
+ */
+#ifndef DRP_PROXY_AUTH_H
+#define DRP_PROXY_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "http/parse.h"
+#include "http/uri.h"
+#include "proxy/fetch.h"
+
+struct drp_conn;
+struct drp_runtime;
+struct drp_worker;
+
+typedef struct drp_auth drp_auth_t;
+
+/*
+ * Load the plugins and create one instance per [registry] section of
+ * conf. Problems are appended to errs (file:line form); returns NULL only
+ * if something failed (then errs holds why). A conf without [registry]
+ * sections gives an empty, valid object.
+ */
+drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs);
+void drp_auth_free(drp_auth_t *a);
+
+/*
+ * An intercepted request arrived (after the Host/SNI check, before
+ * routing). Return true if the auth layer answered it itself (the proxy's
+ * token realm, a 401 challenge for /v2/, a 403 by policy); the conn is
+ * then in a state the core continues from (see conn_int.h services).
+ */
+bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
+			const drp_route_t *route);
+
+/*
+ * Attach the matching instance's hooks to an upstream fetch made for
+ * client connection c on behalf of repository repo (NULL for /v2/ and
+ * other non-repository paths). c may be NULL (the fetch outlives its
+ * client, e.g. a shared fill): the decision is then the one the first
+ * client's request made.
+ */
+void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
+		     struct drp_conn *c, drp_fetch_t *f, const char *host,
+		     uint16_t port, const char *repo);
+
+#endif
