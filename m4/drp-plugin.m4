@@ -24,7 +24,9 @@
 #       drpplugin_LTLIBRARIES = myreg.la
 #       myreg_la_SOURCES = myreg.c
 #       myreg_la_CFLAGS = $(DRP_PLUGIN_CFLAGS)
-#       myreg_la_LDFLAGS = $(DRP_PLUGIN_LDFLAGS)
+#       myreg_la_LDFLAGS = -module $(DRP_PLUGIN_LDFLAGS)
+#   (automake accepts a library name without "lib" only when it sees
+#   -module written in the Makefile.am itself.)
 #       check-local: myreg.la
 #               $(DRP_PLUGIN_CHECK) .libs/myreg.so
 #
@@ -41,14 +43,15 @@ AC_DEFUN([DRP_PLUGIN_INIT], [
 	AC_MSG_CHECKING([for the drp plugin directory])
 	_drp_dir=`$PKG_CONFIG --variable=plugindir drp-plugin`
 	_drp_libdir=`$PKG_CONFIG --variable=libdir drp-plugin`
-	AS_CASE([$_drp_dir],
-		["$_drp_libdir"/*],
-		[drpplugindir="\${libdir}${_drp_dir#"$_drp_libdir"}"],
-		[drpplugindir="$_drp_dir"])
+	_drp_rest=`echo "$_drp_dir" | sed "s|^$_drp_libdir/|/|"`
+	AS_IF([test "x$_drp_rest" != "x$_drp_dir"],
+		[drpplugindir="\${libdir}$_drp_rest"],
+		[drpplugindir=$_drp_dir])
 	AC_MSG_RESULT([$drpplugindir])
 
+	dnl @S|@ is a literal dollar sign: a plain one before 0 would name this macro.
 	AC_CHECK_TOOL([NM], [nm])
-	DRP_PLUGIN_CHECK='$(SHELL) -c '\''s=`$(NM) -D --defined-only "$$0" | awk "NF == 3 { print \$$3 }" | sort -u`; test "x$$s" = xdrp_plugin || { echo "$$0 must export only drp_plugin, exports: $$s" >&2; exit 1; }'\'
+	DRP_PLUGIN_CHECK='$(SHELL) -c '\''s=`$(NM) -D --defined-only "@S|@@S|@0" | sed "s/.* //" | sort -u | xargs`; test "x@S|@@S|@s" = xdrp_plugin || { echo "@S|@@S|@0 exports: @S|@@S|@s (want only drp_plugin)" >&2; exit 1; }'\'
 
 	AC_SUBST([DRP_PLUGIN_CFLAGS])
 	AC_SUBST([DRP_PLUGIN_LDFLAGS])
