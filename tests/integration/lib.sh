@@ -204,8 +204,13 @@ drp_at_exit() { DRP_CLEANUP_HOOKS+=("$1"); }
 
 drp_cleanup()
 {
-	local rc=$? i m
+	local rc=$? i m p
 	trap - EXIT INT TERM
+	if [ $rc = 0 ]; then
+		for p in "${DRP_WATCHED_PROXIES[@]}"; do
+			drp_check_proxy "${p%%:*}" "${p#*:}" >&2 || rc=1
+		done
+	fi
 	for ((i = ${#DRP_CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do
 		eval "${DRP_CLEANUP_HOOKS[$i]}" || true
 	done
@@ -630,7 +635,9 @@ drp_proxy_conf()
 
 # drp_start_proxy NAME: start the proxy of $WORK/NAME/proxy.ini (written by
 # drp_proxy_conf) in the foreground, wait until it serves /ca.crt, and set
-# PROXY_PID, PROXY_PORT, PROXY_URL, PROXY_CA.
+# PROXY_PID, PROXY_PORT, PROXY_URL, PROXY_CA, PROXY_DIR, PROXY_NAME. At
+# exit, a script that otherwise passed fails if the proxy died, reported a
+# memory error, or did not exit with 0 on SIGTERM (drp_check_proxy).
 drp_start_proxy()
 {
 	local name=$1 d=$WORK/$1
@@ -641,8 +648,58 @@ drp_start_proxy()
 		curl -sf --max-time 2 -o "$d/ca-fetched.crt" "http://127.0.0.1:$PROXY_PORT/ca.crt"
 	PROXY_URL=http://127.0.0.1:$PROXY_PORT
 	PROXY_CA=$d/ca/ca.crt
+	PROXY_DIR=$d
+	PROXY_NAME=$name
 	[ -s "$PROXY_CA" ] || drp_fail "proxy did not create $PROXY_CA"
-	export PROXY_PID PROXY_PORT PROXY_URL PROXY_CA
+	export PROXY_PID PROXY_PORT PROXY_URL PROXY_CA PROXY_DIR PROXY_NAME
+	DRP_WATCHED_PROXIES+=("$PROXY_PID:$name")
+}
+DRP_WATCHED_PROXIES=()
+
+# drp_unwatch_proxies: forget the proxies started so far (one about to be
+# killed on purpose); later ones are watched again.
+drp_unwatch_proxies() { DRP_WATCHED_PROXIES=(); }
+
+# drp_own_proxy [EXTRA-PROXY-LINES [EXTRA-CACHE-LINES]]: a proxy of the
+# scenario's own, with an empty cache, for scenarios whose assertions are
+# about what reaches the upstream (what other scenarios fetched through
+# the shared proxy is in its cache).
+drp_own_proxy()
+{
+	drp_proxy_conf "own-$SCEN_NAME" "$(drp_free_port)" "$@"
+	drp_start_proxy "own-$SCEN_NAME"
+}
+
+# drp_check_proxy PID NAME: the proxy is alive, reported no memory error,
+# and exits with 0 within 15 s of SIGTERM (it drains). Prints why not.
+drp_check_proxy()
+{
+	local pid=$1 err=$WORK/logs/proxy-$2.err
+	local san='ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|Invalid (read|write)|uninitialised'
+	if ! drp_alive "$pid"; then
+		echo "FAIL: proxy $2 died"
+		tail -n 30 "$err"
+		return 1
+	fi
+	if grep -E "$san" "$err"; then
+		echo "FAIL: sanitizer or valgrind report in the stderr of proxy $2"
+		return 1
+	fi
+	if ! drp_stop "$pid" 15; then
+		echo "FAIL: proxy $2 did not exit within 15 s of SIGTERM"
+		return 1
+	fi
+	if [ "$DRP_STOP_STATUS" != 0 ]; then
+		# valgrind --error-exitcode and LeakSanitizer end up here too.
+		echo "FAIL: proxy $2 exited with status $DRP_STOP_STATUS after SIGTERM"
+		tail -n 30 "$err"
+		return 1
+	fi
+	if grep -E "$san" "$err"; then
+		echo "FAIL: sanitizer report at the exit of proxy $2"
+		return 1
+	fi
+	return 0
 }
 
 # via_proxy CMD...: run CMD with the proxy variables set and trusting only
@@ -665,27 +722,47 @@ pcurl()
 # hide a failed transfer).
 pskopeo() { via_proxy skopeo "$@"; }
 
-# The shared proxy's access log (docker-registry-proxy(8), ACCESS LOG):
+# The current proxy's access log (docker-registry-proxy(8), ACCESS LOG):
 #   1 time  2 client  3 host:port  4 method  5 path  6 status  7 bytes_in
 #   8 bytes_out  9 duration  10 upstream  11 result
-# alog HOST:PORT METHOD PATH: its lines for that request.
-alog()
+# The proxy writes a line when a request ends, which can be just after the
+# client has its last byte: take a mark before the request, then wait
+# (bounded) for the line after it.
+amark() { log_mark "$PROXY_DIR/access.log"; }
+
+# alog_since MARK HOST:PORT METHOD PATH: lines for that request after MARK.
+alog_since()
 {
-	awk -v h="$1" -v m="$2" -v p="$3" '$3 == h && $4 == m && $5 == p' "$WORK/shared/access.log" 2>/dev/null
+	log_since "$PROXY_DIR/access.log" "$1" |
+		awk -v h="$2" -v m="$3" -v p="$4" '$3 == h && $4 == m && $5 == p'
 }
 
-# alog_field N HOST:PORT METHOD PATH: field N of the last such line, after
-# waiting (bounded) for the line: the proxy writes it when the request
-# ends, which can be just after the client has its last byte.
-alog_field()
+# anext FIELDS MARK HOST:PORT METHOD PATH: the given fields (awk, e.g.
+# '$6, $11') of the first such line after MARK, waiting up to 5 s for it.
+anext()
 {
-	local n=$1 i=0
+	local f=$1 i=0 line
 	shift
-	while [ -z "$(alog "$@")" ] && [ $i -lt 25 ]; do
+	while :; do
+		line=$(alog_since "$@" | head -n 1)
+		if [ -n "$line" ] || [ $i -ge 25 ]; then break; fi
 		sleep 0.2
 		i=$((i + 1))
 	done
-	alog "$@" | tail -n 1 | awk -v n="$n" '{ print $n }'
+	printf '%s\n' "$line" | awk "{ print $f }"
+}
+
+# anext_n N MARK HOST:PORT METHOD PATH: wait (bounded) until N such lines
+# follow MARK, then print them all.
+anext_n()
+{
+	local n=$1 i=0
+	shift
+	while [ "$(alog_since "$@" | wc -l)" -lt "$n" ] && [ $i -lt 25 ]; do
+		sleep 0.2
+		i=$((i + 1))
+	done
+	alog_since "$@"
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -699,7 +776,10 @@ drp_scenario_init()
 		drp_fail "DRP_IT_ENV not set: run scenarios through run.sh"
 	# shellcheck disable=SC1090
 	. "$DRP_IT_ENV"
-	SCEN=$WORK/scen-$(basename "$0" .sh)
+	# The shared proxy is run.sh's to watch.
+	drp_unwatch_proxies
+	SCEN_NAME=$(basename "$0" .sh)
+	SCEN=$WORK/scen-$SCEN_NAME
 	rm -rf "$SCEN"
 	mkdir -p "$SCEN"
 	trap drp_cleanup EXIT
@@ -711,7 +791,7 @@ drp_scenario_init()
 drp_write_env()
 {
 	{
-		declare -p WORK TEST_CA PROXY_PID PROXY_PORT PROXY_URL PROXY_CA DRP_PROXY \
+		declare -p WORK TEST_CA PROXY_PID PROXY_PORT PROXY_URL PROXY_CA PROXY_DIR PROXY_NAME DRP_PROXY \
 			TUNNEL_FILE_DIGEST REGISTRY_AUTH_FILE DOCKER_CONFIG DRP_IT_DIR |
 			sed 's/^declare -[a-z-]* /export /'
 		echo "BASIC_USER='$BASIC_USER' BASIC_PASS='$BASIC_PASS'"

@@ -51,11 +51,11 @@ drp_log "upstreams ready and images pushed in $((SECONDS - t0)) s"
 
 drp_proxy_conf shared "$(drp_free_port)"
 drp_start_proxy shared
-PROXY_RSS0_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PROXY_PID/status")
-drp_log "proxy pid $PROXY_PID on $PROXY_URL (RSS ${PROXY_RSS0_KB} kB)"
+# Checked explicitly below, as a result of its own.
+drp_unwatch_proxies
+drp_log "shared proxy pid $PROXY_PID on $PROXY_URL"
 DRP_IT_ENV=$WORK/env.sh
 drp_write_env "$DRP_IT_ENV"
-echo "export PROXY_RSS0_KB=$PROXY_RSS0_KB" >>"$DRP_IT_ENV"
 export DRP_IT_ENV
 unset DRP_FAIL_SUMMARY
 
@@ -70,17 +70,23 @@ result()
 	printf '%-5s %-22s %4d s\n' "$word" "$1" "$3"
 }
 
-# Shows what a failed scenario printed and what the proxy logged meanwhile.
+# Shows what a failed scenario printed and what the proxies logged meanwhile
+# (the shared one, and any the scenario started).
 show_failure()
 {
-	local name=$1 log=$2 pmark=$3 emark=$4
+	local name=$1 log=$2 pmark=$3 emark=$4 f
 	echo "---- $name: last lines of its output"
 	tail -n 40 "$log" | sed 's/^/    /'
-	echo "---- proxy log during $name"
+	echo "---- shared proxy's log during $name"
 	{
 		log_since "$WORK/shared/proxy.log" "$pmark"
 		log_since "$WORK/logs/proxy-shared.err" "$emark"
 	} | tail -n 30 | sed 's/^/    /'
+	for f in "$WORK/logs/proxy-own-$name.err" "$WORK/own-$name/proxy.log"; do
+		[ -s "$f" ] || continue
+		echo "---- $f"
+		tail -n 30 "$f" | sed 's/^/    /'
+	done
 	echo "----"
 }
 
@@ -106,28 +112,7 @@ done
 # must exit by itself on SIGTERM (it drains).
 ts=$SECONDS
 rc=0
-{
-	if ! drp_alive "$PROXY_PID"; then
-		echo "FAIL: the proxy died during the scenarios"
-		tail -n 30 "$WORK/logs/proxy-shared.err"
-		false
-	elif grep -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|Invalid (read|write)' \
-		"$WORK/logs/proxy-shared.err"; then
-		echo "FAIL: sanitizer or valgrind report in the proxy's stderr"
-		false
-	elif ! drp_stop "$PROXY_PID" 15; then
-		echo "FAIL: the proxy did not exit within 15 s of SIGTERM"
-		false
-	elif [ "$DRP_STOP_STATUS" != 0 ]; then
-		# valgrind --error-exitcode and LeakSanitizer end up here too.
-		echo "FAIL: the proxy exited with status $DRP_STOP_STATUS after SIGTERM"
-		tail -n 30 "$WORK/logs/proxy-shared.err"
-		false
-	elif grep -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer' "$WORK/logs/proxy-shared.err"; then
-		echo "FAIL: sanitizer report at exit"
-		false
-	fi
-} >"$WORK/logs/scenario-proxy_lifecycle.log" 2>&1 || rc=$?
+drp_check_proxy "$PROXY_PID" shared >"$WORK/logs/scenario-proxy_lifecycle.log" 2>&1 || rc=$?
 result proxy_lifecycle $rc $((SECONDS - ts))
 [ $rc = 0 ] || sed 's/^/    /' "$WORK/logs/scenario-proxy_lifecycle.log"
 

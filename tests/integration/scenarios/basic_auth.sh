@@ -37,8 +37,8 @@ expect_file_digest "with credentials manifest" "$SCEN/m.json" "$SMALL_DIGEST"
 
 # No password, no Authorization value in any proxy log.
 b64=$(printf '%s:%s' "$BASIC_USER" "$BASIC_PASS" | base64 -w0)
-for f in "$WORK/shared/access.log" "$WORK/shared/proxy.log" "$WORK/logs/proxy-shared.err" \
-	"$WORK/logs/proxy-shared.out"; do
+for f in "$PROXY_DIR/access.log" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err" \
+	"$WORK/logs/proxy-$PROXY_NAME.out"; do
 	[ -f "$f" ] || continue
 	if grep -qF -e "$BASIC_PASS" -e "$b64" "$f"; then
 		drp_fail "credentials leaked into $f"

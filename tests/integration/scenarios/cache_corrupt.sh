@@ -19,10 +19,14 @@ python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random("drp-bad-" 
 for mode in bad short; do
 	mark=$(log_mark "$WORK/logs/fake.out")
 	for attempt in 1 2; do
+		# A failed transfer: an error status (the proxy found out before
+		# it answered) or a broken body (curl exits non-zero).
 		rc=0
-		pcurl -o "$SCEN/got" "https://bad.test/v2/test/$mode/blobs/$layer" 2>"$SCEN/err" || rc=$?
-		[ $rc != 0 ] || drp_fail "$mode blob, attempt $attempt: curl exited 0 ($(sha256sum <"$SCEN/got" | cut -c1-12)...)"
-		drp_log "ok: $mode blob, attempt $attempt: transfer failed (curl exit $rc: $(tail -n 1 "$SCEN/err"))"
+		code=$(pcurl -o "$SCEN/got" -w '%{http_code}' "https://bad.test/v2/test/$mode/blobs/$layer" 2>"$SCEN/err") || rc=$?
+		if [ $rc = 0 ] && [ "${code:0:1}" = 2 ]; then
+			drp_fail "$mode blob, attempt $attempt: a clean $code response ($(stat -c %s "$SCEN/got") bytes)"
+		fi
+		drp_log "ok: $mode blob, attempt $attempt: transfer failed (curl exit $rc, status $code $(tail -n 1 "$SCEN/err"))"
 	done
 	# Nothing was cached: the second attempt went upstream again.
 	wait_log "$WORK/logs/fake.out" "$mark" "$(req_pat GET "/v2/test/$mode/blobs/$layer")" 2 5

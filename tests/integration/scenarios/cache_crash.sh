@@ -15,6 +15,7 @@ layer=$LARGE_LAYER
 PCURL_TIMEOUT=300 pcurl -o "$SCEN/partial" "https://bad.test/v2/test/slow/blobs/$layer" 2>/dev/null &
 client=$!
 sleep 1.5
+drp_unwatch_proxies
 kill -KILL "$PROXY_PID"
 rc=0
 wait $client || rc=$?

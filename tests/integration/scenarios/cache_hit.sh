@@ -40,6 +40,7 @@ expect_eq "warm upstream manifest-by-digest GETs" 0 \
 
 # A hit: X-Cache, Docker-Content-Digest, Content-Length, Content-Type.
 mark=$(log_mark "$reg")
+amk=$(amark)
 code=$(pcurl -o "$SCEN/blob" -D "$SCEN/h" -w '%{http_code}' "https://registry.test/v2/test/small/blobs/$layer")
 expect_eq "hit status" 200 "$code"
 expect_file_digest "hit bytes" "$SCEN/blob" "$layer"
@@ -47,7 +48,7 @@ expect_eq "hit X-Cache" HIT "$(hdr X-Cache <"$SCEN/h")"
 expect_eq "hit Docker-Content-Digest" "$layer" "$(hdr Docker-Content-Digest <"$SCEN/h")"
 expect_eq "hit Content-Length" "$(stat -c %s "$layer_file")" "$(hdr Content-Length <"$SCEN/h")"
 expect_eq "hit Content-Type" application/octet-stream "$(hdr Content-Type <"$SCEN/h")"
-expect_eq "hit access-log result" HIT "$(alog_field 11 registry.test:443 GET "/v2/test/small/blobs/$layer")"
+expect_eq "hit access-log upstream, result" "- HIT" "$(anext '$10, $11' "$amk" registry.test:443 GET "/v2/test/small/blobs/$layer")"
 
 # HEAD of a cached blob: answered by the proxy alone.
 pcurl -I -o /dev/null -D "$SCEN/hh" "https://registry.test/v2/test/small/blobs/$layer"

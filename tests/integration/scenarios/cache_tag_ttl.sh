@@ -31,13 +31,14 @@ expect_ge "revalidating HEADs" 1 "$(count_since "$reg" "$mark" "$(req_pat HEAD /
 
 sleep 3.5
 mark=$(log_mark "$reg")
+amk=$(amark)
 expect_eq "tag after tag_ttl (unmoved)" "$PUSH_DIGEST" "$(digest_of)"
 wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)" 1 5
 sleep 0.5
 expect_eq "revalidating HEADs (unmoved)" 1 "$(count_since "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)")"
 expect_eq "manifest GETs (unmoved)" 0 "$(count_since "$reg" "$mark" '"GET /v2/test/moving/manifests/')"
 expect_eq "access-log result (unmoved)" REVALIDATED \
-	"$(alog registry.test:443 GET /v2/test/moving/manifests/v1 | tail -n 1 | awk '{ print $11 }')"
+	"$(anext '$11' "$amk" registry.test:443 GET /v2/test/moving/manifests/v1)"
 
 # A whole pull after the move gets the new image.
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/moving:v1 "dir:$SCEN/moved"

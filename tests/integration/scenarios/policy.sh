@@ -21,7 +21,7 @@ raw()
 code=$(curl -s --max-time 10 --interface 127.0.0.5 --proxy "$PROXY_URL" --cacert "$PROXY_CA" \
 	-o /dev/null -w '%{http_connect}' https://registry.test/v2/ || true)
 expect_eq "CONNECT from 127.0.0.5 (outside allow)" 403 "$code"
-refused() { awk '$2 == "127.0.0.5" && $4 == "CONNECT" && $6 == 403' "$WORK/shared/access.log"; }
+refused() { awk '$2 == "127.0.0.5" && $4 == "CONNECT" && $6 == 403' "$PROXY_DIR/access.log"; }
 drp_wait "the refused CONNECT in the access log" 5 test -n "$(refused)"
 drp_log "ok: access log: $(refused | tail -n 1)"
 # ... and the same from 127.0.0.1 is accepted (the test above is not vacuous).
@@ -67,7 +67,7 @@ fp_file=$(openssl x509 -in "$PROXY_CA" -noout -fingerprint -sha256 | cut -d= -f2
 expect_eq "/ca.crt fingerprint" "$fp_file" "$fp_served"
 # The fingerprint is logged at start (colon-separated or plain hex, any case).
 hex=$(echo "$fp_file" | tr -d : | tr A-F a-f)
-if ! cat "$WORK/shared/proxy.log" "$WORK/logs/proxy-shared.err" "$WORK/logs/proxy-shared.out" 2>/dev/null |
+if ! cat "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err" "$WORK/logs/proxy-$PROXY_NAME.out" 2>/dev/null |
 	tr -d : | tr A-F a-f | grep -qF "$hex"; then
 	drp_fail "the CA fingerprint $fp_file is not in the proxy's log"
 fi

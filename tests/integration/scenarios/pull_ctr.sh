@@ -5,6 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
+drp_own_proxy
 drp_require_tools containerd ctr
 drp_start_containerd "$SCEN/ctd"
 

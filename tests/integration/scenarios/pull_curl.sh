@@ -6,6 +6,8 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
+drp_own_proxy
+mark=$(amark)
 SCHEMA2=application/vnd.docker.distribution.manifest.v2+json
 layer=${SMALL_LAYERS%% *}
 layer_file=$WORK/images/small/blobs/sha256/${layer#sha256:}
@@ -72,13 +74,14 @@ code=$(pcurl -o "$SCEN/err.json" -w '%{http_code}' \
 expect_eq "unknown blob status" 404 "$code"
 expect_eq "unknown blob error" BLOB_UNKNOWN "$(jq -r '.errors[0].code' "$SCEN/err.json")"
 
-# The access log: one line per request, fields as documented.
-line=$(alog registry.test:443 GET "/v2/test/small/blobs/$layer" | head -n 1)
+# The access log: one line per request, fields as documented. This
+# proxy's cache was empty, so the first GET of the layer was a MISS.
+line=$(anext '$0' "$mark" registry.test:443 GET "/v2/test/small/blobs/$layer")
 [ -n "$line" ] || drp_fail "no access-log line for GET /v2/test/small/blobs/$layer"
 expect_eq "access-log field count" 11 "$(echo "$line" | awk '{ print NF }')"
 expect_match "access-log time" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$' \
 	"$(echo "$line" | awk '{ print $1 }')"
-expect_eq "access-log client, status, bytes_out, upstream" "127.0.0.1 200 $layer_size 200" \
-	"$(echo "$line" | awk '{ print $2, $6, $8, $10 }')"
-expect_eq "access-log HEAD status" 200 "$(alog_field 6 registry.test:443 HEAD "/v2/test/small/blobs/$layer")"
-expect_eq "access-log 404 status" 404 "$(alog_field 6 registry.test:443 GET /v2/test/nope/manifests/v1)"
+expect_eq "access-log client, status, bytes_in, bytes_out, upstream, result" \
+	"127.0.0.1 200 0 $layer_size 200 MISS" "$(echo "$line" | awk '{ print $2, $6, $7, $8, $10, $11 }')"
+expect_eq "access-log HEAD status" 200 "$(anext '$6' "$mark" registry.test:443 HEAD "/v2/test/small/blobs/$layer")"
+expect_eq "access-log 404 status" 404 "$(anext '$6' "$mark" registry.test:443 GET /v2/test/nope/manifests/v1)"

@@ -7,6 +7,7 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
+drp_own_proxy
 drp_require_tools dockerd docker
 drp_start_dockerd "$SCEN/dk" proxy
 

@@ -5,6 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
+drp_own_proxy
 drp_require_tools podman
 pd=$SCEN/p
 drp_at_exit "drp_podman_reset '$pd'"

@@ -9,6 +9,7 @@ drp_scenario_init
 tcurl() { curl -sS --max-time 30 --proxy "$PROXY_URL" --noproxy '' --capath "$WORK/empty-certs" "$@"; }
 
 mark=$(log_mark "$WORK/logs/tunnel-access.log")
+amk=$(amark)
 code=$(tcurl --cacert "$TEST_CA" -o "$SCEN/file" -w '%{http_code} %{http_connect}' https://tunnel.test/file)
 expect_eq "tunnel status (GET, CONNECT)" "200 200" "$code"
 expect_file_digest "tunnelled file" "$SCEN/file" "$TUNNEL_FILE_DIGEST"
@@ -28,7 +29,7 @@ issuer=$(openssl s_client -proxy "127.0.0.1:$PROXY_PORT" -connect tunnel.test:44
 expect_eq "origin certificate issuer" "issuer=CN=drp integration test CA" "$issuer"
 
 # The access log has a TUNNEL line with the bytes both ways.
-line=$(alog tunnel.test:443 CONNECT - | head -n 1)
+line=$(anext '$0' "$amk" tunnel.test:443 CONNECT -)
 [ -n "$line" ] || drp_fail "no access-log line for the tunnel"
 expect_eq "tunnel access-log client, status, result" "127.0.0.1 200 TUNNEL" \
 	"$(echo "$line" | awk '{ print $2, $6, $11 }')"
