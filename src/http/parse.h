@@ -70,10 +70,10 @@ ssize_t drp_http_parse_response(const char *buf, size_t len, size_t max_head,
  * bytes are looked at, so a head trickled in one byte per read costs
  * linear instead of quadratic time. The result is that of
  * drp_http_parse_request/_response, except that an error the cheap check
- * cannot see (one that depends on where the byte is, e.g. obs-fold) may be
- * reported only once the head is complete or max_head is reached; bytes
- * never valid in a head (NUL, other CTLs, DEL, bare CR or LF) are
- * refused at once.
+ * cannot see (one that depends on where the byte is, e.g. obs-fold, a bad
+ * version, or the header count) may be reported only once the head is
+ * complete or max_head is reached; bytes never valid in a head (NUL,
+ * other CTLs, DEL, bare CR or LF) are refused at once.
  */
 ssize_t drp_http_parse_request_more(const char *buf, size_t len,
 				    size_t prev_len, size_t max_head,

@@ -153,8 +153,8 @@ typedef ssize_t (*more_fn)(const char *, size_t, size_t, size_t,
 /*
  * Feed growing prefixes (cut points taken from the input bytes) to the
  * _more variant. It may defer an error the full parser reports at once
- * (INCOMPLETE instead of -EINVAL), but never miss a complete head and
- * never disagree on a definite answer.
+ * (INCOMPLETE instead of an error code), but never miss a complete head
+ * and never disagree on a definite answer.
  */
 static void more_consistency(const char *buf, size_t len, size_t max_head,
 			     bool request)
@@ -171,7 +171,8 @@ static void more_consistency(const char *buf, size_t len, size_t max_head,
 		ssize_t r = more(buf, n, prev, max_head, &m);
 		ssize_t full = parse(buf, n, max_head, &f);
 		if (r == DRP_HTTP_INCOMPLETE) {
-			CHECK(full == DRP_HTTP_INCOMPLETE || full == -EINVAL);
+			/* any error may be deferred, never a head */
+			CHECK(full < 0);
 			prev = n;
 			continue;
 		}
