@@ -354,38 +354,79 @@ static int pump_fill(drp_conn_t *c)
 	}
 	c->up_status = 200;
 	if (!q->head_sent) {
-		/* A range needs the total length: wait for the end if the
-		 * upstream did not announce it. */
-		if (!v.length_known) {
+		if (!v.length_known && q->range) {
+			/* A range needs the total length: wait for the end
+			 * if the upstream did not announce it. */
 			wait_on(c);
 			return 0;
 		}
-		if (!body_head(c, v.total, v.content_type, q->result)) {
+		if (!v.length_known) {
+			/* Unknown length: chunked, and the terminating chunk
+			 * (what makes the answer complete) waits for the
+			 * verification. */
+			head_common(c, 200, v.content_type, q->digest,
+				    q->result);
+			drp_buf_printf(&c->out,
+				       "Transfer-Encoding: chunked\r\n\r\n");
+			q->head_sent = true;
+			q->chunked = true;
+			q->pos = 0;
+			q->end = UINT64_MAX;
+		} else if (!body_head(c, v.total, v.content_type, q->result)) {
 			drp_conn_request_done(c, q->result);
 			return 1;
 		}
 	}
 	bool verified = v.state == DRP_FILL_VERIFIED;
+	if (q->chunked && verified)
+		q->end = v.total;
 	/* Every response's last byte waits for the verification. */
 	uint64_t limit = v.written < q->end ? v.written : q->end;
-	if (!verified && limit == q->end && limit > q->pos)
+	if (!verified && !q->chunked && limit == q->end && limit > q->pos)
 		limit--;
 	int progress = 0;
 	while (q->pos < limit && drp_buf_pending(&c->out) < DRP_CONN_OUT_HIGH) {
 		size_t want = READ_CHUNK;
 		if (limit - q->pos < want)
 			want = (size_t)(limit - q->pos);
-		char *p = drp_buf_reserve(&c->out, want);
+		size_t hdr = 0;
+		char *p;
+		if (q->chunked) {
+			char tmp[24];
+			hdr = (size_t)snprintf(tmp, sizeof(tmp), "%zx\r\n",
+					       want);
+			p = drp_buf_reserve(&c->out, hdr + want + 2);
+			memcpy(p, tmp, hdr);
+			p += hdr;
+		} else {
+			p = drp_buf_reserve(&c->out, want);
+		}
 		ssize_t n = drp_fill_read(q->fill, p, want, q->pos);
 		if (n <= 0) {
 			drp_conn_abort(c, "spool read failed");
 			return -1;
+		}
+		if (q->chunked) {
+			/* Fix the size line if the read came up short. */
+			if ((size_t)n != want) {
+				char tmp[24];
+				size_t h2 = (size_t)snprintf(
+					tmp, sizeof(tmp), "%zx\r\n", (size_t)n);
+				memmove(p - hdr + h2, p, (size_t)n);
+				memcpy(p - hdr, tmp, h2);
+				p = p - hdr + h2;
+				hdr = h2;
+			}
+			memcpy(p + n, "\r\n", 2);
+			c->out.len += hdr + 2;
 		}
 		c->out.len += (size_t)n;
 		q->pos += (uint64_t)n;
 		c->bytes_out += (uint64_t)n;
 		progress = 1;
 	}
+	if (q->chunked && verified && q->pos == q->end)
+		drp_buf_append(&c->out, "0\r\n\r\n", 5);
 	if (q->pos == q->end && verified) {
 		atomic_fetch_add(&srv_of(c)->stats.bytes_client,
 				 q->end - (q->range ? q->r_first : 0));
