@@ -463,6 +463,7 @@ static void blob_miss(drp_conn_t *c)
 	drp_fill_waiter_add(q->fill);
 	q->initiator = created;
 	q->result = created ? "MISS" : "COALESCED";
+	c->result = q->result;
 	atomic_fetch_add(created ? &srv->stats.miss : &srv->stats.coalesced, 1);
 	if (created) {
 		drp_fetch_req_t fr = {

@@ -119,7 +119,7 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 	} else if (c->req_active) {
 		if (c->status == 0)
 			c->status = 499; /* client went away */
-		log_request(c, "PASS");
+		log_request(c, c->result ? c->result : "PASS");
 	}
 	if (c->fetch) {
 		drp_fetch_cancel(c->fetch);
