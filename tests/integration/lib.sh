@@ -17,6 +17,10 @@
 #   bad.test       127.0.0.16:443  fakeupstream.py (wrong, short, slow blobs), when
 #                                  a scenario starts it
 #   stale.test     127.0.0.17:443  a registry a scenario starts and stops
+#   token.test     127.0.0.18:443  registry with token auth (realm on auth.test)
+#   auth.test      127.0.0.19:443  tokenserver.py: accounts in its header;
+#                                  images public/small, private/small,
+#                                  private/secret (the push image's blobs)
 #
 # Every process started with drp_bg is killed by the EXIT trap of the shell
 # that started it; every wait is bounded.
@@ -33,7 +37,11 @@ BASIC_PASS='s3cret-Pass'
 
 declare -A DRP_IP=([registry.test]=127.0.0.11 [basic.test]=127.0.0.12
 	[redirect.test]=127.0.0.13 [cdn.test]=127.0.0.14 [tunnel.test]=127.0.0.15
-	[bad.test]=127.0.0.16 [stale.test]=127.0.0.17)
+	[bad.test]=127.0.0.16 [stale.test]=127.0.0.17
+	[token.test]=127.0.0.18 [auth.test]=127.0.0.19)
+TOKEN_ISSUER=drp-test-issuer
+ALICE=alice:alice-pw
+PROXYUSER=proxyuser:proxy-pw
 
 # ---------------------------------------------------------------- output
 
@@ -125,6 +133,17 @@ drp_require_tools()
 		drp_fail "required tools missing under CI:$missing"
 	fi
 	echo "SKIP: required tools missing:$missing" >&2
+	exit 77
+}
+
+# drp_require_python_module MODULE: like drp_require_tools, for python3.
+drp_require_python_module()
+{
+	python3 -c "import $1" 2>/dev/null && return 0
+	if [ "${CI:-}" = true ]; then
+		drp_fail "python3 module $1 missing under CI"
+	fi
+	echo "SKIP: python3 module $1 missing" >&2
 	exit 77
 }
 
@@ -381,7 +400,7 @@ dcurl() { direct curl -sS --max-time 60 --cacert "$TEST_CA" --capath "$WORK/empt
 
 # ---------------------------------------------------------------- upstream servers
 
-# drp_start_registry NAME HOST [basic|redirect]: REG_PID[NAME] is its pid.
+# drp_start_registry NAME HOST [basic|redirect|token]: REG_PID[NAME] is its pid.
 # shellcheck disable=SC2034
 declare -A REG_PID=()
 drp_start_registry()
@@ -421,6 +440,16 @@ drp_start_registry()
 			  htpasswd:
 			    realm: drp-basic-realm
 			    path: $WORK/htpasswd
+		EOF
+		;;
+	token)
+		cat >>"$conf" <<-EOF
+			auth:
+			  token:
+			    realm: https://auth.test/token
+			    service: token.test
+			    issuer: $TOKEN_ISSUER
+			    rootcertbundle: $WORK/pki/token-signer.crt
 		EOF
 		;;
 	redirect)
@@ -499,7 +528,24 @@ drp_start_nginx()
 	drp_wait_started nginx "$NGINX_PID" 20 drp_port_open "${DRP_IP[cdn.test]}" 443
 }
 
-# drp_start_upstreams: PKI, hosts file, three registries, nginx.
+# drp_start_tokens: the token service on auth.test (signing key and its
+# certificate for the registry's rootcertbundle); log $WORK/logs/token.out.
+drp_start_tokens()
+{
+	local d=$WORK/pki
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/token-signer.key" \
+		-out "$d/token-signer.crt" -days 3 -subj "/CN=drp test token signer" 2>/dev/null ||
+		drp_fail "token signing key failed"
+	drp_bg token python3 "$DRP_IT_DIR/tokenserver.py" "${DRP_IP[auth.test]}" \
+		"$d/auth.test.crt" "$d/auth.test.key" "$d/token-signer.key" "$TOKEN_ISSUER" \
+		"${DRP_IT_TOKEN_TTL:-300}"
+	TOKEN_PID=$DRP_LAST_PID
+	drp_wait_started token "$TOKEN_PID" 20 \
+		curl -sf -o /dev/null --cacert "$TEST_CA" --resolve "auth.test:443:${DRP_IP[auth.test]}" \
+		"https://auth.test/token?service=token.test&scope=repository:public/x:pull"
+}
+
+# drp_start_upstreams: PKI, hosts file, registries, token service, nginx.
 drp_start_upstreams()
 {
 	drp_gen_pki
@@ -507,6 +553,8 @@ drp_start_upstreams()
 	drp_start_registry open registry.test
 	drp_start_registry basic basic.test basic
 	drp_start_registry redirect redirect.test redirect
+	drp_start_tokens
+	drp_start_registry token token.test token
 	drp_start_nginx
 }
 
@@ -571,6 +619,9 @@ drp_push_all()
 			drp_push_direct $img "$reg/test/$img:v1" "${creds[@]}"
 		done
 	done
+	drp_push_direct small token.test/public/small:v1 --dest-creds "$ALICE"
+	drp_push_direct small token.test/private/small:v1 --dest-creds "$ALICE"
+	drp_push_direct push token.test/private/secret:v1 --dest-creds "$ALICE"
 }
 
 # check_dir_image DIR MANIFEST-DIGEST BLOB-DIGEST...: a skopeo dir: copy
@@ -612,7 +663,7 @@ drp_proxy_conf()
 			[proxy]
 			listen = 127.0.0.1:$port
 			workers = 2
-			registries = ${DRP_IT_REGISTRIES:-registry.test basic.test redirect.test}
+			registries = ${DRP_IT_REGISTRIES:-registry.test basic.test redirect.test token.test auth.test}
 			allow = ${DRP_IT_ALLOW:-127.0.0.1/32}
 			tunnel_ports = 443
 			ca_dir = $d/ca
@@ -794,7 +845,7 @@ drp_write_env()
 		declare -p WORK TEST_CA PROXY_PID PROXY_PORT PROXY_URL PROXY_CA PROXY_DIR PROXY_NAME DRP_PROXY \
 			TUNNEL_FILE_DIGEST REGISTRY_AUTH_FILE DOCKER_CONFIG DRP_IT_DIR |
 			sed 's/^declare -[a-z-]* /export /'
-		echo "BASIC_USER='$BASIC_USER' BASIC_PASS='$BASIC_PASS'"
+		echo "BASIC_USER='$BASIC_USER' BASIC_PASS='$BASIC_PASS' ALICE='$ALICE' PROXYUSER='$PROXYUSER'"
 		echo "DRP_IT_LARGE_MB=${DRP_IT_LARGE_MB:-100}"
 		cat "$WORK/images.env"
 	} >"$1"

@@ -25,6 +25,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 77
 fi
 drp_require_tools $DRP_BASE_TOOLS
+drp_require_python_module cryptography
 drp_find_proxy
 
 scenarios=()

@@ -13,6 +13,7 @@ set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (binds 127.0.0.x:443)"; exit 77; }
 drp_require_tools $DRP_BASE_TOOLS podman containerd ctr
+drp_require_python_module cryptography
 drp_lock
 drp_setup_work
 t0=$SECONDS
@@ -171,7 +172,41 @@ drp_stop "${REG_PID[stale]}" 10 || drp_fail "registry did not stop on SIGTERM"
 drp_port_open "${DRP_IP[stale.test]}" 443 && drp_fail "stale.test still answers after SIGTERM"
 ok "stopping a registry"
 
-# 12. A push of the push image lands with its digest (then removed again
+# 12. The token-auth registry and its token service.
+hdrs=$(dcurl -o /dev/null -D - https://token.test/v2/)
+expect_eq "token.test /v2/ anonymous" 401 "$(printf '%s' "$hdrs" | status_codes)"
+expect_eq "token.test challenge" 'Bearer realm="https://auth.test/token",service="token.test"' \
+	"$(printf '%s' "$hdrs" | hdr WWW-Authenticate)"
+tok() { dcurl "$@" | jq -r .token; }
+t=$(tok "https://auth.test/token?service=token.test&scope=repository:private/small:pull")
+expect_eq "private manifest with an anonymous token" 401 \
+	"$(dcurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" https://token.test/v2/private/small/manifests/v1)"
+t=$(tok -u "$PROXYUSER" "https://auth.test/token?service=token.test&scope=repository:private/small:pull")
+expect_eq "private manifest with proxyuser's token" "200 $SMALL_DIGEST" \
+	"$(dcurl -o /dev/null -w '%{http_code} ' -D "$WORK/th" -H "Authorization: Bearer $t" \
+		-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		https://token.test/v2/private/small/manifests/v1)$(hdr Docker-Content-Digest <"$WORK/th")"
+expect_eq "wrong password at the token service" 401 \
+	"$(dcurl -o /dev/null -w '%{http_code}' -u proxyuser:wrong "https://auth.test/token?service=token.test")"
+rm -rf "$WORK/out"
+direct skopeo copy --quiet --retry-times 0 docker://token.test/public/small:v1 "dir:$WORK/out"
+# shellcheck disable=SC2086
+check_dir_image "$WORK/out" "$SMALL_DIGEST" $SMALL_BLOBS
+if direct skopeo inspect --retry-times 0 docker://token.test/private/small:v1 >/dev/null 2>&1; then
+	drp_fail "anonymous skopeo inspect of private/small succeeded"
+fi
+rm -rf "$WORK/out"
+direct skopeo copy --quiet --retry-times 0 --src-creds "$PROXYUSER" docker://token.test/private/secret:v1 "dir:$WORK/out"
+# shellcheck disable=SC2086
+check_dir_image "$WORK/out" "$PUSH_DIGEST" $PUSH_BLOBS
+# containerd's token fetch with credentials is an OAuth2 POST.
+mark=$(log_mark "$WORK/logs/token.out")
+direct ctr -a "$CTR_SOCK" images pull --snapshotter native --user "$ALICE" token.test/private/small:v1 >/dev/null
+expect_eq "ctr private digest" "$SMALL_DIGEST" "$(ctr_image_digest token.test/private/small:v1)"
+expect_ge "ctr token POSTs as alice" 1 "$(count_since "$WORK/logs/token.out" "$mark" 'POST user=alice scope=repository:private/small:pull')"
+ok "token auth"
+
+# 13. A push of the push image lands with its digest (then removed again
 # is not possible without GC, so it goes to a repository nobody else uses).
 direct skopeo copy --quiet --all --preserve-digests --retry-times 0 \
 	"oci:$WORK/images/push" docker://registry.test/selftest/pushed:v1

@@ -38,6 +38,22 @@ dcurl -o "$SCEN/m.json" -u "$BASIC_USER:$BASIC_PASS" \
 	https://basic.test/v2/test/pushed/manifests/v1
 expect_file_digest "pushed manifest at basic.test (direct)" "$SCEN/m.json" "$PUSH_DIGEST"
 
+# Pushing blobs the proxy has cached from another repository (pull a base
+# image, push it under a new name: what every CI build does). The client's
+# HEAD "does the target repository have this blob?" must reflect the
+# upstream, not the content-addressed cache: a wrong "yes" makes the
+# client skip the upload, and the registry then refuses the manifest.
+pskopeo copy --quiet --retry-times 0 docker://registry.test/test/small:v1 "dir:$SCEN/base"
+check_dir_image "$SCEN/base" "$SMALL_DIGEST" $SMALL_BLOBS
+for b in $SMALL_BLOBS; do
+	expect_eq "HEAD of ${b:7:12} in a repository without it" 404 \
+		"$(pcurl -I -o /dev/null -w '%{http_code}' "https://registry.test/v2/test/copied/blobs/$b")"
+done
+pskopeo copy --quiet --retry-times 0 --preserve-digests "dir:$SCEN/base" docker://registry.test/test/copied:v1
+expect_eq "copied manifest (direct)" "$SMALL_DIGEST" \
+	"$(dcurl -o /dev/null -D - -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		https://registry.test/v2/test/copied/manifests/v1 | hdr Docker-Content-Digest)"
+
 # A monolithic upload with curl: POST, then PUT with the body and digest.
 blob=$SCEN/mono.bin
 python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random("drp-mono").randbytes(300000))' >"$blob"
