@@ -14,6 +14,8 @@
 #        DRP_IT_KEEP=1|failed keep the work dir (always / when something failed)
 #        DRP_IT_CACHE=1       run the cache scenarios even if the proxy sends
 #                             no X-Cache header (they skip otherwise)
+#        DRP_IT_AUTH=1        the same for the auth-plugin scenarios, which
+#                             skip while [registry] credentials are not used
 #        CI=true              a missing tool is a failure, not a skip
 # exit:  0 all passed, 1 a failure, 77 skipped (not root, or a tool missing
 #        outside CI)
