@@ -448,6 +448,38 @@ int drp_cached_pump(drp_conn_t *c)
 	return 0;
 }
 
+/* The upstream request for this client's request: same target and
+ * headers, body-less. */
+static drp_fetch_req_t upstream_req(drp_conn_t *c, const char *method,
+				    bool follow)
+{
+	drp_cached_req_t *q = c->creq;
+	return (drp_fetch_req_t){
+		.tls = true,
+		.host = c->host,
+		.port = c->port,
+		.method = method,
+		.target = q->target,
+		.headers = drp_buf_head(&q->headers),
+		.headers_len = drp_buf_pending(&q->headers),
+		.body_mode = DRP_HTTP_BODY_NONE,
+		.follow_redirects = follow,
+		.conn_id = c->id,
+	};
+}
+
+/* Start a buffered upstream request for this client, hooks attached. */
+static void start_buffered(drp_conn_t *c, const char *method, size_t max,
+			   drp_fetchbuf_cb cb)
+{
+	drp_cached_req_t *q = c->creq;
+	drp_fetch_req_t fr = upstream_req(c, method, false);
+	q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, max, cb, c);
+	drp_auth_attach(c->rt, c->w, c, drp_fetchbuf_fetch(q->fb), c->host,
+			c->port, q->repo);
+	c->state = DRP_CONN_EXCHANGE;
+}
+
 /* ---- blobs ---- */
 
 static void blob_miss(drp_conn_t *c)
@@ -466,18 +498,7 @@ static void blob_miss(drp_conn_t *c)
 	c->result = q->result;
 	atomic_fetch_add(created ? &srv->stats.miss : &srv->stats.coalesced, 1);
 	if (created) {
-		drp_fetch_req_t fr = {
-			.tls = true,
-			.host = c->host,
-			.port = c->port,
-			.method = "GET",
-			.target = q->target,
-			.headers = drp_buf_head(&q->headers),
-			.headers_len = drp_buf_pending(&q->headers),
-			.body_mode = DRP_HTTP_BODY_NONE,
-			.follow_redirects = true,
-			.conn_id = c->id,
-		};
+		drp_fetch_req_t fr = upstream_req(c, "GET", true);
 		drp_fetch_t *f = drp_fill_start(q->fill, c->w, c->rt, &fr);
 		drp_auth_attach(c->rt, c->w, c, f, c->host, c->port, q->repo);
 	}
@@ -647,24 +668,8 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 
 static void manifest_fetch(drp_conn_t *c)
 {
-	drp_cached_req_t *q = c->creq;
-	drp_fetch_req_t fr = {
-		.tls = true,
-		.host = c->host,
-		.port = c->port,
-		.method = "GET",
-		.target = q->target,
-		.headers = drp_buf_head(&q->headers),
-		.headers_len = drp_buf_pending(&q->headers),
-		.body_mode = DRP_HTTP_BODY_NONE,
-		.conn_id = c->id,
-	};
 	atomic_fetch_add(&srv_of(c)->stats.miss, 1);
-	q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, MANIFEST_MAX,
-				   manifest_get_cb, c);
-	drp_auth_attach(c->rt, c->w, c, drp_fetchbuf_fetch(q->fb), c->host,
-			c->port, q->repo);
-	c->state = DRP_CONN_EXCHANGE;
+	start_buffered(c, "GET", MANIFEST_MAX, manifest_get_cb);
 }
 
 static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
@@ -768,23 +773,7 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
 				return true;
 			q->have_tag = false;
 		} else {
-			drp_fetch_req_t fr = {
-				.tls = true,
-				.host = c->host,
-				.port = c->port,
-				.method = "HEAD",
-				.target = q->target,
-				.headers = drp_buf_head(&q->headers),
-				.headers_len = drp_buf_pending(&q->headers),
-				.body_mode = DRP_HTTP_BODY_NONE,
-				.conn_id = c->id,
-			};
-			q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, 0,
-						   revalidate_cb, c);
-			drp_auth_attach(c->rt, c->w, c,
-					drp_fetchbuf_fetch(q->fb), c->host,
-					c->port, q->repo);
-			c->state = DRP_CONN_EXCHANGE;
+			start_buffered(c, "HEAD", 0, revalidate_cb);
 			return true;
 		}
 	}
