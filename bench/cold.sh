@@ -1,0 +1,201 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Cold-pull benchmark: the time skopeo takes to pull the test images
+# large (one BENCH_MB MiB layer) and small (two 512 KiB layers) to dir:
+# through the proxy with an empty cache, against a direct pull from the
+# same registry (trusting the test CA), over BENCH_ROUNDS rounds, and the
+# proxy's overhead of the medians. A second pair of rows does the same for
+# a single curl GET of the large blob, which leaves skopeo's own work out.
+#
+# Every proxy round starts a new proxy on a fresh cache directory (outside
+# the timing) and sends it one request that is never cached (GET /v2/),
+# so the proxy has forged the registry's certificate before the pull, as
+# a proxy in service has. Direct and proxy rounds alternate, each round's
+# order swapped, so that the machine's background load falls on both.
+# Every pull is checked (manifest and blob digests) after its timing.
+#
+# usage: sudo bench/cold.sh BUILD_DIR
+# env:   BENCH_ROUNDS [5]  and those of bench/lib.sh (BENCH_MB [100],
+#        BENCH_WORKERS [2], BENCH_TLS13_CIPHERS (curl rows only),
+#        BENCH_IT_LOCK, BENCH_KEEP)
+#        BENCH_PERF=FILE  after the measured rounds, one more cold curl GET
+#                         through a fresh proxy (not in the table), recorded
+#                         with perf into FILE (BENCH_PERF_ARGS as in lib.sh)
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+ROUNDS=${BENCH_ROUNDS:-5}
+PULL_TIMEOUT=${BENCH_PULL_TIMEOUT:-600}
+
+bench_init "${1:-}"
+read -r -a TLS_OPTS <<<"$(bench_curl_tls)"
+IMAGES="large small"
+
+# pull_images DEST RUNNER: skopeo copy of every image to DEST/NAME via
+# RUNNER (direct or via_proxy, from tests/integration/lib.sh).
+pull_images()
+{
+	local dest=$1 run=$2 img
+	mkdir -p "$dest"
+	for img in $IMAGES; do
+		"$run" timeout "$PULL_TIMEOUT" skopeo copy --quiet --retry-times 0 \
+			"docker://registry.test/test/$img:v1" "dir:$dest/$img" ||
+			drp_fail "pull of test/$img ($run) failed"
+	done
+}
+
+# same_digest FILE sha256:HEX
+same_digest() { [ "sha256:$(sha256sum <"$1" | cut -c1-64)" = "$2" ]; }
+
+# check_pull DEST: every pulled manifest and blob has its digest; then
+# DEST is removed.
+check_pull()
+{
+	local dest=$1 img digest blobs b
+	for img in $IMAGES; do
+		case $img in
+		large) digest=$LARGE_DIGEST blobs=$LARGE_BLOBS ;;
+		small) digest=$SMALL_DIGEST blobs=$SMALL_BLOBS ;;
+		esac
+		same_digest "$dest/$img/manifest.json" "$digest" ||
+			drp_fail "$dest/$img: wrong manifest"
+		for b in $blobs; do
+			same_digest "$dest/$img/${b#sha256:}" "$b" || drp_fail "$dest/$img: blob $b wrong"
+		done
+	done
+	rm -rf "$dest"
+}
+
+blob_direct()
+{
+	timeout "$PULL_TIMEOUT" curl -sS --fail --http1.1 "${TLS_OPTS[@]}" \
+		--resolve "registry.test:443:${DRP_IP[registry.test]}" \
+		--cacert "$TEST_CA" --capath "$WORK/empty-certs" \
+		-o "$WORK/blob.bin" "https://registry.test$BLOB_PATH"
+}
+blob_proxy()
+{
+	timeout "$PULL_TIMEOUT" curl -sS --fail --http1.1 "${TLS_OPTS[@]}" \
+		--proxy "$PROXY_URL" --noproxy '' \
+		--cacert "$PROXY_CA" --capath "$WORK/empty-certs" \
+		-o "$WORK/blob.bin" "https://registry.test$BLOB_PATH"
+}
+
+# fresh_proxy N: stop the previous proxy, start one on an empty cache, and
+# let it forge the registry's certificate (a request it never caches).
+PROXY_PID=
+fresh_proxy()
+{
+	if [ -n "$PROXY_PID" ]; then
+		bench_stop_proxy
+		rm -rf "$PROXY_DIR/cache"
+	fi
+	bench_proxy "cold-$1"
+	curl -sS --max-time 30 --proxy "$PROXY_URL" --noproxy '' --cacert "$PROXY_CA" \
+		--capath "$WORK/empty-certs" -o /dev/null "https://registry.test/v2/" ||
+		drp_fail "the fresh proxy does not answer"
+}
+
+# timed VAR CMD...: run CMD, append its wall time to VAR's list; the
+# proxy's CPU time over the same span goes to VAR_cpu (proxy runs only).
+declare -A T=()
+timed()
+{
+	local var=$1 t0 t1 c0=0 c1=0
+	shift
+	if [ "${var#proxy}" != "$var" ]; then c0=$(bench_cpu_ns "$PROXY_PID"); fi
+	t0=$(bench_now)
+	"$@"
+	t1=$(bench_now)
+	if [ "${var#proxy}" != "$var" ]; then c1=$(bench_cpu_ns "$PROXY_PID"); fi
+	T[$var]="${T[$var]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+	T[${var}_cpu]="${T[${var}_cpu]:-} $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.3f", c / 1e9 }')"
+}
+
+# A proxy cold round: a fresh proxy, the timed pull, the check that the
+# proxy really fetched (MISS) and then has the layer.
+proxy_round()
+{
+	fresh_proxy "$1"
+	timed proxy_pull pull_images "$WORK/p" via_proxy
+	check_pull "$WORK/p"
+	cache_has_content "$WORK/images/large/blobs/sha256/${LARGE_LAYER#sha256:}" ||
+		drp_fail "the large layer is not in the proxy's cache after the pull"
+	wait_log "$PROXY_DIR/access.log" 0 " $BLOB_PATH 200 " 1 5
+	[ "$(grep -F " $BLOB_PATH 200 " "$PROXY_DIR/access.log" | awk '{ print $11 }')" = MISS ] ||
+		drp_fail "the large layer was not a MISS: $(grep -F " $BLOB_PATH " "$PROXY_DIR/access.log")"
+	fresh_proxy "${1}b"
+	timed proxy_blob blob_proxy
+	same_digest "$WORK/blob.bin" "$LARGE_LAYER" || drp_fail "blob through the proxy has the wrong digest"
+	rm -f "$WORK/blob.bin"
+}
+direct_round()
+{
+	timed direct_pull pull_images "$WORK/d" direct
+	check_pull "$WORK/d"
+	timed direct_blob blob_direct
+	same_digest "$WORK/blob.bin" "$LARGE_LAYER" || drp_fail "blob direct has the wrong digest"
+	rm -f "$WORK/blob.bin"
+}
+
+# Warm-up, not counted: the registry's files into the page cache, skopeo
+# and curl into memory, one proxy run.
+drp_log "warm-up"
+direct_round
+proxy_round 0
+T=()
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	if [ $((r % 2)) = 1 ]; then
+		direct_round
+		proxy_round "$r"
+	else
+		proxy_round "$r"
+		direct_round
+	fi
+	drp_log "round $r: direct pull ${T[direct_pull]##* } s, proxy pull ${T[proxy_pull]##* } s; direct blob ${T[direct_blob]##* } s, proxy blob ${T[proxy_blob]##* } s"
+done
+
+if [ -n "${BENCH_PERF:-}" ]; then
+	fresh_proxy perf
+	bench_perf_start "$PROXY_PID" "$BENCH_PERF"
+	blob_proxy
+	bench_perf_stop
+	same_digest "$WORK/blob.bin" "$LARGE_LAYER" || drp_fail "blob through the proxy has the wrong digest"
+	rm -f "$WORK/blob.bin"
+	drp_log "perf data in $BENCH_PERF (not counted in the table)"
+fi
+
+# ---------------------------------------------------------------- report
+
+row()
+{
+	local what=$1 kind=$2 d p pc
+	# shellcheck disable=SC2086
+	d=$(median ${T[direct_$kind]})
+	# shellcheck disable=SC2086
+	p=$(median ${T[proxy_$kind]})
+	# shellcheck disable=SC2086
+	pc=$(median ${T[proxy_${kind}_cpu]})
+	awk -v w="$what" -v d="$d" -v p="$p" -v pc="$pc" 'BEGIN {
+		printf "%-34s %10.3f %10.3f %9.1f%% %10.3f\n", w, d, p, 100 * (p - d) / d, pc }'
+	echo "    rounds direct:${T[direct_$kind]}"
+	echo "    rounds proxy: ${T[proxy_$kind]}"
+}
+
+echo
+echo "== cold pull: images test/large ($BENCH_MB MiB layer) + test/small, $ROUNDS rounds, $(nproc) CPUs, load before: $LOAD_BEFORE"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
+echo "proxy: $DRP_PROXY, $BENCH_WORKERS workers, empty cache each round; skopeo $(skopeo --version | awk '{ print $3 }') to dir:"
+echo
+printf '%-34s %10s %10s %10s %10s\n' "median wall time (s)" direct "via proxy" overhead "proxy CPU"
+row "skopeo copy large+small" pull
+row "curl GET of the large layer" blob
+# shellcheck disable=SC2086
+awk -v d="$(median ${T[direct_pull]})" -v p="$(median ${T[proxy_pull]})" 'BEGIN {
+	o = 100 * (p - d) / d
+	printf "\ncold pull overhead %.1f%%: %s\n", o, o < 10 ? "under the 10% target" : "NOT under the 10% target" }'
+bench_stop_proxy
