@@ -61,6 +61,37 @@ static bool caching(drp_conn_t *c)
 	return srv_of(c)->capi != NULL;
 }
 
+/* The registry as recorded in cache metadata: "host" or "host:port". */
+static void host_key(const drp_conn_t *c, char *buf, size_t len)
+{
+	if (c->port == 443)
+		snprintf(buf, len, "%s", c->host);
+	else
+		snprintf(buf, len, "%s:%u", c->host, c->port);
+}
+
+/* Has this object been served for this repository before? A cached blob
+ * is only ever served for a repository that has it upstream: pushing
+ * clients ask "does repository R have blob D?" with a HEAD, and private
+ * content must not leak through a public repository's name. */
+static bool seen_here(drp_conn_t *c)
+{
+	drp_server_t *srv = srv_of(c);
+	char host[DRP_HOST_MAX + 8];
+	host_key(c, host, sizeof(host));
+	return drp_cache_seen_get(srv->capi, srv->cdb, &srv->cstats,
+				  c->creq->digest, host, c->creq->repo) == 0;
+}
+
+static void mark_seen(drp_conn_t *c)
+{
+	drp_server_t *srv = srv_of(c);
+	char host[DRP_HOST_MAX + 8];
+	host_key(c, host, sizeof(host));
+	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, c->creq->digest,
+			   host, c->creq->repo);
+}
+
 /* ---- fill waiters (per worker, loop thread only) ---- */
 
 static void wait_on(drp_conn_t *c)
@@ -428,6 +459,7 @@ static int pump_fill(drp_conn_t *c)
 	if (q->chunked && verified && q->pos == q->end)
 		drp_buf_append(&c->out, "0\r\n\r\n", 5);
 	if (q->pos == q->end && verified) {
+		mark_seen(c);
 		atomic_fetch_add(&srv_of(c)->stats.bytes_client,
 				 q->end - (q->range ? q->r_first : 0));
 		drp_conn_request_done(c, q->result);
@@ -487,7 +519,18 @@ static void blob_miss(drp_conn_t *c)
 	drp_cached_req_t *q = c->creq;
 	drp_server_t *srv = srv_of(c);
 	bool created = false;
-	q->fill = drp_fill_attach(srv, q->digest, &created);
+	char owner[DRP_HOST_MAX + 8 + 256];
+	host_key(c, owner, sizeof(owner));
+	size_t ol = strlen(owner);
+	snprintf(owner + ol, sizeof(owner) - ol, " %s", q->repo);
+	q->fill = drp_fill_attach(srv, q->digest, owner, &created);
+	if (q->fill != NULL && !created &&
+	    strcmp(drp_fill_owner(q->fill), owner) != 0) {
+		/* Being fetched for another repository: this client asks
+		 * the upstream itself, under its own credentials. */
+		drp_fill_unref(q->fill);
+		q->fill = NULL;
+	}
 	if (q->fill == NULL) {
 		pass_through(c);
 		return;
@@ -563,6 +606,10 @@ static void store_manifest(drp_conn_t *c, const char *digest, const char *ctype,
 				     "%s: manifest not stored: %s", digest,
 				     strerror(-r));
 	}
+	char host[DRP_HOST_MAX + 8];
+	host_key(c, host, sizeof(host));
+	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, digest, host,
+			   q->repo);
 	if (q->kind == K_MANIFEST_TAG && q->tagkey[0]) {
 		drp_cache_tag_t t = {.size = drp_buf_pending(body),
 				     .fetched_at = now_s()};
@@ -781,6 +828,34 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
 	return true;
 }
 
+/* The object is cached but was never served for this repository: ask
+ * the upstream whether the repository has it (a HEAD, with the client's
+ * credentials) before serving it. */
+static void confirm_cb(void *arg, drp_fetchbuf_result_t *res)
+{
+	drp_conn_t *c = arg;
+	drp_cached_req_t *q = c->creq;
+	q->fb = NULL;
+	if (res->err == 0 && res->status == 200) {
+		mark_seen(c);
+		atomic_fetch_add(&srv_of(c)->stats.hit, 1);
+		q->result = "HIT";
+		if (serve_stored(c,
+				 q->kind == K_BLOB ? "application/octet-stream"
+						   : q->tag.media_type,
+				 "HIT"))
+			return;
+	}
+	/* Not confirmed (404, 401, upstream down...): the client gets the
+	 * upstream's own answer. */
+	pass_through(c);
+}
+
+static void confirm_then_serve(drp_conn_t *c)
+{
+	start_buffered(c, "HEAD", 0, confirm_cb);
+}
+
 static bool manifest_digest(drp_conn_t *c)
 {
 	drp_server_t *srv = srv_of(c);
@@ -792,6 +867,12 @@ static bool manifest_digest(drp_conn_t *c)
 	    srv->capi->meta_get(srv->cdb, &srv->cstats, key, strlen(key), ctype,
 				&len) == 0) {
 		ctype[len] = '\0';
+		if (!seen_here(c)) {
+			snprintf(q->tag.media_type, sizeof(q->tag.media_type),
+				 "%s", ctype);
+			confirm_then_serve(c);
+			return true;
+		}
 		atomic_fetch_add(&srv->stats.hit, 1);
 		q->result = "HIT";
 		if (serve_stored(c, ctype, "HIT"))
@@ -834,8 +915,11 @@ bool drp_cached_dispatch(drp_conn_t *c, const drp_http_msg_t *req,
 	bool taken;
 	if (q->kind == K_BLOB) {
 		taken = true;
-		if (srv->capi->lookup(srv->cdb, &srv->cstats, q->digest,
-				      NULL) == 0) {
+		bool stored = srv->capi->lookup(srv->cdb, &srv->cstats,
+						q->digest, NULL) == 0;
+		if (stored && !seen_here(c)) {
+			confirm_then_serve(c);
+		} else if (stored) {
 			atomic_fetch_add(&srv->stats.hit, 1);
 			q->result = "HIT";
 			if (!serve_stored(c, "application/octet-stream", "HIT"))

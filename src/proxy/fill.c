@@ -23,6 +23,7 @@ struct drp_fill {
 	atomic_uint refs;
 	pthread_mutex_t lock;
 	char digest[DRP_DIGEST_STRSIZE];
+	char *owner;
 	int spool;
 	/* guarded by lock */
 	enum drp_fill_state state;
@@ -75,8 +76,13 @@ static int spool_open(const char *dir)
 	return fd;
 }
 
+const char *drp_fill_owner(const drp_fill_t *f)
+{
+	return f->owner;
+}
+
 drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
-			    bool *created)
+			    const char *owner, bool *created)
 {
 	pthread_mutex_lock(&srv->fills_lock);
 	for (drp_fill_t *f = srv->fills; f; f = f->next) {
@@ -99,6 +105,7 @@ drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
 	atomic_init(&f->refs, 2); /* the caller's and the fetch's */
 	pthread_mutex_init(&f->lock, NULL);
 	snprintf(f->digest, sizeof(f->digest), "%s", digest);
+	f->owner = drp_strdup(owner);
 	f->spool = fd;
 	f->total = UINT64_MAX;
 	f->state = DRP_FILL_STARTING;
@@ -116,6 +123,7 @@ void drp_fill_unref(drp_fill_t *f)
 		return;
 	table_remove(f);
 	close(f->spool);
+	free(f->owner);
 	drp_buf_free(&f->declined);
 	drp_buf_free(&f->declined_body);
 	pthread_mutex_destroy(&f->lock);

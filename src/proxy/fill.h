@@ -49,13 +49,18 @@ typedef struct drp_fill_view {
 } drp_fill_view_t;
 
 /*
- * Find the running fill for digest or create one. *created tells which;
+ * Find the running fill for digest or create one (owned by `owner`).
+ * *created tells which;
  * a created fill has no fetch yet: the caller starts it with
  * drp_fill_start(). Returns a new reference, or NULL if no spool file
  * could be made (the caller then passes the request through).
  */
 drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
-			    bool *created);
+			    const char *owner, bool *created);
+/* The owner string given when the fill was created ("host repo"): a
+ * waiter for another repository must not be served bytes fetched under
+ * this one's credentials. */
+const char *drp_fill_owner(const drp_fill_t *f);
 void drp_fill_unref(drp_fill_t *f);
 
 /*
