@@ -77,7 +77,7 @@ extern "C" {
 #define DRP_PLUGIN_SYMBOL "drp_plugin"
 
 /* Largest response body http_fetch delivers; longer ones fail -EFBIG. */
-#define DRP_FETCH_MAX_BODY (1024 * 1024)
+#define DRP_HTTP_FETCH_MAX_BODY (1024 * 1024)
 
 #if defined(__GNUC__)
 #define DRP_PLUGIN_EXPORT	__attribute__((visibility("default")))
@@ -123,22 +123,24 @@ enum drp_plugin_log_level {
 
 /*
  * Opaque handles. Only the host knows their layout.
- *  drp_host_ctx_t   the host's handle for the plugin (given to init) or for
- *                   one instance (given to instance_new): pass it to log,
- *                   config and token services so that the host knows who
- *                   is asking. Valid until fini / instance_free returns.
- *  drp_auth_req_t   one upstream request being authorised. Valid during a
- *                   hook and, after PENDING, until auth_done or cancel.
- *  drp_fetch_t      an http_fetch in flight.
- *  drp_fetch_resp_t a response, valid during the fetch callback only.
- *  drp_timer_t      a pending timer.
- *  drp_token_wait_t a registration to be told about another request's
- *                   token fetch.
+ *  drp_host_ctx_t        the host's handle for the plugin (given to init)
+ *                        or for one instance (given to instance_new): pass
+ *                        it to log, config and token services so that the
+ *                        host knows who is asking. Valid until fini /
+ *                        instance_free returns.
+ *  drp_auth_req_t        one upstream request being authorised. Valid
+ *                        during a hook and, after PENDING, until auth_done
+ *                        or cancel.
+ *  drp_http_fetch_t      an http_fetch in flight.
+ *  drp_http_fetch_resp_t a response, valid during the fetch callback only.
+ *  drp_timer_t           a pending timer.
+ *  drp_token_wait_t      a registration to be told about another request's
+ *                        token fetch.
  */
 typedef struct drp_host_ctx drp_host_ctx_t;
 typedef struct drp_auth_req drp_auth_req_t;
-typedef struct drp_fetch drp_fetch_t;
-typedef struct drp_fetch_resp drp_fetch_resp_t;
+typedef struct drp_http_fetch drp_http_fetch_t;
+typedef struct drp_http_fetch_resp drp_http_fetch_resp_t;
 typedef struct drp_timer drp_timer_t;
 typedef struct drp_token_wait drp_token_wait_t;
 
@@ -172,11 +174,12 @@ enum drp_token_state {
 
 /* http_fetch completion: status is the HTTP status (100..599), or a
  * negative errno for a transport failure (-ETIMEDOUT, -ECONNREFUSED,
- * -EFBIG for a body over DRP_FETCH_MAX_BODY, -EPROTO for TLS/HTTP errors,
- * ...), in which case resp is NULL and body empty. body is
+ * -EFBIG for a body over DRP_HTTP_FETCH_MAX_BODY, -EPROTO for TLS/HTTP
+ * errors, ...), in which case resp is NULL and body empty. body is
  * NUL-terminated, host-owned and valid only during the callback. */
-typedef void drp_fetch_cb(void *arg, int status, const drp_fetch_resp_t *resp,
-			  const char *body, size_t body_len);
+typedef void drp_http_fetch_cb(void *arg, int status,
+			       const drp_http_fetch_resp_t *resp,
+			       const char *body, size_t body_len);
 /* Timer expiry. The timer is gone when this runs (no timer_stop). */
 typedef void drp_timer_cb(void *arg);
 /* Another request's token fetch ended: token is the new token or NULL if
@@ -267,16 +270,17 @@ typedef struct drp_host_api {
 	 * with -ECANCELED). Returns NULL (and never calls cb) if the request
 	 * cannot be started (bad URL, out of memory).
 	 */
-	drp_fetch_t *(*http_fetch)(drp_host_ctx_t *ctx, const char *method,
-				   const char *url, const char *const *headers,
-				   const void *body, size_t body_len,
-				   drp_fetch_cb *cb, void *arg);
+	drp_http_fetch_t *(*http_fetch)(drp_host_ctx_t *ctx, const char *method,
+					const char *url,
+					const char *const *headers,
+					const void *body, size_t body_len,
+					drp_http_fetch_cb *cb, void *arg);
 	/* Abort a fetch; its callback will not run. Call only before the
 	 * callback ran. */
-	void (*http_cancel)(drp_fetch_t *fetch);
+	void (*http_cancel)(drp_http_fetch_t *fetch);
 	/* A response header (case-insensitive), NULL if absent. Valid during
 	 * the callback only. */
-	const char *(*fetch_header)(const drp_fetch_resp_t *resp,
+	const char *(*fetch_header)(const drp_http_fetch_resp_t *resp,
 				    const char *name);
 
 	/* ---- timers (from hooks and callbacks only) ---- */

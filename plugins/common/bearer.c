@@ -189,7 +189,7 @@ static void fetch_st_free(fetch_st_t *st)
 	st->b->host->free(st);
 }
 
-static void fetch_cb(void *arg, int status, const drp_fetch_resp_t *resp,
+static void fetch_cb(void *arg, int status, const drp_http_fetch_resp_t *resp,
 		     const char *body, size_t body_len)
 {
 	fetch_st_t *st = arg;
@@ -346,7 +346,7 @@ static int start_fetch(bearer_t *b, drp_auth_req_t *req, const char *realm,
 			snprintf(auth, n, "Authorization: %s", b->basic);
 	}
 	const char *headers[] = {auth, NULL};
-	drp_fetch_t *f =
+	drp_http_fetch_t *f =
 		h->http_fetch(b->ctx, "GET", url, auth ? headers : NULL, NULL,
 			      0, fetch_cb, st);
 	bearer_free_secret(h, auth);

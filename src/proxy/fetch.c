@@ -739,7 +739,7 @@ static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 	if (resp->status == 401 && f->hooks.challenge && !f->auth_tried &&
 	    f->body_mode == DRP_HTTP_BODY_NONE) {
 		f->auth_tried = true;
-		enum drp_auth_result r =
+		enum drp_fetch_auth r =
 			f->hooks.challenge(f->hooks.arg, f, resp);
 		if (r == DRP_FETCH_AUTH_OK || r == DRP_FETCH_AUTH_PENDING) {
 			up_close(f->up);

@@ -50,7 +50,7 @@ typedef struct drp_fetch_sink {
 	void (*done)(void *arg, int err, int http_status, const char *reason);
 } drp_fetch_sink_t;
 
-enum drp_auth_result {
+enum drp_fetch_auth {
 	DRP_FETCH_AUTH_OK = 0,	     /* proceed / retry now */
 	DRP_FETCH_AUTH_DECLINED = 1, /* not handled: pass the 401 on */
 	DRP_FETCH_AUTH_PENDING = 2,  /* will call drp_fetch_retry() later */
@@ -62,7 +62,7 @@ typedef struct drp_fetch_hooks {
 	 * (without Host and framing); may add or remove lines. */
 	void (*decorate)(void *arg, drp_fetch_t *f, drp_buf_t *headers);
 	/* Called on a 401 (once per fetch). */
-	enum drp_auth_result (*challenge)(void *arg, drp_fetch_t *f,
+	enum drp_fetch_auth (*challenge)(void *arg, drp_fetch_t *f,
 					  const drp_http_msg_t *resp);
 	void *arg;
 } drp_fetch_hooks_t;

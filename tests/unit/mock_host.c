@@ -92,15 +92,16 @@ static void mock_auth_done(drp_auth_req_t *req, int result)
 	req->done_result = result;
 }
 
-static drp_fetch_t *mock_http_fetch(drp_host_ctx_t *ctx, const char *method,
-				    const char *url, const char *const *headers,
-				    const void *body, size_t body_len,
-				    drp_fetch_cb *cb, void *arg)
+static drp_http_fetch_t *mock_http_fetch(drp_host_ctx_t *ctx,
+					 const char *method, const char *url,
+					 const char *const *headers,
+					 const void *body, size_t body_len,
+					 drp_http_fetch_cb *cb, void *arg)
 {
 	mock_host_t *m = from_ctx(ctx);
 	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
 		return NULL;
-	struct drp_fetch *f = DRP_NEW(struct drp_fetch);
+	struct drp_http_fetch *f = DRP_NEW(struct drp_http_fetch);
 	f->method = drp_strdup(method);
 	f->url = drp_strdup(url);
 	size_t n = 1;
@@ -120,18 +121,18 @@ static drp_fetch_t *mock_http_fetch(drp_host_ctx_t *ctx, const char *method,
 	return f;
 }
 
-static void mock_http_cancel(drp_fetch_t *f)
+static void mock_http_cancel(drp_http_fetch_t *f)
 {
 	ck_assert_msg(!f->completed, "http_cancel after completion");
 	f->cancelled = true;
 }
 
 /* A response is the NULL-terminated header array itself. */
-struct drp_fetch_resp {
+struct drp_http_fetch_resp {
 	const char *const *headers;
 };
 
-static const char *mock_fetch_header(const drp_fetch_resp_t *resp,
+static const char *mock_fetch_header(const drp_http_fetch_resp_t *resp,
 				     const char *name)
 {
 	size_t n = strlen(name);
@@ -192,7 +193,7 @@ void mock_host_fini(mock_host_t *m)
 		free(m->log[i]);
 	free(m->log);
 	while (m->fetches != NULL) {
-		struct drp_fetch *f = m->fetches;
+		struct drp_http_fetch *f = m->fetches;
 		m->fetches = f->next;
 		free(f->method);
 		free(f->url);
@@ -248,24 +249,24 @@ void mock_req_fini(struct drp_auth_req *r)
 	r->n_headers = 0;
 }
 
-struct drp_fetch *mock_fetch_nth(const mock_host_t *m, unsigned idx)
+struct drp_http_fetch *mock_fetch_nth(const mock_host_t *m, unsigned idx)
 {
 	if (idx >= m->n_fetches)
 		return NULL;
-	struct drp_fetch *f = m->fetches;
+	struct drp_http_fetch *f = m->fetches;
 	for (unsigned i = m->n_fetches - 1; i > idx; i--)
 		f = f->next;
 	return f;
 }
 
-void mock_fetch_complete(mock_host_t *m, struct drp_fetch *f, int status,
+void mock_fetch_complete(mock_host_t *m, struct drp_http_fetch *f, int status,
 			 const char *const *headers, const char *body)
 {
 	(void)m;
 	ck_assert_msg(!f->cancelled, "completing a cancelled fetch");
 	ck_assert_msg(!f->completed, "completing a fetch twice");
 	f->completed = true;
-	struct drp_fetch_resp resp = {.headers = headers};
+	struct drp_http_fetch_resp resp = {.headers = headers};
 	f->cb(f->arg, status, status > 0 ? &resp : NULL, body ? body : "",
 	      body ? strlen(body) : 0);
 }

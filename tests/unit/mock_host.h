@@ -31,10 +31,10 @@ struct drp_auth_req {
 	bool in_hook; /* auth_done inside the hook is a plugin bug */
 };
 
-struct drp_fetch {
-	struct drp_fetch *next;
+struct drp_http_fetch {
+	struct drp_http_fetch *next;
 	char *method, *url, *headers, *body; /* headers joined with "\n" */
-	drp_fetch_cb *cb;
+	drp_http_fetch_cb *cb;
 	void *arg;
 	bool cancelled, completed;
 };
@@ -51,7 +51,7 @@ typedef struct mock_host {
 	drp_plugin_host_t host; /* first: api is host.api */
 	char **log;
 	unsigned n_log;
-	struct drp_fetch *fetches; /* newest first */
+	struct drp_http_fetch *fetches; /* newest first */
 	unsigned n_fetches;
 	struct drp_timer *timers;
 	double now;
@@ -83,10 +83,10 @@ const char *mock_req_header(const struct drp_auth_req *r, const char *name);
 	})
 
 /* The idx-th fetch started (0 = first), or NULL. */
-struct drp_fetch *mock_fetch_nth(const mock_host_t *m, unsigned idx);
+struct drp_http_fetch *mock_fetch_nth(const mock_host_t *m, unsigned idx);
 /* Complete a fetch: status, response headers ("Name: value" array, NULL
  * terminated, may be NULL) and body. */
-void mock_fetch_complete(mock_host_t *m, struct drp_fetch *f, int status,
+void mock_fetch_complete(mock_host_t *m, struct drp_http_fetch *f, int status,
 			 const char *const *headers, const char *body);
 /* Advance the clock and fire due timers. */
 void mock_timers_advance(mock_host_t *m, double seconds);

@@ -113,7 +113,7 @@ START_TEST(hub_anonymous_token)
 	ck_assert_int_eq(challenge(&r, HUB_CHALLENGE), DRP_AUTH_PENDING);
 	/* one token request, to the realm of the challenge, anonymous */
 	ck_assert_uint_eq(mh.n_fetches, 1);
-	struct drp_fetch *f = mock_fetch_nth(&mh, 0);
+	struct drp_http_fetch *f = mock_fetch_nth(&mh, 0);
 	ck_assert_str_eq(f->method, "GET");
 	ck_assert_str_eq(f->url, HUB_TOKEN_URL);
 	ck_assert_str_eq(f->headers, "");
@@ -224,7 +224,7 @@ START_TEST(hub_account_refused)
 			  "scope=\"repository:acme/app:pull\"";
 	ck_assert_int_eq(challenge(&a, www), DRP_AUTH_PENDING);
 	ck_assert_int_eq(challenge(&b, www), DRP_AUTH_PENDING);
-	struct drp_fetch *f = mock_fetch_nth(&mh, 0);
+	struct drp_http_fetch *f = mock_fetch_nth(&mh, 0);
 	/* the account goes to the token service, never to the registry */
 	ck_assert_str_eq(f->headers,
 			 "Authorization: Basic YWNtZWJvdDpzM2NyZXQ=\n");
@@ -264,7 +264,7 @@ START_TEST(hub_cancel)
 	drp_plugin_inst_cancel(inst, &quitter);
 	ck_assert_ptr_null(fetcher.data);
 	/* the fetch goes on for the remaining waiter */
-	struct drp_fetch *f = mock_fetch_nth(&mh, 0);
+	struct drp_http_fetch *f = mock_fetch_nth(&mh, 0);
 	ck_assert(!f->cancelled);
 	mock_fetch_complete(&mh, f, 200, NULL, TOKEN_JSON("T"));
 	ck_assert_int_eq(fetcher.done_calls, 0);
