@@ -95,6 +95,8 @@ struct drp_fetch {
 	int status;
 	int redirects;
 	bool auth_tried;
+	int auth_fail_status; /* drp_fetch_auth_fail(): fail with this */
+	char *auth_fail_reason;
 	bool stale_retried;
 	bool got_bytes;
 	bool up_eof; /* the upstream closed (EOF-delimited body) */
@@ -203,6 +205,8 @@ void drp_fetch_pool_flush(drp_worker_t *w)
 
 static void fetch_free(drp_fetch_t *f)
 {
+	if (f->hooks.release)
+		f->hooks.release(f->hooks.arg, f);
 	ev_timer_stop(f->w->loop, &f->timer);
 	ev_timer_stop(f->w->loop, &f->kick);
 	if (f->dnsq)
@@ -215,6 +219,7 @@ static void fetch_free(drp_fetch_t *f)
 	drp_buf_free(&f->in);
 	free(f->method);
 	free(f->target);
+	free(f->auth_fail_reason);
 	drp_runtime_unref(f->rt);
 	free(f);
 }
@@ -255,9 +260,19 @@ static void fetch_fail(drp_fetch_t *f, int err, int status, const char *fmt,
 	fetch_finish(f, err, status, reason);
 }
 
+static bool auth_failed(drp_fetch_t *f)
+{
+	if (f->auth_fail_status == 0)
+		return false;
+	fetch_fail(f, -EACCES, f->auth_fail_status, "%s", f->auth_fail_reason);
+	return true;
+}
+
 static void kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	drp_fetch_t *f = DRP_CONTAINER_OF(t, drp_fetch_t, kick);
+	if (f->state == F_WAIT_AUTH && auth_failed(f))
+		return;
 	if (f->state == F_INIT)
 		fetch_begin(f);
 	else
@@ -333,6 +348,21 @@ uint64_t drp_fetch_bytes_up(const drp_fetch_t *f)
 const char *drp_fetch_host(const drp_fetch_t *f)
 {
 	return f->host;
+}
+
+const char *drp_fetch_method(const drp_fetch_t *f)
+{
+	return f->method;
+}
+
+const char *drp_fetch_target(const drp_fetch_t *f)
+{
+	return f->target;
+}
+
+unsigned drp_fetch_conn_id(const drp_fetch_t *f)
+{
+	return f->conn_id;
 }
 
 /* ---- connecting ---- */
@@ -501,6 +531,8 @@ static void start_exchange(drp_fetch_t *f)
 	f->req_sent = false;
 	drp_buf_reset(&f->in);
 	build_head(f);
+	if (auth_failed(f))
+		return;
 	set_timer(f, f->rt->conf->body_timeout);
 	ev_io_stop(f->w->loop, &f->up->io);
 	ev_io_set(&f->up->io, f->up->fd, EV_READ | EV_WRITE);
@@ -623,6 +655,16 @@ void drp_fetch_retry(drp_fetch_t *f)
 	fetch_kick(f);
 }
 
+void drp_fetch_auth_fail(drp_fetch_t *f, int http_status, const char *reason)
+{
+	if (f->auth_fail_status != 0)
+		return;
+	f->auth_fail_status = http_status;
+	f->auth_fail_reason = drp_strdup(reason);
+	if (f->state == F_WAIT_AUTH)
+		fetch_kick(f);
+}
+
 /* Drop every "Authorization:" line (redirect to another host). */
 static void drop_authorization(drp_buf_t *h)
 {
@@ -736,11 +778,20 @@ static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 	    f->follow_redirects)
 		if (follow_redirect(f, resp))
 			return false;
-	if (resp->status == 401 && f->hooks.challenge && !f->auth_tried &&
-	    f->body_mode == DRP_HTTP_BODY_NONE) {
+	bool replayable =
+		f->body_mode == DRP_HTTP_BODY_NONE ||
+		(f->body_mode == DRP_HTTP_BODY_LENGTH && f->body_len == 0);
+	if (resp->status == 401 && f->hooks.challenge && replayable) {
+		bool first = !f->auth_tried;
 		f->auth_tried = true;
 		enum drp_fetch_auth r =
 			f->hooks.challenge(f->hooks.arg, f, resp);
+		if (auth_failed(f))
+			return false;
+		/* At most one retry per fetch. */
+		if (!first &&
+		    (r == DRP_FETCH_AUTH_OK || r == DRP_FETCH_AUTH_PENDING))
+			r = DRP_FETCH_AUTH_DECLINED;
 		if (r == DRP_FETCH_AUTH_OK || r == DRP_FETCH_AUTH_PENDING) {
 			up_close(f->up);
 			f->up = NULL;

@@ -59,11 +59,20 @@ enum drp_fetch_auth {
 
 typedef struct drp_fetch_hooks {
 	/* Called before each attempt with the header lines that will be sent
-	 * (without Host and framing); may add or remove lines. */
+	 * (without Host and framing); may add or remove lines. Also called
+	 * for redirect targets (drp_fetch_host() tells where the attempt
+	 * goes). */
 	void (*decorate)(void *arg, drp_fetch_t *f, drp_buf_t *headers);
-	/* Called on a 401 (once per fetch). */
+	/* Called on every 401 to a request without a body to replay (no
+	 * body, or an empty one). A fetch is retried after a challenge at
+	 * most once: the first call may return OK or PENDING, a later one
+	 * only DECLINED or ERROR (OK and PENDING then count as DECLINED). */
 	enum drp_fetch_auth (*challenge)(void *arg, drp_fetch_t *f,
-					  const drp_http_msg_t *resp);
+					 const drp_http_msg_t *resp);
+	/* Optional. Called exactly once, when the fetch is freed (after the
+	 * sink's done(), or in drp_fetch_cancel()): the end of the hooks'
+	 * per-fetch state; a challenge still pending is abandoned here. */
+	void (*release)(void *arg, drp_fetch_t *f);
 	void *arg;
 } drp_fetch_hooks_t;
 
@@ -99,6 +108,15 @@ void drp_fetch_end_body(drp_fetch_t *f);
 void drp_fetch_resume(drp_fetch_t *f);
 /* After PENDING from challenge(): try again (once). */
 void drp_fetch_retry(drp_fetch_t *f);
+/*
+ * Fail the fetch for an authorization reason: the sink's done() gets
+ * err -EACCES, http_status (403, 502, ...) and reason (copied). Callable
+ * from decorate() (that attempt is not sent), from challenge() (its
+ * result is then ignored) and while a challenge is pending (instead of
+ * drp_fetch_retry()). done() runs later, from the loop, never from inside
+ * this call.
+ */
+void drp_fetch_auth_fail(drp_fetch_t *f, int http_status, const char *reason);
 /* Abort (the client went away). No sink callback is invoked after this;
  * the upstream connection is closed, not pooled. */
 void drp_fetch_cancel(drp_fetch_t *f);
@@ -106,6 +124,11 @@ void drp_fetch_cancel(drp_fetch_t *f);
 int drp_fetch_upstream_status(const drp_fetch_t *f);
 uint64_t drp_fetch_bytes_up(const drp_fetch_t *f);
 const char *drp_fetch_host(const drp_fetch_t *f);
+/* The request as given to drp_fetch_new (target: the current one, after
+ * a redirect the redirect's). */
+const char *drp_fetch_method(const drp_fetch_t *f);
+const char *drp_fetch_target(const drp_fetch_t *f);
+unsigned drp_fetch_conn_id(const drp_fetch_t *f);
 
 /* Close a worker's pooled upstream connections (drain/shutdown). */
 void drp_fetch_pool_flush(struct drp_worker *w);
