@@ -1,32 +1,604 @@
 /* SPDX-License-Identifier: MIT */
-/* Until the plugin layer is wired in, requests go upstream with the
- * client's own credentials, unchanged. */
+/* The auth layer of the proxy core: [registry] sections and their plugin
+ * instances, and the hooks that let an instance decorate the upstream
+ * requests made for clients and answer their 401 challenges. */
 #include "proxy/auth.h"
+#include "proxy/auth_int.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "plugin/select.h"
+#include "util/log.h"
 #include "util/mem.h"
 
-struct drp_auth {
-	int unused;
+enum auth_push {
+	PUSH_CLIENT = 0, /* uploads only with the client's own credentials */
+	PUSH_PROXY = 1,	 /* the proxy's credentials may be used for them */
+	PUSH_DENY = 2,	 /* no uploads through the proxy */
 };
+
+typedef struct auth_sec {
+	drp_auth_t *a;
+	const drp_conf_registry_t *conf; /* owned by the conf */
+	drp_plugin_inst_t *inst;
+	bool has_plugin;
+	enum auth_push push;
+	const char *user; /* username, for log lines; NULL if none */
+} auth_sec_t;
+
+struct drp_auth {
+	drp_auth_host_t *host; /* NULL when there is no [registry] section */
+	drp_select_t *sel;
+	auth_sec_t *secs;
+	unsigned n_secs;
+};
+
+/* How one upstream request is authorised; decided before its first
+ * attempt. */
+enum req_mode {
+	MODE_NONE = 0,	 /* sent as it is, 401s go to the client */
+	MODE_CLIENT = 1, /* the client's own Authorization: never touched */
+	MODE_PROXY = 2,	 /* the section's plugin adds the proxy's */
+};
+
+typedef struct hdr_kv {
+	char *name;
+	char *value;
+} hdr_kv_t;
+
+/* The plugin-visible request (drp_auth_req_t) is the per-fetch state of
+ * the hooks. */
+struct drp_auth_req {
+	auth_sec_t *sec;
+	drp_worker_t *w;
+	drp_runtime_t *rt; /* a reference: an orphan outlives its fetch */
+	drp_fetch_t *f;	   /* NULL once the fetch is gone */
+	unsigned conn_id;
+	char host[DRP_HOST_MAX + 1]; /* as contacted */
+	char *method, *url, *hostport, *registry, *repo, *actions, *path;
+	enum req_mode mode;
+	bool decided;
+	bool challenged;       /* a challenge was answered: retry under way */
+	bool pending;	       /* a hook said PENDING, auth_done not yet */
+	bool pending_decorate; /* ... and it was decorate (not supported) */
+	bool orphan;	       /* fetch gone, plugin without cancel */
+	bool pass_401;	       /* the plugin declined after PENDING */
+	hdr_kv_t *set;	       /* headers the plugin set */
+	unsigned n_set;
+	drp_buf_t cur; /* the header block as last built */
+	char **vals;   /* strings handed out by req_header */
+	unsigned n_vals;
+	void *pdata;
+};
+
+/* ---- header blocks ---- */
+
+static bool line_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+void drp_auth_headers_del(drp_buf_t *h, const char *name)
+{
+	drp_buf_t out = {0};
+	const char *p = drp_buf_head(h), *end = p + drp_buf_pending(h);
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+		if (!line_is(p, (size_t)(next - p), name))
+			drp_buf_append(&out, p, (size_t)(next - p));
+		p = next;
+	}
+	if (h->data != NULL)
+		explicit_bzero(h->data, h->cap);
+	drp_buf_free(h);
+	*h = out;
+}
+
+void drp_auth_headers_set(drp_buf_t *h, const char *name, const char *value)
+{
+	drp_auth_headers_del(h, name);
+	drp_buf_printf(h, "%s: %s\r\n", name, value);
+}
+
+char *drp_auth_headers_get(const drp_buf_t *h, const char *name)
+{
+	const char *p = drp_buf_head(h), *end = p + drp_buf_pending(h);
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+		if (line_is(p, (size_t)(next - p), name)) {
+			const char *v = p + strlen(name) + 1;
+			const char *e = next;
+			while (v < e && (*v == ' ' || *v == '\t'))
+				v++;
+			while (e > v && (e[-1] == '\n' || e[-1] == '\r' ||
+					 e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			return drp_strndup(v, (size_t)(e - v));
+		}
+		p = next;
+	}
+	return NULL;
+}
+
+bool drp_auth_header_ok(const char *name, const char *value)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	if (name == NULL || value == NULL || *name == '\0')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && strchr(tchar, *p) == NULL)
+			return false;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* ---- configuration generations ---- */
+
+static enum auth_push push_of(const drp_conf_registry_t *sec)
+{
+	const drp_conf_item_t *it = drp_conf_registry_get(sec, "push");
+	if (it == NULL || strcmp(it->value, "client") == 0)
+		return PUSH_CLIENT;
+	return strcmp(it->value, "proxy") == 0 ? PUSH_PROXY : PUSH_DENY;
+}
 
 drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 {
-	return DRP_NEW(drp_auth_t);
+	drp_auth_t *a = DRP_NEW(drp_auth_t);
+	a->sel = drp_select_new();
+	if (conf->n_registry == 0)
+		return a;
+	a->host = drp_auth_host_ref();
+	if (a->host == NULL) {
+		drp_conf_error(errs, conf->path ? conf->path : "(defaults)", 0,
+			       NULL, NULL,
+			       "cannot load auth plugins: libltdl failed to "
+			       "initialise");
+		drp_auth_free(a);
+		return NULL;
+	}
+	unsigned before = errs->n;
+	/* One slot per section, in file order (the selection's index). */
+	a->secs = drp_calloc(conf->n_registry, sizeof(*a->secs));
+	a->n_secs = conf->n_registry;
+	for (unsigned i = 0; i < conf->n_registry; i++) {
+		const drp_conf_registry_t *sec = &conf->registry[i];
+		const char *why = "bad name";
+		unsigned dup = 0;
+		int r = drp_select_add(a->sel, sec->name, i, &why, &dup);
+		if (r == -EEXIST) {
+			drp_conf_registry_error(
+				errs, sec, NULL,
+				"names the same registry and repository "
+				"prefix as [registry \"%s\"] (%s:%u)",
+				conf->registry[dup].name,
+				conf->registry[dup].file,
+				conf->registry[dup].line);
+			continue;
+		}
+		/* A bad name is reported by the instance. */
+		auth_sec_t *s = &a->secs[i];
+		s->a = a;
+		s->conf = sec;
+		s->inst = drp_plugin_inst_new(drp_auth_host_loader(a->host),
+					      sec, errs);
+		if (s->inst == NULL)
+			continue;
+		s->has_plugin = drp_plugin_inst_mod(s->inst) != NULL;
+		s->push = push_of(sec);
+		const drp_conf_item_t *u =
+			drp_conf_registry_get(sec, "username");
+		s->user = u ? u->value : NULL;
+		drp_plugin_inst_ctx(s->inst)->core = s;
+	}
+	if (errs->n > before) {
+		drp_auth_free(a);
+		return NULL;
+	}
+	return a;
 }
 
 void drp_auth_free(drp_auth_t *a)
 {
+	if (a == NULL)
+		return;
+	for (unsigned i = 0; i < a->n_secs; i++)
+		drp_plugin_inst_free(a->secs[i].inst);
+	free(a->secs);
+	drp_select_free(a->sel);
+	drp_auth_host_unref(a->host);
 	free(a);
 }
 
-bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
-			const drp_route_t *route)
+/* ---- the request entries of the host table ---- */
+
+const char *drp_auth_req_get(const drp_auth_req_t *r, int field)
 {
-	return false;
+	switch (field) {
+	case DRP_REQ_METHOD:
+		return r->method;
+	case DRP_REQ_URL:
+		return r->url;
+	case DRP_REQ_HOST:
+		return r->hostport;
+	case DRP_REQ_REGISTRY:
+		return r->registry;
+	case DRP_REQ_REPOSITORY:
+		return r->repo;
+	case DRP_REQ_ACTIONS:
+		return r->actions;
+	default:
+		return NULL;
+	}
+}
+
+const char *drp_auth_req_header(const drp_auth_req_t *cr, const char *name)
+{
+	drp_auth_req_t *r = (drp_auth_req_t *)(uintptr_t)cr;
+	char *v = drp_auth_headers_get(&r->cur, name);
+	if (v == NULL)
+		return NULL;
+	r->vals = drp_realloc(r->vals, (r->n_vals + 1) * sizeof(char *));
+	r->vals[r->n_vals++] = v;
+	return v;
+}
+
+int drp_auth_req_set_header(drp_auth_req_t *r, const char *name,
+			    const char *value)
+{
+	if (!drp_auth_header_ok(name, value))
+		return -EINVAL;
+	unsigned i = 0;
+	while (i < r->n_set && strcasecmp(r->set[i].name, name) != 0)
+		i++;
+	if (i == r->n_set) {
+		r->set = drp_realloc(r->set, (r->n_set + 1) * sizeof(*r->set));
+		r->set[r->n_set++] = (hdr_kv_t){.name = drp_strdup(name)};
+	} else {
+		explicit_bzero(r->set[i].value, strlen(r->set[i].value));
+		free(r->set[i].value);
+	}
+	r->set[i].value = drp_strdup(value);
+	drp_auth_headers_set(&r->cur, name, value);
+	return 0;
+}
+
+void drp_auth_req_set_data(drp_auth_req_t *r, void *data)
+{
+	r->pdata = data;
+}
+
+void *drp_auth_req_get_data(const drp_auth_req_t *r)
+{
+	return r->pdata;
+}
+
+static void req_free(drp_auth_req_t *r)
+{
+	for (unsigned i = 0; i < r->n_set; i++) {
+		free(r->set[i].name);
+		explicit_bzero(r->set[i].value, strlen(r->set[i].value));
+		free(r->set[i].value);
+	}
+	free(r->set);
+	for (unsigned i = 0; i < r->n_vals; i++) {
+		explicit_bzero(r->vals[i], strlen(r->vals[i]));
+		free(r->vals[i]);
+	}
+	free(r->vals);
+	if (r->cur.data != NULL)
+		explicit_bzero(r->cur.data, r->cur.cap);
+	drp_buf_free(&r->cur);
+	free(r->method);
+	free(r->url);
+	free(r->hostport);
+	free(r->registry);
+	free(r->repo);
+	free(r->actions);
+	free(r->path);
+	drp_runtime_unref(r->rt);
+	free(r);
+}
+
+static const char *plugin_name(const auth_sec_t *s)
+{
+	return s->has_plugin
+		       ? drp_plugin_mod_desc(drp_plugin_inst_mod(s->inst))->name
+		       : "none";
+}
+
+/* The upstream would not take the section's credentials (or its plugin
+ * says so): 403 to the client. */
+static void deny(drp_auth_req_t *r, const char *what)
+{
+	const auth_sec_t *s = r->sec;
+	drp_log_err(DRP_LOG_PLUGIN,
+		    "[c%06u] %s %s%s: %s the credentials of [registry \"%s\"] "
+		    "(plugin %s%s%s%s)",
+		    r->conn_id, r->method, r->hostport, r->path, what,
+		    s->conf->name, plugin_name(s), s->user ? ", user '" : "",
+		    s->user ? s->user : "", s->user ? "'" : "");
+	char msg[512];
+	snprintf(msg, sizeof(msg),
+		 "%s refused the proxy's credentials for this request (see "
+		 "[registry \"%s\"] in the proxy's configuration)",
+		 r->registry, s->conf->name);
+	drp_fetch_auth_fail(r->f, 403, msg);
+}
+
+static void plugin_failed(drp_auth_req_t *r)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg),
+		 "the proxy could not obtain credentials for %s (plugin %s of "
+		 "[registry \"%s\"]; see its log)",
+		 r->registry, plugin_name(r->sec), r->sec->conf->name);
+	drp_fetch_auth_fail(r->f, 502, msg);
+}
+
+void drp_auth_req_done(drp_auth_req_t *r, int result)
+{
+	if (!r->pending) {
+		drp_log_err(DRP_LOG_PLUGIN,
+			    "%s/%s: auth_done on a request that is not "
+			    "pending (ignored)",
+			    plugin_name(r->sec), r->sec->conf->name);
+		return;
+	}
+	r->pending = false;
+	if (r->orphan) {
+		req_free(r);
+		return;
+	}
+	if (r->pending_decorate) {
+		r->pending_decorate = false;
+		return;
+	}
+	switch (result) {
+	case DRP_AUTH_OK:
+		drp_fetch_retry(r->f);
+		break;
+	case DRP_AUTH_DECLINED:
+		/* The 401 is gone: ask again and hand that one on. */
+		r->pass_401 = true;
+		drp_fetch_retry(r->f);
+		break;
+	case DRP_AUTH_DENIED:
+		deny(r, "the plugin refused");
+		break;
+	default:
+		plugin_failed(r);
+		break;
+	}
+}
+
+/* ---- hooks on the upstream fetch ---- */
+
+static int run_decorate(drp_auth_req_t *r)
+{
+	drp_auth_cur_t saved = drp_auth_cur_enter(r->w, r->rt, r->conn_id);
+	int res = drp_plugin_inst_decorate(r->sec->inst, r);
+	if (res == DRP_AUTH_PENDING) {
+		/* Decorate runs synchronously before the attempt: this host
+		 * cannot wait for it. */
+		drp_log_warning(DRP_LOG_PLUGIN,
+				"%s/%s: decorate returned PENDING, which this "
+				"host does not support; sending the request "
+				"as it is",
+				plugin_name(r->sec), r->sec->conf->name);
+		r->pending = true;
+		r->pending_decorate = true;
+		if (drp_plugin_inst_has_cancel(r->sec->inst)) {
+			drp_plugin_inst_cancel(r->sec->inst, r);
+			r->pending = false;
+			r->pending_decorate = false;
+		}
+		res = DRP_AUTH_DECLINED;
+	}
+	drp_auth_cur_leave(saved);
+	return res;
+}
+
+static bool is_pull(const char *method)
+{
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+/* Before the first attempt: whose credentials this request travels
+ * with. */
+static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
+{
+	const auth_sec_t *s = r->sec;
+	bool upload = !is_pull(r->method);
+	char *client = drp_auth_headers_get(headers, "Authorization");
+	bool client_auth = client != NULL;
+	if (client != NULL) {
+		explicit_bzero(client, strlen(client));
+		free(client);
+	}
+	r->mode = MODE_NONE;
+	if (upload && s->push == PUSH_DENY) {
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s %s%s: refused by push = deny of "
+			       "[registry \"%s\"]",
+			       r->conn_id, r->method, r->hostport, r->path,
+			       s->conf->name);
+		char msg[300];
+		snprintf(msg, sizeof(msg),
+			 "this proxy does not pass uploads to %s", r->registry);
+		drp_fetch_auth_fail(r->f, 403, msg);
+		return;
+	}
+	if (client_auth)
+		r->mode = MODE_CLIENT; /* the client's credentials win */
+	else if (s->has_plugin && (!upload || s->push == PUSH_PROXY))
+		r->mode = MODE_PROXY;
+}
+
+static void hook_decorate(void *arg, drp_fetch_t *f, drp_buf_t *headers)
+{
+	drp_auth_req_t *r = arg;
+	/* A redirect to another host (a CDN): never our credentials. */
+	if (strcmp(drp_fetch_host(f), r->host) != 0)
+		return;
+	if (!r->decided) {
+		r->decided = true;
+		drp_buf_reset(&r->cur);
+		drp_buf_append(&r->cur, drp_buf_head(headers),
+			       drp_buf_pending(headers));
+		decide(r, headers);
+		if (r->mode == MODE_PROXY) {
+			int res = run_decorate(r);
+			if (res == DRP_AUTH_DENIED)
+				deny(r, "the plugin refused");
+			else if (res == DRP_AUTH_ERROR)
+				plugin_failed(r);
+		}
+	}
+	for (unsigned i = 0; i < r->n_set; i++)
+		drp_auth_headers_set(headers, r->set[i].name, r->set[i].value);
+	drp_buf_reset(&r->cur);
+	drp_buf_append(&r->cur, drp_buf_head(headers),
+		       drp_buf_pending(headers));
+}
+
+/* Every WWW-Authenticate value, joined with ", " (malloc'ed). */
+static char *www_authenticate(const drp_http_msg_t *resp)
+{
+	drp_buf_t b = {0};
+	for (const drp_http_header_t *h =
+		     drp_http_find(resp, "WWW-Authenticate");
+	     h != NULL; h = drp_http_find_next(resp, "WWW-Authenticate", h)) {
+		if (drp_buf_pending(&b) > 0)
+			drp_buf_append(&b, ", ", 2);
+		drp_buf_append(&b, h->value, h->value_len);
+	}
+	char *s = drp_strndup(drp_buf_pending(&b) ? drp_buf_head(&b) : "",
+			      drp_buf_pending(&b));
+	drp_buf_free(&b);
+	return s;
+}
+
+static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
+					  const drp_http_msg_t *resp)
+{
+	drp_auth_req_t *r = arg;
+	if (strcmp(drp_fetch_host(f), r->host) != 0 || r->mode != MODE_PROXY ||
+	    r->pass_401)
+		return DRP_FETCH_AUTH_DECLINED;
+	if (r->challenged) {
+		/* The one retry, with what the plugin provided, was refused
+		 * too. */
+		deny(r, "the registry refused (HTTP 401)");
+		return DRP_FETCH_AUTH_ERROR;
+	}
+	r->challenged = true;
+	char *www = www_authenticate(resp);
+	drp_auth_cur_t saved = drp_auth_cur_enter(r->w, r->rt, r->conn_id);
+	int res = drp_plugin_inst_challenge(r->sec->inst, r, www);
+	drp_auth_cur_leave(saved);
+	free(www);
+	switch (res) {
+	case DRP_AUTH_OK:
+		return DRP_FETCH_AUTH_OK;
+	case DRP_AUTH_PENDING:
+		r->pending = true;
+		return DRP_FETCH_AUTH_PENDING;
+	case DRP_AUTH_DECLINED:
+		return DRP_FETCH_AUTH_DECLINED;
+	case DRP_AUTH_DENIED:
+		deny(r, "the plugin refused");
+		return DRP_FETCH_AUTH_ERROR;
+	default:
+		plugin_failed(r);
+		return DRP_FETCH_AUTH_ERROR;
+	}
+}
+
+static void hook_release(void *arg, drp_fetch_t *f)
+{
+	drp_auth_req_t *r = arg;
+	r->f = NULL;
+	if (r->pending) {
+		if (!drp_plugin_inst_has_cancel(r->sec->inst)) {
+			/* Kept until the plugin's auth_done. */
+			r->orphan = true;
+			return;
+		}
+		drp_auth_cur_t saved =
+			drp_auth_cur_enter(r->w, r->rt, r->conn_id);
+		drp_plugin_inst_cancel(r->sec->inst, r);
+		drp_auth_cur_leave(saved);
+		r->pending = false;
+	}
+	req_free(r);
 }
 
 void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		     struct drp_conn *c, drp_fetch_t *f, const char *host,
 		     uint16_t port, const char *repo)
 {
+	(void)c;
+	if (f == NULL || rt == NULL || rt->auth == NULL ||
+	    rt->auth->n_secs == 0)
+		return;
+	drp_auth_t *a = rt->auth;
+	int idx = drp_select_find(a->sel, host, port, repo);
+	if (idx < 0)
+		return;
+	auth_sec_t *s = &a->secs[idx];
+	if (s->inst == NULL)
+		return;
+
+	drp_auth_req_t *r = DRP_NEW(drp_auth_req_t);
+	r->sec = s;
+	r->w = w;
+	r->rt = drp_runtime_ref(rt);
+	r->f = f;
+	r->conn_id = drp_fetch_conn_id(f);
+	snprintf(r->host, sizeof(r->host), "%s", host);
+	r->method = drp_strdup(drp_fetch_method(f));
+	const char *target = drp_fetch_target(f);
+	r->path = drp_strndup(target, drp_uri_path_len(target, strlen(target)));
+	bool v6 = strchr(host, ':') != NULL;
+	char hp[DRP_HOST_MAX + 16];
+	if (port == 443 || port == 0)
+		snprintf(hp, sizeof(hp), "%s%s%s", v6 ? "[" : "", host,
+			 v6 ? "]" : "");
+	else
+		snprintf(hp, sizeof(hp), "%s%s%s:%u", v6 ? "[" : "", host,
+			 v6 ? "]" : "", port);
+	r->hostport = drp_strdup(hp);
+	size_t ul = strlen(hp) + strlen(target) + sizeof("https://");
+	r->url = drp_malloc(ul);
+	snprintf(r->url, ul, "https://%s%s", hp, target);
+	r->registry = drp_select_canonical_registry(host, port);
+	r->repo = repo ? drp_select_canonical_repo(r->registry, repo) : NULL;
+	r->actions = drp_strdup(is_pull(r->method) ? "pull" : "pull,push");
+
+	drp_fetch_hooks_t hooks = {
+		.decorate = hook_decorate,
+		.challenge = hook_challenge,
+		.release = hook_release,
+		.arg = r,
+	};
+	drp_fetch_set_hooks(f, &hooks);
+}
+
+bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
+			const drp_route_t *route)
+{
+	(void)c;
+	(void)req;
+	(void)route;
+	return false;
 }
