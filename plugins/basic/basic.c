@@ -45,7 +45,9 @@ static int basic_instance_new(void *pctx, const drp_instance_args_t *args,
 	char *user = NULL, *password = NULL;
 	int r = bearer_read_credentials(h, args->ctx, &user, &password);
 	if (r < 0) {
-		snprintf(errbuf, errlen, "incomplete credentials");
+		snprintf(errbuf, errlen, "%s",
+			 r == -EIO ? "the password file cannot be read"
+				   : "incomplete credentials");
 		return r;
 	}
 	inst_t *i = h->alloc(sizeof(*i));

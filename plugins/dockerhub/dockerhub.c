@@ -51,7 +51,9 @@ static int hub_instance_new(void *pctx, const drp_instance_args_t *args,
 	char *user = NULL, *password = NULL;
 	int r = bearer_read_credentials(h, args->ctx, &user, &password);
 	if (r < 0) {
-		snprintf(errbuf, errlen, "incomplete credentials");
+		snprintf(errbuf, errlen, "%s",
+			 r == -EIO ? "the password file cannot be read"
+				   : "incomplete credentials");
 		return r;
 	}
 	if (strcmp(args->registry, "docker.io") != 0)

@@ -17,11 +17,11 @@ auth_sections()
 		[registry "basic.test"]
 		plugin = basic
 		username = $BASIC_USER
-		password_file = $(drp_secret basic.pw "$bpw")
+		password_file = $(drp_secret "$SCEN_NAME-basic.pw" "$bpw")
 		[registry "token.test"]
 		plugin = basic
 		username = ${PROXYUSER%%:*}
-		password_file = $(drp_secret token.pw "$tpw")
+		password_file = $(drp_secret "$SCEN_NAME-token.pw" "$tpw")
 	EOF
 }
 
