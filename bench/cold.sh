@@ -188,7 +188,6 @@ row()
 
 echo
 echo "== cold pull: images test/large ($BENCH_MB MiB layer) + test/small, $ROUNDS rounds, $(nproc) CPUs, load before: $LOAD_BEFORE"
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
 echo "proxy: $DRP_PROXY, $BENCH_WORKERS workers, empty cache each round; skopeo $(skopeo --version | awk '{ print $3 }') to dir:"
 echo
 printf '%-34s %10s %10s %10s %10s\n' "median wall time (s)" direct "via proxy" overhead "proxy CPU"
@@ -198,4 +197,5 @@ row "curl GET of the large layer" blob
 awk -v d="$(median ${T[direct_pull]})" -v p="$(median ${T[proxy_pull]})" 'BEGIN {
 	o = 100 * (p - d) / d
 	printf "\ncold pull overhead %.1f%%: %s\n", o, o < 10 ? "under the 10% target" : "NOT under the 10% target" }'
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
 bench_stop_proxy
