@@ -1,0 +1,902 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The core's auth layer (src/proxy/auth.c, auth_host.c) with the real
+ * in-tree basic plugin, against a fake upstream fetch: the test plays the
+ * fetch (calls the hooks as fetch.c does, records retries and failures)
+ * and the buffered fetches the plugin starts for tokens (records them,
+ * answers them). Worker loops are real libev loops, so token waiters are
+ * delivered through the auth host's ev_async like in the daemon.
+ */
+#include <check.h>
+#include <errno.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "http/parse.h"
+#include "proxy/auth.h"
+#include "proxy/auth_int.h"
+#include "proxy/fetchbuf.h"
+#include "proxy/server.h"
+#include "proxy/worker.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+Suite *auth_suite(void);
+
+#ifndef PLUGINS_DIR
+#error "PLUGINS_DIR must name plugins/ in the build tree"
+#endif
+
+/* ---- the fake fetch (what fetch.c provides to the hooks) ---- */
+
+struct drp_fetch {
+	char host[256];
+	char method[16];
+	char target[256];
+	unsigned conn_id;
+	drp_fetch_hooks_t hooks;
+	bool has_hooks;
+	int retries;
+	int fail_status;
+	char fail_reason[512];
+	drp_buf_t body; /* for the token POSTs of fetchbuf */
+	bool body_ended;
+};
+
+const char *drp_fetch_host(const drp_fetch_t *f)
+{
+	return f->host;
+}
+const char *drp_fetch_method(const drp_fetch_t *f)
+{
+	return f->method;
+}
+const char *drp_fetch_target(const drp_fetch_t *f)
+{
+	return f->target;
+}
+unsigned drp_fetch_conn_id(const drp_fetch_t *f)
+{
+	return f->conn_id;
+}
+void drp_fetch_set_hooks(drp_fetch_t *f, const drp_fetch_hooks_t *hooks)
+{
+	f->hooks = *hooks;
+	f->has_hooks = true;
+}
+void drp_fetch_retry(drp_fetch_t *f)
+{
+	f->retries++;
+}
+void drp_fetch_auth_fail(drp_fetch_t *f, int http_status, const char *reason)
+{
+	if (f->fail_status != 0)
+		return;
+	f->fail_status = http_status;
+	snprintf(f->fail_reason, sizeof(f->fail_reason), "%s", reason);
+}
+size_t drp_fetch_send_body(drp_fetch_t *f, const char *data, size_t len)
+{
+	drp_buf_append(&f->body, data, len);
+	return len;
+}
+void drp_fetch_end_body(drp_fetch_t *f)
+{
+	f->body_ended = true;
+}
+
+/* ---- the fake fetchbuf (token requests of the plugin) ---- */
+
+struct drp_fetchbuf {
+	struct drp_fetchbuf *next;
+	drp_fetch_t f;
+	bool tls;
+	uint16_t port;
+	char *headers;
+	drp_fetchbuf_cb cb;
+	void *arg;
+	bool done, cancelled;
+};
+
+static struct drp_fetchbuf *fbs; /* newest first */
+static unsigned n_fbs;
+
+drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
+				   const drp_fetch_req_t *req, size_t max_body,
+				   drp_fetchbuf_cb cb, void *arg)
+{
+	struct drp_fetchbuf *fb = DRP_NEW(struct drp_fetchbuf);
+	snprintf(fb->f.host, sizeof(fb->f.host), "%s", req->host);
+	snprintf(fb->f.method, sizeof(fb->f.method), "%s", req->method);
+	snprintf(fb->f.target, sizeof(fb->f.target), "%s", req->target);
+	fb->tls = req->tls;
+	fb->port = req->port;
+	fb->headers =
+		drp_strndup(req->headers ? req->headers : "", req->headers_len);
+	fb->cb = cb;
+	fb->arg = arg;
+	fb->next = fbs;
+	fbs = fb;
+	n_fbs++;
+	return fb;
+}
+
+drp_fetch_t *drp_fetchbuf_fetch(drp_fetchbuf_t *fb)
+{
+	return &fb->f;
+}
+
+void drp_fetchbuf_cancel(drp_fetchbuf_t *fb)
+{
+	fb->cancelled = true;
+}
+
+/* Answer a recorded token request: status, header block, body. */
+static void fb_answer(struct drp_fetchbuf *fb, int status, const char *head,
+		      const char *body)
+{
+	ck_assert(!fb->done && !fb->cancelled);
+	drp_fetchbuf_result_t res = {.status = status};
+	if (status < 0) {
+		res.err = status;
+		res.http_status = 502;
+		res.reason = "test";
+	}
+	drp_buf_append(&res.head, head, strlen(head));
+	drp_buf_append(&res.body, body, strlen(body));
+	fb->done = true;
+	fb->cb(fb->arg, &res);
+	drp_buf_free(&res.head);
+	drp_buf_free(&res.body);
+}
+
+static void fbs_free(void)
+{
+	while (fbs != NULL) {
+		struct drp_fetchbuf *fb = fbs;
+		fbs = fb->next;
+		free(fb->headers);
+		drp_buf_free(&fb->f.body);
+		free(fb);
+	}
+	n_fbs = 0;
+}
+
+/* ---- runtime references ---- */
+
+static int rt_refs;
+
+drp_runtime_t *drp_runtime_ref(drp_runtime_t *rt)
+{
+	rt_refs++;
+	return rt;
+}
+
+void drp_runtime_unref(drp_runtime_t *rt)
+{
+	rt_refs--;
+}
+
+/* ---- fixture ---- */
+
+static drp_worker_t worker;
+static drp_runtime_t rt;
+static drp_conf_errors_t errs;
+static char logpath[64];
+
+#define SECTIONS                                                               \
+	"[registry \"basic.test\"]\n"                                          \
+	"plugin = basic\n"                                                     \
+	"username = drpuser\n"                                                 \
+	"password = s3cret\n"                                                  \
+	"[registry \"push.test\"]\n"                                           \
+	"plugin = basic\n"                                                     \
+	"username = pusher\n"                                                  \
+	"password = pw\n"                                                      \
+	"push = proxy\n"                                                       \
+	"[registry \"deny.test\"]\n"                                           \
+	"plugin = basic\n"                                                     \
+	"username = u\n"                                                       \
+	"password = pw\n"                                                      \
+	"push = deny\n"                                                        \
+	"[registry \"anon.test\"]\n"
+
+/* base64("drpuser:s3cret") */
+#define BASIC_DRPUSER "Basic ZHJwdXNlcjpzM2NyZXQ="
+
+static void setup_conf(const char *text)
+{
+	errs = (drp_conf_errors_t){0};
+	rt.conf = drp_conf_load_string("t.ini", text, &errs);
+	ck_assert_msg(rt.conf != NULL, "%s", errs.n ? errs.msg[0] : "?");
+	rt.auth = drp_auth_new(rt.conf, &errs);
+	ck_assert_msg(rt.auth != NULL, "%s", errs.n ? errs.msg[0] : "?");
+	ck_assert_uint_eq(errs.n, 0);
+}
+
+static void setup(void)
+{
+	setenv(DRP_PLUGIN_DIR_ENV, PLUGINS_DIR, 1);
+	snprintf(logpath, sizeof(logpath), "/tmp/test_auth.%d.log", getpid());
+	unlink(logpath);
+	drp_log_init(DRP_LOG_INFO, logpath);
+	worker = (drp_worker_t){.loop = ev_loop_new(EVFLAG_AUTO)};
+	rt = (drp_runtime_t){0};
+	rt_refs = 0;
+	setup_conf("[proxy]\n" SECTIONS);
+}
+
+static void teardown(void)
+{
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	drp_conf_errors_free(&errs);
+	fbs_free();
+	ev_loop_destroy(worker.loop);
+	drp_log_init(DRP_LOG_WARNING, NULL);
+	unlink(logpath);
+}
+
+static char *read_log(void)
+{
+	static char buf[16384];
+	FILE *f = fopen(logpath, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static drp_fetch_t *new_fetch(const char *host, const char *method,
+			      const char *target)
+{
+	drp_fetch_t *f = DRP_NEW(drp_fetch_t);
+	snprintf(f->host, sizeof(f->host), "%s", host);
+	snprintf(f->method, sizeof(f->method), "%s", method);
+	snprintf(f->target, sizeof(f->target), "%s", target);
+	f->conn_id = 7;
+	return f;
+}
+
+/* The fetch is freed: what fetch_free() does with the hooks. */
+static void free_fetch(drp_fetch_t *f)
+{
+	if (f->has_hooks && f->hooks.release)
+		f->hooks.release(f->hooks.arg, f);
+	drp_buf_free(&f->body);
+	free(f);
+}
+
+/* One attempt's head: decorate() on the given base header lines. */
+static char *attempt(drp_fetch_t *f, const char *base)
+{
+	drp_buf_t h = {0};
+	drp_buf_append(&h, base, strlen(base));
+	if (f->has_hooks)
+		f->hooks.decorate(f->hooks.arg, f, &h);
+	char *s = drp_strndup(drp_buf_pending(&h) ? drp_buf_head(&h) : "",
+			      drp_buf_pending(&h));
+	drp_buf_free(&h);
+	return s;
+}
+
+/* A 401 with these WWW-Authenticate values (NULL-terminated). */
+static enum drp_fetch_auth challenge(drp_fetch_t *f, const char *const *www)
+{
+	drp_http_msg_t resp = {.status = 401};
+	for (; www && *www; www++) {
+		drp_http_header_t *h = &resp.headers[resp.num_headers++];
+		h->name = "WWW-Authenticate";
+		h->name_len = 16;
+		h->value = *www;
+		h->value_len = strlen(*www);
+	}
+	return f->hooks.challenge(f->hooks.arg, f, &resp);
+}
+
+static void run_loop(void)
+{
+	for (int i = 0; i < 10; i++)
+		ev_run(worker.loop, EVRUN_NOWAIT);
+}
+
+/* ---- header blocks and URLs ---- */
+
+/* The block as a string (buffers are not NUL-terminated). */
+static const char *buf_str(const drp_buf_t *b)
+{
+	static char s[1024];
+	snprintf(s, sizeof(s), "%.*s", (int)drp_buf_pending(b),
+		 drp_buf_head(b));
+	return s;
+}
+
+START_TEST(test_headers)
+{
+	drp_buf_t h = {0};
+	const char *base = "Accept: a\r\nauthorization: Basic old\r\n"
+			   "X-Authorization: keep\r\nAUTHORIZATION: x\r\n";
+	drp_buf_append(&h, base, strlen(base));
+	char *v = drp_auth_headers_get(&h, "Authorization");
+	/* The first line of that name, any case; not a longer name. */
+	ck_assert_str_eq(v, "Basic old");
+	free(v);
+	drp_auth_headers_set(&h, "Authorization", "Bearer t");
+	ck_assert_str_eq(buf_str(&h), "Accept: a\r\nX-Authorization: keep\r\n"
+				      "Authorization: Bearer t\r\n");
+	drp_auth_headers_del(&h, "accept");
+	ck_assert_str_eq(buf_str(&h), "X-Authorization: keep\r\n"
+				      "Authorization: Bearer t\r\n");
+	ck_assert_ptr_null(drp_auth_headers_get(&h, "Accept"));
+	drp_buf_free(&h);
+
+	/* Values with spaces around them are trimmed. */
+	drp_buf_append(&h, "Www-Authenticate:  Basic x \r\n", 29);
+	v = drp_auth_headers_get(&h, "WWW-Authenticate");
+	ck_assert_str_eq(v, "Basic x");
+	free(v);
+	drp_buf_free(&h);
+
+	ck_assert(drp_auth_header_ok("Authorization", "Bearer a.b-c_d~"));
+	/* CR or LF would split the request. */
+	ck_assert(!drp_auth_header_ok("Authorization", "Bearer a\r\nX: y"));
+	ck_assert(!drp_auth_header_ok("Authorization", "a\nb"));
+	/* Names are tokens. */
+	ck_assert(!drp_auth_header_ok("Bad Name", "v"));
+	ck_assert(!drp_auth_header_ok("", "v"));
+	ck_assert(!drp_auth_header_ok("X:y", "v"));
+	/* Tabs are fine in values. */
+	ck_assert(drp_auth_header_ok("X", "a\tb"));
+}
+END_TEST
+
+START_TEST(test_parse_url)
+{
+	static const struct {
+		const char *url;
+		int r;
+		bool tls;
+		const char *host;
+		uint16_t port;
+		const char *target;
+	} cases[] = {
+		/* https, default port, path and query kept */
+		{"https://auth.docker.io/token?service=x&scope=y", 0, true,
+		 "auth.docker.io", 443, "/token?service=x&scope=y"},
+		/* http default port; empty path becomes / */
+		{"http://h.test", 0, false, "h.test", 80, "/"},
+		/* explicit port, host lower-cased */
+		{"https://Auth.Test:8443/t", 0, true, "auth.test", 8443, "/t"},
+		/* a query without a path */
+		{"https://h.test?x=1", 0, true, "h.test", 443, "/?x=1"},
+		/* IPv6 literal */
+		{"https://[::1]:5000/v2/", 0, true, "::1", 5000, "/v2/"},
+		/* scheme case does not matter */
+		{"HTTPS://h.test/", 0, true, "h.test", 443, "/"},
+		/* userinfo would be a credential in a URL */
+		{.url = "https://u:p@h.test/", .r = -EINVAL},
+		/* other schemes */
+		{.url = "ftp://h.test/", .r = -EINVAL},
+		{.url = "h.test/token", .r = -EINVAL},
+		/* no host */
+		{.url = "https:///token", .r = -EINVAL},
+		/* fragments and raw spaces have no place in a request */
+		{.url = "https://h.test/a#b", .r = -EINVAL},
+		{.url = "https://h.test/a b", .r = -EINVAL},
+		/* bad port */
+		{.url = "https://h.test:0/", .r = -EINVAL},
+		{.url = "https://h.test:99999/", .r = -EINVAL},
+	};
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(cases); i++) {
+		bool tls = false;
+		char host[DRP_HOST_MAX + 1] = "";
+		uint16_t port = 0;
+		char *target = NULL;
+		int r = drp_auth_parse_url(cases[i].url, &tls, host, &port,
+					   &target);
+		ck_assert_msg(r == cases[i].r, "%s: %d", cases[i].url, r);
+		if (r == 0) {
+			ck_assert_msg(tls == cases[i].tls, "%s", cases[i].url);
+			ck_assert_str_eq(host, cases[i].host);
+			ck_assert_uint_eq(port, cases[i].port);
+			ck_assert_str_eq(target, cases[i].target);
+		}
+		free(target);
+	}
+}
+END_TEST
+
+/* ---- configuration ---- */
+
+START_TEST(test_new_errors)
+{
+	drp_conf_errors_t e = {0};
+	/* No section at all: a valid, empty object. */
+	drp_conf_t *c = drp_conf_load_string("e.ini", "[proxy]\n", &e);
+	drp_auth_t *a = drp_auth_new(c, &e);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_uint_eq(e.n, 0);
+	drp_auth_free(a);
+	drp_conf_free(c);
+
+	c = drp_conf_load_string("e.ini",
+				 "[registry \"a.test\"]\n"
+				 "plugin = nosuch\n"
+				 "[registry \"docker.io/acme\"]\n"
+				 "[registry \"index.docker.io/acme\"]\n"
+				 "[registry \"b.test\"]\n"
+				 "plugin = basic\n"
+				 "username = u\n"
+				 "password_file = /nonexistent/pw\n"
+				 "colour = blue\n",
+				 &e);
+	ck_assert_ptr_nonnull(c);
+	a = drp_auth_new(c, &e);
+	ck_assert_ptr_null(a);
+	/* Each with file:line, in section order; a section with an unknown
+	 * key does not get as far as reading its password file. */
+	ck_assert_uint_eq(e.n, 3);
+	ck_assert_msg(strncmp(e.msg[0],
+			      "e.ini:2: [registry \"a.test\"] plugin: cannot "
+			      "load ",
+			      46) == 0,
+		      "%s", e.msg[0]);
+	ck_assert_str_eq(e.msg[1],
+			 "e.ini:4: [registry \"index.docker.io/acme\"]: "
+			 "names the same registry and repository "
+			 "prefix as [registry \"docker.io/acme\"] "
+			 "(e.ini:3)");
+	ck_assert_str_eq(e.msg[2], "e.ini:9: [registry \"b.test\"] colour: "
+				   "unknown key for plugin 'basic'");
+	drp_conf_errors_free(&e);
+	drp_conf_free(c);
+}
+END_TEST
+
+START_TEST(test_unreadable_password_file)
+{
+	drp_conf_errors_t e = {0};
+	drp_conf_t *c =
+		drp_conf_load_string("e.ini",
+				     "[registry \"b.test\"]\n"
+				     "plugin = basic\n"
+				     "username = u\n"
+				     "password_file = /nonexistent/pw\n",
+				     &e);
+	drp_auth_t *a = drp_auth_new(c, &e);
+	ck_assert_ptr_null(a);
+	ck_assert_uint_eq(e.n, 2);
+	ck_assert_str_eq(e.msg[0], "e.ini:4: [registry \"b.test\"] "
+				   "password_file: cannot read "
+				   "'/nonexistent/pw': No such file or "
+				   "directory");
+	ck_assert_str_eq(e.msg[1], "e.ini:2: [registry \"b.test\"] plugin: "
+				   "plugin 'basic' refused the section: the "
+				   "password file cannot be read");
+	drp_conf_errors_free(&e);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* ---- Basic ---- */
+
+START_TEST(test_no_section)
+{
+	drp_fetch_t *f = new_fetch("other.test", "GET", "/v2/");
+	drp_auth_attach(&rt, &worker, NULL, f, "other.test", 443, NULL);
+	ck_assert(!f->has_hooks);
+	free_fetch(f);
+}
+END_TEST
+
+START_TEST(test_basic_flow)
+{
+	drp_fetch_t *f =
+		new_fetch("basic.test", "GET", "/v2/test/small/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/small");
+	ck_assert(f->has_hooks);
+	ck_assert_int_eq(rt_refs, 1);
+
+	/* First attempt: the plugin does not know the scheme yet. */
+	char *h = attempt(f, "Accept: x\r\n");
+	ck_assert_str_eq(h, "Accept: x\r\n");
+	free(h);
+	const char *www[] = {"Basic realm=\"drp-basic-realm\"", NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
+	/* The retry carries the proxy's Basic credentials. */
+	h = attempt(f, "Accept: x\r\n");
+	ck_assert_str_eq(h,
+			 "Accept: x\r\nAuthorization: " BASIC_DRPUSER "\r\n");
+	free(h);
+	/* Refused again: 403, logged with section, plugin and user. */
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_ERROR);
+	ck_assert_int_eq(f->fail_status, 403);
+	ck_assert_str_eq(f->fail_reason,
+			 "basic.test refused the proxy's credentials for this "
+			 "request (see [registry \"basic.test\"] in the "
+			 "proxy's configuration)");
+	ck_assert_msg(strstr(read_log(),
+			     "[c000007] GET basic.test/v2/test/small/manifests/"
+			     "v1: the registry refused (HTTP 401) the "
+			     "credentials of [registry \"basic.test\"] (plugin "
+			     "basic, user 'drpuser')") != NULL,
+		      "%s", read_log());
+	/* Never the secret. */
+	ck_assert_ptr_null(strstr(read_log(), "s3cret"));
+	ck_assert_ptr_null(strstr(read_log(), "ZHJwdXNlcjpzM2NyZXQ"));
+	free_fetch(f);
+	ck_assert_int_eq(rt_refs, 0);
+
+	/* Now the plugin knows: Basic goes up front, no 401 round trip. */
+	f = new_fetch("basic.test", "HEAD", "/v2/test/small/blobs/sha256:1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/small");
+	h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: " BASIC_DRPUSER "\r\n");
+	free(h);
+	/* A redirect to a CDN: no credentials there. */
+	snprintf(f->host, sizeof(f->host), "cdn.test");
+	h = attempt(f, "Range: bytes=0-\r\n");
+	ck_assert_str_eq(h, "Range: bytes=0-\r\n");
+	free(h);
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	ck_assert_int_eq(f->fail_status, 0);
+	free_fetch(f);
+}
+END_TEST
+
+START_TEST(test_client_credentials_win)
+{
+	drp_fetch_t *f =
+		new_fetch("basic.test", "GET", "/v2/test/small/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/small");
+	char *h = attempt(f, "Authorization: Basic Y2xpZW50OnB3\r\n");
+	ck_assert_str_eq(h, "Authorization: Basic Y2xpZW50OnB3\r\n");
+	free(h);
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	/* The client's own 401 goes back to the client. */
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	h = attempt(f, "Authorization: Basic Y2xpZW50OnB3\r\n");
+	ck_assert_str_eq(h, "Authorization: Basic Y2xpZW50OnB3\r\n");
+	free(h);
+	ck_assert_int_eq(f->fail_status, 0);
+	free_fetch(f);
+}
+END_TEST
+
+START_TEST(test_push_policy)
+{
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	/* push = client (default): an upload gets no proxy credentials and
+	 * its 401 goes to the client. */
+	drp_fetch_t *f =
+		new_fetch("basic.test", "POST", "/v2/test/x/blobs/uploads/");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/x");
+	char *h = attempt(f, "");
+	ck_assert_str_eq(h, "");
+	free(h);
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	free_fetch(f);
+
+	/* push = proxy: the upload is answered with the proxy's account,
+	 * for scope actions pull,push. */
+	f = new_fetch("push.test", "POST", "/v2/test/x/blobs/uploads/");
+	drp_auth_attach(&rt, &worker, NULL, f, "push.test", 443, "test/x");
+	free(attempt(f, ""));
+	ck_assert_str_eq(drp_auth_req_get(f->hooks.arg, DRP_REQ_ACTIONS),
+			 "pull,push");
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
+	h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: Basic cHVzaGVyOnB3\r\n");
+	free(h);
+	free_fetch(f);
+
+	/* push = deny: refused before anything is sent... */
+	f = new_fetch("deny.test", "PUT", "/v2/test/x/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "deny.test", 443, "test/x");
+	free(attempt(f, "Authorization: Basic Y2xpZW50OnB3\r\n"));
+	ck_assert_int_eq(f->fail_status, 403);
+	ck_assert_str_eq(f->fail_reason,
+			 "this proxy does not pass uploads to deny.test");
+	free_fetch(f);
+	/* ... but pulls go on. */
+	f = new_fetch("deny.test", "GET", "/v2/test/x/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "deny.test", 443, "test/x");
+	free(attempt(f, ""));
+	ck_assert_int_eq(f->fail_status, 0);
+	free_fetch(f);
+
+	/* A section without a plugin: nothing to add. */
+	f = new_fetch("anon.test", "GET", "/v2/x/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "anon.test", 443, "x");
+	h = attempt(f, "");
+	ck_assert_str_eq(h, "");
+	free(h);
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	free_fetch(f);
+}
+END_TEST
+
+START_TEST(test_request_fields)
+{
+	drp_fetch_t *f = new_fetch("basic.test", "GET",
+				   "/v2/test/small/manifests/v1?x=1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/small");
+	drp_auth_req_t *r = f->hooks.arg;
+	free(attempt(f, "Accept: a\r\n"));
+	/* Table: each field as plugins see it. */
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_METHOD), "GET");
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_URL),
+			 "https://basic.test/v2/test/small/manifests/v1?x=1");
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_HOST), "basic.test");
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_REGISTRY), "basic.test");
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_REPOSITORY), "test/small");
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_ACTIONS), "pull");
+	/* Unknown fields: NULL. */
+	ck_assert_ptr_null(drp_auth_req_get(r, 99));
+	/* Headers as last built; set replaces and refuses CR/LF. */
+	ck_assert_str_eq(drp_auth_req_header(r, "accept"), "a");
+	ck_assert_ptr_null(drp_auth_req_header(r, "Authorization"));
+	ck_assert_int_eq(drp_auth_req_set_header(r, "X-T", "1"), 0);
+	ck_assert_int_eq(drp_auth_req_set_header(r, "X-T", "2"), 0);
+	ck_assert_int_eq(drp_auth_req_set_header(r, "X-T", "3\r\nY: z"),
+			 -EINVAL);
+	ck_assert_str_eq(drp_auth_req_header(r, "X-T"), "2");
+	char *h = attempt(f, "Accept: a\r\n");
+	ck_assert_str_eq(h, "Accept: a\r\nX-T: 2\r\n");
+	free(h);
+	free_fetch(f);
+
+	/* Docker Hub's aliases and library/ naming. */
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	setup_conf("[registry \"docker.io\"]\nplugin = basic\n"
+		   "username = u\npassword = p\n");
+	f = new_fetch("registry-1.docker.io", "GET", "/v2/alpine/manifests/3");
+	drp_auth_attach(&rt, &worker, NULL, f, "registry-1.docker.io", 443,
+			"alpine");
+	r = f->hooks.arg;
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_REGISTRY), "docker.io");
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_HOST),
+			 "registry-1.docker.io");
+	ck_assert_str_eq(drp_auth_req_get(r, DRP_REQ_REPOSITORY),
+			 "library/alpine");
+	free_fetch(f);
+}
+END_TEST
+
+/* ---- Bearer: token fetches, the token cache, waiters ---- */
+
+#define TOKEN_CHALLENGE                                                        \
+	"Bearer realm=\"https://auth.test/token\",service=\"token.test\","     \
+	"scope=\"repository:private/secret:pull\""
+#define TOKEN_JSON(t) "{\"token\":\"" t "\",\"expires_in\":300}"
+
+START_TEST(test_bearer_flow)
+{
+	drp_fetch_t *f = new_fetch("basic.test", "GET",
+				   "/v2/private/secret/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	free(attempt(f, ""));
+	const char *www[] = {TOKEN_CHALLENGE, NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	/* One token request: GET on the realm, proxy's Basic, on loop. */
+	ck_assert_uint_eq(n_fbs, 1);
+	ck_assert_str_eq(fbs->f.method, "GET");
+	ck_assert(fbs->tls);
+	ck_assert_str_eq(fbs->f.host, "auth.test");
+	ck_assert_uint_eq(fbs->port, 443);
+	ck_assert_str_eq(fbs->f.target,
+			 "/token?service=token.test&scope=repository%3A"
+			 "private%2Fsecret%3Apull");
+	ck_assert_str_eq(fbs->headers, "Authorization: " BASIC_DRPUSER "\r\n");
+
+	/* A second request for the same scope waits for that fetch. */
+	drp_fetch_t *g =
+		new_fetch("basic.test", "GET", "/v2/private/secret/blobs/b");
+	drp_auth_attach(&rt, &worker, NULL, g, "basic.test", 443,
+			"private/secret");
+	free(attempt(g, ""));
+	ck_assert_int_eq(challenge(g, www), DRP_FETCH_AUTH_PENDING);
+	ck_assert_uint_eq(n_fbs, 1);
+
+	fb_answer(fbs, 200, "Content-Type: application/json\r\n",
+		  TOKEN_JSON("tok1"));
+	/* The fetcher's request retries at once, the waiter through its
+	 * loop. */
+	ck_assert_int_eq(f->retries, 1);
+	ck_assert_int_eq(g->retries, 0);
+	run_loop();
+	ck_assert_int_eq(g->retries, 1);
+	char *h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: Bearer tok1\r\n");
+	free(h);
+	h = attempt(g, "");
+	ck_assert_str_eq(h, "Authorization: Bearer tok1\r\n");
+	free(h);
+	free_fetch(f);
+	free_fetch(g);
+
+	/* The token is cached: the next request carries it up front. */
+	f = new_fetch("basic.test", "GET", "/v2/private/secret/blobs/c");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: Bearer tok1\r\n");
+	free(h);
+	free_fetch(f);
+	ck_assert_uint_eq(n_fbs, 1);
+	ck_assert_int_eq(rt_refs, 0);
+	ck_assert_ptr_null(strstr(read_log(), "tok1"));
+}
+END_TEST
+
+START_TEST(test_bearer_refused)
+{
+	drp_fetch_t *f = new_fetch("basic.test", "GET",
+				   "/v2/private/secret/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	free(attempt(f, ""));
+	const char *www[] = {TOKEN_CHALLENGE, NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	fb_answer(fbs, 401, "WWW-Authenticate: Basic realm=\"x\"\r\n", "{}");
+	ck_assert_int_eq(f->retries, 0);
+	ck_assert_int_eq(f->fail_status, 403);
+	ck_assert_msg(strstr(read_log(),
+			     "token service auth.test refused the "
+			     "credentials of user 'drpuser'") != NULL,
+		      "%s", read_log());
+	free_fetch(f);
+
+	/* Unreachable token service: 502. */
+	f = new_fetch("basic.test", "GET", "/v2/private/secret/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	free(attempt(f, ""));
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	fb_answer(fbs, -ECONNREFUSED, "", "");
+	ck_assert_int_eq(f->fail_status, 502);
+	ck_assert_str_eq(f->fail_reason,
+			 "the proxy could not obtain credentials for "
+			 "basic.test (plugin basic of [registry "
+			 "\"basic.test\"]; see its log)");
+	free_fetch(f);
+	ck_assert_int_eq(rt_refs, 0);
+}
+END_TEST
+
+START_TEST(test_cancel_pending)
+{
+	const char *www[] = {TOKEN_CHALLENGE, NULL};
+	drp_fetch_t *f = new_fetch("basic.test", "GET",
+				   "/v2/private/secret/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	free(attempt(f, ""));
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	drp_fetch_t *g =
+		new_fetch("basic.test", "GET", "/v2/private/secret/blobs/b");
+	drp_auth_attach(&rt, &worker, NULL, g, "basic.test", 443,
+			"private/secret");
+	free(attempt(g, ""));
+	ck_assert_int_eq(challenge(g, www), DRP_FETCH_AUTH_PENDING);
+	/* Both clients go away: the waiter is withdrawn, the fetcher's
+	 * token fetch goes on for whoever comes next. */
+	free_fetch(g);
+	free_fetch(f);
+	ck_assert(!fbs->cancelled);
+	fb_answer(fbs, 200, "", TOKEN_JSON("tok2"));
+	run_loop();
+	ck_assert_int_eq(rt_refs, 0);
+	/* And its token is in the cache. */
+	f = new_fetch("basic.test", "GET", "/v2/private/secret/blobs/c");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	char *h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: Bearer tok2\r\n");
+	free(h);
+	free_fetch(f);
+}
+END_TEST
+
+/* ---- host services that need a loop ---- */
+
+static int timer_hits;
+static void on_timer(void *arg)
+{
+	timer_hits += *(int *)arg;
+	ck_assert_ptr_nonnull(drp_auth_cur());
+}
+
+static void on_fetch(void *arg, int status, const drp_http_fetch_resp_t *resp,
+		     const char *body, size_t len)
+{
+	int *got = arg;
+	*got = status;
+}
+
+START_TEST(test_services_outside_hooks)
+{
+	const drp_host_api_t *api = NULL;
+	/* The table the plugins got: find it through an instance ctx. */
+	drp_fetch_t *f =
+		new_fetch("basic.test", "GET", "/v2/test/small/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/small");
+	drp_auth_host_t *h = drp_auth_host_ref();
+	api = &drp_plugin_loader_host(drp_auth_host_loader(h))->api;
+	drp_host_ctx_t ctx = {
+		.host = drp_plugin_loader_host(drp_auth_host_loader(h)),
+		.plugin = "t"};
+	/* Outside a hook nothing can be started. */
+	ck_assert_ptr_null(drp_auth_cur());
+	ck_assert_ptr_null(api->http_fetch(&ctx, "GET", "https://a.test/", NULL,
+					   NULL, 0, on_fetch, NULL));
+	int one = 1;
+	ck_assert_ptr_null(api->timer_start(&ctx, 0, on_timer, &one));
+
+	/* Inside: a timer runs on the loop, later; a stopped one never. */
+	drp_auth_cur_t saved = drp_auth_cur_enter(&worker, &rt, 3);
+	timer_hits = 0;
+	int ten = 10;
+	drp_timer_t *t1 = api->timer_start(&ctx, 0, on_timer, &one);
+	drp_timer_t *t2 = api->timer_start(&ctx, 0, on_timer, &ten);
+	ck_assert_ptr_nonnull(t1);
+	api->timer_stop(t2);
+	/* A POST with a body; reserved headers are the fetch's business;
+	 * a header with CR/LF is refused. */
+	int got = 0;
+	const char *hdrs[] = {"Content-Type: application/x-www-form-"
+			      "urlencoded",
+			      "Host: evil.test", NULL};
+	drp_http_fetch_t *hf =
+		api->http_fetch(&ctx, "POST", "https://auth.test:8443/token",
+				hdrs, "a=b", 3, on_fetch, &got);
+	ck_assert_ptr_nonnull(hf);
+	ck_assert_str_eq(fbs->f.method, "POST");
+	ck_assert_uint_eq(fbs->port, 8443);
+	ck_assert_str_eq(fbs->headers, "Content-Type: application/"
+				       "x-www-form-urlencoded\r\n");
+	ck_assert_int_eq((int)drp_buf_pending(&fbs->f.body), 3);
+	ck_assert(fbs->f.body_ended);
+	const char *bad[] = {"X: a\r\nY: b", NULL};
+	ck_assert_ptr_null(api->http_fetch(&ctx, "GET", "https://a.test/", bad,
+					   NULL, 0, on_fetch, &got));
+	drp_auth_cur_leave(saved);
+	ck_assert_int_eq(timer_hits, 0);
+	run_loop();
+	ck_assert_int_eq(timer_hits, 1);
+	fb_answer(fbs, 200, "X-Test: yes\r\n", "{}");
+	ck_assert_int_eq(got, 200);
+	drp_auth_host_unref(h);
+	free_fetch(f);
+	ck_assert_int_eq(rt_refs, 0);
+}
+END_TEST
+
+Suite *auth_suite(void)
+{
+	Suite *s = suite_create("auth");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_headers);
+	tcase_add_test(tc, test_parse_url);
+	tcase_add_test(tc, test_new_errors);
+	tcase_add_test(tc, test_unreadable_password_file);
+	tcase_add_test(tc, test_no_section);
+	tcase_add_test(tc, test_basic_flow);
+	tcase_add_test(tc, test_client_credentials_win);
+	tcase_add_test(tc, test_push_policy);
+	tcase_add_test(tc, test_request_fields);
+	tcase_add_test(tc, test_bearer_flow);
+	tcase_add_test(tc, test_bearer_refused);
+	tcase_add_test(tc, test_cancel_pending);
+	tcase_add_test(tc, test_services_outside_hooks);
+	suite_add_tcase(s, tc);
+	return s;
+}
