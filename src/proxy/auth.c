@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "plugin/select.h"
+#include "proxy/conn_int.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -33,6 +35,9 @@ typedef struct auth_sec {
 struct drp_auth {
 	drp_auth_host_t *host; /* NULL when there is no [registry] section */
 	drp_select_t *sel;
+	/* Only the sections with a plugin: their hosts get the proxy's own
+	 * token realm. */
+	drp_select_t *realm_sel;
 	auth_sec_t *secs;
 	unsigned n_secs;
 };
@@ -43,6 +48,8 @@ enum req_mode {
 	MODE_NONE = 0,	 /* sent as it is, 401s go to the client */
 	MODE_CLIENT = 1, /* the client's own Authorization: never touched */
 	MODE_PROXY = 2,	 /* the section's plugin adds the proxy's */
+	MODE_CORE = 3,	 /* the core's own token client: a client's
+			    credentials behind a handle, or anonymous */
 };
 
 typedef struct hdr_kv {
@@ -53,7 +60,9 @@ typedef struct hdr_kv {
 /* The plugin-visible request (drp_auth_req_t) is the per-fetch state of
  * the hooks. */
 struct drp_auth_req {
-	auth_sec_t *sec;
+	auth_sec_t *sec;	 /* NULL: no section, only handles to swap */
+	drp_auth_ident_t *ident; /* MODE_CORE */
+	bool strip_handle;	 /* the client sent a proxy-local handle */
 	drp_worker_t *w;
 	drp_runtime_t *rt; /* a reference: an orphan outlives its fetch */
 	drp_fetch_t *f;	   /* NULL once the fetch is gone */
@@ -62,6 +71,7 @@ struct drp_auth_req {
 	char *method, *url, *hostport, *registry, *repo, *actions, *path;
 	enum req_mode mode;
 	bool decided;
+	bool decorated;
 	bool challenged;       /* a challenge was answered: retry under way */
 	bool pending;	       /* a hook said PENDING, auth_done not yet */
 	bool pending_decorate; /* ... and it was decorate (not supported) */
@@ -155,6 +165,7 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 {
 	drp_auth_t *a = DRP_NEW(drp_auth_t);
 	a->sel = drp_select_new();
+	a->realm_sel = drp_select_new();
 	if (conf->n_registry == 0)
 		return a;
 	a->host = drp_auth_host_ref();
@@ -194,6 +205,9 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 		if (s->inst == NULL)
 			continue;
 		s->has_plugin = drp_plugin_inst_mod(s->inst) != NULL;
+		if (s->has_plugin &&
+		    drp_select_add(a->realm_sel, sec->name, i, NULL, NULL) < 0)
+			continue; /* the same name was refused above */
 		s->push = push_of(sec);
 		const drp_conf_item_t *u =
 			drp_conf_registry_get(sec, "username");
@@ -215,6 +229,7 @@ void drp_auth_free(drp_auth_t *a)
 		drp_plugin_inst_free(a->secs[i].inst);
 	free(a->secs);
 	drp_select_free(a->sel);
+	drp_select_free(a->realm_sel);
 	drp_auth_host_unref(a->host);
 	free(a);
 }
@@ -305,15 +320,21 @@ static void req_free(drp_auth_req_t *r)
 	free(r->repo);
 	free(r->actions);
 	free(r->path);
+	drp_auth_ident_unref(r->ident);
 	drp_runtime_unref(r->rt);
 	free(r);
 }
 
 static const char *plugin_name(const auth_sec_t *s)
 {
-	return s->has_plugin
-		       ? drp_plugin_mod_desc(drp_plugin_inst_mod(s->inst))->name
-		       : "none";
+	if (s == NULL || !s->has_plugin)
+		return "none";
+	return drp_plugin_mod_desc(drp_plugin_inst_mod(s->inst))->name;
+}
+
+static const char *section_name(const auth_sec_t *s)
+{
+	return s ? s->conf->name : "-";
 }
 
 /* The upstream would not take the section's credentials (or its plugin
@@ -321,17 +342,18 @@ static const char *plugin_name(const auth_sec_t *s)
 static void deny(drp_auth_req_t *r, const char *what)
 {
 	const auth_sec_t *s = r->sec;
+	const char *user = s ? s->user : NULL;
 	drp_log_err(DRP_LOG_PLUGIN,
 		    "[c%06u] %s %s%s: %s the credentials of [registry \"%s\"] "
 		    "(plugin %s%s%s%s)",
 		    r->conn_id, r->method, r->hostport, r->path, what,
-		    s->conf->name, plugin_name(s), s->user ? ", user '" : "",
-		    s->user ? s->user : "", s->user ? "'" : "");
+		    section_name(s), plugin_name(s), user ? ", user '" : "",
+		    user ? user : "", user ? "'" : "");
 	char msg[512];
 	snprintf(msg, sizeof(msg),
 		 "%s refused the proxy's credentials for this request (see "
 		 "[registry \"%s\"] in the proxy's configuration)",
-		 r->registry, s->conf->name);
+		 r->registry, section_name(s));
 	drp_fetch_auth_fail(r->f, 403, msg);
 }
 
@@ -341,7 +363,9 @@ static void plugin_failed(drp_auth_req_t *r)
 	snprintf(msg, sizeof(msg),
 		 "the proxy could not obtain credentials for %s (plugin %s of "
 		 "[registry \"%s\"]; see its log)",
-		 r->registry, plugin_name(r->sec), r->sec->conf->name);
+		 r->registry,
+		 r->mode == MODE_CORE ? "proxy" : plugin_name(r->sec),
+		 section_name(r->sec));
 	drp_fetch_auth_fail(r->f, 502, msg);
 }
 
@@ -351,7 +375,7 @@ void drp_auth_req_done(drp_auth_req_t *r, int result)
 		drp_log_err(DRP_LOG_PLUGIN,
 			    "%s/%s: auth_done on a request that is not "
 			    "pending (ignored)",
-			    plugin_name(r->sec), r->sec->conf->name);
+			    plugin_name(r->sec), section_name(r->sec));
 		return;
 	}
 	r->pending = false;
@@ -386,6 +410,11 @@ void drp_auth_req_done(drp_auth_req_t *r, int result)
 static int run_decorate(drp_auth_req_t *r)
 {
 	drp_auth_cur_t saved = drp_auth_cur_enter(r->w, r->rt, r->conn_id);
+	if (r->mode == MODE_CORE) {
+		int res = drp_auth_ident_decorate(r->ident, r);
+		drp_auth_cur_leave(saved);
+		return res;
+	}
 	int res = drp_plugin_inst_decorate(r->sec->inst, r);
 	if (res == DRP_AUTH_PENDING) {
 		/* Decorate runs synchronously before the attempt: this host
@@ -418,15 +447,13 @@ static bool is_pull(const char *method)
 static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 {
 	const auth_sec_t *s = r->sec;
+	drp_auth_t *a = r->rt->auth;
 	bool upload = !is_pull(r->method);
+	bool plugin_ok =
+		s && s->has_plugin && (!upload || s->push == PUSH_PROXY);
 	char *client = drp_auth_headers_get(headers, "Authorization");
-	bool client_auth = client != NULL;
-	if (client != NULL) {
-		explicit_bzero(client, strlen(client));
-		free(client);
-	}
 	r->mode = MODE_NONE;
-	if (upload && s->push == PUSH_DENY) {
+	if (upload && s && s->push == PUSH_DENY) {
 		drp_log_notice(DRP_LOG_PROXY,
 			       "[c%06u] %s %s%s: refused by push = deny of "
 			       "[registry \"%s\"]",
@@ -436,12 +463,33 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 		snprintf(msg, sizeof(msg),
 			 "this proxy does not pass uploads to %s", r->registry);
 		drp_fetch_auth_fail(r->f, 403, msg);
-		return;
-	}
-	if (client_auth)
+	} else if (drp_auth_is_handle(client)) {
+		/* A handle of the proxy's realm never goes upstream. */
+		r->strip_handle = true;
+		const char *h = client + 7 + strspn(client + 7, " ");
+		drp_auth_ident_t *id = NULL;
+		if (drp_auth_handle_find(a->host, h, r->registry, &id) < 0) {
+			/* Expired since the request came in: as if it had
+			 * none. */
+			r->mode = plugin_ok ? MODE_PROXY : MODE_NONE;
+		} else if (id != NULL) {
+			r->mode = MODE_CORE; /* the client's own */
+			r->ident = id;
+		} else if (plugin_ok) {
+			r->mode = MODE_PROXY;
+		} else {
+			r->mode = MODE_CORE;
+			r->ident = drp_auth_ident_anon(a->host, r->registry);
+		}
+	} else if (client != NULL) {
 		r->mode = MODE_CLIENT; /* the client's credentials win */
-	else if (s->has_plugin && (!upload || s->push == PUSH_PROXY))
+	} else if (plugin_ok) {
 		r->mode = MODE_PROXY;
+	}
+	if (client != NULL) {
+		explicit_bzero(client, strlen(client));
+		free(client);
+	}
 }
 
 static void hook_decorate(void *arg, drp_fetch_t *f, drp_buf_t *headers)
@@ -452,17 +500,20 @@ static void hook_decorate(void *arg, drp_fetch_t *f, drp_buf_t *headers)
 		return;
 	if (!r->decided) {
 		r->decided = true;
+		decide(r, headers);
+	}
+	if (r->strip_handle)
+		drp_auth_headers_del(headers, "Authorization");
+	if (!r->decorated && (r->mode == MODE_PROXY || r->mode == MODE_CORE)) {
+		r->decorated = true;
 		drp_buf_reset(&r->cur);
 		drp_buf_append(&r->cur, drp_buf_head(headers),
 			       drp_buf_pending(headers));
-		decide(r, headers);
-		if (r->mode == MODE_PROXY) {
-			int res = run_decorate(r);
-			if (res == DRP_AUTH_DENIED)
-				deny(r, "the plugin refused");
-			else if (res == DRP_AUTH_ERROR)
-				plugin_failed(r);
-		}
+		int res = run_decorate(r);
+		if (res == DRP_AUTH_DENIED)
+			deny(r, "the plugin refused");
+		else if (res == DRP_AUTH_ERROR)
+			plugin_failed(r);
 	}
 	for (unsigned i = 0; i < r->n_set; i++)
 		drp_auth_headers_set(headers, r->set[i].name, r->set[i].value);
@@ -492,9 +543,11 @@ static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 					  const drp_http_msg_t *resp)
 {
 	drp_auth_req_t *r = arg;
-	if (strcmp(drp_fetch_host(f), r->host) != 0 || r->mode != MODE_PROXY ||
-	    r->pass_401)
+	bool ours = r->mode == MODE_PROXY || r->mode == MODE_CORE;
+	if (strcmp(drp_fetch_host(f), r->host) != 0 || !ours || r->pass_401)
 		return DRP_FETCH_AUTH_DECLINED;
+	if (r->challenged && r->mode == MODE_CORE)
+		return DRP_FETCH_AUTH_DECLINED; /* the client's to hear */
 	if (r->challenged) {
 		/* The one retry, with what the plugin provided, was refused
 		 * too. */
@@ -504,7 +557,9 @@ static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 	r->challenged = true;
 	char *www = www_authenticate(resp);
 	drp_auth_cur_t saved = drp_auth_cur_enter(r->w, r->rt, r->conn_id);
-	int res = drp_plugin_inst_challenge(r->sec->inst, r, www);
+	int res = r->mode == MODE_CORE
+			  ? drp_auth_ident_challenge(r->ident, r, www)
+			  : drp_plugin_inst_challenge(r->sec->inst, r, www);
 	drp_auth_cur_leave(saved);
 	free(www);
 	switch (res) {
@@ -528,6 +583,13 @@ static void hook_release(void *arg, drp_fetch_t *f)
 {
 	drp_auth_req_t *r = arg;
 	r->f = NULL;
+	if (r->pending && r->mode == MODE_CORE) {
+		drp_auth_cur_t saved =
+			drp_auth_cur_enter(r->w, r->rt, r->conn_id);
+		drp_auth_ident_cancel(r->ident, r);
+		drp_auth_cur_leave(saved);
+		r->pending = false;
+	}
 	if (r->pending) {
 		if (!drp_plugin_inst_has_cancel(r->sec->inst)) {
 			/* Kept until the plugin's auth_done. */
@@ -553,10 +615,10 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		return;
 	drp_auth_t *a = rt->auth;
 	int idx = drp_select_find(a->sel, host, port, repo);
-	if (idx < 0)
-		return;
-	auth_sec_t *s = &a->secs[idx];
-	if (s->inst == NULL)
+	auth_sec_t *s = idx >= 0 && a->secs[idx].inst ? &a->secs[idx] : NULL;
+	/* Without a section, a host with the proxy's realm still needs its
+	 * handles swapped. */
+	if (s == NULL && !drp_select_has_host(a->realm_sel, host, port))
 		return;
 
 	drp_auth_req_t *r = DRP_NEW(drp_auth_req_t);
@@ -594,11 +656,160 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	drp_fetch_set_hooks(f, &hooks);
 }
 
+/* ---- the proxy's own token realm ---- */
+
+/* How long a handle of the proxy's realm lives. Clients fetch a new one
+ * when a request with an expired one is answered 401. */
+#define HANDLE_TTL 3600
+
+#define UNAUTHORIZED_BODY                                                      \
+	"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":"                 \
+	"\"authentication required\",\"detail\":null}]}"
+
+/* A response of the proxy's own, as the registry API would give it. */
+static void respond(drp_conn_t *c, int status, const char *extra,
+		    const char *body, bool close)
+{
+	size_t len = strlen(body);
+	close = close || c->close_after;
+	c->status = status;
+	drp_buf_printf(&c->out,
+		       "HTTP/1.1 %d %s\r\n%sContent-Type: application/json\r\n"
+		       "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+		       "Docker-Distribution-Api-Version: registry/2.0\r\n%s"
+		       "\r\n",
+		       status, drp_http_reason(status), extra, len,
+		       close ? "Connection: close\r\n" : "");
+	if (!c->is_head_req)
+		drp_buf_append(&c->out, body, len);
+	c->bytes_out = c->is_head_req ? 0 : len;
+	if (close)
+		c->close_after = true;
+}
+
+/* 401 with the challenge that sends clients to the proxy's realm on the
+ * same host. */
+static void challenge_client(drp_conn_t *c)
+{
+	bool v6 = strchr(c->host, ':') != NULL;
+	char hp[DRP_HOST_MAX + 16];
+	if (c->port == 443)
+		snprintf(hp, sizeof(hp), "%s%s%s", v6 ? "[" : "", c->host,
+			 v6 ? "]" : "");
+	else
+		snprintf(hp, sizeof(hp), "%s%s%s:%u", v6 ? "[" : "", c->host,
+			 v6 ? "]" : "", c->port);
+	char hdr[2 * sizeof(hp) + 128];
+	snprintf(hdr, sizeof(hdr),
+		 "WWW-Authenticate: Bearer "
+		 "realm=\"https://%s" DRP_AUTH_REALM_PATH
+		 "\",service=\"%s\"\r\n",
+		 hp, hp);
+	respond(c, 401, hdr, UNAUTHORIZED_BODY, false);
+}
+
+static char *header_value(const drp_http_msg_t *req, const char *name)
+{
+	const drp_http_header_t *h = drp_http_find(req, name);
+	return h ? drp_strndup(h->value, h->value_len) : NULL;
+}
+
+static void free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/*
+ * GET https://HOST/_drp/token: a handle for the client's own
+ * credentials (Basic) or, without any, for the proxy's identity. The
+ * credentials are checked by the upstream at the handle's first use.
+ * OAuth2 POSTs get 404, after which clients fall back to GET.
+ */
+static void token_endpoint(drp_conn_t *c, const drp_http_msg_t *req,
+			   const char *registry)
+{
+	drp_auth_t *a = c->rt->auth;
+	if (!drp_http_method_is(req, "GET")) {
+		/* The request body is not read: close after answering. */
+		respond(c, 404, "",
+			"{\"errors\":[{\"code\":\"UNSUPPORTED\",\"message\":"
+			"\"use GET\"}]}",
+			true);
+		return;
+	}
+	char *auth = header_value(req, "Authorization");
+	drp_auth_ident_t *id = NULL;
+	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
+		id = drp_auth_ident_new(a->host, auth, registry);
+	} else if (auth != NULL) {
+		free_secret(auth);
+		challenge_client(c);
+		return;
+	}
+	free_secret(auth);
+	char handle[DRP_AUTH_HANDLE_MAX];
+	int r = drp_auth_handle_issue(a->host, registry, id, HANDLE_TTL,
+				      handle);
+	if (r < 0) {
+		drp_auth_ident_unref(id);
+		respond(c, 500, "", "{}", false);
+		return;
+	}
+	drp_log_info(DRP_LOG_PROXY,
+		     "[c%06u] %s: token of the proxy's realm "
+		     "for %s (%s)",
+		     c->id, c->peer_str, registry,
+		     id ? drp_auth_ident_user(id) : "the proxy's identity");
+	drp_auth_ident_unref(id);
+	char issued[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char body[256];
+	snprintf(body, sizeof(body),
+		 "{\"token\":\"%s\",\"access_token\":\"%s\","
+		 "\"expires_in\":%d,\"issued_at\":\"%s\"}",
+		 handle, handle, HANDLE_TTL, issued);
+	respond(c, 200, "", body, false);
+	explicit_bzero(body, sizeof(body));
+	explicit_bzero(handle, sizeof(handle));
+}
+
 bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 			const drp_route_t *route)
 {
-	(void)c;
-	(void)req;
-	(void)route;
-	return false;
+	drp_auth_t *a = c->rt->auth;
+	if (a == NULL || a->n_secs == 0 ||
+	    !drp_select_has_host(a->realm_sel, c->host, c->port))
+		return false;
+	char *registry = drp_select_canonical_registry(c->host, c->port);
+	bool answered = true;
+	bool get_or_head = drp_http_method_is(req, "GET") ||
+			   drp_http_method_is(req, "HEAD");
+	char *auth = header_value(req, "Authorization");
+	if (c->path != NULL && strcmp(c->path, DRP_AUTH_REALM_PATH) == 0) {
+		token_endpoint(c, req, registry);
+	} else if (drp_auth_is_handle(auth)) {
+		const char *h = auth + 7 + strspn(auth + 7, " ");
+		drp_auth_ident_t *id = NULL;
+		if (drp_auth_handle_find(a->host, h, registry, &id) < 0)
+			challenge_client(c); /* expired, or not ours */
+		else if (route->kind == DRP_ROUTE_PING && get_or_head)
+			respond(c, 200, "", "{}", false);
+		else
+			answered = false;
+		drp_auth_ident_unref(id);
+	} else if (auth == NULL && route->kind == DRP_ROUTE_PING &&
+		   get_or_head) {
+		challenge_client(c);
+	} else {
+		answered = false;
+	}
+	free_secret(auth);
+	free(registry);
+	return answered;
 }

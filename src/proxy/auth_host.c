@@ -63,6 +63,7 @@ struct drp_auth_host {
 	drp_plugin_loader_t *loader;
 	pthread_mutex_t loops_lock;
 	auth_loop_t *loops;
+	drp_auth_handles_t *handles;
 };
 
 static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -481,8 +482,10 @@ static drp_auth_host_t *host_new(void)
 	api->timer_stop = host_timer_stop;
 	api->token_acquire = host_token_acquire;
 	api->token_wait_cancel = host_token_wait_cancel;
+	h->handles = drp_auth_handles_new();
 	h->loader = drp_plugin_loader_new(&h->ph, NULL);
 	if (h->loader == NULL) {
+		drp_auth_handles_free(h->handles);
 		drp_plugin_host_fini(&h->ph);
 		pthread_mutex_destroy(&h->loops_lock);
 		free(h);
@@ -494,6 +497,8 @@ static drp_auth_host_t *host_new(void)
 static void host_free(drp_auth_host_t *h)
 {
 	drp_plugin_loader_free(h->loader);
+	/* Identities own token-cache entries: before the cache goes. */
+	drp_auth_handles_free(h->handles);
 	drp_plugin_host_fini(&h->ph);
 	/* The worker loops are gone by now: only our memory is left. */
 	while (h->loops != NULL) {
@@ -539,4 +544,14 @@ void drp_auth_host_unref(drp_auth_host_t *h)
 drp_plugin_loader_t *drp_auth_host_loader(drp_auth_host_t *h)
 {
 	return h->loader;
+}
+
+drp_plugin_host_t *drp_auth_host_plugin_host(drp_auth_host_t *h)
+{
+	return &h->ph;
+}
+
+drp_auth_handles_t *drp_auth_host_handles(drp_auth_host_t *h)
+{
+	return h->handles;
 }

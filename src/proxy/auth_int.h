@@ -59,6 +59,77 @@ void drp_auth_host_unref(drp_auth_host_t *h);
 drp_plugin_loader_t *drp_auth_host_loader(drp_auth_host_t *h)
 	__attribute__((nonnull));
 
+/* The plugin host's table (for the core's own token client). */
+drp_plugin_host_t *drp_auth_host_plugin_host(drp_auth_host_t *h)
+	__attribute__((nonnull));
+
+/*
+ * Identities the core authenticates itself, without a plugin
+ * (auth_client.c): a client's own credentials, which it gave to the
+ * proxy's token realm, and anonymous access. Each runs the registry
+ * token flow (Basic challenge: the credentials; Bearer challenge: a token
+ * from the challenge's realm, cached per identity and scope in the
+ * shared token cache) with the same results as a plugin's hooks.
+ * Refcounted; thread-safe except where a request is named (the request's
+ * thread).
+ */
+typedef struct drp_auth_ident drp_auth_ident_t;
+
+/* basic: "Basic base64(user:password)" as the client sent it (copied);
+ * registry: the canonical registry the identity is for. */
+drp_auth_ident_t *drp_auth_ident_new(drp_auth_host_t *h, const char *basic,
+				     const char *registry)
+	__attribute__((nonnull, returns_nonnull));
+/* The shared anonymous identity of a registry (a new reference). */
+drp_auth_ident_t *drp_auth_ident_anon(drp_auth_host_t *h, const char *registry)
+	__attribute__((nonnull, returns_nonnull));
+drp_auth_ident_t *drp_auth_ident_ref(drp_auth_ident_t *id);
+void drp_auth_ident_unref(drp_auth_ident_t *id);
+/* "alice" (from the Basic credentials) or "anonymous", for log lines. */
+const char *drp_auth_ident_user(const drp_auth_ident_t *id)
+	__attribute__((nonnull));
+/* Like a plugin's decorate/challenge/cancel (enum drp_auth_result; after
+ * PENDING, drp_auth_req_done follows). A refusal of the identity's
+ * credentials is DECLINED: the upstream's 401 goes to the client. */
+int drp_auth_ident_decorate(drp_auth_ident_t *id, drp_auth_req_t *r);
+int drp_auth_ident_challenge(drp_auth_ident_t *id, drp_auth_req_t *r,
+			     const char *www_authenticate);
+void drp_auth_ident_cancel(drp_auth_ident_t *id, drp_auth_req_t *r);
+
+/*
+ * Proxy-local token handles: what the proxy's own token realm hands to
+ * clients, instead of any upstream credential. A handle is bound to a
+ * registry and to an identity: a client's (ident) or the proxy's own
+ * (ident NULL: the matching section's plugin). Handles are random
+ * ("drp1." + 43 base64url characters), live ttl seconds, and are shared
+ * by all workers and configuration generations.
+ */
+#define DRP_AUTH_HANDLE_PREFIX "drp1."
+/* Where the proxy's realm is served, on every host that has a section
+ * with a plugin. */
+#define DRP_AUTH_REALM_PATH "/_drp/token"
+#define DRP_AUTH_HANDLE_MAX 64
+/* Returns 0 and the handle in out; takes a new reference to ident.
+ * -EIO if no randomness is available. */
+int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
+			  drp_auth_ident_t *ident, double ttl,
+			  char out[DRP_AUTH_HANDLE_MAX])
+	__attribute__((nonnull(1, 2, 5)));
+/* 0 and *ident (a new reference, or NULL for the proxy's identity) for a
+ * live handle issued for registry; -ENOENT otherwise. */
+int drp_auth_handle_find(drp_auth_host_t *h, const char *handle,
+			 const char *registry, drp_auth_ident_t **ident)
+	__attribute__((nonnull));
+/* Whether an Authorization value carries a handle ("Bearer drp1..."). */
+bool drp_auth_is_handle(const char *authorization);
+
+/* The handle table and anonymous identities of a host (auth_client.c). */
+typedef struct drp_auth_handles drp_auth_handles_t;
+drp_auth_handles_t *drp_auth_handles_new(void);
+void drp_auth_handles_free(drp_auth_handles_t *t);
+drp_auth_handles_t *drp_auth_host_handles(drp_auth_host_t *h)
+	__attribute__((nonnull));
+
 /* Request entries of the host table, implemented in auth.c. */
 const char *drp_auth_req_get(const drp_auth_req_t *req, int field);
 const char *drp_auth_req_header(const drp_auth_req_t *req, const char *name);
