@@ -19,6 +19,7 @@
 #include "http/parse.h"
 #include "proxy/auth.h"
 #include "proxy/auth_int.h"
+#include "proxy/conn_int.h"
 #include "proxy/fetchbuf.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
@@ -879,6 +880,376 @@ START_TEST(test_services_outside_hooks)
 }
 END_TEST
 
+/* ---- the proxy's realm: handles and the client-facing answers ---- */
+
+static double fake_now = 1000.0;
+static double fake_clock(drp_plugin_host_t *h)
+{
+	return fake_now;
+}
+
+START_TEST(test_handles)
+{
+	drp_auth_host_t *h = drp_auth_host_ref();
+	drp_auth_host_plugin_host(h)->now = fake_clock;
+	char a[DRP_AUTH_HANDLE_MAX], b[DRP_AUTH_HANDLE_MAX];
+	ck_assert_int_eq(drp_auth_handle_issue(h, "basic.test", NULL, 60, a),
+			 0);
+	drp_auth_ident_t *alice =
+		drp_auth_ident_new(h, "Basic YWxpY2U6YWxpY2UtcHc=", "x.test");
+	ck_assert_str_eq(drp_auth_ident_user(alice), "alice");
+	ck_assert_int_eq(drp_auth_handle_issue(h, "x.test", alice, 60, b), 0);
+	drp_auth_ident_unref(alice); /* the handle holds its own */
+	/* "drp1." and 43 base64url characters, different each time. */
+	ck_assert_uint_eq(strlen(a), 48);
+	ck_assert(strncmp(a, "drp1.", 5) == 0);
+	ck_assert_uint_eq(strspn(a + 5, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk"
+					"lmnopqrstuvwxyz0123456789-_"),
+			  43);
+	ck_assert_str_ne(a, b);
+
+	drp_auth_ident_t *id = (drp_auth_ident_t *)1;
+	/* The proxy's identity: found, no ident. */
+	ck_assert_int_eq(drp_auth_handle_find(h, a, "basic.test", &id), 0);
+	ck_assert_ptr_null(id);
+	/* Bound to its registry. */
+	ck_assert_int_eq(drp_auth_handle_find(h, a, "x.test", &id), -ENOENT);
+	/* A client's: its identity. */
+	ck_assert_int_eq(drp_auth_handle_find(h, b, "x.test", &id), 0);
+	ck_assert_str_eq(drp_auth_ident_user(id), "alice");
+	drp_auth_ident_unref(id);
+	/* Unknown, truncated. */
+	ck_assert_int_eq(drp_auth_handle_find(h, "drp1.nope", "x.test", &id),
+			 -ENOENT);
+	a[20] = '\0';
+	ck_assert_int_eq(drp_auth_handle_find(h, a, "basic.test", &id),
+			 -ENOENT);
+	/* Expired. */
+	fake_now += 61;
+	ck_assert_int_eq(drp_auth_handle_find(h, b, "x.test", &id), -ENOENT);
+	fake_now = 1000.0;
+	drp_auth_host_unref(h);
+
+	/* Table: what counts as a handle in an Authorization value. */
+	ck_assert(drp_auth_is_handle("Bearer drp1.abc"));
+	ck_assert(drp_auth_is_handle("bearer  drp1.abc"));
+	ck_assert(!drp_auth_is_handle("Bearer eyJhbGciOi"));
+	ck_assert(!drp_auth_is_handle("Basic drp1.abc"));
+	ck_assert(!drp_auth_is_handle(NULL));
+}
+END_TEST
+
+/* A client connection inside an intercepted tunnel, as conn.c has it
+ * when it calls drp_auth_intercept. */
+static drp_conn_t *fake_conn(const char *host)
+{
+	drp_conn_t *c = DRP_NEW(drp_conn_t);
+	c->rt = &rt;
+	c->w = &worker;
+	c->id = 9;
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	c->port = 443;
+	snprintf(c->peer_str, sizeof(c->peer_str), "127.0.0.1");
+	return c;
+}
+
+static void free_conn(drp_conn_t *c)
+{
+	drp_buf_free(&c->out);
+	free(c->path);
+	free(c);
+}
+
+/* Run one request through drp_auth_intercept; *answer gets what the
+ * client would read (empty when the request goes on to routing). */
+static bool intercept(drp_conn_t *c, const char *raw, char **answer)
+{
+	static char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", raw);
+	drp_http_msg_t req;
+	ck_assert_int_gt(drp_http_parse_request(buf, strlen(buf), 8192, &req),
+			 0);
+	free(c->path);
+	c->path = drp_strndup(req.target,
+			      drp_uri_path_len(req.target, req.target_len));
+	c->is_head_req = drp_http_method_is(&req, "HEAD");
+	c->close_after = false;
+	drp_route_t route;
+	ck_assert_int_eq(drp_route_classify(req.target, req.target_len, &route),
+			 0);
+	drp_buf_reset(&c->out);
+	bool r = drp_auth_intercept(c, &req, &route);
+	*answer = drp_strndup(drp_buf_pending(&c->out) ? drp_buf_head(&c->out)
+						       : "",
+			      drp_buf_pending(&c->out));
+	return r;
+}
+
+/* The handle in a token answer. */
+static char *token_of(const char *answer)
+{
+	const char *p = strstr(answer, "{\"token\":\"");
+	ck_assert_ptr_nonnull(p);
+	p += 10;
+	return drp_strndup(p, strcspn(p, "\""));
+}
+
+#define REALM_CHALLENGE                                                        \
+	"WWW-Authenticate: Bearer "                                            \
+	"realm=\"https://basic.test/_drp/token\",service=\"basic.test\"\r\n"
+
+START_TEST(test_intercept)
+{
+	drp_conn_t *c = fake_conn("basic.test");
+	char *ans, *req;
+	/* The probe without credentials: the proxy's challenge. */
+	ck_assert(intercept(c, "GET /v2/ HTTP/1.1\r\nHost: basic.test\r\n\r\n",
+			    &ans));
+	ck_assert_int_eq(c->status, 401);
+	ck_assert_msg(strncmp(ans,
+			      "HTTP/1.1 401 Unauthorized\r\n" REALM_CHALLENGE,
+			      strlen("HTTP/1.1 401 "
+				     "Unauthorized\r\n" REALM_CHALLENGE)) == 0,
+		      "%s", ans);
+	ck_assert_ptr_nonnull(strstr(ans, "\"code\":\"UNAUTHORIZED\""));
+	free(ans);
+	/* Other requests without credentials go on (the plugin decorates
+	 * them). */
+	ck_assert(!intercept(c,
+			     "GET /v2/a/manifests/v1 HTTP/1.1\r\nHost: "
+			     "basic.test\r\n\r\n",
+			     &ans));
+	ck_assert_str_eq(ans, "");
+	free(ans);
+
+	/* A token for the proxy's identity. */
+	ck_assert(
+		intercept(c,
+			  "GET /_drp/token?service=basic.test&scope=repository"
+			  ":a:pull HTTP/1.1\r\nHost: basic.test\r\n\r\n",
+			  &ans));
+	ck_assert_int_eq(c->status, 200);
+	char *tok = token_of(ans);
+	ck_assert(strncmp(tok, "drp1.", 5) == 0);
+	ck_assert_ptr_nonnull(strstr(ans, "\"expires_in\":3600"));
+	char want[128];
+	snprintf(want, sizeof(want), "\"access_token\":\"%s\"", tok);
+	ck_assert_ptr_nonnull(strstr(ans, want));
+	free(ans);
+	/* With it the probe is answered 200 here; other requests go on. */
+	char raw[512];
+	snprintf(raw, sizeof(raw),
+		 "GET /v2/ HTTP/1.1\r\nHost: basic.test\r\nAuthorization: "
+		 "Bearer %s\r\n\r\n",
+		 tok);
+	ck_assert(intercept(c, raw, &ans));
+	ck_assert_int_eq(c->status, 200);
+	free(ans);
+	snprintf(raw, sizeof(raw),
+		 "GET /v2/a/blobs/sha256:%064d HTTP/1.1\r\nHost: "
+		 "basic.test\r\nAuthorization: Bearer %s\r\n\r\n",
+		 0, tok);
+	ck_assert(!intercept(c, raw, &ans));
+	free(ans);
+	/* An unknown handle: the challenge again, so the client gets a
+	 * new one. */
+	ck_assert(intercept(c,
+			    "GET /v2/a/manifests/v1 HTTP/1.1\r\nHost: "
+			    "basic.test\r\nAuthorization: Bearer drp1.gone\r\n"
+			    "\r\n",
+			    &ans));
+	ck_assert_int_eq(c->status, 401);
+	ck_assert_ptr_nonnull(strstr(ans, REALM_CHALLENGE));
+	free(ans);
+	/* A handle is for the registry it was issued for. */
+	drp_conn_t *d = fake_conn("push.test");
+	ck_assert(intercept(d, raw, &ans));
+	ck_assert_int_eq(d->status, 401);
+	free(ans);
+	free_conn(d);
+	/* The client's own Basic credentials on the probe: passed on. */
+	ck_assert(!intercept(c,
+			     "GET /v2/ HTTP/1.1\r\nHost: basic.test\r\n"
+			     "Authorization: Basic YTpi\r\n\r\n",
+			     &ans));
+	free(ans);
+	/* containerd's OAuth2 POST: 404 (it falls back to GET), and the
+	 * unread body means closing. */
+	ck_assert(intercept(c,
+			    "POST /_drp/token HTTP/1.1\r\nHost: basic.test\r\n"
+			    "Content-Length: 3\r\n\r\n",
+			    &ans));
+	ck_assert_int_eq(c->status, 404);
+	ck_assert(c->close_after);
+	ck_assert_ptr_nonnull(strstr(ans, "Connection: close\r\n"));
+	free(ans);
+	/* HEAD: no body, same head. */
+	ck_assert(intercept(c, "HEAD /v2/ HTTP/1.1\r\nHost: basic.test\r\n\r\n",
+			    &ans));
+	ck_assert_ptr_nonnull(strstr(ans, "Content-Length: 86\r\n"));
+	ck_assert_ptr_null(strstr(ans, "UNAUTHORIZED"));
+	free(ans);
+	free(tok);
+	free_conn(c);
+
+	/* Hosts without a plugin section keep the upstream's own auth. */
+	c = fake_conn("anon.test");
+	ck_assert(!intercept(c, "GET /v2/ HTTP/1.1\r\nHost: anon.test\r\n\r\n",
+			     &ans));
+	free(ans);
+	ck_assert(!intercept(
+		c, "GET /_drp/token HTTP/1.1\r\nHost: anon.test\r\n\r\n",
+		&ans));
+	free(ans);
+	free_conn(c);
+	(void)req;
+}
+END_TEST
+
+/* A handle from the realm, as a client would get it. */
+static char *get_handle(const char *host, const char *basic)
+{
+	drp_conn_t *c = fake_conn(host);
+	char raw[512], *ans;
+	snprintf(raw, sizeof(raw),
+		 "GET /_drp/token HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n", host,
+		 basic ? "Authorization: " : "", basic ? basic : "",
+		 basic ? "\r\n" : "");
+	ck_assert(intercept(c, raw, &ans));
+	ck_assert_int_eq(c->status, 200);
+	char *tok = token_of(ans);
+	free(ans);
+	free_conn(c);
+	return tok;
+}
+
+START_TEST(test_handle_swap)
+{
+	const char *www[] = {TOKEN_CHALLENGE, NULL};
+	/* The proxy's handle: stripped, the plugin's credentials instead. */
+	char *ph = get_handle("basic.test", NULL);
+	char base[256];
+	snprintf(base, sizeof(base),
+		 "Accept: x\r\nAuthorization: Bearer %s\r\n", ph);
+	drp_fetch_t *f = new_fetch("basic.test", "GET",
+				   "/v2/private/secret/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	char *h = attempt(f, base);
+	ck_assert_str_eq(h, "Accept: x\r\n");
+	free(h);
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	ck_assert_str_eq(fbs->headers, "Authorization: " BASIC_DRPUSER "\r\n");
+	fb_answer(fbs, 200, "", TOKEN_JSON("proxytok"));
+	ck_assert_int_eq(f->retries, 1);
+	h = attempt(f, base);
+	ck_assert_str_eq(h, "Accept: x\r\nAuthorization: Bearer proxytok\r\n");
+	free(h);
+	free_fetch(f);
+
+	/* alice's handle: her credentials fetch her own token. */
+	char *ah = get_handle("basic.test", "Basic YWxpY2U6YWxpY2UtcHc=");
+	snprintf(base, sizeof(base), "Authorization: Bearer %s\r\n", ah);
+	f = new_fetch("basic.test", "GET", "/v2/private/secret/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	h = attempt(f, base);
+	/* Not the proxy's cached token: alice has none yet. */
+	ck_assert_str_eq(h, "");
+	free(h);
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	ck_assert_uint_eq(n_fbs, 2);
+	ck_assert_str_eq(fbs->headers,
+			 "Authorization: Basic YWxpY2U6YWxpY2UtcHc=\r\n");
+	ck_assert_str_eq(fbs->f.target,
+			 "/token?service=token.test&scope=repository%3A"
+			 "private%2Fsecret%3Apull");
+	fb_answer(fbs, 200, "", TOKEN_JSON("alicetok"));
+	ck_assert_int_eq(f->retries, 1);
+	h = attempt(f, base);
+	ck_assert_str_eq(h, "Authorization: Bearer alicetok\r\n");
+	free(h);
+	/* Refused after the retry: the client hears the 401 itself. */
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	ck_assert_int_eq(f->fail_status, 0);
+	free_fetch(f);
+
+	/* alice's upload (push = client allows her own credentials); her
+	 * password refused by the token service: the 401 goes to her. */
+	f = new_fetch("basic.test", "POST",
+		      "/v2/private/secret/blobs/uploads/");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443,
+			"private/secret");
+	free(attempt(f, base));
+	const char *pushwww[] = {
+		"Bearer realm=\"https://auth.test/token\",service=\"token."
+		"test\",scope=\"repository:private/secret:pull,push\"",
+		NULL};
+	ck_assert_int_eq(challenge(f, pushwww), DRP_FETCH_AUTH_PENDING);
+	fb_answer(fbs, 401, "", "{}");
+	ck_assert_int_eq(f->fail_status, 0);
+	/* DECLINED after PENDING: one more try, whose 401 is handed on. */
+	ck_assert_int_eq(f->retries, 1);
+	ck_assert_int_eq(challenge(f, pushwww), DRP_FETCH_AUTH_DECLINED);
+	free_fetch(f);
+	ck_assert_ptr_nonnull(strstr(read_log(), "proxy/alice: token service "
+						 "auth.test refused the "
+						 "client's credentials"));
+
+	/* A Basic registry: alice's Basic credentials go up. */
+	f = new_fetch("basic.test", "GET", "/v2/test/x/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/x");
+	free(attempt(f, base));
+	const char *basicwww[] = {"Basic realm=\"r\"", NULL};
+	ck_assert_int_eq(challenge(f, basicwww), DRP_FETCH_AUTH_OK);
+	h = attempt(f, base);
+	ck_assert_str_eq(h, "Authorization: Basic YWxpY2U6YWxpY2UtcHc=\r\n");
+	free(h);
+	free_fetch(f);
+	free(ph);
+	free(ah);
+	ck_assert_ptr_null(strstr(read_log(), "alicetok"));
+	ck_assert_ptr_null(strstr(read_log(), "YWxpY2U6YWxpY2UtcHc"));
+}
+END_TEST
+
+START_TEST(test_handle_anonymous)
+{
+	/* Only acme/ has the proxy's account; other repositories on the
+	 * same host are fetched anonymously for holders of the proxy's
+	 * handle. */
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	setup_conf("[registry \"hub.test/acme\"]\nplugin = basic\n"
+		   "username = u\npassword = p\n");
+	char *ph = get_handle("hub.test", NULL);
+	char base[256];
+	snprintf(base, sizeof(base), "Authorization: Bearer %s\r\n", ph);
+	drp_fetch_t *f =
+		new_fetch("hub.test", "GET", "/v2/library/alpine/manifests/3");
+	drp_auth_attach(&rt, &worker, NULL, f, "hub.test", 443,
+			"library/alpine");
+	ck_assert(f->has_hooks);
+	char *h = attempt(f, base);
+	ck_assert_str_eq(h, "");
+	free(h);
+	const char *www[] = {
+		"Bearer realm=\"https://auth.hub.test/token\",service=\"hub\","
+		"scope=\"repository:library/alpine:pull\"",
+		NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	/* Anonymous: no Authorization on the token request. */
+	ck_assert_str_eq(fbs->headers, "");
+	ck_assert_str_eq(fbs->f.host, "auth.hub.test");
+	fb_answer(fbs, 200, "", TOKEN_JSON("anontok"));
+	h = attempt(f, base);
+	ck_assert_str_eq(h, "Authorization: Bearer anontok\r\n");
+	free(h);
+	free_fetch(f);
+	free(ph);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -897,6 +1268,10 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_bearer_refused);
 	tcase_add_test(tc, test_cancel_pending);
 	tcase_add_test(tc, test_services_outside_hooks);
+	tcase_add_test(tc, test_handles);
+	tcase_add_test(tc, test_intercept);
+	tcase_add_test(tc, test_handle_swap);
+	tcase_add_test(tc, test_handle_anonymous);
 	suite_add_tcase(s, tc);
 	return s;
 }
