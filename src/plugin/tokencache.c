@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/mem.h"
 
 enum waiter_state {
@@ -122,10 +123,74 @@ static entry_t **find_slot(drp_tokencache_t *tc, const void *owner,
 	return pp;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The sep-separated words of s (modified), sorted, appended to out. */
+static void sort_words(char *s, char sep, drp_buf_t *out)
+{
+	size_t max = 1;
+	for (const char *p = s; *p; p++)
+		max += *p == sep;
+	char **words = drp_calloc(max, sizeof(*words));
+	size_t n = 0;
+	char seps[2] = {sep, '\0'}, *save = NULL;
+	for (char *w = strtok_r(s, seps, &save); w != NULL && n < max;
+	     w = strtok_r(NULL, seps, &save))
+		words[n++] = w;
+	qsort(words, n, sizeof(*words), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			drp_buf_append(out, &sep, 1);
+		drp_buf_append(out, words[i], strlen(words[i]));
+	}
+	free(words);
+}
+
+char *drp_tokencache_scope_canon(const char *scope)
+{
+	/* Each element's actions sorted ... */
+	char *copy = drp_strdup(scope);
+	drp_buf_t elems = {0};
+	char *save = NULL;
+	bool first = true;
+	for (char *el = strtok_r(copy, " ", &save); el != NULL;
+	     el = strtok_r(NULL, " ", &save)) {
+		if (!first)
+			drp_buf_append(&elems, " ", 1);
+		first = false;
+		char *colon = strrchr(el, ':');
+		if (colon == NULL || strchr(el, ':') == colon) {
+			drp_buf_append(&elems, el, strlen(el));
+			continue;
+		}
+		drp_buf_append(&elems, el, (size_t)(colon + 1 - el));
+		sort_words(colon + 1, ',', &elems);
+	}
+	/* ... and the elements sorted. */
+	char *joined =
+		drp_strndup(drp_buf_pending(&elems) ? drp_buf_head(&elems) : "",
+			    drp_buf_pending(&elems));
+	drp_buf_t out = {0};
+	sort_words(joined, ' ', &out);
+	char *r = drp_strndup(drp_buf_pending(&out) ? drp_buf_head(&out) : "",
+			      drp_buf_pending(&out));
+	drp_buf_free(&out);
+	drp_buf_free(&elems);
+	free(joined);
+	free(copy);
+	return r;
+}
+
 static entry_t *lookup(drp_tokencache_t *tc, const void *owner,
 		       const char *scope)
 {
-	return *find_slot(tc, owner, scope, hash_key(owner, scope));
+	char *key = drp_tokencache_scope_canon(scope);
+	entry_t *e = *find_slot(tc, owner, key, hash_key(owner, key));
+	free(key);
+	return e;
 }
 
 static void unlink_entry(drp_tokencache_t *tc, entry_t *e)
@@ -205,11 +270,11 @@ static entry_t *get_or_create(drp_tokencache_t *tc, const void *owner,
 	make_room(tc, now);
 	if (tc->n >= tc->n_buckets * 2)
 		grow(tc);
-	uint64_t h = hash_key(owner, scope);
 	e = DRP_NEW(entry_t);
 	e->owner = owner;
-	e->scope = drp_strdup(scope);
-	e->hash = h;
+	e->scope = drp_tokencache_scope_canon(scope);
+	e->hash = hash_key(owner, e->scope);
+	uint64_t h = e->hash;
 	entry_t **slot = &tc->buckets[h & (tc->n_buckets - 1)];
 	e->next = *slot;
 	*slot = e;

@@ -42,6 +42,16 @@ enum drp_tokencache_state {
 	DRP_TOKENCACHE_WAIT = 2,
 };
 
+/*
+ * Scopes are compared in a canonical form: the actions of each
+ * space-separated element sorted ("repository:a:push,pull" is
+ * "repository:a:pull,push"), then the elements sorted. Registries differ
+ * in the order they write them in challenges, and a request names the
+ * scope it needs before it sees one. Malloc'ed.
+ */
+char *drp_tokencache_scope_canon(const char *scope)
+	__attribute__((nonnull, malloc, returns_nonnull));
+
 /* Default bound on entries; expired ones are swept first. */
 #define DRP_TOKENCACHE_MAX_ENTRIES 4096
 /* Longest margin before expiry. */

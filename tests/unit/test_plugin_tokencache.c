@@ -428,12 +428,59 @@ START_TEST(cancel_races_delivery)
 }
 END_TEST
 
+START_TEST(scope_canon)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		/* actions sorted */
+		{"repository:a/b:push,pull", "repository:a/b:pull,push"},
+		/* already canonical */
+		{"repository:a/b:pull", "repository:a/b:pull"},
+		/* elements sorted, each with its actions sorted */
+		{"repository:z:pull repository:a:push,pull",
+		 "repository:a:pull,push repository:z:pull"},
+		/* a registry with a port in the name: actions after the last
+		 * colon */
+		{"repository:h:5000/x:push,pull",
+		 "repository:h:5000/x:pull,push"},
+		/* no actions part, extra spaces */
+		{"  registry:catalog:*  ", "registry:catalog:*"},
+		{"plain", "plain"},
+		/* empty: the scope of requests outside a repository */
+		{"", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *c = drp_tokencache_scope_canon(cases[i].in);
+		ck_assert_str_eq(c, cases[i].out);
+		free(c);
+	}
+	/* A token stored under one spelling is found under the other. */
+	drp_tokencache_t *cache = drp_tokencache_new(0);
+	int owner;
+	drp_tokencache_put(cache, &owner, "repository:a:push,pull", "t1", 300,
+			   0);
+	char *tok = NULL;
+	ck_assert_int_eq(drp_tokencache_get(cache, &owner,
+					    "repository:a:pull,push", 1, &tok),
+			 0);
+	ck_assert_str_eq(tok, "t1");
+	free(tok);
+	drp_tokencache_forget(cache, &owner, "repository:a:pull,push", "t1");
+	ck_assert_int_eq(drp_tokencache_get(cache, &owner,
+					    "repository:a:push,pull", 1, &tok),
+			 -ENOENT);
+	drp_tokencache_free(cache);
+}
+END_TEST
+
 Suite *plugin_tokencache_suite(void)
 {
 	Suite *s = suite_create("plugin_tokencache");
 	TCase *tc_core = tcase_create("core");
 	tcase_add_checked_fixture(tc_core, setup, teardown);
 	tcase_add_test(tc_core, margin);
+	tcase_add_test(tc_core, scope_canon);
 	tcase_add_test(tc_core, expiry);
 	tcase_add_test(tc_core, coalescing);
 	tcase_add_test(tc_core, fail_wakes_with_null);
