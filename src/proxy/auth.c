@@ -14,6 +14,7 @@
 
 #include "plugin/select.h"
 #include "proxy/conn_int.h"
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -30,6 +31,10 @@ typedef struct auth_sec {
 	bool has_plugin;
 	enum auth_push push;
 	const char *user; /* username, for log lines; NULL if none */
+	/* allow = CIDRs: who may have what the proxy's credentials fetch
+	 * (NULL: whoever [proxy] allow admits). */
+	drp_cidr_t *allow;
+	unsigned n_allow;
 } auth_sec_t;
 
 struct drp_auth {
@@ -72,6 +77,7 @@ struct drp_auth_req {
 	enum req_mode mode;
 	bool decided;
 	bool decorated;
+	bool outsider;	       /* the client is outside the section's allow */
 	bool challenged;       /* a challenge was answered: retry under way */
 	bool pending;	       /* a hook said PENDING, auth_done not yet */
 	bool pending_decorate; /* ... and it was decorate (not supported) */
@@ -161,6 +167,44 @@ static enum auth_push push_of(const drp_conf_registry_t *sec)
 	return strcmp(it->value, "proxy") == 0 ? PUSH_PROXY : PUSH_DENY;
 }
 
+/* The conf module has validated the list. */
+static void parse_allow(auth_sec_t *s, const drp_conf_registry_t *sec)
+{
+	const drp_conf_item_t *it = drp_conf_registry_get(sec, "allow");
+	if (it == NULL) {
+		if (s->has_plugin)
+			drp_log_warning(
+				DRP_LOG_PLUGIN,
+				"%s:%u: [registry \"%s\"] has no allow: "
+				"what the proxy's credentials fetch goes to "
+				"every client [proxy] allow admits",
+				sec->file, sec->line, sec->name);
+		return;
+	}
+	char *list = drp_strdup(it->value);
+	char *save = NULL;
+	for (char *tok = strtok_r(list, " ,\t", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ,\t", &save)) {
+		drp_cidr_t cidr;
+		if (drp_cidr_parse_masked(tok, &cidr) < 0)
+			continue;
+		s->allow = drp_realloc(s->allow,
+				       (s->n_allow + 1) * sizeof(*s->allow));
+		s->allow[s->n_allow++] = cidr;
+	}
+	free(list);
+	if (s->allow == NULL) /* allow = (empty): nobody */
+		s->allow = drp_calloc(1, sizeof(*s->allow));
+}
+
+/* May this client have what the section's credentials fetch? */
+static bool sec_allows(const auth_sec_t *s, const struct sockaddr *peer)
+{
+	if (s == NULL || s->allow == NULL)
+		return true;
+	return drp_cidr_list_match(s->allow, s->n_allow, peer);
+}
+
 drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 {
 	drp_auth_t *a = DRP_NEW(drp_auth_t);
@@ -205,9 +249,11 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 		if (s->inst == NULL)
 			continue;
 		s->has_plugin = drp_plugin_inst_mod(s->inst) != NULL;
-		if (s->has_plugin &&
-		    drp_select_add(a->realm_sel, sec->name, i, NULL, NULL) < 0)
-			continue; /* the same name was refused above */
+		/* Cannot fail: the same name was accepted above. */
+		if (s->has_plugin)
+			(void)!drp_select_add(a->realm_sel, sec->name, i, NULL,
+					      NULL);
+		parse_allow(s, sec);
 		s->push = push_of(sec);
 		const drp_conf_item_t *u =
 			drp_conf_registry_get(sec, "username");
@@ -225,8 +271,10 @@ void drp_auth_free(drp_auth_t *a)
 {
 	if (a == NULL)
 		return;
-	for (unsigned i = 0; i < a->n_secs; i++)
+	for (unsigned i = 0; i < a->n_secs; i++) {
 		drp_plugin_inst_free(a->secs[i].inst);
+		free(a->secs[i].allow);
+	}
 	free(a->secs);
 	drp_select_free(a->sel);
 	drp_select_free(a->realm_sel);
@@ -449,8 +497,8 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 	const auth_sec_t *s = r->sec;
 	drp_auth_t *a = r->rt->auth;
 	bool upload = !is_pull(r->method);
-	bool plugin_ok =
-		s && s->has_plugin && (!upload || s->push == PUSH_PROXY);
+	bool plugin_ok = s && s->has_plugin && !r->outsider &&
+			 (!upload || s->push == PUSH_PROXY);
 	char *client = drp_auth_headers_get(headers, "Authorization");
 	r->mode = MODE_NONE;
 	if (upload && s && s->push == PUSH_DENY) {
@@ -609,7 +657,6 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		     struct drp_conn *c, drp_fetch_t *f, const char *host,
 		     uint16_t port, const char *repo)
 {
-	(void)c;
 	if (f == NULL || rt == NULL || rt->auth == NULL ||
 	    rt->auth->n_secs == 0)
 		return;
@@ -623,6 +670,7 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 
 	drp_auth_req_t *r = DRP_NEW(drp_auth_req_t);
 	r->sec = s;
+	r->outsider = c != NULL && !sec_allows(s, (struct sockaddr *)&c->peer);
 	r->w = w;
 	r->rt = drp_runtime_ref(rt);
 	r->f = f;
@@ -779,6 +827,53 @@ static void token_endpoint(drp_conn_t *c, const drp_http_msg_t *req,
 	explicit_bzero(handle, sizeof(handle));
 }
 
+/*
+ * Content of a section with a plugin may be private: a client outside the
+ * section's allow gets it only with credentials of its own (which the
+ * upstream then checks). Without, its repository requests are refused,
+ * also when the cache could answer them. Returns true if answered.
+ */
+static bool private_refused(drp_conn_t *c, const char *auth,
+			    const char *registry, const drp_route_t *route)
+{
+	drp_auth_t *a = c->rt->auth;
+	if (route->name_len == 0)
+		return false;
+	char *repo = drp_strndup(route->name, route->name_len);
+	int idx = drp_select_find(a->sel, c->host, c->port, repo);
+	free(repo);
+	const auth_sec_t *s = idx >= 0 ? &a->secs[idx] : NULL;
+	if (s == NULL || !s->has_plugin ||
+	    sec_allows(s, (const struct sockaddr *)&c->peer))
+		return false;
+	if (auth != NULL && !drp_auth_is_handle(auth))
+		return false; /* its own credentials */
+	if (auth != NULL) {
+		drp_auth_ident_t *id = NULL;
+		const char *h = auth + 7 + strspn(auth + 7, " ");
+		bool own =
+			drp_auth_handle_find(a->host, h, registry, &id) == 0 &&
+			id != NULL;
+		drp_auth_ident_unref(id);
+		if (own)
+			return false;
+	}
+	drp_log_notice(DRP_LOG_PROXY,
+		       "[c%06u] %s: %s %s%s refused: outside the allow of "
+		       "[registry \"%s\"]",
+		       c->id, c->peer_str, c->method, registry, c->path,
+		       s->conf->name);
+	char body[512];
+	snprintf(body, sizeof(body),
+		 "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"this "
+		 "proxy serves %.*s on %s only to the clients its "
+		 "configuration allows, or with credentials of your "
+		 "own\"}]}",
+		 (int)route->name_len, route->name, registry);
+	respond(c, 403, "", body, false);
+	return true;
+}
+
 bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 			const drp_route_t *route)
 {
@@ -793,6 +888,8 @@ bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 	char *auth = header_value(req, "Authorization");
 	if (c->path != NULL && strcmp(c->path, DRP_AUTH_REALM_PATH) == 0) {
 		token_endpoint(c, req, registry);
+	} else if (private_refused(c, auth, registry, route)) {
+		/* answered */
 	} else if (drp_auth_is_handle(auth)) {
 		const char *h = auth + 7 + strspn(auth + 7, " ");
 		drp_auth_ident_t *id = NULL;
