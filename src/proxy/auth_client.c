@@ -417,7 +417,8 @@ int drp_auth_ident_challenge(drp_auth_ident_t *id, drp_auth_req_t *r,
 	id_op_t *op = DRP_NEW(id_op_t);
 	op->id = drp_auth_ident_ref(id);
 	op->r = r;
-	op->scope = drp_strdup(scope ? scope : "");
+	/* Registries write the actions in any order: ask in one. */
+	op->scope = drp_tokencache_scope_canon(scope ? scope : "");
 	char *token = NULL;
 	switch (api->token_acquire(&id->ctx, op->scope, &token, wait_cb, op,
 				   &op->wait)) {

@@ -1183,9 +1183,14 @@ START_TEST(test_handle_swap)
 	free(attempt(f, base));
 	const char *pushwww[] = {
 		"Bearer realm=\"https://auth.test/token\",service=\"token."
-		"test\",scope=\"repository:private/secret:pull,push\"",
+		"test\",scope=\"repository:private/secret:push,pull\"",
 		NULL};
 	ck_assert_int_eq(challenge(f, pushwww), DRP_FETCH_AUTH_PENDING);
+	/* The token request names the actions in one order, whatever the
+	 * registry wrote. */
+	ck_assert_str_eq(fbs->f.target,
+			 "/token?service=token.test&scope=repository%3A"
+			 "private%2Fsecret%3Apull%2Cpush");
 	fb_answer(fbs, 401, "", "{}");
 	ck_assert_int_eq(f->fail_status, 0);
 	/* DECLINED after PENDING: one more try, whose 401 is handed on. */
