@@ -7,6 +7,7 @@
  * answers them). Worker loops are real libev loops, so token waiters are
  * delivered through the auth host's ev_async like in the daemon.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <ev.h>
@@ -1255,6 +1256,98 @@ START_TEST(test_handle_anonymous)
 }
 END_TEST
 
+START_TEST(test_outsider)
+{
+	/* basic.test's account is for 127.0.0.1 and 10/8 only. */
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	unlink(logpath); /* a fresh log for this configuration */
+	drp_log_init(DRP_LOG_INFO, logpath);
+	setup_conf("[registry \"basic.test\"]\nplugin = basic\n"
+		   "username = drpuser\npassword = s3cret\n"
+		   "allow = 127.0.0.1/32, 10.0.0.0/8\n"
+		   "[registry \"open.test\"]\nplugin = basic\n"
+		   "username = u\npassword = p\n");
+	/* A section relying on [proxy] allow is named at start-up. */
+	ck_assert_ptr_nonnull(strstr(
+		read_log(), "t.ini:6: [registry \"open.test\"] has no "
+			    "allow: what the proxy's credentials fetch "
+			    "goes to every client [proxy] allow admits"));
+	ck_assert_ptr_null(strstr(read_log(), "[registry \"basic.test\"] has "
+					      "no allow"));
+	char *ans;
+	drp_conn_t *out = fake_conn("basic.test");
+	struct sockaddr_in *sin = (struct sockaddr_in *)&out->peer;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(0x7f000005); /* 127.0.0.5 */
+	drp_conn_t *in = fake_conn("basic.test");
+	sin = (struct sockaddr_in *)&in->peer;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(0x0a010203); /* 10.1.2.3 */
+	const char *blob = "GET /v2/test/small/blobs/sha256:"
+			   "0000000000000000000000000000000000000000000000000"
+			   "000000000000000 HTTP/1.1\r\nHost: basic.test\r\n";
+	char raw[512];
+	/* Outside, no credentials: 403 before the cache is asked. */
+	snprintf(raw, sizeof(raw), "%s\r\n", blob);
+	ck_assert(intercept(out, raw, &ans));
+	ck_assert_int_eq(out->status, 403);
+	ck_assert_ptr_nonnull(strstr(ans, "\"code\":\"DENIED\""));
+	free(ans);
+	/* Inside: on to the cache and the upstream. */
+	ck_assert(!intercept(in, raw, &ans));
+	free(ans);
+	/* Outside with the proxy's handle: still 403. */
+	char *ph = get_handle("basic.test", NULL);
+	snprintf(raw, sizeof(raw), "%sAuthorization: Bearer %s\r\n\r\n", blob,
+		 ph);
+	ck_assert(intercept(out, raw, &ans));
+	ck_assert_int_eq(out->status, 403);
+	free(ans);
+	/* Outside with its own credentials (raw, or behind a handle):
+	 * passed on, the upstream judges them. */
+	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpi\r\n\r\n", blob);
+	ck_assert(!intercept(out, raw, &ans));
+	free(ans);
+	char *ah = get_handle("basic.test", "Basic YWxpY2U6YWxpY2UtcHc=");
+	snprintf(raw, sizeof(raw), "%sAuthorization: Bearer %s\r\n\r\n", blob,
+		 ah);
+	ck_assert(!intercept(out, raw, &ans));
+	free(ans);
+	/* The probe and the realm are for everyone. */
+	ck_assert(intercept(
+		out, "GET /v2/ HTTP/1.1\r\nHost: basic.test\r\n\r\n", &ans));
+	ck_assert_int_eq(out->status, 401);
+	free(ans);
+
+	/* Upstream fetches made for an outsider never carry the proxy's
+	 * credentials: with the proxy's handle they go anonymously. */
+	char base[256];
+	snprintf(base, sizeof(base), "Authorization: Bearer %s\r\n", ph);
+	drp_fetch_t *f = new_fetch("basic.test", "GET", "/v2/x/manifests/v1");
+	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "x");
+	char *h = attempt(f, base);
+	ck_assert_str_eq(h, "");
+	free(h);
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	free_fetch(f);
+	/* The same for the insider: the proxy's account. */
+	f = new_fetch("basic.test", "GET", "/v2/x/manifests/v1");
+	drp_auth_attach(&rt, &worker, in, f, "basic.test", 443, "x");
+	free(attempt(f, base));
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
+	h = attempt(f, base);
+	ck_assert_str_eq(h, "Authorization: " BASIC_DRPUSER "\r\n");
+	free(h);
+	free_fetch(f);
+	free(ph);
+	free(ah);
+	free_conn(out);
+	free_conn(in);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -1277,6 +1370,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_intercept);
 	tcase_add_test(tc, test_handle_swap);
 	tcase_add_test(tc, test_handle_anonymous);
+	tcase_add_test(tc, test_outsider);
 	suite_add_tcase(s, tc);
 	return s;
 }
