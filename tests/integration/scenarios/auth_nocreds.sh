@@ -3,7 +3,8 @@
 # Clients without credentials pull private images through the proxy,
 # which holds the credentials (issue 4): the basic plugin answers the
 # htpasswd registry's Basic challenge and the token registry's Bearer
-# challenge (a token from auth.test fetched with the proxy's account).
+# challenge (a token from auth.test fetched with the proxy's account);
+# skopeo, podman and docker.
 # Ten pulls of one image cost one token request per scope, and every
 # digest equals the one pushed.
 set -euo pipefail
@@ -42,6 +43,20 @@ expect_eq "token requests by anyone else" 0 \
 via_proxy drp_podman "$pd" pull -q docker://token.test/private/small:v1 >/dev/null
 expect_eq "podman, no credentials, token.test/private/small" "$SMALL_DIGEST" \
 	"$(drp_podman "$pd" inspect --format '{{.Digest}}' token.test/private/small:v1)"
+drp_log "token requests: $(log_since "$tlog" "$mark" | sort | uniq -c | tr -s ' ' | paste -sd';')"
+
+# docker (the daemon pulls), no credentials, both registries.
+if command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1; then
+	drp_start_dockerd "$SCEN/dk" proxy
+	docker pull -q token.test/private/secret:v1 >"$SCEN/pull.out"
+	expect_eq "docker, no credentials, token.test/private/secret" "$PUSH_DIGEST" \
+		"$(docker_repo_digest token.test/private/secret:v1)"
+	docker pull -q basic.test/test/multi:v1 >"$SCEN/pull.out"
+	expect_eq "docker, no credentials, basic.test/test/multi" "$MULTI_DIGEST" \
+		"$(docker_repo_digest basic.test/test/multi:v1)"
+elif [ "${CI:-}" = true ]; then
+	drp_fail "dockerd missing under CI"
+fi
 drp_log "token requests: $(log_since "$tlog" "$mark" | sort | uniq -c | tr -s ' ' | paste -sd';')"
 
 # Neither password reached the proxy's logs.
