@@ -829,9 +829,10 @@ static void token_endpoint(drp_conn_t *c, const drp_http_msg_t *req,
 
 /*
  * Content of a section with a plugin may be private: a client outside the
- * section's allow gets it only with credentials of its own (which the
- * upstream then checks). Without, its repository requests are refused,
- * also when the cache could answer them. Returns true if answered.
+ * section's allow gets it only with credentials of its own, which the
+ * upstream checks (for cached content with a HEAD: c->auth_confirm).
+ * Without, its repository requests are refused, also when the cache
+ * could answer them. Returns true if answered.
  */
 static bool private_refused(drp_conn_t *c, const char *auth,
 			    const char *registry, const drp_route_t *route)
@@ -846,17 +847,19 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 	if (s == NULL || !s->has_plugin ||
 	    sec_allows(s, (const struct sockaddr *)&c->peer))
 		return false;
-	if (auth != NULL && !drp_auth_is_handle(auth))
-		return false; /* its own credentials */
-	if (auth != NULL) {
+	bool own = auth != NULL && !drp_auth_is_handle(auth);
+	if (auth != NULL && !own) {
 		drp_auth_ident_t *id = NULL;
 		const char *h = auth + 7 + strspn(auth + 7, " ");
-		bool own =
-			drp_auth_handle_find(a->host, h, registry, &id) == 0 &&
-			id != NULL;
+		own = drp_auth_handle_find(a->host, h, registry, &id) == 0 &&
+		      id != NULL;
 		drp_auth_ident_unref(id);
-		if (own)
-			return false;
+	}
+	if (own) {
+		/* Its own credentials: whatever the cache holds, the upstream
+		 * first confirms them for this repository. */
+		c->auth_confirm = true;
+		return false;
 	}
 	drp_log_notice(DRP_LOG_PROXY,
 		       "[c%06u] %s: %s %s%s refused: outside the allow of "
@@ -878,6 +881,7 @@ bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 			const drp_route_t *route)
 {
 	drp_auth_t *a = c->rt->auth;
+	c->auth_confirm = false;
 	if (a == NULL || a->n_secs == 0 ||
 	    !drp_select_has_host(a->realm_sel, c->host, c->port))
 		return false;

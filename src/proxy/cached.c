@@ -76,6 +76,8 @@ static void host_key(const drp_conn_t *c, char *buf, size_t len)
  * content must not leak through a public repository's name. */
 static bool seen_here(drp_conn_t *c)
 {
+	if (c->auth_confirm)
+		return false;
 	drp_server_t *srv = srv_of(c);
 	char host[DRP_HOST_MAX + 8];
 	host_key(c, host, sizeof(host));
@@ -814,7 +816,7 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
 		    0) {
 		q->have_tag = true;
 		double age = (double)(now_s() - q->tag.fetched_at);
-		if (age >= 0 && age < tag_ttl(c)) {
+		if (age >= 0 && age < tag_ttl(c) && !c->auth_confirm) {
 			atomic_fetch_add(&srv->stats.hit, 1);
 			if (serve_manifest_record(c, "HIT"))
 				return true;

@@ -78,6 +78,10 @@ struct drp_conn {
 	const char *result; /* access-log cache result, X-Cache */
 	bool is_ping;	    /* GET/HEAD /v2/ */
 	char *repo;	    /* repository of the request (NULL: none) */
+	/* Set by drp_auth_intercept: cached content goes to this request
+	 * only after the upstream accepted the client's own credentials for
+	 * it (a HEAD), never straight from the cache. */
+	bool auth_confirm;
 	/* cached path (proxy/cached.c) */
 	drp_cached_req_t *creq;
 };

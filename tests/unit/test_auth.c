@@ -1308,11 +1308,18 @@ START_TEST(test_outsider)
 	 * passed on, the upstream judges them. */
 	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpi\r\n\r\n", blob);
 	ck_assert(!intercept(out, raw, &ans));
+	/* ... and the cache answers only after the upstream's HEAD. */
+	ck_assert(out->auth_confirm);
+	free(ans);
+	/* Insiders are trusted with the cache. */
+	ck_assert(!intercept(in, raw, &ans));
+	ck_assert(!in->auth_confirm);
 	free(ans);
 	char *ah = get_handle("basic.test", "Basic YWxpY2U6YWxpY2UtcHc=");
 	snprintf(raw, sizeof(raw), "%sAuthorization: Bearer %s\r\n\r\n", blob,
 		 ah);
 	ck_assert(!intercept(out, raw, &ans));
+	ck_assert(out->auth_confirm);
 	free(ans);
 	/* The probe and the realm are for everyone. */
 	ck_assert(intercept(

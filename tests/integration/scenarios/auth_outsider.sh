@@ -1,0 +1,65 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A client outside a section's allow (issue 4, private content): without
+# credentials of its own it gets 403 for the section's repositories, even
+# for what the cache holds; with credentials of its own it gets cached
+# content only after the upstream accepted them for that repository (a
+# HEAD with its identity): wrong ones get the upstream's 401, alice's
+# (through the proxy's realm) get the bytes, and the token service sees
+# alice, never the proxy's account, for that client.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$DRP_IT_DIR/auth_lib.sh"
+drp_scenario_init
+drp_require_tools skopeo
+SCHEMA2=application/vnd.docker.distribution.manifest.v2+json
+tlog=$WORK/logs/token.out
+DRP_IT_ALLOW=127.0.0.0/8 drp_own_proxy "" "$(auth_sections)
+allow = 127.0.0.1/32"
+secret_layer=${PUSH_BLOBS##* }
+ocurl() { pcurl --interface 127.0.0.5 "$@"; }
+
+# 127.0.0.1 (inside) pulls: the private image is now cached.
+pskopeo copy --quiet --retry-times 0 docker://token.test/private/secret:v1 "dir:$SCEN/secret"
+check_dir_image "$SCEN/secret" "$PUSH_DIGEST" $PUSH_BLOBS
+
+# Outside, no credentials: 403 for the cached blob and the tag.
+code=$(ocurl -o "$SCEN/body" -w '%{http_code}' "https://token.test/v2/private/secret/blobs/$secret_layer" || true)
+expect_eq "outsider, no credentials, cached blob" 403 "$code"
+expect_match "the refusal says why" '"code":"DENIED"' "$(cat "$SCEN/body")"
+code=$(ocurl -o /dev/null -w '%{http_code}' -H "Accept: $SCHEMA2" https://token.test/v2/private/secret/manifests/v1 || true)
+expect_eq "outsider, no credentials, cached tag" 403 "$code"
+
+# Outside, the proxy's handle: still 403.
+ph=$(ocurl "https://token.test/_drp/token?service=token.test&scope=repository:private/secret:pull" | jq -r .token)
+expect_match "a handle of the proxy's realm" '^drp1\.' "$ph"
+code=$(ocurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ph" \
+	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
+expect_eq "outsider with the proxy's handle" 403 "$code"
+
+# Outside, wrong credentials of its own: the cache does not answer, the
+# upstream refuses them.
+mark=$(log_mark "$tlog")
+bh=$(ocurl -u nobody:wrong "https://token.test/_drp/token?service=token.test&scope=repository:private/secret:pull" | jq -r .token)
+code=$(ocurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $bh" \
+	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
+expect_eq "outsider with wrong credentials" 401 "$code"
+code=$(ocurl -o /dev/null -w '%{http_code}' -H "Authorization: Basic bm9ib2R5Ondyb25n" \
+	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
+expect_eq "outsider with raw wrong Basic credentials" 401 "$code"
+expect_eq "the proxy's account used for the outsider" 0 "$(count_since "$tlog" "$mark" 'user=proxyuser')"
+
+# Outside, alice's credentials through the proxy's realm: confirmed by
+# the upstream under her identity, then served (from the cache).
+ah=$(ocurl -u "$ALICE" "https://token.test/_drp/token?service=token.test&scope=repository:private/secret:pull" | jq -r .token)
+code=$(ocurl -o "$SCEN/blob" -w '%{http_code}' -H "Authorization: Bearer $ah" \
+	"https://token.test/v2/private/secret/blobs/$secret_layer")
+expect_eq "outsider with alice's credentials" 200 "$code"
+expect_file_digest "the blob's bytes" "$SCEN/blob" "$secret_layer"
+code=$(ocurl -o "$SCEN/manifest" -w '%{http_code}' -H "Authorization: Bearer $ah" -H "Accept: $SCHEMA2" \
+	https://token.test/v2/private/secret/manifests/v1)
+expect_eq "outsider with alice's credentials, tag" 200 "$code"
+expect_file_digest "the manifest's bytes" "$SCEN/manifest" "$PUSH_DIGEST"
+expect_ge "alice's token requests" 1 "$(count_since "$tlog" "$mark" 'user=alice scope=repository:private/secret:pull status=200')"
+expect_eq "the proxy's account used for the outsider" 0 "$(count_since "$tlog" "$mark" 'user=proxyuser')"
+auth_no_secret_in "$PROXY_DIR/access.log" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err"
