@@ -651,14 +651,21 @@ static bool serve_manifest_record(drp_conn_t *c, const char *result)
 	return serve_stored(c, q->tag.media_type, result);
 }
 
+/* The upstream refused the proxy's credentials (drp_fetch_auth_fail with
+ * 403): an answer, not an outage to hide with a stale copy. */
+static bool auth_refused(const drp_fetchbuf_result_t *res)
+{
+	return res->err == -EACCES && res->http_status == 403;
+}
+
 static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 {
 	drp_conn_t *c = arg;
 	drp_cached_req_t *q = c->creq;
 	drp_server_t *srv = srv_of(c);
 	q->fb = NULL;
-	bool upstream_down =
-		res->err < 0 || res->status == 429 || res->status >= 500;
+	bool upstream_down = (res->err < 0 && !auth_refused(res)) ||
+			     res->status == 429 || res->status >= 500;
 	if (upstream_down && q->have_tag) {
 		drp_log_warning(
 			DRP_LOG_CACHE,
@@ -728,7 +735,8 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 	drp_server_t *srv = srv_of(c);
 	q->fb = NULL;
 	c->up_status = res->err < 0 ? 0 : res->status;
-	if (res->err < 0 || res->status == 429 || res->status >= 500) {
+	if ((res->err < 0 && !auth_refused(res)) || res->status == 429 ||
+	    res->status >= 500) {
 		drp_log_warning(DRP_LOG_CACHE,
 				"[c%06u] %s: revalidation failed (%s); serving "
 				"%s (STALE)",
