@@ -62,6 +62,15 @@ typedef struct hdr_kv {
 	char *value;
 } hdr_kv_t;
 
+/* A client's credentials on their way to the upstream's /v2/: the token
+ * request waits for the answer (the fetch is the conn's c->fetch, so a
+ * client that goes away cancels it). */
+typedef struct realm_check {
+	drp_conn_t *c;
+	drp_auth_ident_t *id; /* the request's own reference */
+	int status;
+} realm_check_t;
+
 /* The plugin-visible request (drp_auth_req_t) is the per-fetch state of
  * the hooks. */
 struct drp_auth_req {
@@ -77,7 +86,9 @@ struct drp_auth_req {
 	enum req_mode mode;
 	bool decided;
 	bool decorated;
-	bool outsider;	       /* the client is outside the section's allow */
+	bool outsider; /* the client is outside the section's allow */
+	/* The realm's check of a client's credentials, on this fetch. */
+	struct realm_check *check;
 	bool challenged;       /* a challenge was answered: retry under way */
 	bool pending;	       /* a hook said PENDING, auth_done not yet */
 	bool pending_decorate; /* ... and it was decorate (not supported) */
@@ -368,6 +379,10 @@ static void req_free(drp_auth_req_t *r)
 	free(r->repo);
 	free(r->actions);
 	free(r->path);
+	if (r->check != NULL) {
+		drp_auth_ident_unref(r->check->id);
+		free(r->check);
+	}
 	drp_auth_ident_unref(r->ident);
 	drp_runtime_unref(r->rt);
 	free(r);
@@ -653,24 +668,12 @@ static void hook_release(void *arg, drp_fetch_t *f)
 	req_free(r);
 }
 
-void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
-		     struct drp_conn *c, drp_fetch_t *f, const char *host,
-		     uint16_t port, const char *repo)
+static drp_auth_req_t *req_new(drp_runtime_t *rt, drp_worker_t *w,
+			       auth_sec_t *s, drp_fetch_t *f, const char *host,
+			       uint16_t port, const char *repo)
 {
-	if (f == NULL || rt == NULL || rt->auth == NULL ||
-	    rt->auth->n_secs == 0)
-		return;
-	drp_auth_t *a = rt->auth;
-	int idx = drp_select_find(a->sel, host, port, repo);
-	auth_sec_t *s = idx >= 0 && a->secs[idx].inst ? &a->secs[idx] : NULL;
-	/* Without a section, a host with the proxy's realm still needs its
-	 * handles swapped. */
-	if (s == NULL && !drp_select_has_host(a->realm_sel, host, port))
-		return;
-
 	drp_auth_req_t *r = DRP_NEW(drp_auth_req_t);
 	r->sec = s;
-	r->outsider = c != NULL && !sec_allows(s, (struct sockaddr *)&c->peer);
 	r->w = w;
 	r->rt = drp_runtime_ref(rt);
 	r->f = f;
@@ -694,7 +697,6 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	r->registry = drp_select_canonical_registry(host, port);
 	r->repo = repo ? drp_select_canonical_repo(r->registry, repo) : NULL;
 	r->actions = drp_strdup(is_pull(r->method) ? "pull" : "pull,push");
-
 	drp_fetch_hooks_t hooks = {
 		.decorate = hook_decorate,
 		.challenge = hook_challenge,
@@ -702,6 +704,25 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		.arg = r,
 	};
 	drp_fetch_set_hooks(f, &hooks);
+	return r;
+}
+
+void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
+		     struct drp_conn *c, drp_fetch_t *f, const char *host,
+		     uint16_t port, const char *repo)
+{
+	if (f == NULL || rt == NULL || rt->auth == NULL ||
+	    rt->auth->n_secs == 0)
+		return;
+	drp_auth_t *a = rt->auth;
+	int idx = drp_select_find(a->sel, host, port, repo);
+	auth_sec_t *s = idx >= 0 && a->secs[idx].inst ? &a->secs[idx] : NULL;
+	/* Without a section, a host with the proxy's realm still needs its
+	 * handles swapped. */
+	if (s == NULL && !drp_select_has_host(a->realm_sel, host, port))
+		return;
+	drp_auth_req_t *r = req_new(rt, w, s, f, host, port, repo);
+	r->outsider = c != NULL && !sec_allows(s, (struct sockaddr *)&c->peer);
 }
 
 /* ---- the proxy's own token realm ---- */
@@ -770,10 +791,122 @@ static void free_secret(char *s)
 	}
 }
 
+/* Answer a token request with a new handle for id (NULL: the proxy's
+ * identity). */
+static void give_handle(drp_conn_t *c, const char *registry,
+			drp_auth_ident_t *id)
+{
+	char handle[DRP_AUTH_HANDLE_MAX];
+	if (drp_auth_handle_issue(c->rt->auth->host, registry, id, HANDLE_TTL,
+				  handle) < 0) {
+		respond(c, 500, "", "{}", false);
+		return;
+	}
+	drp_log_info(DRP_LOG_PROXY,
+		     "[c%06u] %s: token of the proxy's realm for %s (%s)",
+		     c->id, c->peer_str, registry,
+		     id ? drp_auth_ident_user(id) : "the proxy's identity");
+	char issued[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char body[256];
+	snprintf(body, sizeof(body),
+		 "{\"token\":\"%s\",\"access_token\":\"%s\","
+		 "\"expires_in\":%d,\"issued_at\":\"%s\"}",
+		 handle, handle, HANDLE_TTL, issued);
+	respond(c, 200, "", body, false);
+	explicit_bzero(body, sizeof(body));
+	explicit_bzero(handle, sizeof(handle));
+}
+
+static void check_head(void *arg, const drp_http_msg_t *resp,
+		       enum drp_http_body_mode mode, uint64_t length)
+{
+	((realm_check_t *)arg)->status = resp->status;
+}
+
+static size_t check_room(void *arg)
+{
+	return 64 * 1024;
+}
+
+static void check_body(void *arg, const char *data, size_t len)
+{
+}
+
+static void check_done(void *arg, int err, int http_status, const char *reason)
+{
+	realm_check_t *ck = arg;
+	drp_conn_t *c = ck->c;
+	char *registry = drp_select_canonical_registry(c->host, c->port);
+	c->up_status = ck->status;
+	if (err == 0 && ck->status == 200) {
+		drp_auth_ident_set_verified(ck->id);
+		give_handle(c, registry, ck->id);
+	} else if (err == 0 && (ck->status == 401 || ck->status == 403)) {
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: %s refused the credentials of "
+			       "user '%s' (HTTP %d)",
+			       c->id, c->peer_str, registry,
+			       drp_auth_ident_user(ck->id), ck->status);
+		challenge_client(c);
+	} else {
+		/* Cannot tell now: the upstream judges them at first use. */
+		drp_log_info(DRP_LOG_PROXY,
+			     "[c%06u] %s: could not check the credentials of "
+			     "user '%s' at %s (%s)",
+			     c->id, c->peer_str, drp_auth_ident_user(ck->id),
+			     registry, err < 0 ? reason : "unexpected answer");
+		give_handle(c, registry, ck->id);
+	}
+	free(registry);
+	drp_conn_request_done(c, "PASS");
+}
+
+static const drp_fetch_sink_t check_sink = {
+	.head = check_head,
+	.room = check_room,
+	.body = check_body,
+	.done = check_done,
+};
+
+/* GET /v2/ at the upstream with the client's credentials (through the
+ * core's token client, like every request behind its handle). */
+static void start_check(drp_conn_t *c, drp_auth_ident_t *id)
+{
+	drp_fetch_req_t fr = {
+		.tls = true,
+		.host = c->host,
+		.port = c->port,
+		.method = "GET",
+		.target = "/v2/",
+		.headers = "",
+		.headers_len = 0,
+		.body_mode = DRP_HTTP_BODY_NONE,
+		.conn_id = c->id,
+	};
+	realm_check_t *ck = DRP_NEW(realm_check_t);
+	ck->c = c;
+	ck->id = id;
+	drp_fetch_t *f = drp_fetch_new(c->w, c->rt, &fr, &check_sink, ck);
+	drp_auth_req_t *r =
+		req_new(c->rt, c->w, NULL, f, c->host, c->port, NULL);
+	r->decided = true;
+	r->mode = MODE_CORE;
+	r->ident = drp_auth_ident_ref(id);
+	r->check = ck; /* freed with the request, after check_done */
+	c->fetch = f;
+	c->req_body_done = true;
+	c->state = DRP_CONN_EXCHANGE;
+	drp_fetch_start(f);
+}
+
 /*
  * GET https://HOST/_drp/token: a handle for the client's own
- * credentials (Basic) or, without any, for the proxy's identity. The
- * credentials are checked by the upstream at the handle's first use.
+ * credentials (Basic), once the upstream accepted them (remembered for
+ * DRP_AUTH_VERIFIED_TTL), or, without any, for the proxy's identity.
  * OAuth2 POSTs get 404, after which clients fall back to GET.
  */
 static void token_endpoint(drp_conn_t *c, const drp_http_msg_t *req,
@@ -789,42 +922,23 @@ static void token_endpoint(drp_conn_t *c, const drp_http_msg_t *req,
 		return;
 	}
 	char *auth = header_value(req, "Authorization");
-	drp_auth_ident_t *id = NULL;
-	if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
-		id = drp_auth_ident_new(a->host, auth, registry);
-	} else if (auth != NULL) {
+	if (auth == NULL) {
+		give_handle(c, registry, NULL);
+		return;
+	}
+	if (strncasecmp(auth, "Basic ", 6) != 0) {
 		free_secret(auth);
 		challenge_client(c);
 		return;
 	}
+	drp_auth_ident_t *id = drp_auth_ident_get(a->host, auth, registry);
 	free_secret(auth);
-	char handle[DRP_AUTH_HANDLE_MAX];
-	int r = drp_auth_handle_issue(a->host, registry, id, HANDLE_TTL,
-				      handle);
-	if (r < 0) {
+	if (drp_auth_ident_verified(id)) {
+		give_handle(c, registry, id);
 		drp_auth_ident_unref(id);
-		respond(c, 500, "", "{}", false);
 		return;
 	}
-	drp_log_info(DRP_LOG_PROXY,
-		     "[c%06u] %s: token of the proxy's realm "
-		     "for %s (%s)",
-		     c->id, c->peer_str, registry,
-		     id ? drp_auth_ident_user(id) : "the proxy's identity");
-	drp_auth_ident_unref(id);
-	char issued[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	char body[256];
-	snprintf(body, sizeof(body),
-		 "{\"token\":\"%s\",\"access_token\":\"%s\","
-		 "\"expires_in\":%d,\"issued_at\":\"%s\"}",
-		 handle, handle, HANDLE_TTL, issued);
-	respond(c, 200, "", body, false);
-	explicit_bzero(body, sizeof(body));
-	explicit_bzero(handle, sizeof(handle));
+	start_check(c, id); /* takes the reference */
 }
 
 /*

@@ -35,6 +35,7 @@ struct drp_auth_ident {
 	char *user;
 	char *registry;
 	atomic_int scheme; /* enum ident_scheme, learned from challenges */
+	_Atomic double verified_until;
 };
 
 typedef struct handle {
@@ -50,12 +51,17 @@ typedef struct anon {
 	drp_auth_ident_t *ident;
 } anon_t;
 
+/* Beyond this many remembered client identities, unused ones go. */
+#define CLIENTS_MAX 1024
+
 struct drp_auth_handles {
 	pthread_mutex_t lock;
 	handle_t *bucket[HANDLE_BUCKETS];
 	unsigned n;
 	unsigned inserts;
 	anon_t *anon;
+	anon_t *clients; /* identities of clients' credentials */
+	unsigned n_clients;
 };
 
 static const drp_host_api_t *api_of(const drp_auth_ident_t *id)
@@ -120,6 +126,7 @@ static drp_auth_ident_t *ident_new(drp_auth_host_t *h, const char *basic,
 	drp_auth_ident_t *id = DRP_NEW(drp_auth_ident_t);
 	atomic_init(&id->refs, 1);
 	atomic_init(&id->scheme, SCHEME_UNKNOWN);
+	atomic_init(&id->verified_until, 0.0);
 	id->h = h;
 	id->basic = basic ? drp_strdup(basic) : NULL;
 	id->user = basic ? basic_user(basic) : drp_strdup("anonymous");
@@ -136,6 +143,63 @@ drp_auth_ident_t *drp_auth_ident_new(drp_auth_host_t *h, const char *basic,
 				     const char *registry)
 {
 	return ident_new(h, basic, registry);
+}
+
+drp_auth_ident_t *drp_auth_ident_get(drp_auth_host_t *h, const char *basic,
+				     const char *registry)
+{
+	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	double now = now_of(h);
+	anon_t *dead = NULL;
+	pthread_mutex_lock(&t->lock);
+	anon_t *e = t->clients;
+	while (e != NULL && (strcmp(e->ident->registry, registry) != 0 ||
+			     strcmp(e->ident->basic, basic) != 0))
+		e = e->next;
+	if (e == NULL) {
+		if (t->n_clients >= CLIENTS_MAX) {
+			/* Forget those nobody holds and nobody verified
+			 * lately. */
+			for (anon_t **pp = &t->clients; *pp != NULL;) {
+				anon_t *x = *pp;
+				if (atomic_load(&x->ident->refs) == 1 &&
+				    atomic_load(&x->ident->verified_until) <=
+					    now) {
+					*pp = x->next;
+					x->next = dead;
+					dead = x;
+					t->n_clients--;
+				} else {
+					pp = &x->next;
+				}
+			}
+		}
+		e = DRP_NEW(anon_t);
+		e->ident = ident_new(h, basic, registry);
+		e->next = t->clients;
+		t->clients = e;
+		t->n_clients++;
+	}
+	drp_auth_ident_t *id = drp_auth_ident_ref(e->ident);
+	pthread_mutex_unlock(&t->lock);
+	while (dead != NULL) {
+		anon_t *x = dead;
+		dead = x->next;
+		drp_auth_ident_unref(x->ident);
+		free(x);
+	}
+	return id;
+}
+
+bool drp_auth_ident_verified(drp_auth_ident_t *id)
+{
+	return atomic_load(&id->verified_until) > now_of(id->h);
+}
+
+void drp_auth_ident_set_verified(drp_auth_ident_t *id)
+{
+	atomic_store(&id->verified_until,
+		     now_of(id->h) + DRP_AUTH_VERIFIED_TTL);
 }
 
 drp_auth_ident_t *drp_auth_ident_anon(drp_auth_host_t *h, const char *registry)
@@ -495,12 +559,14 @@ void drp_auth_handles_free(drp_auth_handles_t *t)
 			t->bucket[i] = e->next;
 			handle_free(e);
 		}
-	while (t->anon != NULL) {
-		anon_t *a = t->anon;
-		t->anon = a->next;
-		drp_auth_ident_unref(a->ident);
-		free(a);
-	}
+	anon_t *lists[] = {t->anon, t->clients};
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(lists); i++)
+		while (lists[i] != NULL) {
+			anon_t *a = lists[i];
+			lists[i] = a->next;
+			drp_auth_ident_unref(a->ident);
+			free(a);
+		}
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }

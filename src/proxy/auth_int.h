@@ -80,6 +80,17 @@ typedef struct drp_auth_ident drp_auth_ident_t;
 drp_auth_ident_t *drp_auth_ident_new(drp_auth_host_t *h, const char *basic,
 				     const char *registry)
 	__attribute__((nonnull, returns_nonnull));
+/* The identity of these credentials for registry, shared by every
+ * handle given for them while any is alive or it was recently verified
+ * (a new reference). */
+drp_auth_ident_t *drp_auth_ident_get(drp_auth_host_t *h, const char *basic,
+				     const char *registry)
+	__attribute__((nonnull, returns_nonnull));
+/* The upstream accepted the credentials less than
+ * DRP_AUTH_VERIFIED_TTL seconds ago; mark that it just did. */
+#define DRP_AUTH_VERIFIED_TTL 300
+bool drp_auth_ident_verified(drp_auth_ident_t *id) __attribute__((nonnull));
+void drp_auth_ident_set_verified(drp_auth_ident_t *id) __attribute__((nonnull));
 /* The shared anonymous identity of a registry (a new reference). */
 drp_auth_ident_t *drp_auth_ident_anon(drp_auth_host_t *h, const char *registry)
 	__attribute__((nonnull, returns_nonnull));

@@ -47,6 +47,10 @@ struct drp_fetch {
 	char fail_reason[512];
 	drp_buf_t body; /* for the token POSTs of fetchbuf */
 	bool body_ended;
+	/* drp_fetch_new: the realm's check of a client's credentials */
+	const drp_fetch_sink_t *sink;
+	void *sarg;
+	bool started;
 };
 
 const char *drp_fetch_host(const drp_fetch_t *f)
@@ -89,6 +93,32 @@ size_t drp_fetch_send_body(drp_fetch_t *f, const char *data, size_t len)
 void drp_fetch_end_body(drp_fetch_t *f)
 {
 	f->body_ended = true;
+}
+drp_fetch_t *drp_fetch_new(struct drp_worker *w, struct drp_runtime *rt,
+			   const drp_fetch_req_t *req,
+			   const drp_fetch_sink_t *sink, void *sink_arg)
+{
+	drp_fetch_t *f = DRP_NEW(drp_fetch_t);
+	snprintf(f->host, sizeof(f->host), "%s", req->host);
+	snprintf(f->method, sizeof(f->method), "%s", req->method);
+	snprintf(f->target, sizeof(f->target), "%s", req->target);
+	f->conn_id = req->conn_id;
+	f->sink = sink;
+	f->sarg = sink_arg;
+	return f;
+}
+void drp_fetch_start(drp_fetch_t *f)
+{
+	f->started = true;
+}
+
+/* conn.c's service: the request is answered. */
+static int requests_done;
+void drp_conn_request_done(drp_conn_t *c, const char *result)
+{
+	requests_done++;
+	c->fetch = NULL;
+	c->state = DRP_CONN_HEAD;
 }
 
 /* ---- the fake fetchbuf (token requests of the plugin) ---- */
@@ -1108,6 +1138,31 @@ START_TEST(test_intercept)
 END_TEST
 
 /* A handle from the realm, as a client would get it. */
+/* The upstream's answer to the realm's check of a client's credentials
+ * (c->fetch, GET /v2/): status, or a transport error when < 0. */
+static void answer_check(drp_conn_t *c, int status)
+{
+	drp_fetch_t *f = c->fetch;
+	ck_assert_ptr_nonnull(f);
+	ck_assert(f->started);
+	ck_assert_str_eq(f->method, "GET");
+	ck_assert_str_eq(f->target, "/v2/");
+	ck_assert_int_eq(c->state, DRP_CONN_EXCHANGE);
+	free(attempt(f, ""));
+	drp_buf_reset(&c->out);
+	if (status > 0) {
+		drp_http_msg_t resp = {.status = status};
+		f->sink->head(f->sarg, &resp, DRP_HTTP_BODY_NONE, 0);
+		f->sink->done(f->sarg, 0, status, "complete");
+	} else {
+		f->sink->done(f->sarg, status, 502, "unreachable");
+	}
+	ck_assert_ptr_null(c->fetch);
+	free_fetch(f);
+}
+
+/* A handle from the realm, as a client would get it; a client's
+ * credentials are accepted by the (fake) upstream. */
 static char *get_handle(const char *host, const char *basic)
 {
 	drp_conn_t *c = fake_conn(host);
@@ -1117,12 +1172,77 @@ static char *get_handle(const char *host, const char *basic)
 		 basic ? "Authorization: " : "", basic ? basic : "",
 		 basic ? "\r\n" : "");
 	ck_assert(intercept(c, raw, &ans));
+	if (c->fetch != NULL) {
+		free(ans);
+		answer_check(c, 200);
+		ans = drp_strndup(drp_buf_head(&c->out),
+				  drp_buf_pending(&c->out));
+	}
 	ck_assert_int_eq(c->status, 200);
 	char *tok = token_of(ans);
 	free(ans);
 	free_conn(c);
 	return tok;
 }
+
+START_TEST(test_realm_checks_credentials)
+{
+	drp_conn_t *c = fake_conn("basic.test");
+	char *ans;
+	const char *wrong = "GET /_drp/token HTTP/1.1\r\nHost: basic.test\r\n"
+			    "Authorization: Basic bm9ib2R5Ondyb25n\r\n\r\n";
+	/* Nothing answered yet: the upstream is asked first, with the
+	 * client's credentials (not the proxy's). */
+	requests_done = 0;
+	ck_assert(intercept(c, wrong, &ans));
+	ck_assert_str_eq(ans, "");
+	free(ans);
+	drp_fetch_t *f = c->fetch;
+	char *h = attempt(f, "");
+	ck_assert_str_eq(h, "");
+	free(h);
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
+	h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: Basic bm9ib2R5Ondyb25n\r\n");
+	free(h);
+	/* Refused: the client hears the realm's challenge again. */
+	drp_http_msg_t resp = {.status = 401};
+	f->sink->head(f->sarg, &resp, DRP_HTTP_BODY_NONE, 0);
+	f->sink->done(f->sarg, 0, 401, "complete");
+	free_fetch(f);
+	ck_assert_int_eq(requests_done, 1);
+	ck_assert_int_eq(c->status, 401);
+	ck_assert_ptr_nonnull(strstr(buf_str(&c->out), REALM_CHALLENGE));
+	ck_assert_ptr_nonnull(strstr(read_log(), "basic.test refused the "
+						 "credentials of user "
+						 "'nobody' (HTTP 401)"));
+
+	/* Accepted: a handle, and the next token request for the same
+	 * credentials is answered at once. */
+	const char *alice = "GET /_drp/token HTTP/1.1\r\nHost: basic.test\r\n"
+			    "Authorization: Basic YWxpY2U6YWxpY2UtcHc=\r\n\r\n";
+	ck_assert(intercept(c, alice, &ans));
+	free(ans);
+	answer_check(c, 200);
+	ck_assert_int_eq(c->status, 200);
+	ck_assert_ptr_nonnull(strstr(buf_str(&c->out), "\"token\":\"drp1."));
+	ck_assert(intercept(c, alice, &ans));
+	ck_assert_ptr_null(c->fetch);
+	ck_assert_int_eq(c->status, 200);
+	free(ans);
+
+	/* The upstream cannot be asked: a handle anyway (it judges the
+	 * credentials at their first use). */
+	const char *bob = "GET /_drp/token HTTP/1.1\r\nHost: basic.test\r\n"
+			  "Authorization: Basic Ym9iOnB3\r\n\r\n";
+	ck_assert(intercept(c, bob, &ans));
+	free(ans);
+	answer_check(c, -ECONNREFUSED);
+	ck_assert_int_eq(c->status, 200);
+	free_conn(c);
+}
+END_TEST
 
 START_TEST(test_handle_swap)
 {
@@ -1376,6 +1496,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_handles);
 	tcase_add_test(tc, test_intercept);
 	tcase_add_test(tc, test_handle_swap);
+	tcase_add_test(tc, test_realm_checks_credentials);
 	tcase_add_test(tc, test_handle_anonymous);
 	tcase_add_test(tc, test_outsider);
 	suite_add_tcase(s, tc);

@@ -4,8 +4,9 @@
 # names file:line for a wrong plugin name, an unknown key and an
 # unreadable password_file, and exits 1; wrong proxy credentials give a
 # clear log line at the first pull (naming the section and the account)
-# and 403 to the client, for a Basic and a token registry; the proxy
-# survives all of it.
+# and 403 to the client, for a Basic and a token registry; a client's own
+# wrong password fails its login through the proxy (checked with the
+# upstream), the right one works; the proxy survives all of it.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$DRP_IT_DIR/auth_lib.sh"
@@ -59,3 +60,18 @@ code=$(pcurl -o /dev/null -w '%{http_code}' -H "Accept: $SCHEMA2" https://basic.
 expect_eq "second pull from basic.test" 403 "$code"
 drp_alive "$PROXY_PID" || drp_fail "the proxy with wrong credentials died"
 auth_no_secret_in "$PROXY_DIR/access.log" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err"
+
+# A client's own login through the proxy: the proxy's realm checks the
+# password with the upstream before handing out a handle.
+drp_require_tools skopeo
+for reg in basic.test token.test; do
+	if [ $reg = basic.test ]; then u=$BASIC_USER p=$BASIC_PASS; else u=${ALICE%%:*} p=${ALICE#*:}; fi
+	if pskopeo login --authfile "$SCEN/auth-$reg.json" -u "$u" -p wrong-password "$reg" >"$SCEN/login.out" 2>&1; then
+		drp_fail "skopeo login to $reg with a wrong password succeeded through the proxy"
+	fi
+	drp_log "ok: wrong password for $reg refused: $(tail -n 1 "$SCEN/login.out")"
+	pskopeo login --authfile "$SCEN/auth-$reg.json" -u "$u" -p "$p" "$reg" >"$SCEN/login.out" 2>&1 ||
+		drp_fail "skopeo login to $reg failed through the proxy: $(cat "$SCEN/login.out")"
+	drp_log "ok: right password for $reg accepted"
+done
+drp_alive "$PROXY_PID" || drp_fail "the proxy died"

@@ -37,13 +37,14 @@ code=$(ocurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ph" \
 	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
 expect_eq "outsider with the proxy's handle" 403 "$code"
 
-# Outside, wrong credentials of its own: the cache does not answer, the
-# upstream refuses them.
+# Outside, wrong credentials of its own: the proxy's realm checks them
+# with the upstream and refuses them; sent raw, the cache does not
+# answer, the upstream refuses them.
 mark=$(log_mark "$tlog")
-bh=$(ocurl -u nobody:wrong "https://token.test/_drp/token?service=token.test&scope=repository:private/secret:pull" | jq -r .token)
-code=$(ocurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $bh" \
-	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
-expect_eq "outsider with wrong credentials" 401 "$code"
+code=$(ocurl -o /dev/null -w '%{http_code}' -u nobody:wrong \
+	"https://token.test/_drp/token?service=token.test&scope=repository:private/secret:pull" || true)
+expect_eq "the realm, wrong credentials" 401 "$code"
+expect_ge "checked at the token service" 1 "$(count_since "$tlog" "$mark" 'user=nobody')"
 code=$(ocurl -o /dev/null -w '%{http_code}' -H "Authorization: Basic bm9ib2R5Ondyb25n" \
 	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
 expect_eq "outsider with raw wrong Basic credentials" 401 "$code"
