@@ -548,6 +548,10 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 		r->mode = MODE_CLIENT; /* the client's credentials win */
 	} else if (plugin_ok) {
 		r->mode = MODE_PROXY;
+	} else if (r->outsider) {
+		/* What anonymous access gets, and no more. */
+		r->mode = MODE_CORE;
+		r->ident = drp_auth_ident_anon(a->host, r->registry);
 	}
 	if (client != NULL) {
 		explicit_bzero(client, strlen(client));
@@ -602,12 +606,43 @@ static char *www_authenticate(const drp_http_msg_t *resp)
 	return s;
 }
 
+/* A 401 after anonymous access had its chance (the retry with an
+ * anonymous token, or the token refused): the repository is private. For
+ * a client outside the section's allow that is the end: 403. */
+static bool anon_refused(drp_auth_req_t *r)
+{
+	if (r->mode != MODE_CORE || !drp_auth_ident_is_anon(r->ident) ||
+	    r->repo == NULL || !(r->challenged || r->pass_401))
+		return false;
+	drp_auth_privacy_set(r->rt->auth->host, r->registry, r->repo,
+			     DRP_AUTH_PRIVATE);
+	if (!r->outsider)
+		return false;
+	drp_log_notice(DRP_LOG_PROXY,
+		       "[c%06u] %s %s%s: %s is private; refused outside the "
+		       "allow of [registry \"%s\"]",
+		       r->conn_id, r->method, r->hostport, r->path, r->repo,
+		       section_name(r->sec));
+	char msg[400];
+	snprintf(msg, sizeof(msg),
+		 "%s on %s is private: this proxy serves it only to the "
+		 "clients its configuration allows, or with credentials of "
+		 "your own",
+		 r->repo, r->registry);
+	drp_fetch_auth_fail(r->f, 403, msg);
+	return true;
+}
+
 static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 					  const drp_http_msg_t *resp)
 {
 	drp_auth_req_t *r = arg;
 	bool ours = r->mode == MODE_PROXY || r->mode == MODE_CORE;
-	if (strcmp(drp_fetch_host(f), r->host) != 0 || !ours || r->pass_401)
+	if (strcmp(drp_fetch_host(f), r->host) != 0 || !ours)
+		return DRP_FETCH_AUTH_DECLINED;
+	if (anon_refused(r))
+		return DRP_FETCH_AUTH_ERROR;
+	if (r->pass_401)
 		return DRP_FETCH_AUTH_DECLINED;
 	if (r->challenged && r->mode == MODE_CORE)
 		return DRP_FETCH_AUTH_DECLINED; /* the client's to hear */
@@ -625,6 +660,9 @@ static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 			  : drp_plugin_inst_challenge(r->sec->inst, r, www);
 	drp_auth_cur_leave(saved);
 	free(www);
+	/* Anonymous access cannot even try (a Basic registry). */
+	if (res == DRP_AUTH_DECLINED && anon_refused(r))
+		return DRP_FETCH_AUTH_ERROR;
 	switch (res) {
 	case DRP_AUTH_OK:
 		return DRP_FETCH_AUTH_OK;
@@ -645,6 +683,11 @@ static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 static void hook_release(void *arg, drp_fetch_t *f)
 {
 	drp_auth_req_t *r = arg;
+	int st = drp_fetch_upstream_status(f);
+	if (r->mode == MODE_CORE && drp_auth_ident_is_anon(r->ident) &&
+	    r->repo != NULL && st >= 200 && st < 300)
+		drp_auth_privacy_set(r->rt->auth->host, r->registry, r->repo,
+				     DRP_AUTH_PUBLIC);
 	r->f = NULL;
 	if (r->pending && r->mode == MODE_CORE) {
 		drp_auth_cur_t saved =
@@ -957,6 +1000,7 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 	char *repo = drp_strndup(route->name, route->name_len);
 	int idx = drp_select_find(a->sel, c->host, c->port, repo);
 	free(repo);
+	repo = NULL;
 	const auth_sec_t *s = idx >= 0 ? &a->secs[idx] : NULL;
 	if (s == NULL || !s->has_plugin ||
 	    sec_allows(s, (const struct sockaddr *)&c->peer))
@@ -975,9 +1019,22 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 		c->auth_confirm = true;
 		return false;
 	}
+	char *crepo = drp_select_canonical_repo(
+		registry, (repo = drp_strndup(route->name, route->name_len)));
+	free(repo);
+	int privacy = drp_auth_privacy_get(a->host, registry, crepo);
+	free(crepo);
+	if (privacy == DRP_AUTH_PUBLIC)
+		return false;
+	if (privacy == DRP_AUTH_UNKNOWN) {
+		/* Anonymous access decides (its requests learn the answer):
+		 * cached content only after an anonymous HEAD. */
+		c->auth_confirm = true;
+		return false;
+	}
 	drp_log_notice(DRP_LOG_PROXY,
-		       "[c%06u] %s: %s %s%s refused: outside the allow of "
-		       "[registry \"%s\"]",
+		       "[c%06u] %s: %s %s%s refused: private, and outside "
+		       "the allow of [registry \"%s\"]",
 		       c->id, c->peer_str, c->method, registry, c->path,
 		       s->conf->name);
 	char body[512];

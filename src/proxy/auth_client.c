@@ -51,6 +51,16 @@ typedef struct anon {
 	drp_auth_ident_t *ident;
 } anon_t;
 
+/* What is known of a repository's privacy. */
+typedef struct privacy {
+	struct privacy *next;
+	char *key; /* "registry/repo" */
+	int state; /* enum drp_auth_privacy */
+	double until;
+} privacy_t;
+#define PRIVACY_BUCKETS 256
+#define PRIVACY_MAX	65536
+
 /* Beyond this many remembered client identities, unused ones go. */
 #define CLIENTS_MAX 1024
 
@@ -62,6 +72,8 @@ struct drp_auth_handles {
 	anon_t *anon;
 	anon_t *clients; /* identities of clients' credentials */
 	unsigned n_clients;
+	privacy_t *privacy[PRIVACY_BUCKETS];
+	unsigned n_privacy;
 };
 
 static const drp_host_api_t *api_of(const drp_auth_ident_t *id)
@@ -189,6 +201,77 @@ drp_auth_ident_t *drp_auth_ident_get(drp_auth_host_t *h, const char *basic,
 		free(x);
 	}
 	return id;
+}
+
+bool drp_auth_ident_is_anon(const drp_auth_ident_t *id)
+{
+	return id->basic == NULL;
+}
+
+static unsigned bucket_of(const char *id);
+
+static char *privacy_key(const char *registry, const char *repo)
+{
+	size_t n = strlen(registry) + strlen(repo) + 2;
+	char *k = drp_malloc(n);
+	snprintf(k, n, "%s/%s", registry, repo);
+	return k;
+}
+
+int drp_auth_privacy_get(drp_auth_host_t *h, const char *registry,
+			 const char *repo)
+{
+	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	char *key = privacy_key(registry, repo);
+	double now = now_of(h);
+	int state = DRP_AUTH_UNKNOWN;
+	pthread_mutex_lock(&t->lock);
+	for (privacy_t *p = t->privacy[bucket_of(key) % PRIVACY_BUCKETS]; p;
+	     p = p->next)
+		if (strcmp(p->key, key) == 0 && p->until > now)
+			state = p->state;
+	pthread_mutex_unlock(&t->lock);
+	free(key);
+	return state;
+}
+
+void drp_auth_privacy_set(drp_auth_host_t *h, const char *registry,
+			  const char *repo, int state)
+{
+	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	char *key = privacy_key(registry, repo);
+	double now = now_of(h);
+	unsigned b = bucket_of(key) % PRIVACY_BUCKETS;
+	privacy_t *dead = NULL;
+	pthread_mutex_lock(&t->lock);
+	privacy_t *p = t->privacy[b];
+	while (p != NULL && strcmp(p->key, key) != 0)
+		p = p->next;
+	if (p == NULL) {
+		if (t->n_privacy >= PRIVACY_MAX) {
+			/* Full: this bucket's entries go. */
+			dead = t->privacy[b];
+			t->privacy[b] = NULL;
+			for (privacy_t *x = dead; x; x = x->next)
+				t->n_privacy--;
+		}
+		p = DRP_NEW(privacy_t);
+		p->key = key;
+		key = NULL;
+		p->next = t->privacy[b];
+		t->privacy[b] = p;
+		t->n_privacy++;
+	}
+	p->state = state;
+	p->until = now + DRP_AUTH_PRIVACY_TTL;
+	pthread_mutex_unlock(&t->lock);
+	free(key);
+	while (dead != NULL) {
+		privacy_t *x = dead;
+		dead = x->next;
+		free(x->key);
+		free(x);
+	}
 }
 
 bool drp_auth_ident_verified(drp_auth_ident_t *id)
@@ -566,6 +649,13 @@ void drp_auth_handles_free(drp_auth_handles_t *t)
 			lists[i] = a->next;
 			drp_auth_ident_unref(a->ident);
 			free(a);
+		}
+	for (unsigned i = 0; i < PRIVACY_BUCKETS; i++)
+		while (t->privacy[i] != NULL) {
+			privacy_t *p = t->privacy[i];
+			t->privacy[i] = p->next;
+			free(p->key);
+			free(p);
 		}
 	pthread_mutex_destroy(&t->lock);
 	free(t);

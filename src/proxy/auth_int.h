@@ -134,6 +134,26 @@ int drp_auth_handle_find(drp_auth_host_t *h, const char *handle,
 /* Whether an Authorization value carries a handle ("Bearer drp1..."). */
 bool drp_auth_is_handle(const char *authorization);
 
+/*
+ * Which repositories are private: those anonymous access cannot read,
+ * learned from the anonymous requests made for clients outside a
+ * section's allow and remembered for DRP_AUTH_PRIVACY_TTL seconds.
+ */
+enum drp_auth_privacy {
+	DRP_AUTH_UNKNOWN = 0,
+	DRP_AUTH_PUBLIC = 1,
+	DRP_AUTH_PRIVATE = 2,
+};
+#define DRP_AUTH_PRIVACY_TTL 3600
+int drp_auth_privacy_get(drp_auth_host_t *h, const char *registry,
+			 const char *repo) __attribute__((nonnull));
+void drp_auth_privacy_set(drp_auth_host_t *h, const char *registry,
+			  const char *repo, int privacy)
+	__attribute__((nonnull));
+/* Whether id is a registry's anonymous identity. */
+bool drp_auth_ident_is_anon(const drp_auth_ident_t *id)
+	__attribute__((nonnull));
+
 /* The handle table and anonymous identities of a host (auth_client.c). */
 typedef struct drp_auth_handles drp_auth_handles_t;
 drp_auth_handles_t *drp_auth_handles_new(void);

@@ -51,6 +51,7 @@ struct drp_fetch {
 	const drp_fetch_sink_t *sink;
 	void *sarg;
 	bool started;
+	int status; /* the final response's, for drp_fetch_upstream_status */
 };
 
 const char *drp_fetch_host(const drp_fetch_t *f)
@@ -106,6 +107,10 @@ drp_fetch_t *drp_fetch_new(struct drp_worker *w, struct drp_runtime *rt,
 	f->sink = sink;
 	f->sarg = sink_arg;
 	return f;
+}
+int drp_fetch_upstream_status(const drp_fetch_t *f)
+{
+	return f->status;
 }
 void drp_fetch_start(drp_fetch_t *f)
 {
@@ -1408,14 +1413,50 @@ START_TEST(test_outsider)
 			   "0000000000000000000000000000000000000000000000000"
 			   "000000000000000 HTTP/1.1\r\nHost: basic.test\r\n";
 	char raw[512];
-	/* Outside, no credentials: 403 before the cache is asked. */
+	/* Outside, no credentials, privacy not known yet: on, but the cache
+	 * answers only after an anonymous HEAD. */
 	snprintf(raw, sizeof(raw), "%s\r\n", blob);
+	ck_assert(!intercept(out, raw, &ans));
+	ck_assert(out->auth_confirm);
+	free(ans);
+	/* That (anonymous) request is refused: the repository is private,
+	 * the outsider gets 403. */
+	drp_fetch_t *f = new_fetch("basic.test", "HEAD",
+				   "/v2/test/small/blobs/sha256:0");
+	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/small");
+	char *h = attempt(f, "");
+	ck_assert_str_eq(h, "");
+	free(h);
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_ERROR);
+	ck_assert_int_eq(f->fail_status, 403);
+	ck_assert_str_eq(
+		f->fail_reason,
+		"test/small on basic.test is private: this proxy serves "
+		"it only to the clients its configuration allows, or "
+		"with credentials of your own");
+	free_fetch(f);
+	/* Remembered: refused before the cache is asked. */
 	ck_assert(intercept(out, raw, &ans));
 	ck_assert_int_eq(out->status, 403);
 	ck_assert_ptr_nonnull(strstr(ans, "\"code\":\"DENIED\""));
 	free(ans);
+	/* A repository anonymous access reads is public: on, cache and
+	 * all. */
+	f = new_fetch("basic.test", "GET", "/v2/pub/x/manifests/v1");
+	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "pub/x");
+	free(attempt(f, ""));
+	f->status = 200;
+	free_fetch(f);
+	ck_assert(!intercept(out,
+			     "GET /v2/pub/x/manifests/v1 HTTP/1.1\r\n"
+			     "Host: basic.test\r\n\r\n",
+			     &ans));
+	ck_assert(!out->auth_confirm);
+	free(ans);
 	/* Inside: on to the cache and the upstream. */
 	ck_assert(!intercept(in, raw, &ans));
+	ck_assert(!in->auth_confirm);
 	free(ans);
 	/* Outside with the proxy's handle: still 403. */
 	char *ph = get_handle("basic.test", NULL);
@@ -1451,13 +1492,13 @@ START_TEST(test_outsider)
 	 * credentials: with the proxy's handle they go anonymously. */
 	char base[256];
 	snprintf(base, sizeof(base), "Authorization: Bearer %s\r\n", ph);
-	drp_fetch_t *f = new_fetch("basic.test", "GET", "/v2/x/manifests/v1");
+	f = new_fetch("basic.test", "GET", "/v2/x/manifests/v1");
 	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "x");
-	char *h = attempt(f, base);
+	h = attempt(f, base);
 	ck_assert_str_eq(h, "");
 	free(h);
-	const char *www[] = {"Basic realm=\"r\"", NULL};
-	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_ERROR);
+	ck_assert_int_eq(f->fail_status, 403);
 	free_fetch(f);
 	/* The same for the insider: the proxy's account. */
 	f = new_fetch("basic.test", "GET", "/v2/x/manifests/v1");

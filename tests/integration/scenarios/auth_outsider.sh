@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # A client outside a section's allow (issue 4, private content): without
-# credentials of its own it gets 403 for the section's repositories, even
-# for what the cache holds; with credentials of its own it gets cached
+# credentials of its own it gets 403 for private repositories (anonymous
+# access fails), even for what the cache holds, and public ones
+# anonymously; with credentials of its own it gets cached
 # content only after the upstream accepted them for that repository (a
 # HEAD with its identity): wrong ones get the upstream's 401, alice's
 # (through the proxy's realm) get the bytes, and the token service sees
@@ -23,12 +24,23 @@ ocurl() { pcurl --interface 127.0.0.5 "$@"; }
 pskopeo copy --quiet --retry-times 0 docker://token.test/private/secret:v1 "dir:$SCEN/secret"
 check_dir_image "$SCEN/secret" "$PUSH_DIGEST" $PUSH_BLOBS
 
-# Outside, no credentials: 403 for the cached blob and the tag.
+# Outside, no credentials: 403 for the cached blob (anonymous access,
+# asked first, fails: the repository is private) and then, remembered,
+# for the tag, before the cache or the upstream is asked.
+mark=$(log_mark "$tlog")
 code=$(ocurl -o "$SCEN/body" -w '%{http_code}' "https://token.test/v2/private/secret/blobs/$secret_layer" || true)
 expect_eq "outsider, no credentials, cached blob" 403 "$code"
-expect_match "the refusal says why" '"code":"DENIED"' "$(cat "$SCEN/body")"
-code=$(ocurl -o /dev/null -w '%{http_code}' -H "Accept: $SCHEMA2" https://token.test/v2/private/secret/manifests/v1 || true)
+expect_match "the refusal says why" 'private/secret on token.test is private' "$(cat "$SCEN/body")"
+expect_ge "anonymous token requests" 1 "$(count_since "$tlog" "$mark" 'GET user=- scope=repository:private/secret:pull')"
+mark=$(log_mark "$tlog")
+code=$(ocurl -o "$SCEN/body" -w '%{http_code}' -H "Accept: $SCHEMA2" https://token.test/v2/private/secret/manifests/v1 || true)
 expect_eq "outsider, no credentials, cached tag" 403 "$code"
+expect_match "the refusal says why" '"code":"DENIED"' "$(cat "$SCEN/body")"
+expect_eq "token requests for the remembered refusal" 0 "$(count_since "$tlog" "$mark" 'GET')"
+# A public repository is served to the outsider, anonymously.
+code=$(ocurl -o "$SCEN/manifest" -w '%{http_code}' -H "Accept: $SCHEMA2" https://token.test/v2/public/small/manifests/v1 || true)
+expect_eq "outsider, no credentials, public repository" 200 "$code"
+expect_file_digest "its manifest" "$SCEN/manifest" "$SMALL_DIGEST"
 
 # Outside, the proxy's handle: still 403.
 ph=$(ocurl "https://token.test/_drp/token?service=token.test&scope=repository:private/secret:pull" | jq -r .token)
