@@ -476,8 +476,10 @@ typedef struct drp_plugin {
 	 * Optional (missing = DECLINED). Before each upstream request to the
 	 * section's registry host (never for redirect targets such as a
 	 * CDN): add credentials with host->req_set_header, e.g. Basic, or a
-	 * Bearer token already in the token cache. Any thread. Returns enum
-	 * drp_auth_result.
+	 * Bearer token already in the token cache. Any thread. Returns OK,
+	 * DECLINED, DENIED or ERROR: decorate runs just before the request
+	 * is sent, so it cannot wait (PENDING is cancelled and the request
+	 * goes as it is); anything that needs a fetch belongs in challenge.
 	 */
 	int (*decorate)(void *inst, drp_auth_req_t *req);
 	/*
