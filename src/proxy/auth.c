@@ -526,33 +526,31 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 		snprintf(msg, sizeof(msg),
 			 "this proxy does not pass uploads to %s", r->registry);
 		drp_fetch_auth_fail(r->f, 403, msg);
-	} else if (drp_auth_is_handle(client)) {
+		goto out;
+	}
+	drp_auth_ident_t *id = NULL;
+	bool handle = drp_auth_is_handle(client), found = false;
+	if (handle) {
 		/* A handle of the proxy's realm never goes upstream. */
 		r->strip_handle = true;
 		const char *h = client + 7 + strspn(client + 7, " ");
-		drp_auth_ident_t *id = NULL;
-		if (drp_auth_handle_find(a->host, h, r->registry, &id) < 0) {
-			/* Expired since the request came in: as if it had
-			 * none. */
-			r->mode = plugin_ok ? MODE_PROXY : MODE_NONE;
-		} else if (id != NULL) {
-			r->mode = MODE_CORE; /* the client's own */
-			r->ident = id;
-		} else if (plugin_ok) {
-			r->mode = MODE_PROXY;
-		} else {
-			r->mode = MODE_CORE;
-			r->ident = drp_auth_ident_anon(a->host, r->registry);
-		}
-	} else if (client != NULL) {
+		found = drp_auth_handle_find(a->host, h, r->registry, &id) == 0;
+	}
+	if (id != NULL) {
+		r->mode = MODE_CORE; /* the client's own credentials */
+		r->ident = id;
+	} else if (client != NULL && !handle) {
 		r->mode = MODE_CLIENT; /* the client's credentials win */
 	} else if (plugin_ok) {
+		/* The proxy's handle, none, or one that expired since the
+		 * request came in. */
 		r->mode = MODE_PROXY;
-	} else if (r->outsider) {
+	} else if (found || r->outsider) {
 		/* What anonymous access gets, and no more. */
 		r->mode = MODE_CORE;
 		r->ident = drp_auth_ident_anon(a->host, r->registry);
 	}
+out:
 	if (client != NULL) {
 		explicit_bzero(client, strlen(client));
 		free(client);
