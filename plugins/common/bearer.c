@@ -449,3 +449,77 @@ void bearer_cancel(bearer_t *b, drp_auth_req_t *req)
 		((fetch_st_t *)(void *)kind)->req = NULL;
 	}
 }
+
+/* ---- shared plugin entry points ---- */
+
+typedef struct bearer_plugin {
+	const drp_host_api_t *host;
+} bearer_plugin_t;
+
+int bearer_plugin_init(const drp_host_api_t *host, drp_host_ctx_t *ctx,
+		       void **pctx)
+{
+	(void)ctx;
+	bearer_plugin_t *p = host->alloc(sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	p->host = host;
+	*pctx = p;
+	return 0;
+}
+
+void bearer_plugin_fini(void *pctx)
+{
+	bearer_plugin_t *p = pctx;
+	p->host->free(p);
+}
+
+const drp_host_api_t *bearer_plugin_host(void *pctx)
+{
+	return ((bearer_plugin_t *)pctx)->host;
+}
+
+int bearer_instance_make(const drp_host_api_t *host, drp_host_ctx_t *ctx,
+			 const char *user, const char *password, void **out,
+			 char *errbuf, size_t errlen)
+{
+	bearer_t *b = host->alloc(sizeof(*b));
+	if (b == NULL || bearer_init(b, host, ctx, user, password) < 0) {
+		host->free(b);
+		snprintf(errbuf, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	*out = b;
+	return 0;
+}
+
+void bearer_credentials_error(int r, char *errbuf, size_t errlen)
+{
+	snprintf(errbuf, errlen, "%s",
+		 r == -EIO ? "the password file cannot be read"
+			   : "incomplete credentials");
+}
+
+void bearer_instance_free(void *inst)
+{
+	bearer_t *b = inst;
+	const drp_host_api_t *h = b->host;
+	bearer_fini(b);
+	h->free(b);
+}
+
+int bearer_hook_decorate(void *inst, drp_auth_req_t *req)
+{
+	return bearer_decorate(inst, req);
+}
+
+int bearer_hook_challenge(void *inst, drp_auth_req_t *req,
+			  const char *www_authenticate)
+{
+	return bearer_challenge(inst, req, www_authenticate);
+}
+
+void bearer_hook_cancel(void *inst, drp_auth_req_t *req)
+{
+	bearer_cancel(inst, req);
+}

@@ -17,32 +17,6 @@
 
 #define GCR_USER "_json_key"
 
-typedef struct plugin {
-	const drp_host_api_t *host;
-} plugin_t;
-
-typedef struct inst {
-	bearer_t bearer;
-} inst_t;
-
-static int gcr_init(const drp_host_api_t *host, drp_host_ctx_t *ctx,
-		    void **pctx)
-{
-	(void)ctx;
-	plugin_t *p = host->alloc(sizeof(*p));
-	if (p == NULL)
-		return -ENOMEM;
-	p->host = host;
-	*pctx = p;
-	return 0;
-}
-
-static void gcr_fini(void *pctx)
-{
-	plugin_t *p = pctx;
-	p->host->free(p);
-}
-
 /*
  * The account name for log lines: the "client_email" string of the key.
  * A light scan, not a JSON parser: the token service validates the key.
@@ -63,7 +37,7 @@ static void client_email(const char *key, char *out, size_t len)
 static int gcr_instance_new(void *pctx, const drp_instance_args_t *args,
 			    void **out, char *errbuf, size_t errlen)
 {
-	const drp_host_api_t *h = ((plugin_t *)pctx)->host;
+	const drp_host_api_t *h = bearer_plugin_host(pctx);
 	if (h->config_get(args->ctx, "username") != NULL ||
 	    h->config_get(args->ctx, "password") != NULL ||
 	    h->config_get(args->ctx, "password_file") != NULL) {
@@ -94,44 +68,14 @@ static int gcr_instance_new(void *pctx, const drp_instance_args_t *args,
 		snprintf(errbuf, errlen, "bad service-account key");
 		return -EINVAL;
 	}
-	inst_t *i = h->alloc(sizeof(*i));
-	if (i == NULL ||
-	    (r = bearer_init(&i->bearer, h, args->ctx, GCR_USER, key)) < 0) {
-		h->free(i);
-		snprintf(errbuf, errlen, "out of memory");
-		r = -ENOMEM;
-	} else {
+	r = bearer_instance_make(h, args->ctx, GCR_USER, key, out, errbuf,
+				 errlen);
+	if (r == 0) {
 		h->log(args->ctx, DRP_PLUGIN_LOG_INFO, "service account '%s'",
 		       email);
-		*out = i;
 	}
 	bearer_free_secret(h, key);
 	return r;
-}
-
-static void gcr_instance_free(void *inst)
-{
-	inst_t *i = inst;
-	const drp_host_api_t *h = i->bearer.host;
-	bearer_fini(&i->bearer);
-	h->free(i);
-}
-
-static int gcr_decorate(void *inst, drp_auth_req_t *req)
-{
-	return bearer_decorate(&((inst_t *)inst)->bearer, req);
-}
-
-static int gcr_challenge(void *inst, drp_auth_req_t *req,
-			 const char *www_authenticate)
-{
-	return bearer_challenge(&((inst_t *)inst)->bearer, req,
-				www_authenticate);
-}
-
-static void gcr_cancel(void *inst, drp_auth_req_t *req)
-{
-	bearer_cancel(&((inst_t *)inst)->bearer, req);
 }
 
 static const drp_plugin_key_t gcr_keys[] = {
@@ -145,7 +89,9 @@ static const drp_plugin_key_t gcr_keys[] = {
 DRP_PLUGIN_DEFINE(.name = "gcr", .version = "1.0",
 		  .description = "gcr.io and *.pkg.dev with a "
 				 "service-account key (_json_key)",
-		  .config = gcr_keys, .init = gcr_init, .fini = gcr_fini,
-		  .instance_new = gcr_instance_new,
-		  .instance_free = gcr_instance_free, .decorate = gcr_decorate,
-		  .challenge = gcr_challenge, .cancel = gcr_cancel);
+		  .config = gcr_keys, .init = bearer_plugin_init,
+		  .fini = bearer_plugin_fini, .instance_new = gcr_instance_new,
+		  .instance_free = bearer_instance_free,
+		  .decorate = bearer_hook_decorate,
+		  .challenge = bearer_hook_challenge,
+		  .cancel = bearer_hook_cancel);
