@@ -258,6 +258,7 @@ drp_conf_t *drp_conf_defaults(void)
 	c->error_log = drp_strdup("-");
 	c->log_level = DRP_LOG_NOTICE;
 	c->users_file = NULL;
+	c->require_users = false;
 	c->max_connections = 4096;
 	c->max_header_size = 65536;
 	c->header_timeout = 30;
@@ -291,6 +292,8 @@ static const char defaults_text[] =
 	"error_log = -\n"
 	"log_level = notice\n"
 	"users_file =\n"
+	"require_users = no\n"
+	"tunnel_only =\n"
 	"max_connections = 4096\n"
 	"max_header_size = 64K\n"
 	"header_timeout = 30s\n"
@@ -420,6 +423,9 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->access_log);
 	free(c->error_log);
 	free(c->users_file);
+	for (unsigned i = 0; i < c->n_tunnel_only; i++)
+		free(c->tunnel_only[i]);
+	free(c->tunnel_only);
 	for (unsigned i = 0; i < c->n_resolve; i++)
 		free(c->resolve[i].host);
 	free(c->resolve);

@@ -38,8 +38,9 @@ typedef struct drp_conf_resolve {
 } drp_conf_resolve_t;
 
 /* [registry "name"]: kept raw; the plugin layer validates its own keys.
- * Shared keys (plugin, username, password, password_file, allow, push,
- * tag_ttl) are validated by the conf module and also kept in items. */
+ * Shared keys (plugin, username, password, password_file, allow, users,
+ * push, tag_ttl) are validated by the conf module and also kept in
+ * items. */
 typedef struct drp_conf_registry {
 	char *name; /* as written in the header, lower-cased host part */
 	const char *file;
@@ -68,20 +69,25 @@ typedef struct drp_conf {
 	unsigned n_allow;
 	uint16_t *tunnel_ports; /* tunnel_ports = 443 ... */
 	unsigned n_tunnel_ports;
-	char *ca_dir;		  /* ca_dir = (default "./ca" for embedded) */
-	char *upstream_ca_file;	  /* NULL if empty */
-	bool verify_upstream;	  /* default yes */
-	char *access_log;	  /* "-" = stderr */
-	char *error_log;	  /* error_log = "-" (stderr) or path */
-	int log_level;		  /* log_level = notice (enum drp_log_level) */
-	char *users_file;	  /* users_file = (htpasswd), NULL if unset */
-	unsigned max_connections; /* default 4096 */
-	unsigned max_header_size; /* default 65536 bytes (431 above) */
-	double header_timeout;	  /* s, default 30 */
-	double idle_timeout;	  /* keep-alive idle, default 60 */
-	double connect_timeout;	  /* upstream TCP connect, default 10 */
-	double handshake_timeout; /* TLS handshake, default 15 */
-	double body_timeout;	  /* body stall (no progress), default 120 */
+	char *ca_dir;		/* ca_dir = (default "./ca" for embedded) */
+	char *upstream_ca_file; /* NULL if empty */
+	bool verify_upstream;	/* default yes */
+	char *access_log;	/* "-" = stderr */
+	char *error_log;	/* error_log = "-" (stderr) or path */
+	int log_level;		/* log_level = notice (enum drp_log_level) */
+	char *users_file;	/* users_file = (htpasswd), NULL if unset */
+	bool require_users;	/* require_users = no: 407 without one */
+	char **tunnel_only;	/* tunnel_only = hosts never intercepted on the
+				   proxy's own initiative ("host", "host:port",
+				   "*.domain"; lower-case) */
+	unsigned n_tunnel_only;
+	unsigned max_connections;   /* default 4096 */
+	unsigned max_header_size;   /* default 65536 bytes (431 above) */
+	double header_timeout;	    /* s, default 30 */
+	double idle_timeout;	    /* keep-alive idle, default 60 */
+	double connect_timeout;	    /* upstream TCP connect, default 10 */
+	double handshake_timeout;   /* TLS handshake, default 15 */
+	double body_timeout;	    /* body stall (no progress), default 120 */
 	double tunnel_idle_timeout; /* default 600 */
 
 	/* [resolve] */
@@ -135,7 +141,8 @@ void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
  * The embedded defaults: listen 0.0.0.0:3128, workers auto, registries
  * quay.io gcr.io ghcr.io registry.k8s.io, allow = loopback + RFC1918 +
  * ULA, tunnel_ports 443, ca_dir ./ca, cache dir ./cache, max_size 32G,
- * tag_ttl 5m, verify_upstream yes, access_log -. Never fails.
+ * tag_ttl 5m, verify_upstream yes, access_log -, no users_file,
+ * require_users no, tunnel_only empty. Never fails.
  */
 drp_conf_t *drp_conf_defaults(void);
 /* The embedded defaults as INI text (what `-t -v`/docs show). */

@@ -518,6 +518,37 @@ static void set_registries(struct ld *ld, const drp_conf_item_t *it,
 	c->n_registries = n;
 }
 
+/* Like registries, plus "*.domain": hosts the proxy never intercepts
+ * on its own initiative. */
+static void set_tunnel_only(struct ld *ld, const drp_conf_item_t *it,
+			    const struct key *k)
+{
+	drp_conf_t *c = ld->c;
+	char **tok;
+	unsigned n = split_list(it->value, &tok);
+	char **list = drp_calloc(n, sizeof(*list));
+	bool bad = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		list[i] = norm_host_port(tok[i], strlen(tok[i]), true);
+		if (list[i] == NULL) {
+			err(ld, it,
+			    "invalid host '%s' (expected HOST, HOST:PORT or "
+			    "*.DOMAIN)",
+			    CLIP(tok[i]));
+			bad = true;
+		}
+	}
+	free_list(tok, n);
+	if (bad) {
+		free_list(list, n);
+		return;
+	}
+	free_list(c->tunnel_only, c->n_tunnel_only);
+	c->tunnel_only = list;
+	c->n_tunnel_only = n;
+}
+
 static void set_allow(struct ld *ld, const drp_conf_item_t *it,
 		      const struct key *k)
 {
@@ -652,6 +683,8 @@ static const struct key proxy_keys[] = {
 	{.name = "error_log", .set = set_string, .off = F(error_log)},
 	{.name = "log_level", .set = set_log_level},
 	{.name = "users_file", .set = set_string_opt, .off = F(users_file)},
+	{.name = "require_users", .set = set_bool, .off = F(require_users)},
+	{.name = "tunnel_only", .set = set_tunnel_only},
 	{.name = "max_connections",
 	 .set = set_uint,
 	 .off = F(max_connections),
@@ -844,7 +877,7 @@ static void apply_resolve(struct ld *ld, const drp_ini_section_t *s)
 
 static const char *const registry_shared[] = {
 	"plugin", "username", "password", "password_file",
-	"allow",  "push",     "tag_ttl",
+	"allow",  "users",    "push",	  "tag_ttl",
 };
 
 static bool is_shared_key(const char *k)
@@ -853,6 +886,37 @@ static bool is_shared_key(const char *k)
 		if (strcmp(registry_shared[i], k) == 0)
 			return true;
 	return false;
+}
+
+/* users = NAME... (proxy users of [proxy] users_file) or "*" (any of
+ * them). Names are what htpasswd accepts: no ':' and no control or blank
+ * characters. */
+static void check_users(struct ld *ld, const drp_conf_item_t *it)
+{
+	char **tok;
+	unsigned n = split_list(it->value, &tok);
+
+	if (n == 0)
+		err(ld, it, "expected user names of users_file, or *");
+	for (unsigned i = 0; i < n; i++) {
+		if (strcmp(tok[i], "*") == 0) {
+			if (n > 1) {
+				err(ld, it,
+				    "'*' (any proxy user) stands alone");
+				break;
+			}
+			continue;
+		}
+		for (const unsigned char *p = (const unsigned char *)tok[i]; *p;
+		     p++) {
+			if (*p == ':' || *p < 0x20 || *p == 0x7f) {
+				err(ld, it, "invalid user name '%s'",
+				    CLIP(tok[i]));
+				break;
+			}
+		}
+	}
+	free_list(tok, n);
 }
 
 static void check_shared(struct ld *ld, const drp_conf_item_t *it)
@@ -864,6 +928,8 @@ static void check_shared(struct ld *ld, const drp_conf_item_t *it)
 		get_nonempty(ld, it);
 	} else if (strcmp(k, "allow") == 0) {
 		get_cidrs(ld, it, NULL, NULL);
+	} else if (strcmp(k, "users") == 0) {
+		check_users(ld, it);
 	} else if (strcmp(k, "push") == 0) {
 		if (strcmp(it->value, "client") != 0 &&
 		    strcmp(it->value, "proxy") != 0 &&
@@ -1006,6 +1072,65 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 	};
 }
 
+/* Where a [proxy] key was set (0 if it was not). */
+static unsigned proxy_line(const struct ld *ld, const char *key)
+{
+	for (unsigned i = 0; i < ld->proxy.n; i++)
+		if (strcmp(ld->proxy.key[i], key) == 0)
+			return ld->proxy.line[i];
+	return 0;
+}
+
+/* Rules between keys, checked once the whole file is applied (the keys
+ * may come in any order). */
+static void check_cross(struct ld *ld)
+{
+	drp_conf_t *c = ld->c;
+	unsigned l = proxy_line(ld, "require_users");
+
+	if (c->require_users && c->users_file == NULL) {
+		drp_conf_error(ld->errs, c->path, l, "proxy", "require_users",
+			       "needs users_file (the proxy users)");
+		ld->n_errs++;
+	}
+	for (unsigned i = 0; i < c->n_registry; i++) {
+		const drp_conf_registry_t *r = &c->registry[i];
+		const drp_conf_item_t *it = drp_conf_registry_get(r, "users");
+		if (it != NULL && c->users_file == NULL) {
+			drp_conf_registry_error(ld->errs, r, it,
+						"needs [proxy] users_file (the "
+						"proxy users)");
+			ld->n_errs++;
+		}
+	}
+	l = proxy_line(ld, "tunnel_only");
+	for (unsigned i = 0; i < c->n_tunnel_only; i++) {
+		const char *t = c->tunnel_only[i];
+		for (unsigned j = 0; j < c->n_registries; j++) {
+			if (strcmp(c->registries[j], t) != 0)
+				continue;
+			drp_conf_error(ld->errs, c->path, l, "proxy",
+				       "tunnel_only",
+				       "'%s' is also in registries "
+				       "(intercepted)",
+				       CLIP(t));
+			ld->n_errs++;
+		}
+		for (unsigned j = 0; j < c->n_registry; j++) {
+			const char *name = c->registry[j].name;
+			size_t hl = strcspn(name, "/");
+			if (strlen(t) != hl || strncmp(name, t, hl) != 0)
+				continue;
+			drp_conf_error(ld->errs, c->path, l, "proxy",
+				       "tunnel_only",
+				       "'%s' has a [registry \"%s\"] section "
+				       "(line %u), which intercepts it",
+				       CLIP(t), name, c->registry[j].line);
+			ld->n_errs++;
+		}
+	}
+}
+
 unsigned drp_schema_apply(drp_conf_t *c, const drp_ini_t *ini,
 			  drp_conf_errors_t *errs)
 {
@@ -1038,6 +1163,7 @@ unsigned drp_schema_apply(drp_conf_t *c, const drp_ini_t *ini,
 			       "cache or registry \"NAME\")");
 		}
 	}
+	check_cross(&ld);
 	seen_free(&ld.proxy);
 	seen_free(&ld.resolve);
 	seen_free(&ld.cache);

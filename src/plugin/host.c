@@ -19,7 +19,7 @@
 
 static const char *const shared_keys[] = {
 	"plugin", "username", "password", "password_file",
-	"allow",  "push",     "tag_ttl",
+	"allow",  "users",    "push",	  "tag_ttl",
 };
 
 bool drp_plugin_shared_key(const char *key)

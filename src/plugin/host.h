@@ -62,7 +62,7 @@ double drp_plugin_host_clock(drp_plugin_host_t *h);
 
 /* The shared configuration keys every [registry] section may hold,
  * validated by the conf module: plugin, username, password,
- * password_file, allow, push, tag_ttl. */
+ * password_file, allow, users, push, tag_ttl. */
 bool drp_plugin_shared_key(const char *key) __attribute__((nonnull));
 
 /* Largest file config_secret reads. */

@@ -569,6 +569,41 @@ static const struct {
 	 "= x\n",
 	 "t.ini:4: [registry \"quay.io\"] password: password and "
 	 "password_file are mutually exclusive"},
+	/* require_users without anybody to require */
+	{"[proxy]\nrequire_users = yes\n",
+	 "t.ini:2: [proxy] require_users: needs users_file (the proxy users)"},
+	/* require_users: not a boolean */
+	{"[proxy]\nusers_file = u\nrequire_users = always\n",
+	 "t.ini:3: [proxy] require_users: invalid boolean 'always' (expected "
+	 "yes or no)"},
+	/* tunnel_only: a bad host */
+	{"[proxy]\ntunnel_only = a..b\n",
+	 "t.ini:2: [proxy] tunnel_only: invalid host 'a..b' (expected HOST, "
+	 "HOST:PORT or *.DOMAIN)"},
+	/* tunnel_only: a host registries intercepts */
+	{"[proxy]\ntunnel_only = x.test quay.io\n",
+	 "t.ini:2: [proxy] tunnel_only: 'quay.io' is also in registries "
+	 "(intercepted)"},
+	/* tunnel_only: a host a [registry] section intercepts */
+	{"[proxy]\nregistries =\ntunnel_only = r.test:5000\n"
+	 "[registry \"r.test:5000/team\"]\n",
+	 "t.ini:3: [proxy] tunnel_only: 'r.test:5000' has a [registry "
+	 "\"r.test:5000/team\"] section (line 4), which intercepts it"},
+	/* [registry] users without users_file */
+	{"[registry \"quay.io\"]\nusers = alice\n",
+	 "t.ini:2: [registry \"quay.io\"] users: needs [proxy] users_file "
+	 "(the proxy users)"},
+	/* [registry] users: '*' with names */
+	{"[proxy]\nusers_file = u\n[registry \"quay.io\"]\nusers = *, bob\n",
+	 "t.ini:4: [registry \"quay.io\"] users: '*' (any proxy user) stands "
+	 "alone"},
+	/* [registry] users: empty */
+	{"[proxy]\nusers_file = u\n[registry \"quay.io\"]\nusers =\n",
+	 "t.ini:4: [registry \"quay.io\"] users: expected user names of "
+	 "users_file, or *"},
+	/* [registry] users: a name htpasswd cannot hold */
+	{"[proxy]\nusers_file = u\n[registry \"quay.io\"]\nusers = a:b\n",
+	 "t.ini:4: [registry \"quay.io\"] users: invalid user name 'a:b'"},
 	/* [registry]: duplicate shared key */
 	{"[registry \"quay.io\"]\nusername = a\nusername = b\n",
 	 "t.ini:3: [registry \"quay.io\"] username: duplicate key (first at "
@@ -688,6 +723,8 @@ static const char full_text[] =
 	"error_log = /var/log/drp/error.log\n"
 	"log_level = debug\n"
 	"users_file = /etc/drp/users\n"
+	"require_users = yes\n"
+	"tunnel_only = Auth.Example.NET *.cdn.test 10.9.9.9:8443\n"
 	"max_connections = 100\n"
 	"max_header_size = 16K\n"
 	"header_timeout = 0.5\n"
@@ -718,6 +755,7 @@ static const char full_text[] =
 	"token_ttl = 300 ; plugin-specific, kept for the plugin\n"
 	"[registry \"*.pkg.dev\"]\n"
 	"allow = 10.1.0.0/16\n"
+	"users = alice, bob\n"
 	"tag_ttl = 1m\n"
 	"[registry \"LOCALHOST:05000/team/app_x\"]\n";
 
@@ -753,6 +791,11 @@ START_TEST(full_config)
 	ck_assert_str_eq(c->error_log, "/var/log/drp/error.log");
 	ck_assert_int_eq(c->log_level, DRP_LOG_DEBUG);
 	ck_assert_str_eq(c->users_file, "/etc/drp/users");
+	ck_assert(c->require_users);
+	ck_assert_uint_eq(c->n_tunnel_only, 3);
+	ck_assert_str_eq(c->tunnel_only[0], "auth.example.net");
+	ck_assert_str_eq(c->tunnel_only[1], "*.cdn.test");
+	ck_assert_str_eq(c->tunnel_only[2], "10.9.9.9:8443");
 	ck_assert_uint_eq(c->max_connections, 100);
 	ck_assert_uint_eq(c->max_header_size, 16384);
 	ck_assert_double_eq(c->header_timeout, 0.5);
@@ -784,7 +827,7 @@ START_TEST(full_config)
 	/* Host lower-cased, repository prefix kept. */
 	ck_assert_str_eq(r->name, "docker.io/acme");
 	ck_assert_str_eq(r->file, "t.ini");
-	ck_assert_uint_eq(r->line, 38);
+	ck_assert_uint_eq(r->line, 40);
 	ck_assert_uint_eq(r->n_items, 5);
 	const char *keys[] = {"plugin", "username", "password_file", "push",
 			      "token_ttl"};
@@ -794,17 +837,19 @@ START_TEST(full_config)
 		ck_assert_str_eq(r->items[i].key, keys[i]);
 		ck_assert_str_eq(r->items[i].value, vals[i]);
 		ck_assert_str_eq(r->items[i].file, "t.ini");
-		ck_assert_uint_eq(r->items[i].line, 39 + i);
+		ck_assert_uint_eq(r->items[i].line, 41 + i);
 	}
 	ck_assert_ptr_eq(drp_conf_registry_get(r, "token_ttl"), &r->items[4]);
 	ck_assert_ptr_null(drp_conf_registry_get(r, "password"));
 	r = &c->registry[1];
 	ck_assert_str_eq(r->name, "*.pkg.dev");
-	ck_assert_uint_eq(r->line, 44);
-	ck_assert_uint_eq(r->n_items, 2);
+	ck_assert_uint_eq(r->line, 46);
+	ck_assert_uint_eq(r->n_items, 3);
 	ck_assert_str_eq(drp_conf_registry_get(r, "allow")->value,
 			 "10.1.0.0/16");
-	ck_assert_uint_eq(drp_conf_registry_get(r, "tag_ttl")->line, 46);
+	ck_assert_str_eq(drp_conf_registry_get(r, "users")->value,
+			 "alice, bob");
+	ck_assert_uint_eq(drp_conf_registry_get(r, "tag_ttl")->line, 49);
 	r = &c->registry[2];
 	/* Port normalised, path kept; an empty section is anonymous. */
 	ck_assert_str_eq(r->name, "localhost:5000/team/app_x");
@@ -978,6 +1023,10 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_str_eq(a->error_log, b->error_log);
 	ck_assert_int_eq(a->log_level, b->log_level);
 	assert_str_or_null_eq(a->users_file, b->users_file);
+	ck_assert(a->require_users == b->require_users);
+	ck_assert_uint_eq(a->n_tunnel_only, b->n_tunnel_only);
+	for (unsigned i = 0; i < a->n_tunnel_only; i++)
+		ck_assert_str_eq(a->tunnel_only[i], b->tunnel_only[i]);
 	ck_assert_uint_eq(a->max_connections, b->max_connections);
 	ck_assert_uint_eq(a->max_header_size, b->max_header_size);
 	ck_assert_double_eq(a->header_timeout, b->header_timeout);
@@ -1020,6 +1069,8 @@ START_TEST(defaults_values)
 	ck_assert_str_eq(c->error_log, "-");
 	ck_assert_int_eq(c->log_level, DRP_LOG_NOTICE);
 	ck_assert_ptr_null(c->users_file);
+	ck_assert(!c->require_users);
+	ck_assert_uint_eq(c->n_tunnel_only, 0);
 	ck_assert_uint_eq(c->max_connections, 4096);
 	ck_assert_uint_eq(c->max_header_size, 65536);
 	ck_assert_double_eq(c->header_timeout, 30);
@@ -1058,6 +1109,7 @@ START_TEST(defaults_round_trip)
 		"upstream_ca_file", "verify_upstream",
 		"access_log",	    "error_log",
 		"log_level",	    "users_file",
+		"require_users",    "tunnel_only",
 		"max_connections",  "max_header_size",
 		"header_timeout",   "idle_timeout",
 		"connect_timeout",  "handshake_timeout",
@@ -1148,8 +1200,8 @@ START_TEST(example_uncommented_loads)
 	ck_assert_uint_ge(c->n_registry, 4);
 	/* Every shared [registry] key appears in some section. */
 	const char *shared[] = {"plugin",	 "username", "password",
-				"password_file", "allow",    "push",
-				"tag_ttl"};
+				"password_file", "allow",    "users",
+				"push",		 "tag_ttl"};
 	for (unsigned k = 0; k < N(shared); k++) {
 		bool found = false;
 		for (unsigned i = 0; i < c->n_registry && !found; i++)
@@ -1165,6 +1217,7 @@ START_TEST(example_uncommented_loads)
 		"upstream_ca_file", "verify_upstream",
 		"access_log",	    "error_log",
 		"log_level",	    "users_file",
+		"require_users",    "tunnel_only",
 		"max_connections",  "max_header_size",
 		"header_timeout",   "idle_timeout",
 		"connect_timeout",  "handshake_timeout",
