@@ -26,6 +26,7 @@
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"
+#include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -431,6 +432,10 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* One thread stores verified downloads (fsync, link): the stores
+	 * are disk-bound, more threads would only compete for the disk. */
+	if (srv.capi)
+		srv.jobs = drp_jobs_new(1);
 	if (drp_workers_start(&srv) < 0) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
 		return 1;
@@ -456,6 +461,7 @@ int main(int argc, char **argv)
 	if (pidfile)
 		unlink(pidfile);
 	drp_server_runtime_set(&srv, NULL);
+	drp_jobs_free(srv.jobs); /* finishes the stores under way */
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);
 	free(srv.spool_dir);

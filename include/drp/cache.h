@@ -68,7 +68,7 @@ extern "C" {
 #endif
 
 #define DRP_CACHE_ABI_MAJOR 1
-#define DRP_CACHE_ABI_MINOR 0
+#define DRP_CACHE_ABI_MINOR 1
 
 /* "sha256:" + 64 hex digits, plus the NUL. */
 #define DRP_CACHE_DIGEST_SIZE 72
@@ -323,6 +323,38 @@ typedef struct drp_cache_api {
 	/* Delete a record. 0 or -ENOENT. */
 	int (*meta_del)(drp_cache_t *db, drp_cache_stats_t *stats,
 			const void *key, size_t keylen);
+
+	/* ---- v1.1 (optional: check with DRP_CACHE_HAS_OP) ---- */
+
+	/*
+	 * Open an anonymous temp file, readable and writable, in which the
+	 * core spools a body it is receiving (clients stream from it while
+	 * it fills) and which it then hands to adopt(). Return the fd (the
+	 * caller closes it) or -errno; -ENOSPC while the backend pauses
+	 * caching for a full disk. A backend without this op makes the core
+	 * use a temp file of its own.
+	 * fs: O_TMPFILE in DIR/tmp, on the objects' filesystem, so adopt()
+	 * links the file into place instead of copying it (named and
+	 * unlinked at once where O_TMPFILE is not supported).
+	 */
+	int (*spool_open)(drp_cache_t *db, drp_cache_stats_t *stats);
+	/*
+	 * Store bytes [0, len) of the file fd as the object `digest`. The
+	 * CALLER has verified that they hash to digest (the core hashes every
+	 * body once, as it arrives; hashing again here would double the CPU
+	 * of a cold pull): the backend does not check. fd stays open and the
+	 * caller's; its offset is not used (pread). The file must not change
+	 * during the call.
+	 * Returns what commit() returns, except -EBADMSG: 0 (stored, or
+	 * already stored), -EFBIG, -ENOSPC, -EIO, -EINVAL (bad digest).
+	 * Same guarantee: after a crash the object is complete or absent.
+	 * fs: fsync(fd), then a link of the file into place when it came
+	 * from spool_open (no copy), else a copy; blocks.
+	 * The core uses write_begin/write/commit when a backend lacks this
+	 * op (drp_cache_adopt() in the daemon does exactly that).
+	 */
+	int (*adopt)(drp_cache_t *db, drp_cache_stats_t *stats,
+		     const char *digest, int fd, uint64_t len);
 	/* Appended ops go here (check with DRP_CACHE_HAS_OP). */
 } drp_cache_api_t;
 

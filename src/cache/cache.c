@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/cache.h"
 #include "cache/digest.h"
+#include "cache/index.h"
 #include "util/mem.h"
 
 /*
@@ -432,4 +434,40 @@ int drp_cache_seen_get(const drp_cache_api_t *api, drp_cache_t *db,
 	int rc = api->meta_get(db, stats, k, (size_t)kl, NULL, &len);
 	/* Any stored value (even one too long for no buffer) means seen. */
 	return rc == -ERANGE ? 0 : rc;
+}
+
+int drp_cache_adopt(const drp_cache_api_t *api, drp_cache_t *db,
+		    drp_cache_stats_t *stats, const char *digest, int fd,
+		    uint64_t len)
+{
+	if (DRP_CACHE_HAS_OP(api, adopt))
+		return api->adopt(db, stats, digest, fd, len);
+	drp_cache_writer_t *w;
+	int rc = api->write_begin(db, stats, digest, len, &w);
+	if (rc == -EEXIST) {
+		DRP_CACHE_STAT_ADD(stats, commit_dups, 1);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	char *buf = drp_malloc(256 * 1024);
+	uint64_t off = 0;
+	while (off < len && rc == 0) {
+		size_t want = len - off > 256 * 1024 ? 256 * 1024
+						     : (size_t)(len - off);
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			rc = n < 0 ? -errno : -EIO;
+		else
+			rc = api->write(db, stats, w, buf, (size_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	free(buf);
+	if (rc < 0) {
+		api->abort(db, stats, w);
+		return rc;
+	}
+	return api->commit(db, stats, w);
 }

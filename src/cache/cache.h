@@ -34,6 +34,16 @@ const drp_cache_api_t *drp_cache_mem(void);
  */
 void drp_cache_fs_inject_error(drp_cache_t *db, int err, unsigned count);
 
+/*
+ * Store bytes [0, len) of fd, whose SHA-256 the caller has verified to be
+ * digest: api->adopt when the backend has it, else a writer fed with
+ * pread (which hashes again and returns -EBADMSG on a mismatch). Returns
+ * what adopt returns. Blocks.
+ */
+int drp_cache_adopt(const drp_cache_api_t *api, drp_cache_t *db,
+		    drp_cache_stats_t *stats, const char *digest, int fd,
+		    uint64_t len);
+
 /* Longest media type kept in a tag record (bytes, without the NUL). */
 #define DRP_CACHE_MEDIA_TYPE_MAX 255
 

@@ -916,6 +916,185 @@ static void fs_abort(drp_cache_t *db, drp_cache_stats_t *stats,
 	writer_free(db, w);
 }
 
+static int fs_spool_open(drp_cache_t *db, drp_cache_stats_t *stats)
+{
+	pthread_mutex_lock(&db->idx.lock);
+	bool paused = now_s() < db->nospace_until;
+	pthread_mutex_unlock(&db->idx.lock);
+	if (paused)
+		return -ENOSPC;
+	int fd = openat(db->dirfd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
+			FILE_MODE);
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return storage_error(db, errno, "open spool file");
+	/* No O_TMPFILE here: a named file, unlinked at once (adopt then
+	 * copies it). */
+	char tmp[32];
+	snprintf(tmp, sizeof(tmp), "tmp/s%" PRIu64, next_seq(db));
+	fd = openat(db->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    FILE_MODE);
+	if (fd < 0)
+		return storage_error(db, errno, "open spool file");
+	unlinkat(db->dirfd, tmp, 0);
+	return fd;
+}
+
+/* Copy bytes [0, len) of src into the new file dst (for adopt). */
+static int copy_file(drp_cache_t *db, int src, int dst, uint64_t len)
+{
+	loff_t in = 0, out = 0;
+	while ((uint64_t)in < len) {
+		size_t want = len - (uint64_t)in > (1u << 30)
+				      ? (1u << 30)
+				      : (size_t)(len - (uint64_t)in);
+		ssize_t n = copy_file_range(src, &in, dst, &out, want, 0);
+		if (n > 0)
+			continue;
+		if (n == 0) {
+			errno = EIO; /* the file is shorter than len */
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
+		    errno != EOPNOTSUPP)
+			return -1;
+		/* No in-kernel copy between these files: read and write. */
+		static __thread char buf[256 * 1024];
+		while ((uint64_t)in < len) {
+			size_t w = len - (uint64_t)in > sizeof(buf)
+					   ? sizeof(buf)
+					   : (size_t)(len - (uint64_t)in);
+			ssize_t r = pread(src, buf, w, in);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				if (r == 0)
+					errno = EIO;
+				return -1;
+			}
+			if (write_full(db, dst, buf, (size_t)r) < 0)
+				return -1;
+			in += r;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+/* Give the caller's file a name in tmp/: a link of the file itself when
+ * it is an unnamed file on our filesystem (from spool_open), else a
+ * synced copy. The name is written to tmp (capacity 32). */
+static int adopt_name(drp_cache_t *db, int fd, uint64_t len, char *tmp)
+{
+	snprintf(tmp, 32, "tmp/a%" PRIu64, next_seq(db));
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (fsync(fd) == 0 &&
+	    linkat(AT_FDCWD, proc, db->dirfd, tmp, AT_SYMLINK_FOLLOW) == 0) {
+		/* The spool may have grown past len (it never does in the
+		 * core); the object is exactly len bytes. */
+		struct stat st;
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == len)
+			return 0;
+		unlinkat(db->dirfd, tmp, 0);
+	}
+	int out = openat(db->dirfd, tmp,
+			 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+	if (out < 0)
+		return storage_error(db, errno, "create temp file");
+	int rc = 0;
+	if (copy_file(db, fd, out, len) < 0)
+		rc = storage_error(db, errno, "copy into the cache");
+	else if (fsync(out) < 0)
+		rc = storage_error(db, errno, "fsync");
+	if (close(out) < 0 && rc == 0)
+		rc = storage_error(db, errno, "close");
+	if (rc < 0)
+		unlinkat(db->dirfd, tmp, 0);
+	return rc;
+}
+
+static int fs_adopt(drp_cache_t *db, drp_cache_stats_t *stats,
+		    const char *digest, int fd, uint64_t len)
+{
+	uint8_t d[DRP_DIGEST_LEN];
+	char tmp[32], path[128], parent[128];
+	uint64_t reserved = 0;
+	struct grave g = {.db = db};
+	if (drp_digest_parse(digest, d) < 0 || fd < 0)
+		return -EINVAL;
+
+	pthread_mutex_lock(&db->idx.lock);
+	int rc = 0;
+	if (drp_cache_index_find(&db->idx, d))
+		rc = -EEXIST;
+	else if (now_s() < db->nospace_until)
+		rc = -ENOSPC;
+	else
+		rc = drp_cache_index_reserve(&db->idx, &reserved, len,
+					     grave_add_cb, &g, stats);
+	pthread_mutex_unlock(&db->idx.lock);
+	grave_flush(&g);
+	if (rc == -EEXIST) {
+		DRP_CACHE_STAT_ADD(stats, commit_dups, 1);
+		return 0;
+	}
+	if (rc == 0)
+		rc = adopt_name(db, fd, len, tmp);
+	if (rc < 0) {
+		pthread_mutex_lock(&db->idx.lock);
+		drp_cache_index_release(&db->idx, &reserved);
+		pthread_mutex_unlock(&db->idx.lock);
+		if (rc == -EFBIG)
+			DRP_CACHE_STAT_ADD(stats, too_big, 1);
+		else if (rc == -ENOSPC)
+			DRP_CACHE_STAT_ADD(stats, no_space, 1);
+		else
+			DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+		return rc;
+	}
+
+	blob_path(path, sizeof(path), d);
+	pthread_mutex_lock(&db->idx.lock);
+	bool dup = drp_cache_index_find(&db->idx, d) != NULL;
+	bool resumed = false;
+	if (!dup)
+		rc = rename_mkdir(db->dirfd, tmp, path);
+	if (!dup && rc == 0) {
+		int64_t now = now_s();
+		drp_cache_obj_t *o = drp_cache_obj_new(d, len, now);
+		o->stamp = now;
+		drp_cache_index_release(&db->idx, &reserved);
+		drp_cache_index_insert(&db->idx, o);
+		resumed = db->nospace_logged && now >= db->nospace_until;
+		if (resumed)
+			db->nospace_logged = false;
+	} else {
+		drp_cache_index_release(&db->idx, &reserved);
+	}
+	pthread_mutex_unlock(&db->idx.lock);
+	if (dup || rc < 0)
+		unlinkat(db->dirfd, tmp, 0);
+	if (dup) {
+		DRP_CACHE_STAT_ADD(stats, commit_dups, 1);
+		return 0;
+	}
+	if (rc < 0) {
+		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+		return storage_error(db, -rc, "rename into place");
+	}
+	parent_of(parent, sizeof(parent), path);
+	fsync_dir(db, parent);
+	if (resumed)
+		drp_log_notice(DRP_LOG_CACHE, "%s: caching resumed", db->dir);
+	DRP_CACHE_STAT_ADD(stats, commits, 1);
+	DRP_CACHE_STAT_ADD(stats, write_bytes, len);
+	return 0;
+}
+
 static int fs_remove(drp_cache_t *db, drp_cache_stats_t *stats,
 		     const char *digest)
 {
@@ -1147,6 +1326,8 @@ static const drp_cache_api_t fs_api = {
 	.meta_put = fs_meta_put,
 	.meta_get = fs_meta_get,
 	.meta_del = fs_meta_del,
+	.spool_open = fs_spool_open,
+	.adopt = fs_adopt,
 };
 
 const drp_cache_api_t *drp_cache_fs(void)

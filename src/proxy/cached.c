@@ -15,6 +15,7 @@
 #include "proxy/fetchbuf.h"
 #include "proxy/fill.h"
 #include "proxy/server.h"
+#include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -145,7 +146,7 @@ void drp_cached_release(drp_conn_t *c)
 	if (q->reader)
 		srv->capi->read_close(srv->cdb, &srv->cstats, q->reader);
 	if (q->fill) {
-		drp_fill_waiter_del(q->fill);
+		drp_fill_waiter_del(q->fill, c->w);
 		drp_fill_unref(q->fill);
 	}
 	if (q->fb)
@@ -537,7 +538,7 @@ static void blob_miss(drp_conn_t *c)
 		pass_through(c);
 		return;
 	}
-	drp_fill_waiter_add(q->fill);
+	drp_fill_waiter_add(q->fill, c->w);
 	q->initiator = created;
 	q->result = created ? "MISS" : "COALESCED";
 	c->result = q->result;
@@ -586,7 +587,36 @@ static void mt_key(char *buf, size_t len, const char *digest)
 	snprintf(buf, len, "mt %s", digest);
 }
 
-/* Store a verified manifest: object + media type (+ tag record). */
+typedef struct manifest_job {
+	drp_server_t *srv;
+	char digest[DRP_CACHE_DIGEST_SIZE];
+	size_t len;
+	char body[];
+} manifest_job_t;
+
+/* Background thread: the object store (fsync) stays off the loop and out
+ * of the client's wait. */
+static void manifest_job(void *arg)
+{
+	manifest_job_t *j = arg;
+	drp_server_t *srv = j->srv;
+	drp_cache_writer_t *wr;
+	int r = srv->capi->write_begin(srv->cdb, &srv->cstats, j->digest,
+				       j->len, &wr);
+	if (r == 0) {
+		srv->capi->write(srv->cdb, &srv->cstats, wr, j->body, j->len);
+		r = srv->capi->commit(srv->cdb, &srv->cstats, wr);
+		if (r < 0)
+			drp_log_info(DRP_LOG_CACHE,
+				     "%s: manifest not stored: %s", j->digest,
+				     strerror(-r));
+	}
+	free(j);
+}
+
+/* Store a verified manifest: object + media type (+ tag record). The
+ * object is stored in the background; a request for it meanwhile misses
+ * and fetches it again. */
 static void store_manifest(drp_conn_t *c, const char *digest, const char *ctype,
 			   const drp_buf_t *body)
 {
@@ -596,18 +626,13 @@ static void store_manifest(drp_conn_t *c, const char *digest, const char *ctype,
 	mt_key(key, sizeof(key), digest);
 	srv->capi->meta_put(srv->cdb, &srv->cstats, key, strlen(key), ctype,
 			    strlen(ctype));
-	drp_cache_writer_t *wr;
-	int r = srv->capi->write_begin(srv->cdb, &srv->cstats, digest,
-				       drp_buf_pending(body), &wr);
-	if (r == 0) {
-		srv->capi->write(srv->cdb, &srv->cstats, wr, drp_buf_head(body),
-				 drp_buf_pending(body));
-		r = srv->capi->commit(srv->cdb, &srv->cstats, wr);
-		if (r < 0)
-			drp_log_info(DRP_LOG_CACHE,
-				     "%s: manifest not stored: %s", digest,
-				     strerror(-r));
-	}
+	size_t len = drp_buf_pending(body);
+	manifest_job_t *j = drp_malloc(sizeof(*j) + (len ? len : 1));
+	j->srv = srv;
+	snprintf(j->digest, sizeof(j->digest), "%s", digest);
+	j->len = len;
+	memcpy(j->body, drp_buf_head(body), len);
+	drp_jobs_submit(srv->jobs, manifest_job, j);
 	char host[DRP_HOST_MAX + 8];
 	host_key(c, host, sizeof(host));
 	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, digest, host,

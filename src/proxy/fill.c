@@ -9,9 +9,11 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "cache/digest.h"
 #include "proxy/server.h"
 #include "util/buf.h"
+#include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -26,6 +28,7 @@ struct drp_fill {
 	char *owner;
 	int spool;
 	/* guarded by lock */
+	unsigned *wwait; /* waiters per worker (srv->n_workers) */
 	enum drp_fill_state state;
 	uint64_t written;
 	uint64_t total;
@@ -38,9 +41,9 @@ struct drp_fill {
 	bool in_table;
 	/* owned by the fetch's worker thread */
 	drp_fetch_t *fetch;
+	drp_worker_t *home; /* the fetch's worker */
 	drp_digest_t hash;
 	bool hashing;
-	drp_cache_writer_t *writer;
 	bool declined_too_big;
 	bool broken; /* spool write failed: drain and drop */
 };
@@ -62,7 +65,7 @@ static void table_remove(drp_fill_t *f)
 	pthread_mutex_unlock(&srv->fills_lock);
 }
 
-static int spool_open(const char *dir)
+static int spool_open_in(const char *dir)
 {
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
@@ -74,6 +77,19 @@ static int spool_open(const char *dir)
 	if (fd >= 0)
 		unlink(path);
 	return fd;
+}
+
+/* The spool: the cache backend's own temp file when it offers one (the
+ * fs backend then links the verified file into the cache instead of
+ * copying it), else one in the spool directory. */
+static int spool_open(drp_server_t *srv)
+{
+	if (srv->capi && DRP_CACHE_HAS_OP(srv->capi, spool_open)) {
+		int fd = srv->capi->spool_open(srv->cdb, &srv->cstats);
+		if (fd >= 0)
+			return fd;
+	}
+	return spool_open_in(srv->spool_dir);
 }
 
 const char *drp_fill_owner(const drp_fill_t *f)
@@ -93,7 +109,7 @@ drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
 			return f;
 		}
 	}
-	int fd = spool_open(srv->spool_dir);
+	int fd = spool_open(srv);
 	if (fd < 0) {
 		pthread_mutex_unlock(&srv->fills_lock);
 		drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE,
@@ -107,6 +123,8 @@ drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
 	snprintf(f->digest, sizeof(f->digest), "%s", digest);
 	f->owner = drp_strdup(owner);
 	f->spool = fd;
+	f->wwait = drp_calloc(srv->n_workers ? srv->n_workers : 1,
+			      sizeof(*f->wwait));
 	f->total = UINT64_MAX;
 	f->state = DRP_FILL_STARTING;
 	f->in_table = true;
@@ -123,6 +141,7 @@ void drp_fill_unref(drp_fill_t *f)
 		return;
 	table_remove(f);
 	close(f->spool);
+	free(f->wwait);
 	free(f->owner);
 	drp_buf_free(&f->declined);
 	drp_buf_free(&f->declined_body);
@@ -130,30 +149,42 @@ void drp_fill_unref(drp_fill_t *f)
 	free(f);
 }
 
-/* Wake every worker while someone waits on this fill. */
+/* Wake the workers that have waiters on this fill. The fetch's own
+ * worker is woken without a syscall (the event is fed to its loop, which
+ * runs it after the current callback); the others through their
+ * ev_async, which libev coalesces until they run. Called on the fetch's
+ * thread only. */
 static void notify(drp_fill_t *f)
 {
 	drp_server_t *srv = f->srv;
-	pthread_mutex_lock(&f->lock);
-	unsigned waiters = f->waiters;
-	pthread_mutex_unlock(&f->lock);
-	if (waiters == 0 || atomic_load(&srv->draining))
+	if (atomic_load(&srv->draining))
 		return;
-	for (unsigned i = 0; i < srv->n_workers; i++)
-		ev_async_send(srv->workers[i].loop, &srv->workers[i].fill_wake);
-}
-
-void drp_fill_waiter_add(drp_fill_t *f)
-{
 	pthread_mutex_lock(&f->lock);
-	f->waiters++;
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		if (f->wwait[i] == 0)
+			continue;
+		drp_worker_t *w = &srv->workers[i];
+		if (w == f->home)
+			ev_feed_event(w->loop, &w->fill_wake, EV_ASYNC);
+		else
+			ev_async_send(w->loop, &w->fill_wake);
+	}
 	pthread_mutex_unlock(&f->lock);
 }
 
-void drp_fill_waiter_del(drp_fill_t *f)
+void drp_fill_waiter_add(drp_fill_t *f, drp_worker_t *w)
 {
 	pthread_mutex_lock(&f->lock);
-	f->waiters--;
+	if (w->id < f->srv->n_workers)
+		f->wwait[w->id]++;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void drp_fill_waiter_del(drp_fill_t *f, drp_worker_t *w)
+{
+	pthread_mutex_lock(&f->lock);
+	if (w->id < f->srv->n_workers && f->wwait[w->id] > 0)
+		f->wwait[w->id]--;
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -200,7 +231,6 @@ static void fill_head(void *arg, const drp_http_msg_t *resp,
 		      enum drp_http_body_mode mode, uint64_t length)
 {
 	drp_fill_t *f = arg;
-	drp_server_t *srv = f->srv;
 	if (resp->status != 200) {
 		/* Keep the answer (bounded) for the client that asked. */
 		f->declined_status = resp->status;
@@ -240,18 +270,6 @@ static void fill_head(void *arg, const drp_http_msg_t *resp,
 	f->state = DRP_FILL_RUNNING;
 	pthread_mutex_unlock(&f->lock);
 	f->hashing = drp_digest_init(&f->hash) == 0;
-	if (srv->capi) {
-		int r = srv->capi->write_begin(
-			srv->cdb, &srv->cstats, f->digest,
-			mode == DRP_HTTP_BODY_LENGTH ? length
-						     : DRP_CACHE_LEN_UNKNOWN,
-			&f->writer);
-		if (r < 0 && r != -EEXIST)
-			drp_log_info(DRP_LOG_CACHE, "%s: not cached: %s",
-				     f->digest, strerror(-r));
-		if (r < 0)
-			f->writer = NULL;
-	}
 	notify(f);
 }
 
@@ -291,11 +309,10 @@ static void fill_body(void *arg, const char *data, size_t len)
 		}
 		done += (size_t)n;
 	}
-	if (f->hashing)
-		drp_digest_update(&f->hash, data, len);
-	if (f->writer)
-		f->srv->capi->write(f->srv->cdb, &f->srv->cstats, f->writer,
-				    data, len);
+	if (f->hashing && drp_digest_update(&f->hash, data, len) < 0) {
+		drp_digest_abort(&f->hash);
+		f->hashing = false; /* no verdict: never verified */
+	}
 	pthread_mutex_lock(&f->lock);
 	f->written += len;
 	pthread_mutex_unlock(&f->lock);
@@ -314,6 +331,19 @@ static bool digest_matches(drp_fill_t *f)
 	}
 	f->hashing = false;
 	return drp_digest_final_check(&f->hash, want) == 0;
+}
+
+/* Background thread: put the verified spool into the cache. */
+static void store_job(void *arg)
+{
+	drp_fill_t *f = arg;
+	drp_server_t *srv = f->srv;
+	int r = drp_cache_adopt(srv->capi, srv->cdb, &srv->cstats, f->digest,
+				f->spool, f->written);
+	if (r < 0)
+		drp_log_info(DRP_LOG_CACHE, "%s: verified, not stored: %s",
+			     f->digest, strerror(-r));
+	drp_fill_unref(f);
 }
 
 static void fill_done(void *arg, int err, int http_status, const char *reason)
@@ -351,31 +381,16 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 		f->total = f->written;
 		f->length_known = true;
 		pthread_mutex_unlock(&f->lock);
-		/* Waiters get their last byte now, before the (slow, fsync)
-		 * commit. */
+		/* Waiters get their last byte now; the (slow: fsync) store
+		 * runs on a background thread, holding a reference. */
 		set_state(f, ok ? DRP_FILL_VERIFIED : DRP_FILL_FAILED);
-		if (f->writer) {
-			if (ok) {
-				int r = srv->capi->commit(
-					srv->cdb, &srv->cstats, f->writer);
-				if (r < 0)
-					drp_log_info(
-						DRP_LOG_CACHE,
-						"%s: verified, not stored: "
-						"%s",
-						f->digest, strerror(-r));
-			} else {
-				srv->capi->abort(srv->cdb, &srv->cstats,
-						 f->writer);
-			}
-			f->writer = NULL;
+		if (ok && srv->capi) {
+			atomic_fetch_add(&f->refs, 1);
+			drp_jobs_submit(srv->jobs, store_job, f);
 		}
 	} else {
 		drp_log_warning(DRP_LOG_CACHE, "%s: upstream fetch failed: %s",
 				f->digest, reason);
-		if (f->writer)
-			srv->capi->abort(srv->cdb, &srv->cstats, f->writer);
-		f->writer = NULL;
 		if (f->hashing)
 			drp_digest_abort(&f->hash);
 		f->hashing = false;
@@ -409,6 +424,7 @@ static const drp_fetch_sink_t fill_sink = {
 drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 			    const drp_fetch_req_t *req)
 {
+	f->home = w;
 	f->fetch = drp_fetch_new(w, rt, req, &fill_sink, f);
 	drp_fetch_start(f->fetch);
 	return f->fetch;

@@ -6,16 +6,18 @@
  * fetch; every later client asking for the same digest while it runs
  * attaches as a waiter. The fetch writes the body to an unlinked spool
  * file (so waiters stream from it as bytes arrive, at their own pace,
- * Range included), into a cache writer, and through SHA-256. A waiter may
- * send every byte of its response except the last one before the digest
- * is verified; on a mismatch every waiter resets its connection, so no
- * client ever sees a complete response with wrong bytes. The fetch
- * belongs to the fill, not to the client that started it: if that client
- * goes away the fill still completes for the others and for the cache.
+ * Range included) and through SHA-256, once; when the digest matches, a
+ * background job stores the spool in the cache (drp_cache_adopt: the fs
+ * backend links the file into place, no second copy, no second hash). A waiter
+ * may send every byte of its response except the last one before the digest is
+ * verified; on a mismatch every waiter resets its connection, so no client ever
+ * sees a complete response with wrong bytes. The fetch belongs to the fill, not
+ * to the client that started it: if that client goes away the fill still
+ * completes for the others and for the cache.
  *
  * Thread-safety: the table and each fill are locked internally; waiters
- * on any worker are woken through their worker's ev_async (see
- * drp_fill_worker_init).
+ * on any worker are woken through their worker's fill_wake (worker.h),
+ * only the workers that have waiters on the fill.
  */
 #ifndef DRP_PROXY_FILL_H
 #define DRP_PROXY_FILL_H
@@ -82,7 +84,7 @@ int drp_fill_declined(drp_fill_t *f, const char **head, size_t *head_len,
 
 /* A waiter arrived or left (progress wakes workers only while a fill
  * has waiters). */
-void drp_fill_waiter_add(drp_fill_t *f);
-void drp_fill_waiter_del(drp_fill_t *f);
+void drp_fill_waiter_add(drp_fill_t *f, drp_worker_t *w);
+void drp_fill_waiter_del(drp_fill_t *f, drp_worker_t *w);
 
 #endif

@@ -63,6 +63,7 @@ typedef struct drp_server {
 	drp_cache_t *cdb;
 	drp_cache_stats_t cstats; /* counters updated atomically by ops */
 	char *spool_dir;	  /* where in-flight bodies are spooled */
+	struct drp_jobs *jobs;	  /* blocking cache work (NULL: inline) */
 	pthread_mutex_t fills_lock;
 	struct drp_fill *fills; /* in-flight fills (guarded by fills_lock) */
 	atomic_bool draining;

@@ -699,6 +699,95 @@ START_TEST(too_big)
 }
 END_TEST
 
+/* A spool as the core makes one: the backend's own (spool_open) when it
+ * has the op, else an unlinked file in base_dir; filled with n bytes of
+ * seed's content. */
+static int spool_with(uint32_t seed, size_t n, char dg[DRP_DIGEST_STRSIZE],
+		      bool own)
+{
+	int fd;
+	if (own && DRP_CACHE_HAS_OP(api, spool_open)) {
+		fd = api->spool_open(db, &st);
+	} else {
+		char path[600];
+		snprintf(path, sizeof(path), "%s/spool-XXXXXX", base_dir);
+		fd = mkstemp(path);
+		unlink(path);
+	}
+	ck_assert_int_ge(fd, 0);
+	uint8_t *p = malloc(n ? n : 1);
+	fill(p, n, seed);
+	digest_of(p, n, dg);
+	ck_assert_int_eq(pwrite(fd, p, n, 0), (ssize_t)n);
+	free(p);
+	return fd;
+}
+
+START_TEST(adopt_spool)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	open_db(_i, "adopt", 1 << 20);
+	/* The backend's own spool (fs: an O_TMPFILE, linked into place). */
+	int fd = spool_with(1, 300000, a, true);
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, a, fd, 300000), 0);
+	assert_content(a, 1, 300000);
+	/* Adopting it again: already stored, 0, counted as a duplicate. */
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, a, fd, 300000), 0);
+	ck_assert_uint_eq(st.commits, 1);
+	ck_assert_uint_eq(st.commit_dups, 1);
+	close(fd);
+	assert_content(a, 1, 300000); /* the stored copy outlives the fd */
+	/* A file of the caller's own (fs: copied, not linked). */
+	fd = spool_with(2, 70000, b, false);
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, b, fd, 70000), 0);
+	close(fd);
+	assert_content(b, 2, 70000);
+	/* Only the first len bytes become the object. */
+	fd = spool_with(3, 5000, b, true);
+	ck_assert_int_eq(pwrite(fd, "trailing", 8, 5000), 8);
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, b, fd, 5000), 0);
+	close(fd);
+	assert_content(b, 3, 5000);
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, "sha256:xyz", 0, 1),
+			 -EINVAL);
+	gauges();
+	ck_assert_uint_eq(st.objects, 3);
+	ck_assert_uint_eq(st.bytes, 375000);
+	ck_assert_uint_eq(st.reserved, 0);
+	ck_assert_uint_eq(st.writers, 0);
+	assert_tmp_empty(_i);
+	close_db();
+}
+END_TEST
+
+START_TEST(adopt_budget)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	open_db(_i, "adoptbudget", 10000);
+	/* Larger than the budget: -EFBIG, nothing stored. */
+	int fd = spool_with(1, 10001, a, true);
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, a, fd, 10001), -EFBIG);
+	close(fd);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_uint_eq(st.too_big, 1);
+	/* Two that do not fit together: the older one is evicted. */
+	fd = spool_with(2, 6000, a, true);
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, a, fd, 6000), 0);
+	close(fd);
+	fd = spool_with(3, 6000, b, true);
+	ck_assert_int_eq(drp_cache_adopt(api, db, &st, b, fd, 6000), 0);
+	close(fd);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	assert_content(b, 3, 6000);
+	ck_assert_uint_eq(st.evictions, 1);
+	gauges();
+	ck_assert_uint_eq(st.bytes, 6000);
+	ck_assert_uint_eq(st.reserved, 0);
+	assert_tmp_empty(_i);
+	close_db();
+}
+END_TEST
+
 struct iter_acc {
 	char dg[4][DRP_DIGEST_STRSIZE];
 	uint64_t size[4];
@@ -1425,8 +1514,8 @@ START_TEST(registry)
 	bad.abi_major = DRP_CACHE_ABI_MAJOR + 1; /* other major */
 	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
 			 -ENOTSUP);
-	ck_assert_str_eq(err, "cache backend ABI 2.0 not supported (daemon "
-			      "has 1.0)");
+	ck_assert_str_eq(err, "cache backend ABI 2.1 not supported (daemon "
+			      "has 1.1)");
 	bad.abi_major = DRP_CACHE_ABI_MAJOR;
 	bad.abi_minor = DRP_CACHE_ABI_MINOR + 1; /* newer minor */
 	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
@@ -1484,6 +1573,8 @@ Suite *cache_suite(void)
 	tcase_add_loop_test(tc, evict_lru, 0, nb);
 	tcase_add_loop_test(tc, evict_skips_pinned, 0, nb);
 	tcase_add_loop_test(tc, too_big, 0, nb);
+	tcase_add_loop_test(tc, adopt_spool, 0, nb);
+	tcase_add_loop_test(tc, adopt_budget, 0, nb);
 	tcase_add_loop_test(tc, iterate_lru_order, 0, nb);
 	tcase_add_loop_test(tc, meta_records, 0, nb);
 	tcase_add_loop_test(tc, meta_many, 0, nb);

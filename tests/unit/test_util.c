@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <check.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/buf.h"
+#include "util/jobs.h"
 #include "util/log.h"
 
 Suite *util_suite(void);
@@ -34,12 +37,54 @@ START_TEST(log_level_parse)
 }
 END_TEST
 
+struct order {
+	pthread_mutex_t lock;
+	int seen[64];
+	int n;
+	pthread_t thread[64];
+};
+
+static struct order ord = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void record(void *arg)
+{
+	usleep(200); /* let the submitter run ahead: jobs must queue */
+	pthread_mutex_lock(&ord.lock);
+	ord.thread[ord.n] = pthread_self();
+	ord.seen[ord.n++] = (int)(intptr_t)arg;
+	pthread_mutex_unlock(&ord.lock);
+}
+
+/* One thread: jobs run in submission order, off the submitting thread;
+ * free runs every queued job before returning; a NULL queue runs the job
+ * at once on the caller. */
+START_TEST(jobs_order_and_drain)
+{
+	drp_jobs_t *j = drp_jobs_new(1);
+	ck_assert_ptr_nonnull(j);
+	for (int i = 0; i < 50; i++)
+		drp_jobs_submit(j, record, (void *)(intptr_t)i);
+	ck_assert_uint_le(drp_jobs_pending(j), 50);
+	drp_jobs_free(j);
+	ck_assert_int_eq(ord.n, 50);
+	for (int i = 0; i < 50; i++) {
+		ck_assert_int_eq(ord.seen[i], i);
+		ck_assert(!pthread_equal(ord.thread[i], pthread_self()));
+	}
+	drp_jobs_submit(NULL, record, (void *)(intptr_t)99);
+	ck_assert_int_eq(ord.n, 51);
+	ck_assert_int_eq(ord.seen[50], 99);
+	ck_assert(pthread_equal(ord.thread[50], pthread_self()));
+}
+END_TEST
+
 Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, buf_append_consume);
 	tcase_add_test(tc, log_level_parse);
+	tcase_add_test(tc, jobs_order_and_drain);
 	suite_add_tcase(s, tc);
 	return s;
 }
