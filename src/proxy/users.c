@@ -1,0 +1,1022 @@
+/* SPDX-License-Identifier: MIT */
+/* Proxy users: htpasswd parsing, password verification, the verdict
+ * cache, and the verifier threads that keep bcrypt off the loops. */
+#include "proxy/users.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "util/log.h"
+#include "util/mem.h"
+
+/* A users file larger than this is surely not one. */
+#define USERS_FILE_MAX (16 * 1024 * 1024)
+#define CACHE_BUCKETS  256
+
+enum hash_kind {
+	H_CRYPT = 1, /* bcrypt, SHA-crypt: crypt_r(3) */
+	H_APR1 = 2,
+	H_SHA1 = 3,
+};
+
+typedef struct user {
+	char *name;
+	char *hash;
+	enum hash_kind kind;
+	unsigned line;
+} user_t;
+
+typedef struct verdict {
+	struct verdict *next;
+	uint8_t key[32];
+	int verdict;
+	char *user;
+	double until;
+} verdict_t;
+
+struct drp_users {
+	atomic_uint refs;
+	char *path;
+	user_t *users; /* sorted by name */
+	unsigned n;
+	double (*now)(void);
+	pthread_mutex_t lock; /* the cache */
+	verdict_t *bucket[CACHE_BUCKETS];
+	unsigned n_cached;
+};
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Equal strings, in time that depends only on their lengths. */
+static bool ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	const unsigned char *x = a, *y = b;
+	unsigned char d = 0;
+	for (size_t i = 0; i < alen; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* ---- base64 (RFC 4648, padded) and crypt's own alphabet ---- */
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Strict decoding into out (room for len / 4 * 3 bytes); the decoded
+ * length, or -1. */
+static ssize_t b64_decode(const char *s, size_t len, unsigned char *out)
+{
+	if (len % 4 != 0)
+		return -1;
+	size_t n = 0;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4];
+		unsigned pad = 0;
+		for (int j = 0; j < 4; j++) {
+			unsigned char c = (unsigned char)s[i + j];
+			if (c == '=' && i + 4 == len && j >= 2) {
+				v[j] = 0;
+				pad++;
+				continue;
+			}
+			if (pad > 0 || (v[j] = b64val(c)) < 0)
+				return -1;
+		}
+		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
+			     (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		out[n++] = (unsigned char)(w >> 16);
+		if (pad < 2)
+			out[n++] = (unsigned char)(w >> 8);
+		if (pad < 1)
+			out[n++] = (unsigned char)w;
+	}
+	return (ssize_t)n;
+}
+
+static const char crypt64[] =
+	"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+static bool all_crypt64(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\0' || strchr(crypt64, s[i]) == NULL)
+			return false;
+	return true;
+}
+
+/* ---- Apache's MD5 ($apr1$) ----
+ *
+ * The MD5-crypt construction (the same as crypt(3)'s $1$ with another
+ * magic): a digest of password, magic and salt, mixed with a digest of
+ * password+salt+password, then 1000 rounds that alternate the inputs,
+ * and the 16 bytes written in a fixed order, 6 bits per character. */
+
+static int md5_init(gnutls_hash_hd_t *h)
+{
+	return gnutls_hash_init(h, GNUTLS_DIG_MD5) < 0 ? -EIO : 0;
+}
+
+static void md5_add(gnutls_hash_hd_t h, const void *p, size_t n)
+{
+	gnutls_hash(h, p, n);
+}
+
+static void to64(char **p, uint32_t v, int n)
+{
+	while (n-- > 0) {
+		*(*p)++ = crypt64[v & 0x3f];
+		v >>= 6;
+	}
+}
+
+/* out: "$apr1$" salt "$" 22 characters; room for 6 + 8 + 1 + 22 + 1. */
+static int apr1_hash(const char *pw, const char *salt, size_t salt_len,
+		     char out[40])
+{
+	static const char magic[] = "$apr1$";
+	size_t pl = strlen(pw);
+	unsigned char fin[16], alt[16];
+	gnutls_hash_hd_t h;
+
+	if (salt_len > 8)
+		salt_len = 8;
+	if (md5_init(&h) < 0)
+		return -EIO;
+	md5_add(h, pw, pl);
+	md5_add(h, salt, salt_len);
+	md5_add(h, pw, pl);
+	gnutls_hash_deinit(h, alt);
+
+	if (md5_init(&h) < 0)
+		return -EIO;
+	md5_add(h, pw, pl);
+	md5_add(h, magic, sizeof(magic) - 1);
+	md5_add(h, salt, salt_len);
+	for (size_t i = pl; i > 0; i -= i > 16 ? 16 : i)
+		md5_add(h, alt, i > 16 ? 16 : i);
+	/* One byte per bit of the length: NUL for a set bit, the
+	 * password's first character for a clear one. */
+	for (size_t i = pl; i > 0; i >>= 1)
+		md5_add(h, (i & 1) ? "" : pw, 1);
+	gnutls_hash_deinit(h, fin);
+
+	for (int i = 0; i < 1000; i++) {
+		if (md5_init(&h) < 0)
+			return -EIO;
+		if (i & 1)
+			md5_add(h, pw, pl);
+		else
+			md5_add(h, fin, 16);
+		if (i % 3)
+			md5_add(h, salt, salt_len);
+		if (i % 7)
+			md5_add(h, pw, pl);
+		if (i & 1)
+			md5_add(h, fin, 16);
+		else
+			md5_add(h, pw, pl);
+		gnutls_hash_deinit(h, fin);
+	}
+
+	char *p = out;
+	memcpy(p, magic, sizeof(magic) - 1);
+	p += sizeof(magic) - 1;
+	memcpy(p, salt, salt_len);
+	p += salt_len;
+	*p++ = '$';
+	static const unsigned char order[5][3] = {
+		{0, 6, 12}, {1, 7, 13}, {2, 8, 14}, {3, 9, 15}, {4, 10, 5}};
+	for (int i = 0; i < 5; i++)
+		to64(&p,
+		     (uint32_t)fin[order[i][0]] << 16 |
+			     (uint32_t)fin[order[i][1]] << 8 | fin[order[i][2]],
+		     4);
+	to64(&p, fin[11], 2);
+	*p = '\0';
+	explicit_bzero(fin, sizeof(fin));
+	explicit_bzero(alt, sizeof(alt));
+	return 0;
+}
+
+/* ---- loading ---- */
+
+static int user_cmp(const void *a, const void *b)
+{
+	return strcmp(((const user_t *)a)->name, ((const user_t *)b)->name);
+}
+
+static bool prefix(const char *s, const char *p)
+{
+	return strncmp(s, p, strlen(p)) == 0;
+}
+
+/* Whether crypt(3) here takes this hash as a setting. */
+static bool crypt_supports(const char *hash)
+{
+#ifdef CRYPT_SALT_OK
+	int r = crypt_checksalt(hash);
+	return r == CRYPT_SALT_OK || r == CRYPT_SALT_METHOD_LEGACY ||
+	       r == CRYPT_SALT_TOO_CHEAP;
+#else
+	return true;
+#endif
+}
+
+/*
+ * What kind of hash this is: > 0 a kind, 0 skipped (warned), -1 an
+ * error (reported). */
+static int classify(const char *file, unsigned line, const char *name,
+		    const char *hash, drp_conf_errors_t *errs)
+{
+	size_t n = strlen(hash);
+	if (prefix(hash, "$2y$") || prefix(hash, "$2b$") ||
+	    prefix(hash, "$2a$")) {
+		/* $2y$CC$ + 22 characters of salt + 31 of hash */
+		bool ok = n == 60 && hash[4] >= '0' && hash[4] <= '3' &&
+			  hash[5] >= '0' && hash[5] <= '9' && hash[6] == '$' &&
+			  all_crypt64(hash + 7, 53);
+		if (!ok) {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "user '%s': malformed bcrypt hash",
+				       name);
+			return -1;
+		}
+		if (!crypt_supports(hash)) {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "user '%s': this system's crypt(3) "
+				       "does not support bcrypt",
+				       name);
+			return -1;
+		}
+		return H_CRYPT;
+	}
+	if (prefix(hash, "$5$") || prefix(hash, "$6$")) {
+		if (strchr(hash + 3, '$') == NULL || !crypt_supports(hash)) {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "user '%s': malformed or unsupported "
+				       "SHA-crypt hash",
+				       name);
+			return -1;
+		}
+		return H_CRYPT;
+	}
+	if (prefix(hash, "$apr1$")) {
+		const char *salt = hash + 6;
+		const char *d = strchr(salt, '$');
+		if (d == NULL || d == salt || d - salt > 8 ||
+		    !all_crypt64(salt, (size_t)(d - salt)) ||
+		    strlen(d + 1) != 22 || !all_crypt64(d + 1, 22)) {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "user '%s': malformed $apr1$ hash",
+				       name);
+			return -1;
+		}
+		return H_APR1;
+	}
+	if (prefix(hash, "{SHA}")) {
+		unsigned char d[32];
+		if (n != 5 + 28 || b64_decode(hash + 5, 28, d) != 20) {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "user '%s': malformed {SHA} hash", name);
+			return -1;
+		}
+		return H_SHA1;
+	}
+	/* Never log the value: it may be a password. */
+	if (hash[0] == '$')
+		drp_log_warning(DRP_LOG_CONF,
+				"%s:%u: user '%s' skipped: unsupported hash "
+				"scheme (use htpasswd -B)",
+				file, line, name);
+	else if (n == 13 && all_crypt64(hash, 13))
+		drp_log_warning(DRP_LOG_CONF,
+				"%s:%u: user '%s' skipped: crypt(3) DES hashes "
+				"are not accepted (they keep 8 characters of a "
+				"password); re-create it with htpasswd -B",
+				file, line, name);
+	else
+		drp_log_warning(DRP_LOG_CONF,
+				"%s:%u: user '%s' skipped: plaintext passwords "
+				"are not accepted; re-create it with "
+				"htpasswd -B",
+				file, line, name);
+	return 0;
+}
+
+static void users_free(drp_users_t *u)
+{
+	for (unsigned i = 0; i < u->n; i++) {
+		free(u->users[i].name);
+		free(u->users[i].hash);
+	}
+	free(u->users);
+	for (unsigned b = 0; b < CACHE_BUCKETS; b++) {
+		while (u->bucket[b] != NULL) {
+			verdict_t *v = u->bucket[b];
+			u->bucket[b] = v->next;
+			free(v->user);
+			free(v);
+		}
+	}
+	pthread_mutex_destroy(&u->lock);
+	free(u->path);
+	free(u);
+}
+
+static drp_users_t *parse(const char *file, const char *text, size_t len,
+			  drp_conf_errors_t *errs)
+{
+	drp_users_t *u = DRP_NEW(drp_users_t);
+	atomic_init(&u->refs, 1);
+	u->path = drp_strdup(file);
+	u->now = mono_now;
+	pthread_mutex_init(&u->lock, NULL);
+	unsigned before = errs->n, line = 0, skipped = 0;
+	const char *p = text, *end = text + len;
+
+	if (memchr(text, '\0', len) != NULL) {
+		drp_conf_error(errs, file, 0, NULL, NULL,
+			       "contains a NUL byte: not an htpasswd file");
+		goto out;
+	}
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		const char *next = nl ? nl + 1 : end;
+		line++;
+		while (le > p &&
+		       (le[-1] == '\r' || le[-1] == ' ' || le[-1] == '\t'))
+			le--;
+		const char *s = p;
+		while (s < le && (*s == ' ' || *s == '\t'))
+			s++;
+		p = next;
+		if (s == le || *s == '#')
+			continue;
+		const char *colon = memchr(s, ':', (size_t)(le - s));
+		if (colon == NULL) {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "expected USER:HASH (as written by "
+				       "htpasswd)");
+			continue;
+		}
+		size_t nlen = (size_t)(colon - s);
+		bool bad_name = nlen == 0 || nlen > DRP_USERS_NAME_MAX;
+		for (size_t i = 0; i < nlen && !bad_name; i++)
+			bad_name = (unsigned char)s[i] < 0x20 || s[i] == 0x7f;
+		if (bad_name) {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "invalid user name (1 to %d characters, "
+				       "no control characters)",
+				       DRP_USERS_NAME_MAX);
+			continue;
+		}
+		char *name = drp_strndup(s, nlen);
+		char *hash = drp_strndup(colon + 1, (size_t)(le - colon - 1));
+		int kind = 0;
+		for (unsigned i = 0; i < u->n; i++) {
+			if (strcmp(u->users[i].name, name) == 0) {
+				drp_conf_error(errs, file, line, NULL, NULL,
+					       "duplicate user '%s' (first at "
+					       "line %u)",
+					       name, u->users[i].line);
+				kind = -1;
+				break;
+			}
+		}
+		if (kind == 0 && hash[0] == '\0') {
+			drp_conf_error(errs, file, line, NULL, NULL,
+				       "user '%s' has no password hash", name);
+			kind = -1;
+		}
+		if (kind == 0)
+			kind = classify(file, line, name, hash, errs);
+		if (kind <= 0) {
+			skipped += kind == 0;
+			free(name);
+			free_secret(hash);
+			continue;
+		}
+		u->users = drp_realloc(u->users, (u->n + 1) * sizeof(user_t));
+		u->users[u->n++] = (user_t){
+			.name = name,
+			.hash = hash,
+			.kind = (enum hash_kind)kind,
+			.line = line,
+		};
+	}
+out:
+	if (errs->n > before) {
+		users_free(u);
+		return NULL;
+	}
+	if (u->n == 0)
+		drp_log_warning(DRP_LOG_CONF,
+				"%s: no user can log in (%u entr%s skipped)",
+				file, skipped, skipped == 1 ? "y" : "ies");
+	if (u->n > 1)
+		qsort(u->users, u->n, sizeof(user_t), user_cmp);
+	return u;
+}
+
+drp_users_t *drp_users_load_string(const char *name, const char *text,
+				   drp_conf_errors_t *errs)
+{
+	return parse(name, text, strlen(text), errs);
+}
+
+drp_users_t *drp_users_load(const char *path, drp_conf_errors_t *errs)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		drp_conf_error(errs, path, 0, NULL, NULL, "cannot open: %s",
+			       strerror(errno));
+		return NULL;
+	}
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 16384;
+			text = drp_realloc(text, cap);
+		}
+		size_t n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (n == 0 || len > USERS_FILE_MAX)
+			break;
+	}
+	bool err = ferror(f) != 0;
+	int e = errno;
+	fclose(f);
+	drp_users_t *u = NULL;
+	if (err)
+		drp_conf_error(errs, path, 0, NULL, NULL, "cannot read: %s",
+			       strerror(e));
+	else if (len > USERS_FILE_MAX)
+		drp_conf_error(errs, path, 0, NULL, NULL,
+			       "larger than %d MiB: not an htpasswd file",
+			       USERS_FILE_MAX >> 20);
+	else
+		u = parse(path, text, len, errs);
+	explicit_bzero(text, cap);
+	free(text);
+	return u;
+}
+
+drp_users_t *drp_users_ref(drp_users_t *u)
+{
+	if (u != NULL)
+		atomic_fetch_add(&u->refs, 1);
+	return u;
+}
+
+void drp_users_unref(drp_users_t *u)
+{
+	if (u != NULL && atomic_fetch_sub(&u->refs, 1) == 1)
+		users_free(u);
+}
+
+unsigned drp_users_count(const drp_users_t *u)
+{
+	return u->n;
+}
+
+static const user_t *find(const drp_users_t *u, const char *name)
+{
+	user_t key = {.name = (char *)(uintptr_t)name};
+	return u->n ? bsearch(&key, u->users, u->n, sizeof(user_t), user_cmp)
+		    : NULL;
+}
+
+bool drp_users_has(const drp_users_t *u, const char *name)
+{
+	return find(u, name) != NULL;
+}
+
+const char *drp_users_path(const drp_users_t *u)
+{
+	return u->path;
+}
+
+void drp_users_set_clock(drp_users_t *u, double (*now)(void))
+{
+	u->now = now;
+}
+
+/* ---- verification ---- */
+
+int drp_users_verify(const drp_users_t *u, const char *user,
+		     const char *password)
+{
+	const user_t *e = find(u, user);
+	if (e == NULL)
+		return -ENOENT;
+	bool ok = false;
+	switch (e->kind) {
+	case H_CRYPT: {
+		struct crypt_data *cd = drp_calloc(1, sizeof(*cd));
+		const char *out = crypt_r(password, e->hash, cd);
+		ok = out != NULL && out[0] != '*' &&
+		     ct_equal(out, strlen(out), e->hash, strlen(e->hash));
+		explicit_bzero(cd, sizeof(*cd));
+		free(cd);
+		break;
+	}
+	case H_APR1: {
+		char out[40];
+		const char *salt = e->hash + 6;
+		size_t sl = strcspn(salt, "$");
+		ok = apr1_hash(password, salt, sl, out) == 0 &&
+		     ct_equal(out, strlen(out), e->hash, strlen(e->hash));
+		explicit_bzero(out, sizeof(out));
+		break;
+	}
+	case H_SHA1: {
+		unsigned char want[21], got[20];
+		ok = b64_decode(e->hash + 5, 28, want) == 20 &&
+		     gnutls_hash_fast(GNUTLS_DIG_SHA1, password,
+				      strlen(password), got) == 0 &&
+		     ct_equal(want, 20, got, 20);
+		explicit_bzero(got, sizeof(got));
+		break;
+	}
+	}
+	return ok ? 0 : -EACCES;
+}
+
+int drp_users_parse_basic(const char *value, char **user, char **password)
+{
+	const char *p = value + strspn(value, " \t");
+	*user = *password = NULL;
+	if (strncasecmp(p, "Basic", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
+		return -EINVAL;
+	p += 5;
+	p += strspn(p, " \t");
+	size_t n = strcspn(p, " \t");
+	if (p[n + strspn(p + n, " \t")] != '\0' || n == 0 || n > 8192)
+		return -EINVAL;
+	unsigned char *dec = drp_malloc(n / 4 * 3 + 1);
+	ssize_t dl = b64_decode(p, n, dec);
+	int r = -EINVAL;
+	if (dl < 0 || memchr(dec, '\0', (size_t)dl) != NULL)
+		goto out;
+	const unsigned char *colon = memchr(dec, ':', (size_t)dl);
+	if (colon == NULL || colon == dec ||
+	    (size_t)(colon - dec) > DRP_USERS_NAME_MAX)
+		goto out;
+	for (const unsigned char *q = dec; q < colon; q++)
+		if (*q < 0x20 || *q == 0x7f)
+			goto out;
+	*user = drp_strndup((const char *)dec, (size_t)(colon - dec));
+	*password = drp_strndup((const char *)colon + 1,
+				(size_t)(dl - (colon + 1 - dec)));
+	r = 0;
+out:
+	explicit_bzero(dec, n / 4 * 3 + 1);
+	free(dec);
+	return r;
+}
+
+void drp_users_key(const char *value, size_t len, uint8_t out[32])
+{
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, value, len, out) < 0)
+		drp_require(!"SHA-256 unavailable");
+}
+
+/* The user name of a value, for a refusal's log line; NULL if none. */
+static int verdict_of(const drp_users_t *u, const char *value, char **user)
+{
+	char *name = NULL, *pw = NULL;
+	*user = NULL;
+	if (drp_users_parse_basic(value, &name, &pw) < 0)
+		return -EINVAL;
+	int r = drp_users_verify(u, name, pw);
+	free_secret(pw);
+	*user = name;
+	return r;
+}
+
+/* ---- the verdict cache ---- */
+
+static unsigned bucket_of(const uint8_t key[32])
+{
+	return ((unsigned)key[0] << 8 | key[1]) % CACHE_BUCKETS;
+}
+
+int drp_users_cache_get(drp_users_t *u, const uint8_t key[32], char **user)
+{
+	double now = u->now();
+	int r = -ESRCH;
+	*user = NULL;
+	pthread_mutex_lock(&u->lock);
+	for (verdict_t *v = u->bucket[bucket_of(key)]; v; v = v->next) {
+		if (memcmp(v->key, key, 32) == 0 && v->until > now) {
+			r = v->verdict;
+			*user = v->user ? drp_strdup(v->user) : NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&u->lock);
+	return r;
+}
+
+void drp_users_cache_put(drp_users_t *u, const uint8_t key[32], int verdict,
+			 const char *user)
+{
+	double now = u->now();
+	verdict_t *dead = NULL;
+	unsigned b = bucket_of(key);
+	pthread_mutex_lock(&u->lock);
+	verdict_t *v = u->bucket[b];
+	while (v != NULL && memcmp(v->key, key, 32) != 0)
+		v = v->next;
+	if (v == NULL && u->n_cached >= DRP_USERS_CACHE_MAX) {
+		/* Full: expired entries go; if none had, this bucket's. */
+		for (unsigned i = 0; i < CACHE_BUCKETS; i++) {
+			for (verdict_t **pp = &u->bucket[i]; *pp;) {
+				verdict_t *x = *pp;
+				if (x->until > now) {
+					pp = &x->next;
+					continue;
+				}
+				*pp = x->next;
+				x->next = dead;
+				dead = x;
+				u->n_cached--;
+			}
+		}
+		if (u->n_cached >= DRP_USERS_CACHE_MAX) {
+			while (u->bucket[b] != NULL) {
+				verdict_t *x = u->bucket[b];
+				u->bucket[b] = x->next;
+				x->next = dead;
+				dead = x;
+				u->n_cached--;
+			}
+		}
+	}
+	if (v == NULL) {
+		v = DRP_NEW(verdict_t);
+		memcpy(v->key, key, 32);
+		v->next = u->bucket[b];
+		u->bucket[b] = v;
+		u->n_cached++;
+	} else {
+		free(v->user);
+	}
+	v->verdict = verdict;
+	v->user = user ? drp_strdup(user) : NULL;
+	v->until = now + DRP_USERS_CACHE_TTL;
+	pthread_mutex_unlock(&u->lock);
+	while (dead != NULL) {
+		verdict_t *x = dead;
+		dead = x->next;
+		free(x->user);
+		free(x);
+	}
+}
+
+int drp_users_check_sync(drp_users_t *u, const char *value, char **user)
+{
+	uint8_t key[32];
+	drp_users_key(value, strlen(value), key);
+	int r = drp_users_cache_get(u, key, user);
+	if (r != -ESRCH)
+		return r;
+	r = verdict_of(u, value, user);
+	drp_users_cache_put(u, key, r, *user);
+	return r;
+}
+
+/* ---- the verifier threads ---- */
+
+/* Deliveries to one loop. */
+typedef struct users_loop {
+	struct users_loop *next;
+	struct ev_loop *loop;
+	ev_async async;
+	drp_users_pool_t *p;
+	drp_users_wait_t *head, *tail; /* verdicts due (pool lock) */
+} users_loop_t;
+
+typedef struct job job_t;
+
+struct drp_users_wait {
+	drp_users_wait_t *next; /* in its job, then in its loop's queue */
+	job_t *job;		/* NULL once delivered to the queue */
+	users_loop_t *lp;
+	drp_users_cb *cb;
+	void *arg;
+	int verdict;
+	char *user;
+};
+
+struct job {
+	job_t *next;
+	drp_users_t *u; /* a reference */
+	uint8_t key[32];
+	char *value; /* the secret: cleared when done */
+	bool running;
+	drp_users_wait_t *waiters;
+};
+
+struct drp_users_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	job_t *jobs; /* queued (oldest last) and running */
+	unsigned n_jobs, max_jobs;
+	bool stop;
+	pthread_t *threads;
+	unsigned n_threads;
+	users_loop_t *loops;
+};
+
+static void job_free(job_t *j)
+{
+	free_secret(j->value);
+	drp_users_unref(j->u);
+	free(j);
+}
+
+static void wait_free(drp_users_wait_t *w)
+{
+	free(w->user);
+	free(w);
+}
+
+static void loop_async_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	users_loop_t *lp = DRP_CONTAINER_OF(a, users_loop_t, async);
+	drp_users_pool_t *p = lp->p;
+	/* One at a time: a callback may cancel a later waiter. */
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		drp_users_wait_t *w = lp->head;
+		if (w != NULL) {
+			lp->head = w->next;
+			if (lp->head == NULL)
+				lp->tail = NULL;
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (w == NULL)
+			return;
+		w->cb(w->arg, w->verdict, w->user);
+		wait_free(w);
+	}
+}
+
+static job_t *next_job(drp_users_pool_t *p)
+{
+	job_t *pick = NULL;
+	for (job_t *j = p->jobs; j; j = j->next)
+		if (!j->running)
+			pick = j; /* the oldest */
+	return pick;
+}
+
+static void *verifier_main(void *arg)
+{
+	drp_users_pool_t *p = arg;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		job_t *j = NULL;
+		while (!p->stop && (j = next_job(p)) == NULL)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop)
+			break;
+		j->running = true;
+		pthread_mutex_unlock(&p->lock);
+
+		char *user = NULL;
+		int verdict = verdict_of(j->u, j->value, &user);
+		drp_users_cache_put(j->u, j->key, verdict, user);
+
+		pthread_mutex_lock(&p->lock);
+		for (job_t **pp = &p->jobs; *pp; pp = &(*pp)->next) {
+			if (*pp == j) {
+				*pp = j->next;
+				break;
+			}
+		}
+		p->n_jobs--;
+		users_loop_t *wake[16];
+		unsigned n_wake = 0;
+		bool wake_all = false;
+		while (j->waiters != NULL) {
+			drp_users_wait_t *w = j->waiters;
+			j->waiters = w->next;
+			w->job = NULL;
+			w->verdict = verdict;
+			w->user = user ? drp_strdup(user) : NULL;
+			w->next = NULL;
+			users_loop_t *lp = w->lp;
+			if (lp->tail)
+				lp->tail->next = w;
+			else
+				lp->head = w;
+			lp->tail = w;
+			bool seen = false;
+			for (unsigned i = 0; i < n_wake; i++)
+				seen = seen || wake[i] == lp;
+			if (!seen && n_wake < DRP_ARRAY_SIZE(wake))
+				wake[n_wake++] = lp;
+			else if (!seen)
+				wake_all = true;
+		}
+		/* The loops outlive the threads (drp_users_pool_free), so
+		 * they can be woken under the lock. */
+		if (wake_all) {
+			for (users_loop_t *lp = p->loops; lp; lp = lp->next)
+				ev_async_send(lp->loop, &lp->async);
+		} else {
+			for (unsigned i = 0; i < n_wake; i++)
+				ev_async_send(wake[i]->loop, &wake[i]->async);
+		}
+		free(user);
+		job_free(j);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+drp_users_pool_t *drp_users_pool_new(unsigned threads, unsigned max_jobs)
+{
+	drp_users_pool_t *p = DRP_NEW(drp_users_pool_t);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->max_jobs = max_jobs ? max_jobs : 1;
+	p->threads = drp_calloc(threads ? threads : 1, sizeof(pthread_t));
+	for (unsigned i = 0; i < (threads ? threads : 1); i++) {
+		if (pthread_create(&p->threads[p->n_threads], NULL,
+				   verifier_main, p) != 0)
+			break;
+		p->n_threads++;
+	}
+	if (p->n_threads == 0) {
+		drp_users_pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void drp_users_pool_free(drp_users_pool_t *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->n_threads; i++)
+		pthread_join(p->threads[i], NULL);
+	free(p->threads);
+	while (p->jobs != NULL) {
+		job_t *j = p->jobs;
+		p->jobs = j->next;
+		while (j->waiters != NULL) {
+			drp_users_wait_t *w = j->waiters;
+			j->waiters = w->next;
+			wait_free(w);
+		}
+		job_free(j);
+	}
+	while (p->loops != NULL) {
+		users_loop_t *lp = p->loops;
+		p->loops = lp->next;
+		/* The loop no longer runs: nobody else touches it. */
+		ev_async_stop(lp->loop, &lp->async);
+		while (lp->head != NULL) {
+			drp_users_wait_t *w = lp->head;
+			lp->head = w->next;
+			wait_free(w);
+		}
+		free(lp);
+	}
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* The delivery queue of this loop, made on first use (on the loop's
+ * thread, as ev_async_start requires). Pool lock held. */
+static users_loop_t *loop_of(drp_users_pool_t *p, struct ev_loop *loop)
+{
+	users_loop_t *lp = p->loops;
+	while (lp != NULL && lp->loop != loop)
+		lp = lp->next;
+	if (lp == NULL) {
+		lp = DRP_NEW(users_loop_t);
+		lp->loop = loop;
+		lp->p = p;
+		ev_async_init(&lp->async, loop_async_cb);
+		ev_async_start(loop, &lp->async);
+		lp->next = p->loops;
+		p->loops = lp;
+	}
+	return lp;
+}
+
+int drp_users_check(drp_users_pool_t *p, drp_users_t *u, struct ev_loop *loop,
+		    const char *value, char **user, drp_users_cb *cb, void *arg,
+		    drp_users_wait_t **wait)
+{
+	uint8_t key[32];
+	drp_users_key(value, strlen(value), key);
+	int r = drp_users_cache_get(u, key, user);
+	if (r != -ESRCH)
+		return r;
+	char *name = NULL, *pw = NULL;
+	if (drp_users_parse_basic(value, &name, &pw) < 0) {
+		drp_users_cache_put(u, key, -EINVAL, NULL);
+		return -EINVAL;
+	}
+	free(name);
+	free_secret(pw);
+	if (p == NULL) {
+		r = verdict_of(u, value, user);
+		drp_users_cache_put(u, key, r, *user);
+		return r;
+	}
+	pthread_mutex_lock(&p->lock);
+	job_t *j = p->jobs;
+	while (j != NULL && (j->u != u || memcmp(j->key, key, 32) != 0))
+		j = j->next;
+	if (j == NULL) {
+		if (p->n_jobs >= p->max_jobs) {
+			pthread_mutex_unlock(&p->lock);
+			return -EBUSY;
+		}
+		j = DRP_NEW(job_t);
+		j->u = drp_users_ref(u);
+		memcpy(j->key, key, 32);
+		j->value = drp_strdup(value);
+		j->next = p->jobs;
+		p->jobs = j;
+		p->n_jobs++;
+		pthread_cond_signal(&p->cond);
+	}
+	drp_users_wait_t *w = DRP_NEW(drp_users_wait_t);
+	w->job = j;
+	w->lp = loop_of(p, loop);
+	w->cb = cb;
+	w->arg = arg;
+	w->next = j->waiters;
+	j->waiters = w;
+	pthread_mutex_unlock(&p->lock);
+	*wait = w;
+	return -EINPROGRESS;
+}
+
+void drp_users_wait_cancel(drp_users_pool_t *p, drp_users_wait_t *w)
+{
+	pthread_mutex_lock(&p->lock);
+	drp_users_wait_t **pp = w->job ? &w->job->waiters : &w->lp->head;
+	drp_users_wait_t *prev = NULL;
+	while (*pp != NULL && *pp != w) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp == w) {
+		*pp = w->next;
+		if (w->job == NULL && w->lp->tail == w)
+			w->lp->tail = prev;
+	}
+	pthread_mutex_unlock(&p->lock);
+	wait_free(w);
+}
