@@ -18,11 +18,37 @@ Accounts (user:password -> what each may do):
 Asked-for actions beyond those are left out of the token (the registry
 then answers 401/403), as real token services do. Wrong credentials: 401.
 
+With CONFIG (a JSON file), the service emulates a particular registry's
+token endpoint instead (Docker Hub, quay.io, gcr.io, ...):
+  listen       "HOST:PORT" to listen on instead of ADDR:443
+  tls          false: plain HTTP (behind a TLS front such as nginx)
+  path         the endpoint's path ("/token", "/v2/auth", "/v2/token")
+  services     the accepted service= values; others get 400
+  accounts     {"NAME": {"password": "..." or "password_file": "PATH",
+                         "grants": [["GLOB", ["pull", ...]], ...]}}
+               password_file: the password is the file's content with one
+               trailing newline removed, compared byte for byte
+  anonymous    grants without credentials
+  denied       "downscope" (default): actions not granted are left out of
+               a 200 token; "403": a scope with no granted action at all
+               is refused with 403 DENIED (nothing is issued)
+  fields       the answer's fields (default: token, access_token,
+               expires_in, issued_at); quay.io answers only "token"
+  expires_in   seconds (default: EXPIRES-IN)
+  oauth_post   false: POST is not supported (404)
+  json_key     true: the user "_json_key" must send a service-account
+               JSON key (type "service_account", a client_email)
+  bad_credentials  the JSON body of the 401 for wrong credentials
+  x5c          a PEM certificate file: the JWT header carries it as "x5c"
+               (as Docker Hub's tokens do, which makes them long) instead
+               of "kid"
+  issued_at_ns true: issued_at with nanoseconds ("...T12:00:00.123456789Z")
+
 Every request is logged to stdout, one line:
-  METHOD user=NAME|- scope=SCOPE[,SCOPE...] status=CODE
+  METHOD user=NAME|- scope=SCOPE[,SCOPE...] status=CODE service=S|-
 so the tests can count token fetches per scope and see whose they were.
 
-usage: tokenserver.py ADDR CERT KEY SIGNING-KEY ISSUER EXPIRES-IN
+usage: tokenserver.py ADDR CERT KEY SIGNING-KEY ISSUER EXPIRES-IN [CONFIG]
 """
 
 import base64
@@ -49,6 +75,33 @@ ACCOUNTS = {
               ("alice/*", {"pull", "push"})],
 }
 PASSWORDS = {"proxyuser": "proxy-pw", "alice": "alice-pw"}
+CONF = {"listen": "%s:443" % ADDR, "tls": True, "path": "/token", "services": None,
+        "denied": "downscope", "fields": ["token", "access_token", "expires_in", "issued_at"],
+        "expires_in": EXPIRES, "oauth_post": True, "json_key": False,
+        "bad_credentials": {"errors": [{"code": "UNAUTHORIZED"}]},
+        "x5c": None, "issued_at_ns": False}
+
+
+def load_config(path):
+    """Replaces the built-in accounts by those of a CONFIG file."""
+    with open(path) as f:
+        conf = json.load(f)
+    CONF.update({k: v for k, v in conf.items() if k not in ("accounts", "anonymous")})
+    ACCOUNTS.clear()
+    PASSWORDS.clear()
+    ACCOUNTS[None] = [(g, set(a)) for g, a in conf.get("anonymous", [])]
+    for name, acct in conf.get("accounts", {}).items():
+        if "password_file" in acct:
+            with open(acct["password_file"], "rb") as f:
+                pw = f.read().decode()
+            PASSWORDS[name] = pw[:-1] if pw.endswith("\n") else pw
+        else:
+            PASSWORDS[name] = acct["password"]
+        ACCOUNTS[name] = [(g, set(a)) for g, a in acct.get("grants", [])]
+
+
+if len(sys.argv) > 7:
+    load_config(sys.argv[7])
 
 with open(SIGNKEY, "rb") as f:
     KEYOBJ = serialization.load_pem_private_key(f.read(), None)
@@ -67,6 +120,12 @@ def libtrust_kid(pub):
 
 
 KID = libtrust_kid(KEYOBJ.public_key())
+JWT_HEADER = {"typ": "JWT", "alg": "RS256", "kid": KID}
+if CONF["x5c"]:
+    from cryptography import x509
+    with open(CONF["x5c"], "rb") as f:
+        der = x509.load_pem_x509_certificate(f.read()).public_bytes(serialization.Encoding.DER)
+    JWT_HEADER = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
 
 
 def granted(user, name, wanted):
@@ -77,22 +136,38 @@ def granted(user, name, wanted):
     return sorted(set(wanted) & allowed)
 
 
-def make_token(user, service, scopes):
-    access = []
+def repository_scopes(scopes):
+    """(name, actions) of each repository scope."""
+    out = []
     for scope in scopes:
         parts = scope.split(":")
         if len(parts) < 3 or parts[0] != "repository":
             continue
-        name, actions = ":".join(parts[1:-1]), parts[-1].split(",")
-        access.append({"type": "repository", "name": name,
-                       "actions": granted(user, name, actions)})
+        out.append((":".join(parts[1:-1]), parts[-1].split(",")))
+    return out
+
+
+def make_token(user, service, scopes):
+    access = [{"type": "repository", "name": name, "actions": granted(user, name, actions)}
+              for name, actions in repository_scopes(scopes)]
     now = int(time.time())
-    header = {"typ": "JWT", "alg": "RS256", "kid": KID}
-    claims = {"iss": ISSUER, "sub": user or "", "aud": service, "exp": now + EXPIRES,
-              "nbf": now - 10, "iat": now, "jti": b64(os.urandom(12)), "access": access}
+    header = JWT_HEADER
+    claims = {"iss": ISSUER, "sub": user or "", "aud": service,
+              "exp": now + CONF["expires_in"], "nbf": now - 10, "iat": now,
+              "jti": b64(os.urandom(12)), "access": access}
     signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
     sig = KEYOBJ.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return signing_input + "." + b64(sig), now
+
+
+def json_key_ok(password):
+    """A service-account key as Google issues them."""
+    try:
+        key = json.loads(password)
+    except ValueError:
+        return False
+    return isinstance(key, dict) and key.get("type") == "service_account" and \
+        bool(key.get("client_email")) and bool(key.get("private_key"))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -101,7 +176,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def answer(self, status, obj, user, scopes):
+    def answer(self, status, obj, user, scopes, service=None):
         body = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -110,21 +185,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("WWW-Authenticate", 'Basic realm="drp-token-service"')
         self.end_headers()
         self.wfile.write(body)
-        sys.stdout.write("%s user=%s scope=%s status=%d\n"
-                         % (self.command, user or "-", ",".join(scopes) or "-", status))
+        sys.stdout.write("%s user=%s scope=%s status=%d service=%s\n"
+                         % (self.command, user or "-", ",".join(scopes) or "-", status,
+                            service or "-"))
         sys.stdout.flush()
 
     def issue(self, user, password, service, scopes):
-        if user is not None and PASSWORDS.get(user) != password:
-            return self.answer(401, {"errors": [{"code": "UNAUTHORIZED"}]}, user, scopes)
+        if CONF["services"] is not None and service not in CONF["services"]:
+            return self.answer(400, {"errors": [{"code": "INVALID_REQUEST",
+                                                 "message": "unknown service"}]},
+                               user, scopes, service)
+        if user is not None and (PASSWORDS.get(user) != password or
+                                 (CONF["json_key"] and user == "_json_key" and
+                                  not json_key_ok(password))):
+            return self.answer(401, CONF["bad_credentials"], user, scopes, service)
+        if CONF["denied"] == "403":
+            for name, actions in repository_scopes(scopes):
+                if not granted(user, name, actions):
+                    return self.answer(403, {"errors": [{
+                        "code": "DENIED",
+                        "message": "Permission denied for repository %s" % name}]},
+                        user, scopes, service)
         token, now = make_token(user, service, scopes)
-        self.answer(200, {"token": token, "access_token": token, "expires_in": EXPIRES,
-                          "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))},
-                    user, scopes)
+        issued = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        issued += ".%09dZ" % (time.time_ns() % 10**9) if CONF["issued_at_ns"] else "Z"
+        full = {"token": token, "access_token": token, "expires_in": CONF["expires_in"],
+                "issued_at": issued}
+        self.answer(200, {k: full[k] for k in CONF["fields"]}, user, scopes, service)
 
     def do_GET(self):
         u = urllib.parse.urlsplit(self.path)
-        if u.path != "/token":
+        if u.path != CONF["path"]:
             return self.answer(404, {}, None, [])
         q = urllib.parse.parse_qs(u.query)
         user = password = None
@@ -136,7 +227,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         form = urllib.parse.parse_qs(self.rfile.read(n).decode())
-        if urllib.parse.urlsplit(self.path).path != "/token" or \
+        if urllib.parse.urlsplit(self.path).path != CONF["path"] or not CONF["oauth_post"] or \
                 form.get("grant_type", [""])[0] != "password":
             # No refresh tokens here: the client falls back to GET.
             return self.answer(404, {}, None, [])
@@ -150,10 +241,12 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def main():
-    srv = Server((ADDR, 443), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(CERT, KEY)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    host, _, port = CONF["listen"].rpartition(":")
+    srv = Server((host, int(port)), Handler)
+    if CONF["tls"]:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(CERT, KEY)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.serve_forever()
 
 
