@@ -23,6 +23,7 @@
 
 #include "conf/conf.h"
 #include "proxy/auth.h"
+#include "proxy/fill.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"
@@ -387,6 +388,7 @@ int main(int argc, char **argv)
 	drp_server_t srv = {.started = time(NULL)};
 	pthread_mutex_init(&srv.rt_lock, NULL);
 	pthread_mutex_init(&srv.fills_lock, NULL);
+	pthread_rwlock_init(&srv.loops_lock, NULL);
 	char err[512] = "";
 	srv.ca = drp_ca_open(conf->ca_dir, err, sizeof(err));
 	if (srv.ca == NULL) {
@@ -461,7 +463,8 @@ int main(int argc, char **argv)
 	if (pidfile)
 		unlink(pidfile);
 	drp_server_runtime_set(&srv, NULL);
-	drp_jobs_free(srv.jobs); /* finishes the stores under way */
+	drp_fill_shutdown(&srv, 30.0); /* hashers: verdicts and stores */
+	drp_jobs_free(srv.jobs);       /* finishes the stores under way */
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);
 	free(srv.spool_dir);

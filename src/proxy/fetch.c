@@ -1007,7 +1007,13 @@ static void fetch_run(drp_fetch_t *f)
 				return;
 			}
 		}
-		if (drp_buf_pending(&f->in) > 0 || !f->head_done) {
+		/* Records already read ahead are decrypted first, so that the
+		 * sink gets the body in pieces of up to FETCH_READ_CHUNK
+		 * rather than one per 16 KiB record. */
+		bool batch = progress && u->tls &&
+			     drp_buf_pending(&f->in) < FETCH_READ_CHUNK &&
+			     drp_tls_pending(u->tls) > 0;
+		if (!batch && (drp_buf_pending(&f->in) > 0 || !f->head_done)) {
 			size_t before = drp_buf_pending(&f->in);
 			if (!process_input(f))
 				return;

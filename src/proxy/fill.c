@@ -28,7 +28,10 @@ struct drp_fill {
 	char *owner;
 	int spool;
 	/* guarded by lock */
-	unsigned *wwait; /* waiters per worker (srv->n_workers) */
+	unsigned *wwait;     /* waiters per worker (srv->n_workers) */
+	pthread_cond_t grew; /* written grew or the body ended: hasher */
+	bool body_ended;     /* the fetch is over (end_err: how) */
+	int end_err;
 	enum drp_fill_state state;
 	uint64_t written;
 	uint64_t total;
@@ -42,8 +45,9 @@ struct drp_fill {
 	/* owned by the fetch's worker thread */
 	drp_fetch_t *fetch;
 	drp_worker_t *home; /* the fetch's worker */
-	drp_digest_t hash;
+	drp_digest_t hash;  /* the hasher thread's, if there is one */
 	bool hashing;
+	bool hasher; /* a thread hashes (and stores) behind the spool */
 	bool declined_too_big;
 	bool broken; /* spool write failed: drain and drop */
 };
@@ -120,6 +124,7 @@ drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
 	f->srv = srv;
 	atomic_init(&f->refs, 2); /* the caller's and the fetch's */
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->grew, NULL);
 	snprintf(f->digest, sizeof(f->digest), "%s", digest);
 	f->owner = drp_strdup(owner);
 	f->spool = fd;
@@ -145,31 +150,38 @@ void drp_fill_unref(drp_fill_t *f)
 	free(f->owner);
 	drp_buf_free(&f->declined);
 	drp_buf_free(&f->declined_body);
+	pthread_cond_destroy(&f->grew);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
-/* Wake the workers that have waiters on this fill. The fetch's own
- * worker is woken without a syscall (the event is fed to its loop, which
- * runs it after the current callback); the others through their
- * ev_async, which libev coalesces until they run. Called on the fetch's
- * thread only. */
+/* Wake the workers that have waiters on this fill. On the fetch's own
+ * thread its worker is woken without a syscall (the event is fed to its
+ * loop, which runs it after the current callback); other workers, or
+ * from another thread, through their ev_async, which libev coalesces
+ * until the loop runs. */
 static void notify(drp_fill_t *f)
 {
 	drp_server_t *srv = f->srv;
-	if (atomic_load(&srv->draining))
+	pthread_rwlock_rdlock(&srv->loops_lock);
+	if (!srv->loops_live) {
+		pthread_rwlock_unlock(&srv->loops_lock);
 		return;
+	}
+	bool on_home =
+		f->home && pthread_equal(pthread_self(), f->home->thread);
 	pthread_mutex_lock(&f->lock);
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		if (f->wwait[i] == 0)
 			continue;
 		drp_worker_t *w = &srv->workers[i];
-		if (w == f->home)
+		if (w == f->home && on_home)
 			ev_feed_event(w->loop, &w->fill_wake, EV_ASYNC);
 		else
 			ev_async_send(w->loop, &w->fill_wake);
 	}
 	pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_unlock(&srv->loops_lock);
 }
 
 void drp_fill_waiter_add(drp_fill_t *f, drp_worker_t *w)
@@ -227,6 +239,8 @@ static void set_state(drp_fill_t *f, enum drp_fill_state st)
 
 /* ---- the fetch's sink ---- */
 
+static void start_hasher(drp_fill_t *f);
+
 static void fill_head(void *arg, const drp_http_msg_t *resp,
 		      enum drp_http_body_mode mode, uint64_t length)
 {
@@ -270,6 +284,8 @@ static void fill_head(void *arg, const drp_http_msg_t *resp,
 	f->state = DRP_FILL_RUNNING;
 	pthread_mutex_unlock(&f->lock);
 	f->hashing = drp_digest_init(&f->hash) == 0;
+	if (f->hashing)
+		start_hasher(f);
 	notify(f);
 }
 
@@ -309,12 +325,15 @@ static void fill_body(void *arg, const char *data, size_t len)
 		}
 		done += (size_t)n;
 	}
-	if (f->hashing && drp_digest_update(&f->hash, data, len) < 0) {
+	if (!f->hasher && f->hashing &&
+	    drp_digest_update(&f->hash, data, len) < 0) {
 		drp_digest_abort(&f->hash);
 		f->hashing = false; /* no verdict: never verified */
 	}
 	pthread_mutex_lock(&f->lock);
 	f->written += len;
+	if (f->hasher)
+		pthread_cond_signal(&f->grew);
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add(&f->srv->stats.bytes_upstream, len);
 	notify(f);
@@ -346,10 +365,122 @@ static void store_job(void *arg)
 	drp_fill_unref(f);
 }
 
+/* The whole body is in the spool and hashed: give the verdict, release
+ * the waiters' last byte, store. Runs on the hasher thread, or on the
+ * fetch's thread without one. */
+static void finish(drp_fill_t *f, bool inline_store)
+{
+	drp_server_t *srv = f->srv;
+	bool ok = digest_matches(f);
+	if (!ok) {
+		drp_log_err(
+			DRP_LOG_CACHE,
+			"%s: the upstream sent %llu bytes that do not match "
+			"the digest; discarded, clients reset",
+			f->digest, (unsigned long long)f->written);
+		atomic_fetch_add(&srv->stats.digest_mismatches, 1);
+	}
+	set_state(f, ok ? DRP_FILL_VERIFIED : DRP_FILL_FAILED);
+	if (!ok || srv->capi == NULL)
+		return;
+	atomic_fetch_add(&f->refs, 1);
+	if (inline_store)
+		store_job(f);
+	else
+		drp_jobs_submit(srv->jobs, store_job, f);
+}
+
+#define HASH_CHUNK (256 * 1024)
+
+/* The hasher thread: SHA-256 of the spool as it grows (from the page
+ * cache), so that hashing runs beside the fetch's loop instead of on
+ * it; then the verdict and the store. */
+static void *hasher_main(void *arg)
+{
+	drp_fill_t *f = arg;
+	char *buf = drp_malloc(HASH_CHUNK);
+	uint64_t done = 0;
+	for (;;) {
+		pthread_mutex_lock(&f->lock);
+		while (f->written == done && !f->body_ended)
+			pthread_cond_wait(&f->grew, &f->lock);
+		uint64_t avail = f->written;
+		bool ended = f->body_ended;
+		int err = f->end_err;
+		pthread_mutex_unlock(&f->lock);
+		if (ended && err) {
+			drp_digest_abort(&f->hash);
+			f->hashing = false;
+			break;
+		}
+		if (done < avail) {
+			size_t want = avail - done < HASH_CHUNK
+					      ? (size_t)(avail - done)
+					      : HASH_CHUNK;
+			ssize_t n = pread(f->spool, buf, want, (off_t)done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0 ||
+			    drp_digest_update(&f->hash, buf, (size_t)n) < 0) {
+				/* No verdict possible: the fill fails when
+				 * the body ends. */
+				drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE,
+					      "%s: spool read for hashing",
+					      f->digest);
+				drp_digest_abort(&f->hash);
+				f->hashing = false;
+				done = avail;
+				continue;
+			}
+			done += (uint64_t)n;
+			continue;
+		}
+		/* ended, everything hashed */
+		finish(f, true);
+		break;
+	}
+	free(buf);
+	atomic_fetch_sub(&f->srv->fill_threads, 1);
+	drp_fill_unref(f);
+	return NULL;
+}
+
+static void start_hasher(drp_fill_t *f)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	atomic_fetch_add(&f->refs, 1);
+	atomic_fetch_add(&f->srv->fill_threads, 1);
+	f->hasher = true;
+	if (pthread_create(&t, &attr, hasher_main, f) != 0) {
+		/* Hash on the loop instead. */
+		f->hasher = false;
+		atomic_fetch_sub(&f->srv->fill_threads, 1);
+		atomic_fetch_sub(&f->refs, 1);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* Tell the hasher the body is over (err: it failed). */
+static void end_body(drp_fill_t *f, int err)
+{
+	pthread_mutex_lock(&f->lock);
+	f->body_ended = true;
+	f->end_err = err;
+	if (err == 0) {
+		f->total = f->written;
+		f->length_known = true;
+	}
+	pthread_cond_signal(&f->grew);
+	pthread_mutex_unlock(&f->lock);
+}
+
 static void fill_done(void *arg, int err, int http_status, const char *reason)
 {
 	drp_fill_t *f = arg;
-	drp_server_t *srv = f->srv;
 	f->fetch = NULL;
 	if (f->broken) {
 		err = -EIO;
@@ -368,32 +499,19 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 		pthread_mutex_unlock(&f->lock);
 		set_state(f, DRP_FILL_DECLINED);
 	} else if (err == 0) {
-		bool ok = digest_matches(f);
-		if (!ok) {
-			drp_log_err(DRP_LOG_CACHE,
-				    "%s: the upstream sent %llu bytes that do "
-				    "not match the digest; discarded, clients "
-				    "reset",
-				    f->digest, (unsigned long long)f->written);
-			atomic_fetch_add(&srv->stats.digest_mismatches, 1);
-		}
-		pthread_mutex_lock(&f->lock);
-		f->total = f->written;
-		f->length_known = true;
-		pthread_mutex_unlock(&f->lock);
-		/* Waiters get their last byte now; the (slow: fsync) store
-		 * runs on a background thread, holding a reference. */
-		set_state(f, ok ? DRP_FILL_VERIFIED : DRP_FILL_FAILED);
-		if (ok && srv->capi) {
-			atomic_fetch_add(&f->refs, 1);
-			drp_jobs_submit(srv->jobs, store_job, f);
-		}
+		/* Waiters get their last byte with the verdict; the (slow:
+		 * fsync) store runs in the background, holding a reference. */
+		end_body(f, 0);
+		if (!f->hasher)
+			finish(f, false);
 	} else {
 		drp_log_warning(DRP_LOG_CACHE, "%s: upstream fetch failed: %s",
 				f->digest, reason);
-		if (f->hashing)
+		end_body(f, err);
+		if (f->hashing && !f->hasher) {
 			drp_digest_abort(&f->hash);
-		f->hashing = false;
+			f->hashing = false;
+		}
 		if (f->state == DRP_FILL_STARTING && !f->declined_status) {
 			/* Nothing was sent yet: the initiator can answer
 			 * with the error. */
@@ -428,4 +546,30 @@ drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 	f->fetch = drp_fetch_new(w, rt, req, &fill_sink, f);
 	drp_fetch_start(f->fetch);
 	return f->fetch;
+}
+
+void drp_fill_shutdown(drp_server_t *srv, double timeout)
+{
+	/* Fills whose fetch was abandoned with its loop: their hashers would
+	 * wait for a body end that never comes. */
+	pthread_mutex_lock(&srv->fills_lock);
+	for (drp_fill_t *f = srv->fills; f; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		if (!f->body_ended) {
+			f->body_ended = true;
+			f->end_err = -ECANCELED;
+			pthread_cond_signal(&f->grew);
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	pthread_mutex_unlock(&srv->fills_lock);
+	/* Let the others finish hashing and storing what was complete. */
+	for (double waited = 0;
+	     atomic_load(&srv->fill_threads) > 0 && waited < timeout;
+	     waited += 0.01)
+		usleep(10000);
+	if (atomic_load(&srv->fill_threads) > 0)
+		drp_log_warning(DRP_LOG_CACHE,
+				"%u blob(s) still being stored at exit",
+				atomic_load(&srv->fill_threads));
 }

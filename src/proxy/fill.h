@@ -87,4 +87,11 @@ int drp_fill_declined(drp_fill_t *f, const char **head, size_t *head_len,
 void drp_fill_waiter_add(drp_fill_t *f, drp_worker_t *w);
 void drp_fill_waiter_del(drp_fill_t *f, drp_worker_t *w);
 
+/*
+ * At exit, after the workers stopped: cancel the fills whose fetch was
+ * abandoned, and wait up to timeout seconds for the hasher threads to
+ * give their verdicts and store what was complete. Main thread.
+ */
+void drp_fill_shutdown(drp_server_t *srv, double timeout);
+
 #endif

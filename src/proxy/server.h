@@ -64,6 +64,11 @@ typedef struct drp_server {
 	drp_cache_stats_t cstats; /* counters updated atomically by ops */
 	char *spool_dir;	  /* where in-flight bodies are spooled */
 	struct drp_jobs *jobs;	  /* blocking cache work (NULL: inline) */
+	atomic_uint fill_threads; /* fill hasher threads running */
+	/* Other threads may wake a worker's loop only while loops_live
+	 * (read lock); cleared (write lock) before the loops are freed. */
+	pthread_rwlock_t loops_lock;
+	bool loops_live;
 	pthread_mutex_t fills_lock;
 	struct drp_fill *fills; /* in-flight fills (guarded by fills_lock) */
 	atomic_bool draining;

@@ -169,6 +169,9 @@ int drp_workers_start(drp_server_t *srv)
 		}
 	}
 	drp_runtime_unref(rt);
+	pthread_rwlock_wrlock(&srv->loops_lock);
+	srv->loops_live = true;
+	pthread_rwlock_unlock(&srv->loops_lock);
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		int r = pthread_create(&srv->workers[i].thread, NULL,
 				       worker_main, &srv->workers[i]);
@@ -224,9 +227,15 @@ void drp_workers_drain(drp_server_t *srv, double grace)
 	atomic_store(&srv->draining, true);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		ev_async_send(srv->workers[i].loop, &srv->workers[i].wake);
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	/* No thread may wake a loop from now on (fill hashers may still
+	 * run). */
+	pthread_rwlock_wrlock(&srv->loops_lock);
+	srv->loops_live = false;
+	pthread_rwlock_unlock(&srv->loops_lock);
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		drp_worker_t *w = &srv->workers[i];
-		pthread_join(w->thread, NULL);
 		drp_fetch_pool_flush(w);
 		drp_dns_free(w->dns);
 		ev_loop_destroy(w->loop);

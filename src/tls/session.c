@@ -27,6 +27,11 @@ struct drp_tls {
 	int fd;
 	const char *pre; /* bytes read before the handshake (owned by caller) */
 	size_t pre_len, pre_off;
+	/* Read-ahead of the client (upstream) side: GnuTLS pulls a record
+	 * header and then its body, two recv(2) per 16 KiB record; one
+	 * recv of up to RA_SIZE serves several records. */
+	char *ra;
+	size_t ra_len, ra_off;
 	char host[256];
 	char sni[256];
 	char err[256];
@@ -116,6 +121,8 @@ static int post_client_hello_cb(gnutls_session_t s)
 
 /* Transport: replay bytes the caller read before TLS started (a client may
  * send its ClientHello right behind CONNECT), then the socket. */
+#define RA_SIZE (64 * 1024)
+
 static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
 {
 	drp_tls_t *t = p;
@@ -125,6 +132,26 @@ static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
 			n = len;
 		memcpy(buf, t->pre + t->pre_off, n);
 		t->pre_off += n;
+		return (ssize_t)n;
+	}
+	if (!t->server && len < RA_SIZE) {
+		if (t->ra_off == t->ra_len) {
+			if (t->ra == NULL)
+				t->ra = drp_malloc(RA_SIZE);
+			ssize_t r = recv(t->fd, t->ra, RA_SIZE, 0);
+			if (r <= 0) {
+				if (r < 0)
+					gnutls_transport_set_errno(t->s, errno);
+				return r;
+			}
+			t->ra_len = (size_t)r;
+			t->ra_off = 0;
+		}
+		size_t n = t->ra_len - t->ra_off;
+		if (n > len)
+			n = len;
+		memcpy(buf, t->ra + t->ra_off, n);
+		t->ra_off += n;
 		return (ssize_t)n;
 	}
 	ssize_t r = recv(t->fd, buf, len, 0);
@@ -225,6 +252,7 @@ void drp_tls_free(drp_tls_t *t)
 	if (t == NULL)
 		return;
 	gnutls_deinit(t->s);
+	free(t->ra);
 	free(t);
 }
 
@@ -304,7 +332,7 @@ void drp_tls_bye(drp_tls_t *t)
 
 size_t drp_tls_pending(drp_tls_t *t)
 {
-	return gnutls_record_check_pending(t->s);
+	return gnutls_record_check_pending(t->s) + (t->ra_len - t->ra_off);
 }
 
 bool drp_tls_want_write(drp_tls_t *t)

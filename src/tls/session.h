@@ -50,6 +50,8 @@ ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len);
 ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len);
 /* Send close_notify (best effort, non-blocking). */
 void drp_tls_bye(drp_tls_t *t);
+/* Bytes a read can return or decrypt without the socket: records
+ * buffered inside GnuTLS, plus (client side) raw bytes read ahead. */
 size_t drp_tls_pending(drp_tls_t *t);
 /* After -EAGAIN: true if GnuTLS waits for writability. */
 bool drp_tls_want_write(drp_tls_t *t);
