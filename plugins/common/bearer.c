@@ -54,20 +54,31 @@ int bearer_init(bearer_t *b, const drp_host_api_t *host, drp_host_ctx_t *ctx,
 	if (user == NULL)
 		return 0;
 	b->basic = host->basic_auth(user, password ? password : "");
-	b->user = dup_str(host, user);
-	if (b->basic == NULL || b->user == NULL) {
+	if (b->basic == NULL || bearer_set_who(b, "user", user) < 0) {
 		bearer_fini(b);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
+int bearer_set_who(bearer_t *b, const char *kind, const char *name)
+{
+	size_t n = strlen(kind) + strlen(name) + sizeof(" ''");
+	char *who = b->host->alloc(n);
+	if (who == NULL)
+		return -ENOMEM;
+	snprintf(who, n, "%s '%s'", kind, name);
+	b->host->free(b->who);
+	b->who = who;
+	return 0;
+}
+
 void bearer_fini(bearer_t *b)
 {
 	bearer_free_secret(b->host, b->basic);
-	b->host->free(b->user);
+	b->host->free(b->who);
 	b->basic = NULL;
-	b->user = NULL;
+	b->who = NULL;
 }
 
 int bearer_read_credentials(const drp_host_api_t *host, drp_host_ctx_t *ctx,
@@ -161,9 +172,8 @@ static int answer_basic(bearer_t *b, drp_auth_req_t *req)
 	const char *sent = b->host->req_header(req, "Authorization");
 	if (sent != NULL && strcmp(sent, b->basic) == 0) {
 		b->host->log(b->ctx, DRP_PLUGIN_LOG_ERR,
-			     "the registry refused the credentials of user "
-			     "'%s'",
-			     b->user);
+			     "the registry refused the credentials of %s",
+			     b->who);
 		return DRP_AUTH_DENIED;
 	}
 	return b->host->req_set_header(req, "Authorization", b->basic) == 0
@@ -204,20 +214,20 @@ static void fetch_cb(void *arg, int status, const drp_http_fetch_resp_t *resp,
 	    h->token_parse(body, body_len, &token, &ttl) == 0) {
 		h->log(b->ctx, DRP_PLUGIN_LOG_INFO,
 		       "token for scope '%s' from %s (%s), valid %.0f s",
-		       st->scope, st->realm_host,
-		       b->user ? b->user : "anonymous", ttl);
+		       st->scope, st->realm_host, b->who ? b->who : "anonymous",
+		       ttl);
 		h->token_put(b->ctx, st->scope, token, ttl);
 		result = st->req ? set_bearer(b, st->req, token) : DRP_AUTH_OK;
 		bearer_free_secret(h, token);
 	} else {
 		h->token_fail(b->ctx, st->scope);
 		if (status == 401 || status == 403) {
-			if (b->user != NULL)
+			if (b->who != NULL)
 				h->log(b->ctx, DRP_PLUGIN_LOG_ERR,
 				       "token service %s refused the "
-				       "credentials of user '%s' for scope "
-				       "'%s' (HTTP %d)",
-				       st->realm_host, b->user, st->scope,
+				       "credentials of %s for scope '%s' "
+				       "(HTTP %d)",
+				       st->realm_host, b->who, st->scope,
 				       status);
 			else
 				h->log(b->ctx, DRP_PLUGIN_LOG_ERR,

@@ -39,8 +39,9 @@ enum bearer_scheme {
 typedef struct bearer {
 	const drp_host_api_t *host;
 	drp_host_ctx_t *ctx;
-	char *basic;	    /* "Basic ...", host->alloc'ed; NULL = anonymous */
-	char *user;	    /* for log lines; NULL = anonymous */
+	char *basic; /* "Basic ...", host->alloc'ed; NULL = anonymous */
+	/* The account for log lines ("user 'acmebot'"); NULL = anonymous */
+	char *who;
 	_Atomic int scheme; /* enum bearer_scheme, learned from challenges */
 } bearer_t;
 
@@ -48,6 +49,10 @@ typedef struct bearer {
 int bearer_init(bearer_t *b, const drp_host_api_t *host, drp_host_ctx_t *ctx,
 		const char *user, const char *password);
 void bearer_fini(bearer_t *b);
+/* Names the account in log lines as "KIND 'NAME'" instead of "user
+ * 'USER'" (gcr: the service account rather than "_json_key"). Only for a
+ * bearer_t with credentials. Returns 0 or -ENOMEM (the name unchanged). */
+int bearer_set_who(bearer_t *b, const char *kind, const char *name);
 
 int bearer_decorate(bearer_t *b, drp_auth_req_t *req);
 int bearer_challenge(bearer_t *b, drp_auth_req_t *req,

@@ -70,6 +70,12 @@ static int gcr_instance_new(void *pctx, const drp_instance_args_t *args,
 	}
 	r = bearer_instance_make(h, args->ctx, GCR_USER, key, out, errbuf,
 				 errlen);
+	/* Refusals name the service account, not the fixed "_json_key". */
+	if (r == 0 && bearer_set_who(*out, "service account", email) < 0) {
+		bearer_instance_free(*out);
+		snprintf(errbuf, errlen, "out of memory");
+		r = -ENOMEM;
+	}
 	if (r == 0) {
 		h->log(args->ctx, DRP_PLUGIN_LOG_INFO, "service account '%s'",
 		       email);

@@ -512,6 +512,38 @@ START_TEST(gcr_json_key)
 }
 END_TEST
 
+/* A refused key: the log names the service account, never the key, and
+ * not just the fixed user name "_json_key". */
+START_TEST(gcr_key_refused)
+{
+	static drp_conf_item_t items[] = {ITEM("plugin", "gcr", 2),
+					  ITEM("key", GCR_KEY, 3)};
+	inst = make("gcr.io", items, 2);
+	ck_assert_msg(inst != NULL, "%s", errors());
+	struct drp_auth_req r;
+	mock_req_init(&r, "GET", "https://gcr.io/v2/p/i/manifests/v1", "gcr.io",
+		      "p/i", "pull");
+	ck_assert_int_eq(
+		challenge(&r,
+			  "Bearer realm=\"https://gcr.io/v2/token\","
+			  "service=\"gcr.io\",scope=\"repository:p/i:pull\""),
+		DRP_AUTH_PENDING);
+	mock_fetch_complete(&mh, mock_fetch_nth(&mh, 0), 401, NULL,
+			    "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}");
+	ck_assert_int_eq(r.done_result, DRP_AUTH_DENIED);
+	ck_assert_uint_eq(
+		mock_log_count(&mh, "<3> gcr/gcr.io: token service gcr.io "
+				    "refused the credentials of service "
+				    "account 'puller@p.iam.gserviceaccount.com'"
+				    " for scope 'repository:p/i:pull' (HTTP "
+				    "401)"),
+		1);
+	ck_assert_uint_eq(mock_log_count(&mh, "_json_key"), 0);
+	ck_assert_uint_eq(mock_log_count(&mh, "PRIVATE"), 0);
+	mock_req_fini(&r);
+}
+END_TEST
+
 /* Configuration errors of the in-tree plugins, as -t shows them. */
 static struct {
 	char *name;
@@ -598,6 +630,7 @@ Suite *plugin_modules_suite(void)
 	tcase_add_test(tc, basic_token_service_https_only);
 	tcase_add_test(tc, quay_robot);
 	tcase_add_test(tc, gcr_json_key);
+	tcase_add_test(tc, gcr_key_refused);
 	tcase_add_loop_test(tc, config_errors, 0, (int)DRP_ARRAY_SIZE(bad));
 	suite_add_tcase(s, tc);
 	return s;
