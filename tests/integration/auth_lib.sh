@@ -221,14 +221,16 @@ emu_nginx_wait()
 	done
 }
 
-# emu_front HOST REGISTRY-PORT TOKEN-PATH|- TOKEN-PORT|- [DIRECTIVES]: a
-# server block for HOST (TLS, its certificate) sending TOKEN-PATH to the
-# token service and everything else to the registry, the way quay.io and
-# gcr.io serve both on one host; DIRECTIVES go into the block (e.g. a
-# proxy_redirect). Access log: $(emu_front_log HOST).
+# emu_front HOST REGISTRY-PORT TOKEN-PATH|- TOKEN-PORT|- [DIRECTIVES
+#   [REGISTRY-DIRECTIVES]]: a server block for HOST (TLS, its certificate)
+# sending TOKEN-PATH to the token service and everything else to the
+# registry, the way quay.io and gcr.io serve both on one host. DIRECTIVES
+# go into the server block (e.g. a location), REGISTRY-DIRECTIVES into
+# the registry's location (e.g. a proxy_redirect). Access log:
+# $(emu_front_log HOST).
 emu_front()
 {
-	local h=$1 rport=$2 tpath=$3 tport=$4 extra=${5:-}
+	local h=$1 rport=$2 tpath=$3 tport=$4 extra=${5:-} rextra=${6:-}
 	cat <<-EOF
 		server {
 		    listen ${DRP_IP[$h]}:443 ssl;
@@ -247,18 +249,32 @@ emu_front()
 	EOF
 	[ "$tpath" = - ] || echo "    location = $tpath { proxy_pass http://127.0.0.1:$tport; }"
 	cat <<-EOF
-		    location / { proxy_pass http://127.0.0.1:$rport; }
+		    location / { proxy_pass http://127.0.0.1:$rport; $rextra }
 		}
 	EOF
 }
 
 emu_front_log() { echo "$WORK/logs/emu-front-$1.log"; }
 
-# emu_cdn HOST ROOT PREFIX VERIFY: a server block for HOST serving the
-# files under ROOT at PREFIX/... (GET only), like Docker Hub's CDN, and
-# only to URLs whose query has verify=VERIFY exactly as written (the
-# signed URLs a registry redirects to must reach it unchanged).
-# Access log: $(emu_front_log HOST).
+# emu_signed_files PREFIX ROOT ARG VALUE: a location serving the files
+# under ROOT at PREFIX/... (GET only), and only to URLs whose query has
+# ARG=VALUE exactly as written, as CDNs and storage services serve the
+# signed URLs registries redirect blob downloads to: the URL has to reach
+# them unchanged.
+emu_signed_files()
+{
+	cat <<-EOF
+		location $1/ {
+		    alias $2/;
+		    limit_except GET { deny all; }
+		    if (\$arg_$3 != "$4") { return 403; }
+		}
+	EOF
+}
+
+# emu_cdn HOST ROOT PREFIX ARG VALUE: a server block for HOST with just
+# emu_signed_files PREFIX ROOT ARG VALUE, like Docker Hub's CDN or Google
+# Cloud Storage. Access log: $(emu_front_log HOST).
 emu_cdn()
 {
 	cat <<-EOF
@@ -268,11 +284,7 @@ emu_cdn()
 		    ssl_certificate $SCEN/pki/$1.crt;
 		    ssl_certificate_key $SCEN/pki/$1.key;
 		    access_log $WORK/logs/emu-front-$1.log drp;
-		    location $3/ {
-		        alias $2/;
-		        limit_except GET { deny all; }
-		        if (\$arg_verify != "$4") { return 403; }
-		    }
+		    $(emu_signed_files "$3" "$2" "$4" "$5")
 		    location / { return 404; }
 		}
 	EOF

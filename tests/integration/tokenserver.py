@@ -43,6 +43,10 @@ token endpoint instead (Docker Hub, quay.io, gcr.io, ...):
                (as Docker Hub's tokens do, which makes them long) instead
                of "kid"
   issued_at_ns true: issued_at with nanoseconds ("...T12:00:00.123456789Z")
+  storage      the registry's storage root: an account that may not push
+               to a repository gets pull only if it exists there (Docker
+               Hub and quay.io grant nothing on a repository that does not
+               exist, so a typo looks like a private repository)
 
 Every request is logged to stdout, one line:
   METHOD user=NAME|- scope=SCOPE[,SCOPE...] status=CODE service=S|-
@@ -79,7 +83,7 @@ CONF = {"listen": "%s:443" % ADDR, "tls": True, "path": "/token", "services": No
         "denied": "downscope", "fields": ["token", "access_token", "expires_in", "issued_at"],
         "expires_in": EXPIRES, "oauth_post": True, "json_key": False,
         "bad_credentials": {"errors": [{"code": "UNAUTHORIZED"}]},
-        "x5c": None, "issued_at_ns": False}
+        "x5c": None, "issued_at_ns": False, "storage": None}
 
 
 def load_config(path):
@@ -133,6 +137,9 @@ def granted(user, name, wanted):
     for pattern, actions in ACCOUNTS.get(user, []):
         if fnmatch.fnmatch(name, pattern):
             allowed |= actions
+    if CONF["storage"] and "push" not in allowed and not os.path.isdir(
+            os.path.join(CONF["storage"], "docker/registry/v2/repositories", name)):
+        allowed.discard("pull")
     return sorted(set(wanted) & allowed)
 
 
