@@ -38,7 +38,7 @@ emu_host $CDN 127.0.0.33
 rport=$(drp_free_port)
 emu_tokens hub "{
   \"path\": \"/token\", \"services\": [\"registry.docker.io\"],
-  \"x5c\": \"$WORK/pki/token-signer.crt\", \"issued_at_ns\": true,
+  \"x5c\": \"$WORK/pki/token-signer.crt\", \"issued_at_ns\": true, \"storage\": \"$SCEN/storage/hub\",
   \"accounts\": {
     \"acmebot\": {\"password_file\": \"$(drp_secret hub-acmebot.pat "$HUB_PAT")\",
                   \"grants\": [[\"acme/*\", [\"pull\"]], [\"other/*\", [\"pull\"]], [\"library/*\", [\"pull\"]]]},
@@ -49,7 +49,7 @@ emu_registry hub "127.0.0.1:$rport" registry.docker.io https://auth.docker.io/to
 	redirect=https://$CDN host=https://registry-1.docker.io
 emu_nginx "$(emu_front registry-1.docker.io "$rport" - - \
 	"proxy_redirect ~^https://${CDN//./\\.}/(.*)\$ https://$CDN/registry-v2/\$1?verify=$VERIFY;")" \
-	"$(emu_cdn $CDN "$SCEN/storage/hub" /registry-v2 "$VERIFY")"
+	"$(emu_cdn $CDN "$SCEN/storage/hub" /registry-v2 verify "$VERIFY")"
 emu_nginx_wait registry-1.docker.io $CDN
 emu_push push docker.io/acme/private:v1
 emu_push push docker.io/other/private:v1
@@ -157,6 +157,22 @@ expect_ge "CDN GETs of the private layer at the signed URL" 1 \
 	"$(log_since "$cdn" "$cmark" | grep -F "$(req_pat GET "$cdn_path?verify=$VERIFY")" | grep -c '" 200 ' || true)"
 expect_eq "CDN refusals" 0 "$(log_since "$cdn" "$cmark" | grep -c '" 403 ' || true)"
 expect_eq "Authorization at the CDN" "" "$(log_since "$cdn" "$cmark" | grep -v '"-"$' || true)"
+
+# A repository that does not exist: Docker Hub grants the account
+# nothing on it, so the registry answers 401 as for a private one; the
+# client gets an error, and the next pull works as before.
+mark=$(log_mark "$tlog")
+if pskopeo inspect --retry-times 0 docker://docker.io/acme/typo:v1 >"$SCEN/typo.out" 2>&1; then
+	drp_fail "docker.io/acme/typo inspected"
+fi
+expect_match "the client's error for acme/typo" 'StatusCode: 4[0-9][0-9]|denied|unauthorized|not found|unknown' "$(cat "$SCEN/typo.out")"
+drp_log "the client's error for acme/typo: $(tail -n 1 "$SCEN/typo.out")"
+expect_eq "token requests for acme/typo" \
+	"1 GET user=acmebot scope=repository:acme/typo:pull status=200 service=registry.docker.io" \
+	"$(emu_token_counts "$tlog" "$mark")"
+rm -rf "$SCEN/private"
+pskopeo copy --quiet --retry-times 0 docker://docker.io/acme/private:v1 "dir:$SCEN/private"
+check_dir_image "$SCEN/private" "$PUSH_DIGEST" $PUSH_BLOBS
 
 emu_check_no_client_creds
 auth_no_secret_in "$PROXY_DIR/access.log" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err"

@@ -20,6 +20,12 @@ drp_require_tools skopeo podman ctr containerd
 drp_require_python_module cryptography
 emu_no_client_creds
 AR=europe-docker.pkg.dev
+GCS=storage.googleapis.com
+GCS_PREFIX=/artifacts.proj.appspot.com/containers/images
+GCS_SIG=Rk9vYmFy%2BZW11bGF0ZWQ%2Fc2lnbmF0dXJl%3D%3D
+SA_ENC=puller%40proj.iam.gserviceaccount.com
+AR_PREFIX=/artifacts-downloads/namespaces/proj/repositories/repo/downloads
+AR_SIG=AJ2Gh%2Bemu-download%2Ftoken%3D
 
 # A service-account key as the console hands it out: pretty-printed JSON
 # with a PEM key ("\n" escapes inside a string), ending in a newline.
@@ -48,6 +54,7 @@ keyfile=$WORK/secrets/gcp-puller.json
 
 emu_host gcr.io 127.0.0.35
 emu_host $AR 127.0.0.36
+emu_host $GCS 127.0.0.37
 tport=$(drp_free_port)
 gport=$(drp_free_port)
 aport=$(drp_free_port)
@@ -61,10 +68,23 @@ emu_tokens gcp "{
     \"${EMU_ADMIN%%:*}\": {\"password\": \"${EMU_ADMIN#*:}\", \"grants\": [[\"*\", [\"pull\", \"push\"]]]}},
   \"anonymous\": [],
   \"bad_credentials\": {\"errors\": [{\"code\": \"UNAUTHORIZED\", \"message\": \"Not Authorized.\"}]}}"
-emu_registry gcr "127.0.0.1:$gport" gcr.io https://gcr.io/v2/token host=https://gcr.io
-emu_registry ar "127.0.0.1:$aport" $AR https://$AR/v2/token host=https://$AR
-emu_nginx "$(emu_front gcr.io "$gport" /v2/token "$tport")" "$(emu_front $AR "$aport" /v2/token "$tport")"
-emu_nginx_wait gcr.io $AR
+# The registries' blob redirects (307 from the redirect middleware) are
+# turned into what Google sends: a 302 to a signed Cloud Storage URL for
+# gcr.io, a 302 to a signed download URL on the registry's own host for
+# Artifact Registry.
+emu_registry gcr "127.0.0.1:$gport" gcr.io https://gcr.io/v2/token host=https://gcr.io redirect=https://$GCS
+emu_registry ar "127.0.0.1:$aport" $AR https://$AR/v2/token host=https://$AR redirect=https://$AR
+intercept='proxy_intercept_errors on; error_page 307 = @signed;'
+emu_nginx 'map $upstream_http_location $drp_blob { "~/docker/registry/v2/blobs/(.*)$" $1; default ""; }' \
+	"$(emu_front gcr.io "$gport" /v2/token "$tport" \
+		"location @signed { return 302 https://$GCS$GCS_PREFIX/\$drp_blob?GoogleAccessId=$SA_ENC&Expires=1764278400&Signature=$GCS_SIG; }" \
+		"$intercept")" \
+	"$(emu_front $AR "$aport" /v2/token "$tport" \
+		"location @signed { return 302 https://$AR$AR_PREFIX/\$drp_blob?token=$AR_SIG; }
+		$(emu_signed_files "$AR_PREFIX" "$SCEN/storage/ar/docker/registry/v2/blobs" token "$AR_SIG")" \
+		"$intercept")" \
+	"$(emu_cdn $GCS "$SCEN/storage/gcr/docker/registry/v2/blobs" "$GCS_PREFIX" Signature "$GCS_SIG")"
+emu_nginx_wait gcr.io $AR $GCS
 emu_push push gcr.io/proj/private:v1
 emu_push small $AR/proj/repo/img:v1
 tlog=$(emu_token_log gcp)
@@ -79,6 +99,19 @@ expect_eq "its challenge" "Bearer realm=\"https://$AR/v2/token\",service=\"$AR\"
 expect_eq "direct token, the key" 200 "$(tok -u "_json_key:$(head -c -1 "$keyfile")")"
 expect_eq "direct token, the key and one byte more" 401 "$(tok -u "_json_key:$(cat "$keyfile")$(printf '\nx')")"
 expect_eq "direct token, anonymous" 403 "$(tok)"
+layer=${PUSH_BLOBS##* }
+ar_layer=${SMALL_LAYERS##* }
+gcs_path=$GCS_PREFIX/sha256/${layer:7:2}/${layer#sha256:}/data
+ar_path=$AR_PREFIX/sha256/${ar_layer:7:2}/${ar_layer#sha256:}/data
+t=$(edirect curl -sS --cacert "$TEST_CA" -u "_json_key:$(head -c -1 "$keyfile")" \
+	"https://gcr.io/v2/token?service=gcr.io&scope=repository:proj/private:pull" | jq -r .token)
+edirect curl -sS -o /dev/null -D "$SCEN/bh" --cacert "$TEST_CA" -H "Authorization: Bearer $t" \
+	"https://gcr.io/v2/proj/private/blobs/$layer"
+expect_eq "direct blob redirect of gcr.io" \
+	"302 https://$GCS$gcs_path?GoogleAccessId=$SA_ENC&Expires=1764278400&Signature=$GCS_SIG" \
+	"$(status_codes <"$SCEN/bh") $(hdr Location <"$SCEN/bh")"
+expect_eq "the signed URL decoded" 403 "$(edirect curl -sS -o /dev/null -w '%{http_code}' --cacert "$TEST_CA" \
+	"https://$GCS$gcs_path?Signature=$(printf '%b' "${GCS_SIG//%/\\x}")")"
 
 drp_own_proxy "" "tag_ttl = 0s
 [registry \"gcr.io\"]
@@ -90,6 +123,10 @@ plugin = gcr
 key_file = $keyfile
 allow = 127.0.0.1/32"
 mark=$(log_mark "$tlog")
+gcs_log=$(emu_front_log $GCS)
+ar_log=$(emu_front_log $AR)
+gmark=$(log_mark "$gcs_log")
+amark=$(log_mark "$ar_log")
 
 # skopeo, ten pulls from each registry: one token request per scope.
 for i in $(seq 1 10); do
@@ -132,6 +169,17 @@ elif [ "${CI:-}" = true ]; then
 	drp_fail "dockerd missing under CI"
 fi
 expect_eq "token requests for all pulls" "$expected" "$(emu_token_counts "$tlog" "$mark")"
+
+# Blobs came from Cloud Storage (gcr.io, without credentials) and from
+# the download URL on the registry's host (Artifact Registry), each at
+# its signed URL exactly as the registry wrote it.
+expect_ge "Cloud Storage GETs of the private layer" 1 \
+	"$(log_since "$gcs_log" "$gmark" | grep -F "$(req_pat GET "$gcs_path?GoogleAccessId=$SA_ENC&Expires=1764278400&Signature=$GCS_SIG")" | grep -c '" 200 ' || true)"
+expect_eq "Authorization at Cloud Storage" "" "$(log_since "$gcs_log" "$gmark" | grep -v '"-"$' || true)"
+expect_eq "Cloud Storage refusals" 0 "$(log_since "$gcs_log" "$gmark" | grep -c '" 403 ' || true)"
+expect_ge "Artifact Registry download GETs of the layer" 1 \
+	"$(log_since "$ar_log" "$amark" | grep -F "$(req_pat GET "$ar_path?token=$AR_SIG")" | grep -c '" 200 ' || true)"
+expect_eq "Artifact Registry download refusals" 0 "$(log_since "$ar_log" "$amark" | grep -F "$AR_PREFIX" | grep -c '" 403 ' || true)"
 drp_log "token requests: $(log_since "$tlog" "$mark" | sort | uniq -c | tr -s ' ' | paste -sd';')"
 
 emu_check_no_client_creds
@@ -142,6 +190,24 @@ for f in "$PROXY_DIR/access.log" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY
 	fi
 done
 drp_log "ok: the key is in none of the proxy's logs"
+
+# Another service account's key: the client gets 403, the log names the
+# service account, never the key.
+jq '.client_email = "other@proj.iam.gserviceaccount.com"' "$keyfile" >"$WORK/secrets/gcp-other.json"
+drp_proxy_conf wrong "$(drp_free_port)" "" "[registry \"gcr.io\"]
+plugin = gcr
+key_file = $WORK/secrets/gcp-other.json
+allow = 127.0.0.1/32"
+drp_start_proxy wrong
+code=$(pcurl -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+	https://gcr.io/v2/proj/private/manifests/v1 || true)
+expect_eq "manifest with another service account's key" 403 "$code"
+drp_wait "the refusal in the log" 5 grep -qF \
+	"token service gcr.io refused the credentials of service account 'other@proj.iam.gserviceaccount.com'" "$PROXY_DIR/proxy.log"
+drp_log "ok: logged: $(grep -F 'token service gcr.io refused' "$PROXY_DIR/proxy.log" | tail -n 1)"
+if grep -qF "$pk" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err"; then
+	drp_fail "the key in the log"
+fi
 
 # Sections without the key: no plugin, so the upstream's challenge
 # reaches the client, whose anonymous token request is refused; nothing

@@ -25,7 +25,7 @@ rport=$(drp_free_port)
 emu_tokens quay "{
   \"listen\": \"127.0.0.1:$tport\", \"tls\": false,
   \"path\": \"/v2/auth\", \"services\": [\"quay.io\"], \"fields\": [\"token\"],
-  \"oauth_post\": false,
+  \"oauth_post\": false, \"storage\": \"$SCEN/storage/quay\",
   \"accounts\": {
     \"$ROBOT\": {\"password_file\": \"$(drp_secret quay-robot.token "$ROBOT_TOKEN")\",
                  \"grants\": [[\"org/*\", [\"pull\"]]]},
@@ -99,6 +99,23 @@ for f in "$PROXY_DIR/access.log" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY
 	fi
 done
 drp_log "ok: the robot's token is in none of the proxy's logs"
+
+# A wrong robot token: the client gets 403, the log names the robot (its
+# '+' intact) and never the token.
+drp_proxy_conf wrong "$(drp_free_port)" "" "[registry \"quay.io\"]
+plugin = quay
+username = $ROBOT
+password_file = $(drp_secret quay-wrong.token "${ROBOT_TOKEN}X")
+allow = 127.0.0.1/32"
+drp_start_proxy wrong
+code=$(pcurl -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+	https://quay.io/v2/org/private/manifests/v1 || true)
+expect_eq "manifest with a wrong robot token" 403 "$code"
+drp_wait "the refusal in the log" 5 grep -qF "token service quay.io refused the credentials of user '$ROBOT'" "$PROXY_DIR/proxy.log"
+drp_log "ok: logged: $(grep -F 'token service quay.io refused' "$PROXY_DIR/proxy.log" | tail -n 1)"
+if grep -qF "$ROBOT_TOKEN" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err"; then
+	drp_fail "the robot's token in the log"
+fi
 
 # No robot: anonymous tokens serve the public image; the private one is
 # refused and nothing of it is served.
