@@ -12,7 +12,8 @@
 #  - auth.docker.io: tokens as Docker Hub issues them (long JWTs carrying
 #    their certificate in x5c, issued_at with nanoseconds): anonymous ones
 #    with pull on library/* only, account ones after checking the Basic
-#    credentials, 401 for wrong ones.
+#    credentials, 401 for wrong ones; nothing on a repository that does
+#    not exist, which the registry then refuses like a private one.
 # With [registry "docker.io"] plugin = dockerhub and an account, clients
 # without any credentials (skopeo, podman, ctr, docker) pull the private
 # docker.io/acme/private:v1 and the one-word docker.io/hello:v1
