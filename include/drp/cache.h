@@ -29,13 +29,12 @@
  * move between threads, e.g. to and from a thread pool).
  *
  * Blocking: a backend that does disk or network I/O sets
- * DRP_CACHE_MAY_BLOCK, and the core calls its ops from the blocking-work
- * pool (completion via ev_async). Expected use with fs (MAY_BLOCK |
- * INDEX_IN_MEMORY): lookup/stats/iterate inline on the loop; blob
- * streams (read_open, read in 64-256 KiB chunks, write_begin, write,
- * commit) and remove on the pool; small objects (manifests, meta records,
- * <= 64 KiB) may be read inline, as they are page-cache hits of a few
- * microseconds, cheaper than a pool round trip.
+ * DRP_CACHE_MAY_BLOCK. The core calls the ops that wait for the disk
+ * (write_begin/write/commit, adopt: fsync) from background threads, never
+ * on an event loop. With INDEX_IN_MEMORY, lookup/stats/iterate run on the
+ * loops, and so do read_open/read of cached objects and meta records:
+ * on a warm cache they are page-cache reads of a few microseconds per
+ * 128 KiB, cheaper than a thread round trip.
  *
  * Ownership: backends copy every key, digest and buffer they are given;
  * the caller's memory may be reused as soon as an op returns. Data an op
