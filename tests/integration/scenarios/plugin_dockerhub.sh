@@ -71,7 +71,8 @@ expect_eq "the registry's challenge" \
 	"$(hdr WWW-Authenticate <"$SCEN/ch")"
 at=$(ecurl 'https://auth.docker.io/token?service=registry.docker.io&scope=repository:acme/private:pull' | jq -r .token)
 expect_eq "direct manifest with an anonymous token" 401 \
-	"$(ecurl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $at" https://registry-1.docker.io/v2/acme/private/manifests/v1)"
+	"$(ecurl -o /dev/null -D "$SCEN/ch2" -w '%{http_code}' -H "Authorization: Bearer $at" https://registry-1.docker.io/v2/acme/private/manifests/v1)"
+expect_match "its challenge" 'error="insufficient_scope"' "$(hdr WWW-Authenticate <"$SCEN/ch2")"
 ecurl -u "acmebot:$HUB_PAT" 'https://auth.docker.io/token?service=registry.docker.io&scope=repository:acme/private:pull' >"$SCEN/tok.json"
 expect_match "an account token's issued_at" '^[0-9-]{10}T[0-9:]{8}\.[0-9]{9}Z$' "$(jq -r .issued_at "$SCEN/tok.json")"
 expect_ge "an account token's length" 1000 "$(jq -r .token "$SCEN/tok.json" | wc -c)"
