@@ -372,6 +372,10 @@ static int pump_fill(drp_conn_t *c)
 			drp_conn_request_done(c, "PASS");
 			return 1;
 		}
+	case DRP_FILL_BYPASS:
+		/* No room to spool it (disk full): straight through. */
+		pass_through(c);
+		return 1;
 	case DRP_FILL_FAILED:
 		if (!q->head_sent) {
 			drp_conn_respond_error(c, 502, false,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -48,6 +49,8 @@ struct drp_fill {
 	drp_digest_t hash;  /* the hasher thread's, if there is one */
 	bool hashing;
 	bool hasher; /* a thread hashes (and stores) behind the spool */
+	bool bypass; /* no room for the spool: everyone passes through */
+	ev_timer bypass_timer;
 	bool declined_too_big;
 	bool broken; /* spool write failed: drain and drop */
 };
@@ -241,6 +244,41 @@ static void set_state(drp_fill_t *f, enum drp_fill_state st)
 
 static void start_hasher(drp_fill_t *f);
 
+/* Is there room for the body on the spool's filesystem? When free space
+ * is short, allocate it now, so that a full disk is found before the
+ * first byte goes to a client (a spool that fills up halfway would leave
+ * every waiter with a broken transfer). */
+static bool reserve_spool(drp_fill_t *f, uint64_t length)
+{
+	struct statvfs sv;
+	if (length == 0 || fstatvfs(f->spool, &sv) < 0)
+		return true;
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail / 4 > length)
+		return true; /* plenty */
+	if (fallocate(f->spool, FALLOC_FL_KEEP_SIZE, 0, (off_t)length) == 0)
+		return true;
+	if (errno != ENOSPC && errno != EDQUOT)
+		return true; /* cannot tell (e.g. EOPNOTSUPP): try */
+	drp_log_warning(DRP_LOG_CACHE,
+			"%s: no room for %llu bytes on the spool's disk "
+			"(%llu free): passed through, not cached",
+			f->digest, (unsigned long long)length,
+			(unsigned long long)avail);
+	return false;
+}
+
+static void bypass_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_fill_t *f = t->data;
+	if (f->fetch) {
+		drp_fetch_cancel(f->fetch); /* no sink callback after this */
+		f->fetch = NULL;
+	}
+	set_state(f, DRP_FILL_BYPASS);
+	drp_fill_unref(f); /* the fetch's reference */
+}
+
 static void fill_head(void *arg, const drp_http_msg_t *resp,
 		      enum drp_http_body_mode mode, uint64_t length)
 {
@@ -268,6 +306,16 @@ static void fill_head(void *arg, const drp_http_msg_t *resp,
 		f->total = 0;
 		return;
 	}
+	if (mode == DRP_HTTP_BODY_LENGTH && !reserve_spool(f, length)) {
+		/* Nothing was sent to anyone yet: cancel (from the loop, not
+		 * inside the fetch's callback) and let every waiter fetch for
+		 * itself, without the cache. */
+		f->bypass = true;
+		ev_timer_init(&f->bypass_timer, bypass_cb, 0., 0.);
+		f->bypass_timer.data = f;
+		ev_timer_start(f->home->loop, &f->bypass_timer);
+		return;
+	}
 	const drp_http_header_t *ct = drp_http_find(resp, "Content-Type");
 	pthread_mutex_lock(&f->lock);
 	if (ct && ct->value_len < sizeof(f->content_type)) {
@@ -291,6 +339,9 @@ static void fill_head(void *arg, const drp_http_msg_t *resp,
 
 static size_t fill_room(void *arg)
 {
+	drp_fill_t *f = arg;
+	if (f->bypass)
+		return 0;
 	return 256 * 1024;
 }
 
@@ -482,6 +533,10 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 {
 	drp_fill_t *f = arg;
 	f->fetch = NULL;
+	if (f->bypass) {
+		/* Ended before bypass_cb ran: it only sets the state. */
+		return;
+	}
 	if (f->broken) {
 		err = -EIO;
 		reason = "spool write failed";

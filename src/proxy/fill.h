@@ -39,6 +39,8 @@ enum drp_fill_state {
 	DRP_FILL_DECLINED = 4, /* the upstream did not answer 200: the
 				  initiator gets that answer, others retry
 				  on their own */
+	DRP_FILL_BYPASS = 5,   /* no room to spool the body: every waiter
+				  passes the request through, uncached */
 };
 
 /* Snapshot of a fill for a waiter. */
