@@ -59,14 +59,21 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 		char up[16] = "-";
 		if (a->up_status > 0)
 			snprintf(up, sizeof(up), "%d", a->up_status);
-		r = snprintf(buf + n, size - n, " %d %llu %llu %.0f %s %s\n",
+		r = snprintf(buf + n, size - n, " %d %llu %llu %.0f %s %s ",
 			     a->status, (unsigned long long)a->bytes_in,
 			     (unsigned long long)a->bytes_out,
 			     a->duration * 1000.0, up,
 			     a->result ? a->result : "-");
 		n += r > 0 ? (size_t)r : 0;
+		if (n >= size - 1)
+			n = size - 1;
+		n = put_escaped(buf, size, n,
+				a->user && a->user[0] ? a->user : "-", 255);
+		if (n + 1 < size)
+			buf[n++] = '\n';
 	}
-	if (n >= size) {
+	if (n >= size - 1) {
+		/* Cut short: still one line. */
 		n = size - 1;
 		buf[n - 1] = '\n';
 	}

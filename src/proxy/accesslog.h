@@ -3,13 +3,16 @@
  * The access log: one line per request and per tunnel, written with a
  * single write(2) (lines from several workers never interleave):
  *
- *   TIME CLIENT HOST:PORT METHOD PATH STATUS BYTES_IN BYTES_OUT MS UP_STATUS
- * RESULT 2026-11-27T18:40:00.123Z 10.0.0.7 quay.io:443 GET
- * /v2/x/blobs/sha256:ab.. 200 0 1048576 35 200 MISS
+ *   TIME CLIENT HOST:PORT METHOD PATH STATUS BYTES_IN BYTES_OUT MS
+ *   UP_STATUS RESULT USER
+ *
+ *   2026-11-27T18:40:00.123Z 10.0.0.7 quay.io:443 GET
+ *   /v2/x/blobs/sha256:ab.. 200 0 1048576 35 200 MISS alice
  *
  * Missing fields are "-". PATH never carries a query string (signed CDN
- * URLs hold credentials there) and is %-escaped; no header value is ever
- * logged, so Authorization, tokens and passwords cannot appear.
+ * URLs hold credentials there) and is %-escaped, USER (the proxy user of
+ * the connection) too; no header value is ever logged, so Authorization,
+ * tokens and passwords cannot appear.
  */
 #ifndef DRP_PROXY_ACCESSLOG_H
 #define DRP_PROXY_ACCESSLOG_H
@@ -31,6 +34,7 @@ typedef struct drp_access {
 	double duration;    /* seconds */
 	int up_status;	    /* 0 = no upstream answer */
 	const char *result; /* PASS, TUNNEL, HIT, MISS, ... */
+	const char *user;   /* proxy user (Proxy-Authorization); NULL */
 } drp_access_t;
 
 /* Format one line into buf (always NUL-terminated); returns its length

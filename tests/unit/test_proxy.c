@@ -102,12 +102,13 @@ START_TEST(accesslog_line)
 		.duration = 0.035,
 		.up_status = 200,
 		.result = "PASS",
+		.user = "alice",
 	};
 	char line[1024];
 	size_t n = drp_accesslog_format(&a, 1795000000.25, line, sizeof(line));
 	ck_assert_str_eq(line, "2026-11-18T11:06:40.250Z 10.0.0.7 quay.io:443 "
 			       "GET /v2/x/blobs/sha256:ab 200 0 1048576 35 "
-			       "200 PASS\n");
+			       "200 PASS alice\n");
 	ck_assert_uint_eq(n, strlen(line));
 	/* The query string (signed URLs) never reaches the log. */
 	ck_assert_ptr_null(strstr(line, "secret"));
@@ -121,7 +122,12 @@ START_TEST(accesslog_line)
 			  .result = "PASS"};
 	drp_accesslog_format(&b, 1795000000.0, line, sizeof(line));
 	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z ::1 - GET /a%20b%0Ac "
-			       "404 0 0 0 - PASS\n");
+			       "404 0 0 0 - PASS -\n");
+	/* A user name cannot forge fields either. */
+	b.user = "eve 200\nx";
+	drp_accesslog_format(&b, 1795000000.0, line, sizeof(line));
+	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z ::1 - GET /a%20b%0Ac "
+			       "404 0 0 0 - PASS eve%20200%0Ax\n");
 }
 END_TEST
 
