@@ -268,7 +268,7 @@ typedef struct drp_host_api {
 	 * later, on the calling thread, unless http_cancel is called first;
 	 * the host never drops a fetch silently (at shutdown it completes
 	 * with -ECANCELED). Returns NULL (and never calls cb) if the request
-	 * cannot be started (bad URL, out of memory).
+	 * cannot be started (bad URL, out of memory, shutting down).
 	 */
 	drp_http_fetch_t *(*http_fetch)(drp_host_ctx_t *ctx, const char *method,
 					const char *url,
@@ -285,7 +285,9 @@ typedef struct drp_host_api {
 
 	/* ---- timers (from hooks and callbacks only) ---- */
 	/* One-shot, `after` seconds from now, on the calling thread.
-	 * Returns NULL on failure. */
+	 * The callback runs exactly once unless timer_stop comes first:
+	 * at shutdown a pending timer fires early. Returns NULL on failure
+	 * (and while shutting down). */
 	drp_timer_t *(*timer_start)(drp_host_ctx_t *ctx, double after,
 				    drp_timer_cb *cb, void *arg);
 	/* Cancel; the callback will not run. Call only before it ran. */

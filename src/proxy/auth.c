@@ -14,6 +14,7 @@
 
 #include "plugin/select.h"
 #include "proxy/conn_int.h"
+#include "proxy/users.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -31,13 +32,18 @@ typedef struct auth_sec {
 	bool has_plugin;
 	enum auth_push push;
 	const char *user; /* username, for log lines; NULL if none */
-	/* allow = CIDRs: who may have what the proxy's credentials fetch
-	 * (NULL: whoever [proxy] allow admits). */
+	/* allow = CIDRs, users = proxy users: who may have the section's
+	 * private content (both NULL/0: whoever [proxy] allow admits; a
+	 * section with users but no allow admits no network). */
 	drp_cidr_t *allow;
 	unsigned n_allow;
+	char **users;
+	unsigned n_users;
+	bool any_user; /* users = * */
 } auth_sec_t;
 
 struct drp_auth {
+	drp_users_t *users;    /* [proxy] users_file; NULL if none */
 	drp_auth_host_t *host; /* NULL when there is no [registry] section */
 	drp_select_t *sel;
 	/* Only the sections with a plugin: their hosts get the proxy's own
@@ -87,6 +93,11 @@ struct drp_auth_req {
 	bool decided;
 	bool decorated;
 	bool outsider; /* the client is outside the section's allow */
+	/* The request carries the client's own credentials (MODE_CLIENT,
+	 * or MODE_CORE with its identity): their key, for remembering what
+	 * the upstream said (drp_auth_confirm_set). */
+	bool has_cred;
+	uint8_t cred[32];
 	/* The realm's check of a client's credentials, on this fetch. */
 	struct realm_check *check;
 	bool challenged;       /* a challenge was answered: retry under way */
@@ -178,17 +189,52 @@ static enum auth_push push_of(const drp_conf_registry_t *sec)
 	return strcmp(it->value, "proxy") == 0 ? PUSH_PROXY : PUSH_DENY;
 }
 
+/* users = NAME... or *; the conf module has validated the list. Names
+ * the users file does not have are reported (they can never match). */
+static void parse_users(auth_sec_t *s, const drp_conf_registry_t *sec,
+			const drp_users_t *users)
+{
+	const drp_conf_item_t *it = drp_conf_registry_get(sec, "users");
+	if (it == NULL)
+		return;
+	char *list = drp_strdup(it->value);
+	char *save = NULL;
+	for (char *tok = strtok_r(list, " ,\t", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ,\t", &save)) {
+		if (strcmp(tok, "*") == 0) {
+			s->any_user = true;
+			continue;
+		}
+		if (users != NULL && !drp_users_has(users, tok))
+			drp_log_warning(DRP_LOG_CONF,
+					"%s:%u: [registry \"%s\"] users: '%s' "
+					"is not a user of %s",
+					it->file, it->line, sec->name, tok,
+					drp_users_path(users));
+		s->users = drp_realloc(s->users,
+				       (s->n_users + 1) * sizeof(char *));
+		s->users[s->n_users++] = drp_strdup(tok);
+	}
+	free(list);
+}
+
 /* The conf module has validated the list. */
 static void parse_allow(auth_sec_t *s, const drp_conf_registry_t *sec)
 {
 	const drp_conf_item_t *it = drp_conf_registry_get(sec, "allow");
+	if (it == NULL && (s->n_users > 0 || s->any_user)) {
+		/* users without allow: no network qualifies by itself. */
+		s->allow = drp_calloc(1, sizeof(*s->allow));
+		return;
+	}
 	if (it == NULL) {
 		if (s->has_plugin)
 			drp_log_warning(
 				DRP_LOG_PLUGIN,
-				"%s:%u: [registry \"%s\"] has no allow: "
-				"what the proxy's credentials fetch goes to "
-				"every client [proxy] allow admits",
+				"%s:%u: [registry \"%s\"] has neither allow "
+				"nor users: what the proxy's credentials "
+				"fetch goes to every client [proxy] allow "
+				"admits",
 				sec->file, sec->line, sec->name);
 		return;
 	}
@@ -208,12 +254,41 @@ static void parse_allow(auth_sec_t *s, const drp_conf_registry_t *sec)
 		s->allow = drp_calloc(1, sizeof(*s->allow));
 }
 
-/* May this client have what the section's credentials fetch? */
-static bool sec_allows(const auth_sec_t *s, const struct sockaddr *peer)
+/* May this client (address, proxy user or NULL) have the section's
+ * private content? */
+static bool sec_allows(const auth_sec_t *s, const struct sockaddr *peer,
+		       const char *user)
 {
 	if (s == NULL || s->allow == NULL)
 		return true;
-	return drp_cidr_list_match(s->allow, s->n_allow, peer);
+	if (drp_cidr_list_match(s->allow, s->n_allow, peer))
+		return true;
+	if (user == NULL)
+		return false;
+	if (s->any_user)
+		return true;
+	for (unsigned i = 0; i < s->n_users; i++)
+		if (strcmp(s->users[i], user) == 0)
+			return true;
+	return false;
+}
+
+/* A relative users_file is relative to the configuration file. */
+static char *conf_relative(const drp_conf_t *conf, const char *path)
+{
+	const char *slash = conf->path ? strrchr(conf->path, '/') : NULL;
+	if (path[0] == '/' || slash == NULL)
+		return drp_strdup(path);
+	size_t dl = (size_t)(slash - conf->path);
+	size_t n = dl + 1 + strlen(path) + 1;
+	char *r = drp_malloc(n);
+	snprintf(r, n, "%.*s/%s", (int)dl, conf->path, path);
+	return r;
+}
+
+drp_users_t *drp_auth_users(const drp_auth_t *a)
+{
+	return a ? a->users : NULL;
 }
 
 drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
@@ -221,6 +296,15 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 	drp_auth_t *a = DRP_NEW(drp_auth_t);
 	a->sel = drp_select_new();
 	a->realm_sel = drp_select_new();
+	if (conf->users_file != NULL) {
+		char *path = conf_relative(conf, conf->users_file);
+		a->users = drp_users_load(path, errs);
+		free(path);
+		if (a->users == NULL) {
+			drp_auth_free(a);
+			return NULL;
+		}
+	}
 	if (conf->n_registry == 0)
 		return a;
 	a->host = drp_auth_host_ref();
@@ -264,6 +348,7 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 		if (s->has_plugin)
 			(void)!drp_select_add(a->realm_sel, sec->name, i, NULL,
 					      NULL);
+		parse_users(s, sec, a->users);
 		parse_allow(s, sec);
 		s->push = push_of(sec);
 		const drp_conf_item_t *u =
@@ -285,11 +370,15 @@ void drp_auth_free(drp_auth_t *a)
 	for (unsigned i = 0; i < a->n_secs; i++) {
 		drp_plugin_inst_free(a->secs[i].inst);
 		free(a->secs[i].allow);
+		for (unsigned j = 0; j < a->secs[i].n_users; j++)
+			free(a->secs[i].users[j]);
+		free(a->secs[i].users);
 	}
 	free(a->secs);
 	drp_select_free(a->sel);
 	drp_select_free(a->realm_sel);
 	drp_auth_host_unref(a->host);
+	drp_users_unref(a->users);
 	free(a);
 }
 
@@ -539,8 +628,12 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 	if (id != NULL) {
 		r->mode = MODE_CORE; /* the client's own credentials */
 		r->ident = id;
+		r->has_cred = true;
+		drp_auth_ident_key(id, r->cred);
 	} else if (client != NULL && !handle) {
 		r->mode = MODE_CLIENT; /* the client's credentials win */
+		r->has_cred = true;
+		drp_users_key(client, strlen(client), r->cred);
 	} else if (plugin_ok) {
 		/* The proxy's handle, none, or one that expired since the
 		 * request came in. */
@@ -686,6 +779,18 @@ static void hook_release(void *arg, drp_fetch_t *f)
 	    r->repo != NULL && st >= 200 && st < 300)
 		drp_auth_privacy_set(r->rt->auth->host, r->registry, r->repo,
 				     DRP_AUTH_PUBLIC);
+	if (r->has_cred && r->repo != NULL && is_pull(r->method) &&
+	    r->rt->auth->host != NULL) {
+		/* A redirect (to a CDN) is the registry's yes; a CDN's own
+		 * answer says nothing about the credentials. */
+		bool moved = strcmp(drp_fetch_host(f), r->host) != 0;
+		int v = moved || (st >= 200 && st < 300) ? DRP_AUTH_CONFIRMED
+			: st == 401 || st == 403	 ? DRP_AUTH_REFUSED
+							 : 0;
+		if (v != 0)
+			drp_auth_confirm_set(r->rt->auth->host, r->cred,
+					     r->registry, r->repo, v);
+	}
 	r->f = NULL;
 	if (r->pending && r->mode == MODE_CORE) {
 		drp_auth_cur_t saved =
@@ -763,7 +868,8 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	if (s == NULL && !drp_select_has_host(a->realm_sel, host, port))
 		return;
 	drp_auth_req_t *r = req_new(rt, w, s, f, host, port, repo);
-	r->outsider = c != NULL && !sec_allows(s, (struct sockaddr *)&c->peer);
+	r->outsider = c != NULL &&
+		      !sec_allows(s, (struct sockaddr *)&c->peer, c->user);
 }
 
 /* ---- the proxy's own token realm ---- */
@@ -1001,25 +1107,48 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 	repo = NULL;
 	const auth_sec_t *s = idx >= 0 ? &a->secs[idx] : NULL;
 	if (s == NULL || !s->has_plugin ||
-	    sec_allows(s, (const struct sockaddr *)&c->peer))
+	    sec_allows(s, (const struct sockaddr *)&c->peer, c->user))
 		return false;
+	char *crepo = drp_select_canonical_repo(
+		registry, (repo = drp_strndup(route->name, route->name_len)));
+	free(repo);
+	uint8_t cred[32];
 	bool own = auth != NULL && !drp_auth_is_handle(auth);
-	if (auth != NULL && !own) {
+	if (own) {
+		drp_users_key(auth, strlen(auth), cred);
+	} else if (auth != NULL) {
 		drp_auth_ident_t *id = NULL;
 		const char *h = auth + 7 + strspn(auth + 7, " ");
 		own = drp_auth_handle_find(a->host, h, registry, &id) == 0 &&
 		      id != NULL;
+		if (own)
+			drp_auth_ident_key(id, cred);
 		drp_auth_ident_unref(id);
 	}
 	if (own) {
 		/* Its own credentials: whatever the cache holds, the upstream
-		 * first confirms them for this repository. */
-		c->auth_confirm = true;
-		return false;
+		 * first confirms them for this repository (a HEAD), unless it
+		 * did so a moment ago. */
+		int v = drp_auth_confirm_get(a->host, cred, registry, crepo);
+		explicit_bzero(cred, sizeof(cred));
+		free(crepo);
+		c->auth_confirm = v != DRP_AUTH_CONFIRMED;
+		if (v != DRP_AUTH_REFUSED)
+			return false;
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: %s %s%s refused: the upstream "
+			       "refused these credentials for %.*s a moment "
+			       "ago",
+			       c->id, c->peer_str, c->method, registry, c->path,
+			       (int)route->name_len, route->name);
+		char body[512];
+		snprintf(body, sizeof(body),
+			 "{\"errors\":[{\"code\":\"DENIED\",\"message\":"
+			 "\"%s refused these credentials for %.*s\"}]}",
+			 registry, (int)route->name_len, route->name);
+		respond(c, 403, "", body, false);
+		return true;
 	}
-	char *crepo = drp_select_canonical_repo(
-		registry, (repo = drp_strndup(route->name, route->name_len)));
-	free(repo);
 	int privacy = drp_auth_privacy_get(a->host, registry, crepo);
 	free(crepo);
 	if (privacy == DRP_AUTH_PUBLIC)

@@ -34,6 +34,11 @@ typedef struct drp_auth drp_auth_t;
 drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs);
 void drp_auth_free(drp_auth_t *a);
 
+/* The proxy users of this generation ([proxy] users_file, loaded by
+ * drp_auth_new with the rest: -t and reload check it too); NULL if none
+ * are configured. Owned by a. */
+struct drp_users *drp_auth_users(const drp_auth_t *a);
+
 /*
  * An intercepted request arrived (after the Host/SNI check, before
  * routing). Return true if the auth layer answered it itself (the proxy's
@@ -53,5 +58,14 @@ bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		     struct drp_conn *c, drp_fetch_t *f, const char *host,
 		     uint16_t port, const char *repo);
+
+/*
+ * A worker stops (shutdown, after its connections closed), on its own
+ * thread while its loop still exists: every plugin http_fetch still
+ * pending there completes now with -ECANCELED and every pending plugin
+ * timer fires now, each exactly once (plugins free their state in these
+ * callbacks); afterwards neither can be started on this loop.
+ */
+void drp_auth_worker_stop(struct drp_worker *w);
 
 #endif

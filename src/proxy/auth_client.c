@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "plugin/challenge.h"
+#include "proxy/users.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -218,11 +219,60 @@ static char *privacy_key(const char *registry, const char *repo)
 	return k;
 }
 
+/* The table of what is known about repositories holds the privacy of
+ * "registry/repo" and the upstream's verdict on a client's credentials
+ * for it, under "!HEX registry/repo" (no registry name starts with '!'). */
+static int known_get(drp_auth_host_t *h, char *key);
+static void known_set(drp_auth_host_t *h, char *key, int state, double ttl);
+
+static char *confirm_key(const uint8_t cred[32], const char *registry,
+			 const char *repo)
+{
+	size_t n = 1 + 64 + 1 + strlen(registry) + 1 + strlen(repo) + 1;
+	char *k = drp_malloc(n), *p = k;
+	*p++ = '!';
+	for (int i = 0; i < 32; i++, p += 2)
+		snprintf(p, 3, "%02x", cred[i]);
+	snprintf(p, n - 65, " %s/%s", registry, repo);
+	return k;
+}
+
+int drp_auth_confirm_get(drp_auth_host_t *h, const uint8_t cred[32],
+			 const char *registry, const char *repo)
+{
+	return known_get(h, confirm_key(cred, registry, repo));
+}
+
+void drp_auth_confirm_set(drp_auth_host_t *h, const uint8_t cred[32],
+			  const char *registry, const char *repo, int state)
+{
+	known_set(h, confirm_key(cred, registry, repo), state,
+		  state == DRP_AUTH_CONFIRMED ? DRP_AUTH_CONFIRM_TTL
+					      : DRP_AUTH_REFUSED_TTL);
+}
+
+void drp_auth_ident_key(const drp_auth_ident_t *id, uint8_t out[32])
+{
+	const char *v = id->basic ? id->basic : "";
+	drp_users_key(v, strlen(v), out);
+}
+
 int drp_auth_privacy_get(drp_auth_host_t *h, const char *registry,
 			 const char *repo)
 {
+	return known_get(h, privacy_key(registry, repo));
+}
+
+void drp_auth_privacy_set(drp_auth_host_t *h, const char *registry,
+			  const char *repo, int state)
+{
+	known_set(h, privacy_key(registry, repo), state, DRP_AUTH_PRIVACY_TTL);
+}
+
+/* Takes key. */
+static int known_get(drp_auth_host_t *h, char *key)
+{
 	drp_auth_handles_t *t = drp_auth_host_handles(h);
-	char *key = privacy_key(registry, repo);
 	double now = now_of(h);
 	int state = DRP_AUTH_UNKNOWN;
 	pthread_mutex_lock(&t->lock);
@@ -235,11 +285,10 @@ int drp_auth_privacy_get(drp_auth_host_t *h, const char *registry,
 	return state;
 }
 
-void drp_auth_privacy_set(drp_auth_host_t *h, const char *registry,
-			  const char *repo, int state)
+/* Takes key. */
+static void known_set(drp_auth_host_t *h, char *key, int state, double ttl)
 {
 	drp_auth_handles_t *t = drp_auth_host_handles(h);
-	char *key = privacy_key(registry, repo);
 	double now = now_of(h);
 	unsigned b = bucket_of(key) % PRIVACY_BUCKETS;
 	privacy_t *dead = NULL;
@@ -263,7 +312,7 @@ void drp_auth_privacy_set(drp_auth_host_t *h, const char *registry,
 		t->n_privacy++;
 	}
 	p->state = state;
-	p->until = now + DRP_AUTH_PRIVACY_TTL;
+	p->until = now + ttl;
 	pthread_mutex_unlock(&t->lock);
 	free(key);
 	while (dead != NULL) {

@@ -55,6 +55,11 @@ typedef struct auth_loop {
 	ev_async async;
 	pthread_mutex_t lock;
 	struct drp_token_wait *head, *tail; /* deliveries due */
+	/* Plugins' fetches and timers pending on this loop (its thread
+	 * only), so that a stopping worker ends each exactly once. */
+	struct drp_http_fetch *fetches;
+	struct drp_timer *timers;
+	bool stopped; /* drp_auth_worker_stop ran: nothing new starts */
 } auth_loop_t;
 
 struct drp_auth_host {
@@ -72,6 +77,8 @@ static drp_auth_host_t *the_host;
 /* ---- http_fetch ---- */
 
 struct drp_http_fetch {
+	struct drp_http_fetch *prev, *next; /* in lp->fetches */
+	auth_loop_t *lp;
 	drp_fetchbuf_t *fb;
 	drp_http_fetch_cb *cb;
 	void *arg;
@@ -85,6 +92,28 @@ struct drp_http_fetch_resp {
 	char **vals; /* values handed out by fetch_header */
 	unsigned n_vals;
 };
+
+static auth_loop_t *loop_of(drp_auth_host_t *h, struct ev_loop *loop);
+
+/* The pending lists: unlink/link on the loop's thread. */
+#define LIST_LINK(head, e)                                                     \
+	do {                                                                   \
+		(e)->prev = NULL;                                              \
+		(e)->next = (head);                                            \
+		if ((head) != NULL)                                            \
+			(head)->prev = (e);                                    \
+		(head) = (e);                                                  \
+	} while (0)
+#define LIST_UNLINK(head, e)                                                   \
+	do {                                                                   \
+		if ((e)->prev != NULL)                                         \
+			(e)->prev->next = (e)->next;                           \
+		else                                                           \
+			(head) = (e)->next;                                    \
+		if ((e)->next != NULL)                                         \
+			(e)->next->prev = (e)->prev;                           \
+		(e)->prev = (e)->next = NULL;                                  \
+	} while (0)
 
 int drp_auth_parse_url(const char *url, bool *tls, char host[DRP_HOST_MAX + 1],
 		       uint16_t *port, char **target)
@@ -128,6 +157,7 @@ static void http_fetch_done(void *arg, drp_fetchbuf_result_t *res)
 {
 	drp_http_fetch_t *hf = arg;
 	hf->fb = NULL;
+	LIST_UNLINK(hf->lp->fetches, hf);
 	drp_http_fetch_resp_t resp = {.res = res};
 	int status;
 	const char *body = "";
@@ -175,6 +205,9 @@ static drp_http_fetch_t *host_http_fetch(drp_host_ctx_t *ctx,
 			    ctx->plugin);
 		return NULL;
 	}
+	auth_loop_t *lp = loop_of(ctx->host->core, c->w->loop);
+	if (lp->stopped)
+		return NULL; /* shutting down */
 	if (cb == NULL || method == NULL || url == NULL ||
 	    (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0 &&
 	     strcmp(method, "HEAD") != 0) ||
@@ -228,6 +261,8 @@ static drp_http_fetch_t *host_http_fetch(drp_host_ctx_t *ctx,
 		.conn_id = c->conn_id,
 	};
 	drp_http_fetch_t *hf = DRP_NEW(drp_http_fetch_t);
+	hf->lp = lp;
+	LIST_LINK(lp->fetches, hf);
 	hf->cb = cb;
 	hf->arg = arg;
 	hf->w = c->w;
@@ -250,6 +285,7 @@ static drp_http_fetch_t *host_http_fetch(drp_host_ctx_t *ctx,
 
 static void host_http_cancel(drp_http_fetch_t *hf)
 {
+	LIST_UNLINK(hf->lp->fetches, hf);
 	if (hf->fb != NULL)
 		drp_fetchbuf_cancel(hf->fb);
 	drp_runtime_unref(hf->rt);
@@ -272,6 +308,8 @@ static const char *host_fetch_header(const drp_http_fetch_resp_t *cresp,
 /* ---- timers ---- */
 
 struct drp_timer {
+	struct drp_timer *prev, *next; /* in lp->timers */
+	auth_loop_t *lp;
 	ev_timer t;
 	drp_worker_t *w;
 	drp_runtime_t *rt;
@@ -284,6 +322,7 @@ static void timer_fire(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	drp_timer_t *tm = DRP_CONTAINER_OF(t, drp_timer_t, t);
 	ev_timer_stop(loop, t);
+	LIST_UNLINK(tm->lp->timers, tm);
 	drp_auth_cur_t saved = drp_auth_cur_enter(tm->w, tm->rt, tm->conn_id);
 	tm->cb(tm->arg);
 	drp_auth_cur_leave(saved);
@@ -301,7 +340,12 @@ static drp_timer_t *host_timer_start(drp_host_ctx_t *ctx, double after,
 			    ctx->plugin);
 		return NULL;
 	}
+	auth_loop_t *lp = loop_of(ctx->host->core, c->w->loop);
+	if (lp->stopped)
+		return NULL; /* shutting down */
 	drp_timer_t *tm = DRP_NEW(drp_timer_t);
+	tm->lp = lp;
+	LIST_LINK(lp->timers, tm);
 	tm->w = c->w;
 	tm->rt = drp_runtime_ref(c->rt);
 	tm->conn_id = c->conn_id;
@@ -314,6 +358,7 @@ static drp_timer_t *host_timer_start(drp_host_ctx_t *ctx, double after,
 
 static void host_timer_stop(drp_timer_t *tm)
 {
+	LIST_UNLINK(tm->lp->timers, tm);
 	ev_timer_stop(tm->w->loop, &tm->t);
 	drp_runtime_unref(tm->rt);
 	free(tm);
@@ -539,6 +584,56 @@ void drp_auth_host_unref(drp_auth_host_t *h)
 	pthread_mutex_unlock(&host_lock);
 	if (last)
 		host_free(h);
+}
+
+void drp_auth_worker_stop(struct drp_worker *w)
+{
+	pthread_mutex_lock(&host_lock);
+	drp_auth_host_t *h = the_host;
+	if (h != NULL)
+		h->refs++;
+	pthread_mutex_unlock(&host_lock);
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->loops_lock);
+	auth_loop_t *lp = h->loops;
+	while (lp != NULL && lp->loop != w->loop)
+		lp = lp->next;
+	pthread_mutex_unlock(&h->loops_lock);
+	if (lp != NULL) {
+		lp->stopped = true;
+		/* One at a time from the head: a callback may cancel
+		 * others. Nothing new can start (lp->stopped). */
+		while (lp->fetches != NULL || lp->timers != NULL) {
+			if (lp->fetches != NULL) {
+				drp_http_fetch_t *hf = lp->fetches;
+				LIST_UNLINK(lp->fetches, hf);
+				if (hf->fb != NULL)
+					drp_fetchbuf_cancel(hf->fb);
+				drp_auth_cur_t saved = drp_auth_cur_enter(
+					hf->w, hf->rt, hf->conn_id);
+				hf->cb(hf->arg, -ECANCELED, NULL, "", 0);
+				drp_auth_cur_leave(saved);
+				drp_runtime_unref(hf->rt);
+				free(hf);
+				continue;
+			}
+			/* A timer's callback is the plugin's only chance to
+			 * free what it holds: it runs now, early. */
+			drp_timer_t *tm = lp->timers;
+			LIST_UNLINK(lp->timers, tm);
+			ev_timer_stop(w->loop, &tm->t);
+			drp_auth_cur_t saved =
+				drp_auth_cur_enter(tm->w, tm->rt, tm->conn_id);
+			tm->cb(tm->arg);
+			drp_auth_cur_leave(saved);
+			drp_runtime_unref(tm->rt);
+			free(tm);
+		}
+		/* Token deliveries the callbacks caused, on this loop. */
+		loop_async_cb(w->loop, &lp->async, 0);
+	}
+	drp_auth_host_unref(h);
 }
 
 drp_plugin_loader_t *drp_auth_host_loader(drp_auth_host_t *h)

@@ -150,6 +150,32 @@ int drp_auth_privacy_get(drp_auth_host_t *h, const char *registry,
 void drp_auth_privacy_set(drp_auth_host_t *h, const char *registry,
 			  const char *repo, int privacy)
 	__attribute__((nonnull));
+/*
+ * What the upstream said lately about a client's own credentials (cred:
+ * drp_users_key of the Authorization value, or drp_auth_ident_key) for
+ * a repository: a pull with them succeeded (CONFIRMED, remembered
+ * DRP_AUTH_CONFIRM_TTL seconds), or was refused with 401/403 (REFUSED,
+ * DRP_AUTH_REFUSED_TTL). An outsider's cached content needs no HEAD of
+ * its own while CONFIRMED, and is refused at once while REFUSED.
+ */
+enum drp_auth_confirm {
+	DRP_AUTH_CONFIRM_UNKNOWN = 0,
+	DRP_AUTH_CONFIRMED = 1,
+	DRP_AUTH_REFUSED = 2,
+};
+#define DRP_AUTH_CONFIRM_TTL 60
+#define DRP_AUTH_REFUSED_TTL 15
+int drp_auth_confirm_get(drp_auth_host_t *h, const uint8_t cred[32],
+			 const char *registry, const char *repo)
+	__attribute__((nonnull));
+void drp_auth_confirm_set(drp_auth_host_t *h, const uint8_t cred[32],
+			  const char *registry, const char *repo, int state)
+	__attribute__((nonnull));
+/* The key of an identity's credentials (as drp_users_key of the Basic
+ * value the client gave the realm). */
+void drp_auth_ident_key(const drp_auth_ident_t *id, uint8_t out[32])
+	__attribute__((nonnull));
+
 /* Whether id is a registry's anonymous identity. */
 bool drp_auth_ident_is_anon(const drp_auth_ident_t *id)
 	__attribute__((nonnull));

@@ -14,10 +14,12 @@
 
 #include "http/parse.h"
 #include "http/uri.h"
+#include "plugin/challenge.h"
 #include "proxy/accesslog.h"
 #include "proxy/auth.h"
 #include "proxy/fetch.h"
 #include "proxy/local.h"
+#include "proxy/users.h"
 #include "tls/ca.h"
 #include "tls/session.h"
 #include "util/addr.h"
@@ -52,6 +54,8 @@ const char *drp_conn_state_str(enum drp_conn_state s)
 		return "exchange";
 	case DRP_CONN_FLUSH_CLOSE:
 		return "flush-close";
+	case DRP_CONN_PROXY_AUTH:
+		return "proxy-auth";
 	}
 	return "?";
 }
@@ -96,6 +100,7 @@ static void log_request(drp_conn_t *c, const char *result)
 		.duration = ev_now(c->w->loop) - c->start,
 		.up_status = c->up_status,
 		.result = result,
+		.user = c->user,
 	};
 	drp_accesslog_write(c->rt, &a);
 	DRP_FREE(c->path);
@@ -125,6 +130,8 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 		drp_fetch_cancel(c->fetch);
 		c->fetch = NULL;
 	}
+	if (c->pauth_wait)
+		drp_users_wait_cancel(w->srv->users_pool, c->pauth_wait);
 	drp_cached_release(c);
 	if (c->dnsq)
 		drp_dns_cancel(c->dnsq);
@@ -147,6 +154,8 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 	drp_buf_free(&c->tbuf);
 	free(c->path);
 	free(c->repo);
+	free(c->user);
+	free(c->pauth_user);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -296,12 +305,32 @@ void drp_conn_abort(drp_conn_t *c, const char *reason)
 
 /* ---- fetch sink: upstream response -> client ---- */
 
+/* A registry's 401 names the token realm the client goes to next:
+ * intercept that host too (drp_runtime_learn_realm). */
+static void learn_realms(drp_conn_t *c, const drp_http_msg_t *resp)
+{
+	for (const drp_http_header_t *h =
+		     drp_http_find(resp, "WWW-Authenticate");
+	     h != NULL; h = drp_http_find_next(resp, "WWW-Authenticate", h)) {
+		drp_challenges_t ch;
+		if (drp_challenge_parse(h->value, h->value_len, &ch) < 0)
+			continue;
+		const drp_challenge_t *b = drp_challenge_find(&ch, "Bearer");
+		const char *realm = b ? drp_challenge_param(b, "realm") : NULL;
+		if (realm != NULL)
+			drp_runtime_learn_realm(c->rt, c->host, realm);
+		drp_challenges_free(&ch);
+	}
+}
+
 static void sink_head(void *arg, const drp_http_msg_t *resp,
 		      enum drp_http_body_mode mode, uint64_t length)
 {
 	drp_conn_t *c = arg;
 	c->status = resp->status;
 	c->up_status = resp->status;
+	if (resp->status == 401 && c->intercepted)
+		learn_realms(c, resp);
 	/* A sanitized reason phrase: never echo control bytes. */
 	drp_buf_printf(&c->out, "HTTP/1.1 %d ", resp->status);
 	for (size_t i = 0; i < resp->reason_len; i++) {
@@ -519,7 +548,115 @@ void drp_conn_pass(drp_conn_t *c, const char *method, const char *target,
 
 static bool is_intercepted(const drp_conn_t *c, const char *host, uint16_t port)
 {
-	return drp_server_intercepts(conf_of(c), host, port);
+	return drp_runtime_intercepts(c->rt, host, port);
+}
+
+/* ---- proxy users ---- */
+
+static void respond_407(drp_conn_t *c, const char *msg)
+{
+	size_t len = strlen(msg);
+	c->status = 407;
+	drp_buf_printf(&c->out,
+		       "HTTP/1.1 407 Proxy Authentication Required\r\n"
+		       "Proxy-Authenticate: Basic realm=\"" DRP_USERS_REALM
+		       "\"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		       "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+		       "%s\r\n",
+		       len + 1, c->close_after ? "Connection: close\r\n" : "");
+	if (!c->is_head_req) {
+		drp_buf_append(&c->out, msg, len);
+		drp_buf_append(&c->out, "\n", 1);
+	}
+	c->bytes_out = c->is_head_req ? 0 : len + 1;
+}
+
+/* The verifier threads judged the Proxy-Authorization of the request
+ * still in c->in: dispatch it again with the verdict. */
+static void pauth_cb(void *arg, int verdict, const char *user)
+{
+	drp_conn_t *c = arg;
+	c->pauth_wait = NULL;
+	c->pauth_ready = true;
+	c->pauth_verdict = verdict;
+	free(c->pauth_user);
+	c->pauth_user = user ? drp_strdup(user) : NULL;
+	c->state = DRP_CONN_PROXY_HEAD;
+	kick(c);
+}
+
+/*
+ * Who the client of a CONNECT or absolute-form request is ([proxy]
+ * users_file): sets c->user and returns true to go on (also for an
+ * anonymous client when require_users is off); false if answered (407,
+ * 503) or waiting for a verification (state PROXY_AUTH).
+ */
+static bool proxy_auth(drp_conn_t *c, const drp_http_msg_t *req)
+{
+	drp_users_t *u = drp_auth_users(c->rt->auth);
+	bool ready = c->pauth_ready;
+	c->pauth_ready = false;
+	DRP_FREE(c->user);
+	if (u == NULL)
+		return true;
+	const drp_http_header_t *h = drp_http_find(req, "Proxy-Authorization");
+	if (h == NULL) {
+		if (!conf_of(c)->require_users)
+			return true;
+		atomic_fetch_add(&c->w->srv->stats.refused, 1);
+		drp_log_info(DRP_LOG_PROXY,
+			     "[c%06u] %s: %s without proxy credentials: 407",
+			     c->id, c->peer_str, c->method);
+		respond_407(c, "this proxy needs a user name and password "
+			       "(e.g. HTTPS_PROXY=http://USER:PASSWORD@proxy)");
+		return false;
+	}
+	char *value = drp_strndup(h->value, h->value_len);
+	uint8_t key[32];
+	drp_users_key(value, strlen(value), key);
+	char *user = NULL;
+	int v;
+	if (ready && memcmp(key, c->pauth_key, sizeof(key)) == 0) {
+		v = c->pauth_verdict;
+		user = c->pauth_user;
+		c->pauth_user = NULL;
+	} else {
+		v = drp_users_check(c->w->srv->users_pool, u, c->w->loop, value,
+				    &user, pauth_cb, c, &c->pauth_wait);
+	}
+	DRP_FREE(c->pauth_user);
+	explicit_bzero(value, strlen(value));
+	free(value);
+	switch (v) {
+	case 0:
+		c->user = user;
+		return true;
+	case -EINPROGRESS:
+		memcpy(c->pauth_key, key, sizeof(key));
+		c->state = DRP_CONN_PROXY_AUTH;
+		set_timeout(c, conf_of(c)->header_timeout);
+		return false;
+	case -EBUSY:
+		drp_log_warning(DRP_LOG_PROXY,
+				"[c%06u] %s: too many proxy passwords being "
+				"verified; 503",
+				c->id, c->peer_str);
+		respond_error(c, 503, false,
+			      "too many proxy logins at once; retry");
+		return false;
+	default:
+		atomic_fetch_add(&c->w->srv->stats.refused, 1);
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: proxy user '%s' refused: %s", c->id,
+			       c->peer_str, user ? user : "?",
+			       v == -ENOENT ? "no such user"
+			       : v == -EACCES
+				       ? "wrong password"
+				       : "malformed Proxy-Authorization");
+		free(user);
+		respond_407(c, "wrong proxy user name or password");
+		return false;
+	}
 }
 
 static void tunnel_begin(drp_conn_t *c);
@@ -534,6 +671,8 @@ static void handle_connect(drp_conn_t *c, const drp_http_msg_t *req)
 			      "malformed CONNECT target (expected host:port)");
 		return;
 	}
+	if (!proxy_auth(c, req))
+		return;
 	if (is_intercepted(c, c->host, c->port)) {
 		c->leaf = drp_forge_get(c->w->srv->forge, c->host);
 		if (c->leaf == NULL) {
@@ -619,7 +758,10 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 {
 	const drp_conf_t *conf = conf_of(c);
 	c->req_active = true;
-	c->start = ev_now(c->w->loop);
+	/* A request dispatched again after its password check keeps its
+	 * start. */
+	if (!c->pauth_ready)
+		c->start = ev_now(c->w->loop);
 	c->status = 0;
 	c->up_status = 0;
 	c->bytes_in = 0;
@@ -679,6 +821,8 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 		snprintf(c->host, sizeof(c->host), "%s", host);
 		c->port = port;
 		copy_path(c, path, plen);
+		if (!proxy_auth(c, req))
+			return;
 		bool port_ok = port == 80;
 		for (unsigned i = 0; i < conf->n_tunnel_ports; i++)
 			if (conf->tunnel_ports[i] == port)

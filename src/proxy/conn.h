@@ -8,6 +8,8 @@
  *       |      --CONNECT other-------> TUNNEL_CONNECT --> TUNNEL
  *       |      --GET http://...------> EXCHANGE (plain forward) --> PROXY_HEAD
  *       +------ GET /ca.crt ... -----> local answer --> PROXY_HEAD
+ *   PROXY_HEAD <--> PROXY_AUTH: Proxy-Authorization being verified off the
+ *       loop; the same request is dispatched again with the verdict
  *   any --error/timeout/EOF--> drp_conn_close()
  *
  * Thread: owned by one worker loop.
@@ -27,6 +29,7 @@ enum drp_conn_state {
 	DRP_CONN_HEAD = 4,	     /* intercepted: reading a request head */
 	DRP_CONN_EXCHANGE = 5,	     /* a request is being served */
 	DRP_CONN_FLUSH_CLOSE = 6,    /* writing the last bytes, then close */
+	DRP_CONN_PROXY_AUTH = 7,     /* waiting for a password verification */
 };
 const char *drp_conn_state_str(enum drp_conn_state s);
 

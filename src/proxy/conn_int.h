@@ -32,6 +32,18 @@ struct drp_conn {
 	int fd;
 	struct sockaddr_storage peer;
 	char peer_str[64];
+	/* The proxy user its CONNECT (or absolute-form request) proved to
+	 * be (Proxy-Authorization against [proxy] users_file); NULL:
+	 * anonymous. Kept for every request inside the CONNECT. */
+	char *user;
+	/* Checking Proxy-Authorization off the loop (state PROXY_AUTH):
+	 * the pending check, then its verdict for the request's second
+	 * dispatch, which checks that the value is the same (pauth_key). */
+	struct drp_users_wait *pauth_wait;
+	bool pauth_ready;
+	int pauth_verdict;
+	char *pauth_user;
+	uint8_t pauth_key[32];
 	enum drp_conn_state state;
 	ev_io io;
 	ev_timer timer;

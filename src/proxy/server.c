@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "http/uri.h"
 #include "proxy/auth.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -17,6 +18,7 @@ drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen)
 {
 	drp_runtime_t *rt = DRP_NEW(drp_runtime_t);
 	atomic_init(&rt->refs, 1);
+	pthread_mutex_init(&rt->realm_lock, NULL);
 	rt->conf = conf;
 	rt->access_fd = -1;
 	rt->upcred = drp_tls_client_cred_new(
@@ -66,6 +68,10 @@ void drp_runtime_unref(drp_runtime_t *rt)
 	if (rt->auth)
 		drp_auth_free(rt->auth);
 	drp_conf_free(rt->conf);
+	for (unsigned i = 0; i < rt->n_realms; i++)
+		free(rt->realms[i]);
+	free(rt->realms);
+	pthread_mutex_destroy(&rt->realm_lock);
 	free(rt);
 }
 
@@ -114,14 +120,22 @@ static bool entry_matches(const char *entry, size_t elen, const char *host,
 	return elen == strlen(host) && strncmp(entry, host, elen) == 0;
 }
 
+bool drp_server_tunnel_only(const drp_conf_t *conf, const char *host,
+			    uint16_t port)
+{
+	for (unsigned i = 0; i < conf->n_tunnel_only; i++)
+		if (entry_matches(conf->tunnel_only[i],
+				  strlen(conf->tunnel_only[i]), host, port))
+			return true;
+	return false;
+}
+
 bool drp_server_intercepts(const drp_conf_t *conf, const char *host,
 			   uint16_t port)
 {
 	static const char *const always[] = {
 		"registry-1.docker.io", "auth.docker.io", "index.docker.io"};
-	for (size_t i = 0; i < DRP_ARRAY_SIZE(always); i++)
-		if (port == 443 && strcmp(host, always[i]) == 0)
-			return true;
+	bool hub = false;
 	for (unsigned i = 0; i < conf->n_registries; i++)
 		if (entry_matches(conf->registries[i],
 				  strlen(conf->registries[i]), host, port))
@@ -130,12 +144,104 @@ bool drp_server_intercepts(const drp_conf_t *conf, const char *host,
 	for (unsigned i = 0; i < conf->n_registry; i++) {
 		const char *name = conf->registry[i].name;
 		size_t hl = strcspn(name, "/");
-		if (hl == 9 && strncmp(name, "docker.io", 9) == 0)
-			continue; /* the always-list covers Docker Hub */
+		if (hl == 9 && strncmp(name, "docker.io", 9) == 0) {
+			hub = true; /* the always-list covers Docker Hub */
+			continue;
+		}
 		if (entry_matches(name, hl, host, port))
 			return true;
 	}
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(always); i++) {
+		if (port != 443 || strcmp(host, always[i]) != 0)
+			continue;
+		/* An operator's tunnel_only wins over the built-in list,
+		 * except for the registry hosts of a docker.io section
+		 * (auth.docker.io is only a realm). */
+		if (hub && i != 1)
+			return true;
+		return !drp_server_tunnel_only(conf, host, port);
+	}
 	return false;
+}
+
+static bool realm_known(drp_runtime_t *rt, const char *hp)
+{
+	for (unsigned i = 0; i < rt->n_realms; i++)
+		if (strcmp(rt->realms[i], hp) == 0)
+			return true;
+	return false;
+}
+
+static void host_port(char *out, size_t len, const char *host, uint16_t port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+	snprintf(out, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+		 port);
+}
+
+bool drp_runtime_intercepts(drp_runtime_t *rt, const char *host, uint16_t port)
+{
+	if (drp_server_intercepts(rt->conf, host, port))
+		return true;
+	if (rt->n_realms == 0 || drp_server_tunnel_only(rt->conf, host, port))
+		return false;
+	char hp[DRP_HOST_MAX + 16];
+	host_port(hp, sizeof(hp), host, port);
+	pthread_mutex_lock(&rt->realm_lock);
+	bool known = realm_known(rt, hp);
+	pthread_mutex_unlock(&rt->realm_lock);
+	return known;
+}
+
+bool drp_runtime_learn_realm(drp_runtime_t *rt, const char *registry,
+			     const char *url)
+{
+	if (strncasecmp(url, "https://", 8) != 0)
+		return false;
+	const char *a = url + 8;
+	size_t alen = strcspn(a, "/?#");
+	char host[DRP_HOST_MAX + 1];
+	uint16_t port = 0;
+	if (alen == 0 || memchr(a, '@', alen) != NULL ||
+	    drp_uri_parse_host_header(a, alen, host, &port) < 0)
+		return false;
+	if (port == 0)
+		port = 443;
+	const drp_conf_t *conf = rt->conf;
+	bool port_ok = false;
+	for (unsigned i = 0; i < conf->n_tunnel_ports; i++)
+		port_ok = port_ok || conf->tunnel_ports[i] == port;
+	if (!port_ok || drp_server_tunnel_only(conf, host, port) ||
+	    drp_server_intercepts(conf, host, port))
+		return false;
+	char hp[DRP_HOST_MAX + 16];
+	host_port(hp, sizeof(hp), host, port);
+	bool added = false, full = false;
+	pthread_mutex_lock(&rt->realm_lock);
+	if (realm_known(rt, hp)) {
+		/* nothing new */
+	} else if (rt->n_realms >= DRP_RUNTIME_REALMS_MAX) {
+		full = !rt->realms_full_logged;
+		rt->realms_full_logged = true;
+	} else {
+		rt->realms = drp_realloc(rt->realms,
+					 (rt->n_realms + 1) * sizeof(char *));
+		rt->realms[rt->n_realms++] = drp_strdup(hp);
+		added = true;
+	}
+	pthread_mutex_unlock(&rt->realm_lock);
+	if (added)
+		drp_log_notice(DRP_LOG_PROXY,
+			       "learned token realm host %s from a challenge "
+			       "of %s: CONNECTs to it are intercepted from now "
+			       "on",
+			       hp, registry);
+	if (full)
+		drp_log_warning(DRP_LOG_PROXY,
+				"%d token realm hosts learned: %s and later "
+				"ones are tunnelled",
+				DRP_RUNTIME_REALMS_MAX, hp);
+	return added;
 }
 
 bool drp_server_resolve_override(const drp_conf_t *conf, const char *host,

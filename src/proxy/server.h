@@ -31,7 +31,16 @@ typedef struct drp_runtime {
 	drp_tls_client_cred_t *upcred;
 	struct drp_auth *auth; /* plugin instances of this generation */
 	int access_fd;	       /* -1 = none; 2 = stderr */
+	/* Token realm hosts learned from registries' challenges
+	 * (drp_runtime_learn_realm), "host:port"; guarded by realm_lock. */
+	pthread_mutex_t realm_lock;
+	char **realms;
+	unsigned n_realms;
+	bool realms_full_logged;
 } drp_runtime_t;
+
+/* Most realm hosts one generation learns; the rest are tunnelled. */
+#define DRP_RUNTIME_REALMS_MAX 256
 
 typedef struct drp_stats {
 	atomic_ulong connections; /* accepted */
@@ -64,6 +73,9 @@ typedef struct drp_server {
 	drp_cache_stats_t cstats; /* counters updated atomically by ops */
 	char *spool_dir;	  /* where in-flight bodies are spooled */
 	struct drp_jobs *jobs;	  /* blocking cache work (NULL: inline) */
+	/* Verifies Proxy-Authorization off the loops (made by
+	 * drp_workers_start, freed by drp_workers_drain). */
+	struct drp_users_pool *users_pool;
 	atomic_uint fill_threads; /* fill hasher threads running */
 	/* Other threads may wake a worker's loop only while loops_live
 	 * (read lock); cleared (write lock) before the loops are freed. */
@@ -87,9 +99,35 @@ drp_runtime_t *drp_server_runtime_get(drp_server_t *srv);
 /* Swap in a new runtime (takes the caller's reference). */
 void drp_server_runtime_set(drp_server_t *srv, drp_runtime_t *rt);
 
-/* True if CONNECT to host:port should be intercepted under conf. */
+/*
+ * True if CONNECT to host:port should be intercepted under conf: a host
+ * of registries or of a [registry] section; else not if tunnel_only
+ * names it; else Docker Hub's registry-1.docker.io, index.docker.io and
+ * auth.docker.io.
+ */
 bool drp_server_intercepts(const drp_conf_t *conf, const char *host,
 			   uint16_t port);
+/* Whether tunnel_only names host:port. */
+bool drp_server_tunnel_only(const drp_conf_t *conf, const char *host,
+			    uint16_t port);
+
+/*
+ * The generation's decision for a CONNECT: drp_server_intercepts, or a
+ * realm host it learned (and tunnel_only does not name). Thread-safe.
+ */
+bool drp_runtime_intercepts(drp_runtime_t *rt, const char *host, uint16_t port);
+/*
+ * A registry (an intercepted host, for the log) answered a client with a
+ * Bearer challenge whose realm is url: remember the realm's host so that
+ * later CONNECTs to it are intercepted too, if it is an https URL whose
+ * port tunnel_ports allows (interception must not reach what a tunnel
+ * could not), that tunnel_only does not name and that is not
+ * intercepted already; one log line per host learned, at most
+ * DRP_RUNTIME_REALMS_MAX hosts. Returns true if the host is new.
+ * Thread-safe.
+ */
+bool drp_runtime_learn_realm(drp_runtime_t *rt, const char *registry,
+			     const char *url);
 
 /* [resolve] lookup: true and *ss filled (port = the entry's, or `port`
  * when the entry has none) if the operator named an address for host. */

@@ -10,9 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/auth.h"
 #include "proxy/conn.h"
 #include "proxy/conn_int.h"
 #include "proxy/fetch.h"
+#include "proxy/users.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -145,8 +147,17 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Two verifier threads: bcrypt at cost 10 takes tens of milliseconds,
+ * and the cache answers every repeated Proxy-Authorization; at most 256
+ * distinct values wait (a flood of wrong passwords gets 503). */
+#define USERS_THREADS 2
+#define USERS_JOBS    256
+
 int drp_workers_start(drp_server_t *srv)
 {
+	srv->users_pool = drp_users_pool_new(USERS_THREADS, USERS_JOBS);
+	if (srv->users_pool == NULL)
+		return -EAGAIN;
 	drp_runtime_t *rt = drp_server_runtime_get(srv);
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		drp_worker_t *w = &srv->workers[i];
@@ -216,6 +227,9 @@ static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		drp_conn_close_all(w, "shutdown deadline");
 	ev_timer_stop(loop, t);
 	free(d);
+	/* Plugins' fetches and timers still pending end now, each with
+	 * its callback (-ECANCELED), while the loop still exists. */
+	drp_auth_worker_stop(w);
 	ev_async_stop(loop, &w->wake);
 	ev_async_stop(loop, &w->fill_wake);
 	ev_break(loop, EVBREAK_ALL);
@@ -234,6 +248,9 @@ void drp_workers_drain(drp_server_t *srv, double grace)
 	pthread_rwlock_wrlock(&srv->loops_lock);
 	srv->loops_live = false;
 	pthread_rwlock_unlock(&srv->loops_lock);
+	/* Before the loops go: a verifier thread may still wake one. */
+	drp_users_pool_free(srv->users_pool);
+	srv->users_pool = NULL;
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		drp_worker_t *w = &srv->workers[i];
 		drp_fetch_pool_flush(w);

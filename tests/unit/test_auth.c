@@ -23,6 +23,7 @@
 #include "proxy/conn_int.h"
 #include "proxy/fetchbuf.h"
 #include "proxy/server.h"
+#include "proxy/users.h"
 #include "proxy/worker.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -916,6 +917,89 @@ START_TEST(test_services_outside_hooks)
 }
 END_TEST
 
+/* Counts its calls and keeps the last status. */
+typedef struct fetch_calls {
+	int calls;
+	int status;
+	bool had_resp;
+} fetch_calls_t;
+
+static void count_fetch(void *arg, int status,
+			const drp_http_fetch_resp_t *resp, const char *body,
+			size_t len)
+{
+	fetch_calls_t *fc = arg;
+	fc->calls++;
+	fc->status = status;
+	fc->had_resp = resp != NULL;
+	ck_assert_str_eq(body, "");
+	ck_assert_uint_eq(len, 0);
+	ck_assert_ptr_nonnull(drp_auth_cur());
+}
+
+/* A worker stopping (SIGTERM) ends every plugin fetch still in flight
+ * exactly once with -ECANCELED, and fires every pending timer once, so
+ * that plugins can free what they hold; afterwards nothing starts. A
+ * fetch cancelled before, or one that completed, is not called again. */
+START_TEST(test_worker_stop)
+{
+	drp_auth_host_t *h = drp_auth_host_ref();
+	const drp_host_api_t *api =
+		&drp_plugin_loader_host(drp_auth_host_loader(h))->api;
+	drp_host_ctx_t ctx = {
+		.host = drp_plugin_loader_host(drp_auth_host_loader(h)),
+		.plugin = "t"};
+	fetch_calls_t never = {0}, cancelled = {0}, answered = {0};
+	drp_auth_cur_t saved = drp_auth_cur_enter(&worker, &rt, 4);
+	/* A server that never answers: only the stop ends it. */
+	ck_assert_ptr_nonnull(api->http_fetch(&ctx, "GET",
+					      "https://silent.test/token", NULL,
+					      NULL, 0, count_fetch, &never));
+	struct drp_fetchbuf *silent_fb = fbs;
+	drp_http_fetch_t *c1 =
+		api->http_fetch(&ctx, "GET", "https://a.test/", NULL, NULL, 0,
+				count_fetch, &cancelled);
+	ck_assert_ptr_nonnull(c1);
+	ck_assert_ptr_nonnull(api->http_fetch(&ctx, "GET", "https://b.test/",
+					      NULL, NULL, 0, count_fetch,
+					      &answered));
+	struct drp_fetchbuf *answered_fb = fbs;
+	timer_hits = 0;
+	int one = 1, hundred = 100;
+	ck_assert_ptr_nonnull(api->timer_start(&ctx, 3600, on_timer, &one));
+	drp_timer_t *t2 = api->timer_start(&ctx, 3600, on_timer, &hundred);
+	ck_assert_ptr_nonnull(t2);
+	drp_auth_cur_leave(saved);
+	api->http_cancel(c1);
+	api->timer_stop(t2);
+	fb_answer(answered_fb, 200, "", "");
+	ck_assert_int_eq(answered.calls, 1);
+	ck_assert_int_eq(rt_refs, 2); /* the silent fetch and one timer */
+
+	drp_auth_worker_stop(&worker);
+	ck_assert_int_eq(never.calls, 1);
+	ck_assert_int_eq(never.status, -ECANCELED);
+	ck_assert(!never.had_resp);
+	ck_assert(silent_fb->cancelled);
+	ck_assert_int_eq(timer_hits, 1);
+	ck_assert_int_eq(cancelled.calls, 0);
+	ck_assert_int_eq(answered.calls, 1);
+	ck_assert_int_eq(rt_refs, 0);
+
+	/* Stopped: nothing new starts; the loop has nothing left. */
+	saved = drp_auth_cur_enter(&worker, &rt, 4);
+	ck_assert_ptr_null(api->http_fetch(&ctx, "GET", "https://c.test/", NULL,
+					   NULL, 0, count_fetch, &never));
+	ck_assert_ptr_null(api->timer_start(&ctx, 0, on_timer, &one));
+	drp_auth_cur_leave(saved);
+	drp_auth_worker_stop(&worker);
+	run_loop();
+	ck_assert_int_eq(never.calls, 1);
+	ck_assert_int_eq(timer_hits, 1);
+	drp_auth_host_unref(h);
+}
+END_TEST
+
 /* ---- the proxy's realm: handles and the client-facing answers ---- */
 
 static double fake_now = 1000.0;
@@ -991,6 +1075,7 @@ static drp_conn_t *fake_conn(const char *host)
 
 static void free_conn(drp_conn_t *c)
 {
+	free(c->user);
 	drp_buf_free(&c->out);
 	free(c->path);
 	free(c);
@@ -1395,11 +1480,12 @@ START_TEST(test_outsider)
 		   "username = u\npassword = p\n");
 	/* A section relying on [proxy] allow is named at start-up. */
 	ck_assert_ptr_nonnull(strstr(
-		read_log(), "t.ini:6: [registry \"open.test\"] has no "
-			    "allow: what the proxy's credentials fetch "
-			    "goes to every client [proxy] allow admits"));
+		read_log(), "t.ini:6: [registry \"open.test\"] has neither "
+			    "allow nor users: what the proxy's credentials "
+			    "fetch goes to every client [proxy] allow "
+			    "admits"));
 	ck_assert_ptr_null(strstr(read_log(), "[registry \"basic.test\"] has "
-					      "no allow"));
+					      "neither"));
 	char *ans;
 	drp_conn_t *out = fake_conn("basic.test");
 	struct sockaddr_in *sin = (struct sockaddr_in *)&out->peer;
@@ -1476,6 +1562,75 @@ START_TEST(test_outsider)
 	ck_assert(!intercept(in, raw, &ans));
 	ck_assert(!in->auth_confirm);
 	free(ans);
+	/* The upstream accepts them for test/small (the HEAD the cache
+	 * made): remembered, so the next requests of this client for that
+	 * repository need no HEAD of their own... */
+	drp_auth_host_t *hh = drp_auth_host_ref();
+	drp_plugin_host_t *ph_host = drp_auth_host_plugin_host(hh);
+	ph_host->now = fake_clock;
+	fake_now = 1000.0;
+	f = new_fetch("basic.test", "HEAD", "/v2/test/small/blobs/sha256:0");
+	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/small");
+	h = attempt(f, "Authorization: Basic YTpi\r\n");
+	ck_assert_str_eq(h, "Authorization: Basic YTpi\r\n");
+	free(h);
+	f->status = 200;
+	free_fetch(f);
+	ck_assert(!intercept(out, raw, &ans));
+	ck_assert(!out->auth_confirm);
+	free(ans);
+	/* ...but other credentials, and other repositories, still do. */
+	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpj\r\n\r\n", blob);
+	ck_assert(!intercept(out, raw, &ans));
+	ck_assert(out->auth_confirm);
+	free(ans);
+	const char *other = "GET /v2/test/other/blobs/sha256:"
+			    "00000000000000000000000000000000000000000000000"
+			    "00000000000000000 HTTP/1.1\r\nHost: basic.test\r\n"
+			    "Authorization: Basic YTpi\r\n\r\n";
+	ck_assert(!intercept(out, other, &ans));
+	ck_assert(out->auth_confirm);
+	free(ans);
+	/* Refused (401) for test/other: the next request is answered 403
+	 * at once, for a short while only. */
+	f = new_fetch("basic.test", "HEAD", "/v2/test/other/blobs/sha256:0");
+	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/other");
+	free(attempt(f, "Authorization: Basic YTpi\r\n"));
+	f->status = 401;
+	free_fetch(f);
+	ck_assert(intercept(out, other, &ans));
+	ck_assert_int_eq(out->status, 403);
+	ck_assert_ptr_nonnull(strstr(ans,
+				     "basic.test refused these credentials for "
+				     "test/other"));
+	free(ans);
+	fake_now += DRP_AUTH_REFUSED_TTL + 1;
+	ck_assert(!intercept(out, other, &ans));
+	ck_assert(out->auth_confirm);
+	free(ans);
+	/* The yes lasts longer, but not for ever. */
+	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpi\r\n\r\n", blob);
+	ck_assert(!intercept(out, raw, &ans));
+	ck_assert(!out->auth_confirm);
+	free(ans);
+	fake_now += DRP_AUTH_CONFIRM_TTL;
+	ck_assert(!intercept(out, raw, &ans));
+	ck_assert(out->auth_confirm);
+	free(ans);
+	/* A CDN's answer after the registry's redirect is the registry's
+	 * yes, whatever the CDN said. */
+	f = new_fetch("basic.test", "GET", "/v2/test/small/blobs/sha256:0");
+	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/small");
+	free(attempt(f, "Authorization: Basic YTpi\r\n"));
+	snprintf(f->host, sizeof(f->host), "cdn.test");
+	f->status = 403;
+	free_fetch(f);
+	ck_assert(!intercept(out, raw, &ans));
+	ck_assert(!out->auth_confirm);
+	free(ans);
+	ph_host->now = drp_plugin_host_clock;
+	drp_auth_host_unref(hh);
+	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpi\r\n\r\n", blob);
 	char *ah = get_handle("basic.test", "Basic YWxpY2U6YWxpY2UtcHc=");
 	snprintf(raw, sizeof(raw), "%sAuthorization: Bearer %s\r\n\r\n", blob,
 		 ah);
@@ -1516,6 +1671,118 @@ START_TEST(test_outsider)
 }
 END_TEST
 
+/* Proxy users in a section's policy: users without allow admits those
+ * users and no network; users = * any proxy user; the start-up warning
+ * names only sections with neither. */
+START_TEST(test_users_policy)
+{
+	char upath[64];
+	snprintf(upath, sizeof(upath), "/tmp/test_auth.%d.users", getpid());
+	FILE *uf = fopen(upath, "w");
+	ck_assert_ptr_nonnull(uf);
+	/* htpasswd -bns alice alice-pw; htpasswd -bnm bob bob pw:with colon */
+	fputs("alice:{SHA}g2YDYHBhl9R/ddqtGep+ipAO4aU=\n"
+	      "bob:$apr1$e0jztoCR$wx1XgLhc/J5spaSvQlFo8.\n",
+	      uf);
+	fclose(uf);
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	unlink(logpath);
+	drp_log_init(DRP_LOG_INFO, logpath);
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "[proxy]\nusers_file = %s\n"
+		 "[registry \"basic.test\"]\nplugin = basic\n"
+		 "username = drpuser\npassword = s3cret\n"
+		 "users = alice, ghost\n"
+		 "[registry \"push.test\"]\nplugin = basic\n"
+		 "username = drpuser\npassword = s3cret\n"
+		 "allow = 10.0.0.0/8\nusers = *\n"
+		 "[registry \"open.test\"]\nplugin = basic\n"
+		 "username = u\npassword = p\n",
+		 upath);
+	setup_conf(text);
+	drp_users_t *users = drp_auth_users(rt.auth);
+	ck_assert_ptr_nonnull(users);
+	ck_assert_uint_eq(drp_users_count(users), 2);
+	const char *log = read_log();
+	ck_assert_ptr_nonnull(strstr(log, "[registry \"open.test\"] has "
+					  "neither allow nor users"));
+	ck_assert_ptr_null(strstr(log, "[registry \"basic.test\"] has"));
+	ck_assert_ptr_null(strstr(log, "[registry \"push.test\"] has"));
+	/* A name the file does not have never matches: said at start-up. */
+	ck_assert_ptr_nonnull(strstr(log, "t.ini:7: [registry \"basic.test\"] "
+					  "users: 'ghost' is not a user of"));
+
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	static const struct {
+		const char *host;
+		uint32_t addr;
+		const char *user;
+		bool allowed;
+	} cases[] = {
+		/* users without allow: no network qualifies... */
+		{"basic.test", 0x7f000001, NULL, false},
+		/* ...a listed user does, from anywhere... */
+		{"basic.test", 0x7f000005, "alice", true},
+		/* ...another proxy user does not */
+		{"basic.test", 0x7f000005, "bob", false},
+		/* users = *: any proxy user */
+		{"push.test", 0x7f000005, "bob", true},
+		/* ...or the allow network, without a user */
+		{"push.test", 0x0a000001, NULL, true},
+		/* ...but not an anonymous client elsewhere */
+		{"push.test", 0x7f000005, NULL, false},
+		/* neither: whoever [proxy] allow admitted */
+		{"open.test", 0x7f000005, NULL, true},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		drp_conn_t *c = fake_conn(cases[i].host);
+		struct sockaddr_in *sin = (struct sockaddr_in *)&c->peer;
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(cases[i].addr);
+		c->user = cases[i].user ? drp_strdup(cases[i].user) : NULL;
+		drp_fetch_t *f =
+			new_fetch(cases[i].host, "GET", "/v2/x/manifests/v1");
+		drp_auth_attach(&rt, &worker, c, f, cases[i].host, 443, "x");
+		/* Allowed: the proxy's account (sent at once once the
+		 * plugin knows the scheme, else in answer to the challenge);
+		 * not: anonymous access, refused, the repository is
+		 * private. */
+		char *h = attempt(f, "");
+		bool proxys = strstr(h, "Authorization: Basic ") != NULL;
+		free(h);
+		if (!proxys) {
+			enum drp_fetch_auth got = challenge(f, www);
+			ck_assert_msg(got == (cases[i].allowed
+						      ? DRP_FETCH_AUTH_OK
+						      : DRP_FETCH_AUTH_ERROR),
+				      "case %zu: %d", i, (int)got);
+			h = attempt(f, "");
+			proxys = strstr(h, "Authorization: Basic ") != NULL;
+			free(h);
+		}
+		ck_assert_msg(proxys == cases[i].allowed, "case %zu", i);
+		ck_assert_int_eq(f->fail_status, cases[i].allowed ? 0 : 403);
+		free_fetch(f);
+		free_conn(c);
+	}
+	unlink(upath);
+
+	/* A users file that cannot be read fails the configuration. */
+	drp_conf_errors_t e2 = {0};
+	drp_conf_t *c2 = drp_conf_load_string(
+		"t.ini", "[proxy]\nusers_file = /nonexistent/users\n", &e2);
+	ck_assert_ptr_nonnull(c2);
+	ck_assert_ptr_null(drp_auth_new(c2, &e2));
+	ck_assert_uint_eq(e2.n, 1);
+	ck_assert_str_eq(e2.msg[0], "/nonexistent/users: cannot open: No such "
+				    "file or directory");
+	drp_conf_errors_free(&e2);
+	drp_conf_free(c2);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -1534,12 +1801,14 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_bearer_refused);
 	tcase_add_test(tc, test_cancel_pending);
 	tcase_add_test(tc, test_services_outside_hooks);
+	tcase_add_test(tc, test_worker_stop);
 	tcase_add_test(tc, test_handles);
 	tcase_add_test(tc, test_intercept);
 	tcase_add_test(tc, test_handle_swap);
 	tcase_add_test(tc, test_realm_checks_credentials);
 	tcase_add_test(tc, test_handle_anonymous);
 	tcase_add_test(tc, test_outsider);
+	tcase_add_test(tc, test_users_policy);
 	suite_add_tcase(s, tc);
 	return s;
 }
