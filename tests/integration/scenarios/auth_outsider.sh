@@ -5,9 +5,10 @@
 # access fails), even for what the cache holds, and public ones
 # anonymously; with credentials of its own it gets cached
 # content only after the upstream accepted them for that repository (a
-# HEAD with its identity): wrong ones get the upstream's 401, alice's
-# (through the proxy's realm) get the bytes, and the token service sees
-# alice, never the proxy's account, for that client.
+# HEAD with its identity, remembered briefly: one HEAD for a whole pull):
+# wrong ones get the upstream's 401 (then 403 at once for a while),
+# alice's (through the proxy's realm) get the bytes, and the token service
+# sees alice, never the proxy's account, for that client.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$DRP_IT_DIR/auth_lib.sh"
@@ -15,6 +16,7 @@ drp_scenario_init
 drp_require_tools skopeo
 SCHEMA2=application/vnd.docker.distribution.manifest.v2+json
 tlog=$WORK/logs/token.out
+reg=$(reg_log token)
 DRP_IT_ALLOW=127.0.0.0/8 drp_own_proxy "" "$(auth_sections)
 allow = 127.0.0.1/32"
 secret_layer=${PUSH_BLOBS##* }
@@ -60,10 +62,19 @@ expect_ge "checked at the token service" 1 "$(count_since "$tlog" "$mark" 'user=
 code=$(ocurl -o /dev/null -w '%{http_code}' -H "Authorization: Basic bm9ib2R5Ondyb25n" \
 	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
 expect_eq "outsider with raw wrong Basic credentials" 401 "$code"
+# That refusal is remembered briefly: the same credentials get 403 at
+# once, without asking the upstream again.
+rmk=$(log_mark "$reg")
+code=$(ocurl -o "$SCEN/body" -w '%{http_code}' -H "Authorization: Basic bm9ib2R5Ondyb25n" \
+	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
+expect_eq "the same wrong credentials again" 403 "$code"
+expect_match "the refusal says why" 'refused these credentials for private/secret' "$(cat "$SCEN/body")"
+expect_eq "upstream requests for the remembered refusal" 0 "$(count_since "$reg" "$rmk" '/v2/private/secret/')"
 expect_eq "the proxy's account used for the outsider" 0 "$(count_since "$tlog" "$mark" 'user=proxyuser')"
 
 # Outside, alice's credentials through the proxy's realm: confirmed by
 # the upstream under her identity, then served (from the cache).
+rmk=$(log_mark "$reg")
 ah=$(ocurl -u "$ALICE" "https://token.test/_drp/token?service=token.test&scope=repository:private/secret:pull" | jq -r .token)
 code=$(ocurl -o "$SCEN/blob" -w '%{http_code}' -H "Authorization: Bearer $ah" \
 	"https://token.test/v2/private/secret/blobs/$secret_layer")
@@ -73,6 +84,20 @@ code=$(ocurl -o "$SCEN/manifest" -w '%{http_code}' -H "Authorization: Bearer $ah
 	https://token.test/v2/private/secret/manifests/v1)
 expect_eq "outsider with alice's credentials, tag" 200 "$code"
 expect_file_digest "the manifest's bytes" "$SCEN/manifest" "$PUSH_DIGEST"
+# The rest of the pull, every blob: the first confirmation (a HEAD
+# under alice's identity, remembered for a minute) covers them all.
+for b in $PUSH_BLOBS; do
+	code=$(ocurl -o "$SCEN/blob" -w '%{http_code}' -H "Authorization: Bearer $ah" \
+		"https://token.test/v2/private/secret/blobs/$b")
+	expect_eq "outsider with alice's credentials, blob ${b:7:12}" 200 "$code"
+	expect_file_digest "its bytes" "$SCEN/blob" "$b"
+done
+wait_log "$reg" "$rmk" '"HEAD /v2/private/secret/' 1 5
+heads=$(log_since "$reg" "$rmk" | grep -cE '"HEAD /v2/private/secret/[^"]*" 200 ' || true)
+expect_eq "upstream HEADs accepted for the whole pull" 1 "$heads"
+expect_le "upstream HEADs in all (a 401 before the token)" 2 \
+	"$(count_since "$reg" "$rmk" '"HEAD /v2/private/secret/')"
+expect_eq "upstream GETs of cached blobs" 0 "$(count_since "$reg" "$rmk" '"GET /v2/private/secret/blobs/')"
 expect_ge "alice's token requests" 1 "$(count_since "$tlog" "$mark" 'user=alice scope=repository:private/secret:pull status=200')"
 expect_eq "the proxy's account used for the outsider" 0 "$(count_since "$tlog" "$mark" 'user=proxyuser')"
 auth_no_secret_in "$PROXY_DIR/access.log" "$PROXY_DIR/proxy.log" "$WORK/logs/proxy-$PROXY_NAME.err"
