@@ -183,7 +183,7 @@ bool drp_runtime_intercepts(drp_runtime_t *rt, const char *host, uint16_t port)
 {
 	if (drp_server_intercepts(rt->conf, host, port))
 		return true;
-	if (rt->n_realms == 0 || drp_server_tunnel_only(rt->conf, host, port))
+	if (drp_server_tunnel_only(rt->conf, host, port))
 		return false;
 	char hp[DRP_HOST_MAX + 16];
 	host_port(hp, sizeof(hp), host, port);
