@@ -105,11 +105,11 @@ timed()
 {
 	local var=$1 t0 t1 c0=0 c1=0
 	shift
-	if [ "${var#proxy}" != "$var" ]; then c0=$(bench_cpu_ns "$PROXY_PID"); fi
+	if [ "${var#proxy}" != "$var" ]; then c0=$(bench_proc_cpu_ns "$PROXY_PID"); fi
 	t0=$(bench_now)
 	"$@"
 	t1=$(bench_now)
-	if [ "${var#proxy}" != "$var" ]; then c1=$(bench_cpu_ns "$PROXY_PID"); fi
+	if [ "${var#proxy}" != "$var" ]; then c1=$(bench_proc_cpu_ns "$PROXY_PID"); fi
 	T[$var]="${T[$var]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
 	T[${var}_cpu]="${T[${var}_cpu]:-} $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.3f", c / 1e9 }')"
 }

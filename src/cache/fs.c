@@ -962,10 +962,12 @@ static int copy_file(drp_cache_t *db, int src, int dst, uint64_t len)
 		    errno != EOPNOTSUPP)
 			return -1;
 		/* No in-kernel copy between these files: read and write. */
-		static __thread char buf[256 * 1024];
-		while ((uint64_t)in < len) {
-			size_t w = len - (uint64_t)in > sizeof(buf)
-					   ? sizeof(buf)
+		enum { COPY_BUF = 256 * 1024 };
+		char *buf = drp_malloc(COPY_BUF);
+		int rc = 0;
+		while ((uint64_t)in < len && rc == 0) {
+			size_t w = len - (uint64_t)in > COPY_BUF
+					   ? COPY_BUF
 					   : (size_t)(len - (uint64_t)in);
 			ssize_t r = pread(src, buf, w, in);
 			if (r < 0 && errno == EINTR)
@@ -973,13 +975,17 @@ static int copy_file(drp_cache_t *db, int src, int dst, uint64_t len)
 			if (r <= 0) {
 				if (r == 0)
 					errno = EIO;
-				return -1;
+				rc = -1;
+			} else if (write_full(db, dst, buf, (size_t)r) < 0) {
+				rc = -1;
+			} else {
+				in += r;
 			}
-			if (write_full(db, dst, buf, (size_t)r) < 0)
-				return -1;
-			in += r;
 		}
-		return 0;
+		int saved = errno;
+		free(buf);
+		errno = saved;
+		return rc;
 	}
 	return 0;
 }

@@ -502,12 +502,18 @@ static void start_hasher(drp_fill_t *f)
 	pthread_t t;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
+	/* Small but safe: the thread's static TLS lives in it too. */
+	pthread_attr_setstacksize(&attr, 1024 * 1024);
 	atomic_fetch_add(&f->refs, 1);
 	atomic_fetch_add(&f->srv->fill_threads, 1);
 	f->hasher = true;
-	if (pthread_create(&t, &attr, hasher_main, f) != 0) {
+	int rc = pthread_create(&t, &attr, hasher_main, f);
+	if (rc != 0) {
 		/* Hash on the loop instead. */
+		drp_log_warning(
+			DRP_LOG_CACHE,
+			"%s: no hasher thread (%s): hashing on the loop",
+			f->digest, strerror(rc));
 		f->hasher = false;
 		atomic_fetch_sub(&f->srv->fill_threads, 1);
 		atomic_fetch_sub(&f->refs, 1);
