@@ -761,7 +761,8 @@ struct drp_users_pool {
 	pthread_cond_t cond;
 	job_t *jobs; /* queued (oldest last) and running */
 	unsigned n_jobs, max_jobs;
-	bool stop;
+	unsigned long verified;
+	bool stop, hold;
 	pthread_t *threads;
 	unsigned n_threads;
 	users_loop_t *loops;
@@ -804,6 +805,8 @@ static void loop_async_cb(struct ev_loop *loop, ev_async *a, int revents)
 static job_t *next_job(drp_users_pool_t *p)
 {
 	job_t *pick = NULL;
+	if (p->hold)
+		return NULL;
 	for (job_t *j = p->jobs; j; j = j->next)
 		if (!j->running)
 			pick = j; /* the oldest */
@@ -828,6 +831,7 @@ static void *verifier_main(void *arg)
 		drp_users_cache_put(j->u, j->key, verdict, user);
 
 		pthread_mutex_lock(&p->lock);
+		p->verified++;
 		for (job_t **pp = &p->jobs; *pp; pp = &(*pp)->next) {
 			if (*pp == j) {
 				*pp = j->next;
@@ -1019,4 +1023,20 @@ void drp_users_wait_cancel(drp_users_pool_t *p, drp_users_wait_t *w)
 	}
 	pthread_mutex_unlock(&p->lock);
 	wait_free(w);
+}
+
+unsigned long drp_users_pool_verified(drp_users_pool_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	unsigned long n = p->verified;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+void drp_users_pool_hold(drp_users_pool_t *p, bool hold)
+{
+	pthread_mutex_lock(&p->lock);
+	p->hold = hold;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 }

@@ -152,5 +152,12 @@ int drp_users_check(drp_users_pool_t *p, drp_users_t *u, struct ev_loop *loop,
  * it ran, on the loop's thread. */
 void drp_users_wait_cancel(drp_users_pool_t *p, drp_users_wait_t *w)
 	__attribute__((nonnull));
+/* Verifications run so far (each a password hashed once). */
+unsigned long drp_users_pool_verified(drp_users_pool_t *p)
+	__attribute__((nonnull));
+/* Hold (true) or release the threads: held, they start no verification,
+ * so queues are deterministic (tests). */
+void drp_users_pool_hold(drp_users_pool_t *p, bool hold)
+	__attribute__((nonnull));
 
 #endif
