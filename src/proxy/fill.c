@@ -235,8 +235,12 @@ static void set_state(drp_fill_t *f, enum drp_fill_state st)
 	pthread_mutex_lock(&f->lock);
 	f->state = st;
 	pthread_mutex_unlock(&f->lock);
-	if (st >= DRP_FILL_VERIFIED)
-		table_remove(f); /* new requests go to the cache or refetch */
+	/* New requests go to the cache or fetch again; a verified fill
+	 * stays until it is stored, so that they stream from its spool
+	 * rather than fetch again while the store runs. */
+	if (st > DRP_FILL_VERIFIED ||
+	    (st == DRP_FILL_VERIFIED && f->srv->capi == NULL))
+		table_remove(f);
 	notify(f);
 }
 
@@ -413,6 +417,7 @@ static void store_job(void *arg)
 	if (r < 0)
 		drp_log_info(DRP_LOG_CACHE, "%s: verified, not stored: %s",
 			     f->digest, strerror(-r));
+	table_remove(f);
 	drp_fill_unref(f);
 }
 
