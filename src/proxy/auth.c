@@ -509,6 +509,29 @@ static void deny(drp_auth_req_t *r, const char *what)
 	drp_fetch_auth_fail(r->f, 403, msg);
 }
 
+/* The credentials are fine, the repository is not theirs to read. */
+static void no_scope(drp_auth_req_t *r)
+{
+	const auth_sec_t *s = r->sec;
+	const char *user = s ? s->user : NULL;
+	drp_log_notice(
+		DRP_LOG_PLUGIN,
+		"[c%06u] %s %s%s: no access with the credentials of "
+		"[registry \"%s\"] (plugin %s%s%s%s): insufficient_scope "
+		"(the repository is private to others, or does not "
+		"exist)",
+		r->conn_id, r->method, r->hostport, r->path, section_name(s),
+		plugin_name(s), user ? ", user '" : "", user ? user : "",
+		user ? "'" : "");
+	char msg[512];
+	snprintf(msg, sizeof(msg),
+		 "%s grants no access to this repository with the proxy's "
+		 "credentials ([registry \"%s\"]): it does not exist, or it "
+		 "is private to another account",
+		 r->registry, section_name(s));
+	drp_fetch_auth_fail(r->f, 403, msg);
+}
+
 static void plugin_failed(drp_auth_req_t *r)
 {
 	char msg[512];
@@ -739,8 +762,16 @@ static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 		return DRP_FETCH_AUTH_DECLINED; /* the client's to hear */
 	if (r->challenged) {
 		/* The one retry, with what the plugin provided, was refused
-		 * too. */
-		deny(r, "the registry refused (HTTP 401)");
+		 * too: for lack of scope (the account may not read this
+		 * repository, or it does not exist: Docker Hub grants nothing
+		 * on an unknown name), or because the credentials are bad. */
+		char *again = www_authenticate(resp);
+		bool scope = again && strcasestr(again, "insufficient_scope");
+		free(again);
+		if (scope)
+			no_scope(r);
+		else
+			deny(r, "the registry refused (HTTP 401)");
 		return DRP_FETCH_AUTH_ERROR;
 	}
 	r->challenged = true;

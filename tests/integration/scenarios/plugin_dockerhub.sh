@@ -210,6 +210,13 @@ if pskopeo copy --quiet --retry-times 0 docker://docker.io/other/private:v1 "dir
 	drp_fail "docker.io/other/private pulled through the anonymous section"
 fi
 expect_match "the client's error for other/private" 'denied|unauthorized|authentication required|401|403' "$(cat "$SCEN/anon.out")"
+# A token without the scope is no credential failure: a notice that says
+# so, not an error about refused credentials.
+expect_match "the proxy's log for other/private" \
+	'notice .*other/private/manifests/v1: no access with the credentials of \[registry "docker.io"\] \(plugin dockerhub\): insufficient_scope' \
+	"$(cat "$PROXY_DIR/proxy.log")"
+expect_no_match "no refused-credentials error for other/private" \
+	'other/private.*refused \(HTTP 401\)' "$(cat "$PROXY_DIR/proxy.log")"
 if via_proxy dctr -n anon images pull --snapshotter native docker.io/other/private:v1 >"$SCEN/anon-ctr.out" 2>&1; then
 	drp_fail "ctr pulled docker.io/other/private through the anonymous section"
 fi
