@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -454,6 +455,10 @@ static void finish(drp_fill_t *f, bool inline_store)
 static void *hasher_main(void *arg)
 {
 	drp_fill_t *f = arg;
+	/* Below the workers: the verdict is needed only at the end, while
+	 * the worker's (and the clients') work is what the pull waits for
+	 * all along. Linux nice values are per thread. */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	char *buf = drp_malloc(HASH_CHUNK);
 	uint64_t done = 0;
 	for (;;) {
