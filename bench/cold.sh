@@ -139,6 +139,9 @@ timed()
 {
 	local var=$1 t0 t1 c0=0 c1=0
 	shift
+	# Start from clean page cache state: writeback of an earlier round's
+	# files must not land in this one.
+	sync
 	if [ "${var#proxy}" != "$var" ]; then c0=$(bench_proc_cpu_ns "$PROXY_PID"); fi
 	# shellcheck disable=SC2046 # one PID per word
 	if [ "${var#nginx}" != "$var" ]; then c0=$(bench_cpu_ns $(drp_tree "$NGINX_PID")); fi
