@@ -688,6 +688,7 @@ static void handle_connect(drp_conn_t *c, const drp_http_msg_t *req)
 		/* Anything the client sent behind CONNECT is its TLS
 		 * ClientHello: hand it to the handshake. */
 		drp_buf_consume(&c->in, req->head_len);
+		c->head_scanned = 0;
 		c->tls = drp_tls_server_new(c->fd, c->leaf->cred);
 		if (c->tls == NULL) {
 			drp_conn_close(c, "TLS session setup failed");
@@ -718,6 +719,7 @@ static void handle_connect(drp_conn_t *c, const drp_http_msg_t *req)
 		return;
 	}
 	drp_buf_consume(&c->in, req->head_len);
+	c->head_scanned = 0;
 	tunnel_begin(c);
 }
 
@@ -919,15 +921,24 @@ static bool try_request(drp_conn_t *c)
 		return false;
 	const drp_conf_t *conf = conf_of(c);
 	drp_http_msg_t req;
-	ssize_t r = drp_http_parse_request(drp_buf_head(&c->in),
-					   drp_buf_pending(&c->in),
-					   conf->max_header_size, &req);
+	/* Only the bytes that arrived since the last incomplete parse are
+	 * scanned for the end of the head: a client that trickles its head
+	 * in byte by byte costs linear, not quadratic, time. */
+	size_t prev = c->head_scanned;
+	if (prev > drp_buf_pending(&c->in))
+		prev = 0;
+	ssize_t r = drp_http_parse_request_more(drp_buf_head(&c->in),
+						drp_buf_pending(&c->in), prev,
+						conf->max_header_size, &req);
 	if (r == DRP_HTTP_INCOMPLETE) {
-		if (drp_buf_pending(&c->in) > conf->max_header_size)
+		if (drp_buf_pending(&c->in) > conf->max_header_size) {
 			r = -E2BIG;
-		else
+		} else {
+			c->head_scanned = drp_buf_pending(&c->in);
 			return false;
+		}
 	}
+	c->head_scanned = 0;
 	if (r < 0) {
 		c->req_active = true;
 		c->start = ev_now(c->w->loop);
@@ -978,6 +989,7 @@ static bool pump_request_body(drp_conn_t *c)
 			c->bytes_in += dlen;
 		}
 		drp_buf_consume(&c->in, (size_t)n);
+		c->head_scanned = 0;
 		if (n > 0 || dlen > 0)
 			progress = true;
 		if (c->reqbody.done) {
@@ -1042,6 +1054,7 @@ static void conn_run(drp_conn_t *c)
 				return;
 			}
 			drp_buf_reset(&c->in);
+			c->head_scanned = 0;
 			c->tls_active = true;
 			const char *sni = drp_tls_sni(c->tls);
 			if (sni[0] && strcmp(sni, c->host) != 0) {
@@ -1370,6 +1383,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 				       "[c%06u] %s: request head timed out",
 				       c->id, c->peer_str);
 			drp_buf_reset(&c->in);
+			c->head_scanned = 0;
 			respond_error(c, 408, true, "request head timed out");
 			request_done(c, "PASS");
 			set_timeout(c, 5.0);

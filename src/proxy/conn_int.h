@@ -53,6 +53,7 @@ struct drp_conn {
 	bool tls_active; /* handshake done: client I/O goes through TLS */
 	drp_leaf_t *leaf;
 	drp_buf_t in, out;
+	size_t head_scanned; /* c->in bytes a parse found incomplete */
 	bool client_eof;
 	bool draining;
 	/* CONNECT target */

@@ -89,6 +89,7 @@ struct drp_fetch {
 	uint64_t req_taken;
 	/* response */
 	drp_buf_t in;
+	size_t head_scanned; /* f->in bytes a parse found incomplete */
 	bool head_done;
 	bool resp_close; /* upstream connection not reusable */
 	drp_http_body_t rbody;
@@ -819,11 +820,17 @@ static bool process_input(drp_fetch_t *f)
 {
 	while (!f->head_done) {
 		drp_http_msg_t resp;
-		ssize_t r = drp_http_parse_response(drp_buf_head(&f->in),
-						    drp_buf_pending(&f->in),
-						    65536, &resp);
-		if (r == DRP_HTTP_INCOMPLETE)
+		size_t prev = f->head_scanned;
+		if (prev > drp_buf_pending(&f->in))
+			prev = 0;
+		ssize_t r = drp_http_parse_response_more(
+			drp_buf_head(&f->in), drp_buf_pending(&f->in), prev,
+			65536, &resp);
+		if (r == DRP_HTTP_INCOMPLETE) {
+			f->head_scanned = drp_buf_pending(&f->in);
 			return true;
+		}
+		f->head_scanned = 0;
 		if (r < 0) {
 			fetch_fail(f, -EPROTO, 502,
 				   "malformed response head from upstream");
