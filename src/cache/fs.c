@@ -719,6 +719,17 @@ static int write_full(drp_cache_t *db, int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Count why an object could not be stored. */
+static void count_refusal(drp_cache_stats_t *stats, int err)
+{
+	if (err == -EFBIG)
+		DRP_CACHE_STAT_ADD(stats, too_big, 1);
+	else if (err == -ENOSPC)
+		DRP_CACHE_STAT_ADD(stats, no_space, 1);
+	else
+		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+}
+
 /* Stop storing; keep hashing so commit can still judge the bytes. */
 static void uncommittable(drp_cache_t *db, drp_cache_stats_t *stats,
 			  drp_cache_writer_t *w, int err)
@@ -735,12 +746,7 @@ static void uncommittable(drp_cache_t *db, drp_cache_stats_t *stats,
 	drp_cache_index_release(&db->idx, &w->reserved);
 	pthread_mutex_unlock(&db->idx.lock);
 	w->err = err;
-	if (err == -EFBIG)
-		DRP_CACHE_STAT_ADD(stats, too_big, 1);
-	else if (err == -ENOSPC)
-		DRP_CACHE_STAT_ADD(stats, no_space, 1);
-	else
-		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+	count_refusal(stats, err);
 }
 
 static int fs_write_begin(drp_cache_t *db, drp_cache_stats_t *stats,
@@ -836,10 +842,60 @@ static void writer_free(drp_cache_t *db, drp_cache_writer_t *w)
 	free(w);
 }
 
+/*
+ * Move the synced file tmp (a name under tmp/) into place as object d of
+ * len bytes and index it; under the index lock, so that an object is
+ * indexed iff its file is in place. Releases *reserved; tmp is renamed or
+ * unlinked (and cleared) in every case. 0 stored, 1 already stored (tmp
+ * dropped), or -errno.
+ */
+static int publish(drp_cache_t *db, drp_cache_stats_t *stats,
+		   const uint8_t d[DRP_DIGEST_LEN], char *tmp, uint64_t len,
+		   uint64_t *reserved)
+{
+	char path[128], parent[128];
+	blob_path(path, sizeof(path), d);
+	pthread_mutex_lock(&db->idx.lock);
+	bool dup = drp_cache_index_find(&db->idx, d) != NULL;
+	int rc = dup ? 0 : rename_mkdir(db->dirfd, tmp, path);
+	bool resumed = false;
+	if (!dup && rc == 0) {
+		tmp[0] = '\0';
+		int64_t now = now_s();
+		drp_cache_obj_t *o = drp_cache_obj_new(d, len, now);
+		o->stamp = now;
+		drp_cache_index_insert(&db->idx, o);
+		resumed = db->nospace_logged && now >= db->nospace_until;
+		if (resumed)
+			db->nospace_logged = false;
+	}
+	drp_cache_index_release(&db->idx, reserved);
+	pthread_mutex_unlock(&db->idx.lock);
+	if (tmp[0]) {
+		unlinkat(db->dirfd, tmp, 0);
+		tmp[0] = '\0';
+	}
+	if (dup) {
+		DRP_CACHE_STAT_ADD(stats, commit_dups, 1);
+		return 1;
+	}
+	if (rc < 0) {
+		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+		return storage_error(db, -rc, "rename into place");
+	}
+	/* Make the rename durable (a crash before this loses the object,
+	 * never half of it). */
+	parent_of(parent, sizeof(parent), path);
+	fsync_dir(db, parent);
+	if (resumed)
+		drp_log_notice(DRP_LOG_CACHE, "%s: caching resumed", db->dir);
+	DRP_CACHE_STAT_ADD(stats, commits, 1);
+	return 0;
+}
+
 static int fs_commit(drp_cache_t *db, drp_cache_stats_t *stats,
 		     drp_cache_writer_t *w)
 {
-	char path[128], parent[128];
 	int rc = drp_digest_final_check(&w->hash, w->digest);
 	if (rc < 0) {
 		char dg[DRP_DIGEST_STRSIZE];
@@ -867,46 +923,9 @@ static int fs_commit(drp_cache_t *db, drp_cache_stats_t *stats,
 		return rc;
 	}
 
-	blob_path(path, sizeof(path), w->digest);
-	pthread_mutex_lock(&db->idx.lock);
-	/* Check and rename under the lock: an object is indexed iff its
-	 * file is in place. */
-	if (drp_cache_index_find(&db->idx, w->digest)) {
-		pthread_mutex_unlock(&db->idx.lock);
-		DRP_CACHE_STAT_ADD(stats, commit_dups, 1);
-		writer_free(db, w);
-		return 0;
-	}
-	rc = rename_mkdir(db->dirfd, w->tmp, path);
-	bool resumed = false;
-	if (rc == 0) {
-		w->tmp[0] = '\0';
-		int64_t now = now_s();
-		drp_cache_obj_t *o =
-			drp_cache_obj_new(w->digest, w->written, now);
-		o->stamp = now;
-		drp_cache_index_release(&db->idx, &w->reserved);
-		drp_cache_index_insert(&db->idx, o);
-		resumed = db->nospace_logged && now >= db->nospace_until;
-		if (resumed)
-			db->nospace_logged = false;
-	}
-	pthread_mutex_unlock(&db->idx.lock);
-	if (rc < 0) {
-		rc = storage_error(db, -rc, "rename into place");
-		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
-		writer_free(db, w);
-		return rc;
-	}
-	/* Make the rename durable (a crash before this loses the object,
-	 * never half of it). */
-	parent_of(parent, sizeof(parent), path);
-	fsync_dir(db, parent);
-	if (resumed)
-		drp_log_notice(DRP_LOG_CACHE, "%s: caching resumed", db->dir);
-	DRP_CACHE_STAT_ADD(stats, commits, 1);
+	rc = publish(db, stats, w->digest, w->tmp, w->written, &w->reserved);
 	writer_free(db, w);
-	return 0;
+	return rc > 0 ? 0 : rc;
 }
 
 static void fs_abort(drp_cache_t *db, drp_cache_stats_t *stats,
@@ -1027,7 +1046,7 @@ static int fs_adopt(drp_cache_t *db, drp_cache_stats_t *stats,
 		    const char *digest, int fd, uint64_t len)
 {
 	uint8_t d[DRP_DIGEST_LEN];
-	char tmp[32], path[128], parent[128];
+	char tmp[32];
 	uint64_t reserved = 0;
 	struct grave g = {.db = db};
 	if (drp_digest_parse(digest, d) < 0 || fd < 0)
@@ -1054,51 +1073,14 @@ static int fs_adopt(drp_cache_t *db, drp_cache_stats_t *stats,
 		pthread_mutex_lock(&db->idx.lock);
 		drp_cache_index_release(&db->idx, &reserved);
 		pthread_mutex_unlock(&db->idx.lock);
-		if (rc == -EFBIG)
-			DRP_CACHE_STAT_ADD(stats, too_big, 1);
-		else if (rc == -ENOSPC)
-			DRP_CACHE_STAT_ADD(stats, no_space, 1);
-		else
-			DRP_CACHE_STAT_ADD(stats, write_errors, 1);
+		count_refusal(stats, rc);
 		return rc;
 	}
 
-	blob_path(path, sizeof(path), d);
-	pthread_mutex_lock(&db->idx.lock);
-	bool dup = drp_cache_index_find(&db->idx, d) != NULL;
-	bool resumed = false;
-	if (!dup)
-		rc = rename_mkdir(db->dirfd, tmp, path);
-	if (!dup && rc == 0) {
-		int64_t now = now_s();
-		drp_cache_obj_t *o = drp_cache_obj_new(d, len, now);
-		o->stamp = now;
-		drp_cache_index_release(&db->idx, &reserved);
-		drp_cache_index_insert(&db->idx, o);
-		resumed = db->nospace_logged && now >= db->nospace_until;
-		if (resumed)
-			db->nospace_logged = false;
-	} else {
-		drp_cache_index_release(&db->idx, &reserved);
-	}
-	pthread_mutex_unlock(&db->idx.lock);
-	if (dup || rc < 0)
-		unlinkat(db->dirfd, tmp, 0);
-	if (dup) {
-		DRP_CACHE_STAT_ADD(stats, commit_dups, 1);
-		return 0;
-	}
-	if (rc < 0) {
-		DRP_CACHE_STAT_ADD(stats, write_errors, 1);
-		return storage_error(db, -rc, "rename into place");
-	}
-	parent_of(parent, sizeof(parent), path);
-	fsync_dir(db, parent);
-	if (resumed)
-		drp_log_notice(DRP_LOG_CACHE, "%s: caching resumed", db->dir);
-	DRP_CACHE_STAT_ADD(stats, commits, 1);
-	DRP_CACHE_STAT_ADD(stats, write_bytes, len);
-	return 0;
+	rc = publish(db, stats, d, tmp, len, &reserved);
+	if (rc == 0)
+		DRP_CACHE_STAT_ADD(stats, write_bytes, len);
+	return rc > 0 ? 0 : rc;
 }
 
 static int fs_remove(drp_cache_t *db, drp_cache_stats_t *stats,
