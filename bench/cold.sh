@@ -19,6 +19,10 @@
 # env:   BENCH_ROUNDS [5]  and those of bench/lib.sh (BENCH_MB [100],
 #        BENCH_WORKERS [2], BENCH_TLS13_CIPHERS (curl rows only),
 #        BENCH_IT_LOCK, BENCH_KEEP)
+#        BENCH_UPSTREAM_RATE=RATE  the registry's replies (127.0.0.41:443
+#                         -> anyone) go through an HTB class of this tc rate
+#                         (e.g. 1gbit), a stand-in for a real upstream's
+#                         link; removed at exit. Unset: loopback speed.
 #        BENCH_PERF=FILE  after the measured rounds, one more cold curl GET
 #                         through a fresh proxy (not in the table), recorded
 #                         with perf into FILE (BENCH_PERF_ARGS as in lib.sh)
@@ -30,6 +34,27 @@ ROUNDS=${BENCH_ROUNDS:-5}
 PULL_TIMEOUT=${BENCH_PULL_TIMEOUT:-600}
 
 bench_init "${1:-}"
+
+# shape_upstream RATE: limit what the registry sends (source
+# registry.test:443), on lo, for direct, proxy and nginx pulls alike; the
+# proxy's and nginx's replies to their clients are not limited (unclassified
+# traffic bypasses HTB's classes).
+shape_upstream()
+{
+	drp_require_tools tc
+	tc qdisc show dev lo | grep -q '^qdisc noqueue' ||
+		drp_fail "lo already has a qdisc; not touching it: $(tc qdisc show dev lo)"
+	drp_at_exit "tc qdisc del dev lo root 2>/dev/null"
+	if ! { tc qdisc add dev lo root handle 1: htb &&
+		tc class add dev lo parent 1: classid 1:1 htb rate "$1" ceil "$1" \
+			burst 256k cburst 256k &&
+		tc filter add dev lo parent 1: protocol ip prio 1 u32 \
+			match ip src "${DRP_IP[registry.test]}/32" match ip sport 443 0xffff flowid 1:1; }; then
+		drp_fail "cannot shape lo with tc (htb, u32) to $1"
+	fi
+	drp_log "the registry's replies are limited to $1 (tc htb on lo)"
+}
+if [ -n "${BENCH_UPSTREAM_RATE:-}" ]; then shape_upstream "$BENCH_UPSTREAM_RATE"; fi
 read -r -a TLS_OPTS <<<"$(bench_curl_tls)"
 IMAGES="large small"
 
@@ -132,12 +157,25 @@ fresh_proxy()
 		drp_fail "the fresh proxy does not answer"
 }
 
+# cpu_busy_ticks: busy and total ticks of all CPUs (/proc/stat), no fork.
+cpu_busy_ticks()
+{
+	local user nice sys idle iowait rest
+	read -r _ user nice sys idle iowait rest </proc/stat
+	# shellcheck disable=SC2086 # the remaining fields, summed
+	set -- $rest
+	local irq=$(($1 + $2)) steal=$3 # guest time is in user already
+	echo "$((user + nice + sys + irq)) $((user + nice + sys + idle + iowait + irq + steal))"
+}
+
 # timed VAR CMD...: run CMD, append its wall time to VAR's list; the
-# proxy's CPU time over the same span goes to VAR_cpu (proxy runs only).
+# proxy's CPU time over the same span goes to VAR_cpu (proxy runs only),
+# and how many of the machine's CPUs were busy (all processes) to
+# VAR_busy.
 declare -A T=()
 timed()
 {
-	local var=$1 t0 t1 c0=0 c1=0
+	local var=$1 t0 t1 c0=0 c1=0 b0 b1
 	shift
 	# Start from clean page cache state: writeback of an earlier round's
 	# files must not land in this one.
@@ -145,14 +183,19 @@ timed()
 	if [ "${var#proxy}" != "$var" ]; then c0=$(bench_proc_cpu_ns "$PROXY_PID"); fi
 	# shellcheck disable=SC2046 # one PID per word
 	if [ "${var#nginx}" != "$var" ]; then c0=$(bench_cpu_ns $(drp_tree "$NGINX_PID")); fi
+	b0=$(cpu_busy_ticks)
 	t0=$(bench_now)
 	"$@"
 	t1=$(bench_now)
+	b1=$(cpu_busy_ticks)
 	if [ "${var#proxy}" != "$var" ]; then c1=$(bench_proc_cpu_ns "$PROXY_PID"); fi
 	# shellcheck disable=SC2046
 	if [ "${var#nginx}" != "$var" ]; then c1=$(bench_cpu_ns $(drp_tree "$NGINX_PID")); fi
 	T[$var]="${T[$var]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
 	T[${var}_cpu]="${T[${var}_cpu]:-} $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.3f", c / 1e9 }')"
+	T[${var}_busy]="${T[${var}_busy]:-} $(awk -v a="$b0" -v b="$b1" -v n="$(nproc)" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		printf "%.2f", (y[2] > x[2] ? n * (y[1] - x[1]) / (y[2] - x[2]) : 0) }')"
 }
 
 # A proxy cold round: a fresh proxy, the timed pull, the check that the
@@ -246,12 +289,15 @@ row()
 	echo "    rounds direct:${T[direct_$kind]}"
 	echo "    rounds proxy: ${T[proxy_$kind]}"
 	echo "    rounds nginx: ${T[nginx_$kind]}"
+	# shellcheck disable=SC2086
+	echo "    busy CPUs (of $(nproc)), median: direct $(median ${T[direct_${kind}_busy]}), proxy $(median ${T[proxy_${kind}_busy]}), nginx $(median ${T[nginx_${kind}_busy]})"
 }
 
 echo
 echo "== cold pull: images test/large ($BENCH_MB MiB layer) + test/small, $ROUNDS rounds, $(nproc) CPUs, load before: $LOAD_BEFORE"
 echo "proxy: $DRP_PROXY, $BENCH_WORKERS workers, empty cache each round; skopeo $(skopeo --version | awk '{ print $3 }') to dir:"
 echo
+echo "upstream link: ${BENCH_UPSTREAM_RATE:-loopback, unlimited} (BENCH_UPSTREAM_RATE)"
 echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //'), proxy_cache (bench/nginx-cache.conf.in), $BENCH_WORKERS workers, empty cache each round"
 echo
 printf '%-30s %7s | %7s %9s %6s | %7s %9s %6s\n' "median wall time (s)" direct proxy overhead "CPU s" nginx overhead "CPU s"
@@ -264,5 +310,13 @@ awk -v d="$(median ${T[direct_pull]})" -v p="$(median ${T[proxy_pull]})" 'BEGIN 
 # shellcheck disable=SC2086
 awk -v d="$(median ${T[direct_pull]})" -v n="$(median ${T[nginx_pull]})" 'BEGIN {
 	printf "nginx as the cache: cold pull overhead %.1f%%\n", 100 * (n - d) / d }'
+# When the direct pull already keeps every CPU busy, every CPU second the
+# proxy adds is wall time shared by the CPUs: the overhead cannot fall
+# below the proxy's CPU / CPUs / direct time.
+# shellcheck disable=SC2086
+awk -v d="$(median ${T[direct_pull]})" -v pc="$(median ${T[proxy_pull_cpu]})" \
+	-v b="$(median ${T[direct_pull_busy]})" -v n="$(nproc)" 'BEGIN {
+	printf "direct pull kept %.2f of %d CPUs busy; if saturated, the proxy'"'"'s %.3f CPU s alone add >= %.1f%%\n",
+		b, n, pc, 100 * pc / n / d }'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
 bench_stop_proxy

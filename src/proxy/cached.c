@@ -23,6 +23,7 @@
  * distribution spec lets registries refuse more than 4 MiB). */
 #define MANIFEST_MAX (4 * 1024 * 1024)
 #define READ_CHUNK   (128 * 1024)
+#define ZC_WINDOW    (4 * 1024 * 1024)
 
 enum creq_kind { K_BLOB, K_MANIFEST_DIGEST, K_MANIFEST_TAG };
 
@@ -48,9 +49,31 @@ struct drp_cached_req {
 	bool head_sent;
 	bool chunked;
 	uint64_t pos, end;
+	struct slice_win *win; /* the spool window being sent (fills) */
 	drp_fetchbuf_t *fb;
 	const char *result;
 };
+
+/* A window of a fill's spool, mapped ahead of what is written (only the
+ * written part is ever read), sent in slices by reference; freed when
+ * the request has moved past it and no slice is queued. Worker thread
+ * only. */
+typedef struct slice_win {
+	drp_fill_map_t m;
+	const char *data;
+	uint64_t off;
+	size_t len;
+	unsigned refs;
+} slice_win_t;
+
+static void win_unref(void *arg)
+{
+	slice_win_t *w = arg;
+	if (w == NULL || --w->refs > 0)
+		return;
+	drp_fill_unmap(&w->m);
+	free(w);
+}
 
 static drp_server_t *srv_of(drp_conn_t *c)
 {
@@ -145,6 +168,7 @@ void drp_cached_release(drp_conn_t *c)
 	unwait(c);
 	if (q->reader)
 		srv->capi->read_close(srv->cdb, &srv->cstats, q->reader);
+	win_unref(q->win);
 	if (q->fill) {
 		drp_fill_waiter_del(q->fill, c->w);
 		drp_fill_unref(q->fill);
@@ -423,7 +447,46 @@ static int pump_fill(drp_conn_t *c)
 	if (!verified && !q->chunked && limit == q->end && limit > q->pos)
 		limit--;
 	int progress = 0;
-	while (q->pos < limit && drp_buf_pending(&c->out) < DRP_CONN_OUT_HIGH) {
+	/* Slices of the spool sent by reference from a mapped window: the
+	 * TLS layer encrypts straight from the page cache, without a copy
+	 * first. Behind the head, once that is written; chunked (rare: no
+	 * length announced) copies. */
+	bool copy = q->chunked;
+	if (!copy && q->pos < limit && !drp_conn_out_pending(c)) {
+		slice_win_t *w = q->win;
+		if (w && q->pos >= w->off + w->len) {
+			win_unref(w);
+			w = q->win = NULL;
+		}
+		if (w == NULL) {
+			w = DRP_NEW(slice_win_t);
+			w->data =
+				drp_fill_map(q->fill, q->pos, ZC_WINDOW, &w->m);
+			w->off = q->pos;
+			w->len = ZC_WINDOW;
+			w->refs = 1;
+			if (w->data == NULL) {
+				free(w);
+				w = NULL;
+			}
+			q->win = w;
+		}
+		if (w) {
+			uint64_t end = w->off + w->len < limit ? w->off + w->len
+							       : limit;
+			size_t want = (size_t)(end - q->pos);
+			w->refs++;
+			drp_conn_send_ref(c, w->data + (q->pos - w->off), want,
+					  win_unref, w);
+			q->pos += want;
+			c->bytes_out += want;
+			progress = 1;
+		} else {
+			copy = true;
+		}
+	}
+	while (copy && q->pos < limit &&
+	       drp_buf_pending(&c->out) < DRP_CONN_OUT_HIGH) {
 		size_t want = READ_CHUNK;
 		if (limit - q->pos < want)
 			want = (size_t)(limit - q->pos);

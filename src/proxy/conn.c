@@ -108,6 +108,8 @@ static void log_request(drp_conn_t *c, const char *result)
 
 /* ---- teardown ---- */
 
+static void zc_drop(drp_conn_t *c);
+
 void drp_conn_close(drp_conn_t *c, const char *reason)
 {
 	drp_worker_t *w = c->w;
@@ -132,6 +134,7 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 	}
 	if (c->pauth_wait)
 		drp_users_wait_cancel(w->srv->users_pool, c->pauth_wait);
+	zc_drop(c);
 	drp_cached_release(c);
 	if (c->dnsq)
 		drp_dns_cancel(c->dnsq);
@@ -181,16 +184,57 @@ static ssize_t client_read(drp_conn_t *c, char *p, size_t len)
 }
 
 /* Returns 0, or -1 if the connection was closed. */
+static void zc_drop(drp_conn_t *c)
+{
+	void (*release)(void *) = c->zc_release;
+	void *arg = c->zc_arg;
+	c->zc = NULL;
+	c->zc_len = 0;
+	c->zc_release = NULL;
+	c->zc_arg = NULL;
+	if (release)
+		release(arg);
+}
+
+void drp_conn_send_ref(drp_conn_t *c, const char *p, size_t len,
+		       void (*release)(void *arg), void *arg)
+{
+	if (drp_conn_out_pending(c)) {
+		/* Misuse (they would overtake what is queued): copy. */
+		drp_buf_append(&c->out, p, len);
+		if (release)
+			release(arg);
+		return;
+	}
+	c->zc = p;
+	c->zc_len = len;
+	c->zc_release = release;
+	c->zc_arg = arg;
+}
+
 static int client_flush(drp_conn_t *c, bool *progress)
 {
-	while (drp_buf_pending(&c->out) > 0) {
+	/* What the TLS layer holds goes first, then bytes by reference
+	 * (queued when out was empty, so whatever is in out came after). */
+	if (c->tls_active && drp_tls_out_pending(c->tls)) {
+		int r = drp_tls_flush(c->tls);
+		if (r == -EAGAIN)
+			return 0;
+		if (r < 0) {
+			drp_conn_close(c, "client write failed");
+			return -1;
+		}
+		*progress = true;
+	}
+	while (drp_buf_pending(&c->out) > 0 || c->zc_len > 0) {
+		bool ref = c->zc_len > 0;
+		const char *p = ref ? c->zc : drp_buf_head(&c->out);
+		size_t len = ref ? c->zc_len : drp_buf_pending(&c->out);
 		ssize_t n;
 		if (c->tls_active) {
-			n = drp_tls_write(c->tls, drp_buf_head(&c->out),
-					  drp_buf_pending(&c->out));
+			n = drp_tls_write(c->tls, p, len);
 		} else {
-			n = send(c->fd, drp_buf_head(&c->out),
-				 drp_buf_pending(&c->out), MSG_NOSIGNAL);
+			n = send(c->fd, p, len, MSG_NOSIGNAL);
 			if (n < 0)
 				n = (errno == EAGAIN || errno == EINTR)
 					    ? -EAGAIN
@@ -202,10 +246,19 @@ static int client_flush(drp_conn_t *c, bool *progress)
 			drp_conn_close(c, "client write failed");
 			return -1;
 		}
-		drp_buf_consume(&c->out, (size_t)n);
 		*progress = true;
-		if (c->fetch && drp_buf_pending(&c->out) < OUT_HIGH / 2)
-			drp_fetch_resume(c->fetch);
+		if (ref) {
+			c->zc += n;
+			c->zc_len -= (size_t)n;
+			if (c->zc_len == 0)
+				zc_drop(c);
+		} else {
+			drp_buf_consume(&c->out, (size_t)n);
+			if (c->fetch && drp_buf_pending(&c->out) < OUT_HIGH / 2)
+				drp_fetch_resume(c->fetch);
+		}
+		if (c->tls_active && drp_tls_out_pending(c->tls))
+			return 0; /* the socket is full */
 	}
 	return 0;
 }
@@ -1032,14 +1085,14 @@ static void conn_run(drp_conn_t *c)
 		if (client_flush(c, &progress) < 0)
 			return;
 		if (c->state == DRP_CONN_FLUSH_CLOSE) {
-			if (drp_buf_pending(&c->out) == 0) {
+			if (!drp_conn_out_pending(c)) {
 				drp_conn_close(c, "closed after response");
 				return;
 			}
 			break;
 		}
 		if (c->state == DRP_CONN_TLS_HANDSHAKE) {
-			if (drp_buf_pending(&c->out) > 0)
+			if (drp_conn_out_pending(c))
 				break; /* the 200 goes out first */
 			int r = drp_tls_handshake(c->tls);
 			if (r == -EAGAIN)
@@ -1124,7 +1177,7 @@ static void conn_run(drp_conn_t *c)
 		}
 		if (!progress)
 			break;
-		if (c->state == DRP_CONN_EXCHANGE && drp_buf_pending(&c->out))
+		if (c->state == DRP_CONN_EXCHANGE && drp_conn_out_pending(c))
 			ev_timer_again(c->w->loop, &c->timer);
 	}
 	if (c->state == DRP_CONN_TUNNEL_CONNECT)
@@ -1132,12 +1185,9 @@ static void conn_run(drp_conn_t *c)
 	int ev = 0;
 	if (want_read(c) || c->state == DRP_CONN_TLS_HANDSHAKE)
 		ev |= EV_READ;
-	if (drp_buf_pending(&c->out) > 0)
+	if (drp_conn_out_pending(c))
 		ev |= EV_WRITE;
-	if (c->tls_active && drp_buf_pending(&c->out) &&
-	    drp_tls_want_write(c->tls))
-		ev |= EV_WRITE;
-	if (c->state == DRP_CONN_TLS_HANDSHAKE && drp_buf_pending(&c->out) == 0)
+	if (c->state == DRP_CONN_TLS_HANDSHAKE && !drp_conn_out_pending(c))
 		ev = drp_tls_want_write(c->tls) ? EV_WRITE : EV_READ;
 	if (c->tls_active && want_read(c) && drp_tls_pending(c->tls) > 0) {
 		kick(c);
@@ -1394,7 +1444,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	case DRP_CONN_EXCHANGE:
 		/* The upstream has its own timers; here the client stalls. */
-		if (drp_buf_pending(&c->out) > 0 ||
+		if (drp_conn_out_pending(c) ||
 		    (!c->req_body_done && c->creq == NULL)) {
 			drp_conn_close(c, "client stalled");
 			return;
@@ -1427,7 +1477,7 @@ void drp_conn_drain(drp_conn_t *c)
 {
 	c->draining = true;
 	if ((c->state == DRP_CONN_HEAD || c->state == DRP_CONN_PROXY_HEAD) &&
-	    drp_buf_pending(&c->in) == 0 && drp_buf_pending(&c->out) == 0)
+	    drp_buf_pending(&c->in) == 0 && !drp_conn_out_pending(c))
 		drp_conn_close(c, "shutting down");
 }
 

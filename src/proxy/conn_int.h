@@ -53,6 +53,14 @@ struct drp_conn {
 	bool tls_active; /* handshake done: client I/O goes through TLS */
 	drp_leaf_t *leaf;
 	drp_buf_t in, out;
+	/* Body bytes sent straight from memory the connection does not own
+	 * (a fill's mapped spool), ahead of anything in out: queued only
+	 * while out is empty (drp_conn_send_ref); zc_release(zc_arg) once
+	 * they are written or the connection closes. */
+	const char *zc;
+	size_t zc_len;
+	void (*zc_release)(void *arg);
+	void *zc_arg;
 	size_t head_scanned; /* c->in bytes a parse found incomplete */
 	bool client_eof;
 	bool draining;
@@ -128,5 +136,18 @@ int drp_cached_pump(drp_conn_t *c);
 void drp_cached_release(drp_conn_t *c);
 /* The worker's fill_wake callback. */
 void drp_cached_fill_wakeup(drp_worker_t *w);
+
+/* Queue len bytes at p, which stay valid until release(arg) is called
+ * (when they are written, or the connection closes). Only while nothing
+ * else is queued: drp_conn_out_pending(c) must be false. */
+void drp_conn_send_ref(drp_conn_t *c, const char *p, size_t len,
+		       void (*release)(void *arg), void *arg);
+/* Bytes queued for the client: in out, by reference, or accepted by the
+ * TLS layer and not sent yet. */
+static inline bool drp_conn_out_pending(const drp_conn_t *c)
+{
+	return drp_buf_pending(&c->out) > 0 || c->zc_len > 0 ||
+	       (c->tls_active && drp_tls_out_pending(c->tls));
+}
 
 #endif

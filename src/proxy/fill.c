@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -213,6 +214,30 @@ void drp_fill_view(drp_fill_t *f, drp_fill_view_t *v)
 	v->length_known = f->length_known;
 	memcpy(v->content_type, f->content_type, sizeof(v->content_type));
 	pthread_mutex_unlock(&f->lock);
+}
+
+const char *drp_fill_map(drp_fill_t *f, uint64_t off, size_t len,
+			 drp_fill_map_t *m)
+{
+	static long page;
+	if (page == 0)
+		page = sysconf(_SC_PAGESIZE);
+	uint64_t start = off - off % (uint64_t)page;
+	m->len = (size_t)(off - start) + len;
+	m->base = mmap(NULL, m->len, PROT_READ, MAP_SHARED, f->spool,
+		       (off_t)start);
+	if (m->base == MAP_FAILED) {
+		m->base = NULL;
+		return NULL;
+	}
+	return (const char *)m->base + (off - start);
+}
+
+void drp_fill_unmap(drp_fill_map_t *m)
+{
+	if (m->base)
+		munmap(m->base, m->len);
+	m->base = NULL;
 }
 
 ssize_t drp_fill_read(drp_fill_t *f, void *buf, size_t len, uint64_t off)
@@ -447,11 +472,13 @@ static void finish(drp_fill_t *f, bool inline_store)
 		drp_jobs_submit(srv->jobs, store_job, f);
 }
 
-#define HASH_CHUNK (256 * 1024)
+#define HASH_CHUNK  (256 * 1024)
+#define HASH_WINDOW (4 * 1024 * 1024)
 
-/* The hasher thread: SHA-256 of the spool as it grows (from the page
- * cache), so that hashing runs beside the fetch's loop instead of on
- * it; then the verdict and the store. */
+/* The hasher thread: SHA-256 of the spool as it grows, straight from
+ * the page cache through 4 MiB windows mapped one after the other (a
+ * pread copy if mapping fails), so that hashing runs beside the fetch's
+ * loop instead of on it; then the verdict and the store. */
 static void *hasher_main(void *arg)
 {
 	drp_fill_t *f = arg;
@@ -459,8 +486,11 @@ static void *hasher_main(void *arg)
 	 * the worker's (and the clients') work is what the pull waits for
 	 * all along. Linux nice values are per thread. */
 	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-	char *buf = drp_malloc(HASH_CHUNK);
+	char *buf = NULL;
 	uint64_t done = 0;
+	drp_fill_map_t win = {0};
+	uint64_t win_off = 0;
+	const char *wp = NULL;
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
 		while (f->written == done && !f->body_ended)
@@ -475,14 +505,34 @@ static void *hasher_main(void *arg)
 			break;
 		}
 		if (done < avail) {
-			size_t want = avail - done < HASH_CHUNK
-					      ? (size_t)(avail - done)
-					      : HASH_CHUNK;
-			ssize_t n = pread(f->spool, buf, want, (off_t)done);
-			if (n < 0 && errno == EINTR)
-				continue;
+			/* The window is mapped ahead of what is written; only
+			 * the written part is read. */
+			if (wp == NULL || done >= win_off + HASH_WINDOW) {
+				drp_fill_unmap(&win);
+				win_off = done;
+				wp = drp_fill_map(f, done, HASH_WINDOW, &win);
+			}
+			const char *p;
+			ssize_t n;
+			if (wp) {
+				uint64_t end = win_off + HASH_WINDOW < avail
+						       ? win_off + HASH_WINDOW
+						       : avail;
+				p = wp + (done - win_off);
+				n = (ssize_t)(end - done);
+			} else {
+				if (buf == NULL)
+					buf = drp_malloc(HASH_CHUNK);
+				p = buf;
+				size_t want = avail - done < HASH_CHUNK
+						      ? (size_t)(avail - done)
+						      : HASH_CHUNK;
+				n = pread(f->spool, buf, want, (off_t)done);
+				if (n < 0 && errno == EINTR)
+					continue;
+			}
 			if (n <= 0 ||
-			    drp_digest_update(&f->hash, buf, (size_t)n) < 0) {
+			    drp_digest_update(&f->hash, p, (size_t)n) < 0) {
 				/* No verdict possible: the fill fails when
 				 * the body ends. */
 				drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE,
@@ -500,6 +550,7 @@ static void *hasher_main(void *arg)
 		finish(f, true);
 		break;
 	}
+	drp_fill_unmap(&win);
 	free(buf);
 	atomic_fetch_sub(&f->srv->fill_threads, 1);
 	drp_fill_unref(f);

@@ -76,6 +76,16 @@ drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 			    const drp_fetch_req_t *req);
 
 void drp_fill_view(drp_fill_t *f, drp_fill_view_t *v);
+/* Bytes [off, off + len) of the spool (below view.written) in memory:
+ * a read-only mapping of the page cache, valid until drp_fill_unmap(m)
+ * even after the fill is gone. NULL if mapping fails: drp_fill_read. */
+typedef struct drp_fill_map {
+	void *base;
+	size_t len;
+} drp_fill_map_t;
+const char *drp_fill_map(drp_fill_t *f, uint64_t off, size_t len,
+			 drp_fill_map_t *m);
+void drp_fill_unmap(drp_fill_map_t *m);
 /* pread from the spool; only bytes below view.written are valid. */
 ssize_t drp_fill_read(drp_fill_t *f, void *buf, size_t len, uint64_t off);
 /* For DRP_FILL_DECLINED: the upstream's answer for the client that

@@ -15,6 +15,7 @@
 #include "proxy/conn_int.h"
 #include "proxy/fetch.h"
 #include "proxy/users.h"
+#include "tls/session.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -144,6 +145,7 @@ static void *worker_main(void *arg)
 {
 	drp_worker_t *w = arg;
 	ev_run(w->loop, 0);
+	drp_tls_thread_done();
 	return NULL;
 }
 

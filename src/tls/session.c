@@ -32,6 +32,15 @@ struct drp_tls {
 	 * recv of up to RA_SIZE serves several records. */
 	char *ra;
 	size_t ra_len, ra_off;
+	/* Write batching (server sessions): during drp_tls_write the records
+	 * GnuTLS makes are gathered in the thread's batch buffer and sent
+	 * with one send(2) per BATCH_SIZE, instead of one per 16 KiB record;
+	 * what the socket did not take waits in rest (drp_tls_flush). */
+	bool batching;
+	char *batch; /* the thread's buffer, inside drp_tls_write */
+	size_t batch_len;
+	char *rest;
+	size_t rest_len, rest_off;
 	char host[256];
 	char sni[256];
 	char err[256];
@@ -168,25 +177,104 @@ static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
 	return r;
 }
 
+#define BATCH_SIZE (256 * 1024)
+
+/* One batch buffer per thread (a session belongs to one thread, and a
+ * batch never outlives the drp_tls_write that filled it). */
+static __thread char *tl_batch;
+
+static int send_all(drp_tls_t *t, const char *p, size_t len, size_t *sent)
+{
+	*sent = 0;
+	while (*sent < len) {
+		ssize_t r = send(t->fd, p + *sent, len - *sent, MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		*sent += (size_t)r;
+	}
+	return 0;
+}
+
+/* Send what an earlier write left over: 0 when nothing is left. */
+static int send_rest(drp_tls_t *t)
+{
+	if (t->rest_off == t->rest_len)
+		return 0;
+	size_t sent;
+	int r = send_all(t, t->rest + t->rest_off, t->rest_len - t->rest_off,
+			 &sent);
+	t->rest_off += sent;
+	if (t->rest_off == t->rest_len) {
+		free(t->rest);
+		t->rest = NULL;
+		t->rest_off = t->rest_len = 0;
+	}
+	return r;
+}
+
+/* Send the batch; what the socket does not take moves to rest. */
+static int send_batch(drp_tls_t *t)
+{
+	size_t sent;
+	int r = send_all(t, t->batch, t->batch_len, &sent);
+	if (sent < t->batch_len && (r == 0 || r == -EAGAIN)) {
+		/* rest is empty here: a batch starts only behind nothing */
+		size_t left = t->batch_len - sent;
+		t->rest = drp_malloc(left);
+		memcpy(t->rest, t->batch + sent, left);
+		t->rest_len = left;
+		t->rest_off = 0;
+	}
+	t->batch_len = 0;
+	return r;
+}
+
+static ssize_t push_iov(drp_tls_t *t, const giovec_t *iov, int iovcnt)
+{
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	/* Bytes left over by an earlier write go first. */
+	int r = send_rest(t);
+	if (r < 0)
+		goto fail;
+	if (t->batch && t->batch_len + total > BATCH_SIZE) {
+		r = send_batch(t);
+		if (r < 0)
+			goto fail;
+	}
+	if (t->batch && total <= BATCH_SIZE) {
+		for (int i = 0; i < iovcnt; i++) {
+			memcpy(t->batch + t->batch_len, iov[i].iov_base,
+			       iov[i].iov_len);
+			t->batch_len += iov[i].iov_len;
+		}
+		return (ssize_t)total;
+	}
+	struct msghdr mh = {.msg_iov = (struct iovec *)(void *)(uintptr_t)iov,
+			    .msg_iovlen = (size_t)iovcnt};
+	ssize_t n = sendmsg(t->fd, &mh, MSG_NOSIGNAL);
+	if (n < 0)
+		gnutls_transport_set_errno(t->s, errno);
+	return n;
+fail:
+	gnutls_transport_set_errno(t->s, r == -EAGAIN ? EAGAIN : -r);
+	return -1;
+}
+
 static ssize_t push_cb(gnutls_transport_ptr_t p, const void *buf, size_t len)
 {
-	drp_tls_t *t = p;
-	ssize_t r = send(t->fd, buf, len, MSG_NOSIGNAL);
-	if (r < 0)
-		gnutls_transport_set_errno(t->s, errno);
-	return r;
+	giovec_t iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+	return push_iov(p, &iov, 1);
 }
 
 static ssize_t vec_push_cb(gnutls_transport_ptr_t p, const giovec_t *iov,
 			   int iovcnt)
 {
-	drp_tls_t *t = p;
-	struct msghdr mh = {.msg_iov = (struct iovec *)(void *)(uintptr_t)iov,
-			    .msg_iovlen = (size_t)iovcnt};
-	ssize_t r = sendmsg(t->fd, &mh, MSG_NOSIGNAL);
-	if (r < 0)
-		gnutls_transport_set_errno(t->s, errno);
-	return r;
+	return push_iov(p, iov, iovcnt);
 }
 
 static void set_transport(drp_tls_t *t, int fd)
@@ -212,6 +300,7 @@ drp_tls_t *drp_tls_server_new(int fd, void *cert_cred)
 	init_priority();
 	drp_tls_t *t = DRP_NEW(drp_tls_t);
 	t->server = true;
+	t->batching = true;
 	if (gnutls_init(&t->s, GNUTLS_SERVER | GNUTLS_NONBLOCK |
 				       GNUTLS_NO_SIGNAL) < 0) {
 		free(t);
@@ -261,6 +350,7 @@ void drp_tls_free(drp_tls_t *t)
 		return;
 	gnutls_deinit(t->s);
 	free(t->ra);
+	free(t->rest);
 	free(t);
 }
 
@@ -314,7 +404,8 @@ ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len)
 	return -EPROTO;
 }
 
-ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
+/* One record per gnutls_record_send; err: its GnuTLS error. */
+static ssize_t send_record(drp_tls_t *t, const char *buf, size_t len, int *err)
 {
 	/* After EAGAIN GnuTLS must be called again with the same data: the
 	 * caller's buffer still starts with it, so replay the same length. */
@@ -325,12 +416,67 @@ ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
 		t->again_len = 0;
 		return r;
 	}
-	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
 		t->again_len = len;
-		return -EAGAIN;
+	*err = (int)r;
+	return -1;
+}
+
+ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
+{
+	const char *p = buf;
+	size_t done = 0;
+	int err = 0;
+	if (len == 0)
+		return 0;
+	if (t->batching) {
+		if (tl_batch == NULL)
+			tl_batch = drp_malloc(BATCH_SIZE);
+		t->batch = tl_batch;
+		t->batch_len = 0;
 	}
-	set_err(t, (int)r);
+	/* Without batching one record per call (its push is a send). */
+	do {
+		ssize_t r = send_record(t, p + done, len - done, &err);
+		if (r <= 0)
+			break;
+		done += (size_t)r;
+	} while (t->batching && done < len);
+	int fr = 0;
+	if (t->batching) {
+		if (t->batch_len > 0)
+			fr = send_batch(t);
+		t->batch = NULL;
+	}
+	if (fr < 0 && fr != -EAGAIN) {
+		snprintf(t->err, sizeof(t->err), "send: %s", strerror(-fr));
+		return -EPIPE;
+	}
+	if (done > 0)
+		return (ssize_t)done;
+	if (err == GNUTLS_E_AGAIN || err == GNUTLS_E_INTERRUPTED)
+		return -EAGAIN;
+	set_err(t, err);
 	return -EPIPE;
+}
+
+void drp_tls_thread_done(void)
+{
+	free(tl_batch);
+	tl_batch = NULL;
+}
+
+bool drp_tls_out_pending(const drp_tls_t *t)
+{
+	return t->rest_off < t->rest_len;
+}
+
+int drp_tls_flush(drp_tls_t *t)
+{
+	int r = send_rest(t);
+	if (r < 0 && r != -EAGAIN)
+		snprintf(t->err, sizeof(t->err), "send: %s", strerror(-r));
+	return r;
 }
 
 void drp_tls_bye(drp_tls_t *t)

@@ -47,7 +47,16 @@ void drp_tls_free(drp_tls_t *t);
 
 int drp_tls_handshake(drp_tls_t *t);
 ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len);
+/* Server sessions encrypt as much of buf as the socket takes in one call
+ * and send the records in a few large send(2)s; bytes they accepted but
+ * the socket did not take wait inside (drp_tls_out_pending). */
 ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len);
+/* Accepted bytes still to be sent: wait for writability and call
+ * drp_tls_flush (0 = all sent, -EAGAIN, other negative = fatal). */
+bool drp_tls_out_pending(const drp_tls_t *t);
+int drp_tls_flush(drp_tls_t *t);
+/* A thread that wrote to server sessions is ending: free its buffer. */
+void drp_tls_thread_done(void);
 /* Send close_notify (best effort, non-blocking). */
 void drp_tls_bye(drp_tls_t *t);
 /* Bytes a read can return or decrypt without the socket: records
