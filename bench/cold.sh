@@ -310,13 +310,12 @@ awk -v d="$(median ${T[direct_pull]})" -v p="$(median ${T[proxy_pull]})" 'BEGIN 
 # shellcheck disable=SC2086
 awk -v d="$(median ${T[direct_pull]})" -v n="$(median ${T[nginx_pull]})" 'BEGIN {
 	printf "nginx as the cache: cold pull overhead %.1f%%\n", 100 * (n - d) / d }'
-# When the direct pull already keeps every CPU busy, every CPU second the
-# proxy adds is wall time shared by the CPUs: the overhead cannot fall
-# below the proxy's CPU / CPUs / direct time.
+# On CPUs that the pull keeps busy, every CPU second the proxy spends
+# costs about 1/CPUs seconds of wall time.
 # shellcheck disable=SC2086
 awk -v d="$(median ${T[direct_pull]})" -v pc="$(median ${T[proxy_pull_cpu]})" \
 	-v b="$(median ${T[direct_pull_busy]})" -v n="$(nproc)" 'BEGIN {
-	printf "direct pull kept %.2f of %d CPUs busy; if saturated, the proxy'"'"'s %.3f CPU s alone add >= %.1f%%\n",
-		b, n, pc, 100 * pc / n / d }'
+	printf "the proxy'"'"'s %.3f CPU s per pull, spread over %d CPUs, are %.1f%% of the direct pull (which kept %.2f CPUs busy)\n",
+		pc, n, 100 * pc / n / d, b }'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
 bench_stop_proxy
