@@ -20,6 +20,7 @@
 #   BENCH_TLS13_CIPHERS  the client's TLS 1.3 suites, the same for both
 #                     sides ("" = curl's defaults) [TLS_AES_128_GCM_SHA256]
 #   BENCH_KEEP=1      keep the work dir
+#   BENCH_LOG_LEVEL   the proxies' log_level [notice]
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DRP_IT_DIR=$(cd "$BENCH_DIR/../tests/integration" && pwd)
@@ -96,6 +97,7 @@ bench_proxy()
 		upstream_ca_file = $TEST_CA
 		access_log = $d/access.log
 		error_log = $d/proxy.log
+		log_level = ${BENCH_LOG_LEVEL:-notice}
 		[resolve]
 		registry.test = ${DRP_IP[registry.test]}:443
 		[cache]
