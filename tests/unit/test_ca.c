@@ -9,6 +9,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "tls/ca.h"
+#include "tls/session.h"
 
 Suite *ca_suite(void);
 
@@ -994,6 +996,139 @@ START_TEST(forge_handshake)
 }
 END_TEST
 
+/* ---- a server session's batched writes ---- */
+
+#define BATCH_TOTAL (4 * 1024 * 1024)
+
+static unsigned char pattern_byte(size_t i)
+{
+	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+struct reader_arg {
+	int fd;
+	const char *trust_pem;
+	size_t got;
+	size_t bad; /* first wrong offset + 1, or 0 */
+	int result;
+};
+
+/* A slow client: small reads with pauses, so the server's socket
+ * fills up and its session has to keep records back. */
+static void *slow_reader(void *p)
+{
+	struct reader_arg *a = p;
+	gnutls_certificate_credentials_t cc;
+	gnutls_session_t s;
+	gnutls_datum_t ca = {(unsigned char *)(uintptr_t)a->trust_pem,
+			     (unsigned)strlen(a->trust_pem)};
+	gnutls_certificate_allocate_credentials(&cc);
+	gnutls_certificate_set_x509_trust_mem(cc, &ca, GNUTLS_X509_FMT_PEM);
+	gnutls_init(&s, GNUTLS_CLIENT);
+	gnutls_set_default_priority(s);
+	gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cc);
+	gnutls_server_name_set(s, GNUTLS_NAME_DNS, "registry.example", 16);
+	gnutls_session_set_verify_cert(s, "registry.example", 0);
+	gnutls_transport_set_int(s, a->fd);
+	int r;
+	do
+		r = gnutls_handshake(s);
+	while (r < 0 && !gnutls_error_is_fatal(r));
+	a->result = r;
+	char buf[3000];
+	unsigned n = 0;
+	while (r == 0 && a->got < BATCH_TOTAL) {
+		ssize_t k = gnutls_record_recv(s, buf, sizeof(buf));
+		if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (k <= 0) {
+			a->result = (int)k;
+			break;
+		}
+		for (ssize_t i = 0; i < k && a->bad == 0; i++)
+			if ((unsigned char)buf[i] != pattern_byte(a->got + i))
+				a->bad = a->got + i + 1;
+		a->got += (size_t)k;
+		if (++n % 64 == 0)
+			usleep(1000);
+	}
+	gnutls_deinit(s);
+	gnutls_certificate_free_credentials(cc);
+	close(a->fd);
+	return NULL;
+}
+
+static void wait_fd(int fd, short events)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+	ck_assert_int_ge(poll(&pfd, 1, 10000), 1);
+}
+
+START_TEST(session_batched_writes)
+{
+	size_t len;
+	const char *pem = drp_ca_pem(fca, &len);
+	drp_leaf_t *leaf = drp_forge_get(forge, "registry.example");
+	int sv[2];
+	signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int small = 32 * 1024;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	struct reader_arg arg = {.fd = sv[1], .trust_pem = pem};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, slow_reader, &arg), 0);
+
+	drp_tls_t *t = drp_tls_server_new(sv[0], leaf->cred);
+	ck_assert_ptr_nonnull(t);
+	int r;
+	while ((r = drp_tls_handshake(t)) == -EAGAIN)
+		wait_fd(sv[0], drp_tls_want_write(t) ? POLLOUT : POLLIN);
+	ck_assert_int_eq(r, 0);
+
+	unsigned char *data = malloc(BATCH_TOTAL);
+	for (size_t i = 0; i < BATCH_TOTAL; i++)
+		data[i] = pattern_byte(i);
+	size_t off = 0, biggest = 0;
+	unsigned held = 0;
+	while (off < BATCH_TOTAL || drp_tls_out_pending(t)) {
+		if (drp_tls_out_pending(t)) {
+			held++;
+			r = drp_tls_flush(t);
+			ck_assert(r == 0 || r == -EAGAIN);
+			if (r == -EAGAIN) {
+				wait_fd(sv[0], POLLOUT);
+				continue;
+			}
+		}
+		if (off == BATCH_TOTAL)
+			continue;
+		ssize_t n = drp_tls_write(t, data + off, BATCH_TOTAL - off);
+		if (n == -EAGAIN) {
+			wait_fd(sv[0], POLLOUT);
+			continue;
+		}
+		ck_assert_int_gt(n, 0);
+		if ((size_t)n > biggest)
+			biggest = (size_t)n;
+		off += (size_t)n;
+	}
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	/* Several records per call, bytes kept back when the socket was
+	 * full, and every byte arrived, in order. */
+	ck_assert_uint_gt(biggest, 16384);
+	ck_assert_uint_gt(held, 0);
+	ck_assert_int_eq(arg.result, 0);
+	ck_assert_uint_eq(arg.got, BATCH_TOTAL);
+	ck_assert_uint_eq(arg.bad, 0);
+	drp_tls_free(t);
+	close(sv[0]);
+	free(data);
+	drp_tls_thread_done();
+	drp_leaf_unref(leaf);
+}
+END_TEST
+
 /* ---- threads ---- */
 
 #define NTHREADS 4
@@ -1079,6 +1214,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, forge_evict_lru);
 	tcase_add_test(tc, forge_invalid_hosts);
 	tcase_add_test(tc, forge_handshake);
+	tcase_add_test(tc, session_batched_writes);
 	tcase_add_test(tc, forge_threads);
 	suite_add_tcase(s, tc);
 	return s;
