@@ -541,12 +541,8 @@ void drp_users_set_clock(drp_users_t *u, double (*now)(void))
 
 /* ---- verification ---- */
 
-int drp_users_verify(const drp_users_t *u, const char *user,
-		     const char *password)
+static bool verify_entry(const user_t *e, const char *password)
 {
-	const user_t *e = find(u, user);
-	if (e == NULL)
-		return -ENOENT;
 	bool ok = false;
 	switch (e->kind) {
 	case H_CRYPT: {
@@ -577,7 +573,22 @@ int drp_users_verify(const drp_users_t *u, const char *user,
 		break;
 	}
 	}
-	return ok ? 0 : -EACCES;
+	return ok;
+}
+
+int drp_users_verify(const drp_users_t *u, const char *user,
+		     const char *password)
+{
+	const user_t *e = find(u, user);
+	if (e == NULL) {
+		/* Spend what checking a listed name costs (against the
+		 * file's first entry), so that the time of a refusal does not
+		 * tell which names exist. */
+		if (u->n > 0)
+			(void)verify_entry(&u->users[0], password);
+		return -ENOENT;
+	}
+	return verify_entry(e, password) ? 0 : -EACCES;
 }
 
 int drp_users_parse_basic(const char *value, char **user, char **password)
