@@ -56,6 +56,8 @@ const char *drp_conn_state_str(enum drp_conn_state s)
 		return "flush-close";
 	case DRP_CONN_PROXY_AUTH:
 		return "proxy-auth";
+	case DRP_CONN_LINGER:
+		return "linger";
 	}
 	return "?";
 }
@@ -1073,6 +1075,62 @@ static bool want_read(const drp_conn_t *c)
 	}
 }
 
+/* After a response that ends the connection: shut our side, then read
+ * and drop what the client still sends (the rest of a refused request)
+ * until it closes, at most LINGER_BYTES or LINGER_SECS. Closing with
+ * unread bytes would reset the connection, and a reset can destroy the
+ * response before the client has read it. False: closed. */
+#define LINGER_SECS  2.0
+#define LINGER_BYTES (4 * 1024 * 1024)
+
+static void linger_read(drp_conn_t *c);
+
+static bool start_linger(drp_conn_t *c)
+{
+	if (c->client_eof) {
+		drp_conn_close(c, "closed after response");
+		return false;
+	}
+	if (c->tls_active) {
+		drp_tls_bye(c->tls); /* close_notify, best effort */
+		c->tls_active = false;
+	}
+	if (shutdown(c->fd, SHUT_WR) < 0) {
+		drp_conn_close(c, "closed after response");
+		return false;
+	}
+	c->state = DRP_CONN_LINGER;
+	c->lingered = 0;
+	set_timeout(c, LINGER_SECS);
+	return true;
+}
+
+static void linger_read(drp_conn_t *c)
+{
+	char buf[16384];
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n > 0) {
+			c->lingered += (size_t)n;
+			if (c->lingered > LINGER_BYTES) {
+				drp_conn_close(c, "closed after response "
+						  "(client kept sending)");
+				return;
+			}
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		drp_conn_close(c, "closed after response");
+		return;
+	}
+	ev_io_stop(c->w->loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_READ);
+	ev_io_start(c->w->loop, &c->io);
+}
+
 static void conn_run(drp_conn_t *c)
 {
 	if (c->state == DRP_CONN_TUNNEL ||
@@ -1085,11 +1143,14 @@ static void conn_run(drp_conn_t *c)
 		if (client_flush(c, &progress) < 0)
 			return;
 		if (c->state == DRP_CONN_FLUSH_CLOSE) {
-			if (!drp_conn_out_pending(c)) {
-				drp_conn_close(c, "closed after response");
+			if (drp_conn_out_pending(c))
+				break;
+			if (!start_linger(c))
 				return;
-			}
-			break;
+		}
+		if (c->state == DRP_CONN_LINGER) {
+			linger_read(c);
+			return;
 		}
 		if (c->state == DRP_CONN_TLS_HANDSHAKE) {
 			if (drp_conn_out_pending(c))
@@ -1467,6 +1528,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		c->state = DRP_CONN_FLUSH_CLOSE;
 		kick(c);
 		return;
+	case DRP_CONN_LINGER:
+		drp_conn_close(c, "closed after response (linger ended)");
+		return;
 	default:
 		drp_conn_close(c, "timeout");
 		return;
@@ -1476,6 +1540,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 void drp_conn_drain(drp_conn_t *c)
 {
 	c->draining = true;
+	if (c->state == DRP_CONN_LINGER) {
+		drp_conn_close(c, "shutting down");
+		return;
+	}
 	if ((c->state == DRP_CONN_HEAD || c->state == DRP_CONN_PROXY_HEAD) &&
 	    drp_buf_pending(&c->in) == 0 && !drp_conn_out_pending(c))
 		drp_conn_close(c, "shutting down");

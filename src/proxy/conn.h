@@ -30,6 +30,8 @@ enum drp_conn_state {
 	DRP_CONN_EXCHANGE = 5,	     /* a request is being served */
 	DRP_CONN_FLUSH_CLOSE = 6,    /* writing the last bytes, then close */
 	DRP_CONN_PROXY_AUTH = 7,     /* waiting for a password verification */
+	DRP_CONN_LINGER = 8, /* response sent, our side shut: reading what the
+				client still sends until it closes */
 };
 const char *drp_conn_state_str(enum drp_conn_state s);
 

@@ -64,6 +64,7 @@ struct drp_conn {
 	size_t head_scanned; /* c->in bytes a parse found incomplete */
 	bool client_eof;
 	bool draining;
+	size_t lingered; /* bytes dropped in LINGER */
 	/* CONNECT target */
 	char host[DRP_HOST_MAX + 1];
 	uint16_t port;
