@@ -24,6 +24,8 @@
 #define MANIFEST_MAX (4 * 1024 * 1024)
 #define READ_CHUNK   (128 * 1024)
 #define ZC_WINDOW    (4 * 1024 * 1024)
+/* application/vnd.docker.distribution.manifest.v1+json, +prettyjws */
+#define SCHEMA1_PREFIX "application/vnd.docker.distribution.manifest.v1+"
 
 enum creq_kind { K_BLOB, K_MANIFEST_DIGEST, K_MANIFEST_TAG };
 
@@ -777,6 +779,18 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 		return;
 	}
 	if (res->status != 200) {
+		answer_buffered(c, res, "PASS");
+		return;
+	}
+	if (strncasecmp(res->content_type, SCHEMA1_PREFIX,
+			strlen(SCHEMA1_PREFIX)) == 0) {
+		/* A signed schema1 manifest's digest covers its payload
+		 * without the signatures, not the bytes served: nothing to
+		 * verify them against, so they are passed on, not cached. */
+		drp_log_info(DRP_LOG_CACHE,
+			     "[c%06u] %s: schema1 manifest (%s): passed "
+			     "through, not cached",
+			     c->id, q->target, res->content_type);
 		answer_buffered(c, res, "PASS");
 		return;
 	}

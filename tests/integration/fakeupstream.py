@@ -9,13 +9,19 @@ the repository name chooses the misbehaviour:
   test/slow/blobs/D   the right bytes at RATE bytes per second
   test/good/blobs/D   the right bytes
 (slow and good honour a single "Range: bytes=A-B", like a registry does)
-and /v2/ answers 200. Every request is logged to stdout as
+and /v2/ answers 200. Two manifests by tag:
+  test/schema1/manifests/v1    a signed schema1 manifest, whose
+                               Docker-Content-Digest (as with a real
+                               registry) is that of the unsigned payload
+  test/baddigest/manifests/v1  a schema2 manifest whose
+                               Docker-Content-Digest is of other bytes Every request is logged to stdout as
   "METHOD PATH HTTP/1.1" STATUS
 (the registry's access-log shape, so the tests count both the same way).
 
 usage: fakeupstream.py ADDR CERT KEY BLOBDIR RATE
 """
 
+import hashlib
 import http.server
 import os
 import random
@@ -25,6 +31,11 @@ import sys
 import time
 
 ADDR, CERT, KEY, BLOBDIR, RATE = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+SCHEMA1 = (b'{\n   "schemaVersion": 1,\n   "name": "test/schema1",\n   "tag": "v1",\n'
+           b'   "architecture": "amd64",\n   "fsLayers": [],\n   "history": [],\n'
+           b'   "signatures": [{"header": {"alg": "ES256"}, "signature": "c2ln", "protected": "cHJv"}]\n}')
+SCHEMA1_PAYLOAD = SCHEMA1[:SCHEMA1.index(b',\n   "signatures"')] + b"\n}"
+V2 = b'{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}'
 BLOB = re.compile(r"^/v2/test/(bad|short|slow|good)/blobs/sha256:([0-9a-f]{64})$")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -57,6 +68,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/v2/":
             return self.reply(200, b"{}")
+        if self.path == "/v2/test/schema1/manifests/v1":
+            return self.reply(200, SCHEMA1, "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                              [("Docker-Content-Digest", "sha256:" + hashlib.sha256(SCHEMA1_PAYLOAD).hexdigest())])
+        if self.path == "/v2/test/baddigest/manifests/v1":
+            return self.reply(200, V2, "application/vnd.docker.distribution.manifest.v2+json",
+                              [("Docker-Content-Digest", "sha256:" + hashlib.sha256(V2 + b" ").hexdigest())])
         m = BLOB.match(self.path)
         path = m and os.path.join(BLOBDIR, m.group(2))
         if not m or not os.path.exists(path):

@@ -40,6 +40,28 @@ drp_log "ok: the wrong bytes are not in the cache"
 grep -qF "$hex" "$WORK/cache-bad/proxy.log" || drp_fail "the proxy did not log the bad digest $hex"
 drp_log "ok: proxy log: $(grep -F "$hex" "$WORK/cache-bad/proxy.log" | head -n 1)"
 
+# Manifests. One whose bytes do not hash to the upstream's
+# Docker-Content-Digest: 502, not cached (each request asks again).
+mark=$(log_mark "$WORK/logs/fake.out")
+for attempt in 1 2; do
+	code=$(pcurl -o "$SCEN/got" -w '%{http_code}' "https://bad.test/v2/test/baddigest/manifests/v1" || true)
+	expect_eq "manifest with a wrong Docker-Content-Digest, attempt $attempt" 502 "$code"
+done
+wait_log "$WORK/logs/fake.out" "$mark" "$(req_pat GET /v2/test/baddigest/manifests/v1)" 2 5
+# A signed schema1 manifest: its digest is that of the unsigned payload, so
+# its bytes cannot be checked; they are passed on as they are, not cached.
+mark=$(log_mark "$WORK/logs/fake.out")
+for attempt in 1 2; do
+	pcurl -o "$SCEN/got" -D "$SCEN/h" "https://bad.test/v2/test/schema1/manifests/v1"
+	expect_eq "schema1 manifest, attempt $attempt: X-Cache" PASS "$(hdr X-Cache <"$SCEN/h")"
+	expect_match "schema1 manifest, attempt $attempt: Content-Type" 'manifest\.v1\+prettyjws' \
+		"$(hdr Content-Type <"$SCEN/h")"
+	grep -q '"signatures"' "$SCEN/got" || drp_fail "schema1 manifest, attempt $attempt: the signatures are missing"
+done
+wait_log "$WORK/logs/fake.out" "$mark" "$(req_pat GET /v2/test/schema1/manifests/v1)" 2 5
+expect_eq "schema1: upstream GETs for two requests" 2 \
+	"$(count_since "$WORK/logs/fake.out" "$mark" "$(req_pat GET /v2/test/schema1/manifests/v1)")"
+
 # The right bytes under the same digest are still fetched, verified, cached.
 pcurl -o "$SCEN/got" "https://bad.test/v2/test/good/blobs/$layer"
 expect_file_digest "good blob" "$SCEN/got" "$layer"
