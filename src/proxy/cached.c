@@ -476,7 +476,11 @@ static int pump_fill(drp_conn_t *c)
 		if (w) {
 			uint64_t end = w->off + w->len < limit ? w->off + w->len
 							       : limit;
+			/* No more per slice than out holds: one round of the
+			 * connection's loop stays as short as before. */
 			size_t want = (size_t)(end - q->pos);
+			if (want > DRP_CONN_OUT_HIGH)
+				want = DRP_CONN_OUT_HIGH;
 			w->refs++;
 			drp_conn_send_ref(c, w->data + (q->pos - w->off), want,
 					  win_unref, w);
