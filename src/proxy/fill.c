@@ -21,6 +21,7 @@
 #include "util/mem.h"
 
 #define DECLINED_BODY_MAX (64 * 1024)
+#define HASH_WAKE	  (1024 * 1024)
 
 struct drp_fill {
 	struct drp_fill *next; /* in the server's table */
@@ -37,6 +38,7 @@ struct drp_fill {
 	int end_err;
 	enum drp_fill_state state;
 	uint64_t written;
+	uint64_t hasher_woken; /* written when the hasher was last woken */
 	uint64_t total;
 	bool length_known;
 	char content_type[128];
@@ -413,8 +415,13 @@ static void fill_body(void *arg, const char *data, size_t len)
 	}
 	pthread_mutex_lock(&f->lock);
 	f->written += len;
-	if (f->hasher)
+	/* The hasher wakes per HASH_WAKE bytes, not per read: a slow link
+	 * delivers a few KiB at a time, and a wake-up costs two context
+	 * switches. It catches up at the end (end_body). */
+	if (f->hasher && f->written - f->hasher_woken >= HASH_WAKE) {
+		f->hasher_woken = f->written;
 		pthread_cond_signal(&f->grew);
+	}
 	pthread_mutex_unlock(&f->lock);
 	atomic_fetch_add(&f->srv->stats.bytes_upstream, len);
 	notify(f);
@@ -493,7 +500,7 @@ static void *hasher_main(void *arg)
 	const char *wp = NULL;
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
-		while (f->written == done && !f->body_ended)
+		while (f->written - done < HASH_WAKE && !f->body_ended)
 			pthread_cond_wait(&f->grew, &f->lock);
 		uint64_t avail = f->written;
 		bool ended = f->body_ended;
