@@ -28,6 +28,7 @@
 #include "proxy/worker.h"
 #include "tls/ca.h"
 #include "util/jobs.h"
+#include "util/busguard.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -384,6 +385,7 @@ int main(int argc, char **argv)
 		       used ? used : "the embedded defaults");
 	gnutls_global_init();
 	signal(SIGPIPE, SIG_IGN);
+	drp_bus_guard_install(); /* mapped spool pages: util/busguard.h */
 
 	drp_server_t srv = {.started = time(NULL)};
 	pthread_mutex_init(&srv.rt_lock, NULL);

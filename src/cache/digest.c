@@ -23,6 +23,8 @@ int drp_digest_update(drp_digest_t *d, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0;
+	if (d->_h == NULL) /* aborted */
+		return -EIO;
 	if (gnutls_hash((gnutls_hash_hd_t)d->_h, p, n) < 0)
 		return -EIO;
 	d->len += n;

@@ -24,6 +24,7 @@
 #include "tls/session.h"
 #include "util/addr.h"
 #include "util/buf.h"
+#include "util/busguard.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -214,6 +215,33 @@ void drp_conn_send_ref(drp_conn_t *c, const char *p, size_t len,
 	c->zc_arg = arg;
 }
 
+struct tls_write_job {
+	drp_tls_t *tls;
+	const char *p;
+	size_t len;
+	ssize_t n;
+};
+
+static void tls_write_mapped(void *arg)
+{
+	struct tls_write_job *j = arg;
+	j->n = drp_tls_write(j->tls, j->p, j->len);
+}
+
+/* Touch every page first: a fault here abandons nothing, where one
+ * inside GnuTLS would leave a record half-made (and its buffer). */
+static void probe_mapped(void *arg)
+{
+	struct tls_write_job *j = arg;
+	const volatile char *p = j->p;
+	unsigned sum = 0;
+	for (size_t i = 0; i < j->len; i += 4096)
+		sum += (unsigned char)p[i];
+	if (j->len)
+		sum += (unsigned char)p[j->len - 1];
+	j->n = (ssize_t)(sum & 0); /* keep the reads */
+}
+
 static int client_flush(drp_conn_t *c, bool *progress)
 {
 	/* What the TLS layer holds goes first, then bytes by reference
@@ -233,7 +261,22 @@ static int client_flush(drp_conn_t *c, bool *progress)
 		const char *p = ref ? c->zc : drp_buf_head(&c->out);
 		size_t len = ref ? c->zc_len : drp_buf_pending(&c->out);
 		ssize_t n;
-		if (c->tls_active) {
+		if (c->tls_active && ref) {
+			/* p is a mapped file: a page that cannot be read
+			 * faults, and the session is left half-way. */
+			struct tls_write_job j = {c->tls, p, len, 0};
+			if (drp_bus_guard(probe_mapped, &j) < 0 ||
+			    drp_bus_guard(tls_write_mapped, &j) < 0) {
+				drp_log_err(DRP_LOG_CACHE,
+					    "[c%06u] %s: reading the spool "
+					    "failed (I/O error)",
+					    c->id, c->peer_str);
+				c->tls_active = false; /* no close_notify */
+				drp_conn_close(c, "spool read failed");
+				return -1;
+			}
+			n = j.n;
+		} else if (c->tls_active) {
 			n = drp_tls_write(c->tls, p, len);
 		} else {
 			n = send(c->fd, p, len, MSG_NOSIGNAL);

@@ -16,6 +16,7 @@
 #include "cache/digest.h"
 #include "proxy/server.h"
 #include "util/buf.h"
+#include "util/busguard.h"
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -460,8 +461,15 @@ static void store_job(void *arg)
 static void finish(drp_fill_t *f, bool inline_store)
 {
 	drp_server_t *srv = f->srv;
+	bool unverifiable = !f->hashing; /* hashing failed on the way */
 	bool ok = digest_matches(f);
-	if (!ok) {
+	if (unverifiable) {
+		drp_log_err(DRP_LOG_CACHE,
+			    "%s: %llu bytes received but not verifiable (the "
+			    "spool could not be read back); discarded, clients "
+			    "reset",
+			    f->digest, (unsigned long long)f->written);
+	} else if (!ok) {
 		drp_log_err(
 			DRP_LOG_CACHE,
 			"%s: the upstream sent %llu bytes that do not match "
@@ -479,7 +487,20 @@ static void finish(drp_fill_t *f, bool inline_store)
 		drp_jobs_submit(srv->jobs, store_job, f);
 }
 
-#define HASH_CHUNK  (256 * 1024)
+#define HASH_CHUNK (256 * 1024)
+
+struct hash_job {
+	drp_digest_t *hash;
+	const char *p;
+	size_t n;
+	int r;
+};
+
+static void hash_mapped(void *arg)
+{
+	struct hash_job *j = arg;
+	j->r = drp_digest_update(j->hash, j->p, j->n);
+}
 #define HASH_WINDOW (4 * 1024 * 1024)
 
 /* The hasher thread: SHA-256 of the spool as it grows, straight from
@@ -511,6 +532,10 @@ static void *hasher_main(void *arg)
 			f->hashing = false;
 			break;
 		}
+		if (done < avail && !f->hashing) {
+			done = avail; /* no verdict possible any more */
+			continue;
+		}
 		if (done < avail) {
 			/* The window is mapped ahead of what is written; only
 			 * the written part is read. */
@@ -538,8 +563,18 @@ static void *hasher_main(void *arg)
 				if (n < 0 && errno == EINTR)
 					continue;
 			}
-			if (n <= 0 ||
-			    drp_digest_update(&f->hash, p, (size_t)n) < 0) {
+			struct hash_job j = {&f->hash, p, (size_t)n, -1};
+			if (n > 0 && wp) {
+				/* A page that cannot be read back (disk error)
+				 * faults instead of failing a read. */
+				if (drp_bus_guard(hash_mapped, &j) < 0) {
+					errno = EIO;
+					j.r = -1;
+				}
+			} else if (n > 0) {
+				hash_mapped(&j);
+			}
+			if (j.r < 0) {
 				/* No verdict possible: the fill fails when
 				 * the body ends. */
 				drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE,

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/busguard.h"
 #include "util/jobs.h"
 #include "util/log.h"
 
@@ -78,6 +83,54 @@ START_TEST(jobs_order_and_drain)
 }
 END_TEST
 
+struct sum_job {
+	const volatile unsigned char *p;
+	size_t n;
+	unsigned long sum;
+};
+
+static void sum_bytes(void *arg)
+{
+	struct sum_job *j = arg;
+	for (size_t i = 0; i < j->n; i++)
+		j->sum += j->p[i];
+}
+
+/* A mapped file truncated under the mapping: reading it faults (as a
+ * disk error does); under the guard that is -EIO, not a dead process. */
+START_TEST(bus_guard_truncated_mapping)
+{
+	drp_bus_guard_install();
+	char path[] = "/tmp/drp-busguard.XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	size_t len = 64 * 1024;
+	unsigned char *data = malloc(len);
+	memset(data, 1, len);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	free(data);
+	unsigned char *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(m, MAP_FAILED);
+
+	struct sum_job ok = {m, len, 0};
+	ck_assert_int_eq(drp_bus_guard(sum_bytes, &ok), 0);
+	ck_assert_uint_eq(ok.sum, len);
+
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	struct sum_job bad = {m, len, 0};
+	ck_assert_int_eq(drp_bus_guard(sum_bytes, &bad), -EIO);
+	/* Again: the handler stays in place, the thread is usable. */
+	bad.sum = 0;
+	ck_assert_int_eq(drp_bus_guard(sum_bytes, &bad), -EIO);
+	struct sum_job mem = {(const unsigned char *)"\x02\x03", 2, 0};
+	ck_assert_int_eq(drp_bus_guard(sum_bytes, &mem), 0);
+	ck_assert_uint_eq(mem.sum, 5);
+	munmap(m, len);
+	close(fd);
+}
+END_TEST
+
 Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -85,6 +138,7 @@ Suite *util_suite(void)
 	tcase_add_test(tc, buf_append_consume);
 	tcase_add_test(tc, log_level_parse);
 	tcase_add_test(tc, jobs_order_and_drain);
+	tcase_add_test(tc, bus_guard_truncated_mapping);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The spool of a cold blob fails under the proxy while clients stream from
+# it: the file is truncated behind its back again and again (as a disk
+# error would make its pages unreadable). Waiters and the hasher read the
+# spool through mapped windows, where that is a SIGBUS: the proxy must
+# turn it into a failed transfer, not die. The client's transfer fails,
+# nothing is cached, and the proxy keeps serving.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+drp_scenario_init
+drp_require_cache
+drp_start_fakeupstream $((10 * 1024 * 1024))
+DRP_IT_REGISTRIES="registry.test bad.test" drp_proxy_conf cache-fault "$(drp_free_port)"
+drp_start_proxy cache-fault
+layer=$LARGE_LAYER
+url=https://bad.test/v2/test/slow/blobs/$layer
+
+# spool_fds: the proxy's open spool files (unlinked temp files in the
+# cache's tmp/).
+spool_fds()
+{
+	local l
+	for l in /proc/"$PROXY_PID"/fd/*; do
+		case "$(readlink "$l" 2>/dev/null)" in
+		*/tmp/*"(deleted)" | */tmp/\#*) echo "$l" ;;
+		esac
+	done
+}
+
+has_spool() { [ -n "$(spool_fds)" ]; }
+
+rc=0
+PCURL_TIMEOUT=60 pcurl -o "$SCEN/got" "$url" 2>"$SCEN/err" &
+client=$!
+drp_wait "a spool file" 10 has_spool
+sleep 1 # some megabytes in, being read
+truncs=0
+for _ in $(seq 200); do
+	for fd in $(spool_fds); do
+		truncate -s 0 "$fd" 2>/dev/null && truncs=$((truncs + 1))
+	done
+	sleep 0.005
+done
+wait "$client" || rc=$?
+[ "$truncs" -gt 0 ] || drp_fail "no spool file to truncate"
+drp_log "ok: truncated the spool $truncs times"
+if [ $rc = 0 ] && cmp -s "$SCEN/got" "$WORK/allblobs/${layer#sha256:}"; then
+	drp_fail "the transfer completed with the right bytes despite the broken spool"
+fi
+if [ $rc = 0 ] && [ "$(stat -c %s "$SCEN/got")" = "$(stat -c %s "$WORK/allblobs/${layer#sha256:}")" ]; then
+	drp_fail "a complete, clean response with wrong bytes"
+fi
+drp_log "ok: the transfer failed (curl exit $rc, $(stat -c %s "$SCEN/got") bytes)"
+drp_alive "$PROXY_PID" || drp_fail "the proxy died"
+drp_log "ok: the proxy is alive"
+grep -E "I/O error|do not match|spool" "$PROXY_DIR/proxy.log" | head -n 3 | while IFS= read -r l; do drp_log "proxy log: $l"; done
+cache_has_content "$WORK/allblobs/${layer#sha256:}" && drp_fail "the layer is cached"
+drp_log "ok: the layer is not cached"
+
+# Still serving: a small blob through the same proxy, verified and cached.
+small=${SMALL_LAYERS%% *}
+pcurl -o "$SCEN/small" "https://bad.test/v2/test/good/blobs/$small"
+expect_file_digest "small blob after the fault" "$SCEN/small" "$small"
