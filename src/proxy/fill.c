@@ -465,9 +465,8 @@ static void finish(drp_fill_t *f, bool inline_store)
 	bool ok = digest_matches(f);
 	if (unverifiable) {
 		drp_log_err(DRP_LOG_CACHE,
-			    "%s: %llu bytes received but not verifiable (the "
-			    "spool could not be read back); discarded, clients "
-			    "reset",
+			    "%s: %llu bytes received but not verifiable "
+			    "(hashing failed); discarded, clients reset",
 			    f->digest, (unsigned long long)f->written);
 	} else if (!ok) {
 		drp_log_err(
@@ -582,7 +581,6 @@ static void *hasher_main(void *arg)
 					      f->digest);
 				drp_digest_abort(&f->hash);
 				f->hashing = false;
-				done = avail;
 				continue;
 			}
 			done += (uint64_t)n;

@@ -32,11 +32,11 @@ struct drp_tls {
 	 * recv of up to RA_SIZE serves several records. */
 	char *ra;
 	size_t ra_len, ra_off;
-	/* Write batching (server sessions): during drp_tls_write the records
-	 * GnuTLS makes are gathered in the thread's batch buffer and sent
-	 * with one send(2) per BATCH_SIZE, instead of one per 16 KiB record;
-	 * what the socket did not take waits in rest (drp_tls_flush). */
-	bool batching;
+	/* Write batching (server sessions only): during drp_tls_write the
+	 * records GnuTLS makes are gathered in the thread's batch buffer and
+	 * sent with one send(2) per BATCH_SIZE, instead of one per 16 KiB
+	 * record; what the socket did not take waits in rest (drp_tls_flush).
+	 */
 	char *batch; /* the thread's buffer, inside drp_tls_write */
 	size_t batch_len;
 	char *rest;
@@ -300,7 +300,6 @@ drp_tls_t *drp_tls_server_new(int fd, void *cert_cred)
 	init_priority();
 	drp_tls_t *t = DRP_NEW(drp_tls_t);
 	t->server = true;
-	t->batching = true;
 	if (gnutls_init(&t->s, GNUTLS_SERVER | GNUTLS_NONBLOCK |
 				       GNUTLS_NO_SIGNAL) < 0) {
 		free(t);
@@ -429,7 +428,7 @@ ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
 	int err = 0;
 	if (len == 0)
 		return 0;
-	if (t->batching) {
+	if (t->server) {
 		if (tl_batch == NULL)
 			tl_batch = drp_malloc(BATCH_SIZE);
 		t->batch = tl_batch;
@@ -441,9 +440,9 @@ ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
 		if (r <= 0)
 			break;
 		done += (size_t)r;
-	} while (t->batching && done < len);
+	} while (t->server && done < len);
 	int fr = 0;
-	if (t->batching) {
+	if (t->server) {
 		if (t->batch_len > 0)
 			fr = send_batch(t);
 		t->batch = NULL;
