@@ -439,6 +439,10 @@ void drp_conf_free(drp_conf_t *c)
 		}
 		free(r->items);
 		free(r->name);
+		free(r->allow);
+		for (unsigned j = 0; j < r->n_users; j++)
+			free(r->users[j]);
+		free(r->users);
 	}
 	free(c->registry);
 	free(c->path);
@@ -452,4 +456,31 @@ const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
 		if (strcmp(r->items[i].key, key) == 0)
 			return &r->items[i];
 	return NULL;
+}
+
+void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
+			     unsigned n, drp_conf_regset_t *out)
+{
+	*out = (drp_conf_regset_t){
+		.valid = true,
+		.sec = n > 0 ? (int)chain[0] : -1,
+		.tag_ttl = c->tag_ttl,
+		.push = DRP_CONF_PUSH_CLIENT,
+		.tag_ttl_sec = -1,
+		.push_sec = -1,
+	};
+	/* Only tag_ttl and push inherit: what a section lets through
+	 * (allow, users, credentials) must never widen by what a shorter
+	 * name allows. */
+	for (unsigned i = 0; i < n; i++) {
+		const drp_conf_registry_t *r = &c->registry[chain[i]];
+		if (out->tag_ttl_sec < 0 && r->has_tag_ttl) {
+			out->tag_ttl = r->tag_ttl;
+			out->tag_ttl_sec = (int)chain[i];
+		}
+		if (out->push_sec < 0 && r->push != DRP_CONF_PUSH_UNSET) {
+			out->push = r->push;
+			out->push_sec = (int)chain[i];
+		}
+	}
 }

@@ -37,17 +37,62 @@ typedef struct drp_conf_resolve {
 	unsigned addrlen;
 } drp_conf_resolve_t;
 
+/* push = (enum values are append-only). */
+enum drp_conf_push {
+	DRP_CONF_PUSH_UNSET = 0,  /* not in the section: inherited */
+	DRP_CONF_PUSH_CLIENT = 1, /* uploads with the client's credentials */
+	DRP_CONF_PUSH_PROXY = 2,  /* the proxy's credentials may be used */
+	DRP_CONF_PUSH_DENY = 3,	  /* no uploads through the proxy */
+};
+
 /* [registry "name"]: kept raw; the plugin layer validates its own keys.
  * Shared keys (plugin, username, password, password_file, allow, users,
  * push, tag_ttl) are validated by the conf module and also kept in
- * items. */
+ * items; those the core applies per request are parsed once, here, into
+ * typed fields (nothing re-reads their text per request). */
 typedef struct drp_conf_registry {
 	char *name; /* as written in the header, lower-cased host part */
 	const char *file;
 	unsigned line;
 	drp_conf_item_t *items;
 	unsigned n_items;
+	/* tag_ttl = (seconds); meaningful only if has_tag_ttl. */
+	bool has_tag_ttl;
+	double tag_ttl;
+	enum drp_conf_push push; /* DRP_CONF_PUSH_UNSET if not set */
+	/* allow = CIDR list; has_allow also for an empty list (nobody). */
+	bool has_allow;
+	drp_cidr_t *allow;
+	unsigned n_allow;
+	/* users = NAME... (lower-case as written) or * (any_user); has_users
+	 * if the key is set. */
+	bool has_users;
+	bool any_user;
+	char **users;
+	unsigned n_users;
 } drp_conf_registry_t;
+
+/*
+ * The per-registry settings that govern one request, resolved once when
+ * it arrives (drp_conf_regset_resolve) from the chain of [registry]
+ * sections matching it, most specific first, as the plugin selection
+ * ranks them (plugin/select.h: drp_select_chain).
+ *  - sec: the first of the chain, the selected section: its plugin,
+ *    credentials, allow and users apply, never another section's.
+ *  - tag_ttl, push: from the first section of the chain that sets them
+ *    (a "docker.io/acme" section without tag_ttl inherits the one of
+ *    "docker.io"), else [cache] tag_ttl and push = client.
+ * valid is false until resolved (e.g. a plain, non-intercepted request):
+ * then nothing of it applies.
+ */
+typedef struct drp_conf_regset {
+	bool valid;
+	int sec;	/* index into drp_conf_t.registry, -1: none matches */
+	double tag_ttl; /* seconds */
+	enum drp_conf_push push; /* never DRP_CONF_PUSH_UNSET */
+	int tag_ttl_sec;	 /* section that set it, -1: [cache] */
+	int push_sec;		 /* section that set it, -1: default */
+} drp_conf_regset_t;
 
 typedef struct drp_conf_listen {
 	struct sockaddr_storage addr;
@@ -171,6 +216,15 @@ int drp_conf_parse_size(const char *s, uint64_t *out);
 int drp_conf_parse_duration(const char *s, double *out);
 /* "yes/no/true/false/on/off/1/0", case-insensitive; never -ERANGE. */
 int drp_conf_parse_bool(const char *s, bool *out);
+
+/*
+ * Resolve the settings for a request (see drp_conf_regset_t) from chain,
+ * the indices into c->registry of the sections matching it, most
+ * specific first (n = 0: none matches). Pure; never fails.
+ */
+void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
+			     unsigned n, drp_conf_regset_t *out)
+	__attribute__((nonnull(1, 4)));
 
 /* Lookup in a [registry] section; NULL if absent. */
 const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,

@@ -891,13 +891,15 @@ static bool is_shared_key(const char *k)
 /* users = NAME... (proxy users of [proxy] users_file) or "*" (any of
  * them). Names are what htpasswd accepts: no ':' and no control or blank
  * characters. */
-static void check_users(struct ld *ld, const drp_conf_item_t *it)
+static void check_users(struct ld *ld, const drp_conf_item_t *it,
+			drp_conf_registry_t *r)
 {
 	char **tok;
 	unsigned n = split_list(it->value, &tok);
 
 	if (n == 0)
 		err(ld, it, "expected user names of users_file, or *");
+	r->has_users = true;
 	for (unsigned i = 0; i < n; i++) {
 		if (strcmp(tok[i], "*") == 0) {
 			if (n > 1) {
@@ -905,8 +907,12 @@ static void check_users(struct ld *ld, const drp_conf_item_t *it)
 				    "'*' (any proxy user) stands alone");
 				break;
 			}
+			r->any_user = true;
 			continue;
 		}
+		r->users = drp_realloc(r->users,
+				       (r->n_users + 1) * sizeof(*r->users));
+		r->users[r->n_users++] = drp_strdup(tok[i]);
 		for (const unsigned char *p = (const unsigned char *)tok[i]; *p;
 		     p++) {
 			if (*p == ':' || *p < 0x20 || *p == 0x7f) {
@@ -919,29 +925,43 @@ static void check_users(struct ld *ld, const drp_conf_item_t *it)
 	free_list(tok, n);
 }
 
-static void check_shared(struct ld *ld, const drp_conf_item_t *it)
+/* Validate a shared key and store the typed value of those the core
+ * applies per request in r. */
+static void check_shared(struct ld *ld, const drp_conf_item_t *it,
+			 drp_conf_registry_t *r)
 {
 	const char *k = it->key;
-	double d;
 
 	if (strcmp(k, "plugin") == 0 || strcmp(k, "password_file") == 0) {
 		get_nonempty(ld, it);
 	} else if (strcmp(k, "allow") == 0) {
-		get_cidrs(ld, it, NULL, NULL);
+		r->has_allow = get_cidrs(ld, it, &r->allow, &r->n_allow);
 	} else if (strcmp(k, "users") == 0) {
-		check_users(ld, it);
+		check_users(ld, it, r);
 	} else if (strcmp(k, "push") == 0) {
-		if (strcmp(it->value, "client") != 0 &&
-		    strcmp(it->value, "proxy") != 0 &&
-		    strcmp(it->value, "deny") != 0)
+		if (strcmp(it->value, "client") == 0)
+			r->push = DRP_CONF_PUSH_CLIENT;
+		else if (strcmp(it->value, "proxy") == 0)
+			r->push = DRP_CONF_PUSH_PROXY;
+		else if (strcmp(it->value, "deny") == 0)
+			r->push = DRP_CONF_PUSH_DENY;
+		else
 			err(ld, it,
 			    "invalid value '%s' (expected client, proxy or "
 			    "deny)",
 			    CLIP(it->value));
 	} else if (strcmp(k, "tag_ttl") == 0) {
-		get_duration(ld, it, false, &d);
+		r->has_tag_ttl = get_duration(ld, it, false, &r->tag_ttl);
 	}
 	/* username, password: any string. */
+}
+
+static void registry_free_typed(drp_conf_registry_t *r)
+{
+	free(r->allow);
+	for (unsigned i = 0; i < r->n_users; i++)
+		free(r->users[i]);
+	free(r->users);
 }
 
 /* NULL if the host part is invalid; *bad_path set if the repository
@@ -1015,6 +1035,7 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 			has_plugin || strcmp(s->items[i].key, "plugin") == 0;
 
 	struct seen seen = {0};
+	drp_conf_registry_t typed = {0};
 	drp_conf_item_t *items = drp_calloc(s->n_items, sizeof(*items));
 	unsigned n = 0;
 	const drp_conf_item_t *password = NULL, *password_file = NULL;
@@ -1034,7 +1055,7 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 		if (!seen_check(ld, &seen, &it, false, "key"))
 			continue;
 		if (is_shared_key(it.key))
-			check_shared(ld, &it);
+			check_shared(ld, &it, &typed);
 		items[n] = (drp_conf_item_t){
 			.key = drp_strdup(it.key),
 			.value = drp_strdup(it.value),
@@ -1058,18 +1079,18 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 
 	if (!ok) {
 		registry_free_items(items, n);
+		registry_free_typed(&typed);
 		free(name);
 		return;
 	}
+	typed.name = name;
+	typed.file = c->path;
+	typed.line = s->line;
+	typed.items = items;
+	typed.n_items = n;
 	c->registry = drp_realloc(c->registry,
 				  (c->n_registry + 1) * sizeof(*c->registry));
-	c->registry[c->n_registry++] = (drp_conf_registry_t){
-		.name = name,
-		.file = c->path,
-		.line = s->line,
-		.items = items,
-		.n_items = n,
-	};
+	c->registry[c->n_registry++] = typed;
 }
 
 /* Where a [proxy] key was set (0 if it was not). */

@@ -308,8 +308,23 @@ static bool prefix_matches(const char *prefix, const char *repo)
 	       (repo[n] == '\0' || repo[n] == '/');
 }
 
-static int find(const drp_select_t *s, const char *host, uint16_t port,
-		const char *repo, bool any_prefix)
+typedef struct match {
+	unsigned idx;
+	size_t host, prefix; /* scores: larger is more specific */
+} match_t;
+
+static bool ranks_before(const match_t *a, const match_t *b)
+{
+	return a->host > b->host ||
+	       (a->host == b->host && a->prefix > b->prefix);
+}
+
+/* Every matching section, most specific first, into out (at most max);
+ * returns how many match (may exceed max). One ranking for the plugin,
+ * the policy and every per-registry setting. */
+static unsigned rank(const drp_select_t *s, const char *host, uint16_t port,
+		     const char *repo, bool any_prefix, match_t *out,
+		     unsigned max)
 {
 	if (port == 0)
 		port = DRP_SELECT_DEFAULT_PORT;
@@ -317,8 +332,7 @@ static int find(const drp_select_t *s, const char *host, uint16_t port,
 	char *h = norm_host(host);
 	char *crepo = repo ? drp_select_canonical_repo(registry, repo) : NULL;
 
-	int best = -ENOENT;
-	size_t best_host = 0, best_prefix = 0;
+	unsigned n = 0;
 	for (unsigned i = 0; i < s->n; i++) {
 		const drp_select_name_t *e = &s->v[i];
 		size_t hs = host_score(e, registry, h, port);
@@ -326,27 +340,50 @@ static int find(const drp_select_t *s, const char *host, uint16_t port,
 			continue;
 		if (!any_prefix && !prefix_matches(e->prefix, crepo))
 			continue;
-		size_t ps = strlen(e->prefix);
-		if (best < 0 || hs > best_host ||
-		    (hs == best_host && ps > best_prefix)) {
-			best = (int)s->idx[i];
-			best_host = hs;
-			best_prefix = ps;
+		match_t m = {.idx = s->idx[i],
+			     .host = hs,
+			     .prefix = strlen(e->prefix)};
+		/* Insertion: ties (none between distinct names) keep file
+		 * order. */
+		unsigned at = n < max ? n : max;
+		while (at > 0 && ranks_before(&m, &out[at - 1])) {
+			if (at < max)
+				out[at] = out[at - 1];
+			at--;
 		}
+		if (at < max)
+			out[at] = m;
+		n++;
 	}
 	free(crepo);
 	free(h);
 	free(registry);
-	return best;
+	return n;
+}
+
+unsigned drp_select_chain(const drp_select_t *s, const char *host,
+			  uint16_t port, const char *repo, unsigned *idx,
+			  unsigned max)
+{
+	match_t m[DRP_SELECT_CHAIN_MAX];
+	if (max > DRP_SELECT_CHAIN_MAX)
+		max = DRP_SELECT_CHAIN_MAX;
+	unsigned n = rank(s, host, port, repo, false, m, max);
+	for (unsigned i = 0; i < n && i < max; i++)
+		idx[i] = m[i].idx;
+	return n < max ? n : max;
 }
 
 int drp_select_find(const drp_select_t *s, const char *host, uint16_t port,
 		    const char *repo)
 {
-	return find(s, host, port, repo, false);
+	match_t m;
+	return rank(s, host, port, repo, false, &m, 1) > 0 ? (int)m.idx
+							   : -ENOENT;
 }
 
 bool drp_select_has_host(const drp_select_t *s, const char *host, uint16_t port)
 {
-	return find(s, host, port, NULL, true) >= 0;
+	match_t m;
+	return rank(s, host, port, NULL, true, &m, 1) > 0;
 }

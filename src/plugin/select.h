@@ -23,7 +23,9 @@
  *   1. an exact host rather than a wildcard,
  *   2. then the longer wildcard domain,
  *   3. then the longer prefix (in characters, at a component boundary).
- * There is no fall-back across prefixes: the longest matching one decides.
+ * There is no fall-back across prefixes for the plugin, credentials, allow
+ * and users: the longest matching one decides. Only tag_ttl and push are
+ * inherited along the chain of matching sections (drp_select_chain).
  *
  * Thread: a drp_select_t is built on the main thread and read-only
  * afterwards; lookups are thread-safe.
@@ -97,6 +99,19 @@ int drp_select_add(drp_select_t *s, const char *name, unsigned idx,
  */
 int drp_select_find(const drp_select_t *s, const char *host, uint16_t port,
 		    const char *repo) __attribute__((nonnull(1, 2)));
+
+/*
+ * The whole chain for such a request: the indices of every matching
+ * section, most specific first by the ranking above (the first is what
+ * drp_select_find returns), at most max (capped at DRP_SELECT_CHAIN_MAX;
+ * less specific ones beyond are dropped). Returns how many were written.
+ * Per-registry settings that inherit (tag_ttl, push) are taken from the
+ * first section of the chain that sets them.
+ */
+#define DRP_SELECT_CHAIN_MAX 16
+unsigned drp_select_chain(const drp_select_t *s, const char *host,
+			  uint16_t port, const char *repo, unsigned *idx,
+			  unsigned max) __attribute__((nonnull(1, 2)));
 
 /* Whether any section (with or without prefix) names this host: such
  * hosts are intercepted. */

@@ -19,27 +19,12 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-enum auth_push {
-	PUSH_CLIENT = 0, /* uploads only with the client's own credentials */
-	PUSH_PROXY = 1,	 /* the proxy's credentials may be used for them */
-	PUSH_DENY = 2,	 /* no uploads through the proxy */
-};
-
 typedef struct auth_sec {
 	drp_auth_t *a;
 	const drp_conf_registry_t *conf; /* owned by the conf */
 	drp_plugin_inst_t *inst;
 	bool has_plugin;
-	enum auth_push push;
 	const char *user; /* username, for log lines; NULL if none */
-	/* allow = CIDRs, users = proxy users: who may have the section's
-	 * private content (both NULL/0: whoever [proxy] allow admits; a
-	 * section with users but no allow admits no network). */
-	drp_cidr_t *allow;
-	unsigned n_allow;
-	char **users;
-	unsigned n_users;
-	bool any_user; /* users = * */
 } auth_sec_t;
 
 struct drp_auth {
@@ -90,6 +75,8 @@ struct drp_auth_req {
 	char host[DRP_HOST_MAX + 1]; /* as contacted */
 	char *method, *url, *hostport, *registry, *repo, *actions, *path;
 	enum req_mode mode;
+	enum drp_conf_push push; /* resolved for the request */
+	int push_sec;		 /* the section that set it, -1: default */
 	bool decided;
 	bool decorated;
 	bool outsider; /* the client is outside the section's allow */
@@ -181,94 +168,49 @@ bool drp_auth_header_ok(const char *name, const char *value)
 
 /* ---- configuration generations ---- */
 
-static enum auth_push push_of(const drp_conf_registry_t *sec)
-{
-	const drp_conf_item_t *it = drp_conf_registry_get(sec, "push");
-	if (it == NULL || strcmp(it->value, "client") == 0)
-		return PUSH_CLIENT;
-	return strcmp(it->value, "proxy") == 0 ? PUSH_PROXY : PUSH_DENY;
-}
-
-/* users = NAME... or *; the conf module has validated the list. Names
- * the users file does not have are reported (they can never match). */
-static void parse_users(auth_sec_t *s, const drp_conf_registry_t *sec,
+/* Names in users that the users file does not have can never match:
+ * say so at load. */
+static void check_users(const drp_conf_registry_t *sec,
 			const drp_users_t *users)
 {
 	const drp_conf_item_t *it = drp_conf_registry_get(sec, "users");
-	if (it == NULL)
-		return;
-	char *list = drp_strdup(it->value);
-	char *save = NULL;
-	for (char *tok = strtok_r(list, " ,\t", &save); tok != NULL;
-	     tok = strtok_r(NULL, " ,\t", &save)) {
-		if (strcmp(tok, "*") == 0) {
-			s->any_user = true;
-			continue;
-		}
-		if (users != NULL && !drp_users_has(users, tok))
+	for (unsigned i = 0; users != NULL && i < sec->n_users; i++)
+		if (!drp_users_has(users, sec->users[i]))
 			drp_log_warning(DRP_LOG_CONF,
 					"%s:%u: [registry \"%s\"] users: '%s' "
 					"is not a user of %s",
-					it->file, it->line, sec->name, tok,
-					drp_users_path(users));
-		s->users = drp_realloc(s->users,
-				       (s->n_users + 1) * sizeof(char *));
-		s->users[s->n_users++] = drp_strdup(tok);
-	}
-	free(list);
-}
-
-/* The conf module has validated the list. */
-static void parse_allow(auth_sec_t *s, const drp_conf_registry_t *sec)
-{
-	const drp_conf_item_t *it = drp_conf_registry_get(sec, "allow");
-	if (it == NULL && (s->n_users > 0 || s->any_user)) {
-		/* users without allow: no network qualifies by itself. */
-		s->allow = drp_calloc(1, sizeof(*s->allow));
-		return;
-	}
-	if (it == NULL) {
-		if (s->has_plugin)
-			drp_log_warning(
-				DRP_LOG_PLUGIN,
+					it->file, it->line, sec->name,
+					sec->users[i], drp_users_path(users));
+	if (!sec->has_allow && !sec->has_users &&
+	    drp_conf_registry_get(sec, "plugin"))
+		drp_log_warning(DRP_LOG_PLUGIN,
 				"%s:%u: [registry \"%s\"] has neither allow "
 				"nor users: what the proxy's credentials "
 				"fetch goes to every client [proxy] allow "
 				"admits",
 				sec->file, sec->line, sec->name);
-		return;
-	}
-	char *list = drp_strdup(it->value);
-	char *save = NULL;
-	for (char *tok = strtok_r(list, " ,\t", &save); tok != NULL;
-	     tok = strtok_r(NULL, " ,\t", &save)) {
-		drp_cidr_t cidr;
-		if (drp_cidr_parse_masked(tok, &cidr) < 0)
-			continue;
-		s->allow = drp_realloc(s->allow,
-				       (s->n_allow + 1) * sizeof(*s->allow));
-		s->allow[s->n_allow++] = cidr;
-	}
-	free(list);
-	if (s->allow == NULL) /* allow = (empty): nobody */
-		s->allow = drp_calloc(1, sizeof(*s->allow));
 }
 
 /* May this client (address, proxy user or NULL) have the section's
- * private content? */
+ * private content? allow = CIDRs, users = proxy users, both only of the
+ * selected section (never inherited). Neither set: whoever [proxy] allow
+ * admits; users without allow: no network qualifies by itself. */
 static bool sec_allows(const auth_sec_t *s, const struct sockaddr *peer,
 		       const char *user)
 {
-	if (s == NULL || s->allow == NULL)
+	if (s == NULL)
 		return true;
-	if (drp_cidr_list_match(s->allow, s->n_allow, peer))
+	const drp_conf_registry_t *r = s->conf;
+	if (!r->has_allow && !r->has_users)
+		return true;
+	if (r->has_allow && drp_cidr_list_match(r->allow, r->n_allow, peer))
 		return true;
 	if (user == NULL)
 		return false;
-	if (s->any_user)
+	if (r->any_user)
 		return true;
-	for (unsigned i = 0; i < s->n_users; i++)
-		if (strcmp(s->users[i], user) == 0)
+	for (unsigned i = 0; i < r->n_users; i++)
+		if (strcmp(r->users[i], user) == 0)
 			return true;
 	return false;
 }
@@ -348,9 +290,7 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 		if (s->has_plugin)
 			(void)!drp_select_add(a->realm_sel, sec->name, i, NULL,
 					      NULL);
-		parse_users(s, sec, a->users);
-		parse_allow(s, sec);
-		s->push = push_of(sec);
+		check_users(sec, a->users);
 		const drp_conf_item_t *u =
 			drp_conf_registry_get(sec, "username");
 		s->user = u ? u->value : NULL;
@@ -369,10 +309,6 @@ void drp_auth_free(drp_auth_t *a)
 		return;
 	for (unsigned i = 0; i < a->n_secs; i++) {
 		drp_plugin_inst_free(a->secs[i].inst);
-		free(a->secs[i].allow);
-		for (unsigned j = 0; j < a->secs[i].n_users; j++)
-			free(a->secs[i].users[j]);
-		free(a->secs[i].users);
 	}
 	free(a->secs);
 	drp_select_free(a->sel);
@@ -625,15 +561,15 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 	drp_auth_t *a = r->rt->auth;
 	bool upload = !is_pull(r->method);
 	bool plugin_ok = s && s->has_plugin && !r->outsider &&
-			 (!upload || s->push == PUSH_PROXY);
+			 (!upload || r->push == DRP_CONF_PUSH_PROXY);
 	char *client = drp_auth_headers_get(headers, "Authorization");
 	r->mode = MODE_NONE;
-	if (upload && s && s->push == PUSH_DENY) {
+	if (upload && r->push == DRP_CONF_PUSH_DENY) {
 		drp_log_notice(DRP_LOG_PROXY,
 			       "[c%06u] %s %s%s: refused by push = deny of "
 			       "[registry \"%s\"]",
 			       r->conn_id, r->method, r->hostport, r->path,
-			       s->conf->name);
+			       r->rt->conf->registry[r->push_sec].name);
 		char msg[300];
 		snprintf(msg, sizeof(msg),
 			 "this proxy does not pass uploads to %s", r->registry);
@@ -892,15 +828,41 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	    rt->auth->n_secs == 0)
 		return;
 	drp_auth_t *a = rt->auth;
-	int idx = drp_select_find(a->sel, host, port, repo);
-	auth_sec_t *s = idx >= 0 && a->secs[idx].inst ? &a->secs[idx] : NULL;
+	/* The client's request carries its resolution; a fetch for another
+	 * host or repository (or without a client) resolves its own, the
+	 * same way. */
+	drp_conf_regset_t own;
+	const drp_conf_regset_t *set = &own;
+	if (c != NULL && c->regset.valid && strcmp(host, c->host) == 0 &&
+	    port == c->port &&
+	    (repo == c->repo ||
+	     (repo && c->repo && strcmp(repo, c->repo) == 0)))
+		set = &c->regset;
+	else
+		drp_auth_resolve(rt, host, port, repo, &own);
+	auth_sec_t *s = set->sec >= 0 && a->secs[set->sec].inst
+				? &a->secs[set->sec]
+				: NULL;
 	/* Without a section, a host with the proxy's realm still needs its
 	 * handles swapped. */
 	if (s == NULL && !drp_select_has_host(a->realm_sel, host, port))
 		return;
 	drp_auth_req_t *r = req_new(rt, w, s, f, host, port, repo);
+	r->push = set->push;
+	r->push_sec = set->push_sec;
 	r->outsider = c != NULL &&
 		      !sec_allows(s, (struct sockaddr *)&c->peer, c->user);
+}
+
+void drp_auth_resolve(const struct drp_runtime *rt, const char *host,
+		      uint16_t port, const char *repo, drp_conf_regset_t *out)
+{
+	unsigned chain[DRP_SELECT_CHAIN_MAX];
+	unsigned n = 0;
+	if (rt->auth != NULL && rt->auth->n_secs > 0)
+		n = drp_select_chain(rt->auth->sel, host, port, repo, chain,
+				     DRP_SELECT_CHAIN_MAX);
+	drp_conf_regset_resolve(rt->conf, chain, n, out);
 }
 
 /* ---- the proxy's own token realm ---- */
@@ -1132,16 +1094,13 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 	drp_auth_t *a = c->rt->auth;
 	if (route->name_len == 0)
 		return false;
-	char *repo = drp_strndup(route->name, route->name_len);
-	int idx = drp_select_find(a->sel, c->host, c->port, repo);
-	free(repo);
-	repo = NULL;
+	int idx = c->regset.valid ? c->regset.sec : -1;
 	const auth_sec_t *s = idx >= 0 ? &a->secs[idx] : NULL;
 	if (s == NULL || !s->has_plugin ||
 	    sec_allows(s, (const struct sockaddr *)&c->peer, c->user))
 		return false;
-	char *crepo = drp_select_canonical_repo(
-		registry, (repo = drp_strndup(route->name, route->name_len)));
+	char *repo = drp_strndup(route->name, route->name_len);
+	char *crepo = drp_select_canonical_repo(registry, repo);
 	free(repo);
 	uint8_t cred[32];
 	bool own = auth != NULL && !drp_auth_is_handle(auth);
@@ -1211,6 +1170,13 @@ bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 {
 	drp_auth_t *a = c->rt->auth;
 	c->auth_confirm = false;
+	/* Once per request: every per-registry setting of it comes from
+	 * here (c->regset). */
+	char *repo = route->name_len > 0
+			     ? drp_strndup(route->name, route->name_len)
+			     : NULL;
+	drp_auth_resolve(c->rt, c->host, c->port, repo, &c->regset);
+	free(repo);
 	if (a == NULL || a->n_secs == 0 ||
 	    !drp_select_has_host(a->realm_sel, c->host, c->port))
 		return false;

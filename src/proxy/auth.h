@@ -44,6 +44,8 @@ struct drp_users *drp_auth_users(const drp_auth_t *a);
  * routing). Return true if the auth layer answered it itself (the proxy's
  * token realm, a 401 challenge for /v2/, a 403 by policy); the conn is
  * then in a state the core continues from (see conn_int.h services).
+ * First of all it resolves the request's per-registry settings into
+ * c->regset (drp_auth_resolve), which the rest of the request uses.
  */
 bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 			const drp_route_t *route);
@@ -58,6 +60,19 @@ bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
 void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		     struct drp_conn *c, drp_fetch_t *f, const char *host,
 		     uint16_t port, const char *repo);
+
+/*
+ * Resolve the per-registry settings for a request to host:port (port 0 =
+ * 443) in repository repo (NULL: none) with the selection the plugins
+ * use (plugin/select.h: aliases, wildcards, longest prefix first) over
+ * rt's generation: the selected section and the inherited tag_ttl and
+ * push (conf.h, drp_conf_regset_t). drp_auth_intercept resolves each
+ * intercepted request once into c->regset; everything per-registry
+ * reads it from there.
+ */
+void drp_auth_resolve(const struct drp_runtime *rt, const char *host,
+		      uint16_t port, const char *repo, drp_conf_regset_t *out)
+	__attribute__((nonnull(1, 2, 5)));
 
 /*
  * A worker stops (shutdown, after its connections closed), on its own

@@ -879,21 +879,11 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 	pass_through(c);
 }
 
-static double tag_ttl(drp_conn_t *c)
+/* [registry] tag_ttl as resolved for the request (inherited along the
+ * matching sections), else [cache] tag_ttl. */
+static double tag_ttl(const drp_conn_t *c)
 {
-	const drp_conf_t *conf = c->rt->conf;
-	double ttl = conf->tag_ttl;
-	for (unsigned i = 0; i < conf->n_registry; i++) {
-		const drp_conf_registry_t *r = &conf->registry[i];
-		size_t hl = strcspn(r->name, "/");
-		if (strlen(c->host) != hl || strncmp(r->name, c->host, hl) != 0)
-			continue;
-		const drp_conf_item_t *it = drp_conf_registry_get(r, "tag_ttl");
-		double v;
-		if (it && drp_conf_parse_duration(it->value, &v) == 0)
-			ttl = v;
-	}
-	return ttl;
+	return c->regset.valid ? c->regset.tag_ttl : c->rt->conf->tag_ttl;
 }
 
 static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,

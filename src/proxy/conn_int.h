@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf/conf.h"
 #include "http/parse.h"
 #include "http/uri.h"
 #include "net/dns.h"
@@ -100,6 +101,10 @@ struct drp_conn {
 	const char *result; /* access-log cache result, X-Cache */
 	bool is_ping;	    /* GET/HEAD /v2/ */
 	char *repo;	    /* repository of the request (NULL: none) */
+	/* Its per-registry settings (tag_ttl, push, the selected [registry]
+	 * section), resolved once per intercepted request by
+	 * drp_auth_intercept (drp_auth_resolve). */
+	drp_conf_regset_t regset;
 	/* Set by drp_auth_intercept: cached content goes to this request
 	 * only after the upstream accepted the client's own credentials for
 	 * it (a HEAD), never straight from the cache. */
