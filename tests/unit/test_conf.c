@@ -1236,6 +1236,62 @@ START_TEST(example_uncommented_loads)
 }
 END_TEST
 
+/* The keys the core applies per request are typed at load; unset ones
+ * say so (UNSET / has_*), which is what inheritance needs. */
+START_TEST(registry_typed)
+{
+	drp_conf_t *c =
+		load_ok("[proxy]\nusers_file = u\n"
+			"[registry \"docker.io\"]\n"
+			"tag_ttl = 15m\npush = deny\n"
+			"allow = 10.0.0.0/8, 192.168.1.0/24\n"
+			"users = alice, bob\n"
+			"[registry \"docker.io/acme\"]\n"
+			"push = proxy\ntag_ttl = 0\nallow =\nusers = *\n"
+			"[registry \"*.gcr.io\"]\n"
+			"push = client\n"
+			"[registry \"quay.io\"]\n");
+	ck_assert_uint_eq(c->n_registry, 4);
+	const drp_conf_registry_t *r = &c->registry[0];
+	ck_assert(r->has_tag_ttl);
+	ck_assert(r->tag_ttl == 900);
+	ck_assert_int_eq(r->push, DRP_CONF_PUSH_DENY);
+	ck_assert(r->has_allow);
+	ck_assert_uint_eq(r->n_allow, 2);
+	ck_assert(r->has_users && !r->any_user);
+	ck_assert_uint_eq(r->n_users, 2);
+	ck_assert_str_eq(r->users[1], "bob");
+	r = &c->registry[1];
+	ck_assert(r->has_tag_ttl); /* 0 is set, not absent */
+	ck_assert(r->tag_ttl == 0);
+	ck_assert_int_eq(r->push, DRP_CONF_PUSH_PROXY);
+	ck_assert(r->has_allow); /* empty: nobody by network */
+	ck_assert_uint_eq(r->n_allow, 0);
+	ck_assert(r->has_users && r->any_user);
+	ck_assert_uint_eq(r->n_users, 0);
+	ck_assert_int_eq(c->registry[2].push, DRP_CONF_PUSH_CLIENT);
+	r = &c->registry[3];
+	ck_assert(!r->has_tag_ttl && !r->has_allow && !r->has_users);
+	ck_assert_int_eq(r->push, DRP_CONF_PUSH_UNSET);
+	/* Nothing matches: [cache] tag_ttl and push = client. */
+	drp_conf_regset_t set;
+	drp_conf_regset_resolve(c, NULL, 0, &set);
+	ck_assert(set.valid && set.sec == -1 && set.tag_ttl == 300);
+	ck_assert_int_eq(set.push, DRP_CONF_PUSH_CLIENT);
+	/* The chain docker.io/acme, docker.io: acme's own values. */
+	unsigned chain[] = {1, 0};
+	drp_conf_regset_resolve(c, chain, 2, &set);
+	ck_assert(set.sec == 1 && set.tag_ttl == 0 && set.tag_ttl_sec == 1);
+	ck_assert_int_eq(set.push, DRP_CONF_PUSH_PROXY);
+	/* quay.io, nothing set: defaults, but the section is selected. */
+	unsigned q = 3;
+	drp_conf_regset_resolve(c, &q, 1, &set);
+	ck_assert(set.sec == 3 && set.tag_ttl == 300 && set.tag_ttl_sec == -1);
+	ck_assert_int_eq(set.push_sec, -1);
+	drp_conf_free(c);
+}
+END_TEST
+
 Suite *conf_suite(void)
 {
 	Suite *s = suite_create("conf");
@@ -1259,6 +1315,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, load_file);
 	tcase_add_test(tc, defaults_values);
 	tcase_add_test(tc, defaults_round_trip);
+	tcase_add_test(tc, registry_typed);
 	/* Runs in its own process (Check's default fork mode) and must
 	 * fail; under CK_FORK=no the failure would end the run, so skip. */
 	const char *fork = getenv("CK_FORK");
