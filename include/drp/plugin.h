@@ -71,7 +71,7 @@ extern "C" {
 #endif
 
 #define DRP_PLUGIN_ABI_MAJOR 1
-#define DRP_PLUGIN_ABI_MINOR 0
+#define DRP_PLUGIN_ABI_MINOR 1
 
 /* The exported symbol's name, for the loader and for documentation. */
 #define DRP_PLUGIN_SYMBOL "drp_plugin"
@@ -159,6 +159,14 @@ enum drp_req_field {
 	DRP_REQ_REPOSITORY = 5,
 	/* What the request needs: "pull", or "pull,push" for uploads */
 	DRP_REQ_ACTIONS = 6,
+	/* (ABI 1.1) Where the request goes: scheme, lower-cased host and
+	 * effective port, "https://registry-1.docker.io:443". decorate and
+	 * challenge run only for this origin: the host never calls them for
+	 * a redirect to another origin (a CDN, another port or scheme of the
+	 * same host) or over plain http, and drops every Authorization
+	 * header, the client's included, before such a redirect is
+	 * followed. */
+	DRP_REQ_ORIGIN = 7,
 };
 
 /* Results of host->token_acquire. Explicit values, append-only. */
@@ -476,12 +484,13 @@ typedef struct drp_plugin {
 
 	/*
 	 * Optional (missing = DECLINED). Before each upstream request to the
-	 * section's registry host (never for redirect targets such as a
-	 * CDN): add credentials with host->req_set_header, e.g. Basic, or a
-	 * Bearer token already in the token cache. Any thread. Returns OK,
-	 * DECLINED, DENIED or ERROR: decorate runs just before the request
-	 * is sent, so it cannot wait (PENDING is cancelled and the request
-	 * goes as it is); anything that needs a fetch belongs in challenge.
+	 * section's registry origin (DRP_REQ_ORIGIN; never for a redirect
+	 * to another origin such as a CDN, nor over plain http): add
+	 * credentials with host->req_set_header, e.g. Basic, or a Bearer token
+	 * already in the token cache. Any thread. Returns OK, DECLINED, DENIED
+	 * or ERROR: decorate runs just before the request is sent, so it cannot
+	 * wait (PENDING is cancelled and the request goes as it is); anything
+	 * that needs a fetch belongs in challenge.
 	 */
 	int (*decorate)(void *inst, drp_auth_req_t *req);
 	/*

@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -241,6 +242,45 @@ int drp_uri_parse_absolute(const char *s, size_t len,
 		*path_len = (size_t)(end - p);
 	}
 	return 0;
+}
+
+static size_t host_cmp_len(const char *h)
+{
+	size_t n = strlen(h);
+	return n > 1 && h[n - 1] == '.' ? n - 1 : n;
+}
+
+bool drp_uri_same_origin(bool tls_a, const char *host_a, uint16_t port_a,
+			 bool tls_b, const char *host_b, uint16_t port_b)
+{
+	if (tls_a != tls_b || host_a == NULL || host_b == NULL)
+		return false;
+	uint16_t def = tls_a ? 443 : 80;
+	if ((port_a ? port_a : def) != (port_b ? port_b : def))
+		return false;
+	size_t la = host_cmp_len(host_a), lb = host_cmp_len(host_b);
+	return la == lb && la > 0 && strncasecmp(host_a, host_b, la) == 0;
+}
+
+int drp_uri_origin(char *buf, size_t len, bool tls, const char *host,
+		   uint16_t port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+	size_t hl = host_cmp_len(host);
+	int n = snprintf(buf, len, "%s://%s%.*s%s:%u", tls ? "https" : "http",
+			 v6 ? "[" : "", (int)hl, host, v6 ? "]" : "",
+			 (unsigned)(port  ? port
+				    : tls ? 443
+					  : 80));
+	if (n < 0 || (size_t)n >= len) {
+		if (len > 0)
+			buf[0] = '\0';
+		return -ENOSPC;
+	}
+	for (char *p = buf; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return n;
 }
 
 size_t drp_uri_path_len(const char *path, size_t len)

@@ -39,6 +39,21 @@ int drp_uri_parse_absolute(const char *s, size_t len,
 			   char host[DRP_HOST_MAX + 1], uint16_t *port,
 			   const char **path, size_t *path_len);
 
+/*
+ * Same origin (RFC 6454): scheme (tls or not), host and effective port
+ * (0 stands for the scheme's default, 443 or 80). Host names compare
+ * case-insensitively (a trailing dot is ignored). Credentials follow a
+ * redirect only to the same origin.
+ */
+bool drp_uri_same_origin(bool tls_a, const char *host_a, uint16_t port_a,
+			 bool tls_b, const char *host_b, uint16_t port_b);
+
+/* "https://host:port" (host lower-cased, an IPv6 literal in brackets, the
+ * effective port always written) into buf. Returns the length, or -ENOSPC
+ * (buf then holds "" if len > 0). */
+int drp_uri_origin(char *buf, size_t len, bool tls, const char *host,
+		   uint16_t port);
+
 /* Length of the path without "?query" / "#fragment". */
 size_t drp_uri_path_len(const char *path, size_t len);
 

@@ -74,6 +74,7 @@ struct drp_auth_req {
 	unsigned conn_id;
 	char host[DRP_HOST_MAX + 1]; /* as contacted */
 	char *method, *url, *hostport, *registry, *repo, *actions, *path;
+	char origin[DRP_HOST_MAX + 24]; /* "https://host:port" */
 	enum req_mode mode;
 	enum drp_conf_push push; /* resolved for the request */
 	int push_sec;		 /* the section that set it, -1: default */
@@ -335,6 +336,8 @@ const char *drp_auth_req_get(const drp_auth_req_t *r, int field)
 		return r->repo;
 	case DRP_REQ_ACTIONS:
 		return r->actions;
+	case DRP_REQ_ORIGIN:
+		return r->origin;
 	default:
 		return NULL;
 	}
@@ -612,8 +615,10 @@ out:
 static void hook_decorate(void *arg, drp_fetch_t *f, drp_buf_t *headers)
 {
 	drp_auth_req_t *r = arg;
-	/* A redirect to another host (a CDN): never our credentials. */
-	if (strcmp(drp_fetch_host(f), r->host) != 0)
+	/* A redirect to another origin (a CDN, another port or scheme of
+	 * the same host) or over plain http: never any credentials. The
+	 * rule is the fetch's, so no plugin can get it wrong. */
+	if (!drp_fetch_at_origin(f))
 		return;
 	if (!r->decided) {
 		r->decided = true;
@@ -688,7 +693,7 @@ static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 {
 	drp_auth_req_t *r = arg;
 	bool ours = r->mode == MODE_PROXY || r->mode == MODE_CORE;
-	if (strcmp(drp_fetch_host(f), r->host) != 0 || !ours)
+	if (!drp_fetch_at_origin(f) || !ours)
 		return DRP_FETCH_AUTH_DECLINED;
 	if (anon_refused(r))
 		return DRP_FETCH_AUTH_ERROR;
@@ -750,7 +755,7 @@ static void hook_release(void *arg, drp_fetch_t *f)
 	    r->rt->auth->host != NULL) {
 		/* A redirect (to a CDN) is the registry's yes; a CDN's own
 		 * answer says nothing about the credentials. */
-		bool moved = strcmp(drp_fetch_host(f), r->host) != 0;
+		bool moved = !drp_fetch_at_origin(f);
 		int v = moved || (st >= 200 && st < 300) ? DRP_AUTH_CONFIRMED
 			: st == 401 || st == 403	 ? DRP_AUTH_REFUSED
 							 : 0;
@@ -804,6 +809,7 @@ static drp_auth_req_t *req_new(drp_runtime_t *rt, drp_worker_t *w,
 		snprintf(hp, sizeof(hp), "%s%s%s:%u", v6 ? "[" : "", host,
 			 v6 ? "]" : "", port);
 	r->hostport = drp_strdup(hp);
+	drp_uri_origin(r->origin, sizeof(r->origin), true, host, port);
 	size_t ul = strlen(hp) + strlen(target) + sizeof("https://");
 	r->url = drp_malloc(ul);
 	snprintf(r->url, ul, "https://%s%s", hp, target);

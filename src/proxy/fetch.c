@@ -58,7 +58,13 @@ struct drp_fetch {
 	bool tls;
 	char host[DRP_HOST_MAX + 1];
 	uint16_t port;
+	/* the request's own origin */
+	bool orig_tls;
 	char orig_host[DRP_HOST_MAX + 1];
+	uint16_t orig_port;
+	/* A redirect went to another origin or over plain http: no
+	 * credentials from here on, also if a later one comes back. */
+	bool left_origin;
 	char *method;
 	char *target;
 	drp_buf_t headers; /* base header lines (decorated per attempt) */
@@ -308,6 +314,8 @@ drp_fetch_t *drp_fetch_new(drp_worker_t *w, drp_runtime_t *rt,
 	snprintf(f->host, sizeof(f->host), "%s", req->host);
 	snprintf(f->orig_host, sizeof(f->orig_host), "%s", req->host);
 	f->port = req->port;
+	f->orig_tls = req->tls;
+	f->orig_port = req->port;
 	f->method = drp_strdup(req->method);
 	f->target = drp_strdup(req->target);
 	drp_buf_append(&f->headers, req->headers, req->headers_len);
@@ -349,6 +357,11 @@ uint64_t drp_fetch_bytes_up(const drp_fetch_t *f)
 const char *drp_fetch_host(const drp_fetch_t *f)
 {
 	return f->host;
+}
+
+bool drp_fetch_at_origin(const drp_fetch_t *f)
+{
+	return f->tls && !f->left_origin;
 }
 
 const char *drp_fetch_method(const drp_fetch_t *f)
@@ -666,7 +679,7 @@ void drp_fetch_auth_fail(drp_fetch_t *f, int http_status, const char *reason)
 		fetch_kick(f);
 }
 
-/* Drop every "Authorization:" line (redirect to another host). */
+/* Drop every "Authorization:" line (redirect to another origin). */
 static void drop_authorization(drp_buf_t *h)
 {
 	drp_buf_t out = {0};
@@ -747,7 +760,14 @@ static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
 	}
 	drp_log_debug(DRP_LOG_PROXY, "[c%06u] following %d to %s:%u",
 		      f->conn_id, resp->status, host, port);
-	if (strcmp(host, f->orig_host) != 0)
+	/* Credentials (the client's, forwarded in f->headers, and whatever
+	 * the hooks add) follow only to the same origin, and never in
+	 * cleartext: a registry's redirect to http://itself:8080 or to
+	 * https://itself:6443 is another server as far as secrets go. */
+	if (!tls || !drp_uri_same_origin(f->orig_tls, f->orig_host,
+					 f->orig_port, tls, host, port))
+		f->left_origin = true;
+	if (f->left_origin)
 		drop_authorization(&f->headers);
 	/* Do not bother draining the redirect's body. */
 	up_close(f->up);

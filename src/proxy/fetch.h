@@ -61,7 +61,7 @@ typedef struct drp_fetch_hooks {
 	/* Called before each attempt with the header lines that will be sent
 	 * (without Host and framing); may add or remove lines. Also called
 	 * for redirect targets (drp_fetch_host() tells where the attempt
-	 * goes). */
+	 * goes): add credentials only while drp_fetch_at_origin(). */
 	void (*decorate)(void *arg, drp_fetch_t *f, drp_buf_t *headers);
 	/* Called on every 401 to a request without a body to replay (no
 	 * body, or an empty one). A fetch is retried after a challenge at
@@ -124,6 +124,14 @@ void drp_fetch_cancel(drp_fetch_t *f);
 int drp_fetch_upstream_status(const drp_fetch_t *f);
 uint64_t drp_fetch_bytes_up(const drp_fetch_t *f);
 const char *drp_fetch_host(const drp_fetch_t *f);
+/*
+ * Whether credentials may go with the current attempt: it goes over TLS
+ * to the request's own origin (scheme, host, effective port), and no
+ * redirect left that origin before. The fetch itself drops the
+ * Authorization lines it was given once this turns false; hooks must not
+ * add any then. A redirect to the same origin keeps them.
+ */
+bool drp_fetch_at_origin(const drp_fetch_t *f);
 /* The request as given to drp_fetch_new (target: the current one, after
  * a redirect the redirect's). */
 const char *drp_fetch_method(const drp_fetch_t *f);

@@ -37,7 +37,12 @@ Suite *auth_suite(void);
 /* ---- the fake fetch (what fetch.c provides to the hooks) ---- */
 
 struct drp_fetch {
-	char host[256];
+	char host[256]; /* of the current attempt: a test sets it (and tls,
+			   port) to play a redirect */
+	bool tls;
+	uint16_t port;
+	char orig_host[256];
+	uint16_t orig_port;
 	char method[16];
 	char target[256];
 	unsigned conn_id;
@@ -58,6 +63,12 @@ struct drp_fetch {
 const char *drp_fetch_host(const drp_fetch_t *f)
 {
 	return f->host;
+}
+/* fetch.c's rule: the request's own origin, over TLS. */
+bool drp_fetch_at_origin(const drp_fetch_t *f)
+{
+	return f->tls && drp_uri_same_origin(true, f->orig_host, f->orig_port,
+					     f->tls, f->host, f->port);
 }
 const char *drp_fetch_method(const drp_fetch_t *f)
 {
@@ -102,6 +113,9 @@ drp_fetch_t *drp_fetch_new(struct drp_worker *w, struct drp_runtime *rt,
 {
 	drp_fetch_t *f = DRP_NEW(drp_fetch_t);
 	snprintf(f->host, sizeof(f->host), "%s", req->host);
+	snprintf(f->orig_host, sizeof(f->orig_host), "%s", req->host);
+	f->tls = req->tls;
+	f->port = f->orig_port = req->port;
 	snprintf(f->method, sizeof(f->method), "%s", req->method);
 	snprintf(f->target, sizeof(f->target), "%s", req->target);
 	f->conn_id = req->conn_id;
@@ -295,6 +309,9 @@ static drp_fetch_t *new_fetch(const char *host, const char *method,
 {
 	drp_fetch_t *f = DRP_NEW(drp_fetch_t);
 	snprintf(f->host, sizeof(f->host), "%s", host);
+	snprintf(f->orig_host, sizeof(f->orig_host), "%s", host);
+	f->tls = true;
+	f->port = f->orig_port = 443;
 	snprintf(f->method, sizeof(f->method), "%s", method);
 	snprintf(f->target, sizeof(f->target), "%s", target);
 	f->conn_id = 7;
@@ -582,6 +599,56 @@ START_TEST(test_basic_flow)
 	ck_assert_str_eq(h, "Range: bytes=0-\r\n");
 	free(h);
 	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	ck_assert_int_eq(f->fail_status, 0);
+	free_fetch(f);
+}
+END_TEST
+
+/* The same host on another port or scheme is another origin: the
+ * proxy's credentials stay behind (the plugin is not even asked), also
+ * on a 401 from there; the same origin, however spelt, gets them. */
+static const struct {
+	bool tls;
+	const char *host;
+	uint16_t port;
+	bool creds;
+} redirects[] = {
+	{false, "basic.test", 8080, false}, {true, "basic.test", 6443, false},
+	{false, "basic.test", 80, false},   {false, "basic.test", 443, false},
+	{true, "cdn.test", 443, false},	    {true, "BASIC.TEST", 443, true},
+	{true, "basic.test.", 443, true},   {true, "basic.test", 443, true},
+};
+
+START_TEST(test_redirect_origin)
+{
+	/* Teach the plugin that the registry wants Basic. */
+	drp_fetch_t *f = new_fetch("basic.test", "GET", "/v2/");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, NULL);
+	free(attempt(f, ""));
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
+	free_fetch(f);
+
+	f = new_fetch("basic.test", "GET", "/v2/test/small/blobs/sha256:1");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/small");
+	ck_assert_str_eq(drp_auth_req_get(f->hooks.arg, DRP_REQ_ORIGIN),
+			 "https://basic.test:443");
+	char *h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: " BASIC_DRPUSER "\r\n");
+	free(h);
+	f->tls = redirects[_i].tls;
+	snprintf(f->host, sizeof(f->host), "%s", redirects[_i].host);
+	f->port = redirects[_i].port;
+	h = attempt(f, "Range: bytes=0-\r\n");
+	if (redirects[_i].creds) {
+		ck_assert_str_eq(
+			h, "Range: bytes=0-\r\nAuthorization: " BASIC_DRPUSER
+			   "\r\n");
+	} else {
+		ck_assert_str_eq(h, "Range: bytes=0-\r\n");
+		ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	}
+	free(h);
 	ck_assert_int_eq(f->fail_status, 0);
 	free_fetch(f);
 }
@@ -1794,6 +1861,8 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_unreadable_password_file);
 	tcase_add_test(tc, test_no_section);
 	tcase_add_test(tc, test_basic_flow);
+	tcase_add_loop_test(tc, test_redirect_origin, 0,
+			    sizeof(redirects) / sizeof(redirects[0]));
 	tcase_add_test(tc, test_client_credentials_win);
 	tcase_add_test(tc, test_push_policy);
 	tcase_add_test(tc, test_request_fields);

@@ -555,6 +555,61 @@ START_TEST(route)
 }
 END_TEST
 
+/* Credentials follow a redirect only to the same origin: scheme, host
+ * (any case, trailing dot or not) and effective port. */
+static const struct {
+	bool tls_a;
+	const char *host_a;
+	uint16_t port_a;
+	bool tls_b;
+	const char *host_b;
+	uint16_t port_b;
+	bool same;
+} origins[] = {
+	{true, "h.test", 443, true, "h.test", 443, true},
+	{true, "h.test", 443, true, "h.test", 0, true},
+	{true, "h.test", 443, true, "H.Test", 443, true},
+	{true, "h.test", 443, true, "h.test.", 443, true},
+	{false, "h.test", 80, false, "h.test", 0, true},
+	{true, "h.test", 5000, true, "h.test", 5000, true},
+	{true, "h.test", 443, true, "h.test", 6443, false},
+	{true, "h.test", 443, false, "h.test", 8080, false},
+	{true, "h.test", 443, false, "h.test", 443, false},
+	{true, "h.test", 443, false, "h.test", 80, false},
+	{true, "h.test", 80, false, "h.test", 80, false},
+	{true, "h.test", 443, true, "cdn.test", 443, false},
+	{true, "h.test", 443, true, "h.test.cdn", 443, false},
+	{true, "h.test", 443, true, "", 443, false},
+	{true, "2001:db8::1", 443, true, "2001:DB8::1", 0, true},
+};
+
+START_TEST(same_origin)
+{
+	const __typeof__(origins[0]) *c = &origins[_i];
+	ck_assert_int_eq(drp_uri_same_origin(c->tls_a, c->host_a, c->port_a,
+					     c->tls_b, c->host_b, c->port_b),
+			 c->same);
+	ck_assert_int_eq(drp_uri_same_origin(c->tls_b, c->host_b, c->port_b,
+					     c->tls_a, c->host_a, c->port_a),
+			 c->same);
+}
+END_TEST
+
+START_TEST(origin)
+{
+	char b[64];
+	ck_assert_int_eq(drp_uri_origin(b, sizeof(b), true, "Reg.Test.", 0),
+			 20);
+	ck_assert_str_eq(b, "https://reg.test:443");
+	drp_uri_origin(b, sizeof(b), false, "reg.test", 8080);
+	ck_assert_str_eq(b, "http://reg.test:8080");
+	drp_uri_origin(b, sizeof(b), true, "2001:db8::1", 6443);
+	ck_assert_str_eq(b, "https://[2001:db8::1]:6443");
+	ck_assert_int_eq(drp_uri_origin(b, 10, true, "reg.test", 443), -ENOSPC);
+	ck_assert_str_eq(b, "");
+}
+END_TEST
+
 Suite *uri_suite(void)
 {
 	Suite *s = suite_create("uri");
@@ -564,6 +619,8 @@ Suite *uri_suite(void)
 	tcase_add_loop_test(tc, host_header, 0, N(hosts));
 	tcase_add_loop_test(tc, absolute, 0, N(absolutes));
 	tcase_add_test(tc, path_len);
+	tcase_add_loop_test(tc, same_origin, 0, N(origins));
+	tcase_add_test(tc, origin);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("registry");
 	tcase_add_loop_test(tc, digest, 0, N(digests));
