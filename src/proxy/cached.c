@@ -938,6 +938,31 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
 	return true;
 }
 
+/*
+ * A redirect answering the confirming blob HEAD (not followed): registries
+ * with storage redirects (Docker Hub, GHCR, quay, ECR, distribution with
+ * a redirect middleware) send HEAD, like GET, to their storage, and only
+ * after checking that the identity may read the repository and that the
+ * repository has the blob. It counts only when no answer on the way was
+ * 401 or 403, so the check stays a privacy gate: a refused identity
+ * proves nothing, and after a challenge on the way (a token not cached
+ * yet) the GET goes through as before rather than trust more than the
+ * registry said.
+ */
+static bool has_it(const drp_fetchbuf_result_t *res)
+{
+	switch (res->status) {
+	case 301:
+	case 302:
+	case 303:
+	case 307:
+	case 308:
+		return !res->refused;
+	default:
+		return false;
+	}
+}
+
 /* The object is cached but was never served for this repository: ask
  * the upstream whether the repository has it (a HEAD, with the client's
  * credentials) before serving it. */
@@ -946,7 +971,8 @@ static void confirm_cb(void *arg, drp_fetchbuf_result_t *res)
 	drp_conn_t *c = arg;
 	drp_cached_req_t *q = c->creq;
 	q->fb = NULL;
-	if (res->err == 0 && res->status == 200) {
+	if (res->err == 0 &&
+	    (res->status == 200 || (q->kind == K_BLOB && has_it(res)))) {
 		mark_seen(c);
 		atomic_fetch_add(&srv_of(c)->stats.hit, 1);
 		q->result = "HIT";

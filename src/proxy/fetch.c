@@ -101,6 +101,7 @@ struct drp_fetch {
 	drp_http_body_t rbody;
 	int status;
 	int redirects;
+	bool refused; /* some answer of this exchange was 401 or 403 */
 	bool auth_tried;
 	int auth_fail_status; /* drp_fetch_auth_fail(): fail with this */
 	char *auth_fail_reason;
@@ -357,6 +358,11 @@ uint64_t drp_fetch_bytes_up(const drp_fetch_t *f)
 const char *drp_fetch_host(const drp_fetch_t *f)
 {
 	return f->host;
+}
+
+bool drp_fetch_refused(const drp_fetch_t *f)
+{
+	return f->refused;
 }
 
 bool drp_fetch_at_origin(const drp_fetch_t *f)
@@ -785,6 +791,8 @@ static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
 static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 {
 	f->status = resp->status;
+	if (resp->status == 401 || resp->status == 403)
+		f->refused = true;
 	enum drp_http_body_mode mode;
 	uint64_t length;
 	if (drp_http_response_framing(resp, f->method, &mode, &length) < 0) {

@@ -122,6 +122,9 @@ void drp_fetch_auth_fail(drp_fetch_t *f, int http_status, const char *reason);
 void drp_fetch_cancel(drp_fetch_t *f);
 
 int drp_fetch_upstream_status(const drp_fetch_t *f);
+/* Some answer in this exchange (a first attempt before a challenge was
+ * answered included) was 401 or 403. */
+bool drp_fetch_refused(const drp_fetch_t *f);
 uint64_t drp_fetch_bytes_up(const drp_fetch_t *f);
 const char *drp_fetch_host(const drp_fetch_t *f);
 /*

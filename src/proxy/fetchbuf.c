@@ -74,6 +74,8 @@ static void fb_body(void *arg, const char *data, size_t len)
 static void fb_done(void *arg, int err, int http_status, const char *reason)
 {
 	drp_fetchbuf_t *fb = arg;
+	/* The fetch is freed only after done() returns. */
+	fb->res.refused = fb->fetch != NULL && drp_fetch_refused(fb->fetch);
 	fb->fetch = NULL;
 	fb->res.err = err;
 	fb->res.http_status = http_status;
