@@ -36,6 +36,8 @@ struct drp_cached_req {
 	char *repo;
 	char *target;
 	drp_buf_t headers; /* forward-ready request header lines */
+	/* The same with Range etc.: a pass forwards the client's request. */
+	drp_buf_t pass_headers;
 	char tagkey[DRP_CACHE_KEY_MAX + 1];
 	drp_cache_tag_t tag; /* known record (manifest by tag) */
 	bool have_tag;
@@ -178,6 +180,7 @@ void drp_cached_release(drp_conn_t *c)
 	if (q->fb)
 		drp_fetchbuf_cancel(q->fb);
 	drp_buf_free(&q->headers);
+	drp_buf_free(&q->pass_headers);
 	free(q->repo);
 	free(q->target);
 	free(q);
@@ -352,8 +355,10 @@ static void pass_through(drp_conn_t *c)
 	drp_cached_req_t *q = c->creq;
 	/* Keep what the pass needs before creq goes away. */
 	char *target = drp_strdup(q->target);
-	drp_buf_t hdr = q->headers;
-	memset(&q->headers, 0, sizeof(q->headers));
+	/* A pass answers the client's own request: a ranged GET keeps its
+	 * Range (206 from upstream, not 200 and the whole blob). */
+	drp_buf_t hdr = q->pass_headers;
+	memset(&q->pass_headers, 0, sizeof(q->pass_headers));
 	const char *method = q->head ? "HEAD" : "GET";
 	bool follow = q->kind == K_BLOB;
 	drp_cached_release(c);
@@ -1044,6 +1049,7 @@ bool drp_cached_dispatch(drp_conn_t *c, const drp_http_msg_t *req,
 	q->repo = drp_strndup(route->name, route->name_len);
 	q->target = drp_strndup(target, target_len);
 	drp_buf_append(&q->headers, headers, headers_len);
+	drp_buf_append(&q->pass_headers, headers, headers_len);
 	strip_conditional(&q->headers);
 	parse_range(q, req);
 	c->result = "PASS";
