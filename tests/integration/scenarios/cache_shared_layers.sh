@@ -150,3 +150,32 @@ wait "$PROXY_PID" 2>/dev/null || true
 drp_start_proxy shared-layers
 pull "after kill -9, repository d" redirect.test/shared/d
 pull "after kill -9, repository a" redirect.test/shared/a
+
+# No 401 or 403 on the way: with the basic plugin for priv.test, the very
+# first request the plugin sees is challenged (it learns the scheme
+# then), so that HEAD's redirect does not count and the GET goes
+# through; the next repository's HEAD carries the credentials at once.
+DRP_IT_REGISTRIES="redirect.test stale.test" drp_proxy_conf shared-layers-plugin "$(drp_free_port)" \
+	"[registry \"stale.test\"]
+plugin = basic
+username = $BASIC_USER
+password = $BASIC_PASS"
+drp_start_proxy shared-layers-plugin
+pskopeo copy --quiet --retry-times 0 docker://redirect.test/shared/a:v1 "dir:$SCEN/p"
+check_dir_image "$SCEN/p" "$SMALL_DIGEST" $SMALL_BLOBS
+# blob_get WHAT REPO EXPECTED-CDN-GETS EXPECTED-CHALLENGES
+blob_get()
+{
+	local cmark rmark
+	cmark=$(log_mark "$(CDN_LOG)")
+	rmark=$(log_mark "$PRIV_LOG")
+	pcurl -o "$SCEN/blob" "https://stale.test/v2/$2/blobs/$layer"
+	expect_file_digest "$1: bytes" "$SCEN/blob" "$layer"
+	fence "$(CDN_LOG)" https://cdn.test/fence
+	fence "$PRIV_LOG" https://stale.test/v2/
+	expect_eq "$1: CDN GETs" "$3" "$(count_since "$(CDN_LOG)" "$cmark" "$(req_pat GET "$(cdn_path "$layer")")")"
+	expect_eq "$1: 401 to the HEAD" "$4" \
+		"$(log_since "$PRIV_LOG" "$rmark" | grep -F "$(req_pat HEAD "/v2/$2/blobs/$layer")" | grep -c '" 401 ' || true)"
+}
+blob_get "challenged HEAD" shared/b 1 1
+blob_get "HEAD with the credentials at once" shared/c 0 0
