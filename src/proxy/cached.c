@@ -948,11 +948,12 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
  * with storage redirects (Docker Hub, GHCR, quay, ECR, distribution with
  * a redirect middleware) send HEAD, like GET, to their storage, and only
  * after checking that the identity may read the repository and that the
- * repository has the blob. It counts only when no answer on the way was
- * 401 or 403, so the check stays a privacy gate: a refused identity
- * proves nothing, and after a challenge on the way (a token not cached
- * yet) the GET goes through as before rather than trust more than the
- * registry said.
+ * repository has the blob. It counts only when the identity that made
+ * the HEAD was accepted: the redirect is the answer to the request that
+ * carried it, so a 401 on the way was a challenge that the retry met (an
+ * anonymous token for public content, or the credentials the policy lets
+ * this client use). A 403 anywhere means an identity was denied for the
+ * repository; then the redirect proves nothing and the GET goes through.
  */
 static bool has_it(const drp_fetchbuf_result_t *res)
 {

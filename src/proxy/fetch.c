@@ -101,7 +101,7 @@ struct drp_fetch {
 	drp_http_body_t rbody;
 	int status;
 	int redirects;
-	bool refused; /* some answer of this exchange was 401 or 403 */
+	bool refused; /* some answer of this exchange was 403 */
 	bool auth_tried;
 	int auth_fail_status; /* drp_fetch_auth_fail(): fail with this */
 	char *auth_fail_reason;
@@ -791,7 +791,9 @@ static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
 static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 {
 	f->status = resp->status;
-	if (resp->status == 401 || resp->status == 403)
+	/* A 401 is the ordinary first step of a challenge, answered by a
+	 * retry with an identity; a 403 denies the identity outright. */
+	if (resp->status == 403)
 		f->refused = true;
 	enum drp_http_body_mode mode;
 	uint64_t length;

@@ -122,8 +122,9 @@ void drp_fetch_auth_fail(drp_fetch_t *f, int http_status, const char *reason);
 void drp_fetch_cancel(drp_fetch_t *f);
 
 int drp_fetch_upstream_status(const drp_fetch_t *f);
-/* Some answer in this exchange (a first attempt before a challenge was
- * answered included) was 401 or 403. */
+/* Some answer in this exchange was 403: an identity was denied. (A 401
+ * that a challenge answered is not a refusal: if the retry succeeds, the
+ * identity it carried was accepted.) */
 bool drp_fetch_refused(const drp_fetch_t *f);
 uint64_t drp_fetch_bytes_up(const drp_fetch_t *f);
 const char *drp_fetch_host(const drp_fetch_t *f);

@@ -25,7 +25,7 @@ typedef struct drp_fetchbuf_result {
 	char content_type[256];	 /* "" if none */
 	uint64_t content_length; /* Content-Length (for HEAD answers) */
 	bool has_length;
-	/* Some answer on the way was 401 or 403 (drp_fetch_refused). */
+	/* Some answer on the way was 403 (drp_fetch_refused). */
 	bool refused;
 } drp_fetchbuf_result_t;
 
