@@ -1129,6 +1129,130 @@ START_TEST(session_batched_writes)
 }
 END_TEST
 
+/* ---- protocol versions: TLS 1.2 or newer on both sides ---- */
+
+struct peer_arg {
+	int fd;
+	bool server;
+	const char *priority;
+	gnutls_certificate_credentials_t cred;
+	int result;
+	int version; /* negotiated, when result == 0 */
+};
+
+/* A plain GnuTLS peer limited to the given priority string. */
+static void *version_peer(void *p)
+{
+	struct peer_arg *a = p;
+	gnutls_session_t s;
+	const char *errpos = NULL;
+	ck_assert_int_eq(
+		gnutls_init(&s, a->server ? GNUTLS_SERVER : GNUTLS_CLIENT), 0);
+	ck_assert_int_eq(gnutls_priority_set_direct(s, a->priority, &errpos),
+			 0);
+	ck_assert_int_eq(
+		gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, a->cred), 0);
+	gnutls_transport_set_int(s, a->fd);
+	int r;
+	do
+		r = gnutls_handshake(s);
+	while (r < 0 && !gnutls_error_is_fatal(r));
+	a->result = r;
+	a->version = r == 0 ? (int)gnutls_protocol_get_version(s) : 0;
+	if (r == 0)
+		gnutls_bye(s, GNUTLS_SHUT_WR);
+	gnutls_deinit(s);
+	close(a->fd);
+	return NULL;
+}
+
+/* Handshakes one of our sessions (a server one with leaf, or a client
+ * one when leaf is NULL) against a peer speaking only `priority`.
+ * Returns our session's result; *peer gets the peer's. */
+static int version_handshake(drp_leaf_t *leaf, const char *priority,
+			     struct peer_arg *peer)
+{
+	int sv[2];
+	signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	gnutls_certificate_credentials_t pc;
+	ck_assert_int_eq(gnutls_certificate_allocate_credentials(&pc), 0);
+	drp_leaf_t *peer_leaf = NULL;
+	if (leaf == NULL) {
+		/* The peer is the server: give it a forged certificate. */
+		peer_leaf = drp_forge_get(forge, "registry.example");
+		gnutls_certificate_free_credentials(pc);
+		pc = peer_leaf->cred;
+	}
+	*peer = (struct peer_arg){.fd = sv[1],
+				  .server = leaf == NULL,
+				  .priority = priority,
+				  .cred = pc};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, version_peer, peer), 0);
+
+	char err[256];
+	drp_tls_client_cred_t *cc = NULL;
+	drp_tls_t *t;
+	if (leaf != NULL) {
+		t = drp_tls_server_new(sv[0], leaf->cred);
+	} else {
+		cc = drp_tls_client_cred_new(NULL, false, err, sizeof(err));
+		ck_assert_ptr_nonnull(cc);
+		t = drp_tls_client_new(sv[0], cc, "registry.example");
+	}
+	ck_assert_ptr_nonnull(t);
+	int r;
+	while ((r = drp_tls_handshake(t)) == -EAGAIN)
+		wait_fd(sv[0], drp_tls_want_write(t) ? POLLOUT : POLLIN);
+	drp_tls_free(t);
+	close(sv[0]);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	if (cc != NULL)
+		drp_tls_client_cred_free(cc);
+	if (peer_leaf != NULL)
+		drp_leaf_unref(peer_leaf);
+	else
+		gnutls_certificate_free_credentials(pc);
+	drp_tls_thread_done();
+	return r;
+}
+
+START_TEST(session_min_tls12)
+{
+	drp_leaf_t *leaf = drp_forge_get(forge, "registry.example");
+	struct peer_arg peer;
+	static const char *const old[] = {
+		"NORMAL:-VERS-ALL:+VERS-TLS1.1",
+		"NORMAL:-VERS-ALL:+VERS-TLS1.0",
+	};
+	for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++) {
+		/* A client that offers only an old version is refused by
+		 * the intercepting (server) side ... */
+		ck_assert_int_ne(version_handshake(leaf, old[i], &peer), 0);
+		ck_assert_int_lt(peer.result, 0);
+		/* ... and an upstream that speaks only an old version is
+		 * refused by the client side. */
+		ck_assert_int_ne(version_handshake(NULL, old[i], &peer), 0);
+		ck_assert_int_lt(peer.result, 0);
+	}
+	/* TLS 1.2 and 1.3 still work both ways. */
+	static const char *const ok[] = {"NORMAL:-VERS-ALL:+VERS-TLS1.2",
+					 "NORMAL:-VERS-ALL:+VERS-TLS1.3"};
+	static const int ver[] = {GNUTLS_TLS1_2, GNUTLS_TLS1_3};
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(version_handshake(leaf, ok[i], &peer), 0);
+		ck_assert_int_eq(peer.result, 0);
+		ck_assert_int_eq(peer.version, ver[i]);
+		ck_assert_int_eq(version_handshake(NULL, ok[i], &peer), 0);
+		ck_assert_int_eq(peer.result, 0);
+		ck_assert_int_eq(peer.version, ver[i]);
+	}
+	drp_leaf_unref(leaf);
+}
+END_TEST
+
 /* ---- threads ---- */
 
 #define NTHREADS 4
@@ -1215,6 +1339,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, forge_invalid_hosts);
 	tcase_add_test(tc, forge_handshake);
 	tcase_add_test(tc, session_batched_writes);
+	tcase_add_test(tc, session_min_tls12);
 	tcase_add_test(tc, forge_threads);
 	suite_add_tcase(s, tc);
 	return s;
