@@ -10,6 +10,7 @@
 
 #include "cache/cache.h"
 #include "cache/digest.h"
+#include "http/range.h"
 #include "proxy/auth.h"
 #include "proxy/conn_int.h"
 #include "proxy/fetchbuf.h"
@@ -43,7 +44,8 @@ struct drp_cached_req {
 	bool have_tag;
 	/* Range */
 	bool range;
-	uint64_t r_first, r_last; /* r_last UINT64_MAX = open-ended */
+	drp_http_range_t rng;
+	uint64_t r_first; /* resolved against the size */
 	/* serving */
 	drp_cache_reader_t *reader;
 	drp_fill_t *fill;
@@ -205,34 +207,13 @@ static void head_common(drp_conn_t *c, int status, const char *ctype,
 	c->result = result;
 }
 
-/* Range: bytes=FIRST-[LAST] (one range; anything else is ignored, as
- * RFC 9110 allows). */
+/* One valid byte range is served; anything else is ignored and the whole
+ * body sent (see http/range.h). */
 static void parse_range(drp_cached_req_t *q, const drp_http_msg_t *req)
 {
 	const drp_http_header_t *h = drp_http_find(req, "Range");
-	if (h == NULL || h->value_len < 7 || h->value_len > 60 ||
-	    strncasecmp(h->value, "bytes=", 6) != 0)
-		return;
-	char tmp[64];
-	memcpy(tmp, h->value + 6, h->value_len - 6);
-	tmp[h->value_len - 6] = '\0';
-	if (strchr(tmp, ',') || tmp[0] == '-')
-		return; /* several ranges or a suffix range: send it all */
-	char *end;
-	errno = 0;
-	unsigned long long first = strtoull(tmp, &end, 10);
-	if (errno || end == tmp || *end != '-')
-		return;
-	unsigned long long last = UINT64_MAX;
-	if (end[1] != '\0') {
-		char *e2;
-		last = strtoull(end + 1, &e2, 10);
-		if (errno || *e2 != '\0' || last < first)
-			return;
-	}
-	q->range = true;
-	q->r_first = first;
-	q->r_last = last;
+	q->range = h != NULL &&
+		   drp_http_range_parse(h->value, h->value_len, &q->rng);
 }
 
 /* Decide [pos,end) for a body of `total` bytes and write the status line
@@ -241,8 +222,9 @@ static bool body_head(drp_conn_t *c, uint64_t total, const char *ctype,
 		      const char *result)
 {
 	drp_cached_req_t *q = c->creq;
+	uint64_t first, last;
 	if (q->range && q->kind == K_BLOB) {
-		if (q->r_first >= total) {
+		if (drp_http_range_resolve(&q->rng, total, &first, &last) < 0) {
 			c->result = result;
 			drp_buf_printf(
 				&c->out,
@@ -253,14 +235,14 @@ static bool body_head(drp_conn_t *c, uint64_t total, const char *ctype,
 			c->status = 416;
 			return false;
 		}
-		uint64_t last = q->r_last >= total ? total - 1 : q->r_last;
 		head_common(c, 206, ctype, q->digest, result);
 		drp_buf_printf(&c->out,
 			       "Content-Range: bytes %" PRIu64 "-%" PRIu64
 			       "/%" PRIu64 "\r\nContent-Length: %" PRIu64
 			       "\r\n\r\n",
-			       q->r_first, last, total, last - q->r_first + 1);
-		q->pos = q->r_first;
+			       first, last, total, last - first + 1);
+		q->r_first = first;
+		q->pos = first;
 		q->end = last + 1;
 	} else {
 		head_common(c, 200, ctype, q->digest, result);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http/parse.h"
+#include "http/range.h"
 
 Suite *http_suite(void);
 
@@ -1242,6 +1243,134 @@ START_TEST(reasons)
 }
 END_TEST
 
+/* ---- Range (RFC 9110 §14.1.2, §14.2) ---- */
+
+#define OPEN UINT64_MAX
+
+struct range_case {
+	const char *in;
+	bool ok; /* false: ignored, the whole body is sent (200) */
+	bool suffix;
+	uint64_t first, last;
+};
+
+static const struct range_case ranges[] = {
+	{"bytes=0-0", true, false, 0, 0},
+	{"bytes=0-499", true, false, 0, 499},
+	{"bytes=500-", true, false, 500, OPEN},
+	{"bytes=-500", true, true, 0, 500},
+	{"bytes=-0", true, true, 0, 0},
+	{"BYTES=3-4", true, false, 3, 4},
+	{"bytes=7-7", true, false, 7, 7},
+	{"bytes=999999999-", true, false, 999999999, OPEN},
+	/* list syntax: whitespace around elements, empty elements */
+	{"bytes= 1-2", true, false, 1, 2},
+	{"bytes=1-2 ,", true, false, 1, 2},
+	{"bytes=,1-2", true, false, 1, 2},
+	/* too large for 64 bits: saturated, still one valid range */
+	{"bytes=99999999999999999999999-", true, false, OPEN, OPEN},
+	{"bytes=0-99999999999999999999999", true, false, 0, OPEN},
+	/* syntactically invalid: ignored */
+	{"bytes= -5-", false, false, 0, 0},
+	{"bytes=-5-", false, false, 0, 0},
+	{"bytes=abc", false, false, 0, 0},
+	{"bytes=5", false, false, 0, 0},
+	{"bytes=-", false, false, 0, 0},
+	{"bytes=", false, false, 0, 0},
+	{"bytes=,", false, false, 0, 0},
+	{"bytes=5-4", false, false, 0, 0},
+	{"bytes=+5-", false, false, 0, 0},
+	{"bytes=-+5", false, false, 0, 0},
+	{"bytes=--5", false, false, 0, 0},
+	{"bytes=0x10-", false, false, 0, 0},
+	{"bytes=1 -2", false, false, 0, 0},
+	{"bytes=1- 2", false, false, 0, 0},
+	{"bytes=1-2;", false, false, 0, 0},
+	{"bytes 0-1", false, false, 0, 0},
+	{"bytes:0-1", false, false, 0, 0},
+	{"items=0-1", false, false, 0, 0},
+	{"byte=0-1", false, false, 0, 0},
+	{"", false, false, 0, 0},
+	/* several ranges: never served as multipart, ignored */
+	{"bytes=0-0,5-6", false, false, 0, 0},
+	{"bytes=0-0, -1", false, false, 0, 0},
+	{"bytes=0-1,0-1", false, false, 0, 0},
+	/* one invalid element spoils the set */
+	{"bytes=0-0,abc", false, false, 0, 0},
+};
+
+START_TEST(range_parse)
+{
+	const struct range_case *c = &ranges[_i];
+	drp_http_range_t r = {.first = 42, .last = 42};
+	bool ok = drp_http_range_parse(c->in, strlen(c->in), &r);
+	ck_assert_msg(ok == c->ok, "'%s': parse %d, want %d", c->in, ok, c->ok);
+	if (!ok)
+		return;
+	ck_assert_msg(r.suffix == c->suffix && r.first == c->first &&
+			      r.last == c->last,
+		      "'%s': got suffix=%d %llu-%llu", c->in, r.suffix,
+		      (unsigned long long)r.first, (unsigned long long)r.last);
+}
+END_TEST
+
+/* The value is not NUL-terminated: the parser stops at len. */
+START_TEST(range_parse_len)
+{
+	drp_http_range_t r;
+	ck_assert(drp_http_range_parse("bytes=1-2,3-4", 9, &r));
+	ck_assert_uint_eq(r.first, 1);
+	ck_assert_uint_eq(r.last, 2);
+	ck_assert(!drp_http_range_parse("bytes=1-2", 5, &r));
+}
+END_TEST
+
+struct resolve_case {
+	const char *in;
+	uint64_t size;
+	int want; /* 0 or -ERANGE (416) */
+	uint64_t first, last;
+};
+
+static const struct resolve_case resolves[] = {
+	{"bytes=0-0", 10, 0, 0, 0},
+	{"bytes=0-9", 10, 0, 0, 9},
+	{"bytes=0-100", 10, 0, 0, 9},
+	{"bytes=9-", 10, 0, 9, 9},
+	{"bytes=3-", 10, 0, 3, 9},
+	{"bytes=-3", 10, 0, 7, 9},
+	{"bytes=-10", 10, 0, 0, 9},
+	{"bytes=-11", 10, 0, 0, 9},
+	{"bytes=0-99999999999999999999999", 10, 0, 0, 9},
+	/* unsatisfiable: first-pos at or past the end, empty suffix, or an
+	 * empty body */
+	{"bytes=10-", 10, -ERANGE, 0, 0},
+	{"bytes=10-20", 10, -ERANGE, 0, 0},
+	{"bytes=999999999-", 10, -ERANGE, 0, 0},
+	{"bytes=99999999999999999999999-", 10, -ERANGE, 0, 0},
+	{"bytes=-0", 10, -ERANGE, 0, 0},
+	{"bytes=0-", 0, -ERANGE, 0, 0},
+	{"bytes=-5", 0, -ERANGE, 0, 0},
+};
+
+START_TEST(range_resolve)
+{
+	const struct resolve_case c = resolves[_i];
+	drp_http_range_t r;
+	ck_assert(drp_http_range_parse(c.in, strlen(c.in), &r));
+	uint64_t first = 77, last = 77;
+	int got = drp_http_range_resolve(&r, c.size, &first, &last);
+	ck_assert_msg(got == c.want, "'%s' of %llu: %d, want %d", c.in,
+		      (unsigned long long)c.size, got, c.want);
+	if (got == 0) {
+		ck_assert_uint_eq(first, c.first);
+		ck_assert_uint_eq(last, c.last);
+		ck_assert_uint_le(first, last);
+		ck_assert_uint_lt(last, c.size);
+	}
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1285,6 +1414,12 @@ Suite *http_suite(void)
 	tcase_add_loop_test(tc, chunked_malformed, 0, N(chunked_bad));
 	tcase_add_test(tc, chunked_limits);
 	tcase_add_test(tc, length_body);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("range");
+	tcase_add_loop_test(tc, range_parse, 0, N(ranges));
+	tcase_add_test(tc, range_parse_len);
+	tcase_add_loop_test(tc, range_resolve, 0, N(resolves));
 	suite_add_tcase(s, tc);
 	return s;
 }
