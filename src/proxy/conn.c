@@ -719,7 +719,8 @@ static bool proxy_auth(drp_conn_t *c, const drp_http_msg_t *req)
 		user = c->pauth_user;
 		c->pauth_user = NULL;
 	} else {
-		v = drp_users_check(c->w->srv->users_pool, u, c->w->loop, value,
+		v = drp_users_check(c->w->srv->users_pool, u, c->w->loop,
+				    (const struct sockaddr *)&c->peer, value,
 				    &user, pauth_cb, c, &c->pauth_wait);
 	}
 	DRP_FREE(c->pauth_user);

@@ -4,6 +4,7 @@
 #include "proxy/users.h"
 
 #include <crypt.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "util/log.h"
@@ -667,6 +669,29 @@ int drp_users_cache_get(drp_users_t *u, const uint8_t key[32], char **user)
 	return r;
 }
 
+/* Move cache entries to *dead: the expired ones (refusals false), or
+ * the refusals (refusals true), of bucket b or of all (b ==
+ * CACHE_BUCKETS). Cache lock held. */
+static void evict(drp_users_t *u, verdict_t **dead, double now, unsigned b,
+		  bool refusals)
+{
+	unsigned lo = b == CACHE_BUCKETS ? 0 : b;
+	unsigned hi = b == CACHE_BUCKETS ? CACHE_BUCKETS : b + 1;
+	for (unsigned i = lo; i < hi; i++) {
+		for (verdict_t **pp = &u->bucket[i]; *pp;) {
+			verdict_t *x = *pp;
+			if (refusals ? x->verdict == 0 : x->until > now) {
+				pp = &x->next;
+				continue;
+			}
+			*pp = x->next;
+			x->next = *dead;
+			*dead = x;
+			u->n_cached--;
+		}
+	}
+}
+
 void drp_users_cache_put(drp_users_t *u, const uint8_t key[32], int verdict,
 			 const char *user)
 {
@@ -678,20 +703,17 @@ void drp_users_cache_put(drp_users_t *u, const uint8_t key[32], int verdict,
 	while (v != NULL && memcmp(v->key, key, 32) != 0)
 		v = v->next;
 	if (v == NULL && u->n_cached >= DRP_USERS_CACHE_MAX) {
-		/* Full: expired entries go; if none had, this bucket's. */
-		for (unsigned i = 0; i < CACHE_BUCKETS; i++) {
-			for (verdict_t **pp = &u->bucket[i]; *pp;) {
-				verdict_t *x = *pp;
-				if (x->until > now) {
-					pp = &x->next;
-					continue;
-				}
-				*pp = x->next;
-				x->next = dead;
-				dead = x;
-				u->n_cached--;
-			}
-		}
+		/* Full: expired entries go; if none had, refusals (this
+		 * bucket's, else any), so that a flood of wrong passwords
+		 * never pushes out a good verdict; only a good verdict may
+		 * push out its bucket when nothing else can go. */
+		evict(u, &dead, now, CACHE_BUCKETS, false);
+		if (u->n_cached >= DRP_USERS_CACHE_MAX)
+			evict(u, &dead, now, b, true);
+		if (u->n_cached >= DRP_USERS_CACHE_MAX)
+			evict(u, &dead, now, CACHE_BUCKETS, true);
+		if (u->n_cached >= DRP_USERS_CACHE_MAX && verdict != 0)
+			goto out; /* all good verdicts: keep them */
 		if (u->n_cached >= DRP_USERS_CACHE_MAX) {
 			while (u->bucket[b] != NULL) {
 				verdict_t *x = u->bucket[b];
@@ -714,6 +736,7 @@ void drp_users_cache_put(drp_users_t *u, const uint8_t key[32], int verdict,
 	v->verdict = verdict;
 	v->user = user ? drp_strdup(user) : NULL;
 	v->until = now + DRP_USERS_CACHE_TTL;
+out:
 	pthread_mutex_unlock(&u->lock);
 	while (dead != NULL) {
 		verdict_t *x = dead;
@@ -748,6 +771,15 @@ typedef struct users_loop {
 
 typedef struct job job_t;
 
+/* A source address with queued verifications: the unit of the round
+ * robin. Exists while it has queued jobs. */
+typedef struct source {
+	struct source *prev, *next; /* the ring */
+	uint8_t addr[16];	    /* IPv4-mapped, or an IPv6 /64 */
+	job_t *head, *tail;	    /* queued, oldest first */
+	unsigned n;		    /* queued */
+} source_t;
+
 struct drp_users_wait {
 	drp_users_wait_t *next; /* in its job, then in its loop's queue */
 	job_t *job;		/* NULL once delivered to the queue */
@@ -759,7 +791,9 @@ struct drp_users_wait {
 };
 
 struct job {
-	job_t *next;
+	job_t *next;	/* all jobs */
+	source_t *src;	/* while queued */
+	job_t *q_next;	/* in src's queue */
 	drp_users_t *u; /* a reference */
 	uint8_t key[32];
 	char *value; /* the secret: cleared when done */
@@ -770,10 +804,12 @@ struct job {
 struct drp_users_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	job_t *jobs; /* queued (oldest last) and running */
+	job_t *jobs; /* queued and running */
 	unsigned n_jobs, max_jobs;
+	source_t *ring; /* the source served next; NULL: nothing queued */
 	unsigned long verified;
 	bool stop, hold;
+	unsigned budget; /* verifications that may start while held */
 	pthread_t *threads;
 	unsigned n_threads;
 	users_loop_t *loops;
@@ -813,15 +849,97 @@ static void loop_async_cb(struct ev_loop *loop, ev_async *a, int revents)
 	}
 }
 
+/* Take j off its source's queue (the ring drops an emptied source). */
+static void unqueue(drp_users_pool_t *p, job_t *j)
+{
+	source_t *src = j->src;
+	job_t **pp = &src->head, *prev = NULL;
+	while (*pp != j) {
+		prev = *pp;
+		pp = &(*pp)->q_next;
+	}
+	*pp = j->q_next;
+	if (src->tail == j)
+		src->tail = prev;
+	j->src = NULL;
+	j->q_next = NULL;
+	if (--src->n > 0)
+		return;
+	if (src->next == src) {
+		p->ring = NULL;
+	} else {
+		src->prev->next = src->next;
+		src->next->prev = src->prev;
+		if (p->ring == src)
+			p->ring = src->next;
+	}
+	free(src);
+}
+
+/* The next job to verify: the oldest of the source whose turn it is;
+ * the turn then passes to the next source. */
 static job_t *next_job(drp_users_pool_t *p)
 {
-	job_t *pick = NULL;
-	if (p->hold)
+	if ((p->hold && p->budget == 0) || p->ring == NULL)
 		return NULL;
-	for (job_t *j = p->jobs; j; j = j->next)
-		if (!j->running)
-			pick = j; /* the oldest */
-	return pick;
+	source_t *src = p->ring;
+	job_t *j = src->head;
+	p->ring = src->next;
+	unqueue(p, j);
+	if (p->hold)
+		p->budget--;
+	return j;
+}
+
+/* Hand j's verdict to its waiters' loops and free j (pool lock held; j
+ * is off the job list). The loops outlive the threads
+ * (drp_users_pool_free), so they can be woken under the lock. */
+static void deliver(drp_users_pool_t *p, job_t *j, int verdict,
+		    const char *user)
+{
+	users_loop_t *wake[16];
+	unsigned n_wake = 0;
+	bool wake_all = false;
+	while (j->waiters != NULL) {
+		drp_users_wait_t *w = j->waiters;
+		j->waiters = w->next;
+		w->job = NULL;
+		w->verdict = verdict;
+		w->user = user ? drp_strdup(user) : NULL;
+		w->next = NULL;
+		users_loop_t *lp = w->lp;
+		if (lp->tail)
+			lp->tail->next = w;
+		else
+			lp->head = w;
+		lp->tail = w;
+		bool seen = false;
+		for (unsigned i = 0; i < n_wake; i++)
+			seen = seen || wake[i] == lp;
+		if (!seen && n_wake < DRP_ARRAY_SIZE(wake))
+			wake[n_wake++] = lp;
+		else if (!seen)
+			wake_all = true;
+	}
+	if (wake_all) {
+		for (users_loop_t *lp = p->loops; lp; lp = lp->next)
+			ev_async_send(lp->loop, &lp->async);
+	} else {
+		for (unsigned i = 0; i < n_wake; i++)
+			ev_async_send(wake[i]->loop, &wake[i]->async);
+	}
+	job_free(j);
+}
+
+static void unlink_job(drp_users_pool_t *p, job_t *j)
+{
+	for (job_t **pp = &p->jobs; *pp; pp = &(*pp)->next) {
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	}
+	p->n_jobs--;
 }
 
 static void *verifier_main(void *arg)
@@ -843,48 +961,9 @@ static void *verifier_main(void *arg)
 
 		pthread_mutex_lock(&p->lock);
 		p->verified++;
-		for (job_t **pp = &p->jobs; *pp; pp = &(*pp)->next) {
-			if (*pp == j) {
-				*pp = j->next;
-				break;
-			}
-		}
-		p->n_jobs--;
-		users_loop_t *wake[16];
-		unsigned n_wake = 0;
-		bool wake_all = false;
-		while (j->waiters != NULL) {
-			drp_users_wait_t *w = j->waiters;
-			j->waiters = w->next;
-			w->job = NULL;
-			w->verdict = verdict;
-			w->user = user ? drp_strdup(user) : NULL;
-			w->next = NULL;
-			users_loop_t *lp = w->lp;
-			if (lp->tail)
-				lp->tail->next = w;
-			else
-				lp->head = w;
-			lp->tail = w;
-			bool seen = false;
-			for (unsigned i = 0; i < n_wake; i++)
-				seen = seen || wake[i] == lp;
-			if (!seen && n_wake < DRP_ARRAY_SIZE(wake))
-				wake[n_wake++] = lp;
-			else if (!seen)
-				wake_all = true;
-		}
-		/* The loops outlive the threads (drp_users_pool_free), so
-		 * they can be woken under the lock. */
-		if (wake_all) {
-			for (users_loop_t *lp = p->loops; lp; lp = lp->next)
-				ev_async_send(lp->loop, &lp->async);
-		} else {
-			for (unsigned i = 0; i < n_wake; i++)
-				ev_async_send(wake[i]->loop, &wake[i]->async);
-		}
+		unlink_job(p, j);
+		deliver(p, j, verdict, user);
 		free(user);
-		job_free(j);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -924,6 +1003,8 @@ void drp_users_pool_free(drp_users_pool_t *p)
 	while (p->jobs != NULL) {
 		job_t *j = p->jobs;
 		p->jobs = j->next;
+		if (j->src != NULL)
+			unqueue(p, j);
 		while (j->waiters != NULL) {
 			drp_users_wait_t *w = j->waiters;
 			j->waiters = w->next;
@@ -967,9 +1048,50 @@ static users_loop_t *loop_of(drp_users_pool_t *p, struct ev_loop *loop)
 	return lp;
 }
 
+/* The source of a check: an IPv4 address (as IPv4-mapped IPv6), an IPv6
+ * /64 (one host or site has a whole /64 to pick addresses from), or all
+ * zeros (unknown). */
+static void source_key(const struct sockaddr *sa, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (sa != NULL && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &a->sin_addr, 4);
+	} else if (sa != NULL && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		bool v4 = IN6_IS_ADDR_V4MAPPED(&a->sin6_addr);
+		memcpy(out, &a->sin6_addr, v4 ? 16 : 8);
+	}
+}
+
+/*
+ * Make room for one more job of source src (NULL: a source without
+ * queued jobs) in a full pool: the busiest source, if it has at least two
+ * queued jobs more, gives up its newest one, whose waiters get -EBUSY.
+ * Pool lock held. Returns false if there is no room to be had.
+ */
+static bool make_room(drp_users_pool_t *p, const source_t *src)
+{
+	source_t *big = NULL, *s = p->ring;
+	do {
+		if (s != NULL && (big == NULL || s->n > big->n))
+			big = s;
+		s = s ? s->next : NULL;
+	} while (s != NULL && s != p->ring);
+	unsigned mine = src ? src->n : 0;
+	if (big == NULL || big->n < mine + 2)
+		return false;
+	job_t *j = big->tail;
+	unqueue(p, j);
+	unlink_job(p, j);
+	deliver(p, j, -EBUSY, NULL);
+	return true;
+}
+
 int drp_users_check(drp_users_pool_t *p, drp_users_t *u, struct ev_loop *loop,
-		    const char *value, char **user, drp_users_cb *cb, void *arg,
-		    drp_users_wait_t **wait)
+		    const struct sockaddr *from, const char *value, char **user,
+		    drp_users_cb *cb, void *arg, drp_users_wait_t **wait)
 {
 	uint8_t key[32];
 	drp_users_key(value, strlen(value), key);
@@ -993,9 +1115,31 @@ int drp_users_check(drp_users_pool_t *p, drp_users_t *u, struct ev_loop *loop,
 	while (j != NULL && (j->u != u || memcmp(j->key, key, 32) != 0))
 		j = j->next;
 	if (j == NULL) {
-		if (p->n_jobs >= p->max_jobs) {
+		uint8_t addr[16];
+		source_key(from, addr);
+		source_t *src = p->ring;
+		while (src != NULL && memcmp(src->addr, addr, 16) != 0) {
+			src = src->next;
+			if (src == p->ring)
+				src = NULL;
+		}
+		if (p->n_jobs >= p->max_jobs && !make_room(p, src)) {
 			pthread_mutex_unlock(&p->lock);
 			return -EBUSY;
+		}
+		if (src == NULL) {
+			/* A new source has its turn next. */
+			src = DRP_NEW(source_t);
+			memcpy(src->addr, addr, 16);
+			if (p->ring == NULL) {
+				src->prev = src->next = src;
+			} else {
+				src->next = p->ring;
+				src->prev = p->ring->prev;
+				src->prev->next = src;
+				p->ring->prev = src;
+			}
+			p->ring = src;
 		}
 		j = DRP_NEW(job_t);
 		j->u = drp_users_ref(u);
@@ -1004,6 +1148,13 @@ int drp_users_check(drp_users_pool_t *p, drp_users_t *u, struct ev_loop *loop,
 		j->next = p->jobs;
 		p->jobs = j;
 		p->n_jobs++;
+		j->src = src;
+		if (src->tail)
+			src->tail->q_next = j;
+		else
+			src->head = j;
+		src->tail = j;
+		src->n++;
 		pthread_cond_signal(&p->cond);
 	}
 	drp_users_wait_t *w = DRP_NEW(drp_users_wait_t);
@@ -1048,6 +1199,15 @@ void drp_users_pool_hold(drp_users_pool_t *p, bool hold)
 {
 	pthread_mutex_lock(&p->lock);
 	p->hold = hold;
+	p->budget = 0;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void drp_users_pool_release(drp_users_pool_t *p, unsigned n)
+{
+	pthread_mutex_lock(&p->lock);
+	p->budget += n;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 }

@@ -24,7 +24,8 @@
  * threads (drp_users_pool_t), never on an event loop: the caller's loop
  * gets the verdict through an ev_async. Concurrent checks of the same
  * value share one verification; a bounded queue turns a flood of
- * distinct wrong passwords into -EBUSY instead of an unbounded backlog.
+ * distinct wrong passwords into -EBUSY instead of an unbounded backlog,
+ * and serves source addresses round robin (drp_users_check).
  */
 #ifndef DRP_PROXY_USERS_H
 #define DRP_PROXY_USERS_H
@@ -35,6 +36,8 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+
+struct sockaddr;
 
 /* The realm of the proxy's 407 challenge. */
 #define DRP_USERS_REALM "docker-registry-proxy"
@@ -136,18 +139,29 @@ drp_users_pool_t *drp_users_pool_new(unsigned threads, unsigned max_jobs);
 void drp_users_pool_free(drp_users_pool_t *p);
 
 /*
- * Check a Proxy-Authorization value against u, on loop's thread.
+ * Check a Proxy-Authorization value against u, on loop's thread, for a
+ * client at `from` (NULL: unknown).
  * Returns the verdict at once when the cache has one or the value is
  * malformed (*user set as for drp_users_cache_get); otherwise
  * -EINPROGRESS: cb(arg, verdict, user) runs later on loop, unless
  * drp_users_wait_cancel(*wait) comes first. -EBUSY: max_jobs
- * verifications are pending already (nothing registered). With p NULL
- * the verification runs inline (blocking).
+ * verifications are pending already and `from` has no fewer of them
+ * than any other source (nothing registered).
+ *
+ * Fairness: pending verifications are served round robin across source
+ * addresses (IPv6 by /64), oldest first within one source, so a flood of
+ * wrong passwords from one address delays only that address's checks.
+ * There is no per-source cap (users behind one NAT share an address):
+ * when the queue is full, a source with fewer pending checks than the
+ * busiest one takes the place of that one's newest queued check, whose
+ * waiters get -EBUSY. A cached verdict never queues, and refusals never
+ * push a good verdict out of the cache. With p NULL the verification
+ * runs inline (blocking).
  */
 int drp_users_check(drp_users_pool_t *p, drp_users_t *u, struct ev_loop *loop,
-		    const char *value, char **user, drp_users_cb *cb, void *arg,
-		    drp_users_wait_t **wait)
-	__attribute__((nonnull(2, 3, 4, 5)));
+		    const struct sockaddr *from, const char *value, char **user,
+		    drp_users_cb *cb, void *arg, drp_users_wait_t **wait)
+	__attribute__((nonnull(2, 3, 5, 6)));
 /* Withdraw a pending check: its callback will not run. Call only before
  * it ran, on the loop's thread. */
 void drp_users_wait_cancel(drp_users_pool_t *p, drp_users_wait_t *w)
@@ -158,6 +172,10 @@ unsigned long drp_users_pool_verified(drp_users_pool_t *p)
 /* Hold (true) or release the threads: held, they start no verification,
  * so queues are deterministic (tests). */
 void drp_users_pool_hold(drp_users_pool_t *p, bool hold)
+	__attribute__((nonnull));
+/* While held, let n more verifications start (tests: which ones start
+ * is the queue's order). */
+void drp_users_pool_release(drp_users_pool_t *p, unsigned n)
 	__attribute__((nonnull));
 
 #endif

@@ -6,12 +6,14 @@
  * Proxy-Authorization decoder, the verdict cache and the verifier
  * threads delivering on a real libev loop.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "proxy/users.h"
@@ -415,19 +417,19 @@ START_TEST(pool_delivers_on_loop)
 	 * share one verification, a third is cancelled; none runs inside
 	 * the call. */
 	drp_users_pool_hold(p, true);
-	ck_assert_int_eq(
-		drp_users_check(p, u, loop, good, &user, on_verdict, &g1, &w1),
-		-EINPROGRESS);
-	ck_assert_int_eq(
-		drp_users_check(p, u, loop, good, &user, on_verdict, &g2, &w2),
-		-EINPROGRESS);
-	ck_assert_int_eq(
-		drp_users_check(p, u, loop, good, &user, on_verdict, &g3, &w3),
-		-EINPROGRESS);
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, good, &user,
+					 on_verdict, &g1, &w1),
+			 -EINPROGRESS);
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, good, &user,
+					 on_verdict, &g2, &w2),
+			 -EINPROGRESS);
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, good, &user,
+					 on_verdict, &g3, &w3),
+			 -EINPROGRESS);
 	drp_users_wait_cancel(p, w3);
-	ck_assert_int_eq(
-		drp_users_check(p, u, loop, wrong, &user, on_verdict, &g4, &w4),
-		-EINPROGRESS);
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, wrong, &user,
+					 on_verdict, &g4, &w4),
+			 -EINPROGRESS);
 	for (int i = 0; i < 5; i++)
 		ev_run(loop, EVRUN_NOWAIT);
 	ck_assert_int_eq(g1.calls + g2.calls + g4.calls, 0);
@@ -448,17 +450,17 @@ START_TEST(pool_delivers_on_loop)
 	ck_assert_int_eq(g1.calls + g2.calls + g3.calls + g4.calls, 3);
 
 	/* Now the cache answers at once, without a callback or a thread. */
-	ck_assert_int_eq(
-		drp_users_check(p, u, loop, good, &user, on_verdict, &g1, &w1),
-		0);
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, good, &user,
+					 on_verdict, &g1, &w1),
+			 0);
 	ck_assert_str_eq(user, "alice");
 	free(user);
-	ck_assert_int_eq(
-		drp_users_check(p, u, loop, wrong, &user, on_verdict, &g4, &w4),
-		-EACCES);
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, wrong, &user,
+					 on_verdict, &g4, &w4),
+			 -EACCES);
 	free(user);
 	/* A malformed value needs no thread either. */
-	ck_assert_int_eq(drp_users_check(p, u, loop, "Basic !", &user,
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, "Basic !", &user,
 					 on_verdict, &g4, &w4),
 			 -EINVAL);
 	ck_assert_int_eq(g1.calls + g4.calls, 2);
@@ -483,26 +485,26 @@ START_TEST(pool_bounded)
 	const char *vals[] = {"Basic c2xvdzphMQ==", "Basic c2xvdzphMg==",
 			      "Basic c2xvdzphMw==", "Basic c2xvdzphNA=="};
 	drp_users_pool_hold(p, true);
-	ck_assert_int_eq(drp_users_check(p, u, loop, vals[0], &user, on_verdict,
-					 &g[0], &w[0]),
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, vals[0], &user,
+					 on_verdict, &g[0], &w[0]),
 			 -EINPROGRESS);
-	ck_assert_int_eq(drp_users_check(p, u, loop, vals[1], &user, on_verdict,
-					 &g[1], &w[1]),
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, vals[1], &user,
+					 on_verdict, &g[1], &w[1]),
 			 -EINPROGRESS);
-	ck_assert_int_eq(drp_users_check(p, u, loop, vals[2], &user, on_verdict,
-					 &g[2], &w[2]),
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, vals[2], &user,
+					 on_verdict, &g[2], &w[2]),
 			 -EBUSY);
 	/* ...but the same value as a pending one joins it. */
-	ck_assert_int_eq(drp_users_check(p, u, loop, vals[1], &user, on_verdict,
-					 &g[3], &w[3]),
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL, vals[1], &user,
+					 on_verdict, &g[3], &w[3]),
 			 -EINPROGRESS);
 	/* Room again once one is done. */
 	drp_users_pool_hold(p, false);
 	RUN_UNTIL(loop, g[0].calls);
 	ck_assert_int_eq(g[0].verdict, -EACCES);
 	ck_assert_str_eq(g[0].user, "slow");
-	int r = drp_users_check(p, u, loop, vals[3], &user, on_verdict, &g[4],
-				&w[4]);
+	int r = drp_users_check(p, u, loop, NULL, vals[3], &user, on_verdict,
+				&g[4], &w[4]);
 	ck_assert_int_eq(r, -EINPROGRESS);
 	/* Freed with verifications queued or running and waiters maybe
 	 * undelivered: no callback from the free itself, no leak. */
@@ -512,6 +514,203 @@ START_TEST(pool_bounded)
 	ck_assert_int_eq(g[2].calls, 0);
 	drp_users_unref(u);
 	ev_loop_destroy(loop);
+}
+END_TEST
+
+/* ---- fairness across source addresses ---- */
+
+static struct sockaddr_storage addr_of(const char *ip)
+{
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(40000);
+	} else {
+		ck_assert_int_eq(inet_pton(AF_INET6, ip, &a6->sin6_addr), 1);
+		a6->sin6_family = AF_INET6;
+	}
+	return ss;
+}
+
+/* "Basic base64(slow:pw<i>)": a distinct wrong password per i. */
+static char *slow_value(unsigned i)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
+				  "stuvwxyz0123456789+/";
+	char plain[64], *out = malloc(128);
+	int n = snprintf(plain, sizeof(plain), "slow:pw%u", i);
+	char *o = out + sprintf(out, "Basic ");
+	for (int k = 0; k < n; k += 3) {
+		unsigned v = (unsigned char)plain[k] << 16;
+		if (k + 1 < n)
+			v |= (unsigned char)plain[k + 1] << 8;
+		if (k + 2 < n)
+			v |= (unsigned char)plain[k + 2];
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = k + 1 < n ? b64[v >> 6 & 63] : '=';
+		*o++ = k + 2 < n ? b64[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+#define BACKLOG 6
+
+/* A flood from one address does not delay another's check: with the
+ * verifiers held, A queues a backlog, then B one check; of the first two
+ * verifications let through, one is B's (served round robin, not
+ * oldest first), and A's backlog waits. A cached verdict answers at
+ * once, whatever is queued. */
+START_TEST(pool_round_robin)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	drp_users_pool_t *p = drp_users_pool_new(1, 64);
+	drp_users_t *u = load_ok(SLOW VECTORS);
+	struct sockaddr_storage a = addr_of("192.0.2.1"),
+				b = addr_of("192.0.2.2");
+	got_t ga[BACKLOG] = {{0}}, gb = {0};
+	drp_users_wait_t *w;
+	char *user = NULL, *v[BACKLOG + 1];
+	for (unsigned i = 0; i <= BACKLOG; i++)
+		v[i] = slow_value(i);
+	/* alice's good verdict is cached before the flood. */
+	const char *good = "Basic YWxpY2U6YWxpY2UtcHc=";
+	ck_assert_int_eq(drp_users_check_sync(u, good, &user), 0);
+	free(user);
+
+	drp_users_pool_hold(p, true);
+	for (unsigned i = 0; i < BACKLOG; i++)
+		ck_assert_int_eq(drp_users_check(p, u, loop,
+						 (struct sockaddr *)&a, v[i],
+						 &user, on_verdict, &ga[i], &w),
+				 -EINPROGRESS);
+	ck_assert_int_eq(drp_users_check(p, u, loop, (struct sockaddr *)&b,
+					 v[BACKLOG], &user, on_verdict, &gb,
+					 &w),
+			 -EINPROGRESS);
+	/* The good verdict does not wait behind the queue. */
+	ck_assert_int_eq(drp_users_check(p, u, loop, (struct sockaddr *)&b,
+					 good, &user, on_verdict, &gb, &w),
+			 0);
+	ck_assert_str_eq(user, "alice");
+	free(user);
+
+	drp_users_pool_release(p, 2);
+	RUN_UNTIL(loop, gb.calls && ga[0].calls);
+	ck_assert_int_eq(gb.calls, 1);
+	ck_assert_int_eq(gb.verdict, -EACCES);
+	ck_assert_uint_eq(drp_users_pool_verified(p), 2);
+	int a_done = 0;
+	for (unsigned i = 0; i < BACKLOG; i++)
+		a_done += ga[i].calls;
+	ck_assert_int_eq(a_done, 1);
+	/* Within one source, oldest first. */
+	ck_assert_int_eq(ga[0].calls, 1);
+
+	drp_users_pool_hold(p, false);
+	RUN_UNTIL(loop, ga[BACKLOG - 1].calls);
+	for (unsigned i = 0; i < BACKLOG; i++)
+		ck_assert_int_eq(ga[i].calls, 1);
+	ck_assert_uint_eq(drp_users_pool_verified(p), BACKLOG + 1);
+	drp_users_pool_free(p);
+	for (unsigned i = 0; i <= BACKLOG; i++)
+		free(v[i]);
+	drp_users_unref(u);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
+/* With the queue full of one address's checks, another address is still
+ * admitted: it takes the place of the busiest source's newest queued
+ * check (whose waiter gets -EBUSY), until both have an equal share. No
+ * hard per-source cap: one address alone may fill the queue. An IPv6
+ * /64 is one source. */
+START_TEST(pool_fair_admission)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	drp_users_pool_t *p = drp_users_pool_new(1, 4);
+	drp_users_t *u = load_ok(SLOW);
+	struct sockaddr_storage a = addr_of("2001:db8:1:2::1"),
+				a2 = addr_of("2001:db8:1:2::99"),
+				b = addr_of("192.0.2.2");
+	got_t ga[5] = {{0}}, gb[3] = {{0}};
+	drp_users_wait_t *w;
+	char *user = NULL, *v[8];
+	for (unsigned i = 0; i < 8; i++)
+		v[i] = slow_value(i);
+
+	drp_users_pool_hold(p, true);
+	for (unsigned i = 0; i < 4; i++)
+		ck_assert_int_eq(
+			drp_users_check(p, u, loop,
+					(struct sockaddr *)(i % 2 ? &a2 : &a),
+					v[i], &user, on_verdict, &ga[i], &w),
+			-EINPROGRESS);
+	/* Full, and all of it from one /64. */
+	ck_assert_int_eq(drp_users_check(p, u, loop, (struct sockaddr *)&a,
+					 v[4], &user, on_verdict, &ga[4], &w),
+			 -EBUSY);
+	/* B is admitted twice, in place of A's newest two... */
+	ck_assert_int_eq(drp_users_check(p, u, loop, (struct sockaddr *)&b,
+					 v[5], &user, on_verdict, &gb[0], &w),
+			 -EINPROGRESS);
+	ck_assert_int_eq(drp_users_check(p, u, loop, (struct sockaddr *)&b,
+					 v[6], &user, on_verdict, &gb[1], &w),
+			 -EINPROGRESS);
+	/* ...then has its share, as A has. */
+	ck_assert_int_eq(drp_users_check(p, u, loop, (struct sockaddr *)&b,
+					 v[7], &user, on_verdict, &gb[2], &w),
+			 -EBUSY);
+	RUN_UNTIL(loop, ga[3].calls && ga[2].calls);
+	ck_assert_int_eq(ga[3].calls, 1);
+	ck_assert_int_eq(ga[3].verdict, -EBUSY);
+	ck_assert_int_eq(ga[2].calls, 1);
+	ck_assert_int_eq(ga[2].verdict, -EBUSY);
+	ck_assert_int_eq(ga[0].calls + ga[1].calls + gb[0].calls + gb[1].calls,
+			 0);
+	ck_assert_uint_eq(drp_users_pool_verified(p), 0);
+
+	drp_users_pool_hold(p, false);
+	RUN_UNTIL(loop,
+		  ga[0].calls && ga[1].calls && gb[0].calls && gb[1].calls);
+	ck_assert_int_eq(ga[0].verdict, -EACCES);
+	ck_assert_int_eq(gb[1].verdict, -EACCES);
+	/* Evicted checks were not verified, nor cached. */
+	ck_assert_uint_eq(drp_users_pool_verified(p), 4);
+	uint8_t k[32];
+	drp_users_key(v[3], strlen(v[3]), k);
+	ck_assert_int_eq(drp_users_cache_get(u, k, &user), -ESRCH);
+	drp_users_pool_free(p);
+	for (unsigned i = 0; i < 8; i++)
+		free(v[i]);
+	drp_users_unref(u);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
+/* A flood of refusals never pushes a good verdict out of the full cache
+ * (here: every refusal in the good verdict's own bucket). */
+START_TEST(cache_keeps_good)
+{
+	drp_users_t *u = load_ok(VECTORS);
+	drp_users_set_clock(u, fake_clock);
+	uint8_t good[32] = {0}, k[32] = {0};
+	good[31] = 1;
+	drp_users_cache_put(u, good, 0, "alice");
+	char *user = NULL;
+	for (unsigned i = 0; i < 2 * DRP_USERS_CACHE_MAX; i++) {
+		memcpy(k + 4, &i, sizeof(i));
+		drp_users_cache_put(u, k, -EACCES, "alice");
+		ck_assert_int_eq(drp_users_cache_get(u, k, &user), -EACCES);
+		free(user);
+	}
+	ck_assert_int_eq(drp_users_cache_get(u, good, &user), 0);
+	ck_assert_str_eq(user, "alice");
+	free(user);
+	drp_users_unref(u);
 }
 END_TEST
 
@@ -536,6 +735,9 @@ Suite *users_suite(void)
 	tcase_add_test(tc, cache);
 	tcase_add_test(tc, pool_delivers_on_loop);
 	tcase_add_test(tc, pool_bounded);
+	tcase_add_test(tc, pool_round_robin);
+	tcase_add_test(tc, pool_fair_admission);
+	tcase_add_test(tc, cache_keeps_good);
 	suite_add_tcase(s, tc);
 	return s;
 }
