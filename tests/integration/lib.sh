@@ -120,8 +120,23 @@ expect_le()
 
 # ---------------------------------------------------------------- tools
 
+# DRP_STRICT=1 (.ci/run sets it): nothing may skip. A scenario or tool
+# that would skip (exit 77) fails instead, and so does a run without
+# root. Not CI=true: other CI systems and package builds set that too,
+# where skipping what cannot run there is right.
+drp_strict() { [ "${DRP_STRICT:-}" = 1 ]; }
+
+# drp_skip MESSAGE: skip the current script (77), or fail it under
+# DRP_STRICT=1.
+drp_skip()
+{
+	drp_strict && drp_fail "$* (DRP_STRICT=1: skipping is a failure)"
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
 # drp_require_tools TOOL...: a missing tool skips (77) on a developer
-# machine but fails under CI=true, where every tool must be installed.
+# machine but fails under DRP_STRICT=1, where every tool must be installed.
 drp_require_tools()
 {
 	local t missing=
@@ -129,22 +144,14 @@ drp_require_tools()
 		command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
 	done
 	[ -z "$missing" ] && return 0
-	if [ "${CI:-}" = true ]; then
-		drp_fail "required tools missing under CI:$missing"
-	fi
-	echo "SKIP: required tools missing:$missing" >&2
-	exit 77
+	drp_skip "required tools missing:$missing"
 }
 
 # drp_require_python_module MODULE: like drp_require_tools, for python3.
 drp_require_python_module()
 {
 	python3 -c "import $1" 2>/dev/null && return 0
-	if [ "${CI:-}" = true ]; then
-		drp_fail "python3 module $1 missing under CI"
-	fi
-	echo "SKIP: python3 module $1 missing" >&2
-	exit 77
+	drp_skip "python3 module $1 missing"
 }
 
 # The tools the shared set-up needs (scenarios check their own extras).
@@ -165,7 +172,8 @@ drp_bg()
 	local name=$1
 	shift
 	mkdir -p "$WORK/logs"
-	"$@" >"$WORK/logs/$name.out" 2>"$WORK/logs/$name.err" </dev/null &
+	# (fd 8: run.sh's report to make check's output, see run.sh)
+	"$@" >"$WORK/logs/$name.out" 2>"$WORK/logs/$name.err" </dev/null 8>&- &
 	DRP_PIDS+=($!)
 	DRP_PID_NAMES+=("$name")
 	DRP_LAST_PID=$!
@@ -858,20 +866,6 @@ drp_write_env()
 
 # ---------------------------------------------------------------- cache tests
 
-# drp_require_cache: skip (77) while the proxy does not cache: the cache
-# tests start to run by themselves once responses carry X-Cache (or
-# always, with DRP_IT_CACHE=1). Asks the shared proxy (PROXY_* from run.sh)
-# for a blob no scenario pulls.
-drp_require_cache()
-{
-	local b=${MULTI_ARM64_BLOBS%% *}
-	[ "${DRP_IT_CACHE:-}" = 1 ] && return 0
-	if [ -z "$(pcurl -o /dev/null -D - "https://registry.test/v2/test/multi/blobs/$b" | hdr X-Cache)" ]; then
-		echo "SKIP: the proxy does not cache yet (no X-Cache header)"
-		exit 77
-	fi
-}
-
 # drp_start_fakeupstream RATE: fakeupstream.py as bad.test, serving every
 # test image's blobs (wrong, short, slow at RATE bytes/s, or right);
 # requests logged to $WORK/logs/fake.out.
@@ -911,22 +905,6 @@ drp_secret()
 	mkdir -p "$WORK/secrets"
 	(umask 077 && printf '%s\n' "$2" >"$WORK/secrets/$1")
 	echo "$WORK/secrets/$1"
-}
-
-# drp_require_auth: skip (77) while the proxy does not answer challenges
-# with the credentials of a [registry] section (or always run, with
-# DRP_IT_AUTH=1): call it after starting a proxy whose config gives
-# basic.test the basic plugin; until the plugin layer is wired in, an
-# anonymous /v2/ still gets the registry's own Basic challenge.
-drp_require_auth()
-{
-	[ "${DRP_IT_AUTH:-}" = 1 ] && return 0
-	pcurl -o /dev/null -D "$SCEN/auth-probe" https://basic.test/v2/ || true
-	if [ "$(status_codes <"$SCEN/auth-probe" | awk '{ print $NF }')" = 401 ] &&
-		[ "$(hdr WWW-Authenticate <"$SCEN/auth-probe")" = 'Basic realm="drp-basic-realm"' ]; then
-		echo "SKIP: the proxy does not use [registry] credentials yet (the registry's challenge reached the client)"
-		exit 77
-	fi
 }
 
 # ---------------------------------------------------------------- podman, containerd

@@ -4,7 +4,8 @@
 # Runs the integration scenarios against the proxy: starts the upstream
 # registries, the CDN and the tunnel origin, pushes the test images straight
 # to the registries, starts one proxy shared by every scenario, runs
-# scenarios/*.sh (or the ones named), and prints "N passed, N failed".
+# scenarios/*.sh (or the ones named), prints one line per scenario
+# ("PASS|FAIL|SKIP NAME SECONDS s") and "N passed, N failed, N skipped".
 #
 # usage: run.sh [SCENARIO...]     e.g. run.sh pull_curl policy
 # env:   DRP_PROXY            proxy binary (default $top_builddir/docker-registry-proxy)
@@ -12,19 +13,20 @@
 #        DRP_IT_LARGE_MB      size of the large test layer (default 100)
 #        DRP_IT_SCENARIO_TIMEOUT  seconds per scenario (default 300)
 #        DRP_IT_KEEP=1|failed keep the work dir (always / when something failed)
-#        DRP_IT_CACHE=1       run the cache scenarios even if the proxy sends
-#                             no X-Cache header (they skip otherwise)
-#        DRP_IT_AUTH=1        the same for the auth-plugin scenarios, which
-#                             skip while [registry] credentials are not used
-#        CI=true              a missing tool is a failure, not a skip
-# exit:  0 all passed, 1 a failure, 77 skipped (not root, or a tool missing
-#        outside CI)
+#        DRP_STRICT=1         nothing may skip (.ci/run sets it): a scenario
+#                             that would skip (a tool missing, exit 77) is a
+#                             FAIL, and so is running without root
+#        DRP_IT_REPORT_FD=8   also write the per-scenario lines to fd 8
+#                             (check-integration.sh: make check's output;
+#                             scenarios and background processes do not
+#                             inherit it)
+# exit:  0 all passed, 1 a failure, 77 skipped (not root, or a tool missing;
+#        never under DRP_STRICT=1)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: the integration tests need root (they bind 127.0.0.x:443)" >&2
-	exit 77
+	drp_skip "the integration tests need root (they bind 127.0.0.x:443)"
 fi
 drp_require_tools $DRP_BASE_TOOLS
 drp_require_python_module cryptography
@@ -65,12 +67,17 @@ unset DRP_FAIL_SUMMARY
 passed=0 failed=0 skipped=0 failures=
 result()
 {
+	local line
 	case $2 in
 	0) passed=$((passed + 1)) word=PASS ;;
 	77) skipped=$((skipped + 1)) word=SKIP ;;
 	*) failed=$((failed + 1)) word=FAIL failures="$failures $1" ;;
 	esac
-	printf '%-5s %-22s %4d s\n' "$word" "$1" "$3"
+	line=$(printf '%-5s %-22s %4d s' "$word" "$1" "$3")
+	echo "$line"
+	if [ -n "${DRP_IT_REPORT_FD:-}" ]; then
+		echo "integration: $line" >&"$DRP_IT_REPORT_FD" || true
+	fi
 }
 
 # Shows what a failed scenario printed and what the proxies logged meanwhile
@@ -100,8 +107,14 @@ for s in "${scenarios[@]}"; do
 	emark=$(log_mark "$WORK/logs/proxy-shared.err")
 	ts=$SECONDS
 	rc=0
-	timeout -k 10 "${DRP_IT_SCENARIO_TIMEOUT:-300}" bash "$s" >"$log" 2>&1 </dev/null || rc=$?
+	timeout -k 10 "${DRP_IT_SCENARIO_TIMEOUT:-300}" bash "$s" >"$log" 2>&1 </dev/null 8>&- || rc=$?
 	[ $rc = 124 ] && echo "FAIL: timed out after ${DRP_IT_SCENARIO_TIMEOUT:-300} s" >>"$log"
+	# Scenarios skip through drp_skip, which fails under DRP_STRICT=1;
+	# this catches any other exit 77.
+	if [ $rc = 77 ] && drp_strict; then
+		echo "FAIL: skipped (exit 77) under DRP_STRICT=1" >>"$log"
+		rc=1
+	fi
 	result "$name" $rc $((SECONDS - ts))
 	if [ $rc != 0 ] && [ $rc != 77 ]; then
 		show_failure "$name" "$log" "$pmark" "$emark"
@@ -119,7 +132,11 @@ drp_check_proxy "$PROXY_PID" shared >"$WORK/logs/scenario-proxy_lifecycle.log" 2
 result proxy_lifecycle $rc $((SECONDS - ts))
 [ $rc = 0 ] || sed 's/^/    /' "$WORK/logs/scenario-proxy_lifecycle.log"
 
-echo "$passed passed, $failed failed, $skipped skipped (total $((SECONDS - t0)) s)"
+summary="$passed passed, $failed failed, $skipped skipped (total $((SECONDS - t0)) s)"
+echo "$summary"
+if [ -n "${DRP_IT_REPORT_FD:-}" ]; then
+	echo "integration: $summary" >&"$DRP_IT_REPORT_FD" || true
+fi
 if [ $failed -gt 0 ]; then
 	echo "failed:$failures (logs: $WORK/logs; DRP_IT_KEEP=failed keeps them)"
 	exit 1

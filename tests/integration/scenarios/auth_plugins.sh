@@ -21,7 +21,6 @@ password_file = $(drp_secret basic.pw "$BASIC_PASS")
 plugin = basic
 username = ${PROXYUSER%%:*}
 password_file = $(drp_secret token.pw "${PROXYUSER#*:}")"
-drp_require_auth
 
 # No client credentials, Basic registry: skopeo, podman, ctr.
 pskopeo copy --quiet --retry-times 0 docker://basic.test/test/small:v1 "dir:$SCEN/basic"

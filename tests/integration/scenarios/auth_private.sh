@@ -17,7 +17,6 @@ plugin = basic
 username = ${PROXYUSER%%:*}
 password_file = $(drp_secret token.pw "${PROXYUSER#*:}")
 allow = 127.0.0.1/32"
-drp_require_auth
 secret_layer=${PUSH_BLOBS##* }
 
 # 127.0.0.1 (inside allow) pulls the private image: now cached.

@@ -7,7 +7,6 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
 drp_require_tools skopeo
-drp_require_cache
 budget=$((4 * 1024 * 1024))
 drp_proxy_conf cache-budget "$(drp_free_port)" "" "max_size = 4M"
 drp_start_proxy cache-budget

@@ -8,7 +8,6 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
-drp_require_cache
 rate=$((20 * 1024 * 1024))
 # Under a wrapper (valgrind) the proxy is many times slower: a slower
 # upstream keeps the fetch in flight while every client arrives.

@@ -9,7 +9,6 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
 drp_require_tools skopeo mount umount
-drp_require_cache
 name=cache-diskfull
 cdir=$WORK/$name/cache
 mkdir -p "$cdir"

@@ -7,7 +7,6 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
 drp_require_tools skopeo podman
-drp_require_cache
 drp_proxy_conf cache-hit "$(drp_free_port)"
 drp_start_proxy cache-hit
 reg=$(reg_log open)

@@ -8,7 +8,6 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
-drp_require_cache
 reg=$(reg_log open)
 layer=${SMALL_LAYERS%% *}
 layer_file=$WORK/images/small/blobs/sha256/${layer#sha256:}

@@ -9,7 +9,6 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
-drp_require_cache
 drp_start_fakeupstream $((10 * 1024 * 1024))
 DRP_IT_REGISTRIES="registry.test bad.test" drp_proxy_conf cache-fault "$(drp_free_port)"
 drp_start_proxy cache-fault

@@ -5,7 +5,6 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
 drp_require_tools skopeo
-drp_require_cache
 drp_start_registry stale stale.test
 drp_push_direct small stale.test/test/small:v1
 DRP_IT_REGISTRIES="registry.test stale.test" drp_proxy_conf cache-stale "$(drp_free_port)" "" "tag_ttl = 1s"

@@ -7,7 +7,6 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
 drp_require_tools skopeo
-drp_require_cache
 drp_proxy_conf cache-ttl "$(drp_free_port)" "" "tag_ttl = 3s"
 drp_start_proxy cache-ttl
 reg=$(reg_log open)
