@@ -14,7 +14,6 @@ set -euo pipefail
 . "$DRP_IT_DIR/auth_lib.sh"
 drp_scenario_init
 drp_require_tools skopeo htpasswd
-drp_require_cache
 SCHEMA2=application/vnd.docker.distribution.manifest.v2+json
 HUB=registry-1.docker.io
 
