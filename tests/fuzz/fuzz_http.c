@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "http/parse.h"
+#include "http/range.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,6 +38,22 @@ static void check_span(const char *buf, size_t len, const char *p, size_t n)
 }
 
 typedef ssize_t (*parse_fn)(const char *, size_t, size_t, drp_http_msg_t *);
+
+/* Any header value as a Range field: one range is well formed, and what
+ * it resolves to lies inside the body. */
+static void check_range(const char *v, size_t len)
+{
+	drp_http_range_t r;
+	if (!drp_http_range_parse(v, len, &r))
+		return;
+	CHECK(r.suffix ? r.first == 0 : r.first <= r.last);
+	static const uint64_t sizes[] = {0, 1, 10, 1000, UINT64_MAX};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint64_t first, last;
+		if (drp_http_range_resolve(&r, sizes[i], &first, &last) == 0)
+			CHECK(first <= last && last < sizes[i]);
+	}
+}
 
 static void check_head(const char *buf, size_t len, const drp_http_msg_t *m,
 		       ssize_t r, bool request)
@@ -80,6 +97,7 @@ static void check_head(const char *buf, size_t len, const drp_http_msg_t *m,
 			(void)drp_http_has_token(m, name, "close");
 		}
 		(void)drp_http_is_hop_by_hop(m, h);
+		check_range(h->value, h->value_len);
 	}
 }
 
