@@ -8,7 +8,6 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
-drp_require_cache
 drp_start_fakeupstream $((128 * 1024))
 DRP_IT_REGISTRIES="bad.test" drp_proxy_conf range-pass "$(drp_free_port)"
 drp_start_proxy range-pass

@@ -12,7 +12,6 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
 drp_require_tools skopeo
-drp_require_cache
 
 for r in a b c d; do
 	drp_push_direct small "redirect.test/shared/$r:v1"

@@ -9,7 +9,6 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
-drp_require_cache
 
 ip=${DRP_IP[bad.test]}
 mkdir -p "$SCEN/blobs"
