@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/base64.h"
 #include "util/buf.h"
 #include "util/busguard.h"
 #include "util/jobs.h"
@@ -131,6 +132,155 @@ START_TEST(bus_guard_truncated_mapping)
 }
 END_TEST
 
+/* ---- base64 ---- */
+
+/* RFC 4648 section 10 test vectors, both ways. */
+static const struct {
+	const char *plain, *b64;
+} b64_vectors[] = {
+	{"", ""},
+	{"f", "Zg=="},
+	{"fo", "Zm8="},
+	{"foo", "Zm9v"},
+	{"foob", "Zm9vYg=="},
+	{"fooba", "Zm9vYmE="},
+	{"foobar", "Zm9vYmFy"},
+};
+
+START_TEST(base64_rfc4648_vectors)
+{
+	const char *plain = b64_vectors[_i].plain, *b64 = b64_vectors[_i].b64;
+	char enc[16];
+	ck_assert_int_eq(
+		drp_base64_encode(plain, strlen(plain), enc, sizeof(enc)),
+		(ssize_t)strlen(b64));
+	ck_assert_str_eq(enc, b64);
+	ck_assert_uint_eq(DRP_BASE64_ENCODED_LEN(strlen(plain)), strlen(b64));
+	unsigned char dec[16];
+	memset(dec, 0xaa, sizeof(dec));
+	ck_assert_int_eq(drp_base64_decode(b64, strlen(b64), dec, sizeof(dec)),
+			 (ssize_t)strlen(plain));
+	ck_assert_int_eq(memcmp(dec, plain, strlen(plain)), 0);
+	/* Nothing written past the result. */
+	ck_assert_uint_eq(dec[strlen(plain)], 0xaa);
+	/* The same without its padding. */
+	size_t n = strcspn(b64, "=");
+	ck_assert_int_eq(drp_base64_decode(b64, n, dec, sizeof(dec)),
+			 (ssize_t)strlen(plain));
+	ck_assert_int_eq(memcmp(dec, plain, strlen(plain)), 0);
+	ck_assert_uint_le(strlen(plain), DRP_BASE64_DECODED_MAX(n));
+}
+END_TEST
+
+/* Every byte value, and every length modulo 3, round trip. */
+START_TEST(base64_binary_roundtrip)
+{
+	unsigned char in[256], dec[256];
+	char enc[DRP_BASE64_ENCODED_LEN(256) + 1];
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(255 - i);
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		ssize_t el = drp_base64_encode(in, n, enc, sizeof(enc));
+		ck_assert_int_eq(el, (ssize_t)DRP_BASE64_ENCODED_LEN(n));
+		ck_assert_uint_eq(strlen(enc), (size_t)el);
+		ck_assert_int_eq(
+			drp_base64_decode(enc, (size_t)el, dec, sizeof(dec)),
+			(ssize_t)n);
+		ck_assert_int_eq(memcmp(dec, in, n), 0);
+	}
+}
+END_TEST
+
+/* Malformed input: -EINVAL. */
+static const char *const b64_bad[] = {
+	/* a lone final character (6 bits, no byte) */
+	"Z",
+	"Zm9vY",
+	/* outside the alphabet */
+	"Zm9*",
+	"Zm9vYmE\x80",
+	/* base64url characters are another alphabet */
+	"Zm-v",
+	"Zm_v",
+	/* white space anywhere, line breaks included */
+	"Zm9v Ymfy",
+	"Zm9v\r\nYmFy",
+	" Zm9v",
+	"Zm9v\t",
+	/* padding in the middle, or too much of it */
+	"Zg==Zm8=",
+	"Z===",
+	"Zg===",
+	"====",
+	"=",
+	/* incomplete padding (a multiple of 4 or none at all) */
+	"Zg=",
+	"Zm9vYg=",
+	/* padding where a full group needs none */
+	"Zm9v=",
+};
+
+START_TEST(base64_rejects)
+{
+	const char *s = b64_bad[_i];
+	unsigned char dec[32];
+	ck_assert_msg(drp_base64_decode(s, strlen(s), dec, sizeof(dec)) ==
+			      -EINVAL,
+		      "case %d accepted", _i);
+}
+END_TEST
+
+/* Non-canonical final characters (bits after the last byte) are
+ * accepted, as the decoders this replaced did: "Zh==" is 'f'. */
+START_TEST(base64_noncanonical)
+{
+	unsigned char dec[4];
+	ck_assert_int_eq(drp_base64_decode("Zh==", 4, dec, sizeof(dec)), 1);
+	ck_assert_uint_eq(dec[0], 'f');
+	ck_assert_int_eq(drp_base64_decode("Zh", 2, dec, sizeof(dec)), 1);
+	ck_assert_uint_eq(dec[0], 'f');
+	ck_assert_int_eq(drp_base64_decode("Zm9=", 4, dec, sizeof(dec)), 2);
+	ck_assert_int_eq(memcmp(dec, "fo", 2), 0);
+}
+END_TEST
+
+/* Output bounds: too small is -ENOBUFS before anything is written;
+ * exactly enough works; the length is taken as given (no NUL needed). */
+START_TEST(base64_bounds)
+{
+	char enc[9];
+	memset(enc, 'x', sizeof(enc));
+	/* "foobar" needs 8 + 1 */
+	ck_assert_int_eq(drp_base64_encode("foobar", 6, enc, 8), -ENOBUFS);
+	ck_assert_uint_eq((unsigned char)enc[0], 'x');
+	ck_assert_int_eq(drp_base64_encode("foobar", 6, enc, 9), 8);
+	ck_assert_str_eq(enc, "Zm9vYmFy");
+	ck_assert_int_eq(drp_base64_encode("", 0, enc, 0), -ENOBUFS);
+	ck_assert_int_eq(drp_base64_encode("", 0, enc, 1), 0);
+	ck_assert_str_eq(enc, "");
+
+	unsigned char dec[6];
+	memset(dec, 0xaa, sizeof(dec));
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmFy", 8, dec, 5), -ENOBUFS);
+	ck_assert_uint_eq(dec[0], 0xaa);
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmE=", 8, dec, 4), -ENOBUFS);
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmE", 7, dec, 4), -ENOBUFS);
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmE=", 8, dec, 5), 5);
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmE", 7, dec, 5), 5);
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmFy", 8, dec, 6), 6);
+	ck_assert_int_eq(memcmp(dec, "foobar", 6), 0);
+	/* Only len characters are read: a truncated view of a longer
+	 * string decodes as what it is. */
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmFy", 4, dec, 6), 3);
+	ck_assert_int_eq(memcmp(dec, "foo", 3), 0);
+	ck_assert_int_eq(drp_base64_decode("Zm9vYmFy", 5, dec, 6), -EINVAL);
+	ck_assert_int_eq(drp_base64_decode(NULL, 0, dec, 0), 0);
+	/* The bound covers the longest unpadded tail (4k+3 -> 3k+2). */
+	ck_assert_uint_eq(DRP_BASE64_DECODED_MAX(7), 5);
+	ck_assert_uint_eq(DRP_BASE64_DECODED_MAX(8), 8);
+}
+END_TEST
+
 Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -139,6 +289,13 @@ Suite *util_suite(void)
 	tcase_add_test(tc, log_level_parse);
 	tcase_add_test(tc, jobs_order_and_drain);
 	tcase_add_test(tc, bus_guard_truncated_mapping);
+	tcase_add_loop_test(tc, base64_rfc4648_vectors, 0,
+			    sizeof(b64_vectors) / sizeof(b64_vectors[0]));
+	tcase_add_test(tc, base64_binary_roundtrip);
+	tcase_add_loop_test(tc, base64_rejects, 0,
+			    sizeof(b64_bad) / sizeof(b64_bad[0]));
+	tcase_add_test(tc, base64_noncanonical);
+	tcase_add_test(tc, base64_bounds);
 	suite_add_tcase(s, tc);
 	return s;
 }
