@@ -14,6 +14,7 @@
 
 #include "plugin/challenge.h"
 #include "plugin/token.h"
+#include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -298,29 +299,9 @@ static int host_token_parse(const char *body, size_t len, char **token,
 
 static char *base64(const unsigned char *in, size_t n)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = drp_malloc((n + 2) / 3 * 4 + 1);
-	char *o = out;
-	size_t i = 0;
-	for (; i + 2 < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 |
-			     in[i + 2];
-		*o++ = tab[v >> 18];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = tab[(v >> 6) & 63];
-		*o++ = tab[v & 63];
-	}
-	if (i < n) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)in[i + 1] << 8;
-		*o++ = tab[v >> 18];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		*o++ = '=';
-	}
-	*o = '\0';
+	size_t room = DRP_BASE64_ENCODED_LEN(n) + 1;
+	char *out = drp_malloc(room);
+	drp_require(drp_base64_encode(in, n, out, room) >= 0);
 	return out;
 }
 

@@ -14,6 +14,7 @@
 
 #include "plugin/challenge.h"
 #include "proxy/users.h"
+#include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -91,45 +92,26 @@ static double now_of(const drp_auth_host_t *h)
 
 /* ---- identities ---- */
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
-/* The user name in "Basic base64(user:password)", for log lines. */
+/* The user name in "Basic base64(user:password)", for log lines:
+ * printable ASCII, at most 255 characters, "?" if there is none. */
 static char *basic_user(const char *basic)
 {
 	const char *p = basic + strcspn(basic, " ");
 	p += strspn(p, " ");
+	size_t len = strcspn(p, " ");
+	size_t room = DRP_BASE64_DECODED_MAX(len);
+	char *dec = drp_malloc(room);
+	ssize_t dl = drp_base64_decode(p, len, dec, room);
 	char out[256];
 	size_t n = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	for (; *p && *p != '=' && n < sizeof(out) - 1; p++) {
-		int v = b64val((unsigned char)*p);
-		if (v < 0)
-			break;
-		acc = acc << 6 | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			char ch = (char)((acc >> bits) & 0xff);
-			if (ch == ':')
-				break;
-			out[n++] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
-		}
+	for (ssize_t i = 0; i < dl && dec[i] != ':' && n < sizeof(out) - 1;
+	     i++) {
+		unsigned char ch = (unsigned char)dec[i];
+		out[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
 	}
 	out[n] = '\0';
+	explicit_bzero(dec, room);
+	free(dec);
 	return drp_strdup(n ? out : "?");
 }
 

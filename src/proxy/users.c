@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -83,53 +84,7 @@ static bool ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 	return d == 0;
 }
 
-/* ---- base64 (RFC 4648, padded) and crypt's own alphabet ---- */
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Strict decoding into out (room for len / 4 * 3 bytes); the decoded
- * length, or -1. */
-static ssize_t b64_decode(const char *s, size_t len, unsigned char *out)
-{
-	if (len % 4 != 0)
-		return -1;
-	size_t n = 0;
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4];
-		unsigned pad = 0;
-		for (int j = 0; j < 4; j++) {
-			unsigned char c = (unsigned char)s[i + j];
-			if (c == '=' && i + 4 == len && j >= 2) {
-				v[j] = 0;
-				pad++;
-				continue;
-			}
-			if (pad > 0 || (v[j] = b64val(c)) < 0)
-				return -1;
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-			     (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		out[n++] = (unsigned char)(w >> 16);
-		if (pad < 2)
-			out[n++] = (unsigned char)(w >> 8);
-		if (pad < 1)
-			out[n++] = (unsigned char)w;
-	}
-	return (ssize_t)n;
-}
+/* ---- crypt's own base64 alphabet ---- */
 
 static const char crypt64[] =
 	"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -313,7 +268,8 @@ static int classify(const char *file, unsigned line, const char *name,
 	}
 	if (prefix(hash, "{SHA}")) {
 		unsigned char d[32];
-		if (n != 5 + 28 || b64_decode(hash + 5, 28, d) != 20) {
+		if (n != 5 + 28 ||
+		    drp_base64_decode(hash + 5, 28, d, sizeof(d)) != 20) {
 			drp_conf_error(errs, file, line, NULL, NULL,
 				       "user '%s': malformed {SHA} hash", name);
 			return -1;
@@ -567,7 +523,8 @@ static bool verify_entry(const user_t *e, const char *password)
 	}
 	case H_SHA1: {
 		unsigned char want[21], got[20];
-		ok = b64_decode(e->hash + 5, 28, want) == 20 &&
+		ok = drp_base64_decode(e->hash + 5, 28, want, sizeof(want)) ==
+			     20 &&
 		     gnutls_hash_fast(GNUTLS_DIG_SHA1, password,
 				      strlen(password), got) == 0 &&
 		     ct_equal(want, 20, got, 20);
@@ -604,8 +561,9 @@ int drp_users_parse_basic(const char *value, char **user, char **password)
 	size_t n = strcspn(p, " \t");
 	if (p[n + strspn(p + n, " \t")] != '\0' || n == 0 || n > 8192)
 		return -EINVAL;
-	unsigned char *dec = drp_malloc(n / 4 * 3 + 1);
-	ssize_t dl = b64_decode(p, n, dec);
+	size_t room = DRP_BASE64_DECODED_MAX(n);
+	unsigned char *dec = drp_malloc(room);
+	ssize_t dl = drp_base64_decode(p, n, dec, room);
 	int r = -EINVAL;
 	if (dl < 0 || memchr(dec, '\0', (size_t)dl) != NULL)
 		goto out;
@@ -621,7 +579,7 @@ int drp_users_parse_basic(const char *value, char **user, char **password)
 				(size_t)(dl - (colon + 1 - dec)));
 	r = 0;
 out:
-	explicit_bzero(dec, n / 4 * 3 + 1);
+	explicit_bzero(dec, room);
 	free(dec);
 	return r;
 }

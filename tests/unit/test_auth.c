@@ -1850,6 +1850,100 @@ START_TEST(test_users_policy)
 }
 END_TEST
 
+/* The host's basic_auth (what plugins send upstream) against known
+ * encodings, and back through the proxy's own Basic parser. */
+static const struct {
+	const char *user, *password, *want;
+} basic_auth_cases[] = {
+	/* "drpuser:s3cret", 14 bytes: one '=' */
+	{"drpuser", "s3cret", BASIC_DRPUSER},
+	/* "u:p", 3 bytes: no padding */
+	{"u", "p", "Basic dTpw"},
+	/* "u:pw", 4 bytes: two '=' */
+	{"u", "pw", "Basic dTpwdw=="},
+	/* a colon in the password: "bob:a:b" */
+	{"bob", "a:b", "Basic Ym9iOmE6Yg=="},
+	/* an empty password: "u:" */
+	{"u", "", "Basic dTo="},
+	/* an empty user (the upstream judges it): ":pw" */
+	{"", "pw", "Basic OnB3"},
+	/* a password that is not UTF-8: "u:\xe9t\xe9" */
+	{"u", "\xe9t\xe9", "Basic dTrpdOk="},
+};
+
+START_TEST(test_host_basic_auth)
+{
+	drp_auth_host_t *h = drp_auth_host_ref();
+	const drp_host_api_t *api = &drp_auth_host_plugin_host(h)->api;
+	const char *user = basic_auth_cases[_i].user;
+	const char *password = basic_auth_cases[_i].password;
+	char *v = api->basic_auth(user, password);
+	ck_assert_str_eq(v, basic_auth_cases[_i].want);
+	char *u = NULL, *p = NULL;
+	ck_assert_int_eq(drp_users_parse_basic(v, &u, &p),
+			 user[0] ? 0 : -EINVAL);
+	if (user[0]) {
+		ck_assert_str_eq(u, user);
+		ck_assert_str_eq(p, password);
+	}
+	free(u);
+	free(p);
+	api->free(v);
+
+	/* The longest the proxy's parser takes: 8192 characters. */
+	size_t plen = 8192 / 4 * 3 - 2;
+	char *big = malloc(plen + 1);
+	memset(big, 'p', plen);
+	big[plen] = '\0';
+	v = api->basic_auth("u", big);
+	ck_assert_uint_eq(strlen(v), 6 + 8192);
+	ck_assert_int_eq(drp_users_parse_basic(v, &u, &p), 0);
+	ck_assert_str_eq(p, big);
+	free(u);
+	free(p);
+	api->free(v);
+	free(big);
+	drp_auth_host_unref(h);
+}
+END_TEST
+
+/* The name a client's own Basic credentials give its identity in log
+ * lines. */
+static const struct {
+	const char *basic, *user;
+} ident_names[] = {
+	/* alice:alice-pw */
+	{"Basic YWxpY2U6YWxpY2UtcHc=", "alice"},
+	/* the same without its padding */
+	{"Basic YWxpY2U6YWxpY2UtcHc", "alice"},
+	/* blanks after the scheme and after the token */
+	{"Basic   YWxpY2U6YWxpY2UtcHc=  ", "alice"},
+	/* no colon: all of it is the name ("alice") */
+	{"Basic YWxpY2U=", "alice"},
+	/* bytes outside printable ASCII show as '?': "j\xc3\xb6rg:pw",
+	 * "a\x01b:pw" */
+	{"Basic asO2cmc6cHc=", "j??rg"},
+	{"Basic YQFiOnB3", "a?b"},
+	/* no name: ":pw" */
+	{"Basic OnB3", "?"},
+	/* not base64: nothing is decoded, no partial name */
+	{"Basic YWxp*2U6YWxpY2UtcHc=", "?"},
+	{"Basic YWxpY2U6YWxpY2Utc", "?"},
+	/* no token */
+	{"Basic", "?"},
+};
+
+START_TEST(test_ident_user)
+{
+	drp_auth_host_t *h = drp_auth_host_ref();
+	drp_auth_ident_t *id =
+		drp_auth_ident_new(h, ident_names[_i].basic, "x.test");
+	ck_assert_str_eq(drp_auth_ident_user(id), ident_names[_i].user);
+	drp_auth_ident_unref(id);
+	drp_auth_host_unref(h);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -1878,6 +1972,11 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_handle_anonymous);
 	tcase_add_test(tc, test_outsider);
 	tcase_add_test(tc, test_users_policy);
+	tcase_add_loop_test(tc, test_host_basic_auth, 0,
+			    sizeof(basic_auth_cases) /
+				    sizeof(basic_auth_cases[0]));
+	tcase_add_loop_test(tc, test_ident_user, 0,
+			    sizeof(ident_names) / sizeof(ident_names[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

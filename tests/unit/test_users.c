@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "proxy/users.h"
+#include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -276,9 +277,28 @@ static const struct {
 	{"Basic YWxpY2U=", -EINVAL, NULL, NULL},
 	/* an empty name: ":pw" */
 	{"Basic OnB3", -EINVAL, NULL, NULL},
-	/* bad base64 (length, alphabet, padding in the middle) */
-	{"Basic YWxpY2U6YWxpY2UtcHc", -EINVAL, NULL, NULL},
+	/* The padding left out, as some clients send it (RFC 4648 lets a
+	 * decoder accept that; the token's end is known): one '=' ... */
+	{"Basic YWxpY2U6YWxpY2UtcHc", 0, "alice", "alice-pw"},
+	/* ... and two: "bob:a:b", "u:" */
+	{"Basic Ym9iOmE6Yg", 0, "bob", "a:b"},
+	{"Basic dTo", 0, "u", ""},
+	/* a password that is not UTF-8 (Latin-1 "\xe9t\xe9"): bytes
+	 * kept as they are */
+	{"Basic dTrpdOk=", 0, "u", "\xe9t\xe9"},
+	{"Basic dTrpdOk", 0, "u", "\xe9t\xe9"},
+	/* a password of colons and blanks: "u: : " */
+	{"Basic dTogOiA=", 0, "u", " : "},
+	/* an empty name and password: ":" */
+	{"Basic Og==", -EINVAL, NULL, NULL},
+	{"Basic Og", -EINVAL, NULL, NULL},
+	/* bad base64: a lone last character (4k+1), incomplete padding,
+	 * alphabet, base64url, padding in the middle */
+	{"Basic YWxpY2U6YWxpY2Utc", -EINVAL, NULL, NULL},
+	{"Basic YWxpY2U6YWxpY2UtcHc==", -EINVAL, NULL, NULL},
+	{"Basic Ym9iOmE6Yg=", -EINVAL, NULL, NULL},
 	{"Basic YWxp*2U6YWxpY2UtcHc=", -EINVAL, NULL, NULL},
+	{"Basic YWxp-2U6YWxpY2UtcHc=", -EINVAL, NULL, NULL},
 	{"Basic YW==Y2U6YWxpY2UtcHc=", -EINVAL, NULL, NULL},
 	/* two tokens */
 	{"Basic YWxpY2U6YWxpY2UtcHc= x", -EINVAL, NULL, NULL},
@@ -302,6 +322,66 @@ START_TEST(parse_basic_table)
 	}
 	free(user);
 	free(pw);
+}
+END_TEST
+
+/* Basic values as verdicts, at the edges: the padding left out (some
+ * HTTP clients do; such a value was refused as malformed), the longest
+ * token taken (8192 characters) and one group more. */
+START_TEST(basic_edges)
+{
+	drp_users_t *u = load_ok(VECTORS);
+	char *user = NULL;
+	/* alice:alice-pw (bcrypt), one '=' left out */
+	ck_assert_int_eq(
+		drp_users_check_sync(u, "Basic YWxpY2U6YWxpY2UtcHc", &user), 0);
+	ck_assert_str_eq(user, "alice");
+	free(user);
+	/* carol:carol-pw ({SHA}), one '=' left out; and a wrong one */
+	ck_assert_int_eq(
+		drp_users_check_sync(u, "Basic Y2Fyb2w6Y2Fyb2wtcHc", &user), 0);
+	ck_assert_str_eq(user, "carol");
+	free(user);
+	ck_assert_int_eq(
+		drp_users_check_sync(u, "Basic YWxpY2U6d3Jvbmc", &user),
+		-EACCES);
+	free(user);
+
+	/* "u:" and a password of 6142 bytes: 6144 bytes, 8192 characters */
+	size_t plen = 8192 / 4 * 3 - 2;
+	char *plain = malloc(plen + 3), *value = malloc(8192 + 16);
+	memcpy(plain, "u:", 2);
+	memset(plain + 2, 'p', plen + 1);
+	memcpy(value, "Basic ", 6);
+	ck_assert_int_eq(
+		drp_base64_encode(plain, plen + 2, value + 6, 8192 + 1), 8192);
+	char *name = NULL, *pw = NULL;
+	ck_assert_int_eq(drp_users_parse_basic(value, &name, &pw), 0);
+	ck_assert_str_eq(name, "u");
+	ck_assert_uint_eq(strlen(pw), plen);
+	free(name);
+	free(pw);
+	/* one byte less: the same length with one '=', or without it */
+	ck_assert_int_eq(
+		drp_base64_encode(plain, plen + 1, value + 6, 8192 + 1), 8192);
+	ck_assert_int_eq(drp_users_parse_basic(value, &name, &pw), 0);
+	ck_assert_uint_eq(strlen(pw), plen - 1);
+	free(name);
+	free(pw);
+	value[6 + 8191] = '\0';
+	ck_assert_int_eq(drp_users_parse_basic(value, &name, &pw), 0);
+	ck_assert_uint_eq(strlen(pw), plen - 1);
+	free(name);
+	free(pw);
+	/* one byte more: 8196 characters, refused */
+	ck_assert_int_eq(
+		drp_base64_encode(plain, plen + 3, value + 6, 8196 + 1), 8196);
+	ck_assert_int_eq(drp_users_parse_basic(value, &name, &pw), -EINVAL);
+	ck_assert_ptr_null(name);
+	ck_assert_ptr_null(pw);
+	free(plain);
+	free(value);
+	drp_users_unref(u);
 }
 END_TEST
 
@@ -537,23 +617,11 @@ static struct sockaddr_storage addr_of(const char *ip)
 /* "Basic base64(slow:pw<i>)": a distinct wrong password per i. */
 static char *slow_value(unsigned i)
 {
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
-				  "stuvwxyz0123456789+/";
 	char plain[64], *out = malloc(128);
 	int n = snprintf(plain, sizeof(plain), "slow:pw%u", i);
-	char *o = out + sprintf(out, "Basic ");
-	for (int k = 0; k < n; k += 3) {
-		unsigned v = (unsigned char)plain[k] << 16;
-		if (k + 1 < n)
-			v |= (unsigned char)plain[k + 1] << 8;
-		if (k + 2 < n)
-			v |= (unsigned char)plain[k + 2];
-		*o++ = b64[v >> 18 & 63];
-		*o++ = b64[v >> 12 & 63];
-		*o++ = k + 1 < n ? b64[v >> 6 & 63] : '=';
-		*o++ = k + 2 < n ? b64[v & 63] : '=';
-	}
-	*o = '\0';
+	memcpy(out, "Basic ", 6);
+	ck_assert_int_gt(drp_base64_encode(plain, (size_t)n, out + 6, 128 - 6),
+			 0);
 	return out;
 }
 
@@ -729,6 +797,7 @@ Suite *users_suite(void)
 	tcase_add_test(tc, load_file);
 	tcase_add_loop_test(tc, parse_basic_table, 0,
 			    sizeof(basic_cases) / sizeof(basic_cases[0]));
+	tcase_add_test(tc, basic_edges);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("cache");
 	tcase_set_timeout(tc, 60);

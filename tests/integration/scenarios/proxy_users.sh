@@ -7,9 +7,10 @@
 # (curl, skopeo through HTTPS_PROXY=http://USER:PASS@...), a valid user
 # not listed gets 403, a wrong password 407 (logged with the user's name,
 # never the password), no credentials 407 where require_users = yes. The
-# user name is in the access log; the file is checked by -t, re-read on
-# SIGHUP (a bad one keeps the old users); a flood of wrong passwords
-# (bcrypt) does not stall the proxy.
+# user name is in the access log (also when the client leaves out the
+# base64 padding); the file is checked by -t, re-read on SIGHUP (a bad one
+# keeps the old users); a flood of wrong passwords (bcrypt) does not stall
+# the proxy.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
@@ -62,6 +63,20 @@ expect_eq "access log: status and user" "200 pat" \
 pskopeo copy --quiet --retry-times 0 docker://token.test/private/secret:v1 "dir:$SCEN/secret"
 check_dir_image "$SCEN/secret" "$PUSH_DIGEST" $PUSH_BLOBS
 drp_log "ok: skopeo as pat pulled token.test/private/secret:v1"
+
+# pat again, the base64 of the credentials without its padding (some HTTP
+# clients leave it out; RFC 4648 lets a decoder take it): the same user.
+unpadded=$(printf '%s' pat:pat-Pw1 | base64 -w0 | tr -d =)
+[ $((${#unpadded} % 4)) -ne 0 ] || drp_fail "pat:pat-Pw1 needs no padding"
+PROXY_URL=$base_url
+amk=$(amark)
+code=$(pcurl -o "$SCEN/blob-unpadded" -w '%{http_code}' \
+	--proxy-header "Proxy-Authorization: Basic $unpadded" \
+	"https://token.test/v2/private/secret/blobs/$secret_layer" || true)
+expect_eq "pat, unpadded Proxy-Authorization: private blob" 200 "$code"
+expect_file_digest "pat, unpadded: the blob's bytes" "$SCEN/blob-unpadded" "$secret_layer"
+expect_eq "pat, unpadded: access log status and user" "200 pat" \
+	"$(anext '$6, $12' "$amk" token.test:443 GET "/v2/private/secret/blobs/$secret_layer")"
 
 # quinn (listed, apr1): served from the cache now.
 as quinn:quinn-Pw2
