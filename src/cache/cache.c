@@ -11,6 +11,7 @@
 #include "cache/cache.h"
 #include "cache/digest.h"
 #include "cache/index.h"
+#include "http/uri.h"
 #include "util/mem.h"
 
 /*
@@ -142,6 +143,15 @@ int drp_cache_backend_register(const drp_cache_api_t *api, char *errbuf,
 
 #define MAX_TYPES 32
 
+/* A digest the cache keys on: valid and SHA-256, which is also the one
+ * spelling drp_digest_parse() takes. */
+static bool key_digest(const char *s)
+{
+	bool sha256;
+	return drp_digest_valid(s, strnlen(s, DRP_DIGEST_STRSIZE), &sha256) &&
+	       sha256;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -258,7 +268,7 @@ int drp_cache_tag_put(const drp_cache_api_t *api, drp_cache_t *db,
 		      const drp_cache_tag_t *tag)
 {
 	char val[512];
-	if (!drp_digest_str_valid(tag->digest) ||
+	if (!key_digest(tag->digest) ||
 	    strnlen(tag->media_type, sizeof(tag->media_type)) >
 		    DRP_CACHE_MEDIA_TYPE_MAX)
 		return -EINVAL;
@@ -320,7 +330,7 @@ int drp_cache_tag_get(const drp_cache_api_t *api, drp_cache_t *db,
 		return -EBADMSG;
 	p += sizeof(TAG_MAGIC) - 1;
 	if (!take_line(&p, end, out->digest, sizeof(out->digest)) ||
-	    !drp_digest_str_valid(out->digest) ||
+	    !key_digest(out->digest) ||
 	    !take_line(&p, end, out->media_type, sizeof(out->media_type)) ||
 	    !take_line(&p, end, num, sizeof(num)) ||
 	    !parse_i64(num, false, &size) ||
@@ -405,7 +415,7 @@ int drp_cache_neg_del(const drp_cache_api_t *api, drp_cache_t *db,
 static int seen_key(char *buf, size_t buflen, const char *digest,
 		    const char *host, const char *repo)
 {
-	if (!drp_digest_str_valid(digest))
+	if (!key_digest(digest))
 		return -EINVAL;
 	const char *f[] = {digest, host, repo};
 	return join_key(buf, buflen, "seen", f, DRP_ARRAY_SIZE(f));

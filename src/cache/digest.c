@@ -91,12 +91,6 @@ int drp_digest_parse(const char *s, uint8_t out[DRP_DIGEST_LEN])
 	return drp_digest_parse_hex(s, strnlen(s, 2 * DRP_DIGEST_LEN + 1), out);
 }
 
-bool drp_digest_str_valid(const char *s)
-{
-	uint8_t tmp[DRP_DIGEST_LEN];
-	return drp_digest_parse(s, tmp) == 0;
-}
-
 void drp_digest_hex(const uint8_t bin[DRP_DIGEST_LEN], char out[65])
 {
 	static const char xd[] = "0123456789abcdef";

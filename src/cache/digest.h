@@ -58,8 +58,8 @@ int drp_digest_buf(const void *p, size_t n, uint8_t out[DRP_DIGEST_LEN]);
  * key and must have one spelling). 0 and out filled, or -EINVAL.
  */
 int drp_digest_parse(const char *s, uint8_t out[DRP_DIGEST_LEN]);
-/* True if s is a digest drp_digest_parse() accepts. */
-bool drp_digest_str_valid(const char *s);
+/* Digest strings are validated by drp_digest_valid() (http/uri.h): the
+ * strings this parses are exactly those it calls valid and SHA-256. */
 /* Format as "sha256:<hex>" into out (DRP_DIGEST_STRSIZE bytes, NUL-ended). */
 void drp_digest_format(const uint8_t bin[DRP_DIGEST_LEN],
 		       char out[DRP_DIGEST_STRSIZE]);

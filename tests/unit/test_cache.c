@@ -23,6 +23,7 @@
 #include "cache/cache.h"
 #include "cache/digest.h"
 #include "drp/cache.h"
+#include "http/uri.h"
 #include "util/log.h"
 
 Suite *cache_suite(void);
@@ -223,31 +224,67 @@ START_TEST(digest_vectors)
 }
 END_TEST
 
-START_TEST(digest_parse_rejects)
-{
-	uint8_t b[DRP_DIGEST_LEN];
-	const char *hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb41"
-			  "0ff61f20015ad";
-	char s[160];
-	snprintf(s, sizeof(s), "sha256:%s", hex);
-	ck_assert(drp_digest_str_valid(s));
+/* One validator: drp_digest_parse() (the cache's key) takes exactly the
+ * strings drp_digest_valid() calls valid and SHA-256; the cache's own
+ * checks (tag records, seen marks) refuse the rest. */
+#define HEX64 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+static const struct {
+	const char *s;
+	bool key; /* a cache key */
+} digest_strings[] = {
+	{"sha256:" HEX64, true},
 	/* upper-case hex: one spelling only */
-	snprintf(s, sizeof(s),
-		 "sha256:BA7816bf8f01cfea414140de5dae2223b00361"
-		 "a396177a9cb410ff61f20015ad");
-	ck_assert(!drp_digest_str_valid(s));
-	/* another algorithm */
-	snprintf(s, sizeof(s), "sha512:%s", hex);
-	ck_assert(!drp_digest_str_valid(s));
-	/* one digit short, one too many */
-	snprintf(s, sizeof(s), "sha256:%.63s", hex);
-	ck_assert_int_eq(drp_digest_parse(s, b), -EINVAL);
-	snprintf(s, sizeof(s), "sha256:%s0", hex);
-	ck_assert_int_eq(drp_digest_parse(s, b), -EINVAL);
-	/* no prefix, non-hex digit */
-	ck_assert(!drp_digest_str_valid(hex));
-	snprintf(s, sizeof(s), "sha256:%.63sg", hex);
-	ck_assert(!drp_digest_str_valid(s));
+	{"sha256:BA7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f2"
+	 "0015ad",
+	 false},
+	/* other algorithms, valid or not, are no key */
+	{"sha512:" HEX64 HEX64, false},
+	{"sha512:" HEX64, false},
+	{"blake3:abc", false},
+	/* one digit short, one too many, a non-hex digit */
+	{"sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20"
+	 "015a",
+	 false},
+	{"sha256:" HEX64 "0", false},
+	{"sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20"
+	 "015ag",
+	 false},
+	/* no prefix, an upper-case prefix, nothing */
+	{HEX64, false},
+	{"SHA256:" HEX64, false},
+	{"sha256:", false},
+	{"", false},
+};
+
+START_TEST(digest_one_validator)
+{
+	const char *d = digest_strings[_i].s;
+	bool key = digest_strings[_i].key;
+	uint8_t b[DRP_DIGEST_LEN];
+	bool sha256 = false;
+	bool valid = drp_digest_valid(d, strlen(d), &sha256);
+	ck_assert_msg((valid && sha256) == key, "case %d: %s", _i, d);
+	ck_assert_int_eq(drp_digest_parse(d, b), key ? 0 : -EINVAL);
+
+	/* The cache refuses what is no key, through the memory backend. */
+	const drp_cache_api_t *mem = drp_cache_backend_find("memory");
+	ck_assert_ptr_nonnull(mem);
+	drp_cache_conf_t conf = {.max_size = 1 << 20};
+	char err[256];
+	drp_cache_stats_t mst = {0};
+	drp_cache_t *mdb = NULL;
+	ck_assert_int_eq(mem->open(&mdb, &conf, &mst, err, sizeof(err)), 0);
+	ck_assert_int_eq(
+		drp_cache_seen_get(mem, mdb, &mst, d, "quay.io", "a/b"),
+		key ? -ENOENT : -EINVAL);
+	drp_cache_tag_t t = {.size = 1, .fetched_at = 1};
+	snprintf(t.media_type, sizeof(t.media_type), "application/x");
+	if (strlen(d) < sizeof(t.digest)) {
+		memcpy(t.digest, d, strlen(d) + 1);
+		ck_assert_int_eq(drp_cache_tag_put(mem, mdb, &mst, "k", &t),
+				 key ? 0 : -EINVAL);
+	}
+	mem->close(mdb, &mst);
 }
 END_TEST
 
@@ -1557,7 +1594,8 @@ Suite *cache_suite(void)
 
 	TCase *tc = tcase_create("digest");
 	tcase_add_test(tc, digest_vectors);
-	tcase_add_test(tc, digest_parse_rejects);
+	tcase_add_loop_test(tc, digest_one_validator, 0,
+			    sizeof(digest_strings) / sizeof(digest_strings[0]));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("contract");
