@@ -528,22 +528,7 @@ static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 static int fs_lookup(drp_cache_t *db, drp_cache_stats_t *stats,
 		     const char *digest, drp_cache_info_t *info)
 {
-	uint8_t d[DRP_DIGEST_LEN];
-	if (drp_digest_parse(digest, d) < 0)
-		return -EINVAL;
-	pthread_mutex_lock(&db->idx.lock);
-	drp_cache_obj_t *o = drp_cache_index_find(&db->idx, d);
-	if (o) {
-		drp_cache_index_touch(&db->idx, o, now_s());
-		if (info) {
-			info->size = o->size;
-			info->last_used = o->last_used;
-		}
-	}
-	pthread_mutex_unlock(&db->idx.lock);
-	DRP_CACHE_STAT_ADD(stats, hits, o ? 1 : 0);
-	DRP_CACHE_STAT_ADD(stats, misses, o ? 0 : 1);
-	return o ? 0 : -ENOENT;
+	return drp_cache_index_lookup(&db->idx, stats, digest, now_s(), info);
 }
 
 static int fs_read_open(drp_cache_t *db, drp_cache_stats_t *stats,

@@ -162,6 +162,28 @@ void drp_cache_index_drop(drp_cache_index_t *idx, drp_cache_obj_t *obj)
 	unref(idx, obj);
 }
 
+int drp_cache_index_lookup(drp_cache_index_t *idx, drp_cache_stats_t *stats,
+			   const char *digest, int64_t now,
+			   drp_cache_info_t *info)
+{
+	uint8_t d[DRP_DIGEST_LEN];
+	if (drp_digest_parse(digest, d) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&idx->lock);
+	drp_cache_obj_t *o = drp_cache_index_find(idx, d);
+	if (o) {
+		drp_cache_index_touch(idx, o, now);
+		if (info) {
+			info->size = o->size;
+			info->last_used = o->last_used;
+		}
+	}
+	pthread_mutex_unlock(&idx->lock);
+	DRP_CACHE_STAT_ADD(stats, hits, o ? 1 : 0);
+	DRP_CACHE_STAT_ADD(stats, misses, o ? 0 : 1);
+	return o ? 0 : -ENOENT;
+}
+
 void drp_cache_index_touch(drp_cache_index_t *idx, drp_cache_obj_t *obj,
 			   int64_t now)
 {

@@ -94,6 +94,17 @@ drp_cache_obj_t *drp_cache_obj_new(const uint8_t digest[DRP_DIGEST_LEN],
 /* [locked] The indexed object with this digest, or NULL. */
 drp_cache_obj_t *drp_cache_index_find(drp_cache_index_t *idx,
 				      const uint8_t digest[DRP_DIGEST_LEN]);
+/*
+ * [unlocked: takes idx->lock] A backend's lookup operation (drp/cache.h):
+ * find the object of a "sha256:<hex>" digest, mark it used at now, fill
+ * info (size, last_used; info may be NULL) and count a hit or a miss in
+ * stats. 0, -ENOENT (not indexed), or -EINVAL (not a digest the cache
+ * keys on; counted as neither).
+ */
+int drp_cache_index_lookup(drp_cache_index_t *idx, drp_cache_stats_t *stats,
+			   const char *digest, int64_t now,
+			   drp_cache_info_t *info)
+	__attribute__((nonnull(1, 2, 3)));
 /* [locked] Index obj as most recently used; takes the index reference. */
 void drp_cache_index_insert(drp_cache_index_t *idx, drp_cache_obj_t *obj);
 /* [locked] Take obj out of the index and drop the index reference. */

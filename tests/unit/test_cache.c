@@ -22,6 +22,7 @@
 
 #include "cache/cache.h"
 #include "cache/digest.h"
+#include "cache/index.h"
 #include "drp/cache.h"
 #include "http/uri.h"
 #include "util/log.h"
@@ -285,6 +286,72 @@ START_TEST(digest_one_validator)
 				 key ? 0 : -EINVAL);
 	}
 	mem->close(mdb, &mst);
+}
+END_TEST
+
+/* ---- the shared index ------------------------------------------------- */
+
+/* The lookup both in-tree backends share: a hit fills info and marks the
+ * object used (its time and its place in the LRU order); a miss and a
+ * string that is no digest are told apart; hits and misses are counted,
+ * a bad string as neither. */
+START_TEST(index_lookup)
+{
+	drp_cache_index_t idx;
+	drp_cache_conf_t conf = {.max_size = 1 << 20};
+	char err[128];
+	ck_assert_int_eq(
+		drp_cache_index_init(&idx, &conf, NULL, NULL, err, sizeof(err)),
+		0);
+	char da[DRP_DIGEST_STRSIZE], dbs[DRP_DIGEST_STRSIZE],
+		dc[DRP_DIGEST_STRSIZE];
+	uint8_t a[DRP_DIGEST_LEN], b[DRP_DIGEST_LEN];
+	digest_of("a", 1, da);
+	digest_of("b", 1, dbs);
+	digest_of("c", 1, dc);
+	ck_assert_int_eq(drp_digest_parse(da, a), 0);
+	ck_assert_int_eq(drp_digest_parse(dbs, b), 0);
+	pthread_mutex_lock(&idx.lock);
+	drp_cache_index_insert(&idx, drp_cache_obj_new(a, 10, 100));
+	drp_cache_index_insert(&idx, drp_cache_obj_new(b, 20, 200));
+	pthread_mutex_unlock(&idx.lock);
+
+	drp_cache_stats_t s = {0};
+	drp_cache_info_t info = {0};
+	ck_assert_int_eq(drp_cache_index_lookup(&idx, &s, da, 300, &info), 0);
+	ck_assert_uint_eq(info.size, 10);
+	ck_assert_int_eq(info.last_used, 300);
+	/* a is now the most recently used: last in the snapshot */
+	drp_cache_snap_t *snap = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&idx.lock);
+	ck_assert_int_eq(drp_cache_index_snapshot(&idx, &snap, &n), 0);
+	pthread_mutex_unlock(&idx.lock);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(memcmp(snap[0].digest, b, DRP_DIGEST_LEN), 0);
+	ck_assert_int_eq(memcmp(snap[1].digest, a, DRP_DIGEST_LEN), 0);
+	ck_assert_int_eq(snap[1].info.last_used, 300);
+	ck_assert_int_eq(snap[0].info.last_used, 200);
+	free(snap);
+	/* info may be NULL */
+	ck_assert_int_eq(drp_cache_index_lookup(&idx, &s, dbs, 400, NULL), 0);
+	ck_assert_uint_eq(s.hits, 2);
+	ck_assert_uint_eq(s.misses, 0);
+	/* a miss leaves info alone */
+	info.size = 77;
+	ck_assert_int_eq(drp_cache_index_lookup(&idx, &s, dc, 500, &info),
+			 -ENOENT);
+	ck_assert_uint_eq(info.size, 77);
+	ck_assert_uint_eq(s.misses, 1);
+	/* not a digest the cache keys on */
+	ck_assert_int_eq(
+		drp_cache_index_lookup(&idx, &s, "sha256:abc", 500, &info),
+		-EINVAL);
+	ck_assert_int_eq(drp_cache_index_lookup(&idx, &s, "", 500, &info),
+			 -EINVAL);
+	ck_assert_uint_eq(s.hits, 2);
+	ck_assert_uint_eq(s.misses, 1);
+	drp_cache_index_destroy(&idx);
 }
 END_TEST
 
@@ -1596,6 +1663,7 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, digest_vectors);
 	tcase_add_loop_test(tc, digest_one_validator, 0,
 			    sizeof(digest_strings) / sizeof(digest_strings[0]));
+	tcase_add_test(tc, index_lookup);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("contract");
