@@ -10,7 +10,7 @@
 
 #include <drp/plugin.h>
 
-#include "bearer.h"
+#include "bearer_plugin.h"
 
 static int basic_instance_new(void *pctx, const drp_instance_args_t *args,
 			      void **out, char *errbuf, size_t errlen)

@@ -12,7 +12,7 @@ enum { ST_FETCH = 1, ST_WAIT = 2 };
 /* Per-request state, found again with req_get_data. */
 typedef struct fetch_st {
 	int kind;
-	bearer_t *b;
+	bearer_t *b;	     /* held (b->client->hold) while the fetch runs */
 	drp_auth_req_t *req; /* NULL once the request was cancelled */
 	char *scope;
 	char *realm_host; /* for log lines */
@@ -44,17 +44,40 @@ void bearer_free_secret(const drp_host_api_t *host, char *s)
 	host->free(s);
 }
 
-int bearer_init(bearer_t *b, const drp_host_api_t *host, drp_host_ctx_t *ctx,
-		const char *user, const char *password)
+static void init_common(bearer_t *b, const drp_host_api_t *host,
+			drp_host_ctx_t *ctx)
 {
 	memset(b, 0, sizeof(*b));
 	b->host = host;
 	b->ctx = ctx;
 	atomic_init(&b->scheme, BEARER_SCHEME_UNKNOWN);
+}
+
+int bearer_init(bearer_t *b, const drp_host_api_t *host, drp_host_ctx_t *ctx,
+		const char *user, const char *password)
+{
+	init_common(b, host, ctx);
 	if (user == NULL)
 		return 0;
 	b->basic = host->basic_auth(user, password ? password : "");
 	if (b->basic == NULL || bearer_set_who(b, "user", user) < 0) {
+		bearer_fini(b);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int bearer_init_client(bearer_t *b, const drp_host_api_t *host,
+		       drp_host_ctx_t *ctx, const bearer_client_t *client,
+		       const char *basic, const char *user)
+{
+	init_common(b, host, ctx);
+	b->client = client;
+	if (basic == NULL)
+		return 0;
+	b->basic = dup_str(host, basic);
+	if (b->basic == NULL ||
+	    bearer_set_who(b, "user", user ? user : "?") < 0) {
 		bearer_fini(b);
 		return -ENOMEM;
 	}
@@ -81,36 +104,19 @@ void bearer_fini(bearer_t *b)
 	b->who = NULL;
 }
 
-int bearer_read_credentials(const drp_host_api_t *host, drp_host_ctx_t *ctx,
-			    char **user, char **password)
+/* What a request gets when the flow cannot get it a token: the plugin's
+ * answer for its configured account, DECLINED for a client's own
+ * credentials (the upstream's 401 goes to the client). */
+static int give_up(const bearer_t *b, int plugin_result)
 {
-	*user = NULL;
-	*password = NULL;
-	const char *u = host->config_get(ctx, "username");
-	int r = host->config_secret(ctx, "password", password, NULL);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	if (u == NULL && *password == NULL)
-		return 0;
-	if (u == NULL) {
-		host->config_error(ctx, "password",
-				   "set together with username");
-		bearer_free_secret(host, *password);
-		*password = NULL;
-		return -EINVAL;
-	}
-	if (*password == NULL) {
-		host->config_error(ctx, "username",
-				   "needs password or password_file");
-		return -EINVAL;
-	}
-	*user = dup_str(host, u);
-	if (*user == NULL) {
-		bearer_free_secret(host, *password);
-		*password = NULL;
-		return -ENOMEM;
-	}
-	return 0;
+	return b->client != NULL ? DRP_AUTH_DECLINED : plugin_result;
+}
+
+/* A configured account that fails is the operator's error; a client's
+ * credentials that fail are the client's business. */
+static int fail_level(const bearer_t *b)
+{
+	return b->client != NULL ? DRP_PLUGIN_LOG_WARNING : DRP_PLUGIN_LOG_ERR;
 }
 
 static int set_bearer(bearer_t *b, drp_auth_req_t *req, const char *token)
@@ -171,10 +177,12 @@ static int answer_basic(bearer_t *b, drp_auth_req_t *req)
 	atomic_store(&b->scheme, BEARER_SCHEME_BASIC);
 	const char *sent = b->host->req_header(req, "Authorization");
 	if (sent != NULL && strcmp(sent, b->basic) == 0) {
-		b->host->log(b->ctx, DRP_PLUGIN_LOG_ERR,
-			     "the registry refused the credentials of %s",
-			     b->who);
-		return DRP_AUTH_DENIED;
+		if (b->client == NULL)
+			b->host->log(b->ctx, DRP_PLUGIN_LOG_ERR,
+				     "the registry refused the credentials "
+				     "of %s",
+				     b->who);
+		return give_up(b, DRP_AUTH_DENIED);
 	}
 	return b->host->req_set_header(req, "Authorization", b->basic) == 0
 		       ? DRP_AUTH_OK
@@ -186,17 +194,24 @@ static void wait_cb(void *arg, const char *token)
 	wait_st_t *st = arg;
 	bearer_t *b = st->b;
 	drp_auth_req_t *req = st->req;
-	int r = token != NULL ? set_bearer(b, req, token) : DRP_AUTH_ERROR;
+	/* NULL: the fetch this waited for failed (most likely refused). */
+	int r = token != NULL ? set_bearer(b, req, token)
+			      : give_up(b, DRP_AUTH_ERROR);
 	b->host->req_set_data(req, NULL);
 	b->host->free(st);
 	b->host->auth_done(req, r);
 }
 
+/* Drops the hold on st->b: the last use of it. */
 static void fetch_st_free(fetch_st_t *st)
 {
-	st->b->host->free(st->scope);
-	st->b->host->free(st->realm_host);
-	st->b->host->free(st);
+	bearer_t *b = st->b;
+	const drp_host_api_t *h = b->host;
+	h->free(st->scope);
+	h->free(st->realm_host);
+	h->free(st);
+	if (b->client != NULL)
+		b->client->release(b);
 }
 
 static void fetch_cb(void *arg, int status, const drp_http_fetch_resp_t *resp,
@@ -222,32 +237,32 @@ static void fetch_cb(void *arg, int status, const drp_http_fetch_resp_t *resp,
 	} else {
 		h->token_fail(b->ctx, st->scope);
 		if (status == 401 || status == 403) {
-			if (b->who != NULL)
-				h->log(b->ctx, DRP_PLUGIN_LOG_ERR,
-				       "token service %s refused the "
-				       "credentials of %s for scope '%s' "
-				       "(HTTP %d)",
-				       st->realm_host, b->who, st->scope,
-				       status);
-			else
-				h->log(b->ctx, DRP_PLUGIN_LOG_ERR,
-				       "token service %s refused anonymous "
-				       "access for scope '%s' (HTTP %d)",
-				       st->realm_host, st->scope, status);
-			result = DRP_AUTH_DENIED;
+			h->log(b->ctx,
+			       b->client ? DRP_PLUGIN_LOG_NOTICE
+					 : DRP_PLUGIN_LOG_ERR,
+			       "token service %s refused %s%s for scope '%s' "
+			       "(HTTP %d)",
+			       st->realm_host,
+			       b->who == NULL ? "anonymous access"
+			       : b->client    ? "the client's credentials"
+					      : "the credentials of ",
+			       b->who != NULL && b->client == NULL ? b->who
+								   : "",
+			       st->scope, status);
+			result = give_up(b, DRP_AUTH_DENIED);
 		} else if (status == 200) {
-			h->log(b->ctx, DRP_PLUGIN_LOG_ERR,
+			h->log(b->ctx, fail_level(b),
 			       "token service %s sent an unusable answer for "
 			       "scope '%s'",
 			       st->realm_host, st->scope);
 			result = DRP_AUTH_ERROR;
 		} else if (status < 0) {
-			h->log(b->ctx, DRP_PLUGIN_LOG_ERR,
+			h->log(b->ctx, fail_level(b),
 			       "token service %s unreachable: %s",
 			       st->realm_host, strerror(-status));
 			result = DRP_AUTH_ERROR;
 		} else {
-			h->log(b->ctx, DRP_PLUGIN_LOG_ERR,
+			h->log(b->ctx, fail_level(b),
 			       "token service %s answered HTTP %d for scope "
 			       "'%s'",
 			       st->realm_host, status, st->scope);
@@ -255,27 +270,33 @@ static void fetch_cb(void *arg, int status, const drp_http_fetch_resp_t *resp,
 		}
 	}
 	drp_auth_req_t *req = st->req;
-	fetch_st_free(st);
+	fetch_st_free(st); /* b may be gone from here on */
 	if (req != NULL) {
 		h->req_set_data(req, NULL);
 		h->auth_done(req, result);
 	}
 }
 
-/* Appends "&name=enc(value)" for each space-separated value. */
+/* Appends "&name=enc(value)" to out[0..n) for value, or for each
+ * space-separated value when split; returns the new length, len on
+ * failure. */
 static size_t append_params(const drp_host_api_t *h, char *out, size_t len,
 			    size_t n, const char *name, const char *values,
-			    bool *first)
+			    bool split, bool *first)
 {
 	const char *p = values;
 	while (*p) {
-		size_t w = strcspn(p, " ");
+		size_t w = split ? strcspn(p, " ") : strlen(p);
 		if (w > 0) {
-			char one[2048];
-			snprintf(one, sizeof(one), "%.*s", (int)w, p);
+			char *one = h->alloc(w + 1);
+			if (one == NULL)
+				return len;
+			memcpy(one, p, w);
+			one[w] = '\0';
 			char *enc = h->url_encode(one);
+			h->free(one);
 			if (enc == NULL)
-				return len; /* signals failure */
+				return len;
 			int k = snprintf(out + n, len - n, "%s%s=%s",
 					 *first ? "" : "&", name, enc);
 			h->free(enc);
@@ -290,10 +311,13 @@ static size_t append_params(const drp_host_api_t *h, char *out, size_t len,
 	return n;
 }
 
-/* The realm URL with service and scope parameters, host->alloc'ed. */
+/* The realm URL with the service and scope parameters (one per
+ * space-separated scope), host->alloc'ed. */
 static char *token_url(const drp_host_api_t *h, const char *realm,
 		       const char *service, const char *scope)
 {
+	/* Each byte encodes to at most 3; each scope costs "&scope=" and
+	 * takes at least 2 bytes of the scope string. */
 	size_t len = strlen(realm) + 3 * (strlen(service) + strlen(scope)) +
 		     64 + 16 * (strlen(scope) / 8 + 1);
 	char *url = h->alloc(len);
@@ -303,9 +327,9 @@ static char *token_url(const drp_host_api_t *h, const char *realm,
 			  strchr(realm, '?') ? '&' : '?');
 	bool first = true;
 	size_t n = (size_t)n0;
-	n = append_params(h, url, len, n, "service", service, &first);
+	n = append_params(h, url, len, n, "service", service, false, &first);
 	if (n < len)
-		n = append_params(h, url, len, n, "scope", scope, &first);
+		n = append_params(h, url, len, n, "scope", scope, true, &first);
 	if (n >= len) {
 		h->free(url);
 		return NULL;
@@ -341,6 +365,8 @@ static int start_fetch(bearer_t *b, drp_auth_req_t *req, const char *realm,
 		return -ENOMEM;
 	}
 	*st = (fetch_st_t){.kind = ST_FETCH, .b = b, .req = req};
+	if (b->client != NULL)
+		b->client->hold(b);
 	st->scope = dup_str(h, scope);
 	st->realm_host = url_host(h, realm);
 	if (st->scope == NULL || st->realm_host == NULL) {
@@ -373,7 +399,7 @@ int bearer_challenge(bearer_t *b, drp_auth_req_t *req,
 		     const char *www_authenticate)
 {
 	const drp_host_api_t *h = b->host;
-	char *realm = NULL, *service = NULL, *scope = NULL;
+	char *realm = NULL, *service = NULL, *scope = NULL, *key = NULL;
 	int r = h->challenge_param(www_authenticate, "Bearer", "realm", &realm);
 	if (r == -ENOENT) {
 		if (h->challenge_param(www_authenticate, "Basic", NULL, NULL) ==
@@ -382,31 +408,35 @@ int bearer_challenge(bearer_t *b, drp_auth_req_t *req,
 		return DRP_AUTH_DECLINED;
 	}
 	if (r < 0) {
-		h->log(b->ctx, DRP_PLUGIN_LOG_WARNING,
-		       "unparseable WWW-Authenticate from the registry");
-		return DRP_AUTH_ERROR;
+		if (b->client == NULL)
+			h->log(b->ctx, DRP_PLUGIN_LOG_WARNING,
+			       "unparseable WWW-Authenticate from the "
+			       "registry");
+		return give_up(b, DRP_AUTH_ERROR);
 	}
 	atomic_store(&b->scheme, BEARER_SCHEME_BEARER);
 	if (b->basic != NULL && strncasecmp(realm, "https://", 8) != 0) {
-		h->log(b->ctx, DRP_PLUGIN_LOG_ERR,
+		h->log(b->ctx, fail_level(b),
 		       "refusing to send credentials to the non-https realm "
 		       "'%s'",
 		       realm);
 		h->free(realm);
-		return DRP_AUTH_ERROR;
+		return give_up(b, DRP_AUTH_ERROR);
 	}
 	h->challenge_param(www_authenticate, "Bearer", "service", &service);
 	h->challenge_param(www_authenticate, "Bearer", "scope", &scope);
 
 	/* The token this request carried was refused: never reuse it. */
 	const char *sent = h->req_header(req, "Authorization");
-	const char *key = scope ? scope : "";
+	const char *raw = scope ? scope : "";
 	if (sent != NULL && strncasecmp(sent, "Bearer ", 7) == 0)
-		h->token_forget(b->ctx, key, sent + 7);
+		h->token_forget(b->ctx, raw, sent + 7);
 
 	char *token = NULL;
+	key = b->client != NULL ? b->client->scope(raw) : dup_str(h, raw);
 	wait_st_t *ws = h->alloc(sizeof(*ws));
-	if (ws == NULL) {
+	if (key == NULL || ws == NULL) {
+		h->free(ws);
 		r = DRP_AUTH_ERROR;
 		goto out;
 	}
@@ -437,6 +467,7 @@ int bearer_challenge(bearer_t *b, drp_auth_req_t *req,
 		break;
 	}
 out:
+	h->free(key);
 	h->free(realm);
 	h->free(service);
 	h->free(scope);
@@ -458,78 +489,4 @@ void bearer_cancel(bearer_t *b, drp_auth_req_t *req)
 		/* Others may wait for this token: let the fetch finish. */
 		((fetch_st_t *)(void *)kind)->req = NULL;
 	}
-}
-
-/* ---- shared plugin entry points ---- */
-
-typedef struct bearer_plugin {
-	const drp_host_api_t *host;
-} bearer_plugin_t;
-
-int bearer_plugin_init(const drp_host_api_t *host, drp_host_ctx_t *ctx,
-		       void **pctx)
-{
-	(void)ctx;
-	bearer_plugin_t *p = host->alloc(sizeof(*p));
-	if (p == NULL)
-		return -ENOMEM;
-	p->host = host;
-	*pctx = p;
-	return 0;
-}
-
-void bearer_plugin_fini(void *pctx)
-{
-	bearer_plugin_t *p = pctx;
-	p->host->free(p);
-}
-
-const drp_host_api_t *bearer_plugin_host(void *pctx)
-{
-	return ((bearer_plugin_t *)pctx)->host;
-}
-
-int bearer_instance_make(const drp_host_api_t *host, drp_host_ctx_t *ctx,
-			 const char *user, const char *password, void **out,
-			 char *errbuf, size_t errlen)
-{
-	bearer_t *b = host->alloc(sizeof(*b));
-	if (b == NULL || bearer_init(b, host, ctx, user, password) < 0) {
-		host->free(b);
-		snprintf(errbuf, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	*out = b;
-	return 0;
-}
-
-void bearer_credentials_error(int r, char *errbuf, size_t errlen)
-{
-	snprintf(errbuf, errlen, "%s",
-		 r == -EIO ? "the password file cannot be read"
-			   : "incomplete credentials");
-}
-
-void bearer_instance_free(void *inst)
-{
-	bearer_t *b = inst;
-	const drp_host_api_t *h = b->host;
-	bearer_fini(b);
-	h->free(b);
-}
-
-int bearer_hook_decorate(void *inst, drp_auth_req_t *req)
-{
-	return bearer_decorate(inst, req);
-}
-
-int bearer_hook_challenge(void *inst, drp_auth_req_t *req,
-			  const char *www_authenticate)
-{
-	return bearer_challenge(inst, req, www_authenticate);
-}
-
-void bearer_hook_cancel(void *inst, drp_auth_req_t *req)
-{
-	bearer_cancel(inst, req);
 }

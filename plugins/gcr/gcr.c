@@ -13,7 +13,7 @@
 
 #include <drp/plugin.h>
 
-#include "bearer.h"
+#include "bearer_plugin.h"
 
 #define GCR_USER "_json_key"
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Identities the core authenticates itself (a client's own credentials,
  * anonymous access) and the proxy-local token handles that stand for
- * them, or for the proxy's own identity, in clients' requests. */
+ * them, or for the proxy's own identity, in clients' requests. An
+ * identity's token flow is the plugins' own (plugins/common/bearer.c),
+ * run through the core's host table with the identity as its owner. */
 #include "proxy/auth_int.h"
 
 #include <errno.h>
@@ -12,7 +14,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "plugin/challenge.h"
+#include "bearer.h"
 #include "proxy/users.h"
 #include "util/base64.h"
 #include "util/log.h"
@@ -23,20 +25,15 @@
 #define HANDLES_MAX 65536
 #define HANDLE_RAND 32 /* bytes of randomness: 43 base64url characters */
 
-enum ident_scheme {
-	SCHEME_UNKNOWN = 0,
-	SCHEME_BASIC = 1,
-	SCHEME_BEARER = 2,
-};
-
 struct drp_auth_ident {
 	drp_host_ctx_t ctx; /* the owner of its tokens in the token cache */
 	atomic_uint refs;
 	drp_auth_host_t *h;
-	char *basic; /* "Basic ..."; NULL: anonymous */
+	/* The token flow; b.basic is "Basic ..." as the client sent it,
+	 * NULL for anonymous access. */
+	bearer_t b;
 	char *user;
 	char *registry;
-	atomic_int scheme; /* enum ident_scheme, learned from challenges */
 	_Atomic double verified_until;
 };
 
@@ -78,11 +75,6 @@ struct drp_auth_handles {
 	unsigned n_privacy;
 };
 
-static const drp_host_api_t *api_of(const drp_auth_ident_t *id)
-{
-	return &id->ctx.host->api;
-}
-
 static double now_of(const drp_auth_host_t *h)
 {
 	drp_plugin_host_t *ph =
@@ -115,15 +107,15 @@ static char *basic_user(const char *basic)
 	return drp_strdup(n ? out : "?");
 }
 
+static const bearer_client_t ident_client;
+
 static drp_auth_ident_t *ident_new(drp_auth_host_t *h, const char *basic,
 				   const char *registry)
 {
 	drp_auth_ident_t *id = DRP_NEW(drp_auth_ident_t);
 	atomic_init(&id->refs, 1);
-	atomic_init(&id->scheme, SCHEME_UNKNOWN);
 	atomic_init(&id->verified_until, 0.0);
 	id->h = h;
-	id->basic = basic ? drp_strdup(basic) : NULL;
 	id->user = basic ? basic_user(basic) : drp_strdup("anonymous");
 	id->registry = drp_strdup(registry);
 	id->ctx = (drp_host_ctx_t){
@@ -131,6 +123,8 @@ static drp_auth_ident_t *ident_new(drp_auth_host_t *h, const char *basic,
 		.plugin = "proxy",
 		.instance = id->user,
 	};
+	drp_require(bearer_init_client(&id->b, &id->ctx.host->api, &id->ctx,
+				       &ident_client, basic, id->user) == 0);
 	return id;
 }
 
@@ -149,7 +143,7 @@ drp_auth_ident_t *drp_auth_ident_get(drp_auth_host_t *h, const char *basic,
 	pthread_mutex_lock(&t->lock);
 	anon_t *e = t->clients;
 	while (e != NULL && (strcmp(e->ident->registry, registry) != 0 ||
-			     strcmp(e->ident->basic, basic) != 0))
+			     strcmp(e->ident->b.basic, basic) != 0))
 		e = e->next;
 	if (e == NULL) {
 		if (t->n_clients >= CLIENTS_MAX) {
@@ -188,7 +182,7 @@ drp_auth_ident_t *drp_auth_ident_get(drp_auth_host_t *h, const char *basic,
 
 bool drp_auth_ident_is_anon(const drp_auth_ident_t *id)
 {
-	return id->basic == NULL;
+	return id->b.basic == NULL;
 }
 
 static unsigned bucket_of(const char *id);
@@ -235,7 +229,7 @@ void drp_auth_confirm_set(drp_auth_host_t *h, const uint8_t cred[32],
 
 void drp_auth_ident_key(const drp_auth_ident_t *id, uint8_t out[32])
 {
-	const char *v = id->basic ? id->basic : "";
+	const char *v = id->b.basic ? id->b.basic : "";
 	drp_users_key(v, strlen(v), out);
 }
 
@@ -346,10 +340,7 @@ void drp_auth_ident_unref(drp_auth_ident_t *id)
 	if (id == NULL || atomic_fetch_sub(&id->refs, 1) != 1)
 		return;
 	drp_tokencache_drop_owner(id->ctx.host->tokens, &id->ctx);
-	if (id->basic != NULL) {
-		explicit_bzero(id->basic, strlen(id->basic));
-		free(id->basic);
-	}
+	bearer_fini(&id->b);
 	free(id->user);
 	free(id->registry);
 	free(id);
@@ -362,288 +353,39 @@ const char *drp_auth_ident_user(const drp_auth_ident_t *id)
 
 /* ---- the identity's token flow ---- */
 
-enum { OP_FETCH = 1, OP_WAIT = 2 };
-
-/* A pending challenge of one request (in the request's data slot). */
-typedef struct id_op {
-	int kind;
-	drp_auth_ident_t *id; /* a reference */
-	drp_auth_req_t *r;    /* NULL once the request gave up */
-	char *scope;
-	char *realm_host;
-	drp_token_wait_t *wait;
-} id_op_t;
-
-static void op_free(id_op_t *op)
+static void ident_hold(bearer_t *b)
 {
-	free(op->scope);
-	free(op->realm_host);
-	drp_auth_ident_unref(op->id);
-	free(op);
+	drp_auth_ident_ref(DRP_CONTAINER_OF(b, drp_auth_ident_t, b));
 }
 
-static int set_bearer(drp_auth_req_t *r, const char *token)
+static void ident_release(bearer_t *b)
 {
-	size_t n = strlen(token) + sizeof("Bearer ");
-	char *v = drp_malloc(n);
-	snprintf(v, n, "Bearer %s", token);
-	int rc = drp_auth_req_set_header(r, "Authorization", v);
-	explicit_bzero(v, n);
-	free(v);
-	return rc == 0 ? DRP_AUTH_OK : DRP_AUTH_ERROR;
+	drp_auth_ident_unref(DRP_CONTAINER_OF(b, drp_auth_ident_t, b));
 }
 
-/* "repository:NAME:ACTIONS" of the request, "" outside a repository. */
-static char *req_scope(const drp_auth_req_t *r)
-{
-	const char *repo = drp_auth_req_get(r, DRP_REQ_REPOSITORY);
-	const char *actions = drp_auth_req_get(r, DRP_REQ_ACTIONS);
-	if (repo == NULL)
-		return drp_strdup("");
-	size_t n = strlen(repo) + strlen(actions) + sizeof("repository:::");
-	char *s = drp_malloc(n);
-	snprintf(s, n, "repository:%s:%s", repo, actions);
-	return s;
-}
+/* A token fetch may outlive the request that started it (and with it
+ * the last reference to the identity). Registries write a scope's
+ * actions in any order: the token request names them in one. */
+static const bearer_client_t ident_client = {
+	.hold = ident_hold,
+	.release = ident_release,
+	.scope = drp_tokencache_scope_canon,
+};
 
 int drp_auth_ident_decorate(drp_auth_ident_t *id, drp_auth_req_t *r)
 {
-	if (atomic_load(&id->scheme) == SCHEME_BASIC) {
-		if (id->basic == NULL)
-			return DRP_AUTH_DECLINED;
-		return drp_auth_req_set_header(r, "Authorization", id->basic) ==
-				       0
-			       ? DRP_AUTH_OK
-			       : DRP_AUTH_ERROR;
-	}
-	char *scope = req_scope(r);
-	char *token = NULL;
-	int res = DRP_AUTH_DECLINED;
-	if (api_of(id)->token_get(&id->ctx, scope, &token) == 0) {
-		res = set_bearer(r, token);
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
-	free(scope);
-	return res;
-}
-
-static void wait_cb(void *arg, const char *token)
-{
-	id_op_t *op = arg;
-	drp_auth_req_t *r = op->r;
-	/* NULL: the fetch this waited for failed (most likely refused). */
-	int res = token ? set_bearer(r, token) : DRP_AUTH_DECLINED;
-	drp_auth_req_set_data(r, NULL);
-	op_free(op);
-	drp_auth_req_done(r, res);
-}
-
-static void fetch_cb(void *arg, int status, const drp_http_fetch_resp_t *resp,
-		     const char *body, size_t body_len)
-{
-	id_op_t *op = arg;
-	drp_auth_ident_t *id = op->id;
-	const drp_host_api_t *api = api_of(id);
-	char *token = NULL;
-	double ttl = 0;
-	int res;
-	if (status == 200 &&
-	    api->token_parse(body, body_len, &token, &ttl) == 0) {
-		drp_log_info(DRP_LOG_PLUGIN,
-			     "proxy/%s: token for scope '%s' from %s, valid "
-			     "%.0f s",
-			     id->user, op->scope, op->realm_host, ttl);
-		api->token_put(&id->ctx, op->scope, token, ttl);
-		res = op->r ? set_bearer(op->r, token) : DRP_AUTH_OK;
-		explicit_bzero(token, strlen(token));
-		free(token);
-	} else {
-		api->token_fail(&id->ctx, op->scope);
-		if (status == 401 || status == 403) {
-			/* The client's credentials (or anonymous access)
-			 * are not good enough: its 401 goes back to it. */
-			drp_log_notice(DRP_LOG_PLUGIN,
-				       "proxy/%s: token service %s refused "
-				       "%s for scope '%s' (HTTP %d)",
-				       id->user, op->realm_host,
-				       id->basic ? "the client's credentials"
-						 : "anonymous access",
-				       op->scope, status);
-			res = DRP_AUTH_DECLINED;
-		} else {
-			drp_log_warning(DRP_LOG_PLUGIN,
-					"proxy/%s: token service %s: %s%s",
-					id->user, op->realm_host,
-					status < 0 ? "" : "HTTP ",
-					status < 0	? strerror(-status)
-					: status == 200 ? "unusable answer"
-							: "error");
-			res = DRP_AUTH_ERROR;
-		}
-	}
-	drp_auth_req_t *r = op->r;
-	op_free(op);
-	if (r != NULL) {
-		drp_auth_req_set_data(r, NULL);
-		drp_auth_req_done(r, res);
-	}
-}
-
-/* realm?service=S&scope=A&scope=B (scope values space-separated). */
-static char *token_url(const drp_host_api_t *api, const char *realm,
-		       const char *service, const char *scope)
-{
-	drp_buf_t b = {0};
-	drp_buf_printf(&b, "%s", realm);
-	char sep = strchr(realm, '?') ? '&' : '?';
-	if (*service) {
-		char *e = api->url_encode(service);
-		drp_buf_printf(&b, "%cservice=%s", sep, e);
-		free(e);
-		sep = '&';
-	}
-	for (const char *p = scope; *p;) {
-		size_t w = strcspn(p, " ");
-		if (w > 0) {
-			char *one = drp_strndup(p, w);
-			char *e = api->url_encode(one);
-			drp_buf_printf(&b, "%cscope=%s", sep, e);
-			free(e);
-			free(one);
-			sep = '&';
-		}
-		p += w;
-		p += strspn(p, " ");
-	}
-	char *url = drp_strndup(drp_buf_head(&b), drp_buf_pending(&b));
-	drp_buf_free(&b);
-	return url;
-}
-
-static int start_fetch(id_op_t *op, const char *realm, const char *service)
-{
-	drp_auth_ident_t *id = op->id;
-	const drp_host_api_t *api = api_of(id);
-	char *url = token_url(api, realm, service, op->scope);
-	const char *p = strstr(realm, "://");
-	p = p ? p + 3 : realm;
-	op->realm_host = drp_strndup(p, strcspn(p, "/?#"));
-	char *auth = NULL;
-	if (id->basic != NULL) {
-		size_t n = strlen(id->basic) + sizeof("Authorization: ");
-		auth = drp_malloc(n);
-		snprintf(auth, n, "Authorization: %s", id->basic);
-	}
-	const char *headers[] = {auth, NULL};
-	drp_http_fetch_t *f =
-		api->http_fetch(&id->ctx, "GET", url, auth ? headers : NULL,
-				NULL, 0, fetch_cb, op);
-	if (auth != NULL) {
-		explicit_bzero(auth, strlen(auth));
-		free(auth);
-	}
-	free(url);
-	return f ? 0 : -EIO;
-}
-
-static int answer_basic(drp_auth_ident_t *id, drp_auth_req_t *r)
-{
-	if (id->basic == NULL)
-		return DRP_AUTH_DECLINED;
-	atomic_store(&id->scheme, SCHEME_BASIC);
-	const char *sent = drp_auth_req_header(r, "Authorization");
-	if (sent != NULL && strcmp(sent, id->basic) == 0)
-		return DRP_AUTH_DECLINED; /* refused: the client hears so */
-	return drp_auth_req_set_header(r, "Authorization", id->basic) == 0
-		       ? DRP_AUTH_OK
-		       : DRP_AUTH_ERROR;
+	return bearer_decorate(&id->b, r);
 }
 
 int drp_auth_ident_challenge(drp_auth_ident_t *id, drp_auth_req_t *r,
 			     const char *www)
 {
-	drp_challenges_t cs;
-	if (drp_challenge_parse(www, strlen(www), &cs) < 0)
-		return DRP_AUTH_DECLINED;
-	const drp_challenge_t *bearer = drp_challenge_find(&cs, "Bearer");
-	const char *realm =
-		bearer ? drp_challenge_param(bearer, "realm") : NULL;
-	int res;
-	if (realm == NULL) {
-		res = drp_challenge_find(&cs, "Basic") ? answer_basic(id, r)
-						       : DRP_AUTH_DECLINED;
-		drp_challenges_free(&cs);
-		return res;
-	}
-	atomic_store(&id->scheme, SCHEME_BEARER);
-	if (id->basic != NULL && strncasecmp(realm, "https://", 8) != 0) {
-		drp_log_warning(DRP_LOG_PLUGIN,
-				"proxy/%s: not sending a client's credentials "
-				"to the non-https realm '%s'",
-				id->user, realm);
-		drp_challenges_free(&cs);
-		return DRP_AUTH_DECLINED;
-	}
-	const char *service = drp_challenge_param(bearer, "service");
-	const char *scope = drp_challenge_param(bearer, "scope");
-	const drp_host_api_t *api = api_of(id);
-	const char *sent = drp_auth_req_header(r, "Authorization");
-	if (sent != NULL && strncasecmp(sent, "Bearer ", 7) == 0)
-		api->token_forget(&id->ctx, scope ? scope : "", sent + 7);
-
-	id_op_t *op = DRP_NEW(id_op_t);
-	op->id = drp_auth_ident_ref(id);
-	op->r = r;
-	/* Registries write the actions in any order: ask in one. */
-	op->scope = drp_tokencache_scope_canon(scope ? scope : "");
-	char *token = NULL;
-	switch (api->token_acquire(&id->ctx, op->scope, &token, wait_cb, op,
-				   &op->wait)) {
-	case DRP_TOKEN_HIT:
-		res = set_bearer(r, token);
-		explicit_bzero(token, strlen(token));
-		free(token);
-		op_free(op);
-		break;
-	case DRP_TOKEN_WAIT:
-		op->kind = OP_WAIT;
-		drp_auth_req_set_data(r, op);
-		res = DRP_AUTH_PENDING;
-		break;
-	case DRP_TOKEN_FETCH:
-		op->kind = OP_FETCH;
-		if (start_fetch(op, realm, service ? service : "") < 0) {
-			api->token_fail(&id->ctx, op->scope);
-			op_free(op);
-			res = DRP_AUTH_ERROR;
-		} else {
-			drp_auth_req_set_data(r, op);
-			res = DRP_AUTH_PENDING;
-		}
-		break;
-	default:
-		op_free(op);
-		res = DRP_AUTH_ERROR;
-		break;
-	}
-	drp_challenges_free(&cs);
-	return res;
+	return bearer_challenge(&id->b, r, www);
 }
 
 void drp_auth_ident_cancel(drp_auth_ident_t *id, drp_auth_req_t *r)
 {
-	id_op_t *op = drp_auth_req_get_data(r);
-	if (op == NULL)
-		return;
-	drp_auth_req_set_data(r, NULL);
-	if (op->kind == OP_WAIT) {
-		api_of(id)->token_wait_cancel(&id->ctx, op->wait);
-		op_free(op);
-	} else {
-		/* Others may wait for this token: the fetch goes on. */
-		op->r = NULL;
-	}
+	bearer_cancel(&id->b, r);
 }
 
 /* ---- handles ---- */

@@ -366,6 +366,42 @@ START_TEST(hub_push_scope_and_ping)
 }
 END_TEST
 
+/* The token request carries the challenge's values whole, however long
+ * (a scope is split only at spaces, a service not at all), as the core's
+ * token client always did: the flow is one now. */
+START_TEST(hub_token_url_values_whole)
+{
+	static drp_conf_item_t items[] = {ITEM("plugin", "dockerhub", 2)};
+	inst = make("docker.io", items, 1);
+	ck_assert_ptr_nonnull(inst);
+	static char repo[3001];
+	memset(repo, 'a', sizeof(repo) - 1);
+	static char www[3300], want[3300];
+	snprintf(www, sizeof(www),
+		 "Bearer realm=\"https://auth.docker.io/token\","
+		 "service=\"registry docker\",scope=\"repository:%s:pull\"",
+		 repo);
+	snprintf(want, sizeof(want),
+		 "https://auth.docker.io/token?service=registry%%20docker&"
+		 "scope=repository%%3A%s%%3Apull",
+		 repo);
+	struct drp_auth_req r;
+	pull_req(&r, repo);
+	ck_assert_int_eq(challenge(&r, www), DRP_AUTH_PENDING);
+	ck_assert_uint_eq(mh.n_fetches, 1);
+	const char *url = mock_fetch_nth(&mh, 0)->url;
+	/* (Check cannot print 3 KiB strings: lengths and the ends.) */
+	ck_assert_msg(strcmp(url, want) == 0,
+		      "token URL of %zu bytes, want %zu: '%.70s' ... '%s'",
+		      strlen(url), strlen(want), url,
+		      url + (strlen(url) > 30 ? strlen(url) - 30 : 0));
+	mock_fetch_complete(&mh, mock_fetch_nth(&mh, 0), 200, NULL,
+			    TOKEN_JSON("L"));
+	ck_assert_int_eq(r.done_result, DRP_AUTH_OK);
+	mock_req_fini(&r);
+}
+END_TEST
+
 START_TEST(basic_registry)
 {
 	static drp_conf_item_t items[] = {ITEM("plugin", "basic", 2),
@@ -626,6 +662,7 @@ Suite *plugin_modules_suite(void)
 	tcase_add_loop_test(tc, hub_token_service_failures, 0,
 			    (int)DRP_ARRAY_SIZE(failures));
 	tcase_add_test(tc, hub_push_scope_and_ping);
+	tcase_add_test(tc, hub_token_url_values_whole);
 	tcase_add_test(tc, basic_registry);
 	tcase_add_test(tc, basic_token_service_https_only);
 	tcase_add_test(tc, quay_robot);
