@@ -66,12 +66,13 @@ drp_plugin_host_t *drp_auth_host_plugin_host(drp_auth_host_t *h)
 /*
  * Identities the core authenticates itself, without a plugin
  * (auth_client.c): a client's own credentials, which it gave to the
- * proxy's token realm, and anonymous access. Each runs the registry
- * token flow (Basic challenge: the credentials; Bearer challenge: a token
- * from the challenge's realm, cached per identity and scope in the
- * shared token cache) with the same results as a plugin's hooks.
- * Refcounted; thread-safe except where a request is named (the request's
- * thread).
+ * proxy's token realm, and anonymous access. Each runs the plugins'
+ * registry token flow, plugins/common/bearer.c, through this host's table
+ * (Basic challenge: the credentials; Bearer challenge: a token from the
+ * challenge's realm, cached per identity and scope in the shared token
+ * cache), as a client's (bearer_client_t): a refusal is DECLINED, so the
+ * upstream's 401 goes to the client. Refcounted; thread-safe except where a
+ * request is named (the request's thread).
  */
 typedef struct drp_auth_ident drp_auth_ident_t;
 
