@@ -452,7 +452,7 @@ void drp_conf_free(drp_conf_t *c)
 const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
 					     const char *key)
 {
-	for (unsigned i = 0; i < r->n_items; i++)
+	for (unsigned i = 0; r != NULL && i < r->n_items; i++)
 		if (strcmp(r->items[i].key, key) == 0)
 			return &r->items[i];
 	return NULL;

@@ -226,7 +226,9 @@ void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
 			     unsigned n, drp_conf_regset_t *out)
 	__attribute__((nonnull(1, 4)));
 
-/* Lookup in a [registry] section; NULL if absent. */
+/* The item of a [registry] section with this key: the one lookup of a
+ * section's keys, for the conf module and the plugin layer alike. NULL
+ * if absent, or if r is NULL (no section). */
 const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
 					     const char *key);
 

@@ -72,20 +72,9 @@ static void host_free(void *p)
 
 /* ---- configuration ---- */
 
-static const drp_conf_item_t *find_item(const drp_host_ctx_t *ctx,
-					const char *key)
-{
-	if (ctx->section == NULL)
-		return NULL;
-	for (unsigned i = 0; i < ctx->section->n_items; i++)
-		if (strcmp(ctx->section->items[i].key, key) == 0)
-			return &ctx->section->items[i];
-	return NULL;
-}
-
 static const char *host_config_get(drp_host_ctx_t *ctx, const char *key)
 {
-	const drp_conf_item_t *it = find_item(ctx, key);
+	const drp_conf_item_t *it = drp_conf_registry_get(ctx->section, key);
 	if (it != NULL)
 		return it->value;
 	for (const drp_plugin_key_t *k = ctx->schema; k && k->key; k++)
@@ -109,7 +98,8 @@ static void vconfig_error(drp_host_ctx_t *ctx, const char *key, const char *fmt,
 			    key ? ": " : "", msg);
 		return;
 	}
-	const drp_conf_item_t *it = key ? find_item(ctx, key) : NULL;
+	const drp_conf_item_t *it =
+		key ? drp_conf_registry_get(ctx->section, key) : NULL;
 	if (it != NULL) {
 		drp_conf_registry_error(ctx->errs, ctx->section, it, "%s", msg);
 		return;
@@ -196,7 +186,7 @@ out:
 static int host_config_secret(drp_host_ctx_t *ctx, const char *key,
 			      char **value, size_t *len)
 {
-	const drp_conf_item_t *it = find_item(ctx, key);
+	const drp_conf_item_t *it = drp_conf_registry_get(ctx->section, key);
 	if (it != NULL) {
 		*value = drp_strdup(it->value);
 		if (len != NULL)
@@ -207,7 +197,7 @@ static int host_config_secret(drp_host_ctx_t *ctx, const char *key,
 	if ((size_t)snprintf(fkey, sizeof(fkey), "%s_file", key) >=
 	    sizeof(fkey))
 		return -ENOENT;
-	it = find_item(ctx, fkey);
+	it = drp_conf_registry_get(ctx->section, fkey);
 	if (it == NULL)
 		return -ENOENT;
 	char *path = resolve_path(it->file, it->value);

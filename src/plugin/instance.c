@@ -18,15 +18,6 @@ struct drp_plugin_inst {
 	drp_select_name_t sel;
 };
 
-static const drp_conf_item_t *find_item(const drp_conf_registry_t *sec,
-					const char *key)
-{
-	for (unsigned i = 0; i < sec->n_items; i++)
-		if (strcmp(sec->items[i].key, key) == 0)
-			return &sec->items[i];
-	return NULL;
-}
-
 static const drp_plugin_key_t *find_key(const drp_plugin_key_t *schema,
 					const char *key)
 {
@@ -123,7 +114,7 @@ static unsigned check_keys(const drp_conf_registry_t *sec, const char *plugin,
 		const drp_plugin_key_t *fk = file_key_of(schema, it->key);
 		if (k != NULL && !drp_plugin_shared_key(it->key))
 			check_value(sec, it, k, errs);
-		if (fk != NULL && find_item(sec, fk->key) != NULL)
+		if (fk != NULL && drp_conf_registry_get(sec, fk->key) != NULL)
 			drp_conf_registry_error(errs, sec, it,
 						"conflicts with %s", fk->key);
 		if (k == NULL && fk == NULL &&
@@ -141,11 +132,12 @@ static unsigned check_keys(const drp_conf_registry_t *sec, const char *plugin,
 	}
 	for (const drp_plugin_key_t *k = schema; k && k->key; k++) {
 		if (!(k->flags & DRP_KEY_REQUIRED) ||
-		    find_item(sec, k->key) != NULL)
+		    drp_conf_registry_get(sec, k->key) != NULL)
 			continue;
 		char fkey[128];
 		snprintf(fkey, sizeof(fkey), "%s_file", k->key);
-		if ((k->flags & DRP_KEY_FILE) && find_item(sec, fkey) != NULL)
+		if ((k->flags & DRP_KEY_FILE) &&
+		    drp_conf_registry_get(sec, fkey) != NULL)
 			continue;
 		char label[300];
 		snprintf(label, sizeof(label), "registry \"%s\"", sec->name);
@@ -176,7 +168,7 @@ drp_plugin_inst_t *drp_plugin_inst_new(drp_plugin_loader_t *l,
 		drp_conf_registry_error(errs, sec, NULL, "%s", why);
 		goto fail;
 	}
-	const drp_conf_item_t *pit = find_item(sec, "plugin");
+	const drp_conf_item_t *pit = drp_conf_registry_get(sec, "plugin");
 	if (pit == NULL) {
 		if (check_keys(sec, NULL, NULL, errs) > 0)
 			goto fail;

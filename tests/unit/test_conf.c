@@ -1292,6 +1292,28 @@ START_TEST(registry_typed)
 }
 END_TEST
 
+/* The one lookup of a [registry] section's keys (the conf module and the
+ * plugin layer both use it): the item as written, NULL if absent or if
+ * there is no section at all (a plugin's own ctx has none). */
+START_TEST(registry_get)
+{
+	drp_conf_t *c = load_ok("[registry \"quay.io\"]\n"
+				"plugin = quay\n"
+				"x = 1\n"
+				"tag_ttl = 1m\n");
+	const drp_conf_registry_t *r = &c->registry[0];
+	const drp_conf_item_t *it = drp_conf_registry_get(r, "x");
+	ck_assert_ptr_eq(it, &r->items[1]);
+	ck_assert_str_eq(it->value, "1");
+	ck_assert_uint_eq(it->line, 3);
+	ck_assert_ptr_eq(drp_conf_registry_get(r, "tag_ttl"), &r->items[2]);
+	ck_assert_ptr_null(drp_conf_registry_get(r, "X"));
+	ck_assert_ptr_null(drp_conf_registry_get(r, "x_file"));
+	ck_assert_ptr_null(drp_conf_registry_get(NULL, "plugin"));
+	drp_conf_free(c);
+}
+END_TEST
+
 Suite *conf_suite(void)
 {
 	Suite *s = suite_create("conf");
@@ -1316,6 +1338,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, defaults_values);
 	tcase_add_test(tc, defaults_round_trip);
 	tcase_add_test(tc, registry_typed);
+	tcase_add_test(tc, registry_get);
 	/* Runs in its own process (Check's default fork mode) and must
 	 * fail; under CK_FORK=no the failure would end the run, so skip. */
 	const char *fork = getenv("CK_FORK");
