@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+/* A configuration's life: the embedded defaults, loading a file (ini.c
+ * splits it, schema.c applies it over the defaults), freeing, and the
+ * one query made of it per request (drp_conf_regset_resolve). The calls
+ * go one way: this file calls the schema, never the reverse. */
 #include "conf/conf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,207 +16,10 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-/* ---- errors ---- */
-
-void drp_conf_errors_free(drp_conf_errors_t *e)
-{
-	if (e == NULL)
-		return;
-	for (unsigned i = 0; i < e->n; i++)
-		free(e->msg[i]);
-	free(e->msg);
-	e->msg = NULL;
-	e->n = 0;
-}
-
-static void verror(drp_conf_errors_t *e, const char *file, unsigned line,
-		   const char *section, const char *key, const char *fmt,
-		   va_list ap) __attribute__((format(printf, 6, 0)));
-
-static void verror(drp_conf_errors_t *e, const char *file, unsigned line,
-		   const char *section, const char *key, const char *fmt,
-		   va_list ap)
-{
-	char *msg = NULL, *out = NULL;
-	char pos[32] = "";
-
-	if (vasprintf(&msg, fmt, ap) < 0)
-		drp_fatal_at(__FILE__, __LINE__, "out of memory");
-	if (file && line)
-		snprintf(pos, sizeof(pos), ":%u", line);
-	bool bracket = section && section[0] != '[';
-	int r = asprintf(&out, "%s%s%s%s%s%s%s%s%s%s", file ? file : "", pos,
-			 file ? ": " : "", bracket ? "[" : "",
-			 section ? section : "", bracket ? "]" : "",
-			 section && key ? " " : "", key ? key : "",
-			 section || key ? ": " : "", msg);
-	if (r < 0)
-		drp_fatal_at(__FILE__, __LINE__, "out of memory");
-	free(msg);
-	e->msg = drp_realloc(e->msg, (e->n + 1) * sizeof(*e->msg));
-	e->msg[e->n++] = out;
-}
-
-void drp_conf_error(drp_conf_errors_t *e, const char *file, unsigned line,
-		    const char *section, const char *key, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	verror(e, file, line, section, key, fmt, ap);
-	va_end(ap);
-}
-
-void drp_conf_error_item(drp_conf_errors_t *e, const char *section,
-			 const drp_conf_item_t *it, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (it)
-		verror(e, it->file, it->line, section, it->key, fmt, ap);
-	else
-		verror(e, NULL, 0, section, NULL, fmt, ap);
-	va_end(ap);
-}
-
-void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
-			     const drp_conf_item_t *it, const char *fmt, ...)
-{
-	va_list ap;
-	size_t n = strlen(r->name) + 16;
-	char *label = drp_malloc(n);
-
-	snprintf(label, n, "registry \"%s\"", r->name);
-	va_start(ap, fmt);
-	if (it)
-		verror(e, it->file, it->line, label, it->key, fmt, ap);
-	else
-		verror(e, r->file, r->line, label, NULL, fmt, ap);
-	va_end(ap);
-	free(label);
-}
-
-/* ---- value syntax ---- */
-
+/* Syntax of the line number in a message. */
 static bool digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-int drp_conf_parse_size(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *p = s;
-	unsigned shift = 0;
-	bool overflow = false;
-
-	if (!digit(*p))
-		return -EINVAL;
-	for (; digit(*p); p++) {
-		unsigned d = (unsigned)(*p - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			overflow = true;
-		else
-			v = v * 10 + d;
-	}
-	switch (*p) {
-	case '\0':
-		break;
-	case 'K':
-	case 'k':
-		shift = 10;
-		break;
-	case 'M':
-	case 'm':
-		shift = 20;
-		break;
-	case 'G':
-	case 'g':
-		shift = 30;
-		break;
-	case 'T':
-	case 't':
-		shift = 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	/* The syntax is checked first: "99999999999999999999X" is a typo
-	 * before it is an overflow. */
-	if (shift && p[1] != '\0')
-		return -EINVAL;
-	if (overflow || v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = v << shift;
-	return 0;
-}
-
-/* Longer than any timeout or TTL makes sense for, short enough that
- * adding it to a timestamp cannot overflow anything. */
-#define DURATION_MAX 1e9
-
-int drp_conf_parse_duration(const char *s, double *out)
-{
-	const char *p = s;
-	double v = 0, scale = 1;
-
-	if (!digit(*p))
-		return -EINVAL;
-	for (; digit(*p); p++)
-		v = v * 10 + (*p - '0');
-	if (*p == '.') {
-		p++;
-		if (!digit(*p))
-			return -EINVAL;
-		for (; digit(*p); p++) {
-			scale /= 10;
-			v += (*p - '0') * scale;
-		}
-	}
-	double mult = 1;
-	switch (*p) {
-	case '\0':
-		break;
-	case 's':
-		break;
-	case 'm':
-		mult = 60;
-		break;
-	case 'h':
-		mult = 3600;
-		break;
-	case 'd':
-		mult = 86400;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*p && p[1] != '\0')
-		return -EINVAL;
-	v *= mult;
-	if (v > DURATION_MAX)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
-
-int drp_conf_parse_bool(const char *s, bool *out)
-{
-	static const char *const yes[] = {"yes", "true", "on", "1"};
-	static const char *const no[] = {"no", "false", "off", "0"};
-
-	for (size_t i = 0; i < DRP_ARRAY_SIZE(yes); i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*out = true;
-			return 0;
-		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*out = false;
-			return 0;
-		}
-	}
-	return -EINVAL;
 }
 
 /* ---- defaults ---- */
@@ -447,15 +253,6 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->registry);
 	free(c->path);
 	free(c);
-}
-
-const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
-					     const char *key)
-{
-	for (unsigned i = 0; r != NULL && i < r->n_items; i++)
-		if (strcmp(r->items[i].key, key) == 0)
-			return &r->items[i];
-	return NULL;
 }
 
 void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,

@@ -16,171 +16,9 @@
 #ifndef DRP_CONF_CONF_H
 #define DRP_CONF_CONF_H
 
-#include <stdbool.h>
-#include <stdint.h>
-#include <sys/socket.h>
-
-#include "util/addr.h"
-
-/* One "key = value" as written, with where it was written. */
-typedef struct drp_conf_item {
-	char *key;
-	char *value;
-	const char *file; /* owned by the conf */
-	unsigned line;
-} drp_conf_item_t;
-
-/* [resolve] host = addr[:port] */
-typedef struct drp_conf_resolve {
-	char *host;		      /* lower-case */
-	struct sockaddr_storage addr; /* port 0 = "the requested port" */
-	unsigned addrlen;
-} drp_conf_resolve_t;
-
-/* push = (enum values are append-only). */
-enum drp_conf_push {
-	DRP_CONF_PUSH_UNSET = 0,  /* not in the section: inherited */
-	DRP_CONF_PUSH_CLIENT = 1, /* uploads with the client's credentials */
-	DRP_CONF_PUSH_PROXY = 2,  /* the proxy's credentials may be used */
-	DRP_CONF_PUSH_DENY = 3,	  /* no uploads through the proxy */
-};
-
-/* [registry "name"]: kept raw; the plugin layer validates its own keys.
- * Shared keys (plugin, username, password, password_file, allow, users,
- * push, tag_ttl) are validated by the conf module and also kept in
- * items; those the core applies per request are parsed once, here, into
- * typed fields (nothing re-reads their text per request). */
-typedef struct drp_conf_registry {
-	char *name; /* as written in the header, lower-cased host part */
-	const char *file;
-	unsigned line;
-	drp_conf_item_t *items;
-	unsigned n_items;
-	/* tag_ttl = (seconds); meaningful only if has_tag_ttl. */
-	bool has_tag_ttl;
-	double tag_ttl;
-	enum drp_conf_push push; /* DRP_CONF_PUSH_UNSET if not set */
-	/* allow = CIDR list; has_allow also for an empty list (nobody). */
-	bool has_allow;
-	drp_cidr_t *allow;
-	unsigned n_allow;
-	/* users = NAME... (lower-case as written) or * (any_user); has_users
-	 * if the key is set. */
-	bool has_users;
-	bool any_user;
-	char **users;
-	unsigned n_users;
-} drp_conf_registry_t;
-
-/*
- * The per-registry settings that govern one request, resolved once when
- * it arrives (drp_conf_regset_resolve) from the chain of [registry]
- * sections matching it, most specific first, as the plugin selection
- * ranks them (plugin/select.h: drp_select_chain).
- *  - sec: the first of the chain, the selected section: its plugin,
- *    credentials, allow and users apply, never another section's.
- *  - tag_ttl, push: from the first section of the chain that sets them
- *    (a "docker.io/acme" section without tag_ttl inherits the one of
- *    "docker.io"), else [cache] tag_ttl and push = client.
- * valid is false until resolved (e.g. a plain, non-intercepted request):
- * then nothing of it applies.
- */
-typedef struct drp_conf_regset {
-	bool valid;
-	int sec;	/* index into drp_conf_t.registry, -1: none matches */
-	double tag_ttl; /* seconds */
-	enum drp_conf_push push; /* never DRP_CONF_PUSH_UNSET */
-	int tag_ttl_sec;	 /* section that set it, -1: [cache] */
-	int push_sec;		 /* section that set it, -1: default */
-} drp_conf_regset_t;
-
-typedef struct drp_conf_listen {
-	struct sockaddr_storage addr;
-	unsigned addrlen;
-	char *text; /* as written */
-} drp_conf_listen_t;
-
-typedef struct drp_conf {
-	char *path; /* NULL for the embedded defaults */
-
-	/* [proxy] */
-	drp_conf_listen_t *listen; /* listen = (space/comma separated) */
-	unsigned n_listen;
-	unsigned workers;  /* 0 = auto (CPU count) */
-	char **registries; /* registries = hosts to intercept (lower-case,
-			      "host" or "host:port") */
-	unsigned n_registries;
-	drp_cidr_t *allow; /* allow = CIDR list */
-	unsigned n_allow;
-	uint16_t *tunnel_ports; /* tunnel_ports = 443 ... */
-	unsigned n_tunnel_ports;
-	char *ca_dir;		/* ca_dir = (default "./ca" for embedded) */
-	char *upstream_ca_file; /* NULL if empty */
-	bool verify_upstream;	/* default yes */
-	char *access_log;	/* "-" = stderr */
-	char *error_log;	/* error_log = "-" (stderr) or path */
-	int log_level;		/* log_level = notice (enum drp_log_level) */
-	char *users_file;	/* users_file = (htpasswd), NULL if unset */
-	bool require_users;	/* require_users = no: 407 without one */
-	char **tunnel_only;	/* tunnel_only = hosts never intercepted on the
-				   proxy's own initiative ("host", "host:port",
-				   "*.domain"; lower-case) */
-	unsigned n_tunnel_only;
-	unsigned max_connections;   /* default 4096 */
-	unsigned max_header_size;   /* default 65536 bytes (431 above) */
-	double header_timeout;	    /* s, default 30 */
-	double idle_timeout;	    /* keep-alive idle, default 60 */
-	double connect_timeout;	    /* upstream TCP connect, default 10 */
-	double handshake_timeout;   /* TLS handshake, default 15 */
-	double body_timeout;	    /* body stall (no progress), default 120 */
-	double tunnel_idle_timeout; /* default 600 */
-
-	/* [resolve] */
-	drp_conf_resolve_t *resolve;
-	unsigned n_resolve;
-
-	/* [cache] */
-	char *cache_backend;	 /* backend = fs */
-	char *cache_dir;	 /* dir = (default "./cache" for embedded) */
-	uint64_t cache_max_size; /* max_size = 32G (K/M/G/T suffixes) */
-	double tag_ttl;		 /* tag_ttl = 5m (s/m/h/d suffixes) */
-
-	/* [registry "name"] sections in file order */
-	drp_conf_registry_t *registry;
-	unsigned n_registry;
-} drp_conf_t;
-
-/*
- * Error sink: each error is one formatted line (see above). Caller owns it
- * and frees with drp_conf_errors_free().
- */
-typedef struct drp_conf_errors {
-	char **msg;
-	unsigned n;
-} drp_conf_errors_t;
-void drp_conf_errors_free(drp_conf_errors_t *e);
-/*
- * Append an error for an item ("file:line: [section] key: ...").
- * section is the text between the brackets (`registry "quay.io"`); one
- * given with its brackets is printed as is; NULL omits it.
- */
-void drp_conf_error_item(drp_conf_errors_t *e, const char *section,
-			 const drp_conf_item_t *it, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-/*
- * Append an error with an explicit position. Parts that are NULL (or a
- * line of 0) are left out with their separators:
- *   "file:line: [section] key: msg", "file:line: [section]: msg",
- *   "file:line: msg", "file: msg".
- */
-void drp_conf_error(drp_conf_errors_t *e, const char *file, unsigned line,
-		    const char *section, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-/* For the plugin layer: an error in a [registry "NAME"] section, about
- * item it, or about the section itself (its header line) if it is NULL. */
-void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
-			     const drp_conf_item_t *it, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+#include "conf/error.h"
+#include "conf/model.h"
+#include "conf/schema.h"
 
 /*
  * The embedded defaults: listen 0.0.0.0:3128, workers auto, registries
@@ -206,17 +44,6 @@ drp_conf_t *drp_conf_load_string(const char *name, const char *text,
 				 drp_conf_errors_t *errs);
 void drp_conf_free(drp_conf_t *c);
 
-/* Helpers shared with the plugin layer. Each returns 0, -EINVAL (syntax)
- * or -ERANGE (too large); *out is written only on success. */
-/* "32G" -> bytes; suffixes K M G T (powers of 1024, either case), no
- * suffix = bytes; digits only, no sign, no blanks. */
-int drp_conf_parse_size(const char *s, uint64_t *out);
-/* "5m" -> 300; suffixes s m h d, or a bare number of seconds (may be
- * fractional "0.5"); at most 1e9 seconds. */
-int drp_conf_parse_duration(const char *s, double *out);
-/* "yes/no/true/false/on/off/1/0", case-insensitive; never -ERANGE. */
-int drp_conf_parse_bool(const char *s, bool *out);
-
 /*
  * Resolve the settings for a request (see drp_conf_regset_t) from chain,
  * the indices into c->registry of the sections matching it, most
@@ -225,11 +52,5 @@ int drp_conf_parse_bool(const char *s, bool *out);
 void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
 			     unsigned n, drp_conf_regset_t *out)
 	__attribute__((nonnull(1, 4)));
-
-/* The item of a [registry] section with this key: the one lookup of a
- * section's keys, for the conf module and the plugin layer alike. NULL
- * if absent, or if r is NULL (no section). */
-const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
-					     const char *key);
 
 #endif

@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "conf/conf.h"
+#include "conf/error.h"
 
 typedef struct drp_ini_item {
 	char *key;

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* The keys of every section, how each value is checked, and where it
+ * lands in drp_conf_t (see schema.h). */
 #include "conf/schema.h"
 
 #include <arpa/inet.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/ini.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -97,12 +100,129 @@ static void seen_free(struct seen *s)
 	free(s->line);
 }
 
-/* ---- lexical helpers ---- */
+/* ---- value syntax ---- */
 
 static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
 }
+
+int drp_conf_parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	unsigned shift = 0;
+	bool overflow = false;
+
+	if (!is_digit(*p))
+		return -EINVAL;
+	for (; is_digit(*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			overflow = true;
+		else
+			v = v * 10 + d;
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		break;
+	case 'T':
+	case 't':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	/* The syntax is checked first: "99999999999999999999X" is a typo
+	 * before it is an overflow. */
+	if (shift && p[1] != '\0')
+		return -EINVAL;
+	if (overflow || v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+/* Longer than any timeout or TTL makes sense for, short enough that
+ * adding it to a timestamp cannot overflow anything. */
+#define DURATION_MAX 1e9
+
+int drp_conf_parse_duration(const char *s, double *out)
+{
+	const char *p = s;
+	double v = 0, scale = 1;
+
+	if (!is_digit(*p))
+		return -EINVAL;
+	for (; is_digit(*p); p++)
+		v = v * 10 + (*p - '0');
+	if (*p == '.') {
+		p++;
+		if (!is_digit(*p))
+			return -EINVAL;
+		for (; is_digit(*p); p++) {
+			scale /= 10;
+			v += (*p - '0') * scale;
+		}
+	}
+	double mult = 1;
+	switch (*p) {
+	case '\0':
+		break;
+	case 's':
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p && p[1] != '\0')
+		return -EINVAL;
+	v *= mult;
+	if (v > DURATION_MAX)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int drp_conf_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- lexical helpers ---- */
 
 static bool is_alnum_lower(char c)
 {
@@ -875,6 +995,15 @@ static void apply_resolve(struct ld *ld, const drp_ini_section_t *s)
 
 /* ---- [registry "NAME"] ---- */
 
+const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
+					     const char *key)
+{
+	for (unsigned i = 0; r != NULL && i < r->n_items; i++)
+		if (strcmp(r->items[i].key, key) == 0)
+			return &r->items[i];
+	return NULL;
+}
+
 static const char *const registry_shared[] = {
 	"plugin", "username", "password", "password_file",
 	"allow",  "users",    "push",	  "tag_ttl",
@@ -1152,7 +1281,7 @@ static void check_cross(struct ld *ld)
 	}
 }
 
-unsigned drp_schema_apply(drp_conf_t *c, const drp_ini_t *ini,
+unsigned drp_schema_apply(drp_conf_t *c, const struct drp_ini *ini,
 			  drp_conf_errors_t *errs)
 {
 	struct ld ld = {.c = c, .errs = errs};

@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Schema layer of the configuration (internal to src/conf/): which
- * sections and keys exist, their types and ranges, and how a value lands
- * in drp_conf_t. The user-facing list is docker-registry-proxy.ini(5);
- * keep the two in step.
+ * Schema layer of the configuration: which sections and keys exist,
+ * their types and ranges, the syntax of values, and how a value lands in
+ * drp_conf_t. The user-facing list is docker-registry-proxy.ini(5); keep
+ * the two in step. Everyone outside src/conf/ includes conf/conf.h,
+ * which brings this in.
+ *
+ * It only fills and checks the model (conf/model.h) and reports through
+ * conf/error.h; making, loading and freeing a configuration is conf.c's,
+ * which calls in here (never the other way).
  *
  * Thread: pure, no shared state.
  */
 #ifndef DRP_CONF_SCHEMA_H
 #define DRP_CONF_SCHEMA_H
 
-#include "conf/conf.h"
-#include "conf/ini.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/error.h"
+#include "conf/model.h"
+
+struct drp_ini;
 
 /*
  * Apply every valid section of ini to c, which already holds the
@@ -19,7 +29,24 @@
  * c->path as the file name. Every error is appended to errs (the caller
  * discards c if any was); returns the number appended.
  */
-unsigned drp_schema_apply(drp_conf_t *c, const drp_ini_t *ini,
+unsigned drp_schema_apply(drp_conf_t *c, const struct drp_ini *ini,
 			  drp_conf_errors_t *errs);
+
+/* Helpers shared with the plugin layer. Each returns 0, -EINVAL (syntax)
+ * or -ERANGE (too large); *out is written only on success. */
+/* "32G" -> bytes; suffixes K M G T (powers of 1024, either case), no
+ * suffix = bytes; digits only, no sign, no blanks. */
+int drp_conf_parse_size(const char *s, uint64_t *out);
+/* "5m" -> 300; suffixes s m h d, or a bare number of seconds (may be
+ * fractional "0.5"); at most 1e9 seconds. */
+int drp_conf_parse_duration(const char *s, double *out);
+/* "yes/no/true/false/on/off/1/0", case-insensitive; never -ERANGE. */
+int drp_conf_parse_bool(const char *s, bool *out);
+
+/* The item of a [registry] section with this key: the one lookup of a
+ * section's keys, for the conf module and the plugin layer alike. NULL
+ * if absent, or if r is NULL (no section). */
+const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
+					     const char *key);
 
 #endif
