@@ -394,7 +394,7 @@ enum drp_key_type {
 /*
  * One configuration key a plugin accepts in its sections. The host
  * validates every section before instance_new: a key that is neither
- * shared (plugin, username, password, password_file, allow, push,
+ * shared (plugin, username, password, password_file, allow, users, push,
  * tag_ttl) nor declared here is an error with file:line, as is a value of
  * the wrong type or out of range, or a missing REQUIRED key. Declaring a
  * shared key (e.g. "password" with REQUIRED|SECRET|FILE) adds its flags.

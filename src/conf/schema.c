@@ -5,11 +5,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include <drp/plugin.h>
 
 #include "conf/ini.h"
 #include "util/log.h"
@@ -1004,24 +1007,39 @@ const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
 	return NULL;
 }
 
-static const char *const registry_shared[] = {
-	"plugin", "username", "password", "password_file",
-	"allow",  "users",    "push",	  "tag_ttl",
-};
-
-static bool is_shared_key(const char *k)
+/*
+ * One key table, the plugins' (drp_plugin_key_t, <drp/plugin.h>), for
+ * the core's [registry] keys and every plugin's: NULL-terminated; keys
+ * NULL is an empty table.
+ */
+const drp_plugin_key_t *drp_schema_key_find(const drp_plugin_key_t *keys,
+					    const char *key)
 {
-	for (size_t i = 0; i < DRP_ARRAY_SIZE(registry_shared); i++)
-		if (strcmp(registry_shared[i], k) == 0)
-			return true;
-	return false;
+	for (const drp_plugin_key_t *k = keys; k != NULL && k->key; k++)
+		if (strcmp(k->key, key) == 0)
+			return k;
+	return NULL;
+}
+
+/* "password_file" -> the "password" of keys if it has DRP_KEY_FILE. */
+static const drp_plugin_key_t *file_key_of(const drp_plugin_key_t *keys,
+					   const char *key)
+{
+	size_t n = strlen(key);
+	if (n <= 5 || strcmp(key + n - 5, "_file") != 0)
+		return NULL;
+	for (const drp_plugin_key_t *k = keys; k != NULL && k->key; k++)
+		if ((k->flags & DRP_KEY_FILE) && strlen(k->key) == n - 5 &&
+		    strncmp(k->key, key, n - 5) == 0)
+			return k;
+	return NULL;
 }
 
 /* users = NAME... (proxy users of [proxy] users_file) or "*" (any of
  * them). Names are what htpasswd accepts: no ':' and no control or blank
  * characters. */
-static void check_users(struct ld *ld, const drp_conf_item_t *it,
-			drp_conf_registry_t *r)
+static void set_reg_users(struct ld *ld, const drp_conf_item_t *it,
+			  drp_conf_registry_t *r)
 {
 	char **tok;
 	unsigned n = split_list(it->value, &tok);
@@ -1054,35 +1072,211 @@ static void check_users(struct ld *ld, const drp_conf_item_t *it,
 	free_list(tok, n);
 }
 
-/* Validate a shared key and store the typed value of those the core
- * applies per request in r. */
-static void check_shared(struct ld *ld, const drp_conf_item_t *it,
+static void set_reg_nonempty(struct ld *ld, const drp_conf_item_t *it,
+			     drp_conf_registry_t *r)
+{
+	get_nonempty(ld, it);
+}
+
+static void set_reg_allow(struct ld *ld, const drp_conf_item_t *it,
+			  drp_conf_registry_t *r)
+{
+	r->has_allow = get_cidrs(ld, it, &r->allow, &r->n_allow);
+}
+
+static void set_reg_push(struct ld *ld, const drp_conf_item_t *it,
 			 drp_conf_registry_t *r)
 {
-	const char *k = it->key;
+	if (strcmp(it->value, "client") == 0)
+		r->push = DRP_CONF_PUSH_CLIENT;
+	else if (strcmp(it->value, "proxy") == 0)
+		r->push = DRP_CONF_PUSH_PROXY;
+	else if (strcmp(it->value, "deny") == 0)
+		r->push = DRP_CONF_PUSH_DENY;
+	else
+		err(ld, it,
+		    "invalid value '%s' (expected client, proxy or deny)",
+		    CLIP(it->value));
+}
 
-	if (strcmp(k, "plugin") == 0 || strcmp(k, "password_file") == 0) {
-		get_nonempty(ld, it);
-	} else if (strcmp(k, "allow") == 0) {
-		r->has_allow = get_cidrs(ld, it, &r->allow, &r->n_allow);
-	} else if (strcmp(k, "users") == 0) {
-		check_users(ld, it, r);
-	} else if (strcmp(k, "push") == 0) {
-		if (strcmp(it->value, "client") == 0)
-			r->push = DRP_CONF_PUSH_CLIENT;
-		else if (strcmp(it->value, "proxy") == 0)
-			r->push = DRP_CONF_PUSH_PROXY;
-		else if (strcmp(it->value, "deny") == 0)
-			r->push = DRP_CONF_PUSH_DENY;
-		else
-			err(ld, it,
-			    "invalid value '%s' (expected client, proxy or "
-			    "deny)",
-			    CLIP(it->value));
-	} else if (strcmp(k, "tag_ttl") == 0) {
-		r->has_tag_ttl = get_duration(ld, it, false, &r->tag_ttl);
+static void set_reg_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
+			    drp_conf_registry_t *r)
+{
+	r->has_tag_ttl = get_duration(ld, it, false, &r->tag_ttl);
+}
+
+/*
+ * The keys every [registry] section may hold, whatever its plugin: the
+ * core checks them at load and types those it applies per request into
+ * drp_conf_registry_t. A plugin declaring one of them adds its flags
+ * (e.g. REQUIRED); any other key of a section is its plugin's to
+ * declare. The user-facing list: docker-registry-proxy.ini(5).
+ */
+enum {
+	RK_PLUGIN,
+	RK_USERNAME,
+	RK_PASSWORD,
+	RK_PASSWORD_FILE,
+	RK_ALLOW,
+	RK_USERS,
+	RK_PUSH,
+	RK_TAG_TTL,
+	RK_N
+};
+
+static const drp_plugin_key_t registry_keys[RK_N + 1] = {
+	[RK_PLUGIN] = {.key = "plugin",
+		       .type = DRP_KEY_STRING,
+		       .help = "the auth plugin: a name, or a module's path"},
+	[RK_USERNAME] = {.key = "username",
+			 .type = DRP_KEY_STRING,
+			 .help = "the proxy's user name at the registry"},
+	[RK_PASSWORD] = {.key = "password",
+			 .type = DRP_KEY_STRING,
+			 .flags = DRP_KEY_SECRET | DRP_KEY_FILE,
+			 .help = "the proxy's password at the registry"},
+	[RK_PASSWORD_FILE] = {.key = "password_file",
+			      .type = DRP_KEY_PATH,
+			      .help = "a file holding that password"},
+	[RK_ALLOW] = {.key = "allow",
+		      .type = DRP_KEY_STRING,
+		      .help = "client networks given the section's content"},
+	[RK_USERS] = {.key = "users",
+		      .type = DRP_KEY_STRING,
+		      .help = "proxy users given the section's content, or *"},
+	[RK_PUSH] = {.key = "push",
+		     .type = DRP_KEY_STRING,
+		     .help = "uploads: client, proxy or deny"},
+	[RK_TAG_TTL] = {.key = "tag_ttl",
+			.type = DRP_KEY_DURATION,
+			.help = "how long a cached tag is fresh"},
+	[RK_N] = {.key = NULL},
+};
+
+typedef void reg_set_fn(struct ld *ld, const drp_conf_item_t *it,
+			drp_conf_registry_t *r);
+
+/* How each is checked (and typed, where the core applies it); NULL: any
+ * text. */
+/* clang-format off */
+static reg_set_fn *const registry_set[RK_N] = {
+	[RK_PLUGIN] = set_reg_nonempty,
+	[RK_PASSWORD_FILE] = set_reg_nonempty,
+	[RK_ALLOW] = set_reg_allow,
+	[RK_USERS] = set_reg_users,
+	[RK_PUSH] = set_reg_push,
+	[RK_TAG_TTL] = set_reg_tag_ttl,
+};
+/* clang-format on */
+
+const drp_plugin_key_t *drp_schema_registry_key(const char *key)
+{
+	return drp_schema_key_find(registry_keys, key);
+}
+
+/* A plugin's key: the value as its declared type (the core's own keys
+ * were checked at load). */
+static void check_plugin_value(const drp_conf_registry_t *sec,
+			       const drp_conf_item_t *it,
+			       const drp_plugin_key_t *k,
+			       drp_conf_errors_t *errs)
+{
+	const char *shown =
+		(k->flags & DRP_KEY_SECRET) ? "(secret)" : it->value;
+	bool any = k->min == 0 && k->max == 0;
+	switch (k->type) {
+	case DRP_KEY_INT: {
+		char *end;
+		errno = 0;
+		long long v = strtoll(it->value, &end, 10);
+		if (errno != 0 || end == it->value || *end != '\0')
+			drp_conf_registry_error(errs, sec, it,
+						"value '%s' is not an integer",
+						shown);
+		else if (!any && (v < k->min || v > k->max))
+			drp_conf_registry_error(
+				errs, sec, it,
+				"value '%s' out of range %" PRId64 "..%" PRId64,
+				shown, k->min, k->max);
+		break;
 	}
-	/* username, password: any string. */
+	case DRP_KEY_BOOL: {
+		bool b;
+		if (drp_conf_parse_bool(it->value, &b) < 0)
+			drp_conf_registry_error(errs, sec, it,
+						"value '%s' is not a boolean",
+						shown);
+		break;
+	}
+	case DRP_KEY_DURATION: {
+		double d;
+		if (drp_conf_parse_duration(it->value, &d) < 0)
+			drp_conf_registry_error(errs, sec, it,
+						"value '%s' is not a duration",
+						shown);
+		else if (!any && (d < (double)k->min || d > (double)k->max))
+			drp_conf_registry_error(
+				errs, sec, it,
+				"value '%s' out of range %" PRId64 "..%" PRId64,
+				shown, k->min, k->max);
+		break;
+	}
+	case DRP_KEY_PATH:
+		if (it->value[0] == '\0')
+			drp_conf_registry_error(errs, sec, it,
+						"empty file name");
+		break;
+	default:
+		break;
+	}
+}
+
+unsigned drp_schema_check_plugin(const drp_conf_registry_t *sec,
+				 const char *plugin,
+				 const drp_plugin_key_t *keys,
+				 drp_conf_errors_t *errs)
+{
+	unsigned before = errs->n;
+	for (unsigned i = 0; i < sec->n_items; i++) {
+		const drp_conf_item_t *it = &sec->items[i];
+		const drp_plugin_key_t *k = drp_schema_key_find(keys, it->key);
+		const drp_plugin_key_t *fk = file_key_of(keys, it->key);
+		bool core = drp_schema_registry_key(it->key) != NULL;
+		if (k != NULL && !core)
+			check_plugin_value(sec, it, k, errs);
+		if (fk != NULL && drp_conf_registry_get(sec, fk->key) != NULL)
+			drp_conf_registry_error(errs, sec, it,
+						"conflicts with %s", fk->key);
+		if (k == NULL && fk == NULL && !core) {
+			if (plugin != NULL)
+				drp_conf_registry_error(
+					errs, sec, it,
+					"unknown key for plugin '%s'", plugin);
+			else
+				drp_conf_registry_error(
+					errs, sec, it,
+					"unknown key (the section names no "
+					"plugin)");
+		}
+	}
+	for (const drp_plugin_key_t *k = keys; k != NULL && k->key; k++) {
+		if (!(k->flags & DRP_KEY_REQUIRED) ||
+		    drp_conf_registry_get(sec, k->key) != NULL)
+			continue;
+		char fkey[128];
+		snprintf(fkey, sizeof(fkey), "%s_file", k->key);
+		if ((k->flags & DRP_KEY_FILE) &&
+		    drp_conf_registry_get(sec, fkey) != NULL)
+			continue;
+		char label[300];
+		snprintf(label, sizeof(label), "registry \"%s\"", sec->name);
+		drp_conf_error(errs, sec->file, sec->line, label, k->key,
+			       "required by plugin '%s'%s%s", plugin,
+			       (k->flags & DRP_KEY_FILE) ? " (or " : "",
+			       (k->flags & DRP_KEY_FILE) ? "the _file form)"
+							 : "");
+	}
+	return errs->n - before;
 }
 
 static void registry_free_typed(drp_conf_registry_t *r)
@@ -1167,7 +1361,6 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 	drp_conf_registry_t typed = {0};
 	drp_conf_item_t *items = drp_calloc(s->n_items, sizeof(*items));
 	unsigned n = 0;
-	const drp_conf_item_t *password = NULL, *password_file = NULL;
 	for (unsigned i = 0; i < s->n_items; i++) {
 		const drp_ini_item_t *ii = &s->items[i];
 		drp_conf_item_t it = {.key = ii->key,
@@ -1175,7 +1368,8 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 				      .file = c->path,
 				      .line = ii->line};
 
-		if (!is_shared_key(it.key) && !has_plugin) {
+		const drp_plugin_key_t *k = drp_schema_registry_key(it.key);
+		if (k == NULL && !has_plugin) {
 			err(ld, &it,
 			    "unknown key (plugin-specific keys need 'plugin' "
 			    "in the section)");
@@ -1183,27 +1377,30 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 		}
 		if (!seen_check(ld, &seen, &it, false, "key"))
 			continue;
-		if (is_shared_key(it.key))
-			check_shared(ld, &it, &typed);
+		if (k != NULL && registry_set[k - registry_keys] != NULL)
+			registry_set[k - registry_keys](ld, &it, &typed);
 		items[n] = (drp_conf_item_t){
 			.key = drp_strdup(it.key),
 			.value = drp_strdup(it.value),
 			.file = c->path,
 			.line = it.line,
 		};
-		if (strcmp(it.key, "password") == 0)
-			password = &items[n];
-		else if (strcmp(it.key, "password_file") == 0)
-			password_file = &items[n];
 		n++;
 	}
 	seen_free(&seen);
-	if (password && password_file) {
-		const drp_conf_item_t *later =
-			password->line > password_file->line ? password
-							     : password_file;
-		err(ld, later,
-		    "password and password_file are mutually exclusive");
+	/* A key that may be read from a file: the value or the file, not
+	 * both (reported at the later one). */
+	drp_conf_registry_t kept = {.items = items, .n_items = n};
+	for (const drp_plugin_key_t *k = registry_keys; k->key; k++) {
+		char fkey[64];
+		if (!(k->flags & DRP_KEY_FILE))
+			continue;
+		snprintf(fkey, sizeof(fkey), "%s_file", k->key);
+		const drp_conf_item_t *v = drp_conf_registry_get(&kept, k->key);
+		const drp_conf_item_t *f = drp_conf_registry_get(&kept, fkey);
+		if (v && f)
+			err(ld, v->line > f->line ? v : f,
+			    "%s and %s are mutually exclusive", k->key, fkey);
 	}
 
 	if (!ok) {

@@ -22,6 +22,7 @@
 #include "conf/model.h"
 
 struct drp_ini;
+struct drp_plugin_key; /* drp_plugin_key_t, <drp/plugin.h> */
 
 /*
  * Apply every valid section of ini to c, which already holds the
@@ -48,5 +49,30 @@ int drp_conf_parse_bool(const char *s, bool *out);
  * if absent, or if r is NULL (no section). */
 const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
 					     const char *key);
+
+/*
+ * Keys of [registry] sections. The core's own and each plugin's are
+ * described alike, by NULL-terminated tables of drp_plugin_key_t, and
+ * checked here, with the same "FILE:LINE: [registry "NAME"] KEY: ..."
+ * messages.
+ */
+/* The entry for key in keys (NULL: an empty table), or NULL. */
+const struct drp_plugin_key *
+drp_schema_key_find(const struct drp_plugin_key *keys, const char *key);
+/* The core's entry for key, or NULL: plugin, username, password,
+ * password_file, allow, users, push, tag_ttl. drp_schema_apply checks
+ * these at load; every other key of a section is its plugin's. */
+const struct drp_plugin_key *drp_schema_registry_key(const char *key);
+/*
+ * Check a loaded section against its plugin's table keys (NULL: the
+ * section names no plugin, plugin is then NULL too): unknown keys, values
+ * of a declared type or out of its range, a key given with its _file
+ * form too, a REQUIRED key missing. The core's keys are not checked
+ * again. Appends every problem to errs; returns how many.
+ */
+unsigned drp_schema_check_plugin(const drp_conf_registry_t *sec,
+				 const char *plugin,
+				 const struct drp_plugin_key *keys,
+				 drp_conf_errors_t *errs);
 
 #endif

@@ -18,19 +18,6 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-static const char *const shared_keys[] = {
-	"plugin", "username", "password", "password_file",
-	"allow",  "users",    "push",	  "tag_ttl",
-};
-
-bool drp_plugin_shared_key(const char *key)
-{
-	for (size_t i = 0; i < DRP_ARRAY_SIZE(shared_keys); i++)
-		if (strcmp(key, shared_keys[i]) == 0)
-			return true;
-	return false;
-}
-
 double drp_plugin_host_clock(drp_plugin_host_t *h)
 {
 	struct timespec ts;
@@ -77,10 +64,8 @@ static const char *host_config_get(drp_host_ctx_t *ctx, const char *key)
 	const drp_conf_item_t *it = drp_conf_registry_get(ctx->section, key);
 	if (it != NULL)
 		return it->value;
-	for (const drp_plugin_key_t *k = ctx->schema; k && k->key; k++)
-		if (strcmp(k->key, key) == 0)
-			return k->def;
-	return NULL;
+	const drp_plugin_key_t *k = drp_schema_key_find(ctx->schema, key);
+	return k != NULL ? k->def : NULL;
 }
 
 static void vconfig_error(drp_host_ctx_t *ctx, const char *key, const char *fmt,

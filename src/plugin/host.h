@@ -60,11 +60,6 @@ void drp_plugin_host_fini(drp_plugin_host_t *h);
 /* Monotonic clock in seconds (the default h->now; h is unused). */
 double drp_plugin_host_clock(drp_plugin_host_t *h);
 
-/* The shared configuration keys every [registry] section may hold,
- * validated by the conf module: plugin, username, password,
- * password_file, allow, users, push, tag_ttl. */
-bool drp_plugin_shared_key(const char *key) __attribute__((nonnull));
-
 /* Largest file config_secret reads. */
 #define DRP_PLUGIN_SECRET_MAX (1024 * 1024)
 

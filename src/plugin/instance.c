@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,138 +16,6 @@ struct drp_plugin_inst {
 	char *name;
 	drp_select_name_t sel;
 };
-
-static const drp_plugin_key_t *find_key(const drp_plugin_key_t *schema,
-					const char *key)
-{
-	for (const drp_plugin_key_t *k = schema; k && k->key; k++)
-		if (strcmp(k->key, key) == 0)
-			return k;
-	return NULL;
-}
-
-/* "password_file" -> the declared "password" if it has DRP_KEY_FILE. */
-static const drp_plugin_key_t *file_key_of(const drp_plugin_key_t *schema,
-					   const char *key)
-{
-	size_t n = strlen(key);
-	if (n <= 5 || strcmp(key + n - 5, "_file") != 0)
-		return NULL;
-	for (const drp_plugin_key_t *k = schema; k && k->key; k++)
-		if ((k->flags & DRP_KEY_FILE) && strlen(k->key) == n - 5 &&
-		    strncmp(k->key, key, n - 5) == 0)
-			return k;
-	return NULL;
-}
-
-static bool in_range(const drp_plugin_key_t *k, double v)
-{
-	if (k->min == 0 && k->max == 0)
-		return true;
-	return v >= (double)k->min && v <= (double)k->max;
-}
-
-static void check_value(const drp_conf_registry_t *sec,
-			const drp_conf_item_t *it, const drp_plugin_key_t *k,
-			drp_conf_errors_t *errs)
-{
-	const char *shown =
-		(k->flags & DRP_KEY_SECRET) ? "(secret)" : it->value;
-	switch (k->type) {
-	case DRP_KEY_INT: {
-		char *end;
-		errno = 0;
-		long long v = strtoll(it->value, &end, 10);
-		if (errno != 0 || end == it->value || *end != '\0') {
-			drp_conf_registry_error(errs, sec, it,
-						"value '%s' is not an integer",
-						shown);
-		} else if (!in_range(k, (double)v)) {
-			drp_conf_registry_error(
-				errs, sec, it,
-				"value '%s' out of range %" PRId64 "..%" PRId64,
-				shown, k->min, k->max);
-		}
-		break;
-	}
-	case DRP_KEY_BOOL: {
-		bool b;
-		if (drp_conf_parse_bool(it->value, &b) < 0)
-			drp_conf_registry_error(errs, sec, it,
-						"value '%s' is not a boolean",
-						shown);
-		break;
-	}
-	case DRP_KEY_DURATION: {
-		double d;
-		if (drp_conf_parse_duration(it->value, &d) < 0)
-			drp_conf_registry_error(errs, sec, it,
-						"value '%s' is not a duration",
-						shown);
-		else if (!in_range(k, d))
-			drp_conf_registry_error(
-				errs, sec, it,
-				"value '%s' out of range %" PRId64 "..%" PRId64,
-				shown, k->min, k->max);
-		break;
-	}
-	case DRP_KEY_PATH:
-		if (it->value[0] == '\0')
-			drp_conf_registry_error(errs, sec, it,
-						"empty file name");
-		break;
-	default:
-		break;
-	}
-}
-
-/* Returns the number of errors appended. */
-static unsigned check_keys(const drp_conf_registry_t *sec, const char *plugin,
-			   const drp_plugin_key_t *schema,
-			   drp_conf_errors_t *errs)
-{
-	unsigned before = errs->n;
-	for (unsigned i = 0; i < sec->n_items; i++) {
-		const drp_conf_item_t *it = &sec->items[i];
-		const drp_plugin_key_t *k = find_key(schema, it->key);
-		const drp_plugin_key_t *fk = file_key_of(schema, it->key);
-		if (k != NULL && !drp_plugin_shared_key(it->key))
-			check_value(sec, it, k, errs);
-		if (fk != NULL && drp_conf_registry_get(sec, fk->key) != NULL)
-			drp_conf_registry_error(errs, sec, it,
-						"conflicts with %s", fk->key);
-		if (k == NULL && fk == NULL &&
-		    !drp_plugin_shared_key(it->key)) {
-			if (plugin != NULL)
-				drp_conf_registry_error(
-					errs, sec, it,
-					"unknown key for plugin '%s'", plugin);
-			else
-				drp_conf_registry_error(
-					errs, sec, it,
-					"unknown key (the section names no "
-					"plugin)");
-		}
-	}
-	for (const drp_plugin_key_t *k = schema; k && k->key; k++) {
-		if (!(k->flags & DRP_KEY_REQUIRED) ||
-		    drp_conf_registry_get(sec, k->key) != NULL)
-			continue;
-		char fkey[128];
-		snprintf(fkey, sizeof(fkey), "%s_file", k->key);
-		if ((k->flags & DRP_KEY_FILE) &&
-		    drp_conf_registry_get(sec, fkey) != NULL)
-			continue;
-		char label[300];
-		snprintf(label, sizeof(label), "registry \"%s\"", sec->name);
-		drp_conf_error(errs, sec->file, sec->line, label, k->key,
-			       "required by plugin '%s'%s%s", plugin,
-			       (k->flags & DRP_KEY_FILE) ? " (or " : "",
-			       (k->flags & DRP_KEY_FILE) ? "the _file form)"
-							 : "");
-	}
-	return errs->n - before;
-}
 
 static void inst_destroy(drp_plugin_inst_t *inst)
 {
@@ -170,7 +37,7 @@ drp_plugin_inst_t *drp_plugin_inst_new(drp_plugin_loader_t *l,
 	}
 	const drp_conf_item_t *pit = drp_conf_registry_get(sec, "plugin");
 	if (pit == NULL) {
-		if (check_keys(sec, NULL, NULL, errs) > 0)
+		if (drp_schema_check_plugin(sec, NULL, NULL, errs) > 0)
 			goto fail;
 		return inst;
 	}
@@ -182,7 +49,8 @@ drp_plugin_inst_t *drp_plugin_inst_new(drp_plugin_loader_t *l,
 		goto fail;
 	}
 	inst->desc = drp_plugin_mod_desc(inst->mod);
-	if (check_keys(sec, inst->desc->name, inst->desc->config, errs) > 0)
+	if (drp_schema_check_plugin(sec, inst->desc->name, inst->desc->config,
+				    errs) > 0)
 		goto fail;
 
 	drp_plugin_host_t *host = drp_plugin_loader_host(l);

@@ -22,9 +22,10 @@
  * instances of an older configuration).
  *
  * Instances: one per [registry "NAME"] section. The section's keys are
- * checked against the shared keys and the plugin's schema (unknown key,
- * wrong type, out of range, missing required key: each an error with
- * file:line), then the plugin's instance_new runs. A section without
+ * checked against the core's keys and the plugin's table by the conf
+ * schema (drp_schema_check_plugin: unknown key, wrong type, out of range,
+ * missing required key: each an error with file:line), then the plugin's
+ * instance_new runs. A section without
  * `plugin` makes an anonymous instance: its requests go out without
  * credentials and only its policy keys apply.
  *

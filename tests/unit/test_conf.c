@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <drp/plugin.h>
+
 #include "conf/conf.h"
 #include "util/log.h"
 
@@ -1314,6 +1316,116 @@ START_TEST(registry_get)
 }
 END_TEST
 
+/* The core's [registry] keys are one table of the plugins' kind. */
+START_TEST(registry_core_keys)
+{
+	static const char *const core[] = {
+		"plugin", "username", "password", "password_file",
+		"allow",  "users",    "push",	  "tag_ttl"};
+	for (unsigned i = 0; i < N(core); i++) {
+		const drp_plugin_key_t *k = drp_schema_registry_key(core[i]);
+		ck_assert_msg(k != NULL, "no core key %s", core[i]);
+		ck_assert_str_eq(k->key, core[i]);
+		ck_assert_ptr_nonnull(k->help);
+	}
+	ck_assert_int_eq(drp_schema_registry_key("tag_ttl")->type,
+			 DRP_KEY_DURATION);
+	ck_assert_int_eq(drp_schema_registry_key("password_file")->type,
+			 DRP_KEY_PATH);
+	ck_assert_uint_eq(drp_schema_registry_key("password")->flags,
+			  DRP_KEY_SECRET | DRP_KEY_FILE);
+	ck_assert_ptr_null(drp_schema_registry_key("token_ttl"));
+	ck_assert_ptr_null(drp_schema_registry_key("Plugin"));
+	ck_assert_ptr_null(drp_schema_registry_key("username_file"));
+
+	static const drp_plugin_key_t keys[] = {
+		{.key = "count", .type = DRP_KEY_INT, .def = "3"},
+		{.key = "tag_ttl", .type = DRP_KEY_INT},
+		{.key = NULL},
+	};
+	ck_assert_ptr_eq(drp_schema_key_find(keys, "count"), &keys[0]);
+	ck_assert_ptr_eq(drp_schema_key_find(keys, "tag_ttl"), &keys[1]);
+	ck_assert_ptr_null(drp_schema_key_find(keys, "cou"));
+	ck_assert_ptr_null(drp_schema_key_find(NULL, "count"));
+}
+END_TEST
+
+/* A plugin's table is checked by the schema, in the messages of the
+ * conf's own keys: FILE:LINE: [registry "NAME"] KEY: ... */
+START_TEST(registry_plugin_keys)
+{
+	static const drp_plugin_key_t keys[] = {
+		{.key = "count", .type = DRP_KEY_INT, .min = 1, .max = 10},
+		{.key = "ttl", .type = DRP_KEY_DURATION},
+		{.key = "strict", .type = DRP_KEY_BOOL},
+		{.key = "ca", .type = DRP_KEY_PATH},
+		{.key = "token",
+		 .type = DRP_KEY_STRING,
+		 .flags = DRP_KEY_SECRET | DRP_KEY_FILE},
+		{.key = "region",
+		 .type = DRP_KEY_STRING,
+		 .flags = DRP_KEY_REQUIRED},
+		/* A core key: the plugin adds REQUIRED, not a type. */
+		{.key = "username",
+		 .type = DRP_KEY_INT,
+		 .flags = DRP_KEY_REQUIRED},
+		{.key = NULL},
+	};
+	drp_conf_t *c = load_ok("[registry \"quay.io\"]\n"
+				"plugin = x\n"
+				"count = 11\n"
+				"ttl = soon\n"
+				"strict = maybe\n"
+				"ca =\n"
+				"token = s3cret\n"
+				"token_file = /t\n"
+				"colour = red\n"
+				"username = acme\n"
+				"tag_ttl = 1m\n"
+				"[registry \"ghcr.io\"]\n"
+				"plugin = x\n"
+				"region = eu\n"
+				"count = 10\n"
+				"token_file = /t\n"
+				"[registry \"gcr.io\"]\n");
+	static const char *const want[] = {
+		"t.ini:3: [registry \"quay.io\"] count: value '11' out of "
+		"range 1..10",
+		"t.ini:4: [registry \"quay.io\"] ttl: value 'soon' is not a "
+		"duration",
+		"t.ini:5: [registry \"quay.io\"] strict: value 'maybe' is not "
+		"a boolean",
+		"t.ini:6: [registry \"quay.io\"] ca: empty file name",
+		"t.ini:8: [registry \"quay.io\"] token_file: conflicts with "
+		"token",
+		"t.ini:9: [registry \"quay.io\"] colour: unknown key for "
+		"plugin "
+		"'x'",
+		"t.ini:1: [registry \"quay.io\"] region: required by plugin "
+		"'x'",
+	};
+	drp_conf_errors_t errs = {0};
+	ck_assert_uint_eq(
+		drp_schema_check_plugin(&c->registry[0], "x", keys, &errs),
+		N(want));
+	for (unsigned i = 0; i < N(want); i++)
+		ck_assert_str_eq(errs.msg[i], want[i]);
+	drp_conf_errors_free(&errs);
+	/* Everything declared, in range, required ones set: no error; the
+	 * required username is missing. */
+	ck_assert_uint_eq(
+		drp_schema_check_plugin(&c->registry[1], "x", keys, &errs), 1);
+	ck_assert_str_eq(errs.msg[0], "t.ini:12: [registry \"ghcr.io\"] "
+				      "username: required by plugin 'x'");
+	drp_conf_errors_free(&errs);
+	/* No plugin, no keys: nothing to say of an empty section. */
+	ck_assert_uint_eq(
+		drp_schema_check_plugin(&c->registry[2], NULL, NULL, &errs), 0);
+	ck_assert_uint_eq(errs.n, 0);
+	drp_conf_free(c);
+}
+END_TEST
+
 Suite *conf_suite(void)
 {
 	Suite *s = suite_create("conf");
@@ -1339,6 +1451,8 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, defaults_round_trip);
 	tcase_add_test(tc, registry_typed);
 	tcase_add_test(tc, registry_get);
+	tcase_add_test(tc, registry_core_keys);
+	tcase_add_test(tc, registry_plugin_keys);
 	/* Runs in its own process (Check's default fork mode) and must
 	 * fail; under CK_FORK=no the failure would end the run, so skip. */
 	const char *fork = getenv("CK_FORK");
