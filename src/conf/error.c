@@ -72,19 +72,44 @@ void drp_conf_error_item(drp_conf_errors_t *e, const char *section,
 	va_end(ap);
 }
 
-void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
-			     const drp_conf_item_t *it, const char *fmt, ...)
+static void vregistry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
+			    const drp_conf_item_t *it, const char *key,
+			    const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
+
+static void vregistry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
+			    const drp_conf_item_t *it, const char *key,
+			    const char *fmt, va_list ap)
 {
-	va_list ap;
 	size_t n = strlen(r->name) + 16;
 	char *label = drp_malloc(n);
 
 	snprintf(label, n, "registry \"%s\"", r->name);
-	va_start(ap, fmt);
 	if (it)
 		verror(e, it->file, it->line, label, it->key, fmt, ap);
 	else
-		verror(e, r->file, r->line, label, NULL, fmt, ap);
-	va_end(ap);
+		verror(e, r->file, r->line, label, key, fmt, ap);
 	free(label);
+}
+
+void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
+			     const drp_conf_item_t *it, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vregistry_error(e, r, it, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void drp_conf_registry_key_error(drp_conf_errors_t *e,
+				 const drp_conf_registry_t *r,
+				 const drp_conf_item_t *it, const char *key,
+				 const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vregistry_error(e, r, it, key, fmt, ap);
+	va_end(ap);
 }

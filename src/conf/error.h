@@ -44,5 +44,12 @@ void drp_conf_error(drp_conf_errors_t *e, const char *file, unsigned line,
 void drp_conf_registry_error(drp_conf_errors_t *e, const drp_conf_registry_t *r,
 			     const drp_conf_item_t *it, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The same about key: at it, its item, or if the section lacks it (it
+ * NULL), at the section's header line with the key's name. */
+void drp_conf_registry_key_error(drp_conf_errors_t *e,
+				 const drp_conf_registry_t *r,
+				 const drp_conf_item_t *it, const char *key,
+				 const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
 #endif

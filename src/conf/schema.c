@@ -1268,13 +1268,10 @@ unsigned drp_schema_check_plugin(const drp_conf_registry_t *sec,
 		if ((k->flags & DRP_KEY_FILE) &&
 		    drp_conf_registry_get(sec, fkey) != NULL)
 			continue;
-		char label[300];
-		snprintf(label, sizeof(label), "registry \"%s\"", sec->name);
-		drp_conf_error(errs, sec->file, sec->line, label, k->key,
-			       "required by plugin '%s'%s%s", plugin,
-			       (k->flags & DRP_KEY_FILE) ? " (or " : "",
-			       (k->flags & DRP_KEY_FILE) ? "the _file form)"
-							 : "");
+		drp_conf_registry_key_error(
+			errs, sec, NULL, k->key, "required by plugin '%s'%s%s",
+			plugin, (k->flags & DRP_KEY_FILE) ? " (or " : "",
+			(k->flags & DRP_KEY_FILE) ? "the _file form)" : "");
 	}
 	return errs->n - before;
 }

@@ -83,17 +83,11 @@ static void vconfig_error(drp_host_ctx_t *ctx, const char *key, const char *fmt,
 			    key ? ": " : "", msg);
 		return;
 	}
-	const drp_conf_item_t *it =
-		key ? drp_conf_registry_get(ctx->section, key) : NULL;
-	if (it != NULL) {
-		drp_conf_registry_error(ctx->errs, ctx->section, it, "%s", msg);
-		return;
-	}
-	/* A missing key is reported at the section header, with its name. */
-	char label[300];
-	snprintf(label, sizeof(label), "registry \"%s\"", ctx->section->name);
-	drp_conf_error(ctx->errs, ctx->section->file, ctx->section->line, label,
-		       key, "%s", msg);
+	/* At the key's item; a missing key at the section header, named. */
+	drp_conf_registry_key_error(
+		ctx->errs, ctx->section,
+		key ? drp_conf_registry_get(ctx->section, key) : NULL, key,
+		"%s", msg);
 }
 
 static void host_config_error(drp_host_ctx_t *ctx, const char *key,

@@ -259,6 +259,40 @@ START_TEST(error_format)
 }
 END_TEST
 
+/* An error about a key of a section: at its item if the section has
+ * it, else at the header with the key's name; the name is never cut. */
+START_TEST(registry_key_error)
+{
+	drp_conf_errors_t e = {0};
+	drp_conf_item_t it = {
+		.key = "region", .value = "x", .file = "x.ini", .line = 42};
+	char name[700];
+	int n = snprintf(name, sizeof(name), "gcr.io/");
+	for (int i = 0; i < 100; i++)
+		n += snprintf(name + n, sizeof(name) - (size_t)n, "ns%02d/", i);
+	snprintf(name + n, sizeof(name) - (size_t)n, "app");
+	drp_conf_registry_t r = {.name = "gcr.io", .file = "x.ini", .line = 40};
+	drp_conf_registry_t lr = {.name = name, .file = "x.ini", .line = 3};
+
+	drp_conf_registry_key_error(&e, &r, &it, "other", "bad %d", 1);
+	drp_conf_registry_key_error(&e, &r, NULL, "region", "missing");
+	drp_conf_registry_key_error(&e, &r, NULL, NULL, "about it");
+	drp_conf_registry_key_error(&e, &lr, NULL, "region", "missing");
+	ck_assert_uint_eq(e.n, 4);
+	ck_assert_str_eq(e.msg[0], "x.ini:42: [registry \"gcr.io\"] region: "
+				   "bad 1");
+	ck_assert_str_eq(e.msg[1],
+			 "x.ini:40: [registry \"gcr.io\"] region: missing");
+	ck_assert_str_eq(e.msg[2], "x.ini:40: [registry \"gcr.io\"]: about it");
+	char want[800];
+	snprintf(want, sizeof(want),
+		 "x.ini:3: [registry \"%s\"] region: missing", name);
+	ck_assert_uint_gt(strlen(name), 500);
+	ck_assert_str_eq(e.msg[3], want);
+	drp_conf_errors_free(&e);
+}
+END_TEST
+
 /* ---- bad configurations: one error each, exact message ---- */
 
 static const struct {
@@ -1434,6 +1468,7 @@ Suite *conf_suite(void)
 	tcase_add_loop_test(tc, parse_duration_table, 0, N(duration_cases));
 	tcase_add_loop_test(tc, parse_bool_table, 0, N(bool_cases));
 	tcase_add_test(tc, error_format);
+	tcase_add_test(tc, registry_key_error);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");

@@ -429,6 +429,28 @@ START_TEST(instance_errors)
 }
 END_TEST
 
+/* A missing key is reported at the section's header with the whole
+ * section name, however long its repository prefix. */
+START_TEST(instance_error_long_name)
+{
+	char name[600], want[800];
+	int n = snprintf(name, sizeof(name), "quay.io/");
+	for (int i = 0; i < 60; i++)
+		n += snprintf(name + n, sizeof(name) - (size_t)n, "team%02d/",
+			      i);
+	snprintf(name + n, sizeof(name) - (size_t)n, "app");
+	ck_assert_uint_gt(strlen(name), 400);
+	drp_conf_item_t items[] = {ITEM("plugin", "mock_ok", 11)};
+	drp_conf_registry_t sec = section(name, items, 1);
+	ck_assert_ptr_null(drp_plugin_inst_new(loader, &sec, &errs));
+	snprintf(want, sizeof(want),
+		 "t.conf:10: [registry \"%s\"] region: required by plugin "
+		 "'mock_ok'\n",
+		 name);
+	ck_assert_str_eq(all_errors(), want);
+}
+END_TEST
+
 START_TEST(instance_failure_logged)
 {
 	drp_conf_item_t items[] = {ITEM("plugin", "mock_failinst", 11),
@@ -523,6 +545,7 @@ Suite *plugin_loader_suite(void)
 	tcase_add_test(ti, instance_ok_and_hooks);
 	tcase_add_loop_test(ti, instance_errors, 0,
 			    (int)DRP_ARRAY_SIZE(bad_sections));
+	tcase_add_test(ti, instance_error_long_name);
 	tcase_add_test(ti, instance_failure_logged);
 	tcase_add_test(ti, instance_anonymous);
 	tcase_add_test(ti, instance_secret_file);
