@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -33,18 +34,46 @@ struct ld {
 	unsigned n_errs;
 	const char *label; /* section of the item being applied */
 	struct seen proxy, resolve, cache;
+	drp_conf_registry_t *reg; /* the [registry] section being applied */
 };
 
 struct key;
 typedef void (*set_fn)(struct ld *ld, const drp_conf_item_t *it,
 		       const struct key *k);
 
+/*
+ * A key of the core's: described as plugins describe theirs (first, so
+ * that one lookup serves both kinds of table), with how it is checked
+ * and where it lands.
+ */
 struct key {
-	const char *name;
-	set_fn set;
-	size_t off; /* field in drp_conf_t, for the scalar setters */
-	unsigned min, max;
+	drp_plugin_key_t spec; /* key, type, min/max, flags, help */
+	set_fn set;	       /* NULL: any text */
+	size_t off;	       /* field in drp_conf_t, for the scalar setters */
 };
+
+/*
+ * The one lookup in a key table: n entries (or up to the one whose key
+ * is NULL) of size stride, each starting with its drp_plugin_key_t.
+ */
+static const drp_plugin_key_t *spec_find(const void *table, size_t n,
+					 size_t stride, const char *key)
+{
+	for (size_t i = 0; table != NULL && i < n; i++) {
+		const drp_plugin_key_t *k =
+			(const void *)((const char *)table + i * stride);
+		if (k->key == NULL)
+			break;
+		if (strcmp(k->key, key) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* In a table of struct key. */
+#define CORE_KEY(keys, n, name)                                                \
+	((const struct key *)(const void *)spec_find(                          \
+		(keys), (n), sizeof(struct key), (name)))
 
 #define err(ld, it, ...)                                                       \
 	do {                                                                   \
@@ -754,13 +783,14 @@ static void set_uint(struct ld *ld, const drp_conf_item_t *it,
 		     const struct key *k)
 {
 	unsigned v;
-	int r = parse_uint(it->value, strlen(it->value), k->min, k->max, &v);
+	unsigned min = (unsigned)k->spec.min, max = (unsigned)k->spec.max;
+	int r = parse_uint(it->value, strlen(it->value), min, max, &v);
 
 	if (r == -EINVAL)
 		err(ld, it, "invalid number '%s'", CLIP(it->value));
 	else if (r < 0)
 		err(ld, it, "value '%s' out of range %u..%u", CLIP(it->value),
-		    k->min, k->max);
+		    min, max);
 	else
 		*FIELD(ld, k, unsigned) = v;
 }
@@ -768,13 +798,14 @@ static void set_uint(struct ld *ld, const drp_conf_item_t *it,
 static void set_size_uint(struct ld *ld, const drp_conf_item_t *it,
 			  const struct key *k)
 {
+	unsigned min = (unsigned)k->spec.min, max = (unsigned)k->spec.max;
 	uint64_t v;
 
 	if (!get_size(ld, it, &v))
 		return;
-	if (v < k->min || v > k->max) {
+	if (v < min || v > max) {
 		err(ld, it, "value '%s' out of range %u..%u", CLIP(it->value),
-		    k->min, k->max);
+		    min, max);
 		return;
 	}
 	*FIELD(ld, k, unsigned) = (unsigned)v;
@@ -791,46 +822,43 @@ static void set_timeout(struct ld *ld, const drp_conf_item_t *it,
 
 #define F(field) offsetof(drp_conf_t, field)
 
+/* A key with its type (min and max for a number). */
+#define KEY(name, ty) .spec = {.key = (name), .type = DRP_KEY_##ty}
+#define KEY_RANGE(name, ty, lo, hi)                                            \
+	.spec = {.key = (name), .type = DRP_KEY_##ty, .min = (lo), .max = (hi)}
+
 static const struct key proxy_keys[] = {
-	{.name = "listen", .set = set_listen},
-	{.name = "workers", .set = set_workers},
-	{.name = "registries", .set = set_registries},
-	{.name = "allow", .set = set_allow},
-	{.name = "tunnel_ports", .set = set_ports},
-	{.name = "ca_dir", .set = set_string, .off = F(ca_dir)},
-	{.name = "upstream_ca_file",
-	 .set = set_string_opt,
+	{KEY("listen", STRING), .set = set_listen},
+	{KEY("workers", STRING), .set = set_workers},
+	{KEY("registries", STRING), .set = set_registries},
+	{KEY("allow", STRING), .set = set_allow},
+	{KEY("tunnel_ports", STRING), .set = set_ports},
+	{KEY("ca_dir", PATH), .set = set_string, .off = F(ca_dir)},
+	{KEY("upstream_ca_file", PATH), .set = set_string_opt,
 	 .off = F(upstream_ca_file)},
-	{.name = "verify_upstream", .set = set_bool, .off = F(verify_upstream)},
-	{.name = "access_log", .set = set_string, .off = F(access_log)},
-	{.name = "error_log", .set = set_string, .off = F(error_log)},
-	{.name = "log_level", .set = set_log_level},
-	{.name = "users_file", .set = set_string_opt, .off = F(users_file)},
-	{.name = "require_users", .set = set_bool, .off = F(require_users)},
-	{.name = "tunnel_only", .set = set_tunnel_only},
-	{.name = "max_connections",
-	 .set = set_uint,
-	 .off = F(max_connections),
-	 .min = 1,
-	 .max = 1000000},
-	{.name = "max_header_size",
-	 .set = set_size_uint,
-	 .off = F(max_header_size),
-	 .min = 1024,
-	 .max = 1048576},
-	{.name = "header_timeout",
-	 .set = set_timeout,
+	{KEY("verify_upstream", BOOL), .set = set_bool,
+	 .off = F(verify_upstream)},
+	{KEY("access_log", PATH), .set = set_string, .off = F(access_log)},
+	{KEY("error_log", PATH), .set = set_string, .off = F(error_log)},
+	{KEY("log_level", STRING), .set = set_log_level},
+	{KEY("users_file", PATH), .set = set_string_opt, .off = F(users_file)},
+	{KEY("require_users", BOOL), .set = set_bool, .off = F(require_users)},
+	{KEY("tunnel_only", STRING), .set = set_tunnel_only},
+	{KEY_RANGE("max_connections", INT, 1, 1000000), .set = set_uint,
+	 .off = F(max_connections)},
+	{KEY_RANGE("max_header_size", INT, 1024, 1048576), .set = set_size_uint,
+	 .off = F(max_header_size)},
+	{KEY("header_timeout", DURATION), .set = set_timeout,
 	 .off = F(header_timeout)},
-	{.name = "idle_timeout", .set = set_timeout, .off = F(idle_timeout)},
-	{.name = "connect_timeout",
-	 .set = set_timeout,
+	{KEY("idle_timeout", DURATION), .set = set_timeout,
+	 .off = F(idle_timeout)},
+	{KEY("connect_timeout", DURATION), .set = set_timeout,
 	 .off = F(connect_timeout)},
-	{.name = "handshake_timeout",
-	 .set = set_timeout,
+	{KEY("handshake_timeout", DURATION), .set = set_timeout,
 	 .off = F(handshake_timeout)},
-	{.name = "body_timeout", .set = set_timeout, .off = F(body_timeout)},
-	{.name = "tunnel_idle_timeout",
-	 .set = set_timeout,
+	{KEY("body_timeout", DURATION), .set = set_timeout,
+	 .off = F(body_timeout)},
+	{KEY("tunnel_idle_timeout", DURATION), .set = set_timeout,
 	 .off = F(tunnel_idle_timeout)},
 };
 
@@ -872,10 +900,10 @@ static void set_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
 }
 
 static const struct key cache_keys[] = {
-	{.name = "backend", .set = set_backend},
-	{.name = "dir", .set = set_string, .off = F(cache_dir)},
-	{.name = "max_size", .set = set_max_size},
-	{.name = "tag_ttl", .set = set_tag_ttl},
+	{KEY("backend", STRING), .set = set_backend},
+	{KEY("dir", PATH), .set = set_string, .off = F(cache_dir)},
+	{KEY("max_size", INT), .set = set_max_size},
+	{KEY("tag_ttl", DURATION), .set = set_tag_ttl},
 };
 
 static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
@@ -887,11 +915,8 @@ static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
 				      .value = ii->value,
 				      .file = ld->c->path,
 				      .line = ii->line};
-		const struct key *k = NULL;
+		const struct key *k = CORE_KEY(keys, n_keys, it.key);
 
-		for (size_t j = 0; j < n_keys && !k; j++)
-			if (strcmp(keys[j].name, it.key) == 0)
-				k = &keys[j];
 		if (k == NULL) {
 			err(ld, &it, "unknown key");
 			continue;
@@ -1015,10 +1040,7 @@ const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
 const drp_plugin_key_t *drp_schema_key_find(const drp_plugin_key_t *keys,
 					    const char *key)
 {
-	for (const drp_plugin_key_t *k = keys; k != NULL && k->key; k++)
-		if (strcmp(k->key, key) == 0)
-			return k;
-	return NULL;
+	return spec_find(keys, SIZE_MAX, sizeof(*keys), key);
 }
 
 /* "password_file" -> the "password" of keys if it has DRP_KEY_FILE. */
@@ -1039,8 +1061,9 @@ static const drp_plugin_key_t *file_key_of(const drp_plugin_key_t *keys,
  * them). Names are what htpasswd accepts: no ':' and no control or blank
  * characters. */
 static void set_reg_users(struct ld *ld, const drp_conf_item_t *it,
-			  drp_conf_registry_t *r)
+			  const struct key *k)
 {
+	drp_conf_registry_t *r = ld->reg;
 	char **tok;
 	unsigned n = split_list(it->value, &tok);
 
@@ -1073,20 +1096,24 @@ static void set_reg_users(struct ld *ld, const drp_conf_item_t *it,
 }
 
 static void set_reg_nonempty(struct ld *ld, const drp_conf_item_t *it,
-			     drp_conf_registry_t *r)
+			     const struct key *k)
 {
 	get_nonempty(ld, it);
 }
 
 static void set_reg_allow(struct ld *ld, const drp_conf_item_t *it,
-			  drp_conf_registry_t *r)
+			  const struct key *k)
 {
+	drp_conf_registry_t *r = ld->reg;
+
 	r->has_allow = get_cidrs(ld, it, &r->allow, &r->n_allow);
 }
 
 static void set_reg_push(struct ld *ld, const drp_conf_item_t *it,
-			 drp_conf_registry_t *r)
+			 const struct key *k)
 {
+	drp_conf_registry_t *r = ld->reg;
+
 	if (strcmp(it->value, "client") == 0)
 		r->push = DRP_CONF_PUSH_CLIENT;
 	else if (strcmp(it->value, "proxy") == 0)
@@ -1100,8 +1127,10 @@ static void set_reg_push(struct ld *ld, const drp_conf_item_t *it,
 }
 
 static void set_reg_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
-			    drp_conf_registry_t *r)
+			    const struct key *k)
 {
+	drp_conf_registry_t *r = ld->reg;
+
 	r->has_tag_ttl = get_duration(ld, it, false, &r->tag_ttl);
 }
 
@@ -1112,66 +1141,45 @@ static void set_reg_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
  * (e.g. REQUIRED); any other key of a section is its plugin's to
  * declare. The user-facing list: docker-registry-proxy.ini(5).
  */
-enum {
-	RK_PLUGIN,
-	RK_USERNAME,
-	RK_PASSWORD,
-	RK_PASSWORD_FILE,
-	RK_ALLOW,
-	RK_USERS,
-	RK_PUSH,
-	RK_TAG_TTL,
-	RK_N
+static const struct key registry_keys[] = {
+	{.spec = {.key = "plugin",
+		  .type = DRP_KEY_STRING,
+		  .help = "the auth plugin: a name, or a module's path"},
+	 .set = set_reg_nonempty},
+	{.spec = {.key = "username",
+		  .type = DRP_KEY_STRING,
+		  .help = "the proxy's user name at the registry"}},
+	{.spec = {.key = "password",
+		  .type = DRP_KEY_STRING,
+		  .flags = DRP_KEY_SECRET | DRP_KEY_FILE,
+		  .help = "the proxy's password at the registry"}},
+	{.spec = {.key = "password_file",
+		  .type = DRP_KEY_PATH,
+		  .help = "a file holding that password"},
+	 .set = set_reg_nonempty},
+	{.spec = {.key = "allow",
+		  .type = DRP_KEY_STRING,
+		  .help = "client networks given the section's content"},
+	 .set = set_reg_allow},
+	{.spec = {.key = "users",
+		  .type = DRP_KEY_STRING,
+		  .help = "proxy users given the section's content, or *"},
+	 .set = set_reg_users},
+	{.spec = {.key = "push",
+		  .type = DRP_KEY_STRING,
+		  .help = "uploads: client, proxy or deny"},
+	 .set = set_reg_push},
+	{.spec = {.key = "tag_ttl",
+		  .type = DRP_KEY_DURATION,
+		  .help = "how long a cached tag is fresh"},
+	 .set = set_reg_tag_ttl},
 };
-
-static const drp_plugin_key_t registry_keys[RK_N + 1] = {
-	[RK_PLUGIN] = {.key = "plugin",
-		       .type = DRP_KEY_STRING,
-		       .help = "the auth plugin: a name, or a module's path"},
-	[RK_USERNAME] = {.key = "username",
-			 .type = DRP_KEY_STRING,
-			 .help = "the proxy's user name at the registry"},
-	[RK_PASSWORD] = {.key = "password",
-			 .type = DRP_KEY_STRING,
-			 .flags = DRP_KEY_SECRET | DRP_KEY_FILE,
-			 .help = "the proxy's password at the registry"},
-	[RK_PASSWORD_FILE] = {.key = "password_file",
-			      .type = DRP_KEY_PATH,
-			      .help = "a file holding that password"},
-	[RK_ALLOW] = {.key = "allow",
-		      .type = DRP_KEY_STRING,
-		      .help = "client networks given the section's content"},
-	[RK_USERS] = {.key = "users",
-		      .type = DRP_KEY_STRING,
-		      .help = "proxy users given the section's content, or *"},
-	[RK_PUSH] = {.key = "push",
-		     .type = DRP_KEY_STRING,
-		     .help = "uploads: client, proxy or deny"},
-	[RK_TAG_TTL] = {.key = "tag_ttl",
-			.type = DRP_KEY_DURATION,
-			.help = "how long a cached tag is fresh"},
-	[RK_N] = {.key = NULL},
-};
-
-typedef void reg_set_fn(struct ld *ld, const drp_conf_item_t *it,
-			drp_conf_registry_t *r);
-
-/* How each is checked (and typed, where the core applies it); NULL: any
- * text. */
-/* clang-format off */
-static reg_set_fn *const registry_set[RK_N] = {
-	[RK_PLUGIN] = set_reg_nonempty,
-	[RK_PASSWORD_FILE] = set_reg_nonempty,
-	[RK_ALLOW] = set_reg_allow,
-	[RK_USERS] = set_reg_users,
-	[RK_PUSH] = set_reg_push,
-	[RK_TAG_TTL] = set_reg_tag_ttl,
-};
-/* clang-format on */
 
 const drp_plugin_key_t *drp_schema_registry_key(const char *key)
 {
-	return drp_schema_key_find(registry_keys, key);
+	const struct key *k =
+		CORE_KEY(registry_keys, DRP_ARRAY_SIZE(registry_keys), key);
+	return k != NULL ? &k->spec : NULL;
 }
 
 /* A plugin's key: the value as its declared type (the core's own keys
@@ -1356,6 +1364,7 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 
 	struct seen seen = {0};
 	drp_conf_registry_t typed = {0};
+	ld->reg = &typed;
 	drp_conf_item_t *items = drp_calloc(s->n_items, sizeof(*items));
 	unsigned n = 0;
 	for (unsigned i = 0; i < s->n_items; i++) {
@@ -1365,7 +1374,8 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 				      .file = c->path,
 				      .line = ii->line};
 
-		const drp_plugin_key_t *k = drp_schema_registry_key(it.key);
+		const struct key *k = CORE_KEY(
+			registry_keys, DRP_ARRAY_SIZE(registry_keys), it.key);
 		if (k == NULL && !has_plugin) {
 			err(ld, &it,
 			    "unknown key (plugin-specific keys need 'plugin' "
@@ -1374,8 +1384,8 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 		}
 		if (!seen_check(ld, &seen, &it, false, "key"))
 			continue;
-		if (k != NULL && registry_set[k - registry_keys] != NULL)
-			registry_set[k - registry_keys](ld, &it, &typed);
+		if (k != NULL && k->set != NULL)
+			k->set(ld, &it, k);
 		items[n] = (drp_conf_item_t){
 			.key = drp_strdup(it.key),
 			.value = drp_strdup(it.value),
@@ -1385,10 +1395,12 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 		n++;
 	}
 	seen_free(&seen);
+	ld->reg = NULL;
 	/* A key that may be read from a file: the value or the file, not
 	 * both (reported at the later one). */
 	drp_conf_registry_t kept = {.items = items, .n_items = n};
-	for (const drp_plugin_key_t *k = registry_keys; k->key; k++) {
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(registry_keys); i++) {
+		const drp_plugin_key_t *k = &registry_keys[i].spec;
 		char fkey[64];
 		if (!(k->flags & DRP_KEY_FILE))
 			continue;
