@@ -40,11 +40,11 @@ enum drp_conf_push {
 	DRP_CONF_PUSH_DENY = 3,	  /* no uploads through the proxy */
 };
 
-/* [registry "name"]: kept raw; the plugin layer validates its own keys.
- * Shared keys (plugin, username, password, password_file, allow, users,
- * push, tag_ttl) are validated by the conf module and also kept in
- * items; those the core applies per request are parsed once, here, into
- * typed fields (nothing re-reads their text per request). */
+/* [registry "name"]: every item kept as written. The core's keys
+ * (drp_schema_registry_key) are validated at load, those the core applies
+ * per request parsed once, here, into typed fields (nothing re-reads
+ * their text per request); the plugin's keys are checked against its
+ * table when its instance is made (drp_schema_check_plugin). */
 typedef struct drp_conf_registry {
 	char *name; /* as written in the header, lower-cased host part */
 	const char *file;

@@ -51,17 +51,19 @@ const drp_conf_item_t *drp_conf_registry_get(const drp_conf_registry_t *r,
 					     const char *key);
 
 /*
- * Keys of [registry] sections. The core's own and each plugin's are
- * described alike, by NULL-terminated tables of drp_plugin_key_t, and
- * checked here, with the same "FILE:LINE: [registry "NAME"] KEY: ..."
- * messages.
+ * Keys. Every key of the core is described as plugins describe theirs
+ * (drp_plugin_key_t: name, type, range, flags, help), and both kinds are
+ * looked up and checked here, with the same
+ * "FILE:LINE: [registry "NAME"] KEY: ..." messages.
  */
-/* The entry for key in keys (NULL: an empty table), or NULL. */
+/* The entry for key in a plugin's NULL-terminated table keys (NULL: an
+ * empty table), or NULL. */
 const struct drp_plugin_key *
 drp_schema_key_find(const struct drp_plugin_key *keys, const char *key);
-/* The core's entry for key, or NULL: plugin, username, password,
- * password_file, allow, users, push, tag_ttl. drp_schema_apply checks
- * these at load; every other key of a section is its plugin's. */
+/* The core's entry for a key of [registry] sections, or NULL (the list
+ * is schema.c's registry_keys, and docker-registry-proxy.ini(5)).
+ * drp_schema_apply checks these at load; every other key of a section
+ * is its plugin's. */
 const struct drp_plugin_key *drp_schema_registry_key(const char *key);
 /*
  * Check a loaded section against its plugin's table keys (NULL: the
