@@ -59,6 +59,8 @@ const char *drp_conn_state_str(enum drp_conn_state s)
 		return "proxy-auth";
 	case DRP_CONN_LINGER:
 		return "linger";
+	case DRP_CONN_CLOSED:
+		return "closed";
 	}
 	return "?";
 }
@@ -68,8 +70,15 @@ static const drp_conf_t *conf_of(const drp_conn_t *c)
 	return c->rt->conf;
 }
 
+bool drp_conn_closed(const drp_conn_t *c)
+{
+	return c->state == DRP_CONN_CLOSED;
+}
+
 static void set_timeout(drp_conn_t *c, double secs)
 {
+	if (c->state == DRP_CONN_CLOSED)
+		return;
 	c->timer_for = secs;
 	ev_timer_stop(c->w->loop, &c->timer);
 	ev_timer_set(&c->timer, secs, secs);
@@ -78,7 +87,7 @@ static void set_timeout(drp_conn_t *c, double secs)
 
 static void kick(drp_conn_t *c)
 {
-	if (!ev_is_active(&c->kick)) {
+	if (c->state != DRP_CONN_CLOSED && !ev_is_active(&c->kick)) {
 		ev_timer_set(&c->kick, 0., 0.);
 		ev_timer_start(c->w->loop, &c->kick);
 	}
@@ -113,8 +122,62 @@ static void log_request(drp_conn_t *c, const char *result)
 
 static void zc_drop(drp_conn_t *c);
 
+/* Everything a connection holds besides its memory and its runtime.
+ * Idempotent: drp_conn_close runs it, and drp_conn_reap again in case
+ * something was started on the connection after it closed. */
+static void release_all(drp_conn_t *c)
+{
+	drp_worker_t *w = c->w;
+	if (c->fetch) {
+		drp_fetch_cancel(c->fetch);
+		c->fetch = NULL;
+	}
+	if (c->pauth_wait) {
+		drp_users_wait_cancel(w->srv->users_pool, c->pauth_wait);
+		c->pauth_wait = NULL;
+	}
+	zc_drop(c);
+	drp_cached_release(c);
+	if (c->dnsq) {
+		drp_dns_cancel(c->dnsq);
+		c->dnsq = NULL;
+	}
+	ev_io_stop(w->loop, &c->io);
+	ev_io_stop(w->loop, &c->tio);
+	ev_timer_stop(w->loop, &c->timer);
+	ev_timer_stop(w->loop, &c->kick);
+	if (c->tfd >= 0) {
+		close(c->tfd);
+		c->tfd = -1;
+	}
+	if (c->tls) {
+		if (c->tls_active)
+			drp_tls_bye(c->tls);
+		drp_tls_free(c->tls);
+		c->tls = NULL;
+		c->tls_active = false;
+	}
+	if (c->leaf) {
+		drp_leaf_unref(c->leaf);
+		c->leaf = NULL;
+	}
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	drp_buf_free(&c->in);
+	drp_buf_free(&c->out);
+	drp_buf_free(&c->tbuf);
+	DRP_FREE(c->path);
+	DRP_FREE(c->repo);
+	DRP_FREE(c->user);
+	DRP_FREE(c->pauth_user);
+}
+
 void drp_conn_close(drp_conn_t *c, const char *reason)
 {
+	if (c->state == DRP_CONN_CLOSED)
+		return;
 	drp_worker_t *w = c->w;
 	drp_log_debug(DRP_LOG_NET, "[c%06u] close in %s: %s", c->id,
 		      drp_conn_state_str(c->state), reason);
@@ -131,47 +194,36 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 			c->status = 499; /* client went away */
 		log_request(c, c->result ? c->result : "PASS");
 	}
-	if (c->fetch) {
-		drp_fetch_cancel(c->fetch);
-		c->fetch = NULL;
-	}
-	if (c->pauth_wait)
-		drp_users_wait_cancel(w->srv->users_pool, c->pauth_wait);
-	zc_drop(c);
-	drp_cached_release(c);
-	if (c->dnsq)
-		drp_dns_cancel(c->dnsq);
-	ev_io_stop(w->loop, &c->io);
-	ev_io_stop(w->loop, &c->tio);
-	ev_timer_stop(w->loop, &c->timer);
-	ev_timer_stop(w->loop, &c->kick);
-	if (c->tfd >= 0)
-		close(c->tfd);
-	if (c->tls) {
-		if (c->tls_active)
-			drp_tls_bye(c->tls);
-		drp_tls_free(c->tls);
-	}
-	if (c->leaf)
-		drp_leaf_unref(c->leaf);
-	close(c->fd);
-	drp_buf_free(&c->in);
-	drp_buf_free(&c->out);
-	drp_buf_free(&c->tbuf);
-	free(c->path);
-	free(c->repo);
-	free(c->user);
-	free(c->pauth_user);
+	release_all(c);
+	/* Callers up the stack may still look at c: it stays, CLOSED, on
+	 * the closed list until the loop's turn ends. */
+	c->state = DRP_CONN_CLOSED;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	c->prev = NULL;
+	c->next = w->closed;
+	w->closed = c;
 	w->n_conns--;
 	atomic_fetch_sub(&w->srv->stats.connections_open, 1);
-	drp_runtime_unref(c->rt);
-	free(c);
+	if (w->loop && !ev_is_active(&w->reap))
+		ev_prepare_start(w->loop, &w->reap);
+}
+
+void drp_conn_reap(drp_worker_t *w)
+{
+	while (w->closed) {
+		drp_conn_t *c = w->closed;
+		w->closed = c->next;
+		release_all(c);
+		drp_runtime_unref(c->rt);
+		free(c);
+	}
+	if (w->loop && ev_is_active(&w->reap))
+		ev_prepare_stop(w->loop, &w->reap);
 }
 
 /* ---- client I/O ---- */
@@ -350,6 +402,8 @@ static void respond_error(drp_conn_t *c, int status, bool close_after,
 /* The request is answered: log it and get ready for the next one. */
 static void request_done(drp_conn_t *c, const char *result)
 {
+	if (c->state == DRP_CONN_CLOSED)
+		return;
 	log_request(c, result);
 	drp_cached_release(c);
 	DRP_FREE(c->repo);
@@ -392,6 +446,8 @@ void drp_conn_respond_error(drp_conn_t *c, int status, bool close_after,
 
 void drp_conn_abort(drp_conn_t *c, const char *reason)
 {
+	if (c->state == DRP_CONN_CLOSED)
+		return;
 	/* SO_LINGER 0: close sends RST, so the client cannot mistake the
 	 * cut for a complete response. */
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -624,6 +680,8 @@ static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
 void drp_conn_pass(drp_conn_t *c, const char *method, const char *target,
 		   const char *headers, size_t headers_len, bool follow)
 {
+	if (c->state == DRP_CONN_CLOSED)
+		return;
 	drp_fetch_req_t fr = {
 		.tls = true,
 		.host = c->host,
@@ -1056,6 +1114,8 @@ static bool try_request(drp_conn_t *c)
 	}
 	enum drp_conn_state before = c->state;
 	dispatch(c, &req);
+	if (c->state == DRP_CONN_CLOSED)
+		return true;
 	/* CONNECT consumed its own head (the rest may be TLS bytes). */
 	if (before == c->state || c->state == DRP_CONN_EXCHANGE)
 		drp_buf_consume(&c->in, (size_t)r);
@@ -1079,8 +1139,29 @@ static bool pump_request_body(drp_conn_t *c)
 			&c->reqbody, drp_buf_head(&c->in),
 			avail < room ? avail : room, &data, &dlen);
 		if (n < 0) {
-			drp_conn_close(c, "malformed chunked request body");
-			return false;
+			/* Bad size, bare LF, oversized extension or trailers:
+			 * nothing after it can be framed, so the request ends
+			 * here (400) and so does the connection. */
+			drp_log_notice(DRP_LOG_HTTP,
+				       "[c%06u] %s: %s %s%s: malformed chunked "
+				       "request body: %s",
+				       c->id, c->peer_str, c->method, c->host,
+				       c->path ? c->path : "",
+				       c->resp_head_sent ? "reset" : "400");
+			drp_fetch_cancel(c->fetch);
+			c->fetch = NULL;
+			if (c->resp_head_sent) {
+				drp_conn_abort(c, "malformed chunked request "
+						  "body");
+				return false;
+			}
+			drp_buf_reset(&c->in);
+			c->head_scanned = 0;
+			c->req_body_done = true;
+			respond_error(c, 400, true,
+				      "malformed chunked request body");
+			request_done(c, "PASS");
+			return true;
 		}
 		if (dlen) {
 			drp_require(drp_fetch_send_body(c->fetch, data, dlen) ==
@@ -1177,6 +1258,8 @@ static void linger_read(drp_conn_t *c)
 
 static void conn_run(drp_conn_t *c)
 {
+	if (c->state == DRP_CONN_CLOSED)
+		return;
 	if (c->state == DRP_CONN_TUNNEL ||
 	    c->state == DRP_CONN_TUNNEL_CONNECT) {
 		tunnel_run(c);
@@ -1232,6 +1315,8 @@ static void conn_run(drp_conn_t *c)
 		    c->state == DRP_CONN_HEAD) {
 			if (try_request(c))
 				progress = true;
+			if (c->state == DRP_CONN_CLOSED)
+				return;
 			if (c->state == DRP_CONN_TUNNEL_CONNECT ||
 			    c->state == DRP_CONN_TUNNEL) {
 				tunnel_run(c);
@@ -1243,7 +1328,7 @@ static void conn_run(drp_conn_t *c)
 		}
 		if (c->state == DRP_CONN_EXCHANGE && c->creq) {
 			int r = drp_cached_pump(c);
-			if (r < 0)
+			if (r < 0 || c->state == DRP_CONN_CLOSED)
 				return;
 			if (r > 0)
 				progress = true;
@@ -1253,6 +1338,8 @@ static void conn_run(drp_conn_t *c)
 		if (c->state == DRP_CONN_EXCHANGE) {
 			if (pump_request_body(c))
 				progress = true;
+			if (c->state == DRP_CONN_CLOSED)
+				return;
 			if (c->state != DRP_CONN_EXCHANGE)
 				continue;
 		}

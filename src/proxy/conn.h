@@ -10,13 +10,22 @@
  *       +------ GET /ca.crt ... -----> local answer --> PROXY_HEAD
  *   PROXY_HEAD <--> PROXY_AUTH: Proxy-Authorization being verified off the
  *       loop; the same request is dispatched again with the verdict
- *   any --error/timeout/EOF--> drp_conn_close()
+ *   any --error/timeout/EOF--> drp_conn_close() --> CLOSED
+ *
+ * Closing and freeing are apart: drp_conn_close() tears everything down
+ * (watchers, sockets, the fetch, cache readers, the access-log line) and
+ * leaves the struct in state CLOSED on its worker's closed list; the
+ * worker frees it at the end of the loop's turn (an ev_prepare watcher,
+ * drp_conn_reap). So a function whose callee may have closed the
+ * connection can still look at it: every caller checks
+ * drp_conn_closed(c) after such a call and then only returns.
  *
  * Thread: owned by one worker loop.
  */
 #ifndef DRP_PROXY_CONN_H
 #define DRP_PROXY_CONN_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "proxy/worker.h"
@@ -32,6 +41,7 @@ enum drp_conn_state {
 	DRP_CONN_PROXY_AUTH = 7,     /* waiting for a password verification */
 	DRP_CONN_LINGER = 8, /* response sent, our side shut: reading what the
 				client still sends until it closes */
+	DRP_CONN_CLOSED = 9, /* torn down; freed at the end of the loop turn */
 };
 const char *drp_conn_state_str(enum drp_conn_state s);
 
@@ -40,7 +50,14 @@ typedef struct drp_conn drp_conn_t;
 /* Take ownership of an accepted socket. */
 void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
 		     socklen_t peerlen);
+/* Tear the connection down (idempotent); the memory stays valid, in
+ * state CLOSED, until drp_conn_reap() runs at the end of the loop turn. */
 void drp_conn_close(drp_conn_t *c, const char *reason);
+/* True once drp_conn_close() ran: the caller must only return. */
+bool drp_conn_closed(const drp_conn_t *c);
+/* Free the worker's closed connections. Called by the worker's ev_prepare
+ * watcher (nothing is on the stack then) and after its loop ended. */
+void drp_conn_reap(drp_worker_t *w);
 /* Drain: close the connection if it is idle between requests; otherwise
  * ask it to close after the current request. */
 void drp_conn_drain(drp_conn_t *c);

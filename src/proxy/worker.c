@@ -141,10 +141,16 @@ static void fill_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	drp_cached_fill_wakeup(w);
 }
 
+static void reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	drp_conn_reap(DRP_CONTAINER_OF(p, drp_worker_t, reap));
+}
+
 static void *worker_main(void *arg)
 {
 	drp_worker_t *w = arg;
 	ev_run(w->loop, 0);
+	drp_conn_reap(w);
 	drp_tls_thread_done();
 	return NULL;
 }
@@ -155,6 +161,41 @@ static void *worker_main(void *arg)
 #define USERS_THREADS 2
 #define USERS_JOBS    256
 
+int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf)
+{
+	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	if (w->loop == NULL)
+		return -ENOMEM;
+	w->dns = drp_dns_new(w->loop, conf->connect_timeout);
+	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ev_async_init(&w->wake, wake_cb);
+	w->wake.data = w;
+	ev_async_start(w->loop, &w->wake);
+	ev_async_init(&w->fill_wake, fill_wake_cb);
+	ev_async_start(w->loop, &w->fill_wake);
+	/* Started by drp_conn_close when there is something to free. */
+	ev_prepare_init(&w->reap, reap_cb);
+	for (unsigned j = 0; j < w->n_listeners; j++) {
+		ev_io_init(&w->listeners[j].io, accept_cb, w->listeners[j].fd,
+			   EV_READ);
+		ev_io_start(w->loop, &w->listeners[j].io);
+	}
+	return 0;
+}
+
+void drp_worker_loop_fini(drp_worker_t *w)
+{
+	drp_conn_reap(w);
+	drp_fetch_pool_flush(w);
+	drp_dns_free(w->dns);
+	w->dns = NULL;
+	ev_loop_destroy(w->loop);
+	w->loop = NULL;
+	if (w->spare_fd >= 0)
+		close(w->spare_fd);
+	w->spare_fd = -1;
+}
+
 int drp_workers_start(drp_server_t *srv)
 {
 	srv->users_pool = drp_users_pool_new(USERS_THREADS, USERS_JOBS);
@@ -162,23 +203,9 @@ int drp_workers_start(drp_server_t *srv)
 		return -EAGAIN;
 	drp_runtime_t *rt = drp_server_runtime_get(srv);
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		drp_worker_t *w = &srv->workers[i];
-		w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-		if (w->loop == NULL) {
+		if (drp_worker_loop_init(&srv->workers[i], rt->conf) < 0) {
 			drp_runtime_unref(rt);
 			return -ENOMEM;
-		}
-		w->dns = drp_dns_new(w->loop, rt->conf->connect_timeout);
-		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		ev_async_init(&w->wake, wake_cb);
-		w->wake.data = w;
-		ev_async_start(w->loop, &w->wake);
-		ev_async_init(&w->fill_wake, fill_wake_cb);
-		ev_async_start(w->loop, &w->fill_wake);
-		for (unsigned j = 0; j < w->n_listeners; j++) {
-			ev_io_init(&w->listeners[j].io, accept_cb,
-				   w->listeners[j].fd, EV_READ);
-			ev_io_start(w->loop, &w->listeners[j].io);
 		}
 	}
 	drp_runtime_unref(rt);
@@ -255,11 +282,7 @@ void drp_workers_drain(drp_server_t *srv, double grace)
 	srv->users_pool = NULL;
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		drp_worker_t *w = &srv->workers[i];
-		drp_fetch_pool_flush(w);
-		drp_dns_free(w->dns);
-		ev_loop_destroy(w->loop);
-		if (w->spare_fd >= 0)
-			close(w->spare_fd);
+		drp_worker_loop_fini(w);
 		free(w->listeners);
 	}
 	free(srv->workers);

@@ -33,6 +33,10 @@ typedef struct drp_worker {
 	drp_listener_t *listeners;
 	unsigned n_listeners;
 	struct drp_conn *conns; /* open client connections (doubly linked) */
+	/* Closed ones, freed at the end of the loop turn by reap
+	 * (drp_conn_reap); linked through their next. */
+	struct drp_conn *closed;
+	ev_prepare reap;
 	unsigned n_conns;
 	struct drp_upconn *idle; /* pooled upstream connections */
 	unsigned n_idle;
@@ -55,6 +59,12 @@ int drp_workers_start(drp_server_t *srv);
  * join the threads; connections still open after `grace` seconds are
  * closed. */
 void drp_workers_drain(drp_server_t *srv, double grace);
+
+/* Set up w's loop, resolver and watchers (drp_workers_start does it for
+ * every worker; a test can do it for one of its own). */
+int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf);
+/* Undo drp_worker_loop_init after the loop has ended. */
+void drp_worker_loop_fini(drp_worker_t *w);
 
 /* Connection id for logs: unique per process. */
 unsigned drp_worker_conn_id(drp_worker_t *w);
