@@ -259,7 +259,24 @@ static bool body_head(drp_conn_t *c, uint64_t total, const char *ctype,
 
 /* ---- serving from the cache ---- */
 
-/* Answer from a stored object. false if it vanished (evicted). */
+/* A stored object that cannot be read back (deleted or truncated under
+ * us, a disk error): out of the index, so that the next request fetches
+ * it again. The fs backend drops what it finds missing or short itself;
+ * this covers any error of any backend. */
+static void drop_damaged(drp_conn_t *c, int err, const char *when)
+{
+	drp_server_t *srv = srv_of(c);
+	drp_cached_req_t *q = c->creq;
+	drp_log_warning(DRP_LOG_CACHE,
+			"[c%06u] %s: stored object unreadable %s (%s); "
+			"dropped from the cache",
+			c->id, q->digest, when,
+			err == -ENOENT ? "missing or damaged" : strerror(-err));
+	(void)srv->capi->remove(srv->cdb, &srv->cstats, q->digest);
+}
+
+/* Answer from a stored object. false if it vanished (evicted) or cannot
+ * be read: nothing is answered yet, the caller treats it as a miss. */
 static bool serve_stored(drp_conn_t *c, const char *ctype, const char *result)
 {
 	drp_server_t *srv = srv_of(c);
@@ -276,20 +293,22 @@ static bool serve_stored(drp_conn_t *c, const char *ctype, const char *result)
 		drp_conn_request_done(c, result);
 		return true;
 	}
-	if (!body_head(c, info.size, ctype, result)) {
-		drp_conn_request_done(c, result);
-		return true;
+	/* Open before the head is queued: damage found now is a miss. */
+	uint64_t from = 0, last;
+	bool body = info.size > 0;
+	if (q->range && q->kind == K_BLOB && body &&
+	    drp_http_range_resolve(&q->rng, info.size, &from, &last) < 0)
+		body = false; /* 416 */
+	if (body) {
+		int r = srv->capi->read_open(srv->cdb, &srv->cstats, q->digest,
+					     from, &q->reader, &info);
+		if (r < 0) {
+			drop_damaged(c, r, "before the response");
+			return false;
+		}
 	}
-	if (q->pos == q->end) {
+	if (!body_head(c, info.size, ctype, result) || q->pos == q->end) {
 		drp_conn_request_done(c, result);
-		return true;
-	}
-	int r = srv->capi->read_open(srv->cdb, &srv->cstats, q->digest, q->pos,
-				     &q->reader, NULL);
-	if (r < 0) {
-		/* The head is already queued: the client must not take it
-		 * for a whole answer. */
-		drp_conn_abort(c, "cached object vanished");
 		return true;
 	}
 	c->state = DRP_CONN_EXCHANGE;
@@ -311,10 +330,10 @@ static int pump_reader(drp_conn_t *c)
 		ssize_t n = srv->capi->read(srv->cdb, &srv->cstats, q->reader,
 					    p, want);
 		if (n <= 0) {
-			drp_log_err(
-				DRP_LOG_CACHE, "[c%06u] %s: read failed: %s",
-				c->id, q->digest,
-				n == 0 ? "short object" : strerror((int)-n));
+			/* The head is out: only a reset tells the client
+			 * that the body is incomplete. The next request
+			 * misses and fetches it again. */
+			drop_damaged(c, n == 0 ? -EIO : (int)n, "mid-response");
 			drp_conn_abort(c, "cache read failed");
 			return -1;
 		}

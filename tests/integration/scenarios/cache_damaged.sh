@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The stored file of a cached blob is deleted, then truncated, under the
+# proxy (an admin's rm, disk trouble). The next GET finds out before the
+# response head: it is a miss, logged, the object leaves the index, the
+# blob is fetched again (exactly one upstream GET) and the client gets the
+# right bytes. The proxy keeps running. (Own proxy, empty cache.)
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+drp_scenario_init
+drp_own_proxy
+reg=$(reg_log open)
+layer=${SMALL_LAYERS%% *}
+hex=${layer#sha256:}
+want=$WORK/images/small/blobs/sha256/$hex
+stored=$PROXY_DIR/cache/blobs/sha256/${hex:0:2}/$hex
+url=https://registry.test/v2/test/small/blobs/$layer
+
+stored_ok() { [ "$(stat -c %s "$stored" 2>/dev/null)" = "$(stat -c %s "$want")" ]; }
+
+pcurl -o "$SCEN/got" "$url"
+expect_file_digest "cold GET" "$SCEN/got" "$layer"
+drp_wait "the blob in the cache" 10 stored_ok
+pcurl -o "$SCEN/got" -D "$SCEN/h" "$url"
+expect_file_digest "warm GET" "$SCEN/got" "$layer"
+expect_eq "warm GET X-Cache" HIT "$(hdr X-Cache <"$SCEN/h")"
+
+for damage in delete truncate; do
+	case $damage in
+	delete) rm -f "$stored" ;;
+	truncate) truncate -s 1000 "$stored" ;;
+	esac
+	mark=$(log_mark "$reg")
+	code=$(pcurl -o "$SCEN/got" -w '%{http_code}' "$url" 2>"$SCEN/err") || true
+	drp_alive "$PROXY_PID" || drp_fail "$damage: the proxy died"
+	expect_eq "$damage: status" 200 "$code"
+	expect_file_digest "$damage: bytes" "$SCEN/got" "$layer"
+	wait_log "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")" 1 5
+	sleep 0.5 # a second upstream GET would be logged by now
+	expect_eq "$damage: upstream GETs" 1 \
+		"$(count_since "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")")"
+	# Stored again, and served from the cache again.
+	drp_wait "$damage: the blob back in the cache" 10 stored_ok
+	mark=$(log_mark "$reg")
+	pcurl -o "$SCEN/got" -D "$SCEN/h" "$url"
+	expect_file_digest "$damage: next GET" "$SCEN/got" "$layer"
+	expect_eq "$damage: next GET X-Cache" HIT "$(hdr X-Cache <"$SCEN/h")"
+	expect_eq "$damage: upstream GETs for the next GET" 0 \
+		"$(count_since "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")")"
+done
+grep -E "$hex.*(missing|differs|damaged)" "$PROXY_DIR/proxy.log" | head -n 3 |
+	while IFS= read -r l; do drp_log "proxy log: $l"; done
+[ "$(grep -cE "$hex.*(missing|differs)" "$PROXY_DIR/proxy.log")" -ge 2 ] ||
+	drp_fail "the proxy did not log the damaged object twice"
