@@ -1694,8 +1694,28 @@ void drp_conn_close_all(drp_worker_t *w, const char *reason)
 		drp_conn_close(w->conns, reason);
 }
 
+static drp_conn_t *conn_new(drp_worker_t *w, int fd,
+			    const struct sockaddr *peer, socklen_t peerlen);
+
 void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
 		     socklen_t peerlen)
+{
+	conn_new(w, fd, peer, peerlen);
+}
+
+void drp_conn_accept_intercepted(drp_worker_t *w, int fd,
+				 const struct sockaddr *peer, socklen_t peerlen,
+				 const char *host, uint16_t port)
+{
+	drp_conn_t *c = conn_new(w, fd, peer, peerlen);
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	c->port = port;
+	c->intercepted = true;
+	c->state = DRP_CONN_HEAD;
+}
+
+static drp_conn_t *conn_new(drp_worker_t *w, int fd,
+			    const struct sockaddr *peer, socklen_t peerlen)
 {
 	drp_conn_t *c = DRP_NEW(drp_conn_t);
 	c->w = w;
@@ -1724,4 +1744,5 @@ void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
 	set_timeout(c, conf_of(c)->header_timeout);
 	drp_log_debug(DRP_LOG_NET, "[c%06u] accepted from %s", c->id,
 		      c->peer_str);
+	return c;
 }

@@ -26,6 +26,7 @@
 #define DRP_PROXY_CONN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "proxy/worker.h"
@@ -50,6 +51,12 @@ typedef struct drp_conn drp_conn_t;
 /* Take ownership of an accepted socket. */
 void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
 		     socklen_t peerlen);
+/* Test seam (the fuzz target): take fd as a session whose CONNECT to
+ * host:port was intercepted and whose TLS is done, the client speaking
+ * plaintext HTTP on fd (state HEAD; no TLS layer). */
+void drp_conn_accept_intercepted(drp_worker_t *w, int fd,
+				 const struct sockaddr *peer, socklen_t peerlen,
+				 const char *host, uint16_t port);
 /* Tear the connection down (idempotent); the memory stays valid, in
  * state CLOSED, until drp_conn_reap() runs at the end of the loop turn. */
 void drp_conn_close(drp_conn_t *c, const char *reason);
