@@ -23,7 +23,8 @@ static inline size_t drp_buf_pending(const drp_buf_t *b)
 }
 static inline const char *drp_buf_head(const drp_buf_t *b)
 {
-	return b->data + b->off;
+	/* NULL + 0 is undefined: an empty buffer has no data yet. */
+	return b->data ? b->data + b->off : b->data;
 }
 
 void drp_buf_free(drp_buf_t *b);
