@@ -14,6 +14,8 @@
  *   bit 0     0: the plain proxy port (drp_conn_accept);
  *             1: a session as if its CONNECT to registry.test:443 had
  *                been intercepted, below TLS (drp_conn_accept_intercepted)
+ *             (FUZZ_CONN_SEAM=plain|intercepted overrides it, for a run
+ *             on one seam only)
  *   bits 1-3  the fake upstream's answer to every request head (table
  *             `answers` below: lengths, chunked, EOF, 401, garbage...)
  *
@@ -78,6 +80,7 @@ static struct {
 	unsigned answer;
 	ev_io cio; /* the test's end of the socketpair: drained */
 	int cfd;
+	int seam; /* -1: from the input; 0 plain; 1 intercepted */
 } F;
 
 static void fake_close(fake_conn_t *f)
@@ -172,6 +175,11 @@ static void setup(void)
 	drp_log_set_level(getenv("FUZZ_CONN_LOG") ? DRP_LOG_DEBUG
 						  : DRP_LOG_ERR);
 
+	const char *seam = getenv("FUZZ_CONN_SEAM");
+	F.seam = seam == NULL			    ? -1
+		 : strcmp(seam, "intercepted") == 0 ? 1
+		 : strcmp(seam, "plain") == 0	    ? 0
+						    : -1;
 	F.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sin = {.sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -248,6 +256,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	bool intercepted = data[0] & 1;
+	if (F.seam >= 0)
+		intercepted = F.seam == 1;
 	F.answer = (data[0] >> 1) & 7;
 	data++;
 	size--;

@@ -52,3 +52,35 @@ grep -E "$hex.*(missing|differs|damaged)" "$PROXY_DIR/proxy.log" | head -n 3 |
 	while IFS= read -r l; do drp_log "proxy log: $l"; done
 [ "$(grep -cE "$hex.*(missing|differs)" "$PROXY_DIR/proxy.log")" -ge 2 ] ||
 	drp_fail "the proxy did not log the damaged object twice"
+
+# Damage found mid-body: the head is out, so only that client's transfer
+# can fail (a reset, never a clean short answer); the object is dropped
+# and the next GET fetches it again and serves the right bytes.
+large=$LARGE_LAYER
+lhex=${large#sha256:}
+lwant=$WORK/images/large/blobs/sha256/$lhex
+lstored=$PROXY_DIR/cache/blobs/sha256/${lhex:0:2}/$lhex
+lurl=https://registry.test/v2/test/large/blobs/$large
+lstored_ok() { [ "$(stat -c %s "$lstored" 2>/dev/null)" = "$(stat -c %s "$lwant")" ]; }
+pcurl -o "$SCEN/large" "$lurl"
+expect_file_digest "large: cold GET" "$SCEN/large" "$large"
+drp_wait "the large blob in the cache" 30 lstored_ok
+rm -f "$SCEN/large"
+rc=0
+PCURL_TIMEOUT=120 pcurl --limit-rate 2M -o "$SCEN/large" "$lurl" 2>"$SCEN/err" &
+client=$!
+has_some() { [ "$(stat -c %s "$SCEN/large" 2>/dev/null || echo 0)" -gt 1000000 ]; }
+drp_wait "the first megabyte of the hit" 20 has_some
+truncate -s 0 "$lstored"
+wait "$client" || rc=$?
+drp_alive "$PROXY_PID" || drp_fail "mid-body: the proxy died"
+[ $rc != 0 ] || drp_fail "mid-body: a clean response despite the truncated file ($(stat -c %s "$SCEN/large") bytes)"
+drp_log "ok: mid-body: the transfer failed (curl exit $rc after $(stat -c %s "$SCEN/large") bytes)"
+mark=$(log_mark "$reg")
+pcurl -o "$SCEN/large" "$lurl"
+expect_file_digest "mid-body: next GET" "$SCEN/large" "$large"
+wait_log "$reg" "$mark" "$(req_pat GET "/v2/test/large/blobs/$large")" 1 5
+expect_eq "mid-body: upstream GETs for the next GET" 1 \
+	"$(count_since "$reg" "$mark" "$(req_pat GET "/v2/test/large/blobs/$large")")"
+grep -E "$lhex.*(shorter|unreadable)" "$PROXY_DIR/proxy.log" | head -n 2 |
+	while IFS= read -r l; do drp_log "proxy log: $l"; done
