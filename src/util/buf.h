@@ -23,8 +23,9 @@ static inline size_t drp_buf_pending(const drp_buf_t *b)
 }
 static inline const char *drp_buf_head(const drp_buf_t *b)
 {
-	/* NULL + 0 is undefined: an empty buffer has no data yet. */
-	return b->data ? b->data + b->off : b->data;
+	/* A buffer that never held data has none: callers compute
+	 * head + pending, and NULL + 0 is undefined. */
+	return b->data ? b->data + b->off : "";
 }
 
 void drp_buf_free(drp_buf_t *b);

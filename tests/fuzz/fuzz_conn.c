@@ -18,12 +18,17 @@
  *             on one seam only)
  *   bits 1-3  the fake upstream's answer to every request head (table
  *             `answers` below: lengths, chunked, EOF, 401, garbage...)
+ *   bits 4-5  damage to the one blob in the cache (an fs cache in a
+ *             temporary directory, stored and marked as served for
+ *             registry.test/test/x before each input that needs it):
+ *             0 none, 1 its file deleted, 2 truncated, 3 emptied
  *
  * Deterministic and fast: no timers are waited for, no real network.
  * The interesting failures are memory errors (ASan) and UB (UBSan).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -31,10 +36,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "cache/cache.h"
 #include "conf/conf.h"
 #include "proxy/conn.h"
 #include "proxy/fetch.h"
@@ -81,7 +89,36 @@ static struct {
 	ev_io cio; /* the test's end of the socketpair: drained */
 	int cfd;
 	int seam; /* -1: from the input; 0 plain; 1 intercepted */
+	char blob_digest[80];
+	char blob_path[4200];
+	char blob[40000];
 } F;
+
+/* The cached blob: sha256 of `blob` (fuzz_conn.dict names its path). */
+static void blob_store(void)
+{
+	drp_server_t *srv = &F.srv;
+	if (srv->capi->lookup(srv->cdb, &srv->cstats, F.blob_digest, NULL) == 0)
+		return;
+	drp_cache_writer_t *wr = NULL;
+	if (srv->capi->write_begin(srv->cdb, &srv->cstats, F.blob_digest,
+				   sizeof(F.blob), &wr) < 0 ||
+	    srv->capi->write(srv->cdb, &srv->cstats, wr, F.blob,
+			     sizeof(F.blob)) < 0 ||
+	    srv->capi->commit(srv->cdb, &srv->cstats, wr) < 0)
+		abort();
+	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, F.blob_digest,
+			   "registry.test", "test/x");
+}
+
+static void blob_damage(unsigned how)
+{
+	blob_store();
+	if (how == 1)
+		unlink(F.blob_path);
+	else if (how == 2 || how == 3)
+		truncate(F.blob_path, how == 2 ? sizeof(F.blob) / 2 : 0);
+}
 
 static void fake_close(fake_conn_t *f)
 {
@@ -168,6 +205,21 @@ static void run_until_idle(void)
 	}
 }
 
+static char tmpdir[64];
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+		 struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+/* The CA and the cache live in a temporary directory: gone at exit. */
+static void cleanup(void)
+{
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void setup(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -193,6 +245,8 @@ static void setup(void)
 	char dir[] = "/tmp/fuzz_conn.XXXXXX";
 	if (mkdtemp(dir) == NULL)
 		abort();
+	snprintf(tmpdir, sizeof(tmpdir), "%s", dir);
+	atexit(cleanup);
 	char text[2048];
 	snprintf(text, sizeof(text),
 		 "[proxy]\n"
@@ -208,9 +262,11 @@ static void setup(void)
 		 "nonexistent.invalid = 127.0.0.1:%u\n"
 		 "up.test = 127.0.0.1:%u\n"
 		 "other.test = 127.0.0.1:%u\n"
-		 "auth.test = 127.0.0.1:%u\n",
+		 "auth.test = 127.0.0.1:%u\n"
+		 "[cache]\n"
+		 "dir = %s/cache\n",
 		 dir, getenv("FUZZ_CONN_LOG") ? "-" : "/dev/null", port, port,
-		 port, port, port);
+		 port, port, port, dir);
 	drp_conf_errors_t errs = {0};
 	drp_conf_t *conf = drp_conf_load_string("fuzz_conn.ini", text, &errs);
 	if (conf == NULL) {
@@ -229,6 +285,31 @@ static void setup(void)
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}
+	const drp_cache_api_t *api =
+		drp_cache_backend_find(conf->cache_backend);
+	drp_cache_conf_t cc = {.dir = conf->cache_dir,
+			       .max_size = conf->cache_max_size};
+	if (api == NULL ||
+	    api->open(&srv->cdb, &cc, &srv->cstats, err, sizeof(err)) < 0) {
+		fprintf(stderr, "cache: %s\n", err);
+		abort();
+	}
+	srv->capi = api;
+	char spool[4200];
+	snprintf(spool, sizeof(spool), "%s/spool", conf->cache_dir);
+	mkdir(spool, 0700);
+	srv->spool_dir = strdup(spool);
+	for (size_t i = 0; i < sizeof(F.blob); i++)
+		F.blob[i] = (char)('a' + i % 26);
+	uint8_t md[32];
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, F.blob, sizeof(F.blob), md);
+	int o = snprintf(F.blob_digest, sizeof(F.blob_digest), "sha256:");
+	for (int i = 0; i < 32; i++)
+		o += snprintf(F.blob_digest + o,
+			      sizeof(F.blob_digest) - (size_t)o, "%02x", md[i]);
+	snprintf(F.blob_path, sizeof(F.blob_path),
+		 "%.4000s/blobs/sha256/%.2s/%.64s", conf->cache_dir,
+		 F.blob_digest + 7, F.blob_digest + 7);
 	srv->rt = drp_runtime_new(conf, err, sizeof(err));
 	if (srv->rt == NULL) {
 		fprintf(stderr, "%s\n", err);
@@ -259,6 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (F.seam >= 0)
 		intercepted = F.seam == 1;
 	F.answer = (data[0] >> 1) & 7;
+	blob_damage((data[0] >> 4) & 3);
 	data++;
 	size--;
 
