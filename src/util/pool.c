@@ -350,14 +350,17 @@ void drp_pool_lane_close(drp_pool_lane_t *l)
 	drp_pool_t *p = l->p;
 	pthread_mutex_lock(&p->lock);
 	l->closing = true;
-	drp_pool_job_t *dropped = l->head;
-	for (drp_pool_job_t *j = dropped; j; j = j->next) {
-		j->lane = NULL;
-		j->state = JOB_DONE;
+	drp_pool_job_t *dropped = NULL;
+	if (!(l->flags & DRP_POOL_DRAIN)) {
+		dropped = l->head;
+		for (drp_pool_job_t *j = dropped; j; j = j->next) {
+			j->lane = NULL;
+			j->state = JOB_DONE;
+		}
+		l->head = l->tail = NULL;
+		l->queued = 0;
 	}
-	l->head = l->tail = NULL;
-	l->queued = 0;
-	while (l->running > 0)
+	while (l->running > 0 || l->queued > 0)
 		pthread_cond_wait(&p->ended, &p->lock);
 	drp_pool_lane_t **pp = &p->lanes;
 	while (*pp != l)

@@ -38,8 +38,9 @@ typedef void drp_pool_done_fn(void *arg, int status);
 
 /* Lane flags. */
 enum {
-	/* drp_pool_free runs this lane's queued jobs before it returns
-	 * (e.g. stores of verified downloads) instead of cancelling them. */
+	/* drp_pool_free and drp_pool_lane_close run this lane's queued
+	 * jobs before they return (e.g. stores of verified downloads)
+	 * instead of cancelling them. */
 	DRP_POOL_DRAIN = 1 << 0,
 };
 
@@ -81,9 +82,9 @@ unsigned drp_pool_lane_running(drp_pool_lane_t *lane) __attribute__((nonnull));
 
 /*
  * Close a lane: new submissions get -ESHUTDOWN, queued jobs are
- * cancelled (their done runs here, with -ECANCELED), and this waits for
- * the running ones to end (their done goes to their loop as usual).
- * Then the lane is freed. Not from a pool thread.
+ * cancelled (their done runs here, with -ECANCELED) or, in a DRAIN lane,
+ * run, and this waits for the lane's jobs to end (their done goes to
+ * their loop as usual). Then the lane is freed. Not from a pool thread.
  */
 void drp_pool_lane_close(drp_pool_lane_t *lane) __attribute__((nonnull));
 

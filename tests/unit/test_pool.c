@@ -297,6 +297,31 @@ START_TEST(pool_lane_close)
 }
 END_TEST
 
+/* Closing a DRAIN lane runs its queue dry instead. */
+START_TEST(pool_lane_close_drains)
+{
+	reset();
+	drp_pool_t *p = drp_pool_new(1);
+	drp_pool_lane_t *l =
+		drp_pool_lane_new(p, "stores", 1, 1, DRP_POOL_DRAIN);
+	drp_pool_submit(l, NULL, blocker_work, NULL, (void *)0, NULL);
+	wait_started(1);
+	for (int i = 1; i <= 3; i++)
+		drp_pool_submit(l, NULL, record_work, record_done,
+				(void *)(intptr_t)i, NULL);
+	open_gate();
+	drp_pool_lane_close(l);
+	ck_assert_uint_eq(st.n_order, 4);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(st.order[i], i);
+	/* Without a loop, done ran on the pool thread right after work. */
+	ck_assert_uint_eq(st.n_done, 3);
+	for (unsigned i = 0; i < 3; i++)
+		ck_assert(!pthread_equal(st.done_thread[i], pthread_self()));
+	drp_pool_free(p);
+}
+END_TEST
+
 /* Each job completes on the loop it was submitted from, in that loop's
  * thread. */
 typedef struct {
@@ -365,6 +390,7 @@ Suite *pool_suite(void)
 	tcase_add_test(tc, pool_cancel);
 	tcase_add_test(tc, pool_free_with_queued);
 	tcase_add_test(tc, pool_lane_close);
+	tcase_add_test(tc, pool_lane_close_drains);
 	tcase_add_test(tc, pool_done_on_submitting_loop);
 	suite_add_tcase(s, tc);
 	return s;
