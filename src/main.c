@@ -31,6 +31,7 @@
 #include "util/busguard.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/pool.h"
 
 #define DEFAULT_CONF                                                           \
 	DRP_SYSCONFDIR "/docker-registry-proxy/docker-registry-proxy.ini"
@@ -436,10 +437,18 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* The worker pool: lanes for the stores (here) and the password
+	 * checks (drp_workers_start), one thread reserved for each, and
+	 * one more for whichever needs it. */
+	srv.pool = drp_pool_new(3);
+	if (srv.pool == NULL) {
+		drp_log_err(DRP_LOG_MAIN, "cannot start the worker pool");
+		return 1;
+	}
 	/* One thread stores verified downloads (fsync, link): the stores
 	 * are disk-bound, more threads would only compete for the disk. */
 	if (srv.capi)
-		srv.jobs = drp_jobs_new(1);
+		srv.jobs = drp_jobs_new_on(srv.pool, "stores", 1);
 	if (drp_workers_start(&srv) < 0) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
 		return 1;
@@ -467,6 +476,7 @@ int main(int argc, char **argv)
 	drp_server_runtime_set(&srv, NULL);
 	drp_fill_shutdown(&srv, 30.0); /* hashers: verdicts and stores */
 	drp_jobs_free(srv.jobs);       /* finishes the stores under way */
+	drp_pool_free(srv.pool);
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);
 	free(srv.spool_dir);

@@ -72,7 +72,10 @@ typedef struct drp_server {
 	drp_cache_t *cdb;
 	drp_cache_stats_t cstats; /* counters updated atomically by ops */
 	char *spool_dir;	  /* where in-flight bodies are spooled */
-	struct drp_jobs *jobs;	  /* blocking cache work (NULL: inline) */
+	/* The worker pool: every blocking job runs in one of its lanes
+	 * (made by main, freed after the loops and the fills). */
+	struct drp_pool *pool;
+	struct drp_jobs *jobs; /* blocking cache work (NULL: inline) */
 	/* Verifies Proxy-Authorization off the loops (made by
 	 * drp_workers_start, freed by drp_workers_drain). */
 	struct drp_users_pool *users_pool;

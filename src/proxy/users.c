@@ -20,6 +20,7 @@
 #include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/pool.h"
 
 /* A users file larger than this is surely not one. */
 #define USERS_FILE_MAX (16 * 1024 * 1024)
@@ -759,17 +760,27 @@ struct job {
 	drp_users_wait_t *waiters;
 };
 
+/*
+ * Verifications run in a lane of the worker pool (util/pool.h), which
+ * bounds how many run at once and keeps a thread for them whatever the
+ * other lanes do. The lane's jobs are tokens: a token that starts takes
+ * the next verification by the round robin here, so the pool's FIFO
+ * never decides which source goes first. There are as many tokens as
+ * verifications that may start (all queued ones, or while held the
+ * budget's worth); a token that finds nothing to do just ends.
+ */
 struct drp_users_pool {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	job_t *jobs; /* queued and running */
 	unsigned n_jobs, max_jobs;
-	source_t *ring; /* the source served next; NULL: nothing queued */
+	unsigned n_queued; /* in the ring */
+	source_t *ring;	   /* the source served next; NULL: nothing queued */
 	unsigned long verified;
 	bool stop, hold;
 	unsigned budget; /* verifications that may start while held */
-	pthread_t *threads;
-	unsigned n_threads;
+	drp_pool_t *own; /* the pool, when it is ours alone */
+	drp_pool_lane_t *lane;
+	unsigned tokens; /* in the lane, not yet started */
 	users_loop_t *loops;
 };
 
@@ -821,6 +832,7 @@ static void unqueue(drp_users_pool_t *p, job_t *j)
 		src->tail = prev;
 	j->src = NULL;
 	j->q_next = NULL;
+	p->n_queued--;
 	if (--src->n > 0)
 		return;
 	if (src->next == src) {
@@ -900,50 +912,73 @@ static void unlink_job(drp_users_pool_t *p, job_t *j)
 	p->n_jobs--;
 }
 
-static void *verifier_main(void *arg)
+/* One token of the lane: verify the next queued value, if any. */
+static void verify_token(void *arg)
 {
 	drp_users_pool_t *p = arg;
 	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		job_t *j = NULL;
-		while (!p->stop && (j = next_job(p)) == NULL)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stop)
-			break;
-		j->running = true;
+	p->tokens--;
+	job_t *j = p->stop ? NULL : next_job(p);
+	if (j == NULL) {
 		pthread_mutex_unlock(&p->lock);
-
-		char *user = NULL;
-		int verdict = verdict_of(j->u, j->value, &user);
-		drp_users_cache_put(j->u, j->key, verdict, user);
-
-		pthread_mutex_lock(&p->lock);
-		p->verified++;
-		unlink_job(p, j);
-		deliver(p, j, verdict, user);
-		free(user);
+		return;
 	}
+	j->running = true;
 	pthread_mutex_unlock(&p->lock);
-	return NULL;
+
+	char *user = NULL;
+	int verdict = verdict_of(j->u, j->value, &user);
+	drp_users_cache_put(j->u, j->key, verdict, user);
+
+	pthread_mutex_lock(&p->lock);
+	p->verified++;
+	unlink_job(p, j);
+	deliver(p, j, verdict, user);
+	pthread_mutex_unlock(&p->lock);
+	free(user);
+}
+
+/* Queue tokens for the verifications that may start. Lock held. */
+static void top_up(drp_users_pool_t *p)
+{
+	unsigned want = p->n_queued;
+	if (p->hold && p->budget < want)
+		want = p->budget;
+	while (!p->stop && p->tokens < want) {
+		if (drp_pool_submit(p->lane, NULL, verify_token, NULL, p,
+				    NULL) < 0)
+			break;
+		p->tokens++;
+	}
+}
+
+drp_users_pool_t *drp_users_pool_new_on(drp_pool_t *pool, unsigned threads,
+					unsigned max_jobs)
+{
+	/* At most `threads` verify at once; one thread is kept for them
+	 * whatever the other lanes do. */
+	drp_pool_lane_t *lane =
+		drp_pool_lane_new(pool, "users", threads ? threads : 1, 1, 0);
+	if (lane == NULL)
+		return NULL;
+	drp_users_pool_t *p = DRP_NEW(drp_users_pool_t);
+	pthread_mutex_init(&p->lock, NULL);
+	p->max_jobs = max_jobs ? max_jobs : 1;
+	p->lane = lane;
+	return p;
 }
 
 drp_users_pool_t *drp_users_pool_new(unsigned threads, unsigned max_jobs)
 {
-	drp_users_pool_t *p = DRP_NEW(drp_users_pool_t);
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
-	p->max_jobs = max_jobs ? max_jobs : 1;
-	p->threads = drp_calloc(threads ? threads : 1, sizeof(pthread_t));
-	for (unsigned i = 0; i < (threads ? threads : 1); i++) {
-		if (pthread_create(&p->threads[p->n_threads], NULL,
-				   verifier_main, p) != 0)
-			break;
-		p->n_threads++;
-	}
-	if (p->n_threads == 0) {
-		drp_users_pool_free(p);
+	drp_pool_t *own = drp_pool_new(threads ? threads : 1);
+	if (own == NULL)
+		return NULL;
+	drp_users_pool_t *p = drp_users_pool_new_on(own, threads, max_jobs);
+	if (p == NULL) {
+		drp_pool_free(own);
 		return NULL;
 	}
+	p->own = own;
 	return p;
 }
 
@@ -953,11 +988,11 @@ void drp_users_pool_free(drp_users_pool_t *p)
 		return;
 	pthread_mutex_lock(&p->lock);
 	p->stop = true;
-	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	for (unsigned i = 0; i < p->n_threads; i++)
-		pthread_join(p->threads[i], NULL);
-	free(p->threads);
+	/* Tokens not started are dropped; a verification under way
+	 * finishes (and may still wake a loop). */
+	drp_pool_lane_close(p->lane);
+	drp_pool_free(p->own);
 	while (p->jobs != NULL) {
 		job_t *j = p->jobs;
 		p->jobs = j->next;
@@ -982,7 +1017,6 @@ void drp_users_pool_free(drp_users_pool_t *p)
 		}
 		free(lp);
 	}
-	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -1113,7 +1147,8 @@ int drp_users_check(drp_users_pool_t *p, drp_users_t *u, struct ev_loop *loop,
 			src->head = j;
 		src->tail = j;
 		src->n++;
-		pthread_cond_signal(&p->cond);
+		p->n_queued++;
+		top_up(p);
 	}
 	drp_users_wait_t *w = DRP_NEW(drp_users_wait_t);
 	w->job = j;
@@ -1158,7 +1193,7 @@ void drp_users_pool_hold(drp_users_pool_t *p, bool hold)
 	pthread_mutex_lock(&p->lock);
 	p->hold = hold;
 	p->budget = 0;
-	pthread_cond_broadcast(&p->cond);
+	top_up(p);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -1166,6 +1201,6 @@ void drp_users_pool_release(drp_users_pool_t *p, unsigned n)
 {
 	pthread_mutex_lock(&p->lock);
 	p->budget += n;
-	pthread_cond_broadcast(&p->cond);
+	top_up(p);
 	pthread_mutex_unlock(&p->lock);
 }

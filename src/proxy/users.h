@@ -20,9 +20,9 @@
  * the Proxy-Authorization value (the password itself is never stored),
  * bounded to DRP_USERS_CACHE_MAX entries; refusals are cached too.
  *
- * Verifications that the cache cannot answer run on a small pool of
- * threads (drp_users_pool_t), never on an event loop: the caller's loop
- * gets the verdict through an ev_async. Concurrent checks of the same
+ * Verifications that the cache cannot answer run in a lane of the worker
+ * pool (drp_users_pool_t, util/pool.h), never on an event loop: the caller's
+ * loop gets the verdict through an ev_async. Concurrent checks of the same
  * value share one verification; a bounded queue turns a flood of
  * distinct wrong passwords into -EBUSY instead of an unbounded backlog,
  * and serves source addresses round robin (drp_users_check).
@@ -38,6 +38,7 @@
 #include "conf/conf.h"
 
 struct sockaddr;
+struct drp_pool;
 
 /* The realm of the proxy's 407 challenge. */
 #define DRP_USERS_REALM "docker-registry-proxy"
@@ -125,13 +126,20 @@ typedef struct drp_users_wait drp_users_wait_t;
 typedef void drp_users_cb(void *arg, int verdict, const char *user);
 
 /*
- * Start `threads` verifier threads with room for max_jobs distinct
- * verifications queued or running. NULL if no thread could be started.
- * Main thread.
+ * Verify in a "users" lane of the worker pool: at most `threads` at
+ * once, with one pool thread reserved for verifications (so no other
+ * lane's work delays a login), and room for max_jobs distinct
+ * verifications queued or running. NULL if the pool has no thread left
+ * to reserve. Main thread; the pool must outlive drp_users_pool_free.
  */
+drp_users_pool_t *drp_users_pool_new_on(struct drp_pool *pool, unsigned threads,
+					unsigned max_jobs)
+	__attribute__((nonnull));
+/* Same on a pool of its own with `threads` threads (tests). NULL if no
+ * thread could be started. */
 drp_users_pool_t *drp_users_pool_new(unsigned threads, unsigned max_jobs);
 /*
- * Stop the threads (a verification under way finishes; queued ones are
+ * Stop verifying (a verification under way finishes; queued ones are
  * dropped) and free. Waiters not yet delivered are dropped without their
  * callback: call it when the loops no longer run (their connections are
  * closed), before the loops are destroyed. NULL is a no-op.

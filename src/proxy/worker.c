@@ -155,9 +155,10 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Two verifier threads: bcrypt at cost 10 takes tens of milliseconds,
- * and the cache answers every repeated Proxy-Authorization; at most 256
- * distinct values wait (a flood of wrong passwords gets 503). */
+/* Two verifications at once, in the worker pool's users lane: bcrypt
+ * at cost 10 takes tens of milliseconds, and the cache answers every
+ * repeated Proxy-Authorization; at most 256 distinct values wait (a
+ * flood of wrong passwords gets 503). */
 #define USERS_THREADS 2
 #define USERS_JOBS    256
 
@@ -198,7 +199,10 @@ void drp_worker_loop_fini(drp_worker_t *w)
 
 int drp_workers_start(drp_server_t *srv)
 {
-	srv->users_pool = drp_users_pool_new(USERS_THREADS, USERS_JOBS);
+	srv->users_pool =
+		srv->pool ? drp_users_pool_new_on(srv->pool, USERS_THREADS,
+						  USERS_JOBS)
+			  : drp_users_pool_new(USERS_THREADS, USERS_JOBS);
 	if (srv->users_pool == NULL)
 		return -EAGAIN;
 	drp_runtime_t *rt = drp_server_runtime_get(srv);

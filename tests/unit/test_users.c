@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/pool.h"
 
 Suite *users_suite(void);
 
@@ -552,6 +554,75 @@ START_TEST(pool_delivers_on_loop)
 }
 END_TEST
 
+/* Jobs of another lane that block until the test opens the gate. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool open;
+	unsigned started;
+} gate = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void gate_job(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&gate.lock);
+	gate.started++;
+	pthread_cond_broadcast(&gate.cond);
+	while (!gate.open)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+/*
+ * On the shared worker pool, a lane whose jobs hold every thread they
+ * may take (cold fills waiting on slow upstreams) does not delay a
+ * password check: the users lane keeps its reserved thread.
+ */
+START_TEST(pool_shared_not_starved)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	drp_pool_t *pool = drp_pool_new(3);
+	ck_assert_ptr_nonnull(pool);
+	drp_pool_lane_t *fills = drp_pool_lane_new(pool, "fills", 3, 0, 0);
+	drp_users_pool_t *p = drp_users_pool_new_on(pool, 2, 8);
+	ck_assert_ptr_nonnull(p);
+	for (int i = 0; i < 16; i++)
+		ck_assert_int_eq(drp_pool_submit(fills, NULL, gate_job, NULL,
+						 NULL, NULL),
+				 0);
+	pthread_mutex_lock(&gate.lock);
+	while (gate.started < 2)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+	ck_assert_uint_eq(drp_pool_lane_running(fills), 2);
+
+	drp_users_t *u = load_ok(VECTORS);
+	got_t g = {0};
+	drp_users_wait_t *w;
+	char *user = NULL;
+	ck_assert_int_eq(drp_users_check(p, u, loop, NULL,
+					 "Basic YWxpY2U6YWxpY2UtcHc=", &user,
+					 on_verdict, &g, &w),
+			 -EINPROGRESS);
+	RUN_UNTIL(loop, g.calls);
+	ck_assert_int_eq(g.calls, 1);
+	ck_assert_int_eq(g.verdict, 0);
+	ck_assert_str_eq(g.user, "alice");
+	/* ... while every fill still blocks. */
+	ck_assert_uint_eq(drp_pool_lane_running(fills), 2);
+	ck_assert_uint_eq(drp_pool_lane_queued(fills), 14);
+
+	drp_users_pool_free(p);
+	pthread_mutex_lock(&gate.lock);
+	gate.open = true;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
+	drp_pool_free(pool);
+	drp_users_unref(u);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 /* A flood of distinct values beyond max_jobs is refused (-EBUSY), not
  * queued without bound; the pool then frees what is pending. */
 START_TEST(pool_bounded)
@@ -804,6 +875,7 @@ Suite *users_suite(void)
 	tcase_add_test(tc, cache);
 	tcase_add_test(tc, pool_delivers_on_loop);
 	tcase_add_test(tc, pool_bounded);
+	tcase_add_test(tc, pool_shared_not_starved);
 	tcase_add_test(tc, pool_round_robin);
 	tcase_add_test(tc, pool_fair_admission);
 	tcase_add_test(tc, cache_keeps_good);
