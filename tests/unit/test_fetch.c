@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "net/dns.h"
 #include "proxy/fetch.h"
 #include "proxy/fetchbuf.h"
 #include "proxy/server.h"
@@ -933,6 +934,55 @@ START_TEST(upload_bodies)
 }
 END_TEST
 
+START_TEST(extra_bytes_not_pooled)
+{
+	/* More than Content-Length said: the body ends where it said, and a
+	 * connection with bytes of unknown purpose is not reused. */
+	fk.replies[0] = (reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: "
+					  "1\r\n\r\nab"};
+	start_fake();
+	rec_t r;
+	rec_init(&r);
+	drp_fetch_req_t q = req_get("up.test", "/x");
+	go(&r, &q);
+	RUN_UNTIL(r.dones == 1);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert_str_eq(body_str(&r), "a");
+	ck_assert_uint_eq(w.n_idle, 0);
+	RUN_UNTIL(fk_get(&fk.closes) == 1);
+	drp_buf_free(&r.body);
+}
+END_TEST
+
+START_TEST(dns_policy_refuses_loopback)
+{
+	/* Without a [resolve] entry a name goes to DNS, and loopback is
+	 * not an address the proxy may connect to. */
+	w.dns = drp_dns_new(w.loop, 2.0);
+	ck_assert_ptr_nonnull(w.dns);
+	rec_t r;
+	rec_init(&r);
+	drp_fetch_req_t q = req_get("localhost", "/x");
+	go(&r, &q);
+	RUN_UNTIL(r.dones == 1);
+	ck_assert_int_eq(r.err, -EACCES);
+	ck_assert_int_eq(r.http_status, 502);
+	ck_assert_ptr_nonnull(strstr(r.reason, "localhost resolves only to "
+					       "addresses the proxy may not "
+					       "connect to"));
+	/* Cancel while resolving: no callback. */
+	rec_init(&r);
+	drp_fetch_t *f = go(&r, &q);
+	ev_run(w.loop, EVRUN_ONCE); /* the deferred start: the query */
+	ck_assert_uint_eq(r.dones, 0);
+	drp_fetch_cancel(f);
+	ev_run(w.loop, EVRUN_NOWAIT);
+	ck_assert_uint_eq(r.dones, 0);
+	drp_dns_free(w.dns);
+	w.dns = NULL;
+}
+END_TEST
+
 /* ---- redirects and credentials ---- */
 
 typedef struct deco {
@@ -1068,6 +1118,32 @@ START_TEST(redirect_relative_and_limits)
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_ptr_nonnull(strstr(fk.heads[1], "GET /rel "));
 	ck_assert(d.at_origin[1]);
+	drp_buf_free(&r.body);
+}
+END_TEST
+
+START_TEST(redirect_to_http)
+{
+	/* A redirect to plain http: followed, without credentials. */
+	static char buf[256];
+	snprintf(buf, sizeof(buf),
+		 "HTTP/1.1 302 F\r\nLocation: http://up.test:%u/plain\r\n"
+		 "Content-Length: 0\r\n\r\n",
+		 fk.port2);
+	fk.replies[0] = (reply_t){.data = buf};
+	fk.replies[1] = (reply_t){.data = ok_x};
+	start_fake();
+	rec_t r;
+	rec_init(&r);
+	drp_fetch_req_t q = req_get("up.test", "/a");
+	q.headers = "Authorization: Basic Y2xpZW50\r\n";
+	q.headers_len = strlen(q.headers);
+	go(&r, &q);
+	RUN_UNTIL(r.dones == 1);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert_ptr_nonnull(strstr(fk.heads[0], "Authorization"));
+	ck_assert_ptr_nonnull(strstr(fk.heads[1], "GET /plain "));
+	ck_assert_ptr_null(strstr(fk.heads[1], "Authorization"));
 	drp_buf_free(&r.body);
 }
 END_TEST
@@ -1620,6 +1696,9 @@ Suite *fetch_suite(void)
 	tcase_add_test(tc, connect_refused);
 	tcase_add_test(tc, upload_bodies);
 	tcase_add_test(tc, redirect_not_followed);
+	tcase_add_test(tc, redirect_to_http);
+	tcase_add_test(tc, extra_bytes_not_pooled);
+	tcase_add_test(tc, dns_policy_refuses_loopback);
 	tcase_add_test(tc, redirect_errors);
 	tcase_add_test(tc, redirect_loop);
 	tcase_add_test(tc, challenge_retried_once);
