@@ -128,25 +128,27 @@ expect_no_match "no proxy password in the logs" 'wrong-Pw9|pat-Pw1|quinn-Pw2|sam
 	"$(cat "$PROXY_DIR/proxy.log" "$PROXY_DIR/access.log")"
 
 # A flood of distinct wrong bcrypt passwords is verified off the event
-# loops: the proxy keeps answering meanwhile.
+# loops: the proxy keeps answering meanwhile. Shown by order, not by
+# time: /healthz and a cached proxy user are answered while most of the
+# flood's checks are still pending (had the loop verified them itself,
+# all 40 refusals would be logged before either answer).
+fmk=$(log_mark "$PROXY_DIR/proxy.log")
 pids=()
 for i in $(seq 1 40); do
-	curl -s --max-time 30 -o /dev/null --proxy "http://pat:flood-$i@127.0.0.1:$port" \
+	curl -s --max-time 60 -o /dev/null --proxy "http://pat:flood-$i@127.0.0.1:$port" \
 		http://registry.test/ &
 	pids+=($!)
 done
-sleep 0.2
-t0=$(date +%s%N)
-code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$base_url/healthz")
-t1=$(date +%s%N)
+wait_log "$PROXY_DIR/proxy.log" "$fmk" "proxy user 'pat' refused: wrong password" 1 30
+code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$base_url/healthz")
+refused=$(count_since "$PROXY_DIR/proxy.log" "$fmk" "proxy user 'pat' refused: wrong password")
 expect_eq "healthz during the flood" 200 "$code"
-expect_le "healthz latency during the flood (ms)" 500 $(((t1 - t0) / 1000000))
+expect_le "flood checks done when healthz answered" 39 "$refused"
 as quinn:quinn-Pw2
-t0=$(date +%s%N)
 code=$(pcurl -o /dev/null -w '%{http_code}' -H "Accept: $SCHEMA2" https://token.test/v2/public/small/manifests/v1)
-t1=$(date +%s%N)
+refused=$(count_since "$PROXY_DIR/proxy.log" "$fmk" "proxy user 'pat' refused: wrong password")
 expect_eq "a cached proxy user during the flood" 200 "$code"
-expect_le "its latency (ms)" 5000 $(((t1 - t0) / 1000000))
+expect_le "flood checks done when the cached user was answered" 39 "$refused"
 wait "${pids[@]}" || true
 drp_log "ok: flood of 40 wrong bcrypt passwords done"
 
