@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* docker-registry-proxy: argv, configuration test, daemon start-up,
- * signals (SIGHUP reload, SIGTERM/SIGINT drain). */
+ * signals (SIGHUP reload, SIGUSR1 reopens the logs, SIGTERM/SIGINT drain),
+ * readiness to the service manager (util/notify.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include "util/busguard.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/notify.h"
 #include "util/pool.h"
 
 #define DEFAULT_CONF                                                           \
@@ -56,6 +58,39 @@ static void usage(FILE *f)
 		DEFAULT_CONF);
 }
 
+/* The first directory of a systemd directory variable ("a:b"), copied. */
+static char *systemd_dir(const char *var, const char *suffix)
+{
+	const char *v = getenv(var);
+	if (v == NULL || v[0] != '/')
+		return NULL;
+	size_t n = strcspn(v, ":");
+	size_t len = n + strlen(suffix) + 1;
+	char *out = drp_malloc(len);
+	snprintf(out, len, "%.*s%s", (int)n, v, suffix);
+	return out;
+}
+
+/* The embedded defaults keep their CA and cache in the working directory;
+ * under systemd (StateDirectory=, CacheDirectory=, LogsDirectory=, the
+ * only writable places under ProtectSystem=strict) they go there. */
+static void defaults_in_systemd_dirs(drp_conf_t *c)
+{
+	char *d;
+	if ((d = systemd_dir("STATE_DIRECTORY", "/ca")) != NULL) {
+		free(c->ca_dir);
+		c->ca_dir = d;
+	}
+	if ((d = systemd_dir("CACHE_DIRECTORY", "")) != NULL) {
+		free(c->cache_dir);
+		c->cache_dir = d;
+	}
+	if ((d = systemd_dir("LOGS_DIRECTORY", "/access.log")) != NULL) {
+		free(c->access_log);
+		c->access_log = d;
+	}
+}
+
 /* Load the configuration named on the command line, the installed one,
  * or the embedded defaults. Returns NULL after printing every error. */
 static drp_conf_t *load_conf(const char *path, const char **used)
@@ -63,8 +98,11 @@ static drp_conf_t *load_conf(const char *path, const char **used)
 	if (path == NULL && access(DEFAULT_CONF, F_OK) == 0)
 		path = DEFAULT_CONF;
 	*used = path;
-	if (path == NULL)
-		return drp_conf_defaults();
+	if (path == NULL) {
+		drp_conf_t *c = drp_conf_defaults();
+		defaults_in_systemd_dirs(c);
+		return c;
+	}
 	drp_conf_errors_t errs = {0};
 	drp_conf_t *c = drp_conf_load(path, &errs);
 	if (c == NULL) {
@@ -262,11 +300,13 @@ static void reload(drp_server_t *srv, const char *path)
 {
 	drp_log_notice(DRP_LOG_MAIN, "SIGHUP: reloading %s",
 		       path ? path : "(embedded defaults)");
+	drp_notify("RELOADING=1");
 	const char *used;
 	drp_conf_t *conf = load_conf(path, &used);
 	if (conf == NULL) {
 		drp_log_err(DRP_LOG_MAIN,
 			    "reload failed: keeping the running configuration");
+		drp_notify("READY=1");
 		return;
 	}
 	char err[512] = "";
@@ -293,10 +333,27 @@ static void reload(drp_server_t *srv, const char *path)
 			    "reload failed: %s; keeping the running "
 			    "configuration",
 			    err);
+		drp_notify("READY=1");
 		return;
 	}
 	drp_server_runtime_set(srv, rt);
 	drp_log_notice(DRP_LOG_MAIN, "configuration reloaded");
+	drp_notify("READY=1");
+}
+
+/* SIGUSR1 (as nginx): logrotate has moved the log files. */
+static void reopen_logs(drp_server_t *srv)
+{
+	drp_runtime_t *rt = drp_server_runtime_get(srv);
+	int r = drp_runtime_reopen_logs(rt);
+	if (r < 0)
+		drp_log_err(DRP_LOG_MAIN,
+			    "SIGUSR1: cannot reopen the logs (%s); still "
+			    "writing to the old files",
+			    strerror(-r));
+	else
+		drp_log_notice(DRP_LOG_MAIN, "SIGUSR1: logs reopened");
+	drp_runtime_unref(rt);
 }
 
 int main(int argc, char **argv)
@@ -436,6 +493,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	/* The worker pool: lanes for the stores (here) and the password
 	 * checks (drp_workers_start), one thread reserved for each, and
@@ -457,6 +515,15 @@ int main(int argc, char **argv)
 		drp_log_notice(DRP_LOG_MAIN,
 			       "listening on %s with %u worker(s)",
 			       conf->listen[i].text, srv.n_workers);
+	/* Type=notify: the unit counts as started once the sockets accept
+	 * (they were bound and listening before the workers started). */
+	char status[512];
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=listening on %s",
+		 conf->listen[0].text);
+	int nr = drp_notify(status);
+	if (nr < 0)
+		drp_log_warning(DRP_LOG_MAIN, "NOTIFY_SOCKET: %s",
+				strerror(-nr));
 	for (;;) {
 		int sig = 0;
 		if (sigwait(&set, &sig) != 0)
@@ -465,17 +532,32 @@ int main(int argc, char **argv)
 			reload(&srv, used);
 			continue;
 		}
+		if (sig == SIGUSR1) {
+			reopen_logs(&srv);
+			continue;
+		}
 		drp_log_notice(DRP_LOG_MAIN, "%s: draining connections",
 			       sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		break;
 	}
-	drp_workers_drain(&srv, 30.0);
+	drp_notify("STOPPING=1");
+	drp_runtime_t *last = drp_server_runtime_get(&srv);
+	double grace = last->conf->drain_timeout;
+	drp_runtime_unref(last);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	drp_workers_drain(&srv, grace);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* The hashers and stores get what is left of the grace (at least
+	 * a second: a verdict under way is quick). */
+	double left = grace - (double)(t1.tv_sec - t0.tv_sec) -
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	drp_log_notice(DRP_LOG_MAIN, "stopped");
 	if (pidfile)
 		unlink(pidfile);
 	drp_server_runtime_set(&srv, NULL);
-	drp_fill_shutdown(&srv, 30.0); /* hashers: verdicts and stores */
-	drp_jobs_free(srv.jobs);       /* finishes the stores under way */
+	drp_fill_shutdown(&srv, left > 1 ? left : 1); /* verdicts, stores */
+	drp_jobs_free(srv.jobs); /* finishes the stores under way */
 	drp_pool_free(srv.pool);
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);

@@ -73,6 +73,7 @@ drp_conf_t *drp_conf_defaults(void)
 	c->handshake_timeout = 15;
 	c->body_timeout = 120;
 	c->tunnel_idle_timeout = 600;
+	c->drain_timeout = 8;
 	c->cache_backend = drp_strdup("fs");
 	c->cache_dir = drp_strdup("./cache");
 	c->cache_max_size = 32ULL << 30;
@@ -108,6 +109,7 @@ static const char defaults_text[] =
 	"handshake_timeout = 15s\n"
 	"body_timeout = 120s\n"
 	"tunnel_idle_timeout = 10m\n"
+	"drain_timeout = 8s\n"
 	"\n"
 	"[resolve]\n"
 	"\n"

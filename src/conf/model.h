@@ -129,6 +129,9 @@ typedef struct drp_conf {
 	double handshake_timeout;   /* TLS handshake, default 15 */
 	double body_timeout;	    /* body stall (no progress), default 120 */
 	double tunnel_idle_timeout; /* default 600 */
+	double drain_timeout;	    /* SIGTERM: transfers get this long to
+				       finish, default 8 (docker stop's
+				       grace is 10) */
 
 	/* [resolve] */
 	drp_conf_resolve_t *resolve;

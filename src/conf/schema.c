@@ -860,6 +860,8 @@ static const struct key proxy_keys[] = {
 	 .off = F(body_timeout)},
 	{KEY("tunnel_idle_timeout", DURATION), .set = set_timeout,
 	 .off = F(tunnel_idle_timeout)},
+	{KEY("drain_timeout", DURATION), .set = set_timeout,
+	 .off = F(drain_timeout)},
 };
 
 /* ---- [cache] ---- */

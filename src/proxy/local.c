@@ -109,7 +109,14 @@ int drp_local_answer(drp_server_t *srv, const char *path, size_t len,
 {
 	drp_buf_t b = {0};
 	r->status = 200;
-	if (path_is(path, len, "/ca.crt")) {
+	if (path_is(path, len, "/")) {
+		/* The nginx-based proxy answered 200 here, and the health
+		 * probes of its users (compose, Kubernetes) ask for "/". */
+		drp_buf_printf(&b, "docker-registry-proxy: use it as an "
+				   "HTTP(S) proxy; GET /ca.crt, "
+				   "/setup/systemd, /healthz, /metrics\n");
+		r->content_type = "text/plain; charset=utf-8";
+	} else if (path_is(path, len, "/ca.crt")) {
 		size_t n;
 		const char *pem = drp_ca_pem(srv->ca, &n);
 		drp_buf_append(&b, pem, n);

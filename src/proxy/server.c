@@ -52,6 +52,25 @@ fail:
 	return NULL;
 }
 
+int drp_runtime_reopen_logs(drp_runtime_t *rt)
+{
+	const drp_conf_t *conf = rt->conf;
+	int r = drp_log_reopen(conf->error_log);
+	if (r < 0)
+		return r;
+	if (rt->access_fd <= 2)
+		return 0;
+	int fd = open(conf->access_log,
+		      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	/* Same descriptor number, new file: workers writing meanwhile
+	 * never see a closed descriptor (see drp_log_reopen). */
+	r = dup3(fd, rt->access_fd, O_CLOEXEC) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
 drp_runtime_t *drp_runtime_ref(drp_runtime_t *rt)
 {
 	atomic_fetch_add(&rt->refs, 1);

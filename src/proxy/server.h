@@ -96,6 +96,9 @@ typedef struct drp_server {
 drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen);
 drp_runtime_t *drp_runtime_ref(drp_runtime_t *rt);
 void drp_runtime_unref(drp_runtime_t *rt);
+/* SIGUSR1: reopen error_log and access_log files by name (logrotate has
+ * moved them). Returns 0 or -errno; the old files stay in use on error. */
+int drp_runtime_reopen_logs(drp_runtime_t *rt);
 
 /* Current runtime, with a new reference. Thread-safe. */
 drp_runtime_t *drp_server_runtime_get(drp_server_t *srv);

@@ -26,7 +26,13 @@ unsigned drp_worker_conn_id(drp_worker_t *w)
 	return atomic_fetch_add(&conn_ids, 1) + 1;
 }
 
-static int listen_one(const drp_conf_listen_t *l, char *err, size_t errlen)
+/* Every worker has a listening socket of its own on each address, joined
+ * in one SO_REUSEPORT group. The first socket of the group binds without
+ * SO_REUSEPORT, so the bind fails if anything (another instance of this
+ * daemon included) already listens there, and only then joins the group:
+ * a second daemon can never silently share the address. */
+static int listen_one(const drp_conf_listen_t *l, bool first, char *err,
+		      size_t errlen)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
 	int fd = socket(sa->sa_family,
@@ -35,11 +41,27 @@ static int listen_one(const drp_conf_listen_t *l, char *err, size_t errlen)
 		goto fail;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+	if (!first &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, sa, l->addrlen) < 0 || listen(fd, 1024) < 0)
+	if (bind(fd, sa, l->addrlen) < 0) {
+		if (errno == EADDRINUSE) {
+			snprintf(err, errlen,
+				 "listen %s: address already in use (is "
+				 "another docker-registry-proxy running "
+				 "there?)",
+				 l->text);
+			close(fd);
+			return -1;
+		}
+		goto fail;
+	}
+	if (first &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (listen(fd, 1024) < 0)
 		goto fail;
 	return fd;
 fail:
@@ -123,8 +145,8 @@ int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 			drp_calloc(conf->n_listen, sizeof(drp_listener_t));
 		for (unsigned j = 0; j < conf->n_listen; j++) {
 			w->listeners[j].w = w;
-			w->listeners[j].fd =
-				listen_one(&conf->listen[j], err, errlen);
+			w->listeners[j].fd = listen_one(&conf->listen[j],
+							i == 0, err, errlen);
 			if (w->listeners[j].fd < 0)
 				return -EADDRINUSE;
 		}

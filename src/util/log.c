@@ -4,13 +4,34 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static _Atomic int log_level = DRP_LOG_NOTICE;
 static _Atomic int log_fd = 2;
+/* Lines to the journal start with "<N>" (sd-daemon(3)) and carry no
+ * time stamp: journald records both itself. */
+static _Atomic bool log_journal;
+
+/* True when fd is the stream systemd connected to the journal: the
+ * device and inode in $JOURNAL_STREAM (systemd.exec(5)) are fd's. */
+static bool fd_is_journal(int fd)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(fd, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
 
 static const char *const level_names[] = {
 	[DRP_LOG_ERR] = "err",	     [DRP_LOG_WARNING] = "warning",
@@ -22,6 +43,7 @@ int drp_log_init(enum drp_log_level level, const char *path)
 {
 	log_level = level;
 	if (path == NULL || strcmp(path, "-") == 0) {
+		log_journal = fd_is_journal(2);
 		int old = atomic_exchange(&log_fd, 2);
 		if (old > 2)
 			close(old);
@@ -30,10 +52,26 @@ int drp_log_init(enum drp_log_level level, const char *path)
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
+	log_journal = false;
 	int old = atomic_exchange(&log_fd, fd);
 	if (old > 2)
 		close(old);
 	return 0;
+}
+
+int drp_log_reopen(const char *path)
+{
+	if (path == NULL || strcmp(path, "-") == 0 || log_fd <= 2)
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	/* dup2 swaps the file under the same descriptor number: a thread
+	 * writing a line meanwhile writes it whole to one file or the
+	 * other, never to a closed or reused descriptor. */
+	int r = dup3(fd, log_fd, O_CLOEXEC) < 0 ? -errno : 0;
+	close(fd);
+	return r;
 }
 
 void drp_log_set_level(enum drp_log_level level)
@@ -62,9 +100,14 @@ void drp_logv(enum drp_log_level level, const char *grp, const char *fmt,
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	size_t n;
+	if (log_journal) {
+		n = (size_t)snprintf(line, sizeof(line), "<%d>", (int)level);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	}
 	int r = snprintf(line + n, sizeof(line) - n,
 			 "%s %s: ", level_names[level], grp);
 	if (r > 0)

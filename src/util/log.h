@@ -5,6 +5,8 @@
  * One line per call, written with a single write(2) so that lines from
  * several worker threads never interleave:
  *   2026-11-27T18:40:00Z warning tls: [c000042] handshake failed: ...
+ * When standard error is the journal ($JOURNAL_STREAM names it), lines
+ * start with the syslog priority instead of the time, "<4>tls: ...".
  * Thread-safe. Never pass secrets (Authorization values, tokens, keys).
  */
 #ifndef DRP_UTIL_LOG_H
@@ -36,6 +38,12 @@ enum drp_log_level {
  * Returns 0 or -errno (the previous destination is kept on failure).
  */
 int drp_log_init(enum drp_log_level level, const char *path);
+/*
+ * Reopen the log file (SIGUSR1, after logrotate moved it) under the same
+ * descriptor. No-op for stderr. Returns 0 or -errno (the old file stays
+ * in use on failure).
+ */
+int drp_log_reopen(const char *path);
 void drp_log_set_level(enum drp_log_level level);
 enum drp_log_level drp_log_get_level(void);
 /* Parse "err|warning|notice|info|debug"; -1 if unknown. */

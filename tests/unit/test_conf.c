@@ -769,6 +769,7 @@ static const char full_text[] =
 	"handshake_timeout = 4\n"
 	"body_timeout = 1h\n"
 	"tunnel_idle_timeout = 1d\n"
+	"drain_timeout = 2m\n"
 	"\n"
 	"[resolve]\n"
 	"Registry-1.Docker.IO = 127.0.0.11:443\n"
@@ -840,6 +841,7 @@ START_TEST(full_config)
 	ck_assert_double_eq(c->handshake_timeout, 4);
 	ck_assert_double_eq(c->body_timeout, 3600);
 	ck_assert_double_eq(c->tunnel_idle_timeout, 86400);
+	ck_assert_double_eq(c->drain_timeout, 120);
 
 	ck_assert_uint_eq(c->n_resolve, 5);
 	ck_assert_str_eq(c->resolve[0].host, "registry-1.docker.io");
@@ -863,7 +865,7 @@ START_TEST(full_config)
 	/* Host lower-cased, repository prefix kept. */
 	ck_assert_str_eq(r->name, "docker.io/acme");
 	ck_assert_str_eq(r->file, "t.ini");
-	ck_assert_uint_eq(r->line, 40);
+	ck_assert_uint_eq(r->line, 41);
 	ck_assert_uint_eq(r->n_items, 5);
 	const char *keys[] = {"plugin", "username", "password_file", "push",
 			      "token_ttl"};
@@ -873,19 +875,19 @@ START_TEST(full_config)
 		ck_assert_str_eq(r->items[i].key, keys[i]);
 		ck_assert_str_eq(r->items[i].value, vals[i]);
 		ck_assert_str_eq(r->items[i].file, "t.ini");
-		ck_assert_uint_eq(r->items[i].line, 41 + i);
+		ck_assert_uint_eq(r->items[i].line, 42 + i);
 	}
 	ck_assert_ptr_eq(drp_conf_registry_get(r, "token_ttl"), &r->items[4]);
 	ck_assert_ptr_null(drp_conf_registry_get(r, "password"));
 	r = &c->registry[1];
 	ck_assert_str_eq(r->name, "*.pkg.dev");
-	ck_assert_uint_eq(r->line, 46);
+	ck_assert_uint_eq(r->line, 47);
 	ck_assert_uint_eq(r->n_items, 3);
 	ck_assert_str_eq(drp_conf_registry_get(r, "allow")->value,
 			 "10.1.0.0/16");
 	ck_assert_str_eq(drp_conf_registry_get(r, "users")->value,
 			 "alice, bob");
-	ck_assert_uint_eq(drp_conf_registry_get(r, "tag_ttl")->line, 49);
+	ck_assert_uint_eq(drp_conf_registry_get(r, "tag_ttl")->line, 50);
 	r = &c->registry[2];
 	/* Port normalised, path kept; an empty section is anonymous. */
 	ck_assert_str_eq(r->name, "localhost:5000/team/app_x");
@@ -1071,6 +1073,7 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_double_eq(a->handshake_timeout, b->handshake_timeout);
 	ck_assert_double_eq(a->body_timeout, b->body_timeout);
 	ck_assert_double_eq(a->tunnel_idle_timeout, b->tunnel_idle_timeout);
+	ck_assert_double_eq(a->drain_timeout, b->drain_timeout);
 	ck_assert_uint_eq(a->n_resolve, b->n_resolve);
 	ck_assert_str_eq(a->cache_backend, b->cache_backend);
 	ck_assert_str_eq(a->cache_dir, b->cache_dir);
@@ -1115,6 +1118,7 @@ START_TEST(defaults_values)
 	ck_assert_double_eq(c->handshake_timeout, 15);
 	ck_assert_double_eq(c->body_timeout, 120);
 	ck_assert_double_eq(c->tunnel_idle_timeout, 600);
+	ck_assert_double_eq(c->drain_timeout, 8);
 	ck_assert_uint_eq(c->n_resolve, 0);
 	ck_assert_str_eq(c->cache_backend, "fs");
 	ck_assert_str_eq(c->cache_dir, "./cache");
@@ -1159,6 +1163,8 @@ START_TEST(defaults_round_trip)
 		ck_assert_msg(strstr(drp_conf_defaults_text(), needle),
 			      "defaults text lacks %s", keys[i]);
 	}
+	ck_assert_ptr_nonnull(
+		strstr(drp_conf_defaults_text(), "\ndrain_timeout ="));
 	drp_conf_free(d);
 }
 END_TEST
@@ -1266,6 +1272,7 @@ START_TEST(example_uncommented_loads)
 		snprintf(needle, sizeof(needle), "\n%s =", keys[i]);
 		ck_assert_msg(strstr(out, needle), "example lacks %s", keys[i]);
 	}
+	ck_assert_ptr_nonnull(strstr(out, "\ndrain_timeout ="));
 	drp_conf_free(c);
 	free(out);
 	free(text);

@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "util/base64.h"
@@ -13,6 +17,7 @@
 #include "util/busguard.h"
 #include "util/jobs.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 Suite *util_suite(void);
 
@@ -281,6 +286,141 @@ START_TEST(base64_bounds)
 }
 END_TEST
 
+static char *slurp(const char *path)
+{
+	static char buf[8192];
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* SIGUSR1's reopen: after a rename (logrotate), new lines go to a new
+ * file of the configured name, none to the moved one. */
+START_TEST(log_reopen_after_rename)
+{
+	char dir[] = "/tmp/drp-log-XXXXXX", path[256], moved[256];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/error.log", dir);
+	snprintf(moved, sizeof(moved), "%s/error.log.1", dir);
+	ck_assert_int_eq(drp_log_init(DRP_LOG_NOTICE, path), 0);
+	drp_log_notice("main", "before rotation");
+	ck_assert_int_eq(rename(path, moved), 0);
+	ck_assert_int_eq(drp_log_reopen(path), 0);
+	drp_log_notice("main", "after rotation");
+	char *old = slurp(moved);
+	ck_assert_ptr_nonnull(strstr(old, "before rotation"));
+	ck_assert_ptr_null(strstr(old, "after rotation"));
+	char *now = slurp(path);
+	ck_assert_ptr_nonnull(now);
+	ck_assert_ptr_nonnull(strstr(now, "notice main: after rotation"));
+	ck_assert_ptr_null(strstr(now, "before rotation"));
+	/* A directory that went away: an error, the old file stays. */
+	ck_assert_int_eq(drp_log_reopen("/nonexistent/dir/x.log"), -ENOENT);
+	drp_log_notice("main", "still logging");
+	ck_assert_ptr_nonnull(strstr(slurp(path), "still logging"));
+	/* stderr is never reopened. */
+	ck_assert_int_eq(drp_log_reopen("-"), 0);
+	unlink(path);
+	unlink(moved);
+	rmdir(dir);
+}
+END_TEST
+
+/* Standard error connected to the journal: "<N>" priorities, no time
+ * stamp; elsewhere the time stamp and no priority. */
+START_TEST(log_journal_priority)
+{
+	char path[] = "/tmp/drp-journal-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	struct stat st;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	char js[64];
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	ck_assert_int_eq(drp_log_init(DRP_LOG_DEBUG, NULL), 0);
+	drp_log_err("tls", "bad key");
+	drp_log_warning("net", "slow");
+	unsetenv("JOURNAL_STREAM");
+	drp_log_init(DRP_LOG_DEBUG, NULL);
+	drp_log_notice("main", "plain");
+	char *out = slurp(path);
+	ck_assert_ptr_nonnull(strstr(out, "<3>err tls: bad key\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\n<4>warning net: slow\n"));
+	char *plain = strstr(out, "notice main: plain");
+	ck_assert_ptr_nonnull(plain);
+	ck_assert_int_ne(out[strlen(out) - strlen(plain) - 21], '<');
+	ck_assert_int_eq(out[strlen(out) - strlen(plain) - 2], 'Z');
+	unlink(path);
+	close(fd);
+}
+END_TEST
+
+static int notify_listener(struct sockaddr_un *sun, socklen_t *sl,
+			   const char *name)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	size_t len = strlen(name);
+	memcpy(sun->sun_path, name, len);
+	if (name[0] == '@')
+		sun->sun_path[0] = '\0';
+	*sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)sun, *sl), 0);
+	return fd;
+}
+
+START_TEST(notify_socket)
+{
+	unsetenv("NOTIFY_SOCKET");
+	ck_assert_int_eq(drp_notify("READY=1"), 0);
+
+	char name[108], buf[256];
+	struct sockaddr_un sun;
+	socklen_t sl;
+	/* Abstract: "@name", as systemd names it in containers. */
+	snprintf(name, sizeof(name), "@drp-notify-test-%ld", (long)getpid());
+	int fd = notify_listener(&sun, &sl, name);
+	setenv("NOTIFY_SOCKET", name, 1);
+	ck_assert_int_eq(drp_notify("READY=1\nSTATUS=listening"), 1);
+	ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	ck_assert_int_eq(n, 24);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "READY=1\nSTATUS=listening");
+	close(fd);
+
+	/* A path, as systemd names it on a host. */
+	char dir[] = "/tmp/drp-notify-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(name, sizeof(name), "%s/notify", dir);
+	fd = notify_listener(&sun, &sl, name);
+	setenv("NOTIFY_SOCKET", name, 1);
+	ck_assert_int_eq(drp_notify("STOPPING=1"), 1);
+	n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	ck_assert_int_eq(n, 10);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "STOPPING=1");
+	close(fd);
+	unlink(name);
+	rmdir(dir);
+
+	/* Nobody listening, and names that are no socket address. */
+	ck_assert_int_eq(drp_notify("READY=1"), -ENOENT);
+	setenv("NOTIFY_SOCKET", "relative/path", 1);
+	ck_assert_int_eq(drp_notify("READY=1"), -EINVAL);
+	setenv("NOTIFY_SOCKET", "@", 1);
+	ck_assert_int_eq(drp_notify("READY=1"), -EINVAL);
+	unsetenv("NOTIFY_SOCKET");
+}
+END_TEST
+
 Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -296,6 +436,9 @@ Suite *util_suite(void)
 			    sizeof(b64_bad) / sizeof(b64_bad[0]));
 	tcase_add_test(tc, base64_noncanonical);
 	tcase_add_test(tc, base64_bounds);
+	tcase_add_test(tc, log_reopen_after_rename);
+	tcase_add_test(tc, log_journal_priority);
+	tcase_add_test(tc, notify_socket);
 	suite_add_tcase(s, tc);
 	return s;
 }
