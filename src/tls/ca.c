@@ -237,8 +237,15 @@ static int make_dir(const char *dir)
 		if (*s != '/')
 			continue;
 		*s = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		/* The mode is set explicitly: under a umask such as 077 or
+		 * 0777 (package builds, services) mkdir's would leave a
+		 * parent only root could traverse. */
+		if (mkdir(path, 0755) == 0) {
+			if (chmod(path, 0755) < 0)
+				return -errno;
+		} else if (errno != EEXIST) {
 			return -errno;
+		}
 		*s = '/';
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
