@@ -1,0 +1,142 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The container image (Dockerfile), built here with Debian's docker 20.10
+# and the classic builder on a debian:bookworm-slim made by
+# scripts/mkbase.sh (no registry image can be pulled here), run by a
+# private dockerd with host networking (it has no bridge): a client pulls
+# through it twice (the second pull fetches no blob upstream), the daemon
+# runs as a non-root user, the image's HEALTHCHECK passes, and docker stop
+# ends with exit status 0 within its 10 s grace although a client holds a
+# request open (the entry point execs the daemon, which drains for
+# drain_timeout = 8 s).
+#
+# The base tarball and dockerd's data root (the builder's layer cache) are
+# kept in DRP_IT_CACHE (default /var/cache/drp-tests): the base is made
+# once (about a minute), later runs of the build reuse its apt layers.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+drp_scenario_init
+drp_require_tools mmdebstrap dockerd skopeo
+DOCKER=/usr/bin/docker # Debian's; another docker CLI may be first on PATH
+[ -x "$DOCKER" ] || drp_skip "Debian's docker CLI ($DOCKER) missing"
+export DOCKER_BUILDKIT=0
+src=${top_srcdir:-$(cd "$DRP_IT_DIR/../.." && pwd)}
+[ -f "$src/Dockerfile" ] || drp_fail "no Dockerfile in $src"
+cache=${DRP_IT_CACHE:-/var/cache/drp-tests}
+mkdir -p "$cache"
+t_start=$SECONDS
+
+# The base image, made once a week.
+base=$cache/bookworm-minbase.tar
+if [ ! -s "$base" ] || [ -n "$(find "$base" -mtime +7)" ]; then
+	drp_log "making $base with mmdebstrap"
+	sh "$src/scripts/mkbase.sh" "$base" >"$SCEN/mkbase.log" 2>&1 ||
+		drp_fail "mkbase.sh failed: $(tail -n 20 "$SCEN/mkbase.log")"
+fi
+t_base=$SECONDS
+
+# A private dockerd: data root in the cache (the layers), the rest here.
+dk=$cache/dockerd
+mkdir -p "$dk" "$SCEN/exec"
+printf '{ "deprecated-key-path": "%s/key.json" }\n' "$dk" >"$SCEN/daemon.json"
+drp_bg dockerd-image dockerd --config-file "$SCEN/daemon.json" --data-root "$dk" \
+	--exec-root "$SCEN/exec" --pidfile "$SCEN/docker.pid" -H "unix://$SCEN/docker.sock" \
+	--storage-driver overlay2 --iptables=false --ip6tables=false --ip-masq=false --bridge=none
+dockerd_pid=$DRP_LAST_PID
+export DOCKER_HOST=unix://$SCEN/docker.sock
+drp_wait_started dockerd-image "$dockerd_pid" 60 "$DOCKER" version
+dk() { "$DOCKER" "$@"; }
+name=drp-it-image
+cleanup_image()
+{
+	dk rm -f "$name" >/dev/null 2>&1 || true
+	dk volume rm -f "$name-ca" "$name-cache" >/dev/null 2>&1 || true
+}
+cleanup_image
+drp_at_exit cleanup_image
+
+if [ "$(dk image inspect -f '{{.Comment}}' debian:bookworm-slim 2>/dev/null)" != "$(stat -c %Y "$base")" ]; then
+	dk import -m "$(stat -c %Y "$base")" "$base" debian:bookworm-slim >/dev/null
+fi
+dk build --network host -q -t drp-it:latest "$src" >"$SCEN/build.log" 2>&1 ||
+	drp_fail "docker build failed: $(tail -n 30 "$SCEN/build.log")"
+t_build=$SECONDS
+drp_log "image built ($((t_build - t_base)) s; base $((t_base - t_start)) s)"
+expect_eq "image user" drp:drp "$(dk image inspect -f '{{.Config.User}}' drp-it:latest)"
+
+# The test's configuration: the test registries, the test CA, the
+# image's paths.
+port=$(drp_free_port)
+drp_proxy_conf img "$port"
+sed -e "s|^ca_dir = .*|ca_dir = /ca|" -e "s|^upstream_ca_file = .*|upstream_ca_file = /test-ca.pem|" \
+	-e "s|^access_log = .*|access_log = -|" -e "s|^error_log = .*|error_log = -|" \
+	-e "s|^dir = .*|dir = /docker_mirror_cache|" "$WORK/img/proxy.ini" >"$SCEN/proxy.ini"
+dk run -d --name "$name" --network host \
+	-v "$SCEN/proxy.ini:/etc/docker-registry-proxy/docker-registry-proxy.ini:ro" \
+	-v "$TEST_CA:/test-ca.pem:ro" -v "$name-ca:/ca" -v "$name-cache:/docker_mirror_cache" \
+	drp-it:latest >/dev/null
+running() { [ "$(dk inspect -f '{{.State.Running}}' "$name")" = true ]; }
+i=0
+until curl -sf --max-time 2 -o "$SCEN/ca.crt" "http://127.0.0.1:$port/ca.crt"; do
+	running || drp_fail "the container exited: $(dk logs "$name" 2>&1 | tail -n 20)"
+	i=$((i + 1))
+	[ $i -lt 100 ] || drp_fail "the container's proxy not up after 20 s"
+	sleep 0.2
+done
+PROXY_URL=http://127.0.0.1:$port PROXY_CA=$SCEN/ca.crt
+
+# Non-root: the daemon (PID 1 of the container, thanks to exec) runs as
+# the image's user.
+pid=$(dk inspect -f '{{.State.Pid}}' "$name")
+expect_eq "daemon's uid" 3128 "$(ps -o uid= -p "$pid" | tr -d ' ')"
+expect_eq "daemon is the container's PID 1" docker-registry "$(ps -o comm= -p "$pid" | cut -c1-15)"
+expect_eq "id inside" "uid=3128(drp) gid=3128(drp) groups=3128(drp)" "$(dk exec "$name" id)"
+
+# The image's HEALTHCHECK command, run now (its first interval is 30 s).
+hc=$(dk image inspect -f '{{index .Config.Healthcheck.Test 1}}' drp-it:latest)
+dk exec "$name" "$hc" || drp_fail "the HEALTHCHECK command failed"
+# ... and it can fail: nothing listens on the port of a wrong config.
+printf '[proxy]\nlisten = 127.0.0.1:%s\n' "$(drp_free_port)" >"$SCEN/wrong.ini"
+dk cp "$SCEN/wrong.ini" "$name:/tmp/wrong.ini"
+if dk exec -e DRP_CONF=/tmp/wrong.ini "$name" "$hc" >/dev/null 2>&1; then
+	drp_fail "the HEALTHCHECK command passed with nothing listening"
+fi
+expect_eq "GET / of the image" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")"
+
+# Two pulls through the image: the first fetches every blob upstream, the
+# second none (counted in the registry's own log).
+pull()
+{
+	local out=$1 mark
+	mark=$(log_mark "$(reg_log open)")
+	rm -rf "$out"
+	pskopeo copy -q docker://registry.test/test/small:v1 "dir:$out" ||
+		drp_fail "skopeo pull through the image failed"
+	check_dir_image "$out" "$SMALL_DIGEST" $SMALL_BLOBS
+	local n=0 b
+	for b in $SMALL_BLOBS; do
+		n=$((n + $(count_since "$(reg_log open)" "$mark" "$(req_pat GET "/v2/test/small/blobs/$b")")))
+	done
+	echo "$n"
+}
+nblobs=$(echo $SMALL_BLOBS | wc -w)
+first=$(pull "$SCEN/pull1")
+expect_eq "upstream blob GETs, first pull" "$nblobs" "$first"
+second=$(pull "$SCEN/pull2")
+expect_eq "upstream blob GETs, second pull" 0 "$second"
+dk logs "$name" 2>&1 | grep -E ' (MISS|HIT) ' | awk '{ print $4, $5, $11 }' >"$SCEN/results.txt" || true
+drp_log "access log of the image: $(grep -c ' MISS$' "$SCEN/results.txt") MISS, $(grep -c ' HIT$' "$SCEN/results.txt") HIT"
+
+# docker stop with a request head pending: the drain lasts drain_timeout
+# (8 s), the daemon exits 0 before docker's SIGKILL at 10 s.
+exec 5<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n' >&5
+t0=$(date +%s%N)
+dk stop "$name" >/dev/null
+t1=$(date +%s%N)
+exec 5>&-
+ms=$(((t1 - t0) / 1000000))
+expect_le "docker stop (ms)" 9900 "$ms"
+expect_eq "exit status after docker stop" 0 "$(dk inspect -f '{{.State.ExitCode}}' "$name")"
+dk logs "$name" 2>&1 | grep -q 'notice main: stopped' || drp_fail "no 'stopped' line: the daemon did not drain"
+drp_log "image scenario: base $((t_base - t_start)) s, build $((t_build - t_base)) s, total $((SECONDS - t_start)) s"
