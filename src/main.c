@@ -115,6 +115,68 @@ static drp_conf_t *load_conf(const char *path, const char **used)
 	return c;
 }
 
+/* The CA key's passphrase: ca_key_passphrase, or the first line of
+ * ca_key_passphrase_file (relative to the configuration file). Returns 0
+ * with *out NULL when neither is set; -1 after logging why not. The caller
+ * clears and frees *out. */
+static int ca_passphrase(const drp_conf_t *conf, const char *used, char **out)
+{
+	*out = NULL;
+	if (conf->ca_key_passphrase && conf->ca_key_passphrase_file) {
+		drp_log_err(DRP_LOG_CONF, "ca_key_passphrase and "
+					  "ca_key_passphrase_file are both "
+					  "set: keep one");
+		return -1;
+	}
+	if (conf->ca_key_passphrase) {
+		*out = drp_strdup(conf->ca_key_passphrase);
+		return 0;
+	}
+	const char *f = conf->ca_key_passphrase_file;
+	if (f == NULL)
+		return 0;
+	char path[4096];
+	const char *slash = used ? strrchr(used, '/') : NULL;
+	if (f[0] != '/' && slash != NULL)
+		snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - used),
+			 used, f);
+	else
+		snprintf(path, sizeof(path), "%s", f);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		drp_log_errno(DRP_LOG_ERR, DRP_LOG_CONF,
+			      "ca_key_passphrase_file %s", path);
+		return -1;
+	}
+	char buf[1024];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		drp_log_errno(DRP_LOG_ERR, DRP_LOG_CONF,
+			      "ca_key_passphrase_file %s", path);
+		return -1;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (buf[0] == '\0') {
+		drp_log_err(DRP_LOG_CONF,
+			    "ca_key_passphrase_file %s: empty first line",
+			    path);
+		return -1;
+	}
+	*out = drp_strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+static void passphrase_free(char *p)
+{
+	if (p) {
+		explicit_bzero(p, strlen(p));
+		free(p);
+	}
+}
+
 static int write_pidfile(const char *path)
 {
 	char tmp[4096];
@@ -421,6 +483,9 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);
 		bool ok = auth != NULL && errs.n == 0;
+		char *pass = NULL;
+		ok = ca_passphrase(conf, used, &pass) == 0 && ok;
+		passphrase_free(pass);
 		drp_conf_errors_free(&errs);
 		if (auth)
 			drp_auth_free(auth);
@@ -450,7 +515,11 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&srv.fills_lock, NULL);
 	pthread_rwlock_init(&srv.loops_lock, NULL);
 	char err[512] = "";
-	srv.ca = drp_ca_open(conf->ca_dir, err, sizeof(err));
+	char *pass = NULL;
+	if (ca_passphrase(conf, used, &pass) < 0)
+		return 1;
+	srv.ca = drp_ca_open_pass(conf->ca_dir, pass, err, sizeof(err));
+	passphrase_free(pass);
 	if (srv.ca == NULL) {
 		drp_log_err(DRP_LOG_TLS, "%s", err);
 		return 1;

@@ -59,6 +59,8 @@ drp_conf_t *drp_conf_defaults(void)
 	c->tunnel_ports[0] = 443;
 	c->ca_dir = drp_strdup("./ca");
 	c->upstream_ca_file = NULL;
+	c->ca_key_passphrase = NULL;
+	c->ca_key_passphrase_file = NULL;
 	c->verify_upstream = true;
 	c->access_log = drp_strdup("-");
 	c->error_log = drp_strdup("-");
@@ -93,6 +95,8 @@ static const char defaults_text[] =
 	"192.168.0.0/16 fc00::/7\n"
 	"tunnel_ports = 443\n"
 	"ca_dir = ./ca\n"
+	"ca_key_passphrase =\n"
+	"ca_key_passphrase_file =\n"
 	"upstream_ca_file =\n"
 	"verify_upstream = yes\n"
 	"access_log = -\n"
@@ -231,6 +235,11 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->access_log);
 	free(c->error_log);
 	free(c->users_file);
+	if (c->ca_key_passphrase)
+		explicit_bzero(c->ca_key_passphrase,
+			       strlen(c->ca_key_passphrase));
+	free(c->ca_key_passphrase);
+	free(c->ca_key_passphrase_file);
 	for (unsigned i = 0; i < c->n_tunnel_only; i++)
 		free(c->tunnel_only[i]);
 	free(c->tunnel_only);

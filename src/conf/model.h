@@ -109,6 +109,8 @@ typedef struct drp_conf {
 	unsigned n_allow;
 	uint16_t *tunnel_ports; /* tunnel_ports = 443 ... */
 	unsigned n_tunnel_ports;
+	char *ca_key_passphrase;      /* decrypts an encrypted ca.key; NULL */
+	char *ca_key_passphrase_file; /* the same from a file; NULL */
 	char *ca_dir;		/* ca_dir = (default "./ca" for embedded) */
 	char *upstream_ca_file; /* NULL if empty */
 	bool verify_upstream;	/* default yes */

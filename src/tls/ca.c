@@ -389,8 +389,14 @@ static int key_matches(gnutls_privkey_t key, gnutls_x509_crt_t crt)
 	return ok;
 }
 
+static bool pem_encrypted(const gnutls_datum_t *pem)
+{
+	return memmem(pem->data, pem->size, "ENCRYPTED", 9) != NULL;
+}
+
 static int ca_load(drp_ca_t *ca, const char *dir, const char *key_path,
-		   const char *crt_path, char *err, size_t errlen)
+		   const char *crt_path, const char *passphrase, char *err,
+		   size_t errlen)
 {
 	gnutls_datum_t key_pem = {NULL, 0}, crt_pem = {NULL, 0};
 	int r = read_file(key_path, &key_pem);
@@ -403,14 +409,32 @@ static int ca_load(drp_ca_t *ca, const char *dir, const char *key_path,
 		seterr(err, errlen, "ca_dir %s: ca.crt: %s", dir, strerror(-r));
 		goto fail;
 	}
+	bool encrypted = pem_encrypted(&key_pem);
+	if (encrypted && (passphrase == NULL || passphrase[0] == '\0')) {
+		seterr(err, errlen,
+		       "ca_dir %s: ca.key is encrypted: set ca_key_passphrase "
+		       "or ca_key_passphrase_file",
+		       dir);
+		goto fail;
+	}
+	/* An encrypted key: PKCS#8 ("ENCRYPTED PRIVATE KEY", what OpenSSL
+	 * 3 writes) or OpenSSL's traditional "Proc-Type: 4,ENCRYPTED" with
+	 * DEK-Info (older images' `openssl genrsa -des3`); GnuTLS decrypts
+	 * both. */
 	if ((r = gnutls_privkey_init(&ca->key)) < 0 ||
 	    (r = gnutls_privkey_import_x509_raw(
-		     ca->key, &key_pem, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
-		seterr(err, errlen,
-		       "ca_dir %s: ca.key: not a usable unencrypted PEM "
-		       "private "
-		       "key: (%d) %s",
-		       dir, r, gnutls_strerror_name(r));
+		     ca->key, &key_pem, GNUTLS_X509_FMT_PEM,
+		     encrypted ? passphrase : NULL, 0)) < 0) {
+		if (encrypted)
+			seterr(err, errlen,
+			       "ca_dir %s: ca.key: cannot decrypt it with the "
+			       "passphrase given (wrong passphrase?): (%d) %s",
+			       dir, r, gnutls_strerror_name(r));
+		else
+			seterr(err, errlen,
+			       "ca_dir %s: ca.key: not a usable unencrypted "
+			       "PEM private key: (%d) %s",
+			       dir, r, gnutls_strerror_name(r));
 		goto fail;
 	}
 	if ((r = gnutls_x509_crt_init(&ca->crt)) < 0 ||
@@ -522,6 +546,12 @@ fail:
 
 drp_ca_t *drp_ca_open(const char *dir, char *err, size_t errlen)
 {
+	return drp_ca_open_pass(dir, NULL, err, errlen);
+}
+
+drp_ca_t *drp_ca_open_pass(const char *dir, const char *passphrase, char *err,
+			   size_t errlen)
+{
 	if (dir == NULL || dir[0] == '\0') {
 		seterr(err, errlen, "ca_dir: empty path");
 		return NULL;
@@ -572,7 +602,7 @@ drp_ca_t *drp_ca_open(const char *dir, char *err, size_t errlen)
 	drp_ca_t *ca = DRP_NEW(drp_ca_t);
 	ca->created = created;
 	drp_require(pthread_mutex_init(&ca->lock, NULL) == 0);
-	if (ca_load(ca, dir, key_path, crt_path, err, errlen) < 0) {
+	if (ca_load(ca, dir, key_path, crt_path, passphrase, err, errlen) < 0) {
 		drp_ca_free(ca);
 		return NULL;
 	}

@@ -34,6 +34,15 @@ typedef struct drp_ca drp_ca_t;
  * err (e.g. "ca_dir /x: Permission denied").
  */
 drp_ca_t *drp_ca_open(const char *dir, char *err, size_t errlen);
+/*
+ * The same, for a ca.key that may be encrypted (PKCS#8, or OpenSSL's
+ * traditional Proc-Type: 4,ENCRYPTED PEM, e.g. DES3): passphrase decrypts
+ * it (NULL: none; an encrypted key is then an error that names the
+ * ca_key_passphrase keys). A CA this call creates is never encrypted. An
+ * existing ca_dir may be read-only.
+ */
+drp_ca_t *drp_ca_open_pass(const char *dir, const char *passphrase, char *err,
+			   size_t errlen);
 void drp_ca_free(drp_ca_t *ca);
 /* PEM of the CA certificate (for GET /ca.crt), owned by ca. */
 const char *drp_ca_pem(const drp_ca_t *ca, size_t *len);

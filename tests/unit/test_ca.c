@@ -59,6 +59,94 @@ static const char rsa_key_pem[] =
 	"Ul4RGgn7mi0jUHtbJyc3HZzgisWS7QEr0XCdZMAXDzdAnfZW/KeT\n"
 	"-----END RSA PRIVATE KEY-----\n";
 
+/* The nginx-based proxy's kind of CA: an RSA key encrypted with the
+ * passphrase foobar, as `openssl genrsa -des3` wrote it (traditional
+ * Proc-Type PEM) and as OpenSSL 3 writes it (PKCS#8), and its
+ * certificate. */
+static const char enc_trad_key[] =
+	"-----BEGIN RSA PRIVATE KEY-----\n"
+	"Proc-Type: 4,ENCRYPTED\n"
+	"DEK-Info: DES-EDE3-CBC,0553CA135B7147EE\n"
+	"\n"
+	"kO+ra9R3DABU9otIpdLX9vxerRysRUybII1+/0WF+3T5oH7PW4MJOw8v62uvaRhL\n"
+	"jDFdY86DpwTOH9CORkHLn+HffVbqUMBPD2Pp+aR2/N6izTo94yWRl2RstgHVt9ke\n"
+	"7NDb37iJpNYJAW++7f896s4OHCMh9tbNfGjneMPYY//W1Jgnu5o/oNBJM2m/5/10\n"
+	"9w6majv6CQCDO9GZLOVDP8C0C4jBfcfzI6gYMJHeSUZ/JLnsDP7hflhLjt92Vb3H\n"
+	"j7qbhZnFfI/59xkaAnEWKXc9WRUz6kO8Gp/CLtMTsnTV5H9Epu5z0p5pwzydwrkk\n"
+	"0Z/AYrCCzp7JmXcyGNC2s0sXJzETGt1P7DRTmnf7tzev5JC7Ai02x+WNxUcVaWUl\n"
+	"URBewy8gb9YtLpxvMrKi/4zLPKPr5zyKzcD8OHS24qm5xKuIx3UpVdKYBs+W0GlA\n"
+	"kf8BtTxMcD2alDAJs/Xy9K5mfAgucKkY57Fh2fDG2wo9fmyNAzSvQUfCKbZc4Os6\n"
+	"gQahlV9wK44FRK/Dvfd6iuLaIq7WwGhU3P0S33BdgDarwtra4L2K9RIwADKQnXaQ\n"
+	"lzfEAy7o6BbdILWKOIFMdv/InicNhPo9AcCJkhQn5nbCOqEU6MtYGOHyf/Vz9LiO\n"
+	"drvAs3Bsmygm+mSIEgVWIz9eGJ+9iZNVdUMVHzag+kMsemTgunQiNhaXG1H7+CGn\n"
+	"4u7hYsVGrWmLyQpLx7iaLlwpJFusHin1JUweEvUpmRx8sEX5bDPwO9fJ72momJv1\n"
+	"G0TquFqDTq207gPEa1p5zdAZ1pkC2DSV7zWu5Iqso5A85sjI6I/4+Ti0np3IGCKi\n"
+	"X/POI5lR7VChv+u0oMX+jeHi5IKumThrulRI4pgmcmlJRyzrhMQr5ibC0iLtX8G4\n"
+	"3lqbi78Gk9hy4V2ZgK1IPxd2/UC63Pum/4xSOYF5BLnoyawFiK0JMwXOGOkT1RHs\n"
+	"ZMyzSdarUwFOYrJQT8VPntV8bGBDJZnH4Sr3OHIZvjaSZPVXmCbXeAP4LFVr8K8O\n"
+	"mtHCA/lfuh7nIiBhE637/AP8OphmuXzzKY4u6Kt9LFe2tAdofXB8E3Nokgpkj/y1\n"
+	"rbJN4FZM920UD0GsD/egRjCcKypJWvxrAH4aMX38Rm+wVucTb6SemsI056e0Pc1+\n"
+	"fW2wwdmIqR/SZJVp9Xr7KaUQIq3inWsmXwn0eSd2MsZfLwHL1ZK9jIX+SqbGcttR\n"
+	"BGFyQF9VnUjPdHrduuuyPg2iCLuUYRrqq4SiFbD3PWILBqcYgDpu6+5CpBjSmWlX\n"
+	"sy+xSBZI1Dxzy/uH7E+7Uysj3k86UciM68bD+6LD1Nq4MfOdd7Zq4L/MktoDVKIm\n"
+	"e0+YkIn2yjF8SctezJvqd1ReddGrT/sSItPn3n2ui971zYz8fuN2Fos/zY5Ta2fI\n"
+	"W1aZN9O7Ee6a3BkKxfcMFM6azQVi05NUEelPdBKUWsSGFjSM68dLEYHmhsSQk3/C\n"
+	"95j5QC67veQn2BJzqTJj62TyWTxlhNFDKH1AY+iP/yL3MIDnLN9RBlZk/KRV6WcG\n"
+	"byvjtCcUFdeixGSAPGYLQgRygbEGmtaU+EV5gnxF8BVbss983rU1iQ==\n"
+	"-----END RSA PRIVATE KEY-----\n";
+static const char enc_p8_key[] =
+	"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+	"MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIBozW2SAfgc4CAggA\n"
+	"MAwGCCqGSIb3DQIJBQAwFAYIKoZIhvcNAwcECLBScS1hCuWHBIIEyNQyVvduhr1a\n"
+	"wqWSK+CFhyCkjJeC250fzLTHRBhn8OHxjk3uMYnVC+cXl6fPqz0MzLvNMpJl6kcF\n"
+	"sns0zzkI19rXvD/BqMWhoTxqB5pMk/jf2xpiqZ6YVSpr11puqIGOcbW4jjj2poq/\n"
+	"jJsUANgz2j3AAtzDo3kGR7YbkHIcLVDxrTTb193puJhoR4NWhzDb3anrzrnqXT0v\n"
+	"iVbgaiK543tHhem3QWq7UUJAMHjuve50VQPH3IAfSWAgd8gU4UHYzcmWfT2ZwPcH\n"
+	"20tkIbhET6WrtwmFCWDFN/bskclIJwmvnxN1LfDj8HewWcJASF2uBnJG/5BqeAi1\n"
+	"ZBNcbhRA0LZ3HDm8aifPRZfVlG/f6eJJqOX0DjvGptpjBeHJUXW+jnn0SHFXHDwH\n"
+	"n7T3PbN5gFXUXaPFyIAc4RUQOOZjWBbbnIX7/gwiFhdvZQJl23MGVPW82jRcdeiZ\n"
+	"y+ub1AhmlYAuP7plZadbX+QHo7kg6PQrH65o0/GwzcRB0KmFgiCAOBpTGC68gcGP\n"
+	"ML+fMh+BXlUI9FVAAS0Puahi2etTy24yna6/2e8QTfDlwuuEMsgrk7oYRhd8UEmm\n"
+	"CgApKp5jQTPf63S9BlsNqz45mf9x0vU9vbUi/k3YwFb53WXlg+7zegUucXXrXQHu\n"
+	"t2KtDObgFmR53jazGPGIteeNE3u7CJ7fKnXCuW6sQkj5YBfUI8hm9pldEPEDw52t\n"
+	"rwOsKHLUUyugDfyDJHM25XPleHjEEx6S8F5IbN+DFwCoFQXUXC0vZ/AkEyYDYoTv\n"
+	"57SNH56i6bRB1ssVypf2Z+HLUQpEb6R5fUONsrw/p57Ly5L+jerp+EkuaAHyWIGs\n"
+	"E7Akp4dMMpgvp+bk/qDSRNbDOsmVvtaIo8979n2h6ks4wHHkSq8np8rmOXgegJbI\n"
+	"8J/KIKrc0CPlv+UVf6TKcQhLFN+MZ1KfeaaCTmdsJZkXo5jRBxXJ/Y0ok8PrYZxo\n"
+	"TYUxgBqyZdHFK9H54W0gOmEMi8kR/uRc68ArQbZCa7QN0CAjEZhzrZl4FaBSYBKf\n"
+	"4+Dukj4fPCcqem4B6VGaeqiw6EdIeNmcnsbS5MkxVtVdH+wlztQ9UlNtA2e/sV/P\n"
+	"Op61ASh1O6bCdXNU0pziz9d5LpI3Ung+kVnWuzfDZ1wspAml8J4ptJnaBKOckXfv\n"
+	"IznMvO6skIaVZH4ZlKrC+70Z1brFu6P9eEItEicsfc5nJDVKlBYwGIwfoiLSz5T9\n"
+	"WRs8h+/n8UnIUymvc2yufr+07aYWchAl51LO33GnYmGZ+UNvudo7+MD77lqqQMpZ\n"
+	"1s5SLyq6n7pgugIQhyfyIFxDXd5lwvm7RW06ZKPTGWwgWkEgeoXfdLIQzE945z7m\n"
+	"mJyiaxQ4dTvYz798VhqNEkIr9paSHEij3EnB4j7HM0MKRHqq/KgW055aOeU0Wckb\n"
+	"JrUf5mYyX9S/OjdGAA1diUry4IgoxS2tqZe/Op+es2YyjIm0GsMUOa0GtKO2lLJ6\n"
+	"ObvzD2T1oYrerhsJd51X31pP64mZ5urG5f+PbX1EAaiyLylcG7UMdBmwI4mfpxEL\n"
+	"w7g80M4fpub4dIJFu3FiO9gcjucIqwnoiY4C1759+9e9n6V7o/wcqOdThfZQvEKY\n"
+	"vzt7hPuVeaj2dDkngWdOPA==\n"
+	"-----END ENCRYPTED PRIVATE KEY-----\n";
+static const char enc_ca_crt[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIDQzCCAiugAwIBAgIUHfB3+W/oyS6wdZ+4r+RVs8b203UwDQYJKoZIhvcNAQEL\n"
+	"BQAwKDEmMCQGA1UEAwwdZG9ja2VyLXJlZ2lzdHJ5LXByb3h5IENBIHRlc3QwIBcN\n"
+	"MjYxMjA2MDUxNTI5WhgPMjEyNjExMTIwNTE1MjlaMCgxJjAkBgNVBAMMHWRvY2tl\n"
+	"ci1yZWdpc3RyeS1wcm94eSBDQSB0ZXN0MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n"
+	"MIIBCgKCAQEAnw9KVftJqpBjuvsvHzIudcAeJFm/S0RsdJ15bsK9I6D2fBrPvcFD\n"
+	"sxWcItiCqzDzZVCEIeYFHL+MfTmWEbIGYB0JyLWt8GfuvNDjSfiwFXok2SgjELob\n"
+	"ZSqQgSc5gbfXuLNL8NJm1aCL5+dEPYwicp6s9z8piAGmJ5kry3rt6GXFiNt769PS\n"
+	"BoZCj6K2M2ax0kPXdPWSzWpHm4ypF9gss7BPqwi8lJ8NsygEpwVjkw2U1Xrjg7aj\n"
+	"vKDY4A6ASArkPiT7NdcxbaXt9meSljz49iTpn3lOTVVYLGGU1zdUObWIHOghOTCT\n"
+	"i5pROdN9/A3ltkjFy2cGD/OceDZz3wpItQIDAQABo2MwYTAdBgNVHQ4EFgQUC+y+\n"
+	"dsdKmxDniDj7kJDKCTf9n84wHwYDVR0jBBgwFoAUC+y+dsdKmxDniDj7kJDKCTf9\n"
+	"n84wDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAQYwDQYJKoZIhvcNAQEL\n"
+	"BQADggEBAGsVL2uJXPw5VKNKTrSzBO7268sAP5NFviaKxs4fYYwFhnv3jpqtJ9Jl\n"
+	"xrdF0R94aBD9jzHxVV615w4kKcI4zr31ybalAkcwPqvWerKQ7nL0pl2hLq/jZO7e\n"
+	"PZpoWB9q1OH1x5O4oSUdoF5/NKDZ5muviZ8vU3tzAeHzgrSY7A16quIQ/DkC37mz\n"
+	"c53TdbR7bcvXV5hljoTGcRHKhhUasUnYiL/DzzFoxdiBAjmbDQvikmfbnmrayKzN\n"
+	"zLZK8912s6/+7tpwNnnNE43LwSmFflZLmXXQMpgY0TjJvjQS3pmkbXWrn7IiHlpb\n"
+	"iLS3ll5QWbJS+AaBYJvmZKmFu2fe6vc=\n"
+	"-----END CERTIFICATE-----\n";
+
 static char tmpdir[PATH_MAX];
 
 static void setup(void)
@@ -1315,6 +1403,68 @@ START_TEST(forge_threads)
 }
 END_TEST
 
+/* An old image's /ca: ca.key encrypted (both PEM forms), loaded with the
+ * passphrase from a directory the daemon cannot write. */
+START_TEST(ca_encrypted_key)
+{
+	const char *keys[] = {enc_trad_key, enc_p8_key};
+	char dir[PATH_MAX], p[PATH_MAX], err[512];
+	for (unsigned i = 0; i < 2; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "old%u", i);
+		subdir(dir, name);
+		ck_assert_int_eq(mkdir(dir, 0700), 0);
+		write_all(path_in(p, dir, "ca.key"), keys[i], strlen(keys[i]));
+		chmod(p, 0400);
+		write_all(path_in(p, dir, "ca.crt"), enc_ca_crt,
+			  strlen(enc_ca_crt));
+		chmod(dir, 0500);
+
+		/* No passphrase: a clear error naming the keys. */
+		err[0] = '\0';
+		ck_assert_ptr_null(
+			drp_ca_open_pass(dir, NULL, err, sizeof(err)));
+		ck_assert_msg(strstr(err, "ca.key is encrypted: set "
+					  "ca_key_passphrase or "
+					  "ca_key_passphrase_file"),
+			      "%s", err);
+		ck_assert_ptr_null(drp_ca_open(dir, err, sizeof(err)));
+		/* A wrong one: says so, never echoes it. */
+		err[0] = '\0';
+		ck_assert_ptr_null(
+			drp_ca_open_pass(dir, "wrong-pass", err, sizeof(err)));
+		ck_assert_msg(strstr(err, "cannot decrypt"), "%s", err);
+		ck_assert_ptr_null(strstr(err, "wrong-pass"));
+
+		drp_ca_t *ca =
+			drp_ca_open_pass(dir, "foobar", err, sizeof(err));
+		ck_assert_msg(ca != NULL, "form %u: %s", i, err);
+		ck_assert_int_eq(drp_ca_created(ca), 0);
+		/* It signs: a forged leaf verifies against the old cert. */
+		drp_forge_t *f = drp_forge_new(ca, err, sizeof(err));
+		ck_assert_msg(f != NULL, "%s", err);
+		drp_leaf_t *leaf = drp_forge_get(f, "registry.example");
+		ck_assert_ptr_nonnull(leaf);
+		gnutls_x509_crt_t c = ca_crt(ca), l = chain_crt(leaf, 0);
+		unsigned status = 1;
+		ck_assert_int_eq(gnutls_x509_crt_verify(l, &c, 1, 0, &status),
+				 0);
+		ck_assert_uint_eq(status, 0);
+		gnutls_x509_crt_deinit(c);
+		gnutls_x509_crt_deinit(l);
+		drp_leaf_unref(leaf);
+		drp_forge_free(f);
+		/* Nothing was rewritten. */
+		gnutls_datum_t k = read_all(path_in(p, dir, "ca.key"));
+		ck_assert_uint_eq(k.size, strlen(keys[i]));
+		ck_assert_int_eq(memcmp(k.data, keys[i], k.size), 0);
+		gnutls_free(k.data);
+		drp_ca_free(ca);
+		chmod(dir, 0700);
+	}
+}
+END_TEST
+
 Suite *ca_suite(void)
 {
 	Suite *s = suite_create("ca");
@@ -1341,6 +1491,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, session_batched_writes);
 	tcase_add_test(tc, session_min_tls12);
 	tcase_add_test(tc, forge_threads);
+	tcase_add_test(tc, ca_encrypted_key);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -796,6 +796,24 @@ static const char full_text[] =
 	"tag_ttl = 1m\n"
 	"[registry \"LOCALHOST:05000/team/app_x\"]\n";
 
+/* The old image's encrypted CA key: its passphrase, inline or from a file;
+ * empty means none. drain_timeout takes a duration. */
+START_TEST(ca_passphrase_and_drain)
+{
+	drp_conf_t *c = load_ok("[proxy]\nca_key_passphrase = foobar\n"
+				"ca_key_passphrase_file = /ca/pass\n"
+				"drain_timeout = 0.5\n");
+	ck_assert_str_eq(c->ca_key_passphrase, "foobar");
+	ck_assert_str_eq(c->ca_key_passphrase_file, "/ca/pass");
+	ck_assert_double_eq(c->drain_timeout, 0.5);
+	drp_conf_free(c);
+	c = load_ok("[proxy]\nca_key_passphrase =\n");
+	ck_assert_ptr_null(c->ca_key_passphrase);
+	ck_assert_ptr_null(c->ca_key_passphrase_file);
+	drp_conf_free(c);
+}
+END_TEST
+
 START_TEST(full_config)
 {
 	drp_conf_t *c = load_ok(full_text);
@@ -1486,6 +1504,7 @@ Suite *conf_suite(void)
 
 	tc = tcase_create("load");
 	tcase_add_test(tc, full_config);
+	tcase_add_test(tc, ca_passphrase_and_drain);
 	tcase_add_test(tc, value_syntax);
 	tcase_add_test(tc, long_line);
 	tcase_add_test(tc, load_file);
