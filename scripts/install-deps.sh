@@ -25,7 +25,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
 	check gnutls-bin openssl curl jq python3 python3-cryptography \
 	apache2-utils util-linux procps netcat-openbsd \
 	docker-registry skopeo podman containerd runc crun nginx docker.io \
-	golang-github-containers-common mmdebstrap systemd
+	golang-github-containers-common mmdebstrap systemd python3-yaml
 if [ -n "$policy_created" ]; then
 	$SUDO rm -f /usr/sbin/policy-rc.d
 fi
