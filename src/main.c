@@ -23,6 +23,7 @@
 #include <drp/cache.h>
 
 #include "conf/conf.h"
+#include "conf/envconf.h"
 #include "proxy/auth.h"
 #include "proxy/fill.h"
 #include "proxy/server.h"
@@ -30,6 +31,7 @@
 #include "tls/ca.h"
 #include "util/jobs.h"
 #include "util/busguard.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/notify.h"
@@ -53,6 +55,11 @@ static void usage(FILE *f)
 		"              counts (of the running proxy, else of the "
 		"cache\n"
 		"              directory) and exit\n"
+		"  --env-config  build the configuration from the nginx-based\n"
+		"              docker-registry-proxy image's environment\n"
+		"              variables (REGISTRIES, AUTH_REGISTRIES, ...)\n"
+		"  --print-config  with --env-config: print the configuration\n"
+		"              it makes (secrets redacted) and exit\n"
 		"  -V          print the version and exit\n"
 		"  -h          this help\n",
 		DEFAULT_CONF);
@@ -91,10 +98,97 @@ static void defaults_in_systemd_dirs(drp_conf_t *c)
 	}
 }
 
+/* --env-config: the configuration comes from the environment. */
+static bool env_config;
+
+static const char *env_get(const char *name, void *ctx)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+/* Secrets from the environment (AUTH_REGISTRIES passwords) go to files
+ * here: $STATE_DIRECTORY under systemd, else a directory of the user's
+ * own in /tmp (writable in the image, whose /ca may be read-only). */
+static char *env_state_dir(void)
+{
+	char *d = systemd_dir("STATE_DIRECTORY", "/env-config");
+	if (d == NULL) {
+		char buf[64];
+		snprintf(buf, sizeof(buf), "/tmp/docker-registry-proxy-%ld",
+			 (long)getuid());
+		d = drp_strdup(buf);
+	}
+	return d;
+}
+
+static char *env_ini(void)
+{
+	static bool reported;
+	char *ini = NULL, *unsup = NULL, err[512] = "";
+	char *dir = env_state_dir();
+	int r = drp_envconf_build(env_get, NULL, dir, &ini, &unsup, err,
+				  sizeof(err));
+	free(dir);
+	if (r < 0) {
+		drp_log_err(DRP_LOG_CONF, "--env-config: %s", err);
+		return NULL;
+	}
+	if (unsup[0] != '\0' && !reported)
+		drp_log_warning(DRP_LOG_CONF,
+				"--env-config: not supported, ignored: %s",
+				unsup);
+	reported = true;
+	free(unsup);
+	return ini;
+}
+
+static char *env_text(const char *path)
+{
+	char *ini = env_ini();
+	if (ini == NULL)
+		return NULL;
+	if (path != NULL) {
+		/* -c FILE too: FILE adds what the old variables cannot
+		 * say ([resolve], [registry] sections of its own). */
+		FILE *f = fopen(path, "r");
+		if (f == NULL) {
+			drp_log_errno(DRP_LOG_ERR, DRP_LOG_CONF, "%s", path);
+			free(ini);
+			return NULL;
+		}
+		drp_buf_t b = {0};
+		drp_buf_printf(&b, "%s\n; appended from %s\n", ini, path);
+		char chunk[4096];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			drp_buf_append(&b, chunk, n);
+		fclose(f);
+		free(ini);
+		ini = drp_strndup(drp_buf_head(&b), drp_buf_pending(&b));
+		drp_buf_free(&b);
+	}
+	return ini;
+}
+
 /* Load the configuration named on the command line, the installed one,
  * or the embedded defaults. Returns NULL after printing every error. */
 static drp_conf_t *load_conf(const char *path, const char **used)
 {
+	if (env_config) {
+		*used = path;
+		char *ini = env_text(path);
+		if (ini == NULL)
+			return NULL;
+		drp_conf_errors_t errs = {0};
+		drp_conf_t *c =
+			drp_conf_load_string("(environment)", ini, &errs);
+		for (unsigned i = 0; c == NULL && i < errs.n; i++)
+			drp_log_err(DRP_LOG_CONF, "%s", errs.msg[i]);
+		drp_conf_errors_free(&errs);
+		free(ini);
+		return c;
+	}
 	if (path == NULL && access(DEFAULT_CONF, F_OK) == 0)
 		path = DEFAULT_CONF;
 	*used = path;
@@ -421,12 +515,14 @@ static void reopen_logs(drp_server_t *srv)
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL, *pidfile = NULL;
-	bool test = false, detach = false, stats = false;
+	bool test = false, detach = false, stats = false, print = false;
 	int opt;
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{"cache-stats", no_argument, NULL, 'S'},
+		{"env-config", no_argument, NULL, 'E'},
+		{"print-config", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	while ((opt = getopt_long(argc, argv, "c:tdp:Vh", longopts, NULL)) !=
@@ -447,6 +543,12 @@ int main(int argc, char **argv)
 		case 'S':
 			stats = true;
 			break;
+		case 'E':
+			env_config = true;
+			break;
+		case 'P':
+			print = true;
+			break;
 		case 'V':
 			printf("%s\n", PACKAGE_STRING);
 			return 0;
@@ -463,6 +565,31 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	drp_log_init(DRP_LOG_NOTICE, NULL);
+	if (print) {
+		if (!env_config) {
+			fprintf(stderr, "--print-config needs --env-config\n");
+			return 2;
+		}
+		char *ini = env_text(conf_path);
+		if (ini == NULL)
+			return 1;
+		/* Passwords are in files already; the only inline secret is
+		 * the CA key's passphrase. */
+		for (char *line = ini, *nl; line && *line;
+		     line = nl ? nl + 1 : NULL) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			if (strncmp(line, "ca_key_passphrase =", 19) == 0 ||
+			    strncmp(line, "password =", 10) == 0)
+				printf("%.*s= (redacted)\n",
+				       (int)strcspn(line, "="), line);
+			else
+				printf("%s\n", line);
+		}
+		free(ini);
+		return 0;
+	}
 	const char *used = NULL;
 	drp_conf_t *conf = load_conf(conf_path, &used);
 	if (stats) {

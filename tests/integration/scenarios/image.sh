@@ -49,8 +49,11 @@ dk() { "$DOCKER" "$@"; }
 name=drp-it-image
 cleanup_image()
 {
-	dk rm -f "$name" >/dev/null 2>&1 || true
-	dk volume rm -f "$name-ca" "$name-cache" >/dev/null 2>&1 || true
+	# Their logs stay with the scenario's (DRP_IT_KEEP=failed).
+	dk logs "$name" >"$SCEN/container.log" 2>&1 || true
+	dk logs "$name-env" >"$SCEN/container-env.log" 2>&1 || true
+	dk rm -f "$name" "$name-env" >/dev/null 2>&1 || true
+	dk volume rm -f "$name-ca" "$name-cache" "$name-cache2" >/dev/null 2>&1 || true
 }
 cleanup_image
 drp_at_exit cleanup_image
@@ -139,4 +142,51 @@ ms=$(((t1 - t0) / 1000000))
 expect_le "docker stop (ms)" 9900 "$ms"
 expect_eq "exit status after docker stop" 0 "$(dk inspect -f '{{.State.ExitCode}}' "$name")"
 dk logs "$name" 2>&1 | grep -q 'notice main: stopped' || drp_fail "no 'stopped' line: the daemon did not drain"
+# The same image driven only by the nginx-based image's variables
+# (--env-config) and that image's kind of CA: ca.key encrypted with
+# foobar, in a read-only /ca. Its port is the old fixed 3128; the test CA
+# is the container's system store.
+drp_port_open 127.0.0.1 3128 && drp_fail "port 3128 is in use: the --env-config run needs it"
+old=$SCEN/oldca
+mkdir -p "$old"
+openssl genrsa -des3 -passout pass:foobar -out "$old/ca.key" 2048 2>/dev/null
+openssl req -x509 -new -key "$old/ca.key" -passin pass:foobar -days 365 -subj "/CN=old proxy CA" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -out "$old/ca.crt"
+chown -R 3128:3128 "$old"
+chmod 0400 "$old/ca.key"
+chmod 0555 "$old"
+# The test registries are on loopback addresses, which the proxy reaches
+# only when [resolve] names them: that one section comes from -c (the
+# rest is the environment's).
+sed -n '/^\[resolve\]/,/^\[cache\]/p' "$SCEN/proxy.ini" | sed '$d' >"$SCEN/resolve.ini"
+dk run -d --name "$name-env" --network host \
+	-e "REGISTRIES=registry.test" -e "AUTH_REGISTRIES=basic.test:$BASIC_USER:$BASIC_PASS" \
+	-e ALLOW_PUSH=true -e CACHE_MAX_SIZE=1g \
+	-v "$old:/ca:ro" -v "$SCEN/resolve.ini:/etc/drp-resolve.ini:ro" \
+	-v "$TEST_CA:/etc/ssl/certs/ca-certificates.crt:ro" -v "$name-cache2:/docker_mirror_cache" \
+	drp-it:latest --env-config -c /etc/drp-resolve.ini >/dev/null
+i=0
+until curl -sf --max-time 2 -o "$SCEN/env-ca.crt" "http://127.0.0.1:3128/ca.crt"; do
+	[ "$(dk inspect -f '{{.State.Running}}' "$name-env")" = true ] ||
+		drp_fail "the --env-config container exited: $(dk logs "$name-env" 2>&1 | tail -n 20)"
+	i=$((i + 1))
+	[ $i -lt 100 ] || drp_fail "the --env-config container not up after 20 s"
+	sleep 0.2
+done
+expect_eq "the old CA is served" "$(openssl x509 -in "$old/ca.crt" -noout -fingerprint -sha256)" \
+	"$(openssl x509 -in "$SCEN/env-ca.crt" -noout -fingerprint -sha256)"
+PROXY_URL=http://127.0.0.1:3128 PROXY_CA=$old/ca.crt
+first=$(pull "$SCEN/pull3")
+expect_eq "env-config: upstream blob GETs, first pull" "$nblobs" "$first"
+second=$(pull "$SCEN/pull4")
+expect_eq "env-config: upstream blob GETs, second pull" 0 "$second"
+# AUTH_REGISTRIES: the proxy logs in to basic.test itself.
+pskopeo copy -q docker://basic.test/test/small:v1 "dir:$SCEN/pull5" ||
+	drp_fail "pull from basic.test with the proxy's credentials failed"
+check_dir_image "$SCEN/pull5" "$SMALL_DIGEST" $SMALL_BLOBS
+dk logs "$name-env" 2>&1 | grep -q 'env-config: not supported, ignored: ALLOW_PUSH' ||
+	drp_fail "ALLOW_PUSH was not reported as unsupported"
+dk logs "$name-env" 2>&1 | grep -q "$BASIC_PASS" && drp_fail "the password is in the log"
+dk stop "$name-env" >/dev/null
+expect_eq "env-config: exit status after docker stop" 0 "$(dk inspect -f '{{.State.ExitCode}}' "$name-env")"
 drp_log "image scenario: base $((t_base - t_start)) s, build $((t_build - t_base)) s, total $((SECONDS - t_start)) s"

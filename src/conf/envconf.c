@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+#include "conf/envconf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/buf.h"
+#include "util/mem.h"
+
+/* Variables of the nginx-based image this proxy does not translate. */
+static const char *const unsupported_vars[] = {
+	"ENABLE_MANIFEST_CACHE",
+	"MANIFEST_CACHE_PRIMARY_REGEX",
+	"MANIFEST_CACHE_PRIMARY_TIME",
+	"MANIFEST_CACHE_SECONDARY_REGEX",
+	"MANIFEST_CACHE_SECONDARY_TIME",
+	"MANIFEST_CACHE_DEFAULT_TIME",
+	"ALLOW_PUSH",
+	"SEND_TIMEOUT",
+	"CLIENT_BODY_TIMEOUT",
+	"PROXY_SEND_TIMEOUT",
+	"PROXY_CONNECT_READ_TIMEOUT",
+	"PROXY_CONNECT_CONNECT_TIMEOUT",
+	"PROXY_CONNECT_SEND_TIMEOUT",
+	"DEBUG_HUB",
+	"DISABLE_IPV6",
+	"PROXY_REQUEST_BUFFERING",
+};
+
+static bool truthy(const char *v)
+{
+	return v && (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+		     strcasecmp(v, "yes") == 0);
+}
+
+static bool falsy(const char *v)
+{
+	return v && (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 ||
+		     strcasecmp(v, "no") == 0);
+}
+
+/* A value goes into the INI as is only if it holds no line break and no
+ * comment or quoting character the INI reader would treat specially. */
+static bool ini_safe(const char *v)
+{
+	for (; *v; v++)
+		if (*v == '\n' || *v == '\r' || *v == ';' || *v == '#' ||
+		    *v == '"' || *v == '[' || *v == ']')
+			return false;
+	return true;
+}
+
+static int write_secret(const char *dir, const char *name, const char *data,
+			size_t len, char *path, size_t pathlen)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	/* A directory someone else made (in /tmp, say) is not ours to
+	 * write secrets into. */
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077) != 0)
+		return -EPERM;
+	if ((size_t)snprintf(path, pathlen, "%s/%s", dir, name) >= pathlen)
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	if (fchmod(fd, 0600) < 0)
+		r = -errno;
+	else if (write(fd, data, len) != (ssize_t)len)
+		r = errno ? -errno : -EIO;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+/* "host" of an AUTH_REGISTRIES entry to the section name and plugin. */
+static void section_for(const char *host, const char *user, char *name,
+			size_t len, const char **plugin)
+{
+	if (strcmp(host, "auth.docker.io") == 0 ||
+	    strcmp(host, "registry-1.docker.io") == 0 ||
+	    strcmp(host, "docker.io") == 0) {
+		snprintf(name, len, "docker.io");
+		*plugin = "dockerhub";
+	} else if (strcmp(user, "_json_key") == 0) {
+		snprintf(name, len, "%s", host);
+		*plugin = "gcr";
+	} else if (strcmp(host, "quay.io") == 0) {
+		snprintf(name, len, "quay.io");
+		*plugin = "quay";
+	} else {
+		snprintf(name, len, "%s", host);
+		*plugin = "basic";
+	}
+}
+
+static int auth_entry(drp_buf_t *b, const char *entry, const char *delim,
+		      const char *state_dir, unsigned idx, char *err,
+		      size_t errlen)
+{
+	/* HOST<d>USER<d>PASSWORD: the password is the rest (it may hold
+	 * the delimiter, a _json_key's JSON always does). */
+	const char *d1 = strstr(entry, delim);
+	const char *d2 = d1 ? strstr(d1 + strlen(delim), delim) : NULL;
+	if (d1 == NULL || d2 == NULL || d1 == entry) {
+		snprintf(
+			err, errlen,
+			"AUTH_REGISTRIES: entry %u is not HOST%sUSER%sPASSWORD",
+			idx + 1, delim, delim);
+		return -1;
+	}
+	char *host = drp_strndup(entry, (size_t)(d1 - entry));
+	char *user = drp_strndup(d1 + strlen(delim),
+				 (size_t)(d2 - d1 - strlen(delim)));
+	const char *pass = d2 + strlen(delim);
+	int ret = -1;
+	char name[300], file[64], path[4096];
+	const char *plugin;
+	section_for(host, user, name, sizeof(name), &plugin);
+	if (!ini_safe(host) || !ini_safe(user) || strchr(host, ' ')) {
+		snprintf(err, errlen,
+			 "AUTH_REGISTRIES: entry %u: host or user holds a "
+			 "character the configuration cannot carry",
+			 idx + 1);
+		goto out;
+	}
+	snprintf(file, sizeof(file), "%s-%u.%s", plugin, idx + 1,
+		 strcmp(plugin, "gcr") == 0 ? "json" : "password");
+	int r = write_secret(state_dir, file, pass, strlen(pass), path,
+			     sizeof(path));
+	if (r < 0) {
+		snprintf(err, errlen, "AUTH_REGISTRIES: %s/%s: %s", state_dir,
+			 file, strerror(-r));
+		goto out;
+	}
+	drp_buf_printf(b, "\n[registry \"%s\"]\nplugin = %s\n", name, plugin);
+	if (strcmp(plugin, "gcr") == 0)
+		drp_buf_printf(b, "key_file = %s\n", path);
+	else
+		drp_buf_printf(b, "username = %s\npassword_file = %s\n", user,
+			       path);
+	ret = 0;
+out:
+	free(host);
+	free(user);
+	return ret;
+}
+
+int drp_envconf_build(drp_envconf_get_fn get, void *ctx, const char *state_dir,
+		      char **ini, char **unsupported, char *err, size_t errlen)
+{
+	drp_buf_t b = {0}, u = {0};
+	int ret = -1;
+	*ini = NULL;
+	*unsupported = NULL;
+
+	drp_buf_printf(&b, "; made by --env-config from the environment of "
+			   "the nginx-based docker-registry-proxy image\n"
+			   "[proxy]\nlisten = 0.0.0.0:3128\n");
+	const char *v = get("REGISTRIES", ctx);
+	if (v && *v) {
+		if (!ini_safe(v)) {
+			snprintf(err, errlen, "REGISTRIES: invalid value");
+			goto out;
+		}
+		drp_buf_printf(&b, "registries = %s\n", v);
+	}
+	drp_buf_printf(&b, "ca_dir = /ca\n"
+			   "; the old image's CA key passphrase\n"
+			   "ca_key_passphrase = foobar\n");
+	if (falsy(get("VERIFY_SSL", ctx)))
+		drp_buf_printf(&b, "verify_upstream = no\n");
+	if (truthy(get("DEBUG", ctx)) || truthy(get("DEBUG_NGINX", ctx)))
+		drp_buf_printf(&b, "log_level = debug\n");
+	static const struct {
+		const char *var, *key;
+	} timeouts[] = {
+		{"CLIENT_HEADER_TIMEOUT", "header_timeout"},
+		{"KEEPALIVE_TIMEOUT", "idle_timeout"},
+		{"PROXY_CONNECT_TIMEOUT", "connect_timeout"},
+		{"PROXY_READ_TIMEOUT", "body_timeout"},
+	};
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(timeouts); i++) {
+		v = get(timeouts[i].var, ctx);
+		if (v == NULL || *v == '\0')
+			continue;
+		if (!ini_safe(v)) {
+			snprintf(err, errlen, "%s: invalid value",
+				 timeouts[i].var);
+			goto out;
+		}
+		drp_buf_printf(&b, "%s = %s\n", timeouts[i].key, v);
+	}
+	drp_buf_printf(&b, "drain_timeout = 8s\n\n[cache]\n"
+			   "dir = /docker_mirror_cache\n");
+	v = get("CACHE_MAX_SIZE", ctx);
+	if (v && *v) {
+		/* nginx sizes: 32g, 500m; ours take upper-case suffixes. */
+		char size[64];
+		size_t n = strlen(v);
+		if (n >= sizeof(size) || !ini_safe(v)) {
+			snprintf(err, errlen, "CACHE_MAX_SIZE: invalid value");
+			goto out;
+		}
+		for (size_t i = 0; i <= n; i++)
+			size[i] = (char)toupper((unsigned char)v[i]);
+		drp_buf_printf(&b, "max_size = %s\n", size);
+	}
+	v = get("AUTH_REGISTRIES", ctx);
+	if (v && *v) {
+		const char *ed = get("AUTH_REGISTRIES_DELIMITER", ctx);
+		const char *fd = get("AUTH_REGISTRY_DELIMITER", ctx);
+		if (ed == NULL || *ed == '\0')
+			ed = " ";
+		if (fd == NULL || *fd == '\0')
+			fd = ":";
+		char *copy = drp_strdup(v);
+		unsigned idx = 0;
+		int r = 0;
+		for (char *p = copy; p && r == 0;) {
+			char *next = strstr(p, ed);
+			if (next) {
+				*next = '\0';
+				next += strlen(ed);
+			}
+			if (*p)
+				r = auth_entry(&b, p, fd, state_dir, idx++, err,
+					       errlen);
+			p = next;
+		}
+		explicit_bzero(copy, strlen(copy));
+		free(copy);
+		if (r < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(unsupported_vars); i++)
+		if (get(unsupported_vars[i], ctx) != NULL)
+			drp_buf_printf(&u, "%s%s",
+				       drp_buf_pending(&u) ? " " : "",
+				       unsupported_vars[i]);
+	*ini = drp_strndup(drp_buf_head(&b), drp_buf_pending(&b));
+	*unsupported = drp_strndup(drp_buf_head(&u), drp_buf_pending(&u));
+	ret = 0;
+out:
+	drp_buf_free(&b);
+	drp_buf_free(&u);
+	return ret;
+}

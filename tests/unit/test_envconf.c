@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "conf/envconf.h"
+
+Suite *envconf_suite(void);
+
+/* A test's environment: NAME=VALUE strings, NULL-terminated. */
+static const char *table_get(const char *name, void *ctx)
+{
+	size_t n = strlen(name);
+	for (const char *const *e = ctx; *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+static char state[] = "/tmp/drp-envconf-XXXXXX";
+
+static void setup(void)
+{
+	strcpy(state, "/tmp/drp-envconf-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(state));
+}
+
+static void teardown(void)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *item(const drp_conf_registry_t *r, const char *key)
+{
+	const drp_conf_item_t *it = drp_conf_registry_get(r, key);
+	return it ? it->value : NULL;
+}
+
+static const drp_conf_registry_t *section(const drp_conf_t *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n_registry; i++)
+		if (strcmp(c->registry[i].name, name) == 0)
+			return &c->registry[i];
+	ck_abort_msg("no section %s", name);
+	return NULL;
+}
+
+static void assert_secret(const char *path, const char *want)
+{
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	FILE *f = fopen(path, "r");
+	char buf[512] = "";
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, want);
+}
+
+/* The old image's variables as its users set them. */
+START_TEST(translate_old_image)
+{
+	static const char json[] =
+		"{\"type\": \"service_account\", \"private_key\": \"k:v\"}";
+	char auth[512];
+	snprintf(auth, sizeof(auth),
+		 "auth.docker.io::hubuser::hub pass:with:colons;;;"
+		 "quay.io::robot+x::quaypass;;;"
+		 "gcr.io::_json_key::%s;;;"
+		 "registry.example.net::alice::s3cret",
+		 json);
+	char auth_var[600];
+	snprintf(auth_var, sizeof(auth_var), "AUTH_REGISTRIES=%s", auth);
+	const char *env[] = {
+		"REGISTRIES=quay.io gcr.io registry.example.net",
+		auth_var,
+		"AUTH_REGISTRIES_DELIMITER=;;;",
+		"AUTH_REGISTRY_DELIMITER=::",
+		"VERIFY_SSL=false",
+		"CACHE_MAX_SIZE=32g",
+		"DEBUG=true",
+		"KEEPALIVE_TIMEOUT=300s",
+		"PROXY_CONNECT_TIMEOUT=5s",
+		"ENABLE_MANIFEST_CACHE=true",
+		"ALLOW_PUSH=true",
+		NULL,
+	};
+	char *ini = NULL, *unsup = NULL, err[256] = "";
+	int r = drp_envconf_build(table_get, env, state, &ini, &unsup, err,
+				  sizeof(err));
+	ck_assert_msg(r == 0, "%s", err);
+	/* No secret in the text (--print-config, logs). */
+	ck_assert_ptr_null(strstr(ini, "hub pass"));
+	ck_assert_ptr_null(strstr(ini, "quaypass"));
+	ck_assert_ptr_null(strstr(ini, "s3cret"));
+	ck_assert_ptr_null(strstr(ini, "private_key"));
+	ck_assert_str_eq(unsup, "ENABLE_MANIFEST_CACHE ALLOW_PUSH");
+
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load_string("(environment)", ini, &errs);
+	ck_assert_msg(c != NULL, "%s\n%s", errs.n ? errs.msg[0] : "", ini);
+	ck_assert_uint_eq(c->n_registries, 3);
+	ck_assert_str_eq(c->registries[2], "registry.example.net");
+	ck_assert(!c->verify_upstream);
+	ck_assert_int_eq(c->log_level, 7);
+	ck_assert_uint_eq(c->cache_max_size, 32ULL << 30);
+	ck_assert_str_eq(c->cache_dir, "/docker_mirror_cache");
+	ck_assert_str_eq(c->ca_dir, "/ca");
+	ck_assert_str_eq(c->ca_key_passphrase, "foobar");
+	ck_assert_str_eq(c->listen[0].text, "0.0.0.0:3128");
+	ck_assert_double_eq(c->idle_timeout, 300);
+	ck_assert_double_eq(c->connect_timeout, 5);
+	ck_assert_double_eq(c->drain_timeout, 8);
+	ck_assert_uint_eq(c->n_registry, 4);
+
+	const drp_conf_registry_t *s = section(c, "docker.io");
+	ck_assert_str_eq(item(s, "plugin"), "dockerhub");
+	ck_assert_str_eq(item(s, "username"), "hubuser");
+	assert_secret(item(s, "password_file"), "hub pass:with:colons");
+	s = section(c, "quay.io");
+	ck_assert_str_eq(item(s, "plugin"), "quay");
+	ck_assert_str_eq(item(s, "username"), "robot+x");
+	assert_secret(item(s, "password_file"), "quaypass");
+	s = section(c, "gcr.io");
+	ck_assert_str_eq(item(s, "plugin"), "gcr");
+	ck_assert_ptr_null(item(s, "username"));
+	assert_secret(item(s, "key_file"), json);
+	s = section(c, "registry.example.net");
+	ck_assert_str_eq(item(s, "plugin"), "basic");
+	ck_assert_str_eq(item(s, "username"), "alice");
+	assert_secret(item(s, "password_file"), "s3cret");
+	drp_conf_free(c);
+	drp_conf_errors_free(&errs);
+	free(ini);
+	free(unsup);
+}
+END_TEST
+
+/* The defaults delimiters; nothing set but the essentials. */
+START_TEST(translate_defaults)
+{
+	const char *env[] = {"AUTH_REGISTRIES=auth.docker.io:u:p ghcr.io:o:t",
+			     NULL};
+	char *ini = NULL, *unsup = NULL, err[256] = "";
+	ck_assert_int_eq(drp_envconf_build(table_get, env, state, &ini, &unsup,
+					   err, sizeof(err)),
+			 0);
+	ck_assert_str_eq(unsup, "");
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load_string("(environment)", ini, &errs);
+	ck_assert_msg(c != NULL, "%s", errs.n ? errs.msg[0] : "");
+	ck_assert(c->verify_upstream);
+	ck_assert_uint_eq(c->n_registry, 2);
+	ck_assert_str_eq(item(section(c, "ghcr.io"), "plugin"), "basic");
+	assert_secret(item(section(c, "ghcr.io"), "password_file"), "t");
+	drp_conf_free(c);
+	drp_conf_errors_free(&errs);
+	free(ini);
+	free(unsup);
+}
+END_TEST
+
+/* A malformed entry: an error that names the entry, not its secret. */
+START_TEST(translate_bad_entry)
+{
+	const char *env[] = {"AUTH_REGISTRIES=quay.io:u:p hostonly-topsecret",
+			     NULL};
+	char *ini = NULL, *unsup = NULL, err[256] = "";
+	ck_assert_int_eq(drp_envconf_build(table_get, env, state, &ini, &unsup,
+					   err, sizeof(err)),
+			 -1);
+	ck_assert_str_eq(err, "AUTH_REGISTRIES: entry 2 is not "
+			      "HOST:USER:PASSWORD");
+	ck_assert_ptr_null(ini);
+	const char *env2[] = {"REGISTRIES=a.io\n[registry \"x\"]", NULL};
+	ck_assert_int_eq(drp_envconf_build(table_get, env2, state, &ini, &unsup,
+					   err, sizeof(err)),
+			 -1);
+	ck_assert_str_eq(err, "REGISTRIES: invalid value");
+	/* A state directory others can enter is refused. */
+	ck_assert_int_eq(chmod(state, 0755), 0);
+	const char *env3[] = {"AUTH_REGISTRIES=quay.io:u:p", NULL};
+	ck_assert_int_eq(drp_envconf_build(table_get, env3, state, &ini, &unsup,
+					   err, sizeof(err)),
+			 -1);
+	ck_assert_msg(strstr(err, "Operation not permitted"), "%s", err);
+}
+END_TEST
+
+Suite *envconf_suite(void)
+{
+	Suite *s = suite_create("envconf");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, translate_old_image);
+	tcase_add_test(tc, translate_defaults);
+	tcase_add_test(tc, translate_bad_entry);
+	suite_add_tcase(s, tc);
+	return s;
+}
