@@ -54,6 +54,12 @@ struct drp_fetch {
 	drp_worker_t *w;
 	drp_runtime_t *rt;
 	enum fetch_state state;
+	/* Inside a sink's head(), body() or done(): drp_fetch_cancel() from
+	 * there only marks the fetch (cancelled), and the caller frees it
+	 * once the callback has returned, so no frame below uses freed
+	 * memory. */
+	unsigned in_sink;
+	bool cancelled;
 	/* target of the current attempt */
 	bool tls;
 	char host[DRP_HOST_MAX + 1];
@@ -250,9 +256,20 @@ static void fetch_finish(drp_fetch_t *f, int err, int http_status,
 	const drp_fetch_sink_t *s = f->sink;
 	void *arg = f->sarg;
 	f->sink = NULL;
+	f->in_sink++; /* a cancel from done() must not free it twice */
 	if (s && s->done)
 		s->done(arg, err, http_status, reason);
 	fetch_free(f);
+}
+
+/* After a sink callback: true if the sink cancelled the fetch from it,
+ * which is then freed here and must not be touched again. */
+static bool sink_cancelled(drp_fetch_t *f)
+{
+	if (--f->in_sink > 0 || !f->cancelled)
+		return false;
+	fetch_free(f);
+	return true;
 }
 
 static void fetch_fail(drp_fetch_t *f, int err, int status, const char *fmt,
@@ -664,6 +681,10 @@ void drp_fetch_resume(drp_fetch_t *f)
 void drp_fetch_cancel(drp_fetch_t *f)
 {
 	f->sink = NULL;
+	if (f->in_sink > 0) {
+		f->cancelled = true; /* freed when the callback returns */
+		return;
+	}
 	fetch_free(f);
 }
 
@@ -840,8 +861,12 @@ static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 	}
 	drp_http_body_init(&f->rbody, mode, length);
 	f->head_done = true;
-	if (f->sink && f->sink->head)
+	if (f->sink && f->sink->head) {
+		f->in_sink++;
 		f->sink->head(f->sarg, resp, mode, length);
+		if (sink_cancelled(f))
+			return false;
+	}
 	return true;
 }
 
@@ -897,8 +922,12 @@ static bool process_input(drp_fetch_t *f)
 		drp_buf_consume(&f->in, (size_t)c);
 		if (dlen) {
 			f->bytes_up += dlen;
-			if (f->sink && f->sink->body)
+			if (f->sink && f->sink->body) {
+				f->in_sink++;
 				f->sink->body(f->sarg, data, dlen);
+				if (sink_cancelled(f))
+					return false;
+			}
 		}
 		if (c == 0 && dlen == 0)
 			break;

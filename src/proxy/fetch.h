@@ -117,8 +117,10 @@ void drp_fetch_retry(drp_fetch_t *f);
  * this call.
  */
 void drp_fetch_auth_fail(drp_fetch_t *f, int http_status, const char *reason);
-/* Abort (the client went away). No sink callback is invoked after this;
- * the upstream connection is closed, not pooled. */
+/* Abort (the client went away): the upstream connection is closed, not
+ * pooled, and no sink callback is invoked after this. It may be called
+ * from the sink's own head(), body() or done() (the fetch is then freed
+ * when that callback returns), never from room() or req_room(). */
 void drp_fetch_cancel(drp_fetch_t *f);
 
 int drp_fetch_upstream_status(const drp_fetch_t *f);

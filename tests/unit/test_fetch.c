@@ -402,6 +402,13 @@ typedef struct rec {
 	char reason[512];
 	size_t room;	 /* what room() says; SIZE_MAX by default */
 	size_t pause_at; /* room() says 0 once this much arrived */
+	/* The sink cancels the fetch from inside this callback. */
+	enum {
+		CANCEL_NONE,
+		CANCEL_IN_HEAD,
+		CANCEL_IN_BODY,
+		CANCEL_IN_DONE
+	} cancel_in;
 	bool refused;
 	int up_status;
 	uint64_t bytes_up;
@@ -422,6 +429,10 @@ static void rec_head(void *arg, const drp_http_msg_t *resp,
 	if (h)
 		snprintf(r->location, sizeof(r->location), "%.*s",
 			 (int)h->value_len, h->value);
+	if (r->cancel_in == CANCEL_IN_HEAD) {
+		drp_fetch_cancel(r->f);
+		r->f = NULL;
+	}
 }
 
 static size_t rec_room(void *arg)
@@ -438,6 +449,10 @@ static void rec_body(void *arg, const char *data, size_t len)
 	drp_buf_append(&r->body, data, len);
 	if (r->pause_at && drp_buf_pending(&r->body) >= r->pause_at)
 		r->room = 0;
+	if (r->cancel_in == CANCEL_IN_BODY) {
+		drp_fetch_cancel(r->f);
+		r->f = NULL;
+	}
 }
 
 static void rec_req_room(void *arg)
@@ -455,6 +470,8 @@ static void rec_done(void *arg, int err, int http_status, const char *reason)
 	snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
 	/* The fetch is freed only after done() returns. */
 	r->bytes_up = drp_fetch_bytes_up(r->f);
+	if (r->cancel_in == CANCEL_IN_DONE)
+		drp_fetch_cancel(r->f); /* still freed once, after done() */
 	r->f = NULL;
 }
 
@@ -1538,6 +1555,38 @@ START_TEST(cancel_mid_body)
 }
 END_TEST
 
+/* A sink may cancel from its own head(), body() or done(): the fetch is
+ * freed once the callback has returned, and nothing is called after. */
+START_TEST(cancel_from_callbacks)
+{
+	static const int where[] = {CANCEL_IN_HEAD, CANCEL_IN_BODY,
+				    CANCEL_IN_DONE};
+	fk.replies[0] =
+		(reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n"
+				  "\r\n0123456789"};
+	start_fake();
+	rec_t r;
+	rec_init(&r);
+	r.cancel_in = where[_i];
+	drp_fetch_req_t q = req_get("up.test", "/c");
+	go(&r, &q);
+	if (where[_i] == CANCEL_IN_DONE) {
+		RUN_UNTIL(r.dones == 1);
+		ck_assert_int_eq(r.err, 0);
+		ck_assert_str_eq(body_str(&r), "0123456789");
+	} else {
+		RUN_UNTIL(r.f == NULL);
+		/* Whatever else the read held is never delivered. */
+		ck_assert_uint_eq(r.heads, 1);
+		ck_assert_uint_le(r.bodies,
+				  where[_i] == CANCEL_IN_BODY ? 1 : 0);
+		RUN_UNTIL(fk_get(&fk.closes) >= 1);
+		assert_silent(&r);
+	}
+	drp_buf_free(&r.body);
+}
+END_TEST
+
 START_TEST(cancel_paused)
 {
 	size_t len;
@@ -1711,6 +1760,7 @@ Suite *fetch_suite(void)
 	tcase_add_test(tc, cancel_awaiting_head);
 	tcase_add_test(tc, cancel_mid_body);
 	tcase_add_test(tc, cancel_paused);
+	tcase_add_loop_test(tc, cancel_from_callbacks, 0, 3);
 	tcase_add_test(tc, cancel_pending_auth);
 	tcase_add_test(tc, fetchbuf_collects);
 	tcase_add_test(tc, fetchbuf_errors_and_cancel);
