@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "http/uri.h"
+#include "plugin/select.h"
 #include "proxy/auth.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -149,6 +150,18 @@ bool drp_server_tunnel_only(const drp_conf_t *conf, const char *host,
 	return false;
 }
 
+/* Is this section's host part (name, len) Docker Hub under any of its
+ * names? The same alias table as the section selection. */
+static bool hub_section(const char *name, size_t len)
+{
+	char *host = drp_strndup(name, len);
+	char *reg = drp_select_canonical_registry(host, 0);
+	bool hub = strcmp(reg, "docker.io") == 0;
+	free(reg);
+	free(host);
+	return hub;
+}
+
 bool drp_server_intercepts(const drp_conf_t *conf, const char *host,
 			   uint16_t port)
 {
@@ -163,7 +176,7 @@ bool drp_server_intercepts(const drp_conf_t *conf, const char *host,
 	for (unsigned i = 0; i < conf->n_registry; i++) {
 		const char *name = conf->registry[i].name;
 		size_t hl = strcspn(name, "/");
-		if (hl == 9 && strncmp(name, "docker.io", 9) == 0) {
+		if (hub_section(name, hl)) {
 			hub = true; /* the always-list covers Docker Hub */
 			continue;
 		}

@@ -9,6 +9,7 @@
 #include "conf/conf.h"
 #include "proxy/accesslog.h"
 #include "proxy/server.h"
+#include "util/mem.h"
 
 Suite *proxy_suite(void);
 
@@ -63,6 +64,37 @@ START_TEST(intercept_policy)
 			drp_server_intercepts(c, cases[i].host,
 					      cases[i].port) == cases[i].want,
 			"case %zu: %s:%u", i, cases[i].host, cases[i].port);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* A section named by any Docker Hub alias is a Docker Hub section: its
+ * registry hosts are intercepted even where tunnel_only names them, as
+ * for [registry "docker.io"]. */
+START_TEST(intercept_hub_alias_section)
+{
+	/* (A section named registry-1.docker.io itself conflicts with this
+	 * tunnel_only: a configuration error of its own.) */
+	static const char *const names[] = {"docker.io/acme",
+					    "index.docker.io/acme"};
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(names); i++) {
+		char text[256];
+		snprintf(text, sizeof(text),
+			 "[proxy]\ntunnel_only = registry-1.docker.io\n"
+			 "[registry \"%s\"]\n",
+			 names[i]);
+		drp_conf_t *c = conf_from(text);
+		ck_assert_msg(
+			drp_server_intercepts(c, "registry-1.docker.io", 443),
+			"[registry \"%s\"]", names[i]);
+		ck_assert(drp_server_intercepts(c, "index.docker.io", 443));
+		drp_conf_free(c);
+	}
+	/* Without a Docker Hub section, tunnel_only wins. */
+	drp_conf_t *c =
+		conf_from("[proxy]\ntunnel_only = registry-1.docker.io\n"
+			  "[registry \"quay.io\"]\n");
+	ck_assert(!drp_server_intercepts(c, "registry-1.docker.io", 443));
 	drp_conf_free(c);
 }
 END_TEST
@@ -136,6 +168,7 @@ Suite *proxy_suite(void)
 	Suite *s = suite_create("proxy");
 	TCase *tc = tcase_create("policy");
 	tcase_add_test(tc, intercept_policy);
+	tcase_add_test(tc, intercept_hub_alias_section);
 	tcase_add_test(tc, resolve_override);
 	tcase_add_test(tc, accesslog_line);
 	suite_add_tcase(s, tc);
