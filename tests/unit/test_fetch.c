@@ -513,6 +513,18 @@ static drp_fetch_t *go(rec_t *r, const drp_fetch_req_t *q)
 	return r->f;
 }
 
+/* The common case: the fake answers one request with reply; the fetch
+ * of target on up.test runs until its done(). */
+static void fetch_one(rec_t *r, reply_t reply, const char *target)
+{
+	fk.replies[0] = reply;
+	start_fake();
+	rec_init(r);
+	drp_fetch_req_t q = req_get("up.test", target);
+	go(r, &q);
+	RUN_UNTIL(r->dones == 1);
+}
+
 static char *body_str(rec_t *r)
 {
 	static char s[4096];
@@ -562,15 +574,13 @@ END_TEST
 
 START_TEST(chunked_body)
 {
-	fk.replies[0] = (reply_t){
-		.data = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-			"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\n"};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/c");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r,
+		  (reply_t){.data = "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+				    "chunked\r\n\r\n"
+				    "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: "
+				    "1\r\n\r\n"},
+		  "/c");
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_int_eq(r.mode, DRP_HTTP_BODY_CHUNKED);
 	/* Decoded payload, never the framing. */
@@ -581,15 +591,11 @@ END_TEST
 
 START_TEST(eof_delimited_body)
 {
-	fk.replies[0] =
-		(reply_t){.data = "HTTP/1.0 200 OK\r\n\r\nuntil the end",
-			  .after = A_CLOSE};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/e");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r,
+		  (reply_t){.data = "HTTP/1.0 200 OK\r\n\r\nuntil the end",
+			    .after = A_CLOSE},
+		  "/e");
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_int_eq(r.mode, DRP_HTTP_BODY_EOF);
 	ck_assert_str_eq(body_str(&r), "until the end");
@@ -694,16 +700,12 @@ END_TEST
 
 START_TEST(closed_mid_body)
 {
-	fk.replies[0] =
-		(reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
-				  "\r\n0123456789",
-			  .after = A_CLOSE};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/m");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r,
+		  (reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+				    "\r\n0123456789",
+			    .after = A_CLOSE},
+		  "/m");
 	ck_assert_uint_eq(r.heads, 1);
 	ck_assert_int_eq(r.err, -EPIPE);
 	ck_assert_int_eq(r.http_status, 502);
@@ -717,13 +719,8 @@ END_TEST
 
 START_TEST(closed_without_response)
 {
-	fk.replies[0] = (reply_t){.data = "", .after = A_CLOSE};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/m");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r, (reply_t){.data = "", .after = A_CLOSE}, "/m");
 	ck_assert_uint_eq(r.heads, 0);
 	ck_assert_int_eq(r.err, -EPIPE);
 	ck_assert_int_eq(r.http_status, 502);
@@ -770,14 +767,11 @@ END_TEST
 
 START_TEST(interim_response_skipped)
 {
-	fk.replies[0] = (reply_t){.data = "HTTP/1.1 100 Continue\r\n\r\n"
-					  "HTTP/1.1 204 No Content\r\n\r\n"};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/i");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r,
+		  (reply_t){.data = "HTTP/1.1 100 Continue\r\n\r\n"
+				    "HTTP/1.1 204 No Content\r\n\r\n"},
+		  "/i");
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_int_eq(r.status, 204);
 	ck_assert_uint_eq(r.heads, 1);
@@ -786,16 +780,12 @@ END_TEST
 
 START_TEST(body_stall_times_out)
 {
-	fk.replies[0] =
-		(reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
-				  "\r\n0123456789",
-			  .after = A_HOLD};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/s");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r,
+		  (reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+				    "\r\n0123456789",
+			    .after = A_HOLD},
+		  "/s");
 	ck_assert_uint_eq(r.heads, 1);
 	ck_assert_int_eq(r.err, -ETIMEDOUT);
 	ck_assert_int_eq(r.http_status, 504);
@@ -808,13 +798,8 @@ END_TEST
 
 START_TEST(response_stall_times_out)
 {
-	fk.replies[0] = (reply_t){.data = NULL};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/s");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r, (reply_t){.data = NULL}, "/s");
 	ck_assert_uint_eq(r.heads, 0);
 	ck_assert_int_eq(r.err, -ETIMEDOUT);
 	ck_assert_int_eq(r.http_status, 504);
@@ -955,14 +940,11 @@ START_TEST(extra_bytes_not_pooled)
 {
 	/* More than Content-Length said: the body ends where it said, and a
 	 * connection with bytes of unknown purpose is not reused. */
-	fk.replies[0] = (reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: "
-					  "1\r\n\r\nab"};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/x");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r,
+		  (reply_t){.data = "HTTP/1.1 200 OK\r\nContent-Length: "
+				    "1\r\n\r\nab"},
+		  "/x");
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_str_eq(body_str(&r), "a");
 	ck_assert_uint_eq(w.n_idle, 0);
@@ -1393,15 +1375,11 @@ END_TEST
 
 START_TEST(refused_403)
 {
-	fk.replies[0] =
-		(reply_t){.data = "HTTP/1.1 403 Forbidden\r\nContent-Length: "
-				  "0\r\n\r\n"};
-	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/v2/");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	fetch_one(&r,
+		  (reply_t){.data = "HTTP/1.1 403 Forbidden\r\nContent-Length: "
+				    "0\r\n\r\n"},
+		  "/v2/");
 	ck_assert(r.refused);
 	ck_assert_int_eq(r.up_status, 403);
 }
