@@ -24,8 +24,8 @@
 
 #include "conf/conf.h"
 #include "conf/envconf.h"
-#include "proxy/auth.h"
-#include "proxy/fill.h"
+#include "auth/auth.h"
+#include "registry/fill.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"

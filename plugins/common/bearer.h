@@ -4,7 +4,7 @@
  * the one implementation in the tree: compiled into each in-tree plugin
  * (with bearer_plugin.c, their shared entry points) and into the proxy
  * core, which runs it through its own host table for clients' own
- * credentials and anonymous access (src/proxy/auth_client.c). A
+ * credentials and anonymous access (src/auth/auth_client.c). A
  * third-party plugin may copy it.
  *
  *  - challenge: a "Bearer realm=...,service=...,scope=..." challenge

@@ -15,7 +15,7 @@
 #include "http/uri.h"
 #include "net/dns.h"
 #include "proxy/conn.h"
-#include "proxy/fetch.h"
+#include "upstream/fetch.h"
 #include "tls/ca.h"
 #include "tls/session.h"
 #include "util/buf.h"
@@ -109,7 +109,7 @@ struct drp_conn {
 	 * only after the upstream accepted the client's own credentials for
 	 * it (a HEAD), never straight from the cache. */
 	bool auth_confirm;
-	/* cached path (proxy/cached.c) */
+	/* cached path (registry/cached.c) */
 	drp_cached_req_t *creq;
 };
 

@@ -11,7 +11,7 @@
 
 #include "http/uri.h"
 #include "plugin/select.h"
-#include "proxy/auth.h"
+#include "auth/auth.h"
 #include "util/log.h"
 #include "util/mem.h"
 

@@ -10,11 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/auth.h"
+#include "auth/auth.h"
 #include "proxy/conn.h"
 #include "proxy/conn_int.h"
-#include "proxy/fetch.h"
-#include "proxy/users.h"
+#include "upstream/fetch.h"
+#include "auth/users.h"
 #include "tls/session.h"
 #include "util/log.h"
 #include "util/mem.h"

@@ -2,7 +2,7 @@
 /*
  * Reading a mapped file can fault: SIGBUS when a page must come from disk
  * and the read fails, or when the file was truncated under the mapping.
- * The proxy maps its spool files (proxy/fill.c) and must not die for
+ * The proxy maps its spool files (registry/fill.c) and must not die for
  * that: code that touches such a mapping runs under drp_bus_guard(), and
  * a fault there makes the call fail with -EIO instead of killing the
  * process. A fault anywhere else keeps the default action.

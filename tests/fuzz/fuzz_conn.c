@@ -45,7 +45,7 @@
 #include "cache/cache.h"
 #include "conf/conf.h"
 #include "proxy/conn.h"
-#include "proxy/fetch.h"
+#include "upstream/fetch.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The core's auth layer (src/proxy/auth.c, auth_host.c) with the real
+ * The core's auth layer (src/auth/auth.c, auth_host.c) with the real
  * in-tree basic plugin, against a fake upstream fetch: the test plays the
  * fetch (calls the hooks as fetch.c does, records retries and failures)
  * and the buffered fetches the plugin starts for tokens (records them,
@@ -18,12 +18,12 @@
 
 #include "conf/conf.h"
 #include "http/parse.h"
-#include "proxy/auth.h"
-#include "proxy/auth_int.h"
+#include "auth/auth.h"
+#include "auth/auth_int.h"
 #include "proxy/conn_int.h"
-#include "proxy/fetchbuf.h"
+#include "upstream/fetchbuf.h"
 #include "proxy/server.h"
-#include "proxy/users.h"
+#include "auth/users.h"
 #include "proxy/worker.h"
 #include "util/log.h"
 #include "util/mem.h"

@@ -24,8 +24,8 @@
 
 #include "conf/conf.h"
 #include "net/dns.h"
-#include "proxy/fetch.h"
-#include "proxy/fetchbuf.h"
+#include "upstream/fetch.h"
+#include "upstream/fetchbuf.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "proxy/setup.h"
+#include "admin/setup.h"
 
 Suite *setup_suite(void);
 

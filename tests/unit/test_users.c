@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Proxy users (src/proxy/users.c): the htpasswd parser, the password
+ * Proxy users (src/auth/users.c): the htpasswd parser, the password
  * schemes against vectors written by Apache's htpasswd(1) (apache2-utils
  * 2.4: -B bcrypt, -m apr1, -s SHA-1, -2/-5 SHA-crypt), the
  * Proxy-Authorization decoder, the verdict cache and the verifier
@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/users.h"
+#include "auth/users.h"
 #include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"

@@ -3,7 +3,7 @@
  * worker loop: http_fetch (a buffered upstream request through the
  * proxy's own client), timers, and token waits delivered on the waiter's
  * own loop. */
-#include "proxy/auth_int.h"
+#include "auth/auth_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +12,7 @@
 #include <strings.h>
 
 #include "http/uri.h"
-#include "proxy/fetchbuf.h"
+#include "upstream/fetchbuf.h"
 #include "util/log.h"
 #include "util/mem.h"
 

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-#include "proxy/local.h"
+#include "admin/local.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "proxy/setup.h"
+#include "admin/setup.h"
 #include "util/buf.h"
 #include "util/mem.h"
 

@@ -8,8 +8,8 @@
  * Thread: drp_auth_new/free on the main thread (start-up, -t, reload);
  * everything else on the calling worker's loop.
  */
-#ifndef DRP_PROXY_AUTH_H
-#define DRP_PROXY_AUTH_H
+#ifndef DRP_AUTH_AUTH_H
+#define DRP_AUTH_AUTH_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,7 +17,7 @@
 #include "conf/conf.h"
 #include "http/parse.h"
 #include "http/uri.h"
-#include "proxy/fetch.h"
+#include "upstream/fetch.h"
 
 struct drp_conn;
 struct drp_runtime;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "proxy/fetch.h"
+#include "upstream/fetch.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "proxy/setup.h"
+#include "admin/setup.h"
 
 #include <stdbool.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * them, or for the proxy's own identity, in clients' requests. An
  * identity's token flow is the plugins' own (plugins/common/bearer.c),
  * run through the core's host table with the identity as its owner. */
-#include "proxy/auth_int.h"
+#include "auth/auth_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +15,7 @@
 #include <sys/random.h>
 
 #include "bearer.h"
-#include "proxy/users.h"
+#include "auth/users.h"
 #include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"

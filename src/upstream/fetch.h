@@ -17,8 +17,8 @@
  * Thread: a fetch lives on one worker loop. Callbacks are never invoked
  * from inside drp_fetch_start().
  */
-#ifndef DRP_PROXY_FETCH_H
-#define DRP_PROXY_FETCH_H
+#ifndef DRP_UPSTREAM_FETCH_H
+#define DRP_UPSTREAM_FETCH_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -22,8 +22,8 @@
  *
  * Thread-safe, no state.
  */
-#ifndef DRP_PROXY_SETUP_H
-#define DRP_PROXY_SETUP_H
+#ifndef DRP_ADMIN_SETUP_H
+#define DRP_ADMIN_SETUP_H
 
 /*
  * Returns the script for the proxy reachable at proxy_url (e.g.

@@ -2,8 +2,8 @@
 /* The auth layer of the proxy core: [registry] sections and their plugin
  * instances, and the hooks that let an instance decorate the upstream
  * requests made for clients and answer their 401 challenges. */
-#include "proxy/auth.h"
-#include "proxy/auth_int.h"
+#include "auth/auth.h"
+#include "auth/auth_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 
 #include "plugin/select.h"
 #include "proxy/conn_int.h"
-#include "proxy/users.h"
+#include "auth/users.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/mem.h"

@@ -3,10 +3,10 @@
  * An upstream request whose answer is collected in memory (bounded):
  * manifests, tag revalidation, token requests. Built on drp_fetch.
  */
-#ifndef DRP_PROXY_FETCHBUF_H
-#define DRP_PROXY_FETCHBUF_H
+#ifndef DRP_UPSTREAM_FETCHBUF_H
+#define DRP_UPSTREAM_FETCHBUF_H
 
-#include "proxy/fetch.h"
+#include "upstream/fetch.h"
 #include "util/buf.h"
 
 typedef struct drp_fetchbuf drp_fetchbuf_t;

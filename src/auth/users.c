@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Proxy users: htpasswd parsing, password verification, the verdict
  * cache, and the verifier threads that keep bcrypt off the loops. */
-#include "proxy/users.h"
+#include "auth/users.h"
 
 #include <crypt.h>
 #include <netinet/in.h>

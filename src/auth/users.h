@@ -27,8 +27,8 @@
  * distinct wrong passwords into -EBUSY instead of an unbounded backlog,
  * and serves source addresses round robin (drp_users_check).
  */
-#ifndef DRP_PROXY_USERS_H
-#define DRP_PROXY_USERS_H
+#ifndef DRP_AUTH_USERS_H
+#define DRP_AUTH_USERS_H
 
 #include <ev.h>
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "proxy/fill.h"
+#include "registry/fill.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  * hooks on upstream fetches, the request entries of the host table) and
  * auth_host.c (the process-wide plugin host: loader, token cache, and the
  * host services that need a worker loop: http_fetch, timers, token
- * waits). Nothing outside src/proxy/auth*.c includes this.
+ * waits). Nothing outside src/auth/auth*.c includes this.
  *
  * The plugin host is one per process, shared by every configuration
  * generation: plugins are initialised once and their modules stay loaded
@@ -16,14 +16,14 @@
  * unref at shutdown, whichever thread drops the last runtime). Everything
  * else runs on the worker thread of the request concerned.
  */
-#ifndef DRP_PROXY_AUTH_INT_H
-#define DRP_PROXY_AUTH_INT_H
+#ifndef DRP_AUTH_AUTH_INT_H
+#define DRP_AUTH_AUTH_INT_H
 
 #include <drp/plugin.h>
 
 #include "plugin/host.h"
 #include "plugin/loader.h"
-#include "proxy/auth.h"
+#include "auth/auth.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 

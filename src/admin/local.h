@@ -3,8 +3,8 @@
  * Answers for requests addressed to the proxy itself (origin-form on the
  * proxy port): /ca.crt, /setup/systemd, /healthz, /metrics.
  */
-#ifndef DRP_PROXY_LOCAL_H
-#define DRP_PROXY_LOCAL_H
+#ifndef DRP_ADMIN_LOCAL_H
+#define DRP_ADMIN_LOCAL_H
 
 #include <stddef.h>
 

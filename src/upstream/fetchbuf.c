@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "proxy/fetchbuf.h"
+#include "upstream/fetchbuf.h"
 
 #include <errno.h>
 #include <stdio.h>

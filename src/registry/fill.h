@@ -19,14 +19,14 @@
  * on any worker are woken through their worker's fill_wake (worker.h),
  * only the workers that have waiters on the fill.
  */
-#ifndef DRP_PROXY_FILL_H
-#define DRP_PROXY_FILL_H
+#ifndef DRP_REGISTRY_FILL_H
+#define DRP_REGISTRY_FILL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/fetch.h"
+#include "upstream/fetch.h"
 #include "proxy/worker.h"
 
 typedef struct drp_fill drp_fill_t;
