@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "plugin/select.h"
-#include "proxy/conn_int.h"
+#include "proxy/exchange.h"
 #include "auth/users.h"
 #include "util/addr.h"
 #include "util/log.h"
@@ -54,10 +54,12 @@ typedef struct hdr_kv {
 } hdr_kv_t;
 
 /* A client's credentials on their way to the upstream's /v2/: the token
- * request waits for the answer (the fetch is the conn's c->fetch, so a
- * client that goes away cancels it). */
+ * request waits for the answer, as the exchange's handler (a client that
+ * goes away cancels the fetch). */
 typedef struct realm_check {
-	drp_conn_t *c;
+	drp_exch_t *x;
+	drp_fetch_t *f;
+	bool finished;	      /* check_done ran */
 	drp_auth_ident_t *id; /* the request's own reference */
 	int status;
 } realm_check_t;
@@ -827,7 +829,7 @@ static drp_auth_req_t *req_new(drp_runtime_t *rt, drp_worker_t *w,
 }
 
 void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
-		     struct drp_conn *c, drp_fetch_t *f, const char *host,
+		     const drp_exch_t *x, drp_fetch_t *f, const char *host,
 		     uint16_t port, const char *repo)
 {
 	if (f == NULL || rt == NULL || rt->auth == NULL ||
@@ -839,11 +841,11 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	 * same way. */
 	drp_conf_regset_t own;
 	const drp_conf_regset_t *set = &own;
-	if (c != NULL && c->regset.valid && strcmp(host, c->host) == 0 &&
-	    port == c->port &&
-	    (repo == c->repo ||
-	     (repo && c->repo && strcmp(repo, c->repo) == 0)))
-		set = &c->regset;
+	if (x != NULL && x->regset.valid && strcmp(host, x->host) == 0 &&
+	    port == x->port &&
+	    (repo == x->repo ||
+	     (repo && x->repo && strcmp(repo, x->repo) == 0)))
+		set = &x->regset;
 	else
 		drp_auth_resolve(rt, host, port, repo, &own);
 	auth_sec_t *s = set->sec >= 0 && a->secs[set->sec].inst
@@ -856,8 +858,7 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	drp_auth_req_t *r = req_new(rt, w, s, f, host, port, repo);
 	r->push = set->push;
 	r->push_sec = set->push_sec;
-	r->outsider = c != NULL &&
-		      !sec_allows(s, (struct sockaddr *)&c->peer, c->user);
+	r->outsider = x != NULL && !sec_allows(s, x->peer_addr, x->user);
 }
 
 void drp_auth_resolve(const struct drp_runtime *rt, const char *host,
@@ -882,45 +883,45 @@ void drp_auth_resolve(const struct drp_runtime *rt, const char *host,
 	"\"authentication required\",\"detail\":null}]}"
 
 /* A response of the proxy's own, as the registry API would give it. */
-static void respond(drp_conn_t *c, int status, const char *extra,
+static void respond(drp_exch_t *x, int status, const char *extra,
 		    const char *body, bool close)
 {
 	size_t len = strlen(body);
-	close = close || c->close_after;
-	c->status = status;
-	drp_buf_printf(&c->out,
+	close = close || x->close_after;
+	x->status = status;
+	drp_buf_printf(x->out,
 		       "HTTP/1.1 %d %s\r\n%sContent-Type: application/json\r\n"
 		       "Content-Length: %zu\r\nCache-Control: no-store\r\n"
 		       "Docker-Distribution-Api-Version: registry/2.0\r\n%s"
 		       "\r\n",
 		       status, drp_http_reason(status), extra, len,
 		       close ? "Connection: close\r\n" : "");
-	if (!c->is_head_req)
-		drp_buf_append(&c->out, body, len);
-	c->bytes_out = c->is_head_req ? 0 : len;
+	if (!x->head)
+		drp_buf_append(x->out, body, len);
+	x->bytes_out = x->head ? 0 : len;
 	if (close)
-		c->close_after = true;
+		x->close_after = true;
 }
 
 /* 401 with the challenge that sends clients to the proxy's realm on the
  * same host. */
-static void challenge_client(drp_conn_t *c)
+static void challenge_client(drp_exch_t *x)
 {
-	bool v6 = strchr(c->host, ':') != NULL;
+	bool v6 = strchr(x->host, ':') != NULL;
 	char hp[DRP_HOST_MAX + 16];
-	if (c->port == 443)
-		snprintf(hp, sizeof(hp), "%s%s%s", v6 ? "[" : "", c->host,
+	if (x->port == 443)
+		snprintf(hp, sizeof(hp), "%s%s%s", v6 ? "[" : "", x->host,
 			 v6 ? "]" : "");
 	else
-		snprintf(hp, sizeof(hp), "%s%s%s:%u", v6 ? "[" : "", c->host,
-			 v6 ? "]" : "", c->port);
+		snprintf(hp, sizeof(hp), "%s%s%s:%u", v6 ? "[" : "", x->host,
+			 v6 ? "]" : "", x->port);
 	char hdr[2 * sizeof(hp) + 128];
 	snprintf(hdr, sizeof(hdr),
 		 "WWW-Authenticate: Bearer "
 		 "realm=\"https://%s" DRP_AUTH_REALM_PATH
 		 "\",service=\"%s\"\r\n",
 		 hp, hp);
-	respond(c, 401, hdr, UNAUTHORIZED_BODY, false);
+	respond(x, 401, hdr, UNAUTHORIZED_BODY, false);
 }
 
 static char *header_value(const drp_http_msg_t *req, const char *name)
@@ -939,18 +940,18 @@ static void free_secret(char *s)
 
 /* Answer a token request with a new handle for id (NULL: the proxy's
  * identity). */
-static void give_handle(drp_conn_t *c, const char *registry,
+static void give_handle(drp_exch_t *x, const char *registry,
 			drp_auth_ident_t *id)
 {
 	char handle[DRP_AUTH_HANDLE_MAX];
-	if (drp_auth_handle_issue(c->rt->auth->host, registry, id, HANDLE_TTL,
+	if (drp_auth_handle_issue(x->rt->auth->host, registry, id, HANDLE_TTL,
 				  handle) < 0) {
-		respond(c, 500, "", "{}", false);
+		respond(x, 500, "", "{}", false);
 		return;
 	}
 	drp_log_info(DRP_LOG_PROXY,
 		     "[c%06u] %s: token of the proxy's realm for %s (%s)",
-		     c->id, c->peer_str, registry,
+		     x->id, x->peer, registry,
 		     id ? drp_auth_ident_user(id) : "the proxy's identity");
 	char issued[32];
 	time_t now = time(NULL);
@@ -962,7 +963,7 @@ static void give_handle(drp_conn_t *c, const char *registry,
 		 "{\"token\":\"%s\",\"access_token\":\"%s\","
 		 "\"expires_in\":%d,\"issued_at\":\"%s\"}",
 		 handle, handle, HANDLE_TTL, issued);
-	respond(c, 200, "", body, false);
+	respond(x, 200, "", body, false);
 	explicit_bzero(body, sizeof(body));
 	explicit_bzero(handle, sizeof(handle));
 }
@@ -985,30 +986,31 @@ static void check_body(void *arg, const char *data, size_t len)
 static void check_done(void *arg, int err, int http_status, const char *reason)
 {
 	realm_check_t *ck = arg;
-	drp_conn_t *c = ck->c;
-	char *registry = drp_select_canonical_registry(c->host, c->port);
-	c->up_status = ck->status;
+	drp_exch_t *x = ck->x;
+	ck->finished = true;
+	char *registry = drp_select_canonical_registry(x->host, x->port);
+	x->up_status = ck->status;
 	if (err == 0 && ck->status == 200) {
 		drp_auth_ident_set_verified(ck->id);
-		give_handle(c, registry, ck->id);
+		give_handle(x, registry, ck->id);
 	} else if (err == 0 && (ck->status == 401 || ck->status == 403)) {
 		drp_log_notice(DRP_LOG_PROXY,
 			       "[c%06u] %s: %s refused the credentials of "
 			       "user '%s' (HTTP %d)",
-			       c->id, c->peer_str, registry,
+			       x->id, x->peer, registry,
 			       drp_auth_ident_user(ck->id), ck->status);
-		challenge_client(c);
+		challenge_client(x);
 	} else {
 		/* Cannot tell now: the upstream judges them at first use. */
 		drp_log_info(DRP_LOG_PROXY,
 			     "[c%06u] %s: could not check the credentials of "
 			     "user '%s' at %s (%s)",
-			     c->id, c->peer_str, drp_auth_ident_user(ck->id),
+			     x->id, x->peer, drp_auth_ident_user(ck->id),
 			     registry, err < 0 ? reason : "unexpected answer");
-		give_handle(c, registry, ck->id);
+		give_handle(x, registry, ck->id);
 	}
 	free(registry);
-	drp_conn_request_done(c, "PASS");
+	drp_exch_done(x, "PASS");
 }
 
 static const drp_fetch_sink_t check_sink = {
@@ -1018,34 +1020,48 @@ static const drp_fetch_sink_t check_sink = {
 	.done = check_done,
 };
 
+/* The request ends or its client went away: a check still running is
+ * cancelled (which frees ck with the fetch's auth request). */
+static void check_release(drp_exch_t *x)
+{
+	realm_check_t *ck = x->hs;
+	if (ck != NULL && !ck->finished)
+		drp_fetch_cancel(ck->f);
+}
+
+static const drp_handler_t check_handler = {
+	.release = check_release,
+};
+
 /* GET /v2/ at the upstream with the client's credentials (through the
  * core's token client, like every request behind its handle). */
-static void start_check(drp_conn_t *c, drp_auth_ident_t *id)
+static void start_check(drp_exch_t *x, drp_auth_ident_t *id)
 {
 	drp_fetch_req_t fr = {
 		.tls = true,
-		.host = c->host,
-		.port = c->port,
+		.host = x->host,
+		.port = x->port,
 		.method = "GET",
 		.target = "/v2/",
 		.headers = "",
 		.headers_len = 0,
 		.body_mode = DRP_HTTP_BODY_NONE,
-		.conn_id = c->id,
+		.conn_id = x->id,
 	};
 	realm_check_t *ck = DRP_NEW(realm_check_t);
-	ck->c = c;
+	ck->x = x;
 	ck->id = id;
-	drp_fetch_t *f = drp_fetch_new(c->w, c->rt, &fr, &check_sink, ck);
+	drp_fetch_t *f = drp_fetch_new(x->w, x->rt, &fr, &check_sink, ck);
 	drp_auth_req_t *r =
-		req_new(c->rt, c->w, NULL, f, c->host, c->port, NULL);
+		req_new(x->rt, x->w, NULL, f, x->host, x->port, NULL);
 	r->decided = true;
 	r->mode = MODE_CORE;
 	r->ident = drp_auth_ident_ref(id);
 	r->check = ck; /* freed with the request, after check_done */
-	c->fetch = f;
-	c->req_body_done = true;
-	c->state = DRP_CONN_EXCHANGE;
+	ck->f = f;
+	x->h = &check_handler;
+	x->hs = ck;
+	drp_exch_async(x);
 	drp_fetch_start(f);
 }
 
@@ -1055,13 +1071,13 @@ static void start_check(drp_conn_t *c, drp_auth_ident_t *id)
  * DRP_AUTH_VERIFIED_TTL), or, without any, for the proxy's identity.
  * OAuth2 POSTs get 404, after which clients fall back to GET.
  */
-static void token_endpoint(drp_conn_t *c, const drp_http_msg_t *req,
+static void token_endpoint(drp_exch_t *x, const drp_http_msg_t *req,
 			   const char *registry)
 {
-	drp_auth_t *a = c->rt->auth;
+	drp_auth_t *a = x->rt->auth;
 	if (!drp_http_method_is(req, "GET")) {
 		/* The request body is not read: close after answering. */
-		respond(c, 404, "",
+		respond(x, 404, "",
 			"{\"errors\":[{\"code\":\"UNSUPPORTED\",\"message\":"
 			"\"use GET\"}]}",
 			true);
@@ -1069,41 +1085,40 @@ static void token_endpoint(drp_conn_t *c, const drp_http_msg_t *req,
 	}
 	char *auth = header_value(req, "Authorization");
 	if (auth == NULL) {
-		give_handle(c, registry, NULL);
+		give_handle(x, registry, NULL);
 		return;
 	}
 	if (strncasecmp(auth, "Basic ", 6) != 0) {
 		free_secret(auth);
-		challenge_client(c);
+		challenge_client(x);
 		return;
 	}
 	drp_auth_ident_t *id = drp_auth_ident_get(a->host, auth, registry);
 	free_secret(auth);
 	if (drp_auth_ident_verified(id)) {
-		give_handle(c, registry, id);
+		give_handle(x, registry, id);
 		drp_auth_ident_unref(id);
 		return;
 	}
-	start_check(c, id); /* takes the reference */
+	start_check(x, id); /* takes the reference */
 }
 
 /*
  * Content of a section with a plugin may be private: a client outside the
  * section's allow gets it only with credentials of its own, which the
- * upstream checks (for cached content with a HEAD: c->auth_confirm).
+ * upstream checks (for cached content with a HEAD: x->auth_confirm).
  * Without, its repository requests are refused, also when the cache
  * could answer them. Returns true if answered.
  */
-static bool private_refused(drp_conn_t *c, const char *auth,
+static bool private_refused(drp_exch_t *x, const char *auth,
 			    const char *registry, const drp_route_t *route)
 {
-	drp_auth_t *a = c->rt->auth;
+	drp_auth_t *a = x->rt->auth;
 	if (route->name_len == 0)
 		return false;
-	int idx = c->regset.valid ? c->regset.sec : -1;
+	int idx = x->regset.valid ? x->regset.sec : -1;
 	const auth_sec_t *s = idx >= 0 ? &a->secs[idx] : NULL;
-	if (s == NULL || !s->has_plugin ||
-	    sec_allows(s, (const struct sockaddr *)&c->peer, c->user))
+	if (s == NULL || !s->has_plugin || sec_allows(s, x->peer_addr, x->user))
 		return false;
 	char *repo = drp_strndup(route->name, route->name_len);
 	char *crepo = drp_select_canonical_repo(registry, repo);
@@ -1128,21 +1143,21 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 		int v = drp_auth_confirm_get(a->host, cred, registry, crepo);
 		explicit_bzero(cred, sizeof(cred));
 		free(crepo);
-		c->auth_confirm = v != DRP_AUTH_CONFIRMED;
+		x->auth_confirm = v != DRP_AUTH_CONFIRMED;
 		if (v != DRP_AUTH_REFUSED)
 			return false;
 		drp_log_notice(DRP_LOG_PROXY,
 			       "[c%06u] %s: %s %s%s refused: the upstream "
 			       "refused these credentials for %.*s a moment "
 			       "ago",
-			       c->id, c->peer_str, c->method, registry, c->path,
+			       x->id, x->peer, x->method, registry, x->path,
 			       (int)route->name_len, route->name);
 		char body[512];
 		snprintf(body, sizeof(body),
 			 "{\"errors\":[{\"code\":\"DENIED\",\"message\":"
 			 "\"%s refused these credentials for %.*s\"}]}",
 			 registry, (int)route->name_len, route->name);
-		respond(c, 403, "", body, false);
+		respond(x, 403, "", body, false);
 		return true;
 	}
 	int privacy = drp_auth_privacy_get(a->host, registry, crepo);
@@ -1152,13 +1167,13 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 	if (privacy == DRP_AUTH_UNKNOWN) {
 		/* Anonymous access decides (its requests learn the answer):
 		 * cached content only after an anonymous HEAD. */
-		c->auth_confirm = true;
+		x->auth_confirm = true;
 		return false;
 	}
 	drp_log_notice(DRP_LOG_PROXY,
 		       "[c%06u] %s: %s %s%s refused: private, and outside "
 		       "the allow of [registry \"%s\"]",
-		       c->id, c->peer_str, c->method, registry, c->path,
+		       x->id, x->peer, x->method, registry, x->path,
 		       s->conf->name);
 	char body[512];
 	snprintf(body, sizeof(body),
@@ -1167,47 +1182,47 @@ static bool private_refused(drp_conn_t *c, const char *auth,
 		 "configuration allows, or with credentials of your "
 		 "own\"}]}",
 		 (int)route->name_len, route->name, registry);
-	respond(c, 403, "", body, false);
+	respond(x, 403, "", body, false);
 	return true;
 }
 
-bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
+bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 			const drp_route_t *route)
 {
-	drp_auth_t *a = c->rt->auth;
-	c->auth_confirm = false;
+	drp_auth_t *a = x->rt->auth;
+	x->auth_confirm = false;
 	/* Once per request: every per-registry setting of it comes from
-	 * here (c->regset). */
+	 * here (x->regset). */
 	char *repo = route->name_len > 0
 			     ? drp_strndup(route->name, route->name_len)
 			     : NULL;
-	drp_auth_resolve(c->rt, c->host, c->port, repo, &c->regset);
+	drp_auth_resolve(x->rt, x->host, x->port, repo, &x->regset);
 	free(repo);
 	if (a == NULL || a->n_secs == 0 ||
-	    !drp_select_has_host(a->realm_sel, c->host, c->port))
+	    !drp_select_has_host(a->realm_sel, x->host, x->port))
 		return false;
-	char *registry = drp_select_canonical_registry(c->host, c->port);
+	char *registry = drp_select_canonical_registry(x->host, x->port);
 	bool answered = true;
 	bool get_or_head = drp_http_method_is(req, "GET") ||
 			   drp_http_method_is(req, "HEAD");
 	char *auth = header_value(req, "Authorization");
-	if (c->path != NULL && strcmp(c->path, DRP_AUTH_REALM_PATH) == 0) {
-		token_endpoint(c, req, registry);
-	} else if (private_refused(c, auth, registry, route)) {
+	if (x->path != NULL && strcmp(x->path, DRP_AUTH_REALM_PATH) == 0) {
+		token_endpoint(x, req, registry);
+	} else if (private_refused(x, auth, registry, route)) {
 		/* answered */
 	} else if (drp_auth_is_handle(auth)) {
 		const char *h = auth + 7 + strspn(auth + 7, " ");
 		drp_auth_ident_t *id = NULL;
 		if (drp_auth_handle_find(a->host, h, registry, &id) < 0)
-			challenge_client(c); /* expired, or not ours */
+			challenge_client(x); /* expired, or not ours */
 		else if (route->kind == DRP_ROUTE_PING && get_or_head)
-			respond(c, 200, "", "{}", false);
+			respond(x, 200, "", "{}", false);
 		else
 			answered = false;
 		drp_auth_ident_unref(id);
 	} else if (auth == NULL && route->kind == DRP_ROUTE_PING &&
 		   get_or_head) {
-		challenge_client(c);
+		challenge_client(x);
 	} else {
 		answered = false;
 	}

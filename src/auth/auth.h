@@ -17,9 +17,9 @@
 #include "conf/conf.h"
 #include "http/parse.h"
 #include "http/uri.h"
+#include "proxy/exchange.h"
 #include "upstream/fetch.h"
 
-struct drp_conn;
 struct drp_runtime;
 struct drp_worker;
 
@@ -41,24 +41,24 @@ struct drp_users *drp_auth_users(const drp_auth_t *a);
 
 /*
  * An intercepted request arrived (after the Host/SNI check, before
- * routing). Return true if the auth layer answered it itself (the proxy's
- * token realm, a 401 challenge for /v2/, a 403 by policy); the conn is
- * then in a state the core continues from (see conn_int.h services).
- * First of all it resolves the request's per-registry settings into
- * c->regset (drp_auth_resolve), which the rest of the request uses.
+ * routing). Return true if the auth layer answered it itself, as the
+ * request's handler (proxy/exchange.h: the proxy's token realm, a 401
+ * challenge for /v2/, a 403 by policy). First of all it resolves the
+ * request's per-registry settings into x->regset (drp_auth_resolve),
+ * which the rest of the request uses.
  */
-bool drp_auth_intercept(struct drp_conn *c, const drp_http_msg_t *req,
+bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 			const drp_route_t *route);
 
 /*
  * Attach the matching instance's hooks to an upstream fetch made for
- * client connection c on behalf of repository repo (NULL for /v2/ and
- * other non-repository paths). c may be NULL (the fetch outlives its
+ * client request x on behalf of repository repo (NULL for /v2/ and
+ * other non-repository paths). x may be NULL (the fetch outlives its
  * client, e.g. a shared fill): the decision is then the one the first
  * client's request made.
  */
 void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
-		     struct drp_conn *c, drp_fetch_t *f, const char *host,
+		     const drp_exch_t *x, drp_fetch_t *f, const char *host,
 		     uint16_t port, const char *repo);
 
 /*
@@ -67,7 +67,7 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
  * use (plugin/select.h: aliases, wildcards, longest prefix first) over
  * rt's generation: the selected section and the inherited tag_ttl and
  * push (conf.h, drp_conf_regset_t). drp_auth_intercept resolves each
- * intercepted request once into c->regset; everything per-registry
+ * intercepted request once into x->regset; everything per-registry
  * reads it from there.
  */
 void drp_auth_resolve(const struct drp_runtime *rt, const char *host,

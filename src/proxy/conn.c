@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include "proxy/conn.h"
-#include "proxy/conn_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -17,6 +16,10 @@
 #include "plugin/challenge.h"
 #include "proxy/accesslog.h"
 #include "auth/auth.h"
+#include "registry/cached.h"
+#include "proxy/exchange.h"
+#include "net/dns.h"
+#include "conf/conf.h"
 #include "upstream/fetch.h"
 #include "admin/local.h"
 #include "auth/users.h"
@@ -29,10 +32,95 @@
 #include "util/mem.h"
 
 /* Bounds on what one connection buffers in each direction. */
-#define OUT_HIGH     DRP_CONN_OUT_HIGH
+#define OUT_HIGH     DRP_EXCH_OUT_HIGH
 #define IN_BODY_HIGH (64 * 1024)
 #define TUNNEL_BUF   (64 * 1024)
 #define READ_CHUNK   (16 * 1024)
+
+/* A client connection; private to this file (handlers see a
+ * drp_exch_t, proxy/exchange.h). */
+struct drp_conn {
+	struct drp_conn *next, *prev;
+	drp_worker_t *w;
+	drp_runtime_t *rt;
+	unsigned id;
+	int fd;
+	struct sockaddr_storage peer;
+	char peer_str[64];
+	/* The proxy user its CONNECT (or absolute-form request) proved to
+	 * be (Proxy-Authorization against [proxy] users_file); NULL:
+	 * anonymous. Kept for every request inside the CONNECT. */
+	char *user;
+	/* Checking Proxy-Authorization off the loop (state PROXY_AUTH):
+	 * the pending check, then its verdict for the request's second
+	 * dispatch, which checks that the value is the same (pauth_key). */
+	struct drp_users_wait *pauth_wait;
+	bool pauth_ready;
+	int pauth_verdict;
+	char *pauth_user;
+	uint8_t pauth_key[32];
+	enum drp_conn_state state;
+	ev_io io;
+	ev_timer timer;
+	ev_timer kick;
+	ev_tstamp timer_for; /* timeout of the current state */
+	drp_tls_t *tls;
+	bool tls_active; /* handshake done: client I/O goes through TLS */
+	drp_leaf_t *leaf;
+	drp_buf_t in, out;
+	/* Body bytes sent straight from memory the connection does not own
+	 * (a fill's mapped spool), ahead of anything in out: queued only
+	 * while out is empty (send_ref); zc_release(zc_arg) once
+	 * they are written or the connection closes. */
+	const char *zc;
+	size_t zc_len;
+	void (*zc_release)(void *arg);
+	void *zc_arg;
+	size_t head_scanned; /* c->in bytes a parse found incomplete */
+	bool client_eof;
+	bool draining;
+	size_t lingered; /* bytes dropped in LINGER */
+	/* CONNECT target */
+	char host[DRP_HOST_MAX + 1];
+	uint16_t port;
+	bool intercepted;
+	bool sni_mismatch;
+	/* tunnel */
+	int tfd;
+	ev_io tio;
+	drp_buf_t tbuf; /* origin -> client */
+	bool t_eof, t_shut, c_shut;
+	drp_dns_query_t *dnsq;
+	struct sockaddr_storage taddr[8];
+	unsigned taddrlen[8];
+	unsigned n_taddr, cur_taddr;
+	uint64_t t_up, t_down;
+	ev_tstamp t_start;
+	/* the request being served */
+	unsigned requests;
+	drp_fetch_t *fetch;
+	bool req_active;
+	char method[16];
+	char *path; /* without query, for the log */
+	ev_tstamp start;
+	uint64_t bytes_in;
+	bool resp_head_sent;
+	bool resp_chunked; /* we frame the response with chunked */
+	bool req_body_done;
+	drp_http_body_t reqbody;
+	bool is_ping; /* GET/HEAD /v2/ */
+	char *repo;   /* repository of the request (NULL: none) */
+	/* The request as its handlers see it (proxy/exchange.h): the
+	 * answer's status, result and byte counts, the per-registry
+	 * settings, the handler's state. */
+	drp_exch_t x;
+};
+
+static inline bool drp_conn_out_pending(const drp_conn_t *c)
+{
+	return drp_buf_pending(&c->out) > 0 || c->zc_len > 0 ||
+	       (c->tls_active && drp_tls_out_pending(c->tls));
+}
 
 static void conn_run(drp_conn_t *c);
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -106,11 +194,11 @@ static void log_request(drp_conn_t *c, const char *result)
 		.port = c->port,
 		.method = c->method,
 		.path = c->path,
-		.status = c->status,
+		.status = c->x.status,
 		.bytes_in = c->bytes_in,
-		.bytes_out = c->bytes_out,
+		.bytes_out = c->x.bytes_out,
 		.duration = ev_now(c->w->loop) - c->start,
-		.up_status = c->up_status,
+		.up_status = c->x.up_status,
 		.result = result,
 		.user = c->user,
 	};
@@ -121,6 +209,18 @@ static void log_request(drp_conn_t *c, const char *result)
 /* ---- teardown ---- */
 
 static void zc_drop(drp_conn_t *c);
+
+/* The request's handler lets go of its state (once). */
+static void handler_release(drp_conn_t *c)
+{
+	const drp_handler_t *h = c->x.h;
+	if (h == NULL)
+		return;
+	c->x.h = NULL;
+	if (h->release)
+		h->release(&c->x);
+	c->x.hs = NULL;
+}
 
 /* Everything a connection holds besides its memory and its runtime.
  * Idempotent: drp_conn_close runs it, and drp_conn_reap again in case
@@ -137,7 +237,7 @@ static void release_all(drp_conn_t *c)
 		c->pauth_wait = NULL;
 	}
 	zc_drop(c);
-	drp_cached_release(c);
+	handler_release(c);
 	if (c->dnsq) {
 		drp_dns_cancel(c->dnsq);
 		c->dnsq = NULL;
@@ -184,15 +284,15 @@ void drp_conn_close(drp_conn_t *c, const char *reason)
 	if (c->state == DRP_CONN_TUNNEL) {
 		c->req_active = true;
 		snprintf(c->method, sizeof(c->method), "CONNECT");
-		c->status = 200;
+		c->x.status = 200;
 		c->bytes_in = c->t_up;
-		c->bytes_out = c->t_down;
+		c->x.bytes_out = c->t_down;
 		c->start = c->t_start;
 		log_request(c, "TUNNEL");
 	} else if (c->req_active) {
-		if (c->status == 0)
-			c->status = 499; /* client went away */
-		log_request(c, c->result ? c->result : "PASS");
+		if (c->x.status == 0)
+			c->x.status = 499; /* client went away */
+		log_request(c, c->x.result ? c->x.result : "PASS");
 	}
 	release_all(c);
 	/* Callers up the stack may still look at c: it stays, CLOSED, on
@@ -251,8 +351,8 @@ static void zc_drop(drp_conn_t *c)
 		release(arg);
 }
 
-void drp_conn_send_ref(drp_conn_t *c, const char *p, size_t len,
-		       void (*release)(void *arg), void *arg)
+static void send_ref(drp_conn_t *c, const char *p, size_t len,
+		     void (*release)(void *arg), void *arg)
 {
 	if (drp_conn_out_pending(c)) {
 		/* Misuse (they would overtake what is queued): copy. */
@@ -365,18 +465,18 @@ static int client_flush(drp_conn_t *c, bool *progress)
 static void respond(drp_conn_t *c, int status, const char *ctype,
 		    const char *body, size_t len, bool close_after)
 {
-	c->status = status;
+	c->x.status = status;
 	drp_buf_printf(
 		&c->out,
 		"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 		"Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
 		status, drp_http_reason(status), ctype, len,
 		close_after ? "Connection: close\r\n" : "");
-	if (!c->is_head_req)
+	if (!c->x.head)
 		drp_buf_append(&c->out, body, len);
-	c->bytes_out = c->is_head_req ? 0 : len;
+	c->x.bytes_out = c->x.head ? 0 : len;
 	if (close_after)
-		c->close_after = true;
+		c->x.close_after = true;
 }
 
 static void respond_error(drp_conn_t *c, int status, bool close_after,
@@ -405,13 +505,14 @@ static void request_done(drp_conn_t *c, const char *result)
 	if (c->state == DRP_CONN_CLOSED)
 		return;
 	log_request(c, result);
-	drp_cached_release(c);
+	handler_release(c);
 	DRP_FREE(c->repo);
+	c->x.repo = NULL;
 	c->requests++;
 	c->fetch = NULL;
 	c->resp_head_sent = false;
-	c->is_head_req = false;
-	if (c->close_after || c->draining ||
+	c->x.head = false;
+	if (c->x.close_after || c->draining ||
 	    (c->client_eof && drp_buf_pending(&c->in) == 0)) {
 		c->state = DRP_CONN_FLUSH_CLOSE;
 		set_timeout(c, conf_of(c)->body_timeout);
@@ -422,29 +523,7 @@ static void request_done(drp_conn_t *c, const char *result)
 	kick(c); /* a pipelined request may already be buffered */
 }
 
-void drp_conn_kick(drp_conn_t *c)
-{
-	kick(c);
-}
-
-void drp_conn_request_done(drp_conn_t *c, const char *result)
-{
-	request_done(c, result);
-	kick(c);
-}
-
-void drp_conn_respond_error(drp_conn_t *c, int status, bool close_after,
-			    const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	respond_error(c, status, close_after, "%s", msg);
-}
-
-void drp_conn_abort(drp_conn_t *c, const char *reason)
+static void conn_abort(drp_conn_t *c, const char *reason)
 {
 	if (c->state == DRP_CONN_CLOSED)
 		return;
@@ -481,8 +560,8 @@ static void sink_head(void *arg, const drp_http_msg_t *resp,
 		      enum drp_http_body_mode mode, uint64_t length)
 {
 	drp_conn_t *c = arg;
-	c->status = resp->status;
-	c->up_status = resp->status;
+	c->x.status = resp->status;
+	c->x.up_status = resp->status;
 	if (resp->status == 401 && c->intercepted)
 		learn_realms(c, resp);
 	/* A sanitized reason phrase: never echo control bytes. */
@@ -517,7 +596,7 @@ static void sink_head(void *arg, const drp_http_msg_t *resp,
 		c->resp_chunked = true;
 	}
 	drp_buf_printf(&c->out, "X-Cache: PASS\r\n");
-	if (c->close_after || c->draining)
+	if (c->x.close_after || c->draining)
 		drp_buf_printf(&c->out, "Connection: close\r\n");
 	drp_buf_append(&c->out, "\r\n", 2);
 	c->resp_head_sent = true;
@@ -539,7 +618,7 @@ static void sink_body(void *arg, const char *data, size_t len)
 	drp_buf_append(&c->out, data, len);
 	if (c->resp_chunked)
 		drp_buf_append(&c->out, "\r\n", 2);
-	c->bytes_out += len;
+	c->x.bytes_out += len;
 	atomic_fetch_add(&c->w->srv->stats.bytes_client, len);
 	kick(c);
 }
@@ -557,7 +636,7 @@ static void sink_done(void *arg, int err, int http_status, const char *reason)
 		if (c->resp_chunked)
 			drp_buf_append(&c->out, "0\r\n\r\n", 5);
 		if (!c->req_body_done)
-			c->close_after = true; /* unread request body */
+			c->x.close_after = true; /* unread request body */
 		request_done(c, "PASS");
 		kick(c);
 		return;
@@ -569,7 +648,7 @@ static void sink_done(void *arg, int err, int http_status, const char *reason)
 		drp_log_warning(DRP_LOG_PROXY,
 				"[c%06u] %s %s: aborted after %llu bytes: %s",
 				c->id, c->method, c->path ? c->path : "",
-				(unsigned long long)c->bytes_out, reason);
+				(unsigned long long)c->x.bytes_out, reason);
 		drp_conn_close(c, "upstream failed mid-response");
 		return;
 	}
@@ -581,14 +660,14 @@ static void sink_done(void *arg, int err, int http_status, const char *reason)
 				"[c%06u] %s/v2/: upstream unavailable (%s); "
 				"answering the probe from the proxy",
 				c->id, c->host, reason);
-		c->status = 200;
+		c->x.status = 200;
 		drp_buf_printf(
 			&c->out,
 			"HTTP/1.1 200 OK\r\nContent-Type: "
 			"application/json\r\nContent-Length: 2\r\n"
 			"Docker-Distribution-Api-Version: registry/2.0\r\n"
 			"X-Cache: STALE\r\n\r\n");
-		if (!c->is_head_req)
+		if (!c->x.head)
 			drp_buf_append(&c->out, "{}", 2);
 		request_done(c, "STALE");
 		kick(c);
@@ -663,7 +742,8 @@ static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
 	};
 	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
 	if (tls)
-		drp_auth_attach(c->rt, c->w, c, c->fetch, host, port, c->repo);
+		drp_auth_attach(c->rt, c->w, &c->x, c->fetch, host, port,
+				c->repo);
 	free(tgt);
 	drp_buf_free(&hdr);
 	drp_http_body_init(&c->reqbody, mode, len);
@@ -677,8 +757,8 @@ static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
 	drp_fetch_start(c->fetch);
 }
 
-void drp_conn_pass(drp_conn_t *c, const char *method, const char *target,
-		   const char *headers, size_t headers_len, bool follow)
+static void pass(drp_conn_t *c, const char *method, const char *target,
+		 const char *headers, size_t headers_len, bool follow)
 {
 	if (c->state == DRP_CONN_CLOSED)
 		return;
@@ -695,11 +775,98 @@ void drp_conn_pass(drp_conn_t *c, const char *method, const char *target,
 		.conn_id = c->id,
 	};
 	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
-	drp_auth_attach(c->rt, c->w, c, c->fetch, c->host, c->port, c->repo);
+	drp_auth_attach(c->rt, c->w, &c->x, c->fetch, c->host, c->port,
+			c->repo);
 	c->req_body_done = true;
 	c->state = DRP_CONN_EXCHANGE;
 	set_timeout(c, conf_of(c)->body_timeout);
 	drp_fetch_start(c->fetch);
+}
+
+/* ---- the exchange: what handlers see of the connection ---- */
+
+#define CONN_OF(x) DRP_CONTAINER_OF(x, drp_conn_t, x)
+#define CONST_CONN_OF(x)                                                       \
+	((const drp_conn_t *)((const char *)(x)-offsetof(drp_conn_t, x)))
+
+static bool x_pending(const drp_exch_t *x)
+{
+	return drp_conn_out_pending(CONST_CONN_OF(x));
+}
+
+static void x_send_ref(drp_exch_t *x, const char *p, size_t len,
+		       void (*release)(void *arg), void *arg)
+{
+	send_ref(CONN_OF(x), p, len, release, arg);
+}
+
+static void x_async(drp_exch_t *x)
+{
+	drp_conn_t *c = CONN_OF(x);
+	if (c->state == DRP_CONN_CLOSED)
+		return;
+	/* Handlers answer body-less requests. */
+	c->req_body_done = true;
+	c->state = DRP_CONN_EXCHANGE;
+}
+
+static void x_kick(drp_exch_t *x)
+{
+	kick(CONN_OF(x));
+}
+
+static void x_done(drp_exch_t *x, const char *result)
+{
+	drp_conn_t *c = CONN_OF(x);
+	request_done(c, result);
+	kick(c);
+}
+
+static void x_error(drp_exch_t *x, int status, bool close_after,
+		    const char *msg)
+{
+	respond_error(CONN_OF(x), status, close_after, "%s", msg);
+}
+
+static void x_abort(drp_exch_t *x, const char *reason)
+{
+	conn_abort(CONN_OF(x), reason);
+}
+
+static void x_pass(drp_exch_t *x, const char *method, const char *target,
+		   const char *headers, size_t headers_len, bool follow)
+{
+	pass(CONN_OF(x), method, target, headers, headers_len, follow);
+}
+
+static bool x_closed(const drp_exch_t *x)
+{
+	return CONST_CONN_OF(x)->state == DRP_CONN_CLOSED;
+}
+
+static const drp_exch_ops_t exch_ops = {
+	.pending = x_pending,
+	.send_ref = x_send_ref,
+	.async = x_async,
+	.kick = x_kick,
+	.done = x_done,
+	.error = x_error,
+	.abort = x_abort,
+	.pass = x_pass,
+	.closed = x_closed,
+};
+
+/* The request's facts as its handlers read them. */
+static void exch_begin(drp_conn_t *c)
+{
+	drp_exch_t *x = &c->x;
+	x->host = c->host;
+	x->port = c->port;
+	x->user = c->user;
+	x->method = c->method;
+	x->path = c->path;
+	x->repo = c->repo;
+	x->draining = c->draining;
 }
 
 static bool is_intercepted(const drp_conn_t *c, const char *host, uint16_t port)
@@ -712,19 +879,20 @@ static bool is_intercepted(const drp_conn_t *c, const char *host, uint16_t port)
 static void respond_407(drp_conn_t *c, const char *msg)
 {
 	size_t len = strlen(msg);
-	c->status = 407;
+	c->x.status = 407;
 	drp_buf_printf(&c->out,
 		       "HTTP/1.1 407 Proxy Authentication Required\r\n"
 		       "Proxy-Authenticate: Basic realm=\"" DRP_USERS_REALM
 		       "\"\r\nContent-Type: text/plain; charset=utf-8\r\n"
 		       "Content-Length: %zu\r\nCache-Control: no-store\r\n"
 		       "%s\r\n",
-		       len + 1, c->close_after ? "Connection: close\r\n" : "");
-	if (!c->is_head_req) {
+		       len + 1,
+		       c->x.close_after ? "Connection: close\r\n" : "");
+	if (!c->x.head) {
 		drp_buf_append(&c->out, msg, len);
 		drp_buf_append(&c->out, "\n", 1);
 	}
-	c->bytes_out = c->is_head_req ? 0 : len + 1;
+	c->x.bytes_out = c->x.head ? 0 : len + 1;
 }
 
 /* The verifier threads judged the Proxy-Authorization of the request
@@ -839,7 +1007,7 @@ static void handle_connect(drp_conn_t *c, const drp_http_msg_t *req)
 			return;
 		}
 		c->intercepted = true;
-		c->status = 200;
+		c->x.status = 200;
 		drp_buf_printf(&c->out,
 			       "HTTP/1.1 200 Connection established\r\n\r\n");
 		/* Anything the client sent behind CONNECT is its TLS
@@ -921,20 +1089,20 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 	 * start. */
 	if (!c->pauth_ready)
 		c->start = ev_now(c->w->loop);
-	c->status = 0;
-	c->up_status = 0;
+	c->x.status = 0;
+	c->x.up_status = 0;
 	c->bytes_in = 0;
-	c->bytes_out = 0;
-	c->close_after = req->minor_version == 0 ||
-			 drp_http_has_token(req, "Connection", "close");
+	c->x.bytes_out = 0;
+	c->x.close_after = req->minor_version == 0 ||
+			   drp_http_has_token(req, "Connection", "close");
 	size_t ml = req->method_len < sizeof(c->method) - 1
 			    ? req->method_len
 			    : sizeof(c->method) - 1;
 	memcpy(c->method, req->method, ml);
 	c->method[ml] = '\0';
-	c->is_head_req = drp_http_method_is(req, "HEAD");
+	c->x.head = drp_http_method_is(req, "HEAD");
 	c->is_ping = false;
-	c->result = "PASS";
+	c->x.result = "PASS";
 	atomic_fetch_add(&c->w->srv->stats.requests, 1);
 
 	if (c->state == DRP_CONN_PROXY_HEAD) {
@@ -1044,9 +1212,10 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 	DRP_FREE(c->repo);
 	if (route.name_len > 0)
 		c->repo = drp_strndup(route.name, route.name_len);
-	if (drp_auth_intercept(c, req, &route))
+	exch_begin(c);
+	if (drp_auth_intercept(&c->x, req, &route))
 		return;
-	bool get_or_head = drp_http_method_is(req, "GET") || c->is_head_req;
+	bool get_or_head = drp_http_method_is(req, "GET") || c->x.head;
 	c->is_ping = get_or_head && route.kind == DRP_ROUTE_PING;
 	enum drp_http_body_mode bmode;
 	uint64_t blen;
@@ -1060,7 +1229,7 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 		c->req_body_done = true;
 		drp_buf_t hdr = {0};
 		forward_headers(req, &hdr);
-		bool taken = drp_cached_dispatch(c, req, &route, target,
+		bool taken = drp_cached_dispatch(&c->x, req, &route, target,
 						 target_len, drp_buf_head(&hdr),
 						 drp_buf_pending(&hdr));
 		drp_buf_free(&hdr);
@@ -1151,8 +1320,8 @@ static bool pump_request_body(drp_conn_t *c)
 			drp_fetch_cancel(c->fetch);
 			c->fetch = NULL;
 			if (c->resp_head_sent) {
-				drp_conn_abort(c, "malformed chunked request "
-						  "body");
+				conn_abort(c, "malformed chunked request "
+					      "body");
 				return false;
 			}
 			drp_buf_reset(&c->in);
@@ -1326,8 +1495,8 @@ static void conn_run(drp_conn_t *c)
 			    c->state == DRP_CONN_TLS_HANDSHAKE)
 				continue;
 		}
-		if (c->state == DRP_CONN_EXCHANGE && c->creq) {
-			int r = drp_cached_pump(c);
+		if (c->state == DRP_CONN_EXCHANGE && c->x.h && c->x.h->pump) {
+			int r = c->x.h->pump(&c->x);
 			if (r < 0 || c->state == DRP_CONN_CLOSED)
 				return;
 			if (r > 0)
@@ -1637,7 +1806,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case DRP_CONN_EXCHANGE:
 		/* The upstream has its own timers; here the client stalls. */
 		if (drp_conn_out_pending(c) ||
-		    (!c->req_body_done && c->creq == NULL)) {
+		    (!c->req_body_done && c->x.h == NULL)) {
 			drp_conn_close(c, "client stalled");
 			return;
 		}
@@ -1721,6 +1890,13 @@ static drp_conn_t *conn_new(drp_worker_t *w, int fd,
 	c->w = w;
 	c->rt = drp_server_runtime_get(w->srv);
 	c->id = drp_worker_conn_id(w);
+	c->x.ops = &exch_ops;
+	c->x.out = &c->out;
+	c->x.w = w;
+	c->x.rt = c->rt;
+	c->x.id = c->id;
+	c->x.peer = c->peer_str;
+	c->x.peer_addr = (const struct sockaddr *)&c->peer;
 	c->fd = fd;
 	c->tfd = -1;
 	memcpy(&c->peer, peer,

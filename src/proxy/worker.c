@@ -12,7 +12,7 @@
 
 #include "auth/auth.h"
 #include "proxy/conn.h"
-#include "proxy/conn_int.h"
+#include "registry/cached.h"
 #include "upstream/fetch.h"
 #include "auth/users.h"
 #include "tls/session.h"

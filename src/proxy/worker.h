@@ -43,7 +43,7 @@ typedef struct drp_worker {
 	unsigned next_id;
 	int spare_fd;	    /* released on EMFILE to shed one connection */
 	ev_async fill_wake; /* a fill made progress: kick its waiters */
-	struct drp_conn *fill_waiters; /* conns waiting for fill bytes */
+	struct drp_exch *fill_waiters; /* requests waiting for fill bytes */
 	bool draining;
 } drp_worker_t;
 

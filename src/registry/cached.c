@@ -12,7 +12,9 @@
 #include "cache/digest.h"
 #include "http/range.h"
 #include "auth/auth.h"
-#include "proxy/conn_int.h"
+#include "proxy/exchange.h"
+#include "proxy/worker.h"
+#include "registry/cached.h"
 #include "upstream/fetchbuf.h"
 #include "registry/fill.h"
 #include "proxy/server.h"
@@ -29,6 +31,8 @@
 #define SCHEMA1_PREFIX "application/vnd.docker.distribution.manifest.v1+"
 
 enum creq_kind { K_BLOB, K_MANIFEST_DIGEST, K_MANIFEST_TAG };
+
+typedef struct drp_cached_req drp_cached_req_t;
 
 struct drp_cached_req {
 	enum creq_kind kind;
@@ -51,13 +55,22 @@ struct drp_cached_req {
 	drp_fill_t *fill;
 	bool initiator;
 	bool waiting; /* on the worker's fill_waiters list */
-	drp_conn_t *w_next, *w_prev;
+	drp_exch_t *w_next, *w_prev;
 	bool head_sent;
 	bool chunked;
 	uint64_t pos, end;
 	struct slice_win *win; /* the spool window being sent (fills) */
 	drp_fetchbuf_t *fb;
 	const char *result;
+};
+
+#define CREQ(x) ((drp_cached_req_t *)(x)->hs)
+
+static void cached_release(drp_exch_t *x);
+static int cached_pump(drp_exch_t *x);
+static const drp_handler_t cached_handler = {
+	.pump = cached_pump,
+	.release = cached_release,
 };
 
 /* A window of a fill's spool, mapped ahead of what is written (only the
@@ -81,76 +94,76 @@ static void win_unref(void *arg)
 	free(w);
 }
 
-static drp_server_t *srv_of(drp_conn_t *c)
+static drp_server_t *srv_of(drp_exch_t *x)
 {
-	return c->w->srv;
+	return x->w->srv;
 }
 
-static bool caching(drp_conn_t *c)
+static bool caching(drp_exch_t *x)
 {
-	return srv_of(c)->capi != NULL;
+	return srv_of(x)->capi != NULL;
 }
 
 /* The registry as recorded in cache metadata: "host" or "host:port". */
-static void host_key(const drp_conn_t *c, char *buf, size_t len)
+static void host_key(const drp_exch_t *x, char *buf, size_t len)
 {
-	if (c->port == 443)
-		snprintf(buf, len, "%s", c->host);
+	if (x->port == 443)
+		snprintf(buf, len, "%s", x->host);
 	else
-		snprintf(buf, len, "%s:%u", c->host, c->port);
+		snprintf(buf, len, "%s:%u", x->host, x->port);
 }
 
 /* Has this object been served for this repository before? A cached blob
  * is only ever served for a repository that has it upstream: pushing
  * clients ask "does repository R have blob D?" with a HEAD, and private
  * content must not leak through a public repository's name. */
-static bool seen_here(drp_conn_t *c)
+static bool seen_here(drp_exch_t *x)
 {
-	if (c->auth_confirm)
+	if (x->auth_confirm)
 		return false;
-	drp_server_t *srv = srv_of(c);
+	drp_server_t *srv = srv_of(x);
 	char host[DRP_HOST_MAX + 8];
-	host_key(c, host, sizeof(host));
+	host_key(x, host, sizeof(host));
 	return drp_cache_seen_get(srv->capi, srv->cdb, &srv->cstats,
-				  c->creq->digest, host, c->creq->repo) == 0;
+				  CREQ(x)->digest, host, CREQ(x)->repo) == 0;
 }
 
-static void mark_seen(drp_conn_t *c)
+static void mark_seen(drp_exch_t *x)
 {
-	drp_server_t *srv = srv_of(c);
+	drp_server_t *srv = srv_of(x);
 	char host[DRP_HOST_MAX + 8];
-	host_key(c, host, sizeof(host));
-	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, c->creq->digest,
-			   host, c->creq->repo);
+	host_key(x, host, sizeof(host));
+	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, CREQ(x)->digest,
+			   host, CREQ(x)->repo);
 }
 
 /* ---- fill waiters (per worker, loop thread only) ---- */
 
-static void wait_on(drp_conn_t *c)
+static void wait_on(drp_exch_t *x)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	if (q->waiting)
 		return;
 	q->waiting = true;
 	q->w_prev = NULL;
-	q->w_next = c->w->fill_waiters;
+	q->w_next = x->w->fill_waiters;
 	if (q->w_next)
-		q->w_next->creq->w_prev = c;
-	c->w->fill_waiters = c;
+		CREQ(q->w_next)->w_prev = x;
+	x->w->fill_waiters = x;
 }
 
-static void unwait(drp_conn_t *c)
+static void unwait(drp_exch_t *x)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	if (!q->waiting)
 		return;
 	q->waiting = false;
 	if (q->w_prev)
-		q->w_prev->creq->w_next = q->w_next;
+		CREQ(q->w_prev)->w_next = q->w_next;
 	else
-		c->w->fill_waiters = q->w_next;
+		x->w->fill_waiters = q->w_next;
 	if (q->w_next)
-		q->w_next->creq->w_prev = q->w_prev;
+		CREQ(q->w_next)->w_prev = q->w_prev;
 	q->w_next = q->w_prev = NULL;
 }
 
@@ -159,24 +172,24 @@ void drp_cached_fill_wakeup(drp_worker_t *w)
 	/* Kick (deferred) every waiter; each re-registers if it still has
 	 * nothing to send. */
 	while (w->fill_waiters) {
-		drp_conn_t *c = w->fill_waiters;
-		unwait(c);
-		drp_conn_kick(c);
+		drp_exch_t *x = w->fill_waiters;
+		unwait(x);
+		drp_exch_kick(x);
 	}
 }
 
-void drp_cached_release(drp_conn_t *c)
+static void cached_release(drp_exch_t *x)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	if (q == NULL)
 		return;
-	drp_server_t *srv = srv_of(c);
-	unwait(c);
+	drp_server_t *srv = srv_of(x);
+	unwait(x);
 	if (q->reader)
 		srv->capi->read_close(srv->cdb, &srv->cstats, q->reader);
 	win_unref(q->win);
 	if (q->fill) {
-		drp_fill_waiter_del(q->fill, c->w);
+		drp_fill_waiter_del(q->fill, x->w);
 		drp_fill_unref(q->fill);
 	}
 	if (q->fb)
@@ -186,25 +199,26 @@ void drp_cached_release(drp_conn_t *c)
 	free(q->repo);
 	free(q->target);
 	free(q);
-	c->creq = NULL;
+	x->hs = NULL;
+	x->h = NULL;
 }
 
 /* ---- response heads ---- */
 
-static void head_common(drp_conn_t *c, int status, const char *ctype,
+static void head_common(drp_exch_t *x, int status, const char *ctype,
 			const char *digest, const char *result)
 {
-	drp_buf_printf(&c->out,
+	drp_buf_printf(x->out,
 		       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 		       "Docker-Content-Digest: %s\r\nETag: \"%s\"\r\n"
 		       "Docker-Distribution-Api-Version: registry/2.0\r\n"
 		       "X-Cache: %s\r\n",
 		       status, drp_http_reason(status), ctype, digest, digest,
 		       result);
-	if (c->close_after || c->draining)
-		drp_buf_printf(&c->out, "Connection: close\r\n");
-	c->status = status;
-	c->result = result;
+	if (x->close_after || x->draining)
+		drp_buf_printf(x->out, "Connection: close\r\n");
+	x->status = status;
+	x->result = result;
 }
 
 /* One valid byte range is served; anything else is ignored and the whole
@@ -218,25 +232,25 @@ static void parse_range(drp_cached_req_t *q, const drp_http_msg_t *req)
 
 /* Decide [pos,end) for a body of `total` bytes and write the status line
  * and length headers. Returns false after answering 416. */
-static bool body_head(drp_conn_t *c, uint64_t total, const char *ctype,
+static bool body_head(drp_exch_t *x, uint64_t total, const char *ctype,
 		      const char *result)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	uint64_t first, last;
 	if (q->range && q->kind == K_BLOB) {
 		if (drp_http_range_resolve(&q->rng, total, &first, &last) < 0) {
-			c->result = result;
+			x->result = result;
 			drp_buf_printf(
-				&c->out,
+				x->out,
 				"HTTP/1.1 416 Range Not Satisfiable\r\n"
 				"Content-Range: bytes */%" PRIu64
 				"\r\nContent-Length: 0\r\nX-Cache: %s\r\n\r\n",
 				total, result);
-			c->status = 416;
+			x->status = 416;
 			return false;
 		}
-		head_common(c, 206, ctype, q->digest, result);
-		drp_buf_printf(&c->out,
+		head_common(x, 206, ctype, q->digest, result);
+		drp_buf_printf(x->out,
 			       "Content-Range: bytes %" PRIu64 "-%" PRIu64
 			       "/%" PRIu64 "\r\nContent-Length: %" PRIu64
 			       "\r\n\r\n",
@@ -245,10 +259,10 @@ static bool body_head(drp_conn_t *c, uint64_t total, const char *ctype,
 		q->pos = first;
 		q->end = last + 1;
 	} else {
-		head_common(c, 200, ctype, q->digest, result);
+		head_common(x, 200, ctype, q->digest, result);
 		if (q->kind == K_BLOB)
-			drp_buf_printf(&c->out, "Accept-Ranges: bytes\r\n");
-		drp_buf_printf(&c->out, "Content-Length: %" PRIu64 "\r\n\r\n",
+			drp_buf_printf(x->out, "Accept-Ranges: bytes\r\n");
+		drp_buf_printf(x->out, "Content-Length: %" PRIu64 "\r\n\r\n",
 			       total);
 		q->pos = 0;
 		q->end = total;
@@ -263,34 +277,34 @@ static bool body_head(drp_conn_t *c, uint64_t total, const char *ctype,
  * us, a disk error): out of the index, so that the next request fetches
  * it again. The fs backend drops what it finds missing or short itself;
  * this covers any error of any backend. */
-static void drop_damaged(drp_conn_t *c, int err, const char *when)
+static void drop_damaged(drp_exch_t *x, int err, const char *when)
 {
-	drp_server_t *srv = srv_of(c);
-	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
 	drp_log_warning(DRP_LOG_CACHE,
 			"[c%06u] %s: stored object unreadable %s (%s); "
 			"dropped from the cache",
-			c->id, q->digest, when,
+			x->id, q->digest, when,
 			err == -ENOENT ? "missing or damaged" : strerror(-err));
 	(void)srv->capi->remove(srv->cdb, &srv->cstats, q->digest);
 }
 
 /* Answer from a stored object. false if it vanished (evicted) or cannot
  * be read: nothing is answered yet, the caller treats it as a miss. */
-static bool serve_stored(drp_conn_t *c, const char *ctype, const char *result)
+static bool serve_stored(drp_exch_t *x, const char *ctype, const char *result)
 {
-	drp_server_t *srv = srv_of(c);
-	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
 	drp_cache_info_t info;
 	if (srv->capi->lookup(srv->cdb, &srv->cstats, q->digest, &info) < 0)
 		return false;
 	if (q->head) {
-		head_common(c, 200, ctype, q->digest, result);
+		head_common(x, 200, ctype, q->digest, result);
 		if (q->kind == K_BLOB)
-			drp_buf_printf(&c->out, "Accept-Ranges: bytes\r\n");
-		drp_buf_printf(&c->out, "Content-Length: %" PRIu64 "\r\n\r\n",
+			drp_buf_printf(x->out, "Accept-Ranges: bytes\r\n");
+		drp_buf_printf(x->out, "Content-Length: %" PRIu64 "\r\n\r\n",
 			       info.size);
-		drp_conn_request_done(c, result);
+		drp_exch_done(x, result);
 		return true;
 	}
 	/* Open before the head is queued: damage found now is a miss. */
@@ -303,57 +317,56 @@ static bool serve_stored(drp_conn_t *c, const char *ctype, const char *result)
 		int r = srv->capi->read_open(srv->cdb, &srv->cstats, q->digest,
 					     from, &q->reader, &info);
 		if (r < 0) {
-			drop_damaged(c, r, "before the response");
+			drop_damaged(x, r, "before the response");
 			return false;
 		}
 	}
-	if (!body_head(c, info.size, ctype, result) || q->pos == q->end) {
-		drp_conn_request_done(c, result);
+	if (!body_head(x, info.size, ctype, result) || q->pos == q->end) {
+		drp_exch_done(x, result);
 		return true;
 	}
-	c->state = DRP_CONN_EXCHANGE;
-	drp_conn_kick(c);
+	drp_exch_async(x);
+	drp_exch_kick(x);
 	return true;
 }
 
-static int pump_reader(drp_conn_t *c)
+static int pump_reader(drp_exch_t *x)
 {
-	drp_server_t *srv = srv_of(c);
-	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
 	int progress = 0;
-	while (q->pos < q->end &&
-	       drp_buf_pending(&c->out) < DRP_CONN_OUT_HIGH) {
+	while (q->pos < q->end && drp_buf_pending(x->out) < DRP_EXCH_OUT_HIGH) {
 		size_t want = READ_CHUNK;
 		if (q->end - q->pos < want)
 			want = (size_t)(q->end - q->pos);
-		char *p = drp_buf_reserve(&c->out, want);
+		char *p = drp_buf_reserve(x->out, want);
 		ssize_t n = srv->capi->read(srv->cdb, &srv->cstats, q->reader,
 					    p, want);
 		if (n <= 0) {
 			/* The head is out: only a reset tells the client
 			 * that the body is incomplete. The next request
 			 * misses and fetches it again. */
-			drop_damaged(c, n == 0 ? -EIO : (int)n, "mid-response");
-			drp_conn_abort(c, "cache read failed");
+			drop_damaged(x, n == 0 ? -EIO : (int)n, "mid-response");
+			drp_exch_abort(x, "cache read failed");
 			return -1;
 		}
-		c->out.len += (size_t)n;
+		x->out->len += (size_t)n;
 		q->pos += (uint64_t)n;
-		c->bytes_out += (uint64_t)n;
+		x->bytes_out += (uint64_t)n;
 		progress = 1;
 	}
 	if (q->pos == q->end) {
 		atomic_fetch_add(&srv->stats.bytes_client, q->end);
-		drp_conn_request_done(c, q->result ? q->result : c->result);
+		drp_exch_done(x, q->result ? q->result : x->result);
 	}
 	return progress;
 }
 
 /* ---- serving from a fill ---- */
 
-static void pass_through(drp_conn_t *c)
+static void pass_through(drp_exch_t *x)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	/* Keep what the pass needs before creq goes away. */
 	char *target = drp_strdup(q->target);
 	/* A pass answers the client's own request: a ranged GET keeps its
@@ -362,88 +375,88 @@ static void pass_through(drp_conn_t *c)
 	memset(&q->pass_headers, 0, sizeof(q->pass_headers));
 	const char *method = q->head ? "HEAD" : "GET";
 	bool follow = q->kind == K_BLOB;
-	drp_cached_release(c);
-	drp_conn_pass(c, method, target, drp_buf_head(&hdr),
+	cached_release(x);
+	drp_exch_pass(x, method, target, drp_buf_head(&hdr),
 		      drp_buf_pending(&hdr), follow);
 	free(target);
 	drp_buf_free(&hdr);
 }
 
-static int pump_fill(drp_conn_t *c)
+static int pump_fill(drp_exch_t *x)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	drp_fill_view_t v;
 	drp_fill_view(q->fill, &v);
 	switch (v.state) {
 	case DRP_FILL_STARTING:
-		wait_on(c);
+		wait_on(x);
 		return 0;
 	case DRP_FILL_DECLINED:
 		if (!q->initiator) {
 			/* Not a 200 for the one who asked: everyone else
 			 * asks the upstream on their own (their credentials
 			 * may differ). */
-			pass_through(c);
+			pass_through(x);
 			return 1;
 		} else {
 			const char *head, *body;
 			size_t hl, bl;
 			int st = drp_fill_declined(q->fill, &head, &hl, &body,
 						   &bl);
-			c->status = st;
-			c->up_status = st;
-			drp_buf_append(&c->out, head, hl);
-			drp_buf_printf(&c->out,
+			x->status = st;
+			x->up_status = st;
+			drp_buf_append(x->out, head, hl);
+			drp_buf_printf(x->out,
 				       "Content-Length: %zu\r\nX-Cache: "
 				       "PASS\r\n%s\r\n",
 				       bl,
-				       c->close_after ? "Connection: close\r\n"
+				       x->close_after ? "Connection: close\r\n"
 						      : "");
-			drp_buf_append(&c->out, body, bl);
-			c->bytes_out = bl;
-			drp_conn_request_done(c, "PASS");
+			drp_buf_append(x->out, body, bl);
+			x->bytes_out = bl;
+			drp_exch_done(x, "PASS");
 			return 1;
 		}
 	case DRP_FILL_BYPASS:
 		/* No room to spool it (disk full): straight through. */
-		pass_through(c);
+		pass_through(x);
 		return 1;
 	case DRP_FILL_FAILED:
 		if (!q->head_sent) {
-			drp_conn_respond_error(c, 502, false,
-					       "upstream transfer of %s failed",
-					       q->digest);
-			drp_conn_request_done(c, q->result);
+			drp_exch_error(x, 502, false,
+				       "upstream transfer of %s failed",
+				       q->digest);
+			drp_exch_done(x, q->result);
 			return 1;
 		}
-		drp_conn_abort(c, "blob transfer failed or digest mismatch");
+		drp_exch_abort(x, "blob transfer failed or digest mismatch");
 		return -1;
 	case DRP_FILL_RUNNING:
 	case DRP_FILL_VERIFIED:
 		break;
 	}
-	c->up_status = 200;
+	x->up_status = 200;
 	if (!q->head_sent) {
 		if (!v.length_known && q->range) {
 			/* A range needs the total length: wait for the end
 			 * if the upstream did not announce it. */
-			wait_on(c);
+			wait_on(x);
 			return 0;
 		}
 		if (!v.length_known) {
 			/* Unknown length: chunked, and the terminating chunk
 			 * (what makes the answer complete) waits for the
 			 * verification. */
-			head_common(c, 200, v.content_type, q->digest,
+			head_common(x, 200, v.content_type, q->digest,
 				    q->result);
-			drp_buf_printf(&c->out,
+			drp_buf_printf(x->out,
 				       "Transfer-Encoding: chunked\r\n\r\n");
 			q->head_sent = true;
 			q->chunked = true;
 			q->pos = 0;
 			q->end = UINT64_MAX;
-		} else if (!body_head(c, v.total, v.content_type, q->result)) {
-			drp_conn_request_done(c, q->result);
+		} else if (!body_head(x, v.total, v.content_type, q->result)) {
+			drp_exch_done(x, q->result);
 			return 1;
 		}
 	}
@@ -460,7 +473,7 @@ static int pump_fill(drp_conn_t *c)
 	 * first. Behind the head, once that is written; chunked (rare: no
 	 * length announced) copies. */
 	bool copy = q->chunked;
-	if (!copy && q->pos < limit && !drp_conn_out_pending(c)) {
+	if (!copy && q->pos < limit && !drp_exch_pending(x)) {
 		slice_win_t *w = q->win;
 		if (w && q->pos >= w->off + w->len) {
 			win_unref(w);
@@ -485,20 +498,20 @@ static int pump_fill(drp_conn_t *c)
 			/* No more per slice than out holds: one round of the
 			 * connection's loop stays as short as before. */
 			size_t want = (size_t)(end - q->pos);
-			if (want > DRP_CONN_OUT_HIGH)
-				want = DRP_CONN_OUT_HIGH;
+			if (want > DRP_EXCH_OUT_HIGH)
+				want = DRP_EXCH_OUT_HIGH;
 			w->refs++;
-			drp_conn_send_ref(c, w->data + (q->pos - w->off), want,
+			drp_exch_send_ref(x, w->data + (q->pos - w->off), want,
 					  win_unref, w);
 			q->pos += want;
-			c->bytes_out += want;
+			x->bytes_out += want;
 			progress = 1;
 		} else {
 			copy = true;
 		}
 	}
 	while (copy && q->pos < limit &&
-	       drp_buf_pending(&c->out) < DRP_CONN_OUT_HIGH) {
+	       drp_buf_pending(x->out) < DRP_EXCH_OUT_HIGH) {
 		size_t want = READ_CHUNK;
 		if (limit - q->pos < want)
 			want = (size_t)(limit - q->pos);
@@ -508,15 +521,15 @@ static int pump_fill(drp_conn_t *c)
 			char tmp[24];
 			hdr = (size_t)snprintf(tmp, sizeof(tmp), "%zx\r\n",
 					       want);
-			p = drp_buf_reserve(&c->out, hdr + want + 2);
+			p = drp_buf_reserve(x->out, hdr + want + 2);
 			memcpy(p, tmp, hdr);
 			p += hdr;
 		} else {
-			p = drp_buf_reserve(&c->out, want);
+			p = drp_buf_reserve(x->out, want);
 		}
 		ssize_t n = drp_fill_read(q->fill, p, want, q->pos);
 		if (n <= 0) {
-			drp_conn_abort(c, "spool read failed");
+			drp_exch_abort(x, "spool read failed");
 			return -1;
 		}
 		if (q->chunked) {
@@ -531,78 +544,78 @@ static int pump_fill(drp_conn_t *c)
 				hdr = h2;
 			}
 			memcpy(p + n, "\r\n", 2);
-			c->out.len += hdr + 2;
+			x->out->len += hdr + 2;
 		}
-		c->out.len += (size_t)n;
+		x->out->len += (size_t)n;
 		q->pos += (uint64_t)n;
-		c->bytes_out += (uint64_t)n;
+		x->bytes_out += (uint64_t)n;
 		progress = 1;
 	}
 	if (q->chunked && verified && q->pos == q->end)
-		drp_buf_append(&c->out, "0\r\n\r\n", 5);
+		drp_buf_append(x->out, "0\r\n\r\n", 5);
 	if (q->pos == q->end && verified) {
-		mark_seen(c);
-		atomic_fetch_add(&srv_of(c)->stats.bytes_client,
+		mark_seen(x);
+		atomic_fetch_add(&srv_of(x)->stats.bytes_client,
 				 q->end - (q->range ? q->r_first : 0));
-		drp_conn_request_done(c, q->result);
+		drp_exch_done(x, q->result);
 		return 1;
 	}
 	if (q->pos >= limit)
-		wait_on(c);
+		wait_on(x);
 	return progress;
 }
 
-int drp_cached_pump(drp_conn_t *c)
+static int cached_pump(drp_exch_t *x)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	if (q->reader)
-		return pump_reader(c);
+		return pump_reader(x);
 	if (q->fill)
-		return pump_fill(c);
+		return pump_fill(x);
 	return 0;
 }
 
 /* The upstream request for this client's request: same target and
  * headers, body-less. */
-static drp_fetch_req_t upstream_req(drp_conn_t *c, const char *method,
+static drp_fetch_req_t upstream_req(drp_exch_t *x, const char *method,
 				    bool follow)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	return (drp_fetch_req_t){
 		.tls = true,
-		.host = c->host,
-		.port = c->port,
+		.host = x->host,
+		.port = x->port,
 		.method = method,
 		.target = q->target,
 		.headers = drp_buf_head(&q->headers),
 		.headers_len = drp_buf_pending(&q->headers),
 		.body_mode = DRP_HTTP_BODY_NONE,
 		.follow_redirects = follow,
-		.conn_id = c->id,
+		.conn_id = x->id,
 	};
 }
 
 /* Start a buffered upstream request for this client, hooks attached. */
-static void start_buffered(drp_conn_t *c, const char *method, size_t max,
+static void start_buffered(drp_exch_t *x, const char *method, size_t max,
 			   drp_fetchbuf_cb cb)
 {
-	drp_cached_req_t *q = c->creq;
-	drp_fetch_req_t fr = upstream_req(c, method, false);
-	q->fb = drp_fetchbuf_start(c->w, c->rt, &fr, max, cb, c);
-	drp_auth_attach(c->rt, c->w, c, drp_fetchbuf_fetch(q->fb), c->host,
-			c->port, q->repo);
-	c->state = DRP_CONN_EXCHANGE;
+	drp_cached_req_t *q = x->hs;
+	drp_fetch_req_t fr = upstream_req(x, method, false);
+	q->fb = drp_fetchbuf_start(x->w, x->rt, &fr, max, cb, x);
+	drp_auth_attach(x->rt, x->w, x, drp_fetchbuf_fetch(q->fb), x->host,
+			x->port, q->repo);
+	drp_exch_async(x);
 }
 
 /* ---- blobs ---- */
 
-static void blob_miss(drp_conn_t *c)
+static void blob_miss(drp_exch_t *x)
 {
-	drp_cached_req_t *q = c->creq;
-	drp_server_t *srv = srv_of(c);
+	drp_cached_req_t *q = x->hs;
+	drp_server_t *srv = srv_of(x);
 	bool created = false;
 	char owner[DRP_HOST_MAX + 8 + 256];
-	host_key(c, owner, sizeof(owner));
+	host_key(x, owner, sizeof(owner));
 	size_t ol = strlen(owner);
 	snprintf(owner + ol, sizeof(owner) - ol, " %s", q->repo);
 	q->fill = drp_fill_attach(srv, q->digest, owner, &created);
@@ -614,21 +627,21 @@ static void blob_miss(drp_conn_t *c)
 		q->fill = NULL;
 	}
 	if (q->fill == NULL) {
-		pass_through(c);
+		pass_through(x);
 		return;
 	}
-	drp_fill_waiter_add(q->fill, c->w);
+	drp_fill_waiter_add(q->fill, x->w);
 	q->initiator = created;
 	q->result = created ? "MISS" : "COALESCED";
-	c->result = q->result;
+	x->result = q->result;
 	atomic_fetch_add(created ? &srv->stats.miss : &srv->stats.coalesced, 1);
 	if (created) {
-		drp_fetch_req_t fr = upstream_req(c, "GET", true);
-		drp_fetch_t *f = drp_fill_start(q->fill, c->w, c->rt, &fr);
-		drp_auth_attach(c->rt, c->w, c, f, c->host, c->port, q->repo);
+		drp_fetch_req_t fr = upstream_req(x, "GET", true);
+		drp_fetch_t *f = drp_fill_start(q->fill, x->w, x->rt, &fr);
+		drp_auth_attach(x->rt, x->w, x, f, x->host, x->port, q->repo);
 	}
-	c->state = DRP_CONN_EXCHANGE;
-	drp_conn_kick(c);
+	drp_exch_async(x);
+	drp_exch_kick(x);
 }
 
 /* Header lines minus those that would make the upstream answer a part
@@ -696,11 +709,11 @@ static void manifest_job(void *arg)
 /* Store a verified manifest: object + media type (+ tag record). The
  * object is stored in the background; a request for it meanwhile misses
  * and fetches it again. */
-static void store_manifest(drp_conn_t *c, const char *digest, const char *ctype,
+static void store_manifest(drp_exch_t *x, const char *digest, const char *ctype,
 			   const drp_buf_t *body)
 {
-	drp_server_t *srv = srv_of(c);
-	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
 	char key[128];
 	mt_key(key, sizeof(key), digest);
 	srv->capi->meta_put(srv->cdb, &srv->cstats, key, strlen(key), ctype,
@@ -713,7 +726,7 @@ static void store_manifest(drp_conn_t *c, const char *digest, const char *ctype,
 	memcpy(j->body, drp_buf_head(body), len);
 	drp_jobs_submit(srv->jobs, manifest_job, j);
 	char host[DRP_HOST_MAX + 8];
-	host_key(c, host, sizeof(host));
+	host_key(x, host, sizeof(host));
 	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, digest, host,
 			   q->repo);
 	if (q->kind == K_MANIFEST_TAG && q->tagkey[0]) {
@@ -726,33 +739,33 @@ static void store_manifest(drp_conn_t *c, const char *digest, const char *ctype,
 	}
 }
 
-static void answer_buffered(drp_conn_t *c, drp_fetchbuf_result_t *res,
+static void answer_buffered(drp_exch_t *x, drp_fetchbuf_result_t *res,
 			    const char *result)
 {
-	drp_cached_req_t *q = c->creq;
-	c->status = res->status;
-	c->up_status = res->status;
-	drp_buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", res->status,
+	drp_cached_req_t *q = x->hs;
+	x->status = res->status;
+	x->up_status = res->status;
+	drp_buf_printf(x->out, "HTTP/1.1 %d %s\r\n", res->status,
 		       drp_http_reason(res->status));
-	drp_buf_append(&c->out, drp_buf_head(&res->head),
+	drp_buf_append(x->out, drp_buf_head(&res->head),
 		       drp_buf_pending(&res->head));
-	drp_buf_printf(&c->out, "Content-Length: %zu\r\nX-Cache: %s\r\n%s\r\n",
+	drp_buf_printf(x->out, "Content-Length: %zu\r\nX-Cache: %s\r\n%s\r\n",
 		       drp_buf_pending(&res->body), result,
-		       c->close_after ? "Connection: close\r\n" : "");
+		       x->close_after ? "Connection: close\r\n" : "");
 	if (!q->head) {
-		drp_buf_append(&c->out, drp_buf_head(&res->body),
+		drp_buf_append(x->out, drp_buf_head(&res->body),
 			       drp_buf_pending(&res->body));
-		c->bytes_out = drp_buf_pending(&res->body);
+		x->bytes_out = drp_buf_pending(&res->body);
 	}
-	drp_conn_request_done(c, result);
+	drp_exch_done(x, result);
 }
 
-static bool serve_manifest_record(drp_conn_t *c, const char *result)
+static bool serve_manifest_record(drp_exch_t *x, const char *result)
 {
-	drp_cached_req_t *q = c->creq;
+	drp_cached_req_t *q = x->hs;
 	snprintf(q->digest, sizeof(q->digest), "%s", q->tag.digest);
 	q->result = result;
-	return serve_stored(c, q->tag.media_type, result);
+	return serve_stored(x, q->tag.media_type, result);
 }
 
 /* The upstream refused the proxy's credentials (drp_fetch_auth_fail with
@@ -764,9 +777,9 @@ static bool auth_refused(const drp_fetchbuf_result_t *res)
 
 static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 {
-	drp_conn_t *c = arg;
-	drp_cached_req_t *q = c->creq;
-	drp_server_t *srv = srv_of(c);
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	drp_server_t *srv = srv_of(x);
 	q->fb = NULL;
 	bool upstream_down = (res->err < 0 && !auth_refused(res)) ||
 			     res->status == 429 || res->status >= 500;
@@ -775,21 +788,20 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 			DRP_LOG_CACHE,
 			"[c%06u] %s: upstream %s; serving the last known "
 			"manifest %s (STALE)",
-			c->id, q->target,
+			x->id, q->target,
 			res->err < 0 ? res->reason : "unavailable",
 			q->tag.digest);
 		atomic_fetch_add(&srv->stats.stale, 1);
-		if (serve_manifest_record(c, "STALE"))
+		if (serve_manifest_record(x, "STALE"))
 			return;
 	}
 	if (res->err < 0) {
-		drp_conn_respond_error(c, res->http_status, false, "%s",
-				       res->reason);
-		drp_conn_request_done(c, "MISS");
+		drp_exch_error(x, res->http_status, false, "%s", res->reason);
+		drp_exch_done(x, "MISS");
 		return;
 	}
 	if (res->status != 200) {
-		answer_buffered(c, res, "PASS");
+		answer_buffered(x, res, "PASS");
 		return;
 	}
 	if (strncasecmp(res->content_type, SCHEMA1_PREFIX,
@@ -800,8 +812,8 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 		drp_log_info(DRP_LOG_CACHE,
 			     "[c%06u] %s: schema1 manifest (%s): passed "
 			     "through, not cached",
-			     c->id, q->target, res->content_type);
-		answer_buffered(c, res, "PASS");
+			     x->id, q->target, res->content_type);
+		answer_buffered(x, res, "PASS");
 		return;
 	}
 	uint8_t bin[DRP_DIGEST_LEN];
@@ -817,51 +829,51 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 		drp_log_err(DRP_LOG_CACHE,
 			    "[c%06u] %s: manifest bytes hash to %s, not %s; "
 			    "not cached",
-			    c->id, q->target, digest, want);
+			    x->id, q->target, digest, want);
 		atomic_fetch_add(&srv->stats.digest_mismatches, 1);
-		drp_conn_respond_error(c, 502, false,
-				       "the upstream manifest does not match "
-				       "its digest");
-		drp_conn_request_done(c, "MISS");
+		drp_exch_error(x, 502, false,
+			       "the upstream manifest does not match "
+			       "its digest");
+		drp_exch_done(x, "MISS");
 		return;
 	}
 	const char *ctype =
 		res->content_type[0]
 			? res->content_type
 			: "application/vnd.oci.image.manifest.v1+json";
-	store_manifest(c, digest, ctype, &res->body);
+	store_manifest(x, digest, ctype, &res->body);
 	/* Answer from the bytes in hand (the store may have refused). */
 	snprintf(q->digest, sizeof(q->digest), "%s", digest);
 	if (!res->digest[0])
 		drp_buf_printf(&res->head, "Docker-Content-Digest: %s\r\n",
 			       digest);
-	answer_buffered(c, res, "MISS");
+	answer_buffered(x, res, "MISS");
 }
 
-static void manifest_fetch(drp_conn_t *c)
+static void manifest_fetch(drp_exch_t *x)
 {
-	atomic_fetch_add(&srv_of(c)->stats.miss, 1);
-	start_buffered(c, "GET", MANIFEST_MAX, manifest_get_cb);
+	atomic_fetch_add(&srv_of(x)->stats.miss, 1);
+	start_buffered(x, "GET", MANIFEST_MAX, manifest_get_cb);
 }
 
 static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 {
-	drp_conn_t *c = arg;
-	drp_cached_req_t *q = c->creq;
-	drp_server_t *srv = srv_of(c);
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	drp_server_t *srv = srv_of(x);
 	q->fb = NULL;
-	c->up_status = res->err < 0 ? 0 : res->status;
+	x->up_status = res->err < 0 ? 0 : res->status;
 	if ((res->err < 0 && !auth_refused(res)) || res->status == 429 ||
 	    res->status >= 500) {
 		drp_log_warning(DRP_LOG_CACHE,
 				"[c%06u] %s: revalidation failed (%s); serving "
 				"%s (STALE)",
-				c->id, q->target,
+				x->id, q->target,
 				res->err < 0 ? res->reason : "upstream error",
 				q->tag.digest);
 		atomic_fetch_add(&srv->stats.stale, 1);
-		if (!serve_manifest_record(c, "STALE"))
-			manifest_fetch(c);
+		if (!serve_manifest_record(x, "STALE"))
+			manifest_fetch(x);
 		return;
 	}
 	if (res->status == 200 && strcmp(res->digest, q->tag.digest) == 0) {
@@ -869,34 +881,34 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 		drp_cache_tag_put(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
 				  &q->tag);
 		atomic_fetch_add(&srv->stats.revalidated, 1);
-		if (serve_manifest_record(c, "REVALIDATED"))
+		if (serve_manifest_record(x, "REVALIDATED"))
 			return;
-		manifest_fetch(c);
+		manifest_fetch(x);
 		return;
 	}
 	if (res->status == 200) {
 		/* The tag moved. */
 		q->have_tag = false;
-		manifest_fetch(c);
+		manifest_fetch(x);
 		return;
 	}
 	/* 401/403/404...: let the client talk to the upstream itself. */
 	q->have_tag = false;
-	pass_through(c);
+	pass_through(x);
 }
 
 /* [registry] tag_ttl as resolved for the request (inherited along the
  * matching sections), else [cache] tag_ttl. */
-static double tag_ttl(const drp_conn_t *c)
+static double tag_ttl(const drp_exch_t *x)
 {
-	return c->regset.valid ? c->regset.tag_ttl : c->rt->conf->tag_ttl;
+	return x->regset.valid ? x->regset.tag_ttl : x->rt->conf->tag_ttl;
 }
 
-static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
+static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 			 const drp_route_t *route)
 {
-	drp_server_t *srv = srv_of(c);
-	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
 	char *owned[32];
 	const char *vals[32];
 	size_t nv = 0;
@@ -915,10 +927,10 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
 	if (r < 0)
 		return false;
 	char host[DRP_HOST_MAX + 8];
-	if (c->port == 443)
-		snprintf(host, sizeof(host), "%s", c->host);
+	if (x->port == 443)
+		snprintf(host, sizeof(host), "%s", x->host);
 	else
-		snprintf(host, sizeof(host), "%s:%u", c->host, c->port);
+		snprintf(host, sizeof(host), "%s:%u", x->host, x->port);
 	char tag[256];
 	snprintf(tag, sizeof(tag), "%.*s", (int)route->ref_len, route->ref);
 	if (drp_cache_tag_key(q->tagkey, sizeof(q->tagkey), host, q->repo, tag,
@@ -930,17 +942,17 @@ static bool manifest_tag(drp_conn_t *c, const drp_http_msg_t *req,
 		    0) {
 		q->have_tag = true;
 		double age = (double)(now_s() - q->tag.fetched_at);
-		if (age >= 0 && age < tag_ttl(c) && !c->auth_confirm) {
+		if (age >= 0 && age < tag_ttl(x) && !x->auth_confirm) {
 			atomic_fetch_add(&srv->stats.hit, 1);
-			if (serve_manifest_record(c, "HIT"))
+			if (serve_manifest_record(x, "HIT"))
 				return true;
 			q->have_tag = false;
 		} else {
-			start_buffered(c, "HEAD", 0, revalidate_cb);
+			start_buffered(x, "HEAD", 0, revalidate_cb);
 			return true;
 		}
 	}
-	manifest_fetch(c);
+	manifest_fetch(x);
 	return true;
 }
 
@@ -975,15 +987,15 @@ static bool has_it(const drp_fetchbuf_result_t *res)
  * credentials) before serving it. */
 static void confirm_cb(void *arg, drp_fetchbuf_result_t *res)
 {
-	drp_conn_t *c = arg;
-	drp_cached_req_t *q = c->creq;
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
 	q->fb = NULL;
 	if (res->err == 0 &&
 	    (res->status == 200 || (q->kind == K_BLOB && has_it(res)))) {
-		mark_seen(c);
-		atomic_fetch_add(&srv_of(c)->stats.hit, 1);
+		mark_seen(x);
+		atomic_fetch_add(&srv_of(x)->stats.hit, 1);
 		q->result = "HIT";
-		if (serve_stored(c,
+		if (serve_stored(x,
 				 q->kind == K_BLOB ? "application/octet-stream"
 						   : q->tag.media_type,
 				 "HIT"))
@@ -991,18 +1003,18 @@ static void confirm_cb(void *arg, drp_fetchbuf_result_t *res)
 	}
 	/* Not confirmed (404, 401, upstream down...): the client gets the
 	 * upstream's own answer. */
-	pass_through(c);
+	pass_through(x);
 }
 
-static void confirm_then_serve(drp_conn_t *c)
+static void confirm_then_serve(drp_exch_t *x)
 {
-	start_buffered(c, "HEAD", 0, confirm_cb);
+	start_buffered(x, "HEAD", 0, confirm_cb);
 }
 
-static bool manifest_digest(drp_conn_t *c)
+static bool manifest_digest(drp_exch_t *x)
 {
-	drp_server_t *srv = srv_of(c);
-	drp_cached_req_t *q = c->creq;
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
 	char key[128], ctype[256];
 	mt_key(key, sizeof(key), q->digest);
 	size_t len = sizeof(ctype) - 1;
@@ -1010,38 +1022,39 @@ static bool manifest_digest(drp_conn_t *c)
 	    srv->capi->meta_get(srv->cdb, &srv->cstats, key, strlen(key), ctype,
 				&len) == 0) {
 		ctype[len] = '\0';
-		if (!seen_here(c)) {
+		if (!seen_here(x)) {
 			snprintf(q->tag.media_type, sizeof(q->tag.media_type),
 				 "%s", ctype);
-			confirm_then_serve(c);
+			confirm_then_serve(x);
 			return true;
 		}
 		atomic_fetch_add(&srv->stats.hit, 1);
 		q->result = "HIT";
-		if (serve_stored(c, ctype, "HIT"))
+		if (serve_stored(x, ctype, "HIT"))
 			return true;
 	}
 	if (q->head)
 		return false; /* a HEAD miss costs the upstream nothing */
-	manifest_fetch(c);
+	manifest_fetch(x);
 	return true;
 }
 
-bool drp_cached_dispatch(drp_conn_t *c, const drp_http_msg_t *req,
+bool drp_cached_dispatch(drp_exch_t *x, const drp_http_msg_t *req,
 			 const drp_route_t *route, const char *target,
 			 size_t target_len, const char *headers,
 			 size_t headers_len)
 {
-	if (!caching(c))
+	if (!caching(x))
 		return false;
-	drp_server_t *srv = srv_of(c);
+	drp_server_t *srv = srv_of(x);
 	bool sha256 = false;
 	if (route->kind != DRP_ROUTE_MANIFEST_TAG &&
 	    (!drp_digest_valid(route->ref, route->ref_len, &sha256) || !sha256))
 		return false; /* only SHA-256 can be verified */
 	drp_cached_req_t *q = DRP_NEW(drp_cached_req_t);
-	c->creq = q;
-	q->head = c->is_head_req;
+	x->hs = q;
+	x->h = &cached_handler;
+	q->head = x->head;
 	q->kind = route->kind == DRP_ROUTE_BLOB		     ? K_BLOB
 		  : route->kind == DRP_ROUTE_MANIFEST_DIGEST ? K_MANIFEST_DIGEST
 							     : K_MANIFEST_TAG;
@@ -1054,31 +1067,31 @@ bool drp_cached_dispatch(drp_conn_t *c, const drp_http_msg_t *req,
 	drp_buf_append(&q->pass_headers, headers, headers_len);
 	strip_conditional(&q->headers);
 	parse_range(q, req);
-	c->result = "PASS";
+	x->result = "PASS";
 
 	bool taken;
 	if (q->kind == K_BLOB) {
 		taken = true;
 		bool stored = srv->capi->lookup(srv->cdb, &srv->cstats,
 						q->digest, NULL) == 0;
-		if (stored && !seen_here(c)) {
-			confirm_then_serve(c);
+		if (stored && !seen_here(x)) {
+			confirm_then_serve(x);
 		} else if (stored) {
 			atomic_fetch_add(&srv->stats.hit, 1);
 			q->result = "HIT";
-			if (!serve_stored(c, "application/octet-stream", "HIT"))
-				blob_miss(c);
+			if (!serve_stored(x, "application/octet-stream", "HIT"))
+				blob_miss(x);
 		} else if (q->head) {
 			taken = false;
 		} else {
-			blob_miss(c);
+			blob_miss(x);
 		}
 	} else if (q->kind == K_MANIFEST_DIGEST) {
-		taken = manifest_digest(c);
+		taken = manifest_digest(x);
 	} else {
-		taken = manifest_tag(c, req, route);
+		taken = manifest_tag(x, req, route);
 	}
 	if (!taken)
-		drp_cached_release(c);
+		cached_release(x);
 	return taken;
 }

@@ -20,7 +20,7 @@
 #include "http/parse.h"
 #include "auth/auth.h"
 #include "auth/auth_int.h"
-#include "proxy/conn_int.h"
+#include "proxy/exchange.h"
 #include "upstream/fetchbuf.h"
 #include "proxy/server.h"
 #include "auth/users.h"
@@ -59,6 +59,9 @@ struct drp_fetch {
 	bool started;
 	int status; /* the final response's, for drp_fetch_upstream_status */
 };
+
+/* The last fetch made (the realm's check of a client's credentials). */
+static drp_fetch_t *last_fetch;
 
 const char *drp_fetch_host(const drp_fetch_t *f)
 {
@@ -121,6 +124,7 @@ drp_fetch_t *drp_fetch_new(struct drp_worker *w, struct drp_runtime *rt,
 	f->conn_id = req->conn_id;
 	f->sink = sink;
 	f->sarg = sink_arg;
+	last_fetch = f;
 	return f;
 }
 int drp_fetch_upstream_status(const drp_fetch_t *f)
@@ -130,15 +134,6 @@ int drp_fetch_upstream_status(const drp_fetch_t *f)
 void drp_fetch_start(drp_fetch_t *f)
 {
 	f->started = true;
-}
-
-/* conn.c's service: the request is answered. */
-static int requests_done;
-void drp_conn_request_done(drp_conn_t *c, const char *result)
-{
-	requests_done++;
-	c->fetch = NULL;
-	c->state = DRP_CONN_HEAD;
 }
 
 /* ---- the fake fetchbuf (token requests of the plugin) ---- */
@@ -325,6 +320,12 @@ static void free_fetch(drp_fetch_t *f)
 		f->hooks.release(f->hooks.arg, f);
 	drp_buf_free(&f->body);
 	free(f);
+}
+
+/* fetch.c's cancel: no callback any more, the hooks are released. */
+void drp_fetch_cancel(drp_fetch_t *f)
+{
+	free_fetch(f);
 }
 
 /* One attempt's head: decorate() on the given base header lines. */
@@ -1126,22 +1127,110 @@ START_TEST(test_handles)
 }
 END_TEST
 
-/* A client connection inside an intercepted tunnel, as conn.c has it
- * when it calls drp_auth_intercept. */
-static drp_conn_t *fake_conn(const char *host)
+/* A client connection inside an intercepted tunnel, as the exchange
+ * (proxy/exchange.h) shows it to drp_auth_intercept: conn.c's side of
+ * the interface, faked. */
+typedef struct fake_conn {
+	drp_exch_t x;
+	char host[DRP_HOST_MAX + 1];
+	char peer_str[64];
+	struct sockaddr_storage peer;
+	drp_buf_t out;
+	char *path;
+	char *user;
+	drp_fetch_t *fetch; /* the handler's, while it answers later */
+	bool exchange;	    /* the handler answers later */
+} fake_conn_t;
+
+#define FAKE_OF(x) DRP_CONTAINER_OF(x, fake_conn_t, x)
+
+/* The requests answered (drp_exch_done). */
+static int requests_done;
+
+static bool fx_pending(const drp_exch_t *x)
 {
-	drp_conn_t *c = DRP_NEW(drp_conn_t);
-	c->rt = &rt;
-	c->w = &worker;
-	c->id = 9;
+	return drp_buf_pending(x->out) > 0;
+}
+static void fx_send_ref(drp_exch_t *x, const char *p, size_t len,
+			void (*release)(void *arg), void *arg)
+{
+	drp_buf_append(x->out, p, len);
+	if (release)
+		release(arg);
+}
+static void fx_async(drp_exch_t *x)
+{
+	FAKE_OF(x)->exchange = true;
+	FAKE_OF(x)->fetch = last_fetch;
+}
+static void fx_kick(drp_exch_t *x)
+{
+}
+static void fx_done(drp_exch_t *x, const char *result)
+{
+	fake_conn_t *c = FAKE_OF(x);
+	requests_done++;
+	const drp_handler_t *h = x->h;
+	x->h = NULL;
+	if (h && h->release)
+		h->release(x);
+	x->hs = NULL;
+	c->fetch = NULL;
+	c->exchange = false;
+}
+static void fx_error(drp_exch_t *x, int status, bool close_after,
+		     const char *msg)
+{
+	x->status = status;
+	drp_buf_append(x->out, msg, strlen(msg));
+}
+static void fx_abort(drp_exch_t *x, const char *reason)
+{
+	ck_abort_msg("abort: %s", reason);
+}
+static void fx_pass(drp_exch_t *x, const char *method, const char *target,
+		    const char *headers, size_t headers_len, bool follow)
+{
+	ck_abort_msg("pass %s %s", method, target);
+}
+static bool fx_closed(const drp_exch_t *x)
+{
+	return false;
+}
+static const drp_exch_ops_t fake_ops = {
+	.pending = fx_pending,
+	.send_ref = fx_send_ref,
+	.async = fx_async,
+	.kick = fx_kick,
+	.done = fx_done,
+	.error = fx_error,
+	.abort = fx_abort,
+	.pass = fx_pass,
+	.closed = fx_closed,
+};
+
+static fake_conn_t *fake_conn(const char *host)
+{
+	fake_conn_t *c = DRP_NEW(fake_conn_t);
 	snprintf(c->host, sizeof(c->host), "%s", host);
-	c->port = 443;
 	snprintf(c->peer_str, sizeof(c->peer_str), "127.0.0.1");
+	c->x.ops = &fake_ops;
+	c->x.out = &c->out;
+	c->x.rt = &rt;
+	c->x.w = &worker;
+	c->x.id = 9;
+	c->x.host = c->host;
+	c->x.port = 443;
+	c->x.peer = c->peer_str;
+	c->x.peer_addr = (const struct sockaddr *)&c->peer;
+	c->x.method = "GET";
 	return c;
 }
 
-static void free_conn(drp_conn_t *c)
+static void free_conn(fake_conn_t *c)
 {
+	if (c->x.h != NULL && c->x.h->release)
+		c->x.h->release(&c->x);
 	free(c->user);
 	drp_buf_free(&c->out);
 	free(c->path);
@@ -1150,7 +1239,7 @@ static void free_conn(drp_conn_t *c)
 
 /* Run one request through drp_auth_intercept; *answer gets what the
  * client would read (empty when the request goes on to routing). */
-static bool intercept(drp_conn_t *c, const char *raw, char **answer)
+static bool intercept(fake_conn_t *c, const char *raw, char **answer)
 {
 	static char buf[4096];
 	snprintf(buf, sizeof(buf), "%s", raw);
@@ -1160,13 +1249,15 @@ static bool intercept(drp_conn_t *c, const char *raw, char **answer)
 	free(c->path);
 	c->path = drp_strndup(req.target,
 			      drp_uri_path_len(req.target, req.target_len));
-	c->is_head_req = drp_http_method_is(&req, "HEAD");
-	c->close_after = false;
+	c->x.path = c->path;
+	c->x.user = c->user;
+	c->x.head = drp_http_method_is(&req, "HEAD");
+	c->x.close_after = false;
 	drp_route_t route;
 	ck_assert_int_eq(drp_route_classify(req.target, req.target_len, &route),
 			 0);
 	drp_buf_reset(&c->out);
-	bool r = drp_auth_intercept(c, &req, &route);
+	bool r = drp_auth_intercept(&c->x, &req, &route);
 	*answer = drp_strndup(drp_buf_pending(&c->out) ? drp_buf_head(&c->out)
 						       : "",
 			      drp_buf_pending(&c->out));
@@ -1188,12 +1279,12 @@ static char *token_of(const char *answer)
 
 START_TEST(test_intercept)
 {
-	drp_conn_t *c = fake_conn("basic.test");
+	fake_conn_t *c = fake_conn("basic.test");
 	char *ans, *req;
 	/* The probe without credentials: the proxy's challenge. */
 	ck_assert(intercept(c, "GET /v2/ HTTP/1.1\r\nHost: basic.test\r\n\r\n",
 			    &ans));
-	ck_assert_int_eq(c->status, 401);
+	ck_assert_int_eq(c->x.status, 401);
 	ck_assert_msg(strncmp(ans,
 			      "HTTP/1.1 401 Unauthorized\r\n" REALM_CHALLENGE,
 			      strlen("HTTP/1.1 401 "
@@ -1216,7 +1307,7 @@ START_TEST(test_intercept)
 			  "GET /_drp/token?service=basic.test&scope=repository"
 			  ":a:pull HTTP/1.1\r\nHost: basic.test\r\n\r\n",
 			  &ans));
-	ck_assert_int_eq(c->status, 200);
+	ck_assert_int_eq(c->x.status, 200);
 	char *tok = token_of(ans);
 	ck_assert(strncmp(tok, "drp1.", 5) == 0);
 	ck_assert_ptr_nonnull(strstr(ans, "\"expires_in\":3600"));
@@ -1231,7 +1322,7 @@ START_TEST(test_intercept)
 		 "Bearer %s\r\n\r\n",
 		 tok);
 	ck_assert(intercept(c, raw, &ans));
-	ck_assert_int_eq(c->status, 200);
+	ck_assert_int_eq(c->x.status, 200);
 	free(ans);
 	snprintf(raw, sizeof(raw),
 		 "GET /v2/a/blobs/sha256:%064d HTTP/1.1\r\nHost: "
@@ -1246,13 +1337,13 @@ START_TEST(test_intercept)
 			    "basic.test\r\nAuthorization: Bearer drp1.gone\r\n"
 			    "\r\n",
 			    &ans));
-	ck_assert_int_eq(c->status, 401);
+	ck_assert_int_eq(c->x.status, 401);
 	ck_assert_ptr_nonnull(strstr(ans, REALM_CHALLENGE));
 	free(ans);
 	/* A handle is for the registry it was issued for. */
-	drp_conn_t *d = fake_conn("push.test");
+	fake_conn_t *d = fake_conn("push.test");
 	ck_assert(intercept(d, raw, &ans));
-	ck_assert_int_eq(d->status, 401);
+	ck_assert_int_eq(d->x.status, 401);
 	free(ans);
 	free_conn(d);
 	/* The client's own Basic credentials on the probe: passed on. */
@@ -1267,8 +1358,8 @@ START_TEST(test_intercept)
 			    "POST /_drp/token HTTP/1.1\r\nHost: basic.test\r\n"
 			    "Content-Length: 3\r\n\r\n",
 			    &ans));
-	ck_assert_int_eq(c->status, 404);
-	ck_assert(c->close_after);
+	ck_assert_int_eq(c->x.status, 404);
+	ck_assert(c->x.close_after);
 	ck_assert_ptr_nonnull(strstr(ans, "Connection: close\r\n"));
 	free(ans);
 	/* HEAD: no body, same head. */
@@ -1297,14 +1388,14 @@ END_TEST
 /* A handle from the realm, as a client would get it. */
 /* The upstream's answer to the realm's check of a client's credentials
  * (c->fetch, GET /v2/): status, or a transport error when < 0. */
-static void answer_check(drp_conn_t *c, int status)
+static void answer_check(fake_conn_t *c, int status)
 {
 	drp_fetch_t *f = c->fetch;
 	ck_assert_ptr_nonnull(f);
 	ck_assert(f->started);
 	ck_assert_str_eq(f->method, "GET");
 	ck_assert_str_eq(f->target, "/v2/");
-	ck_assert_int_eq(c->state, DRP_CONN_EXCHANGE);
+	ck_assert(c->exchange);
 	free(attempt(f, ""));
 	drp_buf_reset(&c->out);
 	if (status > 0) {
@@ -1322,7 +1413,7 @@ static void answer_check(drp_conn_t *c, int status)
  * credentials are accepted by the (fake) upstream. */
 static char *get_handle(const char *host, const char *basic)
 {
-	drp_conn_t *c = fake_conn(host);
+	fake_conn_t *c = fake_conn(host);
 	char raw[512], *ans;
 	snprintf(raw, sizeof(raw),
 		 "GET /_drp/token HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n", host,
@@ -1335,7 +1426,7 @@ static char *get_handle(const char *host, const char *basic)
 		ans = drp_strndup(drp_buf_head(&c->out),
 				  drp_buf_pending(&c->out));
 	}
-	ck_assert_int_eq(c->status, 200);
+	ck_assert_int_eq(c->x.status, 200);
 	char *tok = token_of(ans);
 	free(ans);
 	free_conn(c);
@@ -1344,7 +1435,7 @@ static char *get_handle(const char *host, const char *basic)
 
 START_TEST(test_realm_checks_credentials)
 {
-	drp_conn_t *c = fake_conn("basic.test");
+	fake_conn_t *c = fake_conn("basic.test");
 	char *ans;
 	const char *wrong = "GET /_drp/token HTTP/1.1\r\nHost: basic.test\r\n"
 			    "Authorization: Basic bm9ib2R5Ondyb25n\r\n\r\n";
@@ -1369,7 +1460,7 @@ START_TEST(test_realm_checks_credentials)
 	f->sink->done(f->sarg, 0, 401, "complete");
 	free_fetch(f);
 	ck_assert_int_eq(requests_done, 1);
-	ck_assert_int_eq(c->status, 401);
+	ck_assert_int_eq(c->x.status, 401);
 	ck_assert_ptr_nonnull(strstr(buf_str(&c->out), REALM_CHALLENGE));
 	ck_assert_ptr_nonnull(strstr(read_log(), "basic.test refused the "
 						 "credentials of user "
@@ -1382,11 +1473,11 @@ START_TEST(test_realm_checks_credentials)
 	ck_assert(intercept(c, alice, &ans));
 	free(ans);
 	answer_check(c, 200);
-	ck_assert_int_eq(c->status, 200);
+	ck_assert_int_eq(c->x.status, 200);
 	ck_assert_ptr_nonnull(strstr(buf_str(&c->out), "\"token\":\"drp1."));
 	ck_assert(intercept(c, alice, &ans));
 	ck_assert_ptr_null(c->fetch);
-	ck_assert_int_eq(c->status, 200);
+	ck_assert_int_eq(c->x.status, 200);
 	free(ans);
 
 	/* The upstream cannot be asked: a handle anyway (it judges the
@@ -1396,7 +1487,7 @@ START_TEST(test_realm_checks_credentials)
 	ck_assert(intercept(c, bob, &ans));
 	free(ans);
 	answer_check(c, -ECONNREFUSED);
-	ck_assert_int_eq(c->status, 200);
+	ck_assert_int_eq(c->x.status, 200);
 	free_conn(c);
 }
 END_TEST
@@ -1554,11 +1645,11 @@ START_TEST(test_outsider)
 	ck_assert_ptr_null(strstr(read_log(), "[registry \"basic.test\"] has "
 					      "neither"));
 	char *ans;
-	drp_conn_t *out = fake_conn("basic.test");
+	fake_conn_t *out = fake_conn("basic.test");
 	struct sockaddr_in *sin = (struct sockaddr_in *)&out->peer;
 	sin->sin_family = AF_INET;
 	sin->sin_addr.s_addr = htonl(0x7f000005); /* 127.0.0.5 */
-	drp_conn_t *in = fake_conn("basic.test");
+	fake_conn_t *in = fake_conn("basic.test");
 	sin = (struct sockaddr_in *)&in->peer;
 	sin->sin_family = AF_INET;
 	sin->sin_addr.s_addr = htonl(0x0a010203); /* 10.1.2.3 */
@@ -1570,13 +1661,14 @@ START_TEST(test_outsider)
 	 * answers only after an anonymous HEAD. */
 	snprintf(raw, sizeof(raw), "%s\r\n", blob);
 	ck_assert(!intercept(out, raw, &ans));
-	ck_assert(out->auth_confirm);
+	ck_assert(out->x.auth_confirm);
 	free(ans);
 	/* That (anonymous) request is refused: the repository is private,
 	 * the outsider gets 403. */
 	drp_fetch_t *f = new_fetch("basic.test", "HEAD",
 				   "/v2/test/small/blobs/sha256:0");
-	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/small");
+	drp_auth_attach(&rt, &worker, &out->x, f, "basic.test", 443,
+			"test/small");
 	char *h = attempt(f, "");
 	ck_assert_str_eq(h, "");
 	free(h);
@@ -1591,13 +1683,13 @@ START_TEST(test_outsider)
 	free_fetch(f);
 	/* Remembered: refused before the cache is asked. */
 	ck_assert(intercept(out, raw, &ans));
-	ck_assert_int_eq(out->status, 403);
+	ck_assert_int_eq(out->x.status, 403);
 	ck_assert_ptr_nonnull(strstr(ans, "\"code\":\"DENIED\""));
 	free(ans);
 	/* A repository anonymous access reads is public: on, cache and
 	 * all. */
 	f = new_fetch("basic.test", "GET", "/v2/pub/x/manifests/v1");
-	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "pub/x");
+	drp_auth_attach(&rt, &worker, &out->x, f, "basic.test", 443, "pub/x");
 	free(attempt(f, ""));
 	f->status = 200;
 	free_fetch(f);
@@ -1605,29 +1697,29 @@ START_TEST(test_outsider)
 			     "GET /v2/pub/x/manifests/v1 HTTP/1.1\r\n"
 			     "Host: basic.test\r\n\r\n",
 			     &ans));
-	ck_assert(!out->auth_confirm);
+	ck_assert(!out->x.auth_confirm);
 	free(ans);
 	/* Inside: on to the cache and the upstream. */
 	ck_assert(!intercept(in, raw, &ans));
-	ck_assert(!in->auth_confirm);
+	ck_assert(!in->x.auth_confirm);
 	free(ans);
 	/* Outside with the proxy's handle: still 403. */
 	char *ph = get_handle("basic.test", NULL);
 	snprintf(raw, sizeof(raw), "%sAuthorization: Bearer %s\r\n\r\n", blob,
 		 ph);
 	ck_assert(intercept(out, raw, &ans));
-	ck_assert_int_eq(out->status, 403);
+	ck_assert_int_eq(out->x.status, 403);
 	free(ans);
 	/* Outside with its own credentials (raw, or behind a handle):
 	 * passed on, the upstream judges them. */
 	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpi\r\n\r\n", blob);
 	ck_assert(!intercept(out, raw, &ans));
 	/* ... and the cache answers only after the upstream's HEAD. */
-	ck_assert(out->auth_confirm);
+	ck_assert(out->x.auth_confirm);
 	free(ans);
 	/* Insiders are trusted with the cache. */
 	ck_assert(!intercept(in, raw, &ans));
-	ck_assert(!in->auth_confirm);
+	ck_assert(!in->x.auth_confirm);
 	free(ans);
 	/* The upstream accepts them for test/small (the HEAD the cache
 	 * made): remembered, so the next requests of this client for that
@@ -1637,63 +1729,66 @@ START_TEST(test_outsider)
 	ph_host->now = fake_clock;
 	fake_now = 1000.0;
 	f = new_fetch("basic.test", "HEAD", "/v2/test/small/blobs/sha256:0");
-	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/small");
+	drp_auth_attach(&rt, &worker, &out->x, f, "basic.test", 443,
+			"test/small");
 	h = attempt(f, "Authorization: Basic YTpi\r\n");
 	ck_assert_str_eq(h, "Authorization: Basic YTpi\r\n");
 	free(h);
 	f->status = 200;
 	free_fetch(f);
 	ck_assert(!intercept(out, raw, &ans));
-	ck_assert(!out->auth_confirm);
+	ck_assert(!out->x.auth_confirm);
 	free(ans);
 	/* ...but other credentials, and other repositories, still do. */
 	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpj\r\n\r\n", blob);
 	ck_assert(!intercept(out, raw, &ans));
-	ck_assert(out->auth_confirm);
+	ck_assert(out->x.auth_confirm);
 	free(ans);
 	const char *other = "GET /v2/test/other/blobs/sha256:"
 			    "00000000000000000000000000000000000000000000000"
 			    "00000000000000000 HTTP/1.1\r\nHost: basic.test\r\n"
 			    "Authorization: Basic YTpi\r\n\r\n";
 	ck_assert(!intercept(out, other, &ans));
-	ck_assert(out->auth_confirm);
+	ck_assert(out->x.auth_confirm);
 	free(ans);
 	/* Refused (401) for test/other: the next request is answered 403
 	 * at once, for a short while only. */
 	f = new_fetch("basic.test", "HEAD", "/v2/test/other/blobs/sha256:0");
-	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/other");
+	drp_auth_attach(&rt, &worker, &out->x, f, "basic.test", 443,
+			"test/other");
 	free(attempt(f, "Authorization: Basic YTpi\r\n"));
 	f->status = 401;
 	free_fetch(f);
 	ck_assert(intercept(out, other, &ans));
-	ck_assert_int_eq(out->status, 403);
+	ck_assert_int_eq(out->x.status, 403);
 	ck_assert_ptr_nonnull(strstr(ans,
 				     "basic.test refused these credentials for "
 				     "test/other"));
 	free(ans);
 	fake_now += DRP_AUTH_REFUSED_TTL + 1;
 	ck_assert(!intercept(out, other, &ans));
-	ck_assert(out->auth_confirm);
+	ck_assert(out->x.auth_confirm);
 	free(ans);
 	/* The yes lasts longer, but not for ever. */
 	snprintf(raw, sizeof(raw), "%sAuthorization: Basic YTpi\r\n\r\n", blob);
 	ck_assert(!intercept(out, raw, &ans));
-	ck_assert(!out->auth_confirm);
+	ck_assert(!out->x.auth_confirm);
 	free(ans);
 	fake_now += DRP_AUTH_CONFIRM_TTL;
 	ck_assert(!intercept(out, raw, &ans));
-	ck_assert(out->auth_confirm);
+	ck_assert(out->x.auth_confirm);
 	free(ans);
 	/* A CDN's answer after the registry's redirect is the registry's
 	 * yes, whatever the CDN said. */
 	f = new_fetch("basic.test", "GET", "/v2/test/small/blobs/sha256:0");
-	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "test/small");
+	drp_auth_attach(&rt, &worker, &out->x, f, "basic.test", 443,
+			"test/small");
 	free(attempt(f, "Authorization: Basic YTpi\r\n"));
 	snprintf(f->host, sizeof(f->host), "cdn.test");
 	f->status = 403;
 	free_fetch(f);
 	ck_assert(!intercept(out, raw, &ans));
-	ck_assert(!out->auth_confirm);
+	ck_assert(!out->x.auth_confirm);
 	free(ans);
 	ph_host->now = drp_plugin_host_clock;
 	drp_auth_host_unref(hh);
@@ -1702,12 +1797,12 @@ START_TEST(test_outsider)
 	snprintf(raw, sizeof(raw), "%sAuthorization: Bearer %s\r\n\r\n", blob,
 		 ah);
 	ck_assert(!intercept(out, raw, &ans));
-	ck_assert(out->auth_confirm);
+	ck_assert(out->x.auth_confirm);
 	free(ans);
 	/* The probe and the realm are for everyone. */
 	ck_assert(intercept(
 		out, "GET /v2/ HTTP/1.1\r\nHost: basic.test\r\n\r\n", &ans));
-	ck_assert_int_eq(out->status, 401);
+	ck_assert_int_eq(out->x.status, 401);
 	free(ans);
 
 	/* Upstream fetches made for an outsider never carry the proxy's
@@ -1715,7 +1810,7 @@ START_TEST(test_outsider)
 	char base[256];
 	snprintf(base, sizeof(base), "Authorization: Bearer %s\r\n", ph);
 	f = new_fetch("basic.test", "GET", "/v2/x/manifests/v1");
-	drp_auth_attach(&rt, &worker, out, f, "basic.test", 443, "x");
+	drp_auth_attach(&rt, &worker, &out->x, f, "basic.test", 443, "x");
 	h = attempt(f, base);
 	ck_assert_str_eq(h, "");
 	free(h);
@@ -1724,7 +1819,7 @@ START_TEST(test_outsider)
 	free_fetch(f);
 	/* The same for the insider: the proxy's account. */
 	f = new_fetch("basic.test", "GET", "/v2/x/manifests/v1");
-	drp_auth_attach(&rt, &worker, in, f, "basic.test", 443, "x");
+	drp_auth_attach(&rt, &worker, &in->x, f, "basic.test", 443, "x");
 	free(attempt(f, base));
 	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
 	h = attempt(f, base);
@@ -1804,14 +1899,16 @@ START_TEST(test_users_policy)
 		{"open.test", 0x7f000005, NULL, true},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		drp_conn_t *c = fake_conn(cases[i].host);
+		fake_conn_t *c = fake_conn(cases[i].host);
 		struct sockaddr_in *sin = (struct sockaddr_in *)&c->peer;
 		sin->sin_family = AF_INET;
 		sin->sin_addr.s_addr = htonl(cases[i].addr);
 		c->user = cases[i].user ? drp_strdup(cases[i].user) : NULL;
+		c->x.user = c->user;
 		drp_fetch_t *f =
 			new_fetch(cases[i].host, "GET", "/v2/x/manifests/v1");
-		drp_auth_attach(&rt, &worker, c, f, cases[i].host, 443, "x");
+		drp_auth_attach(&rt, &worker, &c->x, f, cases[i].host, 443,
+				"x");
 		/* Allowed: the proxy's account (sent at once once the
 		 * plugin knows the scheme, else in answer to the challenge);
 		 * not: anonymous access, refused, the repository is
