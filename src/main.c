@@ -26,6 +26,7 @@
 #include "conf/envconf.h"
 #include "auth/auth.h"
 #include "registry/fill.h"
+#include "proxy/conn.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"
@@ -703,7 +704,7 @@ int main(int argc, char **argv)
 	 * are disk-bound, more threads would only compete for the disk. */
 	if (srv.capi)
 		srv.jobs = drp_jobs_new_on(srv.pool, "stores", 1);
-	if (drp_workers_start(&srv) < 0) {
+	if (drp_workers_start(&srv, &drp_conn_worker_hooks) < 0) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
 		return 1;
 	}

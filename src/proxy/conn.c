@@ -1866,6 +1866,15 @@ void drp_conn_close_all(drp_worker_t *w, const char *reason)
 static drp_conn_t *conn_new(drp_worker_t *w, int fd,
 			    const struct sockaddr *peer, socklen_t peerlen);
 
+const drp_worker_hooks_t drp_conn_worker_hooks = {
+	.accept = drp_conn_accept,
+	.reap = drp_conn_reap,
+	.drain = drp_conn_drain_all,
+	.close_all = drp_conn_close_all,
+	.fill_wake = drp_cached_fill_wakeup,
+	.stop = drp_auth_worker_stop,
+};
+
 void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
 		     socklen_t peerlen)
 {

@@ -68,6 +68,9 @@ void drp_conn_reap(drp_worker_t *w);
 /* Drain: close the connection if it is idle between requests; otherwise
  * ask it to close after the current request. */
 void drp_conn_drain(drp_conn_t *c);
+/* What a worker runs (drp_workers_start): connections, the fills'
+ * wakeups and the plugins' end. */
+extern const drp_worker_hooks_t drp_conn_worker_hooks;
 /* drp_conn_drain() / drp_conn_close() every connection of a worker. */
 void drp_conn_drain_all(drp_worker_t *w);
 void drp_conn_close_all(drp_worker_t *w, const char *reason);

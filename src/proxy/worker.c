@@ -10,9 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "auth/auth.h"
-#include "proxy/conn.h"
-#include "registry/cached.h"
 #include "upstream/fetch.h"
 #include "auth/users.h"
 #include "tls/session.h"
@@ -121,7 +118,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					"connection limit (%u) reached", max);
 			continue;
 		}
-		drp_conn_accept(w, fd, (struct sockaddr *)&ss, sl);
+		w->hooks->accept(w, fd, (struct sockaddr *)&ss, sl);
 	}
 }
 
@@ -160,19 +157,20 @@ static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void fill_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
 	drp_worker_t *w = DRP_CONTAINER_OF(a, drp_worker_t, fill_wake);
-	drp_cached_fill_wakeup(w);
+	w->hooks->fill_wake(w);
 }
 
 static void reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
-	drp_conn_reap(DRP_CONTAINER_OF(p, drp_worker_t, reap));
+	drp_worker_t *w = DRP_CONTAINER_OF(p, drp_worker_t, reap);
+	w->hooks->reap(w);
 }
 
 static void *worker_main(void *arg)
 {
 	drp_worker_t *w = arg;
 	ev_run(w->loop, 0);
-	drp_conn_reap(w);
+	w->hooks->reap(w);
 	drp_tls_thread_done();
 	return NULL;
 }
@@ -184,8 +182,10 @@ static void *worker_main(void *arg)
 #define USERS_THREADS 2
 #define USERS_JOBS    256
 
-int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf)
+int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf,
+			 const drp_worker_hooks_t *hooks)
 {
+	w->hooks = hooks;
 	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (w->loop == NULL)
 		return -ENOMEM;
@@ -196,7 +196,8 @@ int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf)
 	ev_async_start(w->loop, &w->wake);
 	ev_async_init(&w->fill_wake, fill_wake_cb);
 	ev_async_start(w->loop, &w->fill_wake);
-	/* Started by drp_conn_close when there is something to free. */
+	/* Started (by the connection's close) when there is something to
+	 * free. */
 	ev_prepare_init(&w->reap, reap_cb);
 	for (unsigned j = 0; j < w->n_listeners; j++) {
 		ev_io_init(&w->listeners[j].io, accept_cb, w->listeners[j].fd,
@@ -208,7 +209,7 @@ int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf)
 
 void drp_worker_loop_fini(drp_worker_t *w)
 {
-	drp_conn_reap(w);
+	w->hooks->reap(w);
 	drp_fetch_pool_flush(w);
 	drp_dns_free(w->dns);
 	w->dns = NULL;
@@ -219,7 +220,7 @@ void drp_worker_loop_fini(drp_worker_t *w)
 	w->spare_fd = -1;
 }
 
-int drp_workers_start(drp_server_t *srv)
+int drp_workers_start(drp_server_t *srv, const drp_worker_hooks_t *hooks)
 {
 	srv->users_pool =
 		srv->pool ? drp_users_pool_new_on(srv->pool, USERS_THREADS,
@@ -229,7 +230,8 @@ int drp_workers_start(drp_server_t *srv)
 		return -EAGAIN;
 	drp_runtime_t *rt = drp_server_runtime_get(srv);
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		if (drp_worker_loop_init(&srv->workers[i], rt->conf) < 0) {
+		if (drp_worker_loop_init(&srv->workers[i], rt->conf, hooks) <
+		    0) {
 			drp_runtime_unref(rt);
 			return -ENOMEM;
 		}
@@ -264,7 +266,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 		w->listeners[j].fd = -1;
 	}
 	drp_fetch_pool_flush(w);
-	drp_conn_drain_all(w);
+	w->hooks->drain(w);
 	drain_state_t *d = DRP_NEW(drain_state_t);
 	d->deadline = ev_now(loop) + w->srv->drain_grace;
 	ev_timer_init(&d->check, drain_check_cb, 0.1, 0.1);
@@ -279,12 +281,12 @@ static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (w->conns && ev_now(loop) < d->deadline)
 		return;
 	if (w->conns)
-		drp_conn_close_all(w, "shutdown deadline");
+		w->hooks->close_all(w, "shutdown deadline");
 	ev_timer_stop(loop, t);
 	free(d);
 	/* Plugins' fetches and timers still pending end now, each with
 	 * its callback (-ECANCELED), while the loop still exists. */
-	drp_auth_worker_stop(w);
+	w->hooks->stop(w);
 	ev_async_stop(loop, &w->wake);
 	ev_async_stop(loop, &w->fill_wake);
 	ev_break(loop, EVBREAK_ALL);

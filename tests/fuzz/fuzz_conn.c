@@ -319,7 +319,7 @@ static void setup(void)
 	F.w.spare_fd = -1;
 	srv->workers = &F.w;
 	srv->n_workers = 1;
-	if (drp_worker_loop_init(&F.w, conf) < 0)
+	if (drp_worker_loop_init(&F.w, conf, &drp_conn_worker_hooks) < 0)
 		abort();
 	/* Names not in [resolve] fail fast, without the network. */
 	drp_dns_set_servers(F.w.dns, "127.0.0.1:9");
