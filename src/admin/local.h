@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "proxy/server.h"
+#include "core/daemon.h"
 
 typedef struct drp_local_response {
 	int status;

@@ -103,72 +103,6 @@ struct drp_auth_req {
 	void *pdata;
 };
 
-/* ---- header blocks ---- */
-
-static bool line_is(const char *line, size_t len, const char *name)
-{
-	size_t n = strlen(name);
-	return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
-}
-
-void drp_auth_headers_del(drp_buf_t *h, const char *name)
-{
-	drp_buf_t out = {0};
-	const char *p = drp_buf_head(h), *end = p + drp_buf_pending(h);
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *next = eol ? eol + 1 : end;
-		if (!line_is(p, (size_t)(next - p), name))
-			drp_buf_append(&out, p, (size_t)(next - p));
-		p = next;
-	}
-	if (h->data != NULL)
-		explicit_bzero(h->data, h->cap);
-	drp_buf_free(h);
-	*h = out;
-}
-
-void drp_auth_headers_set(drp_buf_t *h, const char *name, const char *value)
-{
-	drp_auth_headers_del(h, name);
-	drp_buf_printf(h, "%s: %s\r\n", name, value);
-}
-
-char *drp_auth_headers_get(const drp_buf_t *h, const char *name)
-{
-	const char *p = drp_buf_head(h), *end = p + drp_buf_pending(h);
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *next = eol ? eol + 1 : end;
-		if (line_is(p, (size_t)(next - p), name)) {
-			const char *v = p + strlen(name) + 1;
-			const char *e = next;
-			while (v < e && (*v == ' ' || *v == '\t'))
-				v++;
-			while (e > v && (e[-1] == '\n' || e[-1] == '\r' ||
-					 e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			return drp_strndup(v, (size_t)(e - v));
-		}
-		p = next;
-	}
-	return NULL;
-}
-
-bool drp_auth_header_ok(const char *name, const char *value)
-{
-	static const char tchar[] = "!#$%&'*+-.^_`|~";
-	if (name == NULL || value == NULL || *name == '\0')
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!isalnum((unsigned char)*p) && strchr(tchar, *p) == NULL)
-			return false;
-	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return false;
-	return true;
-}
-
 /* ---- configuration generations ---- */
 
 /* Names in users that the users file does not have can never match:
@@ -252,7 +186,7 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 	}
 	if (conf->n_registry == 0)
 		return a;
-	a->host = drp_auth_host_ref();
+	a->host = drp_auth_host_ref(&drp_auth_req_entries);
 	if (a->host == NULL) {
 		drp_conf_error(errs, conf->path ? conf->path : "(defaults)", 0,
 			       NULL, NULL,
@@ -520,6 +454,15 @@ void drp_auth_req_done(drp_auth_req_t *r, int result)
 		break;
 	}
 }
+
+const drp_host_api_t drp_auth_req_entries = {
+	.req_get = drp_auth_req_get,
+	.req_header = drp_auth_req_header,
+	.req_set_header = drp_auth_req_set_header,
+	.req_set_data = drp_auth_req_set_data,
+	.req_get_data = drp_auth_req_get_data,
+	.auth_done = drp_auth_req_done,
+};
 
 /* ---- hooks on the upstream fetch ---- */
 

@@ -77,8 +77,7 @@ struct drp_auth_handles {
 
 static double now_of(const drp_auth_host_t *h)
 {
-	drp_plugin_host_t *ph =
-		drp_auth_host_plugin_host((drp_auth_host_t *)(uintptr_t)h);
+	drp_plugin_host_t *ph = &((drp_auth_host_t *)(uintptr_t)h)->ph;
 	return ph->now(ph);
 }
 
@@ -119,7 +118,7 @@ static drp_auth_ident_t *ident_new(drp_auth_host_t *h, const char *basic,
 	id->user = basic ? basic_user(basic) : drp_strdup("anonymous");
 	id->registry = drp_strdup(registry);
 	id->ctx = (drp_host_ctx_t){
-		.host = drp_auth_host_plugin_host(h),
+		.host = &h->ph,
 		.plugin = "proxy",
 		.instance = id->user,
 	};
@@ -137,7 +136,7 @@ drp_auth_ident_t *drp_auth_ident_new(drp_auth_host_t *h, const char *basic,
 drp_auth_ident_t *drp_auth_ident_get(drp_auth_host_t *h, const char *basic,
 				     const char *registry)
 {
-	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	drp_auth_handles_t *t = h->handles;
 	double now = now_of(h);
 	anon_t *dead = NULL;
 	pthread_mutex_lock(&t->lock);
@@ -248,7 +247,7 @@ void drp_auth_privacy_set(drp_auth_host_t *h, const char *registry,
 /* Takes key. */
 static int known_get(drp_auth_host_t *h, char *key)
 {
-	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	drp_auth_handles_t *t = h->handles;
 	double now = now_of(h);
 	int state = DRP_AUTH_UNKNOWN;
 	pthread_mutex_lock(&t->lock);
@@ -264,7 +263,7 @@ static int known_get(drp_auth_host_t *h, char *key)
 /* Takes key. */
 static void known_set(drp_auth_host_t *h, char *key, int state, double ttl)
 {
-	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	drp_auth_handles_t *t = h->handles;
 	double now = now_of(h);
 	unsigned b = bucket_of(key) % PRIVACY_BUCKETS;
 	privacy_t *dead = NULL;
@@ -312,7 +311,7 @@ void drp_auth_ident_set_verified(drp_auth_ident_t *id)
 
 drp_auth_ident_t *drp_auth_ident_anon(drp_auth_host_t *h, const char *registry)
 {
-	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	drp_auth_handles_t *t = h->handles;
 	pthread_mutex_lock(&t->lock);
 	anon_t *a = t->anon;
 	while (a != NULL && strcmp(a->ident->registry, registry) != 0)
@@ -503,7 +502,7 @@ int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
 	e->expires = now + ttl;
 	snprintf(out, DRP_AUTH_HANDLE_MAX, "%s", e->id);
 
-	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	drp_auth_handles_t *t = h->handles;
 	handle_t *dead = NULL;
 	unsigned b = bucket_of(e->id);
 	pthread_mutex_lock(&t->lock);
@@ -526,7 +525,7 @@ int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
 int drp_auth_handle_find(drp_auth_host_t *h, const char *handle,
 			 const char *registry, drp_auth_ident_t **ident)
 {
-	drp_auth_handles_t *t = drp_auth_host_handles(h);
+	drp_auth_handles_t *t = h->handles;
 	double now = now_of(h);
 	int r = -ENOENT;
 	pthread_mutex_lock(&t->lock);

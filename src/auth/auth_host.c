@@ -62,15 +62,6 @@ typedef struct auth_loop {
 	bool stopped; /* drp_auth_worker_stop ran: nothing new starts */
 } auth_loop_t;
 
-struct drp_auth_host {
-	unsigned refs; /* guarded by host_lock */
-	drp_plugin_host_t ph;
-	drp_plugin_loader_t *loader;
-	pthread_mutex_t loops_lock;
-	auth_loop_t *loops;
-	drp_auth_handles_t *handles;
-};
-
 static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
 static drp_auth_host_t *the_host;
 
@@ -507,26 +498,30 @@ static void host_token_wait_cancel(drp_host_ctx_t *ctx, drp_token_wait_t *tw)
 
 /* ---- lifetime ---- */
 
-static drp_auth_host_t *host_new(void)
+static drp_auth_host_t *host_new(const drp_host_api_t *req)
 {
 	drp_auth_host_t *h = DRP_NEW(drp_auth_host_t);
 	pthread_mutex_init(&h->loops_lock, NULL);
-	drp_plugin_host_init(&h->ph);
+	/* The core's entries: the requests' (auth.c) and the services
+	 * that run on a worker loop (here); plugin/host.c makes the table
+	 * of them and its own. */
+	drp_host_api_t core = {
+		.req_get = req->req_get,
+		.req_header = req->req_header,
+		.req_set_header = req->req_set_header,
+		.req_set_data = req->req_set_data,
+		.req_get_data = req->req_get_data,
+		.auth_done = req->auth_done,
+		.http_fetch = host_http_fetch,
+		.http_cancel = host_http_cancel,
+		.fetch_header = host_fetch_header,
+		.timer_start = host_timer_start,
+		.timer_stop = host_timer_stop,
+		.token_acquire = host_token_acquire,
+		.token_wait_cancel = host_token_wait_cancel,
+	};
+	drp_plugin_host_init(&h->ph, &core);
 	h->ph.core = h;
-	drp_host_api_t *api = &h->ph.api;
-	api->req_get = drp_auth_req_get;
-	api->req_header = drp_auth_req_header;
-	api->req_set_header = drp_auth_req_set_header;
-	api->req_set_data = drp_auth_req_set_data;
-	api->req_get_data = drp_auth_req_get_data;
-	api->auth_done = drp_auth_req_done;
-	api->http_fetch = host_http_fetch;
-	api->http_cancel = host_http_cancel;
-	api->fetch_header = host_fetch_header;
-	api->timer_start = host_timer_start;
-	api->timer_stop = host_timer_stop;
-	api->token_acquire = host_token_acquire;
-	api->token_wait_cancel = host_token_wait_cancel;
 	h->handles = drp_auth_handles_new();
 	h->loader = drp_plugin_loader_new(&h->ph, NULL);
 	if (h->loader == NULL) {
@@ -561,11 +556,11 @@ static void host_free(drp_auth_host_t *h)
 	free(h);
 }
 
-drp_auth_host_t *drp_auth_host_ref(void)
+drp_auth_host_t *drp_auth_host_ref(const drp_host_api_t *req)
 {
 	pthread_mutex_lock(&host_lock);
 	if (the_host == NULL)
-		the_host = host_new();
+		the_host = host_new(req);
 	if (the_host != NULL)
 		the_host->refs++;
 	drp_auth_host_t *h = the_host;

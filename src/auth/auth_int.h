@@ -24,8 +24,7 @@
 #include "plugin/host.h"
 #include "plugin/loader.h"
 #include "auth/auth.h"
-#include "proxy/server.h"
-#include "proxy/worker.h"
+#include "core/daemon.h"
 
 /*
  * Where plugin code runs: the worker and runtime of the request (or
@@ -47,14 +46,33 @@ void drp_auth_cur_leave(drp_auth_cur_t saved);
 const drp_auth_cur_t *drp_auth_cur(void);
 
 typedef struct drp_auth_host drp_auth_host_t;
+typedef struct drp_auth_handles drp_auth_handles_t;
+
+/* The process-wide host (auth_host.c): the plugin host table, the
+ * plugin loader, the proxy-local token handles, and per worker loop the
+ * plugins' pending fetches, timers and token deliveries. */
+struct drp_auth_host {
+	unsigned refs; /* guarded by auth_host.c's host_lock */
+	drp_plugin_host_t ph;
+	drp_plugin_loader_t *loader;
+	pthread_mutex_t loops_lock;
+	struct auth_loop *loops;
+	drp_auth_handles_t *handles;
+};
+
+/* The request entries of the host table (req_get ... auth_done),
+ * implemented by auth.c. */
+extern const drp_host_api_t drp_auth_req_entries;
 
 /*
  * The process-wide host: created by the first ref (the plugin directory
- * is $DRP_PLUGIN_DIR or the compiled-in one), destroyed by the last
- * unref (plugins' fini, modules unloaded, token cache freed). NULL if
- * libltdl cannot be initialised (logged).
+ * is $DRP_PLUGIN_DIR or the compiled-in one) with the host table of
+ * plugin/host.c's entries, auth_host.c's loop services and the request
+ * entries req (drp_auth_req_entries), destroyed by the last unref
+ * (plugins' fini, modules unloaded, token cache freed). NULL if libltdl
+ * cannot be initialised (logged).
  */
-drp_auth_host_t *drp_auth_host_ref(void);
+drp_auth_host_t *drp_auth_host_ref(const drp_host_api_t *req);
 void drp_auth_host_unref(drp_auth_host_t *h);
 drp_plugin_loader_t *drp_auth_host_loader(drp_auth_host_t *h)
 	__attribute__((nonnull));
@@ -182,7 +200,6 @@ bool drp_auth_ident_is_anon(const drp_auth_ident_t *id)
 	__attribute__((nonnull));
 
 /* The handle table and anonymous identities of a host (auth_client.c). */
-typedef struct drp_auth_handles drp_auth_handles_t;
 drp_auth_handles_t *drp_auth_handles_new(void);
 void drp_auth_handles_free(drp_auth_handles_t *t);
 drp_auth_handles_t *drp_auth_host_handles(drp_auth_host_t *h)

@@ -314,7 +314,7 @@ static void host_token_wait_cancel(drp_host_ctx_t *ctx, drp_token_wait_t *w)
 	drp_tokencache_cancel(ctx->host->tokens, (drp_tokencache_waiter_t *)w);
 }
 
-void drp_plugin_host_init(drp_plugin_host_t *h)
+void drp_plugin_host_init(drp_plugin_host_t *h, const drp_host_api_t *core)
 {
 	*h = (drp_plugin_host_t){
 		.api =
@@ -342,6 +342,26 @@ void drp_plugin_host_init(drp_plugin_host_t *h)
 		.tokens = drp_tokencache_new(0),
 		.now = drp_plugin_host_clock,
 	};
+	if (core == NULL)
+		return;
+	drp_host_api_t *a = &h->api;
+	a->req_get = core->req_get;
+	a->req_header = core->req_header;
+	a->req_set_header = core->req_set_header;
+	a->req_set_data = core->req_set_data;
+	a->req_get_data = core->req_get_data;
+	a->auth_done = core->auth_done;
+	a->http_fetch = core->http_fetch;
+	a->http_cancel = core->http_cancel;
+	a->fetch_header = core->fetch_header;
+	a->timer_start = core->timer_start;
+	a->timer_stop = core->timer_stop;
+	/* A core with several loops delivers token waits on the waiter's
+	 * own loop. */
+	if (core->token_acquire != NULL) {
+		a->token_acquire = core->token_acquire;
+		a->token_wait_cancel = core->token_wait_cancel;
+	}
 }
 
 void drp_plugin_host_fini(drp_plugin_host_t *h)

@@ -3,16 +3,17 @@
  * The daemon's side of the plugin ABI: the host-services table handed to
  * plugins (<drp/plugin.h>) and the handles behind drp_host_ctx_t.
  *
- * drp_plugin_host_init() fills every entry that does not need the proxy
- * core: log, alloc/free, config_get/config_secret/config_error, the token
- * cache, challenge_param, token_parse, basic_auth, url_encode. The core
- * fills the rest (req_*, auth_done, http_fetch, http_cancel,
- * fetch_header, timer_start, timer_stop) before any plugin is loaded;
- * tests fill them with fakes (tests/unit/mock_host.c).
+ * drp_plugin_host_init() makes the whole table, once: its own entries
+ * for everything that does not need the proxy core (log, alloc/free,
+ * config_get/config_secret/config_error, the token cache,
+ * challenge_param, token_parse, basic_auth, url_encode) and the core's
+ * entries taken from the table the core passes (req_*, auth_done,
+ * http_fetch, http_cancel, fetch_header, timer_start, timer_stop: the
+ * core is auth/auth_host.c; tests pass fakes, tests/unit/mock_host.c).
  *
- * Token-cache waiters: token_acquire's callback runs on the thread that
- * calls token_put/token_fail. A core with several loops must therefore
- * replace token_acquire/token_wait_cancel with versions that post the
+ * Token-cache waiters: the default token_acquire's callback runs on the
+ * thread that calls token_put/token_fail. A core with several loops
+ * passes its own token_acquire/token_wait_cancel, which post the
  * callback to the waiting request's loop (drp_tokencache_cancel tells
  * whether a delivery was already started).
  *
@@ -53,8 +54,9 @@ struct drp_host_ctx {
 	void *core;		 /* the core's per-instance data */
 };
 
-/* Fill h->api (core entries NULL), create the token cache. */
-void drp_plugin_host_init(drp_plugin_host_t *h);
+/* Make h->api from this file's entries and core's (core NULL: the
+ * core's entries stay NULL), create the token cache. */
+void drp_plugin_host_init(drp_plugin_host_t *h, const drp_host_api_t *core);
 void drp_plugin_host_fini(drp_plugin_host_t *h);
 
 /* Monotonic clock in seconds (the default h->now; h is unused). */

@@ -15,10 +15,13 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+static void runtime_free(drp_runtime_t *rt);
+
 drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen)
 {
 	drp_runtime_t *rt = DRP_NEW(drp_runtime_t);
 	atomic_init(&rt->refs, 1);
+	rt->destroy = runtime_free;
 	pthread_mutex_init(&rt->realm_lock, NULL);
 	rt->conf = conf;
 	rt->access_fd = -1;
@@ -72,16 +75,8 @@ int drp_runtime_reopen_logs(drp_runtime_t *rt)
 	return r;
 }
 
-drp_runtime_t *drp_runtime_ref(drp_runtime_t *rt)
+static void runtime_free(drp_runtime_t *rt)
 {
-	atomic_fetch_add(&rt->refs, 1);
-	return rt;
-}
-
-void drp_runtime_unref(drp_runtime_t *rt)
-{
-	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
-		return;
 	if (rt->access_fd > 2)
 		close(rt->access_fd);
 	drp_tls_client_cred_free(rt->upcred);

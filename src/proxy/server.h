@@ -22,80 +22,14 @@
 #include <drp/cache.h>
 
 #include "conf/conf.h"
+#include "core/daemon.h"
+#include "core/runtime.h"
 #include "tls/ca.h"
 #include "tls/session.h"
-
-typedef struct drp_runtime {
-	atomic_uint refs;
-	drp_conf_t *conf;
-	drp_tls_client_cred_t *upcred;
-	struct drp_auth *auth; /* plugin instances of this generation */
-	int access_fd;	       /* -1 = none; 2 = stderr */
-	/* Token realm hosts learned from registries' challenges
-	 * (drp_runtime_learn_realm), "host:port"; guarded by realm_lock. */
-	pthread_mutex_t realm_lock;
-	char **realms;
-	unsigned n_realms;
-	bool realms_full_logged;
-} drp_runtime_t;
-
-/* Most realm hosts one generation learns; the rest are tunnelled. */
-#define DRP_RUNTIME_REALMS_MAX 256
-
-typedef struct drp_stats {
-	atomic_ulong connections; /* accepted */
-	atomic_ulong connections_open;
-	atomic_ulong requests;
-	atomic_ulong tunnels;
-	atomic_ulong refused;	      /* 403 by policy */
-	atomic_ulong upstream_errors; /* 502/504 */
-	atomic_ulong upstream_429;
-	atomic_ulong bytes_upstream;	/* body bytes received from upstreams */
-	atomic_ulong bytes_client;	/* body bytes sent to clients */
-	atomic_ulong digest_mismatches; /* upstream bytes not matching */
-	/* cacheable requests, by access-log result */
-	atomic_ulong hit, miss, coalesced, revalidated, stale;
-} drp_stats_t;
-
-struct drp_worker;
-
-typedef struct drp_server {
-	pthread_mutex_t rt_lock;
-	drp_runtime_t *rt; /* current generation (guarded by rt_lock) */
-	drp_ca_t *ca;
-	drp_forge_t *forge;
-	struct drp_worker *workers;
-	unsigned n_workers;
-	drp_stats_t stats;
-	/* the cache (NULL capi: caching off) */
-	const drp_cache_api_t *capi;
-	drp_cache_t *cdb;
-	drp_cache_stats_t cstats; /* counters updated atomically by ops */
-	char *spool_dir;	  /* where in-flight bodies are spooled */
-	/* The worker pool: every blocking job runs in one of its lanes
-	 * (made by main, freed after the loops and the fills). */
-	struct drp_pool *pool;
-	struct drp_jobs *jobs; /* blocking cache work (NULL: inline) */
-	/* Verifies Proxy-Authorization off the loops (made by
-	 * drp_workers_start, freed by drp_workers_drain). */
-	struct drp_users_pool *users_pool;
-	atomic_uint fill_threads; /* fill hasher threads running */
-	/* Other threads may wake a worker's loop only while loops_live
-	 * (read lock); cleared (write lock) before the loops are freed. */
-	pthread_rwlock_t loops_lock;
-	bool loops_live;
-	pthread_mutex_t fills_lock;
-	struct drp_fill *fills; /* in-flight fills (guarded by fills_lock) */
-	atomic_bool draining;
-	double drain_grace; /* seconds connections get to finish */
-	time_t started;
-} drp_server_t;
 
 /* Build a runtime from a validated conf (takes ownership of conf).
  * NULL + err on failure (e.g. unreadable upstream_ca_file). Blocking. */
 drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen);
-drp_runtime_t *drp_runtime_ref(drp_runtime_t *rt);
-void drp_runtime_unref(drp_runtime_t *rt);
 /* SIGUSR1: reopen error_log and access_log files by name (logrotate has
  * moved them). Returns 0 or -errno; the old files stay in use on error. */
 int drp_runtime_reopen_logs(drp_runtime_t *rt);

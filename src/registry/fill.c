@@ -14,7 +14,7 @@
 
 #include "cache/cache.h"
 #include "cache/digest.h"
-#include "proxy/server.h"
+#include "core/daemon.h"
 #include "util/buf.h"
 #include "util/busguard.h"
 #include "util/jobs.h"

@@ -26,8 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/daemon.h"
 #include "upstream/fetch.h"
-#include "proxy/worker.h"
 
 typedef struct drp_fill drp_fill_t;
 

@@ -169,20 +169,21 @@ static double mock_now(drp_plugin_host_t *h)
 void mock_host_init(mock_host_t *m)
 {
 	*m = (mock_host_t){.now = 1000};
-	drp_plugin_host_init(&m->host);
-	drp_host_api_t *a = &m->host.api;
-	a->log = mock_log;
-	a->req_get = mock_req_get;
-	a->req_header = mock_req_header_api;
-	a->req_set_header = mock_req_set_header;
-	a->req_set_data = mock_req_set_data;
-	a->req_get_data = mock_req_get_data;
-	a->auth_done = mock_auth_done;
-	a->http_fetch = mock_http_fetch;
-	a->http_cancel = mock_http_cancel;
-	a->fetch_header = mock_fetch_header;
-	a->timer_start = mock_timer_start;
-	a->timer_stop = mock_timer_stop;
+	const drp_host_api_t core = {
+		.req_get = mock_req_get,
+		.req_header = mock_req_header_api,
+		.req_set_header = mock_req_set_header,
+		.req_set_data = mock_req_set_data,
+		.req_get_data = mock_req_get_data,
+		.auth_done = mock_auth_done,
+		.http_fetch = mock_http_fetch,
+		.http_cancel = mock_http_cancel,
+		.fetch_header = mock_fetch_header,
+		.timer_start = mock_timer_start,
+		.timer_stop = mock_timer_stop,
+	};
+	drp_plugin_host_init(&m->host, &core);
+	m->host.api.log = mock_log; /* the log lines are the tests' to read */
 	m->host.now = mock_now;
 }
 

@@ -215,17 +215,13 @@ static void fbs_free(void)
 
 /* ---- runtime references ---- */
 
-static int rt_refs;
+/* The fixture holds one reference of its own: the references the auth
+ * layer holds are the rest (rt_refs). The last one is never dropped. */
+#define rt_refs ((int)atomic_load(&rt.refs) - 1)
 
-drp_runtime_t *drp_runtime_ref(drp_runtime_t *rt)
+static void rt_destroy(drp_runtime_t *r)
 {
-	rt_refs++;
-	return rt;
-}
-
-void drp_runtime_unref(drp_runtime_t *rt)
-{
-	rt_refs--;
+	ck_abort_msg("the fixture's runtime lost its last reference");
 }
 
 /* ---- fixture ---- */
@@ -272,8 +268,8 @@ static void setup(void)
 	unlink(logpath);
 	drp_log_init(DRP_LOG_INFO, logpath);
 	worker = (drp_worker_t){.loop = ev_loop_new(EVFLAG_AUTO)};
-	rt = (drp_runtime_t){0};
-	rt_refs = 0;
+	rt = (drp_runtime_t){.destroy = rt_destroy};
+	atomic_init(&rt.refs, 1);
 	setup_conf("[proxy]\n" SECTIONS);
 }
 
@@ -934,7 +930,7 @@ START_TEST(test_services_outside_hooks)
 	drp_fetch_t *f =
 		new_fetch("basic.test", "GET", "/v2/test/small/manifests/v1");
 	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/small");
-	drp_auth_host_t *h = drp_auth_host_ref();
+	drp_auth_host_t *h = drp_auth_host_ref(&drp_auth_req_entries);
 	api = &drp_plugin_loader_host(drp_auth_host_loader(h))->api;
 	drp_host_ctx_t ctx = {
 		.host = drp_plugin_loader_host(drp_auth_host_loader(h)),
@@ -1011,7 +1007,7 @@ static void count_fetch(void *arg, int status,
  * fetch cancelled before, or one that completed, is not called again. */
 START_TEST(test_worker_stop)
 {
-	drp_auth_host_t *h = drp_auth_host_ref();
+	drp_auth_host_t *h = drp_auth_host_ref(&drp_auth_req_entries);
 	const drp_host_api_t *api =
 		&drp_plugin_loader_host(drp_auth_host_loader(h))->api;
 	drp_host_ctx_t ctx = {
@@ -1078,7 +1074,7 @@ static double fake_clock(drp_plugin_host_t *h)
 
 START_TEST(test_handles)
 {
-	drp_auth_host_t *h = drp_auth_host_ref();
+	drp_auth_host_t *h = drp_auth_host_ref(&drp_auth_req_entries);
 	drp_auth_host_plugin_host(h)->now = fake_clock;
 	char a[DRP_AUTH_HANDLE_MAX], b[DRP_AUTH_HANDLE_MAX];
 	ck_assert_int_eq(drp_auth_handle_issue(h, "basic.test", NULL, 60, a),
@@ -1724,7 +1720,7 @@ START_TEST(test_outsider)
 	/* The upstream accepts them for test/small (the HEAD the cache
 	 * made): remembered, so the next requests of this client for that
 	 * repository need no HEAD of their own... */
-	drp_auth_host_t *hh = drp_auth_host_ref();
+	drp_auth_host_t *hh = drp_auth_host_ref(&drp_auth_req_entries);
 	drp_plugin_host_t *ph_host = drp_auth_host_plugin_host(hh);
 	ph_host->now = fake_clock;
 	fake_now = 1000.0;
@@ -1970,7 +1966,7 @@ static const struct {
 
 START_TEST(test_host_basic_auth)
 {
-	drp_auth_host_t *h = drp_auth_host_ref();
+	drp_auth_host_t *h = drp_auth_host_ref(&drp_auth_req_entries);
 	const drp_host_api_t *api = &drp_auth_host_plugin_host(h)->api;
 	const char *user = basic_auth_cases[_i].user;
 	const char *password = basic_auth_cases[_i].password;
@@ -2032,7 +2028,7 @@ static const struct {
 
 START_TEST(test_ident_user)
 {
-	drp_auth_host_t *h = drp_auth_host_ref();
+	drp_auth_host_t *h = drp_auth_host_ref(&drp_auth_req_entries);
 	drp_auth_ident_t *id =
 		drp_auth_ident_new(h, ident_names[_i].basic, "x.test");
 	ck_assert_str_eq(drp_auth_ident_user(id), ident_names[_i].user);

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's shared state: its counters, the server (CA, cache, fills,
+ * the worker pool, the current generation) and the worker loops. Only
+ * the types: proxy/server.c and proxy/worker.c run them; every layer of
+ * the core reads them.
+ */
+#ifndef DRP_CORE_DAEMON_H
+#define DRP_CORE_DAEMON_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <drp/cache.h>
+
+#include "core/runtime.h"
+#include "net/dns.h"
+#include "tls/ca.h"
+
+typedef struct drp_stats {
+	atomic_ulong connections; /* accepted */
+	atomic_ulong connections_open;
+	atomic_ulong requests;
+	atomic_ulong tunnels;
+	atomic_ulong refused;	      /* 403 by policy */
+	atomic_ulong upstream_errors; /* 502/504 */
+	atomic_ulong upstream_429;
+	atomic_ulong bytes_upstream;	/* body bytes received from upstreams */
+	atomic_ulong bytes_client;	/* body bytes sent to clients */
+	atomic_ulong digest_mismatches; /* upstream bytes not matching */
+	/* cacheable requests, by access-log result */
+	atomic_ulong hit, miss, coalesced, revalidated, stale;
+} drp_stats_t;
+
+struct drp_worker;
+
+typedef struct drp_server {
+	pthread_mutex_t rt_lock;
+	drp_runtime_t *rt; /* current generation (guarded by rt_lock) */
+	drp_ca_t *ca;
+	drp_forge_t *forge;
+	struct drp_worker *workers;
+	unsigned n_workers;
+	drp_stats_t stats;
+	/* the cache (NULL capi: caching off) */
+	const drp_cache_api_t *capi;
+	drp_cache_t *cdb;
+	drp_cache_stats_t cstats; /* counters updated atomically by ops */
+	char *spool_dir;	  /* where in-flight bodies are spooled */
+	/* The worker pool: every blocking job runs in one of its lanes
+	 * (made by main, freed after the loops and the fills). */
+	struct drp_pool *pool;
+	struct drp_jobs *jobs; /* blocking cache work (NULL: inline) */
+	/* Verifies Proxy-Authorization off the loops (made by
+	 * drp_workers_start, freed by drp_workers_drain). */
+	struct drp_users_pool *users_pool;
+	atomic_uint fill_threads; /* fill hasher threads running */
+	/* Other threads may wake a worker's loop only while loops_live
+	 * (read lock); cleared (write lock) before the loops are freed. */
+	pthread_rwlock_t loops_lock;
+	bool loops_live;
+	pthread_mutex_t fills_lock;
+	struct drp_fill *fills; /* in-flight fills (guarded by fills_lock) */
+	atomic_bool draining;
+	double drain_grace; /* seconds connections get to finish */
+	time_t started;
+} drp_server_t;
+
+struct drp_conn;
+struct drp_upconn;
+struct drp_worker;
+
+/*
+ * What runs on a worker's loop, given by the daemon (conn.c's
+ * drp_conn_worker_hooks): the worker itself knows nothing of
+ * connections, fills or plugins, it only calls these.
+ */
+typedef struct drp_worker_hooks {
+	/* A client connection was accepted (fd is the caller's to own). */
+	void (*accept)(struct drp_worker *w, int fd,
+		       const struct sockaddr *peer, socklen_t peerlen);
+	/* Free what closed during the loop's turn (nothing is on the
+	 * stack then; also once after the loop ended). */
+	void (*reap)(struct drp_worker *w);
+	/* The daemon drains: finish what runs, take nothing new. */
+	void (*drain)(struct drp_worker *w);
+	/* The drain's grace is over: close whatever is still open. */
+	void (*close_all)(struct drp_worker *w, const char *reason);
+	/* A fill made progress (fill_wake, from any thread). */
+	void (*fill_wake)(struct drp_worker *w);
+	/* The loop is about to end: pending work ends with its callback
+	 * while the loop still exists. */
+	void (*stop)(struct drp_worker *w);
+} drp_worker_hooks_t;
+
+typedef struct drp_listener {
+	ev_io io;
+	int fd;
+	struct drp_worker *w;
+} drp_listener_t;
+
+typedef struct drp_worker {
+	drp_server_t *srv;
+	const drp_worker_hooks_t *hooks;
+	unsigned id;
+	struct ev_loop *loop;
+	pthread_t thread;
+	ev_async wake; /* drain / stop requests from the main thread */
+	drp_dns_t *dns;
+	drp_listener_t *listeners;
+	unsigned n_listeners;
+	struct drp_conn *conns; /* open client connections (doubly linked) */
+	/* Closed ones, freed at the end of the loop turn by reap
+	 * (drp_conn_reap); linked through their next. */
+	struct drp_conn *closed;
+	ev_prepare reap;
+	unsigned n_conns;
+	struct drp_upconn *idle; /* pooled upstream connections */
+	unsigned n_idle;
+	unsigned next_id;
+	int spare_fd;	    /* released on EMFILE to shed one connection */
+	ev_async fill_wake; /* a fill made progress: kick its waiters */
+	struct drp_exch *fill_waiters; /* requests waiting for fill bytes */
+	bool draining;
+} drp_worker_t;
+
+#endif
