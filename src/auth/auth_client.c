@@ -466,8 +466,6 @@ int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
 			  drp_auth_ident_t *ident, double ttl,
 			  char out[DRP_AUTH_HANDLE_MAX])
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				  "abcdefghijklmnopqrstuvwxyz0123456789-_";
 	unsigned char rnd[HANDLE_RAND];
 	size_t got = 0;
 	while (got < sizeof(rnd)) {
@@ -481,20 +479,12 @@ int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
 	handle_t *e = DRP_NEW(handle_t);
 	size_t o = strlen(DRP_AUTH_HANDLE_PREFIX);
 	memcpy(e->id, DRP_AUTH_HANDLE_PREFIX, o);
-	/* 6 bits per character from a bit stream over the random bytes. */
-	unsigned acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		acc = acc << 8 | rnd[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			e->id[o++] = tab[(acc >> bits) & 63];
-		}
+	if (drp_base64url_encode(rnd, sizeof(rnd), e->id + o,
+				 sizeof(e->id) - o) < 0) {
+		explicit_bzero(rnd, sizeof(rnd));
+		free(e);
+		return -EIO;
 	}
-	if (bits > 0)
-		e->id[o++] = tab[(acc << (6 - bits)) & 63];
-	e->id[o] = '\0';
 	explicit_bzero(rnd, sizeof(rnd));
 	e->registry = drp_strdup(registry);
 	e->ident = drp_auth_ident_ref(ident);

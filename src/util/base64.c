@@ -15,6 +15,24 @@ ssize_t drp_base64_encode(const void *in, size_t n, char *out, size_t outlen)
 	return (ssize_t)need;
 }
 
+ssize_t drp_base64url_encode(const void *in, size_t n, char *out, size_t outlen)
+{
+	size_t need = n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+	if (n > (SIZE_MAX - 3) / 4 * 3 || outlen < need + 1)
+		return -ENOBUFS;
+	struct base64_encode_ctx ctx;
+	base64url_encode_init(&ctx);
+	size_t o = base64_encode_update(&ctx, out, n, in);
+	/* The final group's characters, then its padding, which a URL
+	 * form leaves out. */
+	char tail[BASE64_ENCODE_FINAL_LENGTH];
+	size_t t = base64_encode_final(&ctx, tail);
+	for (size_t i = 0; i < t && tail[i] != '='; i++)
+		out[o++] = tail[i];
+	out[o] = '\0';
+	return (ssize_t)o;
+}
+
 ssize_t drp_base64_decode(const char *in, size_t len, void *out, size_t outlen)
 {
 	/* Padding is handled here and never reaches nettle: nettle requires

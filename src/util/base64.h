@@ -4,8 +4,10 @@
  *
  * The one encoder and decoder of the core: HTTP Basic credentials (the
  * host service that plugins call, Proxy-Authorization, a client's own
- * Authorization) and htpasswd's {SHA} hashes. Plugins do not link this:
- * they get "Basic ..." values from the host table (basic_auth).
+ * Authorization), htpasswd's {SHA} hashes, and (base64url) the token
+ * realm's handles. (crypt's hashes use a different alphabet and bit
+ * order: auth/users.c keeps that one, as part of those formats.) Plugins do not
+ * link this: they get "Basic ..." values from the host table (basic_auth).
  *
  * Encoding always pads. Decoding accepts what RFC 4648 base64 encoders
  * produce, padded or not:
@@ -37,6 +39,15 @@
  * DRP_BASE64_ENCODED_LEN(n) + 1 (out is then untouched).
  */
 ssize_t drp_base64_encode(const void *in, size_t n, char *out, size_t outlen)
+	__attribute__((nonnull(3), warn_unused_result));
+
+/*
+ * Encode n bytes of in in base64url (RFC 4648 section 5: - and _ for +
+ * and /), without padding, into out (outlen bytes), NUL-ended: the
+ * proxy's token-realm handles. Returns the length without the NUL, or
+ * -ENOBUFS if out is too small (then untouched).
+ */
+ssize_t drp_base64url_encode(const void *in, size_t n, char *out, size_t outlen)
 	__attribute__((nonnull(3), warn_unused_result));
 
 /*

@@ -225,6 +225,37 @@ static const char *const b64_bad[] = {
 	"Zm9v=",
 };
 
+/* RFC 4648 section 10 vectors in the URL alphabet, unpadded, and the
+ * characters that differ (62 and 63: - and _). */
+START_TEST(base64url_encode_vectors)
+{
+	static const char *const v[][2] = {
+		{"", ""},
+		{"f", "Zg"},
+		{"fo", "Zm8"},
+		{"foo", "Zm9v"},
+		{"foob", "Zm9vYg"},
+		{"fooba", "Zm9vYmE"},
+		{"foobar", "Zm9vYmFy"},
+	};
+	char enc[64];
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		ck_assert_int_eq(drp_base64url_encode(v[i][0], strlen(v[i][0]),
+						      enc, sizeof(enc)),
+				 (ssize_t)strlen(v[i][1]));
+		ck_assert_str_eq(enc, v[i][1]);
+	}
+	const unsigned char hi[] = {0xfb, 0xff, 0xbf};
+	ck_assert_int_eq(drp_base64url_encode(hi, 3, enc, sizeof(enc)), 4);
+	ck_assert_str_eq(enc, "-_-_");
+	/* 32 random bytes: the 43 characters of a handle. */
+	unsigned char r[32];
+	memset(r, 0xa5, sizeof(r));
+	ck_assert_int_eq(drp_base64url_encode(r, 32, enc, 44), 43);
+	ck_assert_int_eq(drp_base64url_encode(r, 32, enc, 43), -ENOBUFS);
+}
+END_TEST
+
 START_TEST(base64_rejects)
 {
 	const char *s = b64_bad[_i];
@@ -432,6 +463,7 @@ Suite *util_suite(void)
 	tcase_add_loop_test(tc, base64_rfc4648_vectors, 0,
 			    sizeof(b64_vectors) / sizeof(b64_vectors[0]));
 	tcase_add_test(tc, base64_binary_roundtrip);
+	tcase_add_test(tc, base64url_encode_vectors);
 	tcase_add_loop_test(tc, base64_rejects, 0,
 			    sizeof(b64_bad) / sizeof(b64_bad[0]));
 	tcase_add_test(tc, base64_noncanonical);
