@@ -20,6 +20,7 @@
 #include "proxy/exchange.h"
 #include "net/dns.h"
 #include "conf/conf.h"
+#include "proxy/pass.h"
 #include "upstream/fetch.h"
 #include "admin/local.h"
 #include "auth/users.h"
@@ -98,14 +99,11 @@ struct drp_conn {
 	ev_tstamp t_start;
 	/* the request being served */
 	unsigned requests;
-	drp_fetch_t *fetch;
 	bool req_active;
 	char method[16];
 	char *path; /* without query, for the log */
 	ev_tstamp start;
 	uint64_t bytes_in;
-	bool resp_head_sent;
-	bool resp_chunked; /* we frame the response with chunked */
 	bool req_body_done;
 	drp_http_body_t reqbody;
 	bool is_ping; /* GET/HEAD /v2/ */
@@ -228,10 +226,6 @@ static void handler_release(drp_conn_t *c)
 static void release_all(drp_conn_t *c)
 {
 	drp_worker_t *w = c->w;
-	if (c->fetch) {
-		drp_fetch_cancel(c->fetch);
-		c->fetch = NULL;
-	}
 	if (c->pauth_wait) {
 		drp_users_wait_cancel(w->srv->users_pool, c->pauth_wait);
 		c->pauth_wait = NULL;
@@ -451,8 +445,6 @@ static int client_flush(drp_conn_t *c, bool *progress)
 				zc_drop(c);
 		} else {
 			drp_buf_consume(&c->out, (size_t)n);
-			if (c->fetch && drp_buf_pending(&c->out) < OUT_HIGH / 2)
-				drp_fetch_resume(c->fetch);
 		}
 		if (c->tls_active && drp_tls_out_pending(c->tls))
 			return 0; /* the socket is full */
@@ -509,8 +501,7 @@ static void request_done(drp_conn_t *c, const char *result)
 	DRP_FREE(c->repo);
 	c->x.repo = NULL;
 	c->requests++;
-	c->fetch = NULL;
-	c->resp_head_sent = false;
+	c->x.head_sent = false;
 	c->x.head = false;
 	if (c->x.close_after || c->draining ||
 	    (c->client_eof && drp_buf_pending(&c->in) == 0)) {
@@ -535,159 +526,6 @@ static void conn_abort(drp_conn_t *c, const char *reason)
 		c->tls_active = false; /* no close_notify either */
 	drp_conn_close(c, reason);
 }
-
-/* ---- fetch sink: upstream response -> client ---- */
-
-/* A registry's 401 names the token realm the client goes to next:
- * intercept that host too (drp_runtime_learn_realm). */
-static void learn_realms(drp_conn_t *c, const drp_http_msg_t *resp)
-{
-	for (const drp_http_header_t *h =
-		     drp_http_find(resp, "WWW-Authenticate");
-	     h != NULL; h = drp_http_find_next(resp, "WWW-Authenticate", h)) {
-		drp_challenges_t ch;
-		if (drp_challenge_parse(h->value, h->value_len, &ch) < 0)
-			continue;
-		const drp_challenge_t *b = drp_challenge_find(&ch, "Bearer");
-		const char *realm = b ? drp_challenge_param(b, "realm") : NULL;
-		if (realm != NULL)
-			drp_runtime_learn_realm(c->rt, c->host, realm);
-		drp_challenges_free(&ch);
-	}
-}
-
-static void sink_head(void *arg, const drp_http_msg_t *resp,
-		      enum drp_http_body_mode mode, uint64_t length)
-{
-	drp_conn_t *c = arg;
-	c->x.status = resp->status;
-	c->x.up_status = resp->status;
-	if (resp->status == 401 && c->intercepted)
-		learn_realms(c, resp);
-	/* A sanitized reason phrase: never echo control bytes. */
-	drp_buf_printf(&c->out, "HTTP/1.1 %d ", resp->status);
-	for (size_t i = 0; i < resp->reason_len; i++) {
-		char ch = resp->reason[i];
-		drp_buf_append(&c->out, (ch >= 0x20 && ch != 0x7f) ? &ch : " ",
-			       1);
-	}
-	drp_buf_append(&c->out, "\r\n", 2);
-	for (size_t i = 0; i < resp->num_headers; i++) {
-		const drp_http_header_t *h = &resp->headers[i];
-		if (drp_http_is_hop_by_hop(resp, h))
-			continue;
-		bool is_cl = h->name_len == 14 &&
-			     strncasecmp(h->name, "Content-Length", 14) == 0;
-		/* A body-less answer keeps the upstream's Content-Length: a
-		 * HEAD of a blob must tell its size. */
-		if (is_cl && mode != DRP_HTTP_BODY_NONE)
-			continue;
-		drp_buf_append(&c->out, h->name, h->name_len);
-		drp_buf_append(&c->out, ": ", 2);
-		drp_buf_append(&c->out, h->value, h->value_len);
-		drp_buf_append(&c->out, "\r\n", 2);
-	}
-	c->resp_chunked = false;
-	if (mode == DRP_HTTP_BODY_LENGTH) {
-		drp_buf_printf(&c->out, "Content-Length: %llu\r\n",
-			       (unsigned long long)length);
-	} else if (mode == DRP_HTTP_BODY_CHUNKED || mode == DRP_HTTP_BODY_EOF) {
-		drp_buf_printf(&c->out, "Transfer-Encoding: chunked\r\n");
-		c->resp_chunked = true;
-	}
-	drp_buf_printf(&c->out, "X-Cache: PASS\r\n");
-	if (c->x.close_after || c->draining)
-		drp_buf_printf(&c->out, "Connection: close\r\n");
-	drp_buf_append(&c->out, "\r\n", 2);
-	c->resp_head_sent = true;
-	kick(c);
-}
-
-static size_t sink_room(void *arg)
-{
-	drp_conn_t *c = arg;
-	size_t p = drp_buf_pending(&c->out);
-	return p >= OUT_HIGH ? 0 : OUT_HIGH - p;
-}
-
-static void sink_body(void *arg, const char *data, size_t len)
-{
-	drp_conn_t *c = arg;
-	if (c->resp_chunked)
-		drp_buf_printf(&c->out, "%zx\r\n", len);
-	drp_buf_append(&c->out, data, len);
-	if (c->resp_chunked)
-		drp_buf_append(&c->out, "\r\n", 2);
-	c->x.bytes_out += len;
-	atomic_fetch_add(&c->w->srv->stats.bytes_client, len);
-	kick(c);
-}
-
-static void sink_req_room(void *arg)
-{
-	kick((drp_conn_t *)arg);
-}
-
-static void sink_done(void *arg, int err, int http_status, const char *reason)
-{
-	drp_conn_t *c = arg;
-	c->fetch = NULL;
-	if (err == 0) {
-		if (c->resp_chunked)
-			drp_buf_append(&c->out, "0\r\n\r\n", 5);
-		if (!c->req_body_done)
-			c->x.close_after = true; /* unread request body */
-		request_done(c, "PASS");
-		kick(c);
-		return;
-	}
-	atomic_fetch_add(&c->w->srv->stats.upstream_errors, 1);
-	if (c->resp_head_sent) {
-		/* Mid-body failure: the client must see a broken transfer,
-		 * never a clean end. */
-		drp_log_warning(DRP_LOG_PROXY,
-				"[c%06u] %s %s: aborted after %llu bytes: %s",
-				c->id, c->method, c->path ? c->path : "",
-				(unsigned long long)c->x.bytes_out, reason);
-		drp_conn_close(c, "upstream failed mid-response");
-		return;
-	}
-	if (c->is_ping && c->w->srv->capi) {
-		/* The upstream is down: answer the API probe ourselves so
-		 * that clients go on to the manifests and blobs the cache
-		 * still holds. */
-		drp_log_warning(DRP_LOG_PROXY,
-				"[c%06u] %s/v2/: upstream unavailable (%s); "
-				"answering the probe from the proxy",
-				c->id, c->host, reason);
-		c->x.status = 200;
-		drp_buf_printf(
-			&c->out,
-			"HTTP/1.1 200 OK\r\nContent-Type: "
-			"application/json\r\nContent-Length: 2\r\n"
-			"Docker-Distribution-Api-Version: registry/2.0\r\n"
-			"X-Cache: STALE\r\n\r\n");
-		if (!c->x.head)
-			drp_buf_append(&c->out, "{}", 2);
-		request_done(c, "STALE");
-		kick(c);
-		return;
-	}
-	drp_log_warning(DRP_LOG_PROXY, "[c%06u] %s %s%s: %d: %s", c->id,
-			c->method, c->host, c->path ? c->path : "", http_status,
-			reason);
-	respond_error(c, http_status, !c->req_body_done, "%s", reason);
-	request_done(c, "PASS");
-	kick(c);
-}
-
-static const drp_fetch_sink_t conn_sink = {
-	.head = sink_head,
-	.room = sink_room,
-	.body = sink_body,
-	.req_room = sink_req_room,
-	.done = sink_done,
-};
 
 /* ---- request dispatch ---- */
 
@@ -740,21 +578,16 @@ static void start_fetch(drp_conn_t *c, const drp_http_msg_t *req, bool tls,
 		.follow_redirects = follow,
 		.conn_id = c->id,
 	};
-	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
-	if (tls)
-		drp_auth_attach(c->rt, c->w, &c->x, c->fetch, host, port,
-				c->repo);
-	free(tgt);
-	drp_buf_free(&hdr);
 	drp_http_body_init(&c->reqbody, mode, len);
 	c->req_body_done = mode == DRP_HTTP_BODY_NONE ||
 			   (mode == DRP_HTTP_BODY_LENGTH && len == 0);
 	if (!c->req_body_done &&
 	    drp_http_has_token(req, "Expect", "100-continue"))
 		drp_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	c->state = DRP_CONN_EXCHANGE;
 	set_timeout(c, conf_of(c)->body_timeout);
-	drp_fetch_start(c->fetch);
+	drp_pass_start(&c->x, &fr, tls, c->is_ping);
+	free(tgt);
+	drp_buf_free(&hdr);
 }
 
 static void pass(drp_conn_t *c, const char *method, const char *target,
@@ -774,13 +607,9 @@ static void pass(drp_conn_t *c, const char *method, const char *target,
 		.follow_redirects = follow,
 		.conn_id = c->id,
 	};
-	c->fetch = drp_fetch_new(c->w, c->rt, &fr, &conn_sink, c);
-	drp_auth_attach(c->rt, c->w, &c->x, c->fetch, c->host, c->port,
-			c->repo);
 	c->req_body_done = true;
-	c->state = DRP_CONN_EXCHANGE;
 	set_timeout(c, conf_of(c)->body_timeout);
-	drp_fetch_start(c->fetch);
+	drp_pass_start(&c->x, &fr, true, c->is_ping);
 }
 
 /* ---- the exchange: what handlers see of the connection ---- */
@@ -805,8 +634,9 @@ static void x_async(drp_exch_t *x)
 	drp_conn_t *c = CONN_OF(x);
 	if (c->state == DRP_CONN_CLOSED)
 		return;
-	/* Handlers answer body-less requests. */
-	c->req_body_done = true;
+	/* A handler without body operations reads no request body. */
+	if (c->x.h == NULL || c->x.h->body == NULL)
+		c->req_body_done = true;
 	c->state = DRP_CONN_EXCHANGE;
 }
 
@@ -818,6 +648,8 @@ static void x_kick(drp_exch_t *x)
 static void x_done(drp_exch_t *x, const char *result)
 {
 	drp_conn_t *c = CONN_OF(x);
+	if (!c->req_body_done)
+		c->x.close_after = true; /* unread request body */
 	request_done(c, result);
 	kick(c);
 }
@@ -825,12 +657,19 @@ static void x_done(drp_exch_t *x, const char *result)
 static void x_error(drp_exch_t *x, int status, bool close_after,
 		    const char *msg)
 {
-	respond_error(CONN_OF(x), status, close_after, "%s", msg);
+	drp_conn_t *c = CONN_OF(x);
+	/* An unread request body cannot be followed by another request. */
+	respond_error(c, status, close_after || !c->req_body_done, "%s", msg);
 }
 
 static void x_abort(drp_exch_t *x, const char *reason)
 {
 	conn_abort(CONN_OF(x), reason);
+}
+
+static void x_close(drp_exch_t *x, const char *reason)
+{
+	drp_conn_close(CONN_OF(x), reason);
 }
 
 static void x_pass(drp_exch_t *x, const char *method, const char *target,
@@ -852,6 +691,7 @@ static const drp_exch_ops_t exch_ops = {
 	.done = x_done,
 	.error = x_error,
 	.abort = x_abort,
+	.close = x_close,
 	.pass = x_pass,
 	.closed = x_closed,
 };
@@ -1288,7 +1128,7 @@ static bool try_request(drp_conn_t *c)
 	/* CONNECT consumed its own head (the rest may be TLS bytes). */
 	if (before == c->state || c->state == DRP_CONN_EXCHANGE)
 		drp_buf_consume(&c->in, (size_t)r);
-	if (c->state == before && c->req_active && c->fetch == NULL)
+	if (c->state == before && c->req_active && c->x.h == NULL)
 		request_done(c, "PASS");
 	return true;
 }
@@ -1297,8 +1137,10 @@ static bool try_request(drp_conn_t *c)
 static bool pump_request_body(drp_conn_t *c)
 {
 	bool progress = false;
-	while (!c->req_body_done && c->fetch && drp_buf_pending(&c->in) > 0) {
-		size_t room = drp_fetch_body_room(c->fetch);
+	const drp_handler_t *h = c->x.h;
+	while (!c->req_body_done && h && h->body &&
+	       drp_buf_pending(&c->in) > 0) {
+		size_t room = h->body_room(&c->x);
 		if (room == 0)
 			break;
 		size_t avail = drp_buf_pending(&c->in);
@@ -1316,10 +1158,10 @@ static bool pump_request_body(drp_conn_t *c)
 				       "request body: %s",
 				       c->id, c->peer_str, c->method, c->host,
 				       c->path ? c->path : "",
-				       c->resp_head_sent ? "reset" : "400");
-			drp_fetch_cancel(c->fetch);
-			c->fetch = NULL;
-			if (c->resp_head_sent) {
+				       c->x.head_sent ? "reset" : "400");
+			bool cut = c->x.head_sent;
+			handler_release(c);
+			if (cut) {
 				conn_abort(c, "malformed chunked request "
 					      "body");
 				return false;
@@ -1333,8 +1175,7 @@ static bool pump_request_body(drp_conn_t *c)
 			return true;
 		}
 		if (dlen) {
-			drp_require(drp_fetch_send_body(c->fetch, data, dlen) ==
-				    dlen);
+			h->body(&c->x, data, dlen);
 			c->bytes_in += dlen;
 		}
 		drp_buf_consume(&c->in, (size_t)n);
@@ -1343,7 +1184,7 @@ static bool pump_request_body(drp_conn_t *c)
 			progress = true;
 		if (c->reqbody.done) {
 			c->req_body_done = true;
-			drp_fetch_end_body(c->fetch);
+			h->body_end(&c->x);
 		}
 		if (n == 0 && dlen == 0)
 			break;

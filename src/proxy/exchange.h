@@ -47,6 +47,12 @@ typedef struct drp_handler {
 	/* The request ended or the connection closed: free the state
 	 * (x->hs). Called once; the handler must not touch x afterwards. */
 	void (*release)(drp_exch_t *x);
+	/* A handler that takes a request body (NULL: the connection reads
+	 * none): how many bytes it takes now, the decoded bytes (at most
+	 * that many), and their end. */
+	size_t (*body_room)(drp_exch_t *x);
+	void (*body)(drp_exch_t *x, const char *data, size_t len);
+	void (*body_end)(drp_exch_t *x);
 } drp_handler_t;
 
 /* The connection's side, implemented by proxy/conn.c. */
@@ -58,7 +64,8 @@ typedef struct drp_exch_ops {
 	 * pending); release(arg) once written or the connection closes. */
 	void (*send_ref)(drp_exch_t *x, const char *p, size_t len,
 			 void (*release)(void *arg), void *arg);
-	/* The handler answers later (see above). */
+	/* The handler answers later (see above). A handler without body
+	 * operations reads no request body. */
 	void (*async)(drp_exch_t *x);
 	/* Call pump() again soon (deferred to the loop). */
 	void (*kick)(drp_exch_t *x);
@@ -70,6 +77,9 @@ typedef struct drp_exch_ops {
 		      const char *msg);
 	/* Reset the connection: the client must see a broken transfer. */
 	void (*abort)(drp_exch_t *x, const char *reason);
+	/* Close the connection (a response cut short: its framing tells
+	 * the client). */
+	void (*close)(drp_exch_t *x, const char *reason);
 	/* Pass a body-less request through to the intercepted upstream,
 	 * streaming the answer; headers are forward-ready lines. */
 	void (*pass)(drp_exch_t *x, const char *method, const char *target,
@@ -109,6 +119,9 @@ struct drp_exch {
 	uint64_t bytes_out; /* body bytes sent */
 	const char *result; /* cache result: HIT, MISS, PASS ... */
 	bool close_after;   /* close once answered */
+	/* A response head is queued: an error can only cut the connection
+	 * now. */
+	bool head_sent;
 
 	/* The handler answering later, and its state. */
 	const drp_handler_t *h;
@@ -143,6 +156,10 @@ static inline void drp_exch_done(drp_exch_t *x, const char *result)
 static inline void drp_exch_abort(drp_exch_t *x, const char *reason)
 {
 	x->ops->abort(x, reason);
+}
+static inline void drp_exch_close(drp_exch_t *x, const char *reason)
+{
+	x->ops->close(x, reason);
 }
 static inline void drp_exch_pass(drp_exch_t *x, const char *method,
 				 const char *target, const char *headers,

@@ -1184,6 +1184,10 @@ static void fx_abort(drp_exch_t *x, const char *reason)
 {
 	ck_abort_msg("abort: %s", reason);
 }
+static void fx_close(drp_exch_t *x, const char *reason)
+{
+	ck_abort_msg("close: %s", reason);
+}
 static void fx_pass(drp_exch_t *x, const char *method, const char *target,
 		    const char *headers, size_t headers_len, bool follow)
 {
@@ -1201,6 +1205,7 @@ static const drp_exch_ops_t fake_ops = {
 	.done = fx_done,
 	.error = fx_error,
 	.abort = fx_abort,
+	.close = fx_close,
 	.pass = fx_pass,
 	.closed = fx_closed,
 };

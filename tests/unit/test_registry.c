@@ -99,6 +99,11 @@ static void f_abort(drp_exch_t *x, const char *reason)
 	FAKE(x)->aborted = true;
 	f_release(x);
 }
+static void f_close(drp_exch_t *x, const char *reason)
+{
+	FAKE(x)->aborted = true;
+	f_release(x);
+}
 static void f_pass(drp_exch_t *x, const char *method, const char *target,
 		   const char *headers, size_t headers_len, bool follow)
 {
@@ -117,6 +122,7 @@ static const drp_exch_ops_t fake_ops = {
 	.done = f_done,
 	.error = f_error,
 	.abort = f_abort,
+	.close = f_close,
 	.pass = f_pass,
 	.closed = f_closed,
 };
