@@ -160,9 +160,9 @@ static void client_reads(fake_t *f)
 	drp_buf_consume(&f->out, n);
 }
 
-/* Dispatch a request for the blob (extra: header lines) and run it to
- * its end as a fast client; returns whether the handler took it. */
-static bool run(fake_t *f, const char *repo, const char *extra)
+/* Dispatch a request for the blob (extra: header lines); returns whether
+ * the handler took it. */
+static bool dispatch(fake_t *f, const char *repo, const char *extra)
 {
 	char raw[1024];
 	snprintf(raw, sizeof(raw),
@@ -175,8 +175,14 @@ static bool run(fake_t *f, const char *repo, const char *extra)
 	ck_assert_int_eq(drp_route_classify(req.target, req.target_len, &route),
 			 0);
 	f->x.repo = REPO;
-	if (!drp_cached_dispatch(&f->x, &req, &route, req.target,
-				 req.target_len, "", 0))
+	return drp_cached_dispatch(&f->x, &req, &route, req.target,
+				   req.target_len, "", 0);
+}
+
+/* Dispatch and run it to its end as a fast client. */
+static bool run(fake_t *f, const char *repo, const char *extra)
+{
+	if (!dispatch(f, repo, extra))
 		return false;
 	for (int i = 0; i < 10000 && !f->done && !f->aborted; i++) {
 		client_reads(f);
@@ -342,19 +348,7 @@ END_TEST
 START_TEST(back_pressure)
 {
 	fake_t *f = fake_new(false);
-	char raw[512];
-	snprintf(raw, sizeof(raw),
-		 "GET /v2/" REPO "/blobs/%s HTTP/1.1\r\nHost: " HOST "\r\n\r\n",
-		 digest);
-	drp_http_msg_t req;
-	ck_assert_int_gt(drp_http_parse_request(raw, strlen(raw), 8192, &req),
-			 0);
-	drp_route_t route;
-	ck_assert_int_eq(drp_route_classify(req.target, req.target_len, &route),
-			 0);
-	f->x.repo = REPO;
-	ck_assert(drp_cached_dispatch(&f->x, &req, &route, req.target,
-				      req.target_len, "", 0));
+	ck_assert(dispatch(f, REPO, ""));
 	ck_assert(f->async);
 	ck_assert_ptr_nonnull(f->x.h);
 	/* Nobody reads: pumping stops short of the blob. */
@@ -383,19 +377,7 @@ END_TEST
 START_TEST(client_gone_mid_body)
 {
 	fake_t *f = fake_new(false);
-	char raw[512];
-	snprintf(raw, sizeof(raw),
-		 "GET /v2/" REPO "/blobs/%s HTTP/1.1\r\nHost: " HOST "\r\n\r\n",
-		 digest);
-	drp_http_msg_t req;
-	ck_assert_int_gt(drp_http_parse_request(raw, strlen(raw), 8192, &req),
-			 0);
-	drp_route_t route;
-	ck_assert_int_eq(drp_route_classify(req.target, req.target_len, &route),
-			 0);
-	f->x.repo = REPO;
-	ck_assert(drp_cached_dispatch(&f->x, &req, &route, req.target,
-				      req.target_len, "", 0));
+	ck_assert(dispatch(f, REPO, ""));
 	f->x.h->pump(&f->x);
 	ck_assert(!f->done);
 	fake_free(f); /* releases the handler's state */
