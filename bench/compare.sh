@@ -73,14 +73,15 @@ line()
 	a=$(printf '%s\n' "$2" | median)
 	b=$(printf '%s\n' "$3" | median)
 	awk -v l="$1" -v a="$a" -v b="$b" 'BEGIN {
-		printf "%-44s %10.3f %10.3f %8.1f%%\n", l, a, b, a > 0 ? 100 * (b - a) / a : 0 }'
+		printf "%-44s %10.3f %10.3f %8.1f%%\n", l, a, b, (a > 0 ? 100 * (b - a) / a : 0) }'
 }
 
 echo
 echo "== $RUNS paired runs each; A = $A, B = $B (logs in $OUT)"
 printf '%-44s %10s %10s %9s\n' "median of the runs" A B "B vs A"
 if [ "$ONLY" != cold ]; then
-	clients=$(awk '$1 == "docker-registry-proxy" { print $2 }' "$(ls "$OUT"/serve.A.*.log | head -n 1)" | tail -n 1)
+	logs=("$OUT"/serve.A.*.log)
+	clients=$(awk '$1 == "docker-registry-proxy" { n = $2 } END { print n }' "${logs[0]}")
 	for n in 1 "$clients"; do
 		prog=${serve_proxy//N/$n}
 		line "serve: proxy srv s/GB, $n client(s)" "$(values A serve "$prog")" "$(values B serve "$prog")"
