@@ -8,8 +8,8 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 # Installing must not start the packages' system services (a registry on
-# :5000, nginx on :80, containerd, dockerd): the tests start private
-# instances. policy-rc.d tells invoke-rc.d so; ours only if none exists.
+# :5000, nginx on :80, containerd, dockerd, redis, ceph): the tests start
+# private instances. policy-rc.d tells invoke-rc.d so; ours only if none exists.
 policy_created=
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
@@ -25,7 +25,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
 	check gnutls-bin openssl curl jq python3 python3-cryptography \
 	apache2-utils util-linux procps netcat-openbsd \
 	docker-registry skopeo podman containerd runc crun nginx docker.io \
-	golang-github-containers-common mmdebstrap systemd python3-yaml
+	golang-github-containers-common mmdebstrap systemd python3-yaml \
+	ceph-mon ceph-mgr ceph-osd radosgw ceph-common redis-server libhiredis-dev
 if [ -n "$policy_created" ]; then
 	$SUDO rm -f /usr/sbin/policy-rc.d
 fi

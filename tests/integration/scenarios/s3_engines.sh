@@ -1,0 +1,140 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The engines of the shared cache, without the proxy (ceph_lib.sh): a
+# one-node Ceph cluster whose radosgw does what the S3 backend will rely
+# on (PUT/GET byte for byte, ranged GET, path and virtual-hosted
+# addressing over TLS, signatures checked, a conditional PUT that refuses
+# to overwrite, multipart uploads invisible until completed), and a Redis
+# that does the lease protocol of docs/ARCHITECTURE.md (SET NX PX,
+# compare-and-extend, expiry by its own TTL). If this fails, the S3 and
+# fleet scenarios' failures say nothing about the proxy.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$DRP_IT_DIR/ceph_lib.sh"
+drp_scenario_init
+drp_require_tools curl python3 sha256sum
+
+ceph_start
+redis_start
+# Start-up is part of every S3 scenario's time: keep it short (the
+# paxos interval in ceph_conf is what makes it ~2 s instead of ~11).
+expect_le "ceph start-up seconds" 30 "${CEPH_START_SECONDS%.*}"
+
+B=drp-engines
+s3_mkbucket $B
+
+# keystream NAME BYTES: deterministic incompressible content in $SCEN/NAME.
+keystream()
+{
+	python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random(sys.argv[1]).randbytes(int(sys.argv[2])))' \
+		"$1" "$2" >"$SCEN/$1"
+}
+sha() { echo "sha256:$(sha256sum <"$1" | cut -c1-64)"; }
+# code ARGS...: s3curl's HTTP status only (body to $SCEN/body).
+code() { s3curl -o "$SCEN/body" -w '%{http_code}' "$@"; }
+
+# ---- 1. PUT and GET, byte for byte; HEAD; ranged GET; 404.
+keystream obj 1048577
+K=blobs/sha256/$(sha256sum <"$SCEN/obj" | cut -c1-64)
+expect_eq "PUT $K" 200 "$(code -T "$SCEN/obj" "$S3_HTTP/$B/$K")"
+expect_eq "GET $K" 200 "$(s3curl -o "$SCEN/got" -w '%{http_code}' "$S3_HTTP/$B/$K")"
+expect_file_digest "GET $K body" "$SCEN/got" "$(sha "$SCEN/obj")"
+expect_eq "HEAD Content-Length" 1048577 \
+	"$(s3curl -I "$S3_HTTP/$B/$K" | hdr Content-Length)"
+expect_eq "ranged GET status" 206 \
+	"$(s3curl -o "$SCEN/range" -w '%{http_code}' -H 'Range: bytes=1000-1999' "$S3_HTTP/$B/$K")"
+dd if="$SCEN/obj" of="$SCEN/range.want" bs=1000 skip=1 count=1 status=none
+expect_file_digest "ranged GET body" "$SCEN/range" "$(sha "$SCEN/range.want")"
+expect_eq "GET of a missing key" 404 "$(code "$S3_HTTP/$B/blobs/sha256/missing")"
+expect_match "404 body" '<Code>NoSuchKey</Code>' "$(cat "$SCEN/body")"
+
+# ---- 2. Signatures are checked: a wrong secret is refused.
+expect_eq "GET with a wrong secret" 403 \
+	"$(S3_SECRET_KEY=wrong-$S3_SECRET_KEY code "$S3_HTTP/$B/$K")"
+expect_match "403 body" '<Code>SignatureDoesNotMatch</Code>' "$(cat "$SCEN/body")"
+
+# ---- 3. TLS, path-style and virtual-hosted (BUCKET.s3.test), trusting
+# only the test CA.
+tls=(--cacert "$TEST_CA" --capath "$WORK/empty-certs"
+	--resolve "s3.test:443:$CEPH_IP" --resolve "$B.s3.test:443:$CEPH_IP")
+expect_eq "GET over TLS, path-style" 200 \
+	"$(s3curl "${tls[@]}" -o "$SCEN/got-tls" -w '%{http_code}' "$S3_HTTPS/$B/$K")"
+expect_file_digest "TLS path-style body" "$SCEN/got-tls" "$(sha "$SCEN/obj")"
+expect_eq "GET over TLS, virtual-hosted" 200 \
+	"$(s3curl "${tls[@]}" -o "$SCEN/got-vh" -w '%{http_code}' "https://$B.s3.test/$K")"
+expect_file_digest "TLS virtual-hosted body" "$SCEN/got-vh" "$(sha "$SCEN/obj")"
+
+# ---- 4. Conditional PUT (If-None-Match: *): the first writer wins, a
+# second gets 412 and the object keeps the first writer's bytes.
+keystream other 4096
+expect_eq "conditional PUT over an existing key" 412 \
+	"$(code -T "$SCEN/other" -H 'If-None-Match: *' "$S3_HTTP/$B/$K")"
+s3curl -o "$SCEN/got2" "$S3_HTTP/$B/$K"
+expect_file_digest "object after the refused PUT" "$SCEN/got2" "$(sha "$SCEN/obj")"
+expect_eq "conditional PUT of a new key" 200 \
+	"$(code -T "$SCEN/other" -H 'If-None-Match: *' "$S3_HTTP/$B/tags/new")"
+expect_eq "the same conditional PUT again" 412 \
+	"$(code -T "$SCEN/obj" -H 'If-None-Match: *' "$S3_HTTP/$B/tags/new")"
+
+# ---- 5. Multipart upload: parts of >= 5 MiB but the last; the object
+# does not exist until the upload is completed; an aborted upload
+# leaves nothing.
+keystream part1 $((5 * 1024 * 1024))
+keystream part2 12345
+cat "$SCEN/part1" "$SCEN/part2" >"$SCEN/whole"
+M=blobs/sha256/$(sha256sum <"$SCEN/whole" | cut -c1-64)
+expect_eq "initiate multipart" 200 "$(code -X POST "$S3_HTTP/$B/$M?uploads=")"
+U=$(sed -n 's:.*<UploadId>\([^<]*\)</UploadId>.*:\1:p' "$SCEN/body")
+expect_match "UploadId" '^[^&?=/ ]+$' "$U"
+etags=()
+for n in 1 2; do
+	expect_eq "upload part $n" 200 "$(s3curl -D "$SCEN/part$n.h" -o /dev/null -w '%{http_code}' \
+		-T "$SCEN/part$n" "$S3_HTTP/$B/$M?partNumber=$n&uploadId=$U")"
+	etags+=("$(hdr ETag <"$SCEN/part$n.h")")
+done
+expect_eq "GET before the upload completed" 404 "$(code "$S3_HTTP/$B/$M")"
+expect_eq "list in-progress uploads" 200 "$(code "$S3_HTTP/$B?uploads=")"
+expect_match "the upload is listed" "<UploadId>$U</UploadId>" "$(cat "$SCEN/body")"
+printf '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part><Part><PartNumber>2</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>' \
+	"${etags[0]}" "${etags[1]}" >"$SCEN/complete.xml"
+expect_eq "complete multipart" 200 \
+	"$(code -X POST --data-binary "@$SCEN/complete.xml" "$S3_HTTP/$B/$M?uploadId=$U")"
+expect_match "complete result" '<CompleteMultipartUploadResult' "$(cat "$SCEN/body")"
+expect_eq "GET after completion" 200 "$(s3curl -o "$SCEN/got-mp" -w '%{http_code}' "$S3_HTTP/$B/$M")"
+expect_file_digest "multipart object" "$SCEN/got-mp" "$(sha "$SCEN/whole")"
+
+expect_eq "initiate a second upload" 200 "$(code -X POST "$S3_HTTP/$B/aborted?uploads=")"
+U2=$(sed -n 's:.*<UploadId>\([^<]*\)</UploadId>.*:\1:p' "$SCEN/body")
+expect_eq "its part" 200 "$(code -T "$SCEN/part2" "$S3_HTTP/$B/aborted?partNumber=1&uploadId=$U2")"
+expect_eq "abort it" 204 "$(code -X DELETE "$S3_HTTP/$B/aborted?uploadId=$U2")"
+expect_eq "list uploads after the abort" 200 "$(code "$S3_HTTP/$B?uploads=")"
+expect_no_match "no upload left" '<Upload>' "$(cat "$SCEN/body")"
+expect_eq "GET of the aborted key" 404 "$(code "$S3_HTTP/$B/aborted")"
+
+# radosgw's own log has a line per request (what later scenarios count):
+# the PUT of $K that stored it and the conditional one it refused.
+wait_log "$(rgw_log)" 0 "\"PUT /$B/$K HTTP/1.1\" 412" 1 10
+expect_eq "PUTs of $K in radosgw's log" 2 "$(count_since "$(rgw_log)" 0 "\"PUT /$B/$K HTTP/1.1\"")"
+
+# ---- 6. Redis: the fill lease. SET NX PX takes it once; the holder's
+# token extends it (compare-and-extend), another token does not; it
+# expires by Redis's own TTL, after which it can be taken again.
+LEASE=drp:lease:blob:sha256:$(sha256sum <"$SCEN/obj" | cut -c1-64)
+expect_eq "take the lease" OK "$(rcli SET "$LEASE" holder-a NX PX 60000)"
+expect_eq "a second taker gets nothing" "" "$(rcli SET "$LEASE" holder-b NX PX 60000)"
+expect_eq "the holder is recorded" holder-a "$(rcli GET "$LEASE")"
+EXTEND='if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end'
+expect_eq "compare-and-extend by the holder" 1 "$(rcli EVAL "$EXTEND" 1 "$LEASE" holder-a 400)"
+expect_eq "compare-and-extend by another" 0 "$(rcli EVAL "$EXTEND" 1 "$LEASE" holder-b 60000)"
+pttl=$(rcli PTTL "$LEASE")
+expect_le "remaining lease (ms)" 400 "$pttl"
+expect_ge "remaining lease (ms)" 1 "$pttl"
+# Expiry is Redis's: wait (bounded) until another taker succeeds.
+drp_wait "the lease to expire" 10 bash -c "[ \"\$(timeout 5 redis-cli -h $REDIS_IP -p $REDIS_PORT SET $LEASE holder-b NX PX 60000)\" = OK ]"
+expect_eq "the new holder" holder-b "$(rcli GET "$LEASE")"
+RELEASE='if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end'
+expect_eq "release by a former holder" 0 "$(rcli EVAL "$RELEASE" 1 "$LEASE" holder-a)"
+expect_eq "release by the holder" 1 "$(rcli EVAL "$RELEASE" 1 "$LEASE" holder-b)"
+expect_eq "failure marker" OK "$(rcli SET "drp:failed:$LEASE" upstream-502 PX 30000)"
+
+drp_log "s3_engines: ceph up in $CEPH_START_SECONDS s"
