@@ -4,8 +4,9 @@
 # one-node Ceph cluster whose radosgw does what the S3 backend will rely
 # on (PUT/GET byte for byte, ranged GET, path and virtual-hosted
 # addressing over TLS, signatures checked, a conditional PUT that refuses
-# to overwrite, multipart uploads invisible until completed), and a Redis
-# that does the lease protocol of docs/ARCHITECTURE.md (SET NX PX,
+# to overwrite, multipart uploads invisible until completed), that
+# accepts what the proxy's own SigV4 code (src/cache/s3sig.c) signs, and a
+# Redis that does the lease protocol of docs/ARCHITECTURE.md (SET NX PX,
 # compare-and-extend, expiry by its own TTL). If this fails, the S3 and
 # fleet scenarios' failures say nothing about the proxy.
 set -euo pipefail
@@ -116,7 +117,67 @@ expect_eq "GET of the aborted key" 404 "$(code "$S3_HTTP/$B/aborted")"
 wait_log "$(rgw_log)" 0 "\"PUT /$B/$K HTTP/1.1\" 412" 1 10
 expect_eq "PUTs of $K in radosgw's log" 2 "$(count_since "$(rgw_log)" 0 "\"PUT /$B/$K HTTP/1.1\"")"
 
-# ---- 6. Redis: the fill lease. SET NX PX takes it once; the holder's
+# ---- 6. The proxy's own signer (src/cache/s3sig.c, through the
+# drp-s3sign command): radosgw accepts what it signs, path-style and
+# virtual-hosted, signed and unsigned payloads, multipart query strings,
+# and refuses a body that does not match its signed hash.
+DRP_S3SIGN=${DRP_S3SIGN:-$(dirname "$DRP_PROXY")/tests/integration/drp-s3sign}
+[ -x "$DRP_S3SIGN" ] || drp_fail "$DRP_S3SIGN not built (make)"
+export S3_ACCESS_KEY S3_SECRET_KEY S3_REGION
+# ssend ARGS... -- CURL-ARGS...: sign with drp-s3sign ARGS, send with curl
+# (headers exactly as signed), print the status; body in $SCEN/body.
+ssend()
+{
+	local sargs=()
+	while [ "$1" != -- ]; do
+		sargs+=("$1")
+		shift
+	done
+	shift
+	"$DRP_S3SIGN" "${sargs[@]}" >"$SCEN/signed" || drp_fail "drp-s3sign ${sargs[*]} failed"
+	tail -n +2 "$SCEN/signed" >"$SCEN/signed.h"
+	curl -sS --max-time 60 "${tls[@]}" -H @"$SCEN/signed.h" -o "$SCEN/body" \
+		-w '%{http_code}' "$@" "$(head -n 1 "$SCEN/signed")"
+}
+keystream own 300001
+dd if="$SCEN/own" of="$SCEN/range.want.own" bs=1000 skip=1 count=1 status=none
+O=blobs/sha256/$(sha256sum <"$SCEN/own" | cut -c1-64)
+expect_eq "own signer: PUT, unsigned payload, path-style" 200 \
+	"$(ssend -u PUT "$S3_HTTP" $B "$O" -- -T "$SCEN/own")"
+expect_eq "own signer: GET, path-style" 200 "$(ssend GET "$S3_HTTP" $B "$O" --)"
+expect_file_digest "own signer: GET body" "$SCEN/body" "$(sha "$SCEN/own")"
+expect_eq "own signer: PUT, signed payload, virtual-hosted over TLS" 200 \
+	"$(ssend -a virtual -b "$SCEN/own" -H 'If-None-Match: *' PUT "$S3_HTTPS" $B "v/$O" -- -T "$SCEN/own")"
+expect_eq "own signer: GET, virtual-hosted over TLS, ranged" 206 \
+	"$(ssend -a virtual -H 'Range: bytes=1000-1999' GET "$S3_HTTPS" $B "v/$O" --)"
+expect_file_digest "own signer: ranged body" "$SCEN/body" "$(sha "$SCEN/range.want.own")"
+expect_eq "own signer: a body that is not the signed one" 400 \
+	"$(ssend -b "$SCEN/own" PUT "$S3_HTTP" $B "$O.x" -- -T "$SCEN/other")"
+expect_match "its error" '<Code>XAmzContentSHA256Mismatch</Code>' "$(cat "$SCEN/body")"
+"$DRP_S3SIGN" GET "$S3_HTTP" $B "$O" >"$SCEN/signed"
+tail -n +2 "$SCEN/signed" >"$SCEN/signed.h"
+expect_eq "own signer: a GET's signature replayed for another key" 403 \
+	"$(curl -sS -H @"$SCEN/signed.h" -o "$SCEN/body" -w '%{http_code}' "$(head -n 1 "$SCEN/signed").y")"
+expect_match "its error" '<Code>SignatureDoesNotMatch</Code>' "$(cat "$SCEN/body")"
+expect_eq "own signer: initiate multipart (?uploads)" 200 \
+	"$(ssend -q uploads POST "$S3_HTTP" $B "mp/$M" -- -X POST)"
+U3=$(sed -n 's:.*<UploadId>\([^<]*\)</UploadId>.*:\1:p' "$SCEN/body")
+etags=()
+for n in 1 2; do
+	expect_eq "own signer: part $n (signed payload)" 200 \
+		"$(ssend -b "$SCEN/part$n" -q partNumber=$n -q "uploadId=$U3" PUT "$S3_HTTP" $B "mp/$M" -- \
+			-D "$SCEN/own$n.h" -T "$SCEN/part$n")"
+	etags+=("$(hdr ETag <"$SCEN/own$n.h")")
+done
+printf '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part><Part><PartNumber>2</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>' \
+	"${etags[0]}" "${etags[1]}" >"$SCEN/complete-own.xml"
+expect_eq "own signer: complete" 200 \
+	"$(ssend -b "$SCEN/complete-own.xml" -q "uploadId=$U3" POST "$S3_HTTP" $B "mp/$M" -- \
+		--data-binary "@$SCEN/complete-own.xml")"
+expect_eq "own signer: GET the multipart object" 200 "$(ssend GET "$S3_HTTP" $B "mp/$M" --)"
+expect_file_digest "own signer: multipart object" "$SCEN/body" "$(sha "$SCEN/whole")"
+
+# ---- 7. Redis: the fill lease. SET NX PX takes it once; the holder's
 # token extends it (compare-and-extend), another token does not; it
 # expires by Redis's own TTL, after which it can be taken again.
 LEASE=drp:lease:blob:sha256:$(sha256sum <"$SCEN/obj" | cut -c1-64)
