@@ -994,7 +994,8 @@ static void start_check(drp_exch_t *x, drp_auth_ident_t *id)
 	realm_check_t *ck = DRP_NEW(realm_check_t);
 	ck->x = x;
 	ck->id = id;
-	drp_fetch_t *f = drp_fetch_new(x->w, x->rt, &fr, &check_sink, ck);
+	drp_fetch_t *f = drp_fetch_new(&x->w->upstream, x->rt->upstream, &fr,
+				       &check_sink, ck);
 	drp_auth_req_t *r =
 		req_new(x->rt, x->w, NULL, f, x->host, x->port, NULL);
 	r->decided = true;

@@ -259,8 +259,9 @@ static drp_http_fetch_t *host_http_fetch(drp_host_ctx_t *ctx,
 	hf->w = c->w;
 	hf->rt = drp_runtime_ref(c->rt);
 	hf->conn_id = c->conn_id;
-	hf->fb = drp_fetchbuf_start(c->w, c->rt, &fr, DRP_HTTP_FETCH_MAX_BODY,
-				    http_fetch_done, hf);
+	hf->fb = drp_fetchbuf_start(&c->w->upstream, c->rt->upstream, &fr,
+				    DRP_HTTP_FETCH_MAX_BODY, http_fetch_done,
+				    hf);
 	if (body_len > 0) {
 		drp_fetch_t *f = drp_fetchbuf_fetch(hf->fb);
 		drp_require(drp_fetch_send_body(f, body, body_len) == body_len);

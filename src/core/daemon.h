@@ -19,7 +19,7 @@
 #include <drp/cache.h>
 
 #include "core/runtime.h"
-#include "net/dns.h"
+#include "upstream/upstream.h"
 #include "tls/ca.h"
 
 typedef struct drp_stats {
@@ -72,7 +72,6 @@ typedef struct drp_server {
 } drp_server_t;
 
 struct drp_conn;
-struct drp_upconn;
 struct drp_worker;
 
 /*
@@ -111,7 +110,6 @@ typedef struct drp_worker {
 	struct ev_loop *loop;
 	pthread_t thread;
 	ev_async wake; /* drain / stop requests from the main thread */
-	drp_dns_t *dns;
 	drp_listener_t *listeners;
 	unsigned n_listeners;
 	struct drp_conn *conns; /* open client connections (doubly linked) */
@@ -120,8 +118,9 @@ typedef struct drp_worker {
 	struct drp_conn *closed;
 	ev_prepare reap;
 	unsigned n_conns;
-	struct drp_upconn *idle; /* pooled upstream connections */
-	unsigned n_idle;
+	/* This loop's resolver and keep-alive pool, for fetches and
+	 * tunnels. */
+	drp_upstream_t upstream;
 	unsigned next_id;
 	int spare_fd;	    /* released on EMFILE to shed one connection */
 	ev_async fill_wake; /* a fill made progress: kick its waiters */

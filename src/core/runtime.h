@@ -16,13 +16,17 @@
 
 #include "conf/conf.h"
 #include "tls/session.h"
+#include "upstream/upstream.h"
 
 typedef struct drp_runtime {
 	atomic_uint refs;
 	/* Frees it at the last drp_runtime_unref (set by its maker). */
 	void (*destroy)(struct drp_runtime *rt);
 	drp_conf_t *conf;
-	drp_tls_client_cred_t *upcred;
+	/* What this generation says about reaching upstreams (timeouts,
+	 * [resolve], upstream TLS trust): every fetch and connect holds a
+	 * reference of its own. */
+	drp_upstream_conf_t *upstream;
 	struct drp_auth *auth; /* plugin instances of this generation */
 	int access_fd;	       /* -1 = none; 2 = stderr */
 	/* Token realm hosts learned from registries' challenges

@@ -1487,8 +1487,8 @@ static void tunnel_begin(drp_conn_t *c)
 	ev_io_stop(c->w->loop, &c->io);
 	struct sockaddr_storage ss;
 	unsigned len;
-	if (drp_server_resolve_override(conf_of(c), c->host, c->port, &ss,
-					&len)) {
+	if (drp_upstream_resolve_override(c->rt->upstream, c->host, c->port,
+					  &ss, &len)) {
 		memcpy(&c->taddr[0], &ss, sizeof(ss));
 		c->taddrlen[0] = len;
 		c->n_taddr = 1;
@@ -1497,8 +1497,8 @@ static void tunnel_begin(drp_conn_t *c)
 		return;
 	}
 	set_timeout(c, conf_of(c)->connect_timeout);
-	c->dnsq =
-		drp_dns_resolve(c->w->dns, c->host, c->port, tunnel_dns_cb, c);
+	c->dnsq = drp_dns_resolve(c->w->upstream.dns, c->host, c->port,
+				  tunnel_dns_cb, c);
 }
 
 static bool relay(drp_conn_t *c, int from, int to, drp_buf_t *b, bool *eof,

@@ -232,7 +232,8 @@ void drp_pass_start(drp_exch_t *x, const drp_fetch_req_t *fr, bool intercepted,
 	p->intercepted = intercepted;
 	p->ping = ping;
 	x->head_sent = false;
-	p->f = drp_fetch_new(x->w, x->rt, fr, &pass_sink, p);
+	p->f = drp_fetch_new(&x->w->upstream, x->rt->upstream, fr, &pass_sink,
+			     p);
 	if (intercepted)
 		drp_auth_attach(x->rt, x->w, x, p->f, fr->host, fr->port,
 				x->repo);

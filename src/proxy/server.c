@@ -25,9 +25,8 @@ drp_runtime_t *drp_runtime_new(drp_conf_t *conf, char *err, size_t errlen)
 	pthread_mutex_init(&rt->realm_lock, NULL);
 	rt->conf = conf;
 	rt->access_fd = -1;
-	rt->upcred = drp_tls_client_cred_new(
-		conf->upstream_ca_file, conf->verify_upstream, err, errlen);
-	if (rt->upcred == NULL)
+	rt->upstream = drp_upstream_conf_new(conf, err, errlen);
+	if (rt->upstream == NULL)
 		goto fail;
 	drp_conf_errors_t errs = {0};
 	rt->auth = drp_auth_new(conf, &errs);
@@ -79,7 +78,7 @@ static void runtime_free(drp_runtime_t *rt)
 {
 	if (rt->access_fd > 2)
 		close(rt->access_fd);
-	drp_tls_client_cred_free(rt->upcred);
+	drp_upstream_conf_unref(rt->upstream);
 	if (rt->auth)
 		drp_auth_free(rt->auth);
 	drp_conf_free(rt->conf);
@@ -269,28 +268,4 @@ bool drp_runtime_learn_realm(drp_runtime_t *rt, const char *registry,
 				"ones are tunnelled",
 				DRP_RUNTIME_REALMS_MAX, hp);
 	return added;
-}
-
-bool drp_server_resolve_override(const drp_conf_t *conf, const char *host,
-				 uint16_t port, struct sockaddr_storage *ss,
-				 unsigned *len)
-{
-	for (unsigned i = 0; i < conf->n_resolve; i++) {
-		const drp_conf_resolve_t *r = &conf->resolve[i];
-		if (strcmp(r->host, host) != 0)
-			continue;
-		memcpy(ss, &r->addr, sizeof(*ss));
-		*len = r->addrlen;
-		if (ss->ss_family == AF_INET) {
-			struct sockaddr_in *in = (struct sockaddr_in *)ss;
-			if (in->sin_port == 0)
-				in->sin_port = htons(port);
-		} else if (ss->ss_family == AF_INET6) {
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-			if (in6->sin6_port == 0)
-				in6->sin6_port = htons(port);
-		}
-		return true;
-	}
-	return false;
 }

@@ -69,10 +69,4 @@ bool drp_runtime_intercepts(drp_runtime_t *rt, const char *host, uint16_t port);
 bool drp_runtime_learn_realm(drp_runtime_t *rt, const char *registry,
 			     const char *url);
 
-/* [resolve] lookup: true and *ss filled (port = the entry's, or `port`
- * when the entry has none) if the operator named an address for host. */
-bool drp_server_resolve_override(const drp_conf_t *conf, const char *host,
-				 uint16_t port, struct sockaddr_storage *ss,
-				 unsigned *len);
-
 #endif

@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "upstream/fetch.h"
 #include "auth/users.h"
 #include "tls/session.h"
 #include "util/log.h"
@@ -189,7 +188,7 @@ int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf,
 	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (w->loop == NULL)
 		return -ENOMEM;
-	w->dns = drp_dns_new(w->loop, conf->connect_timeout);
+	drp_upstream_init(&w->upstream, w->loop, conf->connect_timeout);
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ev_async_init(&w->wake, wake_cb);
 	w->wake.data = w;
@@ -210,9 +209,7 @@ int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf,
 void drp_worker_loop_fini(drp_worker_t *w)
 {
 	w->hooks->reap(w);
-	drp_fetch_pool_flush(w);
-	drp_dns_free(w->dns);
-	w->dns = NULL;
+	drp_upstream_fini(&w->upstream);
 	ev_loop_destroy(w->loop);
 	w->loop = NULL;
 	if (w->spare_fd >= 0)
@@ -265,7 +262,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 		close(w->listeners[j].fd);
 		w->listeners[j].fd = -1;
 	}
-	drp_fetch_pool_flush(w);
+	drp_upstream_drain(&w->upstream);
 	w->hooks->drain(w);
 	drain_state_t *d = DRP_NEW(drain_state_t);
 	d->deadline = ev_now(loop) + w->srv->drain_grace;

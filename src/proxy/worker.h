@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Worker threads: one libev loop each, accepting on its own SO_REUSEPORT
- * listening sockets, owning its connections, its DNS resolver and its pool
- * of idle upstream connections (no locking needed for any of them).
+ * listening sockets, owning its connections and its upstream context (DNS
+ * resolver, pool of idle upstream connections; no locking needed for any
+ * of them).
  */
 #ifndef DRP_PROXY_WORKER_H
 #define DRP_PROXY_WORKER_H

@@ -600,7 +600,8 @@ static void start_buffered(drp_exch_t *x, const char *method, size_t max,
 {
 	drp_cached_req_t *q = x->hs;
 	drp_fetch_req_t fr = upstream_req(x, method, false);
-	q->fb = drp_fetchbuf_start(x->w, x->rt, &fr, max, cb, x);
+	q->fb = drp_fetchbuf_start(&x->w->upstream, x->rt->upstream, &fr, max,
+				   cb, x);
 	drp_auth_attach(x->rt, x->w, x, drp_fetchbuf_fetch(q->fb), x->host,
 			x->port, q->repo);
 	drp_exch_async(x);

@@ -705,7 +705,8 @@ drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 			    const drp_fetch_req_t *req)
 {
 	f->home = w;
-	f->fetch = drp_fetch_new(w, rt, req, &fill_sink, f);
+	f->fetch =
+		drp_fetch_new(&w->upstream, rt->upstream, req, &fill_sink, f);
 	drp_fetch_start(f->fetch);
 	return f->fetch;
 }

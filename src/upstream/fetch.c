@@ -12,9 +12,8 @@
 #include <unistd.h>
 
 #include "http/uri.h"
-#include "proxy/server.h"
-#include "proxy/worker.h"
 #include "tls/session.h"
+#include "upstream/upstream.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -30,7 +29,7 @@
 
 typedef struct drp_upconn {
 	struct drp_upconn *next, *prev;
-	drp_worker_t *w;
+	drp_upstream_t *ctx;
 	int fd;
 	drp_tls_t *tls;
 	char key[300];
@@ -51,8 +50,8 @@ enum fetch_state {
 };
 
 struct drp_fetch {
-	drp_worker_t *w;
-	drp_runtime_t *rt;
+	drp_upstream_t *ctx;
+	drp_upstream_conf_t *ucf;
 	enum fetch_state state;
 	/* Inside a sink's head(), body() or done(): drp_fetch_cancel() from
 	 * there only marks the fetch (cancelled), and the caller frees it
@@ -125,8 +124,8 @@ static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 static void up_close(drp_upconn_t *u)
 {
-	ev_io_stop(u->w->loop, &u->io);
-	ev_timer_stop(u->w->loop, &u->idle);
+	ev_io_stop(u->ctx->loop, &u->io);
+	ev_timer_stop(u->ctx->loop, &u->idle);
 	if (u->tls)
 		drp_tls_free(u->tls);
 	if (u->fd >= 0)
@@ -136,15 +135,15 @@ static void up_close(drp_upconn_t *u)
 
 static void pool_unlink(drp_upconn_t *u)
 {
-	drp_worker_t *w = u->w;
+	drp_upstream_t *ctx = u->ctx;
 	if (u->prev)
 		u->prev->next = u->next;
 	else
-		w->idle = u->next;
+		ctx->idle = u->next;
 	if (u->next)
 		u->next->prev = u->prev;
 	u->next = u->prev = NULL;
-	w->n_idle--;
+	ctx->n_idle--;
 }
 
 static void pool_io_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -165,37 +164,38 @@ static void pool_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void pool_put(drp_upconn_t *u)
 {
-	drp_worker_t *w = u->w;
+	drp_upstream_t *ctx = u->ctx;
 	unsigned same = 0;
-	for (drp_upconn_t *p = w->idle; p; p = p->next)
+	for (drp_upconn_t *p = ctx->idle; p; p = p->next)
 		if (strcmp(p->key, u->key) == 0)
 			same++;
-	if (w->draining || same >= POOL_MAX_PER_KEY || w->n_idle >= POOL_MAX) {
+	if (ctx->draining || same >= POOL_MAX_PER_KEY ||
+	    ctx->n_idle >= POOL_MAX) {
 		up_close(u);
 		return;
 	}
 	u->owner = NULL;
-	ev_io_stop(w->loop, &u->io);
+	ev_io_stop(ctx->loop, &u->io);
 	ev_io_init(&u->io, pool_io_cb, u->fd, EV_READ);
-	ev_io_start(w->loop, &u->io);
+	ev_io_start(ctx->loop, &u->io);
 	ev_timer_init(&u->idle, pool_idle_cb, POOL_IDLE_S, 0.);
-	ev_timer_start(w->loop, &u->idle);
-	u->next = w->idle;
+	ev_timer_start(ctx->loop, &u->idle);
+	u->next = ctx->idle;
 	u->prev = NULL;
-	if (w->idle)
-		w->idle->prev = u;
-	w->idle = u;
-	w->n_idle++;
+	if (ctx->idle)
+		ctx->idle->prev = u;
+	ctx->idle = u;
+	ctx->n_idle++;
 }
 
-static drp_upconn_t *pool_get(drp_worker_t *w, const char *key)
+static drp_upconn_t *pool_get(drp_upstream_t *ctx, const char *key)
 {
-	for (drp_upconn_t *u = w->idle; u; u = u->next) {
+	for (drp_upconn_t *u = ctx->idle; u; u = u->next) {
 		if (strcmp(u->key, key) != 0)
 			continue;
 		pool_unlink(u);
-		ev_io_stop(w->loop, &u->io);
-		ev_timer_stop(w->loop, &u->idle);
+		ev_io_stop(ctx->loop, &u->io);
+		ev_timer_stop(ctx->loop, &u->idle);
 		if (u->tls && drp_tls_pending(u->tls) > 0) {
 			/* Unsolicited bytes: not reusable. */
 			up_close(u);
@@ -206,10 +206,10 @@ static drp_upconn_t *pool_get(drp_worker_t *w, const char *key)
 	return NULL;
 }
 
-void drp_fetch_pool_flush(drp_worker_t *w)
+void drp_fetch_pool_flush(drp_upstream_t *ctx)
 {
-	while (w->idle) {
-		drp_upconn_t *u = w->idle;
+	while (ctx->idle) {
+		drp_upconn_t *u = ctx->idle;
 		pool_unlink(u);
 		up_close(u);
 	}
@@ -221,8 +221,8 @@ static void fetch_free(drp_fetch_t *f)
 {
 	if (f->hooks.release)
 		f->hooks.release(f->hooks.arg, f);
-	ev_timer_stop(f->w->loop, &f->timer);
-	ev_timer_stop(f->w->loop, &f->kick);
+	ev_timer_stop(f->ctx->loop, &f->timer);
+	ev_timer_stop(f->ctx->loop, &f->kick);
 	if (f->dnsq)
 		drp_dns_cancel(f->dnsq);
 	if (f->up)
@@ -234,7 +234,7 @@ static void fetch_free(drp_fetch_t *f)
 	free(f->method);
 	free(f->target);
 	free(f->auth_fail_reason);
-	drp_runtime_unref(f->rt);
+	drp_upstream_conf_unref(f->ucf);
 	free(f);
 }
 
@@ -308,26 +308,26 @@ static void fetch_kick(drp_fetch_t *f)
 {
 	if (!ev_is_active(&f->kick)) {
 		ev_timer_set(&f->kick, 0., 0.);
-		ev_timer_start(f->w->loop, &f->kick);
+		ev_timer_start(f->ctx->loop, &f->kick);
 	}
 }
 
 static void set_timer(drp_fetch_t *f, double secs)
 {
-	ev_timer_stop(f->w->loop, &f->timer);
+	ev_timer_stop(f->ctx->loop, &f->timer);
 	ev_timer_set(&f->timer, secs, secs);
-	ev_timer_start(f->w->loop, &f->timer);
+	ev_timer_start(f->ctx->loop, &f->timer);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
 
-drp_fetch_t *drp_fetch_new(drp_worker_t *w, drp_runtime_t *rt,
+drp_fetch_t *drp_fetch_new(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,
 			   const drp_fetch_req_t *req,
 			   const drp_fetch_sink_t *sink, void *sink_arg)
 {
 	drp_fetch_t *f = DRP_NEW(drp_fetch_t);
-	f->w = w;
-	f->rt = drp_runtime_ref(rt);
+	f->ctx = ctx;
+	f->ucf = drp_upstream_conf_ref(ucf);
 	f->tls = req->tls;
 	snprintf(f->host, sizeof(f->host), "%s", req->host);
 	snprintf(f->orig_host, sizeof(f->orig_host), "%s", req->host);
@@ -417,13 +417,12 @@ static void up_attach(drp_fetch_t *f, drp_upconn_t *u)
 {
 	f->up = u;
 	u->owner = f;
-	ev_io_stop(f->w->loop, &u->io);
+	ev_io_stop(f->ctx->loop, &u->io);
 	ev_io_init(&u->io, up_io_cb, u->fd, EV_READ | EV_WRITE);
 }
 
 static void connect_next(drp_fetch_t *f)
 {
-	const drp_conf_t *conf = f->rt->conf;
 	while (f->cur_addr < f->n_addrs) {
 		unsigned i = f->cur_addr++;
 		struct sockaddr *sa = (struct sockaddr *)&f->addrs[i];
@@ -446,7 +445,7 @@ static void connect_next(drp_fetch_t *f)
 			continue;
 		}
 		drp_upconn_t *u = DRP_NEW(drp_upconn_t);
-		u->w = f->w;
+		u->ctx = f->ctx;
 		u->fd = fd;
 		pool_key(f, u->key, sizeof(u->key));
 		ev_init(&u->idle, pool_idle_cb);
@@ -454,8 +453,8 @@ static void connect_next(drp_fetch_t *f)
 		f->reused = false;
 		f->state = F_CONNECT;
 		ev_io_set(&u->io, fd, EV_WRITE);
-		ev_io_start(f->w->loop, &u->io);
-		set_timer(f, conf->connect_timeout);
+		ev_io_start(f->ctx->loop, &u->io);
+		set_timer(f, f->ucf->connect_timeout);
 		return;
 	}
 	fetch_fail(f, -EHOSTUNREACH, 502, "cannot connect to %s:%u (%s)",
@@ -502,8 +501,8 @@ static void dns_cb(void *arg, int status, const drp_dns_result_t *res)
  * if it is loopback or our own. */
 static bool resolve_override(drp_fetch_t *f)
 {
-	if (!drp_server_resolve_override(f->rt->conf, f->host, f->port,
-					 &f->addrs[0], &f->addrlens[0]))
+	if (!drp_upstream_resolve_override(f->ucf, f->host, f->port,
+					   &f->addrs[0], &f->addrlens[0]))
 		return false;
 	f->n_addrs = 1;
 	f->cur_addr = 0;
@@ -516,7 +515,7 @@ static void fetch_begin(drp_fetch_t *f)
 	char key[300];
 	pool_key(f, key, sizeof(key));
 	f->addr_str[0] = '\0';
-	drp_upconn_t *u = pool_get(f->w, key);
+	drp_upconn_t *u = pool_get(f->ctx, key);
 	if (u) {
 		up_attach(f, u);
 		f->reused = true;
@@ -528,7 +527,7 @@ static void fetch_begin(drp_fetch_t *f)
 		return;
 	}
 	f->state = F_RESOLVE;
-	f->dnsq = drp_dns_resolve(f->w->dns, f->host, f->port, dns_cb, f);
+	f->dnsq = drp_dns_resolve(f->ctx->dns, f->host, f->port, dns_cb, f);
 	if (f->dnsq == NULL)
 		fetch_fail(f, -EIO, 502, "cannot resolve %s", f->host);
 }
@@ -570,24 +569,24 @@ static void start_exchange(drp_fetch_t *f)
 	build_head(f);
 	if (auth_failed(f))
 		return;
-	set_timer(f, f->rt->conf->body_timeout);
-	ev_io_stop(f->w->loop, &f->up->io);
+	set_timer(f, f->ucf->body_timeout);
+	ev_io_stop(f->ctx->loop, &f->up->io);
 	ev_io_set(&f->up->io, f->up->fd, EV_READ | EV_WRITE);
-	ev_io_start(f->w->loop, &f->up->io);
+	ev_io_start(f->ctx->loop, &f->up->io);
 	fetch_run(f);
 }
 
 static void start_handshake_or_send(drp_fetch_t *f)
 {
 	if (f->tls && f->up->tls == NULL) {
-		const drp_tls_client_cred_t *cred = f->rt->upcred;
+		const drp_tls_client_cred_t *cred = f->ucf->cred;
 		f->up->tls = drp_tls_client_new(f->up->fd, cred, f->host);
 		if (f->up->tls == NULL) {
 			fetch_fail(f, -ENOMEM, 502, "TLS session setup failed");
 			return;
 		}
 		f->state = F_HANDSHAKE;
-		set_timer(f, f->rt->conf->handshake_timeout);
+		set_timer(f, f->ucf->handshake_timeout);
 		fetch_run(f);
 		return;
 	}
@@ -849,7 +848,7 @@ static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 			f->up = NULL;
 			f->state =
 				r == DRP_FETCH_AUTH_OK ? F_INIT : F_WAIT_AUTH;
-			ev_timer_stop(f->w->loop, &f->timer);
+			ev_timer_stop(f->ctx->loop, &f->timer);
 			if (r == DRP_FETCH_AUTH_OK)
 				fetch_kick(f);
 			return false;
@@ -954,7 +953,7 @@ static void up_eof(drp_fetch_t *f)
 	if (f->head_done && f->rbody.mode == DRP_HTTP_BODY_EOF) {
 		f->up_eof = true;
 		f->resp_close = true;
-		ev_io_stop(f->w->loop, &f->up->io);
+		ev_io_stop(f->ctx->loop, &f->up->io);
 		process_input(f);
 		return;
 	}
@@ -1005,11 +1004,11 @@ static void fetch_run(drp_fetch_t *f)
 	if (f->state == F_HANDSHAKE) {
 		int r = drp_tls_handshake(u->tls);
 		if (r == -EAGAIN) {
-			ev_io_stop(f->w->loop, &u->io);
+			ev_io_stop(f->ctx->loop, &u->io);
 			ev_io_set(&u->io, u->fd,
 				  drp_tls_want_write(u->tls) ? EV_WRITE
 							     : EV_READ);
-			ev_io_start(f->w->loop, &u->io);
+			ev_io_start(f->ctx->loop, &u->io);
 			return;
 		}
 		if (r < 0) {
@@ -1058,7 +1057,7 @@ static void fetch_run(drp_fetch_t *f)
 				f->in.len += (size_t)n;
 				f->got_bytes = true;
 				progress = true;
-				ev_timer_again(f->w->loop, &f->timer);
+				ev_timer_again(f->ctx->loop, &f->timer);
 			} else if (n != -EAGAIN) {
 				if (!f->got_bytes && f->reused &&
 				    !f->stale_retried &&
@@ -1100,10 +1099,10 @@ static void fetch_run(drp_fetch_t *f)
 		fetch_kick(f);
 		return;
 	}
-	ev_io_stop(f->w->loop, &u->io);
+	ev_io_stop(f->ctx->loop, &u->io);
 	if (ev) {
 		ev_io_set(&u->io, u->fd, ev);
-		ev_io_start(f->w->loop, &u->io);
+		ev_io_start(f->ctx->loop, &u->io);
 	}
 }
 

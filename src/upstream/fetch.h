@@ -14,8 +14,11 @@
  *    (never transfer framing), so one fetch can feed a cache writer and
  *    any number of waiting clients.
  *
- * Thread: a fetch lives on one worker loop. Callbacks are never invoked
- * from inside drp_fetch_start().
+ * Context: a fetch runs on the loop of the drp_upstream_t it is given
+ * (its pool, its resolver) under the rules of the drp_upstream_conf_t it
+ * is given, of which it holds a reference until it is freed (see
+ * upstream/upstream.h). Callbacks are never invoked from inside
+ * drp_fetch_start().
  */
 #ifndef DRP_UPSTREAM_FETCH_H
 #define DRP_UPSTREAM_FETCH_H
@@ -25,10 +28,9 @@
 #include <stdint.h>
 
 #include "http/parse.h"
+#include "upstream/upstream.h"
 #include "util/buf.h"
 
-struct drp_worker;
-struct drp_runtime;
 typedef struct drp_fetch drp_fetch_t;
 
 typedef struct drp_fetch_sink {
@@ -92,7 +94,7 @@ typedef struct drp_fetch_req {
 	unsigned conn_id;      /* client connection, for log lines */
 } drp_fetch_req_t;
 
-drp_fetch_t *drp_fetch_new(struct drp_worker *w, struct drp_runtime *rt,
+drp_fetch_t *drp_fetch_new(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,
 			   const drp_fetch_req_t *req,
 			   const drp_fetch_sink_t *sink, void *sink_arg);
 void drp_fetch_set_hooks(drp_fetch_t *f, const drp_fetch_hooks_t *hooks);
@@ -144,7 +146,7 @@ const char *drp_fetch_method(const drp_fetch_t *f);
 const char *drp_fetch_target(const drp_fetch_t *f);
 unsigned drp_fetch_conn_id(const drp_fetch_t *f);
 
-/* Close a worker's pooled upstream connections (drain/shutdown). */
-void drp_fetch_pool_flush(struct drp_worker *w);
+/* Close ctx's pooled upstream connections (drain/shutdown). */
+void drp_fetch_pool_flush(drp_upstream_t *ctx);
 
 #endif

@@ -98,7 +98,8 @@ static const drp_fetch_sink_t fb_sink = {
 	.done = fb_done,
 };
 
-drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
+drp_fetchbuf_t *drp_fetchbuf_start(drp_upstream_t *ctx,
+				   drp_upstream_conf_t *ucf,
 				   const drp_fetch_req_t *req, size_t max_body,
 				   drp_fetchbuf_cb cb, void *arg)
 {
@@ -106,7 +107,7 @@ drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
 	fb->max_body = max_body;
 	fb->cb = cb;
 	fb->arg = arg;
-	fb->fetch = drp_fetch_new(w, rt, req, &fb_sink, fb);
+	fb->fetch = drp_fetch_new(ctx, ucf, req, &fb_sink, fb);
 	drp_fetch_start(fb->fetch);
 	return fb;
 }

@@ -32,7 +32,8 @@ typedef struct drp_fetchbuf_result {
 /* Called exactly once, from the loop; res is valid during the call. */
 typedef void (*drp_fetchbuf_cb)(void *arg, drp_fetchbuf_result_t *res);
 
-drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
+drp_fetchbuf_t *drp_fetchbuf_start(drp_upstream_t *ctx,
+				   drp_upstream_conf_t *ucf,
 				   const drp_fetch_req_t *req, size_t max_body,
 				   drp_fetchbuf_cb cb, void *arg);
 /* The underlying fetch, to attach hooks right after start. */

@@ -322,7 +322,7 @@ static void setup(void)
 	if (drp_worker_loop_init(&F.w, conf, &drp_conn_worker_hooks) < 0)
 		abort();
 	/* Names not in [resolve] fail fast, without the network. */
-	drp_dns_set_servers(F.w.dns, "127.0.0.1:9");
+	drp_dns_set_servers(F.w.upstream.dns, "127.0.0.1:9");
 	srv->loops_live = true;
 	ev_set_invoke_pending_cb(F.w.loop, count_invoke);
 	ev_io_init(&F.lio, fake_accept_cb, F.lfd, EV_READ);
@@ -387,7 +387,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(f);
 	}
 	F.fakes = NULL;
-	drp_fetch_pool_flush(&F.w);
+	drp_fetch_pool_flush(&F.w.upstream);
 	/* Reaps the closed connections (the ev_prepare watcher). */
 	run_until_idle();
 	drp_conn_reap(&F.w);

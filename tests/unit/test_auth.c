@@ -110,7 +110,7 @@ void drp_fetch_end_body(drp_fetch_t *f)
 {
 	f->body_ended = true;
 }
-drp_fetch_t *drp_fetch_new(struct drp_worker *w, struct drp_runtime *rt,
+drp_fetch_t *drp_fetch_new(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,
 			   const drp_fetch_req_t *req,
 			   const drp_fetch_sink_t *sink, void *sink_arg)
 {
@@ -152,7 +152,8 @@ struct drp_fetchbuf {
 static struct drp_fetchbuf *fbs; /* newest first */
 static unsigned n_fbs;
 
-drp_fetchbuf_t *drp_fetchbuf_start(struct drp_worker *w, struct drp_runtime *rt,
+drp_fetchbuf_t *drp_fetchbuf_start(drp_upstream_t *ctx,
+				   drp_upstream_conf_t *ucf,
 				   const drp_fetch_req_t *req, size_t max_body,
 				   drp_fetchbuf_cb cb, void *arg)
 {

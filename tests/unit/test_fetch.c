@@ -26,8 +26,7 @@
 #include "net/dns.h"
 #include "upstream/fetch.h"
 #include "upstream/fetchbuf.h"
-#include "proxy/server.h"
-#include "proxy/worker.h"
+#include "upstream/upstream.h"
 #include "tls/ca.h"
 #include "tls/session.h"
 
@@ -230,13 +229,13 @@ static unsigned fk_get(unsigned *field)
 	return v;
 }
 
-/* ---- the client side: a worker's loop and a runtime ---- */
+/* ---- the client side: a loop's context and a generation's rules ---- */
 
 static char tmpdir[PATH_MAX];
 static drp_ca_t *ca;
 static drp_forge_t *forge;
-static drp_worker_t w;
-static drp_runtime_t *rt;
+static drp_upstream_t up;
+static drp_upstream_conf_t *ucf;
 static bool expired;
 static ev_timer deadline;
 
@@ -254,10 +253,10 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	do {                                                                   \
 		expired = false;                                               \
 		ev_timer_set(&deadline, 10., 0.);                              \
-		ev_timer_start(w.loop, &deadline);                             \
+		ev_timer_start(up.loop, &deadline);                            \
 		while (!(cond) && !expired)                                    \
-			ev_run(w.loop, EVRUN_ONCE);                            \
-		ev_timer_stop(w.loop, &deadline);                              \
+			ev_run(up.loop, EVRUN_ONCE);                           \
+		ev_timer_stop(up.loop, &deadline);                             \
 		ck_assert_msg(!expired, "timed out waiting for: %s", #cond);   \
 	} while (0)
 
@@ -325,14 +324,15 @@ static void setup_with(bool tls, const char *extra_conf)
 		fprintf(stderr, "%s\n", errs.msg[i]);
 	ck_assert_ptr_nonnull(conf);
 	drp_conf_errors_free(&errs);
-	rt = drp_runtime_new(conf, err, sizeof(err));
-	ck_assert_msg(rt != NULL, "%s", err);
+	ucf = drp_upstream_conf_new(conf, err, sizeof(err));
+	ck_assert_msg(ucf != NULL, "%s", err);
+	drp_conf_free(conf);
 
-	memset(&w, 0, sizeof(w));
-	w.loop = ev_loop_new(EVFLAG_AUTO);
-	fk.loop = w.loop;
+	memset(&up, 0, sizeof(up));
+	up.loop = ev_loop_new(EVFLAG_AUTO);
+	fk.loop = up.loop;
 	ev_async_init(&fk.wake, wake_cb);
-	ev_async_start(w.loop, &fk.wake);
+	ev_async_start(up.loop, &fk.wake);
 	ev_init(&deadline, deadline_cb);
 }
 
@@ -350,7 +350,7 @@ static int rm_cb(const char *path, const struct stat *st, int flag,
 
 static void teardown(void)
 {
-	drp_fetch_pool_flush(&w);
+	drp_fetch_pool_flush(&up);
 	stop_listening();
 	if (fk.running) {
 		ck_assert_int_eq(write(fk.stop[1], "x", 1), 1);
@@ -360,8 +360,8 @@ static void teardown(void)
 	close(fk.stop[1]);
 	for (unsigned i = 0; i < MAX_REQ; i++)
 		drp_buf_free(&fk.bodies[i]);
-	drp_runtime_unref(rt);
-	ev_loop_destroy(w.loop);
+	drp_upstream_conf_unref(ucf);
+	ev_loop_destroy(up.loop);
 	drp_leaf_unref(fk.leaf);
 	drp_forge_free(forge);
 	drp_ca_free(ca);
@@ -508,7 +508,7 @@ static drp_fetch_req_t req_get(const char *host, const char *target)
 
 static drp_fetch_t *go(rec_t *r, const drp_fetch_req_t *q)
 {
-	r->f = drp_fetch_new(&w, rt, q, &rec_sink, r);
+	r->f = drp_fetch_new(&up, ucf, q, &rec_sink, r);
 	drp_fetch_start(r->f);
 	return r->f;
 }
@@ -600,7 +600,7 @@ START_TEST(eof_delimited_body)
 	ck_assert_int_eq(r.mode, DRP_HTTP_BODY_EOF);
 	ck_assert_str_eq(body_str(&r), "until the end");
 	/* Not pooled: the upstream closed it. */
-	ck_assert_uint_eq(w.n_idle, 0);
+	ck_assert_uint_eq(up.n_idle, 0);
 	drp_buf_free(&r.body);
 }
 END_TEST
@@ -629,14 +629,14 @@ START_TEST(keepalive_reuse)
 		ck_assert_int_eq(drp_buf_head(&r.body)[0], want[i]);
 		drp_buf_free(&r.body);
 		/* "Connection: close" is not pooled. */
-		ck_assert_uint_eq(w.n_idle, i == 2 ? 0 : 1);
+		ck_assert_uint_eq(up.n_idle, i == 2 ? 0 : 1);
 	}
 	/* Three requests on the first connection, the fourth on a new one:
 	 * counted by the upstream. */
 	ck_assert_uint_eq(fk_get(&fk.requests), 4);
 	ck_assert_uint_eq(fk_get(&fk.accepts), 2);
-	drp_fetch_pool_flush(&w);
-	ck_assert_uint_eq(w.n_idle, 0);
+	drp_fetch_pool_flush(&up);
+	ck_assert_uint_eq(up.n_idle, 0);
 	RUN_UNTIL(fk_get(&fk.closes) == 2);
 }
 END_TEST
@@ -655,8 +655,8 @@ START_TEST(pooled_conn_closed_by_server)
 	drp_fetch_req_t q = req_get("up.test", "/k");
 	go(&r, &q);
 	RUN_UNTIL(r.dones == 1);
-	ck_assert_uint_eq(w.n_idle, 1);
-	RUN_UNTIL(w.n_idle == 0);
+	ck_assert_uint_eq(up.n_idle, 1);
+	RUN_UNTIL(up.n_idle == 0);
 	drp_buf_free(&r.body);
 	rec_init(&r);
 	go(&r, &q);
@@ -760,7 +760,7 @@ START_TEST(malformed_answers)
 		drp_buf_free(&r.body);
 	}
 	/* None of these connections went back to the pool. */
-	ck_assert_uint_eq(w.n_idle, 0);
+	ck_assert_uint_eq(up.n_idle, 0);
 	RUN_UNTIL(fk_get(&fk.closes) == 3);
 }
 END_TEST
@@ -872,7 +872,7 @@ START_TEST(back_pressure)
 	ev_timer t;
 	ev_timer_init(&t, unpause_cb, 0.5, 0.);
 	t.data = &ps;
-	ev_timer_start(w.loop, &t);
+	ev_timer_start(up.loop, &t);
 	RUN_UNTIL(ps.fired);
 	ck_assert_uint_eq(r.dones, 0);
 	ck_assert_uint_eq(drp_buf_pending(&r.body), at_pause);
@@ -947,7 +947,7 @@ START_TEST(extra_bytes_not_pooled)
 		  "/x");
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_str_eq(body_str(&r), "a");
-	ck_assert_uint_eq(w.n_idle, 0);
+	ck_assert_uint_eq(up.n_idle, 0);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
 	drp_buf_free(&r.body);
 }
@@ -957,8 +957,8 @@ START_TEST(dns_policy_refuses_loopback)
 {
 	/* Without a [resolve] entry a name goes to DNS, and loopback is
 	 * not an address the proxy may connect to. */
-	w.dns = drp_dns_new(w.loop, 2.0);
-	ck_assert_ptr_nonnull(w.dns);
+	up.dns = drp_dns_new(up.loop, 2.0);
+	ck_assert_ptr_nonnull(up.dns);
 	rec_t r;
 	rec_init(&r);
 	drp_fetch_req_t q = req_get("localhost", "/x");
@@ -972,13 +972,13 @@ START_TEST(dns_policy_refuses_loopback)
 	/* Cancel while resolving: no callback. */
 	rec_init(&r);
 	drp_fetch_t *f = go(&r, &q);
-	ev_run(w.loop, EVRUN_ONCE); /* the deferred start: the query */
+	ev_run(up.loop, EVRUN_ONCE); /* the deferred start: the query */
 	ck_assert_uint_eq(r.dones, 0);
 	drp_fetch_cancel(f);
-	ev_run(w.loop, EVRUN_NOWAIT);
+	ev_run(up.loop, EVRUN_NOWAIT);
 	ck_assert_uint_eq(r.dones, 0);
-	drp_dns_free(w.dns);
-	w.dns = NULL;
+	drp_dns_free(up.dns);
+	up.dns = NULL;
 }
 END_TEST
 
@@ -1283,7 +1283,7 @@ START_TEST(challenge_pending_then_retry)
 	RUN_UNTIL(d.challenges == 1);
 	ev_timer_init(&p.t, pend_cb, 0., 0.);
 	p.t.data = &p;
-	ev_timer_start(w.loop, &p.t);
+	ev_timer_start(up.loop, &p.t);
 	RUN_UNTIL(r.dones == 1);
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_int_eq(r.status, 200);
@@ -1308,7 +1308,7 @@ START_TEST(challenge_pending_then_fail)
 	RUN_UNTIL(d.challenges == 1);
 	ev_timer_init(&p.t, pend_cb, 0., 0.);
 	p.t.data = &p;
-	ev_timer_start(w.loop, &p.t);
+	ev_timer_start(up.loop, &p.t);
 	RUN_UNTIL(r.dones == 1);
 	ck_assert_int_eq(r.err, -EACCES);
 	ck_assert_int_eq(r.http_status, 403);
@@ -1461,7 +1461,7 @@ START_TEST(cancel_before_run)
 	hook(f, &d);
 	drp_fetch_cancel(f);
 	ck_assert_uint_eq(d.releases, 1);
-	ev_run(w.loop, EVRUN_NOWAIT);
+	ev_run(up.loop, EVRUN_NOWAIT);
 	assert_silent(&r);
 	ck_assert_uint_eq(fk_get(&fk.accepts), 0);
 }
@@ -1475,7 +1475,7 @@ START_TEST(cancel_while_connecting)
 	drp_fetch_req_t q = req_get("up.test", "/c");
 	drp_fetch_t *f = go(&r, &q);
 	/* One turn of the loop: the deferred start connects. */
-	ev_run(w.loop, EVRUN_ONCE);
+	ev_run(up.loop, EVRUN_ONCE);
 	drp_fetch_cancel(f);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
 	assert_silent(&r);
@@ -1509,7 +1509,7 @@ START_TEST(cancel_awaiting_head)
 	drp_fetch_cancel(f);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
 	assert_silent(&r);
-	ck_assert_uint_eq(w.n_idle, 0);
+	ck_assert_uint_eq(up.n_idle, 0);
 }
 END_TEST
 
@@ -1528,7 +1528,7 @@ START_TEST(cancel_mid_body)
 	drp_fetch_cancel(f);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
 	assert_silent(&r);
-	ck_assert_uint_eq(w.n_idle, 0);
+	ck_assert_uint_eq(up.n_idle, 0);
 	drp_buf_free(&r.body);
 }
 END_TEST
@@ -1654,7 +1654,7 @@ START_TEST(fetchbuf_collects)
 	start_fake();
 	drp_fetch_req_t q = req_get("up.test", "/v2/x/manifests/latest");
 	fbrec_t o = {0};
-	drp_fetchbuf_t *fb = drp_fetchbuf_start(&w, rt, &q, 7, fb_cb, &o);
+	drp_fetchbuf_t *fb = drp_fetchbuf_start(&up, ucf, &q, 7, fb_cb, &o);
 	ck_assert_ptr_nonnull(drp_fetchbuf_fetch(fb));
 	RUN_UNTIL(o.calls == 1);
 	ck_assert_int_eq(o.err, 0);
@@ -1669,14 +1669,14 @@ START_TEST(fetchbuf_collects)
 				 "Docker-Content-Digest: sha256:abc\r\n");
 	for (unsigned i = 0; i < 2; i++) {
 		memset(&o, 0, sizeof(o));
-		drp_fetchbuf_start(&w, rt, &q, 7, fb_cb, &o);
+		drp_fetchbuf_start(&up, ucf, &q, 7, fb_cb, &o);
 		RUN_UNTIL(o.calls == 1);
 		ck_assert_int_eq(o.err, -EFBIG);
 		ck_assert_int_eq(o.http_status, 502);
 		ck_assert(o.too_big);
 	}
 	memset(&o, 0, sizeof(o));
-	drp_fetchbuf_start(&w, rt, &q, 7, fb_cb, &o);
+	drp_fetchbuf_start(&up, ucf, &q, 7, fb_cb, &o);
 	RUN_UNTIL(o.calls == 1);
 	ck_assert_int_eq(o.err, 0);
 	ck_assert_int_eq(o.status, 403);
@@ -1690,7 +1690,7 @@ START_TEST(fetchbuf_errors_and_cancel)
 	start_fake();
 	drp_fetch_req_t q = req_get("up.test", "/v2/");
 	fbrec_t o = {0};
-	drp_fetchbuf_t *fb = drp_fetchbuf_start(&w, rt, &q, 100, fb_cb, &o);
+	drp_fetchbuf_t *fb = drp_fetchbuf_start(&up, ucf, &q, 100, fb_cb, &o);
 	RUN_UNTIL(fk_get(&fk.requests) == 1);
 	drp_fetchbuf_cancel(fb);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
@@ -1698,7 +1698,7 @@ START_TEST(fetchbuf_errors_and_cancel)
 	/* An upstream error: err and the status to answer with. */
 	stop_listening();
 	memset(&o, 0, sizeof(o));
-	drp_fetchbuf_start(&w, rt, &q, 100, fb_cb, &o);
+	drp_fetchbuf_start(&up, ucf, &q, 100, fb_cb, &o);
 	RUN_UNTIL(o.calls == 1);
 	ck_assert_int_eq(o.err, -EHOSTUNREACH);
 	ck_assert_int_eq(o.http_status, 502);

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The two contexts every upstream exchange runs in.
+ *
+ * drp_upstream_t, one per event loop: the loop, its DNS resolver, the
+ * keep-alive pool of idle upstream connections and the draining flag
+ * (nothing is pooled once the loop drains). Its owner embeds it (a
+ * worker: drp_worker_t.upstream; a test: a static one) and it is used
+ * only from that loop's thread, so nothing in it is locked. The fields
+ * are public so that a test can set one up by hand (loop, and dns if it
+ * resolves names).
+ *
+ * drp_upstream_conf_t, one per configuration generation: what it says
+ * about reaching upstreams (timeouts, the [resolve] table, the trust for
+ * upstream TLS). The runtime makes it with its generation and holds the
+ * first reference; every fetch and connect holds one of its own, so a
+ * SIGHUP never changes the rules under a running exchange. It copies
+ * what it needs from the conf and does not keep the conf alive.
+ * Immutable after drp_upstream_conf_new(): any thread may read it;
+ * ref/unref are atomic.
+ *
+ * Nothing in src/upstream/ knows the worker, the runtime or a client
+ * connection: whoever starts a fetch or a connect passes these two.
+ */
+#ifndef DRP_UPSTREAM_UPSTREAM_H
+#define DRP_UPSTREAM_UPSTREAM_H
+
+#include <ev.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+#include "net/dns.h"
+#include "tls/session.h"
+
+struct drp_upconn;
+
+typedef struct drp_upstream {
+	struct ev_loop *loop;
+	drp_dns_t *dns;		 /* NULL: names other than [resolve]'s fail */
+	struct drp_upconn *idle; /* pooled connections (fetch.c's) */
+	unsigned n_idle;
+	bool draining; /* drp_upstream_drain() ran: pool nothing more */
+} drp_upstream_t;
+
+typedef struct drp_upstream_conf {
+	atomic_uint refs;
+	double connect_timeout;	     /* s, per address tried */
+	double handshake_timeout;    /* s, upstream TLS handshake */
+	double body_timeout;	     /* s without progress in an exchange */
+	drp_conf_resolve_t *resolve; /* [resolve], copied */
+	unsigned n_resolve;
+	drp_tls_client_cred_t *cred; /* trust for upstream TLS */
+} drp_upstream_conf_t;
+
+/* Set up up for loop, with a resolver whose queries give up after
+ * dns_timeout seconds (a resolver that cannot be made leaves dns NULL). */
+void drp_upstream_init(drp_upstream_t *up, struct ev_loop *loop,
+		       double dns_timeout);
+/* The loop drains: close the pooled connections and pool no more. */
+void drp_upstream_drain(drp_upstream_t *up);
+/* After the loop's last fetch and connect ended: close the pooled
+ * connections and free the resolver. */
+void drp_upstream_fini(drp_upstream_t *up);
+
+/* The upstream rules of conf (which the result does not reference);
+ * loads the upstream trust (upstream_ca_file, verify_upstream), so it
+ * blocks. NULL and err filled on failure. One reference. */
+drp_upstream_conf_t *drp_upstream_conf_new(const drp_conf_t *conf, char *err,
+					   size_t errlen);
+drp_upstream_conf_t *drp_upstream_conf_ref(drp_upstream_conf_t *ucf);
+/* NULL is allowed. */
+void drp_upstream_conf_unref(drp_upstream_conf_t *ucf);
+
+/* [resolve] lookup: true and *ss filled (port = the entry's, or `port`
+ * when the entry has none) if the operator named an address for host. */
+bool drp_upstream_resolve_override(const drp_upstream_conf_t *ucf,
+				   const char *host, uint16_t port,
+				   struct sockaddr_storage *ss, unsigned *len);
+
+#endif
