@@ -13,6 +13,7 @@
 
 #include "http/uri.h"
 #include "tls/session.h"
+#include "upstream/keepalive.h"
 #include "upstream/upstream.h"
 #include "util/addr.h"
 #include "util/log.h"
@@ -23,21 +24,6 @@
 #define FETCH_BUF_HIGH	 (256 * 1024)
 #define FETCH_READ_CHUNK (64 * 1024)
 #define MAX_REDIRECTS	 5
-#define POOL_MAX_PER_KEY 8
-#define POOL_MAX	 64
-#define POOL_IDLE_S	 30.0
-
-typedef struct drp_upconn {
-	struct drp_upconn *next, *prev;
-	drp_upstream_t *ctx;
-	int fd;
-	drp_tls_t *tls;
-	char key[300];
-	ev_io io;
-	ev_timer idle;
-	drp_fetch_t *owner;
-	unsigned requests; /* served on this connection */
-} drp_upconn_t;
 
 enum fetch_state {
 	F_INIT,
@@ -122,97 +108,9 @@ static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /* ---- upstream connections and the per-worker pool ---- */
 
-static void up_close(drp_upconn_t *u)
-{
-	ev_io_stop(u->ctx->loop, &u->io);
-	ev_timer_stop(u->ctx->loop, &u->idle);
-	if (u->tls)
-		drp_tls_free(u->tls);
-	if (u->fd >= 0)
-		close(u->fd);
-	free(u);
-}
-
-static void pool_unlink(drp_upconn_t *u)
-{
-	drp_upstream_t *ctx = u->ctx;
-	if (u->prev)
-		u->prev->next = u->next;
-	else
-		ctx->idle = u->next;
-	if (u->next)
-		u->next->prev = u->prev;
-	u->next = u->prev = NULL;
-	ctx->n_idle--;
-}
-
-static void pool_io_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	/* An idle connection became readable: the server closed it (or sent
-	 * garbage). Either way it is unusable. */
-	drp_upconn_t *u = DRP_CONTAINER_OF(io, drp_upconn_t, io);
-	pool_unlink(u);
-	up_close(u);
-}
-
-static void pool_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	drp_upconn_t *u = DRP_CONTAINER_OF(t, drp_upconn_t, idle);
-	pool_unlink(u);
-	up_close(u);
-}
-
-static void pool_put(drp_upconn_t *u)
-{
-	drp_upstream_t *ctx = u->ctx;
-	unsigned same = 0;
-	for (drp_upconn_t *p = ctx->idle; p; p = p->next)
-		if (strcmp(p->key, u->key) == 0)
-			same++;
-	if (ctx->draining || same >= POOL_MAX_PER_KEY ||
-	    ctx->n_idle >= POOL_MAX) {
-		up_close(u);
-		return;
-	}
-	u->owner = NULL;
-	ev_io_stop(ctx->loop, &u->io);
-	ev_io_init(&u->io, pool_io_cb, u->fd, EV_READ);
-	ev_io_start(ctx->loop, &u->io);
-	ev_timer_init(&u->idle, pool_idle_cb, POOL_IDLE_S, 0.);
-	ev_timer_start(ctx->loop, &u->idle);
-	u->next = ctx->idle;
-	u->prev = NULL;
-	if (ctx->idle)
-		ctx->idle->prev = u;
-	ctx->idle = u;
-	ctx->n_idle++;
-}
-
-static drp_upconn_t *pool_get(drp_upstream_t *ctx, const char *key)
-{
-	for (drp_upconn_t *u = ctx->idle; u; u = u->next) {
-		if (strcmp(u->key, key) != 0)
-			continue;
-		pool_unlink(u);
-		ev_io_stop(ctx->loop, &u->io);
-		ev_timer_stop(ctx->loop, &u->idle);
-		if (u->tls && drp_tls_pending(u->tls) > 0) {
-			/* Unsolicited bytes: not reusable. */
-			up_close(u);
-			return NULL;
-		}
-		return u;
-	}
-	return NULL;
-}
-
 void drp_fetch_pool_flush(drp_upstream_t *ctx)
 {
-	while (ctx->idle) {
-		drp_upconn_t *u = ctx->idle;
-		pool_unlink(u);
-		up_close(u);
-	}
+	drp_keepalive_flush(ctx);
 }
 
 /* ---- helpers ---- */
@@ -226,7 +124,7 @@ static void fetch_free(drp_fetch_t *f)
 	if (f->dnsq)
 		drp_dns_cancel(f->dnsq);
 	if (f->up)
-		up_close(f->up);
+		drp_upconn_close(f->up);
 	drp_buf_free(&f->headers);
 	drp_buf_free(&f->out);
 	drp_buf_free(&f->reqbody);
@@ -246,7 +144,7 @@ static void fetch_finish(drp_fetch_t *f, int err, int http_status,
 	if (err == 0 && f->up && !f->resp_close && f->req_sent &&
 	    (f->up->tls == NULL || drp_tls_pending(f->up->tls) == 0)) {
 		f->up->requests++;
-		pool_put(f->up);
+		drp_keepalive_put(f->up);
 		f->up = NULL;
 	}
 	if (err < 0) {
@@ -444,11 +342,9 @@ static void connect_next(drp_fetch_t *f)
 			close(fd);
 			continue;
 		}
-		drp_upconn_t *u = DRP_NEW(drp_upconn_t);
-		u->ctx = f->ctx;
-		u->fd = fd;
-		pool_key(f, u->key, sizeof(u->key));
-		ev_init(&u->idle, pool_idle_cb);
+		char key[300];
+		pool_key(f, key, sizeof(key));
+		drp_upconn_t *u = drp_upconn_new(f->ctx, fd, key);
 		up_attach(f, u);
 		f->reused = false;
 		f->state = F_CONNECT;
@@ -515,7 +411,7 @@ static void fetch_begin(drp_fetch_t *f)
 	char key[300];
 	pool_key(f, key, sizeof(key));
 	f->addr_str[0] = '\0';
-	drp_upconn_t *u = pool_get(f->ctx, key);
+	drp_upconn_t *u = drp_keepalive_get(f->ctx, key);
 	if (u) {
 		up_attach(f, u);
 		f->reused = true;
@@ -796,7 +692,7 @@ static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
 	if (f->left_origin)
 		drop_authorization(&f->headers);
 	/* Do not bother draining the redirect's body. */
-	up_close(f->up);
+	drp_upconn_close(f->up);
 	f->up = NULL;
 	f->tls = tls;
 	snprintf(f->host, sizeof(f->host), "%s", host);
@@ -844,7 +740,7 @@ static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 		    (r == DRP_FETCH_AUTH_OK || r == DRP_FETCH_AUTH_PENDING))
 			r = DRP_FETCH_AUTH_DECLINED;
 		if (r == DRP_FETCH_AUTH_OK || r == DRP_FETCH_AUTH_PENDING) {
-			up_close(f->up);
+			drp_upconn_close(f->up);
 			f->up = NULL;
 			f->state =
 				r == DRP_FETCH_AUTH_OK ? F_INIT : F_WAIT_AUTH;
@@ -962,7 +858,7 @@ static void up_eof(drp_fetch_t *f)
 		/* A pooled connection the server had closed: retry once on a
 		 * fresh connection. */
 		f->stale_retried = true;
-		up_close(f->up);
+		drp_upconn_close(f->up);
 		f->up = NULL;
 		f->state = F_INIT;
 		fetch_kick(f);
@@ -993,7 +889,7 @@ static void fetch_run(drp_fetch_t *f)
 			drp_log_info(DRP_LOG_PROXY,
 				     "[c%06u] connect %s (%s): %s", f->conn_id,
 				     f->host, f->addr_str, strerror(err));
-			up_close(u);
+			drp_upconn_close(u);
 			f->up = NULL;
 			connect_next(f);
 			return;
@@ -1121,7 +1017,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		drp_log_info(DRP_LOG_PROXY,
 			     "[c%06u] connect %s (%s): timed out", f->conn_id,
 			     f->host, f->addr_str);
-		up_close(f->up);
+		drp_upconn_close(f->up);
 		f->up = NULL;
 		if (f->cur_addr < f->n_addrs) {
 			connect_next(f);

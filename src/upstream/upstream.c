@@ -4,7 +4,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "upstream/fetch.h"
+#include "upstream/keepalive.h"
 #include "util/mem.h"
 
 void drp_upstream_init(drp_upstream_t *up, struct ev_loop *loop,
@@ -20,12 +20,12 @@ void drp_upstream_init(drp_upstream_t *up, struct ev_loop *loop,
 void drp_upstream_drain(drp_upstream_t *up)
 {
 	up->draining = true;
-	drp_fetch_pool_flush(up);
+	drp_keepalive_flush(up);
 }
 
 void drp_upstream_fini(drp_upstream_t *up)
 {
-	drp_fetch_pool_flush(up);
+	drp_keepalive_flush(up);
 	if (up->dns)
 		drp_dns_free(up->dns);
 	up->dns = NULL;
