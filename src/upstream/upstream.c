@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "upstream/keepalive.h"
+#include "util/addr.h"
 #include "util/mem.h"
 
 void drp_upstream_init(drp_upstream_t *up, struct ev_loop *loop,
@@ -39,6 +40,7 @@ drp_upstream_conf_t *drp_upstream_conf_new(const drp_conf_t *conf, char *err,
 	ucf->connect_timeout = conf->connect_timeout;
 	ucf->handshake_timeout = conf->handshake_timeout;
 	ucf->body_timeout = conf->body_timeout;
+	ucf->addr_allowed = drp_upstream_addr_allowed;
 	if (conf->n_resolve > 0) {
 		ucf->resolve =
 			drp_calloc(conf->n_resolve, sizeof(*ucf->resolve));
@@ -73,6 +75,11 @@ void drp_upstream_conf_unref(drp_upstream_conf_t *ucf)
 		free(ucf->resolve[i].host);
 	free(ucf->resolve);
 	free(ucf);
+}
+
+bool drp_upstream_addr_allowed(const struct sockaddr *sa)
+{
+	return !drp_addr_is_forbidden(sa) && !drp_addr_is_local(sa);
 }
 
 bool drp_upstream_resolve_override(const drp_upstream_conf_t *ucf,

@@ -46,6 +46,9 @@ typedef struct drp_upstream {
 	bool draining; /* drp_upstream_drain() ran: pool nothing more */
 } drp_upstream_t;
 
+/* An address policy: whether a resolved address may be connected to. */
+typedef bool (*drp_upstream_addr_policy_fn)(const struct sockaddr *sa);
+
 typedef struct drp_upstream_conf {
 	atomic_uint refs;
 	double connect_timeout;	     /* s, per address tried */
@@ -54,6 +57,10 @@ typedef struct drp_upstream_conf {
 	drp_conf_resolve_t *resolve; /* [resolve], copied */
 	unsigned n_resolve;
 	drp_tls_client_cred_t *cred; /* trust for upstream TLS */
+	/* The policy for resolved addresses: drp_upstream_addr_allowed
+	 * (a test may set its own before first use). [resolve] entries
+	 * are the operator's word and bypass it. */
+	drp_upstream_addr_policy_fn addr_allowed;
 } drp_upstream_conf_t;
 
 /* Set up up for loop, with a resolver whose queries give up after
@@ -74,6 +81,12 @@ drp_upstream_conf_t *drp_upstream_conf_new(const drp_conf_t *conf, char *err,
 drp_upstream_conf_t *drp_upstream_conf_ref(drp_upstream_conf_t *ucf);
 /* NULL is allowed. */
 void drp_upstream_conf_unref(drp_upstream_conf_t *ucf);
+
+/* The proxy's address policy: false for addresses a tunnel or fetch must
+ * never reach unless [resolve] names them (loopback, link-local,
+ * unspecified, multicast, broadcast, their v4-mapped forms, and the
+ * addresses of the proxy's own interfaces). Thread-safe. */
+bool drp_upstream_addr_allowed(const struct sockaddr *sa);
 
 /* [resolve] lookup: true and *ss filled (port = the entry's, or `port`
  * when the entry has none) if the operator named an address for host. */
