@@ -13,9 +13,9 @@
 
 #include "http/uri.h"
 #include "tls/session.h"
+#include "upstream/connect.h"
 #include "upstream/keepalive.h"
 #include "upstream/upstream.h"
-#include "util/addr.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -27,8 +27,7 @@
 
 enum fetch_state {
 	F_INIT,
-	F_RESOLVE,
-	F_CONNECT,
+	F_CONNECT, /* drp_upstream_connect() under way */
 	F_HANDSHAKE,
 	F_EXCHANGE, /* head sent or being sent; response being read */
 	F_WAIT_AUTH,
@@ -68,11 +67,7 @@ struct drp_fetch {
 	void *sarg;
 	drp_fetch_hooks_t hooks;
 	/* connecting */
-	drp_dns_query_t *dnsq;
-	struct sockaddr_storage addrs[8];
-	unsigned addrlens[8];
-	unsigned n_addrs, cur_addr;
-	bool addr_named;
+	drp_upstream_connect_t *connect;
 	char addr_str[64];
 	drp_upconn_t *up;
 	bool reused;
@@ -121,8 +116,7 @@ static void fetch_free(drp_fetch_t *f)
 		f->hooks.release(f->hooks.arg, f);
 	ev_timer_stop(f->ctx->loop, &f->timer);
 	ev_timer_stop(f->ctx->loop, &f->kick);
-	if (f->dnsq)
-		drp_dns_cancel(f->dnsq);
+	drp_upstream_connect_cancel(f->connect);
 	if (f->up)
 		drp_upconn_close(f->up);
 	drp_buf_free(&f->headers);
@@ -309,7 +303,6 @@ static void pool_key(const drp_fetch_t *f, char *key, size_t len)
 }
 
 static void start_handshake_or_send(drp_fetch_t *f);
-static void connect_next(drp_fetch_t *f);
 
 static void up_attach(drp_fetch_t *f, drp_upconn_t *u)
 {
@@ -319,91 +312,48 @@ static void up_attach(drp_fetch_t *f, drp_upconn_t *u)
 	ev_io_init(&u->io, up_io_cb, u->fd, EV_READ | EV_WRITE);
 }
 
-static void connect_next(drp_fetch_t *f)
-{
-	while (f->cur_addr < f->n_addrs) {
-		unsigned i = f->cur_addr++;
-		struct sockaddr *sa = (struct sockaddr *)&f->addrs[i];
-		drp_sockaddr_str(sa, f->addr_str, sizeof(f->addr_str));
-		int fd = socket(sa->sa_family,
-				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			drp_log_errno(DRP_LOG_WARNING, DRP_LOG_PROXY,
-				      "[c%06u] socket", f->conn_id);
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(fd, sa, f->addrlens[i]) < 0 &&
-		    errno != EINPROGRESS) {
-			drp_log_info(DRP_LOG_PROXY,
-				     "[c%06u] connect %s (%s): %s", f->conn_id,
-				     f->host, f->addr_str, strerror(errno));
-			close(fd);
-			continue;
-		}
-		char key[300];
-		pool_key(f, key, sizeof(key));
-		drp_upconn_t *u = drp_upconn_new(f->ctx, fd, key);
-		up_attach(f, u);
-		f->reused = false;
-		f->state = F_CONNECT;
-		ev_io_set(&u->io, fd, EV_WRITE);
-		ev_io_start(f->ctx->loop, &u->io);
-		set_timer(f, f->ucf->connect_timeout);
-		return;
-	}
-	fetch_fail(f, -EHOSTUNREACH, 502, "cannot connect to %s:%u (%s)",
-		   f->host, f->port,
-		   f->addr_str[0] ? f->addr_str : "no address");
-}
-
-static void dns_cb(void *arg, int status, const drp_dns_result_t *res)
+static void connected_cb(void *arg, int fd,
+			 const drp_upstream_connect_result_t *res)
 {
 	drp_fetch_t *f = arg;
-	f->dnsq = NULL;
-	if (status < 0) {
-		fetch_fail(f, status, 502, "cannot resolve %s: %s", f->host,
-			   status == -ENOENT ? "no such host"
-					     : strerror(-status));
+	f->connect = NULL;
+	snprintf(f->addr_str, sizeof(f->addr_str), "%s", res->addr);
+	switch (res->err) {
+	case DRP_UPCONNECT_OK:
+		break;
+	case DRP_UPCONNECT_RESOLVE:
+		fetch_fail(f, res->dns_status, 502, "cannot resolve %s: %s",
+			   f->host,
+			   res->dns_status == -ENOENT
+				   ? "no such host"
+				   : strerror(-res->dns_status));
 		return;
-	}
-	f->n_addrs = 0;
-	unsigned refused = 0;
-	for (unsigned i = 0; i < res->n && f->n_addrs < 8; i++) {
-		const struct sockaddr *sa =
-			(const struct sockaddr *)&res->addr[i];
-		if (drp_addr_is_forbidden(sa) || drp_addr_is_local(sa)) {
-			refused++;
-			continue;
-		}
-		memcpy(&f->addrs[f->n_addrs], &res->addr[i],
-		       sizeof(res->addr[i]));
-		f->addrlens[f->n_addrs++] = res->addrlen[i];
-	}
-	if (f->n_addrs == 0) {
+	case DRP_UPCONNECT_REFUSED:
 		fetch_fail(f, -EACCES, 502,
 			   "%s resolves only to addresses the proxy may not "
 			   "connect to (%u refused; name it in [resolve] to "
 			   "allow)",
-			   f->host, refused);
+			   f->host, res->n_refused);
+		return;
+	case DRP_UPCONNECT_RESOLVE_TIMEOUT:
+	case DRP_UPCONNECT_TIMEOUT:
+		fetch_fail(f, -ETIMEDOUT, 504, "connect to %s timed out",
+			   f->host);
+		return;
+	case DRP_UPCONNECT_FAILED:
+	default:
+		fetch_fail(f, -EHOSTUNREACH, 502,
+			   "cannot connect to %s:%u (%s)", f->host, f->port,
+			   f->addr_str[0] ? f->addr_str : "no address");
 		return;
 	}
-	f->cur_addr = 0;
-	connect_next(f);
-}
-
-/* [resolve] overrides DNS, and names an address the operator allows even
- * if it is loopback or our own. */
-static bool resolve_override(drp_fetch_t *f)
-{
-	if (!drp_upstream_resolve_override(f->ucf, f->host, f->port,
-					   &f->addrs[0], &f->addrlens[0]))
-		return false;
-	f->n_addrs = 1;
-	f->cur_addr = 0;
-	f->addr_named = true;
-	return true;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	char key[300];
+	pool_key(f, key, sizeof(key));
+	up_attach(f, drp_upconn_new(f->ctx, fd, key));
+	f->reused = false;
+	start_handshake_or_send(f);
 }
 
 static void fetch_begin(drp_fetch_t *f)
@@ -418,14 +368,15 @@ static void fetch_begin(drp_fetch_t *f)
 		start_handshake_or_send(f);
 		return;
 	}
-	if (resolve_override(f)) {
-		connect_next(f);
-		return;
-	}
-	f->state = F_RESOLVE;
-	f->dnsq = drp_dns_resolve(f->ctx->dns, f->host, f->port, dns_cb, f);
-	if (f->dnsq == NULL)
-		fetch_fail(f, -EIO, 502, "cannot resolve %s", f->host);
+	/* The connect keeps its own deadlines. */
+	ev_timer_stop(f->ctx->loop, &f->timer);
+	f->state = F_CONNECT;
+	drp_upstream_connect_req_t cr = {
+		.host = f->host,
+		.port = f->port,
+		.conn_id = f->conn_id,
+	};
+	f->connect = drp_upstream_connect(f->ctx, f->ucf, &cr, connected_cb, f);
 }
 
 /* Build the request head for this attempt. */
@@ -697,7 +648,6 @@ static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
 	f->tls = tls;
 	snprintf(f->host, sizeof(f->host), "%s", host);
 	f->port = port;
-	f->addr_named = false;
 	f->state = F_INIT;
 	fetch_kick(f);
 	return true;
@@ -879,24 +829,6 @@ static void fetch_run(drp_fetch_t *f)
 	drp_upconn_t *u = f->up;
 	if (u == NULL)
 		return;
-	if (f->state == F_CONNECT) {
-		int err = 0;
-		socklen_t el = sizeof(err);
-		getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el);
-		if (err == EINPROGRESS || err == EALREADY)
-			return;
-		if (err != 0) {
-			drp_log_info(DRP_LOG_PROXY,
-				     "[c%06u] connect %s (%s): %s", f->conn_id,
-				     f->host, f->addr_str, strerror(err));
-			drp_upconn_close(u);
-			f->up = NULL;
-			connect_next(f);
-			return;
-		}
-		start_handshake_or_send(f);
-		return;
-	}
 	if (f->state == F_HANDSHAKE) {
 		int r = drp_tls_handshake(u->tls);
 		if (r == -EAGAIN) {
@@ -1013,19 +945,6 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	drp_fetch_t *f = DRP_CONTAINER_OF(t, drp_fetch_t, timer);
 	switch (f->state) {
-	case F_CONNECT:
-		drp_log_info(DRP_LOG_PROXY,
-			     "[c%06u] connect %s (%s): timed out", f->conn_id,
-			     f->host, f->addr_str);
-		drp_upconn_close(f->up);
-		f->up = NULL;
-		if (f->cur_addr < f->n_addrs) {
-			connect_next(f);
-			return;
-		}
-		fetch_fail(f, -ETIMEDOUT, 504, "connect to %s timed out",
-			   f->host);
-		return;
 	case F_HANDSHAKE:
 		fetch_fail(f, -ETIMEDOUT, 504,
 			   "TLS handshake with %s timed out", f->host);
