@@ -18,9 +18,9 @@
 #include "auth/auth.h"
 #include "registry/cached.h"
 #include "proxy/exchange.h"
-#include "net/dns.h"
 #include "conf/conf.h"
 #include "proxy/pass.h"
+#include "upstream/connect.h"
 #include "upstream/fetch.h"
 #include "admin/local.h"
 #include "auth/users.h"
@@ -91,10 +91,7 @@ struct drp_conn {
 	ev_io tio;
 	drp_buf_t tbuf; /* origin -> client */
 	bool t_eof, t_shut, c_shut;
-	drp_dns_query_t *dnsq;
-	struct sockaddr_storage taddr[8];
-	unsigned taddrlen[8];
-	unsigned n_taddr, cur_taddr;
+	drp_upstream_connect_t *tconnect; /* to the origin */
 	uint64_t t_up, t_down;
 	ev_tstamp t_start;
 	/* the request being served */
@@ -232,9 +229,9 @@ static void release_all(drp_conn_t *c)
 	}
 	zc_drop(c);
 	handler_release(c);
-	if (c->dnsq) {
-		drp_dns_cancel(c->dnsq);
-		c->dnsq = NULL;
+	if (c->tconnect) {
+		drp_upstream_connect_cancel(c->tconnect);
+		c->tconnect = NULL;
 	}
 	ev_io_stop(w->loop, &c->io);
 	ev_io_stop(w->loop, &c->tio);
@@ -1404,101 +1401,81 @@ static void conn_run(drp_conn_t *c)
 
 /* ---- tunnel ---- */
 
-static void tunnel_connected(drp_conn_t *c);
-
 static void tio_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	drp_conn_t *c = DRP_CONTAINER_OF(io, drp_conn_t, tio);
-	if (c->state == DRP_CONN_TUNNEL_CONNECT)
-		tunnel_connected(c);
-	else
-		tunnel_run(c);
+	tunnel_run(DRP_CONTAINER_OF(io, drp_conn_t, tio));
 }
 
-static void tunnel_connect_next(drp_conn_t *c)
+/* Each refusal of the origin gets its own status: an address the proxy
+ * may not reach 403, a name that does not resolve or an origin that does
+ * not answer 502, a name that does not resolve in time 504. */
+static void tunnel_refuse(drp_conn_t *c,
+			  const drp_upstream_connect_result_t *res)
 {
-	while (c->cur_taddr < c->n_taddr) {
-		unsigned i = c->cur_taddr++;
-		struct sockaddr *sa = (struct sockaddr *)&c->taddr[i];
-		int fd = socket(sa->sa_family,
-				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		if (connect(fd, sa, c->taddrlen[i]) < 0 &&
-		    errno != EINPROGRESS) {
-			close(fd);
-			continue;
-		}
-		c->tfd = fd;
-		ev_io_init(&c->tio, tio_cb, fd, EV_WRITE);
-		ev_io_start(c->w->loop, &c->tio);
-		set_timeout(c, conf_of(c)->connect_timeout);
-		return;
-	}
-	drp_log_notice(DRP_LOG_PROXY, "[c%06u] CONNECT %s:%u: cannot connect",
-		       c->id, c->host, c->port);
-	respond_error(c, 502, true, "cannot connect to %s:%u", c->host,
-		      c->port);
-	c->state = DRP_CONN_FLUSH_CLOSE;
-	request_done(c, "TUNNEL");
-	kick(c);
-}
-
-static void tunnel_dns_cb(void *arg, int status, const drp_dns_result_t *res)
-{
-	drp_conn_t *c = arg;
-	c->dnsq = NULL;
-	c->n_taddr = 0;
-	unsigned refused = 0;
-	for (unsigned i = 0; status == 0 && i < res->n && c->n_taddr < 8; i++) {
-		const struct sockaddr *sa =
-			(const struct sockaddr *)&res->addr[i];
-		if (drp_addr_is_forbidden(sa) || drp_addr_is_local(sa)) {
-			refused++;
-			continue;
-		}
-		memcpy(&c->taddr[c->n_taddr], &res->addr[i],
-		       sizeof(res->addr[i]));
-		c->taddrlen[c->n_taddr++] = res->addrlen[i];
-	}
-	if (c->n_taddr == 0) {
-		int st = refused ? 403 : 502;
+	if (res->err == DRP_UPCONNECT_RESOLVE_TIMEOUT) {
+		respond_error(c, 504, true, "timed out resolving %s", c->host);
+	} else if (res->err == DRP_UPCONNECT_FAILED ||
+		   res->err == DRP_UPCONNECT_TIMEOUT) {
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] CONNECT %s:%u: cannot connect", c->id,
+			       c->host, c->port);
+		respond_error(c, 502, true, "cannot connect to %s:%u", c->host,
+			      c->port);
+	} else {
+		bool refused =
+			res->err == DRP_UPCONNECT_REFUSED && res->n_refused > 0;
 		drp_log_notice(DRP_LOG_PROXY, "[c%06u] CONNECT %s:%u: %s",
 			       c->id, c->host, c->port,
 			       refused ? "address not allowed"
 				       : "cannot resolve");
-		respond_error(c, st, true, "%s %s",
+		respond_error(c, refused ? 403 : 502, true, "%s %s",
 			      refused ? "the proxy may not connect to"
 				      : "cannot resolve",
 			      c->host);
-		request_done(c, "TUNNEL");
-		kick(c);
+	}
+	request_done(c, "TUNNEL");
+	kick(c);
+}
+
+static void tunnel_connected_cb(void *arg, int fd,
+				const drp_upstream_connect_result_t *res)
+{
+	drp_conn_t *c = arg;
+	c->tconnect = NULL;
+	if (fd < 0) {
+		tunnel_refuse(c, res);
 		return;
 	}
-	c->cur_taddr = 0;
-	tunnel_connect_next(c);
+	c->tfd = fd;
+	atomic_fetch_add(&c->w->srv->stats.tunnels, 1);
+	c->state = DRP_CONN_TUNNEL;
+	c->req_active = false;
+	c->t_start = ev_now(c->w->loop);
+	/* The 200 goes to the client first; bytes it sent behind CONNECT
+	 * (already in c->in) go to the origin. */
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	drp_buf_append(&c->tbuf, ok, sizeof(ok) - 1);
+	set_timeout(c, conf_of(c)->tunnel_idle_timeout);
+	tunnel_run(c);
 }
 
 static void tunnel_begin(drp_conn_t *c)
 {
 	c->state = DRP_CONN_TUNNEL_CONNECT;
 	c->tfd = -1;
-	/* Nothing is read from the client until the origin answers. */
+	/* Nothing is read from the client until the origin answers, and
+	 * the connect keeps its own deadlines (connect_timeout bounds the
+	 * resolving too). */
 	ev_io_stop(c->w->loop, &c->io);
-	struct sockaddr_storage ss;
-	unsigned len;
-	if (drp_upstream_resolve_override(c->rt->upstream, c->host, c->port,
-					  &ss, &len)) {
-		memcpy(&c->taddr[0], &ss, sizeof(ss));
-		c->taddrlen[0] = len;
-		c->n_taddr = 1;
-		c->cur_taddr = 0;
-		tunnel_connect_next(c);
-		return;
-	}
-	set_timeout(c, conf_of(c)->connect_timeout);
-	c->dnsq = drp_dns_resolve(c->w->upstream.dns, c->host, c->port,
-				  tunnel_dns_cb, c);
+	ev_timer_stop(c->w->loop, &c->timer);
+	drp_upstream_connect_req_t cr = {
+		.host = c->host,
+		.port = c->port,
+		.conn_id = c->id,
+		.resolve_deadline = true,
+	};
+	c->tconnect = drp_upstream_connect(&c->w->upstream, c->rt->upstream,
+					   &cr, tunnel_connected_cb, c);
 }
 
 static bool relay(drp_conn_t *c, int from, int to, drp_buf_t *b, bool *eof,
@@ -1536,33 +1513,6 @@ static bool relay(drp_conn_t *c, int from, int to, drp_buf_t *b, bool *eof,
 		*shut = true;
 	}
 	return progress;
-}
-
-/* The origin socket became writable while connecting. */
-static void tunnel_connected(drp_conn_t *c)
-{
-	int err = 0;
-	socklen_t el = sizeof(err);
-	getsockopt(c->tfd, SOL_SOCKET, SO_ERROR, &err, &el);
-	if (err == EINPROGRESS || err == EALREADY)
-		return;
-	ev_io_stop(c->w->loop, &c->tio);
-	if (err) {
-		close(c->tfd);
-		c->tfd = -1;
-		tunnel_connect_next(c);
-		return;
-	}
-	atomic_fetch_add(&c->w->srv->stats.tunnels, 1);
-	c->state = DRP_CONN_TUNNEL;
-	c->req_active = false;
-	c->t_start = ev_now(c->w->loop);
-	/* The 200 goes to the client first; bytes it sent behind CONNECT
-	 * (already in c->in) go to the origin. */
-	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-	drp_buf_append(&c->tbuf, ok, sizeof(ok) - 1);
-	set_timeout(c, conf_of(c)->tunnel_idle_timeout);
-	tunnel_run(c);
 }
 
 static void tunnel_run(drp_conn_t *c)
@@ -1653,22 +1603,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		}
 		return;
 	case DRP_CONN_TUNNEL_CONNECT:
-		if (c->tfd >= 0) {
-			ev_io_stop(loop, &c->tio);
-			close(c->tfd);
-			c->tfd = -1;
-			tunnel_connect_next(c);
-			return;
-		}
-		respond_error(c, 504, true, "timed out resolving %s", c->host);
-		if (c->dnsq) {
-			drp_dns_cancel(c->dnsq);
-			c->dnsq = NULL;
-		}
-		request_done(c, "TUNNEL");
-		c->state = DRP_CONN_FLUSH_CLOSE;
-		kick(c);
-		return;
+		return; /* the connect has its own deadlines */
 	case DRP_CONN_LINGER:
 		drp_conn_close(c, "closed after response (linger ended)");
 		return;
