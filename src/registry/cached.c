@@ -796,6 +796,9 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 			return;
 	}
 	if (res->err < 0) {
+		drp_log_notice(DRP_LOG_CACHE, "[c%06u] %s%s: manifest: %d: %s",
+			       x->id, x->host, q->target, res->http_status,
+			       res->reason);
 		drp_exch_error(x, res->http_status, false, "%s", res->reason);
 		drp_exch_done(x, "MISS");
 		return;
@@ -993,13 +996,15 @@ static void confirm_cb(void *arg, drp_fetchbuf_result_t *res)
 	if (res->err == 0 &&
 	    (res->status == 200 || (q->kind == K_BLOB && has_it(res)))) {
 		mark_seen(x);
-		atomic_fetch_add(&srv_of(x)->stats.hit, 1);
+		drp_server_t *srv = srv_of(x);
 		q->result = "HIT";
 		if (serve_stored(x,
 				 q->kind == K_BLOB ? "application/octet-stream"
 						   : q->tag.media_type,
-				 "HIT"))
+				 "HIT")) {
+			atomic_fetch_add(&srv->stats.hit, 1);
 			return;
+		}
 	}
 	/* Not confirmed (404, 401, upstream down...): the client gets the
 	 * upstream's own answer. */
@@ -1028,10 +1033,11 @@ static bool manifest_digest(drp_exch_t *x)
 			confirm_then_serve(x);
 			return true;
 		}
-		atomic_fetch_add(&srv->stats.hit, 1);
 		q->result = "HIT";
-		if (serve_stored(x, ctype, "HIT"))
+		if (serve_stored(x, ctype, "HIT")) {
+			atomic_fetch_add(&srv->stats.hit, 1);
 			return true;
+		}
 	}
 	if (q->head)
 		return false; /* a HEAD miss costs the upstream nothing */
@@ -1077,9 +1083,12 @@ bool drp_cached_dispatch(drp_exch_t *x, const drp_http_msg_t *req,
 		if (stored && !seen_here(x)) {
 			confirm_then_serve(x);
 		} else if (stored) {
-			atomic_fetch_add(&srv->stats.hit, 1);
+			/* A hit once it is served: an object found damaged
+			 * now is a miss, counted as one (by blob_miss). */
 			q->result = "HIT";
-			if (!serve_stored(x, "application/octet-stream", "HIT"))
+			if (serve_stored(x, "application/octet-stream", "HIT"))
+				atomic_fetch_add(&srv->stats.hit, 1);
+			else
 				blob_miss(x);
 		} else if (q->head) {
 			taken = false;

@@ -17,6 +17,11 @@ stored=$PROXY_DIR/cache/blobs/sha256/${hex:0:2}/$hex
 url=https://registry.test/v2/test/small/blobs/$layer
 
 stored_ok() { [ "$(stat -c %s "$stored" 2>/dev/null)" = "$(stat -c %s "$want")" ]; }
+# The proxy's own count of cacheable requests by result (/metrics).
+counted() {
+	curl -s --noproxy '*' "http://127.0.0.1:$PROXY_PORT/metrics" |
+		sed -n "s/^drp_cache_requests_total{result=\"$1\"} //p"
+}
 
 pcurl -o "$SCEN/got" "$url"
 expect_file_digest "cold GET" "$SCEN/got" "$layer"
@@ -31,10 +36,14 @@ for damage in delete truncate; do
 	truncate) truncate -s 1000 "$stored" ;;
 	esac
 	mark=$(log_mark "$reg")
+	hits=$(counted HIT) misses=$(counted MISS)
 	code=$(pcurl -o "$SCEN/got" -w '%{http_code}' "$url" 2>"$SCEN/err") || true
 	drp_alive "$PROXY_PID" || drp_fail "$damage: the proxy died"
 	expect_eq "$damage: status" 200 "$code"
 	expect_file_digest "$damage: bytes" "$SCEN/got" "$layer"
+	# A miss, counted once: not a hit as well.
+	expect_eq "$damage: HIT count" "$hits" "$(counted HIT)"
+	expect_eq "$damage: MISS count" $((misses + 1)) "$(counted MISS)"
 	wait_log "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")" 1 5
 	sleep 0.5 # a second upstream GET would be logged by now
 	expect_eq "$damage: upstream GETs" 1 \
