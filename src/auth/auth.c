@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "plugin/select.h"
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 #include "auth/users.h"
 #include "util/addr.h"
 #include "util/log.h"

@@ -17,7 +17,7 @@
 #include "conf/conf.h"
 #include "http/parse.h"
 #include "http/uri.h"
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 #include "upstream/fetch.h"
 
 struct drp_runtime;
@@ -42,7 +42,7 @@ struct drp_users *drp_auth_users(const drp_auth_t *a);
 /*
  * An intercepted request arrived (after the Host/SNI check, before
  * routing). Return true if the auth layer answered it itself, as the
- * request's handler (proxy/exchange.h: the proxy's token realm, a 401
+ * request's handler (core/exchange.h: the proxy's token realm, a 401
  * challenge for /v2/, a 403 by policy). First of all it resolves the
  * request's per-registry settings into x->regset (drp_auth_resolve),
  * which the rest of the request uses.

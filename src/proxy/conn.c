@@ -17,7 +17,7 @@
 #include "proxy/accesslog.h"
 #include "auth/auth.h"
 #include "registry/cached.h"
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 #include "conf/conf.h"
 #include "proxy/pass.h"
 #include "upstream/connect.h"
@@ -39,7 +39,7 @@
 #define READ_CHUNK   (16 * 1024)
 
 /* A client connection; private to this file (handlers see a
- * drp_exch_t, proxy/exchange.h). */
+ * drp_exch_t, core/exchange.h). */
 struct drp_conn {
 	struct drp_conn *next, *prev;
 	drp_worker_t *w;
@@ -105,7 +105,7 @@ struct drp_conn {
 	drp_http_body_t reqbody;
 	bool is_ping; /* GET/HEAD /v2/ */
 	char *repo;   /* repository of the request (NULL: none) */
-	/* The request as its handlers see it (proxy/exchange.h): the
+	/* The request as its handlers see it (core/exchange.h): the
 	 * answer's status, result and byte counts, the per-registry
 	 * settings, the handler's state. */
 	drp_exch_t x;

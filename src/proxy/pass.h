@@ -3,7 +3,7 @@
  * Pass-through: a request answered by its upstream, the answer streamed
  * to the client as it arrives (heads sanitised, hop-by-hop headers
  * dropped, chunked framing where the length is unknown), the request
- * body streamed up. A handler of the exchange (proxy/exchange.h): the
+ * body streamed up. A handler of the exchange (core/exchange.h): the
  * plain forward of absolute-form requests, and every intercepted request
  * the cache does not answer.
  */
@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 #include "upstream/fetch.h"
 
 /*

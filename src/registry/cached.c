@@ -12,7 +12,7 @@
 #include "cache/digest.h"
 #include "http/range.h"
 #include "auth/auth.h"
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 #include "registry/cached.h"
 #include "upstream/fetchbuf.h"
 #include "registry/fill.h"

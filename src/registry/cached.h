@@ -2,7 +2,7 @@
 /*
  * Blobs and manifests answered from the cache, from in-flight fills, or
  * fetched and stored: the handler of an intercepted registry request
- * (proxy/exchange.h).
+ * (core/exchange.h).
  */
 #ifndef DRP_REGISTRY_CACHED_H
 #define DRP_REGISTRY_CACHED_H
@@ -12,7 +12,7 @@
 
 #include "http/parse.h"
 #include "http/uri.h"
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 
 struct drp_worker;
 

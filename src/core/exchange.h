@@ -22,8 +22,8 @@
  *
  * Thread: the connection's worker loop.
  */
-#ifndef DRP_PROXY_EXCHANGE_H
-#define DRP_PROXY_EXCHANGE_H
+#ifndef DRP_CORE_EXCHANGE_H
+#define DRP_CORE_EXCHANGE_H
 
 #include <stdarg.h>
 #include <stdbool.h>
