@@ -20,7 +20,7 @@
 #include "http/parse.h"
 #include "auth/auth.h"
 #include "auth/auth_int.h"
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 #include "upstream/fetchbuf.h"
 #include "proxy/server.h"
 #include "auth/users.h"
@@ -1125,7 +1125,7 @@ START_TEST(test_handles)
 END_TEST
 
 /* A client connection inside an intercepted tunnel, as the exchange
- * (proxy/exchange.h) shows it to drp_auth_intercept: conn.c's side of
+ * (core/exchange.h) shows it to drp_auth_intercept: conn.c's side of
  * the interface, faked. */
 typedef struct fake_conn {
 	drp_exch_t x;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Cache serving (src/registry/cached.c) as a handler of the exchange
- * interface (proxy/exchange.h), with no connection: a fake exchange
+ * interface (core/exchange.h), with no connection: a fake exchange
  * plays the client (it takes what the handler queues, as a slow or fast
  * reader) and the real memory backend holds the blob. What is checked:
  * the bytes and heads of whole, ranged and HEAD answers, the result the
@@ -20,7 +20,7 @@
 #include "conf/conf.h"
 #include "http/parse.h"
 #include "http/uri.h"
-#include "proxy/exchange.h"
+#include "core/exchange.h"
 #include "proxy/server.h"
 #include "registry/cached.h"
 #include "util/buf.h"
