@@ -190,7 +190,14 @@ int drp_cache_accept_key(char *buf, size_t buflen, const char *const *values,
 					*c = (char)(*c - 'A' + 'a');
 				ok = type_char_ok(*c);
 			}
-			if (ok && n < MAX_TYPES)
+			if (ok && n == MAX_TYPES) {
+				/* A key of the first MAX_TYPES would depend
+				 * on the order: no key at all. */
+				free(t);
+				rc = -E2BIG;
+				goto out;
+			}
+			if (ok)
 				types[n++] = t;
 			else
 				free(t);
@@ -213,6 +220,7 @@ int drp_cache_accept_key(char *buf, size_t buflen, const char *const *values,
 		memcpy(buf + len, types[i], tl);
 		len += tl;
 	}
+out:
 	for (size_t i = 0; i < n; i++)
 		free(types[i]);
 	if (rc < 0)
@@ -263,18 +271,28 @@ int drp_cache_tag_key(char *buf, size_t buflen, const char *host,
  * Text, so that a record can be inspected with cat. */
 #define TAG_MAGIC "drp-tag 1\n"
 
+/* A media type goes into a Content-Type header: at most
+ * DRP_CACHE_MEDIA_TYPE_MAX bytes, no control character (CR, LF, NUL...).
+ * What put refuses, get refuses too: a damaged record is a miss. */
+static bool media_type_ok(const char *s, size_t len)
+{
+	if (len > DRP_CACHE_MEDIA_TYPE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
 int drp_cache_tag_put(const drp_cache_api_t *api, drp_cache_t *db,
 		      drp_cache_stats_t *stats, const char *key,
 		      const drp_cache_tag_t *tag)
 {
 	char val[512];
 	if (!key_digest(tag->digest) ||
-	    strnlen(tag->media_type, sizeof(tag->media_type)) >
-		    DRP_CACHE_MEDIA_TYPE_MAX)
+	    !media_type_ok(tag->media_type,
+			   strnlen(tag->media_type, sizeof(tag->media_type))))
 		return -EINVAL;
-	for (const char *c = tag->media_type; *c; c++)
-		if ((unsigned char)*c < ' ' || *c == 0x7f)
-			return -EINVAL;
 	int n = snprintf(val, sizeof(val),
 			 TAG_MAGIC "%s\n%s\n%" PRIu64 "\n%" PRId64 "\n",
 			 tag->digest, tag->media_type, tag->size,
@@ -332,6 +350,7 @@ int drp_cache_tag_get(const drp_cache_api_t *api, drp_cache_t *db,
 	if (!take_line(&p, end, out->digest, sizeof(out->digest)) ||
 	    !key_digest(out->digest) ||
 	    !take_line(&p, end, out->media_type, sizeof(out->media_type)) ||
+	    !media_type_ok(out->media_type, strlen(out->media_type)) ||
 	    !take_line(&p, end, num, sizeof(num)) ||
 	    !parse_i64(num, false, &size) ||
 	    !take_line(&p, end, num, sizeof(num)) ||
@@ -348,6 +367,42 @@ int drp_cache_tag_del(const drp_cache_api_t *api, drp_cache_t *db,
 		      drp_cache_stats_t *stats, const char *key)
 {
 	return api->meta_del(db, stats, key, strlen(key));
+}
+
+int drp_cache_mtype_put(const drp_cache_api_t *api, drp_cache_t *db,
+			drp_cache_stats_t *stats, const char *digest,
+			const char *media_type)
+{
+	char key[DRP_CACHE_DIGEST_SIZE + 8];
+	size_t len = strlen(media_type);
+	if (!key_digest(digest) || len == 0 || !media_type_ok(media_type, len))
+		return -EINVAL;
+	snprintf(key, sizeof(key), "mt %s", digest);
+	return api->meta_put(db, stats, key, strlen(key), media_type,
+			     strlen(media_type));
+}
+
+int drp_cache_mtype_get(const drp_cache_api_t *api, drp_cache_t *db,
+			drp_cache_stats_t *stats, const char *digest, char *out,
+			size_t outlen)
+{
+	char key[DRP_CACHE_DIGEST_SIZE + 8];
+	if (!key_digest(digest) || outlen <= DRP_CACHE_MEDIA_TYPE_MAX)
+		return -EINVAL;
+	snprintf(key, sizeof(key), "mt %s", digest);
+	size_t len = outlen - 1;
+	int rc = api->meta_get(db, stats, key, strlen(key), out, &len);
+	if (rc == -ERANGE)
+		rc = -EBADMSG;
+	if (rc == 0 && (len == 0 || memchr(out, '\0', len) != NULL ||
+			!media_type_ok(out, len)))
+		rc = -EBADMSG;
+	if (rc < 0) {
+		out[0] = '\0';
+		return rc;
+	}
+	out[len] = '\0';
+	return 0;
 }
 
 /* "neg <key>" into buf; length or -ENAMETOOLONG. */

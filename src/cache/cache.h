@@ -53,8 +53,9 @@ int drp_cache_adopt(const drp_cache_api_t *api, drp_cache_t *db,
  * (comma-separated lists; parameters such as ";q=0.5" dropped; lower-
  * cased), de-duplicated and sorted, joined by ','. Several Accept headers
  * and one merged header give the same key. No acceptable type at all
- * gives "-". Writes a NUL-ended key to buf and returns its length, or
- * -ENAMETOOLONG if buflen is too small.
+ * gives "-". Writes a NUL-ended key to buf and returns its length,
+ * -ENAMETOOLONG if buflen is too small, or -E2BIG for more than 32 media
+ * types (such a request is not answered from a tag record).
  */
 int drp_cache_accept_key(char *buf, size_t buflen, const char *const *values,
 			 size_t n_values);
@@ -81,7 +82,8 @@ typedef struct drp_cache_tag {
  * Store / read a tag record under key (from drp_cache_tag_key). put:
  * 0, -EINVAL (bad digest, media type too long or with a control
  * character), or the backend's error. get: 0 and *out filled, -ENOENT,
- * -EBADMSG if the stored value is not a valid record.
+ * -EBADMSG if the stored value is not a valid record (a media type with
+ * a control character included).
  */
 int drp_cache_tag_put(const drp_cache_api_t *api, drp_cache_t *db,
 		      drp_cache_stats_t *stats, const char *key,
@@ -91,6 +93,21 @@ int drp_cache_tag_get(const drp_cache_api_t *api, drp_cache_t *db,
 		      drp_cache_tag_t *out);
 int drp_cache_tag_del(const drp_cache_api_t *api, drp_cache_t *db,
 		      drp_cache_stats_t *stats, const char *key);
+
+/*
+ * The media type a manifest stored by digest was served with: key
+ * "mt <digest>". put: 0, -EINVAL (bad digest, media type empty, too long
+ * or with a control character), or the backend's error. get: 0 and the
+ * NUL-ended media type in out (outlen > DRP_CACHE_MEDIA_TYPE_MAX),
+ * -ENOENT, or -EBADMSG if the stored value is not one put could have
+ * written (it goes into a response header).
+ */
+int drp_cache_mtype_put(const drp_cache_api_t *api, drp_cache_t *db,
+			drp_cache_stats_t *stats, const char *digest,
+			const char *media_type);
+int drp_cache_mtype_get(const drp_cache_api_t *api, drp_cache_t *db,
+			drp_cache_stats_t *stats, const char *digest, char *out,
+			size_t outlen);
 
 /*
  * Negative entries: "key is known not to exist until `expires`" (unix

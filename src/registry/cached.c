@@ -674,11 +674,6 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
-static void mt_key(char *buf, size_t len, const char *digest)
-{
-	snprintf(buf, len, "mt %s", digest);
-}
-
 typedef struct manifest_job {
 	drp_server_t *srv;
 	char digest[DRP_CACHE_DIGEST_SIZE];
@@ -714,10 +709,7 @@ static void store_manifest(drp_exch_t *x, const char *digest, const char *ctype,
 {
 	drp_server_t *srv = srv_of(x);
 	drp_cached_req_t *q = x->hs;
-	char key[128];
-	mt_key(key, sizeof(key), digest);
-	srv->capi->meta_put(srv->cdb, &srv->cstats, key, strlen(key), ctype,
-			    strlen(ctype));
+	drp_cache_mtype_put(srv->capi, srv->cdb, &srv->cstats, digest, ctype);
 	size_t len = drp_buf_pending(body);
 	manifest_job_t *j = drp_malloc(sizeof(*j) + (len ? len : 1));
 	j->srv = srv;
@@ -915,8 +907,8 @@ static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 	char *owned[32];
 	const char *vals[32];
 	size_t nv = 0;
-	for (const drp_http_header_t *h = drp_http_find(req, "Accept");
-	     h && nv < DRP_ARRAY_SIZE(vals);
+	const drp_http_header_t *h = drp_http_find(req, "Accept");
+	for (; h && nv < DRP_ARRAY_SIZE(vals);
 	     h = drp_http_find_next(req, "Accept", h)) {
 		/* The helper wants NUL-terminated strings. */
 		owned[nv] = drp_strndup(h->value, h->value_len);
@@ -924,7 +916,10 @@ static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 		nv++;
 	}
 	char accept[1024];
-	int r = drp_cache_accept_key(accept, sizeof(accept), vals, nv);
+	/* More Accept lines than read: no key, as for too many types. */
+	int r = h != NULL ? -E2BIG
+			  : drp_cache_accept_key(accept, sizeof(accept), vals,
+						 nv);
 	for (size_t i = 0; i < nv; i++)
 		free(owned[i]);
 	if (r < 0)
@@ -1020,13 +1015,10 @@ static bool manifest_digest(drp_exch_t *x)
 {
 	drp_server_t *srv = srv_of(x);
 	drp_cached_req_t *q = x->hs;
-	char key[128], ctype[256];
-	mt_key(key, sizeof(key), q->digest);
-	size_t len = sizeof(ctype) - 1;
+	char ctype[DRP_CACHE_MEDIA_TYPE_MAX + 1];
 	if (srv->capi->lookup(srv->cdb, &srv->cstats, q->digest, NULL) == 0 &&
-	    srv->capi->meta_get(srv->cdb, &srv->cstats, key, strlen(key), ctype,
-				&len) == 0) {
-		ctype[len] = '\0';
+	    drp_cache_mtype_get(srv->capi, srv->cdb, &srv->cstats, q->digest,
+				ctype, sizeof(ctype)) == 0) {
 		if (!seen_here(x)) {
 			snprintf(q->tag.media_type, sizeof(q->tag.media_type),
 				 "%s", ctype);

@@ -224,19 +224,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 3: {
-		/* The manifest media type record, as the manifest-by-digest
-		 * path reads it (into a 256-byte buffer). */
-		static const char key[] = "mt " DIGEST;
-		CHECK(C.api->meta_put(C.db, &C.st, key, strlen(key),
-				      "application/json", 16) == 0);
-		make_file(key, how, d, n);
-		char ctype[256];
-		size_t len = sizeof(ctype) - 1;
-		int r = C.api->meta_get(C.db, &C.st, key, strlen(key), ctype,
-					&len);
-		CHECK(r == 0 || r == -ENOENT || r == -ERANGE);
-		if (r == 0)
-			CHECK(len < sizeof(ctype));
+		/* The media type of a manifest stored by digest. */
+		CHECK(drp_cache_mtype_put(C.api, C.db, &C.st, DIGEST,
+					  "application/json") == 0);
+		make_file("mt " DIGEST, how, d, n);
+		char ctype[DRP_CACHE_MEDIA_TYPE_MAX + 1];
+		int r = drp_cache_mtype_get(C.api, C.db, &C.st, DIGEST, ctype,
+					    sizeof(ctype));
+		CHECK(r == 0 || r == -ENOENT || r == -EBADMSG);
+		if (r == 0) {
+			CHECK(*ctype && header_safe(ctype));
+			CHECK(drp_cache_mtype_put(C.api, C.db, &C.st, DIGEST,
+						  ctype) == 0);
+		}
 		break;
 	}
 	}

@@ -1147,6 +1147,83 @@ START_TEST(tag_records)
 }
 END_TEST
 
+/* Records the cache reads back from its own store feed response headers
+ * (the manifest's Content-Type): a damaged one with a line break or other
+ * control character is refused like any unreadable record, never served.
+ * (Found by tests/fuzz/fuzz_cachemeta.) */
+START_TEST(damaged_records_not_served)
+{
+	char key[DRP_CACHE_KEY_MAX + 1], digest[DRP_CACHE_DIGEST_SIZE];
+	char val[512], ctype[DRP_CACHE_MEDIA_TYPE_MAX + 1];
+	drp_cache_tag_t got;
+
+	open_db(_i, "damaged", 1000);
+	digest_of("manifest", 8, digest);
+	drp_cache_tag_key(key, sizeof(key), "docker.io", "library/alpine",
+			  "3.19", "-");
+	int n = snprintf(val, sizeof(val),
+			 "drp-tag 1\n%s\napplication/json\rX-Evil: 1\n"
+			 "12\n1700000000\n",
+			 digest);
+	ck_assert_int_eq(
+		api->meta_put(db, &st, key, strlen(key), val, (size_t)n), 0);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -EBADMSG);
+
+	/* The media type record of a manifest stored by digest. */
+	ck_assert_int_eq(drp_cache_mtype_put(api, db, &st, digest,
+					     "application/json\r\nX-Evil: 1"),
+			 -EINVAL);
+	ck_assert_int_eq(
+		drp_cache_mtype_get(api, db, &st, digest, ctype, sizeof(ctype)),
+		-ENOENT);
+	ck_assert_int_eq(drp_cache_mtype_put(api, db, &st, digest,
+					     "application/vnd.oci.image."
+					     "manifest.v1+json"),
+			 0);
+	ck_assert_int_eq(
+		drp_cache_mtype_get(api, db, &st, digest, ctype, sizeof(ctype)),
+		0);
+	ck_assert_str_eq(ctype, "application/vnd.oci.image.manifest.v1+json");
+	char mk[128];
+	snprintf(mk, sizeof(mk), "mt %s", digest);
+	ck_assert_int_eq(
+		api->meta_put(db, &st, mk, strlen(mk), "text/x\rEvil", 11), 0);
+	ck_assert_int_eq(
+		drp_cache_mtype_get(api, db, &st, digest, ctype, sizeof(ctype)),
+		-EBADMSG);
+	ck_assert_int_eq(api->meta_put(db, &st, mk, strlen(mk), "a\0b", 3), 0);
+	ck_assert_int_eq(
+		drp_cache_mtype_get(api, db, &st, digest, ctype, sizeof(ctype)),
+		-EBADMSG);
+	close_db();
+}
+END_TEST
+
+/* More media types than an Accept key holds: no key (the request is not
+ * answered from a tag record), rather than a key that depends on which
+ * types came first. (Found by tests/fuzz/fuzz_manifest.) */
+START_TEST(accept_key_too_many_types)
+{
+	char a[1024], b[1024], one[64], two[64];
+	char list[2048] = "", rev[2048] = "";
+	for (int i = 0; i < 33; i++) {
+		snprintf(one, sizeof(one), "%sa/t%d", i ? ", " : "", i);
+		strcat(list, one);
+		snprintf(two, sizeof(two), "%sa/t%d", i ? ", " : "", 32 - i);
+		strcat(rev, two);
+	}
+	const char *v1[] = {list}, *v2[] = {rev};
+	int r1 = drp_cache_accept_key(a, sizeof(a), v1, 1);
+	int r2 = drp_cache_accept_key(b, sizeof(b), v2, 1);
+	ck_assert_int_eq(r1, -E2BIG);
+	ck_assert_int_eq(r2, -E2BIG);
+	/* 32 is fine. */
+	char *cut = strrchr(list, ',');
+	*cut = '\0';
+	ck_assert_int_gt(drp_cache_accept_key(a, sizeof(a), v1, 1), 0);
+}
+END_TEST
+
 struct mix_arg {
 	int id;
 	int bad;
@@ -1685,6 +1762,8 @@ Suite *cache_suite(void)
 	tcase_add_loop_test(tc, meta_records, 0, nb);
 	tcase_add_loop_test(tc, meta_many, 0, nb);
 	tcase_add_loop_test(tc, tag_records, 0, nb);
+	tcase_add_loop_test(tc, damaged_records_not_served, 0, nb);
+	tcase_add_test(tc, accept_key_too_many_types);
 	tcase_add_loop_test(tc, threaded_mix, 0, nb);
 	tcase_add_loop_test(tc, open_errors, 0, nb);
 	suite_add_tcase(s, tc);
