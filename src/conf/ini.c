@@ -252,6 +252,19 @@ unsigned drp_ini_parse(drp_ini_t *ini, const char *file, const char *text,
 			perr(&p, NULL, NULL, "NUL byte in line");
 			continue;
 		}
+		/* Any other control character but TAB (a stray CR of CRCRLF
+		 * line ends, an escape sequence) would silently become part
+		 * of a value: a password that never matches, a path that is
+		 * not the one shown. */
+		size_t k = 0;
+		while (k < n && ((unsigned char)l[k] >= 0x20 || l[k] == '\t') &&
+		       l[k] != 0x7f)
+			k++;
+		if (k < n) {
+			perr(&p, NULL, NULL, "control character 0x%02x in line",
+			     (unsigned)(unsigned char)l[k]);
+			continue;
+		}
 		char *copy = drp_strndup(l, n);
 		parse_line(&p, copy);
 		free(copy);

@@ -655,6 +655,14 @@ static const struct {
 	 "t.ini:2: [proxy] workers: invalid value "
 	 "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	 "aaaaaaaaa...' (expected auto or 1..256)"},
+	/* syntax: a control character other than TAB (here a stray CR of
+	 * CRCRLF line ends, which would end up in the password) */
+	{"[registry \"quay.io\"]\npassword = secret\r\r\n",
+	 "t.ini:2: control character 0x0d in line"},
+	{"[proxy]\nca_dir = \"/srv/\x1b[2Jca\"\n",
+	 "t.ini:2: control character 0x1b in line"},
+	{"[proxy]\nca_dir = /srv/ca\x7f\n",
+	 "t.ini:2: control character 0x7f in line"},
 };
 
 START_TEST(bad_config_table)
