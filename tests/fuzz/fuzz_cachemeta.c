@@ -7,9 +7,9 @@
  * record that fails a check is a miss, never a crash, and what a read
  * returns is what a put could have written.
  *
- * One fs cache in a temporary directory, opened once. For each input one
- * record is written by its normal put (so the file exists at its real
- * path), then that file's bytes are replaced and it is read back.
+ * One fs cache in a temporary directory, opened once. Each record is
+ * written once by its normal put (so the file is at its real path); each
+ * input replaces that file's bytes, then the record is read back.
  *   byte 0, bits 0-1: how the file is made from the rest
  *       0: the rest, raw (header, key and value all fuzzed)
  *       1: a valid header and key, the rest as the value
@@ -113,7 +113,8 @@ static void put_le32(uint8_t *p, uint32_t v)
 
 static void write_file(const char *path, const void *p, size_t n)
 {
-	int fd = openat(C.dirfd, path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	int fd = openat(C.dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600);
 	CHECK(fd >= 0);
 	CHECK(n == 0 || write(fd, p, n) == (ssize_t)n);
 	close(fd);
@@ -160,6 +161,10 @@ static bool header_safe(const char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* Each record is put once, by its normal put, so that its file
+	 * and directory exist; inputs then only replace the file's bytes
+	 * (a failed read may delete it: it is created again). */
+	static unsigned char made[4];
 	if (C.db == NULL)
 		setup();
 	if (size < 1)
@@ -181,7 +186,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(t.digest, sizeof(t.digest), "%s", DIGEST);
 		snprintf(t.media_type, sizeof(t.media_type),
 			 "application/vnd.oci.image.index.v1+json");
-		CHECK(drp_cache_tag_put(C.api, C.db, &C.st, tag_key, &t) == 0);
+		if (!made[0]++)
+			CHECK(drp_cache_tag_put(C.api, C.db, &C.st, tag_key,
+						&t) == 0);
 		make_file(tag_key, how, d, n);
 		drp_cache_tag_t got;
 		int r = drp_cache_tag_get(C.api, C.db, &C.st, tag_key, &got);
@@ -198,8 +205,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 1: {
 		static const char key[] = "manifest registry.test a/b latest";
-		CHECK(drp_cache_neg_put(C.api, C.db, &C.st, key, 1700000000) ==
-		      0);
+		if (!made[1]++)
+			CHECK(drp_cache_neg_put(C.api, C.db, &C.st, key,
+						1700000000) == 0);
 		char full[128];
 		snprintf(full, sizeof(full), "neg %s", key);
 		make_file(full, how, d, n);
@@ -212,8 +220,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 2: {
-		CHECK(drp_cache_seen_put(C.api, C.db, &C.st, DIGEST,
-					 "registry.test", "a/b") == 0);
+		if (!made[2]++)
+			CHECK(drp_cache_seen_put(C.api, C.db, &C.st, DIGEST,
+						 "registry.test", "a/b") == 0);
 		char full[256];
 		snprintf(full, sizeof(full), "seen %s registry.test a/b",
 			 DIGEST);
@@ -225,8 +234,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 3: {
 		/* The media type of a manifest stored by digest. */
-		CHECK(drp_cache_mtype_put(C.api, C.db, &C.st, DIGEST,
-					  "application/json") == 0);
+		if (!made[3]++)
+			CHECK(drp_cache_mtype_put(C.api, C.db, &C.st, DIGEST,
+						  "application/json") == 0);
 		make_file("mt " DIGEST, how, d, n);
 		char ctype[DRP_CACHE_MEDIA_TYPE_MAX + 1];
 		int r = drp_cache_mtype_get(C.api, C.db, &C.st, DIGEST, ctype,

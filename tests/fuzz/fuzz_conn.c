@@ -10,7 +10,7 @@
  * the loop runs idle again, then every connection is closed and reaped.
  *
  * Input: byte 0 selects the seam and the upstream's behaviour, the rest
- * is what the client sends.
+ * is what the client sends (world.h: the loop, the fake upstream).
  *   bit 0     0: the plain proxy port (drp_conn_accept);
  *             1: a session as if its CONNECT to registry.test:443 had
  *                been intercepted, below TLS (drp_conn_accept_intercepted)
@@ -22,34 +22,31 @@
  *             temporary directory, stored and marked as served for
  *             registry.test/test/x before each input that needs it):
  *             0 none, 1 its file deleted, 2 truncated, 3 emptied
+ *   bit 6     scripted upstream: when the rest holds FZ_SEP
+ *             ("\r\n--up--\r\n"), what precedes the first one is the
+ *             client's bytes and each part after one is the upstream's
+ *             answer to the next request head it sees, on any connection
+ *             (a manifest with any Content-Type and digest, a 401 then
+ *             the token JSON, a redirect...), instead of the table's;
+ *             bit 7 then sends them one byte per loop turn
  *
  * Deterministic and fast: no timers are waited for, no real network.
  * The interesting failures are memory errors (ASan) and UB (UBSan).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 
 #include "cache/cache.h"
-#include "conf/conf.h"
 #include "proxy/conn.h"
-#include "upstream/fetch.h"
-#include "proxy/server.h"
-#include "proxy/worker.h"
-#include "tls/ca.h"
-#include "util/log.h"
+#include "world.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -69,23 +66,11 @@ static const char *const answers[8] = {
 static const bool answer_closes[8] = {false, false, false, true,
 				      true,  false, true,  true};
 
-typedef struct fake_conn {
-	ev_io io;
-	int fd;
-	bool answered;
-	size_t seen;
-	char head[4];
-	struct fake_conn *next;
-} fake_conn_t;
+/* At most this many scripted answers per input. */
+#define MAX_SCRIPT 16
 
 static struct {
 	bool ready;
-	drp_server_t srv;
-	drp_worker_t w;
-	int lfd;
-	ev_io lio;
-	fake_conn_t *fakes;
-	unsigned answer;
 	ev_io cio; /* the test's end of the socketpair: drained */
 	int cfd;
 	int seam; /* -1: from the input; 0 plain; 1 intercepted */
@@ -97,7 +82,7 @@ static struct {
 /* The cached blob: sha256 of `blob` (fuzz_conn.dict names its path). */
 static void blob_store(void)
 {
-	drp_server_t *srv = &F.srv;
+	drp_server_t *srv = &FZ.srv;
 	if (srv->capi->lookup(srv->cdb, &srv->cstats, F.blob_digest, NULL) == 0)
 		return;
 	drp_cache_writer_t *wr = NULL;
@@ -120,62 +105,6 @@ static void blob_damage(unsigned how)
 		truncate(F.blob_path, how == 2 ? sizeof(F.blob) / 2 : 0);
 }
 
-static void fake_close(fake_conn_t *f)
-{
-	ev_io_stop(F.w.loop, &f->io);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-}
-
-static void fake_io_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	fake_conn_t *f = (fake_conn_t *)io;
-	char buf[16384];
-	for (;;) {
-		ssize_t n = recv(f->fd, buf, sizeof(buf), 0);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			fake_close(f);
-			return;
-		}
-		if (n < 0)
-			return;
-		/* Answer (once) at the first CRLFCRLF: request bodies and
-		 * later requests are read and dropped. */
-		for (ssize_t i = 0; i < n && !f->answered; i++) {
-			memmove(f->head, f->head + 1, 3);
-			f->head[3] = buf[i];
-			if (memcmp(f->head, "\r\n\r\n", 4) == 0) {
-				const char *a = answers[F.answer];
-				ssize_t r =
-					send(f->fd, a, strlen(a), MSG_NOSIGNAL);
-				(void)r;
-				f->answered = true;
-				if (answer_closes[F.answer]) {
-					fake_close(f);
-					return;
-				}
-			}
-		}
-	}
-}
-
-static void fake_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	for (;;) {
-		int fd = accept4(F.lfd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		fake_conn_t *f = calloc(1, sizeof(*f));
-		f->fd = fd;
-		f->next = F.fakes;
-		F.fakes = f;
-		ev_io_init(&f->io, fake_io_cb, fd, EV_READ);
-		ev_io_start(loop, &f->io);
-	}
-}
-
 static void client_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	char buf[65536];
@@ -186,119 +115,14 @@ static void client_cb(struct ev_loop *loop, ev_io *io, int revents)
 		ev_io_stop(loop, io);
 }
 
-/* Callbacks invoked by the last ev_run round. */
-static unsigned invoked;
-
-static void count_invoke(struct ev_loop *loop)
-{
-	invoked += ev_pending_count(loop);
-	ev_invoke_pending(loop);
-}
-
-static void run_until_idle(void)
-{
-	unsigned quiet = 0;
-	for (int i = 0; i < 5000 && quiet < 3; i++) {
-		invoked = 0;
-		ev_run(F.w.loop, EVRUN_NOWAIT);
-		quiet = invoked == 0 ? quiet + 1 : 0;
-	}
-}
-
-static char tmpdir[64];
-
-static int rm_cb(const char *path, const struct stat *st, int flag,
-		 struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
-/* The CA and the cache live in a temporary directory: gone at exit. */
-static void cleanup(void)
-{
-	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void setup(void)
 {
-	signal(SIGPIPE, SIG_IGN);
-	gnutls_global_init();
-	drp_log_set_level(getenv("FUZZ_CONN_LOG") ? DRP_LOG_DEBUG
-						  : DRP_LOG_ERR);
-
+	fz_setup("FUZZ_CONN_LOG");
 	const char *seam = getenv("FUZZ_CONN_SEAM");
 	F.seam = seam == NULL			    ? -1
 		 : strcmp(seam, "intercepted") == 0 ? 1
 		 : strcmp(seam, "plain") == 0	    ? 0
 						    : -1;
-	F.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sin);
-	if (F.lfd < 0 || bind(F.lfd, (struct sockaddr *)&sin, sl) < 0 ||
-	    listen(F.lfd, 128) < 0 ||
-	    getsockname(F.lfd, (struct sockaddr *)&sin, &sl) < 0)
-		abort();
-	unsigned port = ntohs(sin.sin_port);
-
-	char dir[] = "/tmp/fuzz_conn.XXXXXX";
-	if (mkdtemp(dir) == NULL)
-		abort();
-	snprintf(tmpdir, sizeof(tmpdir), "%s", dir);
-	atexit(cleanup);
-	char text[2048];
-	snprintf(text, sizeof(text),
-		 "[proxy]\n"
-		 "listen = 127.0.0.1:3128\n"
-		 "workers = 1\n"
-		 "registries = registry.test\n"
-		 "allow = 127.0.0.1/32\n"
-		 "tunnel_ports = 443 8443\n"
-		 "ca_dir = %s/ca\n"
-		 "access_log = %s\n"
-		 "[resolve]\n"
-		 "registry.test = 127.0.0.1:%u\n"
-		 "nonexistent.invalid = 127.0.0.1:%u\n"
-		 "up.test = 127.0.0.1:%u\n"
-		 "other.test = 127.0.0.1:%u\n"
-		 "auth.test = 127.0.0.1:%u\n"
-		 "[cache]\n"
-		 "dir = %s/cache\n",
-		 dir, getenv("FUZZ_CONN_LOG") ? "-" : "/dev/null", port, port,
-		 port, port, port, dir);
-	drp_conf_errors_t errs = {0};
-	drp_conf_t *conf = drp_conf_load_string("fuzz_conn.ini", text, &errs);
-	if (conf == NULL) {
-		for (unsigned i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msg[i]);
-		abort();
-	}
-	char err[512] = "";
-	drp_server_t *srv = &F.srv;
-	pthread_mutex_init(&srv->rt_lock, NULL);
-	pthread_mutex_init(&srv->fills_lock, NULL);
-	pthread_rwlock_init(&srv->loops_lock, NULL);
-	srv->ca = drp_ca_open(conf->ca_dir, err, sizeof(err));
-	if (srv->ca == NULL ||
-	    (srv->forge = drp_forge_new(srv->ca, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "%s\n", err);
-		abort();
-	}
-	const drp_cache_api_t *api =
-		drp_cache_backend_find(conf->cache_backend);
-	drp_cache_conf_t cc = {.dir = conf->cache_dir,
-			       .max_size = conf->cache_max_size};
-	if (api == NULL ||
-	    api->open(&srv->cdb, &cc, &srv->cstats, err, sizeof(err)) < 0) {
-		fprintf(stderr, "cache: %s\n", err);
-		abort();
-	}
-	srv->capi = api;
-	char spool[4200];
-	snprintf(spool, sizeof(spool), "%s/spool", conf->cache_dir);
-	mkdir(spool, 0700);
-	srv->spool_dir = strdup(spool);
 	for (size_t i = 0; i < sizeof(F.blob); i++)
 		F.blob[i] = (char)('a' + i % 26);
 	uint8_t md[32];
@@ -308,25 +132,8 @@ static void setup(void)
 		o += snprintf(F.blob_digest + o,
 			      sizeof(F.blob_digest) - (size_t)o, "%02x", md[i]);
 	snprintf(F.blob_path, sizeof(F.blob_path),
-		 "%.4000s/blobs/sha256/%.2s/%.64s", conf->cache_dir,
-		 F.blob_digest + 7, F.blob_digest + 7);
-	srv->rt = drp_runtime_new(conf, err, sizeof(err));
-	if (srv->rt == NULL) {
-		fprintf(stderr, "%s\n", err);
-		abort();
-	}
-	F.w.srv = srv;
-	F.w.spare_fd = -1;
-	srv->workers = &F.w;
-	srv->n_workers = 1;
-	if (drp_worker_loop_init(&F.w, conf, &drp_conn_worker_hooks) < 0)
-		abort();
-	/* Names not in [resolve] fail fast, without the network. */
-	drp_dns_set_servers(F.w.upstream.dns, "127.0.0.1:9");
-	srv->loops_live = true;
-	ev_set_invoke_pending_cb(F.w.loop, count_invoke);
-	ev_io_init(&F.lio, fake_accept_cb, F.lfd, EV_READ);
-	ev_io_start(F.w.loop, &F.lio);
+		 "%.100s/blobs/sha256/%.2s/%.64s", FZ.cache, F.blob_digest + 7,
+		 F.blob_digest + 7);
 	F.ready = true;
 }
 
@@ -339,10 +146,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool intercepted = data[0] & 1;
 	if (F.seam >= 0)
 		intercepted = F.seam == 1;
-	F.answer = (data[0] >> 1) & 7;
+	unsigned answer = (data[0] >> 1) & 7;
+	bool scripted = data[0] & 0x40, trickle = data[0] & 0x80;
 	blob_damage((data[0] >> 4) & 3);
 	data++;
 	size--;
+
+	fz_answer_t script[MAX_SCRIPT + 1];
+	size_t parts =
+		scripted ? fz_split(data, size, script, MAX_SCRIPT + 1) : 1;
+	if (parts > 1) {
+		/* Part 0 is the client's; the upstream's are kept open. */
+		size = script[0].n;
+		fz_script(script + 1, parts - 1, false, trickle ? 1 : 0);
+	} else {
+		fz_answer_t a = {.p = answers[answer],
+				 .n = strlen(answers[answer]),
+				 .close = answer_closes[answer]};
+		script[0] = a;
+		fz_script(script, 1, true, 0);
+	}
 
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
@@ -355,14 +178,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				   .sin_port = htons(40000),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (intercepted)
-		drp_conn_accept_intercepted(&F.w, sv[1],
+		drp_conn_accept_intercepted(&FZ.w, sv[1],
 					    (struct sockaddr *)&peer,
 					    sizeof(peer), "registry.test", 443);
 	else
-		drp_conn_accept(&F.w, sv[1], (struct sockaddr *)&peer,
+		drp_conn_accept(&FZ.w, sv[1], (struct sockaddr *)&peer,
 				sizeof(peer));
 	ev_io_init(&F.cio, client_cb, F.cfd, EV_READ);
-	ev_io_start(F.w.loop, &F.cio);
+	ev_io_start(FZ.w.loop, &F.cio);
 
 	/* What the socket takes at once; the rest as the proxy reads. */
 	size_t off = 0;
@@ -372,24 +195,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			off += (size_t)n;
 		else if (n < 0 && errno != EAGAIN)
 			break;
-		run_until_idle();
+		fz_run_until_idle();
 	}
-	run_until_idle();
+	fz_run_until_idle();
 	shutdown(F.cfd, SHUT_WR);
-	run_until_idle();
+	fz_run_until_idle();
 
-	drp_conn_close_all(&F.w, "fuzz input done");
-	ev_io_stop(F.w.loop, &F.cio);
+	drp_conn_close_all(&FZ.w, "fuzz input done");
+	ev_io_stop(FZ.w.loop, &F.cio);
 	close(F.cfd);
-	for (fake_conn_t *f = F.fakes, *next; f; f = next) {
-		next = f->next;
-		fake_close(f);
-		free(f);
-	}
-	F.fakes = NULL;
-	drp_fetch_pool_flush(&F.w.upstream);
-	/* Reaps the closed connections (the ev_prepare watcher). */
-	run_until_idle();
-	drp_conn_reap(&F.w);
+	fz_reset();
 	return 0;
 }
