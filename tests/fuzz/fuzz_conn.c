@@ -28,7 +28,9 @@
  *             answer to the next request head it sees, on any connection
  *             (a manifest with any Content-Type and digest, a 401 then
  *             the token JSON, a redirect...), instead of the table's;
- *             bit 7 then sends them one byte per loop turn
+ *             bit 7 then sends them one byte per loop turn. Behind the
+ *             intercepted seam the fake upstream then speaks TLS (with a
+ *             certificate the proxy trusts), so they reach the cache
  *
  * Deterministic and fast: no timers are waited for, no real network.
  * The interesting failures are memory errors (ASan) and UB (UBSan).
@@ -158,13 +160,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (parts > 1) {
 		/* Part 0 is the client's; the upstream's are kept open. */
 		size = script[0].n;
-		fz_script(script + 1, parts - 1, false, trickle ? 1 : 0);
+		fz_script(script + 1, parts - 1, false, trickle ? 1 : 0,
+			  intercepted);
 	} else {
 		fz_answer_t a = {.p = answers[answer],
 				 .n = strlen(answers[answer]),
 				 .close = answer_closes[answer]};
 		script[0] = a;
-		fz_script(script, 1, true, 0);
+		fz_script(script, 1, true, 0, false);
 	}
 
 	int sv[2];

@@ -24,6 +24,8 @@
  *                  copied, Docker-Content-Digest, size limit of 64 bytes
  *                  when bit 1 is set too)
  *           bit 2  the upstream closes the connection after each answer
+ *           bit 3  over TLS (registry.test:443; the fake upstream's
+ *                  certificate is trusted through upstream_ca_file)
  * Checks: the sink's callbacks come in order (head at most once, body
  * only after head and within the room offered, done exactly once and
  * last, nothing after a cancel), a complete Content-Length body is
@@ -206,9 +208,9 @@ static void fb_cb(void *arg, drp_fetchbuf_result_t *res)
 static void one_fetch(unsigned f0, unsigned f1)
 {
 	drp_fetch_req_t req = {
-		.tls = false,
+		.tls = f1 & 8,
 		.host = "registry.test",
-		.port = 80,
+		.port = f1 & 8 ? 443 : 80,
 		.method = f0 & 2 ? "HEAD" : "GET",
 		.target = "/v2/test/x/blobs/sha256:"
 			  "c08ecaa38d6857c1e7ac8fe21d050ffb45d2909a7ea6170cf82b"
@@ -267,7 +269,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = fz_split(data + 2, size - 2, script, MAX_SCRIPT);
 	for (size_t i = 0; i < n; i++)
 		script[i].close = f1 & 4;
-	fz_script(script, n, false, f0 & 0x80 ? 1 : 0);
+	fz_script(script, n, false, f0 & 0x80 ? 1 : 0, f1 & 8);
 	one_fetch(f0, f1);
 	if (f0 & 0x40)
 		one_fetch(f0 & ~0x40u, f1);

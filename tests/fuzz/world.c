@@ -27,6 +27,9 @@ fz_world_t FZ;
 typedef struct fake_conn {
 	ev_io rio, wio;
 	int fd;
+	gnutls_session_t tls; /* NULL: plaintext */
+	bool hs_done;
+	drp_leaf_t *leaf;
 	unsigned heads;
 	char tail[4];
 	const char *out; /* what is left to send */
@@ -43,9 +46,73 @@ static void fake_close(fake_conn_t *f)
 {
 	ev_io_stop(FZ.w.loop, &f->rio);
 	ev_io_stop(FZ.w.loop, &f->wio);
+	if (f->tls)
+		gnutls_deinit(f->tls);
+	f->tls = NULL;
+	if (f->leaf)
+		drp_leaf_unref(f->leaf);
+	f->leaf = NULL;
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
+}
+
+/* The certificate for the name the client asks for (SNI), forged by the
+ * proxy's own CA, which upstream_ca_file makes the proxy trust. */
+static int fake_hello(gnutls_session_t s)
+{
+	fake_conn_t *f = gnutls_session_get_ptr(s);
+	char name[256];
+	size_t len = sizeof(name);
+	unsigned type;
+	if (gnutls_server_name_get(s, name, &len, &type, 0) < 0)
+		snprintf(name, sizeof(name), "registry.test");
+	if (f->leaf == NULL)
+		f->leaf = drp_forge_get(FZ.srv.forge, name);
+	if (f->leaf == NULL)
+		return GNUTLS_E_CERTIFICATE_ERROR;
+	return gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, f->leaf->cred);
+}
+
+/* send/recv through TLS when the connection has it. */
+static ssize_t fake_send(fake_conn_t *f, const char *p, size_t n)
+{
+	if (f->tls == NULL)
+		return send(f->fd, p, n, MSG_NOSIGNAL);
+	ssize_t r = gnutls_record_send(f->tls, p, n);
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (r < 0)
+		errno = EPIPE;
+	return r < 0 ? -1 : r;
+}
+
+static ssize_t fake_recv(fake_conn_t *f, char *p, size_t n)
+{
+	if (f->tls == NULL)
+		return recv(f->fd, p, n, 0);
+	if (!f->hs_done) {
+		int r = gnutls_handshake(f->tls);
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (r < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+		f->hs_done = true;
+	}
+	ssize_t r = gnutls_record_recv(f->tls, p, n);
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (r < 0)
+		errno = EPROTO;
+	return r < 0 ? -1 : r;
 }
 
 static void fake_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -56,7 +123,7 @@ static void fake_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 	if (FZ.piece && n > FZ.piece)
 		n = FZ.piece;
 	if (n > 0) {
-		ssize_t r = send(f->fd, f->out, n, MSG_NOSIGNAL);
+		ssize_t r = fake_send(f, f->out, n);
 		if (r < 0 && errno != EAGAIN && errno != EINTR) {
 			fake_close(f);
 			return;
@@ -96,7 +163,7 @@ static void fake_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 	fake_conn_t *f = (fake_conn_t *)io;
 	char buf[16384];
 	for (;;) {
-		ssize_t n = recv(f->fd, buf, sizeof(buf), 0);
+		ssize_t n = fake_recv(f, buf, sizeof(buf));
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			fake_close(f);
 			return;
@@ -124,6 +191,14 @@ static void fake_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		f->fd = fd;
 		f->next = fakes;
 		fakes = f;
+		if (FZ.tls) {
+			gnutls_init(&f->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK);
+			gnutls_session_set_ptr(f->tls, f);
+			gnutls_set_default_priority(f->tls);
+			gnutls_handshake_set_post_client_hello_function(
+				f->tls, fake_hello);
+			gnutls_transport_set_int(f->tls, fd);
+		}
 		ev_io_init(&f->rio, fake_read_cb, fd, EV_READ);
 		ev_io_init(&f->wio, fake_write_cb, fd, EV_WRITE);
 		ev_io_start(loop, &f->rio);
@@ -149,8 +224,10 @@ void fz_run_until_idle(void)
 	}
 }
 
-void fz_script(const fz_answer_t *answers, size_t n, bool once, size_t piece)
+void fz_script(const fz_answer_t *answers, size_t n, bool once, size_t piece,
+	       bool tls)
 {
+	FZ.tls = tls;
 	FZ.answers = answers;
 	FZ.n_answers = n;
 	FZ.next = 0;
@@ -230,6 +307,24 @@ void fz_setup(const char *log_env)
 	atexit(cleanup);
 	const char *dir = FZ.dir;
 	snprintf(FZ.cache, sizeof(FZ.cache), "%s/cache", dir);
+	/* The CA first: the fake upstream's TLS certificates come from it,
+	 * and the proxy trusts it upstream too. */
+	drp_server_t *srv = &FZ.srv;
+	char err[512] = "", cadir[128], upca[128];
+	snprintf(cadir, sizeof(cadir), "%s/ca", dir);
+	snprintf(upca, sizeof(upca), "%s/upstream-ca.pem", dir);
+	srv->ca = drp_ca_open(cadir, err, sizeof(err));
+	if (srv->ca == NULL ||
+	    (srv->forge = drp_forge_new(srv->ca, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	size_t pem_len;
+	const char *pem = drp_ca_pem(srv->ca, &pem_len);
+	FILE *pf = fopen(upca, "w");
+	if (pf == NULL || fwrite(pem, 1, pem_len, pf) != pem_len ||
+	    fclose(pf) != 0)
+		abort();
 	char text[2048];
 	snprintf(text, sizeof(text),
 		 "[proxy]\n"
@@ -238,7 +333,8 @@ void fz_setup(const char *log_env)
 		 "registries = registry.test\n"
 		 "allow = 127.0.0.1/32\n"
 		 "tunnel_ports = 443 8443\n"
-		 "ca_dir = %s/ca\n"
+		 "ca_dir = %s\n"
+		 "upstream_ca_file = %s\n"
 		 "access_log = %s\n"
 		 "[resolve]\n"
 		 "registry.test = 127.0.0.1:%u\n"
@@ -248,8 +344,8 @@ void fz_setup(const char *log_env)
 		 "auth.test = 127.0.0.1:%u\n"
 		 "[cache]\n"
 		 "dir = %s/cache\n",
-		 dir, logs ? "-" : "/dev/null", port, port, port, port, port,
-		 dir);
+		 cadir, upca, logs ? "-" : "/dev/null", port, port, port, port,
+		 port, dir);
 	drp_conf_errors_t errs = {0};
 	drp_conf_t *conf = drp_conf_load_string("fuzz.ini", text, &errs);
 	if (conf == NULL) {
@@ -257,17 +353,9 @@ void fz_setup(const char *log_env)
 			fprintf(stderr, "%s\n", errs.msg[i]);
 		abort();
 	}
-	char err[512] = "";
-	drp_server_t *srv = &FZ.srv;
 	pthread_mutex_init(&srv->rt_lock, NULL);
 	pthread_mutex_init(&srv->fills_lock, NULL);
 	pthread_rwlock_init(&srv->loops_lock, NULL);
-	srv->ca = drp_ca_open(conf->ca_dir, err, sizeof(err));
-	if (srv->ca == NULL ||
-	    (srv->forge = drp_forge_new(srv->ca, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "%s\n", err);
-		abort();
-	}
 	const drp_cache_api_t *api =
 		drp_cache_backend_find(conf->cache_backend);
 	drp_cache_conf_t cc = {.dir = conf->cache_dir,

@@ -47,6 +47,7 @@ typedef struct fz_world {
 	size_t next;  /* answers handed out so far */
 	bool once;    /* answer 0 to each connection's first head */
 	size_t piece; /* bytes per loop turn, 0: all */
+	bool tls;     /* new connections speak TLS */
 } fz_world_t;
 
 extern fz_world_t FZ;
@@ -58,8 +59,12 @@ void fz_setup(const char *log_env);
  * to do. */
 void fz_run_until_idle(void);
 /* The script for the next input: answers[0..n) (kept by the caller until
- * fz_reset). */
-void fz_script(const fz_answer_t *answers, size_t n, bool once, size_t piece);
+ * fz_reset). With tls, the fake upstream's new connections speak TLS
+ * with a certificate for the SNI name forged by the proxy's CA, which
+ * the proxy trusts as upstream_ca_file: intercepted requests, which go
+ * upstream over TLS, reach it (and the cache) too. */
+void fz_script(const fz_answer_t *answers, size_t n, bool once, size_t piece,
+	       bool tls);
 /* Close the fake upstream's connections, the pooled upstream
  * connections and every client connection, and reap them. */
 void fz_reset(void);
