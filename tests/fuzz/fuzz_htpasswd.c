@@ -7,11 +7,12 @@
  * bytes and CRLF reach the parser as they would from disk) and through
  * drp_users_load_string(); both must agree. When the file loads, every
  * name written on a line is looked up and, if the file holds only hashes
- * that cost nothing to check ({SHA}, $apr1$: bcrypt and SHA-crypt costs
- * come from the file and are the operator's choice), verified with a few
- * passwords through a real "Basic" value: the verdict is one of the
- * documented ones and agrees with drp_users_has(). The input as a
- * Proxy-Authorization value goes through drp_users_parse_basic() too.
+ * that cost little to check ({SHA}, $apr1$: bcrypt and SHA-crypt costs
+ * come from the file and are the operator's choice), the first one is
+ * checked through a real "Basic" value: the verdict is a documented one,
+ * agrees with drp_users_has() and is the same from the verdict cache. The
+ * input as a Proxy-Authorization value goes through drp_users_parse_basic()
+ * too.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -67,25 +68,26 @@ static void check_user(drp_users_t *u, const char *name, size_t nlen,
 	bool has = drp_users_has(u, user);
 	if (!cheap)
 		return;
-	static const char *const pws[] = {"", "password", "x:y"};
-	for (size_t i = 0; i < 3; i++) {
-		char cred[600], value[900];
-		int n = snprintf(cred, sizeof(cred), "%s:%s", user, pws[i]);
-		strcpy(value, "Basic ");
-		ssize_t e = drp_base64_encode(cred, (size_t)n, value + 6,
-					      sizeof(value) - 6);
-		CHECK(e > 0);
-		int v = drp_users_verify(u, user, pws[i]);
-		CHECK(v == 0 || v == -EACCES || v == -ENOENT);
-		CHECK((v != -ENOENT) == has);
-		char *who = NULL;
-		int c = drp_users_check_sync(u, value, &who);
-		/* A name the Basic value cannot carry is refused as such. */
-		CHECK(c == v || c == -EINVAL);
-		if (c == v)
-			CHECK(who != NULL && strcmp(who, user) == 0);
-		free(who);
+	/* One check ($apr1$ costs 1000 MD5 rounds), through a real
+	 * "Basic" value: the verdict is a documented one, agrees with
+	 * drp_users_has(), and the second time comes from the cache. */
+	char cred[600], value[900];
+	int n = snprintf(cred, sizeof(cred), "%s:password", user);
+	strcpy(value, "Basic ");
+	ssize_t e = drp_base64_encode(cred, (size_t)n, value + 6,
+				      sizeof(value) - 6);
+	CHECK(e > 0);
+	char *who = NULL;
+	int c = drp_users_check_sync(u, value, &who);
+	CHECK(c == 0 || c == -EACCES || c == -ENOENT || c == -EINVAL);
+	if (c != -EINVAL) {
+		CHECK((c != -ENOENT) == has);
+		CHECK(who != NULL && strcmp(who, user) == 0);
 	}
+	free(who);
+	who = NULL;
+	CHECK(drp_users_check_sync(u, value, &who) == c);
+	free(who);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -117,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bool cheap = strstr(s, "$2") == NULL &&
 			     strstr(s, "$5$") == NULL &&
 			     strstr(s, "$6$") == NULL;
-		unsigned lines = 0;
+		unsigned lines = 0, checked = 0;
 		for (const char *p = s; *p;) {
 			const char *nl = strchr(p, '\n');
 			size_t ll = nl ? (size_t)(nl - p) : strlen(p);
@@ -125,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const char *colon = memchr(p, ':', ll);
 			if (colon != NULL && p + sp < colon)
 				check_user(u, p + sp, (size_t)(colon - p - sp),
-					   cheap);
+					   cheap && checked++ < 1);
 			lines++;
 			p = nl ? nl + 1 : p + ll;
 		}
