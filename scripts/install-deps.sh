@@ -20,7 +20,7 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake libtool libltdl-dev pkg-config git \
 	ca-certificates libev-dev libgnutls28-dev nettle-dev libc-ares-dev \
-	libjansson-dev \
+	libjansson-dev libpcre2-dev \
 	libcrypt-dev \
 	check gnutls-bin openssl curl jq python3 python3-cryptography \
 	apache2-utils util-linux procps netcat-openbsd \

@@ -5,6 +5,9 @@
  * go one way: this file calls the schema, never the reverse. */
 #include "conf/conf.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,8 +251,11 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->resolve);
 	free(c->cache_backend);
 	free(c->cache_dir);
+	drp_conf_ttl_rules_free(c->tag_ttl_rules, c->n_tag_ttl_rules);
+	pcre2_match_context_free(c->tag_ttl_mctx);
 	for (unsigned i = 0; i < c->n_registry; i++) {
 		drp_conf_registry_t *r = &c->registry[i];
+		drp_conf_ttl_rules_free(r->tag_ttl_rules, r->n_tag_ttl_rules);
 		for (unsigned j = 0; j < r->n_items; j++) {
 			free(r->items[j].key);
 			free(r->items[j].value);
@@ -282,6 +288,11 @@ void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
 	 * name allows. */
 	for (unsigned i = 0; i < n; i++) {
 		const drp_conf_registry_t *r = &c->registry[chain[i]];
+		/* A section's expressions apply up to the one that sets
+		 * tag_ttl: that one answers for every other tag. */
+		if (out->tag_ttl_sec < 0 && r->n_tag_ttl_rules > 0 &&
+		    out->n_rule_secs < DRP_CONF_CHAIN_MAX)
+			out->rule_secs[out->n_rule_secs++] = chain[i];
 		if (out->tag_ttl_sec < 0 && r->has_tag_ttl) {
 			out->tag_ttl = r->tag_ttl;
 			out->tag_ttl_sec = (int)chain[i];
@@ -291,4 +302,35 @@ void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
 			out->push_sec = (int)chain[i];
 		}
 	}
+}
+
+double drp_conf_tag_ttl(const drp_conf_t *c, const drp_conf_regset_t *set,
+			const char *repo, const char *tag)
+{
+	if (set != NULL && !set->valid)
+		set = NULL;
+	double fallback = set ? set->tag_ttl : c->tag_ttl;
+	bool cache_rules = set == NULL || set->tag_ttl_sec < 0;
+	if ((set == NULL || set->n_rule_secs == 0) &&
+	    (!cache_rules || c->n_tag_ttl_rules == 0))
+		return fallback;
+	/* What the nginx-based image matched its tiers against: the
+	 * request's path without the query. */
+	size_t len = strlen(repo) + strlen(tag) + sizeof("/v2//manifests/");
+	char *subject = drp_malloc(len);
+	snprintf(subject, len, "/v2/%s/manifests/%s", repo, tag);
+	double ttl = fallback;
+	bool found = false;
+	for (unsigned i = 0; set != NULL && i < set->n_rule_secs && !found;
+	     i++) {
+		const drp_conf_registry_t *r = &c->registry[set->rule_secs[i]];
+		found = drp_conf_ttl_rules_match(c, r->tag_ttl_rules,
+						 r->n_tag_ttl_rules, subject,
+						 &ttl) == 1;
+	}
+	if (!found && cache_rules)
+		drp_conf_ttl_rules_match(c, c->tag_ttl_rules,
+					 c->n_tag_ttl_rules, subject, &ttl);
+	free(subject);
+	return ttl;
 }

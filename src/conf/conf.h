@@ -53,4 +53,16 @@ void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
 			     unsigned n, drp_conf_regset_t *out)
 	__attribute__((nonnull(1, 4)));
 
+/*
+ * How long tag of repository stays fresh in the cache, for a request whose
+ * settings are set (NULL, or not valid: none matched, [cache] alone): the
+ * first tag_ttl_match expression that matches its manifest path
+ * /v2/<repo>/manifests/<tag> (the sections of set->rule_secs in order,
+ * then [cache]'s if no section set tag_ttl), else set's tag_ttl ([cache]
+ * tag_ttl without set). repo as the client named it. Never fails.
+ */
+double drp_conf_tag_ttl(const drp_conf_t *c, const drp_conf_regset_t *set,
+			const char *repo, const char *tag)
+	__attribute__((nonnull(1, 3, 4)));
+
 #endif

@@ -40,6 +40,20 @@ enum drp_conf_push {
 	DRP_CONF_PUSH_DENY = 3,	  /* no uploads through the proxy */
 };
 
+/*
+ * tag_ttl_match = DURATION REGEX ([cache] and [registry], repeatable): a
+ * tag whose manifest path, /v2/<repository>/manifests/<tag> as the client
+ * asked for it (the subject of the nginx-based image's MANIFEST_CACHE_*
+ * tiers), the expression matches is fresh for ttl seconds. PCRE2 syntax,
+ * searched (anchored only where the expression says so), case-sensitive.
+ */
+typedef struct drp_conf_ttl_rule {
+	double ttl;
+	char *regex;   /* as written */
+	void *code;    /* its pcre2_code (8-bit), compiled at load; owned */
+	unsigned line; /* where it was written */
+} drp_conf_ttl_rule_t;
+
 /* [registry "name"]: every item kept as written. The core's keys
  * (drp_schema_registry_key) are validated at load, those the core applies
  * per request parsed once, here, into typed fields (nothing re-reads
@@ -54,6 +68,9 @@ typedef struct drp_conf_registry {
 	/* tag_ttl = (seconds); meaningful only if has_tag_ttl. */
 	bool has_tag_ttl;
 	double tag_ttl;
+	/* tag_ttl_match = lines, in file order. */
+	drp_conf_ttl_rule_t *tag_ttl_rules;
+	unsigned n_tag_ttl_rules;
 	enum drp_conf_push push; /* DRP_CONF_PUSH_UNSET if not set */
 	/* allow = CIDR list; has_allow also for an empty list (nobody). */
 	bool has_allow;
@@ -77,16 +94,24 @@ typedef struct drp_conf_registry {
  *  - tag_ttl, push: from the first section of the chain that sets them
  *    (a "docker.io/acme" section without tag_ttl inherits the one of
  *    "docker.io"), else [cache] tag_ttl and push = client.
+ *  - tag_ttl_match: the expressions of the sections of the chain up to
+ *    and including the one that set tag_ttl, most specific first, then,
+ *    if no section set tag_ttl, [cache]'s; the tag decides, so the
+ *    lifetime of one tag is drp_conf_tag_ttl's.
  * valid is false until resolved (e.g. a plain, non-intercepted request):
  * then nothing of it applies.
  */
+#define DRP_CONF_CHAIN_MAX 16
 typedef struct drp_conf_regset {
 	bool valid;
 	int sec;	/* index into drp_conf_t.registry, -1: none matches */
-	double tag_ttl; /* seconds */
+	double tag_ttl; /* seconds, for a tag no tag_ttl_match matches */
 	enum drp_conf_push push; /* never DRP_CONF_PUSH_UNSET */
 	int tag_ttl_sec;	 /* section that set it, -1: [cache] */
 	int push_sec;		 /* section that set it, -1: default */
+	/* The sections whose tag_ttl_match lines apply, in order. */
+	unsigned rule_secs[DRP_CONF_CHAIN_MAX];
+	unsigned n_rule_secs;
 } drp_conf_regset_t;
 
 typedef struct drp_conf_listen {
@@ -144,6 +169,11 @@ typedef struct drp_conf {
 	char *cache_dir;	 /* dir = (default "./cache" for embedded) */
 	uint64_t cache_max_size; /* max_size = 32G (K/M/G/T suffixes) */
 	double tag_ttl;		 /* tag_ttl = 5m (s/m/h/d suffixes) */
+	drp_conf_ttl_rule_t *tag_ttl_rules; /* tag_ttl_match = lines */
+	unsigned n_tag_ttl_rules;
+	/* The match limits of every tag_ttl_match (a pcre2_match_context),
+	 * made with the first expression; NULL if there is none. */
+	void *tag_ttl_mctx;
 
 	/* [registry "name"] sections in file order */
 	drp_conf_registry_t *registry;

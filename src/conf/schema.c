@@ -13,6 +13,9 @@
 #include <string.h>
 #include <strings.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <drp/plugin.h>
 
 #include "conf/ini.h"
@@ -50,6 +53,7 @@ struct key {
 	drp_plugin_key_t spec; /* key, type, min/max, flags, help */
 	set_fn set;	       /* NULL: any text */
 	size_t off;	       /* field in drp_conf_t, for the scalar setters */
+	bool repeat;	       /* may be given more than once (a list) */
 };
 
 /*
@@ -573,6 +577,110 @@ static bool get_cidrs(struct ld *ld, const drp_conf_item_t *it,
 	return ok;
 }
 
+/* ---- tag_ttl_match ---- */
+
+/* A tag's path is short; an expression that backtracks for longer than
+ * this on one is cut off (no match) rather than holding a worker. */
+#define TTL_MATCH_LIMIT 100000
+
+/*
+ * tag_ttl_match = DURATION REGEX: appended to *rules. The expression is
+ * everything after the blanks that follow the duration, compiled now so
+ * that a bad one is a load error and matching costs no compilation.
+ */
+static void add_ttl_rule(struct ld *ld, const drp_conf_item_t *it,
+			 drp_conf_ttl_rule_t **rules, unsigned *n)
+{
+	const char *v = it->value;
+	size_t dl = strcspn(v, " \t");
+	const char *re = v + dl + strspn(v + dl, " \t");
+
+	if (dl == 0 || *re == '\0') {
+		err(ld, it,
+		    "expected DURATION REGEX (e.g. 10m "
+		    "/manifests/(stable|nightly)$)");
+		return;
+	}
+	char *d = drp_strndup(v, dl);
+	drp_conf_item_t dur = *it;
+	dur.value = d;
+	double ttl;
+	bool ok = get_duration(ld, &dur, false, &ttl);
+	free(d);
+	if (!ok)
+		return;
+	int code;
+	PCRE2_SIZE off;
+	pcre2_code *re_code = pcre2_compile(
+		(PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, 0, &code, &off, NULL);
+	if (re_code == NULL) {
+		PCRE2_UCHAR msg[256];
+		if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+			snprintf((char *)msg, sizeof(msg), "error %d", code);
+		err(ld, it, "invalid regular expression '%s' at offset %zu: %s",
+		    CLIP(re), (size_t)off, (const char *)msg);
+		return;
+	}
+	/* No JIT: one match per tag request costs microseconds in the
+	 * interpreter, and the JIT needs memory that is writable and then
+	 * executable, which the unit forbids (MemoryDenyWriteExecute=). */
+	if (ld->c->tag_ttl_mctx == NULL) {
+		pcre2_match_context *m = pcre2_match_context_create(NULL);
+		drp_require(m != NULL);
+		pcre2_set_match_limit(m, TTL_MATCH_LIMIT);
+		ld->c->tag_ttl_mctx = m;
+	}
+	*rules = drp_realloc(*rules, (*n + 1) * sizeof(**rules));
+	(*rules)[(*n)++] = (drp_conf_ttl_rule_t){
+		.ttl = ttl,
+		.regex = drp_strdup(re),
+		.code = re_code,
+		.line = it->line,
+	};
+}
+
+void drp_conf_ttl_rules_free(drp_conf_ttl_rule_t *rules, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		pcre2_code_free(rules[i].code);
+		free(rules[i].regex);
+	}
+	free(rules);
+}
+
+int drp_conf_ttl_rules_match(const drp_conf_t *c,
+			     const drp_conf_ttl_rule_t *rules, unsigned n,
+			     const char *subject, double *ttl)
+{
+	if (n == 0)
+		return 0;
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	drp_require(md != NULL);
+	int found = 0;
+	for (unsigned i = 0; i < n && !found; i++) {
+		int r = pcre2_match(rules[i].code, (PCRE2_SPTR)subject,
+				    PCRE2_ZERO_TERMINATED, 0, 0, md,
+				    c->tag_ttl_mctx);
+		if (r >= 0) {
+			*ttl = rules[i].ttl;
+			found = 1;
+		} else if (r != PCRE2_ERROR_NOMATCH) {
+			/* The match limit, typically: no match, said once
+			 * per request that hits it. */
+			PCRE2_UCHAR msg[128] = "";
+			pcre2_get_error_message(r, msg, sizeof(msg));
+			drp_log_info(DRP_LOG_CONF,
+				     "%s:%u: tag_ttl_match '%s' on %s: %s "
+				     "(taken as no match)",
+				     c->path ? c->path : "-", rules[i].line,
+				     rules[i].regex, subject,
+				     (const char *)msg);
+		}
+	}
+	pcre2_match_data_free(md);
+	return found;
+}
+
 /* ---- [proxy] ---- */
 
 static void set_listen(struct ld *ld, const drp_conf_item_t *it,
@@ -908,11 +1016,19 @@ static void set_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
 		ld->c->tag_ttl = v;
 }
 
+static void set_tag_ttl_match(struct ld *ld, const drp_conf_item_t *it,
+			      const struct key *k)
+{
+	add_ttl_rule(ld, it, &ld->c->tag_ttl_rules, &ld->c->n_tag_ttl_rules);
+}
+
 static const struct key cache_keys[] = {
 	{KEY("backend", STRING), .set = set_backend},
 	{KEY("dir", PATH), .set = set_string, .off = F(cache_dir)},
 	{KEY("max_size", INT), .set = set_max_size},
 	{KEY("tag_ttl", DURATION), .set = set_tag_ttl},
+	{KEY("tag_ttl_match", STRING), .set = set_tag_ttl_match,
+	 .repeat = true},
 };
 
 static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
@@ -930,7 +1046,7 @@ static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
 			err(ld, &it, "unknown key");
 			continue;
 		}
-		if (seen_check(ld, seen, &it, false, "key"))
+		if (k->repeat || seen_check(ld, seen, &it, false, "key"))
 			k->set(ld, &it, k);
 	}
 }
@@ -1143,6 +1259,14 @@ static void set_reg_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
 	r->has_tag_ttl = get_duration(ld, it, false, &r->tag_ttl);
 }
 
+static void set_reg_tag_ttl_match(struct ld *ld, const drp_conf_item_t *it,
+				  const struct key *k)
+{
+	drp_conf_registry_t *r = ld->reg;
+
+	add_ttl_rule(ld, it, &r->tag_ttl_rules, &r->n_tag_ttl_rules);
+}
+
 /*
  * The keys every [registry] section may hold, whatever its plugin: the
  * core checks them at load and types those it applies per request into
@@ -1182,6 +1306,12 @@ static const struct key registry_keys[] = {
 		  .type = DRP_KEY_DURATION,
 		  .help = "how long a cached tag is fresh"},
 	 .set = set_reg_tag_ttl},
+	{.spec = {.key = "tag_ttl_match",
+		  .type = DRP_KEY_STRING,
+		  .help = "DURATION REGEX: the lifetime of the tags whose "
+			  "manifest path matches"},
+	 .set = set_reg_tag_ttl_match,
+	 .repeat = true},
 };
 
 const drp_plugin_key_t *drp_schema_registry_key(const char *key)
@@ -1295,6 +1425,7 @@ unsigned drp_schema_check_plugin(const drp_conf_registry_t *sec,
 
 static void registry_free_typed(drp_conf_registry_t *r)
 {
+	drp_conf_ttl_rules_free(r->tag_ttl_rules, r->n_tag_ttl_rules);
 	free(r->allow);
 	for (unsigned i = 0; i < r->n_users; i++)
 		free(r->users[i]);
@@ -1391,7 +1522,8 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 			    "in the section)");
 			continue;
 		}
-		if (!seen_check(ld, &seen, &it, false, "key"))
+		if (!(k != NULL && k->repeat) &&
+		    !seen_check(ld, &seen, &it, false, "key"))
 			continue;
 		if (k != NULL && k->set != NULL)
 			k->set(ld, &it, k);

@@ -44,6 +44,16 @@ int drp_conf_parse_duration(const char *s, double *out);
 /* "yes/no/true/false/on/off/1/0", case-insensitive; never -ERANGE. */
 int drp_conf_parse_bool(const char *s, bool *out);
 
+/* tag_ttl_match lines (model.h): free them; find the first whose
+ * expression matches subject (a manifest path) and store its lifetime in
+ * *ttl. Returns 1 if one matched, else 0 (a match that fails, e.g. on
+ * PCRE2's match limit, counts as none and is logged at info). */
+void drp_conf_ttl_rules_free(drp_conf_ttl_rule_t *rules, unsigned n);
+int drp_conf_ttl_rules_match(const drp_conf_t *c,
+			     const drp_conf_ttl_rule_t *rules, unsigned n,
+			     const char *subject, double *ttl)
+	__attribute__((nonnull(1, 4, 5)));
+
 /* The item of a [registry] section with this key: the one lookup of a
  * section's keys, for the conf module and the plugin layer alike. NULL
  * if absent, or if r is NULL (no section). */

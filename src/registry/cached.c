@@ -892,11 +892,11 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 	pass_through(x);
 }
 
-/* [registry] tag_ttl as resolved for the request (inherited along the
- * matching sections), else [cache] tag_ttl. */
-static double tag_ttl(const drp_exch_t *x)
+/* tag_ttl_match / tag_ttl as resolved for the request (inherited along
+ * the matching sections), else [cache]'s. */
+static double tag_ttl(const drp_exch_t *x, const char *tag)
 {
-	return x->regset.valid ? x->regset.tag_ttl : x->rt->conf->tag_ttl;
+	return drp_conf_tag_ttl(x->rt->conf, &x->regset, x->repo, tag);
 }
 
 static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
@@ -940,7 +940,7 @@ static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 		    0) {
 		q->have_tag = true;
 		double age = (double)(now_s() - q->tag.fetched_at);
-		if (age >= 0 && age < tag_ttl(x) && !x->auth_confirm) {
+		if (age >= 0 && age < tag_ttl(x, tag) && !x->auth_confirm) {
 			atomic_fetch_add(&srv->stats.hit, 1);
 			if (serve_manifest_record(x, "HIT"))
 				return true;

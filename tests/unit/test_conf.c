@@ -1361,6 +1361,114 @@ START_TEST(registry_typed)
 }
 END_TEST
 
+/*
+ * Tag lifetimes by regular expression (tag_ttl_match), as the nginx-based
+ * image's MANIFEST_CACHE_* tiers: each expression is searched in the
+ * manifest request's path /v2/<repository>/manifests/<tag> (PCRE2, case
+ * sensitive, anchored only where the expression says so); the first
+ * match wins, in file order; a tag none matches gets tag_ttl. Along a
+ * section chain, the most specific section's expressions come first, and
+ * the first section that sets tag_ttl ends the walk (its tag_ttl is the
+ * answer for every other tag); [cache] comes last.
+ */
+static const char tiers_conf[] =
+	"[cache]\n"
+	"tag_ttl = 1h\n"
+	"tag_ttl_match = 10m ^/v2/(.*)/manifests/(stable|nightly|production|"
+	"test)\n"
+	"tag_ttl_match = 60d ^/v2/(.*)/manifests/"
+	"(.*)(\\d|\\.)+(.*)(\\d|\\.)+(.*)(\\d|\\.)+\n"
+	"[registry \"docker.io\"]\n"
+	"tag_ttl_match = 1m /manifests/edge$\n"
+	"tag_ttl_match = 2m ^/v2/library/\n"
+	"[registry \"docker.io/acme\"]\n"
+	"tag_ttl = 0\n"
+	"[registry \"docker.io/beta\"]\n"
+	"tag_ttl_match = 3m /manifests/[a-z]+-rc\\d+$\n"
+	"tag_ttl = 5m\n";
+
+static const struct {
+	const char *repo, *tag;
+	unsigned chain[3];
+	unsigned n;
+	double ttl;
+} tier_cases[] = {
+	/* no section: [cache] expressions, the primary tier */
+	{"team/app", "stable", {0}, 0, 600},
+	/* the old image's regex is not anchored at the end */
+	{"team/app", "stable-alpine", {0}, 0, 600},
+	/* ... but at the tag's start: "unstable" is not a primary tag */
+	{"team/app", "unstable", {0}, 0, 3600},
+	/* the secondary tier: three digits or dots */
+	{"team/app", "1.2.3", {0}, 0, 60 * 86400},
+	{"team/app", "v10.4", {0}, 0, 60 * 86400},
+	/* two are not enough: the default */
+	{"team/app", "v1", {0}, 0, 3600},
+	{"team/app", "latest", {0}, 0, 3600},
+	/* case matters, as in nginx's "location ~" */
+	{"team/app", "STABLE", {0}, 0, 3600},
+	/* docker.io: its own expressions first, then [cache]'s */
+	{"library/nginx", "edge", {0}, 1, 60},
+	{"library/nginx", "latest", {0}, 1, 120},
+	{"other/x", "stable", {0}, 1, 600},
+	{"other/x", "latest", {0}, 1, 3600},
+	/* docker.io/acme sets tag_ttl: nothing below it applies */
+	{"acme/app", "stable", {1, 0}, 2, 0},
+	{"acme/app", "edge", {1, 0}, 2, 0},
+	/* docker.io/beta: its expression, else its own tag_ttl */
+	{"beta/app", "beta-rc1", {2, 0}, 2, 180},
+	{"beta/app", "edge", {2, 0}, 2, 300},
+	{"beta/app", "stable", {2, 0}, 2, 300},
+};
+
+START_TEST(tag_ttl_tiers)
+{
+	drp_conf_t *c = load_ok(tiers_conf);
+	ck_assert_uint_eq(c->n_tag_ttl_rules, 2);
+	ck_assert_uint_eq(c->tag_ttl_rules[1].line, 4);
+	ck_assert_uint_eq(c->registry[0].n_tag_ttl_rules, 2);
+	drp_conf_regset_t set;
+	drp_conf_regset_resolve(c, tier_cases[_i].chain, tier_cases[_i].n,
+				&set);
+	double got = drp_conf_tag_ttl(c, &set, tier_cases[_i].repo,
+				      tier_cases[_i].tag);
+	ck_assert_msg(got == tier_cases[_i].ttl, "%s:%s: got %g, want %g",
+		      tier_cases[_i].repo, tier_cases[_i].tag, got,
+		      tier_cases[_i].ttl);
+	/* No resolution (a request outside any registry): [cache]. */
+	if (tier_cases[_i].n == 0)
+		ck_assert(drp_conf_tag_ttl(c, NULL, tier_cases[_i].repo,
+					   tier_cases[_i].tag) ==
+			  tier_cases[_i].ttl);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* Expressions are compiled at load: a bad one is a load error with
+ * PCRE2's message and where in the expression it is. */
+START_TEST(tag_ttl_match_errors)
+{
+	const char *bad_re[] = {
+		"t.ini:3: [cache] tag_ttl_match: invalid regular expression "
+		"'(stable' at offset 7: missing closing parenthesis",
+	};
+	load_fails("[cache]\ntag_ttl_match = 1m ^/v2/\n"
+		   "tag_ttl_match = 1m (stable\n",
+		   bad_re, N(bad_re));
+	const char *no_re[] = {
+		"t.ini:2: [cache] tag_ttl_match: expected DURATION REGEX "
+		"(e.g. 10m /manifests/(stable|nightly)$)",
+	};
+	load_fails("[cache]\ntag_ttl_match = 10m\n", no_re, N(no_re));
+	const char *bad_d[] = {
+		"t.ini:2: [registry \"x.io\"] tag_ttl_match: invalid duration "
+		"'soon' (expected e.g. 30, 0.5, 30s, 5m, 2h, 1d)",
+	};
+	load_fails("[registry \"x.io\"]\ntag_ttl_match = soon ^/v2/\n", bad_d,
+		   N(bad_d));
+}
+END_TEST
+
 /* The one lookup of a [registry] section's keys (the conf module and the
  * plugin layer both use it): the item as written, NULL if absent or if
  * there is no section at all (a plugin's own ctx has none). */
@@ -1522,6 +1630,8 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, registry_get);
 	tcase_add_test(tc, registry_core_keys);
 	tcase_add_test(tc, registry_plugin_keys);
+	tcase_add_loop_test(tc, tag_ttl_tiers, 0, N(tier_cases));
+	tcase_add_test(tc, tag_ttl_match_errors);
 	/* Runs in its own process (Check's default fork mode) and must
 	 * fail; under CK_FORK=no the failure would end the run, so skip. */
 	const char *fork = getenv("CK_FORK");
