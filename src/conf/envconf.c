@@ -12,17 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/schema.h"
 #include "util/buf.h"
 #include "util/mem.h"
 
 /* Variables of the nginx-based image this proxy does not translate. */
 static const char *const unsupported_vars[] = {
-	"ENABLE_MANIFEST_CACHE",
-	"MANIFEST_CACHE_PRIMARY_REGEX",
-	"MANIFEST_CACHE_PRIMARY_TIME",
-	"MANIFEST_CACHE_SECONDARY_REGEX",
-	"MANIFEST_CACHE_SECONDARY_TIME",
-	"MANIFEST_CACHE_DEFAULT_TIME",
 	"ALLOW_PUSH",
 	"SEND_TIMEOUT",
 	"CLIENT_BODY_TIMEOUT",
@@ -56,6 +51,181 @@ static bool ini_safe(const char *v)
 		    *v == '"' || *v == '[' || *v == ']')
 			return false;
 	return true;
+}
+
+/*
+ * An nginx time (ngx_parse_time): numbers with units y (365 d), M (30 d),
+ * w, d, h, m, s, ms, largest first, optionally blank-separated ("1h30m",
+ * "1y 6M"); a bare number is seconds. Returns 0 and the seconds, or -1
+ * where nginx refuses the value too.
+ */
+static int nginx_time(const char *v, double *out)
+{
+	static const struct {
+		const char *unit;
+		double sec;
+	} units[] = {
+		{"y", 365 * 86400.}, {"M", 30 * 86400.}, {"w", 7 * 86400.},
+		{"d", 86400.},	     {"h", 3600.},	 {"ms", 0.001},
+		{"m", 60.},	     {"s", 1.},
+	};
+	double total = 0;
+	size_t last = 0; /* units[] before this one are used up */
+	bool any = false;
+	const char *p = v;
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		double n = 0;
+		while (isdigit((unsigned char)*p)) {
+			n = n * 10 + (*p - '0');
+			if (n > 1e12)
+				return -1;
+			p++;
+		}
+		size_t u = DRP_ARRAY_SIZE(units);
+		for (size_t i = 0; i < DRP_ARRAY_SIZE(units); i++) {
+			size_t ul = strlen(units[i].unit);
+			if (strncmp(p, units[i].unit, ul) == 0) {
+				u = i;
+				p += ul;
+				break;
+			}
+		}
+		if (u == DRP_ARRAY_SIZE(units)) {
+			/* No unit: seconds, and the last part. */
+			while (*p == ' ')
+				p++;
+			if (*p != '\0')
+				return -1;
+			u = DRP_ARRAY_SIZE(units) - 1;
+		}
+		/* "ms" sorts before "m" only in the table: order by size. */
+		if (any && units[u].sec >= units[last].sec)
+			return -1;
+		last = u;
+		any = true;
+		total += n * units[u].sec;
+	}
+	if (!any)
+		return -1;
+	*out = total;
+	return 0;
+}
+
+/*
+ * A time variable as a duration this proxy reads: as written when it
+ * reads it as nginx did ("10m", "60d", "90"), else in seconds ("1h30m"
+ * -> "5400s"). Returns 0, or -1 with err naming the variable.
+ */
+static int duration_of(const char *var, const char *v, char *out, size_t len,
+		       char *err, size_t errlen)
+{
+	double d;
+	if (v != NULL && *v != '\0' && strlen(v) < len &&
+	    drp_conf_parse_duration(v, &d) == 0) {
+		snprintf(out, len, "%s", v);
+		return 0;
+	}
+	if (v == NULL || nginx_time(v, &d) < 0 || d > 1e9) {
+		snprintf(err, errlen, "%s: invalid time '%.64s'", var,
+			 v ? v : "");
+		return -1;
+	}
+	snprintf(out, len, "%.3f", d);
+	char *e = out + strlen(out);
+	while (e[-1] == '0')
+		*--e = '\0';
+	if (e[-1] == '.')
+		*--e = '\0';
+	snprintf(e, len - (size_t)(e - out), "s");
+	return 0;
+}
+
+/* key = value, double-quoted (with \\ and \" escaped) where the INI
+ * reader would otherwise cut the value: a ';' or '#' (a comment after a
+ * blank), or blanks at its end. */
+static void put_value(drp_buf_t *b, const char *key, const char *value)
+{
+	size_t n = strlen(value);
+	bool quote = strpbrk(value, ";#") != NULL ||
+		     (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'));
+	if (!quote) {
+		drp_buf_printf(b, "%s = %s\n", key, value);
+		return;
+	}
+	drp_buf_printf(b, "%s = \"", key);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			drp_buf_append(b, "\\", 1);
+		drp_buf_append(b, p, 1);
+	}
+	drp_buf_append(b, "\"\n", 2);
+}
+
+/*
+ * ENABLE_MANIFEST_CACHE and the MANIFEST_CACHE_* tiers into [cache] (the
+ * section is open). The old entry point wrote, for each tier with a
+ * non-empty regex R, a "location ~ ^/v2/(.*)/manifests/R" with the
+ * tier's proxy_cache_valid, and one for every other manifest with the
+ * default time; nginx matched them against the request's path in that
+ * order. tag_ttl_match searches the same expression in the same path,
+ * in the same order. Unset variables take the old image's defaults (its
+ * Dockerfile set them); with the cache off every tag request went
+ * upstream (proxy_cache_valid 0s).
+ */
+static int manifest_cache(drp_buf_t *b, drp_envconf_get_fn get, void *ctx,
+			  char *err, size_t errlen)
+{
+	static const struct {
+		const char *re_var, *re_default, *time_var, *time_default;
+	} tiers[] = {
+		{"MANIFEST_CACHE_PRIMARY_REGEX",
+		 "(stable|nightly|production|test)",
+		 "MANIFEST_CACHE_PRIMARY_TIME", "10m"},
+		{"MANIFEST_CACHE_SECONDARY_REGEX",
+		 "(.*)(\\d|\\.)+(.*)(\\d|\\.)+(.*)(\\d|\\.)+",
+		 "MANIFEST_CACHE_SECONDARY_TIME", "60d"},
+	};
+	char dur[64];
+	if (!truthy(get("ENABLE_MANIFEST_CACHE", ctx))) {
+		drp_buf_printf(b, "; ENABLE_MANIFEST_CACHE is off: every tag "
+				  "is asked for upstream\ntag_ttl = 0s\n");
+		return 0;
+	}
+	const char *v = get("MANIFEST_CACHE_DEFAULT_TIME", ctx);
+	if (duration_of("MANIFEST_CACHE_DEFAULT_TIME", v ? v : "1h", dur,
+			sizeof(dur), err, errlen) < 0)
+		return -1;
+	drp_buf_printf(b, "tag_ttl = %s\n", dur);
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(tiers); i++) {
+		const char *re = get(tiers[i].re_var, ctx);
+		if (re == NULL)
+			re = tiers[i].re_default;
+		if (*re == '\0')
+			continue; /* no location for this tier */
+		if (strpbrk(re, "\r\n") != NULL) {
+			snprintf(err, errlen,
+				 "%s: a line break cannot be carried",
+				 tiers[i].re_var);
+			return -1;
+		}
+		v = get(tiers[i].time_var, ctx);
+		if (duration_of(tiers[i].time_var,
+				v ? v : tiers[i].time_default, dur, sizeof(dur),
+				err, errlen) < 0)
+			return -1;
+		size_t n = strlen(dur) + strlen(re) + 32;
+		char *value = drp_malloc(n);
+		snprintf(value, n, "%s ^/v2/(.*)/manifests/%s", dur, re);
+		put_value(b, "tag_ttl_match", value);
+		free(value);
+	}
+	return 0;
 }
 
 static int write_secret(const char *dir, const char *name, const char *data,
@@ -219,6 +389,8 @@ int drp_envconf_build(drp_envconf_get_fn get, void *ctx, const char *state_dir,
 			size[i] = (char)toupper((unsigned char)v[i]);
 		drp_buf_printf(&b, "max_size = %s\n", size);
 	}
+	if (manifest_cache(&b, get, ctx, err, errlen) < 0)
+		goto out;
 	v = get("AUTH_REGISTRIES", ctx);
 	if (v && *v) {
 		const char *ed = get("AUTH_REGISTRIES_DELIMITER", ctx);

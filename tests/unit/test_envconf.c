@@ -102,7 +102,7 @@ START_TEST(translate_old_image)
 	ck_assert_ptr_null(strstr(ini, "quaypass"));
 	ck_assert_ptr_null(strstr(ini, "s3cret"));
 	ck_assert_ptr_null(strstr(ini, "private_key"));
-	ck_assert_str_eq(unsup, "ENABLE_MANIFEST_CACHE ALLOW_PUSH");
+	ck_assert_str_eq(unsup, "ALLOW_PUSH");
 
 	drp_conf_errors_t errs = {0};
 	drp_conf_t *c = drp_conf_load_string("(environment)", ini, &errs);
@@ -195,6 +195,144 @@ START_TEST(translate_bad_entry)
 }
 END_TEST
 
+/* The lifetime drp_conf_tag_ttl gives tag in a configuration without
+ * [registry] sections for the request. */
+static double ttl_of(const drp_conf_t *c, const char *tag)
+{
+	return drp_conf_tag_ttl(c, NULL, "team/app", tag);
+}
+
+static drp_conf_t *build_load(const char **env, char **unsup)
+{
+	char *ini = NULL, err[256] = "";
+	int r = drp_envconf_build(table_get, env, state, &ini, unsup, err,
+				  sizeof(err));
+	ck_assert_msg(r == 0, "%s", err);
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load_string("(environment)", ini, &errs);
+	ck_assert_msg(c != NULL, "%s\n%s", errs.n ? errs.msg[0] : "", ini);
+	drp_conf_errors_free(&errs);
+	free(ini);
+	return c;
+}
+
+/*
+ * ENABLE_MANIFEST_CACHE=true: the old image's tiers, with its defaults
+ * for the variables left unset (its Dockerfile set them): "stable" and
+ * friends 10m, tags with three digits or dots 60d, the rest 1h; matched
+ * against the path as nginx matched its "location ~" blocks.
+ */
+START_TEST(translate_manifest_cache_defaults)
+{
+	const char *env[] = {"ENABLE_MANIFEST_CACHE=true", NULL};
+	char *unsup = NULL;
+	drp_conf_t *c = build_load(env, &unsup);
+	ck_assert_str_eq(unsup, "");
+	ck_assert_uint_eq(c->n_tag_ttl_rules, 2);
+	ck_assert_str_eq(c->tag_ttl_rules[1].regex,
+			 "^/v2/(.*)/manifests/"
+			 "(.*)(\\d|\\.)+(.*)(\\d|\\.)+(.*)(\\d|\\.)+");
+	ck_assert(ttl_of(c, "stable") == 600);
+	ck_assert(ttl_of(c, "nightly-2024") == 600);
+	ck_assert(ttl_of(c, "1.25.3") == 60 * 86400);
+	ck_assert(ttl_of(c, "latest") == 3600);
+	ck_assert(ttl_of(c, "v1") == 3600);
+	drp_conf_free(c);
+	free(unsup);
+}
+END_TEST
+
+/* Variables as set: an empty regex drops its tier (the old entry point
+ * wrote no location for it), nginx times (1h30m, 1w, 500ms, a bare
+ * number of seconds) become durations, a regex with INI comment
+ * characters survives quoted. */
+START_TEST(translate_manifest_cache_set)
+{
+	const char *env[] = {
+		"ENABLE_MANIFEST_CACHE=true",
+		"MANIFEST_CACHE_PRIMARY_REGEX=(latest|main;#x)",
+		"MANIFEST_CACHE_PRIMARY_TIME=1h30m",
+		"MANIFEST_CACHE_SECONDARY_REGEX=",
+		"MANIFEST_CACHE_SECONDARY_TIME=1w",
+		"MANIFEST_CACHE_DEFAULT_TIME=90",
+		NULL,
+	};
+	char *unsup = NULL;
+	drp_conf_t *c = build_load(env, &unsup);
+	ck_assert_uint_eq(c->n_tag_ttl_rules, 1);
+	ck_assert_str_eq(c->tag_ttl_rules[0].regex,
+			 "^/v2/(.*)/manifests/(latest|main;#x)");
+	ck_assert(ttl_of(c, "latest") == 5400);
+	ck_assert(ttl_of(c, "main;#x") == 5400);
+	ck_assert(ttl_of(c, "1.2.3") == 90);
+	drp_conf_free(c);
+	free(unsup);
+
+	const char *env2[] = {
+		"ENABLE_MANIFEST_CACHE=true",
+		"MANIFEST_CACHE_PRIMARY_TIME=500ms",
+		"MANIFEST_CACHE_SECONDARY_TIME=1M",
+		"MANIFEST_CACHE_DEFAULT_TIME=0",
+		NULL,
+	};
+	c = build_load(env2, &unsup);
+	ck_assert(ttl_of(c, "test") == 0.5);
+	ck_assert(ttl_of(c, "1.2.3") == 30 * 86400);
+	ck_assert(ttl_of(c, "latest") == 0);
+	drp_conf_free(c);
+	free(unsup);
+}
+END_TEST
+
+/* ENABLE_MANIFEST_CACHE unset or false: the old image revalidated every
+ * tag request upstream (proxy_cache_valid 0s), whatever the other
+ * variables say. */
+START_TEST(translate_manifest_cache_off)
+{
+	const char *env[] = {"REGISTRIES=quay.io",
+			     "MANIFEST_CACHE_PRIMARY_TIME=10m", NULL};
+	char *unsup = NULL;
+	drp_conf_t *c = build_load(env, &unsup);
+	ck_assert_str_eq(unsup, "");
+	ck_assert_uint_eq(c->n_tag_ttl_rules, 0);
+	ck_assert(c->tag_ttl == 0);
+	ck_assert(ttl_of(c, "stable") == 0);
+	drp_conf_free(c);
+	free(unsup);
+	const char *env2[] = {"ENABLE_MANIFEST_CACHE=false", NULL};
+	c = build_load(env2, &unsup);
+	ck_assert(c->tag_ttl == 0);
+	drp_conf_free(c);
+	free(unsup);
+}
+END_TEST
+
+/* A time nginx would not take either is an error naming the variable. */
+START_TEST(translate_manifest_cache_bad)
+{
+	const char *bad[][3] = {
+		{"ENABLE_MANIFEST_CACHE=true", "MANIFEST_CACHE_PRIMARY_TIME=",
+		 "MANIFEST_CACHE_PRIMARY_TIME: invalid time ''"},
+		{"ENABLE_MANIFEST_CACHE=true",
+		 "MANIFEST_CACHE_DEFAULT_TIME=soon",
+		 "MANIFEST_CACHE_DEFAULT_TIME: invalid time 'soon'"},
+		{"ENABLE_MANIFEST_CACHE=true",
+		 "MANIFEST_CACHE_SECONDARY_REGEX=a\nb",
+		 "MANIFEST_CACHE_SECONDARY_REGEX: a line break cannot be "
+		 "carried"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *env[] = {bad[i][0], bad[i][1], NULL};
+		char *ini = NULL, *unsup = NULL, err[256] = "";
+		ck_assert_int_eq(drp_envconf_build(table_get, env, state, &ini,
+						   &unsup, err, sizeof(err)),
+				 -1);
+		ck_assert_str_eq(err, bad[i][2]);
+		ck_assert_ptr_null(ini);
+	}
+}
+END_TEST
+
 Suite *envconf_suite(void)
 {
 	Suite *s = suite_create("envconf");
@@ -203,6 +341,10 @@ Suite *envconf_suite(void)
 	tcase_add_test(tc, translate_old_image);
 	tcase_add_test(tc, translate_defaults);
 	tcase_add_test(tc, translate_bad_entry);
+	tcase_add_test(tc, translate_manifest_cache_defaults);
+	tcase_add_test(tc, translate_manifest_cache_set);
+	tcase_add_test(tc, translate_manifest_cache_off);
+	tcase_add_test(tc, translate_manifest_cache_bad);
 	suite_add_tcase(s, tc);
 	return s;
 }
