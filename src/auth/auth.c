@@ -513,11 +513,16 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 	char *client = drp_auth_headers_get(headers, "Authorization");
 	r->mode = MODE_NONE;
 	if (upload && r->push == DRP_CONF_PUSH_DENY) {
-		drp_log_notice(DRP_LOG_PROXY,
-			       "[c%06u] %s %s%s: refused by push = deny of "
-			       "[registry \"%s\"]",
-			       r->conn_id, r->method, r->hostport, r->path,
-			       r->rt->conf->registry[r->push_sec].name);
+		drp_log_notice(
+			DRP_LOG_PROXY,
+			"[c%06u] %s %s%s: refused by push = deny of "
+			"[%s%s%s]",
+			r->conn_id, r->method, r->hostport, r->path,
+			r->push_sec < 0 ? "proxy" : "registry \"",
+			r->push_sec < 0
+				? ""
+				: r->rt->conf->registry[r->push_sec].name,
+			r->push_sec < 0 ? "" : "\"");
 		char msg[300];
 		snprintf(msg, sizeof(msg),
 			 "this proxy does not pass uploads to %s", r->registry);
@@ -1130,6 +1135,36 @@ static bool private_refused(drp_exch_t *x, const char *auth,
 	return true;
 }
 
+/* push = deny ([registry] or [proxy]): an upload or delete (any method
+ * but GET and HEAD on a /v2/ path) is answered here, before anything
+ * goes upstream, also where no section attaches the hooks; its body is
+ * never read (the connection closes). Returns true if answered. */
+static bool push_denied(drp_exch_t *x, const drp_http_msg_t *req,
+			const drp_route_t *route)
+{
+	if (x->regset.push != DRP_CONF_PUSH_DENY ||
+	    route->kind == DRP_ROUTE_OTHER || drp_http_method_is(req, "GET") ||
+	    drp_http_method_is(req, "HEAD"))
+		return false;
+	int sec = x->regset.push_sec;
+	drp_log_notice(DRP_LOG_PROXY,
+		       "[c%06u] %s: %s %s%s refused by push = deny of "
+		       "[%s%s%s]",
+		       x->id, x->peer, x->method, x->host, x->path,
+		       sec < 0 ? "proxy" : "registry \"",
+		       sec < 0 ? "" : x->rt->conf->registry[sec].name,
+		       sec < 0 ? "" : "\"");
+	char *registry = drp_select_canonical_registry(x->host, x->port);
+	char body[400];
+	snprintf(body, sizeof(body),
+		 "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"this "
+		 "proxy does not pass uploads to %s\"}]}",
+		 registry);
+	free(registry);
+	respond(x, 403, "", body, true);
+	return true;
+}
+
 bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 			const drp_route_t *route)
 {
@@ -1142,6 +1177,8 @@ bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 			     : NULL;
 	drp_auth_resolve(x->rt, x->host, x->port, repo, &x->regset);
 	free(repo);
+	if (push_denied(x, req, route))
+		return true;
 	if (a == NULL || a->n_secs == 0 ||
 	    !drp_select_has_host(a->realm_sel, x->host, x->port))
 		return false;

@@ -79,6 +79,7 @@ drp_conf_t *drp_conf_defaults(void)
 	c->body_timeout = 120;
 	c->tunnel_idle_timeout = 600;
 	c->drain_timeout = 8;
+	c->push = DRP_CONF_PUSH_CLIENT;
 	c->cache_backend = drp_strdup("fs");
 	c->cache_dir = drp_strdup("./cache");
 	c->cache_max_size = 32ULL << 30;
@@ -117,6 +118,7 @@ static const char defaults_text[] =
 	"body_timeout = 120s\n"
 	"tunnel_idle_timeout = 10m\n"
 	"drain_timeout = 8s\n"
+	"push = client\n"
 	"\n"
 	"[resolve]\n"
 	"\n"
@@ -279,7 +281,7 @@ void drp_conf_regset_resolve(const drp_conf_t *c, const unsigned *chain,
 		.valid = true,
 		.sec = n > 0 ? (int)chain[0] : -1,
 		.tag_ttl = c->tag_ttl,
-		.push = DRP_CONF_PUSH_CLIENT,
+		.push = c->push,
 		.tag_ttl_sec = -1,
 		.push_sec = -1,
 	};

@@ -93,7 +93,7 @@ typedef struct drp_conf_registry {
  *    credentials, allow and users apply, never another section's.
  *  - tag_ttl, push: from the first section of the chain that sets them
  *    (a "docker.io/acme" section without tag_ttl inherits the one of
- *    "docker.io"), else [cache] tag_ttl and push = client.
+ *    "docker.io"), else [cache] tag_ttl and [proxy] push.
  *  - tag_ttl_match: the expressions of the sections of the chain up to
  *    and including the one that set tag_ttl, most specific first, then,
  *    if no section set tag_ttl, [cache]'s; the tag decides, so the
@@ -108,7 +108,7 @@ typedef struct drp_conf_regset {
 	double tag_ttl; /* seconds, for a tag no tag_ttl_match matches */
 	enum drp_conf_push push; /* never DRP_CONF_PUSH_UNSET */
 	int tag_ttl_sec;	 /* section that set it, -1: [cache] */
-	int push_sec;		 /* section that set it, -1: default */
+	int push_sec;		 /* section that set it, -1: [proxy] */
 	/* The sections whose tag_ttl_match lines apply, in order. */
 	unsigned rule_secs[DRP_CONF_CHAIN_MAX];
 	unsigned n_rule_secs;
@@ -159,6 +159,9 @@ typedef struct drp_conf {
 	double drain_timeout;	    /* SIGTERM: transfers get this long to
 				       finish, default 8 (docker stop's
 				       grace is 10) */
+	/* push = client: uploads to a registry whose [registry] sections
+	 * do not set push (never DRP_CONF_PUSH_UNSET). */
+	enum drp_conf_push push;
 
 	/* [resolve] */
 	drp_conf_resolve_t *resolve;

@@ -577,6 +577,22 @@ static bool get_cidrs(struct ld *ld, const drp_conf_item_t *it,
 	return ok;
 }
 
+/* push = client | proxy | deny ([proxy] and [registry]). */
+static void get_push(struct ld *ld, const drp_conf_item_t *it,
+		     enum drp_conf_push *out)
+{
+	if (strcmp(it->value, "client") == 0)
+		*out = DRP_CONF_PUSH_CLIENT;
+	else if (strcmp(it->value, "proxy") == 0)
+		*out = DRP_CONF_PUSH_PROXY;
+	else if (strcmp(it->value, "deny") == 0)
+		*out = DRP_CONF_PUSH_DENY;
+	else
+		err(ld, it,
+		    "invalid value '%s' (expected client, proxy or deny)",
+		    CLIP(it->value));
+}
+
 /* ---- tag_ttl_match ---- */
 
 /* A tag's path is short; an expression that backtracks for longer than
@@ -928,6 +944,12 @@ static void set_timeout(struct ld *ld, const drp_conf_item_t *it,
 		*FIELD(ld, k, double) = v;
 }
 
+static void set_push(struct ld *ld, const drp_conf_item_t *it,
+		     const struct key *k)
+{
+	get_push(ld, it, &ld->c->push);
+}
+
 #define F(field) offsetof(drp_conf_t, field)
 
 /* A key with its type (min and max for a number). */
@@ -977,6 +999,7 @@ static const struct key proxy_keys[] = {
 	 .off = F(tunnel_idle_timeout)},
 	{KEY("drain_timeout", DURATION), .set = set_timeout,
 	 .off = F(drain_timeout)},
+	{KEY("push", STRING), .set = set_push},
 };
 
 /* ---- [cache] ---- */
@@ -1237,18 +1260,7 @@ static void set_reg_allow(struct ld *ld, const drp_conf_item_t *it,
 static void set_reg_push(struct ld *ld, const drp_conf_item_t *it,
 			 const struct key *k)
 {
-	drp_conf_registry_t *r = ld->reg;
-
-	if (strcmp(it->value, "client") == 0)
-		r->push = DRP_CONF_PUSH_CLIENT;
-	else if (strcmp(it->value, "proxy") == 0)
-		r->push = DRP_CONF_PUSH_PROXY;
-	else if (strcmp(it->value, "deny") == 0)
-		r->push = DRP_CONF_PUSH_DENY;
-	else
-		err(ld, it,
-		    "invalid value '%s' (expected client, proxy or deny)",
-		    CLIP(it->value));
+	get_push(ld, it, &ld->reg->push);
 }
 
 static void set_reg_tag_ttl(struct ld *ld, const drp_conf_item_t *it,

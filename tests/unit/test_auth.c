@@ -724,6 +724,36 @@ START_TEST(test_push_policy)
 }
 END_TEST
 
+/* [proxy] push = deny reaches a fetch whose request resolved no section
+ * setting push (push_sec -1): refused and logged as [proxy]'s, not as
+ * some section's. */
+START_TEST(test_push_default)
+{
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	drp_conf_errors_free(&errs);
+	setup_conf("[proxy]\npush = deny\n" SECTIONS);
+	drp_fetch_t *f =
+		new_fetch("basic.test", "POST", "/v2/test/x/blobs/uploads/");
+	drp_auth_attach(&rt, &worker, NULL, f, "basic.test", 443, "test/x");
+	free(attempt(f, ""));
+	ck_assert_int_eq(f->fail_status, 403);
+	ck_assert_str_eq(f->fail_reason,
+			 "this proxy does not pass uploads to basic.test");
+	free_fetch(f);
+	ck_assert_msg(strstr(read_log(), "POST basic.test/v2/test/x/blobs/"
+					 "uploads/: refused by push = deny of "
+					 "[proxy]"),
+		      "%s", read_log());
+	/* push.test's own push = proxy still wins. */
+	f = new_fetch("push.test", "POST", "/v2/test/x/blobs/uploads/");
+	drp_auth_attach(&rt, &worker, NULL, f, "push.test", 443, "test/x");
+	free(attempt(f, ""));
+	ck_assert_int_eq(f->fail_status, 0);
+	free_fetch(f);
+}
+END_TEST
+
 START_TEST(test_request_fields)
 {
 	drp_fetch_t *f = new_fetch("basic.test", "GET",
@@ -2058,6 +2088,7 @@ Suite *auth_suite(void)
 			    sizeof(redirects) / sizeof(redirects[0]));
 	tcase_add_test(tc, test_client_credentials_win);
 	tcase_add_test(tc, test_push_policy);
+	tcase_add_test(tc, test_push_default);
 	tcase_add_test(tc, test_request_fields);
 	tcase_add_test(tc, test_bearer_flow);
 	tcase_add_test(tc, test_bearer_refused);

@@ -1100,6 +1100,7 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_double_eq(a->body_timeout, b->body_timeout);
 	ck_assert_double_eq(a->tunnel_idle_timeout, b->tunnel_idle_timeout);
 	ck_assert_double_eq(a->drain_timeout, b->drain_timeout);
+	ck_assert_int_eq(a->push, b->push);
 	ck_assert_uint_eq(a->n_resolve, b->n_resolve);
 	ck_assert_str_eq(a->cache_backend, b->cache_backend);
 	ck_assert_str_eq(a->cache_dir, b->cache_dir);
@@ -1145,6 +1146,7 @@ START_TEST(defaults_values)
 	ck_assert_double_eq(c->body_timeout, 120);
 	ck_assert_double_eq(c->tunnel_idle_timeout, 600);
 	ck_assert_double_eq(c->drain_timeout, 8);
+	ck_assert_int_eq(c->push, DRP_CONF_PUSH_CLIENT);
 	ck_assert_uint_eq(c->n_resolve, 0);
 	ck_assert_str_eq(c->cache_backend, "fs");
 	ck_assert_str_eq(c->cache_dir, "./cache");
@@ -1169,19 +1171,33 @@ START_TEST(defaults_round_trip)
 	/* Same result when every key is changed first: the text really
 	 * sets each one rather than leaving the default in place. */
 	const char *keys[] = {
-		"listen",	    "workers",
-		"registries",	    "allow",
-		"tunnel_ports",	    "ca_dir",
-		"upstream_ca_file", "verify_upstream",
-		"access_log",	    "error_log",
-		"log_level",	    "users_file",
-		"require_users",    "tunnel_only",
-		"max_connections",  "max_header_size",
-		"header_timeout",   "idle_timeout",
-		"connect_timeout",  "handshake_timeout",
-		"body_timeout",	    "tunnel_idle_timeout",
-		"backend",	    "dir",
-		"max_size",	    "tag_ttl",
+		"listen",
+		"workers",
+		"registries",
+		"allow",
+		"tunnel_ports",
+		"ca_dir",
+		"upstream_ca_file",
+		"verify_upstream",
+		"access_log",
+		"error_log",
+		"log_level",
+		"users_file",
+		"require_users",
+		"tunnel_only",
+		"max_connections",
+		"max_header_size",
+		"header_timeout",
+		"idle_timeout",
+		"connect_timeout",
+		"handshake_timeout",
+		"body_timeout",
+		"tunnel_idle_timeout",
+		"push",
+		"backend",
+		"dir",
+		"max_size",
+		"tag_ttl",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
 		char needle[64];
@@ -1358,6 +1374,38 @@ START_TEST(registry_typed)
 	ck_assert(set.sec == 3 && set.tag_ttl == 300 && set.tag_ttl_sec == -1);
 	ck_assert_int_eq(set.push_sec, -1);
 	drp_conf_free(c);
+}
+END_TEST
+
+/* [proxy] push: the default of every request whose sections do not say
+ * (ALLOW_PUSH of the nginx-based image); a section's push still wins. */
+START_TEST(proxy_push_default)
+{
+	drp_conf_t *c = load_ok("[proxy]\npush = deny\n"
+				"[registry \"registry.test/open\"]\n"
+				"push = client\n"
+				"[registry \"quay.io\"]\n");
+	ck_assert_int_eq(c->push, DRP_CONF_PUSH_DENY);
+	drp_conf_regset_t set;
+	drp_conf_regset_resolve(c, NULL, 0, &set);
+	ck_assert_int_eq(set.push, DRP_CONF_PUSH_DENY);
+	ck_assert_int_eq(set.push_sec, -1);
+	unsigned open_sec = 0, quay = 1;
+	drp_conf_regset_resolve(c, &open_sec, 1, &set);
+	ck_assert_int_eq(set.push, DRP_CONF_PUSH_CLIENT);
+	ck_assert_int_eq(set.push_sec, 0);
+	drp_conf_regset_resolve(c, &quay, 1, &set);
+	ck_assert_int_eq(set.push, DRP_CONF_PUSH_DENY);
+	ck_assert_int_eq(set.push_sec, -1);
+	drp_conf_free(c);
+	c = load_ok("[proxy]\npush = proxy\n");
+	ck_assert_int_eq(c->push, DRP_CONF_PUSH_PROXY);
+	drp_conf_free(c);
+	const char *bad[] = {
+		"t.ini:2: [proxy] push: invalid value 'never' (expected "
+		"client, proxy or deny)",
+	};
+	load_fails("[proxy]\npush = never\n", bad, N(bad));
 }
 END_TEST
 
@@ -1630,6 +1678,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, registry_get);
 	tcase_add_test(tc, registry_core_keys);
 	tcase_add_test(tc, registry_plugin_keys);
+	tcase_add_test(tc, proxy_push_default);
 	tcase_add_loop_test(tc, tag_ttl_tiers, 0, N(tier_cases));
 	tcase_add_test(tc, tag_ttl_match_errors);
 	/* Runs in its own process (Check's default fork mode) and must
