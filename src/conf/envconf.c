@@ -18,7 +18,6 @@
 
 /* Variables of the nginx-based image this proxy does not translate. */
 static const char *const unsupported_vars[] = {
-	"ALLOW_PUSH",
 	"SEND_TIMEOUT",
 	"CLIENT_BODY_TIMEOUT",
 	"PROXY_SEND_TIMEOUT",
@@ -351,6 +350,12 @@ int drp_envconf_build(drp_envconf_get_fn get, void *ctx, const char *state_dir,
 	drp_buf_printf(&b, "ca_dir = /ca\n"
 			   "; the old image's CA key passphrase\n"
 			   "ca_key_passphrase = foobar\n");
+	/* The old image answered uploads 405 unless ALLOW_PUSH=true, and
+	 * then sent them with its credentials for the registry. */
+	if (truthy(get("ALLOW_PUSH", ctx)))
+		drp_buf_printf(&b, "push = proxy\n");
+	else
+		drp_buf_printf(&b, "push = deny\n");
 	if (falsy(get("VERIFY_SSL", ctx)))
 		drp_buf_printf(&b, "verify_upstream = no\n");
 	if (truthy(get("DEBUG", ctx)) || truthy(get("DEBUG_NGINX", ctx)))

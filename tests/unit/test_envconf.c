@@ -102,7 +102,7 @@ START_TEST(translate_old_image)
 	ck_assert_ptr_null(strstr(ini, "quaypass"));
 	ck_assert_ptr_null(strstr(ini, "s3cret"));
 	ck_assert_ptr_null(strstr(ini, "private_key"));
-	ck_assert_str_eq(unsup, "ALLOW_PUSH");
+	ck_assert_str_eq(unsup, "");
 
 	drp_conf_errors_t errs = {0};
 	drp_conf_t *c = drp_conf_load_string("(environment)", ini, &errs);
@@ -192,6 +192,39 @@ START_TEST(translate_bad_entry)
 					   err, sizeof(err)),
 			 -1);
 	ck_assert_msg(strstr(err, "Operation not permitted"), "%s", err);
+}
+END_TEST
+
+/* ALLOW_PUSH: the old image refused uploads (405) unless it was true,
+ * and then sent them with its credentials for the registry: [proxy]
+ * push = deny, or push = proxy. */
+START_TEST(translate_allow_push)
+{
+	const struct {
+		const char *var;
+		enum drp_conf_push want;
+	} cases[] = {
+		/* unset: the old image's default, false */
+		{NULL, DRP_CONF_PUSH_DENY},
+		{"ALLOW_PUSH=false", DRP_CONF_PUSH_DENY},
+		{"ALLOW_PUSH=true", DRP_CONF_PUSH_PROXY},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *env[] = {"REGISTRIES=quay.io", cases[i].var, NULL};
+		char *ini = NULL, *unsup = NULL, err[256] = "";
+		ck_assert_int_eq(drp_envconf_build(table_get, env, state, &ini,
+						   &unsup, err, sizeof(err)),
+				 0);
+		ck_assert_str_eq(unsup, "");
+		drp_conf_errors_t errs = {0};
+		drp_conf_t *c =
+			drp_conf_load_string("(environment)", ini, &errs);
+		ck_assert_msg(c != NULL, "%s", errs.n ? errs.msg[0] : "");
+		ck_assert_int_eq(c->push, cases[i].want);
+		drp_conf_free(c);
+		free(ini);
+		free(unsup);
+	}
 }
 END_TEST
 
@@ -341,6 +374,7 @@ Suite *envconf_suite(void)
 	tcase_add_test(tc, translate_old_image);
 	tcase_add_test(tc, translate_defaults);
 	tcase_add_test(tc, translate_bad_entry);
+	tcase_add_test(tc, translate_allow_push);
 	tcase_add_test(tc, translate_manifest_cache_defaults);
 	tcase_add_test(tc, translate_manifest_cache_set);
 	tcase_add_test(tc, translate_manifest_cache_off);
