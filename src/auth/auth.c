@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "plugin/challenge.h"
 #include "plugin/select.h"
 #include "core/exchange.h"
 #include "auth/users.h"
@@ -36,6 +37,8 @@ struct drp_auth {
 	drp_select_t *realm_sel;
 	auth_sec_t *secs;
 	unsigned n_secs;
+	/* Sections with token_realm = yes and a plugin. */
+	unsigned n_token_realms;
 };
 
 /* How one upstream request is authorised; decided before its first
@@ -83,6 +86,9 @@ struct drp_auth_req {
 	bool decided;
 	bool decorated;
 	bool outsider; /* the client is outside the section's allow */
+	/* No credentials of its own, on a registry the configuration
+	 * names: a token_realm section may answer its challenge. */
+	bool realm_ok;
 	/* The request carries the client's own credentials (MODE_CLIENT,
 	 * or MODE_CORE with its identity): their key, for remembering what
 	 * the upstream said (drp_auth_confirm_set). */
@@ -227,6 +233,8 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 		if (s->has_plugin)
 			(void)!drp_select_add(a->realm_sel, sec->name, i, NULL,
 					      NULL);
+		if (s->has_plugin && sec->token_realm)
+			a->n_token_realms++;
 		check_users(sec, a->users);
 		const drp_conf_item_t *u =
 			drp_conf_registry_get(sec, "username");
@@ -638,10 +646,49 @@ static bool anon_refused(drp_auth_req_t *r)
 	return true;
 }
 
+/*
+ * A request that travels without credentials (MODE_NONE), to a registry
+ * the configuration names but gives none: if its challenge names a realm
+ * on the host of a token_realm section, that section's plugin answers it
+ * (the nginx-based image's AUTH_REGISTRIES named such realm hosts).
+ */
+static void adopt_realm(drp_auth_req_t *r, const drp_http_msg_t *resp)
+{
+	if (!is_pull(r->method) && r->push != DRP_CONF_PUSH_PROXY)
+		return;
+	int idx = -1;
+	for (const drp_http_header_t *h =
+		     drp_http_find(resp, "WWW-Authenticate");
+	     h != NULL && idx < 0;
+	     h = drp_http_find_next(resp, "WWW-Authenticate", h)) {
+		drp_challenges_t ch;
+		if (drp_challenge_parse(h->value, h->value_len, &ch) < 0)
+			continue;
+		const drp_challenge_t *b = drp_challenge_find(&ch, "Bearer");
+		const char *realm = b ? drp_challenge_param(b, "realm") : NULL;
+		if (realm != NULL)
+			idx = drp_conf_token_realm_find(r->rt->conf, realm);
+		drp_challenges_free(&ch);
+	}
+	auth_sec_t *s = idx >= 0 ? &r->rt->auth->secs[idx] : NULL;
+	if (s == NULL || !s->has_plugin)
+		return;
+	drp_log_info(DRP_LOG_PLUGIN,
+		     "[c%06u] %s %s%s: token realm %s: the credentials of "
+		     "[registry \"%s\"]",
+		     r->conn_id, r->method, r->hostport, r->path, s->conf->name,
+		     s->conf->name);
+	r->sec = s;
+	r->mode = MODE_PROXY;
+}
+
 static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 					  const drp_http_msg_t *resp)
 {
 	drp_auth_req_t *r = arg;
+	if (r->realm_ok && r->mode == MODE_NONE && !r->challenged &&
+	    drp_fetch_at_origin(f))
+		adopt_realm(r, resp);
 	bool ours = r->mode == MODE_PROXY || r->mode == MODE_CORE;
 	if (!drp_fetch_at_origin(f) || !ours)
 		return DRP_FETCH_AUTH_DECLINED;
@@ -799,14 +846,19 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	auth_sec_t *s = set->sec >= 0 && a->secs[set->sec].inst
 				? &a->secs[set->sec]
 				: NULL;
+	bool realm_ok =
+		a->n_token_realms > 0 && (s == NULL || !s->has_plugin) &&
+		(s != NULL || drp_conf_lists_registry(rt->conf, host, port));
 	/* Without a section, a host with the proxy's realm still needs its
 	 * handles swapped. */
-	if (s == NULL && !drp_select_has_host(a->realm_sel, host, port))
+	if (s == NULL && !realm_ok &&
+	    !drp_select_has_host(a->realm_sel, host, port))
 		return;
 	drp_auth_req_t *r = req_new(rt, w, s, f, host, port, repo);
 	r->push = set->push;
 	r->push_sec = set->push_sec;
 	r->outsider = x != NULL && !sec_allows(s, x->peer_addr, x->user);
+	r->realm_ok = realm_ok;
 }
 
 void drp_auth_resolve(const struct drp_runtime *rt, const char *host,

@@ -336,3 +336,70 @@ double drp_conf_tag_ttl(const drp_conf_t *c, const drp_conf_regset_t *set,
 	free(subject);
 	return ttl;
 }
+
+/* "host" (port 443) or "host:port" / "[v6]:port", as the schema
+ * normalises names: does it name host:port? */
+static bool name_is(const char *name, const char *host, uint16_t port)
+{
+	size_t n = strlen(name);
+	const char *rb = strchr(name, ']');
+	const char *colon = strrchr(name, ':');
+	unsigned p = 443;
+	size_t hl = n;
+	if (colon != NULL && (rb == NULL || colon > rb)) {
+		hl = (size_t)(colon - name);
+		p = (unsigned)strtoul(colon + 1, NULL, 10);
+	}
+	const char *h = name;
+	if (h[0] == '[' && rb != NULL) {
+		h++;
+		hl = (size_t)(rb - name) - 1;
+	}
+	return p == port && hl == strlen(host) && strncasecmp(h, host, hl) == 0;
+}
+
+int drp_conf_token_realm_find(const drp_conf_t *c, const char *realm)
+{
+	if (strncasecmp(realm, "https://", 8) != 0)
+		return -1;
+	const char *a = realm + 8;
+	size_t alen = strcspn(a, "/?#");
+	if (alen == 0 || memchr(a, '@', alen) != NULL || alen > 300)
+		return -1;
+	char auth[304];
+	memcpy(auth, a, alen);
+	auth[alen] = '\0';
+	/* host, [v6], host:port, [v6]:port */
+	char *host = auth, *port = NULL;
+	if (auth[0] == '[') {
+		char *rb = strchr(auth, ']');
+		if (rb == NULL || (rb[1] != '\0' && rb[1] != ':'))
+			return -1;
+		*rb = '\0';
+		host = auth + 1;
+		port = rb[1] == ':' ? rb + 2 : NULL;
+	} else if ((port = strchr(auth, ':')) != NULL) {
+		*port++ = '\0';
+	}
+	unsigned long p = 443;
+	if (port != NULL) {
+		char *end;
+		p = strtoul(port, &end, 10);
+		if (*port == '\0' || *end != '\0' || p == 0 || p > 65535)
+			return -1;
+	}
+	for (unsigned i = 0; i < c->n_registry; i++)
+		if (c->registry[i].token_realm &&
+		    name_is(c->registry[i].name, host, (uint16_t)p))
+			return (int)i;
+	return -1;
+}
+
+bool drp_conf_lists_registry(const drp_conf_t *c, const char *host,
+			     uint16_t port)
+{
+	for (unsigned i = 0; i < c->n_registries; i++)
+		if (name_is(c->registries[i], host, port))
+			return true;
+	return false;
+}

@@ -65,4 +65,16 @@ double drp_conf_tag_ttl(const drp_conf_t *c, const drp_conf_regset_t *set,
 			const char *repo, const char *tag)
 	__attribute__((nonnull(1, 3, 4)));
 
+/*
+ * token_realm: the index of the [registry] section with token_realm = yes
+ * whose host (and port, 443 if none) is the one of the token realm URL
+ * realm (as a Bearer challenge names it), or -1: none, or not an https
+ * URL (credentials never go to any other).
+ */
+int drp_conf_token_realm_find(const drp_conf_t *c, const char *realm)
+	__attribute__((nonnull));
+/* Whether [proxy] registries names host:port ("host" is port 443). */
+bool drp_conf_lists_registry(const drp_conf_t *c, const char *host,
+			     uint16_t port) __attribute__((nonnull));
+
 #endif

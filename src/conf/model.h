@@ -72,6 +72,11 @@ typedef struct drp_conf_registry {
 	drp_conf_ttl_rule_t *tag_ttl_rules;
 	unsigned n_tag_ttl_rules;
 	enum drp_conf_push push; /* DRP_CONF_PUSH_UNSET if not set */
+	/* token_realm = yes: the section's credentials also answer the
+	 * Bearer challenges naming a realm on its host, for the registries
+	 * the configuration names that have none of their own
+	 * (drp_conf_token_realm_find). */
+	bool token_realm;
 	/* allow = CIDR list; has_allow also for an empty list (nobody). */
 	bool has_allow;
 	drp_cidr_t *allow;

@@ -1271,6 +1271,14 @@ static void set_reg_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
 	r->has_tag_ttl = get_duration(ld, it, false, &r->tag_ttl);
 }
 
+static void set_reg_token_realm(struct ld *ld, const drp_conf_item_t *it,
+				const struct key *k)
+{
+	if (drp_conf_parse_bool(it->value, &ld->reg->token_realm) < 0)
+		err(ld, it, "invalid boolean '%s' (expected yes or no)",
+		    CLIP(it->value));
+}
+
 static void set_reg_tag_ttl_match(struct ld *ld, const drp_conf_item_t *it,
 				  const struct key *k)
 {
@@ -1324,6 +1332,11 @@ static const struct key registry_keys[] = {
 			  "manifest path matches"},
 	 .set = set_reg_tag_ttl_match,
 	 .repeat = true},
+	{.spec = {.key = "token_realm",
+		  .type = DRP_KEY_BOOL,
+		  .help = "the credentials also answer challenges naming a "
+			  "realm on this host"},
+	 .set = set_reg_token_realm},
 };
 
 const drp_plugin_key_t *drp_schema_registry_key(const char *key)
@@ -1565,6 +1578,21 @@ static void apply_registry(struct ld *ld, const drp_ini_section_t *s)
 			    "%s and %s are mutually exclusive", k->key, fkey);
 	}
 
+	const drp_conf_item_t *tr = drp_conf_registry_get(&kept, "token_realm");
+	if (tr != NULL && typed.token_realm) {
+		if (name != NULL && (strchr(name, '/') || name[0] == '*'))
+			err(ld, tr,
+			    "needs a section named by the realm's host alone "
+			    "(no repository prefix, no wildcard)");
+		else if (!has_plugin)
+			err(ld, tr,
+			    "needs a plugin (the credentials it answers with)");
+		else if (typed.has_allow || typed.has_users)
+			err(ld, tr,
+			    "cannot be combined with allow or users (the "
+			    "registries it answers for have no section to "
+			    "apply them; give each its own section)");
+	}
 	if (!ok) {
 		registry_free_items(items, n);
 		registry_free_typed(&typed);

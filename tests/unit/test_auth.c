@@ -869,6 +869,99 @@ START_TEST(test_bearer_flow)
 }
 END_TEST
 
+/*
+ * token_realm = yes: the section's credentials answer the Bearer
+ * challenges that name a realm on its host, for the registries the
+ * configuration names ([proxy] registries, a section) that have no
+ * credentials of their own (GitLab: the registry registry.gitlab.com,
+ * the realm gitlab.com; AUTH_REGISTRIES named the realm's host).
+ */
+START_TEST(test_token_realm)
+{
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	drp_conf_errors_free(&errs);
+	setup_conf("[proxy]\nregistries = token.test\n"
+		   "[registry \"auth.test\"]\nplugin = basic\n"
+		   "username = drpuser\npassword = s3cret\n"
+		   "token_realm = yes\n"
+		   "[registry \"nocreds.test\"]\ntag_ttl = 1m\n");
+	const char *www[] = {TOKEN_CHALLENGE, NULL};
+	drp_fetch_t *f = new_fetch("token.test", "GET",
+				   "/v2/private/secret/manifests/v1");
+	drp_auth_attach(&rt, &worker, NULL, f, "token.test", 443,
+			"private/secret");
+	ck_assert(f->has_hooks);
+	char *h = attempt(f, "");
+	ck_assert_str_eq(h, "");
+	free(h);
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_PENDING);
+	ck_assert_uint_eq(n_fbs, 1);
+	ck_assert_str_eq(fbs->f.host, "auth.test");
+	ck_assert_str_eq(fbs->f.target,
+			 "/token?service=token.test&scope=repository%3A"
+			 "private%2Fsecret%3Apull");
+	ck_assert_str_eq(fbs->headers, "Authorization: " BASIC_DRPUSER "\r\n");
+	fb_answer(fbs, 200, "Content-Type: application/json\r\n",
+		  TOKEN_JSON("tok1"));
+	ck_assert_int_eq(f->retries, 1);
+	h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: Bearer tok1\r\n");
+	free(h);
+	free_fetch(f);
+	ck_assert_msg(strstr(read_log(), "token realm auth.test: the "
+					 "credentials of [registry "
+					 "\"auth.test\"]"),
+		      "%s", read_log());
+
+	/* A section without credentials names its registry too. */
+	f = new_fetch("nocreds.test", "GET", "/v2/private/secret/blobs/b");
+	drp_auth_attach(&rt, &worker, NULL, f, "nocreds.test", 443,
+			"private/secret");
+	free(attempt(f, ""));
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
+	h = attempt(f, "");
+	ck_assert_str_eq(h, "Authorization: Bearer tok1\r\n");
+	free(h);
+	free_fetch(f);
+
+	/* Another realm: not this section's to answer. */
+	const char *other[] = {"Bearer realm=\"https://elsewhere.test/t\","
+			       "service=\"token.test\",scope=\"repository:"
+			       "private/secret:pull\"",
+			       NULL};
+	f = new_fetch("token.test", "GET", "/v2/private/secret/manifests/v2");
+	drp_auth_attach(&rt, &worker, NULL, f, "token.test", 443,
+			"private/secret");
+	free(attempt(f, ""));
+	ck_assert_int_eq(challenge(f, other), DRP_FETCH_AUTH_DECLINED);
+	free_fetch(f);
+	/* A host the configuration does not name (a learned realm, a
+	 * registry reached only through a tunnel): never. */
+	f = new_fetch("unlisted.test", "GET", "/v2/private/secret/blobs/b");
+	drp_auth_attach(&rt, &worker, NULL, f, "unlisted.test", 443,
+			"private/secret");
+	ck_assert(!f->has_hooks);
+	free_fetch(f);
+	/* The client's own credentials win. */
+	f = new_fetch("token.test", "GET", "/v2/private/secret/blobs/c");
+	drp_auth_attach(&rt, &worker, NULL, f, "token.test", 443,
+			"private/secret");
+	free(attempt(f, "Authorization: Basic Y2xpZW50OnB3\r\n"));
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	free_fetch(f);
+	/* Uploads only under push = proxy. */
+	f = new_fetch("token.test", "POST",
+		      "/v2/private/secret/blobs/uploads/");
+	drp_auth_attach(&rt, &worker, NULL, f, "token.test", 443,
+			"private/secret");
+	free(attempt(f, ""));
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_DECLINED);
+	free_fetch(f);
+	ck_assert_uint_eq(n_fbs, 1);
+}
+END_TEST
+
 START_TEST(test_bearer_refused)
 {
 	drp_fetch_t *f = new_fetch("basic.test", "GET",
@@ -2089,6 +2182,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_client_credentials_win);
 	tcase_add_test(tc, test_push_policy);
 	tcase_add_test(tc, test_push_default);
+	tcase_add_test(tc, test_token_realm);
 	tcase_add_test(tc, test_request_fields);
 	tcase_add_test(tc, test_bearer_flow);
 	tcase_add_test(tc, test_bearer_refused);

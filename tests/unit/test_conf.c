@@ -1377,6 +1377,62 @@ START_TEST(registry_typed)
 }
 END_TEST
 
+/* token_realm: which section's credentials answer a challenge naming a
+ * realm URL (https only, its host and port; a section named by a host
+ * alone), and what the configuration must hold for it. */
+START_TEST(token_realm_find)
+{
+	drp_conf_t *c = load_ok("[proxy]\nregistries = reg.example.com "
+				"other.test:5000\n"
+				"[registry \"gitlab.com\"]\nplugin = basic\n"
+				"token_realm = yes\n"
+				"[registry \"auth.example.com:8443\"]\n"
+				"plugin = basic\ntoken_realm = yes\n"
+				"[registry \"quay.io\"]\nplugin = basic\n");
+	ck_assert(c->registry[0].token_realm && !c->registry[2].token_realm);
+	ck_assert_int_eq(
+		drp_conf_token_realm_find(c, "https://gitlab.com/jwt/auth"), 0);
+	ck_assert_int_eq(drp_conf_token_realm_find(c, "HTTPS://GitLab.COM:443"),
+			 0);
+	ck_assert_int_eq(drp_conf_token_realm_find(
+				 c, "https://auth.example.com:8443/token?x=1"),
+			 1);
+	/* not https, another port, userinfo, another host */
+	ck_assert_int_eq(
+		drp_conf_token_realm_find(c, "http://gitlab.com/jwt/auth"), -1);
+	ck_assert_int_eq(
+		drp_conf_token_realm_find(c, "https://gitlab.com:8443/jwt"),
+		-1);
+	ck_assert_int_eq(
+		drp_conf_token_realm_find(c, "https://u@gitlab.com/jwt"), -1);
+	ck_assert_int_eq(
+		drp_conf_token_realm_find(c, "https://quay.io/v2/auth"), -1);
+	ck_assert_int_eq(drp_conf_token_realm_find(c, "https://"), -1);
+	ck_assert(drp_conf_lists_registry(c, "reg.example.com", 443));
+	ck_assert(drp_conf_lists_registry(c, "other.test", 5000));
+	ck_assert(!drp_conf_lists_registry(c, "other.test", 443));
+	ck_assert(!drp_conf_lists_registry(c, "gitlab.com", 443));
+	drp_conf_free(c);
+
+	const char *bad[] = {
+		"t.ini:3: [registry \"a.io/team\"] token_realm: needs a "
+		"section named by the realm's host alone (no repository "
+		"prefix, no wildcard)",
+		"t.ini:5: [registry \"b.io\"] token_realm: needs a plugin "
+		"(the credentials it answers with)",
+		"t.ini:9: [registry \"c.io\"] token_realm: cannot be combined "
+		"with allow or users (the registries it answers for have no "
+		"section to apply them; give each its own section)",
+	};
+	load_fails("[registry \"a.io/team\"]\nplugin = basic\n"
+		   "token_realm = yes\n"
+		   "[registry \"b.io\"]\ntoken_realm = yes\n"
+		   "[registry \"c.io\"]\nplugin = basic\nallow = 10.0.0.0/8\n"
+		   "token_realm = yes\n",
+		   bad, N(bad));
+}
+END_TEST
+
 /* [proxy] push: the default of every request whose sections do not say
  * (ALLOW_PUSH of the nginx-based image); a section's push still wins. */
 START_TEST(proxy_push_default)
@@ -1679,6 +1735,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, registry_core_keys);
 	tcase_add_test(tc, registry_plugin_keys);
 	tcase_add_test(tc, proxy_push_default);
+	tcase_add_test(tc, token_realm_find);
 	tcase_add_loop_test(tc, tag_ttl_tiers, 0, N(tier_cases));
 	tcase_add_test(tc, tag_ttl_match_errors);
 	/* Runs in its own process (Check's default fork mode) and must
