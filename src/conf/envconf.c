@@ -321,6 +321,11 @@ static int auth_entry(drp_buf_t *b, const char *entry, const char *delim,
 	else
 		drp_buf_printf(b, "username = %s\npassword_file = %s\n", user,
 			       path);
+	/* The old image added these credentials to every request for the
+	 * host: token requests too, where the host is a token realm rather
+	 * than a registry (GitLab's gitlab.com for registry.gitlab.com). */
+	if (strcmp(plugin, "basic") == 0)
+		drp_buf_printf(b, "token_realm = yes\n");
 	ret = 0;
 out:
 	free(host);

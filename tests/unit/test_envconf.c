@@ -133,8 +133,13 @@ START_TEST(translate_old_image)
 	ck_assert_str_eq(item(s, "plugin"), "gcr");
 	ck_assert_ptr_null(item(s, "username"));
 	assert_secret(item(s, "key_file"), json);
+	ck_assert(!s->token_realm);
 	s = section(c, "registry.example.net");
 	ck_assert_str_eq(item(s, "plugin"), "basic");
+	/* The old image sent these credentials to every request for the
+	 * host, token requests included: a realm's host (GitLab's) is
+	 * served by them for the registries whose challenges name it. */
+	ck_assert(s->token_realm);
 	ck_assert_str_eq(item(s, "username"), "alice");
 	assert_secret(item(s, "password_file"), "s3cret");
 	drp_conf_free(c);
