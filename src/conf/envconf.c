@@ -18,12 +18,6 @@
 
 /* Variables of the nginx-based image this proxy does not translate. */
 static const char *const unsupported_vars[] = {
-	"SEND_TIMEOUT",
-	"CLIENT_BODY_TIMEOUT",
-	"PROXY_SEND_TIMEOUT",
-	"PROXY_CONNECT_READ_TIMEOUT",
-	"PROXY_CONNECT_CONNECT_TIMEOUT",
-	"PROXY_CONNECT_SEND_TIMEOUT",
 	"DEBUG_HUB",
 	"DISABLE_IPV6",
 	"PROXY_REQUEST_BUFFERING",
@@ -227,6 +221,54 @@ static int manifest_cache(drp_buf_t *b, drp_envconf_get_fn get, void *ctx,
 	return 0;
 }
 
+/*
+ * The old image's timeout variables (nginx directives) onto this proxy's
+ * timeouts. Where several nginx directives are one timeout here, the
+ * largest of those set wins, so that no transfer the old image let run
+ * is cut short: a body stall in either direction is body_timeout, a
+ * tunnel idle in either direction tunnel_idle_timeout, an upstream
+ * connect (of a fetch or a tunnel) connect_timeout.
+ */
+static int timeouts(drp_buf_t *b, drp_envconf_get_fn get, void *ctx, char *err,
+		    size_t errlen)
+{
+	static const struct {
+		const char *key;
+		const char *vars[5]; /* NULL-terminated */
+	} map[] = {
+		{"header_timeout", {"CLIENT_HEADER_TIMEOUT"}},
+		{"idle_timeout", {"KEEPALIVE_TIMEOUT"}},
+		{"connect_timeout",
+		 {"PROXY_CONNECT_TIMEOUT", "PROXY_CONNECT_CONNECT_TIMEOUT"}},
+		{"body_timeout",
+		 {"PROXY_READ_TIMEOUT", "PROXY_SEND_TIMEOUT", "SEND_TIMEOUT",
+		  "CLIENT_BODY_TIMEOUT"}},
+		{"tunnel_idle_timeout",
+		 {"PROXY_CONNECT_READ_TIMEOUT", "PROXY_CONNECT_SEND_TIMEOUT"}},
+	};
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(map); i++) {
+		char best[64] = "", dur[64];
+		double max = -1;
+		for (const char *const *var = map[i].vars; *var; var++) {
+			const char *v = get(*var, ctx);
+			if (v == NULL || *v == '\0')
+				continue;
+			double d;
+			if (duration_of(*var, v, dur, sizeof(dur), err,
+					errlen) < 0)
+				return -1;
+			drp_require(drp_conf_parse_duration(dur, &d) == 0);
+			if (d > max) {
+				max = d;
+				snprintf(best, sizeof(best), "%s", dur);
+			}
+		}
+		if (max >= 0)
+			drp_buf_printf(b, "%s = %s\n", map[i].key, best);
+	}
+	return 0;
+}
+
 static int write_secret(const char *dir, const char *name, const char *data,
 			size_t len, char *path, size_t pathlen)
 {
@@ -365,25 +407,8 @@ int drp_envconf_build(drp_envconf_get_fn get, void *ctx, const char *state_dir,
 		drp_buf_printf(&b, "verify_upstream = no\n");
 	if (truthy(get("DEBUG", ctx)) || truthy(get("DEBUG_NGINX", ctx)))
 		drp_buf_printf(&b, "log_level = debug\n");
-	static const struct {
-		const char *var, *key;
-	} timeouts[] = {
-		{"CLIENT_HEADER_TIMEOUT", "header_timeout"},
-		{"KEEPALIVE_TIMEOUT", "idle_timeout"},
-		{"PROXY_CONNECT_TIMEOUT", "connect_timeout"},
-		{"PROXY_READ_TIMEOUT", "body_timeout"},
-	};
-	for (size_t i = 0; i < DRP_ARRAY_SIZE(timeouts); i++) {
-		v = get(timeouts[i].var, ctx);
-		if (v == NULL || *v == '\0')
-			continue;
-		if (!ini_safe(v)) {
-			snprintf(err, errlen, "%s: invalid value",
-				 timeouts[i].var);
-			goto out;
-		}
-		drp_buf_printf(&b, "%s = %s\n", timeouts[i].key, v);
-	}
+	if (timeouts(&b, get, ctx, err, errlen) < 0)
+		goto out;
 	drp_buf_printf(&b, "drain_timeout = 8s\n\n[cache]\n"
 			   "dir = /docker_mirror_cache\n");
 	v = get("CACHE_MAX_SIZE", ctx);

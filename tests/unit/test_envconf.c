@@ -371,6 +371,59 @@ START_TEST(translate_manifest_cache_bad)
 }
 END_TEST
 
+/*
+ * The old image's ten timeout variables (nginx directives) onto this
+ * proxy's timeouts: one variable per key where nginx had one directive
+ * for it, the largest where several nginx directives are one timeout
+ * here (a body stall, either direction: body_timeout; a tunnel's idle
+ * time, either direction: tunnel_idle_timeout; the upstream connect, of
+ * a fetch or a tunnel: connect_timeout), so that no transfer the old
+ * image let run is cut short. None is left unsupported.
+ */
+START_TEST(translate_timeouts)
+{
+	const char *env[] = {
+		"CLIENT_HEADER_TIMEOUT=20s",
+		"KEEPALIVE_TIMEOUT=5m",
+		"SEND_TIMEOUT=90",
+		"CLIENT_BODY_TIMEOUT=1m30s",
+		"PROXY_READ_TIMEOUT=60s",
+		"PROXY_SEND_TIMEOUT=2m",
+		"PROXY_CONNECT_TIMEOUT=5s",
+		"PROXY_CONNECT_CONNECT_TIMEOUT=7s",
+		"PROXY_CONNECT_READ_TIMEOUT=1h",
+		"PROXY_CONNECT_SEND_TIMEOUT=30m",
+		NULL,
+	};
+	char *unsup = NULL;
+	drp_conf_t *c = build_load(env, &unsup);
+	ck_assert_str_eq(unsup, "");
+	ck_assert(c->header_timeout == 20);
+	ck_assert(c->idle_timeout == 300);
+	ck_assert(c->body_timeout == 120);
+	ck_assert(c->connect_timeout == 7);
+	ck_assert(c->tunnel_idle_timeout == 3600);
+	drp_conf_free(c);
+	free(unsup);
+
+	/* One of a group alone decides; the rest keep their defaults. */
+	const char *env2[] = {"SEND_TIMEOUT=10m", NULL};
+	c = build_load(env2, &unsup);
+	ck_assert(c->body_timeout == 600);
+	ck_assert(c->tunnel_idle_timeout == 600);
+	ck_assert(c->connect_timeout == 10);
+	drp_conf_free(c);
+	free(unsup);
+
+	const char *bad[] = {"PROXY_SEND_TIMEOUT=fast", NULL};
+	char *ini = NULL, err[256] = "";
+	ck_assert_int_eq(drp_envconf_build(table_get, bad, state, &ini, &unsup,
+					   err, sizeof(err)),
+			 -1);
+	ck_assert_str_eq(err, "PROXY_SEND_TIMEOUT: invalid time 'fast'");
+}
+END_TEST
+
 Suite *envconf_suite(void)
 {
 	Suite *s = suite_create("envconf");
@@ -380,6 +433,7 @@ Suite *envconf_suite(void)
 	tcase_add_test(tc, translate_defaults);
 	tcase_add_test(tc, translate_bad_entry);
 	tcase_add_test(tc, translate_allow_push);
+	tcase_add_test(tc, translate_timeouts);
 	tcase_add_test(tc, translate_manifest_cache_defaults);
 	tcase_add_test(tc, translate_manifest_cache_set);
 	tcase_add_test(tc, translate_manifest_cache_off);
