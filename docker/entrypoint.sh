@@ -10,7 +10,12 @@
 set -e
 # The nginx-based image's variables: the daemon translates them
 # (--env-config) unless a configuration is given explicitly.
-if [ $# -eq 0 ] && env | grep -qE '^(REGISTRIES|AUTH_REGISTRIES|VERIFY_SSL|CACHE_MAX_SIZE|DEBUG|DEBUG_NGINX|ENABLE_MANIFEST_CACHE|ALLOW_PUSH)='; then
+old_vars='REGISTRIES|AUTH_REGISTRIES|AUTH_REGISTRIES_DELIMITER|AUTH_REGISTRY_DELIMITER'
+old_vars="$old_vars|VERIFY_SSL|CACHE_MAX_SIZE|DEBUG|DEBUG_NGINX|DEBUG_HUB|ALLOW_PUSH"
+old_vars="$old_vars|ENABLE_MANIFEST_CACHE|MANIFEST_CACHE_[A-Z_]+|PROXY_REQUEST_BUFFERING"
+old_vars="$old_vars|DISABLE_IPV6|SEND_TIMEOUT|CLIENT_BODY_TIMEOUT|CLIENT_HEADER_TIMEOUT"
+old_vars="$old_vars|KEEPALIVE_TIMEOUT|PROXY_(CONNECT_)?(READ|CONNECT|SEND)_TIMEOUT"
+if [ $# -eq 0 ] && env | grep -qE "^($old_vars)="; then
 	set -- --env-config
 fi
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then

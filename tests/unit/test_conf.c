@@ -1285,7 +1285,8 @@ START_TEST(example_uncommented_loads)
 	/* Every shared [registry] key appears in some section. */
 	const char *shared[] = {"plugin",	 "username", "password",
 				"password_file", "allow",    "users",
-				"push",		 "tag_ttl"};
+				"push",		 "tag_ttl",  "tag_ttl_match",
+				"token_realm"};
 	for (unsigned k = 0; k < N(shared); k++) {
 		bool found = false;
 		for (unsigned i = 0; i < c->n_registry && !found; i++)
@@ -1308,6 +1309,8 @@ START_TEST(example_uncommented_loads)
 		"body_timeout",	    "tunnel_idle_timeout",
 		"backend",	    "dir",
 		"max_size",	    "tag_ttl",
+		"drain_timeout",    "push",
+		"tag_ttl_match",    "ca_key_passphrase",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
 		char needle[64];
