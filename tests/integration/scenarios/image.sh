@@ -8,7 +8,9 @@
 # runs as a non-root user, the image's HEALTHCHECK passes, and docker stop
 # ends with exit status 0 within its 10 s grace although a client holds a
 # request open (the entry point execs the daemon, which drains for
-# drain_timeout = 8 s).
+# drain_timeout = 8 s). Then the image runs as deploy/'s Deployment runs
+# it, on the ConfigMap's INI, and once more on the old image's variables
+# alone.
 #
 # The base tarball and dockerd's data root (the builder's layer cache) are
 # kept in DRP_IT_CACHE (default /var/cache/drp-tests): the base is made
@@ -25,6 +27,21 @@ src=${top_srcdir:-$(cd "$DRP_IT_DIR/../.." && pwd)}
 cache=${DRP_IT_CACHE:-/var/cache/drp-tests}
 mkdir -p "$cache"
 t_start=$SECONDS
+
+# The entry point's choice (its exec turned into an echo): the daemon on
+# its file, or on --env-config when any variable of the old image is set
+# (each of them, not only some), or the command given.
+ep=$SCEN/entrypoint-echo.sh
+sed 's/^exec "\$@"$/echo "$@"/' "$src/docker/entrypoint.sh" >"$ep"
+grep -q '^echo "\$@"$' "$ep" || drp_fail "the entry point no longer ends in exec \"\$@\""
+expect_eq "entry point, no variables" /usr/sbin/docker-registry-proxy "$(env -i sh "$ep")"
+for v in REGISTRIES=quay.io KEEPALIVE_TIMEOUT=5m PROXY_CONNECT_SEND_TIMEOUT=1m \
+	MANIFEST_CACHE_PRIMARY_TIME=10m ENABLE_MANIFEST_CACHE=true ALLOW_PUSH=true DISABLE_IPV6=true; do
+	expect_eq "entry point, $v" "/usr/sbin/docker-registry-proxy --env-config" "$(env -i "$v" sh "$ep")"
+done
+expect_eq "entry point, an unrelated variable" /usr/sbin/docker-registry-proxy "$(env -i NO_PROXY_TIMEOUT=1 sh "$ep")"
+expect_eq "entry point, options" "/usr/sbin/docker-registry-proxy -t" "$(env -i REGISTRIES=x sh "$ep" -t)"
+expect_eq "entry point, a command" "sh -c true" "$(env -i sh "$ep" sh -c true)"
 
 # The base image, made once a week.
 base=$cache/bookworm-minbase.tar
@@ -52,7 +69,8 @@ cleanup_image()
 	# Their logs stay with the scenario's (DRP_IT_KEEP=failed).
 	dk logs "$name" >"$SCEN/container.log" 2>&1 || true
 	dk logs "$name-env" >"$SCEN/container-env.log" 2>&1 || true
-	dk rm -f "$name" "$name-env" >/dev/null 2>&1 || true
+	dk logs "$name-k8s" >"$SCEN/container-k8s.log" 2>&1 || true
+	dk rm -f "$name" "$name-env" "$name-k8s" >/dev/null 2>&1 || true
 	dk volume rm -f "$name-ca" "$name-cache" "$name-cache2" >/dev/null 2>&1 || true
 }
 cleanup_image
@@ -145,6 +163,86 @@ expect_eq "exit status after docker stop" 0 "$(dk inspect -f '{{.State.ExitCode}
 # would turn docker logs' SIGPIPE into a failure.)
 dk logs "$name" >"$SCEN/container.log" 2>&1
 grep -q 'notice main: stopped' "$SCEN/container.log" || drp_fail "no 'stopped' line: the daemon did not drain"
+# The Kubernetes manifests (deploy/): the ConfigMap's INI, run as the
+# Deployment runs it: its args, user and group, a read-only root file
+# system with an empty /tmp, no capabilities, the Secret's files (mode
+# 0440, group fsGroup) and a data volume writable through fsGroup where
+# the Deployment mounts them. The INI is the ConfigMap's with the test
+# registry added to its registries and the test's [resolve] and CA
+# appended; its port is the manifests' 3128.
+k8s=$SCEN/k8s
+mkdir -p "$k8s/secrets" "$k8s/data"
+python3 - "$src/deploy" "$k8s" <<'PY' || drp_fail "reading deploy/ failed"
+import os, shlex, sys, yaml
+d, out = sys.argv[1], sys.argv[2]
+objs = {}
+for n in sorted(os.listdir(d)):
+    if n.endswith(".yaml"):
+        with open(os.path.join(d, n)) as f:
+            for doc in yaml.safe_load_all(f):
+                objs[doc["kind"]] = doc
+with open(out + "/proxy.ini", "w") as f:
+    f.write(objs["ConfigMap"]["data"]["docker-registry-proxy.ini"])
+for k, v in objs["Secret"]["stringData"].items():
+    with open(out + "/secrets/" + k, "w") as f:
+        f.write(v + "\n")
+pod = objs["Deployment"]["spec"]["template"]["spec"]
+sc, c = pod["securityContext"], pod["containers"][0]
+m = {v["name"]: v["mountPath"] for v in c["volumeMounts"]}
+probe = c["readinessProbe"]["httpGet"]["path"]
+with open(out + "/run.env", "w") as f:
+    for k, v in (("args", " ".join(c["args"])), ("user", sc["runAsUser"]),
+                 ("group", sc["runAsGroup"]), ("fsgroup", sc["fsGroup"]),
+                 ("config", m["config"]), ("secrets", m["secrets"]),
+                 ("data", m["data"]), ("tmp", m["tmp"]),
+                 ("port", c["ports"][0]["containerPort"]), ("probe", probe),
+                 ("grace", pod["terminationGracePeriodSeconds"]),
+                 ("readonly", str(c["securityContext"]["readOnlyRootFilesystem"]).lower())):
+        f.write("k8s_%s=%s\n" % (k, shlex.quote(str(v))))
+PY
+# shellcheck disable=SC1091
+. "$k8s/run.env"
+[ "$k8s_readonly" = true ] || drp_fail "the Deployment's root file system is no longer read-only"
+sed -n '/^\[resolve\]/,/^\[cache\]/p' "$SCEN/proxy.ini" | sed '$d' >"$SCEN/resolve.ini"
+sed -i 's/^registries = \(.*\)$/registries = \1 registry.test/' "$k8s/proxy.ini"
+grep -q '^registries = .* registry.test$' "$k8s/proxy.ini" || drp_fail "the ConfigMap's INI has no registries line"
+{
+	printf '\n; added by the test\n[proxy]\nupstream_ca_file = /test-ca.pem\n'
+	cat "$SCEN/resolve.ini"
+} >>"$k8s/proxy.ini"
+chgrp -R "$k8s_fsgroup" "$k8s/secrets" "$k8s/data"
+chmod 0440 "$k8s/secrets"/*
+chmod 2770 "$k8s/data"
+drp_port_open 127.0.0.1 "$k8s_port" && drp_fail "port $k8s_port is in use: the ConfigMap's run needs it"
+# shellcheck disable=SC2086 # the Deployment's args, split as Kubernetes does
+dk run -d --name "$name-k8s" --network host --user "$k8s_user:$k8s_group" \
+	--group-add "$k8s_fsgroup" --read-only --tmpfs "$k8s_tmp" --cap-drop ALL \
+	--security-opt no-new-privileges \
+	-v "$k8s/proxy.ini:$k8s_config:ro" -v "$k8s/secrets:$k8s_secrets:ro" \
+	-v "$k8s/data:$k8s_data" -v "$TEST_CA:/test-ca.pem:ro" \
+	drp-it:latest $k8s_args >/dev/null
+i=0
+until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$k8s_port$k8s_probe")" = 200 ]; do
+	[ "$(dk inspect -f '{{.State.Running}}' "$name-k8s")" = true ] ||
+		drp_fail "the ConfigMap's container exited: $(dk logs "$name-k8s" 2>&1 | tail -n 20)"
+	i=$((i + 1))
+	[ $i -lt 100 ] || drp_fail "the ConfigMap's container not ready after 20 s"
+	sleep 0.2
+done
+drp_log "the ConfigMap's container answers its readiness probe $k8s_probe"
+expect_eq "the ConfigMap's daemon: uid" "$k8s_user" \
+	"$(ps -o uid= -p "$(dk inspect -f '{{.State.Pid}}' "$name-k8s")" | tr -d ' ')"
+PROXY_URL=http://127.0.0.1:$k8s_port PROXY_CA=$k8s/data/ca/ca.crt
+[ -s "$PROXY_CA" ] || drp_fail "no CA on the data volume ($PROXY_CA)"
+first=$(pull "$SCEN/pull-k8s1")
+expect_eq "the ConfigMap's INI: upstream blob GETs, first pull" "$nblobs" "$first"
+second=$(pull "$SCEN/pull-k8s2")
+expect_eq "the ConfigMap's INI: upstream blob GETs, second pull" 0 "$second"
+[ -n "$(find "$k8s/data/cache" -type f -size +0 | head -n 1)" ] || drp_fail "nothing cached on the data volume"
+dk stop -t "$k8s_grace" "$name-k8s" >/dev/null
+expect_eq "the ConfigMap's container: exit status after stop" 0 \
+	"$(dk inspect -f '{{.State.ExitCode}}' "$name-k8s")"
+
 # The same image driven only by the nginx-based image's variables
 # (--env-config) and that image's kind of CA: ca.key encrypted with
 # foobar, in a read-only /ca. Its port is the old fixed 3128; the test CA
@@ -161,10 +259,9 @@ chmod 0555 "$old"
 # The test registries are on loopback addresses, which the proxy reaches
 # only when [resolve] names them: that one section comes from -c (the
 # rest is the environment's).
-sed -n '/^\[resolve\]/,/^\[cache\]/p' "$SCEN/proxy.ini" | sed '$d' >"$SCEN/resolve.ini"
 dk run -d --name "$name-env" --network host \
 	-e "REGISTRIES=registry.test" -e "AUTH_REGISTRIES=basic.test:$BASIC_USER:$BASIC_PASS" \
-	-e ALLOW_PUSH=true -e CACHE_MAX_SIZE=1g \
+	-e ALLOW_PUSH=true -e CACHE_MAX_SIZE=1g -e DISABLE_IPV6=true \
 	-v "$old:/ca:ro" -v "$SCEN/resolve.ini:/etc/drp-resolve.ini:ro" \
 	-v "$TEST_CA:/etc/ssl/certs/ca-certificates.crt:ro" -v "$name-cache2:/docker_mirror_cache" \
 	drp-it:latest --env-config -c /etc/drp-resolve.ini >/dev/null
@@ -188,8 +285,9 @@ pskopeo copy -q docker://basic.test/test/small:v1 "dir:$SCEN/pull5" ||
 	drp_fail "pull from basic.test with the proxy's credentials failed"
 check_dir_image "$SCEN/pull5" "$SMALL_DIGEST" $SMALL_BLOBS
 dk logs "$name-env" >"$SCEN/container-env.log" 2>&1
-grep -q 'env-config: not supported, ignored: ALLOW_PUSH' "$SCEN/container-env.log" ||
-	drp_fail "ALLOW_PUSH was not reported as unsupported"
+# Only what this proxy cannot do is reported (ALLOW_PUSH is [proxy] push).
+expect_eq "env-config: reported as unsupported" "DISABLE_IPV6" \
+	"$(sed -n 's/.*env-config: not supported, ignored: //p' "$SCEN/container-env.log")"
 grep -qF -- "$BASIC_PASS" "$SCEN/container-env.log" && drp_fail "the password is in the log"
 dk stop "$name-env" >/dev/null
 expect_eq "env-config: exit status after docker stop" 0 "$(dk inspect -f '{{.State.ExitCode}}' "$name-env")"
