@@ -860,12 +860,16 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 	x->up_status = res->err < 0 ? 0 : res->status;
 	if ((res->err < 0 && !auth_refused(res)) || res->status == 429 ||
 	    res->status >= 500) {
+		char why[64];
+		if (res->err < 0)
+			snprintf(why, sizeof(why), "%s", res->reason);
+		else
+			snprintf(why, sizeof(why), "the upstream answered %d",
+				 res->status);
 		drp_log_warning(DRP_LOG_CACHE,
 				"[c%06u] %s: revalidation failed (%s); serving "
 				"%s (STALE)",
-				x->id, q->target,
-				res->err < 0 ? res->reason : "upstream error",
-				q->tag.digest);
+				x->id, q->target, why, q->tag.digest);
 		atomic_fetch_add(&srv->stats.stale, 1);
 		if (!serve_manifest_record(x, "STALE"))
 			manifest_fetch(x);

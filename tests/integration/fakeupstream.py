@@ -14,7 +14,11 @@ and /v2/ answers 200. Two manifests by tag:
                                Docker-Content-Digest (as with a real
                                registry) is that of the unsigned payload
   test/baddigest/manifests/v1  a schema2 manifest whose
-                               Docker-Content-Digest is of other bytes Every request is logged to stdout as
+                               Docker-Content-Digest is of other bytes
+  test/plain/manifests/v1      a schema2 manifest, its digest right
+While the file BLOBDIR/../fake-status holds "STATUS [RETRY-AFTER]", every
+request gets that status instead (an overloaded or rate-limiting
+registry: 503, 429 with Retry-After). Every request is logged to stdout as
   "METHOD PATH HTTP/1.1" STATUS
 (the registry's access-log shape, so the tests count both the same way).
 
@@ -66,6 +70,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
+        try:
+            with open(os.path.join(BLOBDIR, "..", "fake-status")) as f:
+                forced = f.read().split()
+        except FileNotFoundError:
+            forced = []
+        if forced:
+            extra = [("Retry-After", forced[1])] if len(forced) > 1 else []
+            return self.reply(int(forced[0]), b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}',
+                              extra=extra)
         if self.path == "/v2/":
             return self.reply(200, b"{}")
         if self.path == "/v2/test/schema1/manifests/v1":
@@ -74,6 +87,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/v2/test/baddigest/manifests/v1":
             return self.reply(200, V2, "application/vnd.docker.distribution.manifest.v2+json",
                               [("Docker-Content-Digest", "sha256:" + hashlib.sha256(V2 + b" ").hexdigest())])
+        if self.path == "/v2/test/plain/manifests/v1":
+            return self.reply(200, V2, "application/vnd.docker.distribution.manifest.v2+json",
+                              [("Docker-Content-Digest", "sha256:" + hashlib.sha256(V2).hexdigest())])
         m = BLOB.match(self.path)
         path = m and os.path.join(BLOBDIR, m.group(2))
         if not m or not os.path.exists(path):
