@@ -27,6 +27,7 @@
 #include "auth/auth.h"
 #include "registry/fill.h"
 #include "proxy/conn.h"
+#include "proxy/mirror.h"
 #include "proxy/server.h"
 #include "proxy/worker.h"
 #include "tls/ca.h"
@@ -450,6 +451,12 @@ static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 	for (unsigned i = 0; i < a->n_listen; i++)
 		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
 			return false;
+	if (a->n_mirror_tls_listen != b->n_mirror_tls_listen)
+		return false;
+	for (unsigned i = 0; i < a->n_mirror_tls_listen; i++)
+		if (strcmp(a->mirror_tls_listen[i].text,
+			   b->mirror_tls_listen[i].text) != 0)
+			return false;
 	return true;
 }
 
@@ -470,7 +477,8 @@ static void reload(drp_server_t *srv, const char *path)
 	drp_runtime_t *old = drp_server_runtime_get(srv);
 	if (!same_listen(old->conf, conf))
 		drp_log_warning(DRP_LOG_MAIN,
-				"listen/workers changes take effect only after "
+				"listen/mirror_tls_listen/workers changes take "
+				"effect only after "
 				"a restart");
 	if (strcmp(old->conf->cache_dir, conf->cache_dir) != 0 ||
 	    strcmp(old->conf->cache_backend, conf->cache_backend) != 0 ||
@@ -485,6 +493,12 @@ static void reload(drp_server_t *srv, const char *path)
 	drp_runtime_unref(old);
 	drp_log_init(conf->log_level, conf->error_log);
 	drp_runtime_t *rt = drp_runtime_new(conf, err, sizeof(err));
+	if (rt != NULL &&
+	    drp_mirror_tls_leaf(conf, srv->forge, &rt->mirror_leaf, err,
+				sizeof(err)) < 0) {
+		drp_runtime_unref(rt);
+		rt = NULL;
+	}
 	if (rt == NULL) {
 		drp_log_err(DRP_LOG_MAIN,
 			    "reload failed: %s; keeping the running "
@@ -669,6 +683,11 @@ int main(int argc, char **argv)
 		drp_log_err(DRP_LOG_MAIN, "%s", err);
 		return 1;
 	}
+	if (drp_mirror_tls_leaf(conf, srv.forge, &srv.rt->mirror_leaf, err,
+				sizeof(err)) < 0) {
+		drp_log_err(DRP_LOG_TLS, "mirror_tls_listen: %s", err);
+		return 1;
+	}
 	if (open_cache(&srv, conf) < 0)
 		return 1;
 	if (drp_workers_listen(&srv, conf, err, sizeof(err)) < 0) {
@@ -712,6 +731,10 @@ int main(int argc, char **argv)
 		drp_log_notice(DRP_LOG_MAIN,
 			       "listening on %s with %u worker(s)",
 			       conf->listen[i].text, srv.n_workers);
+	for (unsigned i = 0; i < conf->n_mirror_tls_listen; i++)
+		drp_log_notice(DRP_LOG_MAIN,
+			       "registry mirror on https://%s (TLS)",
+			       conf->mirror_tls_listen[i].text);
 	/* Type=notify: the unit counts as started once the sockets accept
 	 * (they were bound and listening before the workers started). */
 	char status[512];

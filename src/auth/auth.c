@@ -89,6 +89,7 @@ struct drp_auth_req {
 	/* No credentials of its own, on a registry the configuration
 	 * names: a token_realm section may answer its challenge. */
 	bool realm_ok;
+	bool mirror; /* for a mirror client: never hand it a challenge */
 	/* The request carries the client's own credentials (MODE_CLIENT,
 	 * or MODE_CORE with its identity): their key, for remembering what
 	 * the upstream said (drp_auth_confirm_set). */
@@ -190,7 +191,9 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 			return NULL;
 		}
 	}
-	if (conf->n_registry == 0)
+	/* The mirror answers upstream challenges for its clients with the
+	 * core's token client, which lives in the host. */
+	if (conf->n_registry == 0 && !conf->mirror)
 		return a;
 	a->host = drp_auth_host_ref(&drp_auth_req_entries);
 	if (a->host == NULL) {
@@ -201,6 +204,8 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 		drp_auth_free(a);
 		return NULL;
 	}
+	if (conf->n_registry == 0)
+		return a;
 	unsigned before = errs->n;
 	/* One slot per section, in file order (the selection's index). */
 	a->secs = drp_calloc(conf->n_registry, sizeof(*a->secs));
@@ -543,7 +548,8 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 		/* A handle of the proxy's realm never goes upstream. */
 		r->strip_handle = true;
 		const char *h = client + 7 + strspn(client + 7, " ");
-		found = drp_auth_handle_find(a->host, h, r->registry, &id) == 0;
+		found = drp_auth_handle_find(a->host, h, r->registry, &id,
+					     NULL) == 0;
 	}
 	if (id != NULL) {
 		r->mode = MODE_CORE; /* the client's own credentials */
@@ -558,8 +564,10 @@ static void decide(drp_auth_req_t *r, const drp_buf_t *headers)
 		/* The proxy's handle, none, or one that expired since the
 		 * request came in. */
 		r->mode = MODE_PROXY;
-	} else if (found || r->outsider) {
-		/* What anonymous access gets, and no more. */
+	} else if (found || r->outsider || r->mirror) {
+		/* What anonymous access gets, and no more. A mirror client
+		 * often cannot reach the upstream's token service at all:
+		 * the proxy answers the challenge for it. */
 		r->mode = MODE_CORE;
 		r->ident = drp_auth_ident_anon(a->host, r->registry);
 	}
@@ -827,8 +835,9 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		     const drp_exch_t *x, drp_fetch_t *f, const char *host,
 		     uint16_t port, const char *repo)
 {
+	bool mirror = x != NULL && x->mirror;
 	if (f == NULL || rt == NULL || rt->auth == NULL ||
-	    rt->auth->n_secs == 0)
+	    rt->auth->host == NULL || (rt->auth->n_secs == 0 && !mirror))
 		return;
 	drp_auth_t *a = rt->auth;
 	/* The client's request carries its resolution; a fetch for another
@@ -851,7 +860,7 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		(s != NULL || drp_conf_lists_registry(rt->conf, host, port));
 	/* Without a section, a host with the proxy's realm still needs its
 	 * handles swapped. */
-	if (s == NULL && !realm_ok &&
+	if (s == NULL && !realm_ok && !mirror &&
 	    !drp_select_has_host(a->realm_sel, host, port))
 		return;
 	drp_auth_req_t *r = req_new(rt, w, s, f, host, port, repo);
@@ -859,6 +868,7 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	r->push_sec = set->push_sec;
 	r->outsider = x != NULL && !sec_allows(s, x->peer_addr, x->user);
 	r->realm_ok = realm_ok;
+	r->mirror = mirror;
 }
 
 void drp_auth_resolve(const struct drp_runtime *rt, const char *host,
@@ -903,10 +913,35 @@ static void respond(drp_exch_t *x, int status, const char *extra,
 		x->close_after = true;
 }
 
+/* The challenge of the mirror: its own realm, for the registry of the
+ * request. */
+static void mirror_challenge_header(const drp_exch_t *x, char *hdr, size_t len)
+{
+	char *registry = drp_select_canonical_registry(x->host, x->port);
+	snprintf(hdr, len,
+		 "WWW-Authenticate: Bearer realm=\"%s" DRP_AUTH_REALM_PATH
+		 "?ns=%s\",service=\"%s\"\r\n",
+		 x->mirror_origin, registry, registry);
+	free(registry);
+}
+
+void drp_auth_mirror_challenge(const drp_exch_t *x, drp_buf_t *out)
+{
+	char hdr[3 * DRP_HOST_MAX + 128];
+	mirror_challenge_header(x, hdr, sizeof(hdr));
+	drp_buf_append(out, hdr, strlen(hdr));
+}
+
 /* 401 with the challenge that sends clients to the proxy's realm on the
- * same host. */
+ * same host (the mirror's own, for the mirror). */
 static void challenge_client(drp_exch_t *x)
 {
+	if (x->mirror) {
+		char mh[3 * DRP_HOST_MAX + 128];
+		mirror_challenge_header(x, mh, sizeof(mh));
+		respond(x, 401, mh, UNAUTHORIZED_BODY, false);
+		return;
+	}
 	bool v6 = strchr(x->host, ':') != NULL;
 	char hp[DRP_HOST_MAX + 16];
 	if (x->port == 443)
@@ -939,20 +974,21 @@ static void free_secret(char *s)
 }
 
 /* Answer a token request with a new handle for id (NULL: the proxy's
- * identity). */
-static void give_handle(drp_exch_t *x, const char *registry,
-			drp_auth_ident_t *id)
+ * identity) given to the proxy user user (NULL: none). */
+static void give_handle_to(drp_exch_t *x, const char *registry,
+			   drp_auth_ident_t *id, const char *user)
 {
 	char handle[DRP_AUTH_HANDLE_MAX];
-	if (drp_auth_handle_issue(x->rt->auth->host, registry, id, HANDLE_TTL,
-				  handle) < 0) {
+	if (drp_auth_handle_issue(x->rt->auth->host, registry, id, user,
+				  HANDLE_TTL, handle) < 0) {
 		respond(x, 500, "", "{}", false);
 		return;
 	}
 	drp_log_info(DRP_LOG_PROXY,
-		     "[c%06u] %s: token of the proxy's realm for %s (%s)",
+		     "[c%06u] %s: token of the proxy's realm for %s (%s%s%s)",
 		     x->id, x->peer, registry,
-		     id ? drp_auth_ident_user(id) : "the proxy's identity");
+		     id ? drp_auth_ident_user(id) : "the proxy's identity",
+		     user ? ", proxy user " : "", user ? user : "");
 	char issued[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -966,6 +1002,18 @@ static void give_handle(drp_exch_t *x, const char *registry,
 	respond(x, 200, "", body, false);
 	explicit_bzero(body, sizeof(body));
 	explicit_bzero(handle, sizeof(handle));
+}
+
+static void give_handle(drp_exch_t *x, const char *registry,
+			drp_auth_ident_t *id)
+{
+	give_handle_to(x, registry, id, NULL);
+}
+
+static void give_user_handle(drp_exch_t *x, const char *registry,
+			     const char *user)
+{
+	give_handle_to(x, registry, NULL, user);
 }
 
 static void check_head(void *arg, const drp_http_msg_t *resp,
@@ -1131,7 +1179,8 @@ static bool private_refused(drp_exch_t *x, const char *auth,
 	} else if (auth != NULL) {
 		drp_auth_ident_t *id = NULL;
 		const char *h = auth + 7 + strspn(auth + 7, " ");
-		own = drp_auth_handle_find(a->host, h, registry, &id) == 0 &&
+		own = drp_auth_handle_find(a->host, h, registry, &id, NULL) ==
+			      0 &&
 		      id != NULL;
 		if (own)
 			drp_auth_ident_key(id, cred);
@@ -1217,6 +1266,202 @@ static bool push_denied(drp_exch_t *x, const drp_http_msg_t *req,
 	return true;
 }
 
+/* ---- the mirror's clients ---- */
+
+/* A proxy user's password on its way through the users lane, as the
+ * exchange's handler (a client that goes away withdraws it). */
+typedef struct user_check {
+	drp_exch_t *x;
+	struct drp_users_wait *wait;
+	char *registry;
+} user_check_t;
+
+static void user_check_free(user_check_t *uc)
+{
+	free(uc->registry);
+	free(uc);
+}
+
+static void user_check_release(drp_exch_t *x)
+{
+	user_check_t *uc = x->hs;
+	if (uc == NULL)
+		return;
+	if (uc->wait != NULL)
+		drp_users_wait_cancel(x->w->srv->users_pool, uc->wait);
+	user_check_free(uc);
+}
+
+static const drp_handler_t user_check_handler = {
+	.release = user_check_release,
+};
+
+static void give_user_handle(drp_exch_t *x, const char *registry,
+			     const char *user);
+
+/* 401 from the token endpoint: no (good) credentials of a proxy user. */
+static void refuse_token(drp_exch_t *x)
+{
+	respond(x, 401,
+		"WWW-Authenticate: Basic realm=\"" DRP_USERS_REALM "\"\r\n",
+		UNAUTHORIZED_BODY, false);
+}
+
+static void user_verdict(drp_exch_t *x, const char *registry, int verdict,
+			 const char *user)
+{
+	if (verdict == 0) {
+		give_user_handle(x, registry, user);
+		return;
+	}
+	drp_log_notice(DRP_LOG_PROXY,
+		       "[c%06u] %s: token of the proxy's realm for %s refused: "
+		       "proxy user '%s': %s",
+		       x->id, x->peer, registry, user ? user : "?",
+		       verdict == -EBUSY    ? "too many checks at once"
+		       : verdict == -EACCES ? "wrong password"
+					    : "malformed credentials");
+	if (verdict == -EBUSY)
+		respond(x, 503, "", "{}", false);
+	else
+		refuse_token(x);
+}
+
+static void user_check_cb(void *arg, int verdict, const char *user)
+{
+	drp_exch_t *x = arg;
+	user_check_t *uc = x->hs;
+	uc->wait = NULL;
+	user_verdict(x, uc->registry, verdict, user);
+	drp_exch_done(x, "PASS");
+}
+
+/*
+ * The mirror's token endpoint, GET /_drp/token?ns=REGISTRY: a handle for
+ * a proxy user (Basic credentials of [proxy] users_file, checked like a
+ * Proxy-Authorization), for the client's own registry credentials (as on
+ * an intercepted host), or, without any, for the proxy's identity. With
+ * require_users only a proxy user gets one.
+ */
+static void mirror_token_endpoint(drp_exch_t *x, const drp_http_msg_t *req,
+				  const char *registry)
+{
+	drp_auth_t *a = x->rt->auth;
+	bool need_user = x->rt->conf->require_users;
+	char *auth = header_value(req, "Authorization");
+	char *user = NULL, *pw = NULL;
+	bool basic = auth != NULL && strncasecmp(auth, "Basic ", 6) == 0;
+	if (basic && drp_users_parse_basic(auth, &user, &pw) == 0) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	if (user != NULL && a->users != NULL && drp_users_has(a->users, user)) {
+		char *who = NULL;
+		struct drp_users_wait *wait = NULL;
+		user_check_t *uc = DRP_NEW(user_check_t);
+		uc->x = x;
+		uc->registry = drp_strdup(registry);
+		x->h = &user_check_handler;
+		x->hs = uc;
+		int v = drp_users_check(x->w->srv->users_pool, a->users,
+					x->w->loop, x->peer_addr, auth, &who,
+					user_check_cb, x, &wait);
+		if (v == -EINPROGRESS) {
+			uc->wait = wait;
+			drp_exch_async(x);
+		} else {
+			/* Answered from the cache: the connection ends the
+			 * request. */
+			x->h = NULL;
+			x->hs = NULL;
+			user_check_free(uc);
+			user_verdict(x, registry, v, who);
+		}
+		free(who);
+	} else if (need_user) {
+		drp_log_info(DRP_LOG_PROXY,
+			     "[c%06u] %s: token of the proxy's realm for %s: "
+			     "no proxy user (require_users)",
+			     x->id, x->peer, registry);
+		refuse_token(x);
+	} else {
+		token_endpoint(x, req, registry);
+	}
+	free(user);
+	free_secret(auth);
+}
+
+/* Does a section of this registry keep content private from some
+ * clients (a plugin's credentials behind allow or users)? */
+static bool mirror_outsider(const drp_exch_t *x)
+{
+	drp_auth_t *a = x->rt->auth;
+	int idx = x->regset.valid ? x->regset.sec : -1;
+	const auth_sec_t *s = idx >= 0 ? &a->secs[idx] : NULL;
+	return s != NULL && s->has_plugin &&
+	       !sec_allows(s, x->peer_addr, x->user);
+}
+
+/*
+ * A mirror request: the same policy as an intercepted one, but the
+ * client has only Authorization to prove who it is, so every question
+ * of identity is asked with the proxy's own Bearer realm on the mirror
+ * (challenge_client): a proxy user (require_users, a section's users)
+ * or the client's registry credentials come back as a handle. The API
+ * probe is answered here: a mirror client never needs the upstream's.
+ */
+static bool mirror_intercept(drp_exch_t *x, const drp_http_msg_t *req,
+			     const drp_route_t *route)
+{
+	drp_auth_t *a = x->rt->auth;
+	if (a == NULL || a->host == NULL)
+		return false;
+	char *registry = drp_select_canonical_registry(x->host, x->port);
+	char *auth = header_value(req, "Authorization");
+	bool get_or_head = drp_http_method_is(req, "GET") ||
+			   drp_http_method_is(req, "HEAD");
+	bool handle = drp_auth_is_handle(auth), handle_ok = false;
+	if (handle) {
+		const char *h = auth + 7 + strspn(auth + 7, " ");
+		drp_auth_ident_t *id = NULL;
+		char *user = NULL;
+		handle_ok = drp_auth_handle_find(a->host, h, registry, &id,
+						 &user) == 0;
+		drp_auth_ident_unref(id);
+		if (user != NULL) {
+			free(x->realm_user);
+			x->realm_user = user;
+			x->user = user;
+		}
+	}
+	bool answered = true;
+	if (x->path != NULL && strcmp(x->path, DRP_AUTH_REALM_PATH) == 0) {
+		mirror_token_endpoint(x, req, registry);
+	} else if (handle && !handle_ok) {
+		challenge_client(x); /* expired, or not ours */
+	} else if (x->rt->conf->require_users && x->user == NULL) {
+		drp_log_info(DRP_LOG_PROXY,
+			     "[c%06u] %s: mirror %s %s%s without a proxy user: "
+			     "401",
+			     x->id, x->peer, x->method, registry, x->path);
+		challenge_client(x);
+	} else if (route->kind == DRP_ROUTE_PING && get_or_head) {
+		if (auth == NULL &&
+		    drp_select_has_host(a->realm_sel, x->host, x->port))
+			challenge_client(x);
+		else
+			respond(x, 200, "", "{}", false);
+	} else if (auth == NULL && route->name_len > 0 && mirror_outsider(x)) {
+		/* Perhaps a proxy user, or with credentials of its own. */
+		challenge_client(x);
+	} else {
+		answered = private_refused(x, auth, registry, route);
+	}
+	free_secret(auth);
+	free(registry);
+	return answered;
+}
+
 bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 			const drp_route_t *route)
 {
@@ -1231,6 +1476,8 @@ bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 	free(repo);
 	if (push_denied(x, req, route))
 		return true;
+	if (x->mirror)
+		return mirror_intercept(x, req, route);
 	if (a == NULL || a->n_secs == 0 ||
 	    !drp_select_has_host(a->realm_sel, x->host, x->port))
 		return false;
@@ -1246,7 +1493,7 @@ bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 	} else if (drp_auth_is_handle(auth)) {
 		const char *h = auth + 7 + strspn(auth + 7, " ");
 		drp_auth_ident_t *id = NULL;
-		if (drp_auth_handle_find(a->host, h, registry, &id) < 0)
+		if (drp_auth_handle_find(a->host, h, registry, &id, NULL) < 0)
 			challenge_client(x); /* expired, or not ours */
 		else if (route->kind == DRP_ROUTE_PING && get_or_head)
 			respond(x, 200, "", "{}", false);

@@ -25,6 +25,10 @@ struct drp_worker;
 
 typedef struct drp_auth drp_auth_t;
 
+/* Where the proxy's realm is served: on every intercepted host that has
+ * a section with a plugin, and on the mirror (with ?ns=REGISTRY). */
+#define DRP_AUTH_REALM_PATH "/_drp/token"
+
 /*
  * Load the plugins and create one instance per [registry] section of
  * conf. Problems are appended to errs (file:line form); returns NULL only
@@ -49,6 +53,12 @@ struct drp_users *drp_auth_users(const drp_auth_t *a);
  */
 bool drp_auth_intercept(drp_exch_t *x, const drp_http_msg_t *req,
 			const drp_route_t *route);
+
+/* The header line of the mirror's challenge for x's registry
+ * ("WWW-Authenticate: Bearer realm=...\r\n"), appended to out: a 401
+ * passed through to a mirror client carries it instead of the
+ * upstream's, whose realm the client may not reach. */
+void drp_auth_mirror_challenge(const drp_exch_t *x, drp_buf_t *out);
 
 /*
  * Attach the matching instance's hooks to an upstream fetch made for

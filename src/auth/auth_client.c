@@ -42,6 +42,7 @@ typedef struct handle {
 	char id[DRP_AUTH_HANDLE_MAX];
 	char *registry;
 	drp_auth_ident_t *ident; /* NULL: the proxy's identity */
+	char *user; /* the proxy user it was given to (mirror), or NULL */
 	double expires;
 } handle_t;
 
@@ -400,6 +401,7 @@ static void handle_free(handle_t *e)
 {
 	drp_auth_ident_unref(e->ident);
 	free(e->registry);
+	free(e->user);
 	explicit_bzero(e->id, sizeof(e->id));
 	free(e);
 }
@@ -463,7 +465,7 @@ static void sweep(drp_auth_handles_t *t, double now, handle_t **dead,
 }
 
 int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
-			  drp_auth_ident_t *ident, double ttl,
+			  drp_auth_ident_t *ident, const char *user, double ttl,
 			  char out[DRP_AUTH_HANDLE_MAX])
 {
 	unsigned char rnd[HANDLE_RAND];
@@ -488,6 +490,7 @@ int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
 	explicit_bzero(rnd, sizeof(rnd));
 	e->registry = drp_strdup(registry);
 	e->ident = drp_auth_ident_ref(ident);
+	e->user = user ? drp_strdup(user) : NULL;
 	double now = now_of(h);
 	e->expires = now + ttl;
 	snprintf(out, DRP_AUTH_HANDLE_MAX, "%s", e->id);
@@ -513,8 +516,11 @@ int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
 }
 
 int drp_auth_handle_find(drp_auth_host_t *h, const char *handle,
-			 const char *registry, drp_auth_ident_t **ident)
+			 const char *registry, drp_auth_ident_t **ident,
+			 char **user)
 {
+	if (user != NULL)
+		*user = NULL;
 	drp_auth_handles_t *t = h->handles;
 	double now = now_of(h);
 	int r = -ENOENT;
@@ -524,6 +530,8 @@ int drp_auth_handle_find(drp_auth_host_t *h, const char *handle,
 			continue;
 		if (e->expires > now && strcmp(e->registry, registry) == 0) {
 			*ident = drp_auth_ident_ref(e->ident);
+			if (user != NULL && e->user != NULL)
+				*user = drp_strdup(e->user);
 			r = 0;
 		}
 		break;

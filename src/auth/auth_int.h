@@ -135,21 +135,21 @@ void drp_auth_ident_cancel(drp_auth_ident_t *id, drp_auth_req_t *r);
  * by all workers and configuration generations.
  */
 #define DRP_AUTH_HANDLE_PREFIX "drp1."
-/* Where the proxy's realm is served, on every host that has a section
- * with a plugin. */
-#define DRP_AUTH_REALM_PATH "/_drp/token"
-#define DRP_AUTH_HANDLE_MAX 64
-/* Returns 0 and the handle in out; takes a new reference to ident.
- * -EIO if no randomness is available. */
+#define DRP_AUTH_HANDLE_MAX    64
+/* Returns 0 and the handle in out; takes a new reference to ident. user:
+ * the proxy user who proved who they are to the realm (the mirror's
+ * clients have no Proxy-Authorization), or NULL. -EIO if no randomness
+ * is available. */
 int drp_auth_handle_issue(drp_auth_host_t *h, const char *registry,
-			  drp_auth_ident_t *ident, double ttl,
+			  drp_auth_ident_t *ident, const char *user, double ttl,
 			  char out[DRP_AUTH_HANDLE_MAX])
-	__attribute__((nonnull(1, 2, 5)));
-/* 0 and *ident (a new reference, or NULL for the proxy's identity) for a
- * live handle issued for registry; -ENOENT otherwise. */
+	__attribute__((nonnull(1, 2, 6)));
+/* 0 and *ident (a new reference, or NULL for the proxy's identity) and,
+ * if user is not NULL, *user (malloc'ed, or NULL) for a live handle
+ * issued for registry; -ENOENT otherwise. */
 int drp_auth_handle_find(drp_auth_host_t *h, const char *handle,
-			 const char *registry, drp_auth_ident_t **ident)
-	__attribute__((nonnull));
+			 const char *registry, drp_auth_ident_t **ident,
+			 char **user) __attribute__((nonnull(1, 2, 3, 4)));
 /* Whether an Authorization value carries a handle ("Bearer drp1..."). */
 bool drp_auth_is_handle(const char *authorization);
 

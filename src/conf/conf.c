@@ -80,6 +80,7 @@ drp_conf_t *drp_conf_defaults(void)
 	c->tunnel_idle_timeout = 600;
 	c->drain_timeout = 8;
 	c->push = DRP_CONF_PUSH_CLIENT;
+	c->mirror = true;
 	c->cache_backend = drp_strdup("fs");
 	c->cache_dir = drp_strdup("./cache");
 	c->cache_max_size = 32ULL << 30;
@@ -119,6 +120,11 @@ static const char defaults_text[] =
 	"tunnel_idle_timeout = 10m\n"
 	"drain_timeout = 8s\n"
 	"push = client\n"
+	"mirror = yes\n"
+	"mirror_tls_listen =\n"
+	"mirror_tls_cert =\n"
+	"mirror_tls_key =\n"
+	"mirror_names =\n"
 	"\n"
 	"[resolve]\n"
 	"\n"
@@ -251,6 +257,14 @@ void drp_conf_free(drp_conf_t *c)
 	for (unsigned i = 0; i < c->n_resolve; i++)
 		free(c->resolve[i].host);
 	free(c->resolve);
+	for (unsigned i = 0; i < c->n_mirror_tls_listen; i++)
+		free(c->mirror_tls_listen[i].text);
+	free(c->mirror_tls_listen);
+	free(c->mirror_tls_cert);
+	free(c->mirror_tls_key);
+	for (unsigned i = 0; i < c->n_mirror_names; i++)
+		free(c->mirror_names[i]);
+	free(c->mirror_names);
 	free(c->cache_backend);
 	free(c->cache_dir);
 	drp_conf_ttl_rules_free(c->tag_ttl_rules, c->n_tag_ttl_rules);

@@ -168,6 +168,17 @@ typedef struct drp_conf {
 	 * do not set push (never DRP_CONF_PUSH_UNSET). */
 	enum drp_conf_push push;
 
+	/* Registry-mirror mode: origin-form /v2/ requests on the listen
+	 * ports (mirror = yes), and on TLS listeners of their own. */
+	bool mirror;
+	drp_conf_listen_t *mirror_tls_listen; /* none by default */
+	unsigned n_mirror_tls_listen;
+	char *mirror_tls_cert; /* PEM files, NULL if unset */
+	char *mirror_tls_key;
+	char **mirror_names; /* names for a certificate by the proxy's CA */
+	unsigned n_mirror_names;
+
+
 	/* [resolve] */
 	drp_conf_resolve_t *resolve;
 	unsigned n_resolve;

@@ -699,16 +699,18 @@ int drp_conf_ttl_rules_match(const drp_conf_t *c,
 
 /* ---- [proxy] ---- */
 
-static void set_listen(struct ld *ld, const drp_conf_item_t *it,
-		       const struct key *k)
+/* A list of listen addresses into *out (replacing it); empty only if
+ * may_be_empty. */
+static void get_listen(struct ld *ld, const drp_conf_item_t *it,
+		       drp_conf_listen_t **out, unsigned *n_out,
+		       bool may_be_empty)
 {
-	drp_conf_t *c = ld->c;
 	char **tok;
 	unsigned n = split_list(it->value, &tok), ok = 0;
 	drp_conf_listen_t *l = drp_calloc(n, sizeof(*l));
 	bool bad = false;
 
-	if (n == 0) {
+	if (n == 0 && !may_be_empty) {
 		err(ld, it, "at least one address is required");
 		bad = true;
 	}
@@ -742,11 +744,58 @@ static void set_listen(struct ld *ld, const drp_conf_item_t *it,
 		free(l);
 		return;
 	}
-	for (unsigned i = 0; i < c->n_listen; i++)
-		free(c->listen[i].text);
-	free(c->listen);
-	c->listen = l;
-	c->n_listen = n;
+	for (unsigned i = 0; i < *n_out; i++)
+		free((*out)[i].text);
+	free(*out);
+	*out = l;
+	*n_out = n;
+}
+
+static void set_listen(struct ld *ld, const drp_conf_item_t *it,
+		       const struct key *k)
+{
+	get_listen(ld, it, &ld->c->listen, &ld->c->n_listen, false);
+}
+
+static void set_mirror_tls_listen(struct ld *ld, const drp_conf_item_t *it,
+				  const struct key *k)
+{
+	get_listen(ld, it, &ld->c->mirror_tls_listen,
+		   &ld->c->n_mirror_tls_listen, true);
+}
+
+/* Host names or IP literals for the mirror's certificate. */
+static void set_mirror_names(struct ld *ld, const drp_conf_item_t *it,
+			     const struct key *k)
+{
+	drp_conf_t *c = ld->c;
+	char **tok;
+	unsigned n = split_list(it->value, &tok);
+	bool bad = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct in6_addr a6;
+		size_t len = strlen(tok[i]);
+		if (inet_pton(AF_INET6, tok[i], &a6) == 1 ||
+		    valid_host(tok[i], len)) {
+			char *l = lower_dup(tok[i], len);
+			free(tok[i]);
+			tok[i] = l;
+			continue;
+		}
+		err(ld, it,
+		    "invalid name '%s' (expected a host name or an IP "
+		    "address)",
+		    CLIP(tok[i]));
+		bad = true;
+	}
+	if (bad) {
+		free_list(tok, n);
+		return;
+	}
+	free_list(c->mirror_names, c->n_mirror_names);
+	c->mirror_names = tok;
+	c->n_mirror_names = n;
 }
 
 static void set_workers(struct ld *ld, const drp_conf_item_t *it,
@@ -1000,6 +1049,13 @@ static const struct key proxy_keys[] = {
 	{KEY("drain_timeout", DURATION), .set = set_timeout,
 	 .off = F(drain_timeout)},
 	{KEY("push", STRING), .set = set_push},
+	{KEY("mirror", BOOL), .set = set_bool, .off = F(mirror)},
+	{KEY("mirror_tls_listen", STRING), .set = set_mirror_tls_listen},
+	{KEY("mirror_tls_cert", PATH), .set = set_string_opt,
+	 .off = F(mirror_tls_cert)},
+	{KEY("mirror_tls_key", PATH), .set = set_string_opt,
+	 .off = F(mirror_tls_key)},
+	{KEY("mirror_names", STRING), .set = set_mirror_names},
 };
 
 /* ---- [cache] ---- */
@@ -1639,6 +1695,25 @@ static void check_cross(struct ld *ld)
 						"proxy users)");
 			ld->n_errs++;
 		}
+	}
+	l = proxy_line(ld, "mirror_tls_listen");
+	if (c->n_mirror_tls_listen > 0 && c->n_mirror_names == 0 &&
+	    (c->mirror_tls_cert == NULL || c->mirror_tls_key == NULL)) {
+		drp_conf_error(ld->errs, c->path, l, "proxy",
+			       "mirror_tls_listen",
+			       "needs mirror_tls_cert and mirror_tls_key, or "
+			       "mirror_names (a certificate by the proxy's "
+			       "CA)");
+		ld->n_errs++;
+	}
+	if ((c->mirror_tls_cert == NULL) != (c->mirror_tls_key == NULL)) {
+		const char *key = c->mirror_tls_cert ? "mirror_tls_cert"
+						     : "mirror_tls_key";
+		drp_conf_error(ld->errs, c->path, proxy_line(ld, key), "proxy",
+			       key, "needs %s too",
+			       c->mirror_tls_cert ? "mirror_tls_key"
+						  : "mirror_tls_cert");
+		ld->n_errs++;
 	}
 	l = proxy_line(ld, "tunnel_only");
 	for (unsigned i = 0; i < c->n_tunnel_only; i++) {

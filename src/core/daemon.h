@@ -83,6 +83,10 @@ typedef struct drp_worker_hooks {
 	/* A client connection was accepted (fd is the caller's to own). */
 	void (*accept)(struct drp_worker *w, int fd,
 		       const struct sockaddr *peer, socklen_t peerlen);
+	/* The same on a mirror TLS listener (mirror_tls_listen). */
+	void (*accept_mirror_tls)(struct drp_worker *w, int fd,
+				  const struct sockaddr *peer,
+				  socklen_t peerlen);
 	/* Free what closed during the loop's turn (nothing is on the
 	 * stack then; also once after the loop ended). */
 	void (*reap)(struct drp_worker *w);
@@ -101,6 +105,7 @@ typedef struct drp_listener {
 	ev_io io;
 	int fd;
 	struct drp_worker *w;
+	bool mirror_tls; /* a mirror_tls_listen address */
 } drp_listener_t;
 
 typedef struct drp_worker {

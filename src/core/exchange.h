@@ -107,6 +107,17 @@ struct drp_exch {
 	const char *repo;   /* repository of the request, or NULL */
 	bool head;	    /* a HEAD request */
 	bool draining;	    /* the daemon is stopping */
+	/* Registry-mirror mode (proxy/mirror.h): the request came to the
+	 * proxy itself and named its registry, whose host and port are
+	 * host and port above; mirror_origin is the proxy as the client
+	 * reached it ("http://proxy:3128"), for the realm of challenges. */
+	bool mirror;
+	const char *mirror_origin;
+	/* The proxy user a handle of the proxy's realm was given to (the
+	 * mirror's clients cannot send Proxy-Authorization): set by auth/
+	 * (then user points to it), freed by the connection at the end of
+	 * the request. */
+	char *realm_user;
 	/* Per-registry settings (auth/ resolves them once per request). */
 	drp_conf_regset_t regset;
 	/* Cached content goes to this request only after the upstream

@@ -28,7 +28,10 @@ typedef struct drp_runtime {
 	 * reference of its own. */
 	drp_upstream_conf_t *upstream;
 	struct drp_auth *auth; /* plugin instances of this generation */
-	int access_fd;	       /* -1 = none; 2 = stderr */
+	/* The certificate of the mirror TLS listeners (mirror_tls_cert, or
+	 * made by the CA for mirror_names); NULL without them. */
+	struct drp_leaf *mirror_leaf;
+	int access_fd; /* -1 = none; 2 = stderr */
 	/* Token realm hosts learned from registries' challenges
 	 * (drp_runtime_learn_realm), "host:port"; guarded by realm_lock. */
 	pthread_mutex_t realm_lock;

@@ -19,6 +19,7 @@
 #include "registry/cached.h"
 #include "core/exchange.h"
 #include "conf/conf.h"
+#include "proxy/mirror.h"
 #include "proxy/pass.h"
 #include "upstream/connect.h"
 #include "upstream/fetch.h"
@@ -86,6 +87,12 @@ struct drp_conn {
 	uint16_t port;
 	bool intercepted;
 	bool sni_mismatch;
+	/* Registry-mirror mode: the request being served came to the proxy
+	 * itself (c->host is the registry it named); the connection came to
+	 * a mirror TLS listener; the proxy as that client reached it. */
+	bool mirror;
+	bool mirror_tls;
+	char mirror_origin[DRP_HOST_MAX + 40];
 	/* tunnel */
 	int tfd;
 	ev_io tio;
@@ -263,6 +270,7 @@ static void release_all(drp_conn_t *c)
 	DRP_FREE(c->repo);
 	DRP_FREE(c->user);
 	DRP_FREE(c->pauth_user);
+	DRP_FREE(c->x.realm_user);
 }
 
 void drp_conn_close(drp_conn_t *c, const char *reason)
@@ -497,6 +505,8 @@ static void request_done(drp_conn_t *c, const char *result)
 	handler_release(c);
 	DRP_FREE(c->repo);
 	c->x.repo = NULL;
+	DRP_FREE(c->x.realm_user);
+	c->x.user = c->user;
 	c->requests++;
 	c->x.head_sent = false;
 	c->x.head = false;
@@ -704,6 +714,8 @@ static void exch_begin(drp_conn_t *c)
 	x->path = c->path;
 	x->repo = c->repo;
 	x->draining = c->draining;
+	x->mirror = c->mirror;
+	x->mirror_origin = c->mirror ? c->mirror_origin : NULL;
 }
 
 static bool is_intercepted(const drp_conn_t *c, const char *host, uint16_t port)
@@ -918,6 +930,122 @@ static void copy_path(drp_conn_t *c, const char *p, size_t len)
 	c->path = drp_strndup(p, drp_uri_path_len(p, len));
 }
 
+/* A registry API request, intercepted or to the mirror (c->host and
+ * c->port name the registry): the auth layer first, then the cache, else
+ * the upstream. */
+static void serve_registry(drp_conn_t *c, const drp_http_msg_t *req,
+			   const char *target, size_t target_len)
+{
+	drp_route_t route;
+	if (drp_route_classify(target, target_len, &route) < 0) {
+		respond_error(c, 400, false,
+			      "invalid repository name or digest");
+		return;
+	}
+	DRP_FREE(c->repo);
+	if (route.name_len > 0)
+		c->repo = drp_strndup(route.name, route.name_len);
+	exch_begin(c);
+	if (drp_auth_intercept(&c->x, req, &route))
+		return;
+	bool get_or_head = drp_http_method_is(req, "GET") || c->x.head;
+	c->is_ping = get_or_head && route.kind == DRP_ROUTE_PING;
+	enum drp_http_body_mode bmode;
+	uint64_t blen;
+	bool no_body = drp_http_request_framing(req, &bmode, &blen) == 0 &&
+		       (bmode == DRP_HTTP_BODY_NONE ||
+			(bmode == DRP_HTTP_BODY_LENGTH && blen == 0));
+	if (get_or_head && no_body &&
+	    (route.kind == DRP_ROUTE_BLOB ||
+	     route.kind == DRP_ROUTE_MANIFEST_TAG ||
+	     route.kind == DRP_ROUTE_MANIFEST_DIGEST)) {
+		c->req_body_done = true;
+		drp_buf_t hdr = {0};
+		forward_headers(req, &hdr);
+		bool taken = drp_cached_dispatch(&c->x, req, &route, target,
+						 target_len, drp_buf_head(&hdr),
+						 drp_buf_pending(&hdr));
+		drp_buf_free(&hdr);
+		if (taken)
+			return;
+	}
+	bool follow = route.kind == DRP_ROUTE_BLOB && get_or_head;
+	start_fetch(c, req, true, c->host, c->port, target, target_len, follow);
+}
+
+/* The mirror's origin as this client reached it (its Host, else our
+ * address), for the realm of the challenges it gets. */
+static void set_mirror_origin(drp_conn_t *c, const drp_http_msg_t *req)
+{
+	const char *scheme = c->mirror_tls ? "https" : "http";
+	const drp_http_header_t *h = drp_http_find(req, "Host");
+	char host[DRP_HOST_MAX + 1];
+	uint16_t port = 0;
+	if (h != NULL && drp_uri_parse_host_header(h->value, h->value_len, host,
+						   &port) == 0) {
+		bool v6 = strchr(host, ':') != NULL;
+		int n = snprintf(c->mirror_origin, sizeof(c->mirror_origin),
+				 "%s://%s%s%s", scheme, v6 ? "[" : "", host,
+				 v6 ? "]" : "");
+		if (port != 0 && n > 0)
+			snprintf(c->mirror_origin + n,
+				 sizeof(c->mirror_origin) - (size_t)n, ":%u",
+				 port);
+		return;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char addr[80] = "localhost";
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+		drp_sockaddr_str((struct sockaddr *)&ss, addr, sizeof(addr));
+	snprintf(c->mirror_origin, sizeof(c->mirror_origin), "%s://%s", scheme,
+		 addr);
+}
+
+/* An origin-form request to the proxy itself: a registry mirror request
+ * (proxy/mirror.h) is served like an intercepted one, for the registry it
+ * names. False: not a mirror path (the proxy's own endpoints). */
+static bool mirror_dispatch(drp_conn_t *c, const drp_http_msg_t *req)
+{
+	drp_mirror_target_t m;
+	int r = drp_mirror_map(req->target, req->target_len, &m);
+	if (r == -ENOENT)
+		return false;
+	if (r < 0) {
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: mirror request %s: no registry "
+			       "in its ns parameter or path prefix: 400",
+			       c->id, c->peer_str, c->path);
+		respond_error(c, 400, false,
+			      "malformed registry name (ns parameter or path "
+			      "prefix)");
+		return true;
+	}
+	snprintf(c->host, sizeof(c->host), "%s", m.host);
+	c->port = m.port;
+	copy_path(c, m.target, m.target_len);
+	if (!drp_server_intercepts(conf_of(c), m.host, m.port)) {
+		/* A mirror is no open proxy to any host. */
+		atomic_fetch_add(&c->w->srv->stats.refused, 1);
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: mirror request for %s refused: "
+			       "not one of the proxy's registries",
+			       c->id, c->peer_str, m.registry);
+		respond_error(c, 403, false, "this mirror does not serve %s",
+			      m.registry);
+	} else if (!m.realm && !drp_http_method_is(req, "GET") && !c->x.head) {
+		respond_error(c, 405, true,
+			      "the registry mirror serves pulls only (GET, "
+			      "HEAD)");
+	} else {
+		c->mirror = true;
+		set_mirror_origin(c, req);
+		serve_registry(c, req, m.target, m.target_len);
+	}
+	drp_mirror_target_free(&m);
+	return true;
+}
+
 static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 {
 	const drp_conf_t *conf = conf_of(c);
@@ -939,6 +1067,7 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 	c->method[ml] = '\0';
 	c->x.head = drp_http_method_is(req, "HEAD");
 	c->is_ping = false;
+	c->mirror = false;
 	c->x.result = "PASS";
 	atomic_fetch_add(&c->w->srv->stats.requests, 1);
 
@@ -955,14 +1084,26 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 				      "this proxy does not serve your address");
 			return;
 		}
+		bool origin_form = req->target_len > 0 && req->target[0] == '/';
+		if (c->mirror_tls && !origin_form) {
+			copy_path(c, "-", 1);
+			respond_error(c, 400, true,
+				      "this port serves the registry mirror "
+				      "only: not a proxy");
+			return;
+		}
 		if (drp_http_method_is(req, "CONNECT")) {
 			copy_path(c, "-", 1);
 			handle_connect(c, req);
 			return;
 		}
-		if (req->target_len > 0 && req->target[0] == '/') {
+		if (origin_form) {
 			c->host[0] = '\0';
+			c->port = 0;
 			copy_path(c, req->target, req->target_len);
+			if (conf->mirror && mirror_dispatch(c, req))
+				return;
+			c->host[0] = '\0';
 			handle_local(c, req, c->path, strlen(c->path));
 			return;
 		}
@@ -1040,41 +1181,7 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 			      c->host);
 		return;
 	}
-	drp_route_t route;
-	if (drp_route_classify(target, target_len, &route) < 0) {
-		respond_error(c, 400, false,
-			      "invalid repository name or digest");
-		return;
-	}
-	DRP_FREE(c->repo);
-	if (route.name_len > 0)
-		c->repo = drp_strndup(route.name, route.name_len);
-	exch_begin(c);
-	if (drp_auth_intercept(&c->x, req, &route))
-		return;
-	bool get_or_head = drp_http_method_is(req, "GET") || c->x.head;
-	c->is_ping = get_or_head && route.kind == DRP_ROUTE_PING;
-	enum drp_http_body_mode bmode;
-	uint64_t blen;
-	bool no_body = drp_http_request_framing(req, &bmode, &blen) == 0 &&
-		       (bmode == DRP_HTTP_BODY_NONE ||
-			(bmode == DRP_HTTP_BODY_LENGTH && blen == 0));
-	if (get_or_head && no_body &&
-	    (route.kind == DRP_ROUTE_BLOB ||
-	     route.kind == DRP_ROUTE_MANIFEST_TAG ||
-	     route.kind == DRP_ROUTE_MANIFEST_DIGEST)) {
-		c->req_body_done = true;
-		drp_buf_t hdr = {0};
-		forward_headers(req, &hdr);
-		bool taken = drp_cached_dispatch(&c->x, req, &route, target,
-						 target_len, drp_buf_head(&hdr),
-						 drp_buf_pending(&hdr));
-		drp_buf_free(&hdr);
-		if (taken)
-			return;
-	}
-	bool follow = route.kind == DRP_ROUTE_BLOB && get_or_head;
-	start_fetch(c, req, true, c->host, c->port, target, target_len, follow);
+	serve_registry(c, req, target, target_len);
 }
 
 /* Try to parse and start the next request. Returns true on progress. */
@@ -1305,6 +1412,14 @@ static void conn_run(drp_conn_t *c)
 			c->head_scanned = 0;
 			c->tls_active = true;
 			const char *sni = drp_tls_sni(c->tls);
+			if (c->mirror_tls) {
+				/* Origin-form requests, as on the plain
+				 * port. */
+				c->state = DRP_CONN_PROXY_HEAD;
+				set_timeout(c, conf_of(c)->header_timeout);
+				progress = true;
+				continue;
+			}
 			if (sni[0] && strcmp(sni, c->host) != 0) {
 				drp_log_notice(
 					DRP_LOG_TLS,
@@ -1644,6 +1759,7 @@ static drp_conn_t *conn_new(drp_worker_t *w, int fd,
 
 const drp_worker_hooks_t drp_conn_worker_hooks = {
 	.accept = drp_conn_accept,
+	.accept_mirror_tls = drp_conn_accept_mirror_tls,
 	.reap = drp_conn_reap,
 	.drain = drp_conn_drain_all,
 	.close_all = drp_conn_close_all,
@@ -1655,6 +1771,25 @@ void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
 		     socklen_t peerlen)
 {
 	conn_new(w, fd, peer, peerlen);
+}
+
+void drp_conn_accept_mirror_tls(drp_worker_t *w, int fd,
+				const struct sockaddr *peer, socklen_t peerlen)
+{
+	drp_conn_t *c = conn_new(w, fd, peer, peerlen);
+	c->mirror_tls = true;
+	if (c->rt->mirror_leaf == NULL) {
+		drp_conn_close(c, "no mirror certificate");
+		return;
+	}
+	c->leaf = drp_leaf_ref(c->rt->mirror_leaf);
+	c->tls = drp_tls_server_new(c->fd, c->leaf->cred);
+	if (c->tls == NULL) {
+		drp_conn_close(c, "TLS session setup failed");
+		return;
+	}
+	c->state = DRP_CONN_TLS_HANDSHAKE;
+	set_timeout(c, conf_of(c)->handshake_timeout);
 }
 
 void drp_conn_accept_intercepted(drp_worker_t *w, int fd,

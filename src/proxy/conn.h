@@ -51,6 +51,11 @@ typedef struct drp_conn drp_conn_t;
 /* Take ownership of an accepted socket. */
 void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,
 		     socklen_t peerlen);
+/* A connection to a mirror TLS listener: TLS with the runtime's
+ * mirror_leaf, then origin-form requests as on the plain port (the
+ * registry mirror, /ca.crt, ...); no CONNECT, no proxying. */
+void drp_conn_accept_mirror_tls(drp_worker_t *w, int fd,
+				const struct sockaddr *peer, socklen_t peerlen);
 /* Test seam (the fuzz target): take fd as a session whose CONNECT to
  * host:port was intercepted and whose TLS is done, the client speaking
  * plaintext HTTP on fd (state HEAD; no TLS layer). */

@@ -49,7 +49,10 @@ static void sink_head(void *arg, const drp_http_msg_t *resp,
 	drp_exch_t *x = p->x;
 	x->status = resp->status;
 	x->up_status = resp->status;
-	if (resp->status == 401 && p->intercepted)
+	/* A mirror client hears of the proxy's realm only: it may not
+	 * reach the upstream's. */
+	bool rechallenge = resp->status == 401 && x->mirror;
+	if (resp->status == 401 && p->intercepted && !x->mirror)
 		learn_realms(x, resp);
 	/* A sanitized reason phrase: never echo control bytes. */
 	drp_buf_printf(x->out, "HTTP/1.1 %d ", resp->status);
@@ -69,6 +72,9 @@ static void sink_head(void *arg, const drp_http_msg_t *resp,
 		 * HEAD of a blob must tell its size. */
 		if (is_cl && mode != DRP_HTTP_BODY_NONE)
 			continue;
+		if (rechallenge && h->name_len == 16 &&
+		    strncasecmp(h->name, "WWW-Authenticate", 16) == 0)
+			continue;
 		drp_buf_append(x->out, h->name, h->name_len);
 		drp_buf_append(x->out, ": ", 2);
 		drp_buf_append(x->out, h->value, h->value_len);
@@ -82,6 +88,8 @@ static void sink_head(void *arg, const drp_http_msg_t *resp,
 		drp_buf_printf(x->out, "Transfer-Encoding: chunked\r\n");
 		p->chunked = true;
 	}
+	if (rechallenge)
+		drp_auth_mirror_challenge(x, x->out);
 	drp_buf_printf(x->out, "X-Cache: PASS\r\n");
 	if (x->close_after || x->draining)
 		drp_buf_printf(x->out, "Connection: close\r\n");

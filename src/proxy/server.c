@@ -79,6 +79,7 @@ static void runtime_free(drp_runtime_t *rt)
 	if (rt->access_fd > 2)
 		close(rt->access_fd);
 	drp_upstream_conf_unref(rt->upstream);
+	drp_leaf_unref(rt->mirror_leaf);
 	if (rt->auth)
 		drp_auth_free(rt->auth);
 	drp_conf_free(rt->conf);

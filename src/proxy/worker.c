@@ -117,7 +117,11 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					"connection limit (%u) reached", max);
 			continue;
 		}
-		w->hooks->accept(w, fd, (struct sockaddr *)&ss, sl);
+		if (l->mirror_tls)
+			w->hooks->accept_mirror_tls(w, fd,
+						    (struct sockaddr *)&ss, sl);
+		else
+			w->hooks->accept(w, fd, (struct sockaddr *)&ss, sl);
 	}
 }
 
@@ -136,13 +140,19 @@ int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 		w->srv = srv;
 		w->id = i;
 		w->spare_fd = -1;
-		w->n_listeners = conf->n_listen;
-		w->listeners =
-			drp_calloc(conf->n_listen, sizeof(drp_listener_t));
-		for (unsigned j = 0; j < conf->n_listen; j++) {
+		unsigned nl = conf->n_listen + conf->n_mirror_tls_listen;
+		w->n_listeners = nl;
+		w->listeners = drp_calloc(nl, sizeof(drp_listener_t));
+		for (unsigned j = 0; j < nl; j++) {
+			bool tls = j >= conf->n_listen;
+			const drp_conf_listen_t *cl =
+				tls ? &conf->mirror_tls_listen[j -
+							       conf->n_listen]
+				    : &conf->listen[j];
 			w->listeners[j].w = w;
-			w->listeners[j].fd = listen_one(&conf->listen[j],
-							i == 0, err, errlen);
+			w->listeners[j].mirror_tls = tls;
+			w->listeners[j].fd =
+				listen_one(cl, i == 0, err, errlen);
 			if (w->listeners[j].fd < 0)
 				return -EADDRINUSE;
 		}

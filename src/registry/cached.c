@@ -17,6 +17,7 @@
 #include "upstream/fetchbuf.h"
 #include "registry/fill.h"
 #include "core/daemon.h"
+#include "plugin/select.h"
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -103,13 +104,15 @@ static bool caching(drp_exch_t *x)
 	return srv_of(x)->capi != NULL;
 }
 
-/* The registry as recorded in cache metadata: "host" or "host:port". */
+/* The registry as recorded in cache metadata (tags, seen records, who
+ * fills a blob): its canonical name, "host" or "host:port", through the
+ * alias table (plugin/select.h), so that Docker Hub under any of its
+ * names, intercepted or through the mirror, is one registry. */
 static void host_key(const drp_exch_t *x, char *buf, size_t len)
 {
-	if (x->port == 443)
-		snprintf(buf, len, "%s", x->host);
-	else
-		snprintf(buf, len, "%s:%u", x->host, x->port);
+	char *reg = drp_select_canonical_registry(x->host, x->port);
+	snprintf(buf, len, "%s", reg);
+	free(reg);
 }
 
 /* Has this object been served for this repository before? A cached blob
@@ -929,10 +932,7 @@ static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 	if (r < 0)
 		return false;
 	char host[DRP_HOST_MAX + 8];
-	if (x->port == 443)
-		snprintf(host, sizeof(host), "%s", x->host);
-	else
-		snprintf(host, sizeof(host), "%s:%u", x->host, x->port);
+	host_key(x, host, sizeof(host));
 	char tag[256];
 	snprintf(tag, sizeof(tag), "%.*s", (int)route->ref_len, route->ref);
 	if (drp_cache_tag_key(q->tagkey, sizeof(q->tagkey), host, q->repo, tag,

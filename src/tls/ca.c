@@ -749,8 +749,9 @@ static uint64_t host_hash(const drp_forge_t *f, const char *s)
 	return h ^ (h >> 29);
 }
 
-static struct leaf *leaf_forge(drp_forge_t *f, const struct host_key *k,
-			       time_t now)
+/* A leaf for the names k[0..n) (CN = the first). */
+static struct leaf *leaf_forge_n(drp_forge_t *f, const struct host_key *k,
+				 unsigned n, time_t now)
 {
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_certificate_credentials_t cred = NULL;
@@ -771,14 +772,17 @@ static struct leaf *leaf_forge(drp_forge_t *f, const struct host_key *k,
 	    (r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME,
 					       0, k->name, namelen)) < 0)
 		goto fail;
-	if (k->is_ip)
-		r = gnutls_x509_crt_set_subject_alt_name(
-			crt, GNUTLS_SAN_IPADDRESS, k->ip, k->ip_len,
-			GNUTLS_FSAN_SET);
-	else
-		r = gnutls_x509_crt_set_subject_alt_name(
-			crt, GNUTLS_SAN_DNSNAME, k->name, namelen,
-			GNUTLS_FSAN_SET);
+	for (unsigned i = 0; i < n && r >= 0; i++) {
+		unsigned flag = i == 0 ? GNUTLS_FSAN_SET : GNUTLS_FSAN_APPEND;
+		if (k[i].is_ip)
+			r = gnutls_x509_crt_set_subject_alt_name(
+				crt, GNUTLS_SAN_IPADDRESS, k[i].ip, k[i].ip_len,
+				flag);
+		else
+			r = gnutls_x509_crt_set_subject_alt_name(
+				crt, GNUTLS_SAN_DNSNAME, k[i].name,
+				strlen(k[i].name), flag);
+	}
 	if (r < 0)
 		goto fail;
 	if ((r = gnutls_x509_crt_set_activation_time(
@@ -811,6 +815,51 @@ fail:
 	if (crt != NULL)
 		gnutls_x509_crt_deinit(crt);
 	return NULL;
+}
+
+static struct leaf *leaf_forge(drp_forge_t *f, const struct host_key *k,
+			       time_t now)
+{
+	return leaf_forge_n(f, k, 1, now);
+}
+
+static int parse_or_log(const char *host, struct host_key *k);
+
+drp_leaf_t *drp_forge_names(drp_forge_t *f, const char *const *names,
+			    unsigned n)
+{
+	if (n == 0)
+		return NULL;
+	struct host_key *k = drp_calloc(n, sizeof(*k));
+	struct leaf *l = NULL;
+	for (unsigned i = 0; i < n; i++)
+		if (parse_or_log(names[i], &k[i]) < 0)
+			goto out;
+	l = leaf_forge_n(f, k, n, time(NULL));
+out:
+	free(k);
+	return l ? &l->pub : NULL;
+}
+
+drp_leaf_t *drp_leaf_load(const char *cert, const char *key, char *err,
+			  size_t errlen)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	int r = gnutls_certificate_allocate_credentials(&cred);
+	if (r >= 0)
+		r = gnutls_certificate_set_x509_key_file2(
+			cred, cert, key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (r < 0) {
+		seterr(err, errlen, "%s, %s: (%d) %s", cert, key, r,
+		       gnutls_strerror_name(r));
+		if (cred != NULL)
+			gnutls_certificate_free_credentials(cred);
+		return NULL;
+	}
+	struct leaf *l = drp_calloc(1, sizeof(*l) + 1);
+	l->pub.cred = cred;
+	l->pub._refs = 1;
+	return &l->pub;
 }
 
 drp_leaf_t *drp_leaf_ref(drp_leaf_t *leaf)

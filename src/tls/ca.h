@@ -5,10 +5,11 @@
  * CA: ECDSA P-256 (or RSA if an existing RSA CA is found) key in
  * <ca_dir>/ca.key (mode 0600) and certificate in <ca_dir>/ca.crt (PEM),
  * created on first start (directory created 0700 if missing): subject
- * "CN=docker-registry-proxy CA <hostname> <YYYY-MM-DD>,O=docker-registry-proxy",
- * CA:TRUE (critical), keyUsage keyCertSign+cRLSign (critical), subject key
- * id, validity 10 years (notBefore backdated 1 day). Reused on later
- * starts; a key that does not match the cert is an error.
+ * "CN=docker-registry-proxy CA <hostname>
+ * <YYYY-MM-DD>,O=docker-registry-proxy", CA:TRUE (critical), keyUsage
+ * keyCertSign+cRLSign (critical), subject key id, validity 10 years (notBefore
+ * backdated 1 day). Reused on later starts; a key that does not match the cert
+ * is an error.
  *
  * Leaves: one ECDSA P-256 leaf key generated at drp_forge_new(), shared by
  * all leaves. Per host: SAN dNSName (or iPAddress for an IP literal), CN =
@@ -78,6 +79,22 @@ void drp_leaf_unref(drp_leaf_t *leaf);
  * leaf for host, returns a new reference.
  */
 drp_leaf_t *drp_forge_make(drp_forge_t *f, const char *host, time_t now);
+
+/*
+ * A leaf for several names at once (host names or IP literals; CN = the
+ * first), not cached: the mirror's certificate (mirror_names). A new
+ * reference, or NULL (logged) if a name is no host name or forging
+ * failed.
+ */
+drp_leaf_t *drp_forge_names(drp_forge_t *f, const char *const *names,
+			    unsigned n);
+/*
+ * A leaf from PEM files of the operator's (the certificate, with its
+ * chain, and its key). Blocking (disk): start-up and reload only. NULL
+ * and err filled on failure.
+ */
+drp_leaf_t *drp_leaf_load(const char *cert, const char *key, char *err,
+			  size_t errlen);
 
 /* Another reference to leaf (drp_leaf_unref it too). Returns leaf. */
 drp_leaf_t *drp_leaf_ref(drp_leaf_t *leaf);

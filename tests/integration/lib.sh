@@ -966,18 +966,23 @@ export -f dctr
 # ctr_image_digest REF: the target digest containerd recorded for REF.
 ctr_image_digest() { dctr images ls | awk -v r="$1" '$1 == r { print $3 }'; }
 
-# drp_start_dockerd DIR direct|proxy: a private dockerd (own data-root,
-# exec-root, socket; vfs; no iptables, no bridge) whose pulls go straight
-# to the test registries or through the proxy (the daemon pulls, so the
-# proxy variables and the CA are in its environment). Sets DOCKER_HOST.
+# drp_start_dockerd DIR direct|proxy|mirror: a private dockerd (own
+# data-root, exec-root, socket; vfs; no iptables, no bridge) whose pulls go
+# straight to the test registries, through the proxy (the daemon pulls,
+# so the proxy variables and the CA are in its environment), or to the
+# proxy as its registry mirror ("registry-mirrors" in daemon.json, no
+# proxy variables, Docker Hub's names unresolvable). Sets DOCKER_HOST.
 drp_start_dockerd()
 {
-	local d=$1 mode=$2 ns
+	local d=$1 mode=$2 ns mirrors=
 	mkdir -p "$d/data" "$d/exec"
+	[ "$mode" = mirror ] && mirrors=", \"registry-mirrors\": [\"$PROXY_URL\"]"
 	# Without deprecated-key-path dockerd 20.10 writes /etc/docker/key.json.
-	printf '{ "deprecated-key-path": "%s/key.json" }\n' "$d" >"$d/daemon.json"
+	printf '{ "deprecated-key-path": "%s/key.json"%s }\n' "$d" "$mirrors" >"$d/daemon.json"
 	if [ "$mode" = direct ]; then
 		ns=("$WORK/hosts" SSL_CERT_FILE="$TEST_CA")
+	elif [ "$mode" = mirror ]; then
+		ns=("$WORK/hosts-proxied" SSL_CERT_FILE="$PROXY_CA")
 	else
 		ns=("$WORK/hosts-proxied" HTTPS_PROXY="$PROXY_URL" https_proxy="$PROXY_URL"
 			HTTP_PROXY="$PROXY_URL" http_proxy="$PROXY_URL" NO_PROXY= no_proxy=

@@ -1201,12 +1201,13 @@ START_TEST(test_handles)
 	drp_auth_host_t *h = drp_auth_host_ref(&drp_auth_req_entries);
 	drp_auth_host_plugin_host(h)->now = fake_clock;
 	char a[DRP_AUTH_HANDLE_MAX], b[DRP_AUTH_HANDLE_MAX];
-	ck_assert_int_eq(drp_auth_handle_issue(h, "basic.test", NULL, 60, a),
-			 0);
+	ck_assert_int_eq(
+		drp_auth_handle_issue(h, "basic.test", NULL, NULL, 60, a), 0);
 	drp_auth_ident_t *alice =
 		drp_auth_ident_new(h, "Basic YWxpY2U6YWxpY2UtcHc=", "x.test");
 	ck_assert_str_eq(drp_auth_ident_user(alice), "alice");
-	ck_assert_int_eq(drp_auth_handle_issue(h, "x.test", alice, 60, b), 0);
+	ck_assert_int_eq(drp_auth_handle_issue(h, "x.test", alice, NULL, 60, b),
+			 0);
 	drp_auth_ident_unref(alice); /* the handle holds its own */
 	/* "drp1." and 43 base64url characters, different each time. */
 	ck_assert_uint_eq(strlen(a), 48);
@@ -1218,23 +1219,27 @@ START_TEST(test_handles)
 
 	drp_auth_ident_t *id = (drp_auth_ident_t *)1;
 	/* The proxy's identity: found, no ident. */
-	ck_assert_int_eq(drp_auth_handle_find(h, a, "basic.test", &id), 0);
+	ck_assert_int_eq(drp_auth_handle_find(h, a, "basic.test", &id, NULL),
+			 0);
 	ck_assert_ptr_null(id);
 	/* Bound to its registry. */
-	ck_assert_int_eq(drp_auth_handle_find(h, a, "x.test", &id), -ENOENT);
+	ck_assert_int_eq(drp_auth_handle_find(h, a, "x.test", &id, NULL),
+			 -ENOENT);
 	/* A client's: its identity. */
-	ck_assert_int_eq(drp_auth_handle_find(h, b, "x.test", &id), 0);
+	ck_assert_int_eq(drp_auth_handle_find(h, b, "x.test", &id, NULL), 0);
 	ck_assert_str_eq(drp_auth_ident_user(id), "alice");
 	drp_auth_ident_unref(id);
 	/* Unknown, truncated. */
-	ck_assert_int_eq(drp_auth_handle_find(h, "drp1.nope", "x.test", &id),
-			 -ENOENT);
+	ck_assert_int_eq(
+		drp_auth_handle_find(h, "drp1.nope", "x.test", &id, NULL),
+		-ENOENT);
 	a[20] = '\0';
-	ck_assert_int_eq(drp_auth_handle_find(h, a, "basic.test", &id),
+	ck_assert_int_eq(drp_auth_handle_find(h, a, "basic.test", &id, NULL),
 			 -ENOENT);
 	/* Expired. */
 	fake_now += 61;
-	ck_assert_int_eq(drp_auth_handle_find(h, b, "x.test", &id), -ENOENT);
+	ck_assert_int_eq(drp_auth_handle_find(h, b, "x.test", &id, NULL),
+			 -ENOENT);
 	fake_now = 1000.0;
 	drp_auth_host_unref(h);
 

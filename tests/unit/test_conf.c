@@ -648,6 +648,17 @@ static const struct {
 	{"[registry \"gcr.io\"]\nplugin = gcr\nkey_file = a\nkey_file = b\n",
 	 "t.ini:4: [registry \"gcr.io\"] key_file: duplicate key (first at "
 	 "line 3)"},
+	/* mirror_tls_listen: needs a certificate */
+	{"[proxy]\nmirror_tls_listen = 127.0.0.1:8443\n",
+	 "t.ini:2: [proxy] mirror_tls_listen: needs mirror_tls_cert and "
+	 "mirror_tls_key, or mirror_names (a certificate by the proxy's CA)"},
+	/* mirror_tls_cert: and its key */
+	{"[proxy]\nmirror_tls_cert = c.pem\n",
+	 "t.ini:2: [proxy] mirror_tls_cert: needs mirror_tls_key too"},
+	/* mirror_names: host names or addresses */
+	{"[proxy]\nmirror_names = ok.example bad!\n",
+	 "t.ini:2: [proxy] mirror_names: invalid name 'bad!' (expected a host "
+	 "name or an IP address)"},
 	/* values: a long value is clipped in the message */
 	{"[proxy]\nworkers = "
 	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -664,6 +675,25 @@ static const struct {
 	{"[proxy]\nca_dir = /srv/ca\x7f\n",
 	 "t.ini:2: control character 0x7f in line"},
 };
+
+/* The mirror's keys, as parsed. */
+START_TEST(mirror_keys)
+{
+	drp_conf_t *c =
+		load_ok("[proxy]\n"
+			"mirror = no\n"
+			"mirror_tls_listen = 127.0.0.1:8443 [::1]:8443\n"
+			"mirror_names = Proxy.Example 10.0.0.5 fd00::5\n");
+	char buf[64];
+	ck_assert(!c->mirror);
+	ck_assert_uint_eq(c->n_mirror_tls_listen, 2);
+	ck_assert_str_eq(sa_text(&c->mirror_tls_listen[1].addr, buf),
+			 "[::1]:8443");
+	ck_assert_uint_eq(c->n_mirror_names, 3);
+	ck_assert_str_eq(c->mirror_names[0], "proxy.example");
+	drp_conf_free(c);
+}
+END_TEST
 
 START_TEST(bad_config_table)
 {
@@ -1072,6 +1102,10 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 		ck_assert_str_eq(a->listen[i].text, b->listen[i].text);
 	}
 	ck_assert_uint_eq(a->workers, b->workers);
+	ck_assert(a->mirror == b->mirror);
+	ck_assert_uint_eq(a->n_mirror_tls_listen, b->n_mirror_tls_listen);
+	ck_assert_uint_eq(a->n_mirror_names, b->n_mirror_names);
+	ck_assert(a->mirror_tls_cert == NULL && b->mirror_tls_cert == NULL);
 	ck_assert_uint_eq(a->n_registries, b->n_registries);
 	for (unsigned i = 0; i < a->n_registries; i++)
 		ck_assert_str_eq(a->registries[i], b->registries[i]);
@@ -1198,6 +1232,11 @@ START_TEST(defaults_round_trip)
 		"dir",
 		"max_size",
 		"tag_ttl",
+		"mirror",
+		"mirror_tls_listen",
+		"mirror_tls_cert",
+		"mirror_tls_key",
+		"mirror_names",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
 		char needle[64];
@@ -1716,6 +1755,7 @@ Suite *conf_suite(void)
 	tcase_add_loop_test(tc, parse_duration_table, 0, N(duration_cases));
 	tcase_add_loop_test(tc, parse_bool_table, 0, N(bool_cases));
 	tcase_add_test(tc, error_format);
+	tcase_add_test(tc, mirror_keys);
 	tcase_add_test(tc, registry_key_error);
 	suite_add_tcase(s, tc);
 

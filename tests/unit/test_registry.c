@@ -384,6 +384,32 @@ START_TEST(client_gone_mid_body)
 }
 END_TEST
 
+/* Docker Hub under any of its names is one registry in the cache's
+ * records: a blob seen for "docker.io" (e.g. through the mirror, ns=
+ * docker.io) is served without asking the upstream again to a client
+ * that intercepts registry-1.docker.io or names index.docker.io. */
+START_TEST(seen_by_canonical_registry)
+{
+	ck_assert_int_eq(drp_cache_seen_put(srv.capi, srv.cdb, &srv.cstats,
+					    digest, "docker.io", "library/app"),
+			 0);
+	static const char *const hosts[] = {"registry-1.docker.io",
+					    "index.docker.io", "docker.io"};
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		fake_t *f = fake_new(false);
+		f->x.host = hosts[i];
+		ck_assert(run(f, "library/app", ""));
+		ck_assert_msg(strcmp(f->result, "HIT") == 0, "%s: %s", hosts[i],
+			      f->result);
+		size_t n;
+		const char *b = body_of(f, &n);
+		ck_assert_uint_eq(n, BLOB_LEN);
+		ck_assert(memcmp(b, blob, n) == 0);
+		fake_free(f);
+	}
+}
+END_TEST
+
 Suite *registry_suite(void)
 {
 	Suite *s = suite_create("registry");
@@ -396,6 +422,7 @@ Suite *registry_suite(void)
 	tcase_add_test(tc, head_of_missing_blob_not_taken);
 	tcase_add_test(tc, back_pressure);
 	tcase_add_test(tc, client_gone_mid_body);
+	tcase_add_test(tc, seen_by_canonical_registry);
 	suite_add_tcase(s, tc);
 	return s;
 }
