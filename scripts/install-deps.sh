@@ -26,7 +26,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
 	apache2-utils util-linux procps netcat-openbsd \
 	docker-registry skopeo podman containerd runc crun nginx docker.io \
 	golang-github-containers-common mmdebstrap systemd python3-yaml \
-	ceph-mon ceph-mgr ceph-osd radosgw ceph-common redis-server libhiredis-dev
+	ceph-mon ceph-mgr ceph-osd radosgw ceph-common redis-server libhiredis-dev \
+	squid
 if [ -n "$policy_created" ]; then
 	$SUDO rm -f /usr/sbin/policy-rc.d
 fi

@@ -125,6 +125,9 @@ static const char defaults_text[] =
 	"mirror_tls_cert =\n"
 	"mirror_tls_key =\n"
 	"mirror_names =\n"
+	"upstream_proxy =\n"
+	"upstream_proxy_password_file =\n"
+	"no_upstream_proxy =\n"
 	"\n"
 	"[resolve]\n"
 	"\n"
@@ -265,6 +268,13 @@ void drp_conf_free(drp_conf_t *c)
 	for (unsigned i = 0; i < c->n_mirror_names; i++)
 		free(c->mirror_names[i]);
 	free(c->mirror_names);
+	free(c->upstream_proxy_host);
+	free(c->upstream_proxy_user);
+	free(c->upstream_proxy_password_file);
+	for (unsigned i = 0; i < c->n_no_upstream_proxy; i++)
+		free(c->no_upstream_proxy[i]);
+	free(c->no_upstream_proxy);
+	free(c->no_upstream_proxy_cidr);
 	free(c->cache_backend);
 	free(c->cache_dir);
 	drp_conf_ttl_rules_free(c->tag_ttl_rules, c->n_tag_ttl_rules);

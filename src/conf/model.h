@@ -178,6 +178,18 @@ typedef struct drp_conf {
 	char **mirror_names; /* names for a certificate by the proxy's CA */
 	unsigned n_mirror_names;
 
+	/* A parent proxy for every upstream connection (upstream_proxy =
+	 * http://[user@]host:port), NULL if unset. */
+	char *upstream_proxy_host; /* lower-case, IPv6 without brackets */
+	uint16_t upstream_proxy_port;
+	char *upstream_proxy_user;	    /* NULL: no Proxy-Authorization */
+	char *upstream_proxy_password_file; /* NULL if unset */
+	/* no_upstream_proxy: names ("host"), suffixes (".domain"), and
+	 * CIDRs for IP literals; these go direct. */
+	char **no_upstream_proxy; /* lower-case names and suffixes */
+	unsigned n_no_upstream_proxy;
+	drp_cidr_t *no_upstream_proxy_cidr;
+	unsigned n_no_upstream_proxy_cidr;
 
 	/* [resolve] */
 	drp_conf_resolve_t *resolve;

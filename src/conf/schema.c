@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -798,6 +799,111 @@ static void set_mirror_names(struct ld *ld, const drp_conf_item_t *it,
 	c->n_mirror_names = n;
 }
 
+/* upstream_proxy = http://[user@]host:port (empty: none). */
+static void set_upstream_proxy(struct ld *ld, const drp_conf_item_t *it,
+			       const struct key *k)
+{
+	drp_conf_t *c = ld->c;
+	const char *v = it->value;
+	char *user = NULL, *host = NULL;
+	unsigned port = 0;
+
+	if (v[0] == '\0')
+		goto set;
+	if (strncasecmp(v, "http://", 7) != 0) {
+		err(ld, it,
+		    "'%s': expected http://[USER@]HOST:PORT (the parent is "
+		    "spoken to in plain HTTP)",
+		    CLIP(v));
+		return;
+	}
+	const char *a = v + 7;
+	size_t alen = strlen(a);
+	if (alen > 0 && a[alen - 1] == '/')
+		alen--;
+	const char *at = memchr(a, '@', alen);
+	if (at != NULL) {
+		if (at == a || memchr(a, ':', (size_t)(at - a)) != NULL) {
+			err(ld, it,
+			    "'%s': the user name must not be empty, and the "
+			    "password goes into upstream_proxy_password_file, "
+			    "never into the URL",
+			    CLIP(v));
+			return;
+		}
+		user = drp_strndup(a, (size_t)(at - a));
+		alen -= (size_t)(at - a) + 1;
+		a = at + 1;
+	}
+	char *hp = norm_host_port(a, alen, false);
+	const char *colon = hp ? strrchr(hp, ':') : NULL;
+	if (hp == NULL || colon == NULL ||
+	    (hp[0] == '[' && colon < strchr(hp, ']'))) {
+		err(ld, it, "'%s': expected http://[USER@]HOST:PORT", CLIP(v));
+		free(hp);
+		free(user);
+		return;
+	}
+	port = (unsigned)strtoul(colon + 1, NULL, 10);
+	if (hp[0] == '[')
+		host = drp_strndup(hp + 1, (size_t)(colon - hp) - 2);
+	else
+		host = drp_strndup(hp, (size_t)(colon - hp));
+	free(hp);
+set:
+	free(c->upstream_proxy_host);
+	free(c->upstream_proxy_user);
+	c->upstream_proxy_host = host;
+	c->upstream_proxy_user = user;
+	c->upstream_proxy_port = (uint16_t)port;
+}
+
+/* Names ("host"), suffixes (".domain") and CIDRs that go direct. */
+static void set_no_upstream_proxy(struct ld *ld, const drp_conf_item_t *it,
+				  const struct key *k)
+{
+	drp_conf_t *c = ld->c;
+	char **tok;
+	unsigned n = split_list(it->value, &tok), nn = 0, nc = 0;
+	char **names = drp_calloc(n, sizeof(*names));
+	drp_cidr_t *cidrs = drp_calloc(n, sizeof(*cidrs));
+	bool bad = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		const char *t = tok[i];
+		size_t len = strlen(t);
+		bool suffix = t[0] == '.';
+		if (strchr(t, '/') != NULL || strchr(t, ':') != NULL ||
+		    (!suffix && last_label_numeric(t, len))) {
+			int r = drp_cidr_parse_masked(t, &cidrs[nc]);
+			if (r == 0) {
+				nc++;
+				continue;
+			}
+		} else if (valid_host(t + suffix, len - suffix) &&
+			   (!suffix || !last_label_numeric(t + 1, len - 1))) {
+			names[nn++] = lower_dup(t, len);
+			continue;
+		}
+		err(ld, it,
+		    "invalid entry '%s' (expected HOST, .DOMAIN or a CIDR)",
+		    CLIP(t));
+		bad = true;
+	}
+	free_list(tok, n);
+	if (bad) {
+		free_list(names, nn);
+		free(cidrs);
+		return;
+	}
+	free_list(c->no_upstream_proxy, c->n_no_upstream_proxy);
+	free(c->no_upstream_proxy_cidr);
+	c->no_upstream_proxy = names;
+	c->n_no_upstream_proxy = nn;
+	c->no_upstream_proxy_cidr = cidrs;
+	c->n_no_upstream_proxy_cidr = nc;
+}
+
 static void set_workers(struct ld *ld, const drp_conf_item_t *it,
 			const struct key *k)
 {
@@ -1056,6 +1162,10 @@ static const struct key proxy_keys[] = {
 	{KEY("mirror_tls_key", PATH), .set = set_string_opt,
 	 .off = F(mirror_tls_key)},
 	{KEY("mirror_names", STRING), .set = set_mirror_names},
+	{KEY("upstream_proxy", STRING), .set = set_upstream_proxy},
+	{KEY("upstream_proxy_password_file", PATH), .set = set_string_opt,
+	 .off = F(upstream_proxy_password_file)},
+	{KEY("no_upstream_proxy", STRING), .set = set_no_upstream_proxy},
 };
 
 /* ---- [cache] ---- */
@@ -1713,6 +1823,24 @@ static void check_cross(struct ld *ld)
 			       key, "needs %s too",
 			       c->mirror_tls_cert ? "mirror_tls_key"
 						  : "mirror_tls_cert");
+		ld->n_errs++;
+	}
+	if (c->upstream_proxy_user != NULL &&
+	    c->upstream_proxy_password_file == NULL) {
+		drp_conf_error(ld->errs, c->path,
+			       proxy_line(ld, "upstream_proxy"), "proxy",
+			       "upstream_proxy",
+			       "a user name needs "
+			       "upstream_proxy_password_file");
+		ld->n_errs++;
+	}
+	if (c->upstream_proxy_password_file != NULL &&
+	    c->upstream_proxy_user == NULL) {
+		drp_conf_error(ld->errs, c->path,
+			       proxy_line(ld, "upstream_proxy_password_file"),
+			       "proxy", "upstream_proxy_password_file",
+			       "needs a user name in upstream_proxy "
+			       "(http://USER@HOST:PORT)");
 		ld->n_errs++;
 	}
 	l = proxy_line(ld, "tunnel_only");

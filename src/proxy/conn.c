@@ -1527,7 +1527,29 @@ static void tio_cb(struct ev_loop *loop, ev_io *io, int revents)
 static void tunnel_refuse(drp_conn_t *c,
 			  const drp_upstream_connect_result_t *res)
 {
-	if (res->err == DRP_UPCONNECT_RESOLVE_TIMEOUT) {
+	const drp_upstream_conf_t *u = c->rt->upstream;
+	if (res->via_parent && res->err != DRP_UPCONNECT_REFUSED) {
+		/* The parent did not open it: the operator's business. */
+		char why[200];
+		if (res->err == DRP_UPCONNECT_PARENT)
+			snprintf(why, sizeof(why), "refused: %s%s", res->detail,
+				 res->parent_status == 407
+					 ? " (check upstream_proxy's user and "
+					   "upstream_proxy_password_file)"
+					 : "");
+		else
+			snprintf(why, sizeof(why), "cannot be reached (%s)",
+				 res->addr[0] ? res->addr : "no address");
+		drp_log_warning(DRP_LOG_PROXY,
+				"[c%06u] CONNECT %s:%u: the upstream proxy "
+				"%s:%u %s",
+				c->id, c->host, c->port, u->parent_host,
+				u->parent_port, why);
+		respond_error(c, 502, true,
+			      "the proxy's upstream proxy did not connect to "
+			      "%s:%u",
+			      c->host, c->port);
+	} else if (res->err == DRP_UPCONNECT_RESOLVE_TIMEOUT) {
 		respond_error(c, 504, true, "timed out resolving %s", c->host);
 	} else if (res->err == DRP_UPCONNECT_FAILED ||
 		   res->err == DRP_UPCONNECT_TIMEOUT) {

@@ -3,7 +3,7 @@
  * One way to open a TCP connection to an upstream host:port, for fetches
  * and CONNECT tunnels alike.
  *
- *  1. The address: a [resolve] entry names it (the operator's word, used
+ *  1. The address: [resolve] entries name it (the operator's word, used
  *     as is, loopback included), else the loop's resolver (A and AAAA).
  *  2. The address policy (ucf->addr_allowed), on resolved addresses only:
  *     loopback, link-local, unspecified, multicast, broadcast and the
@@ -11,6 +11,16 @@
  *     such is REFUSED).
  *  3. A non-blocking connect to each address in turn (at most 8), each
  *     given connect_timeout seconds, until one is established.
+ *
+ * With a parent proxy (upstream_proxy; drp_upstream_via_parent), steps 1
+ * and 2 are the parent's: the connection goes to the parent (its name
+ * resolved like any other, its address exempt from the policy, often a
+ * loopback one), which is asked "CONNECT host:port" (with the
+ * Proxy-Authorization of upstream_proxy_password_file), and the fd is
+ * the tunnel it opens. The host's name is never resolved here; an IP
+ * literal still has to pass the policy. A plain-http request
+ * (http_forward) gets the connection to the parent as it is: the caller
+ * sends it the request in absolute form.
  *
  * Each failed address is logged at info level ("[cNNNNNN] connect HOST
  * (ADDR): why"); what the caller answers for a failure is the caller's
@@ -47,6 +57,11 @@ enum drp_upstream_connect_err {
 	DRP_UPCONNECT_FAILED = 4,
 	/* Every address failed; the last one timed out. */
 	DRP_UPCONNECT_TIMEOUT = 5,
+	/* The parent proxy did not open the tunnel: it answered the
+	 * CONNECT with parent_status (e.g. 407, 403, 502), or closed the
+	 * connection or let connect_timeout pass (parent_status 0);
+	 * detail says which. */
+	DRP_UPCONNECT_PARENT = 6,
 };
 
 typedef struct drp_upstream_connect_result {
@@ -54,8 +69,15 @@ typedef struct drp_upstream_connect_result {
 	int dns_status;	    /* RESOLVE */
 	unsigned n_refused; /* REFUSED */
 	/* "1.2.3.4:443": the address connected to, or the last one tried;
-	 * "" if none was. */
+	 * "" if none was (the parent's, via a parent). */
 	char addr[64];
+	/* The connection goes through the parent proxy (then FAILED and
+	 * TIMEOUT are about reaching the parent). */
+	bool via_parent;
+	int parent_status; /* PARENT */
+	/* PARENT: "407 Proxy Authentication Required", "closed the
+	 * connection", "timed out" (sanitised, never a header value). */
+	char detail[128];
 } drp_upstream_connect_result_t;
 
 /* fd >= 0: connected (non-blocking, close-on-exec); the callee owns it.
@@ -70,6 +92,9 @@ typedef struct drp_upstream_connect_req {
 	/* Bound the resolving by connect_timeout too (RESOLVE_TIMEOUT);
 	 * otherwise only the resolver's own deadline applies. */
 	bool resolve_deadline;
+	/* A plain-http request: through a parent, no CONNECT (the caller
+	 * writes the request in absolute form to res->via_parent's fd). */
+	bool http_forward;
 } drp_upstream_connect_req_t;
 
 /* Start connecting (req's strings are copied). Never NULL. */

@@ -46,6 +46,9 @@ struct drp_fetch {
 	bool cancelled;
 	/* target of the current attempt */
 	bool tls;
+	/* plain http through the parent proxy: the request goes to it in
+	 * absolute form */
+	bool via_parent;
 	char host[DRP_HOST_MAX + 1];
 	uint16_t port;
 	/* the request's own origin */
@@ -298,8 +301,8 @@ unsigned drp_fetch_conn_id(const drp_fetch_t *f)
 
 static void pool_key(const drp_fetch_t *f, char *key, size_t len)
 {
-	snprintf(key, len, "%s|%s|%u", f->tls ? "https" : "http", f->host,
-		 f->port);
+	snprintf(key, len, "%s|%s|%u%s", f->tls ? "https" : "http", f->host,
+		 f->port, f->via_parent ? "|parent" : "");
 }
 
 static void start_handshake_or_send(drp_fetch_t *f);
@@ -318,6 +321,34 @@ static void connected_cb(void *arg, int fd,
 	drp_fetch_t *f = arg;
 	f->connect = NULL;
 	snprintf(f->addr_str, sizeof(f->addr_str), "%s", res->addr);
+	const drp_upstream_conf_t *u = f->ucf;
+	if (res->via_parent && res->err != DRP_UPCONNECT_OK &&
+	    res->err != DRP_UPCONNECT_REFUSED) {
+		/* The parent is the operator's business: say which. */
+		if (res->err == DRP_UPCONNECT_PARENT)
+			fetch_fail(f, -EACCES, 502,
+				   "the upstream proxy %s:%u refused CONNECT "
+				   "%s:%u: %s%s",
+				   u->parent_host, u->parent_port, f->host,
+				   f->port, res->detail,
+				   res->parent_status == 407
+					   ? " (check upstream_proxy's user "
+					     "and upstream_proxy_password_file)"
+					   : "");
+		else if (res->err == DRP_UPCONNECT_RESOLVE)
+			fetch_fail(f, res->dns_status, 502,
+				   "cannot resolve the upstream proxy %s",
+				   u->parent_host);
+		else
+			fetch_fail(f, -EHOSTUNREACH,
+				   res->err == DRP_UPCONNECT_TIMEOUT ? 504
+								     : 502,
+				   "cannot connect to the upstream proxy %s:%u "
+				   "(%s)",
+				   u->parent_host, u->parent_port,
+				   f->addr_str[0] ? f->addr_str : "no address");
+		return;
+	}
 	switch (res->err) {
 	case DRP_UPCONNECT_OK:
 		break;
@@ -358,6 +389,7 @@ static void connected_cb(void *arg, int fd,
 
 static void fetch_begin(drp_fetch_t *f)
 {
+	f->via_parent = !f->tls && drp_upstream_via_parent(f->ucf, f->host);
 	char key[300];
 	pool_key(f, key, sizeof(key));
 	f->addr_str[0] = '\0';
@@ -375,6 +407,7 @@ static void fetch_begin(drp_fetch_t *f)
 		.host = f->host,
 		.port = f->port,
 		.conn_id = f->conn_id,
+		.http_forward = !f->tls,
 	};
 	f->connect = drp_upstream_connect(f->ctx, f->ucf, &cr, connected_cb, f);
 }
@@ -390,11 +423,24 @@ static void build_head(drp_fetch_t *f)
 	drp_buf_reset(&f->out);
 	bool default_port = f->port == (f->tls ? 443 : 80);
 	bool v6 = strchr(f->host, ':') != NULL;
-	drp_buf_printf(&f->out, "%s %s HTTP/1.1\r\nHost: %s%s%s", f->method,
-		       f->target, v6 ? "[" : "", f->host, v6 ? "]" : "");
+	char hp[DRP_HOST_MAX + 16];
+	snprintf(hp, sizeof(hp), "%s%s%s", v6 ? "[" : "", f->host,
+		 v6 ? "]" : "");
 	if (!default_port)
-		drp_buf_printf(&f->out, ":%u", f->port);
-	drp_buf_append(&f->out, "\r\n", 2);
+		snprintf(hp + strlen(hp), sizeof(hp) - strlen(hp), ":%u",
+			 f->port);
+	if (f->via_parent)
+		/* To the parent proxy: absolute form, and its
+		 * credentials. */
+		drp_buf_printf(&f->out,
+			       "%s http://%s%s HTTP/1.1\r\nHost: %s\r\n",
+			       f->method, hp, f->target, hp);
+	else
+		drp_buf_printf(&f->out, "%s %s HTTP/1.1\r\nHost: %s\r\n",
+			       f->method, f->target, hp);
+	if (f->via_parent && f->ucf->parent_auth != NULL)
+		drp_buf_printf(&f->out, "Proxy-Authorization: %s\r\n",
+			       f->ucf->parent_auth);
 	drp_buf_append(&f->out, drp_buf_head(&hdr), drp_buf_pending(&hdr));
 	if (f->body_mode == DRP_HTTP_BODY_LENGTH)
 		drp_buf_printf(&f->out, "Content-Length: %llu\r\n",
@@ -657,6 +703,14 @@ static bool follow_redirect(drp_fetch_t *f, const drp_http_msg_t *resp)
 static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 {
 	f->status = resp->status;
+	if (f->via_parent && resp->status == 407) {
+		fetch_fail(f, -EACCES, 502,
+			   "the upstream proxy %s:%u refused the request for "
+			   "%s: 407 (check upstream_proxy's user and "
+			   "upstream_proxy_password_file)",
+			   f->ucf->parent_host, f->ucf->parent_port, f->host);
+		return false;
+	}
 	/* A 401 is the ordinary first step of a challenge, answered by a
 	 * retry with an identity; a 403 denies the identity outright. */
 	if (resp->status == 403)

@@ -61,6 +61,16 @@ typedef struct drp_upstream_conf {
 	 * (a test may set its own before first use). [resolve] entries
 	 * are the operator's word and bypass it. */
 	drp_upstream_addr_policy_fn addr_allowed;
+	/* The parent proxy (upstream_proxy): NULL parent_host if none.
+	 * parent_auth is the Proxy-Authorization value ("Basic ..."), NULL
+	 * without a user; a secret: never logged. */
+	char *parent_host;
+	uint16_t parent_port;
+	char *parent_auth;
+	char **no_proxy; /* no_upstream_proxy names and ".suffix"es */
+	unsigned n_no_proxy;
+	drp_cidr_t *no_proxy_cidr; /* ... and CIDRs, for IP literals */
+	unsigned n_no_proxy_cidr;
 } drp_upstream_conf_t;
 
 /* Set up up for loop, with a resolver whose queries give up after
@@ -88,10 +98,20 @@ void drp_upstream_conf_unref(drp_upstream_conf_t *ucf);
  * addresses of the proxy's own interfaces). Thread-safe. */
 bool drp_upstream_addr_allowed(const struct sockaddr *sa);
 
-/* [resolve] lookup: true and *ss filled (port = the entry's, or `port`
- * when the entry has none) if the operator named an address for host. */
-bool drp_upstream_resolve_override(const drp_upstream_conf_t *ucf,
-				   const char *host, uint16_t port,
-				   struct sockaddr_storage *ss, unsigned *len);
+/* [resolve] lookup: the addresses the operator named for host, in the
+ * order written, at most max of them into ss and len (port = the
+ * entry's, or `port` when the entry has none). Returns how many (0:
+ * none; the resolver decides). */
+unsigned drp_upstream_resolve_override(const drp_upstream_conf_t *ucf,
+				       const char *host, uint16_t port,
+				       struct sockaddr_storage *ss,
+				       unsigned *len, unsigned max);
+
+/* Does a connection to host go through the parent proxy? Yes if one is
+ * configured, unless [resolve] names host or no_upstream_proxy exempts
+ * it (a name, a ".suffix" of it or the suffix's own name, a CIDR
+ * holding an IP literal). */
+bool drp_upstream_via_parent(const drp_upstream_conf_t *ucf, const char *host)
+	__attribute__((nonnull));
 
 #endif

@@ -648,6 +648,32 @@ static const struct {
 	{"[registry \"gcr.io\"]\nplugin = gcr\nkey_file = a\nkey_file = b\n",
 	 "t.ini:4: [registry \"gcr.io\"] key_file: duplicate key (first at "
 	 "line 3)"},
+	/* upstream_proxy: only plain-HTTP parents */
+	{"[proxy]\nupstream_proxy = https://p.example:3128\n",
+	 "t.ini:2: [proxy] upstream_proxy: 'https://p.example:3128': expected "
+	 "http://[USER@]HOST:PORT (the parent is spoken to in plain HTTP)"},
+	/* upstream_proxy: never a password in the URL */
+	{"[proxy]\nupstream_proxy = http://u:pw@p.example:3128\n",
+	 "t.ini:2: [proxy] upstream_proxy: 'http://u:pw@p.example:3128': the "
+	 "user name must not be empty, and the password goes into "
+	 "upstream_proxy_password_file, never into the URL"},
+	/* upstream_proxy: the port is required */
+	{"[proxy]\nupstream_proxy = http://p.example\n",
+	 "t.ini:2: [proxy] upstream_proxy: 'http://p.example': expected "
+	 "http://[USER@]HOST:PORT"},
+	/* upstream_proxy: a user needs the password file */
+	{"[proxy]\nupstream_proxy = http://u@p.example:3128\n",
+	 "t.ini:2: [proxy] upstream_proxy: a user name needs "
+	 "upstream_proxy_password_file"},
+	/* upstream_proxy_password_file: needs a user */
+	{"[proxy]\nupstream_proxy = http://p.example:3128\n"
+	 "upstream_proxy_password_file = pw\n",
+	 "t.ini:3: [proxy] upstream_proxy_password_file: needs a user name in "
+	 "upstream_proxy (http://USER@HOST:PORT)"},
+	/* no_upstream_proxy: neither a name, a suffix nor a CIDR */
+	{"[proxy]\nno_upstream_proxy = .ok.example bad_name\n",
+	 "t.ini:2: [proxy] no_upstream_proxy: invalid entry 'bad_name' "
+	 "(expected HOST, .DOMAIN or a CIDR)"},
 	/* mirror_tls_listen: needs a certificate */
 	{"[proxy]\nmirror_tls_listen = 127.0.0.1:8443\n",
 	 "t.ini:2: [proxy] mirror_tls_listen: needs mirror_tls_cert and "
@@ -691,6 +717,26 @@ START_TEST(mirror_keys)
 			 "[::1]:8443");
 	ck_assert_uint_eq(c->n_mirror_names, 3);
 	ck_assert_str_eq(c->mirror_names[0], "proxy.example");
+	drp_conf_free(c);
+}
+END_TEST
+
+/* The parent proxy's keys, as parsed. */
+START_TEST(parent_keys)
+{
+	drp_conf_t *c = load_ok(
+		"[proxy]\n"
+		"upstream_proxy = http://drp@[fd00::1]:8080/\n"
+		"upstream_proxy_password_file = pw\n"
+		"no_upstream_proxy = reg.internal .Corp.Example 10.0.0.0/8 "
+		"10.1.2.3 fd00::/8\n");
+	ck_assert_str_eq(c->upstream_proxy_host, "fd00::1");
+	ck_assert_uint_eq(c->upstream_proxy_port, 8080);
+	ck_assert_str_eq(c->upstream_proxy_user, "drp");
+	ck_assert_str_eq(c->upstream_proxy_password_file, "pw");
+	ck_assert_uint_eq(c->n_no_upstream_proxy, 2);
+	ck_assert_str_eq(c->no_upstream_proxy[1], ".corp.example");
+	ck_assert_uint_eq(c->n_no_upstream_proxy_cidr, 3);
 	drp_conf_free(c);
 }
 END_TEST
@@ -1106,6 +1152,11 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_uint_eq(a->n_mirror_tls_listen, b->n_mirror_tls_listen);
 	ck_assert_uint_eq(a->n_mirror_names, b->n_mirror_names);
 	ck_assert(a->mirror_tls_cert == NULL && b->mirror_tls_cert == NULL);
+	ck_assert(a->upstream_proxy_host == NULL &&
+		  b->upstream_proxy_host == NULL);
+	ck_assert(a->upstream_proxy_password_file == NULL &&
+		  b->upstream_proxy_password_file == NULL);
+	ck_assert_uint_eq(a->n_no_upstream_proxy, b->n_no_upstream_proxy);
 	ck_assert_uint_eq(a->n_registries, b->n_registries);
 	for (unsigned i = 0; i < a->n_registries; i++)
 		ck_assert_str_eq(a->registries[i], b->registries[i]);
@@ -1237,6 +1288,9 @@ START_TEST(defaults_round_trip)
 		"mirror_tls_cert",
 		"mirror_tls_key",
 		"mirror_names",
+		"upstream_proxy",
+		"upstream_proxy_password_file",
+		"no_upstream_proxy",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
 		char needle[64];
@@ -1756,6 +1810,7 @@ Suite *conf_suite(void)
 	tcase_add_loop_test(tc, parse_bool_table, 0, N(bool_cases));
 	tcase_add_test(tc, error_format);
 	tcase_add_test(tc, mirror_keys);
+	tcase_add_test(tc, parent_keys);
 	tcase_add_test(tc, registry_key_error);
 	suite_add_tcase(s, tc);
 

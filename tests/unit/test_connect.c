@@ -13,6 +13,7 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,6 +527,189 @@ START_TEST(cancel_from_callback)
 }
 END_TEST
 
+/* ---- Happy Eyeballs and the parent proxy ---- */
+
+/* Replace the fixture's rules with those of the configuration text. */
+static void use_conf(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void use_conf(const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *conf = drp_conf_load_string("test.ini", text, &errs);
+	for (unsigned i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	ck_assert_ptr_nonnull(conf);
+	drp_conf_errors_free(&errs);
+	char err[256] = "";
+	drp_upstream_conf_unref(ucf);
+	ucf = drp_upstream_conf_new(conf, err, sizeof(err));
+	ck_assert_msg(ucf != NULL, "%s", err);
+	drp_conf_free(conf);
+}
+
+/* A parent proxy in the test's loop: accepts one connection, reads a
+ * request head, answers with `answer` (NULL: closes). */
+static struct parent {
+	int lfd, cfd;
+	uint16_t port;
+	ev_io lio, cio;
+	char req[2048];
+	size_t len;
+	const char *answer;
+	unsigned accepted;
+} par;
+
+static void par_read_cb(struct ev_loop *l, ev_io *w, int revents)
+{
+	ssize_t n = recv(par.cfd, par.req + par.len,
+			 sizeof(par.req) - 1 - par.len, 0);
+	if (n <= 0)
+		return;
+	par.len += (size_t)n;
+	par.req[par.len] = '\0';
+	if (strstr(par.req, "\r\n\r\n") == NULL)
+		return;
+	ev_io_stop(l, w);
+	if (par.answer == NULL) {
+		close(par.cfd);
+		par.cfd = -1;
+		return;
+	}
+	ck_assert_int_eq(send(par.cfd, par.answer, strlen(par.answer), 0),
+			 (ssize_t)strlen(par.answer));
+}
+
+static void par_accept_cb(struct ev_loop *l, ev_io *w, int revents)
+{
+	par.cfd = accept4(par.lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(par.cfd, 0);
+	par.accepted++;
+	ev_io_stop(l, w);
+	ev_io_init(&par.cio, par_read_cb, par.cfd, EV_READ);
+	ev_io_start(l, &par.cio);
+}
+
+static void par_start(const char *answer)
+{
+	if (par.cfd >= 0) {
+		ev_io_stop(loop, &par.cio);
+		close(par.cfd);
+	}
+	par.cfd = -1;
+	par.len = 0;
+	par.req[0] = '\0';
+	par.answer = answer;
+	ev_io_init(&par.lio, par_accept_cb, par.lfd, EV_READ);
+	ev_io_start(loop, &par.lio);
+}
+
+START_TEST(parent_proxy)
+{
+	memset(&par, 0, sizeof(par));
+	par.cfd = -1;
+	par.lfd = tcp_on(&par.port, 4);
+	char pw[64];
+	snprintf(pw, sizeof(pw), "/tmp/test_connect.%d.pw", getpid());
+	FILE *f = fopen(pw, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("par-Pw1\n", f);
+	fclose(f);
+	use_conf("[proxy]\nconnect_timeout = 2\n"
+		 "upstream_proxy = http://pu@127.0.0.1:%u\n"
+		 "upstream_proxy_password_file = %s\n"
+		 "no_upstream_proxy = direct.test .corp.test 10.0.0.0/8\n"
+		 "[resolve]\nopen.test = 127.0.0.1:%u\n",
+		 par.port, pw, lport);
+	unlink(pw);
+
+	/* Who goes through it. */
+	ck_assert(drp_upstream_via_parent(ucf, "reg.test"));
+	ck_assert(!drp_upstream_via_parent(ucf, "open.test")); /* [resolve] */
+	ck_assert(!drp_upstream_via_parent(ucf, "direct.test"));
+	ck_assert(drp_upstream_via_parent(ucf, "a.direct.test"));
+	ck_assert(!drp_upstream_via_parent(ucf, "a.corp.test"));
+	ck_assert(!drp_upstream_via_parent(ucf, "corp.test"));
+	ck_assert(drp_upstream_via_parent(ucf, "xcorp.test"));
+	ck_assert(!drp_upstream_via_parent(ucf, "10.1.2.3"));
+	ck_assert(drp_upstream_via_parent(ucf, "11.1.2.3"));
+
+	/* A tunnel: CONNECT with the credentials, the name unresolved
+	 * (no DNS query); what follows the answer's head stays in the
+	 * socket. */
+	par_start("HTTP/1.1 200 Connection established\r\n\r\nfrom origin");
+	got_t g;
+	start(&g, "reg.test", 443, false);
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_OK);
+	ck_assert(g.res.via_parent);
+	ck_assert_str_eq(
+		par.req,
+		"CONNECT reg.test:443 HTTP/1.1\r\nHost: reg.test:443\r\n"
+		"Proxy-Authorization: Basic cHU6cGFyLVB3MQ==\r\n\r\n");
+	char buf[64] = "";
+	ck_assert_int_eq(recv(g.fd, buf, sizeof(buf) - 1, 0), 11);
+	ck_assert_str_eq(buf, "from origin");
+	close(g.fd);
+	ck_assert_uint_eq(dns.queries, 0);
+
+	/* It refuses: PARENT, its status line as detail. */
+	par_start("HTTP/1.1 407 Proxy Authentication Required\r\n"
+		  "Proxy-Authenticate: Basic realm=\"x\"\r\n"
+		  "Content-Length: 0\r\n\r\n");
+	start(&g, "reg.test", 443, false);
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.fd, -1);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_PARENT);
+	ck_assert_int_eq(g.res.parent_status, 407);
+	ck_assert_str_eq(g.res.detail, "407 Proxy Authentication Required");
+
+	/* It hangs up. */
+	par_start(NULL);
+	start(&g, "reg.test", 443, false);
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_PARENT);
+	ck_assert_int_eq(g.res.parent_status, 0);
+	ck_assert_str_eq(g.res.detail, "closed the connection");
+
+	/* Plain http: the connection to the parent as it is. */
+	par_start("unused");
+	drp_upstream_connect_req_t r = {
+		.host = "reg.test", .port = 80, .http_forward = true};
+	memset(&g, 0, sizeof(g));
+	drp_upstream_connect(&up, ucf, &r, got_cb, &g);
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_OK);
+	ck_assert(g.res.via_parent);
+	ck_assert_uint_eq(par.len, 0);
+	close(g.fd);
+
+	/* An address the policy refuses is not asked of the parent. */
+	unsigned before = par.accepted;
+	start(&g, "127.0.0.5", 443, false);
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_REFUSED);
+	/* A [resolve] host goes direct. */
+	start(&g, "open.test", 443, false);
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_OK);
+	ck_assert(!g.res.via_parent);
+	expect_peer(g.fd, "127.0.0.1", lport);
+	close(g.fd);
+	run_for(&g, 0.1, true);
+	ck_assert_uint_eq(par.accepted, before);
+	ev_io_stop(loop, &par.lio);
+	ev_io_stop(loop, &par.cio);
+	if (par.cfd >= 0)
+		close(par.cfd);
+	close(par.lfd);
+}
+END_TEST
+
 Suite *connect_suite(void)
 {
 	Suite *s = suite_create("connect");
@@ -541,6 +725,7 @@ Suite *connect_suite(void)
 	tcase_add_test(tc, resolve_timeout);
 	tcase_add_test(tc, cancel);
 	tcase_add_test(tc, cancel_from_callback);
+	tcase_add_test(tc, parent_proxy);
 	suite_add_tcase(s, tc);
 	return s;
 }

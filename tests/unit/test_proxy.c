@@ -107,18 +107,22 @@ START_TEST(resolve_override)
 	char err[256] = "";
 	drp_upstream_conf_t *u = drp_upstream_conf_new(c, err, sizeof(err));
 	ck_assert_msg(u != NULL, "%s", err);
-	struct sockaddr_storage ss;
-	unsigned len;
-	ck_assert(drp_upstream_resolve_override(u, "registry.test", 443, &ss,
-						&len));
-	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_storage ss[4];
+	unsigned len[4];
+	ck_assert_uint_eq(drp_upstream_resolve_override(u, "registry.test", 443,
+							ss, len, 4),
+			  1);
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss[0];
 	ck_assert_uint_eq(ntohs(in->sin_port), 8443);
 	ck_assert_uint_eq(ntohl(in->sin_addr.s_addr), 0x7f00000b);
 	/* no port in the entry: the requested one */
-	ck_assert(drp_upstream_resolve_override(u, "cdn.test", 443, &ss, &len));
+	ck_assert_uint_eq(
+		drp_upstream_resolve_override(u, "cdn.test", 443, ss, len, 4),
+		1);
 	ck_assert_uint_eq(ntohs(in->sin_port), 443);
-	ck_assert(!drp_upstream_resolve_override(u, "other.test", 443, &ss,
-						 &len));
+	ck_assert_uint_eq(
+		drp_upstream_resolve_override(u, "other.test", 443, ss, len, 4),
+		0);
 	drp_upstream_conf_unref(u);
 	drp_conf_free(c);
 }
