@@ -44,7 +44,7 @@ drp_conf_t *drp_conf_defaults(void)
 
 	c->n_listen = 1;
 	c->listen = drp_calloc(1, sizeof(*c->listen));
-	c->listen[0].text = drp_strdup("0.0.0.0:3128");
+	c->listen[0].text = drp_strdup("[::]:3128");
 	drp_require(drp_sockaddr_parse(c->listen[0].text, &c->listen[0].addr,
 				       &c->listen[0].addrlen) == 0);
 	c->workers = 0;
@@ -93,7 +93,7 @@ static const char defaults_text[] =
 	"; See docker-registry-proxy.ini(5) for every key.\n"
 	"\n"
 	"[proxy]\n"
-	"listen = 0.0.0.0:3128\n"
+	"listen = [::]:3128\n"
 	"workers = auto\n"
 	"registries = quay.io gcr.io ghcr.io registry.k8s.io\n"
 	"allow = 127.0.0.0/8 ::1/128 10.0.0.0/8 172.16.0.0/12 "

@@ -21,7 +21,8 @@
 #include "conf/schema.h"
 
 /*
- * The embedded defaults: listen 0.0.0.0:3128, workers auto, registries
+ * The embedded defaults: listen [::]:3128 (dual-stack: IPv4 clients
+ * too; IPv4 only on a host without IPv6), workers auto, registries
  * quay.io gcr.io ghcr.io registry.k8s.io, allow = loopback + RFC1918 +
  * ULA, tunnel_ports 443, ca_dir ./ca, cache dir ./cache, max_size 32G,
  * tag_ttl 5m, verify_upstream yes, access_log -, no users_file,

@@ -1319,19 +1319,35 @@ static void apply_resolve(struct ld *ld, const drp_ini_section_t *s)
 		}
 		if (!seen_check(ld, &ld->resolve, &it, true, "host"))
 			continue;
-		if (parse_resolve_addr(it.value, &ss, &len) < 0) {
+		/* One address or several (tried in turn, both families
+		 * alternately), one entry each. */
+		char **tok;
+		unsigned ntok = split_list(it.value, &tok), n = ntok;
+		if (n == 0)
 			err(ld, &it,
-			    "invalid address '%s' (expected IPV4, IPV4:PORT, "
-			    "IPV6 or [IPV6]:PORT)",
-			    CLIP(it.value));
-			continue;
+			    "invalid address '' (expected IPV4, IPV4:PORT, "
+			    "IPV6 or [IPV6]:PORT)");
+		if (n > 8) {
+			err(ld, &it, "at most 8 addresses per host");
+			n = 0;
 		}
-		c->resolve = drp_realloc(
-			c->resolve, (c->n_resolve + 1) * sizeof(*c->resolve));
-		drp_conf_resolve_t *r = &c->resolve[c->n_resolve++];
-		r->host = lower_dup(it.key, strlen(it.key));
-		r->addr = ss;
-		r->addrlen = len;
+		for (unsigned j = 0; j < n; j++) {
+			if (parse_resolve_addr(tok[j], &ss, &len) < 0) {
+				err(ld, &it,
+				    "invalid address '%s' (expected IPV4, "
+				    "IPV4:PORT, IPV6 or [IPV6]:PORT)",
+				    CLIP(tok[j]));
+				continue;
+			}
+			c->resolve = drp_realloc(c->resolve,
+						 (c->n_resolve + 1) *
+							 sizeof(*c->resolve));
+			drp_conf_resolve_t *r = &c->resolve[c->n_resolve++];
+			r->host = lower_dup(it.key, strlen(it.key));
+			r->addr = ss;
+			r->addrlen = len;
+		}
+		free_list(tok, ntok);
 	}
 }
 

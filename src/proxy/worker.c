@@ -27,22 +27,35 @@ unsigned drp_worker_conn_id(drp_worker_t *w)
  * SO_REUSEPORT, so the bind fails if anything (another instance of this
  * daemon included) already listens there, and only then joins the group:
  * a second daemon can never silently share the address. */
-static int listen_one(const drp_conf_listen_t *l, bool first, char *err,
-		      size_t errlen)
+/*
+ * dual: an IPv6 wildcard ([::]) that takes IPv4 clients too (v4-mapped);
+ * every other IPv6 socket is IPv6 only. Returns the socket, -1 (err
+ * filled), or -2 if the host has no IPv6 at all (nothing filled).
+ */
+static int listen_one(const drp_conf_listen_t *l, bool first, bool dual,
+		      char *err, size_t errlen)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
 	int fd = socket(sa->sa_family,
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 && sa->sa_family == AF_INET6 && errno == EAFNOSUPPORT)
+		return -2;
 	if (fd < 0)
 		goto fail;
-	int one = 1;
+	int one = 1, v6only = !dual;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (!first &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
 	if (sa->sa_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+			   sizeof(v6only));
 	if (bind(fd, sa, l->addrlen) < 0) {
+		if (sa->sa_family == AF_INET6 && errno == EADDRNOTAVAIL &&
+		    dual) {
+			close(fd);
+			return -2;
+		}
 		if (errno == EADDRINUSE) {
 			snprintf(err, errlen,
 				 "listen %s: address already in use (is "
@@ -65,6 +78,30 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	return -1;
+}
+
+/* [::]:PORT */
+static bool v6_any(const drp_conf_listen_t *l)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&l->addr;
+	return l->addr.ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+}
+
+/* Does the list also have 0.0.0.0 on l's port (then [::] is IPv6 only)? */
+static bool has_v4_any(const drp_conf_listen_t *list, unsigned n,
+		       const drp_conf_listen_t *l)
+{
+	uint16_t port = ((const struct sockaddr_in6 *)&l->addr)->sin6_port;
+	for (unsigned i = 0; i < n; i++) {
+		const struct sockaddr_in *in =
+			(const struct sockaddr_in *)&list[i].addr;
+		if (list[i].addr.ss_family == AF_INET &&
+		    in->sin_addr.s_addr == htonl(INADDR_ANY) &&
+		    in->sin_port == port)
+			return true;
+	}
+	return false;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -99,6 +136,18 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					      "accept");
 			}
 			return;
+		}
+		/* A v4 client of a dual-stack socket is a v4 client: in
+		 * the access log, the policy and the PROXY headers. */
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		if (ss.ss_family == AF_INET6 &&
+		    IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			struct sockaddr_in in = {.sin_family = AF_INET,
+						 .sin_port = in6->sin6_port};
+			memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+			memset(&ss, 0, sizeof(ss));
+			memcpy(&ss, &in, sizeof(in));
+			sl = sizeof(in);
 		}
 		drp_runtime_t *rt = drp_server_runtime_get(w->srv);
 		unsigned max = rt->conf->max_connections;
@@ -145,15 +194,46 @@ int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 		w->listeners = drp_calloc(nl, sizeof(drp_listener_t));
 		for (unsigned j = 0; j < nl; j++) {
 			bool tls = j >= conf->n_listen;
+			const drp_conf_listen_t *list =
+				tls ? conf->mirror_tls_listen : conf->listen;
+			unsigned nlist = tls ? conf->n_mirror_tls_listen
+					     : conf->n_listen;
 			const drp_conf_listen_t *cl =
-				tls ? &conf->mirror_tls_listen[j -
-							       conf->n_listen]
-				    : &conf->listen[j];
+				&list[tls ? j - conf->n_listen : j];
 			w->listeners[j].w = w;
 			w->listeners[j].mirror_tls = tls;
-			w->listeners[j].fd =
-				listen_one(cl, i == 0, err, errlen);
-			if (w->listeners[j].fd < 0)
+			bool dual = v6_any(cl) && !has_v4_any(list, nlist, cl);
+			int fd = listen_one(cl, i == 0, dual, err, errlen);
+			if (fd == -2 && !dual) {
+				snprintf(err, errlen,
+					 "listen %s: this host has no IPv6",
+					 cl->text);
+				fd = -1;
+			} else if (fd == -2) {
+				/* No IPv6 here: the same port on IPv4. */
+				drp_conf_listen_t v4 = {.text = NULL};
+				struct sockaddr_in *in =
+					(struct sockaddr_in *)&v4.addr;
+				in->sin_family = AF_INET;
+				in->sin_port =
+					((const struct sockaddr_in6 *)&cl->addr)
+						->sin6_port;
+				v4.addrlen = sizeof(*in);
+				char text[32];
+				snprintf(text, sizeof(text), "0.0.0.0:%u",
+					 ntohs(in->sin_port));
+				v4.text = text;
+				if (i == 0)
+					drp_log_notice(DRP_LOG_NET,
+						       "listen %s: this host "
+						       "has no IPv6; listening "
+						       "on %s only",
+						       cl->text, text);
+				fd = listen_one(&v4, i == 0, false, err,
+						errlen);
+			}
+			w->listeners[j].fd = fd;
+			if (fd < 0)
 				return -EADDRINUSE;
 		}
 	}

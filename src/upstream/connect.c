@@ -27,7 +27,8 @@ enum phase {
 	P_DONE,	  /* the result waits for the loop (failed in the starter) */
 };
 
-/* One address being connected to. */
+/* One address being connected to; several at once only for addresses of
+ * both families (Happy Eyeballs). */
 struct attempt {
 	struct drp_upstream_connect *uc;
 	int fd; /* -1: not in flight */
@@ -55,11 +56,12 @@ struct drp_upstream_connect {
 	struct sockaddr_storage addrs[MAX_ADDRS];
 	unsigned addrlens[MAX_ADDRS];
 	unsigned n_addrs, next; /* next: the next address to try */
+	bool stagger;		/* both families: overlap the attempts */
 	struct attempt att[MAX_ADDRS];
 	unsigned n_active;
 	bool last_timed_out; /* the attempt that ended last timed out */
-	/* The resolve deadline, the parent's answer, or 0 s to deliver a
-	 * result from the loop. */
+	/* The resolve deadline, the stagger delay, the parent's answer, or
+	 * 0 s to deliver a result from the loop. */
 	ev_timer timer;
 	/* The tunnel being asked of the parent. */
 	int pfd;
@@ -186,6 +188,10 @@ static void connect_next(drp_upstream_connect_t *uc)
 		ev_timer_init(&a->timer, attempt_timer_cb,
 			      uc->ucf->connect_timeout, 0.);
 		ev_timer_start(uc->ctx->loop, &a->timer);
+		/* The next family gets its chance soon, this attempt goes
+		 * on meanwhile. */
+		if (uc->stagger && uc->next < uc->n_addrs)
+			set_timer(uc, DRP_UPSTREAM_STAGGER);
 		return;
 	}
 	if (uc->n_active == 0)
@@ -250,6 +256,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		finish(uc, DRP_UPCONNECT_RESOLVE_TIMEOUT);
 		return;
 	case P_CONNECT:
+		connect_next(uc); /* the stagger delay passed */
 		return;
 	case P_PARENT:
 		parent_fail(uc, 0, "did not answer the CONNECT in time");
@@ -360,8 +367,42 @@ static void parent_start(drp_upstream_connect_t *uc, int fd)
 
 /* ---- addresses ---- */
 
+/* Addresses of both families alternate, the first one's family first. */
+static void interleave(drp_upstream_connect_t *uc)
+{
+	unsigned n = uc->n_addrs, n4 = 0, n6 = 0;
+	struct sockaddr_storage v4[MAX_ADDRS], v6[MAX_ADDRS];
+	unsigned l4[MAX_ADDRS], l6[MAX_ADDRS];
+	for (unsigned i = 0; i < n; i++) {
+		if (uc->addrs[i].ss_family == AF_INET6) {
+			v6[n6] = uc->addrs[i];
+			l6[n6++] = uc->addrlens[i];
+		} else {
+			v4[n4] = uc->addrs[i];
+			l4[n4++] = uc->addrlens[i];
+		}
+	}
+	uc->stagger = n4 > 0 && n6 > 0;
+	if (!uc->stagger)
+		return;
+	bool six = uc->addrs[0].ss_family == AF_INET6;
+	unsigned i4 = 0, i6 = 0, o = 0;
+	while (o < n) {
+		bool take6 = (six && i6 < n6) || i4 == n4;
+		if (take6) {
+			uc->addrs[o] = v6[i6];
+			uc->addrlens[o++] = l6[i6++];
+		} else {
+			uc->addrs[o] = v4[i4];
+			uc->addrlens[o++] = l4[i4++];
+		}
+		six = !take6;
+	}
+}
+
 static void start_addrs(drp_upstream_connect_t *uc)
 {
+	interleave(uc);
 	uc->next = 0;
 	connect_next(uc);
 }

@@ -10,7 +10,12 @@
  *     proxy's own addresses are refused (a name that resolves only to
  *     such is REFUSED).
  *  3. A non-blocking connect to each address in turn (at most 8), each
- *     given connect_timeout seconds, until one is established.
+ *     given connect_timeout seconds, until one is established. When the
+ *     addresses are of both families, they are tried alternately (the
+ *     first one's family first), and the next attempt starts after
+ *     DRP_UPSTREAM_STAGGER seconds while the earlier ones go on (RFC
+ *     8305's Happy Eyeballs): an IPv6 path that drops packets costs a
+ *     quarter of a second, not connect_timeout.
  *
  * With a parent proxy (upstream_proxy; drp_upstream_via_parent), steps 1
  * and 2 are the parent's: the connection goes to the parent (its name
@@ -63,6 +68,10 @@ enum drp_upstream_connect_err {
 	 * detail says which. */
 	DRP_UPCONNECT_PARENT = 6,
 };
+
+/* Seconds before the next address of the other family is tried while
+ * the earlier attempts go on (RFC 8305 recommends 250 ms). */
+#define DRP_UPSTREAM_STAGGER 0.25
 
 typedef struct drp_upstream_connect_result {
 	enum drp_upstream_connect_err err;

@@ -700,7 +700,7 @@ drp_proxy_conf()
 drp_start_proxy()
 {
 	local name=$1 d=$WORK/$1
-	PROXY_PORT=$(sed -n 's/^listen = 127.0.0.1:\([0-9]*\)$/\1/p' "$d/proxy.ini")
+	PROXY_PORT=$(sed -n 's/^listen = \(127\.0\.0\.1\|\[::\]\):\([0-9]*\)$/\2/p' "$d/proxy.ini")
 	# In a build tree the auth plugins are in plugins/ beside the binary.
 	if [ -z "${DRP_PLUGIN_DIR:-}" ] && [ -d "$(dirname "$DRP_PROXY")/plugins" ]; then
 		DRP_PLUGIN_DIR=$(cd "$(dirname "$DRP_PROXY")/plugins" && pwd)

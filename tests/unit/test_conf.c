@@ -685,6 +685,10 @@ static const struct {
 	{"[proxy]\nmirror_names = ok.example bad!\n",
 	 "t.ini:2: [proxy] mirror_names: invalid name 'bad!' (expected a host "
 	 "name or an IP address)"},
+	/* [resolve]: at most 8 addresses */
+	{"[resolve]\nh.example = 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5 "
+	 "1.1.1.6 1.1.1.7 1.1.1.8 1.1.1.9\n",
+	 "t.ini:2: [resolve] h.example: at most 8 addresses per host"},
 	/* values: a long value is clipped in the message */
 	{"[proxy]\nworkers = "
 	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -737,6 +741,20 @@ START_TEST(parent_keys)
 	ck_assert_uint_eq(c->n_no_upstream_proxy, 2);
 	ck_assert_str_eq(c->no_upstream_proxy[1], ".corp.example");
 	ck_assert_uint_eq(c->n_no_upstream_proxy_cidr, 3);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* [resolve] with several addresses: one entry each, in order. */
+START_TEST(resolve_addresses)
+{
+	drp_conf_t *c = load_ok("[resolve]\n"
+				"dual.example = [::1]:443 127.0.0.1\n");
+	char buf[64];
+	ck_assert_uint_eq(c->n_resolve, 2);
+	ck_assert_str_eq(sa_text(&c->resolve[0].addr, buf), "[::1]:443");
+	ck_assert_str_eq(sa_text(&c->resolve[1].addr, buf), "127.0.0.1:0");
+	ck_assert_str_eq(c->resolve[1].host, "dual.example");
 	drp_conf_free(c);
 }
 END_TEST
@@ -1201,7 +1219,7 @@ START_TEST(defaults_values)
 
 	ck_assert_ptr_null(c->path);
 	ck_assert_uint_eq(c->n_listen, 1);
-	ck_assert_str_eq(sa_text(&c->listen[0].addr, buf), "0.0.0.0:3128");
+	ck_assert_str_eq(sa_text(&c->listen[0].addr, buf), "[::]:3128");
 	ck_assert_uint_eq(c->workers, 0);
 	ck_assert_uint_eq(c->n_registries, 4);
 	ck_assert_str_eq(c->registries[0], "quay.io");
@@ -1811,6 +1829,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, error_format);
 	tcase_add_test(tc, mirror_keys);
 	tcase_add_test(tc, parent_keys);
+	tcase_add_test(tc, resolve_addresses);
 	tcase_add_test(tc, registry_key_error);
 	suite_add_tcase(s, tc);
 

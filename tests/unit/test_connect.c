@@ -552,6 +552,75 @@ static void use_conf(const char *fmt, ...)
 	drp_conf_free(conf);
 }
 
+/* An IPv6 listener on [::1] whose queue is full (SYNs dropped); -1 if
+ * this host has no IPv6. */
+static int hang6(uint16_t *port, int fillv6[4])
+{
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+				  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	if (fd < 0 || bind(fd, (struct sockaddr *)&s6, sizeof(s6)) < 0 ||
+	    listen(fd, 0) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	socklen_t sl = sizeof(s6);
+	getsockname(fd, (struct sockaddr *)&s6, &sl);
+	*port = ntohs(s6.sin6_port);
+	for (unsigned i = 0; i < 4; i++) {
+		fillv6[i] =
+			socket(AF_INET6,
+			       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		connect(fillv6[i], (struct sockaddr *)&s6, sizeof(s6));
+	}
+	return fd;
+}
+
+START_TEST(both_families_staggered)
+{
+	/* [::1]:h6 drops every SYN, 127.0.0.1:lport accepts, and
+	 * connect_timeout is 5 s: the IPv4 address is tried 250 ms after
+	 * the IPv6 one, which goes on meanwhile, and wins. One after the
+	 * other, it would have waited the whole 5 s. */
+	uint16_t h6;
+	int fill6[4];
+	int fd6 = hang6(&h6, fill6);
+	if (fd6 < 0) {
+		fprintf(stderr, "no IPv6 on this host: not tested\n");
+		return;
+	}
+	use_conf("[proxy]\nconnect_timeout = 5\n[resolve]\n"
+		 "dual.test = [::1]:%u 127.0.0.1:%u\n"
+		 "two6.test = [::1]:%u [::1]:%u 127.0.0.1\n",
+		 h6, lport, h6, h6);
+	got_t g;
+	ev_now_update(loop);
+	ev_tstamp t0 = ev_now(loop);
+	start(&g, "dual.test", 443, false);
+	run_for(&g, 8., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_OK);
+	expect_peer(g.fd, "127.0.0.1", lport);
+	ck_assert_double_ge(g.at - t0, 0.2);
+	ck_assert_double_le(g.at - t0, 1.0);
+	close(g.fd);
+	/* Both families alternate: the IPv4 address goes second, not
+	 * third as written. */
+	ev_now_update(loop);
+	t0 = ev_now(loop);
+	start(&g, "two6.test", lport, false);
+	run_for(&g, 8., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_OK);
+	expect_peer(g.fd, "127.0.0.1", lport);
+	ck_assert_double_le(g.at - t0, 1.0);
+	close(g.fd);
+	ck_assert_uint_eq(log_count("timed out"), 0);
+	for (unsigned i = 0; i < 4; i++)
+		close(fill6[i]);
+	close(fd6);
+}
+END_TEST
+
 /* A parent proxy in the test's loop: accepts one connection, reads a
  * request head, answers with `answer` (NULL: closes). */
 static struct parent {
@@ -725,6 +794,7 @@ Suite *connect_suite(void)
 	tcase_add_test(tc, resolve_timeout);
 	tcase_add_test(tc, cancel);
 	tcase_add_test(tc, cancel_from_callback);
+	tcase_add_test(tc, both_families_staggered);
 	tcase_add_test(tc, parent_proxy);
 	suite_add_tcase(s, tc);
 	return s;

@@ -103,7 +103,8 @@ START_TEST(resolve_override)
 {
 	drp_conf_t *c = conf_from("[resolve]\n"
 				  "registry.test = 127.0.0.11:8443\n"
-				  "cdn.test = 127.0.0.14\n");
+				  "cdn.test = 127.0.0.14\n"
+				  "dual.test = [::1]:444 127.0.0.15\n");
 	char err[256] = "";
 	drp_upstream_conf_t *u = drp_upstream_conf_new(c, err, sizeof(err));
 	ck_assert_msg(u != NULL, "%s", err);
@@ -123,6 +124,17 @@ START_TEST(resolve_override)
 	ck_assert_uint_eq(
 		drp_upstream_resolve_override(u, "other.test", 443, ss, len, 4),
 		0);
+	/* several, in the order written, at most max */
+	ck_assert_uint_eq(
+		drp_upstream_resolve_override(u, "dual.test", 443, ss, len, 4),
+		2);
+	ck_assert_uint_eq(ss[0].ss_family, AF_INET6);
+	ck_assert_uint_eq(ntohs(((struct sockaddr_in6 *)&ss[0])->sin6_port),
+			  444);
+	ck_assert_uint_eq(ntohs(((struct sockaddr_in *)&ss[1])->sin_port), 443);
+	ck_assert_uint_eq(
+		drp_upstream_resolve_override(u, "dual.test", 443, ss, len, 1),
+		1);
 	drp_upstream_conf_unref(u);
 	drp_conf_free(c);
 }
