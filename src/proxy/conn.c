@@ -1139,6 +1139,7 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 				      port);
 			return;
 		}
+		exch_begin(c); /* the facts its failure is logged with */
 		start_fetch(c, req, false, host, port, path, plen, false);
 		return;
 	}

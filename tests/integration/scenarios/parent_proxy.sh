@@ -174,6 +174,9 @@ expect_match "the tunnel's log line" "CONNECT tunnel.test:443: the upstream prox
 	"$(cat "$PROXY_DIR/proxy.log")"
 expect_eq "plain http, wrong parent password" 502 \
 	"$(curl -sS -o /dev/null -w '%{http_code}' --proxy "$PROXY_URL" http://plain.test/file)"
+expect_match "its log line" \
+	"GET plain.test/file: 502: the upstream proxy 127.0.0.1:$sqa refused the request for plain.test: 407" \
+	"$(cat "$PROXY_DIR/proxy.log")"
 for f in "$WORK"/par-*/access.log "$WORK"/par-*/proxy.log "$WORK"/logs/proxy-par-*.err; do
 	if grep -qF -e "$SQ_PW" -e wrong-password -e "$(printf '%s:%s' "$SQ_USER" "$SQ_PW" | base64 -w0)" \
 		-e "$(printf '%s:wrong-password' "$SQ_USER" | base64 -w0)" "$f"; then
