@@ -67,7 +67,7 @@ extern "C" {
 #endif
 
 #define DRP_CACHE_ABI_MAJOR 1
-#define DRP_CACHE_ABI_MINOR 1
+#define DRP_CACHE_ABI_MINOR 2
 
 /* "sha256:" + 64 hex digits, plus the NUL. */
 #define DRP_CACHE_DIGEST_SIZE 72
@@ -168,6 +168,14 @@ typedef struct drp_cache_info {
  */
 typedef int (*drp_cache_iter_cb)(const char *digest,
 				 const drp_cache_info_t *info, void *arg);
+
+/*
+ * meta_iterate() callback: one record. key and val are only valid during
+ * the call. Return 0 to continue, non-zero to stop (meta_iterate then
+ * returns that value).
+ */
+typedef int (*drp_cache_meta_cb)(const void *key, size_t keylen,
+				 const void *val, size_t vallen, void *arg);
 
 /*
  * The operations table: one `static const` instance per backend, with
@@ -354,6 +362,36 @@ typedef struct drp_cache_api {
 	 */
 	int (*adopt)(drp_cache_t *db, drp_cache_stats_t *stats,
 		     const char *digest, int fd, uint64_t len);
+
+	/* ---- v1.2 (optional: check with DRP_CACHE_HAS_OP) ---- */
+
+	/*
+	 * Call cb for every metadata record whose key begins with the
+	 * prefixlen bytes at prefix (prefixlen 0: every record), in no
+	 * particular order. Records put or deleted during the walk may or
+	 * may not be reported; cb may call other ops on db, meta_del of the
+	 * record it was given included. Returns 0, the callback's non-zero
+	 * stop value, or -errno. For the administrator's tools (listing,
+	 * purging: docker-registry-proxy cache), never the request path.
+	 * A backend without it cannot list tags.
+	 * fs: reads every record file under meta/ (blocks; seconds for a
+	 * cache of many thousand records).
+	 */
+	int (*meta_iterate)(drp_cache_t *db, drp_cache_stats_t *stats,
+			    const void *prefix, size_t prefixlen,
+			    drp_cache_meta_cb cb, void *arg);
+	/*
+	 * read_open() that is not a use of the object: its last use, its
+	 * place in the LRU order and whatever the backend keeps of them on
+	 * disk stay as they were, so that reading every object (verify, a
+	 * listing that parses manifests) does not make the whole cache look
+	 * recently used and defeat eviction and max_age. Everything else is
+	 * read_open's: the reader pins the object, read and read_close
+	 * serve it. The core falls back to read_open without it.
+	 */
+	int (*peek_open)(drp_cache_t *db, drp_cache_stats_t *stats,
+			 const char *digest, uint64_t offset,
+			 drp_cache_reader_t **reader, drp_cache_info_t *info);
 	/* Appended ops go here (check with DRP_CACHE_HAS_OP). */
 } drp_cache_api_t;
 

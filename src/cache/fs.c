@@ -516,8 +516,40 @@ err_dir:
 	return rc;
 }
 
+/*
+ * Persist the last uses the index learned since each object's disk stamp
+ * (read_open stamps at most hourly; lookups never do), so that after a
+ * clean restart last use, which orders eviction and decides max_age, is
+ * exact to the second. A crash loses at most STAMP_INTERVAL of it.
+ */
+static void flush_stamps(drp_cache_t *db)
+{
+	drp_cache_snap_t *snap;
+	size_t n;
+	pthread_mutex_lock(&db->idx.lock);
+	int rc = drp_cache_index_snapshot(&db->idx, &snap, &n);
+	pthread_mutex_unlock(&db->idx.lock);
+	if (rc < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		drp_cache_obj_t *o =
+			drp_cache_index_find(&db->idx, snap[i].digest);
+		if (o == NULL || o->last_used <= o->stamp)
+			continue;
+		char path[128];
+		blob_path(path, sizeof(path), o->digest);
+		struct timespec ts[2] = {{.tv_sec = o->last_used},
+					 {.tv_nsec = UTIME_OMIT}};
+		if (utimensat(db->dirfd, path, ts, AT_SYMLINK_NOFOLLOW) == 0)
+			o->stamp = o->last_used;
+	}
+	free(snap);
+}
+
 static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 {
+	/* Nothing else runs on db now (the contract of close). */
+	flush_stamps(db);
 	drp_cache_index_destroy(&db->idx);
 	close(db->lockfd);
 	close(db->dirfd);
@@ -531,9 +563,12 @@ static int fs_lookup(drp_cache_t *db, drp_cache_stats_t *stats,
 	return drp_cache_index_lookup(&db->idx, stats, digest, now_s(), info);
 }
 
-static int fs_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
-			const char *digest, uint64_t offset,
-			drp_cache_reader_t **reader, drp_cache_info_t *info)
+/* read_open, and peek_open when !use: the object's last use (in memory
+ * and its stamp on disk) is left alone. */
+static int open_reader(drp_cache_t *db, drp_cache_stats_t *stats,
+		       const char *digest, uint64_t offset,
+		       drp_cache_reader_t **reader, drp_cache_info_t *info,
+		       bool use)
 {
 	uint8_t d[DRP_DIGEST_LEN];
 	char path[128];
@@ -555,10 +590,11 @@ static int fs_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
 		 * unlink it in between (an explicit remove can; then the
 		 * open below fails and we report a miss). */
 		drp_cache_index_pin(&db->idx, o);
-		drp_cache_index_touch(&db->idx, o, now);
+		if (use)
+			drp_cache_index_touch(&db->idx, o, now);
 		inf.size = o->size;
-		inf.last_used = now;
-		if (now - o->stamp >= STAMP_INTERVAL) {
+		inf.last_used = o->last_used;
+		if (use && now - o->stamp >= STAMP_INTERVAL) {
 			o->stamp = now;
 			stamp = true;
 		}
@@ -612,6 +648,20 @@ err_unpin:
 	drp_cache_index_unpin(&db->idx, o);
 	pthread_mutex_unlock(&db->idx.lock);
 	return rc;
+}
+
+static int fs_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
+			const char *digest, uint64_t offset,
+			drp_cache_reader_t **reader, drp_cache_info_t *info)
+{
+	return open_reader(db, stats, digest, offset, reader, info, true);
+}
+
+static int fs_peek_open(drp_cache_t *db, drp_cache_stats_t *stats,
+			const char *digest, uint64_t offset,
+			drp_cache_reader_t **reader, drp_cache_info_t *info)
+{
+	return open_reader(db, stats, digest, offset, reader, info, false);
 }
 
 static ssize_t fs_read(drp_cache_t *db, drp_cache_stats_t *stats,
@@ -1268,6 +1318,69 @@ static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 	return 0;
 }
 
+/* One record file of meta/: its key and value into buf (capacity cap),
+ * or false if it is not a whole record. */
+static bool read_record(int dirfd, const char *name, uint8_t *buf, size_t cap,
+			uint32_t *kl, uint32_t *vl)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	ssize_t n;
+	do
+		n = pread(fd, buf, cap, 0);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < META_HDR || memcmp(buf, META_MAGIC, 4) != 0 || buf[4] != 1)
+		return false;
+	*kl = get_le32(buf + 8);
+	*vl = get_le32(buf + 12);
+	return *kl > 0 && *kl <= DRP_CACHE_KEY_MAX &&
+	       *vl <= DRP_CACHE_META_MAX &&
+	       (uint64_t)META_HDR + *kl + *vl == (uint64_t)n;
+}
+
+static int fs_meta_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
+			   const void *prefix, size_t prefixlen,
+			   drp_cache_meta_cb cb, void *arg)
+{
+	/* One more byte than the largest record: a longer file is not one. */
+	size_t cap = META_HDR + DRP_CACHE_KEY_MAX + DRP_CACHE_META_MAX + 1;
+	uint8_t *buf = malloc(cap);
+	if (buf == NULL)
+		return -ENOMEM;
+	int rc = 0;
+	for (unsigned shard = 0; shard < 256 && rc == 0; shard++) {
+		char rel[16];
+		snprintf(rel, sizeof(rel), "meta/%02x", shard);
+		int fd = openat(db->dirfd, rel,
+				O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		DIR *d = fdopendir(fd);
+		if (d == NULL) {
+			close(fd);
+			continue;
+		}
+		struct dirent *de;
+		while (rc == 0 && (de = readdir(d)) != NULL) {
+			uint32_t kl, vl;
+			if (de->d_name[0] == '.' ||
+			    (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
+				continue;
+			if (!read_record(fd, de->d_name, buf, cap, &kl, &vl) ||
+			    kl < prefixlen ||
+			    memcmp(buf + META_HDR, prefix, prefixlen) != 0)
+				continue;
+			rc = cb(buf + META_HDR, kl, buf + META_HDR + kl, vl,
+				arg);
+		}
+		closedir(d);
+	}
+	free(buf);
+	return rc;
+}
+
 void drp_cache_fs_inject_error(drp_cache_t *db, int err, unsigned count)
 {
 	pthread_mutex_lock(&db->idx.lock);
@@ -1301,6 +1414,8 @@ static const drp_cache_api_t fs_api = {
 	.meta_del = fs_meta_del,
 	.spool_open = fs_spool_open,
 	.adopt = fs_adopt,
+	.meta_iterate = fs_meta_iterate,
+	.peek_open = fs_peek_open,
 };
 
 const drp_cache_api_t *drp_cache_fs(void)

@@ -104,9 +104,10 @@ static int mem_lookup(drp_cache_t *db, drp_cache_stats_t *stats,
 	return drp_cache_index_lookup(&db->idx, stats, digest, now_s(), info);
 }
 
-static int mem_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
-			 const char *digest, uint64_t offset,
-			 drp_cache_reader_t **reader, drp_cache_info_t *info)
+/* read_open, and peek_open when !use (the last use is left alone). */
+static int open_reader(drp_cache_t *db, const char *digest, uint64_t offset,
+		       drp_cache_reader_t **reader, drp_cache_info_t *info,
+		       bool use)
 {
 	uint8_t d[DRP_DIGEST_LEN];
 	int rc = 0;
@@ -120,7 +121,8 @@ static int mem_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
 		rc = -EINVAL;
 	} else {
 		drp_cache_index_pin(&db->idx, o);
-		drp_cache_index_touch(&db->idx, o, now_s());
+		if (use)
+			drp_cache_index_touch(&db->idx, o, now_s());
 		if (info) {
 			info->size = o->size;
 			info->last_used = o->last_used;
@@ -134,6 +136,20 @@ static int mem_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
 	r->pos = offset;
 	*reader = r;
 	return 0;
+}
+
+static int mem_read_open(drp_cache_t *db, drp_cache_stats_t *stats,
+			 const char *digest, uint64_t offset,
+			 drp_cache_reader_t **reader, drp_cache_info_t *info)
+{
+	return open_reader(db, digest, offset, reader, info, true);
+}
+
+static int mem_peek_open(drp_cache_t *db, drp_cache_stats_t *stats,
+			 const char *digest, uint64_t offset,
+			 drp_cache_reader_t **reader, drp_cache_info_t *info)
+{
+	return open_reader(db, digest, offset, reader, info, false);
 }
 
 static ssize_t mem_read(drp_cache_t *db, drp_cache_stats_t *stats,
@@ -503,6 +519,56 @@ static int mem_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 	return 0;
 }
 
+/* Copies of the matching records, taken under the lock: the callback
+ * runs without it and may delete what it is given. */
+static int mem_meta_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
+			    const void *prefix, size_t prefixlen,
+			    drp_cache_meta_cb cb, void *arg)
+{
+	struct meta_rec *copies = NULL;
+	pthread_mutex_lock(&db->meta_lock);
+	for (size_t i = 0; i < db->mnb; i++) {
+		for (struct meta_rec *r = db->mb[i]; r; r = r->next) {
+			if (r->klen < prefixlen ||
+			    memcmp(r->key, prefix, prefixlen) != 0)
+				continue;
+			struct meta_rec *c = malloc(sizeof(*c) + r->klen);
+			uint8_t *v = malloc(r->vlen ? r->vlen : 1);
+			if (c == NULL || v == NULL) {
+				free(c);
+				free(v);
+				pthread_mutex_unlock(&db->meta_lock);
+				while (copies) {
+					struct meta_rec *n = copies->next;
+					free(copies->val);
+					free(copies);
+					copies = n;
+				}
+				return -ENOMEM;
+			}
+			c->klen = r->klen;
+			c->vlen = r->vlen;
+			memcpy(c->key, r->key, r->klen);
+			if (r->vlen)
+				memcpy(v, r->val, r->vlen);
+			c->val = v;
+			c->next = copies;
+			copies = c;
+		}
+	}
+	pthread_mutex_unlock(&db->meta_lock);
+	int rc = 0;
+	while (copies) {
+		struct meta_rec *c = copies;
+		copies = c->next;
+		if (rc == 0)
+			rc = cb(c->key, c->klen, c->val, c->vlen, arg);
+		free(c->val);
+		free(c);
+	}
+	return rc;
+}
+
 static const drp_cache_api_t mem_api = {
 	.abi_major = DRP_CACHE_ABI_MAJOR,
 	.abi_minor = DRP_CACHE_ABI_MINOR,
@@ -525,6 +591,8 @@ static const drp_cache_api_t mem_api = {
 	.meta_put = mem_meta_put,
 	.meta_get = mem_meta_get,
 	.meta_del = mem_meta_del,
+	.meta_iterate = mem_meta_iterate,
+	.peek_open = mem_peek_open,
 };
 
 const drp_cache_api_t *drp_cache_mem(void)

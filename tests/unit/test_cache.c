@@ -895,6 +895,7 @@ END_TEST
 struct iter_acc {
 	char dg[4][DRP_DIGEST_STRSIZE];
 	uint64_t size[4];
+	int64_t last[4];
 	int n;
 	int stop_at;
 };
@@ -905,6 +906,7 @@ static int iter_cb(const char *digest, const drp_cache_info_t *info, void *arg)
 	if (acc->n == acc->stop_at)
 		return 42;
 	snprintf(acc->dg[acc->n], DRP_DIGEST_STRSIZE, "%s", digest);
+	acc->last[acc->n] = info->last_used;
 	acc->size[acc->n++] = info->size;
 	return 0;
 }
@@ -1002,6 +1004,133 @@ START_TEST(meta_records)
 	ck_assert_uint_eq(st.meta_dels, 1);
 	ck_assert_uint_eq(st.meta_hits, 5);
 	ck_assert_uint_eq(st.meta_misses, 3);
+	close_db();
+}
+END_TEST
+
+struct meta_acc {
+	int n, stop_at;
+	char keys[8][32];
+	bool del; /* delete each record from the callback */
+};
+
+static int meta_cb(const void *key, size_t keylen, const void *val,
+		   size_t vallen, void *arg)
+{
+	struct meta_acc *acc = arg;
+	if (acc->n == acc->stop_at)
+		return 7;
+	ck_assert_int_lt(acc->n, 8);
+	ck_assert_uint_lt(keylen, sizeof(acc->keys[0]));
+	memcpy(acc->keys[acc->n], key, keylen);
+	acc->keys[acc->n][keylen] = '\0';
+	/* The value is the key's first byte repeated keylen times. */
+	ck_assert_uint_eq(vallen, keylen);
+	for (size_t i = 0; i < vallen; i++)
+		ck_assert_int_eq(((const char *)val)[i],
+				 ((const char *)key)[0]);
+	if (acc->del)
+		ck_assert_int_eq(api->meta_del(db, &st, key, keylen), 0);
+	acc->n++;
+	return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void put_rec(const char *key)
+{
+	char val[32];
+	size_t n = strlen(key);
+	memset(val, key[0], n);
+	ck_assert_int_eq(api->meta_put(db, &st, key, n, val, n), 0);
+}
+
+/* v1.2: the records whose key starts with a prefix, every record, a stop
+ * value, deleting from the callback. */
+START_TEST(meta_iterate)
+{
+	open_db(_i, "metaiter", 1000);
+	ck_assert(DRP_CACHE_HAS_OP(api, meta_iterate));
+	put_rec("tag a b c -");
+	put_rec("tag a b d -");
+	put_rec("seen x y z");
+	put_rec("mt sha256:1");
+	put_rec("tagx");
+	struct meta_acc acc = {.stop_at = -1};
+	ck_assert_int_eq(api->meta_iterate(db, &st, "tag ", 4, meta_cb, &acc),
+			 0);
+	ck_assert_int_eq(acc.n, 2);
+	qsort(acc.keys, (size_t)acc.n, sizeof(acc.keys[0]), cmp_key);
+	ck_assert_str_eq(acc.keys[0], "tag a b c -");
+	ck_assert_str_eq(acc.keys[1], "tag a b d -");
+	acc = (struct meta_acc){.stop_at = -1};
+	ck_assert_int_eq(api->meta_iterate(db, &st, "", 0, meta_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 5);
+	acc = (struct meta_acc){.stop_at = 1};
+	ck_assert_int_eq(api->meta_iterate(db, &st, "", 0, meta_cb, &acc), 7);
+	ck_assert_int_eq(acc.n, 1);
+	/* Deleting what the callback is given: every record goes, once. */
+	acc = (struct meta_acc){.stop_at = -1, .del = true};
+	ck_assert_int_eq(api->meta_iterate(db, &st, "t", 1, meta_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 3);
+	acc = (struct meta_acc){.stop_at = -1};
+	ck_assert_int_eq(api->meta_iterate(db, &st, "", 0, meta_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 2);
+	/* Objects are not records. */
+	char dg[DRP_DIGEST_STRSIZE];
+	ck_assert_int_eq(put_seed(5, 100, dg, 0), 0);
+	acc = (struct meta_acc){.stop_at = -1};
+	ck_assert_int_eq(api->meta_iterate(db, &st, "", 0, meta_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 2);
+	close_db();
+}
+END_TEST
+
+/* v1.2: peek_open reads an object without making it recently used. */
+START_TEST(peek_open)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	char c[DRP_DIGEST_STRSIZE];
+	struct iter_acc acc = {.stop_at = -1};
+	drp_cache_reader_t *r;
+	drp_cache_info_t info;
+
+	open_db(_i, "peek", 1 << 20);
+	ck_assert(DRP_CACHE_HAS_OP(api, peek_open));
+	ck_assert_int_eq(put_seed(1, 10, a, 0), 0);
+	ck_assert_int_eq(put_seed(2, 5000, b, 0), 0);
+	ck_assert_int_eq(put_seed(3, 30, c, 0), 0);
+	/* Order A, B, C; B's content through a peek. */
+	ck_assert_int_eq(api->peek_open(db, &st, b, 0, &r, &info), 0);
+	ck_assert_uint_eq(info.size, 5000);
+	size_t got;
+	uint8_t *buf = read_all(r, &got, 1000);
+	api->read_close(db, &st, r);
+	uint8_t want[5000];
+	fill(want, sizeof(want), 2);
+	ck_assert_uint_eq(got, 5000);
+	ck_assert_int_eq(memcmp(buf, want, got), 0);
+	free(buf);
+	ck_assert_int_eq(api->peek_open(db, &st, b, 5001, &r, NULL), -EINVAL);
+	ck_assert_int_eq(api->iterate(db, &st, iter_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 3);
+	ck_assert_str_eq(acc.dg[0], a);
+	ck_assert_str_eq(acc.dg[1], b);
+	ck_assert_str_eq(acc.dg[2], c);
+	/* read_open is a use: B moves to the end. */
+	ck_assert_int_eq(api->read_open(db, &st, b, 0, &r, NULL), 0);
+	api->read_close(db, &st, r);
+	acc = (struct iter_acc){.stop_at = -1};
+	ck_assert_int_eq(api->iterate(db, &st, iter_cb, &acc), 0);
+	ck_assert_str_eq(acc.dg[0], a);
+	ck_assert_str_eq(acc.dg[2], b);
+	ck_assert_int_eq(api->peek_open(db, &st, "sha256:00", 0, &r, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(api->remove(db, &st, a), 0);
+	ck_assert_int_eq(api->peek_open(db, &st, a, 0, &r, NULL), -ENOENT);
 	close_db();
 }
 END_TEST
@@ -1397,6 +1526,56 @@ START_TEST(fs_restart)
 }
 END_TEST
 
+/* Set an object file's times to t (atime and mtime). */
+static void age_file(const char *dg, time_t t)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", dir, dg + 7,
+		 dg + 7);
+	struct timespec ts[2] = {{.tv_sec = t}, {.tv_sec = t}};
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static int64_t last_used_of(const char *dg)
+{
+	struct iter_acc acc = {.stop_at = -1};
+	ck_assert_int_eq(api->iterate(db, &st, iter_cb, &acc), 0);
+	for (int i = 0; i < acc.n; i++) {
+		if (strcmp(acc.dg[i], dg) != 0)
+			continue;
+		return acc.last[i]; /* iterate is no use */
+	}
+	ck_abort_msg("%s not in the cache", dg);
+	return 0;
+}
+
+/* Last use survives a clean restart to the second (close persists what
+ * the index learned since the hourly stamp, lookups included); a peek is
+ * not a use, even across a restart. */
+START_TEST(fs_last_use_restart)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	time_t old = time(NULL) - 7200;
+	drp_cache_reader_t *r;
+
+	open_db(0, "lastuse", 1 << 20);
+	ck_assert_int_eq(put_seed(1, 100, a, 0), 0);
+	ck_assert_int_eq(put_seed(2, 200, b, 0), 0);
+	age_file(a, old);
+	age_file(b, old);
+	reopen();
+	ck_assert_int_eq(last_used_of(a), old);
+	ck_assert_int_eq(last_used_of(b), old);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), 0);
+	ck_assert_int_eq(api->peek_open(db, &st, b, 0, &r, NULL), 0);
+	api->read_close(db, &st, r);
+	reopen();
+	ck_assert_int_ge(last_used_of(a), time(NULL) - 5);
+	ck_assert_int_eq(last_used_of(b), old);
+	close_db();
+}
+END_TEST
+
 START_TEST(fs_restart_lowered_budget)
 {
 	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
@@ -1695,8 +1874,8 @@ START_TEST(registry)
 	bad.abi_major = DRP_CACHE_ABI_MAJOR + 1; /* other major */
 	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
 			 -ENOTSUP);
-	ck_assert_str_eq(err, "cache backend ABI 2.1 not supported (daemon "
-			      "has 1.1)");
+	ck_assert_str_eq(err, "cache backend ABI 2.2 not supported (daemon "
+			      "has 1.2)");
 	bad.abi_major = DRP_CACHE_ABI_MAJOR;
 	bad.abi_minor = DRP_CACHE_ABI_MINOR + 1; /* newer minor */
 	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
@@ -1726,8 +1905,15 @@ START_TEST(registry)
 	ck_assert_int_eq(drp_cache_backend_find("failing")->open(
 				 &x, &c, &s, err, sizeof(err)),
 			 -ENOSYS);
-	/* DRP_CACHE_HAS_OP: a v1 table has meta_del. */
+	/* DRP_CACHE_HAS_OP: a v1 table has meta_del; a table built before
+	 * v1.2 (struct_size up to adopt) has no meta_iterate. */
 	ck_assert(DRP_CACHE_HAS_OP(drp_cache_fs(), meta_del));
+	ck_assert(DRP_CACHE_HAS_OP(drp_cache_mem(), meta_iterate));
+	ck_assert(DRP_CACHE_HAS_OP(drp_cache_fs(), peek_open));
+	bad = *drp_cache_fs();
+	bad.struct_size = offsetof(drp_cache_api_t, adopt) + sizeof(bad.adopt);
+	ck_assert(DRP_CACHE_HAS_OP(&bad, adopt));
+	ck_assert(!DRP_CACHE_HAS_OP(&bad, meta_iterate));
 }
 END_TEST
 
@@ -1761,6 +1947,8 @@ Suite *cache_suite(void)
 	tcase_add_loop_test(tc, iterate_lru_order, 0, nb);
 	tcase_add_loop_test(tc, meta_records, 0, nb);
 	tcase_add_loop_test(tc, meta_many, 0, nb);
+	tcase_add_loop_test(tc, meta_iterate, 0, nb);
+	tcase_add_loop_test(tc, peek_open, 0, nb);
 	tcase_add_loop_test(tc, tag_records, 0, nb);
 	tcase_add_loop_test(tc, damaged_records_not_served, 0, nb);
 	tcase_add_test(tc, accept_key_too_many_types);
@@ -1772,6 +1960,7 @@ Suite *cache_suite(void)
 	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
 	tcase_add_test(tc, fs_restart);
 	tcase_add_test(tc, fs_restart_lowered_budget);
+	tcase_add_test(tc, fs_last_use_restart);
 	tcase_add_test(tc, fs_corrupt_not_served);
 	tcase_add_test(tc, fs_lock);
 	tcase_add_test(tc, fs_disk_full);
