@@ -81,10 +81,12 @@ drp_conf_t *drp_conf_defaults(void)
 	c->drain_timeout = 8;
 	c->push = DRP_CONF_PUSH_CLIENT;
 	c->mirror = true;
+	c->admin_socket = NULL;
 	c->cache_backend = drp_strdup("fs");
 	c->cache_dir = drp_strdup("./cache");
 	c->cache_max_size = 32ULL << 30;
 	c->tag_ttl = 300;
+	c->cache_max_age = 0;
 	return c;
 }
 
@@ -128,6 +130,7 @@ static const char defaults_text[] =
 	"upstream_proxy =\n"
 	"upstream_proxy_password_file =\n"
 	"no_upstream_proxy =\n"
+	"admin_socket =\n"
 	"\n"
 	"[resolve]\n"
 	"\n"
@@ -135,7 +138,8 @@ static const char defaults_text[] =
 	"backend = fs\n"
 	"dir = ./cache\n"
 	"max_size = 32G\n"
-	"tag_ttl = 5m\n";
+	"tag_ttl = 5m\n"
+	"max_age = 0\n";
 
 const char *drp_conf_defaults_text(void)
 {
@@ -249,6 +253,7 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->access_log);
 	free(c->error_log);
 	free(c->users_file);
+	free(c->admin_socket);
 	if (c->ca_key_passphrase)
 		explicit_bzero(c->ca_key_passphrase,
 			       strlen(c->ca_key_passphrase));

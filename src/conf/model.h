@@ -190,6 +190,8 @@ typedef struct drp_conf {
 	unsigned n_no_upstream_proxy;
 	drp_cidr_t *no_upstream_proxy_cidr;
 	unsigned n_no_upstream_proxy_cidr;
+	char *admin_socket;	    /* admin_socket = path of the admin socket;
+				       NULL: admin.sock beside ca_dir; "": off */
 
 	/* [resolve] */
 	drp_conf_resolve_t *resolve;
@@ -205,6 +207,8 @@ typedef struct drp_conf {
 	/* The match limits of every tag_ttl_match (a pcre2_match_context),
 	 * made with the first expression; NULL if there is none. */
 	void *tag_ttl_mctx;
+	double cache_max_age;	 /* max_age = 0 (never): objects unused
+				    this long are removed */
 
 	/* [registry "name"] sections in file order */
 	drp_conf_registry_t *registry;

@@ -1105,6 +1105,18 @@ static void set_push(struct ld *ld, const drp_conf_item_t *it,
 	get_push(ld, it, &ld->c->push);
 }
 
+/* Empty: the default place (NULL); off: none (""). */
+static void set_admin_socket(struct ld *ld, const drp_conf_item_t *it,
+			     const struct key *k)
+{
+	free(ld->c->admin_socket);
+	ld->c->admin_socket = NULL;
+	if (strcmp(it->value, "off") == 0)
+		ld->c->admin_socket = drp_strdup("");
+	else if (it->value[0] != '\0')
+		ld->c->admin_socket = drp_strdup(it->value);
+}
+
 #define F(field) offsetof(drp_conf_t, field)
 
 /* A key with its type (min and max for a number). */
@@ -1166,6 +1178,7 @@ static const struct key proxy_keys[] = {
 	{KEY("upstream_proxy_password_file", PATH), .set = set_string_opt,
 	 .off = F(upstream_proxy_password_file)},
 	{KEY("no_upstream_proxy", STRING), .set = set_no_upstream_proxy},
+	{KEY("admin_socket", PATH), .set = set_admin_socket},
 };
 
 /* ---- [cache] ---- */
@@ -1211,6 +1224,15 @@ static void set_tag_ttl_match(struct ld *ld, const drp_conf_item_t *it,
 	add_ttl_rule(ld, it, &ld->c->tag_ttl_rules, &ld->c->n_tag_ttl_rules);
 }
 
+static void set_max_age(struct ld *ld, const drp_conf_item_t *it,
+			const struct key *k)
+{
+	double v;
+
+	if (get_duration(ld, it, false, &v))
+		ld->c->cache_max_age = v;
+}
+
 static const struct key cache_keys[] = {
 	{KEY("backend", STRING), .set = set_backend},
 	{KEY("dir", PATH), .set = set_string, .off = F(cache_dir)},
@@ -1218,6 +1240,7 @@ static const struct key cache_keys[] = {
 	{KEY("tag_ttl", DURATION), .set = set_tag_ttl},
 	{KEY("tag_ttl_match", STRING), .set = set_tag_ttl_match,
 	 .repeat = true},
+	{KEY("max_age", DURATION), .set = set_max_age},
 };
 
 static void apply_keys(struct ld *ld, const drp_ini_section_t *s,

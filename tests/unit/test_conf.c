@@ -916,6 +916,37 @@ START_TEST(ca_passphrase_and_drain)
 }
 END_TEST
 
+/* [cache] max_age (0: never) and [proxy] admin_socket (empty: the
+ * default place, off: none). */
+START_TEST(max_age_and_admin_socket)
+{
+	drp_conf_t *c = load_ok("[proxy]\n");
+	ck_assert_double_eq(c->cache_max_age, 0);
+	ck_assert_ptr_null(c->admin_socket);
+	drp_conf_free(c);
+	c = load_ok("[proxy]\nadmin_socket = /run/drp/admin.sock\n"
+		    "[cache]\nmax_age = 30d\n");
+	ck_assert_double_eq(c->cache_max_age, 30 * 86400);
+	ck_assert_str_eq(c->admin_socket, "/run/drp/admin.sock");
+	drp_conf_free(c);
+	c = load_ok("[proxy]\nadmin_socket = off\n[cache]\nmax_age = 2.5\n");
+	ck_assert_double_eq(c->cache_max_age, 2.5);
+	ck_assert_str_eq(c->admin_socket, "");
+	drp_conf_free(c);
+	c = load_ok("[proxy]\nadmin_socket =\n");
+	ck_assert_ptr_null(c->admin_socket);
+	drp_conf_free(c);
+	drp_conf_errors_t errs = {0};
+	ck_assert_ptr_null(drp_conf_load_string(
+		"t.ini", "[cache]\nmax_age = a while\n", &errs));
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_str_eq(errs.msg[0],
+			 "t.ini:2: [cache] max_age: invalid duration 'a "
+			 "while' (expected e.g. 30, 0.5, 30s, 5m, 2h, 1d)");
+	drp_conf_errors_free(&errs);
+}
+END_TEST
+
 START_TEST(full_config)
 {
 	drp_conf_t *c = load_ok(full_text);
@@ -1209,6 +1240,8 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_str_eq(a->cache_dir, b->cache_dir);
 	ck_assert_uint_eq(a->cache_max_size, b->cache_max_size);
 	ck_assert_double_eq(a->tag_ttl, b->tag_ttl);
+	ck_assert_double_eq(a->cache_max_age, b->cache_max_age);
+	assert_str_or_null_eq(a->admin_socket, b->admin_socket);
 	ck_assert_uint_eq(a->n_registry, b->n_registry);
 }
 
@@ -1309,6 +1342,8 @@ START_TEST(defaults_round_trip)
 		"upstream_proxy",
 		"upstream_proxy_password_file",
 		"no_upstream_proxy",
+		"max_age",
+		"admin_socket",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
 		char needle[64];
@@ -1422,6 +1457,7 @@ START_TEST(example_uncommented_loads)
 		"max_size",	    "tag_ttl",
 		"drain_timeout",    "push",
 		"tag_ttl_match",    "ca_key_passphrase",
+		"max_age",	    "admin_socket",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
 		char needle[64];
@@ -1841,6 +1877,7 @@ Suite *conf_suite(void)
 
 	tc = tcase_create("load");
 	tcase_add_test(tc, full_config);
+	tcase_add_test(tc, max_age_and_admin_socket);
 	tcase_add_test(tc, ca_passphrase_and_drain);
 	tcase_add_test(tc, value_syntax);
 	tcase_add_test(tc, long_line);
