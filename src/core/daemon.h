@@ -131,6 +131,11 @@ typedef struct drp_worker {
 	ev_async fill_wake; /* a fill made progress: kick its waiters */
 	struct drp_exch *fill_waiters; /* requests waiting for fill bytes */
 	bool draining;
+	/* Functions other threads asked to run on this loop
+	 * (drp_worker_call), in order; guarded by calls_lock. */
+	ev_async calls_wake;
+	pthread_mutex_t calls_lock;
+	struct drp_worker_call *calls, *calls_tail;
 } drp_worker_t;
 
 #endif

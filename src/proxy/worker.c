@@ -249,6 +249,51 @@ static void fill_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	w->hooks->fill_wake(w);
 }
 
+struct drp_worker_call {
+	struct drp_worker_call *next;
+	drp_worker_call_fn *fn;
+	void *arg;
+};
+
+static void calls_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	drp_worker_t *w = DRP_CONTAINER_OF(a, drp_worker_t, calls_wake);
+	pthread_mutex_lock(&w->calls_lock);
+	struct drp_worker_call *c = w->calls;
+	w->calls = w->calls_tail = NULL;
+	pthread_mutex_unlock(&w->calls_lock);
+	while (c) {
+		struct drp_worker_call *next = c->next;
+		c->fn(w, c->arg);
+		free(c);
+		c = next;
+	}
+}
+
+int drp_worker_call(drp_worker_t *w, drp_worker_call_fn *fn, void *arg)
+{
+	drp_server_t *srv = w->srv;
+	struct drp_worker_call *c = DRP_NEW(struct drp_worker_call);
+	c->fn = fn;
+	c->arg = arg;
+	pthread_rwlock_rdlock(&srv->loops_lock);
+	if (!srv->loops_live || w->loop == NULL) {
+		pthread_rwlock_unlock(&srv->loops_lock);
+		free(c);
+		return -ESHUTDOWN;
+	}
+	pthread_mutex_lock(&w->calls_lock);
+	if (w->calls_tail)
+		w->calls_tail->next = c;
+	else
+		w->calls = c;
+	w->calls_tail = c;
+	pthread_mutex_unlock(&w->calls_lock);
+	ev_async_send(w->loop, &w->calls_wake);
+	pthread_rwlock_unlock(&srv->loops_lock);
+	return 0;
+}
+
 static void reap_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
 	drp_worker_t *w = DRP_CONTAINER_OF(p, drp_worker_t, reap);
@@ -285,6 +330,10 @@ int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf,
 	ev_async_start(w->loop, &w->wake);
 	ev_async_init(&w->fill_wake, fill_wake_cb);
 	ev_async_start(w->loop, &w->fill_wake);
+	pthread_mutex_init(&w->calls_lock, NULL);
+	w->calls = w->calls_tail = NULL;
+	ev_async_init(&w->calls_wake, calls_cb);
+	ev_async_start(w->loop, &w->calls_wake);
 	/* Started (by the connection's close) when there is something to
 	 * free. */
 	ev_prepare_init(&w->reap, reap_cb);
@@ -300,8 +349,16 @@ void drp_worker_loop_fini(drp_worker_t *w)
 {
 	w->hooks->reap(w);
 	drp_upstream_fini(&w->upstream);
+	ev_async_stop(w->loop, &w->calls_wake);
 	ev_loop_destroy(w->loop);
 	w->loop = NULL;
+	while (w->calls) {
+		struct drp_worker_call *next = w->calls->next;
+		free(w->calls);
+		w->calls = next;
+	}
+	w->calls_tail = NULL;
+	pthread_mutex_destroy(&w->calls_lock);
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
 	w->spare_fd = -1;
@@ -376,6 +433,7 @@ static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	w->hooks->stop(w);
 	ev_async_stop(loop, &w->wake);
 	ev_async_stop(loop, &w->fill_wake);
+	ev_async_stop(loop, &w->calls_wake);
 	ev_break(loop, EVBREAK_ALL);
 }
 

@@ -40,4 +40,15 @@ void drp_worker_loop_fini(drp_worker_t *w);
 /* Connection id for logs: unique per process. */
 unsigned drp_worker_conn_id(drp_worker_t *w);
 
+/*
+ * Run fn(w, arg) on w's loop, soon, from any thread (calls from one
+ * thread run in the order made). Returns 0, or -ESHUTDOWN when the
+ * loops are gone or going (srv->loops_live is false): fn will not run.
+ * Calls still queued when the loop ends are dropped without running
+ * (the caller that needs an answer waits for fn, see drp_ctl).
+ */
+typedef void drp_worker_call_fn(drp_worker_t *w, void *arg);
+int drp_worker_call(drp_worker_t *w, drp_worker_call_fn *fn, void *arg)
+	__attribute__((nonnull(1, 2)));
+
 #endif

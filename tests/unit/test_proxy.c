@@ -2,6 +2,9 @@
 /* Policy decisions and access-log lines of the proxy core. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 #include "conf/conf.h"
 #include "proxy/accesslog.h"
 #include "proxy/server.h"
+#include "proxy/worker.h"
 #include "util/mem.h"
 
 Suite *proxy_suite(void);
@@ -183,6 +187,84 @@ START_TEST(accesslog_line)
 }
 END_TEST
 
+/* ---- drp_worker_call: work handed to a loop from other threads ---- */
+
+static void noop_worker(drp_worker_t *w)
+{
+}
+static void noop_fill(drp_worker_t *w)
+{
+}
+static void noop_close(drp_worker_t *w, const char *reason)
+{
+}
+
+static const drp_worker_hooks_t noop_hooks = {
+	.reap = noop_worker,
+	.drain = noop_worker,
+	.close_all = noop_close,
+	.fill_wake = noop_fill,
+	.stop = noop_worker,
+};
+
+struct call_log {
+	pthread_t loop_thread;
+	int order[4];
+	int n;
+	bool on_loop;
+};
+
+static struct call_log calls;
+
+static void record_call(drp_worker_t *w, void *arg)
+{
+	calls.on_loop = calls.on_loop &&
+			pthread_equal(pthread_self(), calls.loop_thread);
+	calls.order[calls.n++] = (int)(intptr_t)arg;
+	if (calls.n == 3)
+		ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void *run_loop(void *arg)
+{
+	drp_worker_t *w = arg;
+	calls.loop_thread = pthread_self();
+	ev_run(w->loop, 0);
+	return NULL;
+}
+
+START_TEST(worker_call)
+{
+	drp_conf_t *c = conf_from("[proxy]\n");
+	drp_server_t srv = {.loops_live = true};
+	pthread_rwlock_init(&srv.loops_lock, NULL);
+	drp_worker_t w = {.srv = &srv, .spare_fd = -1};
+	ck_assert_int_eq(drp_worker_loop_init(&w, c, &noop_hooks), 0);
+	calls = (struct call_log){.on_loop = true};
+	/* Queued before the loop runs, then run in order on its thread. */
+	ck_assert_int_eq(drp_worker_call(&w, record_call, (void *)1), 0);
+	ck_assert_int_eq(drp_worker_call(&w, record_call, (void *)2), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, run_loop, &w), 0);
+	ck_assert_int_eq(drp_worker_call(&w, record_call, (void *)3), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(calls.n, 3);
+	ck_assert(calls.on_loop);
+	ck_assert_int_eq(calls.order[0], 1);
+	ck_assert_int_eq(calls.order[2], 3);
+	/* The loops are gone: refused, and never run. */
+	srv.loops_live = false;
+	ck_assert_int_eq(drp_worker_call(&w, record_call, (void *)4),
+			 -ESHUTDOWN);
+	srv.loops_live = true;
+	ck_assert_int_eq(drp_worker_call(&w, record_call, (void *)5), 0);
+	drp_worker_loop_fini(&w); /* dropped, not run */
+	ck_assert_int_eq(calls.n, 3);
+	pthread_rwlock_destroy(&srv.loops_lock);
+	drp_conf_free(c);
+}
+END_TEST
+
 Suite *proxy_suite(void)
 {
 	Suite *s = suite_create("proxy");
@@ -191,6 +273,9 @@ Suite *proxy_suite(void)
 	tcase_add_test(tc, intercept_hub_alias_section);
 	tcase_add_test(tc, resolve_override);
 	tcase_add_test(tc, accesslog_line);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("worker");
+	tcase_add_test(tc, worker_call);
 	suite_add_tcase(s, tc);
 	return s;
 }
