@@ -24,6 +24,8 @@
 
 #include "conf/conf.h"
 #include "conf/envconf.h"
+#include "ctl/cli.h"
+#include "ctl/ctl.h"
 #include "auth/auth.h"
 #include "registry/fill.h"
 #include "proxy/conn.h"
@@ -63,7 +65,11 @@ static void usage(FILE *f)
 		"  --print-config  with --env-config: print the configuration\n"
 		"              it makes (secrets redacted) and exit\n"
 		"  -V          print the version and exit\n"
-		"  -h          this help\n",
+		"  -h          this help\n"
+		"The cache, for an administrator (docker-registry-proxy(8)):\n"
+		"  cache list [--json] | cache purge REF|DIGEST... | "
+		"cache verify\n"
+		"  warm [--platform OS/ARCH]... REF...\n",
 		DEFAULT_CONF);
 }
 
@@ -490,6 +496,12 @@ static void reload(drp_server_t *srv, const char *path)
 		drp_log_warning(DRP_LOG_MAIN,
 				"ca_dir changes take effect only after a "
 				"restart");
+	if ((old->conf->admin_socket == NULL) != (conf->admin_socket == NULL) ||
+	    (conf->admin_socket &&
+	     strcmp(old->conf->admin_socket, conf->admin_socket) != 0))
+		drp_log_warning(DRP_LOG_MAIN,
+				"admin_socket changes take effect only after "
+				"a restart");
 	drp_runtime_unref(old);
 	drp_log_init(conf->log_level, conf->error_log);
 	drp_runtime_t *rt = drp_runtime_new(conf, err, sizeof(err));
@@ -540,7 +552,9 @@ int main(int argc, char **argv)
 		{"print-config", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
-	while ((opt = getopt_long(argc, argv, "c:tdp:Vh", longopts, NULL)) !=
+	/* "+": options end at the command word (cache, warm), whose own
+	 * options follow it. */
+	while ((opt = getopt_long(argc, argv, "+c:tdp:Vh", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 'c':
@@ -575,7 +589,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
+	bool command = optind < argc;
+	if (command && (test || detach || pidfile || stats || print)) {
 		usage(stderr);
 		return 2;
 	}
@@ -607,6 +622,17 @@ int main(int argc, char **argv)
 	}
 	const char *used = NULL;
 	drp_conf_t *conf = load_conf(conf_path, &used);
+	if (command) {
+		if (conf == NULL)
+			return 1;
+		gnutls_global_init();
+		char *env_dir = env_config ? env_state_dir() : NULL;
+		int r = drp_ctl_main(conf, env_dir, argc - optind,
+				     argv + optind);
+		free(env_dir);
+		gnutls_global_deinit();
+		return r;
+	}
 	if (stats) {
 		if (conf == NULL)
 			return 1;
@@ -694,6 +720,15 @@ int main(int argc, char **argv)
 		drp_log_err(DRP_LOG_NET, "%s", err);
 		return 1;
 	}
+	/* The admin socket and the max_age sweep (ctl/ctl.h). */
+	drp_ctl_t *ctl = NULL;
+	char *env_dir = env_config ? env_state_dir() : NULL;
+	int cr = drp_ctl_new(&srv, conf, env_dir, &ctl, err, sizeof(err));
+	free(env_dir);
+	if (cr < 0) {
+		drp_log_err(DRP_LOG_MAIN, "%s", err);
+		return 1;
+	}
 	if (detach && daemonize() < 0) {
 		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "cannot detach");
 		return 1;
@@ -711,10 +746,11 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/* The worker pool: lanes for the stores (here) and the password
-	 * checks (drp_workers_start), one thread reserved for each, and
-	 * one more for whichever needs it. */
-	srv.pool = drp_pool_new(3);
+	/* The worker pool: lanes for the stores (here), the password
+	 * checks (drp_workers_start) and the administrator's commands and
+	 * the max_age sweep (drp_ctl_start), one thread reserved for each,
+	 * and one more for whichever needs it. */
+	srv.pool = drp_pool_new(4);
 	if (srv.pool == NULL) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start the worker pool");
 		return 1;
@@ -725,6 +761,10 @@ int main(int argc, char **argv)
 		srv.jobs = drp_jobs_new_on(srv.pool, "stores", 1);
 	if (drp_workers_start(&srv, &drp_conn_worker_hooks) < 0) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
+		return 1;
+	}
+	if (drp_ctl_start(ctl) < 0) {
+		drp_log_err(DRP_LOG_MAIN, "cannot start the admin socket");
 		return 1;
 	}
 	for (unsigned i = 0; i < conf->n_listen; i++)
@@ -766,6 +806,7 @@ int main(int argc, char **argv)
 	drp_runtime_unref(last);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	drp_ctl_stop(ctl);
 	drp_workers_drain(&srv, grace);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* The hashers and stores get what is left of the grace (at least
@@ -779,6 +820,7 @@ int main(int argc, char **argv)
 	drp_fill_shutdown(&srv, left > 1 ? left : 1); /* verdicts, stores */
 	drp_jobs_free(srv.jobs); /* finishes the stores under way */
 	drp_pool_free(srv.pool);
+	drp_ctl_free(ctl);
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);
 	free(srv.spool_dir);

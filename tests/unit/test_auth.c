@@ -1963,6 +1963,66 @@ START_TEST(test_outsider)
 }
 END_TEST
 
+/* The daemon's own request for the operator (a warm, ctl/warm.h) has no
+ * peer address: every section admits it, private content is not refused
+ * to it, and its upstream requests carry the proxy's credentials, where
+ * an outsider's are refused. */
+START_TEST(test_operator)
+{
+	drp_auth_free(rt.auth);
+	drp_conf_free(rt.conf);
+	setup_conf("[registry \"basic.test\"]\nplugin = basic\n"
+		   "username = drpuser\npassword = s3cret\n"
+		   "allow = 10.0.0.0/8\n");
+	fake_conn_t *out = fake_conn("basic.test");
+	struct sockaddr_in *sin = (struct sockaddr_in *)&out->peer;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(0x7f000005); /* 127.0.0.5 */
+	fake_conn_t *op = fake_conn("basic.test");
+	op->x.peer_addr = NULL;
+	op->x.peer = "warm";
+	const char *www[] = {"Basic realm=\"r\"", NULL};
+	const char *raw = "GET /v2/test/small/manifests/v1 HTTP/1.1\r\n"
+			  "Host: basic.test\r\n\r\n";
+	char *ans, *h;
+	/* The outsider learns the repository is private. */
+	ck_assert(!intercept(out, raw, &ans));
+	free(ans);
+	drp_fetch_t *f =
+		new_fetch("basic.test", "GET", "/v2/test/small/manifests/v1");
+	drp_auth_attach(&rt, &worker, &out->x, f, "basic.test", 443,
+			"test/small");
+	free(attempt(f, ""));
+	ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_ERROR);
+	ck_assert_int_eq(f->fail_status, 403);
+	free_fetch(f);
+	ck_assert(intercept(out, raw, &ans));
+	ck_assert_int_eq(out->x.status, 403);
+	free(ans);
+	/* The operator: on to the cache, no confirmation needed... */
+	ck_assert(!intercept(op, raw, &ans));
+	ck_assert(!op->x.auth_confirm);
+	ck_assert_str_eq(ans, "");
+	free(ans);
+	/* ... and the proxy's credentials upstream. */
+	f = new_fetch("basic.test", "GET", "/v2/test/small/manifests/v1");
+	drp_auth_attach(&rt, &worker, &op->x, f, "basic.test", 443,
+			"test/small");
+	h = attempt(f, "");
+	if (h[0] == '\0') {
+		/* The plugin learns the scheme from the challenge. */
+		ck_assert_int_eq(challenge(f, www), DRP_FETCH_AUTH_OK);
+		free(h);
+		h = attempt(f, "");
+	}
+	ck_assert_str_eq(h, "Authorization: " BASIC_DRPUSER "\r\n");
+	free(h);
+	free_fetch(f);
+	free_conn(out);
+	free_conn(op);
+}
+END_TEST
+
 /* Proxy users in a section's policy: users without allow admits those
  * users and no network; users = * any proxy user; the start-up warning
  * names only sections with neither. */
@@ -2200,6 +2260,7 @@ Suite *auth_suite(void)
 	tcase_add_test(tc, test_realm_checks_credentials);
 	tcase_add_test(tc, test_handle_anonymous);
 	tcase_add_test(tc, test_outsider);
+	tcase_add_test(tc, test_operator);
 	tcase_add_test(tc, test_users_policy);
 	tcase_add_loop_test(tc, test_host_basic_auth, 0,
 			    sizeof(basic_auth_cases) /
