@@ -426,6 +426,16 @@ int drp_envconf_build(drp_envconf_get_fn get, void *ctx, const char *state_dir,
 	}
 	if (manifest_cache(&b, get, ctx, err, errlen) < 0)
 		goto out;
+	/* proxy_cache_path's inactive=: nginx durations (60d, 12h) are
+	 * ours too; the loader reports any other. */
+	v = get("CACHE_INACTIVE", ctx);
+	if (v && *v) {
+		if (!ini_safe(v)) {
+			snprintf(err, errlen, "CACHE_INACTIVE: invalid value");
+			goto out;
+		}
+		drp_buf_printf(&b, "max_age = %s\n", v);
+	}
 	v = get("AUTH_REGISTRIES", ctx);
 	if (v && *v) {
 		const char *ed = get("AUTH_REGISTRIES_DELIMITER", ctx);

@@ -424,6 +424,33 @@ START_TEST(translate_timeouts)
 }
 END_TEST
 
+/* CACHE_INACTIVE, nginx's inactive= of the old image, is max_age. */
+START_TEST(translate_cache_inactive)
+{
+	const char *env[] = {"CACHE_INACTIVE=60d", NULL};
+	char *ini = NULL, *unsup = NULL, err[256] = "";
+	ck_assert_int_eq(drp_envconf_build(table_get, env, state, &ini, &unsup,
+					   err, sizeof(err)),
+			 0);
+	drp_conf_errors_t errs = {0};
+	drp_conf_t *c = drp_conf_load_string("(environment)", ini, &errs);
+	ck_assert_msg(c != NULL, "%s", errs.n ? errs.msg[0] : "");
+	ck_assert_double_eq(c->cache_max_age, 60 * 86400);
+	drp_conf_free(c);
+	drp_conf_errors_free(&errs);
+	free(ini);
+	free(unsup);
+	/* Unset: no age limit, as the size budget alone decides. */
+	const char *none[] = {NULL};
+	ck_assert_int_eq(drp_envconf_build(table_get, none, state, &ini, &unsup,
+					   err, sizeof(err)),
+			 0);
+	ck_assert_ptr_null(strstr(ini, "max_age"));
+	free(ini);
+	free(unsup);
+}
+END_TEST
+
 Suite *envconf_suite(void)
 {
 	Suite *s = suite_create("envconf");
@@ -438,6 +465,7 @@ Suite *envconf_suite(void)
 	tcase_add_test(tc, translate_manifest_cache_set);
 	tcase_add_test(tc, translate_manifest_cache_off);
 	tcase_add_test(tc, translate_manifest_cache_bad);
+	tcase_add_test(tc, translate_cache_inactive);
 	suite_add_tcase(s, tc);
 	return s;
 }
