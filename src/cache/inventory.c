@@ -638,8 +638,10 @@ static void group_line(FILE *out, const char *indent, const char *name,
 	char sz[32], lu[32];
 	drp_inv_size(jnum(g, "bytes"), sz, sizeof(sz));
 	when(g, "last_used", lu, sizeof(lu));
-	fprintf(out, "%s%-22s %-19s %8" PRIu64 " %10s  %s\n", indent, name, "",
-		jnum(g, "objects"), sz, lu);
+	/* The name column ends where a tag's does. */
+	int width = 24 - (int)strlen(indent);
+	fprintf(out, "%s%-*s %-19s %8" PRIu64 " %10s  %s\n", indent, width,
+		name, "", jnum(g, "objects"), sz, lu);
 }
 
 void drp_inv_list_text(const json_t *list, FILE *out)
