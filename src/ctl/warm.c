@@ -89,7 +89,6 @@ struct drp_warm {
 	ev_timer next;		   /* deferred steps (never from the caller) */
 	ev_timer progress;	   /* long transfers */
 	drp_cache_stats_t scratch; /* our own lookups count nowhere */
-	bool finished;
 };
 
 /* One request: an exchange as the handlers see it. */
@@ -119,7 +118,7 @@ struct wreq {
 	drp_buf_t body; /* manifests */
 	bool body_over;
 	char result[16];
-	uint64_t reported;
+	size_t blobs; /* a manifest's config and layers */
 };
 
 static void req_finish(wreq_t *q);
@@ -727,10 +726,7 @@ static bool expand(wreq_t *q, const char *digest)
 			}
 		}
 	}
-	if (blobs)
-		say(wm, false, "  manifest %s%s%s: %zu blob(s)",
-		    short_digest(digest, sd, sizeof(sd)),
-		    q->item.label[0] ? " " : "", q->item.label, blobs);
+	q->blobs = blobs;
 	json_decref(doc);
 	return true;
 }
@@ -743,11 +739,15 @@ static const char *kind_name(enum item_kind k)
 static void report(wreq_t *q, const char *digest, bool fetched)
 {
 	drp_warm_t *wm = q->wm;
-	char sd[24], sz[32];
+	char sd[24], sz[64];
 	drp_cache_info_t info = {0};
 	(void)wm->w->srv->capi->lookup(wm->w->srv->cdb, &wm->scratch, digest,
 				       &info);
 	drp_inv_size(info.size, sz, sizeof(sz));
+	if (q->blobs) {
+		size_t l = strlen(sz);
+		snprintf(sz + l, sizeof(sz) - l, ", %zu blob(s)", q->blobs);
+	}
 	wm->objects++;
 	if (fetched) {
 		wm->fetched++;
@@ -830,6 +830,15 @@ static void req_finish(wreq_t *q)
 			    "  %s: upstream unavailable, the cached "
 			    "copy is kept (STALE)",
 			    q->path);
+		if (q->item.kind == K_ROOT) {
+			char sd[24];
+			say(wm, false, "  %s %s: %s (%s)",
+			    q->item.digest[0] ? "manifest" : "tag",
+			    q->item.digest[0]
+				    ? short_digest(digest, sd, sizeof(sd))
+				    : wm->refs[wm->cur].r.tag,
+			    short_digest(digest, sd, sizeof(sd)), q->result);
+		}
 		if (q->item.kind != K_BLOB) {
 			if (!digest[0] || !expand(q, digest)) {
 				fail(q, "the manifest cannot be read");
@@ -861,12 +870,7 @@ static void req_finish(wreq_t *q)
 	bool fetched = strcmp(q->result, "MISS") == 0 ||
 		       strcmp(q->result, "COALESCED") == 0;
 	if (q->item.kind == K_ROOT) {
-		char sd[24];
-		say(wm, false, "  %s %s: %s (%s)",
-		    q->item.digest[0] ? "manifest" : "tag",
-		    q->item.digest[0] ? short_digest(digest, sd, sizeof(sd))
-				      : wm->refs[wm->cur].r.tag,
-		    short_digest(digest, sd, sizeof(sd)), q->result);
+		/* Said when it arrived, counted now that it is stored. */
 		wm->objects++;
 		if (fetched)
 			wm->fetched++;
