@@ -7,8 +7,7 @@ l=$(sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*\([^[:space:],]*\).*/\
 host=${l%:*} port=${l##*:}
 if [ -z "$l" ]; then host=127.0.0.1 port=3128; fi
 case $host in
-"" | "*" | 0.0.0.0) host=127.0.0.1 ;;
-"[::]") host=::1 ;;
+"" | "*" | 0.0.0.0 | "[::]") host=127.0.0.1 ;; # [::] is dual-stack, or IPv4 only
 \[*\]) host=${host#[} host=${host%]} ;;
 esac
 exec 3<>"/dev/tcp/$host/$port" || exit 1

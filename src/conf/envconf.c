@@ -385,7 +385,7 @@ int drp_envconf_build(drp_envconf_get_fn get, void *ctx, const char *state_dir,
 
 	drp_buf_printf(&b, "; made by --env-config from the environment of "
 			   "the nginx-based docker-registry-proxy image\n"
-			   "[proxy]\nlisten = 0.0.0.0:3128\n");
+			   "[proxy]\nlisten = [::]:3128\n");
 	const char *v = get("REGISTRIES", ctx);
 	if (v && *v) {
 		if (!ini_safe(v)) {

@@ -115,7 +115,7 @@ START_TEST(translate_old_image)
 	ck_assert_str_eq(c->cache_dir, "/docker_mirror_cache");
 	ck_assert_str_eq(c->ca_dir, "/ca");
 	ck_assert_str_eq(c->ca_key_passphrase, "foobar");
-	ck_assert_str_eq(c->listen[0].text, "0.0.0.0:3128");
+	ck_assert_str_eq(c->listen[0].text, "[::]:3128");
 	ck_assert_double_eq(c->idle_timeout, 300);
 	ck_assert_double_eq(c->connect_timeout, 5);
 	ck_assert_double_eq(c->drain_timeout, 8);

@@ -122,7 +122,7 @@ else
 	drp_log "$sysconf exists on this machine: the embedded defaults are not tested"
 fi
 
-# ... else the embedded defaults: 0.0.0.0:3128, ./ca, ./cache.
+# ... else the embedded defaults: [::]:3128 (dual-stack), ./ca, ./cache.
 if [ -z "$made" ] && [ -e "$sysconf" ]; then exit 0; fi
 drp_port_open 127.0.0.1 3128 && drp_fail "port 3128 is taken: the embedded defaults cannot be tested"
 mkdir -p "$SCEN/defaults-cwd"
@@ -134,5 +134,7 @@ drp_wait_started nocfg-defaults "$dpid" 30 curl -sf --max-time 2 -o "$SCEN/defau
 expect_eq "embedded defaults: ./ca/ca.crt is the CA served" \
 	"$(sha256sum <"$SCEN/defaults-cwd/ca/ca.crt")" "$(sha256sum <"$SCEN/defaults-ca.crt")"
 expect_eq "embedded defaults: ./cache" yes "$([ -d "$SCEN/defaults-cwd/cache" ] && echo yes || echo no)"
-expect_match "embedded defaults: listening on 0.0.0.0:3128" '0\.0\.0\.0:3128' "$(ss -ltnH 'sport = :3128')"
+# Dual-stack: ss shows a v6 socket that takes IPv4 as *:3128 (or [::]:3128),
+# and 127.0.0.1 reached it above (this machine has IPv6).
+expect_match "embedded defaults: listening on [::]:3128" '(\*|\[::\]):3128' "$(ss -ltnH 'sport = :3128')"
 drp_stop "$dpid" 15 || drp_fail "the proxy with the embedded defaults did not stop on SIGTERM"
