@@ -57,6 +57,11 @@ drp_conf_t *drp_conf_defaults(void)
 	for (unsigned i = 0; i < c->n_allow; i++)
 		drp_require(drp_cidr_parse(default_allow[i], &c->allow[i]) ==
 			    0);
+	c->n_admin_allow = DRP_ARRAY_SIZE(default_allow);
+	c->admin_allow = drp_calloc(c->n_admin_allow, sizeof(*c->admin_allow));
+	for (unsigned i = 0; i < c->n_admin_allow; i++)
+		drp_require(drp_cidr_parse(default_allow[i],
+					   &c->admin_allow[i]) == 0);
 	c->n_tunnel_ports = 1;
 	c->tunnel_ports = drp_calloc(1, sizeof(*c->tunnel_ports));
 	c->tunnel_ports[0] = 443;
@@ -107,6 +112,7 @@ static const char defaults_text[] =
 	"upstream_ca_file =\n"
 	"verify_upstream = yes\n"
 	"access_log = -\n"
+	"access_log_format = text\n"
 	"error_log = -\n"
 	"log_level = notice\n"
 	"users_file =\n"
@@ -131,6 +137,9 @@ static const char defaults_text[] =
 	"upstream_proxy_password_file =\n"
 	"no_upstream_proxy =\n"
 	"admin_socket =\n"
+	"admin_listen =\n"
+	"admin_allow = 127.0.0.0/8 ::1/128 10.0.0.0/8 172.16.0.0/12 "
+	"192.168.0.0/16 fc00::/7\n"
 	"\n"
 	"[resolve]\n"
 	"\n"
@@ -247,6 +256,10 @@ void drp_conf_free(drp_conf_t *c)
 		free(c->registries[i]);
 	free(c->registries);
 	free(c->allow);
+	for (unsigned i = 0; i < c->n_admin_listen; i++)
+		free(c->admin_listen[i].text);
+	free(c->admin_listen);
+	free(c->admin_allow);
 	free(c->tunnel_ports);
 	free(c->ca_dir);
 	free(c->upstream_ca_file);

@@ -125,6 +125,12 @@ typedef struct drp_conf_listen {
 	char *text; /* as written */
 } drp_conf_listen_t;
 
+/* access_log_format = (enum values are append-only). */
+enum drp_conf_log_format {
+	DRP_CONF_LOG_TEXT = 0, /* one space-separated line (the default) */
+	DRP_CONF_LOG_JSON = 1, /* one JSON object per line */
+};
+
 typedef struct drp_conf {
 	char *path; /* NULL for the embedded defaults */
 
@@ -145,13 +151,14 @@ typedef struct drp_conf {
 	char *upstream_ca_file; /* NULL if empty */
 	bool verify_upstream;	/* default yes */
 	char *access_log;	/* "-" = stderr */
-	char *error_log;	/* error_log = "-" (stderr) or path */
-	int log_level;		/* log_level = notice (enum drp_log_level) */
-	char *users_file;	/* users_file = (htpasswd), NULL if unset */
-	bool require_users;	/* require_users = no: 407 without one */
-	char **tunnel_only;	/* tunnel_only = hosts never intercepted on the
-				   proxy's own initiative ("host", "host:port",
-				   "*.domain"; lower-case) */
+	enum drp_conf_log_format access_log_format; /* default text */
+	char *error_log;    /* error_log = "-" (stderr) or path */
+	int log_level;	    /* log_level = notice (enum drp_log_level) */
+	char *users_file;   /* users_file = (htpasswd), NULL if unset */
+	bool require_users; /* require_users = no: 407 without one */
+	char **tunnel_only; /* tunnel_only = hosts never intercepted on the
+			       proxy's own initiative ("host", "host:port",
+			       "*.domain"; lower-case) */
 	unsigned n_tunnel_only;
 	unsigned max_connections;   /* default 4096 */
 	unsigned max_header_size;   /* default 65536 bytes (431 above) */
@@ -190,8 +197,15 @@ typedef struct drp_conf {
 	unsigned n_no_upstream_proxy;
 	drp_cidr_t *no_upstream_proxy_cidr;
 	unsigned n_no_upstream_proxy_cidr;
-	char *admin_socket;	    /* admin_socket = path of the admin socket;
-				       NULL: admin.sock beside ca_dir; "": off */
+	char *admin_socket; /* admin_socket = path of the admin socket;
+			       NULL: admin.sock beside ca_dir; "": off */
+	/* admin_listen = addresses of the admin listener (/metrics,
+	 * /healthz, /readyz); none by default: they are answered on the
+	 * client port. */
+	drp_conf_listen_t *admin_listen;
+	unsigned n_admin_listen;
+	drp_cidr_t *admin_allow; /* admin_allow = CIDR list */
+	unsigned n_admin_allow;
 
 	/* [resolve] */
 	drp_conf_resolve_t *resolve;
@@ -207,8 +221,8 @@ typedef struct drp_conf {
 	/* The match limits of every tag_ttl_match (a pcre2_match_context),
 	 * made with the first expression; NULL if there is none. */
 	void *tag_ttl_mctx;
-	double cache_max_age;	 /* max_age = 0 (never): objects unused
-				    this long are removed */
+	double cache_max_age; /* max_age = 0 (never): objects unused
+				 this long are removed */
 
 	/* [registry "name"] sections in file order */
 	drp_conf_registry_t *registry;

@@ -904,6 +904,30 @@ static void set_no_upstream_proxy(struct ld *ld, const drp_conf_item_t *it,
 	c->n_no_upstream_proxy_cidr = nc;
 }
 
+static void set_admin_listen(struct ld *ld, const drp_conf_item_t *it,
+			     const struct key *k)
+{
+	get_listen(ld, it, &ld->c->admin_listen, &ld->c->n_admin_listen, true);
+}
+
+static void set_admin_allow(struct ld *ld, const drp_conf_item_t *it,
+			    const struct key *k)
+{
+	get_cidrs(ld, it, &ld->c->admin_allow, &ld->c->n_admin_allow);
+}
+
+static void set_log_format(struct ld *ld, const drp_conf_item_t *it,
+			   const struct key *k)
+{
+	if (strcmp(it->value, "text") == 0)
+		ld->c->access_log_format = DRP_CONF_LOG_TEXT;
+	else if (strcmp(it->value, "json") == 0)
+		ld->c->access_log_format = DRP_CONF_LOG_JSON;
+	else
+		err(ld, it, "invalid format '%s' (expected text or json)",
+		    CLIP(it->value));
+}
+
 static void set_workers(struct ld *ld, const drp_conf_item_t *it,
 			const struct key *k)
 {
@@ -1143,6 +1167,7 @@ static const struct key proxy_keys[] = {
 	{KEY("verify_upstream", BOOL), .set = set_bool,
 	 .off = F(verify_upstream)},
 	{KEY("access_log", PATH), .set = set_string, .off = F(access_log)},
+	{KEY("access_log_format", STRING), .set = set_log_format},
 	{KEY("error_log", PATH), .set = set_string, .off = F(error_log)},
 	{KEY("log_level", STRING), .set = set_log_level},
 	{KEY("users_file", PATH), .set = set_string_opt, .off = F(users_file)},
@@ -1179,6 +1204,8 @@ static const struct key proxy_keys[] = {
 	 .off = F(upstream_proxy_password_file)},
 	{KEY("no_upstream_proxy", STRING), .set = set_no_upstream_proxy},
 	{KEY("admin_socket", PATH), .set = set_admin_socket},
+	{KEY("admin_listen", STRING), .set = set_admin_listen},
+	{KEY("admin_allow", STRING), .set = set_admin_allow},
 };
 
 /* ---- [cache] ---- */
@@ -1905,6 +1932,24 @@ static void check_cross(struct ld *ld)
 				       "'%s' has a [registry \"%s\"] section "
 				       "(line %u), which intercepts it",
 				       CLIP(t), name, c->registry[j].line);
+			ld->n_errs++;
+		}
+	}
+	/* The admin listener answers no proxy request: it cannot share an
+	 * address with the client listener. */
+	l = proxy_line(ld, "admin_listen");
+	for (unsigned i = 0; i < c->n_admin_listen; i++) {
+		const drp_conf_listen_t *a = &c->admin_listen[i];
+		for (unsigned j = 0; j < c->n_listen; j++) {
+			if (c->listen[j].addrlen != a->addrlen ||
+			    memcmp(&c->listen[j].addr, &a->addr, a->addrlen) !=
+				    0)
+				continue;
+			drp_conf_error(ld->errs, c->path, l, "proxy",
+				       "admin_listen",
+				       "'%s' is also in listen (the client "
+				       "port)",
+				       CLIP(a->text));
 			ld->n_errs++;
 		}
 	}

@@ -605,6 +605,23 @@ static const struct {
 	 "= x\n",
 	 "t.ini:4: [registry \"quay.io\"] password: password and "
 	 "password_file are mutually exclusive"},
+	/* access_log_format: text or json */
+	{"[proxy]\naccess_log_format = xml\n",
+	 "t.ini:2: [proxy] access_log_format: invalid format 'xml' (expected "
+	 "text or json)"},
+	/* admin_listen: a bad address */
+	{"[proxy]\nadmin_listen = localhost\n",
+	 "t.ini:2: [proxy] admin_listen: invalid address 'localhost' "
+	 "(expected IPV4:PORT, [IPV6]:PORT or *:PORT)"},
+	/* admin_listen: the client port's address */
+	{"[proxy]\nlisten = 127.0.0.1:3128\nadmin_listen = 127.0.0.1:9128 "
+	 "127.0.0.1:3128\n",
+	 "t.ini:3: [proxy] admin_listen: '127.0.0.1:3128' is also in listen "
+	 "(the client port)"},
+	/* admin_allow: host bits */
+	{"[proxy]\nadmin_allow = 10.0.0.1/8\n",
+	 "t.ini:2: [proxy] admin_allow: '10.0.0.1/8' has host bits set (the "
+	 "network is 10.0.0.0/8)"},
 	/* require_users without anybody to require */
 	{"[proxy]\nrequire_users = yes\n",
 	 "t.ini:2: [proxy] require_users: needs users_file (the proxy users)"},
@@ -1047,6 +1064,36 @@ START_TEST(full_config)
 }
 END_TEST
 
+/* The admin listener and the access log's format. */
+START_TEST(admin_and_log_format)
+{
+	char buf[64];
+	drp_conf_t *d = drp_conf_defaults();
+	/* By default no admin listener, the admin endpoints stay on the
+	 * client port; the text format. */
+	ck_assert_uint_eq(d->n_admin_listen, 0);
+	ck_assert_uint_eq(d->n_admin_allow, d->n_allow);
+	ck_assert_int_eq(d->access_log_format, DRP_CONF_LOG_TEXT);
+	drp_conf_free(d);
+	drp_conf_t *c = load_ok("[proxy]\n"
+				"admin_listen = 127.0.0.1:9128, [::1]:9128\n"
+				"admin_allow = 10.0.0.0/8\n"
+				"access_log_format = json\n");
+	ck_assert_uint_eq(c->n_admin_listen, 2);
+	ck_assert_str_eq(sa_text(&c->admin_listen[0].addr, buf),
+			 "127.0.0.1:9128");
+	ck_assert_str_eq(c->admin_listen[1].text, "[::1]:9128");
+	ck_assert_uint_eq(c->n_admin_allow, 1);
+	ck_assert_str_eq(cidr_text(&c->admin_allow[0], buf), "10.0.0.0/8");
+	ck_assert_int_eq(c->access_log_format, DRP_CONF_LOG_JSON);
+	drp_conf_free(c);
+	/* Empty: no admin listener. */
+	c = load_ok("[proxy]\nadmin_listen =\n");
+	ck_assert_uint_eq(c->n_admin_listen, 0);
+	drp_conf_free(c);
+}
+END_TEST
+
 /* Lexical details of values. */
 START_TEST(value_syntax)
 {
@@ -1235,6 +1282,11 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_double_eq(a->tunnel_idle_timeout, b->tunnel_idle_timeout);
 	ck_assert_double_eq(a->drain_timeout, b->drain_timeout);
 	ck_assert_int_eq(a->push, b->push);
+	ck_assert_int_eq(a->access_log_format, b->access_log_format);
+	ck_assert_uint_eq(a->n_admin_listen, b->n_admin_listen);
+	ck_assert_uint_eq(a->n_admin_allow, b->n_admin_allow);
+	ck_assert_mem_eq(a->admin_allow, b->admin_allow,
+			 a->n_admin_allow * sizeof(*a->admin_allow));
 	ck_assert_uint_eq(a->n_resolve, b->n_resolve);
 	ck_assert_str_eq(a->cache_backend, b->cache_backend);
 	ck_assert_str_eq(a->cache_dir, b->cache_dir);
@@ -1317,6 +1369,9 @@ START_TEST(defaults_round_trip)
 		"verify_upstream",
 		"access_log",
 		"error_log",
+		"access_log_format",
+		"admin_listen",
+		"admin_allow",
 		"log_level",
 		"users_file",
 		"require_users",
@@ -1442,22 +1497,41 @@ START_TEST(example_uncommented_loads)
 	}
 	/* Every [proxy] and [cache] key is in the file. */
 	const char *keys[] = {
-		"listen",	    "workers",
-		"registries",	    "allow",
-		"tunnel_ports",	    "ca_dir",
-		"upstream_ca_file", "verify_upstream",
-		"access_log",	    "error_log",
-		"log_level",	    "users_file",
-		"require_users",    "tunnel_only",
-		"max_connections",  "max_header_size",
-		"header_timeout",   "idle_timeout",
-		"connect_timeout",  "handshake_timeout",
-		"body_timeout",	    "tunnel_idle_timeout",
-		"backend",	    "dir",
-		"max_size",	    "tag_ttl",
-		"drain_timeout",    "push",
-		"tag_ttl_match",    "ca_key_passphrase",
-		"max_age",	    "admin_socket",
+		"listen",
+		"workers",
+		"registries",
+		"allow",
+		"tunnel_ports",
+		"ca_dir",
+		"upstream_ca_file",
+		"verify_upstream",
+		"access_log",
+		"error_log",
+		"log_level",
+		"users_file",
+		"require_users",
+		"tunnel_only",
+		"max_connections",
+		"max_header_size",
+		"header_timeout",
+		"idle_timeout",
+		"connect_timeout",
+		"handshake_timeout",
+		"body_timeout",
+		"tunnel_idle_timeout",
+		"backend",
+		"dir",
+		"max_size",
+		"tag_ttl",
+		"drain_timeout",
+		"push",
+		"tag_ttl_match",
+		"ca_key_passphrase",
+		"max_age",
+		"admin_socket",
+		"access_log_format",
+		"admin_listen",
+		"admin_allow",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
 		char needle[64];
@@ -1878,6 +1952,7 @@ Suite *conf_suite(void)
 	tc = tcase_create("load");
 	tcase_add_test(tc, full_config);
 	tcase_add_test(tc, max_age_and_admin_socket);
+	tcase_add_test(tc, admin_and_log_format);
 	tcase_add_test(tc, ca_passphrase_and_drain);
 	tcase_add_test(tc, value_syntax);
 	tcase_add_test(tc, long_line);
