@@ -24,6 +24,8 @@
 
 #include "conf/conf.h"
 #include "conf/envconf.h"
+#include "admin/listener.h"
+#include "admin/local.h"
 #include "ctl/cli.h"
 #include "ctl/ctl.h"
 #include "auth/auth.h"
@@ -38,6 +40,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 #include "util/notify.h"
 #include "util/pool.h"
 
@@ -343,6 +346,7 @@ static int open_cache(drp_server_t *srv, const drp_conf_t *conf)
 	 * in the temp dir for a memory cache. */
 	char path[4096];
 	if (strcmp(api->name, "fs") == 0) {
+		srv->cache_dir = drp_strdup(conf->cache_dir);
 		snprintf(path, sizeof(path), "%s/spool", conf->cache_dir);
 		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 			drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE, "%s", path);
@@ -362,14 +366,19 @@ static int open_cache(drp_server_t *srv, const drp_conf_t *conf)
 	return 0;
 }
 
-/* Ask a running daemon (its /metrics on the first listen address) for its
- * counters; if none answers, read the cache directory itself. */
+/* Ask a running daemon (its /metrics on the admin listener, else on the
+ * first listen address) for its counters; if none answers, read the cache
+ * directory itself. */
 static int cache_stats(const drp_conf_t *conf)
 {
-	char body[65536];
+	char body[256 * 1024];
 	size_t n = 0;
-	if (conf->n_listen > 0) {
-		struct sockaddr_storage ss = conf->listen[0].addr;
+	const drp_conf_listen_t *at = conf->n_admin_listen > 0
+					      ? &conf->admin_listen[0]
+				      : conf->n_listen > 0 ? &conf->listen[0]
+							   : NULL;
+	if (at != NULL) {
+		struct sockaddr_storage ss = at->addr;
 		/* A wildcard listener is reached on loopback. */
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
@@ -392,8 +401,7 @@ static int cache_stats(const drp_conf_t *conf)
 			"GET /metrics HTTP/1.1\r\nHost: "
 			"localhost\r\nConnection: close\r\n\r\n";
 		if (fd >= 0 &&
-		    connect(fd, (struct sockaddr *)&ss,
-			    conf->listen[0].addrlen) == 0 &&
+		    connect(fd, (struct sockaddr *)&ss, at->addrlen) == 0 &&
 		    write(fd, req, sizeof(req) - 1) ==
 			    (ssize_t)sizeof(req) - 1) {
 			ssize_t r;
@@ -406,29 +414,23 @@ static int cache_stats(const drp_conf_t *conf)
 			close(fd);
 	}
 	body[n] = '\0';
-	if (n > 0 && strstr(body, "drp_cache_objects")) {
-		printf("cache statistics of the running proxy (%s):\n",
-		       conf->listen[0].text);
-		for (char *line = body, *nl; line && *line;
-		     line = nl ? nl + 1 : NULL) {
-			nl = strchr(line, '\n');
-			if (nl)
-				*nl = '\0';
-			if (strncmp(line, "drp_cache", 9) == 0 ||
-			    strncmp(line, "drp_bytes_from_upstream", 23) == 0 ||
-			    strncmp(line, "drp_digest_mismatches", 21) == 0)
-				printf("  %s\n", line);
-		}
+	drp_buf_t out = {0};
+	char *text = strstr(body, "\r\n\r\n");
+	if (text != NULL && drp_local_summary(text + 4, &out)) {
+		printf("cache statistics of the running proxy (%s):\n%.*s",
+		       at->text, (int)drp_buf_pending(&out),
+		       drp_buf_head(&out));
+		drp_buf_free(&out);
 		return 0;
 	}
+	drp_buf_free(&out);
 	const drp_cache_api_t *api =
 		drp_cache_backend_find(conf->cache_backend);
 	if (api == NULL || !(api->flags & DRP_CACHE_PERSISTENT)) {
 		fprintf(stderr,
 			"no running proxy answered on %s, and the %s "
 			"cache keeps nothing on disk\n",
-			conf->n_listen ? conf->listen[0].text : "-",
-			conf->cache_backend);
+			at ? at->text : "-", conf->cache_backend);
 		return 1;
 	}
 	drp_cache_conf_t cc = {.dir = conf->cache_dir,
@@ -452,7 +454,8 @@ static int cache_stats(const drp_conf_t *conf)
 
 static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 {
-	if (a->n_listen != b->n_listen || a->workers != b->workers)
+	if (a->n_listen != b->n_listen || a->workers != b->workers ||
+	    a->n_admin_listen != b->n_admin_listen)
 		return false;
 	for (unsigned i = 0; i < a->n_listen; i++)
 		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
@@ -462,6 +465,10 @@ static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 	for (unsigned i = 0; i < a->n_mirror_tls_listen; i++)
 		if (strcmp(a->mirror_tls_listen[i].text,
 			   b->mirror_tls_listen[i].text) != 0)
+			return false;
+	for (unsigned i = 0; i < a->n_admin_listen; i++)
+		if (strcmp(a->admin_listen[i].text, b->admin_listen[i].text) !=
+		    0)
 			return false;
 	return true;
 }
@@ -476,6 +483,7 @@ static void reload(drp_server_t *srv, const char *path)
 	if (conf == NULL) {
 		drp_log_err(DRP_LOG_MAIN,
 			    "reload failed: keeping the running configuration");
+		drp_metrics_reload(false);
 		drp_notify("READY=1");
 		return;
 	}
@@ -483,9 +491,8 @@ static void reload(drp_server_t *srv, const char *path)
 	drp_runtime_t *old = drp_server_runtime_get(srv);
 	if (!same_listen(old->conf, conf))
 		drp_log_warning(DRP_LOG_MAIN,
-				"listen/mirror_tls_listen/workers changes take "
-				"effect only after "
-				"a restart");
+				"listen/mirror_tls_listen/admin_listen/workers "
+				"changes take effect only after a restart");
 	if (strcmp(old->conf->cache_dir, conf->cache_dir) != 0 ||
 	    strcmp(old->conf->cache_backend, conf->cache_backend) != 0 ||
 	    old->conf->cache_max_size != conf->cache_max_size)
@@ -516,10 +523,12 @@ static void reload(drp_server_t *srv, const char *path)
 			    "reload failed: %s; keeping the running "
 			    "configuration",
 			    err);
+		drp_metrics_reload(false);
 		drp_notify("READY=1");
 		return;
 	}
 	drp_server_runtime_set(srv, rt);
+	drp_metrics_reload(true);
 	drp_log_notice(DRP_LOG_MAIN, "configuration reloaded");
 	drp_notify("READY=1");
 }
@@ -729,6 +738,11 @@ int main(int argc, char **argv)
 		drp_log_err(DRP_LOG_MAIN, "%s", err);
 		return 1;
 	}
+	srv.admin = drp_admin_new(&srv, conf, err, sizeof(err));
+	if (srv.admin == NULL && conf->n_admin_listen > 0) {
+		drp_log_err(DRP_LOG_NET, "%s", err);
+		return 1;
+	}
 	if (detach && daemonize() < 0) {
 		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "cannot detach");
 		return 1;
@@ -775,6 +789,15 @@ int main(int argc, char **argv)
 		drp_log_notice(DRP_LOG_MAIN,
 			       "registry mirror on https://%s (TLS)",
 			       conf->mirror_tls_listen[i].text);
+	if (srv.admin != NULL && drp_admin_start(srv.admin) < 0) {
+		drp_log_err(DRP_LOG_MAIN, "cannot start the admin listener");
+		return 1;
+	}
+	for (unsigned i = 0; i < conf->n_admin_listen; i++)
+		drp_log_notice(DRP_LOG_MAIN,
+			       "admin listener (/metrics, /healthz, /readyz) "
+			       "on %s",
+			       conf->admin_listen[i].text);
 	/* Type=notify: the unit counts as started once the sockets accept
 	 * (they were bound and listening before the workers started). */
 	char status[512];
@@ -808,6 +831,8 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	drp_ctl_stop(ctl);
 	drp_workers_drain(&srv, grace);
+	drp_admin_free(srv.admin);
+	srv.admin = NULL;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* The hashers and stores get what is left of the grace (at least
 	 * a second: a verdict under way is quick). */
@@ -824,6 +849,7 @@ int main(int argc, char **argv)
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);
 	free(srv.spool_dir);
+	free(srv.cache_dir);
 	drp_forge_free(srv.forge);
 	drp_ca_free(srv.ca);
 	gnutls_global_deinit();

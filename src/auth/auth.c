@@ -19,6 +19,7 @@
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 typedef struct auth_sec {
 	drp_auth_t *a;
@@ -26,6 +27,7 @@ typedef struct auth_sec {
 	drp_plugin_inst_t *inst;
 	bool has_plugin;
 	const char *user; /* username, for log lines; NULL if none */
+	int mslot;	  /* its rate-limit gauges (util/metrics.h), or -1 */
 } auth_sec_t;
 
 struct drp_auth {
@@ -238,6 +240,8 @@ drp_auth_t *drp_auth_new(const drp_conf_t *conf, drp_conf_errors_t *errs)
 		if (s->inst == NULL)
 			continue;
 		s->has_plugin = drp_plugin_inst_mod(s->inst) != NULL;
+		s->mslot = s->has_plugin ? drp_metrics_section_slot(sec->name)
+					 : -1;
 		/* Cannot fail: the same name was accepted above. */
 		if (s->has_plugin)
 			(void)!drp_select_add(a->realm_sel, sec->name, i, NULL,
@@ -752,6 +756,35 @@ static enum drp_fetch_auth hook_challenge(void *arg, drp_fetch_t *f,
 	}
 }
 
+/* Docker Hub's pull limit ("ratelimit-limit: 100;w=21600",
+ * "ratelimit-remaining: 76;w=21600") as the section's own credentials
+ * are told: a client's own identity, or anonymous access, has a limit
+ * of its own that says nothing about the proxy's account. */
+static void hook_response(void *arg, drp_fetch_t *f, const drp_http_msg_t *resp)
+{
+	drp_auth_req_t *r = arg;
+	if (r->mode != MODE_PROXY || !r->decorated || r->sec == NULL ||
+	    r->sec->mslot < 0 || !drp_fetch_at_origin(f))
+		return;
+	const drp_http_header_t *l = drp_http_find(resp, "RateLimit-Limit");
+	const drp_http_header_t *rem =
+		drp_http_find(resp, "RateLimit-Remaining");
+	if (l == NULL && rem == NULL)
+		return;
+	/* The attempt this answers carried the section's credentials (r->cur
+	 * is its header block), not just the section's lack of them. */
+	char *sent = drp_auth_headers_get(&r->cur, "Authorization");
+	if (sent == NULL)
+		return;
+	explicit_bzero(sent, strlen(sent));
+	free(sent);
+	drp_metrics_ratelimit(
+		r->sec->mslot,
+		l ? drp_metrics_ratelimit_parse(l->value, l->value_len) : -1,
+		rem ? drp_metrics_ratelimit_parse(rem->value, rem->value_len)
+		    : -1);
+}
+
 static void hook_release(void *arg, drp_fetch_t *f)
 {
 	drp_auth_req_t *r = arg;
@@ -830,6 +863,7 @@ static drp_auth_req_t *req_new(drp_runtime_t *rt, drp_worker_t *w,
 		.challenge = hook_challenge,
 		.release = hook_release,
 		.arg = r,
+		.response = hook_response,
 	};
 	drp_fetch_set_hooks(f, &hooks);
 	return r;

@@ -25,16 +25,8 @@
 typedef struct drp_stats {
 	atomic_ulong connections; /* accepted */
 	atomic_ulong connections_open;
-	atomic_ulong requests;
-	atomic_ulong tunnels;
-	atomic_ulong refused;	      /* 403 by policy */
-	atomic_ulong upstream_errors; /* 502/504 */
-	atomic_ulong upstream_429;
-	atomic_ulong bytes_upstream;	/* body bytes received from upstreams */
-	atomic_ulong bytes_client;	/* body bytes sent to clients */
-	atomic_ulong digest_mismatches; /* upstream bytes not matching */
-	/* cacheable requests, by access-log result */
-	atomic_ulong hit, miss, coalesced, revalidated, stale;
+	atomic_ulong refused; /* 403 by policy */
+	/* Requests, bytes, results and the rest: util/metrics.h. */
 } drp_stats_t;
 
 struct drp_worker;
@@ -52,6 +44,10 @@ typedef struct drp_server {
 	drp_cache_t *cdb;
 	drp_cache_stats_t cstats; /* counters updated atomically by ops */
 	char *spool_dir;	  /* where in-flight bodies are spooled */
+	char *cache_dir;	  /* the fs backend's directory, or NULL */
+	/* The admin listener (admin/listener.h), NULL: none, the admin
+	 * endpoints are answered on the client port. */
+	struct drp_admin *admin;
 	/* The worker pool: every blocking job runs in one of its lanes
 	 * (made by main, freed after the loops and the fills). */
 	struct drp_pool *pool;

@@ -17,6 +17,7 @@
 #include "util/base64.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 double drp_plugin_host_clock(drp_plugin_host_t *h)
 {
@@ -213,15 +214,27 @@ static int host_token_acquire(drp_host_ctx_t *ctx, const char *scope,
 	return r;
 }
 
+/* The plugin label of a token fetch: the core's own token flow for
+ * clients' credentials runs as "proxy" (auth/auth_client.c) and is
+ * counted as "client". */
+static const char *token_plugin(const drp_host_ctx_t *ctx)
+{
+	if (ctx->plugin == NULL || strcmp(ctx->plugin, "proxy") == 0)
+		return "client";
+	return ctx->plugin;
+}
+
 static void host_token_put(drp_host_ctx_t *ctx, const char *scope,
 			   const char *token, double expires_in)
 {
+	drp_metrics_token_fetch(token_plugin(ctx), true);
 	drp_tokencache_put(ctx->host->tokens, ctx, scope, token, expires_in,
 			   ctx->host->now(ctx->host));
 }
 
 static void host_token_fail(drp_host_ctx_t *ctx, const char *scope)
 {
+	drp_metrics_token_fetch(token_plugin(ctx), false);
 	drp_tokencache_fail(ctx->host->tokens, ctx, scope);
 }
 

@@ -8,15 +8,24 @@
 #include <unistd.h>
 
 #include "proxy/server.h"
+#include "util/metrics.h"
 
-/* Append s, %-escaping bytes that would break the line's fields. */
+/* Bounds on what one line takes of each field. */
+#define METHOD_MAX   32
+#define PATH_MAX_LOG 2048
+#define USER_MAX     255
+#define UA_MAX	     256
+
+/* Append s, %-escaping bytes that would break the line's fields (the
+ * blank too unless space_ok: a quoted field may hold it). */
 static size_t put_escaped(char *out, size_t size, size_t n, const char *s,
-			  size_t max)
+			  size_t max, bool space_ok)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (size_t i = 0; s[i] && i < max && n + 4 < size; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		if (ch <= 0x20 || ch >= 0x7f || ch == '%' || ch == '"') {
+		if ((ch < 0x20 || (ch == 0x20 && !space_ok)) || ch >= 0x7f ||
+		    ch == '%' || ch == '"') {
 			out[n++] = '%';
 			out[n++] = hex[ch >> 4];
 			out[n++] = hex[ch & 15];
@@ -27,15 +36,23 @@ static size_t put_escaped(char *out, size_t size, size_t n, const char *s,
 	return n;
 }
 
-size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
-			    size_t size)
+/* "2026-11-27T18:40:00.123Z" */
+static size_t put_time(char *buf, size_t size, double now)
 {
 	time_t secs = (time_t)now;
 	struct tm tm;
 	gmtime_r(&secs, &tm);
 	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	int r = snprintf(buf + n, size - n, ".%03dZ %s ",
-			 (int)((now - (double)secs) * 1000.0) % 1000,
+	int r = snprintf(buf + n, size - n, ".%03dZ",
+			 (int)((now - (double)secs) * 1000.0) % 1000);
+	return n + (r > 0 ? (size_t)r : 0);
+}
+
+size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
+			    size_t size)
+{
+	size_t n = put_time(buf, size, now);
+	int r = snprintf(buf + n, size - n, " %s ",
 			 a->client ? a->client : "-");
 	n += r > 0 ? (size_t)r : 0;
 	if (a->host && n < size) {
@@ -49,12 +66,14 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 	}
 	if (n >= size - 1)
 		n = size - 1;
-	n = put_escaped(buf, size, n, a->method ? a->method : "-", 32);
+	n = put_escaped(buf, size, n, a->method ? a->method : "-", METHOD_MAX,
+			false);
 	if (n + 1 < size)
 		buf[n++] = ' ';
 	const char *path = a->path && a->path[0] ? a->path : "-";
 	size_t plen = strcspn(path, "?#");
-	n = put_escaped(buf, size, n, path, plen > 2048 ? 2048 : plen);
+	n = put_escaped(buf, size, n, path,
+			plen > PATH_MAX_LOG ? PATH_MAX_LOG : plen, false);
 	if (n < size - 1) {
 		char up[16] = "-";
 		if (a->up_status > 0)
@@ -68,7 +87,23 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 		if (n >= size - 1)
 			n = size - 1;
 		n = put_escaped(buf, size, n,
-				a->user && a->user[0] ? a->user : "-", 255);
+				a->user && a->user[0] ? a->user : "-", USER_MAX,
+				false);
+		if (n < size - 1) {
+			r = snprintf(buf + n, size - n, " c%06u ", a->conn);
+			n += r > 0 ? (size_t)r : 0;
+			if (n >= size - 1)
+				n = size - 1;
+		}
+		if (a->ua == NULL) {
+			if (n + 1 < size)
+				buf[n++] = '-';
+		} else if (n + 1 < size) {
+			buf[n++] = '"';
+			n = put_escaped(buf, size, n, a->ua, UA_MAX, true);
+			if (n + 1 < size)
+				buf[n++] = '"';
+		}
 		if (n + 1 < size)
 			buf[n++] = '\n';
 	}
@@ -81,16 +116,209 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 	return n;
 }
 
+/* ---- JSON ---- */
+
+/* The line being built: whatever does not fit is dropped, never more
+ * than would leave room for the closing of the object. */
+typedef struct jout {
+	char *buf;
+	size_t size, n;
+} jout_t;
+
+#define JSON_TAIL 256 /* kept free for the last members and "}\n" */
+
+static void jput(jout_t *o, const char *p, size_t len)
+{
+	if (o->n + len + 1 <= o->size) {
+		memcpy(o->buf + o->n, p, len);
+		o->n += len;
+	}
+}
+
+/* Length of the valid UTF-8 sequence at s (of at most len bytes), 0 if
+ * it is not one: overlong forms, surrogates and code points above
+ * U+10FFFF are not. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned cp, min;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2, cp = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3, cp = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* A JSON string of at most max bytes of s, or null. */
+static void jstr(jout_t *o, const char *s, size_t max)
+{
+	if (s == NULL) {
+		jput(o, "null", 4);
+		return;
+	}
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strnlen(s, max);
+	jput(o, "\"", 1);
+	for (size_t i = 0; i < len;) {
+		if (o->n + 8 + JSON_TAIL > o->size)
+			break; /* cut short, still valid */
+		unsigned char c = p[i];
+		if (c == '"' || c == '\\') {
+			char e[2] = {'\\', (char)c};
+			jput(o, e, 2);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			char e[6] = {'\\', 'u',		'0',
+				     '0',  hex[c >> 4], hex[c & 15]};
+			jput(o, e, 6);
+			i++;
+		} else if (c < 0x80) {
+			jput(o, (const char *)p + i, 1);
+			i++;
+		} else {
+			size_t n = utf8_seq(p + i, len - i);
+			if (n > 0) {
+				jput(o, (const char *)p + i, n);
+				i += n;
+			} else {
+				jput(o, "\\ufffd", 6);
+				i++;
+			}
+		}
+	}
+	jput(o, "\"", 1);
+}
+
+static void jkey(jout_t *o, const char *key)
+{
+	char tmp[32];
+	int r = snprintf(tmp, sizeof(tmp), ",\"%s\":", key);
+	jput(o, tmp, (size_t)r);
+}
+
+static void jnum(jout_t *o, const char *key, unsigned long long v)
+{
+	char tmp[64];
+	int r = snprintf(tmp, sizeof(tmp), ",\"%s\":%llu", key, v);
+	jput(o, tmp, (size_t)r);
+}
+
+size_t drp_accesslog_format_json(const drp_access_t *a, double now, char *buf,
+				 size_t size)
+{
+	jout_t o = {.buf = buf, .size = size};
+	char tmp[64];
+	size_t t = put_time(tmp, sizeof(tmp), now);
+	jput(&o, "{\"time\":\"", 9);
+	jput(&o, tmp, t);
+	int r = snprintf(tmp, sizeof(tmp), "\",\"conn\":\"c%06u\"", a->conn);
+	jput(&o, tmp, (size_t)r);
+	jkey(&o, "client");
+	jstr(&o, a->client, 64);
+	jkey(&o, "user");
+	jstr(&o, a->user && a->user[0] ? a->user : NULL, USER_MAX);
+	jkey(&o, "host");
+	if (a->host) {
+		char hp[300];
+		bool v6 = strchr(a->host, ':') != NULL;
+		snprintf(hp, sizeof(hp), "%s%.256s%s:%u", v6 ? "[" : "",
+			 a->host, v6 ? "]" : "", a->port);
+		jstr(&o, hp, sizeof(hp));
+	} else {
+		jput(&o, "null", 4);
+	}
+	jkey(&o, "method");
+	jstr(&o, a->method, METHOD_MAX);
+	jkey(&o, "path");
+	if (a->path && a->path[0]) {
+		size_t plen = strcspn(a->path, "?#");
+		jstr(&o, a->path, plen > PATH_MAX_LOG ? PATH_MAX_LOG : plen);
+	} else {
+		jput(&o, "null", 4);
+	}
+	r = snprintf(tmp, sizeof(tmp), ",\"status\":%d", a->status);
+	jput(&o, tmp, (size_t)r);
+	jnum(&o, "bytes_in", a->bytes_in);
+	jnum(&o, "bytes_out", a->bytes_out);
+	r = snprintf(tmp, sizeof(tmp), ",\"ms\":%.3f",
+		     a->duration > 0 ? a->duration * 1000.0 : 0.0);
+	jput(&o, tmp, (size_t)r);
+	if (a->up_status > 0) {
+		jnum(&o, "upstream_status", (unsigned long long)a->up_status);
+	} else {
+		jkey(&o, "upstream_status");
+		jput(&o, "null", 4);
+	}
+	jkey(&o, "result");
+	if (a->result) {
+		char res[24];
+		size_t i = 0;
+		for (; a->result[i] && i < sizeof(res) - 1; i++) {
+			char c = a->result[i];
+			res[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a')
+						      : c;
+		}
+		res[i] = '\0';
+		jstr(&o, res, sizeof(res));
+	} else {
+		jput(&o, "null", 4);
+	}
+	jkey(&o, "ua");
+	jstr(&o, a->ua, UA_MAX);
+	jput(&o, "}\n", 2);
+	buf[o.n] = '\0';
+	return o.n;
+}
+
 void drp_accesslog_write(const drp_runtime_t *rt, const drp_access_t *a)
 {
 	if (rt->access_fd < 0)
 		return;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
-	char line[4096];
-	size_t n = drp_accesslog_format(
-		a, (double)tv.tv_sec + (double)tv.tv_usec / 1e6, line,
-		sizeof(line));
+	double now = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+	/* The longest line: every field at its bound, every byte of the
+	 * path escaped as \u00XX (6 bytes). */
+	char line[20 * 1024];
+	size_t n =
+		rt->conf->access_log_format == DRP_CONF_LOG_JSON
+			? drp_accesslog_format_json(a, now, line, sizeof(line))
+			: drp_accesslog_format(a, now, line, sizeof(line));
 	ssize_t w = write(rt->access_fd, line, n);
 	(void)w;
+}
+
+void drp_accesslog_count(const drp_runtime_t *rt, const drp_access_t *a)
+{
+	enum drp_metrics_result res = drp_metrics_result_parse(a->result);
+	if (a->cut ||
+	    (a->status >= 500 && a->up_status == 0 && res != DRP_MR_STALE))
+		res = DRP_MR_ERROR;
+	enum drp_metrics_source src = DRP_MS_NONE;
+	if (res == DRP_MR_HIT || res == DRP_MR_REVALIDATED ||
+	    res == DRP_MR_STALE)
+		src = DRP_MS_CACHE;
+	else if (a->up_status > 0 || res == DRP_MR_TUNNEL)
+		src = DRP_MS_UPSTREAM;
+	unsigned reg = a->host ? drp_metrics_regmap_find(rt->upstream->regmap,
+							 a->host, a->port)
+			       : 0;
+	drp_metrics_request(reg, a->method, res, a->status, a->bytes_out, src,
+			    a->duration, a->first_byte);
 }

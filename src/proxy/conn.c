@@ -32,6 +32,7 @@
 #include "util/busguard.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 /* Bounds on what one connection buffers in each direction. */
 #define OUT_HIGH     DRP_EXCH_OUT_HIGH
@@ -112,6 +113,11 @@ struct drp_conn {
 	drp_http_body_t reqbody;
 	bool is_ping; /* GET/HEAD /v2/ */
 	char *repo;   /* repository of the request (NULL: none) */
+	char *ua;     /* its User-Agent, for the log (NULL: none) */
+	/* When its first response byte was queued (0: not yet), and
+	 * whether the proxy cut its response short (the metrics). */
+	ev_tstamp first_byte;
+	bool cut;
 	/* The request as its handlers see it (core/exchange.h): the
 	 * answer's status, result and byte counts, the per-registry
 	 * settings, the handler's state. */
@@ -190,6 +196,11 @@ static void log_request(drp_conn_t *c, const char *result)
 	if (!c->req_active)
 		return;
 	c->req_active = false;
+	ev_tstamp now = ev_now(c->w->loop);
+	/* An answer queued whole and not written yet counts as its first
+	 * byte now; nothing queued and nothing sent: none. */
+	if (c->first_byte == 0 && drp_conn_out_pending(c))
+		c->first_byte = now;
 	drp_access_t a = {
 		.client = c->peer_str,
 		.host = c->host[0] ? c->host : NULL,
@@ -199,13 +210,21 @@ static void log_request(drp_conn_t *c, const char *result)
 		.status = c->x.status,
 		.bytes_in = c->bytes_in,
 		.bytes_out = c->x.bytes_out,
-		.duration = ev_now(c->w->loop) - c->start,
+		.duration = now - c->start,
 		.up_status = c->x.up_status,
 		.result = result,
 		.user = c->user,
+		.conn = c->id,
+		.ua = c->ua,
+		.first_byte = c->first_byte > 0 ? c->first_byte - c->start : -1,
+		.cut = c->cut,
 	};
 	drp_accesslog_write(c->rt, &a);
+	drp_accesslog_count(c->rt, &a);
 	DRP_FREE(c->path);
+	DRP_FREE(c->ua);
+	c->first_byte = 0;
+	c->cut = false;
 }
 
 /* ---- teardown ---- */
@@ -268,6 +287,7 @@ static void release_all(drp_conn_t *c)
 	drp_buf_free(&c->tbuf);
 	DRP_FREE(c->path);
 	DRP_FREE(c->repo);
+	DRP_FREE(c->ua);
 	DRP_FREE(c->user);
 	DRP_FREE(c->pauth_user);
 	DRP_FREE(c->x.realm_user);
@@ -395,6 +415,8 @@ static void probe_mapped(void *arg)
 
 static int client_flush(drp_conn_t *c, bool *progress)
 {
+	if (c->req_active && c->first_byte == 0 && drp_conn_out_pending(c))
+		c->first_byte = ev_now(c->w->loop);
 	/* What the TLS layer holds goes first, then bytes by reference
 	 * (queued when out was empty, so whatever is in out came after). */
 	if (c->tls_active && drp_tls_out_pending(c->tls)) {
@@ -525,6 +547,17 @@ static void conn_abort(drp_conn_t *c, const char *reason)
 {
 	if (c->state == DRP_CONN_CLOSED)
 		return;
+	if (c->req_active) {
+		/* Its access-log line shows a status the client never saw
+		 * through: say here what became of it. */
+		c->cut = true;
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: %s %s%s: connection reset after "
+			       "%llu body bytes: %s",
+			       c->id, c->peer_str, c->method, c->host,
+			       c->path ? c->path : "",
+			       (unsigned long long)c->x.bytes_out, reason);
+	}
 	/* SO_LINGER 0: close sends RST, so the client cannot mistake the
 	 * cut for a complete response. */
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -676,6 +709,7 @@ static void x_abort(drp_exch_t *x, const char *reason)
 
 static void x_close(drp_exch_t *x, const char *reason)
 {
+	CONN_OF(x)->cut = true;
 	drp_conn_close(CONN_OF(x), reason);
 }
 
@@ -912,12 +946,13 @@ static void handle_local(drp_conn_t *c, const drp_http_msg_t *req,
 		hostbuf[h->value_len] = '\0';
 	}
 	drp_local_response_t r = {0};
-	if (drp_local_answer(c->w->srv, path, path_len, hostbuf, &r) < 0) {
+	if (drp_local_answer(c->w->srv, path, path_len, hostbuf, false, &r) <
+	    0) {
 		respond_error(
 			c, 404, false,
 			"not found: this is docker-registry-proxy; use it "
 			"as an HTTP(S) proxy, or GET /ca.crt, "
-			"/setup/systemd, /healthz, /metrics");
+			"/setup/systemd, /healthz");
 		return;
 	}
 	respond(c, r.status, r.content_type, r.body, r.len, false);
@@ -1069,7 +1104,13 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 	c->is_ping = false;
 	c->mirror = false;
 	c->x.result = "PASS";
-	atomic_fetch_add(&c->w->srv->stats.requests, 1);
+	c->first_byte = 0;
+	c->cut = false;
+	const drp_http_header_t *ua = drp_http_find(req, "User-Agent");
+	free(c->ua);
+	c->ua = ua ? drp_strndup(ua->value,
+				 ua->value_len < 256 ? ua->value_len : 256)
+		   : NULL;
 
 	if (c->state == DRP_CONN_PROXY_HEAD) {
 		if (!drp_cidr_list_match(conf->allow, conf->n_allow,
@@ -1585,7 +1626,6 @@ static void tunnel_connected_cb(void *arg, int fd,
 		return;
 	}
 	c->tfd = fd;
-	atomic_fetch_add(&c->w->srv->stats.tunnels, 1);
 	c->state = DRP_CONN_TUNNEL;
 	c->req_active = false;
 	c->t_start = ev_now(c->w->loop);

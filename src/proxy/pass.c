@@ -119,7 +119,6 @@ static void sink_body(void *arg, const char *data, size_t len)
 	if (p->chunked)
 		drp_buf_append(x->out, "\r\n", 2);
 	x->bytes_out += len;
-	atomic_fetch_add(&x->w->srv->stats.bytes_client, len);
 	drp_exch_kick(x);
 }
 
@@ -139,7 +138,6 @@ static void sink_done(void *arg, int err, int http_status, const char *reason)
 		drp_exch_done(x, "PASS");
 		return;
 	}
-	atomic_fetch_add(&x->w->srv->stats.upstream_errors, 1);
 	if (x->head_sent) {
 		/* Mid-body failure: the client must see a broken transfer,
 		 * never a clean end. */

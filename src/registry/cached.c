@@ -21,6 +21,7 @@
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 /* Manifests larger than this are passed through, never cached (the
  * distribution spec lets registries refuse more than 4 MiB). */
@@ -358,7 +359,6 @@ static int pump_reader(drp_exch_t *x)
 		progress = 1;
 	}
 	if (q->pos == q->end) {
-		atomic_fetch_add(&srv->stats.bytes_client, q->end);
 		drp_exch_done(x, q->result ? q->result : x->result);
 	}
 	return progress;
@@ -557,8 +557,6 @@ static int pump_fill(drp_exch_t *x)
 		drp_buf_append(x->out, "0\r\n\r\n", 5);
 	if (q->pos == q->end && verified) {
 		mark_seen(x);
-		atomic_fetch_add(&srv_of(x)->stats.bytes_client,
-				 q->end - (q->range ? q->r_first : 0));
 		drp_exch_done(x, q->result);
 		return 1;
 	}
@@ -637,7 +635,6 @@ static void blob_miss(drp_exch_t *x)
 	q->initiator = created;
 	q->result = created ? "MISS" : "COALESCED";
 	x->result = q->result;
-	atomic_fetch_add(created ? &srv->stats.miss : &srv->stats.coalesced, 1);
 	if (created) {
 		drp_fetch_req_t fr = upstream_req(x, "GET", true);
 		drp_fetch_t *f = drp_fill_start(q->fill, x->w, x->rt, &fr);
@@ -774,7 +771,6 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 {
 	drp_exch_t *x = arg;
 	drp_cached_req_t *q = x->hs;
-	drp_server_t *srv = srv_of(x);
 	q->fb = NULL;
 	bool upstream_down = (res->err < 0 && !auth_refused(res)) ||
 			     res->status == 429 || res->status >= 500;
@@ -786,7 +782,6 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 			x->id, q->target,
 			res->err < 0 ? res->reason : "unavailable",
 			q->tag.digest);
-		atomic_fetch_add(&srv->stats.stale, 1);
 		if (serve_manifest_record(x, "STALE"))
 			return;
 	}
@@ -828,7 +823,7 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 			    "[c%06u] %s: manifest bytes hash to %s, not %s; "
 			    "not cached",
 			    x->id, q->target, digest, want);
-		atomic_fetch_add(&srv->stats.digest_mismatches, 1);
+		drp_metrics_digest_mismatch();
 		drp_exch_error(x, 502, false,
 			       "the upstream manifest does not match "
 			       "its digest");
@@ -850,7 +845,6 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 
 static void manifest_fetch(drp_exch_t *x)
 {
-	atomic_fetch_add(&srv_of(x)->stats.miss, 1);
 	start_buffered(x, "GET", MANIFEST_MAX, manifest_get_cb);
 }
 
@@ -873,7 +867,6 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 				"[c%06u] %s: revalidation failed (%s); serving "
 				"%s (STALE)",
 				x->id, q->target, why, q->tag.digest);
-		atomic_fetch_add(&srv->stats.stale, 1);
 		if (!serve_manifest_record(x, "STALE"))
 			manifest_fetch(x);
 		return;
@@ -882,7 +875,6 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 		q->tag.fetched_at = now_s();
 		drp_cache_tag_put(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
 				  &q->tag);
-		atomic_fetch_add(&srv->stats.revalidated, 1);
 		if (serve_manifest_record(x, "REVALIDATED"))
 			return;
 		manifest_fetch(x);
@@ -945,7 +937,6 @@ static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 		q->have_tag = true;
 		double age = (double)(now_s() - q->tag.fetched_at);
 		if (age >= 0 && age < tag_ttl(x, tag) && !x->auth_confirm) {
-			atomic_fetch_add(&srv->stats.hit, 1);
 			if (serve_manifest_record(x, "HIT"))
 				return true;
 			q->have_tag = false;
@@ -995,15 +986,12 @@ static void confirm_cb(void *arg, drp_fetchbuf_result_t *res)
 	if (res->err == 0 &&
 	    (res->status == 200 || (q->kind == K_BLOB && has_it(res)))) {
 		mark_seen(x);
-		drp_server_t *srv = srv_of(x);
 		q->result = "HIT";
 		if (serve_stored(x,
 				 q->kind == K_BLOB ? "application/octet-stream"
 						   : q->tag.media_type,
-				 "HIT")) {
-			atomic_fetch_add(&srv->stats.hit, 1);
+				 "HIT"))
 			return;
-		}
 	}
 	/* Not confirmed (404, 401, upstream down...): the client gets the
 	 * upstream's own answer. */
@@ -1030,10 +1018,8 @@ static bool manifest_digest(drp_exch_t *x)
 			return true;
 		}
 		q->result = "HIT";
-		if (serve_stored(x, ctype, "HIT")) {
-			atomic_fetch_add(&srv->stats.hit, 1);
+		if (serve_stored(x, ctype, "HIT"))
 			return true;
-		}
 	}
 	if (q->head)
 		return false; /* a HEAD miss costs the upstream nothing */
@@ -1082,9 +1068,7 @@ bool drp_cached_dispatch(drp_exch_t *x, const drp_http_msg_t *req,
 			/* A hit once it is served: an object found damaged
 			 * now is a miss, counted as one (by blob_miss). */
 			q->result = "HIT";
-			if (serve_stored(x, "application/octet-stream", "HIT"))
-				atomic_fetch_add(&srv->stats.hit, 1);
-			else
+			if (!serve_stored(x, "application/octet-stream", "HIT"))
 				blob_miss(x);
 		} else if (q->head) {
 			taken = false;

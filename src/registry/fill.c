@@ -20,6 +20,7 @@
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 #define DECLINED_BODY_MAX (64 * 1024)
 #define HASH_WAKE	  (1024 * 1024)
@@ -58,7 +59,15 @@ struct drp_fill {
 	ev_timer bypass_timer;
 	bool declined_too_big;
 	bool broken; /* spool write failed: drain and drop */
+	/* Progress of a long fill in the log (the fetch's loop). */
+	unsigned conn_id; /* the connection that started it */
+	ev_timer progress;
+	uint64_t progress_last; /* written at the last report */
+	bool in_flight;		/* counted in drp_fills_in_flight */
 };
+
+/* A fill this long gets a progress line per period. */
+#define PROGRESS_PERIOD 10.0
 
 static void table_remove(drp_fill_t *f)
 {
@@ -195,16 +204,20 @@ static void notify(drp_fill_t *f)
 void drp_fill_waiter_add(drp_fill_t *f, drp_worker_t *w)
 {
 	pthread_mutex_lock(&f->lock);
-	if (w->id < f->srv->n_workers)
+	if (w->id < f->srv->n_workers) {
 		f->wwait[w->id]++;
+		drp_metrics_fill_waiters_add(1);
+	}
 	pthread_mutex_unlock(&f->lock);
 }
 
 void drp_fill_waiter_del(drp_fill_t *f, drp_worker_t *w)
 {
 	pthread_mutex_lock(&f->lock);
-	if (w->id < f->srv->n_workers && f->wwait[w->id] > 0)
+	if (w->id < f->srv->n_workers && f->wwait[w->id] > 0) {
 		f->wwait[w->id]--;
+		drp_metrics_fill_waiters_add(-1);
+	}
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -301,9 +314,44 @@ static bool reserve_spool(drp_fill_t *f, uint64_t length)
 	return false;
 }
 
+/* The fill's fetch is over (its loop's thread). */
+static void fetch_ended(drp_fill_t *f)
+{
+	if (!f->in_flight)
+		return;
+	f->in_flight = false;
+	ev_timer_stop(f->home->loop, &f->progress);
+	drp_metrics_fills_add(-1);
+}
+
+static void progress_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_fill_t *f = DRP_CONTAINER_OF(t, drp_fill_t, progress);
+	pthread_mutex_lock(&f->lock);
+	uint64_t written = f->written, total = f->total;
+	bool known = f->length_known;
+	unsigned waiters = 0;
+	for (unsigned i = 0; i < f->srv->n_workers; i++)
+		waiters += f->wwait[i];
+	pthread_mutex_unlock(&f->lock);
+	double rate = (double)(written - f->progress_last) / PROGRESS_PERIOD;
+	f->progress_last = written;
+	char of[64] = "";
+	if (known && total > 0)
+		snprintf(of, sizeof(of), " of %.1f MiB (%.0f%%)",
+			 (double)total / 1048576.0,
+			 100.0 * (double)written / (double)total);
+	drp_log_info(DRP_LOG_CACHE,
+		     "[c%06u] %s: %.1f MiB%s received, %.2f MiB/s, %u "
+		     "waiter(s)",
+		     f->conn_id, f->digest, (double)written / 1048576.0, of,
+		     rate / 1048576.0, waiters);
+}
+
 static void bypass_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	drp_fill_t *f = t->data;
+	fetch_ended(f);
 	if (f->fetch) {
 		drp_fetch_cancel(f->fetch); /* no sink callback after this */
 		f->fetch = NULL;
@@ -424,7 +472,6 @@ static void fill_body(void *arg, const char *data, size_t len)
 		pthread_cond_signal(&f->grew);
 	}
 	pthread_mutex_unlock(&f->lock);
-	atomic_fetch_add(&f->srv->stats.bytes_upstream, len);
 	notify(f);
 }
 
@@ -471,10 +518,10 @@ static void finish(drp_fill_t *f, bool inline_store)
 	} else if (!ok) {
 		drp_log_err(
 			DRP_LOG_CACHE,
-			"%s: the upstream sent %llu bytes that do not match "
-			"the digest; discarded, clients reset",
-			f->digest, (unsigned long long)f->written);
-		atomic_fetch_add(&srv->stats.digest_mismatches, 1);
+			"[c%06u] %s: the upstream sent %llu bytes that do not "
+			"match the digest; discarded, clients reset",
+			f->conn_id, f->digest, (unsigned long long)f->written);
+		drp_metrics_digest_mismatch();
 	}
 	set_state(f, ok ? DRP_FILL_VERIFIED : DRP_FILL_FAILED);
 	if (!ok || srv->capi == NULL)
@@ -640,6 +687,7 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 {
 	drp_fill_t *f = arg;
 	f->fetch = NULL;
+	fetch_ended(f);
 	if (f->bypass) {
 		/* Ended before bypass_cb ran: it only sets the state. */
 		return;
@@ -667,8 +715,9 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 		if (!f->hasher)
 			finish(f, false);
 	} else {
-		drp_log_warning(DRP_LOG_CACHE, "%s: upstream fetch failed: %s",
-				f->digest, reason);
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] %s: upstream fetch failed: %s",
+				f->conn_id, f->digest, reason);
 		end_body(f, err);
 		if (f->hashing && !f->hasher) {
 			drp_digest_abort(&f->hash);
@@ -705,6 +754,12 @@ drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 			    const drp_fetch_req_t *req)
 {
 	f->home = w;
+	f->conn_id = req->conn_id;
+	f->in_flight = true;
+	drp_metrics_fills_add(1);
+	ev_timer_init(&f->progress, progress_cb, PROGRESS_PERIOD,
+		      PROGRESS_PERIOD);
+	ev_timer_start(w->loop, &f->progress);
 	f->fetch =
 		drp_fetch_new(&w->upstream, rt->upstream, req, &fill_sink, f);
 	drp_fetch_start(f->fetch);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/metrics.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -1065,6 +1066,7 @@ drp_leaf_t *drp_forge_get(drp_forge_t *f, const char *host)
 	struct leaf *nl = leaf_forge(f, &k, now);
 	if (nl == NULL)
 		return NULL;
+	drp_metrics_forged_certificate();
 	pthread_mutex_lock(&f->lock);
 	/* Another thread may have forged the same host meanwhile: every
 	 * caller must end up with the cached leaf, so ours is dropped. */

@@ -23,6 +23,14 @@ struct drp_tls {
 	bool server;
 	bool verify;
 	int last_err;
+	int last_alert; /* with GNUTLS_E_FATAL_ALERT_RECEIVED */
+	/* Server, during the handshake: the last bytes from the client. A
+	 * TLS 1.3 client that rejects our certificate before it switched
+	 * keys (OpenSSL does) sends its alert unencrypted, which GnuTLS only
+	 * sees as a record it cannot decrypt: the alert is read here. */
+	unsigned char tail[7];
+	unsigned tail_len;
+	bool hs_done;
 	size_t again_len; /* length of a record send that returned EAGAIN */
 	int fd;
 	const char *pre; /* bytes read before the handshake (owned by caller) */
@@ -178,6 +186,18 @@ static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
 	ssize_t r = recv(t->fd, buf, len, 0);
 	if (r < 0)
 		gnutls_transport_set_errno(t->s, errno);
+	if (r > 0 && t->server && !t->hs_done) {
+		const unsigned char *b = buf;
+		size_t keep = sizeof(t->tail);
+		for (size_t i = (size_t)r > keep ? (size_t)r - keep : 0;
+		     i < (size_t)r; i++) {
+			if (t->tail_len == keep) {
+				memmove(t->tail, t->tail + 1, keep - 1);
+				t->tail_len--;
+			}
+			t->tail[t->tail_len++] = b[i];
+		}
+	}
 	return r;
 }
 
@@ -360,8 +380,10 @@ void drp_tls_free(drp_tls_t *t)
 int drp_tls_handshake(drp_tls_t *t)
 {
 	int r = gnutls_handshake(t->s);
-	if (r == GNUTLS_E_SUCCESS)
+	if (r == GNUTLS_E_SUCCESS) {
+		t->hs_done = true;
 		return 0;
+	}
 	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
 		return -EAGAIN;
 	if (gnutls_error_is_fatal(r) == 0 &&
@@ -381,9 +403,20 @@ int drp_tls_handshake(drp_tls_t *t)
 		}
 	} else if (r == GNUTLS_E_FATAL_ALERT_RECEIVED ||
 		   r == GNUTLS_E_WARNING_ALERT_RECEIVED) {
+		t->last_alert = (int)gnutls_alert_get(t->s);
 		snprintf(t->err, sizeof(t->err), "(%d) %s: alert %s", r,
 			 gnutls_strerror_name(r),
 			 gnutls_alert_get_name(gnutls_alert_get(t->s)));
+	} else if (t->server && t->tail_len == sizeof(t->tail) &&
+		   t->tail[0] == 21 && t->tail[1] == 3 && t->tail[3] == 0 &&
+		   t->tail[4] == 2 && t->tail[5] == GNUTLS_AL_FATAL) {
+		/* An unencrypted fatal alert record (type 21, length 2). */
+		t->last_err = GNUTLS_E_FATAL_ALERT_RECEIVED;
+		t->last_alert = t->tail[6];
+		const char *name = gnutls_alert_get_name(
+			(gnutls_alert_description_t)t->tail[6]);
+		snprintf(t->err, sizeof(t->err), "(%d) %s: alert %s", r,
+			 gnutls_strerror_name(r), name ? name : "unknown");
 	}
 	return -EPROTO;
 }
@@ -500,6 +533,34 @@ bool drp_tls_want_write(drp_tls_t *t)
 const char *drp_tls_sni(drp_tls_t *t)
 {
 	return t->sni;
+}
+
+enum drp_tls_fail drp_tls_fail_kind(const drp_tls_t *t)
+{
+	switch (t->last_err) {
+	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+	case GNUTLS_E_CERTIFICATE_ERROR:
+		return DRP_TLS_FAIL_CERTIFICATE;
+	case GNUTLS_E_PREMATURE_TERMINATION:
+	case GNUTLS_E_PULL_ERROR:
+	case GNUTLS_E_PUSH_ERROR:
+		return DRP_TLS_FAIL_CLOSED;
+	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+		break;
+	default:
+		return DRP_TLS_FAIL_PROTOCOL;
+	}
+	switch (t->last_alert) {
+	case GNUTLS_A_BAD_CERTIFICATE:
+	case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+	case GNUTLS_A_CERTIFICATE_REVOKED:
+	case GNUTLS_A_CERTIFICATE_EXPIRED:
+	case GNUTLS_A_CERTIFICATE_UNKNOWN:
+	case GNUTLS_A_UNKNOWN_CA:
+		return DRP_TLS_FAIL_CERTIFICATE;
+	default:
+		return DRP_TLS_FAIL_PROTOCOL;
+	}
 }
 
 const char *drp_tls_error(drp_tls_t *t)

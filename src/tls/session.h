@@ -70,4 +70,16 @@ const char *drp_tls_sni(drp_tls_t *t);
  * included for client sessions). */
 const char *drp_tls_error(drp_tls_t *t);
 
+/* What the last failed handshake failed on. */
+enum drp_tls_fail {
+	DRP_TLS_FAIL_PROTOCOL = 0, /* anything below */
+	/* A server session: the client sent a certificate alert (it does
+	 * not trust the forged certificate, i.e. the proxy's CA); a client
+	 * session: the upstream's certificate did not verify. */
+	DRP_TLS_FAIL_CERTIFICATE = 1,
+	/* The peer closed the connection without an alert. */
+	DRP_TLS_FAIL_CLOSED = 2,
+};
+enum drp_tls_fail drp_tls_fail_kind(const drp_tls_t *t);
+
 #endif

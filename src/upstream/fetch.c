@@ -18,6 +18,7 @@
 #include "upstream/upstream.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/metrics.h"
 
 /* Read from the upstream only while less than this is waiting for the
  * sink; request-body bytes are buffered up to the same bound. */
@@ -98,6 +99,7 @@ struct drp_fetch {
 	bool got_bytes;
 	bool up_eof; /* the upstream closed (EOF-delimited body) */
 	uint64_t bytes_up;
+	unsigned mreg; /* the metrics' registry slot of the origin */
 };
 
 static void fetch_run(drp_fetch_t *f);
@@ -239,6 +241,7 @@ drp_fetch_t *drp_fetch_new(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,
 		(req->body_mode == DRP_HTTP_BODY_LENGTH && req->body_len == 0);
 	f->follow_redirects = req->follow_redirects;
 	f->conn_id = req->conn_id;
+	f->mreg = drp_metrics_regmap_find(ucf->regmap, req->host, req->port);
 	f->sink = sink;
 	f->sarg = sink_arg;
 	ev_init(&f->timer, timer_cb);
@@ -711,6 +714,15 @@ static bool on_head(drp_fetch_t *f, const drp_http_msg_t *resp)
 			   f->ucf->parent_host, f->ucf->parent_port, f->host);
 		return false;
 	}
+	drp_metrics_upstream_response(f->mreg, resp->status);
+	if (resp->status >= 500 || resp->status == 429)
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] upstream %s:%u answered %d to %s %.*s",
+			       f->conn_id, f->host, f->port, resp->status,
+			       f->method, (int)strcspn(f->target, "?#"),
+			       f->target);
+	if (f->hooks.response)
+		f->hooks.response(f->hooks.arg, f, resp);
 	/* A 401 is the ordinary first step of a challenge, answered by a
 	 * retry with an identity; a 403 denies the identity outright. */
 	if (resp->status == 403)
@@ -821,6 +833,7 @@ static bool process_input(drp_fetch_t *f)
 		drp_buf_consume(&f->in, (size_t)c);
 		if (dlen) {
 			f->bytes_up += dlen;
+			drp_metrics_upstream_bytes(f->mreg, dlen);
 			if (f->sink && f->sink->body) {
 				f->in_sink++;
 				f->sink->body(f->sarg, data, dlen);
@@ -894,6 +907,12 @@ static void fetch_run(drp_fetch_t *f)
 			return;
 		}
 		if (r < 0) {
+			drp_metrics_tls_failure(
+				DRP_MTLS_UPSTREAM,
+				drp_tls_fail_kind(u->tls) ==
+						DRP_TLS_FAIL_CERTIFICATE
+					? DRP_MTLS_CERTIFICATE
+					: DRP_MTLS_PROTOCOL);
 			drp_log_warning(DRP_LOG_TLS,
 					"[c%06u] upstream %s (%s): %s",
 					f->conn_id, f->host, f->addr_str,
@@ -1000,6 +1019,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	drp_fetch_t *f = DRP_CONTAINER_OF(t, drp_fetch_t, timer);
 	switch (f->state) {
 	case F_HANDSHAKE:
+		drp_metrics_tls_failure(DRP_MTLS_UPSTREAM, DRP_MTLS_TIMEOUT);
 		fetch_fail(f, -ETIMEDOUT, 504,
 			   "TLS handshake with %s timed out", f->host);
 		return;

@@ -76,6 +76,11 @@ typedef struct drp_fetch_hooks {
 	 * per-fetch state; a challenge still pending is abandoned here. */
 	void (*release)(void *arg, drp_fetch_t *f);
 	void *arg;
+	/* Optional. Every response head of the exchange (redirects and
+	 * challenges included), before the fetch acts on it; resp is valid
+	 * during the call only. drp_fetch_at_origin() tells whether the
+	 * attempt it answers carried credentials. */
+	void (*response)(void *arg, drp_fetch_t *f, const drp_http_msg_t *resp);
 } drp_fetch_hooks_t;
 
 typedef struct drp_fetch_req {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "plugin/select.h"
 #include "upstream/keepalive.h"
 #include "util/addr.h"
 #include "util/base64.h"
@@ -96,6 +97,39 @@ static char *parent_auth(const drp_conf_t *conf, char *err, size_t errlen)
 	return out;
 }
 
+/* One registries entry or [registry] section name into the map. */
+static void regmap_add_name(drp_metrics_regmap_t *m, const char *name)
+{
+	drp_select_name_t n;
+	if (drp_select_parse_name(name, &n, NULL) < 0)
+		return;
+	char *host = n.host;
+	size_t hl = strlen(host);
+	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+		host[hl - 1] = '\0'; /* requests name IPv6 hosts bare */
+		host++;
+	}
+	drp_metrics_regmap_add(m, host, n.port, n.wildcard, n.registry);
+	drp_select_name_free(&n);
+}
+
+/* The configured registries, for the registry label of the metrics:
+ * Docker Hub under its names (always intercepted), the registries list
+ * and the hosts of [registry] sections. */
+static drp_metrics_regmap_t *regmap_new(const drp_conf_t *conf)
+{
+	static const char *const hub[] = {"docker.io", "registry-1.docker.io",
+					  "index.docker.io"};
+	drp_metrics_regmap_t *m = drp_metrics_regmap_new();
+	for (size_t i = 0; i < DRP_ARRAY_SIZE(hub); i++)
+		drp_metrics_regmap_add(m, hub[i], 443, false, "docker.io");
+	for (unsigned i = 0; i < conf->n_registries; i++)
+		regmap_add_name(m, conf->registries[i]);
+	for (unsigned i = 0; i < conf->n_registry; i++)
+		regmap_add_name(m, conf->registry[i].name);
+	return m;
+}
+
 drp_upstream_conf_t *drp_upstream_conf_new(const drp_conf_t *conf, char *err,
 					   size_t errlen)
 {
@@ -105,6 +139,7 @@ drp_upstream_conf_t *drp_upstream_conf_new(const drp_conf_t *conf, char *err,
 	ucf->handshake_timeout = conf->handshake_timeout;
 	ucf->body_timeout = conf->body_timeout;
 	ucf->addr_allowed = drp_upstream_addr_allowed;
+	ucf->regmap = regmap_new(conf);
 	if (conf->n_resolve > 0) {
 		ucf->resolve =
 			drp_calloc(conf->n_resolve, sizeof(*ucf->resolve));
@@ -157,6 +192,7 @@ void drp_upstream_conf_unref(drp_upstream_conf_t *ucf)
 	if (ucf == NULL || atomic_fetch_sub(&ucf->refs, 1) != 1)
 		return;
 	drp_tls_client_cred_free(ucf->cred);
+	drp_metrics_regmap_free(ucf->regmap);
 	for (unsigned i = 0; i < ucf->n_resolve; i++)
 		free(ucf->resolve[i].host);
 	free(ucf->resolve);

@@ -35,6 +35,7 @@
 #include "conf/conf.h"
 #include "net/dns.h"
 #include "tls/session.h"
+#include "util/metrics.h"
 
 struct drp_upconn;
 
@@ -71,6 +72,9 @@ typedef struct drp_upstream_conf {
 	unsigned n_no_proxy;
 	drp_cidr_t *no_proxy_cidr; /* ... and CIDRs, for IP literals */
 	unsigned n_no_proxy_cidr;
+	/* Which configured registry a host is, for the metrics' registry
+	 * label (NULL: everything is "other"). */
+	drp_metrics_regmap_t *regmap;
 } drp_upstream_conf_t;
 
 /* Set up up for loop, with a resolver whose queries give up after

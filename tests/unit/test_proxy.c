@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf.h"
@@ -164,7 +166,7 @@ START_TEST(accesslog_line)
 	size_t n = drp_accesslog_format(&a, 1795000000.25, line, sizeof(line));
 	ck_assert_str_eq(line, "2026-11-18T11:06:40.250Z 10.0.0.7 quay.io:443 "
 			       "GET /v2/x/blobs/sha256:ab 200 0 1048576 35 "
-			       "200 PASS alice\n");
+			       "200 PASS alice c000000 -\n");
 	ck_assert_uint_eq(n, strlen(line));
 	/* The query string (signed URLs) never reaches the log. */
 	ck_assert_ptr_null(strstr(line, "secret"));
@@ -178,12 +180,117 @@ START_TEST(accesslog_line)
 			  .result = "PASS"};
 	drp_accesslog_format(&b, 1795000000.0, line, sizeof(line));
 	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z ::1 - GET /a%20b%0Ac "
-			       "404 0 0 0 - PASS -\n");
+			       "404 0 0 0 - PASS - c000000 -\n");
 	/* A user name cannot forge fields either. */
 	b.user = "eve 200\nx";
 	drp_accesslog_format(&b, 1795000000.0, line, sizeof(line));
 	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z ::1 - GET /a%20b%0Ac "
-			       "404 0 0 0 - PASS eve%20200%0Ax\n");
+			       "404 0 0 0 - PASS eve%20200%0Ax c000000 -\n");
+	/* The connection id and the User-Agent, quoted: blanks stay, a
+	 * quote or a line break cannot end the field or the line. */
+	b.conn = 42;
+	b.ua = "docker/24.0 go/1.20 \"x\"\r\nfake";
+	drp_accesslog_format(&b, 1795000000.0, line, sizeof(line));
+	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z ::1 - GET /a%20b%0Ac "
+			       "404 0 0 0 - PASS eve%20200%0Ax c000042 "
+			       "\"docker/24.0 go/1.20 %22x%22%0D%0Afake\"\n");
+}
+END_TEST
+
+/* One JSON object per line, every member present, strings escaped, and
+ * bytes that are not UTF-8 replaced: whatever the client sent, the line
+ * parses. */
+START_TEST(accesslog_json)
+{
+	drp_access_t a = {
+		.client = "10.0.0.7",
+		.host = "quay.io",
+		.port = 443,
+		.method = "GET",
+		.path = "/v2/x/blobs/sha256:ab?X-Amz-Signature=secret",
+		.status = 200,
+		.bytes_out = 1048576,
+		.duration = 0.035,
+		.up_status = 200,
+		.result = "MISS",
+		.user = "alice",
+		.conn = 7,
+		.ua = "containerd/1.7",
+	};
+	char line[8192];
+	size_t n = drp_accesslog_format_json(&a, 1795000000.25, line,
+					     sizeof(line));
+	ck_assert_uint_eq(n, strlen(line));
+	ck_assert_str_eq(
+		line, "{\"time\":\"2026-11-18T11:06:40.250Z\",\"conn\":"
+		      "\"c000007\",\"client\":\"10.0.0.7\",\"user\":"
+		      "\"alice\",\"host\":\"quay.io:443\",\"method\":\"GET\","
+		      "\"path\":\"/v2/x/blobs/sha256:ab\",\"status\":200,"
+		      "\"bytes_in\":0,\"bytes_out\":1048576,\"ms\":35.000,"
+		      "\"upstream_status\":200,\"result\":\"miss\",\"ua\":"
+		      "\"containerd/1.7\"}\n");
+
+	/* Hostile strings: quotes, backslashes, control bytes, invalid and
+	 * overlong UTF-8, a surrogate, and valid multi-byte characters. */
+	static const char *const nasty[] = {
+		"a\"b\\c",
+		"line\nbreak\t\x01\x7f",
+		"\xff\xfe bad",
+		"\xc0\xaf overlong",
+		"\xed\xa0\x80 surrogate",
+		"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3",
+		"cut \xe2\x82",
+	};
+	static const char *const want[] = {
+		"a\"b\\c",
+		"line\nbreak\t\x01\x7f",
+		"\xef\xbf\xbd\xef\xbf\xbd bad",
+		"\xef\xbf\xbd\xef\xbf\xbd overlong",
+		"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd surrogate",
+		"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3",
+		"cut \xef\xbf\xbd\xef\xbf\xbd",
+	};
+	for (size_t i = 0; i < sizeof(nasty) / sizeof(nasty[0]); i++) {
+		drp_access_t b = {.client = "::1",
+				  .method = nasty[i],
+				  .path = nasty[i],
+				  .user = nasty[i],
+				  .ua = nasty[i],
+				  .result = "TLS_ERROR"};
+		drp_accesslog_format_json(&b, 1795000000.0, line, sizeof(line));
+		/* One line: its only line break is the last byte. */
+		ck_assert_ptr_eq(strchr(line, '\n'), line + strlen(line) - 1);
+		json_error_t err;
+		json_t *o = json_loads(line, 0, &err);
+		ck_assert_msg(o != NULL, "case %zu: %s: %s", i, err.text, line);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "ua")),
+				 want[i]);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "user")),
+				 want[i]);
+		ck_assert_str_eq(
+			json_string_value(json_object_get(o, "result")),
+			"tls_error");
+		/* Absent facts are null; every member is there. */
+		ck_assert(json_is_null(json_object_get(o, "host")));
+		ck_assert(json_is_null(json_object_get(o, "upstream_status")));
+		ck_assert_uint_eq(json_object_size(o), 14);
+		json_decref(o);
+	}
+
+	/* A path at the bound, every byte escaped six times over, still
+	 * makes a whole line in the daemon's buffer size. */
+	char *path = malloc(4096);
+	path[0] = '/';
+	memset(path + 1, 1, 4094);
+	path[4095] = '\0';
+	drp_access_t c = {.method = "GET", .path = path, .ua = path};
+	char small[1024];
+	drp_accesslog_format_json(&c, 1795000000.0, small, sizeof(small));
+	json_error_t err;
+	json_t *o = json_loads(small, 0, &err);
+	ck_assert_msg(o != NULL, "cut line: %s", err.text);
+	json_decref(o);
+	free(path);
 }
 END_TEST
 
@@ -273,6 +380,7 @@ Suite *proxy_suite(void)
 	tcase_add_test(tc, intercept_hub_alias_section);
 	tcase_add_test(tc, resolve_override);
 	tcase_add_test(tc, accesslog_line);
+	tcase_add_test(tc, accesslog_json);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("worker");
 	tcase_add_test(tc, worker_call);
