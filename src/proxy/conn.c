@@ -1412,6 +1412,63 @@ static void linger_read(drp_conn_t *c)
 	ev_io_start(c->w->loop, &c->io);
 }
 
+/*
+ * A client's TLS handshake with the forged certificate failed or timed
+ * out: an access-log line for the CONNECT (result TLS_ERROR), and in the
+ * daemon log what to do about it. The usual cause is a client that does
+ * not trust the proxy's CA: it says so (a certificate alert), or just
+ * closes the connection.
+ */
+static void tls_failed(drp_conn_t *c, bool timeout)
+{
+	enum drp_tls_fail kind =
+		timeout ? DRP_TLS_FAIL_PROTOCOL : drp_tls_fail_kind(c->tls);
+	char self[80] = "PROXY:3128";
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+		drp_sockaddr_str((struct sockaddr *)&ss, self, sizeof(self));
+	if (timeout) {
+		drp_metrics_tls_failure(DRP_MTLS_CLIENT, DRP_MTLS_TIMEOUT);
+		drp_log_notice(DRP_LOG_TLS,
+			       "[c%06u] %s: TLS handshake for %s timed out",
+			       c->id, c->peer_str, c->host);
+	} else if (kind == DRP_TLS_FAIL_CERTIFICATE) {
+		drp_metrics_tls_failure(DRP_MTLS_CLIENT, DRP_MTLS_CERTIFICATE);
+		drp_log_warning(DRP_LOG_TLS,
+				"[c%06u] %s: the client rejected the "
+				"certificate forged for %s: it does not trust "
+				"this proxy's CA. Install http://%s/ca.crt as "
+				"a trusted CA on it (Docker and containerd "
+				"hosts: curl http://%s/setup/systemd | sh)",
+				c->id, c->peer_str, c->host, self, self);
+	} else if (kind == DRP_TLS_FAIL_CLOSED) {
+		drp_metrics_tls_failure(DRP_MTLS_CLIENT, DRP_MTLS_PROTOCOL);
+		drp_log_notice(DRP_LOG_TLS,
+			       "[c%06u] %s: the client closed the connection "
+			       "during the TLS handshake for %s (a client that "
+			       "does not trust this proxy's CA may do that: "
+			       "it must trust http://%s/ca.crt)",
+			       c->id, c->peer_str, c->host, self);
+	} else {
+		drp_metrics_tls_failure(DRP_MTLS_CLIENT, DRP_MTLS_PROTOCOL);
+		drp_log_notice(DRP_LOG_TLS,
+			       "[c%06u] %s: TLS handshake for %s failed: %s",
+			       c->id, c->peer_str, c->host,
+			       drp_tls_error(c->tls));
+	}
+	/* The CONNECT was answered 200 before the handshake. */
+	c->req_active = true;
+	snprintf(c->method, sizeof(c->method), "CONNECT");
+	c->x.status = 200;
+	c->x.up_status = 0;
+	c->bytes_in = 0;
+	c->x.bytes_out = 0;
+	log_request(c, "TLS_ERROR");
+	drp_conn_close(c, timeout ? "TLS handshake timed out"
+				  : "TLS handshake failed");
+}
+
 static void conn_run(drp_conn_t *c)
 {
 	if (c->state == DRP_CONN_CLOSED)
@@ -1442,12 +1499,7 @@ static void conn_run(drp_conn_t *c)
 			if (r == -EAGAIN)
 				break;
 			if (r < 0) {
-				drp_log_notice(DRP_LOG_TLS,
-					       "[c%06u] %s: TLS handshake for "
-					       "%s failed: %s",
-					       c->id, c->peer_str, c->host,
-					       drp_tls_error(c->tls));
-				drp_conn_close(c, "TLS handshake failed");
+				tls_failed(c, false);
 				return;
 			}
 			drp_buf_reset(&c->in);
@@ -1782,6 +1834,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	case DRP_CONN_TUNNEL_CONNECT:
 		return; /* the connect has its own deadlines */
+	case DRP_CONN_TLS_HANDSHAKE:
+		tls_failed(c, true);
+		return;
 	case DRP_CONN_LINGER:
 		drp_conn_close(c, "closed after response (linger ended)");
 		return;
