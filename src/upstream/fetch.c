@@ -147,8 +147,10 @@ static void fetch_finish(drp_fetch_t *f, int err, int http_status,
 		f->up = NULL;
 	}
 	if (err < 0) {
-		drp_log_info(DRP_LOG_PROXY, "[c%06u] upstream %s:%u: %s",
-			     f->conn_id, f->host, f->port, reason);
+		/* The operator's business at the default level: whatever
+		 * the client is answered, the upstream failed it. */
+		drp_log_notice(DRP_LOG_PROXY, "[c%06u] upstream %s:%u: %s",
+			       f->conn_id, f->host, f->port, reason);
 	}
 	const drp_fetch_sink_t *s = f->sink;
 	void *arg = f->sarg;
