@@ -9,6 +9,11 @@ the repository name chooses the misbehaviour:
   test/slow/blobs/D   the right bytes at RATE bytes per second
   test/good/blobs/D   the right bytes
 (slow and good honour a single "Range: bytes=A-B", like a registry does)
+  test/limited/tags/list  401 (Basic) without credentials; with them 200
+                          and Docker Hub's pull limit, ratelimit-limit
+                          100 and ratelimit-remaining one less per
+                          credentialed request ("99;w=21600", ...)
+  test/down/...           503
 and /v2/ answers 200. Two manifests by tag:
   test/schema1/manifests/v1    a signed schema1 manifest, whose
                                Docker-Content-Digest (as with a real
@@ -42,6 +47,7 @@ SCHEMA1_PAYLOAD = SCHEMA1[:SCHEMA1.index(b',\n   "signatures"')] + b"\n}"
 V2 = b'{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}'
 BLOB = re.compile(r"^/v2/test/(bad|short|slow|good)/blobs/sha256:([0-9a-f]{64})$")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+LIMITED = []  # one entry per credentialed request of test/limited
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -81,6 +87,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               extra=extra)
         if self.path == "/v2/":
             return self.reply(200, b"{}")
+        if self.path == "/v2/test/limited/tags/list":
+            if "Authorization" not in self.headers:
+                return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                                  extra=[("WWW-Authenticate", 'Basic realm="fake"')])
+            LIMITED.append(1)
+            return self.reply(200, b'{"name":"test/limited","tags":["v1"]}',
+                              extra=[("RateLimit-Limit", "100;w=21600"),
+                                     ("RateLimit-Remaining", "%d;w=21600" % (100 - len(LIMITED)))])
+        if self.path.startswith("/v2/test/down/"):
+            return self.reply(503, b'{"errors":[{"code":"UNAVAILABLE","message":"down"}]}')
         if self.path == "/v2/test/schema1/manifests/v1":
             return self.reply(200, SCHEMA1, "application/vnd.docker.distribution.manifest.v1+prettyjws",
                               [("Docker-Content-Digest", "sha256:" + hashlib.sha256(SCHEMA1_PAYLOAD).hexdigest())])

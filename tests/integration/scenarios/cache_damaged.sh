@@ -17,10 +17,10 @@ stored=$PROXY_DIR/cache/blobs/sha256/${hex:0:2}/$hex
 url=https://registry.test/v2/test/small/blobs/$layer
 
 stored_ok() { [ "$(stat -c %s "$stored" 2>/dev/null)" = "$(stat -c %s "$want")" ]; }
-# The proxy's own count of cacheable requests by result (/metrics).
+# The proxy's own count of requests by result (/metrics).
 counted() {
-	curl -s --noproxy '*' "http://127.0.0.1:$PROXY_PORT/metrics" |
-		sed -n "s/^drp_cache_requests_total{result=\"$1\"} //p"
+	curl -s --noproxy '*' "http://127.0.0.1:$PROXY_PORT/metrics" >"$SCEN/metrics"
+	python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/metrics" "drp_requests_total{result=\"${1,,}\"}"
 }
 
 pcurl -o "$SCEN/got" "$url"
