@@ -45,6 +45,12 @@ const drp_auth_cur_t *drp_auth_cur(void)
 	return cur_set ? &cur : NULL;
 }
 
+/* For the plugins' log lines: the connection they run for. */
+static unsigned cur_conn_id(void)
+{
+	return cur_set ? cur.conn_id : 0;
+}
+
 /* ---- the host ---- */
 
 /* Token waiters are posted to their own loop through one of these per
@@ -523,6 +529,7 @@ static drp_auth_host_t *host_new(const drp_host_api_t *req)
 	};
 	drp_plugin_host_init(&h->ph, &core);
 	h->ph.core = h;
+	h->ph.conn_id = cur_conn_id;
 	h->handles = drp_auth_handles_new();
 	h->loader = drp_plugin_loader_new(&h->ph, NULL);
 	if (h->loader == NULL) {

@@ -43,7 +43,12 @@ static void host_log(drp_host_ctx_t *ctx, int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	drp_log((enum drp_log_level)level, DRP_LOG_PLUGIN, "%s%s%s: %s",
+	char conn[16] = "";
+	unsigned id =
+		ctx->host && ctx->host->conn_id ? ctx->host->conn_id() : 0;
+	if (id != 0)
+		snprintf(conn, sizeof(conn), "[c%06u] ", id);
+	drp_log((enum drp_log_level)level, DRP_LOG_PLUGIN, "%s%s%s%s: %s", conn,
 		ctx->plugin, ctx->instance ? "/" : "",
 		ctx->instance ? ctx->instance : "", msg);
 }

@@ -36,6 +36,9 @@ struct drp_plugin_host {
 	/* Monotonic seconds for token expiry; tests replace it. */
 	double (*now)(drp_plugin_host_t *h);
 	void *core; /* for the core's own use */
+	/* Optional: the client connection a plugin runs for on this thread
+	 * now (0: none), prefixed to its log lines as "[c000042]". */
+	unsigned (*conn_id)(void);
 };
 
 /*
