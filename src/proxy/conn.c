@@ -196,7 +196,9 @@ static void log_request(drp_conn_t *c, const char *result)
 	if (!c->req_active)
 		return;
 	c->req_active = false;
-	ev_tstamp now = ev_now(c->w->loop);
+	/* The clock, not the loop's time of this turn: a hit starts and
+	 * ends within one turn. */
+	ev_tstamp now = ev_time();
 	/* An answer queued whole and not written yet counts as its first
 	 * byte now; nothing queued and nothing sent: none. */
 	if (c->first_byte == 0 && drp_conn_out_pending(c))
