@@ -168,14 +168,19 @@ def requests_vs_log(old, new, log, mark, registry, hostport):
     print(sum(want.values()))
 
 
+def number(v):
+    """Integers as such (counters), anything else in full."""
+    return "%d" % v if v == int(v) else repr(v)
+
+
 def main(argv):
     if len(argv) < 3:
         fail(__doc__)
     cmd = argv[1]
     if cmd == "sum":
-        print("%.0f" % total(argv[2], argv[3]))
+        print(number(total(argv[2], argv[3])))
     elif cmd == "delta":
-        print("%.0f" % (total(argv[3], argv[4]) - total(argv[2], argv[4])))
+        print(number(total(argv[3], argv[4]) - total(argv[2], argv[4])))
     elif cmd == "check":
         check(argv[2])
     elif cmd == "families":

@@ -20,7 +20,8 @@ code_of() { curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$@"; }
 drp_start_fakeupstream 10000000
 aport=$(drp_free_port)
 drp_own_proxy "admin_listen = 127.0.0.1:$aport
-access_log_format = json" "[registry \"token.test\"]
+access_log_format = json
+log_level = info" "[registry \"token.test\"]
 plugin = basic
 username = ${PROXYUSER%%:*}
 password_file = $(drp_secret token.pw "${PROXYUSER#*:}")
@@ -133,6 +134,8 @@ expect_eq "warm: bytes received = bytes sent from upstream (the probe)" \
 	"$(d s1 s2 "drp_upstream_received_bytes_total{$R}")"
 expect_eq "warm: hit durations counted" "$(d s1 s2 'drp_requests_total{result="hit"}')" \
 	"$(d s1 s2 'drp_request_duration_seconds_count{result="hit"}')"
+awk -v s="$(promq sum "$SCEN/s2" 'drp_request_duration_seconds_sum{result="hit"}')" 'BEGIN { exit !(s > 0) }' ||
+	drp_fail "warm: the hits took no time at all (the loop's clock, not the real one?)"
 expect_eq "warm: no certificate forged (cached)" 0 "$(d s1 s2 drp_forged_certificates_total)"
 sleep 1 # the registry logs after responding; nothing may arrive
 expect_eq "warm: upstream blob GETs" 0 "$(count_since "$reg" "$rmark" '"GET /v2/test/small/blobs/')"
@@ -171,6 +174,12 @@ expect_eq "token fetches of plugin basic = the service's answers to proxyuser" \
 expect_eq "token fetches for the client = the service's answers to alice" \
 	"$(tokens_of alice)" "$(d s2 s3 'drp_token_fetches_total{plugin="client",outcome="ok"}')"
 expect_ge "client token fetches" 1 "$(d s2 s3 'drp_token_fetches_total{plugin="client",outcome="ok"}')"
+# The plugin's own log line names the connection it ran for, as the
+# access log does.
+tl=$(grep -F "token for scope 'repository:private/small:pull'" "$PROXY_DIR/proxy.log" | head -n 1)
+expect_match "plugin log line with its connection" 'info plugin: \[c[0-9]{6}\] basic/token\.test: token for scope' "$tl"
+conn=$(printf '%s' "$tl" | sed -n 's/.*\[\(c[0-9]\{6\}\)\].*/\1/p')
+expect_match "that connection in the access log" "\"conn\":\"$conn\".*\"host\":\"token\.test:443\"" "$(cat "$alog")"
 
 # Docker Hub's pull limit (bad.test answers like it): recorded from the
 # responses to the section's credentials only, not from a client's own.
