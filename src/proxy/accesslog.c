@@ -307,8 +307,10 @@ void drp_accesslog_write(const drp_runtime_t *rt, const drp_access_t *a)
 void drp_accesslog_count(const drp_runtime_t *rt, const drp_access_t *a)
 {
 	enum drp_metrics_result res = drp_metrics_result_parse(a->result);
-	if (a->cut ||
-	    (a->status >= 500 && a->up_status == 0 && res != DRP_MR_STALE))
+	/* A 5xx the proxy made (not the upstream's own, passed on): no
+	 * upstream answered, or its answer could not be used. */
+	if (a->cut || (a->status >= 500 && a->status != a->up_status &&
+		       res != DRP_MR_STALE))
 		res = DRP_MR_ERROR;
 	enum drp_metrics_source src = DRP_MS_NONE;
 	if (res == DRP_MR_HIT || res == DRP_MR_REVALIDATED ||

@@ -71,8 +71,9 @@ size_t drp_accesslog_format_json(const drp_access_t *a, double now, char *buf,
 void drp_accesslog_write(const struct drp_runtime *rt, const drp_access_t *a);
 /* Count the request in the metrics (util/metrics.h): the registry of
  * host:port under rt's configuration, the result (error: TLS_ERROR, a
- * response cut short, or a 5xx the proxy made without an upstream
- * answer), and where the bytes sent came from. */
+ * response cut short, or a 5xx the proxy made rather than passed on from
+ * the upstream: none answered, or its answer was unusable, e.g. bytes not
+ * matching their digest), and where the bytes sent came from. */
 void drp_accesslog_count(const struct drp_runtime *rt, const drp_access_t *a);
 
 #endif

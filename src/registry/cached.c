@@ -406,7 +406,7 @@ static int pump_fill(drp_exch_t *x)
 			int st = drp_fill_declined(q->fill, &head, &hl, &body,
 						   &bl);
 			x->status = st;
-			x->up_status = st;
+			x->up_status = drp_fill_declined_upstream(q->fill);
 			drp_buf_append(x->out, head, hl);
 			drp_buf_printf(x->out,
 				       "Content-Length: %zu\r\nX-Cache: "
@@ -772,6 +772,9 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 	drp_exch_t *x = arg;
 	drp_cached_req_t *q = x->hs;
 	q->fb = NULL;
+	/* The log shows what the upstream said, whatever the client gets
+	 * (a 502 for bytes that do not match their digest). */
+	x->up_status = res->err < 0 ? 0 : res->status;
 	bool upstream_down = (res->err < 0 && !auth_refused(res)) ||
 			     res->status == 429 || res->status >= 500;
 	if (upstream_down && q->have_tag) {

@@ -48,6 +48,7 @@ struct drp_fill {
 	drp_buf_t declined;	 /* DECLINED: head lines for the initiator */
 	drp_buf_t declined_body; /* and the body */
 	int declined_status;
+	int declined_upstream; /* the upstream's status (0: none answered) */
 	bool in_table;
 	/* owned by the fetch's worker thread */
 	drp_fetch_t *fetch;
@@ -272,6 +273,11 @@ int drp_fill_declined(drp_fill_t *f, const char **head, size_t *head_len,
 	return f->declined_status;
 }
 
+int drp_fill_declined_upstream(const drp_fill_t *f)
+{
+	return f->declined_upstream;
+}
+
 static void set_state(drp_fill_t *f, enum drp_fill_state st)
 {
 	pthread_mutex_lock(&f->lock);
@@ -367,6 +373,7 @@ static void fill_head(void *arg, const drp_http_msg_t *resp,
 	if (resp->status != 200) {
 		/* Keep the answer (bounded) for the client that asked. */
 		f->declined_status = resp->status;
+		f->declined_upstream = resp->status;
 		drp_buf_printf(&f->declined, "HTTP/1.1 %d %s\r\n", resp->status,
 			       drp_http_reason(resp->status));
 		for (size_t i = 0; i < resp->num_headers; i++) {

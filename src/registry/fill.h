@@ -93,6 +93,9 @@ ssize_t drp_fill_read(drp_fill_t *f, void *buf, size_t len, uint64_t off);
  * blank line), and the body. Owned by the fill. Returns the status. */
 int drp_fill_declined(drp_fill_t *f, const char **head, size_t *head_len,
 		      const char **body, size_t *body_len);
+/* For DRP_FILL_DECLINED: the status the upstream answered, or 0 when
+ * none did (the fetch failed: the declined answer is the proxy's own). */
+int drp_fill_declined_upstream(const drp_fill_t *f);
 
 /* A waiter arrived or left (progress wakes workers only while a fill
  * has waiters). */

@@ -142,6 +142,30 @@ expect_eq "the cut transfers are errors" 2 \
 expect_eq "stale.test's 502 is an error" 1 \
 	"$(d m2 m3 'drp_requests_total{registry="stale.test",result="error",code="5xx"}')"
 
+# A 5xx the proxy made is an error whatever the upstream said: a blob
+# whose upstream cannot be reached (no upstream status in the log: none
+# answered), a manifest whose bytes do not match the upstream's
+# Docker-Content-Digest (the upstream said 200, the client gets 502).
+amk=$(amark)
+fmark=$(log_mark "$WORK/logs/fake.out")
+expect_eq "blob of an unreachable upstream" 502 \
+	"$(pcurl -o /dev/null -w '%{http_code}' "https://stale.test/v2/test/small/blobs/$layer")"
+line=$(jline "$amk" "o['host'] == 'stale.test:443' and o['path'].endswith('$layer')")
+expect_eq "unreachable blob: upstream_status in the log" null "$(jget "$line" upstream_status)"
+expect_eq "manifest with a wrong digest" 502 \
+	"$(pcurl -o /dev/null -w '%{http_code}' https://bad.test/v2/test/baddigest/manifests/v1)"
+wait_log "$WORK/logs/fake.out" "$fmark" '"GET /v2/test/baddigest/manifests/v1 ' 1 5
+line=$(jline "$amk" "o['path'] == '/v2/test/baddigest/manifests/v1'")
+expect_eq "wrong digest: upstream_status in the log" 200 "$(jget "$line" upstream_status)"
+scrape m3b
+expect_eq "unreachable blob: an error" 1 \
+	"$(d m3 m3b 'drp_requests_total{registry="stale.test",method="get",result="error",code="5xx"}')"
+expect_eq "wrong digest: an error" 1 \
+	"$(d m3 m3b 'drp_requests_total{registry="bad.test",method="get",result="error",code="5xx"}')"
+expect_eq "wrong digest: not a miss" 0 "$(d m3 m3b 'drp_requests_total{registry="bad.test",result="miss"}')"
+expect_eq "nothing else counted for bad.test and stale.test" "1 1" \
+	"$(d m3 m3b 'drp_requests_total{registry="bad.test"}') $(d m3 m3b 'drp_requests_total{registry="stale.test"}')"
+
 # A long fill: two clients, one fetch; its progress every 10 s at info.
 pm=$(log_mark "$plog")
 url=https://bad.test/v2/test/slow/blobs/$layer
