@@ -68,14 +68,15 @@ expect_eq "memory backend: files under the cache dir" 0 "$(find "$d/cache" -type
 
 # /metrics and --cache-stats of the running daemon.
 metrics=$(curl -sf --max-time 5 "http://127.0.0.1:$port/metrics")
-expect_match "/metrics HIT" 'drp_cache_requests_total\{result="HIT"\} 1$' "$metrics"
-expect_match "/metrics MISS" 'drp_cache_requests_total\{result="MISS"\} 1$' "$metrics"
+rq='drp_requests_total\{registry="registry\.test",method="get"'
+expect_match "/metrics HIT" "$rq,result=\"hit\",code=\"2xx\"\\} 1\$" "$metrics"
+expect_match "/metrics MISS" "$rq,result=\"miss\",code=\"2xx\"\\} 1\$" "$metrics"
 expect_match "/metrics objects" '^drp_cache_objects 1$' "$metrics"
-expect_match "/metrics bytes" "^drp_cache_bytes $layer_size\$" "$metrics"
+expect_match "/metrics bytes" "^drp_cache_size_bytes $layer_size\$" "$metrics"
 stats=$("$DRP_PROXY" --cache-stats -c "$d/proxy.ini")
 expect_match "--cache-stats: of the running proxy" 'cache statistics of the running proxy' "$stats"
-expect_match "--cache-stats: objects" 'drp_cache_objects 1$' "$stats"
-expect_match "--cache-stats: HIT" 'drp_cache_requests_total\{result="HIT"\} 1$' "$stats"
+expect_match "--cache-stats: objects" '^  objects +1$' "$stats"
+expect_match "--cache-stats: hit and miss" ' hit 1, miss 1, ' "$stats"
 
 # SIGTERM: the daemon exits and removes its pid file.
 kill -TERM "$pid"
