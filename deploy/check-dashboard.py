@@ -4,7 +4,9 @@
 # queries use only metric names the proxy exports, with the labels they
 # have. The names come from a real scrape of the proxy just built (its
 # /metrics names every family even before it has a sample); label names
-# from the samples after a request. Skips (77) without the binary.
+# from the samples after requests it makes. Skips (77) without the
+# binary.
+import http.server
 import json
 import os
 import re
@@ -12,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,30 +53,95 @@ def get(url):
 
 
 # ---- what the proxy exports
+# A scrape names every family (HELP and TYPE) even before it has a
+# sample; the label names come from samples, so before the scrape the
+# proxy answers requests that give most families one: a plain-HTTP GET
+# passed to a local origin (requests, bytes, upstream responses, the
+# histograms), a CONNECT to a port it refuses, and a CONNECT to an
+# intercepted host followed by bytes that are no TLS (a client handshake
+# failure). Token fetches and Docker Hub's rate limit need a registry
+# with credentials: their labels are the documented ones (LABELS_DOC).
+LABELS_DOC = {"drp_token_fetches_total": {"plugin", "outcome"},
+              "drp_ratelimit_remaining": {"section"},
+              "drp_ratelimit_limit": {"section"}}
+
+
+class Origin(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = b"hello from the origin\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def connect(port, target, then=b""):
+    """A CONNECT to the proxy; returns its status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        if then:
+            s.sendall(then)
+            try:
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+        return head.split(b"\r\n", 1)[0].decode()
+
+
+origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+threading.Thread(target=origin.serve_forever, daemon=True).start()
+oport = origin.server_address[1]
 with tempfile.TemporaryDirectory() as tmp:
     port, aport = free_port(), free_port()
     conf = os.path.join(tmp, "proxy.ini")
     with open(conf, "w") as f:
         f.write("[proxy]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\n"
                 "workers = 1\nca_dir = %s/ca\naccess_log = %s/access.log\n"
-                "error_log = %s/error.log\n[cache]\ndir = %s/cache\n"
-                % (port, aport, tmp, tmp, tmp, tmp))
+                "error_log = %s/error.log\nregistries = intercept.test\n"
+                "tunnel_ports = 443 %d\n[resolve]\nplain.test = 127.0.0.1\n"
+                "[cache]\ndir = %s/cache\n"
+                % (port, aport, tmp, tmp, tmp, oport, tmp))
     proc = subprocess.Popen([binary, "-c", conf], stdin=subprocess.DEVNULL)
     try:
         text = None
         for _ in range(100):
             try:
                 get("http://127.0.0.1:%d/healthz" % port)
-                text = get("http://127.0.0.1:%d/metrics" % aport)
                 break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.2)
-        if text is None:
-            print("FAIL: the proxy did not answer /metrics")
-            sys.exit(1)
+        proxied = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": "http://127.0.0.1:%d" % port}))
+        with proxied.open("http://plain.test:%d/x" % oport, timeout=10) as r:
+            check(r.status == 200 and r.read().startswith(b"hello"), "a GET through the proxy")
+        check(connect(port, b"plain.test:1").split(" ")[1] == "403", "a CONNECT to a refused port")
+        check(connect(port, b"intercept.test:443", b"no TLS here\r\n\r\n").split(" ")[1] == "200",
+              "a CONNECT to an intercepted host")
+        # Requests are counted when their connection's line is logged.
+        for _ in range(50):
+            text = get("http://127.0.0.1:%d/metrics" % aport)
+            if "drp_tls_handshake_failures_total{" in text and "drp_connections_open 0" in text:
+                break
+            time.sleep(0.2)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        origin.shutdown()
+if text is None:
+    print("FAIL: the proxy did not answer /metrics")
+    sys.exit(1)
 
 types, labels = {}, {}
 for line in text.splitlines():
@@ -89,9 +157,31 @@ for fam, typ in types.items():
     if typ == "histogram":
         for suffix in ("_bucket", "_sum", "_count"):
             names[fam + suffix] = fam
+            # A histogram's series: le on _bucket only, the rest alike.
+            labels.setdefault(fam, set()).update(labels.get(fam + suffix, set()) - {"le"})
     else:
         names[fam] = fam
 check(len(types) >= 30, "a scrape with %d families" % len(types))
+for fam, labs in LABELS_DOC.items():
+    check(fam in types, "%s is exported" % fam)
+    check(fam not in labels or labels[fam] == labs, "%s has the labels %s" % (fam, sorted(labs)))
+    labels.setdefault(fam, labs)
+for fam in ("drp_requests_total", "drp_sent_bytes_total", "drp_upstream_received_bytes_total",
+            "drp_upstream_responses_total", "drp_request_duration_seconds", "drp_first_byte_seconds",
+            "drp_tls_handshake_failures_total"):
+    check(fam in labels, "the requests gave %s a sample" % fam)
+
+
+def labels_of(name):
+    """The labels a selector on series `name` may use (None: unknown)."""
+    fam = names.get(name)
+    if fam is None or fam not in labels:
+        return None
+    have = set(labels[fam]) | {"instance", "job"}
+    if name.endswith("_bucket") and types.get(fam) == "histogram":
+        have.add("le")
+    return have
+
 
 # ---- the dashboard
 check(dash.get("title") and dash.get("uid"), "title and uid")
@@ -118,23 +208,26 @@ for v in dash.get("templating", {}).get("list", []):
 used = set()
 for title, e in exprs:
     check(e.strip(), "%s: empty query" % title)
+    in_expr = set()
     for m in re.finditer(r"(?<![\w\"'.$])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\}|\[|\)|,|\s|/|$)", e):
         name, after = m.group(1), m.group(2)
         if not (name.startswith(("drp_", "process_")) or after.startswith("{")):
             continue
         used.add(name)
+        in_expr.add(name)
         check(name in names, "%s: %s is not exported by the proxy" % (title, name))
-        fam = names.get(name)
-        if fam in labels and after.startswith("{"):
-            have = labels[fam] | ({"le"} if types.get(fam) == "histogram" else set()) | {"instance", "job"}
+        have = labels_of(name)
+        if after.startswith("{"):
             for lab in re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", after):
-                check(lab in have, "%s: %s has no label %s (it has %s)" % (title, name, lab, sorted(have)))
-    for by in re.findall(r"\bby\s*\(([^)]*)\)", e):
-        for lab in (x.strip() for x in by.split(",")):
-            known = set().union(*labels.values()) | {"le", "instance", "job", "registry", "source", "code",
-                                                     "method", "result", "plugin", "outcome", "section",
-                                                     "side", "reason", "version"}
-            check(lab in known, "%s: by (%s): unknown label" % (title, lab))
+                check(have is not None and lab in have,
+                      "%s: %s has no label %s (it has %s)" % (title, name, lab, sorted(have or [])))
+    # Aggregation and label_values() labels: on a series the query uses.
+    known = set().union(*(labels_of(n) or set() for n in in_expr)) if in_expr else set()
+    for by in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", e):
+        for lab in (x.strip() for x in by.split(",") if x.strip()):
+            check(lab in known, "%s: by (%s): no series of %s has it" % (title, lab, sorted(in_expr)))
+    for name, lab in re.findall(r"label_values\(\s*([a-zA-Z_:][\w:]*)\s*,\s*(\w+)\s*\)", e):
+        check(lab in (labels_of(name) or set()), "%s: label_values(%s, %s): no such label" % (title, name, lab))
 
 # The dashboard shows what issue 13 asks the metrics for.
 for fam in ("drp_requests_total", "drp_sent_bytes_total", "drp_upstream_received_bytes_total",
