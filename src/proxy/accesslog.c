@@ -15,6 +15,13 @@
 #define PATH_MAX_LOG 2048
 #define USER_MAX     255
 #define UA_MAX	     256
+#define CLIENT_MAX   64
+#define HOST_MAX     256
+
+static const char *nonempty(const char *s)
+{
+	return s && s[0] ? s : "-";
+}
 
 /* Append s, %-escaping bytes that would break the line's fields (the
  * blank too unless space_ok: a quoted field may hold it). */
@@ -52,13 +59,20 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 			    size_t size)
 {
 	size_t n = put_time(buf, size, now);
-	int r = snprintf(buf + n, size - n, " %s ",
-			 a->client ? a->client : "-");
-	n += r > 0 ? (size_t)r : 0;
-	if (a->host && n < size) {
+	/* Every field escaped, and "-" for an empty one: nothing a client
+	 * sends can add, remove or shift a field. */
+	if (n + 1 < size)
+		buf[n++] = ' ';
+	n = put_escaped(buf, size, n, nonempty(a->client), CLIENT_MAX, false);
+	if (n + 1 < size)
+		buf[n++] = ' ';
+	if (a->host && a->host[0]) {
 		bool v6 = strchr(a->host, ':') != NULL;
-		r = snprintf(buf + n, size - n, "%s%s%s:%u ", v6 ? "[" : "",
-			     a->host, v6 ? "]" : "", a->port);
+		if (v6 && n + 1 < size)
+			buf[n++] = '[';
+		n = put_escaped(buf, size, n, a->host, HOST_MAX, false);
+		int r = snprintf(buf + n, size - n, "%s:%u ", v6 ? "]" : "",
+				 a->port);
 		n += r > 0 ? (size_t)r : 0;
 	} else if (n + 2 < size) {
 		buf[n++] = '-';
@@ -66,28 +80,30 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 	}
 	if (n >= size - 1)
 		n = size - 1;
-	n = put_escaped(buf, size, n, a->method ? a->method : "-", METHOD_MAX,
-			false);
+	n = put_escaped(buf, size, n, nonempty(a->method), METHOD_MAX, false);
 	if (n + 1 < size)
 		buf[n++] = ' ';
-	const char *path = a->path && a->path[0] ? a->path : "-";
+	const char *path = a->path ? a->path : "";
 	size_t plen = strcspn(path, "?#");
+	if (plen == 0) {
+		path = "-";
+		plen = 1;
+	}
 	n = put_escaped(buf, size, n, path,
 			plen > PATH_MAX_LOG ? PATH_MAX_LOG : plen, false);
 	if (n < size - 1) {
 		char up[16] = "-";
 		if (a->up_status > 0)
 			snprintf(up, sizeof(up), "%d", a->up_status);
-		r = snprintf(buf + n, size - n, " %d %llu %llu %.0f %s %s ",
-			     a->status, (unsigned long long)a->bytes_in,
-			     (unsigned long long)a->bytes_out,
-			     a->duration * 1000.0, up,
-			     a->result ? a->result : "-");
+		int r = snprintf(buf + n, size - n, " %d %llu %llu %.0f %s %s ",
+				 a->status, (unsigned long long)a->bytes_in,
+				 (unsigned long long)a->bytes_out,
+				 a->duration * 1000.0, up,
+				 a->result ? a->result : "-");
 		n += r > 0 ? (size_t)r : 0;
 		if (n >= size - 1)
 			n = size - 1;
-		n = put_escaped(buf, size, n,
-				a->user && a->user[0] ? a->user : "-", USER_MAX,
+		n = put_escaped(buf, size, n, nonempty(a->user), USER_MAX,
 				false);
 		if (n < size - 1) {
 			r = snprintf(buf + n, size - n, " c%06u ", a->conn);

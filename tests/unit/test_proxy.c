@@ -194,6 +194,18 @@ START_TEST(accesslog_line)
 	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z ::1 - GET /a%20b%0Ac "
 			       "404 0 0 0 - PASS eve%20200%0Ax c000042 "
 			       "\"docker/24.0 go/1.20 %22x%22%0D%0Afake\"\n");
+	/* Every field is there and escaped: an empty method or a path that
+	 * is only a query is "-", a host cannot break the line. */
+	drp_access_t e = {.client = "",
+			  .host = "h\n1 2",
+			  .port = 443,
+			  .method = "",
+			  .path = "?token=secret",
+			  .status = 400,
+			  .result = "PASS"};
+	drp_accesslog_format(&e, 1795000000.0, line, sizeof(line));
+	ck_assert_str_eq(line, "2026-11-18T11:06:40.000Z - h%0A1%202:443 - - "
+			       "400 0 0 0 - PASS - c000000 -\n");
 }
 END_TEST
 
