@@ -11,6 +11,8 @@ for the integration tests.
                                       _total, histograms are consistent
                                       (cumulative buckets, +Inf = _count)
   promq.py families SCRAPE            the family names, one per line
+  promq.py label-values SCRAPE LABEL  the values LABEL has in any sample,
+                                      one per line
   promq.py requests-vs-log OLD NEW LOG MARK REGISTRY HOSTPORT
                                       every drp_requests_total series of
                                       REGISTRY moved by exactly as many
@@ -186,6 +188,9 @@ def main(argv):
     elif cmd == "families":
         for name in sorted(parse(argv[2])[1]):
             print(name)
+    elif cmd == "label-values":
+        for v in sorted({lab[argv[3]] for _, lab, _ in parse(argv[2])[0] if argv[3] in lab}):
+            print(v)
     elif cmd == "requests-vs-log":
         requests_vs_log(*argv[2:8])
     else:

@@ -21,3 +21,7 @@ pskopeo copy --quiet --retry-times 0 docker://stale.test/test/small:v1 "dir:$SCE
 check_dir_image "$SCEN/after" "$SMALL_DIGEST" $SMALL_BLOBS
 expect_eq "access-log status, result of the tag" "200 STALE" \
 	"$(anext '$6, $11' "$amk" stale.test:443 GET /v2/test/small/manifests/v1)"
+# Every STALE line is counted as such, its bytes as sent from the cache.
+curl -sf --max-time 10 "$PROXY_URL/metrics" >"$SCEN/metrics"
+expect_eq "stale in the metrics" "$(count_since "$PROXY_DIR/access.log" 0 " STALE ")" \
+	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/metrics" 'drp_requests_total{registry="stale.test",result="stale"}')"

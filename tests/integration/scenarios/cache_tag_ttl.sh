@@ -31,6 +31,12 @@ expect_ge "revalidating HEADs" 1 "$(count_since "$reg" "$mark" "$(req_pat HEAD /
 sleep 3.5
 mark=$(log_mark "$reg")
 amk=$(amark)
+revalidated() {
+	curl -sf --max-time 10 "$PROXY_URL/metrics" >"$SCEN/metrics"
+	python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/metrics" \
+		'drp_requests_total{registry="registry.test",method="get",result="revalidated",code="2xx"}'
+}
+before=$(revalidated)
 expect_eq "tag after tag_ttl (unmoved)" "$PUSH_DIGEST" "$(digest_of)"
 wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)" 1 5
 sleep 0.5
@@ -38,6 +44,7 @@ expect_eq "revalidating HEADs (unmoved)" 1 "$(count_since "$reg" "$mark" "$(req_
 expect_eq "manifest GETs (unmoved)" 0 "$(count_since "$reg" "$mark" '"GET /v2/test/moving/manifests/')"
 expect_eq "access-log result (unmoved)" REVALIDATED \
 	"$(anext '$11' "$amk" registry.test:443 GET /v2/test/moving/manifests/v1)"
+expect_eq "revalidated in the metrics" 1 $(($(revalidated) - before))
 
 # A whole pull after the move gets the new image.
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/moving:v1 "dir:$SCEN/moved"

@@ -74,6 +74,8 @@ for fam in drp_requests_total drp_sent_bytes_total drp_upstream_received_bytes_t
 	grep -qx "$fam" "$SCEN/families" || drp_fail "no family $fam in /metrics"
 done
 expect_eq "build_info" 1 "$(promq sum "$SCEN/s0" drp_build_info)"
+expect_eq "build_info's version is -V's" "$("$DRP_PROXY" -V | awk '{ print $NF }')" \
+	"$(promq label-values "$SCEN/s0" version)"
 expect_ge "process_start_time_seconds" 1700000000 "$(promq sum "$SCEN/s0" process_start_time_seconds)"
 expect_ge "process_resident_memory_bytes" 1000000 "$(promq sum "$SCEN/s0" process_resident_memory_bytes)"
 expect_ge "process_open_fds" 5 "$(promq sum "$SCEN/s0" process_open_fds)"
@@ -107,11 +109,16 @@ for b in $SMALL_BLOBS; do
 	blob_bytes=$((blob_bytes + $(stat -c %s "$WORK/images/small/blobs/sha256/${b#sha256:}")))
 done
 expect_ge "cold: upstream bytes cover the blobs" "$blob_bytes" "$(d s0 s1 "drp_upstream_received_bytes_total{$R}")"
+# The registry's log has the body bytes of each GET (its HEAD lines name
+# bytes that were never sent): exactly what the proxy received.
+get_bytes() { log_since "$reg" "$1" | awk '$6 == "\"GET" { s += $10 } END { print s + 0 }'; }
+expect_eq "cold: bytes received = the bodies of the registry's GETs" "$(get_bytes "$rmark")" \
+	"$(d s0 s1 "drp_upstream_received_bytes_total{$R}")"
 expect_eq "cold: miss durations counted" "$(d s0 s1 'drp_requests_total{result="miss"}')" \
 	"$(d s0 s1 'drp_request_duration_seconds_count{result="miss"}')"
 expect_eq "cold: miss first bytes counted" "$(d s0 s1 'drp_requests_total{result="miss"}')" \
 	"$(d s0 s1 'drp_first_byte_seconds_count{result="miss"}')"
-expect_ge "cold: a certificate forged" 1 "$(d s0 s1 drp_forged_certificates_total)"
+expect_eq "cold: one certificate forged (registry.test)" 1 "$(d s0 s1 drp_forged_certificates_total)"
 expect_eq "cold: fills in flight after the pull" 0 "$(promq sum "$SCEN/s1" drp_fills_in_flight)"
 expect_eq "cold: fill waiters after the pull" 0 "$(promq sum "$SCEN/s1" drp_fill_waiters)"
 expect_ge "cold: objects cached" "$nblobs" "$(promq sum "$SCEN/s1" drp_cache_objects)"
@@ -140,6 +147,11 @@ expect_eq "warm: no certificate forged (cached)" 0 "$(d s1 s2 drp_forged_certifi
 sleep 1 # the registry logs after responding; nothing may arrive
 expect_eq "warm: upstream blob GETs" 0 "$(count_since "$reg" "$rmark" '"GET /v2/test/small/blobs/')"
 expect_eq "warm: upstream manifest GETs" 0 "$(count_since "$reg" "$rmark" '"GET /v2/test/small/manifests/')"
+expect_eq "warm: upstream responses = the registry's requests (the probes)" \
+	$(($(count_since "$reg" "$rmark" '"GET /v2/') + $(count_since "$reg" "$rmark" '"HEAD /v2/'))) \
+	"$(d s1 s2 "drp_upstream_responses_total{$R}")"
+expect_eq "warm: bytes received = the bodies of the registry's GETs" "$(get_bytes "$rmark")" \
+	"$(d s1 s2 "drp_upstream_received_bytes_total{$R}")"
 
 # Every access-log line is one JSON object with the 14 fields.
 python3 - "$alog" <<-'EOF' || drp_fail "access log lines are not the JSON objects expected"
@@ -155,6 +167,35 @@ python3 - "$alog" <<-'EOF' || drp_fail "access log lines are not the JSON object
 	assert n > 10, n
 	EOF
 expect_match "skopeo's User-Agent logged" '"ua":"skopeo/' "$(tail -n 1 "$alog")"
+
+# A tunnel, and hosts no configuration names (CONNECTs and a plain GET to
+# names a client made up): all under registry="other", which is the only
+# value of the label besides the configured registries'.
+amk=$(amark)
+tmark=$(log_mark "$WORK/logs/tunnel-access.log")
+expect_eq "tunnel" 200 "$(curl -sS --max-time 30 --proxy "$PROXY_URL" --noproxy '' --cacert "$TEST_CA" \
+	--capath "$WORK/empty-certs" -o "$SCEN/tfile" -w '%{http_code}' https://tunnel.test/file)"
+expect_file_digest "tunnelled file" "$SCEN/tfile" "$TUNNEL_FILE_DIGEST"
+wait_log "$WORK/logs/tunnel-access.log" "$tmark" "$(req_pat GET /file)" 1 5
+scrape s2t
+promq requests-vs-log "$SCEN/s2" "$SCEN/s2t" "$alog" "$amk" other tunnel.test:443 >/dev/null ||
+	drp_fail "tunnel: the metrics and the access log disagree"
+expect_eq "tunnel counted" 1 "$(d s2 s2t 'drp_requests_total{registry="other",method="connect",result="tunnel",code="2xx"}')"
+expect_ge "tunnel: bytes sent from upstream" "$(stat -c %s "$WORK/tunnel-root/file")" \
+	"$(d s2 s2t 'drp_sent_bytes_total{registry="other",source="upstream"}')"
+for i in 1 2 3; do
+	curl -s --max-time 10 --proxy "$PROXY_URL" --noproxy '' -o /dev/null "https://made-up-$i-$RANDOM.example/" || true
+	curl -s --max-time 10 --proxy "$PROXY_URL" --noproxy '' -o /dev/null "http://Made-Up-$i.example/x" || true
+done
+scrape s2u
+expect_eq "made-up hosts counted as other" 6 "$(d s2t s2u 'drp_requests_total{registry="other"}')"
+configured=" registry.test basic.test redirect.test token.test auth.test bad.test docker.io other "
+for v in $(promq label-values "$SCEN/s2u" registry); do
+	case $configured in
+	*" $v "*) ;;
+	*) drp_fail "registry=\"$v\" is no configured registry" ;;
+	esac
+done
 
 # Token fetches: with the proxy's account (plugin basic) and with a
 # client's own credentials (the proxy's token flow, "client"), each as
@@ -174,6 +215,17 @@ expect_eq "token fetches of plugin basic = the service's answers to proxyuser" \
 expect_eq "token fetches for the client = the service's answers to alice" \
 	"$(tokens_of alice)" "$(d s2 s3 'drp_token_fetches_total{plugin="client",outcome="ok"}')"
 expect_ge "client token fetches" 1 "$(d s2 s3 'drp_token_fetches_total{plugin="client",outcome="ok"}')"
+# A client's wrong password: the token service refuses, the fetch failed.
+tmark=$(log_mark "$tlog")
+if pskopeo copy --quiet --retry-times 0 --src-creds "${ALICE%%:*}:wrong" \
+	docker://token.test/private/secret:v1 "dir:$SCEN/wrong" 2>"$SCEN/wrong.err"; then
+	drp_fail "a pull with a wrong password passed"
+fi
+scrape s3f
+refused_of() { log_since "$tlog" "$tmark" | grep -cE "^[A-Z]+ user=$1 scope=[^ ]* status=401 " || true; }
+expect_ge "the token service refused alice" 1 "$(refused_of "${ALICE%%:*}")"
+expect_eq "failed token fetches for the client = the service's refusals" \
+	"$(refused_of "${ALICE%%:*}")" "$(d s3 s3f 'drp_token_fetches_total{plugin="client",outcome="failed"}')"
 # The plugin's own log line names the connection it ran for, as the
 # access log does.
 tl=$(grep -F "token for scope 'repository:private/small:pull'" "$PROXY_DIR/proxy.log" | head -n 1)

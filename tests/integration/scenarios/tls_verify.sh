@@ -66,10 +66,16 @@ declare -A why=([selfsigned]='issuer is unknown' [wrongname]='name in the certif
 	[expired]='expired')
 DRP_IT_REGISTRIES="registry.test $host" drp_proxy_conf tls-verify "$(drp_free_port)"
 drp_start_proxy tls-verify
+tls_failures() {
+	curl -sf --max-time 10 "$PROXY_URL/metrics" >"$SCEN/metrics"
+	python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/metrics" \
+		'drp_tls_handshake_failures_total{side="upstream",reason="certificate"}'
+}
 for k in selfsigned wrongname expired; do
 	serve "$k"
 	rmark=$(log_mark "$reg")
 	pmark=$(log_mark "$PROXY_DIR/proxy.log")
+	failures=$(tls_failures)
 	for path in "/v2/test/small/manifests/v1" "/v2/test/small/blobs/$layer"; do
 		code=$(pcurl -o "$SCEN/body" -w '%{http_code}' -H "Accept: $ACCEPT" "https://$host$path" || true)
 		expect_eq "$k: status of GET $path" 502 "$code"
@@ -83,6 +89,7 @@ for k in selfsigned wrongname expired; do
 		grep -E " tls: .*\\($ip:443\\): certificate verification failed for $host" || true)
 	expect_eq "$k: TLS log lines" 2 "$(printf '%s\n' "$lines" | grep -c . || true)"
 	expect_match "$k: the log line says why" "${why[$k]}" "$lines"
+	expect_eq "$k: upstream certificate failures counted" 2 $(($(tls_failures) - failures))
 	expect_eq "$k: HTTP requests that reached the registry" 0 "$(count_since "$reg" "$rmark" '"GET /v2/')"
 	expect_eq "$k: files in the cache" 0 "$(cached_files)"
 	drp_stop "${REG_PID[$k]}" 10 || true
