@@ -353,6 +353,54 @@ START_TEST(concurrent_updates)
 }
 END_TEST
 
+/* Token fetches intern their plugin's name on whichever loop runs them:
+ * threads racing to intern the same names get one slot each, and no
+ * count is lost or lands on another name. */
+static void *token_hammer(void *arg)
+{
+	(void)arg;
+	char name[16];
+	for (int i = 0; i < 20000; i++) {
+		snprintf(name, sizeof(name), "plugin%d", i % 8);
+		drp_metrics_token_fetch(name, i % 5 != 0);
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_interning)
+{
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(
+			pthread_create(&t[i], NULL, token_hammer, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	char *s = render();
+	for (int p = 0; p < 8; p++) {
+		char series[128];
+		snprintf(series, sizeof(series),
+			 "drp_token_fetches_total{plugin=\"plugin%d\","
+			 "outcome=\"ok\"}",
+			 p);
+		/* Per thread, plugin p is fetched 2500 times; every fifth
+		 * fetch (i % 5 == 0) failed. */
+		double ok = sample(s, series);
+		snprintf(series, sizeof(series),
+			 "drp_token_fetches_total{plugin=\"plugin%d\","
+			 "outcome=\"failed\"}",
+			 p);
+		double failed = sample(s, series);
+		ck_assert_double_eq(ok + failed, 4 * 2500);
+		ck_assert_double_eq(failed, 4 * 500);
+		/* One series per name and outcome. */
+		char *first = strstr(s, series);
+		ck_assert_ptr_nonnull(first);
+		ck_assert_ptr_null(strstr(first + 1, series));
+	}
+	free(s);
+}
+END_TEST
+
 Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -365,6 +413,7 @@ Suite *metrics_suite(void)
 	tcase_add_test(tc, gauges_and_labels);
 	tcase_add_test(tc, exposition_format);
 	tcase_add_test(tc, concurrent_updates);
+	tcase_add_test(tc, concurrent_interning);
 	suite_add_tcase(s, tc);
 	return s;
 }
