@@ -217,7 +217,7 @@ expect_eq "token fetches for the client = the service's answers to alice" \
 expect_ge "client token fetches" 1 "$(d s2 s3 'drp_token_fetches_total{plugin="client",outcome="ok"}')"
 # A client's wrong password: the token service refuses, the fetch failed.
 tmark=$(log_mark "$tlog")
-if pskopeo copy --quiet --retry-times 0 --src-creds "${ALICE%%:*}:wrong" \
+if pskopeo copy --quiet --retry-times 0 --src-creds "${ALICE%%:*}:wrong-pw-4711" \
 	docker://token.test/private/secret:v1 "dir:$SCEN/wrong" 2>"$SCEN/wrong.err"; then
 	drp_fail "a pull with a wrong password passed"
 fi
@@ -289,3 +289,11 @@ expect_match "--cache-stats source" "running proxy \(127.0.0.1:$aport\)" "$(cat 
 expect_match "--cache-stats objects" "objects +$(promq sum "$SCEN/s8" drp_cache_objects)\$" "$(cat "$SCEN/stats")"
 expect_match "--cache-stats hits" "hit $(promq sum "$SCEN/s8" 'drp_requests_total{result="hit"}'), miss " "$(cat "$SCEN/stats")"
 expect_match "--cache-stats hit ratio" "hit ratio +[0-9]+%" "$(cat "$SCEN/stats")"
+
+# Nothing secret reached either log at info: no password the proxy or a
+# client used, no Basic credentials, no token (the service's are JWTs).
+for secret in "${PROXYUSER#*:}" "${ALICE#*:}" limited-pw wrong-pw-4711 \
+	"$(printf '%s' "$PROXYUSER" | base64)" "$(printf '%s' "$ALICE" | base64)" \
+	"$(printf 'limited:limited-pw' | base64)" eyJ; do
+	expect_eq "'$secret' in the logs" 0 "$(cat "$alog" "$PROXY_DIR/proxy.log" | grep -cF -- "$secret" || true)"
+done
