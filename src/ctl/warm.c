@@ -497,8 +497,11 @@ static void access_line(wreq_t *q)
 		.duration = ev_now(q->wm->w->loop) - q->start,
 		.up_status = q->x.up_status,
 		.result = q->result[0] ? q->result : "-",
+		.first_byte = -1,
 	};
 	drp_accesslog_write(q->wm->rt, &a);
+	/* One count per access-log line, as for clients' requests. */
+	drp_accesslog_count(q->wm->rt, &a);
 }
 
 /* A new request for item, dispatched as an intercepted client's. false:

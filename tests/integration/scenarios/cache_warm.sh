@@ -25,6 +25,12 @@ cnt() { count_since "$1" "$2" "$(req_pat "$3" "$4")"; }
 
 # ---- every platform of an index, through the daemon
 mark=$(log_mark "$reg")
+misses() {
+	curl -sf --max-time 10 "$PROXY_URL/metrics" >"$SCEN/metrics"
+	python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/metrics" 'drp_requests_total{registry="registry.test",result="miss"}'
+}
+misses0=$(misses)
+amk=$(amark)
 ctl warm registry.test/test/multi:v1 >"$SCEN/warm1" 2>&1 || drp_fail "warm failed: $(cat "$SCEN/warm1")"
 sed 's/^/    /' "$SCEN/warm1" >&2
 expect_match "warm: the index and both platforms" "index ${MULTI_DIGEST:0:19}: 2 of 2 manifest\(s\) \(linux/amd64, linux/arm64\)" \
@@ -42,6 +48,10 @@ grep -q "admin socket: warm registry.test/test/multi:v1" "$PROXY_DIR/proxy.log" 
 	drp_fail "the daemon did not run the warm"
 expect_match "warm requests in the access log" " warm registry\.test:443 GET /v2/test/multi/blobs/sha256:[0-9a-f]{64} 200 .* MISS " \
 	"$(cat "$PROXY_DIR/access.log")"
+# The metrics count a warm's requests as the access log shows them.
+expect_eq "warm: misses in the metrics = the warm's MISS lines" \
+	"$(log_since "$PROXY_DIR/access.log" "$amk" | awk '$2 == "warm" && $3 == "registry.test:443" && $11 == "MISS"' | wc -l)" \
+	$(($(misses) - misses0))
 
 # ---- a pull of every platform afterwards: no blob from upstream
 mark=$(log_mark "$reg")
