@@ -189,8 +189,19 @@ for i in 1 2 3; do
 done
 scrape s2u
 expect_eq "made-up hosts counted as other" 6 "$(d s2t s2u 'drp_requests_total{registry="other"}')"
+# Registry-mirror requests on the client port count for the registry they
+# name (ns=); one the proxy does not serve is refused, under "other".
+expect_eq "mirror GET of a cached blob" 200 "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' \
+	"$PROXY_URL/v2/test/small/blobs/$(echo $SMALL_BLOBS | awk '{ print $1 }')?ns=registry.test")"
+expect_eq "mirror GET for a registry not served" 403 "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' \
+	"$PROXY_URL/v2/x/y/manifests/v1?ns=not-served.example")"
+scrape s2m
+expect_eq "mirror hit counted for registry.test" 1 \
+	"$(d s2u s2m 'drp_requests_total{registry="registry.test",method="get",result="hit",code="2xx"}')"
+expect_eq "mirror refusal counted as other" 1 \
+	"$(d s2u s2m 'drp_requests_total{registry="other",method="get",code="4xx"}')"
 configured=" registry.test basic.test redirect.test token.test auth.test bad.test docker.io other "
-for v in $(promq label-values "$SCEN/s2u" registry); do
+for v in $(promq label-values "$SCEN/s2m" registry); do
 	case $configured in
 	*" $v "*) ;;
 	*) drp_fail "registry=\"$v\" is no configured registry" ;;
