@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # make check: every YAML file of deploy/ and docker-compose.yml parses, the
 # Kubernetes objects are the ones deploy/README.md describes (one replica,
-# Recreate, probes on /healthz, non-root, drain_timeout below the grace
-# period), and the ConfigMap's INI passes the daemon's own -t with the
+# Recreate, readiness on /readyz and liveness on /healthz, non-root,
+# drain_timeout below the grace period), and the ConfigMap's INI passes the daemon's own -t with the
 # Secret's files where the Deployment mounts them. Skips (77) without
 # python3-yaml.
 import os
@@ -55,7 +55,8 @@ c = pod["containers"][0]
 check(dep["replicas"] == 1, "Deployment: one replica")
 check(dep["strategy"]["type"] == "Recreate", "Deployment: Recreate")
 check(pod["securityContext"]["runAsNonRoot"] is True, "Deployment: non-root")
-check(c["readinessProbe"]["httpGet"]["path"] == "/healthz", "Deployment: readiness probe")
+check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "Deployment: readiness probe")
+check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "Deployment: liveness probe")
 ini = objs["ConfigMap"]["data"]["docker-registry-proxy.ini"]
 m = re.search(r"^drain_timeout\s*=\s*(\d+)s$", ini, re.M)
 check(m is not None and int(m.group(1)) < pod["terminationGracePeriodSeconds"],
