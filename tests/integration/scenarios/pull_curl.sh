@@ -78,10 +78,11 @@ expect_eq "unknown blob error" BLOB_UNKNOWN "$(jq -r '.errors[0].code' "$SCEN/er
 # proxy's cache was empty, so the first GET of the layer was a MISS.
 line=$(anext '$0' "$mark" registry.test:443 GET "/v2/test/small/blobs/$layer")
 [ -n "$line" ] || drp_fail "no access-log line for GET /v2/test/small/blobs/$layer"
-expect_eq "access-log field count" 12 "$(echo "$line" | awk '{ print NF }')"
+expect_eq "access-log field count" 14 "$(echo "$line" | awk '{ print NF }')"
 expect_match "access-log time" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$' \
 	"$(echo "$line" | awk '{ print $1 }')"
 expect_eq "access-log client, status, bytes_in, bytes_out, upstream, result, user" \
 	"127.0.0.1 200 0 $layer_size 200 MISS -" "$(echo "$line" | awk '{ print $2, $6, $7, $8, $10, $11, $12 }')"
+expect_match "access-log connection id, User-Agent" '^c[0-9]{6} "curl/[0-9.]+"$' "$(echo "$line" | awk '{ print $13, $14 }')"
 expect_eq "access-log HEAD status" 200 "$(anext '$6' "$mark" registry.test:443 HEAD "/v2/test/small/blobs/$layer")"
 expect_eq "access-log 404 status" 404 "$(anext '$6' "$mark" registry.test:443 GET /v2/test/nope/manifests/v1)"
