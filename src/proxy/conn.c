@@ -67,6 +67,10 @@ struct drp_conn {
 	ev_timer timer;
 	ev_timer kick;
 	ev_tstamp timer_for; /* timeout of the current state */
+	/* Between requests of a kept-alive connection: the timer runs
+	 * idle_timeout until the next head's first byte starts its
+	 * header_timeout. */
+	bool idle;
 	drp_tls_t *tls;
 	bool tls_active; /* handshake done: client I/O goes through TLS */
 	drp_leaf_t *leaf;
@@ -541,8 +545,12 @@ static void request_done(drp_conn_t *c, const char *result)
 		return;
 	}
 	c->state = c->intercepted ? DRP_CONN_HEAD : DRP_CONN_PROXY_HEAD;
-	set_timeout(c, conf_of(c)->idle_timeout);
-	kick(c); /* a pipelined request may already be buffered */
+	/* A pipelined request may already be (partly) buffered: its head
+	 * has header_timeout from now. */
+	c->idle = drp_buf_pending(&c->in) == 0;
+	set_timeout(c, c->idle ? conf_of(c)->idle_timeout
+			       : conf_of(c)->header_timeout);
+	kick(c);
 }
 
 static void conn_abort(drp_conn_t *c, const char *reason)
@@ -1567,6 +1575,14 @@ static void conn_run(drp_conn_t *c)
 			if (n > 0) {
 				c->in.len += (size_t)n;
 				progress = true;
+				if (c->idle) {
+					/* The next head began: it gets
+					 * header_timeout from its first
+					 * byte, not what idle_timeout left. */
+					c->idle = false;
+					set_timeout(c,
+						    conf_of(c)->header_timeout);
+				}
 				if (c->state == DRP_CONN_EXCHANGE)
 					ev_timer_again(c->w->loop, &c->timer);
 			} else if (n == 0) {

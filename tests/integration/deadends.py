@@ -2,16 +2,19 @@
 # SPDX-License-Identifier: MIT
 """Origins a tunnel cannot reach, and a name server that does not help.
 
-On 127.0.0.1, two TCP ports:
+On 127.0.0.1, three TCP ports:
   refusing  bound but not listening: a connect is refused at once
   hanging   listening with a full queue (filled by this process):
             the kernel drops further SYNs, a connect neither succeeds
             nor fails
+  silent    listening, never accepting: the kernel completes the
+            connection (up to 64 of them), and nothing ever answers (a
+            TLS handshake or a request waits forever)
 and on NSADDR:53 (UDP) a name server that answers NXDOMAIN for nx.test
 and never answers any other question (each question is logged to
 stdout as "query NAME").
 
-Writes "REFUSING HANGING" to PORTFILE once all is ready, then serves.
+Writes "REFUSING HANGING SILENT" to PORTFILE once all is ready, then serves.
 
 usage: deadends.py NSADDR PORTFILE
 """
@@ -38,11 +41,15 @@ for _ in range(4):
         pass
     fillers.append(s)
 
+silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+silent.bind(("127.0.0.1", 0))
+silent.listen(64)
+
 ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 ns.bind((NSADDR, 53))
 
 with open(PORTFILE + ".tmp", "w") as f:
-    f.write("%d %d\n" % (refusing.getsockname()[1], hanging.getsockname()[1]))
+    f.write("%d %d %d\n" % (refusing.getsockname()[1], hanging.getsockname()[1], silent.getsockname()[1]))
 os.rename(PORTFILE + ".tmp", PORTFILE)
 
 

@@ -8,13 +8,21 @@ the repository name chooses the misbehaviour:
   test/short/blobs/D  the right Content-Length, half the bytes, then close
   test/slow/blobs/D   the right bytes at RATE bytes per second
   test/good/blobs/D   the right bytes
+  test/stall/blobs/D  the head and the first MiB, then nothing (the
+                      connection stays open until the client closes it)
+  test/reset/blobs/D  the right bytes at RATE bytes per second up to half
+                      the blob, then a TCP reset
 (slow and good honour a single "Range: bytes=A-B", like a registry does)
   test/limited/tags/list  401 (Basic) without credentials; with them 200
                           and Docker Hub's pull limit, ratelimit-limit
                           100 and ratelimit-remaining one less per
                           credentialed request ("99;w=21600", ...)
   test/down/...           503
-and /v2/ answers 200. Two manifests by tag:
+  test/mute/...           nothing at all: the request is read, never
+                          answered
+and /v2/ answers 200. /v2/realm/LABEL/... answers 401 with
+  WWW-Authenticate: Bearer realm="https://LABEL.realms.test/token"
+(a registry naming its token realm, a new one per LABEL). Two manifests by tag:
   test/schema1/manifests/v1    a signed schema1 manifest, whose
                                Docker-Content-Digest (as with a real
                                registry) is that of the unsigned payload
@@ -35,7 +43,9 @@ import http.server
 import os
 import random
 import re
+import socket
 import ssl
+import struct
 import sys
 import time
 
@@ -45,7 +55,8 @@ SCHEMA1 = (b'{\n   "schemaVersion": 1,\n   "name": "test/schema1",\n   "tag": "v
            b'   "signatures": [{"header": {"alg": "ES256"}, "signature": "c2ln", "protected": "cHJv"}]\n}')
 SCHEMA1_PAYLOAD = SCHEMA1[:SCHEMA1.index(b',\n   "signatures"')] + b"\n}"
 V2 = b'{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}'
-BLOB = re.compile(r"^/v2/test/(bad|short|slow|good)/blobs/sha256:([0-9a-f]{64})$")
+BLOB = re.compile(r"^/v2/test/(bad|short|slow|good|stall|reset)/blobs/sha256:([0-9a-f]{64})$")
+REALM = re.compile(r"^/v2/realm/([a-z0-9.-]+)/")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 LIMITED = []  # one entry per credentialed request of test/limited
 
@@ -72,6 +83,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.log(status)
 
+    def drain(self):
+        """Reads (and drops) until the client goes away."""
+        try:
+            while self.rfile.read(1):
+                pass
+        except OSError:
+            pass
+
     def do_HEAD(self):
         self.do_GET()
 
@@ -97,6 +116,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                      ("RateLimit-Remaining", "%d;w=21600" % (100 - len(LIMITED)))])
         if self.path.startswith("/v2/test/down/"):
             return self.reply(503, b'{"errors":[{"code":"UNAVAILABLE","message":"down"}]}')
+        if self.path.startswith("/v2/test/mute/"):
+            self.log(0)
+            self.drain()
+            self.close_connection = True
+            return
+        r = REALM.match(self.path)
+        if r:
+            return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                              extra=[("WWW-Authenticate", 'Bearer realm="https://%s.realms.test/token",'
+                                      'service="bad.test"' % r.group(1))])
         if self.path == "/v2/test/schema1/manifests/v1":
             return self.reply(200, SCHEMA1, "application/vnd.docker.distribution.manifest.v1+prettyjws",
                               [("Docker-Content-Digest", "sha256:" + hashlib.sha256(SCHEMA1_PAYLOAD).hexdigest())])
@@ -132,6 +161,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # Deterministic wrong bytes of exactly the right length.
             self.wfile.write(random.Random("drp-bad-" + m.group(2)).randbytes(size))
             return
+        if mode == "stall":
+            with open(path, "rb") as f:
+                self.wfile.write(f.read(1 << 20))
+            self.wfile.flush()
+            self.drain()
+            self.close_connection = True
+            return
         with open(path, "rb") as f:
             if mode == "short":
                 self.wfile.write(f.read(size // 2))
@@ -150,7 +186,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 left -= len(b)
                 self.wfile.write(b)
                 sent += len(b)
-                if mode == "slow":
+                if mode == "reset" and sent >= size // 2:
+                    self.wfile.flush()
+                    # SO_LINGER 0: close sends RST, not FIN.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if mode in ("slow", "reset"):
                     ahead = sent / RATE - (time.monotonic() - start)
                     if ahead > 0:
                         time.sleep(ahead)

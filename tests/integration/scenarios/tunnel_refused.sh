@@ -13,7 +13,7 @@ drp_scenario_init
 NS=127.0.0.253
 drp_bg deadends python3 "$DRP_IT_DIR/deadends.py" "$NS" "$SCEN/ports"
 drp_wait_started deadends "$DRP_LAST_PID" 10 test -s "$SCEN/ports"
-read -r refusing hanging <"$SCEN/ports"
+read -r refusing hanging _ <"$SCEN/ports"
 
 printf 'nameserver %s\n' "$NS" >"$SCEN/resolv.conf"
 cat >"$SCEN/ns.sh" <<EOF
