@@ -1091,8 +1091,24 @@ static bool mirror_dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 	return true;
 }
 
+/* Each request is served under the configuration in force when it
+ * starts: a reload (SIGHUP) applies to the next request of a connection
+ * opened before it, while the request under way keeps its own. */
+static void refresh_runtime(drp_conn_t *c)
+{
+	drp_runtime_t *rt = drp_server_runtime_get(c->w->srv);
+	if (rt == c->rt) {
+		drp_runtime_unref(rt);
+		return;
+	}
+	drp_runtime_unref(c->rt);
+	c->rt = rt;
+	c->x.rt = rt;
+}
+
 static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 {
+	refresh_runtime(c);
 	const drp_conf_t *conf = conf_of(c);
 	c->req_active = true;
 	/* A request dispatched again after its password check keeps its
@@ -1122,19 +1138,23 @@ static void dispatch(drp_conn_t *c, const drp_http_msg_t *req)
 				 ua->value_len < 256 ? ua->value_len : 256)
 		   : NULL;
 
-	if (c->state == DRP_CONN_PROXY_HEAD) {
-		if (!drp_cidr_list_match(conf->allow, conf->n_allow,
-					 (struct sockaddr *)&c->peer)) {
-			atomic_fetch_add(&c->w->srv->stats.refused, 1);
-			drp_log_notice(DRP_LOG_PROXY,
-				       "[c%06u] %s: refused: client not in "
-				       "allow",
-				       c->id, c->peer_str);
+	/* Inside an interception too: allow may have changed since the
+	 * CONNECT. */
+	if (!drp_cidr_list_match(conf->allow, conf->n_allow,
+				 (struct sockaddr *)&c->peer)) {
+		atomic_fetch_add(&c->w->srv->stats.refused, 1);
+		drp_log_notice(DRP_LOG_PROXY,
+			       "[c%06u] %s: refused: client not in allow",
+			       c->id, c->peer_str);
+		if (c->state == DRP_CONN_HEAD)
+			copy_path(c, req->target, req->target_len);
+		else
 			copy_path(c, "-", 1);
-			respond_error(c, 403, true,
-				      "this proxy does not serve your address");
-			return;
-		}
+		respond_error(c, 403, true,
+			      "this proxy does not serve your address");
+		return;
+	}
+	if (c->state == DRP_CONN_PROXY_HEAD) {
 		bool origin_form = req->target_len > 0 && req->target[0] == '/';
 		if (c->mirror_tls && !origin_form) {
 			copy_path(c, "-", 1);

@@ -26,9 +26,9 @@ usage: clientprobe.py PORT MODE [options]
              the extra one); then closes the first and prints the status
              of a new connection's GET /healthz, retried until it is not
              refused (bounded by --limit).
-  twostep    GET PATH on the connection, reading its first MiB, then
-             creates the file --ready and waits for the file --go
-             (bounded by --limit), reads the rest; prints "first STATUS
+  twostep    GET PATH on the connection, reading its first MiB (or all
+             of a smaller body), then creates the file --ready and waits
+             for the file --go (bounded by --limit), reads the rest; prints "first STATUS
              sha256:HEX"; then GET --second on the same connection and
              prints "second STATUS closed|open".
   noread    GET PATH, then read nothing for --limit seconds (a client
@@ -307,18 +307,23 @@ def mode_twostep():
     request(s, default_path())
     state = {"signalled": False}
 
+    def pause():
+        state["signalled"] = True
+        open(A.ready, "w").close()
+        t0 = time.monotonic()
+        while not os.path.exists(A.go):
+            if time.monotonic() - t0 > A.limit:
+                print("first go-timeout")
+                sys.exit(1)
+            time.sleep(0.05)  # polling for the test's go-ahead
+
     def sink(d, got):
         if not state["signalled"] and got >= (1 << 20):
-            state["signalled"] = True
-            open(A.ready, "w").close()
-            t0 = time.monotonic()
-            while not os.path.exists(A.go):
-                if time.monotonic() - t0 > A.limit:
-                    print("first go-timeout")
-                    sys.exit(1)
-                time.sleep(0.05)  # polling for the test's go-ahead
+            pause()
 
     st, body = read_response(s, sink)
+    if not state["signalled"]:
+        pause()  # a small body: the pause comes after it
     print("first %s %s" % (st, body[1] if body else "-"))
     sys.stdout.flush()
     request(s, A.second)
