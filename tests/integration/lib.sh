@@ -593,6 +593,21 @@ wait_log()
 	done
 }
 
+# settle_upstream HOST LOG: a request of the test's own straight to HOST
+# (no proxy), waited for in HOST's access LOG. HOST logs a request when it
+# has answered it, so once this one is there, so is every request HOST
+# answered before it: a count of requests that must NOT have reached HOST
+# is then final (instead of sleeping and hoping).
+settle_upstream()
+{
+	local tag mark
+	tag="drp-settle-$$-$RANDOM$RANDOM"
+	mark=$(log_mark "$2")
+	dcurl -o /dev/null "https://$1/v2/?$tag" 2>/dev/null || true
+	wait_log "$2" "$mark" "$tag" 1 10
+	[ "$(count_since "$2" "$mark" "$tag")" -ge 1 ] || drp_fail "settle_upstream: $1 did not log $tag"
+}
+
 # ---------------------------------------------------------------- images
 
 # drp_build_images: deterministic OCI layouts in $WORK/images/NAME and their
@@ -642,6 +657,27 @@ check_dir_image()
 	for b in "$@"; do
 		expect_file_digest "blob ${b:7:12}" "$dir/${b#sha256:}" "$b"
 	done
+}
+
+# check_pulled NAME DIR: DIR (a skopeo dir: copy, --all for multi) holds
+# test image NAME (small, large or multi) byte for byte.
+check_pulled()
+{
+	local b
+	# shellcheck disable=SC2086 # the digest lists are word lists
+	case $1 in
+	small) check_dir_image "$2" "$SMALL_DIGEST" $SMALL_BLOBS ;;
+	large) check_dir_image "$2" "$LARGE_DIGEST" $LARGE_BLOBS ;;
+	multi)
+		expect_file_digest "multi index in $2" "$2/manifest.json" "$MULTI_DIGEST"
+		expect_file_digest "amd64 manifest" "$2/${MULTI_AMD64_DIGEST#sha256:}.manifest.json" "$MULTI_AMD64_DIGEST"
+		expect_file_digest "arm64 manifest" "$2/${MULTI_ARM64_DIGEST#sha256:}.manifest.json" "$MULTI_ARM64_DIGEST"
+		for b in $MULTI_AMD64_BLOBS $MULTI_ARM64_BLOBS; do
+			expect_file_digest "multi blob ${b:7:12}" "$2/${b#sha256:}" "$b"
+		done
+		;;
+	*) drp_fail "check_pulled: no image $1" ;;
+	esac
 }
 
 # ---------------------------------------------------------------- the proxy

@@ -1,0 +1,96 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The cache's disk fills up while a fill is under way (cache_diskfull.sh
+# covers a layer that does not fit from the start): a 96 MiB tmpfs as the
+# cache dir, a 16 MiB blob arriving at 4 MiB/s for three clients (small
+# enough that the proxy reserves nothing), and another process filling
+# the disk to the brim once the clients have 2 MiB. The clients get a
+# clean error (a transfer cut short of its length) or the right bytes,
+# never a complete response with wrong ones; the proxy logs the failed
+# spool write and lives. With the disk still full, a cold image is pulled
+# byte for byte (passed through) and nothing is cached from it; `cache
+# verify` finds nothing bad. Once the disk has room again, the blob is
+# fetched whole.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+drp_scenario_init
+drp_require_tools skopeo mount umount dd
+rate=$((4 * 1024 * 1024))
+drp_start_fakeupstream $rate
+name=fault-diskfull
+cdir=$WORK/$name/cache
+mkdir -p "$cdir"
+mount -t tmpfs -o size=96m drp-fault-diskfull "$cdir" || drp_fail "cannot mount a tmpfs on $cdir"
+drp_at_exit "umount -l '$cdir'"
+
+# A 16 MiB blob of its own (incompressible, deterministic), served by the
+# fake upstream by its digest.
+python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random("drp-fault-diskfull").randbytes(16 << 20))' \
+	>"$SCEN/blob"
+hex=$(sha256sum <"$SCEN/blob" | cut -c1-64)
+blob=sha256:$hex
+ln -f "$SCEN/blob" "$WORK/allblobs/$hex"
+drp_at_exit "rm -f '$WORK/allblobs/$hex'"
+size=$(stat -c %s "$SCEN/blob")
+fake=$WORK/logs/fake.out
+
+DRP_IT_REGISTRIES="registry.test bad.test" drp_proxy_conf "$name" "$(drp_free_port)"
+drp_start_proxy "$name"
+size_at_least() { [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
+cached_blobs() { find "$cdir/blobs" -type f 2>/dev/null | wc -l; }
+
+fmark=$(log_mark "$fake")
+pmark=$(log_mark "$PROXY_DIR/proxy.log")
+pids=()
+for i in 1 2 3; do
+	(
+		rc=0
+		PCURL_TIMEOUT=60 pcurl -o "$SCEN/got.$i" "https://bad.test/v2/test/slow/blobs/$blob" 2>"$SCEN/err.$i" || rc=$?
+		echo "$rc $(stat -c %s "$SCEN/got.$i" 2>/dev/null || echo 0)" >"$SCEN/rc.$i"
+	) &
+	pids+=($!)
+done
+for i in 1 2 3; do drp_wait "client $i under way" 20 size_at_least "$SCEN/got.$i" $((2 << 20)); done
+rc=0
+dd if=/dev/zero of="$cdir/filler" bs=1M status=none 2>"$SCEN/dd.err" || rc=$?
+expect_match "the filler ran out of room" 'No space left on device' "$(cat "$SCEN/dd.err")"
+drp_log "disk full: $(df -h "$cdir" | tail -n 1)"
+for p in "${pids[@]}"; do wait "$p"; done
+errors=0
+for i in 1 2 3; do
+	read -r rc got <"$SCEN/rc.$i"
+	if [ "$rc" = 0 ]; then
+		expect_file_digest "client $i exited 0: its bytes" "$SCEN/got.$i" "$blob"
+	else
+		expect_le "client $i (curl exit $rc): bytes, short of the blob" $((size - 1)) "$got"
+		errors=$((errors + 1))
+	fi
+done
+drp_log "clients with a clean error: $errors of 3"
+expect_eq "clients whose transfer the full disk cut" 3 "$errors"
+wait_log "$PROXY_DIR/proxy.log" "$pmark" "${blob}: spool write" 1 10
+expect_match "proxy log: the failed spool write" "${blob}: spool write: No space left on device" \
+	"$(log_since "$PROXY_DIR/proxy.log" "$pmark")"
+expect_eq "upstream GETs of the blob" 1 "$(count_since "$fake" "$fmark" "$(req_pat GET "/v2/test/slow/blobs/$blob")")"
+drp_alive "$PROXY_PID" || drp_fail "the proxy died"
+
+# Still full: a cold image passes through, byte for byte, uncached.
+pskopeo copy --quiet --retry-times 0 --all docker://registry.test/test/multi:v1 "dir:$SCEN/multi"
+check_pulled multi "$SCEN/multi"
+expect_eq "blobs cached while the disk is full" 0 "$(cached_blobs)"
+"$DRP_PROXY" -c "$PROXY_DIR/proxy.ini" cache verify >"$SCEN/verify" 2>&1 ||
+	drp_fail "cache verify: $(cat "$SCEN/verify")"
+expect_match "cache verify: nothing bad" '^verified [0-9]+ object\(s\), .*: 0 bad' "$(cat "$SCEN/verify")"
+drp_alive "$PROXY_PID" || drp_fail "the proxy died"
+
+# Room again: the blob is fetched whole. (The fs backend stores nothing
+# for 60 s after ENOSPC, docker-registry-proxy.ini(5) max_size: whether
+# it is stored is not this test's business, only that nothing bad is.)
+rm -f "$cdir/filler"
+pcurl -o "$SCEN/again" "https://bad.test/v2/test/good/blobs/$blob"
+expect_file_digest "the blob once the disk has room" "$SCEN/again" "$blob"
+expect_match "proxy log: caching paused" "No space left on device: not caching for 60 s" "$(cat "$PROXY_DIR/proxy.log")"
+"$DRP_PROXY" -c "$PROXY_DIR/proxy.ini" cache verify >"$SCEN/verify" 2>&1 ||
+	drp_fail "cache verify: $(cat "$SCEN/verify")"
+expect_match "cache verify in the end: nothing bad" '^verified [0-9]+ object\(s\), .*: 0 bad' "$(cat "$SCEN/verify")"
+drp_alive "$PROXY_PID" || drp_fail "the proxy died"
