@@ -26,7 +26,9 @@ amk=$(amark)
 # The first client starts the fetch, then goes away after 1 s.
 PCURL_TIMEOUT=1 pcurl -o /dev/null "$url" 2>/dev/null &
 first=$!
-sleep 0.3
+# The fill is under way once the upstream has the GET (it logs it with
+# the response head).
+wait_log "$WORK/logs/fake.out" "$mark" "$(req_pat GET "/v2/test/slow/blobs/$layer")" 1 5
 pids=()
 for i in 1 2 3 4; do
 	PCURL_TIMEOUT=300 pcurl -o "$SCEN/large.$i" -w '%{time_starttransfer} %{time_total}\n' "$url" >"$SCEN/t.$i" &

@@ -13,7 +13,9 @@ layer=$LARGE_LAYER
 
 PCURL_TIMEOUT=300 pcurl -o "$SCEN/partial" "https://bad.test/v2/test/slow/blobs/$layer" 2>/dev/null &
 client=$!
-sleep 1.5
+# Well into the fetch: 8 MiB of the layer at the client.
+some_bytes() { [ "$(stat -c %s "$SCEN/partial" 2>/dev/null || echo 0)" -ge $((8 << 20)) ]; }
+drp_wait "the fetch under way" 20 some_bytes
 drp_unwatch_proxies
 kill -KILL "$PROXY_PID"
 rc=0

@@ -45,7 +45,7 @@ for damage in delete truncate; do
 	expect_eq "$damage: HIT count" "$hits" "$(counted HIT)"
 	expect_eq "$damage: MISS count" $((misses + 1)) "$(counted MISS)"
 	wait_log "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")" 1 5
-	sleep 0.5 # a second upstream GET would be logged by now
+	settle_upstream registry.test "$reg" # a second upstream GET would be logged now
 	expect_eq "$damage: upstream GETs" 1 \
 		"$(count_since "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")")"
 	# Stored again, and served from the cache again.

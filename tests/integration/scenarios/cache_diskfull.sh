@@ -32,7 +32,9 @@ expect_match "access log: the layer passed through" \
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/small:v1 "dir:$SCEN/small"
 check_dir_image "$SCEN/small" "$SMALL_DIGEST" $SMALL_BLOBS
 small_layer=${SMALL_LAYERS%% *}
-sleep 0.5 # stored by a background thread
+# Stored by a background thread: wait for it.
+small_stored() { cache_has_content "$WORK/images/small/blobs/sha256/${small_layer#sha256:}"; }
+drp_wait "the small layer stored" 10 small_stored
 code=$(pcurl -o /dev/null -D "$SCEN/h" -w '%{http_code}' "https://registry.test/v2/test/small/blobs/$small_layer")
 expect_eq "small layer status" 200 "$code"
 expect_eq "small layer X-Cache" HIT "$(hdr X-Cache <"$SCEN/h")"
@@ -54,12 +56,12 @@ code=$(pcurl -o "$SCEN/blob" -D "$SCEN/h" -w '%{http_code}' "https://registry.te
 expect_eq "layer GET after remount" 200 "$code"
 expect_eq "layer X-Cache after remount" MISS "$(hdr X-Cache <"$SCEN/h")"
 expect_file_digest "layer bytes after remount" "$SCEN/blob" "$LARGE_LAYER"
+drp_wait "the layer stored" 20 cache_has_content "$SCEN/blob" # by a background thread
 rm -f "$SCEN/blob"
-sleep 1 # stored by a background thread
 mark=$(log_mark "$reg")
 code=$(pcurl -o "$SCEN/blob" -D "$SCEN/h" -w '%{http_code}' "https://registry.test/v2/test/large/blobs/$LARGE_LAYER")
 expect_eq "layer GET, cached" 200 "$code"
 expect_eq "layer X-Cache, cached" HIT "$(hdr X-Cache <"$SCEN/h")"
 expect_file_digest "cached layer bytes" "$SCEN/blob" "$LARGE_LAYER"
-sleep 1
+settle_upstream registry.test "$reg"
 expect_eq "upstream GETs of the cached layer" 0 "$(count_since "$reg" "$mark" "$layer_get")"

@@ -32,7 +32,7 @@ drp_at_exit "drp_podman_reset '$pd'"
 via_proxy drp_podman "$pd" pull -q docker://registry.test/test/small:v1 >/dev/null
 expect_eq "podman digest (warm)" "$SMALL_DIGEST" \
 	"$(drp_podman "$pd" inspect --format '{{.Digest}}' registry.test/test/small:v1)"
-sleep 1 # the registry logs after responding; nothing may arrive
+settle_upstream registry.test "$reg" # nothing may have arrived
 expect_eq "warm upstream blob GETs" 0 "$(count_since "$reg" "$mark" '"GET /v2/test/small/blobs/')"
 expect_eq "warm upstream manifest-by-digest GETs" 0 \
 	"$(count_since "$reg" "$mark" '"GET /v2/test/small/manifests/sha256:')"
@@ -60,5 +60,5 @@ code=$(pcurl -o "$SCEN/range" -D "$SCEN/rh" -w '%{http_code}' -r 100-65635 "http
 expect_eq "Range hit status" 206 "$code"
 expect_eq "Range hit bytes" "$(tail -c +101 "$layer_file" | head -c 65536 | sha256sum)" "$(sha256sum <"$SCEN/range")"
 expect_eq "Content-Range" "bytes 100-65635/$(stat -c %s "$layer_file")" "$(hdr Content-Range <"$SCEN/rh")"
-sleep 1
+settle_upstream registry.test "$reg"
 expect_eq "upstream requests for the hits" 0 "$(count_since "$reg" "$mark" "/v2/test/small/blobs/$layer")"

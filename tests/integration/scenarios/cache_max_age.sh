@@ -26,7 +26,7 @@ drp_wait "both layers in the cache" 10 stored
 # a ages.
 (while :; do
 	pcurl -o /dev/null -I "$url/$b" || true
-	sleep 0.5
+	sleep 0.5 # the pace of the use, not a wait
 done) &
 user=$!
 drp_at_exit "kill $user 2>/dev/null"

@@ -33,7 +33,9 @@ rc=0
 PCURL_TIMEOUT=60 pcurl -o "$SCEN/got" "$url" 2>"$SCEN/err" &
 client=$!
 drp_wait "a spool file" 10 has_spool
-sleep 1 # some megabytes in, being read
+# Some megabytes in, being read.
+some_bytes() { [ "$(stat -c %s "$SCEN/got" 2>/dev/null || echo 0)" -ge $((4 << 20)) ]; }
+drp_wait "the transfer under way" 20 some_bytes
 truncs=0
 for _ in $(seq 200); do
 	for fd in $(spool_fds); do

@@ -14,7 +14,7 @@ pskopeo copy --quiet --retry-times 0 docker://stale.test/test/small:v1 "dir:$SCE
 check_dir_image "$SCEN/before" "$SMALL_DIGEST" $SMALL_BLOBS
 drp_stop "${REG_PID[stale]}" 10 || true
 drp_port_open "${DRP_IP[stale.test]}" 443 && drp_fail "stale.test still answers"
-sleep 1.5
+sleep 1.5 # the tag's lifetime (tag_ttl = 1s) runs out: time, not an event
 
 amk=$(amark)
 pskopeo copy --quiet --retry-times 0 docker://stale.test/test/small:v1 "dir:$SCEN/after"

@@ -19,16 +19,16 @@ expect_eq "tag before the move" "$SMALL_DIGEST" "$(digest_of)"
 drp_push_direct push registry.test/test/moving:v1
 mark=$(log_mark "$reg")
 expect_eq "tag within tag_ttl (cached)" "$SMALL_DIGEST" "$(digest_of)"
-sleep 0.5
+settle_upstream registry.test "$reg"
 expect_eq "upstream manifest requests within tag_ttl" 0 "$(count_since "$reg" "$mark" /v2/test/moving/manifests/)"
 
-sleep 3.5
+sleep 3.5 # tag_ttl (3 s) runs out: time, not an event
 mark=$(log_mark "$reg")
 expect_eq "tag after tag_ttl (moved)" "$PUSH_DIGEST" "$(digest_of)"
 wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)" 1 5
 expect_ge "revalidating HEADs" 1 "$(count_since "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)")"
 
-sleep 3.5
+sleep 3.5 # tag_ttl (3 s) runs out: time, not an event
 mark=$(log_mark "$reg")
 amk=$(amark)
 revalidated() {
@@ -39,7 +39,7 @@ revalidated() {
 before=$(revalidated)
 expect_eq "tag after tag_ttl (unmoved)" "$PUSH_DIGEST" "$(digest_of)"
 wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)" 1 5
-sleep 0.5
+settle_upstream registry.test "$reg"
 expect_eq "revalidating HEADs (unmoved)" 1 "$(count_since "$reg" "$mark" "$(req_pat HEAD /v2/test/moving/manifests/v1)")"
 expect_eq "manifest GETs (unmoved)" 0 "$(count_since "$reg" "$mark" '"GET /v2/test/moving/manifests/')"
 expect_eq "access-log result (unmoved)" REVALIDATED \

@@ -58,7 +58,7 @@ mark=$(log_mark "$reg")
 pskopeo copy --all --quiet --retry-times 0 docker://registry.test/test/multi:v1 "dir:$SCEN/pull"
 # shellcheck disable=SC2086
 check_dir_image "$SCEN/pull" "$MULTI_DIGEST" $MULTI_AMD64_BLOBS $MULTI_ARM64_BLOBS
-sleep 0.5 # an upstream GET would be in the registry's log by now
+settle_upstream registry.test "$reg" # an upstream GET would be in its log now
 expect_eq "pull after warm: upstream blob GETs" 0 \
 	"$(count_since "$reg" "$mark" '"GET /v2/test/multi/blobs/')"
 expect_eq "pull after warm: upstream GETs of manifests by digest" 0 \
@@ -68,7 +68,7 @@ expect_eq "pull after warm: upstream GETs of manifests by digest" 0 \
 mark=$(log_mark "$reg")
 ctl warm registry.test/test/multi:v1 >"$SCEN/warm2" 2>&1 || drp_fail "second warm failed: $(cat "$SCEN/warm2")"
 wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/multi/manifests/v1)" 1 5
-sleep 0.5
+settle_upstream registry.test "$reg"
 expect_eq "second warm: HEAD of the tag" 1 "$(cnt "$reg" "$mark" HEAD /v2/test/multi/manifests/v1)"
 expect_eq "second warm: every upstream request" 1 "$(count_since "$reg" "$mark" ' /v2/test/multi/')"
 expect_match "second warm: nothing fetched" "^warmed registry\.test/test/multi:v1: $((nblobs + 3)) object\(s\), 0 fetched \(0 B\), $((nblobs + 3)) already cached" \
@@ -118,6 +118,6 @@ drp_start_proxy "own-$SCEN_NAME"
 mark=$(log_mark "$reg")
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/small:v1 "dir:$SCEN/small"
 check_dir_image "$SCEN/small" "$SMALL_DIGEST" $SMALL_BLOBS
-sleep 0.5
+settle_upstream registry.test "$reg"
 expect_eq "pull after a standalone warm: upstream blob GETs" 0 \
 	"$(count_since "$reg" "$mark" '"GET /v2/test/small/blobs/')"
