@@ -27,7 +27,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
 	docker-registry skopeo podman containerd runc crun nginx docker.io \
 	golang-github-containers-common mmdebstrap systemd python3-yaml \
 	ceph-mon ceph-mgr ceph-osd radosgw ceph-common redis-server libhiredis-dev \
-	squid
+	squid haproxy
 if [ -n "$policy_created" ]; then
 	$SUDO rm -f /usr/sbin/policy-rc.d
 fi

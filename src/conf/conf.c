@@ -260,6 +260,7 @@ void drp_conf_free(drp_conf_t *c)
 		free(c->admin_listen[i].text);
 	free(c->admin_listen);
 	free(c->admin_allow);
+	free(c->proxy_protocol_from);
 	free(c->tunnel_ports);
 	free(c->ca_dir);
 	free(c->upstream_ca_file);

@@ -143,6 +143,11 @@ typedef struct drp_conf {
 	unsigned n_registries;
 	drp_cidr_t *allow; /* allow = CIDR list */
 	unsigned n_allow;
+	/* proxy_protocol_from = CIDR list: peers that must open with a PROXY
+	 * protocol header (v1 or v2), whose address then stands for the
+	 * client's; empty (the default): nobody's header is read. */
+	drp_cidr_t *proxy_protocol_from;
+	unsigned n_proxy_protocol_from;
 	uint16_t *tunnel_ports; /* tunnel_ports = 443 ... */
 	unsigned n_tunnel_ports;
 	char *ca_key_passphrase;      /* decrypts an encrypted ca.key; NULL */

@@ -1010,6 +1010,13 @@ static void set_allow(struct ld *ld, const drp_conf_item_t *it,
 	get_cidrs(ld, it, &ld->c->allow, &ld->c->n_allow);
 }
 
+static void set_proxy_protocol_from(struct ld *ld, const drp_conf_item_t *it,
+				    const struct key *k)
+{
+	get_cidrs(ld, it, &ld->c->proxy_protocol_from,
+		  &ld->c->n_proxy_protocol_from);
+}
+
 static void set_ports(struct ld *ld, const drp_conf_item_t *it,
 		      const struct key *k)
 {
@@ -1153,6 +1160,7 @@ static const struct key proxy_keys[] = {
 	{KEY("workers", STRING), .set = set_workers},
 	{KEY("registries", STRING), .set = set_registries},
 	{KEY("allow", STRING), .set = set_allow},
+	{KEY("proxy_protocol_from", STRING), .set = set_proxy_protocol_from},
 	{KEY("tunnel_ports", STRING), .set = set_ports},
 	{KEY("ca_dir", PATH), .set = set_string, .off = F(ca_dir)},
 	{.spec = {.key = "ca_key_passphrase",

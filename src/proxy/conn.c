@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "http/parse.h"
+#include "net/proxyproto.h"
 #include "http/uri.h"
 #include "plugin/challenge.h"
 #include "proxy/accesslog.h"
@@ -50,6 +51,13 @@ struct drp_conn {
 	int fd;
 	struct sockaddr_storage peer;
 	char peer_str[64];
+	/* State PROXY_PROTO: the header bytes read so far (only header
+	 * bytes: the socket is read no further than the parser needs, so
+	 * what follows, TLS included, stays in the socket) and the state
+	 * that comes after the header. */
+	char *pp_buf;
+	size_t pp_len;
+	enum drp_conn_state pp_next;
 	/* The proxy user its CONNECT (or absolute-form request) proved to
 	 * be (Proxy-Authorization against [proxy] users_file); NULL:
 	 * anonymous. Kept for every request inside the CONNECT. */
@@ -161,6 +169,8 @@ const char *drp_conn_state_str(enum drp_conn_state s)
 		return "linger";
 	case DRP_CONN_CLOSED:
 		return "closed";
+	case DRP_CONN_PROXY_PROTO:
+		return "proxy-protocol";
 	}
 	return "?";
 }
@@ -261,6 +271,7 @@ static void release_all(drp_conn_t *c)
 	}
 	zc_drop(c);
 	handler_release(c);
+	DRP_FREE(c->pp_buf);
 	if (c->tconnect) {
 		drp_upstream_connect_cancel(c->tconnect);
 		c->tconnect = NULL;
@@ -361,6 +372,95 @@ static ssize_t client_read(drp_conn_t *c, char *p, size_t len)
 	if (n < 0)
 		return (errno == EAGAIN || errno == EINTR) ? -EAGAIN : -errno;
 	return n;
+}
+
+/*
+ * State PROXY_PROTO. The socket is peeked, and only bytes the parser
+ * has seen to be part of the header are consumed: those of a prefix it
+ * wants more of, then exactly the rest of a complete header. So the
+ * client's own first bytes stay in the socket for whatever reads next
+ * (the request head, or a TLS session reading the fd), and a slow
+ * balancer cannot make a level-triggered watcher spin on bytes left
+ * unread. Returns 1 when the header is read, 0 to wait for more, -1 if
+ * the connection was closed.
+ */
+static int proxy_proto_read(drp_conn_t *c)
+{
+	if (c->pp_buf == NULL)
+		c->pp_buf = drp_malloc(DRP_PROXYPROTO_MAX);
+	for (;;) {
+		ssize_t n = recv(c->fd, c->pp_buf + c->pp_len,
+				 DRP_PROXYPROTO_MAX - c->pp_len, MSG_PEEK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			drp_log_notice(DRP_LOG_NET,
+				       "[c%06u] %s: closed before its PROXY "
+				       "protocol header was complete",
+				       c->id, c->peer_str);
+			drp_conn_close(c, n == 0 ? "client closed"
+						 : "client read failed");
+			return -1;
+		}
+		drp_proxyproto_t pp;
+		const char *why = NULL;
+		drp_proxyproto_result_t r = drp_proxyproto_parse(
+			c->pp_buf, c->pp_len + (size_t)n, &pp, &why);
+		if (r == DRP_PROXYPROTO_DONE && pp.len <= c->pp_len)
+			r = DRP_PROXYPROTO_INVALID; /* cannot happen */
+		if (r == DRP_PROXYPROTO_NEED_MORE &&
+		    c->pp_len + (size_t)n >= DRP_PROXYPROTO_MAX)
+			r = DRP_PROXYPROTO_INVALID;
+		if (r == DRP_PROXYPROTO_INVALID) {
+			drp_log_notice(DRP_LOG_NET,
+				       "[c%06u] %s: refused: no valid PROXY "
+				       "protocol header from a proxy_protocol_"
+				       "from address (%s)",
+				       c->id, c->peer_str,
+				       why ? why : "too long");
+			drp_conn_close(c, "bad PROXY protocol header");
+			return -1;
+		}
+		size_t take = r == DRP_PROXYPROTO_DONE ? pp.len - c->pp_len
+						       : (size_t)n;
+		ssize_t m;
+		do
+			m = recv(c->fd, c->pp_buf + c->pp_len, take, 0);
+		while (m < 0 && errno == EINTR);
+		if (m != (ssize_t)take) {
+			drp_conn_close(c, "client read failed");
+			return -1;
+		}
+		c->pp_len += take;
+		if (r == DRP_PROXYPROTO_NEED_MORE)
+			continue;
+		char via[64];
+		snprintf(via, sizeof(via), "%s", c->peer_str);
+		if (pp.has_addrs) {
+			memcpy(&c->peer, &pp.src, sizeof(c->peer));
+			drp_sockaddr_ip_str((const struct sockaddr *)&c->peer,
+					    c->peer_str, sizeof(c->peer_str));
+			drp_log_debug(DRP_LOG_NET,
+				      "[c%06u] PROXY v%u header from %s: "
+				      "client %s",
+				      c->id, pp.version, via, c->peer_str);
+		} else {
+			/* LOCAL (a health check) or UNKNOWN: the balancer
+			 * speaks for itself and is policed as itself. */
+			drp_log_debug(DRP_LOG_NET,
+				      "[c%06u] PROXY v%u header from %s "
+				      "without a client address",
+				      c->id, pp.version, via);
+		}
+		DRP_FREE(c->pp_buf);
+		c->state = c->pp_next;
+		set_timeout(c, c->state == DRP_CONN_TLS_HANDSHAKE
+				       ? conf_of(c)->handshake_timeout
+				       : conf_of(c)->header_timeout);
+		return 1;
+	}
 }
 
 /* Returns 0, or -1 if the connection was closed. */
@@ -1508,6 +1608,17 @@ static void conn_run(drp_conn_t *c)
 		tunnel_run(c);
 		return;
 	}
+	if (c->state == DRP_CONN_PROXY_PROTO) {
+		int r = proxy_proto_read(c);
+		if (r < 0)
+			return;
+		if (r == 0) {
+			ev_io_stop(c->w->loop, &c->io);
+			ev_io_set(&c->io, c->fd, EV_READ);
+			ev_io_start(c->w->loop, &c->io);
+			return;
+		}
+	}
 	for (int rounds = 0; rounds < 64; rounds++) {
 		bool progress = false;
 		if (client_flush(c, &progress) < 0)
@@ -1878,6 +1989,13 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case DRP_CONN_LINGER:
 		drp_conn_close(c, "closed after response (linger ended)");
 		return;
+	case DRP_CONN_PROXY_PROTO:
+		drp_log_notice(DRP_LOG_NET,
+			       "[c%06u] %s: refused: no PROXY protocol header "
+			       "within header_timeout",
+			       c->id, c->peer_str);
+		drp_conn_close(c, "PROXY protocol header timed out");
+		return;
 	default:
 		drp_conn_close(c, "timeout");
 		return;
@@ -1893,6 +2011,8 @@ void drp_conn_drain(drp_conn_t *c)
 	}
 	if ((c->state == DRP_CONN_HEAD || c->state == DRP_CONN_PROXY_HEAD) &&
 	    drp_buf_pending(&c->in) == 0 && !drp_conn_out_pending(c))
+		drp_conn_close(c, "shutting down");
+	else if (c->state == DRP_CONN_PROXY_PROTO && c->pp_len == 0)
 		drp_conn_close(c, "shutting down");
 }
 
@@ -1944,6 +2064,11 @@ void drp_conn_accept_mirror_tls(drp_worker_t *w, int fd,
 		drp_conn_close(c, "TLS session setup failed");
 		return;
 	}
+	if (c->state == DRP_CONN_PROXY_PROTO) {
+		/* The balancer's header comes before the TLS. */
+		c->pp_next = DRP_CONN_TLS_HANDSHAKE;
+		return;
+	}
 	c->state = DRP_CONN_TLS_HANDSHAKE;
 	set_timeout(c, conf_of(c)->handshake_timeout);
 }
@@ -1981,6 +2106,16 @@ static drp_conn_t *conn_new(drp_worker_t *w, int fd,
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->state = DRP_CONN_PROXY_HEAD;
+	/* A balancer's connection: its header first. A header from any other
+	 * peer is not read as one (it is not trusted; it fails as a request).
+	 */
+	const drp_conf_t *conf = conf_of(c);
+	if (conf->n_proxy_protocol_from > 0 &&
+	    drp_cidr_list_match(conf->proxy_protocol_from,
+				conf->n_proxy_protocol_from, peer)) {
+		c->pp_next = DRP_CONN_PROXY_HEAD;
+		c->state = DRP_CONN_PROXY_PROTO;
+	}
 	ev_io_init(&c->io, io_cb, fd, EV_READ);
 	ev_init(&c->tio, tio_cb);
 	ev_init(&c->timer, timer_cb);

@@ -10,6 +10,9 @@
  *       +------ GET /ca.crt ... -----> local answer --> PROXY_HEAD
  *   PROXY_HEAD <--> PROXY_AUTH: Proxy-Authorization being verified off the
  *       loop; the same request is dispatched again with the verdict
+ *   PROXY_PROTO --header read--> PROXY_HEAD (or TLS_HANDSHAKE on a mirror
+ *       TLS listener): only for peers in proxy_protocol_from; the header's
+ *       client address replaces the peer's for policy and the access log
  *   any --error/timeout/EOF--> drp_conn_close() --> CLOSED
  *
  * Closing and freeing are apart: drp_conn_close() tears everything down
@@ -43,6 +46,9 @@ enum drp_conn_state {
 	DRP_CONN_LINGER = 8, /* response sent, our side shut: reading what the
 				client still sends until it closes */
 	DRP_CONN_CLOSED = 9, /* torn down; freed at the end of the loop turn */
+	DRP_CONN_PROXY_PROTO = 10, /* a peer in proxy_protocol_from: reading
+				      its PROXY header (then PROXY_HEAD, or
+				      TLS_HANDSHAKE on a mirror TLS port) */
 };
 const char *drp_conn_state_str(enum drp_conn_state s);
 

@@ -450,6 +450,10 @@ static const struct {
 	{"[proxy]\nallow = 10.0.0.1/8\n",
 	 "t.ini:2: [proxy] allow: '10.0.0.1/8' has host bits set (the network "
 	 "is 10.0.0.0/8)"},
+	/* proxy_protocol_from: host bits set */
+	{"[proxy]\nproxy_protocol_from = 10.0.0.10/24\n",
+	 "t.ini:2: [proxy] proxy_protocol_from: '10.0.0.10/24' has host bits "
+	 "set (the network is 10.0.0.0/24)"},
 	/* allow: prefix too long */
 	{"[proxy]\nallow = ::1/129\n",
 	 "t.ini:2: [proxy] allow: invalid CIDR '::1/129' (expected ADDRESS or "
@@ -961,6 +965,23 @@ START_TEST(max_age_and_admin_socket)
 			 "t.ini:2: [cache] max_age: invalid duration 'a "
 			 "while' (expected e.g. 30, 0.5, 30s, 5m, 2h, 1d)");
 	drp_conf_errors_free(&errs);
+}
+END_TEST
+
+/* [proxy] proxy_protocol_from: a CIDR list, empty by default. */
+START_TEST(proxy_protocol_from)
+{
+	char buf[64];
+	drp_conf_t *c = load_ok("[proxy]\n");
+	ck_assert_uint_eq(c->n_proxy_protocol_from, 0);
+	drp_conf_free(c);
+	c = load_ok("[proxy]\nproxy_protocol_from = 10.0.0.10 fd00::/64\n");
+	ck_assert_uint_eq(c->n_proxy_protocol_from, 2);
+	ck_assert_str_eq(cidr_text(&c->proxy_protocol_from[0], buf),
+			 "10.0.0.10/32");
+	ck_assert_str_eq(cidr_text(&c->proxy_protocol_from[1], buf),
+			 "fd00::/64");
+	drp_conf_free(c);
 }
 END_TEST
 
@@ -1953,6 +1974,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, full_config);
 	tcase_add_test(tc, max_age_and_admin_socket);
 	tcase_add_test(tc, admin_and_log_format);
+	tcase_add_test(tc, proxy_protocol_from);
 	tcase_add_test(tc, ca_passphrase_and_drain);
 	tcase_add_test(tc, value_syntax);
 	tcase_add_test(tc, long_line);
