@@ -49,6 +49,7 @@ struct drp_upstream_connect {
 	bool starting;	   /* inside drp_upstream_connect(): defer the result */
 	bool in_cb;	   /* inside cb: a cancel is a no-op */
 	bool http_forward; /* plain http: no CONNECT to the parent */
+	bool policy_exempt; /* a configured store: no address policy */
 	/* The name the addresses are of (the host, or the parent's), for
 	 * log lines. */
 	const char *cname;
@@ -422,7 +423,8 @@ static void dns_cb(void *arg, int status, const drp_dns_result_t *res)
 		const struct sockaddr *sa =
 			(const struct sockaddr *)&res->addr[i];
 		/* The parent's address is the operator's word. */
-		if (!uc->res.via_parent && !uc->ucf->addr_allowed(sa)) {
+		if (!uc->res.via_parent && !uc->policy_exempt &&
+		    !uc->ucf->addr_allowed(sa)) {
 			uc->res.n_refused++;
 			continue;
 		}
@@ -467,6 +469,7 @@ drp_upstream_connect(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,
 	uc->cb = cb;
 	uc->arg = arg;
 	uc->http_forward = req->http_forward;
+	uc->policy_exempt = req->policy_exempt;
 	uc->pfd = -1;
 	for (unsigned i = 0; i < MAX_ADDRS; i++) {
 		uc->att[i].uc = uc;
@@ -480,7 +483,7 @@ drp_upstream_connect(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,
 	const char *name = uc->res.via_parent ? ucf->parent_host : uc->host;
 	uint16_t port = uc->res.via_parent ? ucf->parent_port : uc->port;
 	uc->cname = name;
-	if (uc->res.via_parent && literal_refused(uc)) {
+	if (uc->res.via_parent && !uc->policy_exempt && literal_refused(uc)) {
 		uc->res.n_refused = 1;
 		finish(uc, DRP_UPCONNECT_REFUSED);
 		uc->starting = false;

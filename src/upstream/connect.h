@@ -104,6 +104,10 @@ typedef struct drp_upstream_connect_req {
 	/* A plain-http request: through a parent, no CONNECT (the caller
 	 * writes the request in absolute form to res->via_parent's fd). */
 	bool http_forward;
+	/* The operator's own store (the cache's S3 endpoint): the address
+	 * policy does not apply, as for a [resolve] entry. Set only for an
+	 * endpoint the configuration names, never for a client's target. */
+	bool policy_exempt;
 } drp_upstream_connect_req_t;
 
 /* Start connecting (req's strings are copied). Never NULL. */

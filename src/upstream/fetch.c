@@ -66,6 +66,7 @@ struct drp_fetch {
 	uint64_t body_len;
 	bool follow_redirects;
 	unsigned conn_id;
+	bool policy_exempt; /* drp_fetch_req_t.policy_exempt */
 	/* sink and hooks */
 	const drp_fetch_sink_t *sink;
 	void *sarg;
@@ -244,6 +245,7 @@ drp_fetch_t *drp_fetch_new(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,
 	f->follow_redirects = req->follow_redirects;
 	f->conn_id = req->conn_id;
 	f->mreg = drp_metrics_regmap_find(ucf->regmap, req->host, req->port);
+	f->policy_exempt = req->policy_exempt;
 	f->sink = sink;
 	f->sarg = sink_arg;
 	ev_init(&f->timer, timer_cb);
@@ -306,8 +308,9 @@ unsigned drp_fetch_conn_id(const drp_fetch_t *f)
 
 static void pool_key(const drp_fetch_t *f, char *key, size_t len)
 {
-	snprintf(key, len, "%s|%s|%u%s", f->tls ? "https" : "http", f->host,
-		 f->port, f->via_parent ? "|parent" : "");
+	snprintf(key, len, "%s|%s|%u%s%s", f->tls ? "https" : "http", f->host,
+		 f->port, f->via_parent ? "|parent" : "",
+		 f->policy_exempt ? "|store" : "");
 }
 
 static void start_handshake_or_send(drp_fetch_t *f);
@@ -413,6 +416,7 @@ static void fetch_begin(drp_fetch_t *f)
 		.port = f->port,
 		.conn_id = f->conn_id,
 		.http_forward = !f->tls,
+		.policy_exempt = f->policy_exempt,
 	};
 	f->connect = drp_upstream_connect(f->ctx, f->ucf, &cr, connected_cb, f);
 }

@@ -97,6 +97,10 @@ typedef struct drp_fetch_req {
 	uint64_t body_len;
 	bool follow_redirects; /* blob GET/HEAD: follow 3xx inside */
 	unsigned conn_id;      /* client connection, for log lines */
+	/* To the operator's own store (upstream/s3.c): exempt from the
+	 * address policy (drp_upstream_connect_req_t.policy_exempt); its
+	 * pooled connections are kept apart from everyone else's. */
+	bool policy_exempt;
 } drp_fetch_req_t;
 
 drp_fetch_t *drp_fetch_new(drp_upstream_t *ctx, drp_upstream_conf_t *ucf,

@@ -272,6 +272,9 @@ static void got_cb(void *arg, int fd, const drp_upstream_connect_result_t *res)
 	}
 }
 
+/* The next start() is to the configured store (policy_exempt). */
+static bool exempt_next;
+
 static drp_upstream_connect_t *start(got_t *g, const char *host, uint16_t port,
 				     bool resolve_deadline)
 {
@@ -280,7 +283,8 @@ static drp_upstream_connect_t *start(got_t *g, const char *host, uint16_t port,
 	drp_upstream_connect_req_t r = {.host = host,
 					.port = port,
 					.conn_id = 42,
-					.resolve_deadline = resolve_deadline};
+					.resolve_deadline = resolve_deadline,
+					.policy_exempt = exempt_next};
 	/* Timers count from the loop's time: not from before a slow setup
 	 * (valgrind). */
 	ev_now_update(loop);
@@ -368,6 +372,26 @@ START_TEST(refused_address)
 	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_RESOLVE);
 	ck_assert_int_eq(g.res.dns_status, -ENOENT);
 	ck_assert_uint_eq(log_count("connect "), 0);
+}
+END_TEST
+
+START_TEST(store_exempt)
+{
+	/* The configured store (the cache's S3 endpoint) is exempt from the
+	 * policy: the same loopback literal and name connect. */
+	got_t g;
+	exempt_next = true;
+	start(&g, "127.0.0.1", lport, false);
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_OK);
+	expect_peer(g.fd, "127.0.0.1", lport);
+	close(g.fd);
+	start(&g, "loop.test", lport, false);
+	exempt_next = false;
+	run_for(&g, 5., false);
+	ck_assert_int_eq(g.res.err, DRP_UPCONNECT_OK);
+	expect_peer(g.fd, "127.0.0.1", lport);
+	close(g.fd);
 }
 END_TEST
 
@@ -787,6 +811,7 @@ Suite *connect_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, override_connects);
 	tcase_add_test(tc, refused_address);
+	tcase_add_test(tc, store_exempt);
 	tcase_add_test(tc, addresses_in_turn);
 	tcase_add_test(tc, all_addresses_fail);
 	tcase_add_test(tc, fails_in_starter_not_called_back_there);

@@ -177,6 +177,60 @@ expect_eq "own signer: complete" 200 \
 expect_eq "own signer: GET the multipart object" 200 "$(ssend GET "$S3_HTTP" $B "mp/$M" --)"
 expect_file_digest "own signer: multipart object" "$SCEN/body" "$(sha "$SCEN/whole")"
 
+# ---- 6b. The proxy's own S3 client (src/upstream/s3.c over its HTTP
+# client, through the drp-s3client command): an endpoint on loopback by
+# IP literal (the configured store is exempt from the address policy),
+# and s3.test over TLS trusting the test CA through [resolve]; a small
+# object by one conditional PUT, a large one by a multipart upload whose
+# parts go up while the file is still being announced, ranged and whole
+# GETs byte for byte; an aborted upload and a left one (a killed fill)
+# leave nothing visible, and the sweep aborts the left one by the
+# store's clock.
+DRP_S3CLIENT=${DRP_S3CLIENT:-$(dirname "$DRP_PROXY")/tests/integration/drp-s3client}
+[ -x "$DRP_S3CLIENT" ] || drp_fail "$DRP_S3CLIENT not built (make)"
+PART=$((5 * 1024 * 1024))
+s3c() { timeout 120 "$DRP_S3CLIENT" -p $PART "$@"; }
+s3tls() { s3c -C "$TEST_CA" -r "s3.test=$CEPH_IP" -r "$B.s3.test=$CEPH_IP" "$@"; }
+keystream big $((2 * PART + 12345))
+BK=blobs/sha256/$(sha256sum <"$SCEN/big" | cut -c1-64)
+SK=blobs/sha256/$(sha256sum <"$SCEN/other" | cut -c1-64)
+expect_eq "client: small object by a conditional PUT" stored \
+	"$(s3c "$S3_HTTP" $B put "$SK" "$SCEN/other")"
+expect_eq "client: the same again (412: already there)" "already stored" \
+	"$(s3c "$S3_HTTP" $B put "$SK" "$SCEN/other")"
+m=$(log_mark "$(rgw_log)")
+expect_eq "client: large object, multipart, announced 1 MiB at a time" "stored (multipart)" \
+	"$(s3tls https://s3.test $B put "$BK" "$SCEN/big" 1048576)"
+expect_eq "client: parts uploaded (radosgw's log)" 3 \
+	"$(log_since "$(rgw_log)" "$m" | grep -c "\"PUT /$B/$BK?partNumber=" || true)"
+expect_eq "client: GET, virtual-hosted over TLS" 200 \
+	"$(s3tls -a virtual https://s3.test $B get "$BK" "$SCEN/big.got")"
+expect_file_digest "client: multipart object" "$SCEN/big.got" "$(sha "$SCEN/big")"
+expect_eq "client: ranged GET" 206 \
+	"$(s3c "$S3_HTTP" $B get "$BK" "$SCEN/big.range" 1000 1999)"
+dd if="$SCEN/big" of="$SCEN/big.range.want" bs=1000 skip=1 count=1 status=none
+expect_file_digest "client: ranged body" "$SCEN/big.range" "$(sha "$SCEN/big.range.want")"
+expect_eq "client: HEAD" "200 $((2 * PART + 12345))" "$(s3c "$S3_HTTP" $B head "$BK")"
+
+keystream doomed $((PART + 777))
+DK=blobs/sha256/$(sha256sum <"$SCEN/doomed" | cut -c1-64)
+AID=$(s3c "$S3_HTTP" $B abort "$DK" "$SCEN/doomed")
+expect_match "client: aborted upload had an id" '^[^ ]+$' "$AID"
+expect_match "client: nothing visible after the abort" "^404 " "$(s3c "$S3_HTTP" $B head "$DK")"
+expect_eq "list uploads" 200 "$(code "$S3_HTTP/$B?uploads=")"
+expect_no_match "the aborted upload is not listed" "$AID" "$(cat "$SCEN/body")"
+LID=$(s3c "$S3_HTTP" $B leave "$DK" "$SCEN/doomed")
+expect_match "client: nothing visible under a left upload" "^404 " "$(s3c "$S3_HTTP" $B head "$DK")"
+expect_eq "list uploads" 200 "$(code "$S3_HTTP/$B?uploads=")"
+expect_match "the left upload is listed" "<UploadId>$LID</UploadId>" "$(cat "$SCEN/body")"
+expect_eq "sweep with a day's age: listed 1, aborted 0" "1 0" "$(s3c "$S3_HTTP" $B sweep blobs/ 86400)"
+# The store's clock moves on (a second at least) before it counts as old.
+drp_wait "the left upload to be a second old by the store's clock" 10 \
+	bash -c "[ \"\$(timeout 60 '$DRP_S3CLIENT' '$S3_HTTP' $B sweep blobs/ 0.5)\" = '1 1' ]"
+expect_eq "list uploads after the sweep" 200 "$(code "$S3_HTTP/$B?uploads=")"
+expect_no_match "no upload left" '<Upload>' "$(cat "$SCEN/body")"
+expect_match "client: still nothing visible" "^404 " "$(s3c "$S3_HTTP" $B head "$DK")"
+
 # ---- 7. Redis: the fill lease. SET NX PX takes it once; the holder's
 # token extends it (compare-and-extend), another token does not; it
 # expires by Redis's own TTL, after which it can be taken again.
