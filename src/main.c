@@ -30,6 +30,7 @@
 #include "ctl/ctl.h"
 #include "auth/auth.h"
 #include "registry/fill.h"
+#include "registry/s3tier.h"
 #include "proxy/conn.h"
 #include "proxy/mirror.h"
 #include "proxy/server.h"
@@ -342,6 +343,13 @@ static int open_cache(drp_server_t *srv, const drp_conf_t *conf)
 	}
 	srv->capi = api;
 	api->stats(srv->cdb, &srv->cstats);
+	if (conf->cache_s3) {
+		srv->s3 = drp_s3tier_client(conf, err, sizeof(err));
+		if (srv->s3 == NULL) {
+			drp_log_err(DRP_LOG_CACHE, "%s", err);
+			return -1;
+		}
+	}
 	/* In-flight bodies are spooled next to the cache (same disk), or
 	 * in the temp dir for a memory cache. */
 	char path[4096];
@@ -777,6 +785,12 @@ int main(int argc, char **argv)
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
 		return 1;
 	}
+	if (srv.s3) {
+		srv.s3tier = drp_s3tier_new(&srv, srv.rt->upstream,
+					    conf->s3_abandoned_after);
+		(void)drp_worker_call(&srv.workers[0], drp_s3tier_run,
+				      srv.s3tier);
+	}
 	if (drp_ctl_start(ctl) < 0) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start the admin socket");
 		return 1;
@@ -848,6 +862,8 @@ int main(int argc, char **argv)
 	drp_ctl_free(ctl);
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);
+	drp_s3tier_free(srv.s3tier);
+	drp_s3_free(srv.s3);
 	free(srv.spool_dir);
 	free(srv.cache_dir);
 	drp_forge_free(srv.forge);

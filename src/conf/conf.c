@@ -92,6 +92,7 @@ drp_conf_t *drp_conf_defaults(void)
 	c->cache_max_size = 32ULL << 30;
 	c->tag_ttl = 300;
 	c->cache_max_age = 0;
+	c->s3_abandoned_after = 3600;
 	return c;
 }
 
@@ -261,6 +262,11 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->admin_listen);
 	free(c->admin_allow);
 	free(c->proxy_protocol_from);
+	free(c->s3_endpoint);
+	free(c->s3_bucket);
+	free(c->s3_region);
+	free(c->s3_access_key);
+	free(c->s3_secret_key_file);
 	free(c->tunnel_ports);
 	free(c->ca_dir);
 	free(c->upstream_ca_file);

@@ -228,6 +228,16 @@ typedef struct drp_conf {
 	void *tag_ttl_mctx;
 	double cache_max_age; /* max_age = 0 (never): objects unused
 				 this long are removed */
+	/* backend = s3: the fs cache in dir is the local tier, an S3
+	 * bucket the shared one (registry/s3tier.c). */
+	bool cache_s3;
+	char *s3_endpoint;	  /* http(s)://host[:port] */
+	char *s3_bucket;
+	char *s3_region;	  /* NULL: us-east-1 */
+	char *s3_access_key;
+	char *s3_secret_key_file; /* the secret's only place */
+	bool s3_virtual;	  /* s3_addressing = virtual */
+	double s3_abandoned_after; /* unfinished uploads older: swept */
 
 	/* [registry "name"] sections in file order */
 	drp_conf_registry_t *registry;

@@ -1221,13 +1221,16 @@ static const struct key proxy_keys[] = {
 static void set_backend(struct ld *ld, const drp_conf_item_t *it,
 			const struct key *k)
 {
-	if (strcmp(it->value, "fs") != 0 && strcmp(it->value, "memory") != 0) {
-		err(ld, it, "unknown backend '%s' (expected fs or memory)",
+	if (strcmp(it->value, "fs") != 0 && strcmp(it->value, "memory") != 0 &&
+	    strcmp(it->value, "s3") != 0) {
+		err(ld, it, "unknown backend '%s' (expected fs, memory or s3)",
 		    CLIP(it->value));
 		return;
 	}
+	/* s3: the fs cache stays, as the local tier in front. */
+	ld->c->cache_s3 = strcmp(it->value, "s3") == 0;
 	free(ld->c->cache_backend);
-	ld->c->cache_backend = drp_strdup(it->value);
+	ld->c->cache_backend = drp_strdup(ld->c->cache_s3 ? "fs" : it->value);
 }
 
 static void set_max_size(struct ld *ld, const drp_conf_item_t *it,
@@ -1268,6 +1271,45 @@ static void set_max_age(struct ld *ld, const drp_conf_item_t *it,
 		ld->c->cache_max_age = v;
 }
 
+static void set_s3_addressing(struct ld *ld, const drp_conf_item_t *it,
+			      const struct key *k)
+{
+	if (strcmp(it->value, "path") == 0)
+		ld->c->s3_virtual = false;
+	else if (strcmp(it->value, "virtual") == 0)
+		ld->c->s3_virtual = true;
+	else
+		err(ld, it, "invalid value '%s' (expected path or virtual)",
+		    CLIP(it->value));
+}
+
+static void set_s3_endpoint(struct ld *ld, const drp_conf_item_t *it,
+			    const struct key *k)
+{
+	if (strncmp(it->value, "http://", 7) != 0 &&
+	    strncmp(it->value, "https://", 8) != 0) {
+		err(ld, it,
+		    "invalid endpoint '%s' (expected http://HOST[:PORT] or "
+		    "https://HOST[:PORT])",
+		    CLIP(it->value));
+		return;
+	}
+	set_string(ld, it, k);
+}
+
+static void set_s3_abandoned_after(struct ld *ld, const drp_conf_item_t *it,
+				   const struct key *k)
+{
+	double v;
+	if (!get_duration(ld, it, false, &v))
+		return;
+	if (v < 1) {
+		err(ld, it, "must be at least 1s");
+		return;
+	}
+	ld->c->s3_abandoned_after = v;
+}
+
 static const struct key cache_keys[] = {
 	{KEY("backend", STRING), .set = set_backend},
 	{KEY("dir", PATH), .set = set_string, .off = F(cache_dir)},
@@ -1276,6 +1318,16 @@ static const struct key cache_keys[] = {
 	{KEY("tag_ttl_match", STRING), .set = set_tag_ttl_match,
 	 .repeat = true},
 	{KEY("max_age", DURATION), .set = set_max_age},
+	{KEY("s3_endpoint", STRING), .set = set_s3_endpoint,
+	 .off = F(s3_endpoint)},
+	{KEY("s3_bucket", STRING), .set = set_string, .off = F(s3_bucket)},
+	{KEY("s3_region", STRING), .set = set_string_opt, .off = F(s3_region)},
+	{KEY("s3_access_key", STRING), .set = set_string,
+	 .off = F(s3_access_key)},
+	{KEY("s3_secret_key_file", PATH), .set = set_string,
+	 .off = F(s3_secret_key_file)},
+	{KEY("s3_addressing", STRING), .set = set_s3_addressing},
+	{KEY("s3_abandoned_after", DURATION), .set = set_s3_abandoned_after},
 };
 
 static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
@@ -1858,12 +1910,31 @@ static unsigned proxy_line(const struct ld *ld, const char *key)
 	return 0;
 }
 
+static unsigned cache_line(const struct ld *ld, const char *key)
+{
+	for (unsigned i = 0; i < ld->cache.n; i++)
+		if (strcmp(ld->cache.key[i], key) == 0)
+			return ld->cache.line[i];
+	return 0;
+}
+
 /* Rules between keys, checked once the whole file is applied (the keys
  * may come in any order). */
 static void check_cross(struct ld *ld)
 {
 	drp_conf_t *c = ld->c;
 	unsigned l = proxy_line(ld, "require_users");
+
+	static const char *const s3_needs[] = {"s3_endpoint", "s3_bucket",
+					       "s3_access_key",
+					       "s3_secret_key_file"};
+	for (size_t i = 0; c->cache_s3 && i < DRP_ARRAY_SIZE(s3_needs); i++) {
+		if (cache_line(ld, s3_needs[i]) != 0)
+			continue;
+		drp_conf_error(ld->errs, c->path, cache_line(ld, "backend"),
+			       "cache", "backend", "s3 needs %s", s3_needs[i]);
+		ld->n_errs++;
+	}
 
 	if (c->require_users && c->users_file == NULL) {
 		drp_conf_error(ld->errs, c->path, l, "proxy", "require_users",

@@ -48,6 +48,10 @@ typedef struct drp_server {
 	/* The admin listener (admin/listener.h), NULL: none, the admin
 	 * endpoints are answered on the client port. */
 	struct drp_admin *admin;
+	/* The S3 tier behind the cache ([cache] backend = s3), NULL if
+	 * none; immutable while the workers run (registry/s3tier.c). */
+	struct drp_s3 *s3;
+	struct drp_s3tier *s3tier;
 	/* The worker pool: every blocking job runs in one of its lanes
 	 * (made by main, freed after the loops and the fills). */
 	struct drp_pool *pool;

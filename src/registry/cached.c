@@ -18,6 +18,7 @@
 #include "registry/fill.h"
 #include "core/daemon.h"
 #include "plugin/select.h"
+#include "upstream/s3.h"
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -62,6 +63,7 @@ struct drp_cached_req {
 	uint64_t pos, end;
 	struct slice_win *win; /* the spool window being sent (fills) */
 	drp_fetchbuf_t *fb;
+	drp_s3_call_t *s3call; /* asking the S3 tier (HEAD) */
 	const char *result;
 };
 
@@ -197,6 +199,7 @@ static void cached_release(drp_exch_t *x)
 	}
 	if (q->fb)
 		drp_fetchbuf_cancel(q->fb);
+	drp_s3_call_cancel(q->s3call);
 	drp_buf_free(&q->headers);
 	drp_buf_free(&q->pass_headers);
 	free(q->repo);
@@ -394,7 +397,7 @@ static int pump_fill(drp_exch_t *x)
 		wait_on(x);
 		return 0;
 	case DRP_FILL_DECLINED:
-		if (!q->initiator) {
+		if (!q->initiator || drp_fill_from_s3(q->fill)) {
 			/* Not a 200 for the one who asked: everyone else
 			 * asks the upstream on their own (their credentials
 			 * may differ). */
@@ -610,7 +613,7 @@ static void start_buffered(drp_exch_t *x, const char *method, size_t max,
 
 /* ---- blobs ---- */
 
-static void blob_miss(drp_exch_t *x)
+static void blob_miss_from(drp_exch_t *x, bool from_s3)
 {
 	drp_cached_req_t *q = x->hs;
 	drp_server_t *srv = srv_of(x);
@@ -633,15 +636,23 @@ static void blob_miss(drp_exch_t *x)
 	}
 	drp_fill_waiter_add(q->fill, x->w);
 	q->initiator = created;
-	q->result = created ? "MISS" : "COALESCED";
+	/* The S3 tier is a cache too: a hit in either tier is a hit. */
+	q->result = !created ? "COALESCED" : from_s3 ? "HIT" : "MISS";
 	x->result = q->result;
-	if (created) {
+	if (created && from_s3) {
+		drp_fill_start_s3(q->fill, x->w, x->rt, x->id);
+	} else if (created) {
 		drp_fetch_req_t fr = upstream_req(x, "GET", true);
 		drp_fetch_t *f = drp_fill_start(q->fill, x->w, x->rt, &fr);
 		drp_auth_attach(x->rt, x->w, x, f, x->host, x->port, q->repo);
 	}
 	drp_exch_async(x);
 	drp_exch_kick(x);
+}
+
+static void blob_miss(drp_exch_t *x)
+{
+	blob_miss_from(x, false);
 }
 
 /* Header lines minus those that would make the upstream answer a part
@@ -1006,6 +1017,56 @@ static void confirm_then_serve(drp_exch_t *x)
 	start_buffered(x, "HEAD", 0, confirm_cb);
 }
 
+/* ---- the S3 tier (srv->s3): a local miss asks the bucket ---- */
+
+/* The bucket holds no policy: its copy goes only to a client the
+ * upstream confirms (or that this repository was seen serving). */
+static void s3_confirm_cb(void *arg, drp_fetchbuf_result_t *res)
+{
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	q->fb = NULL;
+	if (res->err == 0 && (res->status == 200 || has_it(res))) {
+		mark_seen(x);
+		blob_miss_from(x, true);
+		return;
+	}
+	pass_through(x);
+}
+
+static void s3_head_cb(void *arg, const drp_s3_result_t *res)
+{
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	q->s3call = NULL;
+	if (res->err == 0 && res->status == 200) {
+		if (seen_here(x))
+			blob_miss_from(x, true);
+		else
+			start_buffered(x, "HEAD", 0, s3_confirm_cb);
+		return;
+	}
+	if (res->err < 0 || res->status != 404)
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] %s: the S3 tier did not answer (%s, "
+				"HTTP %d %s): fetched upstream",
+				x->id, q->digest,
+				res->err < 0 ? res->reason : "answer",
+				res->status, res->code);
+	blob_miss(x);
+}
+
+static void s3_probe(drp_exch_t *x)
+{
+	drp_cached_req_t *q = x->hs;
+	char key[128];
+	snprintf(key, sizeof(key), "blobs/sha256/%s", q->digest + 7);
+	drp_s3_req_t r = {.method = "HEAD", .key = key, .fd = -1};
+	q->s3call = drp_s3_call(srv_of(x)->s3, &x->w->upstream, x->rt->upstream,
+				&r, s3_head_cb, x);
+	drp_exch_async(x);
+}
+
 static bool manifest_digest(drp_exch_t *x)
 {
 	drp_server_t *srv = srv_of(x);
@@ -1075,6 +1136,8 @@ bool drp_cached_dispatch(drp_exch_t *x, const drp_http_msg_t *req,
 				blob_miss(x);
 		} else if (q->head) {
 			taken = false;
+		} else if (srv->s3) {
+			s3_probe(x);
 		} else {
 			blob_miss(x);
 		}

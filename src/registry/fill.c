@@ -15,6 +15,7 @@
 #include "cache/cache.h"
 #include "cache/digest.h"
 #include "core/daemon.h"
+#include "upstream/s3.h"
 #include "util/buf.h"
 #include "util/busguard.h"
 #include "util/jobs.h"
@@ -65,6 +66,17 @@ struct drp_fill {
 	ev_timer progress;
 	uint64_t progress_last; /* written at the last report */
 	bool in_flight;		/* counted in drp_fills_in_flight */
+	/* The S3 tier (srv->s3), on the home loop: a fill from the
+	 * upstream uploads the spool as it grows and completes the upload
+	 * only on a good verdict; a fill from S3 deletes the object on a
+	 * bad one. The verdict comes from the hasher thread through
+	 * s3_async (s3_verdict, under lock: 1 good, -1 bad). */
+	bool from_s3;
+	bool s3_watch; /* s3_async is started (and holds a reference) */
+	ev_async s3_async;
+	int s3_verdict;
+	drp_s3_upload_t *upload;
+	drp_upstream_conf_t *ucf; /* the S3 requests' rules (a reference) */
 };
 
 /* A fill this long gets a progress line per period. */
@@ -164,6 +176,7 @@ void drp_fill_unref(drp_fill_t *f)
 		return;
 	table_remove(f);
 	close(f->spool);
+	drp_upstream_conf_unref(f->ucf);
 	free(f->wwait);
 	free(f->owner);
 	drp_buf_free(&f->declined);
@@ -354,6 +367,119 @@ static void progress_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		     rate / 1048576.0, waiters);
 }
 
+/* ---- the S3 tier ---- */
+
+static void s3_key(const drp_fill_t *f, char *key, size_t len)
+{
+	const char *hex = strchr(f->digest, ':');
+	snprintf(key, len, "blobs/sha256/%s", hex ? hex + 1 : f->digest);
+}
+
+/* No verdict will come (the fetch failed, declined, or bypassed): stop
+ * waiting for one. Home loop. May free f. */
+static void s3_unwatch(drp_fill_t *f)
+{
+	if (!f->s3_watch)
+		return;
+	f->s3_watch = false;
+	ev_async_stop(f->home->loop, &f->s3_async);
+	drp_fill_unref(f);
+}
+
+static void upload_cb(void *arg, int err, const char *reason)
+{
+	drp_fill_t *f = arg;
+	f->upload = NULL;
+	if (err == 0)
+		drp_log_info(DRP_LOG_CACHE, "%s: in the S3 tier (%s)",
+			     f->digest, reason);
+	else if (err != -ECANCELED)
+		drp_log_warning(DRP_LOG_CACHE,
+				"%s: not stored in the S3 tier: %s", f->digest,
+				reason);
+	drp_fill_unref(f);
+}
+
+static void s3_delete_cb(void *arg, const drp_s3_result_t *res)
+{
+	drp_fill_t *f = arg;
+	if (res->err == 0 && (res->status == 204 || res->status == 200))
+		drp_log_warning(DRP_LOG_CACHE,
+				"%s: the S3 tier's damaged copy was deleted",
+				f->digest);
+	else
+		drp_log_warning(DRP_LOG_CACHE,
+				"%s: deleting the S3 tier's damaged copy "
+				"failed (%s, HTTP %d)",
+				f->digest,
+				res->err < 0 ? res->reason : "answer",
+				res->status);
+	drp_fill_unref(f);
+}
+
+static void s3_async_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	drp_fill_t *f = DRP_CONTAINER_OF(a, drp_fill_t, s3_async);
+	pthread_mutex_lock(&f->lock);
+	int verdict = f->s3_verdict;
+	uint64_t total = f->written;
+	pthread_mutex_unlock(&f->lock);
+	if (verdict == 0)
+		return;
+	drp_server_t *srv = f->srv;
+	if (f->upload) {
+		if (verdict > 0)
+			drp_s3_upload_commit(f->upload, total);
+		else
+			drp_s3_upload_abort(f->upload);
+	}
+	if (f->from_s3 && verdict < 0) {
+		char key[128];
+		s3_key(f, key, sizeof(key));
+		drp_s3_req_t r = {.method = "DELETE",
+				  .key = key,
+				  .fd = -1,
+				  .max_body = 65536};
+		atomic_fetch_add(&f->refs, 1);
+		drp_s3_call(srv->s3, &f->home->upstream, f->ucf, &r,
+			    s3_delete_cb, f);
+	}
+	s3_unwatch(f);
+}
+
+/* The verdict, from any thread. */
+static void s3_verdict(drp_fill_t *f, bool ok)
+{
+	drp_server_t *srv = f->srv;
+	pthread_mutex_lock(&f->lock);
+	bool watch = f->s3_watch;
+	f->s3_verdict = ok ? 1 : -1;
+	pthread_mutex_unlock(&f->lock);
+	if (!watch)
+		return;
+	pthread_rwlock_rdlock(&srv->loops_lock);
+	if (srv->loops_live)
+		ev_async_send(f->home->loop, &f->s3_async);
+	pthread_rwlock_unlock(&srv->loops_lock);
+}
+
+static void s3_watch(drp_fill_t *f, drp_runtime_t *rt)
+{
+	f->ucf = drp_upstream_conf_ref(rt->upstream);
+	ev_async_init(&f->s3_async, s3_async_cb);
+	ev_async_start(f->home->loop, &f->s3_async);
+	f->s3_watch = true;
+	atomic_fetch_add(&f->refs, 1);
+}
+
+/* The fetch ended without a verdict: nothing to store. Home loop. */
+static void s3_abandon(drp_fill_t *f)
+{
+	if (f->upload)
+		drp_s3_upload_abort(f->upload);
+	s3_unwatch(f);
+}
+
 static void bypass_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	drp_fill_t *f = t->data;
@@ -363,6 +489,7 @@ static void bypass_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		f->fetch = NULL;
 	}
 	set_state(f, DRP_FILL_BYPASS);
+	s3_abandon(f);
 	drp_fill_unref(f); /* the fetch's reference */
 }
 
@@ -479,6 +606,8 @@ static void fill_body(void *arg, const char *data, size_t len)
 		pthread_cond_signal(&f->grew);
 	}
 	pthread_mutex_unlock(&f->lock);
+	if (f->upload)
+		drp_s3_upload_avail(f->upload, f->written);
 	notify(f);
 }
 
@@ -523,14 +652,16 @@ static void finish(drp_fill_t *f, bool inline_store)
 			    "(hashing failed); discarded, clients reset",
 			    f->digest, (unsigned long long)f->written);
 	} else if (!ok) {
-		drp_log_err(
-			DRP_LOG_CACHE,
-			"[c%06u] %s: the upstream sent %llu bytes that do not "
-			"match the digest; discarded, clients reset",
-			f->conn_id, f->digest, (unsigned long long)f->written);
+		drp_log_err(DRP_LOG_CACHE,
+			    "[c%06u] %s: the %s sent %llu bytes that do not "
+			    "match the digest; discarded, clients reset",
+			    f->conn_id, f->digest,
+			    f->from_s3 ? "S3 tier" : "upstream",
+			    (unsigned long long)f->written);
 		drp_metrics_digest_mismatch();
 	}
 	set_state(f, ok ? DRP_FILL_VERIFIED : DRP_FILL_FAILED);
+	s3_verdict(f, ok);
 	if (!ok || srv->capi == NULL)
 		return;
 	atomic_fetch_add(&f->refs, 1);
@@ -715,6 +846,7 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 		f->total = f->written;
 		pthread_mutex_unlock(&f->lock);
 		set_state(f, DRP_FILL_DECLINED);
+		s3_abandon(f);
 	} else if (err == 0) {
 		/* Waiters get their last byte with the verdict; the (slow:
 		 * fsync) store runs in the background, holding a reference. */
@@ -723,8 +855,10 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 			finish(f, false);
 	} else {
 		drp_log_warning(DRP_LOG_CACHE,
-				"[c%06u] %s: upstream fetch failed: %s",
-				f->conn_id, f->digest, reason);
+				"[c%06u] %s: %s fetch failed: %s", f->conn_id,
+				f->digest, f->from_s3 ? "S3 tier" : "upstream",
+				reason);
+		s3_abandon(f);
 		end_body(f, err);
 		if (f->hashing && !f->hasher) {
 			drp_digest_abort(&f->hash);
@@ -757,20 +891,57 @@ static const drp_fetch_sink_t fill_sink = {
 	.done = fill_done,
 };
 
-drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
-			    const drp_fetch_req_t *req)
+/* What every fetch of a fill starts with, from the upstream or S3. */
+static void fill_begin(drp_fill_t *f, drp_worker_t *w, unsigned conn_id)
 {
-	f->home = w;
-	f->conn_id = req->conn_id;
+	f->conn_id = conn_id;
 	f->in_flight = true;
 	drp_metrics_fills_add(1);
 	ev_timer_init(&f->progress, progress_cb, PROGRESS_PERIOD,
 		      PROGRESS_PERIOD);
 	ev_timer_start(w->loop, &f->progress);
+}
+
+drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
+			    const drp_fetch_req_t *req)
+{
+	f->home = w;
+	fill_begin(f, w, req->conn_id);
+	if (f->srv->s3) {
+		/* Into the S3 tier as it arrives (parts of a multipart
+		 * upload), completed on a good verdict only. */
+		char key[128];
+		s3_key(f, key, sizeof(key));
+		s3_watch(f, rt);
+		atomic_fetch_add(&f->refs, 1);
+		f->upload = drp_s3_upload_new(f->srv->s3, &w->upstream,
+					      rt->upstream, key, f->spool,
+					      upload_cb, f);
+	}
 	f->fetch =
 		drp_fetch_new(&w->upstream, rt->upstream, req, &fill_sink, f);
 	drp_fetch_start(f->fetch);
 	return f->fetch;
+}
+
+void drp_fill_start_s3(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
+		       unsigned conn_id)
+{
+	f->home = w;
+	f->from_s3 = true;
+	fill_begin(f, w, conn_id);
+	char key[128];
+	s3_key(f, key, sizeof(key));
+	s3_watch(f, rt);
+	f->fetch = drp_s3_get(f->srv->s3, &w->upstream, rt->upstream, key,
+			      false, 0, 0, &fill_sink, f);
+	if (f->fetch == NULL)
+		fill_done(f, -EINVAL, 502, "S3 request could not be signed");
+}
+
+bool drp_fill_from_s3(const drp_fill_t *f)
+{
+	return f->from_s3;
 }
 
 void drp_fill_shutdown(drp_server_t *srv, double timeout)

@@ -75,6 +75,20 @@ void drp_fill_unref(drp_fill_t *f);
 drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 			    const drp_fetch_req_t *req);
 
+/*
+ * Start the fill from the S3 tier (srv->s3) instead: the object
+ * blobs/sha256/<hex> read back like an upstream body (spooled, hashed,
+ * the last byte held until the verdict); a copy that does not match is
+ * deleted from the bucket. The caller has checked that the client may
+ * have it (seen, or the upstream confirmed). On worker w's loop.
+ * (A fill from the upstream, drp_fill_start, uploads into the tier as
+ * it arrives when srv->s3 is set, completed only on a good verdict.)
+ */
+void drp_fill_start_s3(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
+		       unsigned conn_id);
+/* True for a fill started by drp_fill_start_s3. */
+bool drp_fill_from_s3(const drp_fill_t *f);
+
 void drp_fill_view(drp_fill_t *f, drp_fill_view_t *v);
 /* Bytes [off, off + len) of the spool (below view.written) in memory:
  * a read-only mapping of the page cache, valid until drp_fill_unmap(m)

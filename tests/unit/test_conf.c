@@ -559,9 +559,24 @@ static const struct {
 	{"[resolve]\nquay.io = 10.0.0.1\nQuay.IO = 10.0.0.2\n",
 	 "t.ini:3: [resolve] Quay.IO: duplicate host (first at line 2)"},
 	/* [cache]: unknown backend */
-	{"[cache]\nbackend = s3\n",
-	 "t.ini:2: [cache] backend: unknown backend 's3' (expected fs or "
-	 "memory)"},
+	{"[cache]\nbackend = tape\n",
+	 "t.ini:2: [cache] backend: unknown backend 'tape' (expected fs, "
+	 "memory or s3)"},
+	/* [cache]: s3 without its bucket's keys */
+	{"[cache]\nbackend = s3\ns3_bucket = b-b-b\n"
+	 "s3_endpoint = http://10.0.0.5:7480\ns3_access_key = AK\n",
+	 "t.ini:2: [cache] backend: s3 needs s3_secret_key_file"},
+	/* [cache]: s3_addressing */
+	{"[cache]\ns3_addressing = vhost\n",
+	 "t.ini:2: [cache] s3_addressing: invalid value 'vhost' (expected "
+	 "path or virtual)"},
+	/* [cache]: s3_endpoint without a scheme */
+	{"[cache]\ns3_endpoint = s3.example.com\n",
+	 "t.ini:2: [cache] s3_endpoint: invalid endpoint 's3.example.com' "
+	 "(expected http://HOST[:PORT] or https://HOST[:PORT])"},
+	/* [cache]: s3_abandoned_after too short */
+	{"[cache]\ns3_abandoned_after = 0.5\n",
+	 "t.ini:2: [cache] s3_abandoned_after: must be at least 1s"},
 	/* [cache]: empty dir */
 	{"[cache]\ndir =\n", "t.ini:2: [cache] dir: value must not be empty"},
 	/* [cache]: zero size */
@@ -816,8 +831,9 @@ START_TEST(all_errors_reported)
 		"t.ini:4: [proxy] allow: '10.1.1.1/16' has host bits set (the "
 		"network is 10.1.0.0/16)",
 		"t.ini:5: [proxy] bogus: unknown key",
-		"t.ini:7: [cache] backend: unknown backend 'tape' (expected fs "
-		"or memory)",
+		"t.ini:7: [cache] backend: unknown backend 'tape' (expected "
+		"fs, "
+		"memory or s3)",
 		"t.ini:8: [nope]: unknown section (expected proxy, resolve, "
 		"cache or registry \"NAME\")",
 		"t.ini:11: [registry \"ghcr.io\"] push: invalid value 'maybe' "
@@ -965,6 +981,31 @@ START_TEST(max_age_and_admin_socket)
 			 "t.ini:2: [cache] max_age: invalid duration 'a "
 			 "while' (expected e.g. 30, 0.5, 30s, 5m, 2h, 1d)");
 	drp_conf_errors_free(&errs);
+}
+END_TEST
+
+/* [cache] backend = s3: the fs cache stays (the local tier), the s3_*
+ * keys describe the bucket. */
+START_TEST(cache_s3)
+{
+	drp_conf_t *c = load_ok("[cache]\n");
+	ck_assert(!c->cache_s3);
+	ck_assert_double_eq(c->s3_abandoned_after, 3600);
+	drp_conf_free(c);
+	c = load_ok("[cache]\nbackend = s3\ns3_endpoint = https://s3.test\n"
+		    "s3_bucket = drp-cache\ns3_region = eu-west-1\n"
+		    "s3_access_key = AK\ns3_secret_key_file = /etc/drp/s3\n"
+		    "s3_addressing = virtual\ns3_abandoned_after = 10m\n");
+	ck_assert(c->cache_s3);
+	ck_assert_str_eq(c->cache_backend, "fs");
+	ck_assert_str_eq(c->s3_endpoint, "https://s3.test");
+	ck_assert_str_eq(c->s3_bucket, "drp-cache");
+	ck_assert_str_eq(c->s3_region, "eu-west-1");
+	ck_assert_str_eq(c->s3_access_key, "AK");
+	ck_assert_str_eq(c->s3_secret_key_file, "/etc/drp/s3");
+	ck_assert(c->s3_virtual);
+	ck_assert_double_eq(c->s3_abandoned_after, 600);
+	drp_conf_free(c);
 }
 END_TEST
 
@@ -1975,6 +2016,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, max_age_and_admin_socket);
 	tcase_add_test(tc, admin_and_log_format);
 	tcase_add_test(tc, proxy_protocol_from);
+	tcase_add_test(tc, cache_s3);
 	tcase_add_test(tc, ca_passphrase_and_drain);
 	tcase_add_test(tc, value_syntax);
 	tcase_add_test(tc, long_line);
