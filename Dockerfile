@@ -19,7 +19,8 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential autoconf automake libtool libltdl-dev pkg-config \
-        libev-dev libgnutls28-dev libc-ares-dev libjansson-dev libpcre2-dev libcrypt-dev
+        libev-dev libgnutls28-dev libc-ares-dev libjansson-dev libpcre2-dev libcrypt-dev \
+        libhiredis-dev
 COPY . /src
 WORKDIR /src
 # Unit tests need Check and are run by make check outside the image; the
@@ -37,7 +38,7 @@ FROM debian:bookworm-slim
 # Only the runtime libraries.
 RUN apt-get update && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libev4 libgnutls30 libc-ares2 libjansson4 libpcre2-8-0 libltdl7 \
+        libev4 libgnutls30 libc-ares2 libjansson4 libpcre2-8-0 libltdl7 libhiredis0.14 \
         ca-certificates && \
     rm -rf /var/lib/apt/lists/* && \
     groupadd --system --gid 3128 drp && \

@@ -30,6 +30,7 @@
 #include "ctl/ctl.h"
 #include "auth/auth.h"
 #include "registry/fill.h"
+#include "registry/fleet.h"
 #include "registry/s3tier.h"
 #include "proxy/conn.h"
 #include "proxy/mirror.h"
@@ -785,6 +786,18 @@ int main(int argc, char **argv)
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
 		return 1;
 	}
+	if (conf->fleet_redis && srv.s3 == NULL)
+		drp_log_warning(DRP_LOG_MAIN,
+				"[fleet] redis is not used without [cache] "
+				"backend = s3 (the fleet's shared cache)");
+	if (conf->fleet_redis && srv.s3) {
+		srv.fleet = drp_fleet_new(conf, srv.n_workers, err,
+					  sizeof(err));
+		if (srv.fleet == NULL) {
+			drp_log_err(DRP_LOG_MAIN, "%s", err);
+			return 1;
+		}
+	}
 	if (srv.s3) {
 		srv.s3tier = drp_s3tier_new(&srv, srv.rt->upstream,
 					    conf->s3_abandoned_after);
@@ -863,6 +876,7 @@ int main(int argc, char **argv)
 	if (srv.capi)
 		srv.capi->close(srv.cdb, &srv.cstats);
 	drp_s3tier_free(srv.s3tier);
+	drp_fleet_free(srv.fleet);
 	drp_s3_free(srv.s3);
 	free(srv.spool_dir);
 	free(srv.cache_dir);

@@ -93,6 +93,8 @@ drp_conf_t *drp_conf_defaults(void)
 	c->tag_ttl = 300;
 	c->cache_max_age = 0;
 	c->s3_abandoned_after = 3600;
+	c->fleet_lease_ttl = 15;
+	c->fleet_wait = 300;
 	return c;
 }
 
@@ -106,6 +108,7 @@ static const char defaults_text[] =
 	"registries = quay.io gcr.io ghcr.io registry.k8s.io\n"
 	"allow = 127.0.0.0/8 ::1/128 10.0.0.0/8 172.16.0.0/12 "
 	"192.168.0.0/16 fc00::/7\n"
+	"proxy_protocol_from =\n"
 	"tunnel_ports = 443\n"
 	"ca_dir = ./ca\n"
 	"ca_key_passphrase =\n"
@@ -149,7 +152,13 @@ static const char defaults_text[] =
 	"dir = ./cache\n"
 	"max_size = 32G\n"
 	"tag_ttl = 5m\n"
-	"max_age = 0\n";
+	"max_age = 0\n"
+	"s3_addressing = path\n"
+	"s3_abandoned_after = 1h\n"
+	"\n"
+	"[fleet]\n"
+	"lease_ttl = 15s\n"
+	"wait = 5m\n";
 
 const char *drp_conf_defaults_text(void)
 {
@@ -267,6 +276,7 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->s3_region);
 	free(c->s3_access_key);
 	free(c->s3_secret_key_file);
+	free(c->fleet_redis);
 	free(c->tunnel_ports);
 	free(c->ca_dir);
 	free(c->upstream_ca_file);

@@ -239,6 +239,11 @@ typedef struct drp_conf {
 	bool s3_virtual;	  /* s3_addressing = virtual */
 	double s3_abandoned_after; /* unfinished uploads older: swept */
 
+	/* [fleet] */
+	char *fleet_redis; /* redis = IP:PORT ("" or NULL: none) */
+	double fleet_lease_ttl; /* lease_ttl = 15s */
+	double fleet_wait;	/* wait = 5m: for another proxy's fill */
+
 	/* [registry "name"] sections in file order */
 	drp_conf_registry_t *registry;
 	unsigned n_registry;

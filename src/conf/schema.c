@@ -37,7 +37,7 @@ struct ld {
 	drp_conf_errors_t *errs;
 	unsigned n_errs;
 	const char *label; /* section of the item being applied */
-	struct seen proxy, resolve, cache;
+	struct seen proxy, resolve, cache, fleet;
 	drp_conf_registry_t *reg; /* the [registry] section being applied */
 };
 
@@ -1330,6 +1330,45 @@ static const struct key cache_keys[] = {
 	{KEY("s3_abandoned_after", DURATION), .set = set_s3_abandoned_after},
 };
 
+/* ---- [fleet] ---- */
+
+static void set_fleet_redis(struct ld *ld, const drp_conf_item_t *it,
+			    const struct key *k)
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+	if (it->value[0] == '*' ||
+	    drp_sockaddr_parse(it->value, &ss, &len) < 0) {
+		err(ld, it,
+		    "invalid address '%s' (expected IP:PORT or [IPv6]:PORT)",
+		    CLIP(it->value));
+		return;
+	}
+	free(ld->c->fleet_redis);
+	ld->c->fleet_redis = drp_strdup(it->value);
+}
+
+static void set_fleet_duration(struct ld *ld, const drp_conf_item_t *it,
+			       const struct key *k)
+{
+	double v;
+	if (!get_duration(ld, it, false, &v))
+		return;
+	if (v < 1) {
+		err(ld, it, "must be at least 1s");
+		return;
+	}
+	*FIELD(ld, k, double) = v;
+}
+
+static const struct key fleet_keys[] = {
+	{KEY("redis", STRING), .set = set_fleet_redis},
+	{KEY("lease_ttl", DURATION), .set = set_fleet_duration,
+	 .off = F(fleet_lease_ttl)},
+	{KEY("wait", DURATION), .set = set_fleet_duration,
+	 .off = F(fleet_wait)},
+};
+
 static void apply_keys(struct ld *ld, const drp_ini_section_t *s,
 		       struct seen *seen, const struct key *keys, size_t n_keys)
 {
@@ -2045,7 +2084,8 @@ unsigned drp_schema_apply(drp_conf_t *c, const struct drp_ini *ini,
 			continue;
 		bool plain = strcmp(s->name, "proxy") == 0 ||
 			     strcmp(s->name, "resolve") == 0 ||
-			     strcmp(s->name, "cache") == 0;
+			     strcmp(s->name, "cache") == 0 ||
+			     strcmp(s->name, "fleet") == 0;
 		ld.label = s->label;
 		if (plain && s->arg) {
 			err_at(&ld, s->line, s->label,
@@ -2056,6 +2096,9 @@ unsigned drp_schema_apply(drp_conf_t *c, const struct drp_ini *ini,
 		} else if (strcmp(s->name, "cache") == 0) {
 			apply_keys(&ld, s, &ld.cache, cache_keys,
 				   DRP_ARRAY_SIZE(cache_keys));
+		} else if (strcmp(s->name, "fleet") == 0) {
+			apply_keys(&ld, s, &ld.fleet, fleet_keys,
+				   DRP_ARRAY_SIZE(fleet_keys));
 		} else if (strcmp(s->name, "resolve") == 0) {
 			apply_resolve(&ld, s);
 		} else if (strcmp(s->name, "registry") == 0) {
@@ -2063,12 +2106,13 @@ unsigned drp_schema_apply(drp_conf_t *c, const struct drp_ini *ini,
 		} else {
 			err_at(&ld, s->line, s->label,
 			       "unknown section (expected proxy, resolve, "
-			       "cache or registry \"NAME\")");
+			       "cache, fleet or registry \"NAME\")");
 		}
 	}
 	check_cross(&ld);
 	seen_free(&ld.proxy);
 	seen_free(&ld.resolve);
 	seen_free(&ld.cache);
+	seen_free(&ld.fleet);
 	return ld.n_errs;
 }

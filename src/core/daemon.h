@@ -52,6 +52,9 @@ typedef struct drp_server {
 	 * none; immutable while the workers run (registry/s3tier.c). */
 	struct drp_s3 *s3;
 	struct drp_s3tier *s3tier;
+	/* [fleet]: the Redis lease of one upstream fetch per blob for the
+	 * whole fleet (registry/fleet.c), NULL if none. */
+	struct drp_fleet *fleet;
 	/* The worker pool: every blocking job runs in one of its lanes
 	 * (made by main, freed after the loops and the fills). */
 	struct drp_pool *pool;

@@ -1034,6 +1034,19 @@ static void s3_confirm_cb(void *arg, drp_fetchbuf_result_t *res)
 	pass_through(x);
 }
 
+static void s3_confirm_miss_cb(void *arg, drp_fetchbuf_result_t *res)
+{
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	q->fb = NULL;
+	if (res->err == 0 && (res->status == 200 || has_it(res))) {
+		mark_seen(x);
+		blob_miss(x);
+		return;
+	}
+	pass_through(x);
+}
+
 static void s3_head_cb(void *arg, const drp_s3_result_t *res)
 {
 	drp_exch_t *x = arg;
@@ -1053,6 +1066,13 @@ static void s3_head_cb(void *arg, const drp_s3_result_t *res)
 				x->id, q->digest,
 				res->err < 0 ? res->reason : "answer",
 				res->status, res->code);
+	else if (srv_of(x)->fleet && !seen_here(x)) {
+		/* With a fleet, the fill may end up reading the bucket
+		 * after all (another proxy's fetch completes first): the
+		 * client is confirmed before, as for a copy in the bucket. */
+		start_buffered(x, "HEAD", 0, s3_confirm_miss_cb);
+		return;
+	}
 	blob_miss(x);
 }
 

@@ -15,6 +15,7 @@
 #include "cache/cache.h"
 #include "cache/digest.h"
 #include "core/daemon.h"
+#include "registry/fleet.h"
 #include "upstream/s3.h"
 #include "util/buf.h"
 #include "util/busguard.h"
@@ -77,6 +78,10 @@ struct drp_fill {
 	int s3_verdict;
 	drp_s3_upload_t *upload;
 	drp_upstream_conf_t *ucf; /* the S3 requests' rules (a reference) */
+	/* [fleet]: deciding who fetches (lease_wait), then the lease this
+	 * proxy holds while it fetches, released with the upload. */
+	drp_lease_t *lease_wait;
+	drp_lease_t *lease;
 };
 
 /* A fill this long gets a progress line per period. */
@@ -390,6 +395,12 @@ static void upload_cb(void *arg, int err, const char *reason)
 {
 	drp_fill_t *f = arg;
 	f->upload = NULL;
+	if (f->lease) {
+		/* The object is in S3 (the others read it there), or it
+		 * will not be (they fetch on their own). */
+		drp_lease_release(f->lease, err == 0 ? NULL : reason);
+		f->lease = NULL;
+	}
 	if (err == 0)
 		drp_log_info(DRP_LOG_CACHE, "%s: in the S3 tier (%s)",
 			     f->digest, reason);
@@ -608,6 +619,7 @@ static void fill_body(void *arg, const char *data, size_t len)
 	pthread_mutex_unlock(&f->lock);
 	if (f->upload)
 		drp_s3_upload_avail(f->upload, f->written);
+	drp_lease_progress(f->lease);
 	notify(f);
 }
 
@@ -891,6 +903,31 @@ static const drp_fetch_sink_t fill_sink = {
 	.done = fill_done,
 };
 
+/* The fleet decided (drp_fill_start with [fleet]). */
+static void lease_cb(void *arg, drp_lease_t *l, enum drp_lease_outcome o)
+{
+	drp_fill_t *f = arg;
+	f->lease_wait = NULL;
+	if (o != DRP_LEASE_STORED) {
+		f->lease = o == DRP_LEASE_MINE ? l : NULL;
+		drp_fetch_start(f->fetch);
+		return;
+	}
+	/* Another proxy stored it meanwhile: read it from the bucket, like
+	 * drp_fill_start_s3 (the client was confirmed upstream before). */
+	drp_fetch_cancel(f->fetch);
+	f->fetch = NULL;
+	if (f->upload)
+		drp_s3_upload_abort(f->upload); /* nothing was sent */
+	f->from_s3 = true;
+	char key[128];
+	s3_key(f, key, sizeof(key));
+	f->fetch = drp_s3_get(f->srv->s3, &f->home->upstream, f->ucf, key,
+			      false, 0, 0, &fill_sink, f);
+	if (f->fetch == NULL)
+		fill_done(f, -EINVAL, 502, "S3 request could not be signed");
+}
+
 /* What every fetch of a fill starts with, from the upstream or S3. */
 static void fill_begin(drp_fill_t *f, drp_worker_t *w, unsigned conn_id)
 {
@@ -920,6 +957,14 @@ drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 	}
 	f->fetch =
 		drp_fetch_new(&w->upstream, rt->upstream, req, &fill_sink, f);
+	if (f->srv->fleet && f->srv->s3) {
+		/* Not before the fleet decided who fetches (the hooks are
+		 * attached meanwhile). */
+		f->lease_wait =
+			drp_lease_acquire(f->srv->fleet, w, f->srv->s3,
+					  rt->upstream, f->digest, lease_cb, f);
+		return f->fetch;
+	}
 	drp_fetch_start(f->fetch);
 	return f->fetch;
 }

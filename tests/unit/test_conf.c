@@ -339,11 +339,11 @@ static const struct {
 	 "t.ini:2: [proxy] ca_dir: text after the closing quote"},
 	/* section: unknown (its keys are not reported again) */
 	{"[prox]\nworkers = 2\n",
-	 "t.ini:1: [prox]: unknown section (expected proxy, resolve, cache or "
-	 "registry \"NAME\")"},
+	 "t.ini:1: [prox]: unknown section (expected proxy, resolve, cache, "
+	 "fleet or registry \"NAME\")"},
 	/* section: names are lower-case */
 	{"[Proxy]\n", "t.ini:1: [Proxy]: unknown section (expected proxy, "
-		      "resolve, cache or registry \"NAME\")"},
+		      "resolve, cache, fleet or registry \"NAME\")"},
 	/* section: a plain section given a name */
 	{"[cache \"fs\"]\nbackend = fs\n",
 	 "t.ini:1: [cache \"fs\"]: this section takes no name"},
@@ -574,6 +574,12 @@ static const struct {
 	{"[cache]\ns3_endpoint = s3.example.com\n",
 	 "t.ini:2: [cache] s3_endpoint: invalid endpoint 's3.example.com' "
 	 "(expected http://HOST[:PORT] or https://HOST[:PORT])"},
+	/* [fleet]: redis by name, and without the S3 tier */
+	{"[fleet]\nredis = redis.example:6379\n",
+	 "t.ini:2: [fleet] redis: invalid address 'redis.example:6379' "
+	 "(expected IP:PORT or [IPv6]:PORT)"},
+	{"[fleet]\nlease_ttl = 0.2\n",
+	 "t.ini:2: [fleet] lease_ttl: must be at least 1s"},
 	/* [cache]: s3_abandoned_after too short */
 	{"[cache]\ns3_abandoned_after = 0.5\n",
 	 "t.ini:2: [cache] s3_abandoned_after: must be at least 1s"},
@@ -835,7 +841,7 @@ START_TEST(all_errors_reported)
 		"fs, "
 		"memory or s3)",
 		"t.ini:8: [nope]: unknown section (expected proxy, resolve, "
-		"cache or registry \"NAME\")",
+		"cache, fleet or registry \"NAME\")",
 		"t.ini:11: [registry \"ghcr.io\"] push: invalid value 'maybe' "
 		"(expected client, proxy or deny)",
 		"t.ini:12: [registry \"ghcr.io\"] realm: unknown key "

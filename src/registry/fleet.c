@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+#include "registry/fleet.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "upstream/redis.h"
+#include "util/addr.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define REDIS_TIMEOUT 2.0
+#define POLL_FIRST    0.25
+#define POLL_MAX      2.0
+#define FAILED_MS     "30000"
+
+static const char extend_lua[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
+	"return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+static const char release_lua[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
+	"return redis.call('DEL', KEYS[1]) else return 0 end";
+
+struct drp_fleet {
+	char ip[64];
+	int port;
+	double ttl, wait;
+	unsigned n_workers;
+	drp_redis_t **conns; /* per worker, made on its loop */
+};
+
+struct drp_lease {
+	drp_fleet_t *fl;
+	drp_worker_t *w;
+	drp_redis_t *r;
+	const drp_s3_t *s3;
+	drp_upstream_conf_t *ucf;
+	char digest[80];
+	char key[100];	   /* drp:lease:<digest> */
+	char failkey[100]; /* drp:failed:<digest> */
+	char s3key[100];
+	char token[33];
+	drp_lease_cb cb;
+	void *arg;
+	bool mine;
+	bool progressed;
+	bool lapsed_logged;
+	double deadline;
+	double poll;
+	ev_timer timer;
+	drp_redis_cmd_t *cmd;
+	drp_s3_call_t *call;
+};
+
+drp_fleet_t *drp_fleet_new(const drp_conf_t *conf, unsigned n_workers,
+			   char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+	if (drp_sockaddr_parse(conf->fleet_redis, &ss, &len) < 0) {
+		snprintf(err, errlen, "[fleet] redis: bad address %s",
+			 conf->fleet_redis);
+		return NULL;
+	}
+	drp_fleet_t *fl = DRP_NEW(drp_fleet_t);
+	drp_sockaddr_ip_str((struct sockaddr *)&ss, fl->ip, sizeof(fl->ip));
+	fl->port = ntohs(ss.ss_family == AF_INET6
+				 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+				 : ((struct sockaddr_in *)&ss)->sin_port);
+	fl->ttl = conf->fleet_lease_ttl;
+	fl->wait = conf->fleet_wait;
+	fl->n_workers = n_workers ? n_workers : 1;
+	fl->conns = drp_calloc(fl->n_workers, sizeof(*fl->conns));
+	return fl;
+}
+
+void drp_fleet_free(drp_fleet_t *fl)
+{
+	if (fl == NULL)
+		return;
+	/* The connections are bound to loops that no longer run. */
+	free(fl->conns);
+	free(fl);
+}
+
+static drp_redis_t *conn_of(drp_fleet_t *fl, drp_worker_t *w)
+{
+	unsigned i = w->id < fl->n_workers ? w->id : 0;
+	if (fl->conns[i] == NULL)
+		fl->conns[i] =
+			drp_redis_new(w->loop, fl->ip, fl->port, REDIS_TIMEOUT);
+	return fl->conns[i];
+}
+
+static void lease_free(drp_lease_t *l)
+{
+	ev_timer_stop(l->w->loop, &l->timer);
+	drp_redis_cmd_cancel(l->cmd);
+	drp_s3_call_cancel(l->call);
+	drp_upstream_conf_unref(l->ucf);
+	free(l);
+}
+
+/* The outcome; l is freed unless it is MINE. */
+static void decide(drp_lease_t *l, enum drp_lease_outcome o)
+{
+	ev_timer_stop(l->w->loop, &l->timer);
+	l->cmd = NULL;
+	l->call = NULL;
+	if (o == DRP_LEASE_MINE) {
+		l->mine = true;
+		/* Renew every third of the lease while bytes arrive. */
+		ev_timer_set(&l->timer, l->fl->ttl / 3, l->fl->ttl / 3);
+		ev_timer_start(l->w->loop, &l->timer);
+		l->cb(l->arg, l, o);
+		return;
+	}
+	l->cb(l->arg, l, o);
+	lease_free(l);
+}
+
+static void take(drp_lease_t *l);
+
+static void wait_more(drp_lease_t *l)
+{
+	if (ev_now(l->w->loop) >= l->deadline) {
+		drp_log_warning(DRP_LOG_CACHE,
+				"fleet: %s: still not in the S3 tier after "
+				"%.0f s of another proxy's fill: fetching it "
+				"here",
+				l->digest, l->fl->wait);
+		decide(l, DRP_LEASE_ALONE);
+		return;
+	}
+	ev_timer_set(&l->timer, l->poll, 0.);
+	ev_timer_start(l->w->loop, &l->timer);
+	l->poll = l->poll * 1.5 > POLL_MAX ? POLL_MAX : l->poll * 1.5;
+}
+
+static void mget_cb(void *arg, const redisReply *rep, const char *why)
+{
+	drp_lease_t *l = arg;
+	l->cmd = NULL;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
+	    rep->elements != 2) {
+		decide(l, DRP_LEASE_ALONE); /* Redis is gone: alone */
+		return;
+	}
+	const redisReply *failed = rep->element[1];
+	if (failed->type == REDIS_REPLY_STRING) {
+		drp_log_notice(
+			DRP_LOG_CACHE,
+			"fleet: %s: the proxy fetching it failed (%.*s): "
+			"fetching it here",
+			l->digest, (int)failed->len, failed->str);
+		decide(l, DRP_LEASE_ALONE);
+		return;
+	}
+	if (rep->element[0]->type != REDIS_REPLY_STRING) {
+		/* The lease ended (released or expired: its holder died or
+		 * stalled) and the object is not there: take it. */
+		drp_log_notice(DRP_LOG_CACHE,
+			       "fleet: %s: the other proxy's lease ended "
+			       "without the object: taking it",
+			       l->digest);
+		take(l);
+		return;
+	}
+	wait_more(l);
+}
+
+static void head_cb(void *arg, const drp_s3_result_t *res)
+{
+	drp_lease_t *l = arg;
+	l->call = NULL;
+	if (res->err == 0 && res->status == 200) {
+		drp_log_info(DRP_LOG_CACHE,
+			     "fleet: %s: stored by another proxy: read from "
+			     "the S3 tier",
+			     l->digest);
+		decide(l, DRP_LEASE_STORED);
+		return;
+	}
+	const char *argv[] = {"MGET", l->key, l->failkey};
+	l->cmd = drp_redis_cmd(l->r, mget_cb, l, 3, argv, NULL);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+/* The lease is ours: but a holder releases it only once the object is
+ * in S3, so it may have been stored since this proxy last looked. */
+static void recheck_cb(void *arg, const drp_s3_result_t *res)
+{
+	drp_lease_t *l = arg;
+	l->call = NULL;
+	if (res->err == 0 && res->status == 200) {
+		const char *argv[] = {"EVAL", release_lua, "1", l->key,
+				      l->token};
+		drp_redis_cmd(l->r, NULL, NULL, 5, argv, NULL);
+		drp_log_info(DRP_LOG_CACHE,
+			     "fleet: %s: stored by another proxy meanwhile: "
+			     "read from the S3 tier",
+			     l->digest);
+		decide(l, DRP_LEASE_STORED);
+		return;
+	}
+	drp_log_info(DRP_LOG_CACHE, "fleet: %s: lease taken", l->digest);
+	decide(l, DRP_LEASE_MINE);
+}
+
+static void set_cb(void *arg, const redisReply *rep, const char *why)
+{
+	drp_lease_t *l = arg;
+	l->cmd = NULL;
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+		decide(l, DRP_LEASE_ALONE);
+		return;
+	}
+	if (rep->type == REDIS_REPLY_STATUS) {
+		drp_s3_req_t r = {.method = "HEAD", .key = l->s3key, .fd = -1};
+		l->call = drp_s3_call(l->s3, &l->w->upstream, l->ucf, &r,
+				      recheck_cb, l);
+		return;
+	}
+	/* nil: another proxy holds it. */
+	drp_log_info(DRP_LOG_CACHE,
+		     "fleet: %s: another proxy is fetching it: waiting for "
+		     "the S3 tier",
+		     l->digest);
+	wait_more(l);
+}
+
+static void take(drp_lease_t *l)
+{
+	char px[32];
+	snprintf(px, sizeof(px), "%.0f", l->fl->ttl * 1000);
+	const char *argv[] = {"SET", l->key, l->token, "NX", "PX", px};
+	l->cmd = drp_redis_cmd(l->r, set_cb, l, 6, argv, NULL);
+}
+
+static void extend_cb(void *arg, const redisReply *rep, const char *why)
+{
+	drp_lease_t *l = arg;
+	l->cmd = NULL;
+	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 &&
+	    !l->lapsed_logged) {
+		/* The fill goes on: a content-addressed object written twice
+		 * is the same object. */
+		l->lapsed_logged = true;
+		drp_log_notice(DRP_LOG_CACHE,
+			       "fleet: %s: the lease lapsed during the fill "
+			       "(stalled?); the fill goes on",
+			       l->digest);
+	}
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_lease_t *l = DRP_CONTAINER_OF(t, drp_lease_t, timer);
+	if (l->mine) {
+		if (!l->progressed || l->cmd)
+			return; /* stalled: let Redis end the lease */
+		l->progressed = false;
+		char px[32];
+		snprintf(px, sizeof(px), "%.0f", l->fl->ttl * 1000);
+		const char *argv[] = {"EVAL", extend_lua, "1",
+				      l->key, l->token,	  px};
+		l->cmd = drp_redis_cmd(l->r, extend_cb, l, 6, argv, NULL);
+		return;
+	}
+	/* Waiting: is the object there yet? */
+	drp_s3_req_t r = {.method = "HEAD", .key = l->s3key, .fd = -1};
+	l->call = drp_s3_call(l->s3, &l->w->upstream, l->ucf, &r, head_cb, l);
+}
+
+drp_lease_t *drp_lease_acquire(drp_fleet_t *fl, drp_worker_t *w,
+			       const drp_s3_t *s3, drp_upstream_conf_t *ucf,
+			       const char *digest, drp_lease_cb cb, void *arg)
+{
+	drp_lease_t *l = DRP_NEW(drp_lease_t);
+	l->fl = fl;
+	l->w = w;
+	l->r = conn_of(fl, w);
+	l->s3 = s3;
+	l->ucf = drp_upstream_conf_ref(ucf);
+	snprintf(l->digest, sizeof(l->digest), "%s", digest);
+	snprintf(l->key, sizeof(l->key), "drp:lease:%s", digest);
+	snprintf(l->failkey, sizeof(l->failkey), "drp:failed:%s", digest);
+	const char *hex = strchr(digest, ':');
+	snprintf(l->s3key, sizeof(l->s3key), "blobs/sha256/%s",
+		 hex ? hex + 1 : digest);
+	uint8_t rnd[16];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		drp_require(!"getrandom failed");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(l->token + 2 * i, 3, "%02x", rnd[i]);
+	l->cb = cb;
+	l->arg = arg;
+	l->poll = POLL_FIRST;
+	l->deadline = ev_now(w->loop) + fl->wait;
+	ev_init(&l->timer, timer_cb);
+	take(l);
+	return l;
+}
+
+void drp_lease_cancel(drp_lease_t *l)
+{
+	if (l)
+		lease_free(l);
+}
+
+void drp_lease_progress(drp_lease_t *l)
+{
+	if (l)
+		l->progressed = true;
+}
+
+void drp_lease_release(drp_lease_t *l, const char *failure)
+{
+	if (l == NULL)
+		return;
+	/* One connection: Redis runs these in order; nobody waits for
+	 * the answers. */
+	if (failure) {
+		const char *argv[] = {"SET", l->failkey,
+				      failure[0] ? failure : "failed", "PX",
+				      FAILED_MS};
+		drp_redis_cmd(l->r, NULL, NULL, 5, argv, NULL);
+	}
+	const char *argv[] = {"EVAL", release_lua, "1", l->key, l->token};
+	drp_redis_cmd(l->r, NULL, NULL, 5, argv, NULL);
+	drp_log_info(DRP_LOG_CACHE, "fleet: %s: lease released%s%s", l->digest,
+		     failure ? " after a failure: " : "",
+		     failure ? failure : "");
+	lease_free(l);
+}

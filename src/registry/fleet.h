@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One upstream fetch per blob for a fleet of proxies that share the S3
+ * tier: a lease in Redis ([fleet] redis), taken by the first proxy to
+ * miss a blob everywhere, before it fetches.
+ *
+ *   take:    SET drp:lease:<digest> <token> NX PX <lease_ttl>
+ *            (token: 128 random bits)
+ *   renew:   every lease_ttl/3 while bytes keep arriving, compare-and-
+ *            extend (a script: PEXPIRE only if the value is our token);
+ *            a stalled fill stops renewing, and Redis's own TTL ends the
+ *            lease: no clocks are compared across machines
+ *   release: once the object is complete in S3 (or the fill failed:
+ *            first SET drp:failed:<digest> <reason> PX 30000),
+ *            compare-and-delete
+ *   others:  while the lease is someone else's, poll S3 for the object
+ *            (an unfinished multipart upload cannot be read, so there is
+ *            nothing to stream from the holder) and Redis for the lease
+ *            and a failure marker, with backoff, at most [fleet] wait:
+ *            the object appears: read it from S3; the lease is gone
+ *            without it: try to take it; a failure marker, the wait
+ *            over, or Redis unreachable: fetch alone.
+ *
+ * Without Redis (not configured, or down: logged at each change) every
+ * proxy works alone: it still coalesces its own clients and still reads
+ * and fills the S3 tier, so a cold blob costs at most one upstream fetch
+ * per proxy, and none once an upload completed.
+ *
+ * Thread: a lease lives on the loop of the worker that took it; the
+ * drp_fleet_t is shared (one Redis connection per worker, each used by
+ * its own loop only).
+ */
+#ifndef DRP_REGISTRY_FLEET_H
+#define DRP_REGISTRY_FLEET_H
+
+#include "conf/conf.h"
+#include "core/daemon.h"
+#include "upstream/s3.h"
+
+typedef struct drp_fleet drp_fleet_t;
+typedef struct drp_lease drp_lease_t;
+
+/* From [fleet] (conf->fleet_redis set); main thread, before the workers
+ * start. NULL and err filled on failure. */
+drp_fleet_t *drp_fleet_new(const drp_conf_t *conf, unsigned n_workers,
+			   char *err, size_t errlen);
+/* After the loops ended: what is still bound to them is dropped with
+ * the process. */
+void drp_fleet_free(drp_fleet_t *fl);
+
+enum drp_lease_outcome {
+	DRP_LEASE_MINE = 0,   /* fetch it; renew and release the lease */
+	DRP_LEASE_STORED = 1, /* another proxy stored it: read it from S3 */
+	DRP_LEASE_ALONE = 2,  /* fetch it without a lease */
+};
+/* With MINE, the lease is the caller's until drp_lease_release(); with
+ * the others it is gone once cb returns. */
+typedef void (*drp_lease_cb)(void *arg, drp_lease_t *l,
+			     enum drp_lease_outcome o);
+
+/* Start deciding who fetches digest (on worker w's loop). cb runs once,
+ * later. */
+drp_lease_t *drp_lease_acquire(drp_fleet_t *fl, drp_worker_t *w,
+			       const drp_s3_t *s3, drp_upstream_conf_t *ucf,
+			       const char *digest, drp_lease_cb cb, void *arg);
+/* Before the outcome: no callback, the lease dropped (its key, if taken
+ * meanwhile, expires). */
+void drp_lease_cancel(drp_lease_t *l);
+/* Bytes arrived: the next renewal may extend the lease. */
+void drp_lease_progress(drp_lease_t *l);
+/* The fill is over: failure NULL (the object is in S3) or why not (a
+ * failure marker for the waiting proxies first). Frees l. */
+void drp_lease_release(drp_lease_t *l, const char *failure);
+
+#endif
