@@ -1059,14 +1059,15 @@ static void s3_head_cb(void *arg, const drp_s3_result_t *res)
 			start_buffered(x, "HEAD", 0, s3_confirm_cb);
 		return;
 	}
-	if (res->err < 0 || res->status != 404)
+	if (res->err < 0 || res->status != 404) {
+		drp_metrics_s3(DRP_MS3_UNAVAILABLE);
 		drp_log_warning(DRP_LOG_CACHE,
 				"[c%06u] %s: the S3 tier did not answer (%s, "
 				"HTTP %d %s): fetched upstream",
 				x->id, q->digest,
 				res->err < 0 ? res->reason : "answer",
 				res->status, res->code);
-	else if (srv_of(x)->fleet && !seen_here(x)) {
+	} else if (srv_of(x)->fleet && !seen_here(x)) {
 		/* With a fleet, the fill may end up reading the bucket
 		 * after all (another proxy's fetch completes first): the
 		 * client is confirmed before, as for a copy in the bucket. */

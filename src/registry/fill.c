@@ -401,13 +401,16 @@ static void upload_cb(void *arg, int err, const char *reason)
 		drp_lease_release(f->lease, err == 0 ? NULL : reason);
 		f->lease = NULL;
 	}
-	if (err == 0)
+	if (err == 0) {
+		drp_metrics_s3(DRP_MS3_STORED);
 		drp_log_info(DRP_LOG_CACHE, "%s: in the S3 tier (%s)",
 			     f->digest, reason);
-	else if (err != -ECANCELED)
+	} else if (err != -ECANCELED) {
+		drp_metrics_s3(DRP_MS3_NOT_STORED);
 		drp_log_warning(DRP_LOG_CACHE,
 				"%s: not stored in the S3 tier: %s", f->digest,
 				reason);
+	}
 	drp_fill_unref(f);
 }
 
@@ -445,6 +448,7 @@ static void s3_async_cb(struct ev_loop *loop, ev_async *a, int revents)
 			drp_s3_upload_abort(f->upload);
 	}
 	if (f->from_s3 && verdict < 0) {
+		drp_metrics_s3(DRP_MS3_DAMAGED);
 		char key[128];
 		s3_key(f, key, sizeof(key));
 		drp_s3_req_t r = {.method = "DELETE",
@@ -908,6 +912,11 @@ static void lease_cb(void *arg, drp_lease_t *l, enum drp_lease_outcome o)
 {
 	drp_fill_t *f = arg;
 	f->lease_wait = NULL;
+	drp_metrics_lease(o == DRP_LEASE_MINE	  ? DRP_ML_TAKEN
+			  : o == DRP_LEASE_STORED ? DRP_ML_STORED
+						  : DRP_ML_ALONE);
+	if (o == DRP_LEASE_STORED)
+		drp_metrics_s3(DRP_MS3_READ);
 	if (o != DRP_LEASE_STORED) {
 		f->lease = o == DRP_LEASE_MINE ? l : NULL;
 		drp_fetch_start(f->fetch);
@@ -974,6 +983,7 @@ void drp_fill_start_s3(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 {
 	f->home = w;
 	f->from_s3 = true;
+	drp_metrics_s3(DRP_MS3_READ);
 	fill_begin(f, w, conn_id);
 	char key[128];
 	s3_key(f, key, sizeof(key));

@@ -10,6 +10,7 @@
 #include <hiredis/adapters/libev.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/mem.h"
 
 #define BACKOFF_MIN 0.5
@@ -39,6 +40,8 @@ struct drp_redis_cmd {
 
 static void set_down(drp_redis_t *r, const char *why)
 {
+	if (!r->down)
+		drp_metrics_redis_down();
 	if (!r->down)
 		drp_log_warning(DRP_LOG_CACHE,
 				"fleet: Redis at %s:%d unavailable (%s): each "

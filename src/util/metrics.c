@@ -72,6 +72,9 @@ static struct {
 	atomic_long fills, fill_waiters;
 	atomic_ulong reloads[2]; /* ok, failed */
 	atomic_ulong digest_mismatches;
+	atomic_ulong s3[DRP_MS3_N];
+	atomic_ulong leases[DRP_ML_N];
+	atomic_ulong redis_down;
 } M = {
 	.registries = {.lock = PTHREAD_MUTEX_INITIALIZER,
 		       .n = 1,
@@ -376,6 +379,23 @@ void drp_metrics_digest_mismatch(void)
 	ADD(M.digest_mismatches, 1);
 }
 
+void drp_metrics_s3(enum drp_metrics_s3_event e)
+{
+	if ((unsigned)e < DRP_MS3_N)
+		ADD(M.s3[e], 1);
+}
+
+void drp_metrics_lease(enum drp_metrics_lease o)
+{
+	if ((unsigned)o < DRP_ML_N)
+		ADD(M.leases[o], 1);
+}
+
+void drp_metrics_redis_down(void)
+{
+	ADD(M.redis_down, 1);
+}
+
 /* ---- exposition ---- */
 
 void drp_metrics_label_value(drp_buf_t *b, const char *v)
@@ -580,6 +600,26 @@ void drp_metrics_render(drp_buf_t *b)
 	       "Upstream bodies that did not match their digest.");
 	drp_buf_printf(b, "drp_digest_mismatches_total %lu\n",
 		       GET(M.digest_mismatches));
+	static const char *const s3ev[DRP_MS3_N] = {
+		"read", "stored", "not_stored", "damaged", "unavailable"};
+	family(b, "drp_s3_tier_total", "counter",
+	       "Blobs and the shared S3 tier: read from it, stored in it, "
+	       "not stored, damaged copies deleted, lookups unanswered.");
+	for (unsigned i = 0; i < DRP_MS3_N; i++)
+		drp_buf_printf(b, "drp_s3_tier_total{event=\"%s\"} %lu\n",
+			       s3ev[i], GET(M.s3[i]));
+	static const char *const lease[DRP_ML_N] = {"taken", "stored", "alone"};
+	family(b, "drp_fleet_leases_total", "counter",
+	       "Cold blobs by who fetched them: this proxy with the lease, "
+	       "another proxy (read from the bucket), this one alone.");
+	for (unsigned i = 0; i < DRP_ML_N; i++)
+		drp_buf_printf(b,
+			       "drp_fleet_leases_total{outcome=\"%s\"} %lu\n",
+			       lease[i], GET(M.leases[i]));
+	family(b, "drp_fleet_redis_unavailable_total", "counter",
+	       "Times a Redis connection of the fleet became unavailable.");
+	drp_buf_printf(b, "drp_fleet_redis_unavailable_total %lu\n",
+		       GET(M.redis_down));
 }
 
 void drp_metrics_reset(void)
@@ -607,4 +647,7 @@ void drp_metrics_reset(void)
 	atomic_store(&M.fills, 0);
 	atomic_store(&M.fill_waiters, 0);
 	atomic_store(&M.digest_mismatches, 0);
+	memset(M.s3, 0, sizeof(M.s3));
+	memset(M.leases, 0, sizeof(M.leases));
+	atomic_store(&M.redis_down, 0);
 }

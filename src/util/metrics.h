@@ -157,6 +157,28 @@ void drp_metrics_fill_waiters_add(int delta);
 void drp_metrics_reload(bool ok);
 void drp_metrics_digest_mismatch(void);
 
+/* The shared S3 tier ([cache] backend = s3): what happened to blobs. */
+enum drp_metrics_s3_event {
+	DRP_MS3_READ = 0,	 /* a fill read a blob from the bucket */
+	DRP_MS3_STORED = 1,	 /* an upload completed (or found it there) */
+	DRP_MS3_NOT_STORED = 2,	 /* an upload failed (not a cancel) */
+	DRP_MS3_DAMAGED = 3,	 /* a copy did not match: deleted */
+	DRP_MS3_UNAVAILABLE = 4, /* a lookup got no answer: upstream */
+	DRP_MS3_N = 5,
+};
+void drp_metrics_s3(enum drp_metrics_s3_event e);
+/* The fleet's lease ([fleet] redis): who fetched a cold blob. */
+enum drp_metrics_lease {
+	DRP_ML_TAKEN = 0,  /* this proxy took the lease and fetched */
+	DRP_ML_STORED = 1, /* another proxy's fill: read from the bucket */
+	DRP_ML_ALONE = 2,  /* fetched without a lease (Redis down, the
+			      holder failed, the wait ran out) */
+	DRP_ML_N = 3,
+};
+void drp_metrics_lease(enum drp_metrics_lease o);
+/* A worker's Redis connection went from up to unavailable. */
+void drp_metrics_redis_down(void);
+
 /* ---- exposition ---- */
 
 /* Append every metric of this module, with its HELP and TYPE lines even

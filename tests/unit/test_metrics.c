@@ -275,12 +275,12 @@ START_TEST(exposition_format)
 	char *t = render();
 	regex_t help, sample_re;
 	ck_assert_int_eq(regcomp(&help,
-				 "^# (HELP|TYPE) ([a-z_]+) (counter|gauge|"
+				 "^# (HELP|TYPE) ([a-z_][a-z0-9_]*) (counter|gauge|"
 				 "histogram|[A-Z].*)$",
 				 REG_EXTENDED),
 			 0);
 	ck_assert_int_eq(regcomp(&sample_re,
-				 "^([a-z_]+)(\\{([a-z_]+=\"([^\"\\\\]|\\\\.)*"
+				 "^([a-z_][a-z0-9_]*)(\\{([a-z_]+=\"([^\"\\\\]|\\\\.)*"
 				 "\",?)*\\})? "
 				 "[-+0-9.e]+$",
 				 REG_EXTENDED),

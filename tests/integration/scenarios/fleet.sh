@@ -68,6 +68,9 @@ expect_eq "upstream GETs of ${blob:7:12} for the fleet (16 clients, 2 proxies)" 
 if ! grep -q "fleet: $blob: another proxy is fetching it" "$A_DIR/proxy.log" "$B_DIR/proxy.log"; then
 	drp_fail "neither proxy waited for the other's fill (the lease was not exercised)"
 fi
+lq() { curl -s --max-time 10 -o "$SCEN/m" "$1/metrics"; python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/m" "drp_fleet_leases_total{outcome=\"$2\"}"; }
+expect_eq "leases taken in the fleet (/metrics)" 1 $(($(lq "$A_URL" taken) + $(lq "$B_URL" taken)))
+expect_ge "fills that read another proxy's blob (/metrics)" 1 $(($(lq "$A_URL" stored) + $(lq "$B_URL" stored)))
 drp_log "ok: $(grep -l "fleet: $blob: lease taken" "$A_DIR/proxy.log" "$B_DIR/proxy.log" | xargs -n1 dirname | xargs -n1 basename | sed 's/^fleet-//') took the lease"
 
 # ---- 2. kill -9 of the holder mid-fill.
@@ -111,6 +114,9 @@ for d in "$B_DIR" "$C_DIR"; do
 	grep -q "fleet: Redis at $REDIS_IP:$REDIS_PORT unavailable" "$d/proxy.log" ||
 		drp_fail "$(basename "$d") did not log Redis as unavailable"
 done
+curl -s --max-time 10 -o "$SCEN/c.metrics" "$C_URL/metrics"
+expect_ge "proxy c: Redis unavailable (/metrics)" 1 \
+	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/c.metrics" drp_fleet_redis_unavailable_total)"
 n=$(gets "$m" "$small")
 expect_ge "upstream GETs without Redis" 1 "$n"
 expect_le "upstream GETs without Redis (at most one per proxy)" 2 "$n"

@@ -108,6 +108,10 @@ done
 wait_log "$rgw" "$mr" "GET /$(key "$LARGE_LAYER") " 1 10
 expect_eq "proxy b: GETs of the layer that reached radosgw" 1 "$(count_since "$rgw" "$mr" "GET /$(key "$LARGE_LAYER") ")"
 
+curl -s --max-time 10 -o "$SCEN/b.metrics" "$PROXY_URL/metrics"
+expect_eq "proxy b: blobs read from the bucket (/metrics)" 2 \
+	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/b.metrics" 'drp_s3_tier_total{event="read"}')"
+
 # ---- 4. A damaged copy in the bucket: proxy C (empty local tier) sends
 # no clean response with it, deletes it, and the next pull fetches the
 # blob upstream and puts it back.
@@ -150,3 +154,8 @@ expect_file_digest "${sb:7:12} from the upstream with radosgw down" "$SCEN/small
 wait_log "$reg" "$m" "$(req_pat GET "/v2/test/small/blobs/$sb")" 1 5
 expect_eq "upstream GETs of ${sb:7:12}" 1 "$(count_since "$reg" "$m" "$(req_pat GET "/v2/test/small/blobs/$sb")")"
 drp_wait "the bucket's failure in proxy c's log" 10 grep -q "$sb: the S3 tier did not answer" "$PROXY_DIR/proxy.log"
+curl -s --max-time 10 -o "$SCEN/c.metrics" "$PROXY_URL/metrics"
+pq() { python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/c.metrics" "drp_s3_tier_total{event=\"$1\"}"; }
+expect_eq "proxy c: damaged copies deleted (/metrics)" 1 "$(pq damaged)"
+expect_eq "proxy c: blobs stored in the bucket (/metrics)" 1 "$(pq stored)"
+expect_ge "proxy c: lookups the bucket did not answer (/metrics)" 1 "$(pq unavailable)"
