@@ -769,19 +769,25 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/* The worker pool: lanes for the stores (here), the password
-	 * checks (drp_workers_start) and the administrator's commands and
-	 * the max_age sweep (drp_ctl_start), one thread reserved for each,
-	 * and one more for whichever needs it. */
-	srv.pool = drp_pool_new(4);
+	/* The worker pool: lanes for the stores and the hashing of cold
+	 * blobs (here), the password checks (drp_workers_start) and the
+	 * administrator's commands and the max_age sweep (drp_ctl_start),
+	 * one thread reserved for each. Hashing may take one thread per
+	 * worker (a loop feeds a fill no faster than a core hashes); the
+	 * others' second thread is one of those when hashing leaves it. */
+	unsigned hashers = srv.n_workers ? srv.n_workers : 1;
+	srv.pool = drp_pool_new(3 + hashers);
 	if (srv.pool == NULL) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start the worker pool");
 		return 1;
 	}
 	/* One thread stores verified downloads (fsync, link): the stores
 	 * are disk-bound, more threads would only compete for the disk. */
-	if (srv.capi)
+	if (srv.capi) {
 		srv.jobs = drp_jobs_new_on(srv.pool, "stores", 1);
+		srv.hash_lane =
+			drp_pool_lane_new(srv.pool, "hash", hashers, 1, 0);
+	}
 	if (drp_workers_start(&srv, &drp_conn_worker_hooks) < 0) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
 		return 1;
@@ -861,15 +867,15 @@ int main(int argc, char **argv)
 	drp_admin_free(srv.admin);
 	srv.admin = NULL;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	/* The hashers and stores get what is left of the grace (at least
-	 * a second: a verdict under way is quick). */
+	/* The hash jobs get what is left of the grace (at least a second:
+	 * a verdict under way is quick); the stores lane then runs dry. */
 	double left = grace - (double)(t1.tv_sec - t0.tv_sec) -
 		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	drp_log_notice(DRP_LOG_MAIN, "stopped");
 	if (pidfile)
 		unlink(pidfile);
 	drp_server_runtime_set(&srv, NULL);
-	drp_fill_shutdown(&srv, left > 1 ? left : 1); /* verdicts, stores */
+	drp_fill_shutdown(&srv, left > 1 ? left : 1); /* verdicts */
 	drp_jobs_free(srv.jobs); /* finishes the stores under way */
 	drp_pool_free(srv.pool);
 	drp_ctl_free(ctl);

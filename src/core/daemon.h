@@ -62,7 +62,10 @@ typedef struct drp_server {
 	/* Verifies Proxy-Authorization off the loops (made by
 	 * drp_workers_start, freed by drp_workers_drain). */
 	struct drp_users_pool *users_pool;
-	atomic_uint fill_threads; /* fill hasher threads running */
+	/* The pool's lane that hashes cold blobs as they arrive (made by
+	 * main, closed by drp_fill_shutdown; NULL: hashed on the loop). */
+	struct drp_pool_lane *hash_lane;
+	atomic_uint fills_hashing; /* fills whose hashing has not ended */
 	/* Other threads may wake a worker's loop only while loops_live
 	 * (read lock); cleared (write lock) before the loops are freed. */
 	pthread_rwlock_t loops_lock;

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -23,9 +22,17 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/metrics.h"
+#include "util/pool.h"
 
 #define DECLINED_BODY_MAX (64 * 1024)
-#define HASH_WAKE	  (1024 * 1024)
+/* A hash job is queued per HASH_WAKE bytes that arrived, not per read: a
+ * slow link delivers a few KiB at a time, and a job costs a wake-up of a
+ * pool thread. It catches up at the end (end_body). */
+#define HASH_WAKE (1024 * 1024)
+/* One job hashes at most one window of the spool, mapped read-only:
+ * other fills' jobs (the lane is FIFO) get their turn in between. */
+#define HASH_WINDOW (4 * 1024 * 1024)
+#define HASH_CHUNK  (256 * 1024) /* pread fallback */
 
 struct drp_fill {
 	struct drp_fill *next; /* in the server's table */
@@ -36,13 +43,16 @@ struct drp_fill {
 	char *owner;
 	int spool;
 	/* guarded by lock */
-	unsigned *wwait;     /* waiters per worker (srv->n_workers) */
-	pthread_cond_t grew; /* written grew or the body ended: hasher */
-	bool body_ended;     /* the fetch is over (end_err: how) */
+	unsigned *wwait; /* waiters per worker (srv->n_workers) */
+	bool body_ended; /* the fetch is over (end_err: how) */
 	int end_err;
 	enum drp_fill_state state;
 	uint64_t written;
-	uint64_t hasher_woken; /* written when the hasher was last woken */
+	uint64_t hashed; /* bytes of the spool hashed */
+	bool pooled; /* hashed by jobs in srv->hash_lane (set at the head) */
+	/* A hash job is queued or running, or the hashing is over: nobody
+	 * queues another one. */
+	bool hash_queued;
 	uint64_t total;
 	bool length_known;
 	char content_type[128];
@@ -55,9 +65,12 @@ struct drp_fill {
 	/* owned by the fetch's worker thread */
 	drp_fetch_t *fetch;
 	drp_worker_t *home; /* the fetch's worker */
-	drp_digest_t hash;  /* the hasher thread's, if there is one */
-	bool hashing;
-	bool hasher; /* a thread hashes (and stores) behind the spool */
+	/* The hash: the fetch's thread's until the head is in, then, when
+	 * pooled, the hash jobs' (one at a time); the window is theirs. */
+	drp_digest_t hash;
+	bool hashing; /* hash is valid: a verdict is still possible */
+	drp_fill_map_t win;
+	uint64_t win_off;
 	bool bypass; /* no room for the spool: everyone passes through */
 	ev_timer bypass_timer;
 	bool declined_too_big;
@@ -70,8 +83,8 @@ struct drp_fill {
 	/* The S3 tier (srv->s3), on the home loop: a fill from the
 	 * upstream uploads the spool as it grows and completes the upload
 	 * only on a good verdict; a fill from S3 deletes the object on a
-	 * bad one. The verdict comes from the hasher thread through
-	 * s3_async (s3_verdict, under lock: 1 good, -1 bad). */
+	 * bad one. The verdict comes from a hash job through s3_async
+	 * (s3_verdict, under lock: 1 good, -1 bad). */
 	bool from_s3;
 	bool s3_watch; /* s3_async is started (and holds a reference) */
 	ev_async s3_async;
@@ -159,7 +172,6 @@ drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
 	f->srv = srv;
 	atomic_init(&f->refs, 2); /* the caller's and the fetch's */
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->grew, NULL);
 	snprintf(f->digest, sizeof(f->digest), "%s", digest);
 	f->owner = drp_strdup(owner);
 	f->spool = fd;
@@ -186,7 +198,6 @@ void drp_fill_unref(drp_fill_t *f)
 	free(f->owner);
 	drp_buf_free(&f->declined);
 	drp_buf_free(&f->declined_body);
-	pthread_cond_destroy(&f->grew);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -312,7 +323,8 @@ static void set_state(drp_fill_t *f, enum drp_fill_state st)
 
 /* ---- the fetch's sink ---- */
 
-static void start_hasher(drp_fill_t *f);
+static void hash_start(drp_fill_t *f);
+static void hash_queue(drp_fill_t *f);
 
 /* Is there room for the body on the spool's filesystem? When free space
  * is short, allocate it now, so that a full disk is found before the
@@ -562,8 +574,8 @@ static void fill_head(void *arg, const drp_http_msg_t *resp,
 	f->state = DRP_FILL_RUNNING;
 	pthread_mutex_unlock(&f->lock);
 	f->hashing = drp_digest_init(&f->hash) == 0;
-	if (f->hashing)
-		start_hasher(f);
+	if (f->hashing && f->srv->hash_lane != NULL)
+		hash_start(f);
 	notify(f);
 }
 
@@ -606,21 +618,22 @@ static void fill_body(void *arg, const char *data, size_t len)
 		}
 		done += (size_t)n;
 	}
-	if (!f->hasher && f->hashing &&
+	/* Without the pool (f->pooled is the fetch thread's to write), on
+	 * the loop, as the bytes pass. */
+	if (!f->pooled && f->hashing &&
 	    drp_digest_update(&f->hash, data, len) < 0) {
 		drp_digest_abort(&f->hash);
 		f->hashing = false; /* no verdict: never verified */
 	}
 	pthread_mutex_lock(&f->lock);
 	f->written += len;
-	/* The hasher wakes per HASH_WAKE bytes, not per read: a slow link
-	 * delivers a few KiB at a time, and a wake-up costs two context
-	 * switches. It catches up at the end (end_body). */
-	if (f->hasher && f->written - f->hasher_woken >= HASH_WAKE) {
-		f->hasher_woken = f->written;
-		pthread_cond_signal(&f->grew);
-	}
+	bool kick = f->pooled && !f->hash_queued &&
+		    f->written - f->hashed >= HASH_WAKE;
+	if (kick)
+		f->hash_queued = true;
 	pthread_mutex_unlock(&f->lock);
+	if (kick)
+		hash_queue(f);
 	if (f->upload)
 		drp_s3_upload_avail(f->upload, f->written);
 	drp_lease_progress(f->lease);
@@ -640,7 +653,7 @@ static bool digest_matches(drp_fill_t *f)
 	return drp_digest_final_check(&f->hash, want) == 0;
 }
 
-/* Background thread: put the verified spool into the cache. */
+/* The stores lane: put the verified spool into the cache. */
 static void store_job(void *arg)
 {
 	drp_fill_t *f = arg;
@@ -655,9 +668,9 @@ static void store_job(void *arg)
 }
 
 /* The whole body is in the spool and hashed: give the verdict, release
- * the waiters' last byte, store. Runs on the hasher thread, or on the
- * fetch's thread without one. */
-static void finish(drp_fill_t *f, bool inline_store)
+ * the waiters' last byte, and queue the (slow: fsync) store, holding a
+ * reference. Runs in a hash job, or on the fetch's thread without one. */
+static void finish(drp_fill_t *f)
 {
 	drp_server_t *srv = f->srv;
 	bool unverifiable = !f->hashing; /* hashing failed on the way */
@@ -681,149 +694,171 @@ static void finish(drp_fill_t *f, bool inline_store)
 	if (!ok || srv->capi == NULL)
 		return;
 	atomic_fetch_add(&f->refs, 1);
-	if (inline_store)
-		store_job(f);
-	else
-		drp_jobs_submit(srv->jobs, store_job, f);
+	drp_jobs_submit(srv->jobs, store_job, f);
 }
 
-#define HASH_CHUNK (256 * 1024)
+/* ---- hashing, as short jobs in the worker pool's hash lane ---- */
 
-struct hash_job {
+typedef struct hash_span {
 	drp_digest_t *hash;
 	const char *p;
 	size_t n;
 	int r;
-};
+} hash_span_t;
 
 static void hash_mapped(void *arg)
 {
-	struct hash_job *j = arg;
-	j->r = drp_digest_update(j->hash, j->p, j->n);
+	hash_span_t *j = arg;
+	j->r = drp_digest_update(j->hash, j->p, j->n) < 0 ? -EIO : 0;
 }
-#define HASH_WINDOW (4 * 1024 * 1024)
 
-/* The hasher thread: SHA-256 of the spool as it grows, straight from
- * the page cache through 4 MiB windows mapped one after the other (a
- * pread copy if mapping fails), so that hashing runs beside the fetch's
- * loop instead of on it; then the verdict and the store. */
-static void *hasher_main(void *arg)
+/* Hash bytes [off, off + n) of the spool, which lie in one window:
+ * straight from the page cache through the window's read-only mapping,
+ * where a page that cannot be read back (disk error) faults instead of
+ * failing a read, so the SIGBUS guard turns it into -EIO; a pread copy
+ * if mapping fails. 0 or -errno. */
+static int hash_span(drp_fill_t *f, uint64_t off, size_t n)
+{
+	if (f->win.base == NULL || off < f->win_off ||
+	    off + n > f->win_off + HASH_WINDOW) {
+		/* The window is mapped ahead of what is written; only the
+		 * written part is read. */
+		drp_fill_unmap(&f->win);
+		f->win_off = off;
+		if (drp_fill_map(f, off, HASH_WINDOW, &f->win) == NULL)
+			f->win.base = NULL;
+	}
+	if (f->win.base != NULL) {
+		/* drp_fill_map maps from the page below win_off. */
+		size_t lead = f->win.len - HASH_WINDOW;
+		hash_span_t j = {&f->hash,
+				 (const char *)f->win.base + lead +
+					 (off - f->win_off),
+				 n, -EIO};
+		if (drp_bus_guard(hash_mapped, &j) < 0)
+			return -EIO;
+		return j.r;
+	}
+	char *buf = drp_malloc(HASH_CHUNK);
+	int r = 0;
+	while (n > 0 && r == 0) {
+		size_t want = n < HASH_CHUNK ? n : HASH_CHUNK;
+		ssize_t got = pread(f->spool, buf, want, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			r = got < 0 ? -errno : -EIO;
+		else if (drp_digest_update(&f->hash, buf, (size_t)got) < 0)
+			r = -EIO;
+		off += (uint64_t)(got > 0 ? got : 0);
+		n -= (size_t)(got > 0 ? got : 0);
+	}
+	free(buf);
+	return r;
+}
+
+/* The hashing of f is over (verdict given, or none possible). */
+static void hash_end(drp_fill_t *f)
+{
+	drp_server_t *srv = f->srv;
+	if (f->hashing) {
+		drp_digest_abort(&f->hash);
+		f->hashing = false;
+	}
+	drp_fill_unmap(&f->win);
+	drp_fill_unref(f);
+	atomic_fetch_sub(&srv->fills_hashing, 1);
+}
+
+/*
+ * One hash job: hash what the spool holds past f->hashed, up to the end
+ * of the current window; then give the verdict if the body is complete
+ * and hashed, queue the next job if HASH_WAKE bytes (or the end) are
+ * pending, else leave it to the fetch to queue one (fill_body,
+ * end_body). Jobs of one fill never overlap: hash_queued stays set from
+ * queueing until the last job ends.
+ */
+static void hash_work(void *arg)
 {
 	drp_fill_t *f = arg;
-	/* Below the workers: the verdict is needed only at the end, while
-	 * the worker's (and the clients') work is what the pull waits for
-	 * all along. Linux nice values are per thread. */
-	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-	char *buf = NULL;
-	uint64_t done = 0;
-	drp_fill_map_t win = {0};
-	uint64_t win_off = 0;
-	const char *wp = NULL;
-	for (;;) {
-		pthread_mutex_lock(&f->lock);
-		while (f->written - done < HASH_WAKE && !f->body_ended)
-			pthread_cond_wait(&f->grew, &f->lock);
-		uint64_t avail = f->written;
-		bool ended = f->body_ended;
-		int err = f->end_err;
-		pthread_mutex_unlock(&f->lock);
-		if (ended && err) {
+	pthread_mutex_lock(&f->lock);
+	uint64_t done = f->hashed, avail = f->written;
+	bool failed = f->body_ended && f->end_err != 0;
+	pthread_mutex_unlock(&f->lock);
+	if (!failed && done < avail && !f->hashing) {
+		done = avail; /* no verdict possible any more */
+	} else if (!failed && done < avail) {
+		uint64_t end = done + HASH_WINDOW; /* a new window at done */
+		if (f->win.base != NULL && done >= f->win_off &&
+		    done < f->win_off + HASH_WINDOW)
+			end = f->win_off +
+			      HASH_WINDOW; /* the current one's rest */
+		if (end > avail)
+			end = avail;
+		size_t n = (size_t)(end - done);
+		int r = hash_span(f, done, n);
+		if (r < 0) {
+			/* No verdict possible: the fill fails when the body
+			 * ends. */
+			drp_log_err(DRP_LOG_CACHE,
+				    "%s: spool read for hashing: %s", f->digest,
+				    strerror(-r));
 			drp_digest_abort(&f->hash);
 			f->hashing = false;
-			break;
 		}
-		if (done < avail && !f->hashing) {
-			done = avail; /* no verdict possible any more */
-			continue;
-		}
-		if (done < avail) {
-			/* The window is mapped ahead of what is written; only
-			 * the written part is read. */
-			if (wp == NULL || done >= win_off + HASH_WINDOW) {
-				drp_fill_unmap(&win);
-				win_off = done;
-				wp = drp_fill_map(f, done, HASH_WINDOW, &win);
-			}
-			const char *p;
-			ssize_t n;
-			if (wp) {
-				uint64_t end = win_off + HASH_WINDOW < avail
-						       ? win_off + HASH_WINDOW
-						       : avail;
-				p = wp + (done - win_off);
-				n = (ssize_t)(end - done);
-			} else {
-				if (buf == NULL)
-					buf = drp_malloc(HASH_CHUNK);
-				p = buf;
-				size_t want = avail - done < HASH_CHUNK
-						      ? (size_t)(avail - done)
-						      : HASH_CHUNK;
-				n = pread(f->spool, buf, want, (off_t)done);
-				if (n < 0 && errno == EINTR)
-					continue;
-			}
-			struct hash_job j = {&f->hash, p, (size_t)n, -1};
-			if (n > 0 && wp) {
-				/* A page that cannot be read back (disk error)
-				 * faults instead of failing a read. */
-				if (drp_bus_guard(hash_mapped, &j) < 0) {
-					errno = EIO;
-					j.r = -1;
-				}
-			} else if (n > 0) {
-				hash_mapped(&j);
-			}
-			if (j.r < 0) {
-				/* No verdict possible: the fill fails when
-				 * the body ends. */
-				drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE,
-					      "%s: spool read for hashing",
-					      f->digest);
-				drp_digest_abort(&f->hash);
-				f->hashing = false;
-				continue;
-			}
-			done += (uint64_t)n;
-			continue;
-		}
-		/* ended, everything hashed */
-		finish(f, true);
-		break;
+		done += n;
 	}
-	drp_fill_unmap(&win);
-	free(buf);
-	atomic_fetch_sub(&f->srv->fill_threads, 1);
-	drp_fill_unref(f);
-	return NULL;
+	pthread_mutex_lock(&f->lock);
+	f->hashed = done;
+	bool over = f->body_ended && f->end_err != 0;
+	bool verdict = !over && f->body_ended && done == f->written;
+	bool again = !over && !verdict &&
+		     (f->body_ended || f->written - done >= HASH_WAKE);
+	if (!over && !verdict && !again)
+		f->hash_queued = false;
+	pthread_mutex_unlock(&f->lock);
+	if (verdict)
+		finish(f);
+	if (verdict || over)
+		hash_end(f); /* the fetch failed: fill_done set the state */
+	else if (again)
+		hash_queue(f);
 }
 
-static void start_hasher(drp_fill_t *f)
+/* done of a hash job: after its work (0, nothing to do), or instead of
+ * it when the lane closed at exit (-ECANCELED): no verdict. */
+static void hash_done(void *arg, int status)
 {
-	pthread_attr_t attr;
-	pthread_t t;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	/* Small but safe: the thread's static TLS lives in it too. */
-	pthread_attr_setstacksize(&attr, 1024 * 1024);
-	atomic_fetch_add(&f->refs, 1);
-	atomic_fetch_add(&f->srv->fill_threads, 1);
-	f->hasher = true;
-	int rc = pthread_create(&t, &attr, hasher_main, f);
-	if (rc != 0) {
-		/* Hash on the loop instead. */
-		drp_log_warning(
-			DRP_LOG_CACHE,
-			"%s: no hasher thread (%s): hashing on the loop",
-			f->digest, strerror(rc));
-		f->hasher = false;
-		atomic_fetch_sub(&f->srv->fill_threads, 1);
-		atomic_fetch_sub(&f->refs, 1);
-	}
-	pthread_attr_destroy(&attr);
+	drp_fill_t *f = arg;
+	if (status == 0)
+		return;
+	drp_log_warning(DRP_LOG_CACHE,
+			"%s: not verified before exit; discarded", f->digest);
+	set_state(f, DRP_FILL_FAILED);
+	hash_end(f);
 }
 
-/* Tell the hasher the body is over (err: it failed). */
+/* Queue the next job (the caller set hash_queued). */
+static void hash_queue(drp_fill_t *f)
+{
+	if (drp_pool_submit(f->srv->hash_lane, NULL, hash_work, hash_done, f,
+			    NULL) < 0)
+		hash_done(f, -ECANCELED);
+}
+
+/* From the head on, the hash is the jobs', which hold a reference and
+ * count in srv->fills_hashing until the verdict. */
+static void hash_start(drp_fill_t *f)
+{
+	atomic_fetch_add(&f->refs, 1);
+	atomic_fetch_add(&f->srv->fills_hashing, 1);
+	pthread_mutex_lock(&f->lock);
+	f->pooled = true;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* The body is over (err: it failed): the last hash job gives the
+ * verdict, or ends the hashing. */
 static void end_body(drp_fill_t *f, int err)
 {
 	pthread_mutex_lock(&f->lock);
@@ -833,8 +868,12 @@ static void end_body(drp_fill_t *f, int err)
 		f->total = f->written;
 		f->length_known = true;
 	}
-	pthread_cond_signal(&f->grew);
+	bool kick = f->pooled && !f->hash_queued;
+	if (kick)
+		f->hash_queued = true;
 	pthread_mutex_unlock(&f->lock);
+	if (kick)
+		hash_queue(f);
 }
 
 static void fill_done(void *arg, int err, int http_status, const char *reason)
@@ -864,11 +903,10 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 		set_state(f, DRP_FILL_DECLINED);
 		s3_abandon(f);
 	} else if (err == 0) {
-		/* Waiters get their last byte with the verdict; the (slow:
-		 * fsync) store runs in the background, holding a reference. */
+		/* Waiters get their last byte with the verdict. */
 		end_body(f, 0);
-		if (!f->hasher)
-			finish(f, false);
+		if (!f->pooled)
+			finish(f);
 	} else {
 		drp_log_warning(DRP_LOG_CACHE,
 				"[c%06u] %s: %s fetch failed: %s", f->conn_id,
@@ -876,7 +914,7 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 				reason);
 		s3_abandon(f);
 		end_body(f, err);
-		if (f->hashing && !f->hasher) {
+		if (!f->pooled && f->hashing) {
 			drp_digest_abort(&f->hash);
 			f->hashing = false;
 		}
@@ -1001,26 +1039,42 @@ bool drp_fill_from_s3(const drp_fill_t *f)
 
 void drp_fill_shutdown(drp_server_t *srv, double timeout)
 {
-	/* Fills whose fetch was abandoned with its loop: their hashers would
-	 * wait for a body end that never comes. */
+	/* Fills whose fetch was abandoned with its loop: their hashing
+	 * would wait for a body end that never comes. */
 	pthread_mutex_lock(&srv->fills_lock);
+	size_t n = 0;
+	for (drp_fill_t *f = srv->fills; f; f = f->next)
+		n++;
+	drp_fill_t **open = drp_calloc(n ? n : 1, sizeof(*open));
+	n = 0;
 	for (drp_fill_t *f = srv->fills; f; f = f->next) {
-		pthread_mutex_lock(&f->lock);
-		if (!f->body_ended) {
-			f->body_ended = true;
-			f->end_err = -ECANCELED;
-			pthread_cond_signal(&f->grew);
-		}
-		pthread_mutex_unlock(&f->lock);
+		atomic_fetch_add(&f->refs, 1);
+		open[n++] = f;
 	}
 	pthread_mutex_unlock(&srv->fills_lock);
-	/* Let the others finish hashing and storing what was complete. */
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&open[i]->lock);
+		bool ended = open[i]->body_ended;
+		pthread_mutex_unlock(&open[i]->lock);
+		if (!ended)
+			end_body(open[i], -ECANCELED);
+		drp_fill_unref(open[i]);
+	}
+	free(open);
+	/* Let the others finish hashing (their stores are queued in the
+	 * stores lane, which drains at exit). */
 	for (double waited = 0;
-	     atomic_load(&srv->fill_threads) > 0 && waited < timeout;
+	     atomic_load(&srv->fills_hashing) > 0 && waited < timeout;
 	     waited += 0.01)
 		usleep(10000);
-	if (atomic_load(&srv->fill_threads) > 0)
+	if (atomic_load(&srv->fills_hashing) > 0)
 		drp_log_warning(DRP_LOG_CACHE,
-				"%u blob(s) still being stored at exit",
-				atomic_load(&srv->fill_threads));
+				"%u blob(s) still being verified at exit",
+				atomic_load(&srv->fills_hashing));
+	/* What is still queued is cancelled (no verdict), what runs ends;
+	 * from now on a fill hashes on its fetch's thread. */
+	if (srv->hash_lane != NULL) {
+		drp_pool_lane_close(srv->hash_lane);
+		srv->hash_lane = NULL;
+	}
 }

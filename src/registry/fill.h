@@ -6,9 +6,11 @@
  * fetch; every later client asking for the same digest while it runs
  * attaches as a waiter. The fetch writes the body to an unlinked spool
  * file (so waiters stream from it as bytes arrive, at their own pace,
- * Range included) and through SHA-256, once; when the digest matches, a
- * background job stores the spool in the cache (drp_cache_adopt: the fs
- * backend links the file into place, no second copy, no second hash). A waiter
+ * Range included) and through SHA-256, once, in short jobs of the worker
+ * pool's hash lane (srv->hash_lane) that read the spool behind the fetch;
+ * when the digest matches, a job of the stores lane stores the spool in
+ * the cache (drp_cache_adopt: the fs backend links the file into place,
+ * no second copy, no second hash). A waiter
  * may send every byte of its response except the last one before the digest is
  * verified; on a mismatch every waiter resets its connection, so no client ever
  * sees a complete response with wrong bytes. The fetch belongs to the fill, not
@@ -118,8 +120,10 @@ void drp_fill_waiter_del(drp_fill_t *f, drp_worker_t *w);
 
 /*
  * At exit, after the workers stopped: cancel the fills whose fetch was
- * abandoned, and wait up to timeout seconds for the hasher threads to
- * give their verdicts and store what was complete. Main thread.
+ * abandoned, wait up to timeout seconds for the hash jobs to give their
+ * verdicts (the stores of what was complete are queued in srv->jobs),
+ * then close srv->hash_lane: what is still queued is discarded
+ * unverified. Main thread.
  */
 void drp_fill_shutdown(drp_server_t *srv, double timeout);
 
