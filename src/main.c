@@ -22,6 +22,7 @@
 
 #include <drp/cache.h>
 
+#include "cache/cache.h"
 #include "conf/conf.h"
 #include "conf/envconf.h"
 #include "admin/listener.h"
@@ -788,6 +789,11 @@ int main(int argc, char **argv)
 		srv.hash_lane =
 			drp_pool_lane_new(srv.pool, "hash", hashers, 1, 0);
 	}
+	/* Metadata records (tags, media types, "seen" marks) are written
+	 * from the loops: the fs backend keeps them in memory until the
+	 * stores lane has renamed them into place. */
+	if (srv.jobs && srv.capi == drp_cache_fs())
+		drp_cache_fs_write_behind(srv.cdb, srv.jobs);
 	if (drp_workers_start(&srv, &drp_conn_worker_hooks) < 0) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start workers");
 		return 1;
@@ -877,6 +883,8 @@ int main(int argc, char **argv)
 	drp_server_runtime_set(&srv, NULL);
 	drp_fill_shutdown(&srv, left > 1 ? left : 1); /* verdicts */
 	drp_jobs_free(srv.jobs); /* finishes the stores under way */
+	if (srv.jobs && srv.capi == drp_cache_fs())
+		drp_cache_fs_write_behind(srv.cdb, NULL);
 	drp_pool_free(srv.pool);
 	drp_ctl_free(ctl);
 	if (srv.capi)

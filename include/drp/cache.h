@@ -34,7 +34,10 @@
  * on an event loop. With INDEX_IN_MEMORY, lookup/stats/iterate run on the
  * loops, and so do read_open/read of cached objects and meta records:
  * on a warm cache they are page-cache reads of a few microseconds per
- * 128 KiB, cheaper than a thread round trip.
+ * 128 KiB, cheaper than a thread round trip. meta_put and meta_del run
+ * on the loops too: a backend answers them without waiting for its
+ * storage (the daemon has "fs" write its records behind, from a
+ * background thread, and read them from memory until they are written).
  *
  * Ownership: backends copy every key, digest and buffer they are given;
  * the caller's memory may be reused as soon as an op returns. Data an op
@@ -313,7 +316,9 @@ typedef struct drp_cache_api {
 	 * per member with the member in the key, so adding needs no
 	 * read-modify-write. Returns 0; -EINVAL for a bad length.
 	 * fs: a small file written to a temp name and renamed (not fsync'd:
-	 * a record survives a crash of the process, not always a power cut).
+	 * a record survives a crash of the process, not always a power cut);
+	 * in the daemon, written behind by its stores thread, so a record
+	 * put just before a crash of the process may be lost too.
 	 */
 	int (*meta_put)(drp_cache_t *db, drp_cache_stats_t *stats,
 			const void *key, size_t keylen, const void *val,
@@ -375,7 +380,9 @@ typedef struct drp_cache_api {
 	 * purging: docker-registry-proxy cache), never the request path.
 	 * A backend without it cannot list tags.
 	 * fs: reads every record file under meta/ (blocks; seconds for a
-	 * cache of many thousand records).
+	 * cache of many thousand records); in the daemon, where records are
+	 * written behind, also those not written yet, with their newest
+	 * value, and not those whose delete is not written yet.
 	 */
 	int (*meta_iterate)(drp_cache_t *db, drp_cache_stats_t *stats,
 			    const void *prefix, size_t prefixlen,

@@ -28,6 +28,21 @@
 const drp_cache_api_t *drp_cache_fs(void);
 const drp_cache_api_t *drp_cache_mem(void);
 
+struct drp_jobs;
+/*
+ * fs only: write metadata behind, through jobs (util/jobs.h), so that
+ * meta_put and meta_del return without touching the disk (they run on the
+ * event loops): the record stays in memory, where meta_get finds it at
+ * once (read-after-write holds from every thread), until a job of the
+ * queue has written it (temp file + rename) or unlinked it; files that a
+ * remove (or a damaged object's drop) moved aside are unlinked by a job
+ * too. A record reaches the disk in the queue's order, so a crash of the
+ * process may lose the records still queued. Drain the queue
+ * (drp_jobs_free) before closing db. NULL: the ops write themselves
+ * again. Set it while no other op runs on db.
+ */
+void drp_cache_fs_write_behind(drp_cache_t *db, struct drp_jobs *jobs);
+
 /*
  * Test hook (fs only): make the next `count` storage writes of db fail
  * with `err` (e.g. ENOSPC) as if the disk had returned it.

@@ -8,6 +8,12 @@
  *   tmp/                          writes in progress and files being
  *                                 deleted; emptied at open
  *
+ * Write-behind (drp_cache_fs_write_behind, the daemon's): a metadata
+ * put or delete is kept in memory, where meta_get finds it at once, and
+ * written (temp file + rename, or unlink) by a job of the given queue;
+ * files moved aside by a remove from a loop are unlinked there too. So
+ * no rename or unlink of the cache runs on an event loop.
+ *
  * The layout is trusted: only data that was fully written, fsync'd and
  * verified against its digest is ever renamed into blobs/, so no file
  * there is re-hashed at start-up (that would take minutes for a large
@@ -32,6 +38,7 @@
 #include "cache/cache.h"
 #include "cache/digest.h"
 #include "cache/index.h"
+#include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -46,6 +53,21 @@
 #define META_MAGIC "DRPM"
 #define META_HDR   16
 
+/* A metadata record not on disk yet (write-behind): the newest put or
+ * delete of its file, which one job writes; it leaves the table when
+ * what the job wrote is still the newest. */
+typedef struct meta_pending {
+	struct meta_pending *next; /* in its bucket */
+	drp_cache_t *db;
+	uint8_t name[DRP_DIGEST_LEN]; /* SHA-256 of the key: the file */
+	uint64_t gen;		      /* bumped by every put and delete */
+	bool del;		      /* the newest is a delete */
+	uint8_t *key, *val;	      /* of the newest put (val NULL: del) */
+	size_t keylen, vallen;
+} meta_pending_t;
+
+#define META_BUCKETS 64
+
 struct drp_cache {
 	drp_cache_index_t idx;
 	char *dir;
@@ -53,6 +75,11 @@ struct drp_cache {
 	int lockfd;
 	unsigned nospace_retry;
 	uint64_t seq; /* temp-name counter, atomic */
+	/* Write-behind queue (NULL: metadata is written by the op itself);
+	 * set while no op runs. */
+	drp_jobs_t *behind;
+	pthread_mutex_t meta_lock; /* guards pending */
+	meta_pending_t *pending[META_BUCKETS];
 	/* Guarded by idx.lock: */
 	int64_t nospace_until;
 	bool nospace_logged;
@@ -196,6 +223,26 @@ static void grave_flush(struct grave *g)
 	g->n = g->cap = 0;
 }
 
+static void grave_job(void *arg)
+{
+	grave_flush(arg);
+	free(arg);
+}
+
+/* [unlocked] grave_flush, or, with write-behind, a job of the queue:
+ * for ops that run on a loop. */
+static void grave_flush_behind(struct grave *g)
+{
+	if (g->n == 0 || g->db->behind == NULL) {
+		grave_flush(g);
+		return;
+	}
+	struct grave *later = DRP_NEW(struct grave);
+	*later = *g;
+	*g = (struct grave){.db = g->db};
+	drp_jobs_submit(later->db->behind, grave_job, later);
+}
+
 /* [locked] Remove an indexed object from index and disk (disk part
  * finished by grave_flush). */
 static void drop_obj(drp_cache_t *db, drp_cache_obj_t *o, struct grave *g)
@@ -217,7 +264,7 @@ static void discard_corrupt(drp_cache_t *db, drp_cache_stats_t *stats,
 	if (indexed)
 		drop_obj(db, o, &g);
 	pthread_mutex_unlock(&db->idx.lock);
-	grave_flush(&g);
+	grave_flush_behind(&g); /* read_open and read run on the loops */
 	DRP_CACHE_STAT_ADD(stats, read_errors, 1);
 	if (indexed) {
 		drp_digest_hex(o->digest, hex);
@@ -438,6 +485,7 @@ static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
 	}
 	drp_cache_t *db = DRP_NEW(drp_cache_t);
 	db->dirfd = db->lockfd = -1;
+	pthread_mutex_init(&db->meta_lock, NULL);
 	db->dir = drp_strdup(conf->dir);
 	db->nospace_retry = DEFAULT_NOSPACE_RETRY;
 	int rc = drp_cache_index_init(&db->idx, conf, NULL, NULL, errbuf,
@@ -511,6 +559,7 @@ err_fd:
 err_index:
 	drp_cache_index_destroy(&db->idx);
 err_dir:
+	pthread_mutex_destroy(&db->meta_lock);
 	free(db->dir);
 	free(db);
 	return rc;
@@ -546,10 +595,30 @@ static void flush_stamps(drp_cache_t *db)
 	free(snap);
 }
 
+static void pending_free(meta_pending_t *e)
+{
+	free(e->key);
+	free(e->val);
+	free(e);
+}
+
 static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 {
 	/* Nothing else runs on db now (the contract of close). */
 	flush_stamps(db);
+	/* The write-behind queue ran dry before (drp_cache_fs_write_behind):
+	 * nothing is left unless it was never drained. */
+	for (unsigned b = 0; b < META_BUCKETS; b++) {
+		while (db->pending[b] != NULL) {
+			meta_pending_t *e = db->pending[b];
+			db->pending[b] = e->next;
+			drp_log_err(DRP_LOG_CACHE,
+				    "%s: a metadata record was not written",
+				    db->dir);
+			pending_free(e);
+		}
+	}
+	pthread_mutex_destroy(&db->meta_lock);
 	drp_cache_index_destroy(&db->idx);
 	close(db->lockfd);
 	close(db->dirfd);
@@ -1130,7 +1199,7 @@ static int fs_remove(drp_cache_t *db, drp_cache_stats_t *stats,
 	if (o)
 		drop_obj(db, o, &g);
 	pthread_mutex_unlock(&db->idx.lock);
-	grave_flush(&g);
+	grave_flush_behind(&g); /* a damaged object's drop: on a loop */
 	if (o == NULL)
 		return -ENOENT;
 	DRP_CACHE_STAT_ADD(stats, removals, 1);
@@ -1182,26 +1251,15 @@ static uint32_t get_le32(const uint8_t *p)
 	       (uint32_t)p[3] << 24;
 }
 
-static int meta_name(const void *key, size_t keylen, char *path, size_t len)
-{
-	uint8_t h[DRP_DIGEST_LEN];
-	int rc = drp_digest_buf(key, keylen, h);
-	if (rc == 0)
-		meta_path(path, len, h);
-	return rc;
-}
-
-static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
-		       const void *key, size_t keylen, const void *val,
-		       size_t vallen)
+/* Write a record file: a temp file renamed into place. */
+static int meta_write(drp_cache_t *db, const uint8_t name[DRP_DIGEST_LEN],
+		      const void *key, size_t keylen, const void *val,
+		      size_t vallen)
 {
 	char path[128], tmp[32];
 	uint8_t hdr[META_HDR] = {0};
-	if (!meta_len_ok(keylen, vallen))
-		return -EINVAL;
-	int rc = meta_name(key, keylen, path, sizeof(path));
-	if (rc < 0)
-		return rc;
+	int rc = 0;
+	meta_path(path, sizeof(path), name);
 	memcpy(hdr, META_MAGIC, 4);
 	hdr[4] = 1;
 	put_le32(hdr + 8, (uint32_t)keylen);
@@ -1228,11 +1286,152 @@ static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
 		if (rc < 0)
 			rc = storage_error(db, -rc, "rename meta");
 	}
-	if (rc < 0) {
+	if (rc < 0)
 		unlinkat(db->dirfd, tmp, 0);
-		return rc;
+	return rc;
+}
+
+static int meta_unlink(drp_cache_t *db, const uint8_t name[DRP_DIGEST_LEN])
+{
+	char path[128];
+	meta_path(path, sizeof(path), name);
+	if (unlinkat(db->dirfd, path, 0) < 0)
+		return errno == ENOENT ? -ENOENT : -EIO;
+	return 0;
+}
+
+/* ---- write-behind ---- */
+
+/* [meta_lock] The pending record of file name, or NULL. */
+static meta_pending_t *pending_find(drp_cache_t *db,
+				    const uint8_t name[DRP_DIGEST_LEN])
+{
+	meta_pending_t *e = db->pending[name[0] % META_BUCKETS];
+	while (e != NULL && memcmp(e->name, name, DRP_DIGEST_LEN) != 0)
+		e = e->next;
+	return e;
+}
+
+/* [meta_lock] A new pending record for file name (the caller queues its
+ * job once the lock is released). */
+static meta_pending_t *pending_add(drp_cache_t *db,
+				   const uint8_t name[DRP_DIGEST_LEN])
+{
+	meta_pending_t *e = DRP_NEW(meta_pending_t);
+	e->db = db;
+	memcpy(e->name, name, DRP_DIGEST_LEN);
+	meta_pending_t **b = &db->pending[name[0] % META_BUCKETS];
+	e->next = *b;
+	*b = e;
+	return e;
+}
+
+/* [meta_lock] Drop e from the table. */
+static void pending_remove(drp_cache_t *db, meta_pending_t *e)
+{
+	meta_pending_t **p = &db->pending[e->name[0] % META_BUCKETS];
+	while (*p != e)
+		p = &(*p)->next;
+	*p = e->next;
+}
+
+/* [meta_lock] Make a put of key -> val the newest of e. */
+static void pending_set(meta_pending_t *e, const void *key, size_t keylen,
+			const void *val, size_t vallen)
+{
+	free(e->key);
+	free(e->val);
+	e->key = drp_malloc(keylen);
+	memcpy(e->key, key, keylen);
+	e->keylen = keylen;
+	e->val = drp_malloc(vallen ? vallen : 1);
+	memcpy(e->val, val, vallen);
+	e->vallen = vallen;
+	e->del = false;
+	e->gen++;
+}
+
+/* The queue's job for one record: write its newest put or delete, again
+ * if a newer one came meanwhile, then drop it from the table. One job per
+ * record at a time (the record is in the table until it ends), so the
+ * file's last write is always the newest. */
+static void meta_job(void *arg)
+{
+	meta_pending_t *e = arg;
+	drp_cache_t *db = e->db;
+	pthread_mutex_lock(&db->meta_lock);
+	for (;;) {
+		uint64_t gen = e->gen;
+		bool del = e->del;
+		uint8_t *copy = NULL;
+		size_t kl = e->keylen, vl = e->vallen;
+		if (!del) {
+			copy = drp_malloc(kl + vl);
+			memcpy(copy, e->key, kl);
+			memcpy(copy + kl, e->val, vl);
+		}
+		pthread_mutex_unlock(&db->meta_lock);
+		if (del)
+			(void)meta_unlink(db, e->name);
+		else
+			(void)meta_write(db, e->name, copy, kl, copy + kl, vl);
+		free(copy);
+		pthread_mutex_lock(&db->meta_lock);
+		if (e->gen == gen)
+			break;
 	}
-	DRP_CACHE_STAT_ADD(stats, meta_puts, 1);
+	pending_remove(db, e);
+	pthread_mutex_unlock(&db->meta_lock);
+	pending_free(e);
+}
+
+void drp_cache_fs_write_behind(drp_cache_t *db, drp_jobs_t *jobs)
+{
+	db->behind = jobs;
+}
+
+static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
+		       const void *key, size_t keylen, const void *val,
+		       size_t vallen)
+{
+	uint8_t name[DRP_DIGEST_LEN];
+	if (!meta_len_ok(keylen, vallen))
+		return -EINVAL;
+	int rc = drp_digest_buf(key, keylen, name);
+	if (rc < 0)
+		return rc;
+	if (db->behind == NULL) {
+		rc = meta_write(db, name, key, keylen, val, vallen);
+	} else {
+		pthread_mutex_lock(&db->meta_lock);
+		meta_pending_t *e = pending_find(db, name);
+		bool fresh = e == NULL;
+		if (fresh)
+			e = pending_add(db, name);
+		pending_set(e, key, keylen, val, vallen);
+		pthread_mutex_unlock(&db->meta_lock);
+		if (fresh)
+			drp_jobs_submit(db->behind, meta_job, e);
+	}
+	if (rc == 0)
+		DRP_CACHE_STAT_ADD(stats, meta_puts, 1);
+	return rc;
+}
+
+/* [meta_lock] meta_get from a pending record. */
+static int pending_get(const meta_pending_t *e, const void *key, size_t keylen,
+		       void *buf, size_t *vallen)
+{
+	/* A delete, or a different key with the same SHA-256: not ours. */
+	if (e->del || e->keylen != keylen || memcmp(e->key, key, keylen) != 0)
+		return -ENOENT;
+	if (e->vallen > *vallen) {
+		*vallen = e->vallen;
+		return -ERANGE;
+	}
+	if (e->vallen)
+		memcpy(buf, e->val, e->vallen);
+	*vallen = e->vallen;
 	return 0;
 }
 
@@ -1243,11 +1442,22 @@ static int fs_meta_get(drp_cache_t *db, drp_cache_stats_t *stats,
 	char path[128];
 	struct stat st;
 	uint8_t *data = NULL;
+	uint8_t name[DRP_DIGEST_LEN];
 	if (!meta_len_ok(keylen, 0))
 		return -EINVAL;
-	int rc = meta_name(key, keylen, path, sizeof(path));
+	int rc = drp_digest_buf(key, keylen, name);
 	if (rc < 0)
 		return rc;
+	if (db->behind != NULL) {
+		pthread_mutex_lock(&db->meta_lock);
+		const meta_pending_t *e = pending_find(db, name);
+		if (e != NULL)
+			rc = pending_get(e, key, keylen, buf, vallen);
+		pthread_mutex_unlock(&db->meta_lock);
+		if (e != NULL)
+			goto out_stats;
+	}
+	meta_path(path, sizeof(path), name);
 	int fd = openat(db->dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = errno == ENOENT ? -ENOENT : -EIO;
@@ -1298,6 +1508,7 @@ out:
 				db->dir, path);
 		rc = -ENOENT;
 	}
+out_stats:
 	DRP_CACHE_STAT_ADD(stats, meta_hits, rc == 0 || rc == -ERANGE);
 	DRP_CACHE_STAT_ADD(stats, meta_misses, rc == -ENOENT);
 	return rc;
@@ -1306,16 +1517,41 @@ out:
 static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 		       const void *key, size_t keylen)
 {
-	char path[128];
+	uint8_t name[DRP_DIGEST_LEN];
 	if (!meta_len_ok(keylen, 0))
 		return -EINVAL;
-	int rc = meta_name(key, keylen, path, sizeof(path));
+	int rc = drp_digest_buf(key, keylen, name);
 	if (rc < 0)
 		return rc;
-	if (unlinkat(db->dirfd, path, 0) < 0)
-		return errno == ENOENT ? -ENOENT : -EIO;
-	DRP_CACHE_STAT_ADD(stats, meta_dels, 1);
-	return 0;
+	if (db->behind == NULL) {
+		rc = meta_unlink(db, name);
+	} else {
+		/* Is there a record to delete? The pending one, else the
+		 * file (a stat: reads run on the loops). */
+		char path[128];
+		meta_path(path, sizeof(path), name);
+		bool on_disk = faccessat(db->dirfd, path, F_OK, 0) == 0;
+		pthread_mutex_lock(&db->meta_lock);
+		meta_pending_t *e = pending_find(db, name);
+		bool fresh = e == NULL && on_disk;
+		if (fresh)
+			e = pending_add(db, name);
+		if (e == NULL || (!fresh && e->del)) {
+			rc = -ENOENT;
+		} else {
+			free(e->val);
+			e->val = NULL;
+			e->vallen = 0;
+			e->del = true;
+			e->gen++;
+		}
+		pthread_mutex_unlock(&db->meta_lock);
+		if (fresh)
+			drp_jobs_submit(db->behind, meta_job, e);
+	}
+	if (rc == 0)
+		DRP_CACHE_STAT_ADD(stats, meta_dels, 1);
+	return rc;
 }
 
 /* One record file of meta/: its key and value into buf (capacity cap),
@@ -1340,6 +1576,62 @@ static bool read_record(int dirfd, const char *name, uint8_t *buf, size_t cap,
 	       (uint64_t)META_HDR + *kl + *vl == (uint64_t)n;
 }
 
+/* A copy of a record not on disk yet (write-behind), for meta_iterate:
+ * its put (key, val) or delete (del) hides the file of the same name. */
+typedef struct pending_copy {
+	uint8_t name[DRP_DIGEST_LEN];
+	bool del;
+	uint8_t *key, *val; /* a put whose key has the prefix, else NULL */
+	size_t keylen, vallen;
+} pending_copy_t;
+
+static int copy_cmp(const void *a, const void *b)
+{
+	return memcmp(((const pending_copy_t *)a)->name,
+		      ((const pending_copy_t *)b)->name, DRP_DIGEST_LEN);
+}
+
+/* Copies of the pending records, sorted by name; *n of them. */
+static pending_copy_t *pending_copies(drp_cache_t *db, const void *prefix,
+				      size_t prefixlen, size_t *n)
+{
+	pending_copy_t *c = NULL;
+	size_t cap = 0;
+	*n = 0;
+	pthread_mutex_lock(&db->meta_lock);
+	for (unsigned b = 0; b < META_BUCKETS; b++) {
+		for (const meta_pending_t *e = db->pending[b]; e; e = e->next) {
+			if (*n == cap) {
+				cap = cap ? 2 * cap : 16;
+				c = drp_realloc(c, cap * sizeof(*c));
+			}
+			pending_copy_t *x = &c[(*n)++];
+			memset(x, 0, sizeof(*x));
+			memcpy(x->name, e->name, DRP_DIGEST_LEN);
+			x->del = e->del;
+			if (e->del || e->keylen < prefixlen ||
+			    memcmp(e->key, prefix, prefixlen) != 0)
+				continue;
+			x->key = drp_malloc(e->keylen);
+			memcpy(x->key, e->key, e->keylen);
+			x->keylen = e->keylen;
+			x->val = drp_malloc(e->vallen ? e->vallen : 1);
+			memcpy(x->val, e->val, e->vallen);
+			x->vallen = e->vallen;
+		}
+	}
+	pthread_mutex_unlock(&db->meta_lock);
+	if (*n > 1)
+		qsort(c, *n, sizeof(*c), copy_cmp);
+	return c;
+}
+
+/*
+ * With write-behind, a record's newest state may be in memory only: the
+ * walk reports those (the pending puts), and skips the files they hide
+ * (an older value, or a record whose delete is pending), so a record is
+ * reported once, with its newest value, as meta_get would read it.
+ */
 static int fs_meta_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
 			   const void *prefix, size_t prefixlen,
 			   drp_cache_meta_cb cb, void *arg)
@@ -1349,6 +1641,10 @@ static int fs_meta_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
 	uint8_t *buf = malloc(cap);
 	if (buf == NULL)
 		return -ENOMEM;
+	size_t n_pend = 0;
+	pending_copy_t *pend = NULL;
+	if (db->behind != NULL)
+		pend = pending_copies(db, prefix, prefixlen, &n_pend);
 	int rc = 0;
 	for (unsigned shard = 0; shard < 256 && rc == 0; shard++) {
 		char rel[16];
@@ -1372,11 +1668,27 @@ static int fs_meta_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
 			    kl < prefixlen ||
 			    memcmp(buf + META_HDR, prefix, prefixlen) != 0)
 				continue;
+			pending_copy_t want;
+			if (n_pend > 0 &&
+			    drp_digest_buf(buf + META_HDR, kl, want.name) ==
+				    0 &&
+			    bsearch(&want, pend, n_pend, sizeof(*pend),
+				    copy_cmp) != NULL)
+				continue; /* hidden by a pending put or delete
+					   */
 			rc = cb(buf + META_HDR, kl, buf + META_HDR + kl, vl,
 				arg);
 		}
 		closedir(d);
 	}
+	for (size_t i = 0; i < n_pend; i++) {
+		if (rc == 0 && pend[i].key != NULL)
+			rc = cb(pend[i].key, pend[i].keylen, pend[i].val,
+				pend[i].vallen, arg);
+		free(pend[i].key);
+		free(pend[i].val);
+	}
+	free(pend);
 	free(buf);
 	return rc;
 }

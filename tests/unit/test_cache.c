@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Cache backend contract. Every test in the "contract" case is a loop test
- * run once per backend (BACKENDS[_i]): the same assertions hold for "fs"
- * and "memory". fs-only behaviour (restart, on-disk layout, lock, disk
- * full) has its own case.
+ * run once per backend (BACKENDS[_i]): the same assertions hold for "fs",
+ * "memory", and "fs" writing its metadata behind through a queue of jobs
+ * (as the daemon runs it). fs-only behaviour (restart, on-disk layout,
+ * lock, disk full, write-behind) has its own case.
  */
 #include <check.h>
 #include <dirent.h>
@@ -25,17 +26,21 @@
 #include "cache/index.h"
 #include "drp/cache.h"
 #include "http/uri.h"
+#include "util/jobs.h"
 #include "util/log.h"
 
 Suite *cache_suite(void);
 
-static const char *const BACKENDS[] = {"fs", "memory"};
+static const char *const BACKENDS[] = {"fs", "memory", "fs"};
+/* BACKENDS[2] writes metadata behind (drp_cache_fs_write_behind). */
+#define WRITES_BEHIND(i) ((i) == 2)
 
 static char base_dir[256];
 static char dir[512];
 static const drp_cache_api_t *api;
 static drp_cache_t *db;
 static drp_cache_stats_t st;
+static drp_jobs_t *behind; /* db's write-behind queue, if any */
 
 static void base_setup(void)
 {
@@ -67,6 +72,26 @@ static void open_conf(int i, const char *name, const drp_cache_conf_t *c)
 	ck_assert_ptr_nonnull(api);
 	int rc = api->open(&db, &conf, &st, err, sizeof(err));
 	ck_assert_msg(rc == 0, "open %s: %d %s", BACKENDS[i], rc, err);
+	if (WRITES_BEHIND(i)) {
+		behind = drp_jobs_new(1);
+		ck_assert_ptr_nonnull(behind);
+		drp_cache_fs_write_behind(db, behind);
+	}
+}
+
+/* Everything written behind is on disk (the queue is empty). */
+static void settle(void)
+{
+	while (behind != NULL && drp_jobs_pending(behind) > 0)
+		usleep(1000);
+}
+
+/* Close db, after draining its write-behind queue. */
+static void close_api(void)
+{
+	drp_jobs_free(behind); /* runs what is queued */
+	behind = NULL;
+	api->close(db, &st);
 }
 
 static void open_db(int i, const char *name, uint64_t max_size)
@@ -79,7 +104,7 @@ static void reopen(void)
 {
 	char err[256] = "";
 	drp_cache_conf_t conf = {.dir = dir, .max_size = 1 << 20};
-	api->close(db, &st);
+	close_api();
 	memset(&st, 0, sizeof(st));
 	int rc = api->open(&db, &conf, &st, err, sizeof(err));
 	ck_assert_msg(rc == 0, "reopen: %d %s", rc, err);
@@ -87,7 +112,7 @@ static void reopen(void)
 
 static void close_db(void)
 {
-	api->close(db, &st);
+	close_api();
 	db = NULL;
 }
 
@@ -476,6 +501,7 @@ static void assert_tmp_empty(int i)
 {
 	if (strcmp(BACKENDS[i], "fs") != 0)
 		return;
+	settle();
 	char p[600];
 	snprintf(p, sizeof(p), "%s/tmp", dir);
 	int fd = open(p, O_RDONLY | O_DIRECTORY);
@@ -1793,6 +1819,265 @@ START_TEST(fs_kill9_mid_write)
 }
 END_TEST
 
+/* A job that holds the write-behind queue until the gate opens. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool open, started;
+} gate = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void gate_job(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&gate.lock);
+	gate.started = true;
+	pthread_cond_broadcast(&gate.cond);
+	while (!gate.open)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+/* The record file of key, relative to dir. */
+static void meta_rel(const char *key, char *out, size_t len)
+{
+	uint8_t h[DRP_DIGEST_LEN];
+	char hex[65];
+	ck_assert_int_eq(drp_digest_buf(key, strlen(key), h), 0);
+	drp_digest_hex(h, hex);
+	snprintf(out, len, "meta/%.2s/%s", hex, hex);
+}
+
+static int meta_on_disk(const char *key)
+{
+	char rel[128];
+	meta_rel(key, rel, sizeof(rel));
+	return file_exists(rel);
+}
+
+static int tmp_files(void)
+{
+	char p[600];
+	snprintf(p, sizeof(p), "%s/tmp", dir);
+	DIR *d = opendir(p);
+	ck_assert_ptr_nonnull(d);
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static int get_str(const char *key, char *buf, size_t cap)
+{
+	size_t len = cap - 1;
+	int rc = api->meta_get(db, &st, key, strlen(key), buf, &len);
+	buf[rc == 0 ? len : 0] = '\0';
+	return rc;
+}
+
+/*
+ * Write-behind: with its queue held, puts and deletes touch no file (the
+ * ops run on the event loops: no rename, no unlink there) and yet every
+ * read sees the newest of them at once; a removed object is gone from the
+ * index at once and its file unlinked by the queue. Released, the queue
+ * writes exactly the newest state, which a reopened cache reads back.
+ */
+START_TEST(fs_meta_write_behind)
+{
+	char buf[64], dg[DRP_DIGEST_STRSIZE];
+	open_db(0, "behind", 1 << 20);
+	/* Written by the op itself, before write-behind. */
+	ck_assert_int_eq(api->meta_put(db, &st, "old", 3, "o", 1), 0);
+	ck_assert(meta_on_disk("old"));
+	ck_assert_int_eq(put_seed(7, 3000, dg, 3000), 0);
+
+	behind = drp_jobs_new(1);
+	drp_cache_fs_write_behind(db, behind);
+	drp_jobs_submit(behind, gate_job, NULL);
+	pthread_mutex_lock(&gate.lock);
+	while (!gate.started)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "v1", 2), 0);
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "v1");
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "second", 6), 0);
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "second");
+	size_t len = 2;
+	ck_assert_int_eq(api->meta_get(db, &st, "tag a", 5, buf, &len),
+			 -ERANGE);
+	ck_assert_uint_eq(len, 6);
+	/* Put then delete: gone; a second delete finds nothing. */
+	ck_assert_int_eq(api->meta_put(db, &st, "seen x", 6, "", 0), 0);
+	len = 0;
+	ck_assert_int_eq(api->meta_get(db, &st, "seen x", 6, NULL, &len), 0);
+	ck_assert_int_eq(api->meta_del(db, &st, "seen x", 6), 0);
+	ck_assert_int_eq(get_str("seen x", buf, sizeof(buf)), -ENOENT);
+	ck_assert_int_eq(api->meta_del(db, &st, "seen x", 6), -ENOENT);
+	/* A record on disk: its delete is pending, reads miss at once. */
+	ck_assert_int_eq(api->meta_del(db, &st, "old", 3), 0);
+	ck_assert_int_eq(get_str("old", buf, sizeof(buf)), -ENOENT);
+	ck_assert_int_eq(api->meta_del(db, &st, "nothing", 7), -ENOENT);
+	/* An object removed: out of the index now, its file moved aside. */
+	ck_assert_int_eq(api->remove(db, &st, dg), 0);
+	ck_assert_int_eq(api->lookup(db, &st, dg, NULL), -ENOENT);
+
+	/* Nothing of it has reached the disk. */
+	ck_assert(!meta_on_disk("tag a"));
+	ck_assert(!meta_on_disk("seen x"));
+	ck_assert(meta_on_disk("old"));
+	ck_assert_int_eq(tmp_files(), 1); /* the removed object's file */
+
+	pthread_mutex_lock(&gate.lock);
+	gate.open = true;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
+	settle();
+	ck_assert(meta_on_disk("tag a"));
+	ck_assert(!meta_on_disk("seen x"));
+	ck_assert(!meta_on_disk("old"));
+	ck_assert_int_eq(tmp_files(), 0);
+	ck_assert_uint_eq(st.meta_puts, 4);
+	ck_assert_uint_eq(st.meta_dels, 2);
+
+	/* The disk holds the newest state. */
+	reopen();
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "second");
+	ck_assert_int_eq(get_str("seen x", buf, sizeof(buf)), -ENOENT);
+	ck_assert_int_eq(get_str("old", buf, sizeof(buf)), -ENOENT);
+	close_db();
+}
+END_TEST
+
+/* Many threads put and read the same few keys through write-behind:
+ * every read sees a whole value that was put (never a mix, never a
+ * miss once the key was put), and the disk ends with the last put of
+ * each key. */
+#define WB_KEYS	   4
+#define WB_THREADS 4
+#define WB_ROUNDS  300
+
+static void *wb_putter(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	char k[16], v[32], got[32];
+	for (int r = 0; r < WB_ROUNDS; r++) {
+		int key = (t + r) % WB_KEYS;
+		snprintf(k, sizeof(k), "key %d", key);
+		snprintf(v, sizeof(v), "key %d value %d.%d", key, t, r);
+		if (api->meta_put(db, &st, k, strlen(k), v, strlen(v)) != 0)
+			return (void *)1;
+		size_t len = sizeof(got);
+		if (api->meta_get(db, &st, k, strlen(k), got, &len) != 0 ||
+		    len < 12 || memcmp(got, v, 12) != 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+START_TEST(fs_meta_write_behind_threads)
+{
+	open_db(2, "behindmt", 1 << 20);
+	pthread_t th[WB_THREADS];
+	for (int t = 0; t < WB_THREADS; t++)
+		pthread_create(&th[t], NULL, wb_putter, (void *)(intptr_t)t);
+	for (int t = 0; t < WB_THREADS; t++) {
+		void *bad;
+		pthread_join(th[t], &bad);
+		ck_assert_ptr_null(bad);
+	}
+	/* The newest value of each key, as the overlay has it ... */
+	char want[WB_KEYS][32], buf[32];
+	for (int key = 0; key < WB_KEYS; key++) {
+		char k[16];
+		snprintf(k, sizeof(k), "key %d", key);
+		ck_assert_int_eq(get_str(k, want[key], sizeof(want[key])), 0);
+	}
+	/* ... is what the disk holds once written. */
+	reopen();
+	for (int key = 0; key < WB_KEYS; key++) {
+		char k[16];
+		snprintf(k, sizeof(k), "key %d", key);
+		ck_assert_int_eq(get_str(k, buf, sizeof(buf)), 0);
+		ck_assert_str_eq(buf, want[key]);
+	}
+	close_db();
+}
+END_TEST
+
+/* meta_iterate's callback for fs_meta_write_behind_iterate: "key=val"
+ * lines, sorted by the caller. */
+struct kv_acc {
+	int n;
+	char line[8][64];
+};
+
+static int kv_cb(const void *key, size_t keylen, const void *val, size_t vallen,
+		 void *arg)
+{
+	struct kv_acc *acc = arg;
+	ck_assert_int_lt(acc->n, 8);
+	snprintf(acc->line[acc->n++], sizeof(acc->line[0]), "%.*s=%.*s",
+		 (int)keylen, (const char *)key, (int)vallen,
+		 (const char *)val);
+	return 0;
+}
+
+static void kv_walk(struct kv_acc *acc)
+{
+	memset(acc, 0, sizeof(*acc));
+	ck_assert_int_eq(api->meta_iterate(db, &st, "tag ", 4, kv_cb, acc), 0);
+	qsort(acc->line, (size_t)acc->n, sizeof(acc->line[0]), cmp_key);
+}
+
+/*
+ * A walk of the records (cache list, purge) sees what meta_get sees while
+ * the queue has not written it yet: a record put is reported (once, with
+ * its newest value, not the older one on disk), a record deleted is not.
+ */
+START_TEST(fs_meta_write_behind_iterate)
+{
+	struct kv_acc acc;
+	open_db(0, "behinditer", 1 << 20);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "old", 3), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag gone", 8, "g", 1), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag kept", 8, "k", 1), 0);
+	behind = drp_jobs_new(1);
+	drp_cache_fs_write_behind(db, behind);
+	drp_jobs_submit(behind, gate_job, NULL);
+	pthread_mutex_lock(&gate.lock);
+	while (!gate.started)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "new", 3), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag b", 5, "b", 1), 0);
+	ck_assert_int_eq(api->meta_del(db, &st, "tag gone", 8), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "seen x", 6, "", 0), 0);
+	kv_walk(&acc);
+	ck_assert_int_eq(acc.n, 3);
+	ck_assert_str_eq(acc.line[0], "tag a=new");
+	ck_assert_str_eq(acc.line[1], "tag b=b");
+	ck_assert_str_eq(acc.line[2], "tag kept=k");
+
+	pthread_mutex_lock(&gate.lock);
+	gate.open = true;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
+	settle();
+	kv_walk(&acc);
+	ck_assert_int_eq(acc.n, 3);
+	ck_assert_str_eq(acc.line[0], "tag a=new");
+	ck_assert_str_eq(acc.line[1], "tag b=b");
+	ck_assert_str_eq(acc.line[2], "tag kept=k");
+	close_db();
+}
+END_TEST
+
 START_TEST(fs_params)
 {
 	char err[256];
@@ -1967,6 +2252,9 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_disk_full_logged_once);
 	tcase_add_test(tc, fs_kill9_mid_write);
 	tcase_add_test(tc, fs_params);
+	tcase_add_test(tc, fs_meta_write_behind);
+	tcase_add_test(tc, fs_meta_write_behind_threads);
+	tcase_add_test(tc, fs_meta_write_behind_iterate);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");
