@@ -325,6 +325,7 @@ static void set_state(drp_fill_t *f, enum drp_fill_state st)
 
 static void hash_start(drp_fill_t *f);
 static void hash_queue(drp_fill_t *f);
+static void end_body(drp_fill_t *f, int err);
 
 /* Is there room for the body on the spool's filesystem? When free space
  * is short, allocate it now, so that a full disk is found before the
@@ -614,6 +615,10 @@ static void fill_body(void *arg, const char *data, size_t len)
 				      "%s: spool write", f->digest);
 			f->broken = true;
 			set_state(f, DRP_FILL_FAILED);
+			/* The spool is over: so is its hashing, now, not
+			 * when the drained fetch ends (at exit it never
+			 * does, and shutdown would wait for it). */
+			end_body(f, -EIO);
 			return;
 		}
 		done += (size_t)n;

@@ -14,9 +14,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -365,16 +367,23 @@ static void check_stored(void)
 	free(buf);
 }
 
-/* drp_digest_mismatches_total, as /metrics shows it. */
-static unsigned long mismatches(void)
+/* A sample of /metrics: the value of the line "\nNAME ". */
+static long metric(const char *name)
 {
 	drp_buf_t b = {0};
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\n%s ", name);
 	drp_metrics_render(&b);
 	drp_buf_append(&b, "", 1);
-	const char *p = strstr(drp_buf_head(&b), "\ndrp_digest_mismatches_total ");
-	unsigned long n = p ? strtoul(p + 29, NULL, 10) : 999;
+	const char *p = strstr(drp_buf_head(&b), pat);
+	long n = p ? strtol(p + strlen(pat), NULL, 10) : -1;
 	drp_buf_free(&b);
 	return n;
+}
+
+static unsigned long mismatches(void)
+{
+	return (unsigned long)metric("drp_digest_mismatches_total");
 }
 
 /*
@@ -543,6 +552,44 @@ START_TEST(fill_shutdown_timeout_cancels)
 }
 END_TEST
 
+/*
+ * The spool cannot take the body (a write fails: here the file size
+ * limit, a full disk alike): the fill fails at once, and its hashing
+ * ends with it, not only when the fetch is over, which at exit may never
+ * come (the fetch is abandoned with its loop): shutdown would wait for
+ * it until its time is up.
+ */
+START_TEST(fill_spool_write_fails)
+{
+	struct rlimit old, small;
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = HELD_SENT / 2;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+	drp_fill_t *f = start_fill("/held");
+	RUN_UNTIL(view(f).state == DRP_FILL_FAILED);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	ck_assert_uint_lt(view(f).written, HELD_SENT);
+	/* The upstream holds the rest back: the fetch is not over, and the
+	 * loop does not run any more, as at exit. */
+	WAIT_FOR(atomic_load(&srv.fills_hashing) == 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	drp_fill_shutdown(&srv, 30);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 5);
+	ck_assert_ptr_null(srv.hash_lane);
+	WAIT_FOR(drp_jobs_pending(srv.jobs) == 0);
+	ck_assert(!stored());
+	/* The upstream goes: the fetch ends, with the fill's last
+	 * references. */
+	ck_assert_int_eq(write(fk.stop[1], "x", 1), 1);
+	RUN_UNTIL(metric("drp_fills_in_flight") == 0);
+	end_fill(f);
+}
+END_TEST
+
 Suite *fill_suite(void)
 {
 	Suite *s = suite_create("fill");
@@ -554,6 +601,7 @@ Suite *fill_suite(void)
 	tcase_add_test(tc, fill_without_lane);
 	tcase_add_test(tc, fill_shutdown_waits_for_hashing);
 	tcase_add_test(tc, fill_shutdown_timeout_cancels);
+	tcase_add_test(tc, fill_spool_write_fails);
 	suite_add_tcase(s, tc);
 	return s;
 }
