@@ -35,9 +35,11 @@
  * loops, and so do read_open/read of cached objects and meta records:
  * on a warm cache they are page-cache reads of a few microseconds per
  * 128 KiB, cheaper than a thread round trip. meta_put and meta_del run
- * on the loops too: a backend answers them without waiting for its
- * storage (the daemon has "fs" write its records behind, from a
- * background thread, and read them from memory until they are written).
+ * on the loops too, and remove (a damaged object's drop): a backend
+ * answers them without waiting for its storage (the daemon has "fs"
+ * write its records behind, from a background thread, and read them
+ * from memory until they are written; a removed object leaves the index
+ * at once and its file is moved aside and deleted by that thread).
  *
  * Ownership: backends copy every key, digest and buffer they are given;
  * the caller's memory may be reused as soon as an op returns. Data an op

@@ -34,9 +34,10 @@ struct drp_jobs;
  * meta_put and meta_del return without touching the disk (they run on the
  * event loops): the record stays in memory, where meta_get finds it at
  * once (read-after-write holds from every thread), until a job of the
- * queue has written it (temp file + rename) or unlinked it; files that a
- * remove (or a damaged object's drop) moved aside are unlinked by a job
- * too. A record reaches the disk in the queue's order, so a crash of the
+ * queue has written it (temp file + rename) or unlinked it. A remove (or
+ * a damaged object's drop) only takes the object out of the index; a job
+ * moves its file aside and unlinks it, unless the digest was stored again
+ * by then. A record reaches the disk in the queue's order, so a crash of the
  * process may lose the records still queued. Drain the queue
  * (drp_jobs_free) before closing db. NULL: the ops write themselves
  * again. Set it while no other op runs on db.

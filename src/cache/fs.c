@@ -10,9 +10,10 @@
  *
  * Write-behind (drp_cache_fs_write_behind, the daemon's): a metadata
  * put or delete is kept in memory, where meta_get finds it at once, and
- * written (temp file + rename, or unlink) by a job of the given queue;
- * files moved aside by a remove from a loop are unlinked there too. So
- * no rename or unlink of the cache runs on an event loop.
+ * written (temp file + rename, or unlink) by a job of the given queue. A
+ * remove (a damaged object's drop, from a loop) takes the object out of
+ * the index at once and leaves moving its file aside and unlinking it to
+ * the queue. So no rename or unlink of the cache runs on an event loop.
  *
  * The layout is trusted: only data that was fully written, fsync'd and
  * verified against its digest is ever renamed into blobs/, so no file
@@ -188,14 +189,13 @@ static void fsync_dir(drp_cache_t *db, const char *rel)
 	close(fd);
 }
 
-/* evict callback [locked]: move the object's file aside. */
-static void grave_add_cb(drp_cache_obj_t *obj, void *arg)
+/* [locked] Move the file of object d aside. */
+static void grave_add(struct grave *g, const uint8_t d[DRP_DIGEST_LEN])
 {
-	struct grave *g = arg;
 	char from[128], to[32];
 	uint64_t seq = next_seq(g->db);
 
-	blob_path(from, sizeof(from), obj->digest);
+	blob_path(from, sizeof(from), d);
 	snprintf(to, sizeof(to), "tmp/d%" PRIu64, seq);
 	if (renameat(g->db->dirfd, from, g->db->dirfd, to) < 0) {
 		if (errno != ENOENT)
@@ -210,7 +210,13 @@ static void grave_add_cb(drp_cache_obj_t *obj, void *arg)
 	g->seq[g->n++] = seq;
 }
 
-/* [unlocked] Delete what grave_add_cb moved aside; unlink(2) of a big
+/* evict callback [locked]: move the object's file aside. */
+static void grave_add_cb(drp_cache_obj_t *obj, void *arg)
+{
+	grave_add(arg, obj->digest);
+}
+
+/* [unlocked] Delete what grave_add moved aside; unlink(2) of a big
  * file frees its extents and can take a while, so not under the lock. */
 static void grave_flush(struct grave *g)
 {
@@ -223,33 +229,54 @@ static void grave_flush(struct grave *g)
 	g->n = g->cap = 0;
 }
 
-static void grave_job(void *arg)
-{
-	grave_flush(arg);
-	free(arg);
-}
+/* A removed object's file, left to the write-behind queue. */
+struct bury {
+	drp_cache_t *db;
+	uint8_t d[DRP_DIGEST_LEN];
+};
 
-/* [unlocked] grave_flush, or, with write-behind, a job of the queue:
- * for ops that run on a loop. */
-static void grave_flush_behind(struct grave *g)
+/* The queue's part of a remove: move the file aside and unlink it,
+ * unless the digest was stored again meanwhile (publish renames under
+ * the index lock too: the file in place is then the new object's). */
+static void bury_job(void *arg)
 {
-	if (g->n == 0 || g->db->behind == NULL) {
-		grave_flush(g);
-		return;
-	}
-	struct grave *later = DRP_NEW(struct grave);
-	*later = *g;
-	*g = (struct grave){.db = g->db};
-	drp_jobs_submit(later->db->behind, grave_job, later);
+	struct bury *b = arg;
+	struct grave g = {.db = b->db};
+	pthread_mutex_lock(&b->db->idx.lock);
+	if (drp_cache_index_find(&b->db->idx, b->d) == NULL)
+		grave_add(&g, b->d);
+	pthread_mutex_unlock(&b->db->idx.lock);
+	grave_flush(&g);
+	free(b);
 }
 
 /* [locked] Remove an indexed object from index and disk (disk part
- * finished by grave_flush). */
+ * finished by drop_finish). With write-behind (the op runs on a loop: a
+ * remove, a damaged object's drop) only from the index, so that no
+ * rename runs on the loop, under the lock the other loops need: until
+ * the queue moves it, the file stays in place, unindexed (never served;
+ * a new copy stored meanwhile replaces it). */
 static void drop_obj(drp_cache_t *db, drp_cache_obj_t *o, struct grave *g)
 {
 	/* The index ref keeps o alive across the callback. */
-	grave_add_cb(o, g);
+	if (db->behind == NULL)
+		grave_add(g, o->digest);
 	drp_cache_index_drop(&db->idx, o);
+}
+
+/* [unlocked] After drop_obj of object d: delete its file, or have the
+ * write-behind queue do it. */
+static void drop_finish(drp_cache_t *db, const uint8_t d[DRP_DIGEST_LEN],
+			struct grave *g)
+{
+	if (db->behind == NULL) {
+		grave_flush(g);
+		return;
+	}
+	struct bury *b = DRP_NEW(struct bury);
+	b->db = db;
+	memcpy(b->d, d, DRP_DIGEST_LEN);
+	drp_jobs_submit(db->behind, bury_job, b);
 }
 
 /* The stored file does not match the index: forget it (logged once, by
@@ -264,7 +291,8 @@ static void discard_corrupt(drp_cache_t *db, drp_cache_stats_t *stats,
 	if (indexed)
 		drop_obj(db, o, &g);
 	pthread_mutex_unlock(&db->idx.lock);
-	grave_flush_behind(&g); /* read_open and read run on the loops */
+	if (indexed) /* o is pinned by the caller: alive */
+		drop_finish(db, o->digest, &g);
 	DRP_CACHE_STAT_ADD(stats, read_errors, 1);
 	if (indexed) {
 		drp_digest_hex(o->digest, hex);
@@ -1199,7 +1227,8 @@ static int fs_remove(drp_cache_t *db, drp_cache_stats_t *stats,
 	if (o)
 		drop_obj(db, o, &g);
 	pthread_mutex_unlock(&db->idx.lock);
-	grave_flush_behind(&g); /* a damaged object's drop: on a loop */
+	if (o)
+		drop_finish(db, d, &g);
 	if (o == NULL)
 		return -ENOENT;
 	DRP_CACHE_STAT_ADD(stats, removals, 1);

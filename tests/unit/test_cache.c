@@ -1854,6 +1854,14 @@ static int meta_on_disk(const char *key)
 	return file_exists(rel);
 }
 
+/* The blob file of digest dg exists in place. */
+static int blob_in_place(const char *dg)
+{
+	char rel[200];
+	snprintf(rel, sizeof(rel), "blobs/sha256/%.2s/%s", dg + 7, dg + 7);
+	return file_exists(rel);
+}
+
 static int tmp_files(void)
 {
 	char p[600];
@@ -1880,8 +1888,9 @@ static int get_str(const char *key, char *buf, size_t cap)
  * Write-behind: with its queue held, puts and deletes touch no file (the
  * ops run on the event loops: no rename, no unlink there) and yet every
  * read sees the newest of them at once; a removed object is gone from the
- * index at once and its file unlinked by the queue. Released, the queue
- * writes exactly the newest state, which a reopened cache reads back.
+ * index at once and its file moved aside and unlinked by the queue.
+ * Released, the queue writes exactly the newest state, which a reopened
+ * cache reads back.
  */
 START_TEST(fs_meta_write_behind)
 {
@@ -1921,7 +1930,8 @@ START_TEST(fs_meta_write_behind)
 	ck_assert_int_eq(api->meta_del(db, &st, "old", 3), 0);
 	ck_assert_int_eq(get_str("old", buf, sizeof(buf)), -ENOENT);
 	ck_assert_int_eq(api->meta_del(db, &st, "nothing", 7), -ENOENT);
-	/* An object removed: out of the index now, its file moved aside. */
+	/* An object removed: out of the index now, its file left to the
+	 * queue. */
 	ck_assert_int_eq(api->remove(db, &st, dg), 0);
 	ck_assert_int_eq(api->lookup(db, &st, dg, NULL), -ENOENT);
 
@@ -1929,7 +1939,8 @@ START_TEST(fs_meta_write_behind)
 	ck_assert(!meta_on_disk("tag a"));
 	ck_assert(!meta_on_disk("seen x"));
 	ck_assert(meta_on_disk("old"));
-	ck_assert_int_eq(tmp_files(), 1); /* the removed object's file */
+	ck_assert(blob_in_place(dg));
+	ck_assert_int_eq(tmp_files(), 0);
 
 	pthread_mutex_lock(&gate.lock);
 	gate.open = true;
@@ -1939,6 +1950,7 @@ START_TEST(fs_meta_write_behind)
 	ck_assert(meta_on_disk("tag a"));
 	ck_assert(!meta_on_disk("seen x"));
 	ck_assert(!meta_on_disk("old"));
+	ck_assert(!blob_in_place(dg));
 	ck_assert_int_eq(tmp_files(), 0);
 	ck_assert_uint_eq(st.meta_puts, 4);
 	ck_assert_uint_eq(st.meta_dels, 2);
@@ -2074,6 +2086,78 @@ START_TEST(fs_meta_write_behind_iterate)
 	ck_assert_str_eq(acc.line[0], "tag a=new");
 	ck_assert_str_eq(acc.line[1], "tag b=b");
 	ck_assert_str_eq(acc.line[2], "tag kept=k");
+	close_db();
+}
+END_TEST
+
+/* Hold the write-behind queue (a job that waits for the gate). */
+static void hold_behind(void)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.open = gate.started = false;
+	pthread_mutex_unlock(&gate.lock);
+	drp_jobs_submit(behind, gate_job, NULL);
+	pthread_mutex_lock(&gate.lock);
+	while (!gate.started)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+static void release_behind(void)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.open = true;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
+	settle();
+}
+
+/*
+ * With write-behind, a remove on a loop (a damaged object's drop) takes
+ * the object out of the index at once and leaves the file to the queue:
+ * the op itself renames nothing. The queue moves it aside and unlinks
+ * it, unless the same digest was stored again meanwhile: the new file in
+ * place stays, and is served.
+ */
+START_TEST(fs_remove_behind)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE], p[800];
+	drp_cache_reader_t *r;
+	open_db(2, "removebehind", 1 << 20);
+	ck_assert_int_eq(put_seed(1, 3000, a, 3000), 0);
+	ck_assert_int_eq(put_seed(2, 5000, b, 5000), 0);
+
+	hold_behind();
+	ck_assert_int_eq(api->remove(db, &st, a), 0);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), -ENOENT);
+	/* A damaged object (truncated behind the cache's back), found by
+	 * read_open: dropped at once, its file left to the queue too. */
+	snprintf(p, sizeof(p), "%s/blobs/sha256/%.2s/%s", dir, b + 7, b + 7);
+	ck_assert_int_eq(truncate(p, 100), 0);
+	ck_assert_int_eq(api->read_open(db, &st, b, 0, &r, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), -ENOENT);
+	ck_assert(blob_in_place(a));
+	ck_assert(blob_in_place(b));
+	ck_assert_int_eq(tmp_files(), 0);
+	/* b is fetched again and stored before the queue runs. */
+	ck_assert_int_eq(put_seed(2, 5000, b, 5000), 0);
+	release_behind();
+
+	ck_assert(!blob_in_place(a));
+	ck_assert_int_eq(tmp_files(), 0);
+	ck_assert(blob_in_place(b));
+	ck_assert_int_eq(api->read_open(db, &st, b, 0, &r, NULL), 0);
+	size_t n;
+	uint8_t *got = read_all(r, &n, 4096), want[5000];
+	api->read_close(db, &st, r);
+	fill(want, sizeof(want), 2);
+	ck_assert_uint_eq(n, sizeof(want));
+	ck_assert(memcmp(got, want, n) == 0);
+	free(got);
+	reopen();
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), 0);
 	close_db();
 }
 END_TEST
@@ -2255,6 +2339,7 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_meta_write_behind);
 	tcase_add_test(tc, fs_meta_write_behind_threads);
 	tcase_add_test(tc, fs_meta_write_behind_iterate);
+	tcase_add_test(tc, fs_remove_behind);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");

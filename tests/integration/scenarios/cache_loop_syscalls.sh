@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 # Nothing that waits for the disk's metadata runs on an event loop: while
 # a cold pull stores blobs, manifests, their media types, "seen" marks
-# and tag records, and a second pull revalidates the tag (tag_ttl 0) and
-# stores its record again, strace sees every rename, link, unlink and
-# fsync of the proxy come from a thread that never waits in epoll (the
-# worker pool), none from a loop. And they did happen: the records are
-# on disk once the pool has written them, and a third pull by the tag is
-# answered from them.
+# and tag records, and a second pull revalidates the tag (tag_ttl 0),
+# stores its record again, and finds a stored layer damaged (truncated
+# under the proxy: dropped from the cache and fetched again), strace sees
+# every rename, link, unlink and fsync of the proxy come from a thread
+# that never waits in epoll (the worker pool), none from a loop. And they
+# did happen: the records are on disk once the pool has written them, the
+# damaged layer is stored again, and a third pull by the tag is answered
+# from them.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
@@ -27,14 +29,28 @@ drp_wait "strace to see the proxy" 10 traced
 
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/small:v1 "dir:$SCEN/one"
 check_dir_image "$SCEN/one" "$SMALL_DIGEST" $SMALL_BLOBS
+
+# Damage one stored layer: the second pull opens it on a loop, finds it
+# short, and drops it.
+layer=${SMALL_LAYERS%% *}
+hex=${layer#sha256:}
+want=$WORK/images/small/blobs/sha256/$hex
+stored=$PROXY_DIR/cache/blobs/sha256/${hex:0:2}/$hex
+stored_ok() { [ "$(stat -c %s "$stored" 2>/dev/null)" = "$(stat -c %s "$want")" ]; }
+drp_wait "the layer in the cache" 10 stored_ok
+truncate -s 1000 "$stored"
+
 mark=$(log_mark "$reg")
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/small:v1 "dir:$SCEN/two"
 check_dir_image "$SCEN/two" "$SMALL_DIGEST" $SMALL_BLOBS
 wait_log "$reg" "$mark" "$(req_pat HEAD /v2/test/small/manifests/v1)" 1 5
+wait_log "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")" 1 5
+grep -qE "$hex.*differs" "$PROXY_DIR/proxy.log" || drp_fail "the damaged layer was not dropped"
 
 # Written: every record the pulls made is on disk (the pool ran its
 # queue), so stop tracing once the cache's tmp/ is empty again.
 tmp_empty() { [ -z "$(ls -A "$PROXY_DIR/cache/tmp")" ]; }
+drp_wait "the damaged layer stored again" 10 stored_ok
 drp_wait "the stores to finish" 10 tmp_empty
 kill -INT "$tracer"
 wait "$tracer" || true
