@@ -1556,13 +1556,15 @@ static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 		rc = meta_unlink(db, name);
 	} else {
 		/* Is there a record to delete? The pending one, else the
-		 * file (a stat: reads run on the loops). */
+		 * file (a stat: reads run on the loops). Looked for under
+		 * the lock: a job drops a record from memory only once it
+		 * is on disk, so one of the two places has it. */
 		char path[128];
 		meta_path(path, sizeof(path), name);
-		bool on_disk = faccessat(db->dirfd, path, F_OK, 0) == 0;
 		pthread_mutex_lock(&db->meta_lock);
 		meta_pending_t *e = pending_find(db, name);
-		bool fresh = e == NULL && on_disk;
+		bool fresh =
+			e == NULL && faccessat(db->dirfd, path, F_OK, 0) == 0;
 		if (fresh)
 			e = pending_add(db, name);
 		if (e == NULL || (!fresh && e->del)) {

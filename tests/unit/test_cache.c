@@ -2021,6 +2021,36 @@ START_TEST(fs_meta_write_behind_threads)
 }
 END_TEST
 
+/*
+ * A put and then a delete of the same record, while the queue writes the
+ * put: the delete must find the record (in memory or, once the queue has
+ * written it, on disk) and it must end deleted on disk, however the
+ * queue's job and the delete interleave.
+ */
+START_TEST(fs_meta_write_behind_del_race)
+{
+	char k[32], buf[16];
+	open_db(2, "behinddel", 1 << 20);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(k, sizeof(k), "race %d", i % 64);
+		ck_assert_int_eq(api->meta_put(db, &st, k, strlen(k), "v", 1),
+				 0);
+		/* Let the queue's job get a little further each time. */
+		for (volatile int spin = 0; spin < (i % 251) * 100; spin++)
+			;
+		int rc = api->meta_del(db, &st, k, strlen(k));
+		ck_assert_msg(rc == 0, "round %d: delete after put: %d", i, rc);
+		ck_assert_int_eq(get_str(k, buf, sizeof(buf)), -ENOENT);
+	}
+	settle();
+	for (int i = 0; i < 64; i++) {
+		snprintf(k, sizeof(k), "race %d", i);
+		ck_assert_msg(!meta_on_disk(k), "%s left on disk", k);
+	}
+	close_db();
+}
+END_TEST
+
 /* meta_iterate's callback for fs_meta_write_behind_iterate: "key=val"
  * lines, sorted by the caller. */
 struct kv_acc {
@@ -2339,6 +2369,7 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_meta_write_behind);
 	tcase_add_test(tc, fs_meta_write_behind_threads);
 	tcase_add_test(tc, fs_meta_write_behind_iterate);
+	tcase_add_test(tc, fs_meta_write_behind_del_race);
 	tcase_add_test(tc, fs_remove_behind);
 	suite_add_tcase(s, tc);
 
