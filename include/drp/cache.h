@@ -320,7 +320,9 @@ typedef struct drp_cache_api {
 	 * fs: a small file written to a temp name and renamed (not fsync'd:
 	 * a record survives a crash of the process, not always a power cut);
 	 * in the daemon, written behind by its stores thread, so a record
-	 * put just before a crash of the process may be lost too.
+	 * put just before a crash of the process may be lost too (one whose
+	 * write fails, on a full disk, is kept in memory and written again
+	 * later).
 	 */
 	int (*meta_put)(drp_cache_t *db, drp_cache_stats_t *stats,
 			const void *key, size_t keylen, const void *val,

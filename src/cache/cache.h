@@ -38,9 +38,13 @@ struct drp_jobs;
  * a damaged object's drop) only takes the object out of the index; a job
  * moves its file aside and unlinks it, unless the digest was stored again
  * by then. A record reaches the disk in the queue's order, so a crash of the
- * process may lose the records still queued. Drain the queue
- * (drp_jobs_free) before closing db. NULL: the ops write themselves
- * again. Set it while no other op runs on db.
+ * process may lose the records still queued. A record whose write fails
+ * (a full disk) stays in memory, where reads find it, and the next op
+ * after nospace_retry seconds has the queue write it again; at most 4096
+ * such records are kept (one more that fails is dropped, logged). Drain
+ * the queue (drp_jobs_free) before closing db or setting NULL: that gives
+ * the records kept a last try, and drops, logged, what still fails. NULL:
+ * the ops write themselves again. Set it while no other op runs on db.
  */
 void drp_cache_fs_write_behind(drp_cache_t *db, struct drp_jobs *jobs);
 

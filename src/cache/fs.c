@@ -10,7 +10,8 @@
  *
  * Write-behind (drp_cache_fs_write_behind, the daemon's): a metadata
  * put or delete is kept in memory, where meta_get finds it at once, and
- * written (temp file + rename, or unlink) by a job of the given queue. A
+ * written (temp file + rename, or unlink) by a job of the given queue; a
+ * record whose write fails stays in memory and is written again later. A
  * remove (a damaged object's drop, from a loop) takes the object out of
  * the index at once and leaves moving its file aside and unlinking it to
  * the queue. So no rename or unlink of the cache runs on an event loop.
@@ -55,19 +56,26 @@
 #define META_HDR   16
 
 /* A metadata record not on disk yet (write-behind): the newest put or
- * delete of its file, which one job writes; it leaves the table when
- * what the job wrote is still the newest. */
+ * delete of its file, which one job at a time writes; it leaves the table
+ * when what the job wrote is still the newest. One whose write failed
+ * stays (failed) until a retry, or a newer op, has it written. */
 typedef struct meta_pending {
-	struct meta_pending *next; /* in its bucket */
+	struct meta_pending *next;  /* in its bucket */
+	struct meta_pending *retry; /* in a retry job's list */
 	drp_cache_t *db;
 	uint8_t name[DRP_DIGEST_LEN]; /* SHA-256 of the key: the file */
 	uint64_t gen;		      /* bumped by every put and delete */
 	bool del;		      /* the newest is a delete */
+	bool queued;		      /* a job has it (queued or running) */
+	bool failed;		      /* its last write failed */
 	uint8_t *key, *val;	      /* of the newest put (val NULL: del) */
 	size_t keylen, vallen;
 } meta_pending_t;
 
-#define META_BUCKETS 64
+#define META_BUCKETS 256
+/* Records kept in memory after their write failed (a full disk), at
+ * most; beyond, a record that fails is dropped (and logged). */
+#define META_FAILED_MAX 4096
 
 struct drp_cache {
 	drp_cache_index_t idx;
@@ -79,8 +87,11 @@ struct drp_cache {
 	/* Write-behind queue (NULL: metadata is written by the op itself);
 	 * set while no op runs. */
 	drp_jobs_t *behind;
-	pthread_mutex_t meta_lock; /* guards pending */
+	pthread_mutex_t meta_lock; /* guards pending and the meta_ fields */
 	meta_pending_t *pending[META_BUCKETS];
+	unsigned meta_failed;	/* records failed, waiting for a retry */
+	int64_t meta_retry_at;	/* not before (after the last failure) */
+	bool meta_retry_queued; /* a retry job is queued */
 	/* Guarded by idx.lock: */
 	int64_t nospace_until;
 	bool nospace_logged;
@@ -630,22 +641,14 @@ static void pending_free(meta_pending_t *e)
 	free(e);
 }
 
+static void pending_flush_all(drp_cache_t *db);
+
 static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 {
 	/* Nothing else runs on db now (the contract of close). */
 	flush_stamps(db);
-	/* The write-behind queue ran dry before (drp_cache_fs_write_behind):
-	 * nothing is left unless it was never drained. */
-	for (unsigned b = 0; b < META_BUCKETS; b++) {
-		while (db->pending[b] != NULL) {
-			meta_pending_t *e = db->pending[b];
-			db->pending[b] = e->next;
-			drp_log_err(DRP_LOG_CACHE,
-				    "%s: a metadata record was not written",
-				    db->dir);
-			pending_free(e);
-		}
-	}
+	/* Records still in memory (their writes failed): a last try. */
+	pending_flush_all(db);
 	pthread_mutex_destroy(&db->meta_lock);
 	drp_cache_index_destroy(&db->idx);
 	close(db->lockfd);
@@ -1380,17 +1383,49 @@ static void pending_set(meta_pending_t *e, const void *key, size_t keylen,
 	e->gen++;
 }
 
-/* The queue's job for one record: write its newest put or delete, again
- * if a newer one came meanwhile, then drop it from the table. One job per
- * record at a time (the record is in the table until it ends), so the
- * file's last write is always the newest. */
-static void meta_job(void *arg)
+/* [meta_lock] Give e to a job unless one has it: true if the caller
+ * must queue meta_job(e) (after unlocking). */
+static bool pending_claim(drp_cache_t *db, meta_pending_t *e)
 {
-	meta_pending_t *e = arg;
+	if (e->queued)
+		return false;
+	e->queued = true;
+	if (e->failed) {
+		e->failed = false;
+		db->meta_failed--;
+	}
+	return true;
+}
+
+/* [meta_lock] Is a retry of the failed records due? Then the caller
+ * queues meta_retry_job (after unlocking). Only ops ask (not the
+ * queue's own jobs), so a disk that keeps failing costs one retry per
+ * op at most, and one per nospace_retry seconds by default. */
+static bool retry_due(drp_cache_t *db)
+{
+	if (db->meta_failed == 0 || db->meta_retry_queued ||
+	    now_s() < db->meta_retry_at)
+		return false;
+	db->meta_retry_queued = true;
+	return true;
+}
+
+/*
+ * Write e's newest put or delete (again, if a newer one came meanwhile)
+ * and drop it from the table; if the write failed, keep it, failed, for
+ * a retry: reads keep finding it in memory (never the older record the
+ * disk may still hold), until there are META_FAILED_MAX such records and
+ * it is dropped. The caller claimed e (pending_claim). 0, or the error;
+ * *kept: e is still in the table (failed).
+ */
+static int meta_flush(meta_pending_t *e, bool *kept)
+{
 	drp_cache_t *db = e->db;
+	uint64_t gen;
+	int rc;
 	pthread_mutex_lock(&db->meta_lock);
-	for (;;) {
-		uint64_t gen = e->gen;
+	do {
+		gen = e->gen;
 		bool del = e->del;
 		uint8_t *copy = NULL;
 		size_t kl = e->keylen, vl = e->vallen;
@@ -1401,21 +1436,114 @@ static void meta_job(void *arg)
 		}
 		pthread_mutex_unlock(&db->meta_lock);
 		if (del)
-			(void)meta_unlink(db, e->name);
+			rc = meta_unlink(db, e->name);
 		else
-			(void)meta_write(db, e->name, copy, kl, copy + kl, vl);
+			rc = meta_write(db, e->name, copy, kl, copy + kl, vl);
+		if (del && rc == -ENOENT)
+			rc = 0;
 		free(copy);
 		pthread_mutex_lock(&db->meta_lock);
-		if (e->gen == gen)
+	} while (e->gen != gen);
+	bool drop = rc == 0 || db->meta_failed >= META_FAILED_MAX;
+	if (drop) {
+		pending_remove(db, e);
+	} else {
+		e->queued = false;
+		e->failed = true;
+		db->meta_failed++;
+		db->meta_retry_at = now_s() + db->nospace_retry;
+	}
+	unsigned failed = db->meta_failed;
+	pthread_mutex_unlock(&db->meta_lock);
+	*kept = !drop;
+	if (rc < 0 && drop)
+		drp_log_err(DRP_LOG_CACHE,
+			    "%s: a metadata record could not be written (%s), "
+			    "with %u others waiting: dropped",
+			    db->dir, strerror(-rc), failed);
+	if (drop)
+		pending_free(e);
+	return rc;
+}
+
+/* The queue's job for one record. */
+static void meta_job(void *arg)
+{
+	bool kept;
+	(void)meta_flush(arg, &kept);
+}
+
+/* The queue's job that writes the failed records again; the first that
+ * fails again puts the rest back untried (the disk is still full). */
+static void meta_retry_job(void *arg)
+{
+	drp_cache_t *db = arg;
+	meta_pending_t *list = NULL;
+	pthread_mutex_lock(&db->meta_lock);
+	for (unsigned b = 0; b < META_BUCKETS; b++) {
+		for (meta_pending_t *e = db->pending[b]; e; e = e->next) {
+			if (!e->failed)
+				continue;
+			pending_claim(db, e);
+			e->retry = list;
+			list = e;
+		}
+	}
+	db->meta_retry_queued = false;
+	pthread_mutex_unlock(&db->meta_lock);
+	while (list != NULL) {
+		meta_pending_t *e = list;
+		list = e->retry;
+		bool kept;
+		if (meta_flush(e, &kept) < 0)
 			break;
 	}
-	pending_remove(db, e);
+	pthread_mutex_lock(&db->meta_lock);
+	for (; list != NULL; list = list->retry) {
+		list->queued = false;
+		list->failed = true;
+		db->meta_failed++;
+	}
 	pthread_mutex_unlock(&db->meta_lock);
-	pending_free(e);
+}
+
+/* No queue any more (it ran dry): one last try for the failed records;
+ * what still fails is dropped, logged. */
+static void pending_flush_all(drp_cache_t *db)
+{
+	unsigned lost = 0;
+	for (unsigned b = 0; b < META_BUCKETS; b++) {
+		for (;;) {
+			pthread_mutex_lock(&db->meta_lock);
+			meta_pending_t *e = db->pending[b];
+			if (e != NULL)
+				pending_claim(db, e);
+			pthread_mutex_unlock(&db->meta_lock);
+			if (e == NULL)
+				break;
+			bool kept;
+			if (meta_flush(e, &kept) == 0 || !kept)
+				continue;
+			/* Kept (failed): drop it now. */
+			pthread_mutex_lock(&db->meta_lock);
+			pending_remove(db, e);
+			db->meta_failed--;
+			pthread_mutex_unlock(&db->meta_lock);
+			pending_free(e);
+			lost++;
+		}
+	}
+	if (lost)
+		drp_log_err(DRP_LOG_CACHE,
+			    "%s: %u metadata record(s) could not be written: "
+			    "lost",
+			    db->dir, lost);
 }
 
 void drp_cache_fs_write_behind(drp_cache_t *db, drp_jobs_t *jobs)
 {
+	if (jobs == NULL && db->behind != NULL)
+		pending_flush_all(db);
 	db->behind = jobs;
 }
 
@@ -1434,13 +1562,16 @@ static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
 	} else {
 		pthread_mutex_lock(&db->meta_lock);
 		meta_pending_t *e = pending_find(db, name);
-		bool fresh = e == NULL;
-		if (fresh)
+		if (e == NULL)
 			e = pending_add(db, name);
 		pending_set(e, key, keylen, val, vallen);
+		bool submit = pending_claim(db, e);
+		bool retry = retry_due(db);
 		pthread_mutex_unlock(&db->meta_lock);
-		if (fresh)
+		if (submit)
 			drp_jobs_submit(db->behind, meta_job, e);
+		if (retry)
+			drp_jobs_submit(db->behind, meta_retry_job, db);
 	}
 	if (rc == 0)
 		DRP_CACHE_STAT_ADD(stats, meta_puts, 1);
@@ -1563,22 +1694,25 @@ static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 		meta_path(path, sizeof(path), name);
 		pthread_mutex_lock(&db->meta_lock);
 		meta_pending_t *e = pending_find(db, name);
-		bool fresh =
-			e == NULL && faccessat(db->dirfd, path, F_OK, 0) == 0;
-		if (fresh)
+		if (e == NULL && faccessat(db->dirfd, path, F_OK, 0) == 0)
 			e = pending_add(db, name);
-		if (e == NULL || (!fresh && e->del)) {
+		else if (e == NULL || e->del)
 			rc = -ENOENT;
-		} else {
+		bool submit = false;
+		if (rc == 0) {
 			free(e->val);
 			e->val = NULL;
 			e->vallen = 0;
 			e->del = true;
 			e->gen++;
+			submit = pending_claim(db, e);
 		}
+		bool retry = retry_due(db);
 		pthread_mutex_unlock(&db->meta_lock);
-		if (fresh)
+		if (submit)
 			drp_jobs_submit(db->behind, meta_job, e);
+		if (retry)
+			drp_jobs_submit(db->behind, meta_retry_job, db);
 	}
 	if (rc == 0)
 		DRP_CACHE_STAT_ADD(stats, meta_dels, 1);

@@ -2192,6 +2192,154 @@ START_TEST(fs_remove_behind)
 }
 END_TEST
 
+/* Make every create under tmp/ fail (tmp is a file), or undo it. */
+static void break_tmp(bool broken)
+{
+	char t[600], away[620];
+	snprintf(t, sizeof(t), "%s/tmp", dir);
+	snprintf(away, sizeof(away), "%s/tmp.away", dir);
+	if (broken) {
+		ck_assert_int_eq(rename(t, away), 0);
+		touch_file("tmp", "not a directory");
+	} else {
+		ck_assert_int_eq(unlink(t), 0);
+		ck_assert_int_eq(rename(away, t), 0);
+	}
+}
+
+/* The value in the record file of key, read from disk ("" if none). */
+static void meta_file_val(const char *key, char *out, size_t cap)
+{
+	char rel[128], p[800];
+	meta_rel(key, rel, sizeof(rel));
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	out[0] = '\0';
+	FILE *f = fopen(p, "rb");
+	if (f == NULL)
+		return;
+	char buf[512];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	size_t skip = 16 + strlen(key); /* header, key */
+	if (n > skip && n - skip < cap) {
+		memcpy(out, buf + skip, n - skip);
+		out[n - skip] = '\0';
+	}
+}
+
+/*
+ * A record whose write behind fails (here: its temp file cannot be
+ * created; a full disk fails the same way) is not lost: reads keep
+ * seeing the newest put, never the older record still on disk, and a
+ * later op (once nospace_retry has passed: 0 here) has the queue write
+ * it again; then the disk holds it.
+ */
+START_TEST(fs_meta_write_behind_fails)
+{
+	char buf[64];
+	drp_cache_conf_t c = {.max_size = 1 << 20, .params = "nospace_retry=0"};
+	open_conf(0, "behindfail", &c);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "old", 3), 0);
+	behind = drp_jobs_new(1);
+	drp_cache_fs_write_behind(db, behind);
+
+	hold_behind();
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "new", 3), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "seen x", 6, "", 0), 0);
+	break_tmp(true);
+	release_behind();
+	/* Both writes failed: the disk still has the old record only. */
+	meta_file_val("tag a", buf, sizeof(buf));
+	ck_assert_str_eq(buf, "old");
+	ck_assert(!meta_on_disk("seen x"));
+	/* Reads see the newest state. */
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "new");
+	size_t len = 0;
+	ck_assert_int_eq(api->meta_get(db, &st, "seen x", 6, NULL, &len), 0);
+
+	/* The disk works again: the next op has them written. */
+	break_tmp(false);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag b", 5, "b", 1), 0);
+	settle();
+	meta_file_val("tag a", buf, sizeof(buf));
+	ck_assert_str_eq(buf, "new");
+	ck_assert(meta_on_disk("seen x"));
+	ck_assert(meta_on_disk("tag b"));
+	reopen();
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "new");
+	len = 0;
+	ck_assert_int_eq(api->meta_get(db, &st, "seen x", 6, NULL, &len), 0);
+	close_db();
+}
+END_TEST
+
+/*
+ * Failed writes are kept in memory up to a bound (4096 records): the one
+ * beyond is dropped, and logged, and reads then see what the disk has.
+ * When write-behind ends (at exit, the queue drained), the kept records
+ * get a last try: written if the disk works again, else dropped and
+ * logged as lost.
+ */
+START_TEST(fs_meta_write_behind_fails_bounded)
+{
+	char buf[64], k[32], log[700];
+	drp_cache_conf_t c = {.max_size = 1 << 20,
+			      .params = "nospace_retry=86400"};
+	open_conf(0, "behindcap", &c);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	ck_assert_int_eq(drp_log_init(DRP_LOG_WARNING, log), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag z", 5, "old", 3), 0);
+	behind = drp_jobs_new(1);
+	drp_cache_fs_write_behind(db, behind);
+
+	hold_behind();
+	for (int i = 0; i < 4096; i++) {
+		snprintf(k, sizeof(k), "seen %d", i);
+		ck_assert_int_eq(api->meta_put(db, &st, k, strlen(k), "", 0),
+				 0);
+	}
+	ck_assert_int_eq(api->meta_put(db, &st, "tag z", 5, "new", 3), 0);
+	break_tmp(true);
+	release_behind();
+	size_t len = 0;
+	ck_assert_int_eq(api->meta_get(db, &st, "seen 0", 6, NULL, &len), 0);
+	ck_assert_int_eq(api->meta_get(db, &st, "seen 4095", 9, NULL, &len), 0);
+	ck_assert_int_eq(get_str("tag z", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "old"); /* the 4097th: dropped */
+	ck_assert_int_eq(count_in_file(log, "with 4096 others waiting: "
+					    "dropped"),
+			 1);
+
+	/* The end of write-behind writes what the disk takes again. */
+	break_tmp(false);
+	drp_jobs_free(behind);
+	behind = NULL;
+	drp_cache_fs_write_behind(db, NULL);
+	ck_assert(meta_on_disk("seen 0"));
+	ck_assert(meta_on_disk("seen 4095"));
+
+	/* And drops what it cannot write, logged. */
+	behind = drp_jobs_new(1);
+	drp_cache_fs_write_behind(db, behind);
+	break_tmp(true);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag y", 5, "y", 1), 0);
+	settle();
+	ck_assert_int_eq(get_str("tag y", buf, sizeof(buf)), 0);
+	drp_jobs_free(behind);
+	behind = NULL;
+	drp_cache_fs_write_behind(db, NULL);
+	drp_log_init(DRP_LOG_WARNING, NULL);
+	ck_assert_int_eq(count_in_file(log, "1 metadata record(s) could not "
+					    "be written: lost"),
+			 1);
+	ck_assert_int_eq(get_str("tag y", buf, sizeof(buf)), -ENOENT);
+	break_tmp(false);
+	close_db();
+}
+END_TEST
+
 START_TEST(fs_params)
 {
 	char err[256];
@@ -2371,6 +2519,8 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_meta_write_behind_iterate);
 	tcase_add_test(tc, fs_meta_write_behind_del_race);
 	tcase_add_test(tc, fs_remove_behind);
+	tcase_add_test(tc, fs_meta_write_behind_fails);
+	tcase_add_test(tc, fs_meta_write_behind_fails_bounded);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");
