@@ -218,10 +218,13 @@ static int warm_alone(drp_conf_t *conf, const char *sock,
 		goto out_cache;
 	}
 	srv.spool_dir = spool;
+	/* As in the daemon: the stores, and the hashing of cold blobs off
+	 * the one loop that downloads them. */
 	srv.pool = drp_pool_new(2);
 	if (srv.pool == NULL)
 		goto out_cache;
 	srv.jobs = drp_jobs_new_on(srv.pool, "stores", 1);
+	srv.hash_lane = drp_pool_lane_new(srv.pool, "hash", 1, 1, 0);
 	srv.n_workers = 1;
 	srv.workers = drp_calloc(1, sizeof(drp_worker_t));
 	drp_worker_t *w = &srv.workers[0];
@@ -248,7 +251,7 @@ static int warm_alone(drp_conf_t *conf, const char *sock,
 out_pool:
 	free(srv.workers);
 	srv.workers = NULL;
-	drp_fill_shutdown(&srv, 30); /* verdicts, stores */
+	drp_fill_shutdown(&srv, 30); /* verdicts; closes the hash lane */
 	drp_jobs_free(srv.jobs);
 	drp_pool_free(srv.pool);
 out_cache:

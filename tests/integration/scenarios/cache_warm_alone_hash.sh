@@ -1,0 +1,36 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# warm on its own (no daemon answers) runs the daemon's request path in
+# its own process, the hashing of cold blobs included: jobs of a pool
+# thread hash them, not the one loop that also downloads them. strace
+# sees the hash jobs map the spools' windows (read-only, shared) from a
+# thread other than the main one, which runs the loop. The blobs are
+# fetched once and stored. (Own proxy, stopped first; empty cache.)
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+drp_scenario_init
+drp_require_tools strace
+drp_own_proxy
+reg=$(reg_log open)
+ini=$PROXY_DIR/proxy.ini
+drp_unwatch_proxies
+drp_stop "$PROXY_PID" 15 || drp_fail "the proxy did not stop"
+
+mark=$(log_mark "$reg")
+strace -f -qq -o "$SCEN/trace" -e trace=mmap \
+	"$DRP_PROXY" -c "$ini" warm registry.test/test/small:v1 >"$SCEN/warm" 2>&1 ||
+	drp_fail "standalone warm failed: $(cat "$SCEN/warm")"
+sed 's/^/    /' "$SCEN/warm" >&2
+nsmall=$(wc -w <<<"$SMALL_BLOBS")
+expect_match "standalone warm" "^warmed registry\.test/test/small:v1: $((nsmall + 1)) object\(s\), $((nsmall + 1)) fetched" \
+	"$(cat "$SCEN/warm")"
+for bl in $SMALL_BLOBS; do
+	expect_eq "upstream GETs of ${bl:7:12}" 1 "$(count_since "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$bl")")"
+done
+
+# The process's first line is its main thread's (strace -f -o: "PID call").
+main=$(awk 'NR == 1 { print $1 }' "$SCEN/trace")
+windows() { awk -v main="$main" -v want="$1" '$2 ~ /^mmap\(/ && /PROT_READ, MAP_SHARED,/ &&
+	((want == "main") == ($1 == main)) { n++ } END { print n + 0 }' "$SCEN/trace"; }
+drp_log "spool windows mapped: $(windows main) by the loop, $(windows pool) by other threads"
+expect_ge "spool windows mapped by a pool thread (the hash jobs)" 1 "$(windows pool)"
