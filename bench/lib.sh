@@ -133,7 +133,7 @@ bench_cpu_ns()
 
 # bench_proc_cpu_ns PID: CPU time of the whole process, threads that have
 # exited included (utime + stime of /proc/PID/stat, 10 ms ticks): for a
-# process that starts short-lived threads (the proxy's fill hashers).
+# process whose threads may come and go during the measurement.
 bench_proc_cpu_ns()
 {
 	local stat rest

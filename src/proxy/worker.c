@@ -445,8 +445,8 @@ void drp_workers_drain(drp_server_t *srv, double grace)
 		ev_async_send(srv->workers[i].loop, &srv->workers[i].wake);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
-	/* No thread may wake a loop from now on (fill hashers may still
-	 * run). */
+	/* No thread may wake a loop from now on (hash jobs of fills may
+	 * still run). */
 	pthread_rwlock_wrlock(&srv->loops_lock);
 	srv->loops_live = false;
 	pthread_rwlock_unlock(&srv->loops_lock);

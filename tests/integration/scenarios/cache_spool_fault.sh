@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The spool of a cold blob fails under the proxy while clients stream from
 # it: the file is truncated behind its back again and again (as a disk
-# error would make its pages unreadable). Waiters and the hasher read the
+# error would make its pages unreadable). Waiters and the hash jobs read the
 # spool through mapped windows, where that is a SIGBUS: the proxy must
 # turn it into a failed transfer, not die. The client's transfer fails,
 # nothing is cached, and the proxy keeps serving.
