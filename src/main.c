@@ -882,9 +882,12 @@ int main(int argc, char **argv)
 		unlink(pidfile);
 	drp_server_runtime_set(&srv, NULL);
 	drp_fill_shutdown(&srv, left > 1 ? left : 1); /* verdicts */
-	drp_jobs_free(srv.jobs); /* finishes the stores under way */
+	/* A command of the admin lane may still run (it ends with the
+	 * pool): from now on its metadata ops write themselves, and submit
+	 * nothing to the stores queue, which is freed next. */
 	if (srv.jobs && srv.capi == drp_cache_fs())
 		drp_cache_fs_write_behind(srv.cdb, NULL);
+	drp_jobs_free(srv.jobs); /* finishes the stores under way */
 	drp_pool_free(srv.pool);
 	drp_ctl_free(ctl);
 	if (srv.capi)

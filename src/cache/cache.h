@@ -41,10 +41,13 @@ struct drp_jobs;
  * process may lose the records still queued. A record whose write fails
  * (a full disk) stays in memory, where reads find it, and the next op
  * after nospace_retry seconds has the queue write it again; at most 4096
- * such records are kept (one more that fails is dropped, logged). Drain
- * the queue (drp_jobs_free) before closing db or setting NULL: that gives
- * the records kept a last try, and drops, logged, what still fails. NULL:
- * the ops write themselves again. Set it while no other op runs on db.
+ * such records are kept (one more that fails is dropped, logged).
+ * NULL ends it: other ops may still run (then and after), none submits
+ * to the old queue once this returns, and from then on they write
+ * themselves (over a record still in memory, the newest reaches the disk
+ * when the queue has run dry). So end it, then drain the queue
+ * (drp_jobs_free), then close db: close gives the records kept after a
+ * failed write a last try, and drops, logged, what still fails.
  */
 void drp_cache_fs_write_behind(drp_cache_t *db, struct drp_jobs *jobs);
 

@@ -85,8 +85,11 @@ struct drp_cache {
 	unsigned nospace_retry;
 	uint64_t seq; /* temp-name counter, atomic */
 	/* Write-behind queue (NULL: metadata is written by the op itself);
-	 * set while no op runs. */
+	 * an op that uses it holds behind_lock (read) from reading it to
+	 * its last submission, so that once drp_cache_fs_write_behind has
+	 * changed it (write) no op submits to the old queue. */
 	drp_jobs_t *behind;
+	pthread_rwlock_t behind_lock;
 	pthread_mutex_t meta_lock; /* guards pending and the meta_ fields */
 	meta_pending_t *pending[META_BUCKETS];
 	unsigned meta_failed;	/* records failed, waiting for a retry */
@@ -261,12 +264,12 @@ static void bury_job(void *arg)
 	free(b);
 }
 
-/* [locked] Remove an indexed object from index and disk (disk part
- * finished by drop_finish). With write-behind (the op runs on a loop: a
- * remove, a damaged object's drop) only from the index, so that no
- * rename runs on the loop, under the lock the other loops need: until
- * the queue moves it, the file stays in place, unindexed (never served;
- * a new copy stored meanwhile replaces it). */
+/* [locked, behind_lock read] Remove an indexed object from index and
+ * disk (disk part finished by drop_finish). With write-behind (the op
+ * runs on a loop: a remove, a damaged object's drop) only from the index,
+ * so that no rename runs on the loop, under the lock the other loops
+ * need: until the queue moves it, the file stays in place, unindexed
+ * (never served; a new copy stored meanwhile replaces it). */
 static void drop_obj(drp_cache_t *db, drp_cache_obj_t *o, struct grave *g)
 {
 	/* The index ref keeps o alive across the callback. */
@@ -275,8 +278,8 @@ static void drop_obj(drp_cache_t *db, drp_cache_obj_t *o, struct grave *g)
 	drp_cache_index_drop(&db->idx, o);
 }
 
-/* [unlocked] After drop_obj of object d: delete its file, or have the
- * write-behind queue do it. */
+/* [behind_lock read] After drop_obj of object d: delete its file, or
+ * have the write-behind queue do it. */
 static void drop_finish(drp_cache_t *db, const uint8_t d[DRP_DIGEST_LEN],
 			struct grave *g)
 {
@@ -297,6 +300,7 @@ static void discard_corrupt(drp_cache_t *db, drp_cache_stats_t *stats,
 {
 	struct grave g = {.db = db};
 	char hex[65];
+	pthread_rwlock_rdlock(&db->behind_lock);
 	pthread_mutex_lock(&db->idx.lock);
 	bool indexed = drp_cache_obj_indexed(o);
 	if (indexed)
@@ -304,6 +308,7 @@ static void discard_corrupt(drp_cache_t *db, drp_cache_stats_t *stats,
 	pthread_mutex_unlock(&db->idx.lock);
 	if (indexed) /* o is pinned by the caller: alive */
 		drop_finish(db, o->digest, &g);
+	pthread_rwlock_unlock(&db->behind_lock);
 	DRP_CACHE_STAT_ADD(stats, read_errors, 1);
 	if (indexed) {
 		drp_digest_hex(o->digest, hex);
@@ -525,6 +530,7 @@ static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
 	drp_cache_t *db = DRP_NEW(drp_cache_t);
 	db->dirfd = db->lockfd = -1;
 	pthread_mutex_init(&db->meta_lock, NULL);
+	pthread_rwlock_init(&db->behind_lock, NULL);
 	db->dir = drp_strdup(conf->dir);
 	db->nospace_retry = DEFAULT_NOSPACE_RETRY;
 	int rc = drp_cache_index_init(&db->idx, conf, NULL, NULL, errbuf,
@@ -598,6 +604,7 @@ err_fd:
 err_index:
 	drp_cache_index_destroy(&db->idx);
 err_dir:
+	pthread_rwlock_destroy(&db->behind_lock);
 	pthread_mutex_destroy(&db->meta_lock);
 	free(db->dir);
 	free(db);
@@ -649,6 +656,7 @@ static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 	flush_stamps(db);
 	/* Records still in memory (their writes failed): a last try. */
 	pending_flush_all(db);
+	pthread_rwlock_destroy(&db->behind_lock);
 	pthread_mutex_destroy(&db->meta_lock);
 	drp_cache_index_destroy(&db->idx);
 	close(db->lockfd);
@@ -1225,6 +1233,7 @@ static int fs_remove(drp_cache_t *db, drp_cache_stats_t *stats,
 	struct grave g = {.db = db};
 	if (drp_digest_parse(digest, d) < 0)
 		return -EINVAL;
+	pthread_rwlock_rdlock(&db->behind_lock);
 	pthread_mutex_lock(&db->idx.lock);
 	drp_cache_obj_t *o = drp_cache_index_find(&db->idx, d);
 	if (o)
@@ -1232,6 +1241,7 @@ static int fs_remove(drp_cache_t *db, drp_cache_stats_t *stats,
 	pthread_mutex_unlock(&db->idx.lock);
 	if (o)
 		drop_finish(db, d, &g);
+	pthread_rwlock_unlock(&db->behind_lock);
 	if (o == NULL)
 		return -ENOENT;
 	DRP_CACHE_STAT_ADD(stats, removals, 1);
@@ -1507,8 +1517,8 @@ static void meta_retry_job(void *arg)
 	pthread_mutex_unlock(&db->meta_lock);
 }
 
-/* No queue any more (it ran dry): one last try for the failed records;
- * what still fails is dropped, logged. */
+/* At close (the queue ran dry): one last try for the records kept after
+ * a failed write; what still fails is dropped, logged. */
 static void pending_flush_all(drp_cache_t *db)
 {
 	unsigned lost = 0;
@@ -1542,9 +1552,10 @@ static void pending_flush_all(drp_cache_t *db)
 
 void drp_cache_fs_write_behind(drp_cache_t *db, drp_jobs_t *jobs)
 {
-	if (jobs == NULL && db->behind != NULL)
-		pending_flush_all(db);
+	/* Waits for the ops between reading the queue and submitting. */
+	pthread_rwlock_wrlock(&db->behind_lock);
 	db->behind = jobs;
+	pthread_rwlock_unlock(&db->behind_lock);
 }
 
 static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
@@ -1557,22 +1568,32 @@ static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
 	int rc = drp_digest_buf(key, keylen, name);
 	if (rc < 0)
 		return rc;
-	if (db->behind == NULL) {
+	pthread_rwlock_rdlock(&db->behind_lock);
+	drp_jobs_t *q = db->behind;
+	pthread_mutex_lock(&db->meta_lock);
+	meta_pending_t *e = pending_find(db, name);
+	if (e == NULL && q == NULL) {
+		pthread_mutex_unlock(&db->meta_lock);
 		rc = meta_write(db, name, key, keylen, val, vallen);
 	} else {
-		pthread_mutex_lock(&db->meta_lock);
-		meta_pending_t *e = pending_find(db, name);
+		/* Written behind; or, with write-behind ended, over a record
+		 * still in memory: its job (the queue runs dry) writes the
+		 * newest, or, without one, this op does. */
 		if (e == NULL)
 			e = pending_add(db, name);
 		pending_set(e, key, keylen, val, vallen);
-		bool submit = pending_claim(db, e);
-		bool retry = retry_due(db);
+		bool mine = pending_claim(db, e);
+		bool retry = q != NULL && retry_due(db);
 		pthread_mutex_unlock(&db->meta_lock);
-		if (submit)
-			drp_jobs_submit(db->behind, meta_job, e);
+		bool kept;
+		if (mine && q == NULL)
+			rc = meta_flush(e, &kept);
+		else if (mine)
+			drp_jobs_submit(q, meta_job, e);
 		if (retry)
-			drp_jobs_submit(db->behind, meta_retry_job, db);
+			drp_jobs_submit(q, meta_retry_job, db);
 	}
+	pthread_rwlock_unlock(&db->behind_lock);
 	if (rc == 0)
 		DRP_CACHE_STAT_ADD(stats, meta_puts, 1);
 	return rc;
@@ -1608,15 +1629,14 @@ static int fs_meta_get(drp_cache_t *db, drp_cache_stats_t *stats,
 	int rc = drp_digest_buf(key, keylen, name);
 	if (rc < 0)
 		return rc;
-	if (db->behind != NULL) {
-		pthread_mutex_lock(&db->meta_lock);
-		const meta_pending_t *e = pending_find(db, name);
-		if (e != NULL)
-			rc = pending_get(e, key, keylen, buf, vallen);
-		pthread_mutex_unlock(&db->meta_lock);
-		if (e != NULL)
-			goto out_stats;
-	}
+	/* Records not on disk yet (write-behind) are in memory. */
+	pthread_mutex_lock(&db->meta_lock);
+	const meta_pending_t *e = pending_find(db, name);
+	if (e != NULL)
+		rc = pending_get(e, key, keylen, buf, vallen);
+	pthread_mutex_unlock(&db->meta_lock);
+	if (e != NULL)
+		goto out_stats;
 	meta_path(path, sizeof(path), name);
 	int fd = openat(db->dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -1683,7 +1703,12 @@ static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 	int rc = drp_digest_buf(key, keylen, name);
 	if (rc < 0)
 		return rc;
-	if (db->behind == NULL) {
+	pthread_rwlock_rdlock(&db->behind_lock);
+	drp_jobs_t *q = db->behind;
+	pthread_mutex_lock(&db->meta_lock);
+	meta_pending_t *e = pending_find(db, name);
+	if (e == NULL && q == NULL) {
+		pthread_mutex_unlock(&db->meta_lock);
 		rc = meta_unlink(db, name);
 	} else {
 		/* Is there a record to delete? The pending one, else the
@@ -1692,28 +1717,30 @@ static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 		 * is on disk, so one of the two places has it. */
 		char path[128];
 		meta_path(path, sizeof(path), name);
-		pthread_mutex_lock(&db->meta_lock);
-		meta_pending_t *e = pending_find(db, name);
 		if (e == NULL && faccessat(db->dirfd, path, F_OK, 0) == 0)
 			e = pending_add(db, name);
 		else if (e == NULL || e->del)
 			rc = -ENOENT;
-		bool submit = false;
+		bool mine = false;
 		if (rc == 0) {
 			free(e->val);
 			e->val = NULL;
 			e->vallen = 0;
 			e->del = true;
 			e->gen++;
-			submit = pending_claim(db, e);
+			mine = pending_claim(db, e);
 		}
-		bool retry = retry_due(db);
+		bool retry = q != NULL && retry_due(db);
 		pthread_mutex_unlock(&db->meta_lock);
-		if (submit)
-			drp_jobs_submit(db->behind, meta_job, e);
+		bool kept;
+		if (mine && q == NULL)
+			rc = meta_flush(e, &kept);
+		else if (mine)
+			drp_jobs_submit(q, meta_job, e);
 		if (retry)
-			drp_jobs_submit(db->behind, meta_retry_job, db);
+			drp_jobs_submit(q, meta_retry_job, db);
 	}
+	pthread_rwlock_unlock(&db->behind_lock);
 	if (rc == 0)
 		DRP_CACHE_STAT_ADD(stats, meta_dels, 1);
 	return rc;
@@ -1807,9 +1834,7 @@ static int fs_meta_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
 	if (buf == NULL)
 		return -ENOMEM;
 	size_t n_pend = 0;
-	pending_copy_t *pend = NULL;
-	if (db->behind != NULL)
-		pend = pending_copies(db, prefix, prefixlen, &n_pend);
+	pending_copy_t *pend = pending_copies(db, prefix, prefixlen, &n_pend);
 	int rc = 0;
 	for (unsigned shard = 0; shard < 256 && rc == 0; shard++) {
 		char rel[16];

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2312,30 +2313,127 @@ START_TEST(fs_meta_write_behind_fails_bounded)
 					    "dropped"),
 			 1);
 
-	/* The end of write-behind writes what the disk takes again. */
+	/* The end (write-behind off, the queue drained, close) writes what
+	 * the disk takes again ... */
 	break_tmp(false);
+	drp_cache_fs_write_behind(db, NULL);
 	drp_jobs_free(behind);
 	behind = NULL;
-	drp_cache_fs_write_behind(db, NULL);
+	ck_assert_int_eq(api->meta_get(db, &st, "seen 0", 6, NULL, &len), 0);
+	reopen();
 	ck_assert(meta_on_disk("seen 0"));
 	ck_assert(meta_on_disk("seen 4095"));
 
-	/* And drops what it cannot write, logged. */
+	/* ... and drops what it cannot write, logged. */
 	behind = drp_jobs_new(1);
 	drp_cache_fs_write_behind(db, behind);
 	break_tmp(true);
 	ck_assert_int_eq(api->meta_put(db, &st, "tag y", 5, "y", 1), 0);
 	settle();
 	ck_assert_int_eq(get_str("tag y", buf, sizeof(buf)), 0);
+	drp_cache_fs_write_behind(db, NULL);
 	drp_jobs_free(behind);
 	behind = NULL;
-	drp_cache_fs_write_behind(db, NULL);
+	ck_assert_int_eq(get_str("tag y", buf, sizeof(buf)), 0);
+	api->close(db, &st);
 	drp_log_init(DRP_LOG_WARNING, NULL);
 	ck_assert_int_eq(count_in_file(log, "1 metadata record(s) could not "
 					    "be written: lost"),
 			 1);
-	ck_assert_int_eq(get_str("tag y", buf, sizeof(buf)), -ENOENT);
 	break_tmp(false);
+	open_conf(0, "behindcap", &c); /* the same directory */
+	ck_assert_int_eq(get_str("tag y", buf, sizeof(buf)), -ENOENT);
+	ck_assert(meta_on_disk("seen 0"));
+	close_db();
+}
+END_TEST
+
+/*
+ * Write-behind ends while ops still run (at exit, a command of the admin
+ * lane may): once drp_cache_fs_write_behind(db, NULL) returned, no op
+ * submits to the queue, which is freed next, and an op over a record
+ * the queue still holds leaves the newest on disk, not the queued one.
+ */
+START_TEST(fs_write_behind_ends_under_ops)
+{
+	char buf[64];
+	open_db(2, "behindend", 1 << 20);
+	hold_behind();
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "queued", 6), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag d", 5, "d", 1), 0);
+	drp_cache_fs_write_behind(db, NULL);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag a", 5, "newest", 6), 0);
+	ck_assert_int_eq(api->meta_del(db, &st, "tag d", 5), 0);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag b", 5, "b", 1), 0);
+	ck_assert(meta_on_disk("tag b")); /* written by the op itself */
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "newest");
+	ck_assert_int_eq(get_str("tag d", buf, sizeof(buf)), -ENOENT);
+	release_behind();
+	drp_jobs_free(behind);
+	behind = NULL;
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "newest");
+	reopen();
+	ck_assert_int_eq(get_str("tag a", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "newest");
+	ck_assert_int_eq(get_str("tag d", buf, sizeof(buf)), -ENOENT);
+	ck_assert_int_eq(get_str("tag b", buf, sizeof(buf)), 0);
+	close_db();
+}
+END_TEST
+
+/* An op every few microseconds from another thread while write-behind
+ * ends and its queue is freed, as an admin command at exit. */
+static atomic_bool ops_stop;
+
+static void *ops_thread(void *arg)
+{
+	(void)arg;
+	char k[32], v[32];
+	for (unsigned i = 0; !atomic_load(&ops_stop); i++) {
+		snprintf(k, sizeof(k), "tag %u", i % 16);
+		snprintf(v, sizeof(v), "v%u", i);
+		if (api->meta_put(db, &st, k, strlen(k), v, strlen(v)) != 0)
+			return (void *)1;
+		if (i % 3 == 0)
+			(void)api->meta_del(db, &st, k, strlen(k));
+	}
+	return NULL;
+}
+
+START_TEST(fs_write_behind_ends_under_ops_threads)
+{
+	open_db(2, "behindendmt", 1 << 20);
+	atomic_store(&ops_stop, false);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, ops_thread, NULL), 0);
+	while (__atomic_load_n(&st.meta_puts, __ATOMIC_RELAXED) < 2000)
+		usleep(100);
+	drp_cache_fs_write_behind(db, NULL);
+	drp_jobs_free(behind);
+	behind = NULL;
+	uint64_t after = __atomic_load_n(&st.meta_puts, __ATOMIC_RELAXED);
+	while (__atomic_load_n(&st.meta_puts, __ATOMIC_RELAXED) < after + 2000)
+		usleep(100);
+	atomic_store(&ops_stop, true);
+	void *bad;
+	pthread_join(t, &bad);
+	ck_assert_ptr_null(bad);
+	/* What meta_get reads now is what a reopened cache reads. */
+	char want[16][32], buf[32], k[32];
+	int have[16];
+	for (int i = 0; i < 16; i++) {
+		snprintf(k, sizeof(k), "tag %d", i);
+		have[i] = get_str(k, want[i], sizeof(want[i]));
+	}
+	reopen();
+	for (int i = 0; i < 16; i++) {
+		snprintf(k, sizeof(k), "tag %d", i);
+		ck_assert_int_eq(get_str(k, buf, sizeof(buf)), have[i]);
+		if (have[i] == 0)
+			ck_assert_str_eq(buf, want[i]);
+	}
 	close_db();
 }
 END_TEST
@@ -2521,6 +2619,8 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_remove_behind);
 	tcase_add_test(tc, fs_meta_write_behind_fails);
 	tcase_add_test(tc, fs_meta_write_behind_fails_bounded);
+	tcase_add_test(tc, fs_write_behind_ends_under_ops);
+	tcase_add_test(tc, fs_write_behind_ends_under_ops_threads);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");
