@@ -142,6 +142,14 @@ typedef struct drp_worker {
 	ev_async calls_wake;
 	pthread_mutex_t calls_lock;
 	struct drp_worker_call *calls, *calls_tail;
+	/* Out of descriptors with no spare to shed a client with: the
+	 * listeners stay readable, so accepting pauses until this timer
+	 * (a level-triggered watcher would otherwise spin). */
+	ev_timer accept_resume;
+	/* Out-of-descriptor events since the last log line (one line per
+	 * FD_LOG_EVERY at most), and when that line was written. */
+	unsigned fd_shed, fd_pauses;
+	ev_tstamp fd_logged;
 } drp_worker_t;
 
 #endif

@@ -104,37 +104,90 @@ static bool has_v4_any(const drp_conf_listen_t *list, unsigned n,
 	return false;
 }
 
+/* Out of descriptors: how long accepting pauses when no client could be
+ * shed, and how often the condition is logged at most. */
+#define ACCEPT_PAUSE 0.5
+#define FD_LOG_EVERY 10.0
+
+static void fd_log(struct ev_loop *loop, drp_worker_t *w, bool flush)
+{
+	if (w->fd_shed == 0 && w->fd_pauses == 0)
+		return;
+	if (!flush && w->fd_logged != 0 &&
+	    ev_now(loop) - w->fd_logged < FD_LOG_EVERY)
+		return;
+	drp_log_warning(DRP_LOG_NET,
+			"out of file descriptors (worker %u): %u "
+			"connection(s) dropped, accepting paused %u time(s)",
+			w->id, w->fd_shed, w->fd_pauses);
+	w->fd_logged = ev_now(loop);
+	w->fd_shed = w->fd_pauses = 0;
+}
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	drp_worker_t *w = DRP_CONTAINER_OF(t, drp_worker_t, accept_resume);
+	if (w->spare_fd < 0)
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (w->draining)
+		return;
+	for (unsigned j = 0; j < w->n_listeners; j++)
+		if (w->listeners[j].fd >= 0)
+			ev_io_start(loop, &w->listeners[j].io);
+}
+
+/*
+ * accept failed for lack of descriptors, and the listener stays readable:
+ * returning would have the loop call accept_cb again at once, a spin.
+ * With the spare descriptor, one waiting client is accepted and closed (it
+ * learns at once instead of waiting for its timeout), and the next turn
+ * sheds the next one. Without it (its slot went to another thread between
+ * the close and the accept: the workers share one descriptor table),
+ * accepting pauses for ACCEPT_PAUSE, and the spare is taken again then.
+ */
+static void out_of_fds(struct ev_loop *loop, drp_worker_t *w, drp_listener_t *l)
+{
+	if (w->spare_fd >= 0) {
+		close(w->spare_fd);
+		int x = accept(l->fd, NULL, NULL);
+		/* EAGAIN: the client left the queue meanwhile. */
+		bool gone = x < 0 && (errno == EAGAIN || errno == ECONNABORTED);
+		if (x >= 0) {
+			close(x);
+			w->fd_shed++;
+		}
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if ((x >= 0 || gone) && w->spare_fd >= 0) {
+			fd_log(loop, w, false);
+			return;
+		}
+	}
+	w->fd_pauses++;
+	for (unsigned j = 0; j < w->n_listeners; j++)
+		ev_io_stop(loop, &w->listeners[j].io);
+	ev_timer_set(&w->accept_resume, ACCEPT_PAUSE, 0.);
+	ev_timer_start(loop, &w->accept_resume);
+	fd_log(loop, w, false);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	drp_listener_t *l = DRP_CONTAINER_OF(io, drp_listener_t, io);
 	drp_worker_t *w = l->w;
+	if (w->spare_fd < 0)
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE) {
-				/* Out of descriptors: use the spare one to
-				 * accept and drop a client, rather than spin
-				 * on a listener that stays readable. */
-				drp_log_warning(DRP_LOG_NET,
-						"out of file descriptors; "
-						"dropping a connection");
-				if (w->spare_fd >= 0) {
-					close(w->spare_fd);
-					int x = accept(l->fd, NULL, NULL);
-					if (x >= 0)
-						close(x);
-					w->spare_fd =
-						open("/dev/null",
-						     O_RDONLY | O_CLOEXEC);
-				}
-			} else if (errno != EAGAIN && errno != EINTR &&
-				   errno != ECONNABORTED) {
+			if (errno == EMFILE || errno == ENFILE)
+				out_of_fds(loop, w, l);
+			else if (errno != EAGAIN && errno != EINTR &&
+				 errno != ECONNABORTED)
 				drp_log_errno(DRP_LOG_WARNING, DRP_LOG_NET,
 					      "accept");
-			}
 			return;
 		}
 		/* A v4 client of a dual-stack socket is a v4 client: in
@@ -337,6 +390,7 @@ int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf,
 	/* Started (by the connection's close) when there is something to
 	 * free. */
 	ev_prepare_init(&w->reap, reap_cb);
+	ev_timer_init(&w->accept_resume, accept_resume_cb, ACCEPT_PAUSE, 0.);
 	for (unsigned j = 0; j < w->n_listeners; j++) {
 		ev_io_init(&w->listeners[j].io, accept_cb, w->listeners[j].fd,
 			   EV_READ);
@@ -348,6 +402,7 @@ int drp_worker_loop_init(drp_worker_t *w, const drp_conf_t *conf,
 void drp_worker_loop_fini(drp_worker_t *w)
 {
 	w->hooks->reap(w);
+	fd_log(w->loop, w, true);
 	drp_upstream_fini(&w->upstream);
 	ev_async_stop(w->loop, &w->calls_wake);
 	ev_loop_destroy(w->loop);
@@ -404,6 +459,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 	if (w->draining || !atomic_load(&w->srv->draining))
 		return;
 	w->draining = true;
+	ev_timer_stop(loop, &w->accept_resume);
 	for (unsigned j = 0; j < w->n_listeners; j++) {
 		ev_io_stop(loop, &w->listeners[j].io);
 		close(w->listeners[j].fd);
