@@ -169,8 +169,10 @@ drp_upstream_conf_t *drp_upstream_conf_new(const drp_conf_t *conf, char *err,
 		ucf->n_no_proxy_cidr = conf->n_no_upstream_proxy_cidr;
 		ucf->no_proxy_cidr = drp_calloc(ucf->n_no_proxy_cidr + 1,
 						sizeof(drp_cidr_t));
-		memcpy(ucf->no_proxy_cidr, conf->no_upstream_proxy_cidr,
-		       ucf->n_no_proxy_cidr * sizeof(drp_cidr_t));
+		/* Without no_upstream_proxy the configuration has no array. */
+		if (ucf->n_no_proxy_cidr > 0)
+			memcpy(ucf->no_proxy_cidr, conf->no_upstream_proxy_cidr,
+			       ucf->n_no_proxy_cidr * sizeof(drp_cidr_t));
 	}
 	ucf->cred = drp_tls_client_cred_new(conf->upstream_ca_file,
 					    conf->verify_upstream, err, errlen);

@@ -803,6 +803,19 @@ START_TEST(parent_proxy)
 }
 END_TEST
 
+/* A parent proxy without no_upstream_proxy: every host goes through it.
+ * The configuration then has no exception list (no CIDRs at all), which
+ * the upstream configuration copies without reading a null array
+ * (UBSan: memcpy from NULL). */
+START_TEST(parent_proxy_without_exceptions)
+{
+	use_conf("[proxy]\nupstream_proxy = http://127.0.0.1:9\n");
+	ck_assert(drp_upstream_via_parent(ucf, "reg.test"));
+	ck_assert(drp_upstream_via_parent(ucf, "10.1.2.3"));
+	ck_assert(drp_upstream_via_parent(ucf, "::1"));
+}
+END_TEST
+
 Suite *connect_suite(void)
 {
 	Suite *s = suite_create("connect");
@@ -821,6 +834,7 @@ Suite *connect_suite(void)
 	tcase_add_test(tc, cancel_from_callback);
 	tcase_add_test(tc, both_families_staggered);
 	tcase_add_test(tc, parent_proxy);
+	tcase_add_test(tc, parent_proxy_without_exceptions);
 	suite_add_tcase(s, tc);
 	return s;
 }
