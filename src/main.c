@@ -558,6 +558,32 @@ static void reopen_logs(drp_server_t *srv)
 	drp_runtime_unref(rt);
 }
 
+/* A start that fails before the worker threads run: free what it set up
+ * so far (conf goes with the runtime once there is one; NULL when
+ * drp_runtime_new failed, which freed it), so that the process ends
+ * clean, under LeakSanitizer too. Returns main's status. */
+static int start_failed(drp_server_t *srv, drp_conf_t *conf, drp_ctl_t *ctl)
+{
+	drp_admin_free(srv->admin);
+	drp_ctl_free(ctl);
+	for (unsigned i = 0; srv->workers && i < srv->n_workers; i++)
+		free(srv->workers[i].listeners);
+	free(srv->workers);
+	if (srv->capi)
+		srv->capi->close(srv->cdb, &srv->cstats);
+	drp_s3_free(srv->s3);
+	free(srv->spool_dir);
+	free(srv->cache_dir);
+	if (srv->rt)
+		drp_runtime_unref(srv->rt);
+	else
+		drp_conf_free(conf);
+	drp_forge_free(srv->forge);
+	drp_ca_free(srv->ca);
+	gnutls_global_deinit();
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf_path = NULL, *pidfile = NULL;
@@ -689,6 +715,7 @@ int main(int argc, char **argv)
 	if (drp_log_init(conf->log_level, conf->error_log) < 0) {
 		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "error_log %s",
 			      conf->error_log);
+		drp_conf_free(conf);
 		return 1;
 	}
 	drp_log_notice(DRP_LOG_MAIN, "%s starting with %s", PACKAGE_STRING,
@@ -703,13 +730,14 @@ int main(int argc, char **argv)
 	pthread_rwlock_init(&srv.loops_lock, NULL);
 	char err[512] = "";
 	char *pass = NULL;
+	drp_ctl_t *ctl = NULL;
 	if (ca_passphrase(conf, used, &pass) < 0)
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	srv.ca = drp_ca_open_pass(conf->ca_dir, pass, err, sizeof(err));
 	passphrase_free(pass);
 	if (srv.ca == NULL) {
 		drp_log_err(DRP_LOG_TLS, "%s", err);
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	drp_log_notice(DRP_LOG_TLS, "%s CA %s/ca.crt, SHA-256 fingerprint %s",
 		       drp_ca_created(srv.ca) ? "created" : "using",
@@ -717,7 +745,7 @@ int main(int argc, char **argv)
 	srv.forge = drp_forge_new(srv.ca, err, sizeof(err));
 	if (srv.forge == NULL) {
 		drp_log_err(DRP_LOG_TLS, "%s", err);
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	if (!conf->verify_upstream)
 		drp_log_warning(DRP_LOG_TLS,
@@ -726,41 +754,40 @@ int main(int argc, char **argv)
 	srv.rt = drp_runtime_new(conf, err, sizeof(err));
 	if (srv.rt == NULL) {
 		drp_log_err(DRP_LOG_MAIN, "%s", err);
-		return 1;
+		return start_failed(&srv, NULL, ctl); /* it took conf */
 	}
 	if (drp_mirror_tls_leaf(conf, srv.forge, &srv.rt->mirror_leaf, err,
 				sizeof(err)) < 0) {
 		drp_log_err(DRP_LOG_TLS, "mirror_tls_listen: %s", err);
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	if (open_cache(&srv, conf) < 0)
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	if (drp_workers_listen(&srv, conf, err, sizeof(err)) < 0) {
 		drp_log_err(DRP_LOG_NET, "%s", err);
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	/* The admin socket and the max_age sweep (ctl/ctl.h). */
-	drp_ctl_t *ctl = NULL;
 	char *env_dir = env_config ? env_state_dir() : NULL;
 	int cr = drp_ctl_new(&srv, conf, env_dir, &ctl, err, sizeof(err));
 	free(env_dir);
 	if (cr < 0) {
 		drp_log_err(DRP_LOG_MAIN, "%s", err);
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	srv.admin = drp_admin_new(&srv, conf, err, sizeof(err));
 	if (srv.admin == NULL && conf->n_admin_listen > 0) {
 		drp_log_err(DRP_LOG_NET, "%s", err);
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	if (detach && daemonize() < 0) {
 		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "cannot detach");
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	if (pidfile && write_pidfile(pidfile) < 0) {
 		drp_log_errno(DRP_LOG_ERR, DRP_LOG_MAIN, "pid file %s",
 			      pidfile);
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	/* Only the main thread takes signals: workers inherit the mask. */
 	sigset_t set;
@@ -780,7 +807,7 @@ int main(int argc, char **argv)
 	srv.pool = drp_pool_new(3 + hashers);
 	if (srv.pool == NULL) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start the worker pool");
-		return 1;
+		return start_failed(&srv, conf, ctl);
 	}
 	/* One thread stores verified downloads (fsync, link): the stores
 	 * are disk-bound, more threads would only compete for the disk. */
