@@ -18,6 +18,7 @@
 #include "proxy/accesslog.h"
 #include "auth/auth.h"
 #include "registry/cached.h"
+#include "registry/fleet.h"
 #include "core/exchange.h"
 #include "conf/conf.h"
 #include "proxy/mirror.h"
@@ -2033,6 +2034,14 @@ void drp_conn_close_all(drp_worker_t *w, const char *reason)
 static drp_conn_t *conn_new(drp_worker_t *w, int fd,
 			    const struct sockaddr *peer, socklen_t peerlen);
 
+/* The loop is about to end: what else lives on it goes now. */
+static void conn_worker_stop(drp_worker_t *w)
+{
+	drp_auth_worker_stop(w);
+	if (w->srv != NULL)
+		drp_fleet_worker_stop(w->srv->fleet, w);
+}
+
 const drp_worker_hooks_t drp_conn_worker_hooks = {
 	.accept = drp_conn_accept,
 	.accept_mirror_tls = drp_conn_accept_mirror_tls,
@@ -2040,7 +2049,7 @@ const drp_worker_hooks_t drp_conn_worker_hooks = {
 	.drain = drp_conn_drain_all,
 	.close_all = drp_conn_close_all,
 	.fill_wake = drp_cached_fill_wakeup,
-	.stop = drp_auth_worker_stop,
+	.stop = conn_worker_stop,
 };
 
 void drp_conn_accept(drp_worker_t *w, int fd, const struct sockaddr *peer,

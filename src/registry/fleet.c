@@ -78,11 +78,19 @@ drp_fleet_t *drp_fleet_new(const drp_conf_t *conf, unsigned n_workers,
 	return fl;
 }
 
+void drp_fleet_worker_stop(drp_fleet_t *fl, drp_worker_t *w)
+{
+	if (fl == NULL || w->id >= fl->n_workers)
+		return;
+	drp_redis_t *r = fl->conns[w->id];
+	fl->conns[w->id] = NULL;
+	drp_redis_free(r);
+}
+
 void drp_fleet_free(drp_fleet_t *fl)
 {
 	if (fl == NULL)
 		return;
-	/* The connections are bound to loops that no longer run. */
 	free(fl->conns);
 	free(fl);
 }

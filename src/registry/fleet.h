@@ -44,8 +44,11 @@ typedef struct drp_lease drp_lease_t;
  * start. NULL and err filled on failure. */
 drp_fleet_t *drp_fleet_new(const drp_conf_t *conf, unsigned n_workers,
 			   char *err, size_t errlen);
-/* After the loops ended: what is still bound to them is dropped with
- * the process. */
+/* Worker w's loop is about to end (its stop hook, on that loop): its
+ * Redis connection goes while the loop its watchers are on still exists.
+ * Commands still waiting get no answer, as when Redis goes away. */
+void drp_fleet_worker_stop(drp_fleet_t *fl, drp_worker_t *w);
+/* After the loops ended (each worker's connection went with its loop). */
 void drp_fleet_free(drp_fleet_t *fl);
 
 enum drp_lease_outcome {
