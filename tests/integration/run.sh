@@ -9,6 +9,9 @@
 #
 # usage: run.sh [SCENARIO...]     e.g. run.sh pull_curl policy
 # env:   DRP_PROXY            proxy binary (default $top_builddir/docker-registry-proxy)
+#        ASAN_OPTIONS, UBSAN_OPTIONS  passed on, with log_path added: a
+#                             sanitizer report of any process during a
+#                             scenario fails it (drp_san_setup in lib.sh)
 #        DRP_PROXY_WRAPPER    command prefix for the proxy (e.g. "valgrind -q")
 #        DRP_IT_LARGE_MB      size of the large test layer (default 100)
 #        DRP_IT_SCENARIO_TIMEOUT  seconds per scenario (default 300)
@@ -47,6 +50,7 @@ fi
 DRP_FAIL_SUMMARY="0 passed, 1 failed (set-up)"
 drp_lock
 drp_setup_work
+drp_san_setup
 t0=$SECONDS
 drp_log "work dir $WORK, proxy $DRP_PROXY"
 drp_start_upstreams
@@ -62,6 +66,8 @@ drp_log "shared proxy pid $PROXY_PID on $PROXY_URL"
 DRP_IT_ENV=$WORK/env.sh
 drp_write_env "$DRP_IT_ENV"
 export DRP_IT_ENV
+# Nothing so far may have reported (drp_san_setup).
+drp_san_new "" || drp_fail "sanitizer report during the set-up"
 unset DRP_FAIL_SUMMARY
 
 passed=0 failed=0 skipped=0 failures=
@@ -105,10 +111,14 @@ for s in "${scenarios[@]}"; do
 	log=$WORK/logs/scenario-$name.log
 	pmark=$(log_mark "$WORK/shared/proxy.log")
 	emark=$(log_mark "$WORK/logs/proxy-shared.err")
+	san=$(drp_san_state)
 	ts=$SECONDS
 	rc=0
 	timeout -k 10 "${DRP_IT_SCENARIO_TIMEOUT:-300}" bash "$s" >"$log" 2>&1 </dev/null 8>&- || rc=$?
 	[ $rc = 124 ] && echo "FAIL: timed out after ${DRP_IT_SCENARIO_TIMEOUT:-300} s" >>"$log"
+	# A sanitizer report of any process during the scenario (the shared
+	# proxy's included) fails it, whatever its exit status.
+	drp_san_new "$san" >>"$log" || rc=1
 	# Scenarios skip through drp_skip, which fails under DRP_STRICT=1;
 	# this catches any other exit 77.
 	if [ $rc = 77 ] && drp_strict; then
@@ -126,9 +136,11 @@ done
 
 # The proxy must have survived everything, reported no memory error, and
 # must exit by itself on SIGTERM (it drains).
+san=$(drp_san_state)
 ts=$SECONDS
 rc=0
 drp_check_proxy "$PROXY_PID" shared >"$WORK/logs/scenario-proxy_lifecycle.log" 2>&1 || rc=$?
+drp_san_new "$san" >>"$WORK/logs/scenario-proxy_lifecycle.log" || rc=1
 result proxy_lifecycle $rc $((SECONDS - ts))
 [ $rc = 0 ] || sed 's/^/    /' "$WORK/logs/scenario-proxy_lifecycle.log"
 

@@ -18,7 +18,7 @@ drp_require_tools skopeo
 tlog=$WORK/logs/token.out
 
 mkdir -p "$SCEN/state"
-env -i STATE_DIRECTORY="$SCEN/state" REGISTRIES="token.test auth.test" \
+drp_env_i STATE_DIRECTORY="$SCEN/state" REGISTRIES="token.test auth.test" \
 	AUTH_REGISTRIES="auth.test:$PROXYUSER" \
 	"$DRP_PROXY" --env-config --print-config >"$SCEN/env.ini"
 sections=$(sed -n '/^\[registry /,$p' "$SCEN/env.ini")

@@ -15,7 +15,7 @@ drp_require_tools skopeo
 SCHEMA2=application/vnd.docker.distribution.manifest.v2+json
 reg=$(reg_log open)
 
-lines=$(env -i ENABLE_MANIFEST_CACHE=true MANIFEST_CACHE_PRIMARY_REGEX='(stable|nightly)' \
+lines=$(drp_env_i ENABLE_MANIFEST_CACHE=true MANIFEST_CACHE_PRIMARY_REGEX='(stable|nightly)' \
 	MANIFEST_CACHE_PRIMARY_TIME=1h MANIFEST_CACHE_DEFAULT_TIME=0 \
 	"$DRP_PROXY" --env-config --print-config | grep -E '^tag_ttl(_match)? =' || true)
 drp_log "--env-config made: $(printf '%s' "$lines" | tr '\n' '|')"

@@ -16,7 +16,7 @@ drp_require_tools skopeo
 SCHEMA2=application/vnd.docker.distribution.manifest.v2+json
 reg=$(reg_log open)
 
-lines=$(env -i "$DRP_PROXY" --env-config --print-config | grep -E '^push =' || true)
+lines=$(drp_env_i "$DRP_PROXY" --env-config --print-config | grep -E '^push =' || true)
 drp_log "--env-config made: $lines"
 drp_own_proxy "$lines
 [registry \"registry.test/test/open\"]
