@@ -5,7 +5,8 @@
 # registries, the CDN and the tunnel origin, pushes the test images straight
 # to the registries, starts one proxy shared by every scenario, runs
 # scenarios/*.sh (or the ones named), prints one line per scenario
-# ("PASS|FAIL|SKIP NAME SECONDS s") and "N passed, N failed, N skipped".
+# ("PASS|FAIL|SKIP|EXCL NAME SECONDS s") and "N passed, N failed,
+# N skipped" (", N excluded" when DRP_IT_EXCLUDE names some).
 #
 # usage: run.sh [SCENARIO...]     e.g. run.sh pull_curl policy
 # env:   DRP_PROXY            proxy binary (default $top_builddir/docker-registry-proxy)
@@ -14,6 +15,9 @@
 #                             scenario fails it (drp_san_setup in lib.sh)
 #        DRP_PROXY_WRAPPER    command prefix for the proxy (e.g. "valgrind -q")
 #        DRP_IT_LARGE_MB      size of the large test layer (default 100)
+#        DRP_IT_EXCLUDE="a b" do not run these scenarios: each still gets
+#                             a line ("EXCL NAME") and the summary counts
+#                             them (.ci/run's sanitizer pass, see there)
 #        DRP_IT_SCENARIO_TIMEOUT  seconds per scenario (default 300)
 #        DRP_IT_KEEP=1|failed keep the work dir (always / when something failed)
 #        DRP_STRICT=1         nothing may skip (.ci/run sets it): a scenario
@@ -45,6 +49,9 @@ if [ $# -gt 0 ]; then
 else
 	scenarios=("$DRP_IT_DIR"/scenarios/*.sh)
 fi
+for s in ${DRP_IT_EXCLUDE:-}; do
+	[ -f "$DRP_IT_DIR/scenarios/${s%.sh}.sh" ] || drp_fail "DRP_IT_EXCLUDE: no scenario $s"
+done
 
 # shellcheck disable=SC2034 # read by drp_fail in lib.sh
 DRP_FAIL_SUMMARY="0 passed, 1 failed (set-up)"
@@ -70,13 +77,14 @@ export DRP_IT_ENV
 drp_san_new "" || drp_fail "sanitizer report during the set-up"
 unset DRP_FAIL_SUMMARY
 
-passed=0 failed=0 skipped=0 failures=
+passed=0 failed=0 skipped=0 excluded=0 failures=
 result()
 {
 	local line
 	case $2 in
 	0) passed=$((passed + 1)) word=PASS ;;
 	77) skipped=$((skipped + 1)) word=SKIP ;;
+	excluded) excluded=$((excluded + 1)) word=EXCL ;;
 	*) failed=$((failed + 1)) word=FAIL failures="$failures $1" ;;
 	esac
 	line=$(printf '%-5s %-22s %4d s' "$word" "$1" "$3")
@@ -109,6 +117,12 @@ show_failure()
 for s in "${scenarios[@]}"; do
 	name=$(basename "$s" .sh)
 	log=$WORK/logs/scenario-$name.log
+	case " ${DRP_IT_EXCLUDE:-} " in
+	*" $name "* | *" $name.sh "*)
+		result "$name" excluded 0
+		continue
+		;;
+	esac
 	pmark=$(log_mark "$WORK/shared/proxy.log")
 	emark=$(log_mark "$WORK/logs/proxy-shared.err")
 	san=$(drp_san_state)
@@ -144,7 +158,9 @@ drp_san_new "$san" >>"$WORK/logs/scenario-proxy_lifecycle.log" || rc=1
 result proxy_lifecycle $rc $((SECONDS - ts))
 [ $rc = 0 ] || sed 's/^/    /' "$WORK/logs/scenario-proxy_lifecycle.log"
 
-summary="$passed passed, $failed failed, $skipped skipped (total $((SECONDS - t0)) s)"
+summary="$passed passed, $failed failed, $skipped skipped"
+[ $excluded = 0 ] || summary="$summary, $excluded excluded (DRP_IT_EXCLUDE)"
+summary="$summary (total $((SECONDS - t0)) s)"
 echo "$summary"
 if [ -n "${DRP_IT_REPORT_FD:-}" ]; then
 	echo "integration: $summary" >&"$DRP_IT_REPORT_FD" || true
