@@ -8,12 +8,16 @@
 #   serve.sh: server CPU seconds per GB served, 1 client and N clients
 #   cold.sh:  the proxy's CPU seconds per cold pull (skopeo), and the
 #             cold pull's median wall time through the proxy
+#   cold.sh:  the same for one cold curl GET of the large layer
 # and B's change against A's. nginx's figures in the same runs are
 # printed too: they show how much the machine itself moved.
 #
 # usage: sudo bench/compare.sh BUILD_A BUILD_B [RUNS]
 # env:   as serve.sh and cold.sh (BENCH_MB, BENCH_ROUNDS, BENCH_CLIENTS, ...);
 #        BENCH_ONLY=serve|cold runs one of the two.
+#        BENCH_IT_LOCK=1 holds the integration tests' lock for the whole
+#        comparison (not per run: an integration run between two runs
+#        would load the machine for one build and not the other).
 set -euo pipefail
 
 A=$(cd "${1:?usage: bench/compare.sh BUILD_A BUILD_B [RUNS]}" && pwd)
@@ -23,10 +27,22 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(mktemp -d /tmp/drp-compare.XXXXXX)
 ONLY=${BENCH_ONLY:-}
 
+if [ "${BENCH_IT_LOCK:-0}" = 1 ]; then
+	lock=${DRP_IT_LOCK:-/tmp/drp-integration.lock}
+	echo "[$(date +%T)] waiting for the integration lock $lock" >&2
+	exec 9>"$lock"
+	flock -w "${DRP_IT_LOCK_WAIT:-900}" 9 || {
+		echo "compare: another integration run holds $lock" >&2
+		exit 1
+	}
+fi
+
 run_one()
 { # run_one SCRIPT BUILD TAG I
 	local log="$OUT/$1.$3.$4.log"
-	DRP_PROXY="$2/docker-registry-proxy" bash "$HERE/$1.sh" "$2" >"$log" 2>&1 || {
+	# The scripts inherit the lock (fd 9): they must not take it again.
+	DRP_PROXY="$2/docker-registry-proxy" BENCH_IT_LOCK=0 \
+		bash "$HERE/$1.sh" "$2" >"$log" 2>&1 || {
 		echo "compare: $1.sh failed for $2 (log $log)" >&2
 		exit 1
 	}
@@ -66,6 +82,11 @@ serve_nginx='$1 == "nginx" && $3 == N { print $7 }'
 cold_cpu='/^skopeo copy large\+small/ { print $8 }'
 cold_wall='/^skopeo copy large\+small/ { print $6 }'
 cold_ngx='/^skopeo copy large\+small/ { print $12 }'
+# "curl GET of the large layer DIRECT | PROXY OVH CPU | NGINX OVH CPU"
+curl_cpu='/^curl GET of the large layer/ { print $11 }'
+curl_wall='/^curl GET of the large layer/ { print $9 }'
+curl_ngx='/^curl GET of the large layer/ { print $15 }'
+curl_ngx_wall='/^curl GET of the large layer/ { print $13 }'
 
 line()
 { # line LABEL A-VALUES B-VALUES
@@ -93,4 +114,8 @@ if [ "$ONLY" != serve ]; then
 	line "cold: proxy CPU s per skopeo pull" "$(values A cold "$cold_cpu")" "$(values B cold "$cold_cpu")"
 	line "cold: skopeo pull through the proxy, wall s" "$(values A cold "$cold_wall")" "$(values B cold "$cold_wall")"
 	line "cold: nginx CPU s per skopeo pull" "$(values A cold "$cold_ngx")" "$(values B cold "$cold_ngx")"
+	line "cold: proxy CPU s per curl GET" "$(values A cold "$curl_cpu")" "$(values B cold "$curl_cpu")"
+	line "cold: curl GET through the proxy, wall s" "$(values A cold "$curl_wall")" "$(values B cold "$curl_wall")"
+	line "cold: nginx CPU s per curl GET" "$(values A cold "$curl_ngx")" "$(values B cold "$curl_ngx")"
+	line "cold: curl GET through nginx, wall s" "$(values A cold "$curl_ngx_wall")" "$(values B cold "$curl_ngx_wall")"
 fi

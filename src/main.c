@@ -797,14 +797,13 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/* The worker pool: lanes for the stores and the hashing of cold
-	 * blobs (here), the password checks (drp_workers_start) and the
-	 * administrator's commands and the max_age sweep (drp_ctl_start),
-	 * one thread reserved for each. Hashing may take one thread per
-	 * worker (a loop feeds a fill no faster than a core hashes); the
-	 * others' second thread is one of those when hashing leaves it. */
+	/* The worker pool: lanes for the stores (here), the password
+	 * checks (drp_workers_start, up to two at once) and the
+	 * administrator's commands and the max_age sweep (drp_ctl_start)
+	 * share four threads, one reserved for each; the hashing of cold
+	 * blobs has threads of its own (below). */
 	unsigned hashers = srv.n_workers ? srv.n_workers : 1;
-	srv.pool = drp_pool_new(3 + hashers);
+	srv.pool = drp_pool_new(4);
 	if (srv.pool == NULL) {
 		drp_log_err(DRP_LOG_MAIN, "cannot start the worker pool");
 		return start_failed(&srv, conf, ctl);
@@ -813,8 +812,12 @@ int main(int argc, char **argv)
 	 * are disk-bound, more threads would only compete for the disk. */
 	if (srv.capi) {
 		srv.jobs = drp_jobs_new_on(srv.pool, "stores", 1);
+		/* One hashing thread per worker (a loop feeds a fill no
+		 * faster than a core hashes), at nice 10: hashing trails
+		 * the fetch and yields the cores to the loops, which
+		 * receive and send the bytes. */
 		srv.hash_lane =
-			drp_pool_lane_new(srv.pool, "hash", hashers, 1, 0);
+			drp_pool_lane_new_own(srv.pool, "hash", hashers, 10, 0);
 	}
 	/* Metadata records (tags, media types, "seen" marks) are written
 	 * from the loops: the fs backend keeps them in memory until the
@@ -830,8 +833,8 @@ int main(int argc, char **argv)
 				"[fleet] redis is not used without [cache] "
 				"backend = s3 (the fleet's shared cache)");
 	if (conf->fleet_redis && srv.s3) {
-		srv.fleet = drp_fleet_new(conf, srv.n_workers, err,
-					  sizeof(err));
+		srv.fleet =
+			drp_fleet_new(conf, srv.n_workers, err, sizeof(err));
 		if (srv.fleet == NULL) {
 			drp_log_err(DRP_LOG_MAIN, "%s", err);
 			return 1;

@@ -22,6 +22,10 @@ drp_jobs_t *drp_jobs_new_on(drp_pool_t *pool, const char *name,
 		return NULL;
 	drp_jobs_t *j = DRP_NEW(drp_jobs_t);
 	j->lane = lane;
+	/* Freed with the pool, not by drp_jobs_free: a thread that still
+	 * holds the queue (a job of another lane, at exit) submits to a
+	 * closed lane and runs its job itself. */
+	drp_pool_at_free(pool, free, j);
 	return j;
 }
 
@@ -55,8 +59,9 @@ void drp_jobs_free(drp_jobs_t *j)
 {
 	if (j == NULL)
 		return;
-	/* Runs what is queued; submissions from now on run inline. */
+	/* Runs what is queued; submissions from now on run inline. On a
+	 * shared pool j stays (closed) until the pool is freed; a pool of
+	 * its own frees j with it. */
 	drp_pool_lane_close(j->lane);
 	drp_pool_free(j->own);
-	free(j);
 }

@@ -23,13 +23,16 @@ drp_jobs_t *drp_jobs_new_on(struct drp_pool *pool, const char *name,
 /* Same on a pool of its own of `threads` (>= 1) threads. NULL if none
  * could be started. */
 drp_jobs_t *drp_jobs_new(unsigned threads);
-/* Queue fn(arg). Never fails: after drp_jobs_free has begun (or with a
- * NULL queue) the job runs at once on the calling thread. */
+/* Queue fn(arg). Never fails: with a NULL queue, or once drp_jobs_free
+ * has begun on a queue of a shared pool (drp_jobs_new_on) and until that
+ * pool is freed, the job runs at once on the calling thread. A queue with
+ * a pool of its own (drp_jobs_new) is gone when drp_jobs_free returns. */
 void drp_jobs_submit(drp_jobs_t *j, drp_job_fn fn, void *arg);
 /* Jobs queued or running. */
 unsigned drp_jobs_pending(drp_jobs_t *j);
-/* Run every queued job to its end, then free (and stop the threads of
- * a pool of its own). */
+/* Run every queued job to its end and close the queue. On a shared pool
+ * the queue's memory goes with the pool (drp_pool_free); with a pool of
+ * its own, both go now. */
 void drp_jobs_free(drp_jobs_t *j);
 
 #endif

@@ -13,6 +13,16 @@
  * fills does not delay a password check, nor a login flood a fill.
  * Free threads serve the lanes round robin.
  *
+ * A lane may instead own its threads (drp_pool_lane_new_own): only they
+ * run its jobs, at the lane's own priority. A thread that lowered its
+ * priority cannot raise it again (without CAP_SYS_NICE), so a lane whose
+ * work must yield to the event loops (the hashing of cold fills, at
+ * nice 10) cannot borrow the shared threads, nor lend its own.
+ *
+ * Each submitted job wakes at most one idle thread, and only when no
+ * thread already woken will take it; a thread whose job ends looks for
+ * the next job itself.
+ *
  * Thread-safe: any thread may submit. A job's completion (done) runs on
  * the loop given at submission, from the pool's ev_async on that loop;
  * the ev_async is started on first submission from that loop, so the
@@ -61,6 +71,17 @@ drp_pool_lane_t *drp_pool_lane_new(drp_pool_t *p, const char *name,
 				   unsigned flags) __attribute__((nonnull));
 
 /*
+ * Add a lane with `threads` (>= 1) threads of its own, run at the nice
+ * value nice (0: the process's; see setpriority(2): per thread on
+ * Linux): at most that many of its jobs run at once, and no other lane's
+ * on them. NULL (and a log line) if no thread could be started. Not
+ * counted in drp_pool_threads. Any thread but the lane's own.
+ */
+drp_pool_lane_t *drp_pool_lane_new_own(drp_pool_t *p, const char *name,
+				       unsigned threads, int nice,
+				       unsigned flags) __attribute__((nonnull));
+
+/*
  * Queue work(arg) on lane; then done(arg, status) on loop. loop NULL:
  * done (if not NULL) runs on the pool thread right after work. *job (if
  * job is not NULL) is a handle for drp_pool_cancel, valid until done
@@ -84,7 +105,10 @@ unsigned drp_pool_lane_running(drp_pool_lane_t *lane) __attribute__((nonnull));
  * Close a lane: new submissions get -ESHUTDOWN, queued jobs are
  * cancelled (their done runs here, with -ECANCELED) or, in a DRAIN lane,
  * run, and this waits for the lane's jobs to end (their done goes to
- * their loop as usual). Then the lane is freed. Not from a pool thread.
+ * their loop as usual); a lane's own threads then end. The lane's
+ * memory stays until drp_pool_free, so a submission to it from any
+ * thread meanwhile gets -ESHUTDOWN. A second close is a no-op. Not from
+ * a pool thread.
  */
 void drp_pool_lane_close(drp_pool_lane_t *lane) __attribute__((nonnull));
 
@@ -95,6 +119,15 @@ void drp_pool_lane_close(drp_pool_lane_t *lane) __attribute__((nonnull));
  */
 void drp_pool_loop_forget(drp_pool_t *p, struct ev_loop *loop)
 	__attribute__((nonnull));
+
+/* fn(arg) at the end of drp_pool_free, after its threads ended and the
+ * completions ran (e.g. free an object that wraps a lane, which may be
+ * used until then). Any thread. */
+void drp_pool_at_free(drp_pool_t *p, void (*fn)(void *), void *arg)
+	__attribute__((nonnull(1, 2)));
+
+/* Times a pool thread woke up to look for work (for tests). */
+unsigned long drp_pool_wakeups(drp_pool_t *p) __attribute__((nonnull));
 
 /*
  * Free the pool: queued jobs of DRAIN lanes run, those of other lanes

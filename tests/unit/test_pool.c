@@ -8,6 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "util/pool.h"
 
@@ -380,6 +383,136 @@ START_TEST(pool_done_on_submitting_loop)
 }
 END_TEST
 
+/* One job, and the calling thread waits for it (no loop: done runs on
+ * the pool thread right after work). */
+static void count_done(void *arg, int status)
+{
+	(void)arg;
+	(void)status;
+	pthread_mutex_lock(&st.lock);
+	st.n_done++;
+	pthread_cond_broadcast(&st.cond);
+	pthread_mutex_unlock(&st.lock);
+}
+
+static void nop(void *arg)
+{
+	(void)arg;
+}
+
+static long voluntary_switches(void)
+{
+	struct rusage ru;
+	ck_assert_int_eq(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_nvcsw;
+}
+
+/* A job wakes one idle thread, not all of them: with 8 idle threads,
+ * 200 jobs submitted one at a time (each waited for) cost about two
+ * context switches each (the pool thread's and the submitter's), where
+ * waking every idle thread on each submit and each end costs more than
+ * eight. Counted by the kernel (voluntary context switches of the whole
+ * process), so it holds whatever the pool counts itself. */
+START_TEST(pool_wakes_one_thread_per_job)
+{
+	reset();
+	drp_pool_t *p = drp_pool_new(8);
+	drp_pool_lane_t *l = drp_pool_lane_new(p, "x", 8, 1, 0);
+	/* Every thread idle before counting. */
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(
+			drp_pool_submit(l, NULL, nop, count_done, NULL, NULL),
+			0);
+	pthread_mutex_lock(&st.lock);
+	while (st.n_done < 8)
+		pthread_cond_wait(&st.cond, &st.lock);
+	pthread_mutex_unlock(&st.lock);
+	usleep(100000); /* the threads go back to waiting */
+	long before = voluntary_switches();
+	const unsigned n = 200;
+	for (unsigned i = 0; i < n; i++) {
+		ck_assert_int_eq(
+			drp_pool_submit(l, NULL, nop, count_done, NULL, NULL),
+			0);
+		pthread_mutex_lock(&st.lock);
+		while (st.n_done < 8 + i + 1)
+			pthread_cond_wait(&st.cond, &st.lock);
+		pthread_mutex_unlock(&st.lock);
+	}
+	long switches = voluntary_switches() - before;
+	ck_assert_int_le(switches, 3 * (long)n);
+	drp_pool_free(p);
+}
+END_TEST
+
+static struct {
+	pthread_mutex_t lock;
+	int nice[16];
+	pid_t tid[16];
+	unsigned n;
+} pr = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void record_nice(void *arg)
+{
+	(void)arg;
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	errno = 0;
+	int n = getpriority(PRIO_PROCESS, (id_t)tid);
+	pthread_mutex_lock(&pr.lock);
+	pr.nice[pr.n] = n;
+	pr.tid[pr.n++] = tid;
+	pthread_mutex_unlock(&pr.lock);
+}
+
+/* A lane with threads of its own runs its jobs on them at its nice
+ * value, and neither lends them to the shared lanes (which keep the
+ * process's priority) nor needs the shared threads: with the only
+ * shared thread blocked, its jobs still run. */
+START_TEST(pool_own_lane_priority)
+{
+	reset();
+	pr.n = 0;
+	errno = 0;
+	int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+	drp_pool_t *p = drp_pool_new(1);
+	drp_pool_lane_t *shared = drp_pool_lane_new(p, "users", 1, 1, 0);
+	drp_pool_lane_t *own = drp_pool_lane_new_own(p, "hash", 2, 10, 0);
+	ck_assert_ptr_nonnull(own);
+	ck_assert_uint_eq(drp_pool_threads(p), 1);
+	ck_assert_int_eq(drp_pool_submit(shared, NULL, blocker_work, NULL,
+					 (void *)(intptr_t)1, NULL),
+			 0);
+	wait_started(1);
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(drp_pool_submit(own, NULL, record_nice,
+						 count_done, NULL, NULL),
+				 0);
+	pthread_mutex_lock(&st.lock);
+	while (st.n_done < 6)
+		pthread_cond_wait(&st.cond, &st.lock);
+	pthread_mutex_unlock(&st.lock);
+	open_gate();
+	ck_assert_int_eq(drp_pool_submit(shared, NULL, record_nice, count_done,
+					 NULL, NULL),
+			 0);
+	pthread_mutex_lock(&st.lock);
+	while (st.n_done < 7)
+		pthread_cond_wait(&st.cond, &st.lock);
+	pthread_mutex_unlock(&st.lock);
+	ck_assert_uint_eq(pr.n, 7);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(pr.nice[i], base + 10 > 19 ? 19 : base + 10);
+		ck_assert_int_ne(pr.tid[i], pr.tid[6]);
+	}
+	ck_assert_int_eq(pr.nice[6], base);
+	/* Closed, its threads end; a late submission is refused. */
+	drp_pool_lane_close(own);
+	ck_assert_int_eq(drp_pool_submit(own, NULL, nop, NULL, NULL, NULL),
+			 -ESHUTDOWN);
+	drp_pool_free(p);
+}
+END_TEST
+
 Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -392,6 +525,8 @@ Suite *pool_suite(void)
 	tcase_add_test(tc, pool_lane_close);
 	tcase_add_test(tc, pool_lane_close_drains);
 	tcase_add_test(tc, pool_done_on_submitting_loop);
+	tcase_add_test(tc, pool_wakes_one_thread_per_job);
+	tcase_add_test(tc, pool_own_lane_priority);
 	suite_add_tcase(s, tc);
 	return s;
 }

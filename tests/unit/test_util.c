@@ -18,6 +18,7 @@
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/notify.h"
+#include "util/pool.h"
 
 Suite *util_suite(void);
 
@@ -86,6 +87,49 @@ START_TEST(jobs_order_and_drain)
 	ck_assert_int_eq(ord.n, 51);
 	ck_assert_int_eq(ord.seen[50], 99);
 	ck_assert(pthread_equal(ord.thread[50], pthread_self()));
+}
+END_TEST
+
+/* A job of another lane that submits to the stores queue after
+ * drp_jobs_free (the exit order of main.c: the admin lane can still run
+ * while the stores queue is freed, and ends with the pool). */
+static drp_jobs_t *late_queue;
+static void late_submit(void *arg)
+{
+	(void)arg;
+	drp_jobs_submit(late_queue, record, (void *)(intptr_t)8);
+}
+
+/* drp_jobs_free on a shared pool: from then on (until the pool is
+ * freed) a submission runs at once on the submitting thread, whether it
+ * comes from the freeing thread or from a job of another lane still
+ * running: the queue is not freed under them. */
+START_TEST(jobs_submit_after_free)
+{
+	pthread_mutex_lock(&ord.lock);
+	ord.n = 0;
+	pthread_mutex_unlock(&ord.lock);
+	drp_pool_t *pool = drp_pool_new(2);
+	ck_assert_ptr_nonnull(pool);
+	drp_jobs_t *j = drp_jobs_new_on(pool, "stores", 1);
+	drp_pool_lane_t *admin =
+		drp_pool_lane_new(pool, "admin", 1, 1, DRP_POOL_DRAIN);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_ptr_nonnull(admin);
+	drp_jobs_submit(j, record, (void *)(intptr_t)1);
+	drp_jobs_free(j);
+	ck_assert_int_eq(ord.n, 1);
+	drp_jobs_submit(j, record, (void *)(intptr_t)7);
+	ck_assert_int_eq(ord.n, 2);
+	ck_assert_int_eq(ord.seen[1], 7);
+	ck_assert(pthread_equal(ord.thread[1], pthread_self()));
+	late_queue = j;
+	ck_assert_int_eq(
+		drp_pool_submit(admin, NULL, late_submit, NULL, NULL, NULL), 0);
+	drp_pool_free(pool); /* runs the admin job to its end */
+	ck_assert_int_eq(ord.n, 3);
+	ck_assert_int_eq(ord.seen[2], 8);
+	ck_assert(!pthread_equal(ord.thread[2], pthread_self()));
 }
 END_TEST
 
@@ -459,6 +503,7 @@ Suite *util_suite(void)
 	tcase_add_test(tc, buf_append_consume);
 	tcase_add_test(tc, log_level_parse);
 	tcase_add_test(tc, jobs_order_and_drain);
+	tcase_add_test(tc, jobs_submit_after_free);
 	tcase_add_test(tc, bus_guard_truncated_mapping);
 	tcase_add_loop_test(tc, base64_rfc4648_vectors, 0,
 			    sizeof(b64_vectors) / sizeof(b64_vectors[0]));
