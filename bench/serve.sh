@@ -232,6 +232,6 @@ done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
 if [ -n "$METRICS" ]; then
 	echo "proxy /metrics (cache lines):"
-	printf '%s\n' "$METRICS" | grep -Ei 'cache|hit|miss' | grep -v '^#' | sed 's/^/  /' | head -n 12
+	printf '%s\n' "$METRICS" | grep -Ei 'cache|hit|miss' | grep -v '^#' | sed 's/^/  /' | sed -n 1,12p
 fi
 bench_stop_proxy
