@@ -454,8 +454,16 @@ static void s3_async_cb(struct ev_loop *loop, ev_async *a, int revents)
 	if (verdict == 0)
 		return;
 	drp_server_t *srv = f->srv;
+	/* A lapsed lease: another proxy may be publishing the same object;
+	 * a second complete over it is left out. */
+	if (verdict > 0 && drp_lease_lapsed(f->lease))
+		drp_log_notice(DRP_LOG_CACHE,
+			       "fleet: %s: verified, but the lease lapsed: "
+			       "not published from here, the proxy that took "
+			       "over publishes it",
+			       f->digest);
 	if (f->upload) {
-		if (verdict > 0)
+		if (verdict > 0 && !drp_lease_lapsed(f->lease))
 			drp_s3_upload_commit(f->upload, total);
 		else
 			drp_s3_upload_abort(f->upload);
@@ -908,6 +916,7 @@ static void fill_done(void *arg, int err, int http_status, const char *reason)
 		set_state(f, DRP_FILL_DECLINED);
 		s3_abandon(f);
 	} else if (err == 0) {
+		drp_lease_fetched(f->lease);
 		/* Waiters get their last byte with the verdict. */
 		end_body(f, 0);
 		if (!f->pooled)

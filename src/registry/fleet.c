@@ -48,7 +48,8 @@ struct drp_lease {
 	void *arg;
 	bool mine;
 	bool progressed;
-	bool lapsed_logged;
+	bool fetched; /* the body is in: renew until the release */
+	bool lapsed;  /* a renewal found the key gone or another's */
 	double deadline;
 	double poll;
 	ev_timer timer;
@@ -255,13 +256,15 @@ static void extend_cb(void *arg, const redisReply *rep, const char *why)
 	drp_lease_t *l = arg;
 	l->cmd = NULL;
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 &&
-	    !l->lapsed_logged) {
-		/* The fill goes on: a content-addressed object written twice
-		 * is the same object. */
-		l->lapsed_logged = true;
+	    !l->lapsed) {
+		/* Another proxy may hold it now and publish the object: the
+		 * fill goes on for this proxy's clients and local tier, but
+		 * its upload is not completed (drp_lease_lapsed). */
+		l->lapsed = true;
 		drp_log_notice(DRP_LOG_CACHE,
 			       "fleet: %s: the lease lapsed during the fill "
-			       "(stalled?); the fill goes on",
+			       "(stalled?); the fill goes on here, its upload "
+			       "will not be published",
 			       l->digest);
 	}
 }
@@ -270,7 +273,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	drp_lease_t *l = DRP_CONTAINER_OF(t, drp_lease_t, timer);
 	if (l->mine) {
-		if (!l->progressed || l->cmd)
+		if ((!l->progressed && !l->fetched) || l->cmd)
 			return; /* stalled: let Redis end the lease */
 		l->progressed = false;
 		char px[32];
@@ -327,10 +330,28 @@ void drp_lease_progress(drp_lease_t *l)
 		l->progressed = true;
 }
 
+void drp_lease_fetched(drp_lease_t *l)
+{
+	if (l)
+		l->fetched = true;
+}
+
+bool drp_lease_lapsed(const drp_lease_t *l)
+{
+	/* Only a renewal answered 0 says so: a lease merely unrenewed for
+	 * a while may still hold, and completing an upload of verified
+	 * bytes twice stores the same object twice, nothing worse. */
+	return l && l->mine && l->lapsed;
+}
+
 void drp_lease_release(drp_lease_t *l, const char *failure)
 {
 	if (l == NULL)
 		return;
+	/* A lease that lapsed may be another proxy's now: its failure
+	 * marker would send that proxy's waiters upstream on their own. */
+	if (failure && drp_lease_lapsed(l))
+		failure = NULL;
 	/* One connection: Redis runs these in order; nobody waits for
 	 * the answers. */
 	if (failure) {

@@ -6,10 +6,15 @@
  *
  *   take:    SET drp:lease:<digest> <token> NX PX <lease_ttl>
  *            (token: 128 random bits)
- *   renew:   every lease_ttl/3 while bytes keep arriving, compare-and-
+ *   renew:   every lease_ttl/3 while bytes keep arriving (and after the
+ *            last one until the release: the upload's tail), compare-and-
  *            extend (a script: PEXPIRE only if the value is our token);
  *            a stalled fill stops renewing, and Redis's own TTL ends the
- *            lease: no clocks are compared across machines
+ *            lease: no clocks are compared across machines; a holder
+ *            whose renewal is answered 0 (the lease lapsed, another
+ *            proxy may hold it now) still serves its clients and fills
+ *            its local tier, but aborts its upload (the proxy that took
+ *            over publishes the object) and sets no failure marker
  *   release: once the object is complete in S3 (or the fill failed:
  *            first SET drp:failed:<digest> <reason> PX 30000),
  *            compare-and-delete
@@ -71,6 +76,18 @@ drp_lease_t *drp_lease_acquire(drp_fleet_t *fl, drp_worker_t *w,
 void drp_lease_cancel(drp_lease_t *l);
 /* Bytes arrived: the next renewal may extend the lease. */
 void drp_lease_progress(drp_lease_t *l);
+/* The whole body arrived: renew until drp_lease_release() whether bytes
+ * arrive or not. What is left (the digest, the upload's last parts and
+ * its completion) is bounded by the S3 requests' own deadlines; without
+ * this, an upload tail longer than lease_ttl let the lease lapse with
+ * the object almost stored, and a waiting proxy fetched it again. */
+void drp_lease_fetched(drp_lease_t *l);
+/* The lease is no longer this proxy's: a renewal found the key gone or
+ * another proxy's token (the holder stalled, or was stopped, for longer
+ * than lease_ttl). The holder then does not publish its copy (the proxy
+ * that took over publishes the same object) and sets no failure marker.
+ * false for NULL. */
+bool drp_lease_lapsed(const drp_lease_t *l);
 /* The fill is over: failure NULL (the object is in S3) or why not (a
  * failure marker for the waiting proxies first). Frees l. */
 void drp_lease_release(drp_lease_t *l, const char *failure);

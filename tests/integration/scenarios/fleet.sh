@@ -1,40 +1,130 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# One upstream fetch per blob for a fleet: two proxies on one S3 bucket
-# (Ceph RGW) with the Redis lease ([fleet] redis), the upstream a slow
-# registry (fakeupstream.py, whose own log counts its GETs):
-#  1. 8 curl clients on each proxy ask for one cold blob at once: exactly
-#     1 upstream GET, every client gets the right bytes, and one proxy
-#     waited for the other's fill instead of fetching;
-#  2. kill -9 of the lease holder mid-fill: the other proxy takes over
-#     once the lease expires (Redis's TTL), its client gets the right
-#     bytes, and nothing partial is visible in the bucket before;
+# One upstream fetch per blob for a fleet: proxies on one S3 bucket (Ceph
+# RGW) with the Redis lease ([fleet] redis). Upstream requests are
+# counted in the registry's own log (the Debian registry's, or
+# fakeupstream.py's), the store's in radosgw's:
+#  1. the issue's size: two proxies, 16 clients each (8 curl, 8 skopeo),
+#     one cold image with a 100 MB layer, from the real registry: exactly
+#     1 upstream GET per blob for the fleet, every client's digests right,
+#     one lease taken per blob; then a third, fresh proxy pulls the same
+#     image: 0 upstream blob GETs, each blob read once from the bucket;
+#  2. kill -9 of the lease holder mid-fill (a slow registry): the other
+#     proxy takes over once the lease expires (Redis's TTL), its client
+#     gets the right bytes, and nothing partial is visible in the bucket;
 #  3. Redis stopped: each proxy fetches on its own (logged), and serves.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$DRP_IT_DIR/ceph_lib.sh"
 drp_scenario_init
-drp_require_tools curl sha256sum
+drp_require_tools curl skopeo sha256sum
 
 ceph_start
 redis_start
 B=drp-fleet
 s3_mkbucket $B
+s3_mkbucket drp-fleet-big
+reg=$(reg_log open)
+rgw=$(rgw_log)
 drp_start_fakeupstream $((16 * 1024 * 1024))
 fake=$WORK/logs/fake.out
 
-# proxy NAME: a proxy of the fleet (fleet-NAME: the work dir is shared
-# with other scenarios), empty local tier, lease of 3 s.
+# proxy NAME [BUCKET]: a proxy of the fleet (fleet-NAME: the work dir is
+# shared with other scenarios), empty local tier, lease of 3 s.
 proxy()
 {
-	DRP_IT_REGISTRIES="bad.test" drp_proxy_conf "fleet-$1" "$(drp_free_port)" "log_level = info" \
+	DRP_IT_REGISTRIES="bad.test registry.test" drp_proxy_conf "fleet-$1" "$(drp_free_port)" "log_level = info" \
 		"$(printf 'backend = s3\ns3_endpoint = %s\ns3_bucket = %s\ns3_access_key = %s\ns3_secret_key_file = %s\n[fleet]\nredis = %s:%s\nlease_ttl = 3s\nwait = 60s\n' \
-			"$S3_HTTP" $B "$S3_ACCESS_KEY" "$CEPH_DIR/drp.secret" "$REDIS_IP" "$REDIS_PORT")"
+			"$S3_HTTP" "${2:-$B}" "$S3_ACCESS_KEY" "$CEPH_DIR/drp.secret" "$REDIS_IP" "$REDIS_PORT")"
 	drp_start_proxy "fleet-$1"
 }
 key() { echo "blobs/sha256/${1#sha256:}"; }
 s3head() { s3curl -o /dev/null -w '%{http_code}' -I "$S3_HTTP/$B/$(key "$1")"; }
 gets() { count_since "$fake" "$1" "$(req_pat GET "/v2/test/slow/blobs/$2")"; }
+
+# ---- 1. The issue's size: two proxies, 16 clients each (8 curl, 8
+# skopeo), one cold image whose layer is 100 MB, from the real registry.
+proxy big-a drp-fleet-big
+BA_URL=$PROXY_URL BA_CA=$PROXY_CA BA_DIR=$PROXY_DIR
+proxy big-b drp-fleet-big
+BB_URL=$PROXY_URL BB_CA=$PROXY_CA BB_DIR=$PROXY_DIR
+
+# bigcurl URL CA NAME: curl of the large layer through one proxy, in the
+# background, its bytes hashed as they come (no 100 MB file per client).
+bigcurl()
+{
+	(
+		set -o pipefail
+		curl -sS --max-time 300 --proxy "$1" --noproxy '' --cacert "$2" --capath "$WORK/empty-certs" \
+			"https://registry.test/v2/test/large/blobs/$LARGE_LAYER" 2>"$SCEN/$3.err" |
+			sha256sum | cut -c1-64 >"$SCEN/$3.sum"
+	) &
+	pids+=($!)
+}
+# bigskopeo URL CA NAME: skopeo copy of test/large:v1 through one proxy
+# into $SCEN/NAME, in the background.
+bigskopeo()
+{
+	(
+		PROXY_URL=$1 PROXY_CA=$2
+		pskopeo copy --quiet --retry-times 0 docker://registry.test/test/large:v1 "dir:$SCEN/$3" \
+			>"$SCEN/$3.err" 2>&1
+	) &
+	pids+=($!)
+}
+m=$(log_mark "$reg") mr=$(log_mark "$rgw")
+t0=$SECONDS
+pids=()
+for i in $(seq 1 8); do
+	bigcurl "$BA_URL" "$BA_CA" "bca.$i"
+	bigskopeo "$BA_URL" "$BA_CA" "bsa.$i"
+	bigcurl "$BB_URL" "$BB_CA" "bcb.$i"
+	bigskopeo "$BB_URL" "$BB_CA" "bsb.$i"
+done
+for p in "${pids[@]}"; do wait "$p" || drp_fail "a client of the fleet failed: $(cat "$SCEN"/b*.err)"; done
+drp_log "32 clients on two proxies pulled the 100 MB layer in $((SECONDS - t0)) s"
+for f in "$SCEN"/bc[ab].*.sum; do
+	expect_eq "curl client $(basename "$f" .sum): the layer's digest" "${LARGE_LAYER#sha256:}" "$(cat "$f")"
+done
+for d in "$SCEN"/bs[ab].[0-9]*; do
+	[ -d "$d" ] || continue
+	check_dir_image "$d" "$LARGE_DIGEST" $LARGE_BLOBS
+	rm -rf "$d"
+done
+expect_eq "skopeo clients checked" 16 "$(find "$SCEN" -maxdepth 1 -name 'bs[ab].*.err' | wc -l)"
+settle_upstream registry.test "$reg"
+for b in $LARGE_BLOBS; do
+	expect_eq "upstream GETs of ${b:7:12} for the fleet (32 clients, 2 proxies)" 1 \
+		"$(count_since "$reg" "$m" "$(req_pat GET "/v2/test/large/blobs/$b")")"
+	expect_eq "completed uploads of ${b:7:12} to the bucket" 1 \
+		"$(($(count_since "$rgw" "$mr" "PUT /drp-fleet-big/$(key "$b") HTTP/") +
+			$(count_since "$rgw" "$mr" "POST /drp-fleet-big/$(key "$b")?uploadId=")))"
+done
+if ! grep -q "fleet: $LARGE_LAYER: another proxy is fetching it" "$BA_DIR/proxy.log" "$BB_DIR/proxy.log"; then
+	drp_fail "neither proxy waited for the other's fill of the layer (the lease was not exercised)"
+fi
+lq() { curl -s --max-time 10 -o "$SCEN/m" "$1/metrics"; python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/m" "drp_fleet_leases_total{outcome=\"$2\"}"; }
+nblobs=$(echo $LARGE_BLOBS | wc -w)
+expect_eq "leases taken in the fleet, one per blob (/metrics)" "$nblobs" $(($(lq "$BA_URL" taken) + $(lq "$BB_URL" taken)))
+drp_log "ok: $(grep -l "fleet: $LARGE_LAYER: lease taken" "$BA_DIR/proxy.log" "$BB_DIR/proxy.log" | xargs -n1 dirname | xargs -n1 basename | sed 's/^fleet-//') took the layer's lease"
+
+# A third proxy, fresh (empty local tier), pulls the same image: no
+# upstream blob GET, each blob read once from the bucket.
+proxy big-c drp-fleet-big
+m=$(log_mark "$reg") mr=$(log_mark "$rgw")
+pskopeo copy --quiet --retry-times 0 docker://registry.test/test/large:v1 "dir:$SCEN/bsc" ||
+	drp_fail "skopeo through the third proxy failed"
+check_dir_image "$SCEN/bsc" "$LARGE_DIGEST" $LARGE_BLOBS
+rm -rf "$SCEN/bsc"
+settle_upstream registry.test "$reg"
+for b in $LARGE_BLOBS; do
+	expect_eq "third proxy: upstream GETs of ${b:7:12}" 0 \
+		"$(count_since "$reg" "$m" "$(req_pat GET "/v2/test/large/blobs/$b")")"
+	wait_log "$rgw" "$mr" "GET /drp-fleet-big/$(key "$b") " 1 10
+	expect_eq "third proxy: GETs of ${b:7:12} that reached radosgw" 1 \
+		"$(count_since "$rgw" "$mr" "GET /drp-fleet-big/$(key "$b") ")"
+done
+drp_log "ok: step 1 took $((SECONDS - t0)) s"
 
 proxy a
 A_URL=$PROXY_URL A_CA=$PROXY_CA A_DIR=$PROXY_DIR A_PID=$PROXY_PID
@@ -51,27 +141,6 @@ clients()
 		pids+=($!)
 	done
 }
-
-# ---- 1. 8 + 8 clients, one cold 3 MB blob: 1 upstream GET.
-blob=$(cd "$WORK/images/push/blobs/sha256" && ls -S | head -n 1)
-blob=sha256:$blob
-m=$(log_mark "$fake")
-pids=()
-clients 8 "$A_URL" "$A_CA" "$blob" a
-clients 8 "$B_URL" "$B_CA" "$blob" b
-for p in "${pids[@]}"; do wait "$p" || drp_fail "a client of the fleet failed: $(cat "$SCEN"/*.err)"; done
-for f in "$SCEN"/a.[0-9] "$SCEN"/b.[0-9]; do
-	expect_file_digest "client $(basename "$f")" "$f" "$blob"
-done
-wait_log "$fake" "$m" "$(req_pat GET "/v2/test/slow/blobs/$blob")" 1 5
-expect_eq "upstream GETs of ${blob:7:12} for the fleet (16 clients, 2 proxies)" 1 "$(gets "$m" "$blob")"
-if ! grep -q "fleet: $blob: another proxy is fetching it" "$A_DIR/proxy.log" "$B_DIR/proxy.log"; then
-	drp_fail "neither proxy waited for the other's fill (the lease was not exercised)"
-fi
-lq() { curl -s --max-time 10 -o "$SCEN/m" "$1/metrics"; python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/m" "drp_fleet_leases_total{outcome=\"$2\"}"; }
-expect_eq "leases taken in the fleet (/metrics)" 1 $(($(lq "$A_URL" taken) + $(lq "$B_URL" taken)))
-expect_ge "fills that read another proxy's blob (/metrics)" 1 $(($(lq "$A_URL" stored) + $(lq "$B_URL" stored)))
-drp_log "ok: $(grep -l "fleet: $blob: lease taken" "$A_DIR/proxy.log" "$B_DIR/proxy.log" | xargs -n1 dirname | xargs -n1 basename | sed 's/^fleet-//') took the lease"
 
 # ---- 2. kill -9 of the holder mid-fill.
 layer=$LARGE_LAYER

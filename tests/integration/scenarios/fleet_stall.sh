@@ -1,0 +1,108 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A lease that lapses while its holder stalls but lives on: two proxies
+# on one S3 bucket (Ceph RGW) with the Redis lease (lease_ttl 3 s), the
+# upstream a slow registry (fakeupstream.py, whose own log counts GETs).
+# Proxy a takes the lease for the cold 100 MB layer and is stopped
+# (SIGSTOP) mid-fill; proxy b, waiting, takes over once Redis ends the
+# lease; proxy a is resumed (SIGCONT) while b fills. Then:
+#  - a's renewal (compare-and-extend) is answered 0 and logged;
+#  - a goes on serving its own client, exact bytes, but does not publish
+#    its copy: its multipart upload is aborted, not completed, so the
+#    object is completed in the bucket exactly once (b's), counted in
+#    radosgw's log;
+#  - a sets no failure marker in Redis (the lease is b's: a marker would
+#    send b's waiters upstream); b's client gets exact bytes;
+#  - 2 upstream GETs in all (a's and b's), the bucket's object is exact,
+#    and a third, fresh proxy reads it from the bucket: 0 upstream GETs.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$DRP_IT_DIR/ceph_lib.sh"
+drp_scenario_init
+drp_require_tools curl sha256sum
+
+ceph_start
+redis_start
+B=drp-stall
+s3_mkbucket $B
+drp_start_fakeupstream $((16 * 1024 * 1024))
+fake=$WORK/logs/fake.out
+rgw=$(rgw_log)
+
+# proxy NAME [REDIS-HOST]: a proxy of the fleet, empty local tier, lease
+# of 3 s.
+proxy()
+{
+	DRP_IT_REGISTRIES="bad.test" drp_proxy_conf "stall-$1" "$(drp_free_port)" "log_level = info" \
+		"$(printf 'backend = s3\ns3_endpoint = %s\ns3_bucket = %s\ns3_access_key = %s\ns3_secret_key_file = %s\n[fleet]\nredis = %s:%s\nlease_ttl = 3s\nwait = 60s\n' \
+			"$S3_HTTP" $B "$S3_ACCESS_KEY" "$CEPH_DIR/drp.secret" "${2:-$REDIS_IP}" "$REDIS_PORT")"
+	drp_start_proxy "stall-$1"
+}
+layer=$LARGE_LAYER
+key=blobs/sha256/${layer#sha256:}
+gets() { count_since "$fake" "$1" "$(req_pat GET "/v2/test/slow/blobs/$layer")"; }
+# client URL CA NAME: one curl of the layer through a proxy, background.
+client()
+{
+	curl -sS --max-time 120 --proxy "$1" --noproxy '' --cacert "$2" --capath "$WORK/empty-certs" \
+		-o "$SCEN/$3" "https://bad.test/v2/test/slow/blobs/$layer" 2>"$SCEN/$3.err" &
+	CLIENT_PID=$!
+}
+
+proxy a
+A_URL=$PROXY_URL A_CA=$PROXY_CA A_DIR=$PROXY_DIR A_PID=$PROXY_PID
+proxy b
+B_URL=$PROXY_URL B_CA=$PROXY_CA B_DIR=$PROXY_DIR
+
+m=$(log_mark "$fake") mr=$(log_mark "$rgw")
+client "$A_URL" "$A_CA" a
+a_client=$CLIENT_PID
+wait_log "$rgw" "$mr" "PUT /$B/$key?partNumber=1&" 1 30
+grep -q "fleet: $layer: lease taken" "$A_DIR/proxy.log" || drp_fail "proxy a did not take the lease"
+client "$B_URL" "$B_CA" b
+b_client=$CLIENT_PID
+drp_wait "proxy b to wait for proxy a's fill" 10 grep -q "fleet: $layer: another proxy is fetching it" "$B_DIR/proxy.log"
+
+# a stalls, alive: it renews no more, and Redis ends its lease.
+kill -STOP "$A_PID"
+t0=$SECONDS
+drp_wait "proxy b to take over the lapsed lease" 20 \
+	grep -q "fleet: $layer: the other proxy's lease ended without the object: taking it" "$B_DIR/proxy.log"
+drp_wait "proxy b to hold the lease" 10 grep -q "fleet: $layer: lease taken" "$B_DIR/proxy.log"
+drp_log "ok: proxy b took the lease $((SECONDS - t0)) s after proxy a stopped"
+expect_eq "b's fill has not completed an upload yet" 0 "$(count_since "$rgw" "$mr" "POST /$B/$key?uploadId=")"
+kill -CONT "$A_PID"
+
+wait "$a_client" || drp_fail "proxy a's client failed after the stall: $(cat "$SCEN/a.err")"
+expect_file_digest "proxy a's client (the stalled holder's)" "$SCEN/a" "$layer"
+wait "$b_client" || drp_fail "proxy b's client failed: $(cat "$SCEN/b.err")"
+expect_file_digest "proxy b's client (the taker's)" "$SCEN/b" "$layer"
+drp_wait "proxy a's renewal answered 0" 10 \
+	grep -q "fleet: $layer: the lease lapsed during the fill" "$A_DIR/proxy.log"
+drp_wait "the layer in the bucket" 60 grep -q "$layer: in the S3 tier" "$B_DIR/proxy.log"
+drp_wait "proxy a's upload to end" 30 \
+	grep -q "fleet: $layer: verified, but the lease lapsed: not published" "$A_DIR/proxy.log"
+if grep -q "$layer: in the S3 tier" "$A_DIR/proxy.log"; then
+	drp_fail "proxy a published its copy after its lease lapsed"
+fi
+
+# radosgw logs a request once answered: an own request after the uploads
+# ended, logged, makes the counts final.
+s3curl -o /dev/null "$S3_HTTP/$B?uploads=" || true
+wait_log "$rgw" "$mr" "GET /$B?uploads" 1 10
+expect_eq "uploads of the layer completed in the bucket (b's only)" 1 \
+	"$(count_since "$rgw" "$mr" "POST /$B/$key?uploadId=")"
+expect_ge "uploads of the layer aborted (a's)" 1 "$(count_since "$rgw" "$mr" "DELETE /$B/$key?uploadId=")"
+expect_no_match "no upload left" '<Upload>' "$(s3curl "$S3_HTTP/$B?uploads=")"
+expect_eq "failure marker in Redis" 0 "$(rcli EXISTS "drp:failed:$layer")"
+expect_eq "upstream GETs of the layer (a's and b's)" 2 "$(gets "$m")"
+s3curl -o "$SCEN/obj" "$S3_HTTP/$B/$key"
+expect_file_digest "the bucket's object" "$SCEN/obj" "$layer"
+
+# A third proxy reads it from the bucket.
+proxy c
+m=$(log_mark "$fake")
+client "$PROXY_URL" "$PROXY_CA" c
+wait "$CLIENT_PID" || drp_fail "proxy c's client failed: $(cat "$SCEN/c.err")"
+expect_file_digest "proxy c's client (from the bucket)" "$SCEN/c" "$layer"
+expect_eq "proxy c: upstream GETs of the layer" 0 "$(gets "$m")"
