@@ -462,6 +462,28 @@ static int cache_stats(const drp_conf_t *conf)
 	return 0;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/* The S3 tier and the fleet are made once, at start (srv->s3,
+ * srv->fleet): a reload does not rebuild them. */
+static bool same_shared_tier(const drp_conf_t *a, const drp_conf_t *b)
+{
+	return a->cache_s3 == b->cache_s3 &&
+	       same_str(a->s3_endpoint, b->s3_endpoint) &&
+	       same_str(a->s3_bucket, b->s3_bucket) &&
+	       same_str(a->s3_region, b->s3_region) &&
+	       same_str(a->s3_access_key, b->s3_access_key) &&
+	       same_str(a->s3_secret_key_file, b->s3_secret_key_file) &&
+	       a->s3_virtual == b->s3_virtual &&
+	       a->s3_abandoned_after == b->s3_abandoned_after &&
+	       same_str(a->fleet_redis, b->fleet_redis) &&
+	       a->fleet_lease_ttl == b->fleet_lease_ttl &&
+	       a->fleet_wait == b->fleet_wait;
+}
+
 static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 {
 	if (a->n_listen != b->n_listen || a->workers != b->workers ||
@@ -509,6 +531,11 @@ static void reload(drp_server_t *srv, const char *path)
 		drp_log_warning(DRP_LOG_MAIN,
 				"[cache] changes take effect only after a "
 				"restart");
+	if (!same_shared_tier(old->conf, conf))
+		drp_log_warning(DRP_LOG_MAIN,
+				"[cache] s3_* and [fleet] changes take effect "
+				"only after a restart (the S3 tier and the "
+				"Redis lease keep their start-up settings)");
 	if (strcmp(old->conf->ca_dir, conf->ca_dir) != 0)
 		drp_log_warning(DRP_LOG_MAIN,
 				"ca_dir changes take effect only after a "

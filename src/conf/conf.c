@@ -271,6 +271,7 @@ void drp_conf_free(drp_conf_t *c)
 	free(c->admin_listen);
 	free(c->admin_allow);
 	free(c->proxy_protocol_from);
+	free(c->cache_local_dir);
 	free(c->s3_endpoint);
 	free(c->s3_bucket);
 	free(c->s3_region);

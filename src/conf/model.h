@@ -228,19 +228,23 @@ typedef struct drp_conf {
 	void *tag_ttl_mctx;
 	double cache_max_age; /* max_age = 0 (never): objects unused
 				 this long are removed */
-	/* backend = s3: the fs cache in dir is the local tier, an S3
-	 * bucket the shared one (registry/s3tier.c). */
+	/* backend = s3: the fs cache is the local tier, an S3 bucket the
+	 * shared one (registry/s3tier.c). The local tier is in local_dir
+	 * and holds local_max_size; without them in dir and max_size (once
+	 * the file is read, cache_dir and cache_max_size hold the tier's). */
 	bool cache_s3;
-	char *s3_endpoint;	  /* http(s)://host[:port] */
+	char *cache_local_dir;	       /* local_dir = (NULL: dir) */
+	uint64_t cache_local_max_size; /* local_max_size = (0: max_size) */
+	char *s3_endpoint;	       /* http(s)://host[:port] */
 	char *s3_bucket;
-	char *s3_region;	  /* NULL: us-east-1 */
+	char *s3_region; /* NULL: us-east-1 */
 	char *s3_access_key;
-	char *s3_secret_key_file; /* the secret's only place */
-	bool s3_virtual;	  /* s3_addressing = virtual */
+	char *s3_secret_key_file;  /* the secret's only place */
+	bool s3_virtual;	   /* s3_addressing = virtual */
 	double s3_abandoned_after; /* unfinished uploads older: swept */
 
 	/* [fleet] */
-	char *fleet_redis; /* redis = IP:PORT ("" or NULL: none) */
+	char *fleet_redis;	/* redis = IP:PORT ("" or NULL: none) */
 	double fleet_lease_ttl; /* lease_ttl = 15s */
 	double fleet_wait;	/* wait = 5m: for another proxy's fill */
 

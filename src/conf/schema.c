@@ -4,6 +4,7 @@
 #include "conf/schema.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -1247,6 +1248,20 @@ static void set_max_size(struct ld *ld, const drp_conf_item_t *it,
 	ld->c->cache_max_size = v;
 }
 
+static void set_local_max_size(struct ld *ld, const drp_conf_item_t *it,
+			       const struct key *k)
+{
+	uint64_t v;
+
+	if (!get_size(ld, it, &v))
+		return;
+	if (v == 0) {
+		err(ld, it, "size must be greater than 0");
+		return;
+	}
+	ld->c->cache_local_max_size = v;
+}
+
 static void set_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
 			const struct key *k)
 {
@@ -1314,6 +1329,8 @@ static const struct key cache_keys[] = {
 	{KEY("backend", STRING), .set = set_backend},
 	{KEY("dir", PATH), .set = set_string, .off = F(cache_dir)},
 	{KEY("max_size", INT), .set = set_max_size},
+	{KEY("local_dir", PATH), .set = set_string, .off = F(cache_local_dir)},
+	{KEY("local_max_size", INT), .set = set_local_max_size},
 	{KEY("tag_ttl", DURATION), .set = set_tag_ttl},
 	{KEY("tag_ttl_match", STRING), .set = set_tag_ttl_match,
 	 .repeat = true},
@@ -1332,15 +1349,36 @@ static const struct key cache_keys[] = {
 
 /* ---- [fleet] ---- */
 
+/* NAME:PORT: a DNS name (letters, digits, '-', '.'; no leading '-' or
+ * '.') and a port 1-65535. */
+static bool host_port_ok(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	if (colon == NULL || colon == v || v[0] == '-' || v[0] == '.')
+		return false;
+	for (const char *p = v; p < colon; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+			return false;
+	if (colon[1] == '\0' || strlen(colon + 1) > 5)
+		return false;
+	for (const char *p = colon + 1; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return false;
+	long port = strtol(colon + 1, NULL, 10);
+	return port >= 1 && port <= 65535;
+}
+
 static void set_fleet_redis(struct ld *ld, const drp_conf_item_t *it,
 			    const struct key *k)
 {
 	struct sockaddr_storage ss;
 	unsigned len;
 	if (it->value[0] == '*' ||
-	    drp_sockaddr_parse(it->value, &ss, &len) < 0) {
+	    (drp_sockaddr_parse(it->value, &ss, &len) < 0 &&
+	     !host_port_ok(it->value))) {
 		err(ld, it,
-		    "invalid address '%s' (expected IP:PORT or [IPv6]:PORT)",
+		    "invalid address '%s' (expected HOST:PORT, IP:PORT or "
+		    "[IPv6]:PORT)",
 		    CLIP(it->value));
 		return;
 	}
@@ -1974,6 +2012,26 @@ static void check_cross(struct ld *ld)
 			       "cache", "backend", "s3 needs %s", s3_needs[i]);
 		ld->n_errs++;
 	}
+
+	/* The local tier in front of S3: local_dir and local_max_size, else
+	 * dir and max_size. They name nothing without a shared tier. */
+	static const char *const local_keys[] = {"local_dir", "local_max_size"};
+	for (size_t i = 0; !c->cache_s3 && i < DRP_ARRAY_SIZE(local_keys);
+	     i++) {
+		if (cache_line(ld, local_keys[i]) == 0)
+			continue;
+		drp_conf_error(ld->errs, c->path, cache_line(ld, local_keys[i]),
+			       "cache", local_keys[i],
+			       "only with backend = s3 (the local tier in "
+			       "front of the bucket; use dir and max_size)");
+		ld->n_errs++;
+	}
+	if (c->cache_s3 && c->cache_local_dir != NULL) {
+		free(c->cache_dir);
+		c->cache_dir = drp_strdup(c->cache_local_dir);
+	}
+	if (c->cache_s3 && c->cache_local_max_size != 0)
+		c->cache_max_size = c->cache_local_max_size;
 
 	if (c->require_users && c->users_file == NULL) {
 		drp_conf_error(ld->errs, c->path, l, "proxy", "require_users",

@@ -3,9 +3,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "upstream/redis.h"
@@ -57,16 +60,57 @@ struct drp_lease {
 	drp_s3_call_t *call;
 };
 
+/* redis = NAME:PORT: [resolve] first (the proxy's own names), else the
+ * system's resolver, once, at start (the main thread, before any
+ * request needs the lease); the first address is kept until a restart. */
+static int resolve_name(const drp_conf_t *conf, struct sockaddr_storage *ss,
+			char *err, size_t errlen)
+{
+	char host[256];
+	const char *v = conf->fleet_redis, *colon = strrchr(v, ':');
+	if (colon == NULL || (size_t)(colon - v) >= sizeof(host)) {
+		snprintf(err, errlen, "[fleet] redis: bad address %s", v);
+		return -1;
+	}
+	memcpy(host, v, (size_t)(colon - v));
+	host[colon - v] = '\0';
+	int port = atoi(colon + 1);
+	memset(ss, 0, sizeof(*ss));
+	for (unsigned i = 0; i < conf->n_resolve; i++) {
+		if (strcasecmp(conf->resolve[i].host, host) != 0)
+			continue;
+		memcpy(ss, &conf->resolve[i].addr, conf->resolve[i].addrlen);
+		goto found;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0 || res == NULL) {
+		snprintf(err, errlen, "[fleet] redis: cannot resolve %s: %s",
+			 host, rc ? gai_strerror(rc) : "no address");
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+found:
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	char ip[64];
+	drp_sockaddr_ip_str((struct sockaddr *)ss, ip, sizeof(ip));
+	drp_log_notice(DRP_LOG_MAIN,
+		       "fleet: Redis %s is %s (resolved at start)", v, ip);
+	return 0;
+}
+
 drp_fleet_t *drp_fleet_new(const drp_conf_t *conf, unsigned n_workers,
 			   char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	unsigned len;
-	if (drp_sockaddr_parse(conf->fleet_redis, &ss, &len) < 0) {
-		snprintf(err, errlen, "[fleet] redis: bad address %s",
-			 conf->fleet_redis);
+	if (drp_sockaddr_parse(conf->fleet_redis, &ss, &len) < 0 &&
+	    resolve_name(conf, &ss, err, errlen) < 0)
 		return NULL;
-	}
 	drp_fleet_t *fl = DRP_NEW(drp_fleet_t);
 	drp_sockaddr_ip_str((struct sockaddr *)&ss, fl->ip, sizeof(fl->ip));
 	fl->port = ntohs(ss.ss_family == AF_INET6

@@ -574,12 +574,25 @@ static const struct {
 	{"[cache]\ns3_endpoint = s3.example.com\n",
 	 "t.ini:2: [cache] s3_endpoint: invalid endpoint 's3.example.com' "
 	 "(expected http://HOST[:PORT] or https://HOST[:PORT])"},
-	/* [fleet]: redis by name, and without the S3 tier */
-	{"[fleet]\nredis = redis.example:6379\n",
-	 "t.ini:2: [fleet] redis: invalid address 'redis.example:6379' "
-	 "(expected IP:PORT or [IPv6]:PORT)"},
+	/* [fleet]: redis without a port, or with a bad one */
+	{"[fleet]\nredis = redis.example\n",
+	 "t.ini:2: [fleet] redis: invalid address 'redis.example' "
+	 "(expected HOST:PORT, IP:PORT or [IPv6]:PORT)"},
+	{"[fleet]\nredis = redis.example:70000\n",
+	 "t.ini:2: [fleet] redis: invalid address 'redis.example:70000' "
+	 "(expected HOST:PORT, IP:PORT or [IPv6]:PORT)"},
+	{"[fleet]\nredis = redis_1:6379\n",
+	 "t.ini:2: [fleet] redis: invalid address 'redis_1:6379' "
+	 "(expected HOST:PORT, IP:PORT or [IPv6]:PORT)"},
 	{"[fleet]\nlease_ttl = 0.2\n",
 	 "t.ini:2: [fleet] lease_ttl: must be at least 1s"},
+	/* [cache]: the local tier's keys without the S3 tier */
+	{"[cache]\nlocal_dir = /srv/drp\n",
+	 "t.ini:2: [cache] local_dir: only with backend = s3 (the local tier "
+	 "in front of the bucket; use dir and max_size)"},
+	{"[cache]\nbackend = memory\nlocal_max_size = 1G\n",
+	 "t.ini:3: [cache] local_max_size: only with backend = s3 (the local "
+	 "tier in front of the bucket; use dir and max_size)"},
 	/* [cache]: s3_abandoned_after too short */
 	{"[cache]\ns3_abandoned_after = 0.5\n",
 	 "t.ini:2: [cache] s3_abandoned_after: must be at least 1s"},
@@ -1011,6 +1024,54 @@ START_TEST(cache_s3)
 	ck_assert_str_eq(c->s3_secret_key_file, "/etc/drp/s3");
 	ck_assert(c->s3_virtual);
 	ck_assert_double_eq(c->s3_abandoned_after, 600);
+	drp_conf_free(c);
+}
+END_TEST
+
+#define S3_KEYS                                                                \
+	"backend = s3\ns3_endpoint = https://s3.test\ns3_bucket = b\n"         \
+	"s3_access_key = AK\ns3_secret_key_file = /etc/drp/s3\n"
+
+/* [cache] local_dir and local_max_size: the local tier in front of S3;
+ * without them dir and max_size, as before they existed. */
+START_TEST(cache_s3_local_tier)
+{
+	drp_conf_t *c = load_ok("[cache]\n" S3_KEYS "dir = /var/cache/drp\n"
+				"max_size = 2G\n");
+	ck_assert_str_eq(c->cache_dir, "/var/cache/drp");
+	ck_assert_uint_eq(c->cache_max_size, 2ULL << 30);
+	drp_conf_free(c);
+	/* In either order of the keys: local_* wins over dir/max_size. */
+	c = load_ok("[cache]\nlocal_dir = /srv/drp-local\n"
+		    "local_max_size = 512M\n" S3_KEYS "dir = /var/cache/drp\n"
+		    "max_size = 2G\n");
+	ck_assert_str_eq(c->cache_dir, "/srv/drp-local");
+	ck_assert_uint_eq(c->cache_max_size, 512ULL << 20);
+	drp_conf_free(c);
+	/* One of the two: the other falls back. */
+	c = load_ok("[cache]\n" S3_KEYS "dir = /var/cache/drp\n"
+		    "local_max_size = 100M\n");
+	ck_assert_str_eq(c->cache_dir, "/var/cache/drp");
+	ck_assert_uint_eq(c->cache_max_size, 100ULL << 20);
+	drp_conf_free(c);
+	c = load_ok("[cache]\n" S3_KEYS "local_dir = /srv/l\n");
+	ck_assert_str_eq(c->cache_dir, "/srv/l");
+	ck_assert_uint_eq(c->cache_max_size, 32ULL << 30);
+	drp_conf_free(c);
+}
+END_TEST
+
+/* [fleet] redis: an address, or a name (resolved at start). */
+START_TEST(fleet_redis)
+{
+	drp_conf_t *c = load_ok("[fleet]\nredis = 10.0.0.20:6379\n");
+	ck_assert_str_eq(c->fleet_redis, "10.0.0.20:6379");
+	drp_conf_free(c);
+	c = load_ok("[fleet]\nredis = redis.internal-1.example:6380\n");
+	ck_assert_str_eq(c->fleet_redis, "redis.internal-1.example:6380");
+	drp_conf_free(c);
+	c = load_ok("[fleet]\nredis = [fd00::20]:6379\n");
+	ck_assert_str_eq(c->fleet_redis, "[fd00::20]:6379");
 	drp_conf_free(c);
 }
 END_TEST
@@ -2023,6 +2084,8 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, admin_and_log_format);
 	tcase_add_test(tc, proxy_protocol_from);
 	tcase_add_test(tc, cache_s3);
+	tcase_add_test(tc, cache_s3_local_tier);
+	tcase_add_test(tc, fleet_redis);
 	tcase_add_test(tc, ca_passphrase_and_drain);
 	tcase_add_test(tc, value_syntax);
 	tcase_add_test(tc, long_line);

@@ -14,7 +14,9 @@
 #  - a sets no failure marker in Redis (the lease is b's: a marker would
 #    send b's waiters upstream); b's client gets exact bytes;
 #  - 2 upstream GETs in all (a's and b's), the bucket's object is exact,
-#    and a third, fresh proxy reads it from the bucket: 0 upstream GETs.
+#    and a third, fresh proxy reads it from the bucket: 0 upstream GETs
+#    (its [fleet] redis a name, redis.test, found in [resolve]); a
+#    reload that changes its [fleet] keys logs that they need a restart.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$DRP_IT_DIR/ceph_lib.sh"
@@ -30,7 +32,8 @@ fake=$WORK/logs/fake.out
 rgw=$(rgw_log)
 
 # proxy NAME [REDIS-HOST]: a proxy of the fleet, empty local tier, lease
-# of 3 s.
+# of 3 s; Redis by address, or by a name in [resolve].
+DRP_IP["redis.test"]=$REDIS_IP
 proxy()
 {
 	DRP_IT_REGISTRIES="bad.test" drp_proxy_conf "stall-$1" "$(drp_free_port)" "log_level = info" \
@@ -99,10 +102,20 @@ expect_eq "upstream GETs of the layer (a's and b's)" 2 "$(gets "$m")"
 s3curl -o "$SCEN/obj" "$S3_HTTP/$B/$key"
 expect_file_digest "the bucket's object" "$SCEN/obj" "$layer"
 
-# A third proxy reads it from the bucket.
-proxy c
+# A third proxy reads it from the bucket (its Redis named redis.test,
+# found in [resolve]).
+proxy c redis.test
+grep -q "fleet: Redis redis.test:$REDIS_PORT is $REDIS_IP" "$PROXY_DIR/proxy.log" ||
+	drp_fail "proxy c did not resolve redis.test through [resolve]"
 m=$(log_mark "$fake")
 client "$PROXY_URL" "$PROXY_CA" c
 wait "$CLIENT_PID" || drp_fail "proxy c's client failed: $(cat "$SCEN/c.err")"
 expect_file_digest "proxy c's client (from the bucket)" "$SCEN/c" "$layer"
 expect_eq "proxy c: upstream GETs of the layer" 0 "$(gets "$m")"
+
+# A reload that changes [fleet] keeps the lease's settings of the start,
+# and says so.
+sed -i 's/^lease_ttl = 3s$/lease_ttl = 4s/' "$PROXY_DIR/proxy.ini"
+kill -HUP "$PROXY_PID"
+drp_wait "proxy c to log that [fleet] changes need a restart" 10 \
+	grep -qF "[cache] s3_* and [fleet] changes take effect only after a restart" "$PROXY_DIR/proxy.log"

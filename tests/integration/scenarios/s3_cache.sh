@@ -6,7 +6,9 @@
 #  2. a pull through proxy A stores every blob in the bucket (the large
 #     layer as a multipart upload), only complete and verified objects;
 #  3. proxy B, with an empty local cache, on the same bucket (over TLS,
-#     virtual-hosted): the same pull costs the upstream no blob GET;
+#     virtual-hosted): the same pull costs the upstream no blob GET; its
+#     local tier is in local_dir (local_max_size), not in dir, and -t
+#     accepts the keys only with backend = s3;
 #  4. a damaged object in the bucket is detected (the client is reset,
 #     never served wrong bytes), deleted, and fetched again upstream;
 #  5. radosgw stopped: the local tier and the upstream still serve.
@@ -42,7 +44,8 @@ proxy()
 {
 	local name=s3c-$1
 	shift
-	DRP_IT_REGISTRIES="registry.test bad.test" drp_proxy_conf "$name" "$(drp_free_port)" "log_level = info" "$(s3conf "$@")"
+	DRP_IT_REGISTRIES="registry.test bad.test" drp_proxy_conf "$name" "$(drp_free_port)" "log_level = info" \
+		"$(s3conf "$@")${S3C_EXTRA:+$'\n'$S3C_EXTRA}"
 	drp_start_proxy "$name"
 }
 key() { echo "blobs/sha256/${1#sha256:}"; }
@@ -93,7 +96,14 @@ expect_no_match "no upload left after the pull" '<Upload>' "$(uploads)"
 
 # ---- 3. Proxy B: empty local tier, the same bucket over TLS,
 # virtual-hosted: no upstream blob GET, the bytes right, from the bucket.
-proxy b https://s3.test virtual
+S3C_EXTRA="local_dir = $WORK/s3c-b/local"$'\n'"local_max_size = 1G" proxy b https://s3.test virtual
+"$DRP_PROXY" -t -c "$PROXY_DIR/proxy.ini" >"$SCEN/t.out" 2>&1 || drp_fail "-t refused local_dir: $(cat "$SCEN/t.out")"
+sed 's/^backend = s3$/backend = fs/' "$PROXY_DIR/proxy.ini" >"$SCEN/fs.ini"
+rc=0
+"$DRP_PROXY" -t -c "$SCEN/fs.ini" >"$SCEN/t.out" 2>&1 || rc=$?
+expect_eq "-t of local_dir with backend = fs: exit status" 1 "$rc"
+expect_match "-t of local_dir with backend = fs: the error" \
+	"\[cache\] local_dir: only with backend = s3" "$(cat "$SCEN/t.out")"
 m=$(log_mark "$reg") mr=$(log_mark "$rgw") am=$(amark)
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/large:v1 "dir:$SCEN/b" ||
 	drp_fail "skopeo through proxy b failed"
@@ -108,6 +118,13 @@ done
 wait_log "$rgw" "$mr" "GET /$(key "$LARGE_LAYER") " 1 10
 expect_eq "proxy b: GETs of the layer that reached radosgw" 1 "$(count_since "$rgw" "$mr" "GET /$(key "$LARGE_LAYER") ")"
 
+# The local tier is local_dir: the layer is there, dir has no object.
+drp_wait "the layer in proxy b's local_dir" 20 bash -c \
+	"find '$WORK/s3c-b/local' -type f -size $(stat -c %s "$SCEN/b/${LARGE_LAYER#sha256:}")c | grep -q ."
+lf=$(find "$WORK/s3c-b/local" -type f -size "$(stat -c %s "$SCEN/b/${LARGE_LAYER#sha256:}")c" | head -n 1)
+expect_file_digest "the layer in proxy b's local_dir" "$lf" "$LARGE_LAYER"
+expect_eq "objects of proxy b under dir (not its local tier)" 0 \
+	"$(find "$PROXY_DIR/cache" -type f -size +1M 2>/dev/null | wc -l)"
 curl -s --max-time 10 -o "$SCEN/b.metrics" "$PROXY_URL/metrics"
 expect_eq "proxy b: blobs read from the bucket (/metrics)" 2 \
 	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/b.metrics" 'drp_s3_tier_total{event="read"}')"
