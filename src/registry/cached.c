@@ -63,7 +63,11 @@ struct drp_cached_req {
 	uint64_t pos, end;
 	struct slice_win *win; /* the spool window being sent (fills) */
 	drp_fetchbuf_t *fb;
-	drp_s3_call_t *s3call; /* asking the S3 tier (HEAD) */
+	drp_s3_call_t *s3call; /* asking the S3 tier (HEAD, a manifest) */
+	/* A manifest the S3 tier sent, verified, while the upstream
+	 * confirms the repository. */
+	drp_buf_t s3_body;
+	char s3_ctype[DRP_CACHE_MEDIA_TYPE_MAX + 1];
 	const char *result;
 };
 
@@ -200,6 +204,7 @@ static void cached_release(drp_exch_t *x)
 	if (q->fb)
 		drp_fetchbuf_cancel(q->fb);
 	drp_s3_call_cancel(q->s3call);
+	drp_buf_free(&q->s3_body);
 	drp_buf_free(&q->headers);
 	drp_buf_free(&q->pass_headers);
 	free(q->repo);
@@ -778,6 +783,150 @@ static bool auth_refused(const drp_fetchbuf_result_t *res)
 	return res->err == -EACCES && res->http_status == 403;
 }
 
+/* ---- manifests in the S3 tier: manifests/sha256/<hex>, the media type
+ * as the object's Content-Type (tag records stay local) ---- */
+
+typedef struct s3_put_ctx {
+	char digest[DRP_CACHE_DIGEST_SIZE];
+} s3_put_ctx_t;
+
+static void s3_put_manifest_cb(void *arg, const drp_s3_result_t *res)
+{
+	s3_put_ctx_t *c = arg;
+	/* 412: If-None-Match found it there already (another proxy's). */
+	if (res->err < 0 ||
+	    (res->status != 200 && res->status != 412 && res->status != 201))
+		drp_log_warning(DRP_LOG_CACHE,
+				"%s: manifest not stored in the S3 tier (%s, "
+				"HTTP %d %s)",
+				c->digest,
+				res->err < 0 ? res->reason : "answer",
+				res->status, res->code);
+	else if (res->status != 412)
+		drp_log_info(DRP_LOG_CACHE, "%s: manifest in the S3 tier",
+			     c->digest);
+	free(c);
+}
+
+/* A verified manifest from the upstream goes into the bucket too; nobody
+ * waits for it (the exchange may be gone when the answer comes). */
+static void s3_put_manifest(drp_exch_t *x, const char *digest,
+			    const char *ctype, const drp_buf_t *body)
+{
+	drp_server_t *srv = srv_of(x);
+	if (srv->s3 == NULL || strncmp(digest, "sha256:", 7) != 0)
+		return;
+	char key[128];
+	snprintf(key, sizeof(key), "manifests/sha256/%s", digest + 7);
+	const drp_s3sig_kv_t hdrs[] = {{"Content-Type", ctype},
+				       {"If-None-Match", "*"}};
+	drp_s3_req_t r = {.method = "PUT",
+			  .key = key,
+			  .headers = hdrs,
+			  .nheaders = 2,
+			  .body = drp_buf_head(body),
+			  .body_len = drp_buf_pending(body),
+			  .fd = -1,
+			  .max_body = 65536};
+	s3_put_ctx_t *c = DRP_NEW(s3_put_ctx_t);
+	snprintf(c->digest, sizeof(c->digest), "%s", digest);
+	drp_s3_call(srv->s3, &x->w->upstream, x->rt->upstream, &r,
+		    s3_put_manifest_cb, c);
+}
+
+static void s3_delete_manifest_cb(void *arg, const drp_s3_result_t *res)
+{
+	(void)arg;
+	(void)res;
+}
+
+static void manifest_fetch(drp_exch_t *x);
+
+/* The bucket's verified copy, to this client: stored locally, answered
+ * from the bytes in hand. */
+static void s3_manifest_serve(drp_exch_t *x)
+{
+	drp_cached_req_t *q = x->hs;
+	store_manifest(x, q->digest, q->s3_ctype, &q->s3_body);
+	q->result = "HIT";
+	head_common(x, 200, q->s3_ctype, q->digest, "HIT");
+	drp_buf_printf(x->out, "Content-Length: %zu\r\n\r\n",
+		       drp_buf_pending(&q->s3_body));
+	drp_buf_append(x->out, drp_buf_head(&q->s3_body),
+		       drp_buf_pending(&q->s3_body));
+	x->bytes_out = drp_buf_pending(&q->s3_body);
+	drp_exch_done(x, "HIT");
+}
+
+static void s3_manifest_confirm_cb(void *arg, drp_fetchbuf_result_t *res)
+{
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	q->fb = NULL;
+	if (res->err == 0 && res->status == 200) {
+		mark_seen(x);
+		s3_manifest_serve(x);
+		return;
+	}
+	pass_through(x);
+}
+
+static void s3_manifest_cb(void *arg, const drp_s3_result_t *res)
+{
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	q->s3call = NULL;
+	if (res->err < 0 || res->status != 200) {
+		if (res->err < 0 || res->status != 404) {
+			drp_metrics_s3(DRP_MS3_UNAVAILABLE);
+			drp_log_warning(DRP_LOG_CACHE,
+					"[c%06u] %s: the S3 tier did not "
+					"answer (%s, HTTP %d %s): fetched "
+					"upstream",
+					x->id, q->digest,
+					res->err < 0 ? res->reason : "answer",
+					res->status, res->code);
+		}
+		manifest_fetch(x);
+		return;
+	}
+	/* Not the proxy's own disk: verified like the upstream's bytes. */
+	uint8_t bin[DRP_DIGEST_LEN];
+	char digest[DRP_DIGEST_STRSIZE];
+	drp_digest_buf(res->body, res->body_len, bin);
+	drp_digest_format(bin, digest);
+	if (strcmp(digest, q->digest) != 0 || res->content_type[0] == '\0' ||
+	    strlen(res->content_type) > DRP_CACHE_MEDIA_TYPE_MAX) {
+		drp_metrics_s3(DRP_MS3_DAMAGED);
+		drp_metrics_digest_mismatch();
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] %s: the S3 tier's manifest hashes "
+				"to %s (media type '%s'): deleted, fetched "
+				"upstream",
+				x->id, q->digest, digest, res->content_type);
+		char key[128];
+		snprintf(key, sizeof(key), "manifests/sha256/%s",
+			 q->digest + 7);
+		drp_s3_req_t r = {.method = "DELETE",
+				  .key = key,
+				  .fd = -1,
+				  .max_body = 65536};
+		drp_s3_call(srv_of(x)->s3, &x->w->upstream, x->rt->upstream, &r,
+			    s3_delete_manifest_cb, NULL);
+		manifest_fetch(x);
+		return;
+	}
+	snprintf(q->s3_ctype, sizeof(q->s3_ctype), "%s", res->content_type);
+	drp_buf_reset(&q->s3_body);
+	drp_buf_append(&q->s3_body, res->body, res->body_len);
+	if (seen_here(x)) {
+		s3_manifest_serve(x);
+		return;
+	}
+	/* The bucket holds no policy: the upstream confirms the client. */
+	start_buffered(x, "HEAD", 0, s3_manifest_confirm_cb);
+}
+
 static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 {
 	drp_exch_t *x = arg;
@@ -849,6 +998,7 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 			? res->content_type
 			: "application/vnd.oci.image.manifest.v1+json";
 	store_manifest(x, digest, ctype, &res->body);
+	s3_put_manifest(x, digest, ctype, &res->body);
 	/* Answer from the bytes in hand (the store may have refused). */
 	snprintf(q->digest, sizeof(q->digest), "%s", digest);
 	if (!res->digest[0])
@@ -1108,6 +1258,19 @@ static bool manifest_digest(drp_exch_t *x)
 	}
 	if (q->head)
 		return false; /* a HEAD miss costs the upstream nothing */
+	if (srv->s3 && strncmp(q->digest, "sha256:", 7) == 0) {
+		char key[128];
+		snprintf(key, sizeof(key), "manifests/sha256/%s",
+			 q->digest + 7);
+		drp_s3_req_t r = {.method = "GET",
+				  .key = key,
+				  .fd = -1,
+				  .max_body = MANIFEST_MAX};
+		q->s3call = drp_s3_call(srv->s3, &x->w->upstream,
+					x->rt->upstream, &r, s3_manifest_cb, x);
+		drp_exch_async(x);
+		return true;
+	}
 	manifest_fetch(x);
 	return true;
 }

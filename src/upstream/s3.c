@@ -275,6 +275,8 @@ static void call_head(void *arg, const drp_http_msg_t *resp,
 	copy_hdr(resp, "Date", c->res.date, sizeof(c->res.date));
 	copy_hdr(resp, "Content-Range", c->res.content_range,
 		 sizeof(c->res.content_range));
+	copy_hdr(resp, "Content-Type", c->res.content_type,
+		 sizeof(c->res.content_type));
 	const drp_http_header_t *h = drp_http_find(resp, "Content-Length");
 	if (h && h->value_len > 0 && h->value_len < 21) {
 		char v[24];

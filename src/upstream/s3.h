@@ -107,6 +107,7 @@ typedef struct drp_s3_result {
 	uint64_t length; /* Content-Length (HEAD), if has_length */
 	bool has_length;
 	char content_range[96]; /* Content-Range, "" if none */
+	char content_type[128]; /* Content-Type, "" if none */
 } drp_s3_result_t;
 
 typedef struct drp_s3_call drp_s3_call_t;

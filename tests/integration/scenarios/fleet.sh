@@ -8,7 +8,9 @@
 #     one cold image with a 100 MB layer, from the real registry: exactly
 #     1 upstream GET per blob for the fleet, every client's digests right,
 #     one lease taken per blob; then a third, fresh proxy pulls the same
-#     image: 0 upstream blob GETs, each blob read once from the bucket;
+#     image: 0 upstream blob GETs, each blob read once from the bucket,
+#     and the manifest by digest from the bucket too (0 upstream GETs);
+#     a damaged manifest in the bucket is detected, not served;
 #  2. kill -9 of the lease holder mid-fill (a slow registry): the other
 #     proxy takes over once the lease expires (Redis's TTL), its client
 #     gets the right bytes, and nothing partial is visible in the bucket;
@@ -109,8 +111,20 @@ expect_eq "leases taken in the fleet, one per blob (/metrics)" "$nblobs" $(($(lq
 drp_log "ok: $(grep -l "fleet: $LARGE_LAYER: lease taken" "$BA_DIR/proxy.log" "$BB_DIR/proxy.log" | xargs -n1 dirname | xargs -n1 basename | sed 's/^fleet-//') took the layer's lease"
 
 # A third proxy, fresh (empty local tier), pulls the same image: no
-# upstream blob GET, each blob read once from the bucket.
+# upstream blob GET, each blob read once from the bucket. First the
+# manifest by digest: from the bucket too (verified; the upstream only
+# confirms the repository with a HEAD).
 proxy big-c drp-fleet-big
+m=$(log_mark "$reg") mr=$(log_mark "$rgw")
+mpath=/v2/test/large/manifests/$LARGE_DIGEST
+accept='application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
+pcurl -H "Accept: $accept" -o "$SCEN/manifest" "https://registry.test$mpath"
+expect_file_digest "third proxy: the manifest by digest" "$SCEN/manifest" "$LARGE_DIGEST"
+settle_upstream registry.test "$reg"
+expect_eq "third proxy: upstream GETs of the manifest by digest" 0 \
+	"$(count_since "$reg" "$m" "$(req_pat GET "$mpath")")"
+expect_eq "third proxy: radosgw GETs of the manifest" 1 \
+	"$(count_since "$rgw" "$mr" "GET /drp-fleet-big/manifests/sha256/${LARGE_DIGEST#sha256:} ")"
 m=$(log_mark "$reg") mr=$(log_mark "$rgw")
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/large:v1 "dir:$SCEN/bsc" ||
 	drp_fail "skopeo through the third proxy failed"
@@ -124,6 +138,20 @@ for b in $LARGE_BLOBS; do
 	expect_eq "third proxy: GETs of ${b:7:12} that reached radosgw" 1 \
 		"$(count_since "$rgw" "$mr" "GET /drp-fleet-big/$(key "$b") ")"
 done
+# A damaged manifest in the bucket: a fresh proxy detects it, deletes
+# it, and serves the registry's bytes.
+printf '{"not":"the manifest"}' >"$SCEN/garbage"
+expect_eq "damaging the manifest in the bucket" 200 \
+	"$(s3curl -o /dev/null -w '%{http_code}' -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+		-T "$SCEN/garbage" "$S3_HTTP/drp-fleet-big/manifests/sha256/${LARGE_DIGEST#sha256:}")"
+proxy big-d drp-fleet-big
+m=$(log_mark "$reg")
+pcurl -H "Accept: $accept" -o "$SCEN/manifest2" "https://registry.test$mpath"
+expect_file_digest "the manifest by digest, its copy in the bucket damaged" "$SCEN/manifest2" "$LARGE_DIGEST"
+grep -q "$LARGE_DIGEST: the S3 tier's manifest hashes to" "$PROXY_DIR/proxy.log" ||
+	drp_fail "the damaged manifest in the bucket was not detected"
+wait_log "$reg" "$m" "$(req_pat GET "$mpath")" 1 5
+expect_eq "upstream GETs of the manifest after the damage" 1 "$(count_since "$reg" "$m" "$(req_pat GET "$mpath")")"
 drp_log "ok: step 1 took $((SECONDS - t0)) s"
 
 proxy a
