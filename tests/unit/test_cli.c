@@ -769,6 +769,22 @@ static int spawn(const char *words, const char *notify, const char *out,
 	for (char *p = strtok(buf, " "); p && argc < 23; p = strtok(NULL, " "))
 		argv[argc++] = p;
 	argv[argc] = NULL;
+	/* The child's environment is made here: after fork, in a process
+	 * with threads, only async-signal-safe calls. */
+	extern char **environ;
+	size_t ne = 0;
+	while (environ[ne])
+		ne++;
+	char **envp = calloc(ne + 2, sizeof(*envp)), nsock[300];
+	size_t k = 0;
+	for (size_t i = 0; i < ne; i++)
+		if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
+			envp[k++] = environ[i];
+	if (notify) {
+		snprintf(nsock, sizeof(nsock), "NOTIFY_SOCKET=%s", notify);
+		envp[k++] = nsock;
+	}
+	envp[k] = NULL;
 	fflush(stdout);
 	fflush(stderr);
 	pid_t pid = fork();
@@ -777,13 +793,10 @@ static int spawn(const char *words, const char *notify, const char *out,
 		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		if (notify)
-			setenv("NOTIFY_SOCKET", notify, 1);
-		else
-			unsetenv("NOTIFY_SOCKET");
-		execv(argv[0], argv);
+		execve(argv[0], argv, envp);
 		_exit(127);
 	}
+	free(envp);
 	if (!wait)
 		return pid;
 	int st;
