@@ -222,6 +222,7 @@ static void *conn_main(void *arg)
 		}
 		size_t hl = (size_t)(end - buf) + 4;
 		char method[8] = "", path[512] = "";
+		*end = '\0'; /* the head as a string */
 		sscanf(buf, "%7s %511s", method, path);
 		memmove(buf, buf + hl, have - hl);
 		have -= hl;
