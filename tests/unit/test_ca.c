@@ -1225,8 +1225,21 @@ struct peer_arg {
 	const char *priority;
 	gnutls_certificate_credentials_t cred;
 	int result;
-	int version; /* negotiated, when result == 0 */
+	int version;	     /* negotiated, when result == 0 */
+	unsigned init_flags; /* more gnutls_init flags */
+	unsigned hellos;     /* ClientHellos the client (peer) sent */
+	int group;	     /* the key exchange's group, when result == 0 */
 };
+
+static int count_hello(gnutls_session_t s, unsigned htype, unsigned when,
+		       unsigned incoming, const gnutls_datum_t *msg)
+{
+	(void)htype, (void)when, (void)msg;
+	struct peer_arg *a = gnutls_session_get_ptr(s);
+	if (!incoming)
+		a->hellos++;
+	return 0;
+}
 
 /* A plain GnuTLS peer limited to the given priority string. */
 static void *version_peer(void *p)
@@ -1235,9 +1248,14 @@ static void *version_peer(void *p)
 	gnutls_session_t s;
 	const char *errpos = NULL;
 	ck_assert_int_eq(
-		gnutls_init(&s, a->server ? GNUTLS_SERVER : GNUTLS_CLIENT), 0);
+		gnutls_init(&s, (a->server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+					a->init_flags),
+		0);
 	ck_assert_int_eq(gnutls_priority_set_direct(s, a->priority, &errpos),
 			 0);
+	gnutls_session_set_ptr(s, a);
+	gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+					   GNUTLS_HOOK_PRE, count_hello);
 	ck_assert_int_eq(
 		gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, a->cred), 0);
 	gnutls_transport_set_int(s, a->fd);
@@ -1247,6 +1265,7 @@ static void *version_peer(void *p)
 	while (r < 0 && !gnutls_error_is_fatal(r));
 	a->result = r;
 	a->version = r == 0 ? (int)gnutls_protocol_get_version(s) : 0;
+	a->group = r == 0 ? (int)gnutls_group_get(s) : 0;
 	if (r == 0)
 		gnutls_bye(s, GNUTLS_SHUT_WR);
 	gnutls_deinit(s);
@@ -1257,8 +1276,8 @@ static void *version_peer(void *p)
 /* Handshakes one of our sessions (a server one with leaf, or a client
  * one when leaf is NULL) against a peer speaking only `priority`.
  * Returns our session's result; *peer gets the peer's. */
-static int version_handshake(drp_leaf_t *leaf, const char *priority,
-			     struct peer_arg *peer)
+static int version_handshake_flags(drp_leaf_t *leaf, const char *priority,
+				   unsigned init_flags, struct peer_arg *peer)
 {
 	int sv[2];
 	signal(SIGPIPE, SIG_IGN);
@@ -1276,7 +1295,8 @@ static int version_handshake(drp_leaf_t *leaf, const char *priority,
 	*peer = (struct peer_arg){.fd = sv[1],
 				  .server = leaf == NULL,
 				  .priority = priority,
-				  .cred = pc};
+				  .cred = pc,
+				  .init_flags = init_flags};
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, version_peer, peer), 0);
 
@@ -1305,6 +1325,12 @@ static int version_handshake(drp_leaf_t *leaf, const char *priority,
 		gnutls_certificate_free_credentials(pc);
 	drp_tls_thread_done();
 	return r;
+}
+
+static int version_handshake(drp_leaf_t *leaf, const char *priority,
+			     struct peer_arg *peer)
+{
+	return version_handshake_flags(leaf, priority, 0, peer);
 }
 
 START_TEST(session_min_tls12)
@@ -1337,6 +1363,47 @@ START_TEST(session_min_tls12)
 		ck_assert_int_eq(peer.result, 0);
 		ck_assert_int_eq(peer.version, ver[i]);
 	}
+	drp_leaf_unref(leaf);
+}
+END_TEST
+
+/* Go's crypto/tls (containerd, dockerd, skopeo), OpenSSL (curl) and
+ * rustls send a TLS 1.3 key share for X25519 only. Answering with a
+ * group they offered but sent no share for (P-256) costs each new
+ * connection a HelloRetryRequest: a second ClientHello, a second key
+ * generation on the client, a round trip. The intercepting side takes
+ * their X25519 share as it is, on both legs; a client that sends P-256
+ * and X25519 shares (GnuTLS) gets X25519 as well. */
+START_TEST(session_no_hello_retry)
+{
+	drp_leaf_t *leaf = drp_forge_get(forge, "registry.example");
+	struct peer_arg peer;
+	static const char *const x25519_top =
+		"NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:"
+		"+GROUP-SECP256R1:+GROUP-SECP384R1";
+	ck_assert_int_eq(version_handshake_flags(leaf, x25519_top,
+						 GNUTLS_KEY_SHARE_TOP, &peer),
+			 0);
+	ck_assert_int_eq(peer.result, 0);
+	ck_assert_uint_eq(peer.hellos, 1);
+	ck_assert_int_eq(peer.group, GNUTLS_GROUP_X25519);
+	/* GnuTLS's own default: shares for P-256 and X25519. */
+	ck_assert_int_eq(
+		version_handshake_flags(leaf, "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+					0, &peer),
+		0);
+	ck_assert_uint_eq(peer.hellos, 1);
+	ck_assert_int_eq(peer.group, GNUTLS_GROUP_X25519);
+	/* A client that supports P-256 only still gets it (one retry is
+	 * unavoidable only when it sent no usable share at all). */
+	ck_assert_int_eq(
+		version_handshake_flags(leaf,
+					"NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-"
+					"ALL:+GROUP-SECP256R1",
+					0, &peer),
+		0);
+	ck_assert_uint_eq(peer.hellos, 1);
+	ck_assert_int_eq(peer.group, GNUTLS_GROUP_SECP256R1);
 	drp_leaf_unref(leaf);
 }
 END_TEST
@@ -1490,6 +1557,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, forge_handshake);
 	tcase_add_test(tc, session_batched_writes);
 	tcase_add_test(tc, session_min_tls12);
+	tcase_add_test(tc, session_no_hello_retry);
 	tcase_add_test(tc, forge_threads);
 	tcase_add_test(tc, ca_encrypted_key);
 	suite_add_tcase(s, tc);
