@@ -196,6 +196,22 @@ static void set_timeout(drp_conn_t *c, double secs)
 	ev_timer_start(c->w->loop, &c->timer);
 }
 
+/* Watch the client socket for ev (0: not at all). Unchanged interest
+ * leaves the watcher alone: libev turns every ev_io_set into an
+ * epoll_ctl, and most rounds of a request end with the same interest
+ * they began with. */
+static void io_want(drp_conn_t *c, int ev)
+{
+	if (ev != 0 && ev_is_active(&c->io) &&
+	    (c->io.events & (EV_READ | EV_WRITE)) == ev)
+		return;
+	ev_io_stop(c->w->loop, &c->io);
+	if (ev) {
+		ev_io_set(&c->io, c->fd, ev);
+		ev_io_start(c->w->loop, &c->io);
+	}
+}
+
 static void kick(drp_conn_t *c)
 {
 	if (c->state != DRP_CONN_CLOSED && !ev_is_active(&c->kick)) {
@@ -1751,11 +1767,7 @@ static void conn_run(drp_conn_t *c)
 		kick(c);
 		return;
 	}
-	ev_io_stop(c->w->loop, &c->io);
-	if (ev) {
-		ev_io_set(&c->io, c->fd, ev);
-		ev_io_start(c->w->loop, &c->io);
-	}
+	io_want(c, ev);
 }
 
 /* ---- tunnel ---- */
