@@ -162,6 +162,52 @@ static int post_client_hello_cb(gnutls_session_t s)
  * send its ClientHello right behind CONNECT), then the socket. */
 #define RA_SIZE (64 * 1024)
 
+/* The thread's read buffer of server sessions (below). */
+static __thread char *tl_ra;
+
+/*
+ * Server sessions, after the handshake: a client's request is one small
+ * record, which GnuTLS pulls as a header and then a body, two recv(2);
+ * one recv into the thread's buffer gets both (and whatever the client
+ * pipelined). What GnuTLS did not take yet is kept in an allocation of
+ * its own size, freed once taken, so that an idle connection holds no
+ * buffer (10,000 of them must stay small).
+ */
+static ssize_t server_pull(drp_tls_t *t, void *buf, size_t len)
+{
+	if (t->ra_off == t->ra_len) {
+		if (tl_ra == NULL)
+			tl_ra = drp_malloc(RA_SIZE);
+		ssize_t r = recv(t->fd, tl_ra, RA_SIZE, 0);
+		if (r <= 0) {
+			if (r < 0)
+				gnutls_transport_set_errno(t->s, errno);
+			return r;
+		}
+		size_t n = (size_t)r < len ? (size_t)r : len;
+		memcpy(buf, tl_ra, n);
+		if ((size_t)r > n) {
+			free(t->ra);
+			t->ra_len = (size_t)r - n;
+			t->ra = drp_malloc(t->ra_len);
+			memcpy(t->ra, tl_ra + n, t->ra_len);
+			t->ra_off = 0;
+		}
+		return (ssize_t)n;
+	}
+	size_t n = t->ra_len - t->ra_off;
+	if (n > len)
+		n = len;
+	memcpy(buf, t->ra + t->ra_off, n);
+	t->ra_off += n;
+	if (t->ra_off == t->ra_len) {
+		free(t->ra);
+		t->ra = NULL;
+		t->ra_off = t->ra_len = 0;
+	}
+	return (ssize_t)n;
+}
+
 static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
 {
 	drp_tls_t *t = p;
@@ -173,6 +219,8 @@ static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
 		t->pre_off += n;
 		return (ssize_t)n;
 	}
+	if (t->server && t->hs_done && len < RA_SIZE)
+		return server_pull(t, buf, len);
 	if (!t->server && len < RA_SIZE) {
 		if (t->ra_off == t->ra_len) {
 			if (t->ra == NULL)
@@ -510,6 +558,8 @@ void drp_tls_thread_done(void)
 {
 	free(tl_batch);
 	tl_batch = NULL;
+	free(tl_ra);
+	tl_ra = NULL;
 }
 
 bool drp_tls_out_pending(const drp_tls_t *t)
