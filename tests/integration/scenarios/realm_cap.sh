@@ -57,7 +57,13 @@ rss0=$(rss_kb)
 expect_eq "2000 more challenges: the client's answers" "2000-401" "$(challenges "$SCEN/labels.rest" 2000)"
 rss1=$(rss_kb)
 drp_log "proxy RSS: $rss0 kB after the first 300 challenges, $rss1 kB after 2000 more"
-expect_le "RSS growth (kB) over 2000 refused realm hosts of 244 bytes" 256 $((rss1 - rss0))
+# ASan's allocator grows in its own steps even without a quarantine
+# (1124 kB measured once): the bound holds for the plain build only.
+if ldd "$DRP_PROXY" 2>/dev/null | grep -q libasan; then
+	drp_log "memory bound not checked (sanitizer build)"
+else
+	expect_le "RSS growth (kB) over 2000 refused realm hosts of 244 bytes" 256 $((rss1 - rss0))
+fi
 expect_eq "realm hosts learned in the end" 256 "$(count_since "$plog" "$mark" "$learned")"
 expect_eq "warnings about the cap in the end" 1 "$(count_since "$plog" "$mark" "$full")"
 
