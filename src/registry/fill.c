@@ -596,6 +596,28 @@ static size_t fill_room(void *arg)
 	return 256 * 1024;
 }
 
+/* A spool write failed: nobody can be served from this fill any more,
+ * so its download stops now (the cancel takes effect when the sink's
+ * callback returns) instead of draining a body nobody gets. A drained
+ * fetch would also outlive its clients, and at exit its loop, taking
+ * the fill with it. Home loop, inside the sink's body(). */
+static void spool_broken(drp_fill_t *f)
+{
+	drp_fetch_cancel(f->fetch); /* no sink callback after this */
+	f->fetch = NULL;
+	fetch_ended(f);
+	drp_log_warning(
+		DRP_LOG_CACHE,
+		"[c%06u] %s: upstream fetch stopped: spool write failed",
+		f->conn_id, f->digest);
+	s3_abandon(f);
+	if (!f->pooled && f->hashing) {
+		drp_digest_abort(&f->hash);
+		f->hashing = false;
+	}
+	drp_fill_unref(f); /* the fetch's reference */
+}
+
 static void fill_body(void *arg, const char *data, size_t len)
 {
 	drp_fill_t *f = arg;
@@ -617,16 +639,14 @@ static void fill_body(void *arg, const char *data, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			/* The waiters cannot be served: reset them; the
-			 * fetch drains to its end and is dropped. */
+			/* The waiters cannot be served: reset them. */
 			drp_log_errno(DRP_LOG_ERR, DRP_LOG_CACHE,
 				      "%s: spool write", f->digest);
 			f->broken = true;
 			set_state(f, DRP_FILL_FAILED);
-			/* The spool is over: so is its hashing, now, not
-			 * when the drained fetch ends (at exit it never
-			 * does, and shutdown would wait for it). */
+			/* The spool is over: so is its hashing. */
 			end_body(f, -EIO);
+			spool_broken(f);
 			return;
 		}
 		done += (size_t)n;

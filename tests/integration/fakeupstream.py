@@ -190,7 +190,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if not b:
                     break
                 left -= len(b)
-                self.wfile.write(b)
+                try:
+                    self.wfile.write(b)
+                except (OSError, ssl.SSLError):
+                    # The proxy closed the connection mid-body.
+                    sys.stdout.write("cut: %s %s after %d of %d bytes\n"
+                                     % (self.command, self.path, sent, last - first + 1))
+                    sys.stdout.flush()
+                    self.close_connection = True
+                    return
                 sent += len(b)
                 if mode == "reset" and sent >= size // 2:
                     self.wfile.flush()

@@ -7,7 +7,8 @@
 # the disk to the brim once the clients have 2 MiB. The clients get a
 # clean error (a transfer cut short of its length) or the right bytes,
 # never a complete response with wrong ones; the proxy logs the failed
-# spool write and lives. With the disk still full, a cold image is pulled
+# spool write, stops the download (nobody can be served from that
+# spool) and lives. With the disk still full, a cold image is pulled
 # byte for byte (passed through) and nothing is cached from it; `cache
 # verify` finds nothing bad. Once the disk has room again, the blob is
 # fetched whole.
@@ -72,9 +73,24 @@ wait_log "$PROXY_DIR/proxy.log" "$pmark" "${blob}: spool write" 1 10
 expect_match "proxy log: the failed spool write" "${blob}: spool write: No space left on device" \
 	"$(log_since "$PROXY_DIR/proxy.log" "$pmark")"
 expect_eq "upstream GETs of the blob" 1 "$(count_since "$fake" "$fmark" "$(req_pat GET "/v2/test/slow/blobs/$blob")")"
+# Nobody can be served from a spool that cannot be written: the fill
+# stops its download then (the upstream sees its connection closed
+# mid-body), rather than drain the rest of a blob nobody gets.
+cut="cut: GET /v2/test/slow/blobs/$blob after"
+wait_log "$fake" "$fmark" "$cut" 1 10
+expect_eq "upstream transfers of the blob cut short by the proxy" 1 "$(count_since "$fake" "$fmark" "$cut")"
+drp_log "upstream: $(log_since "$fake" "$fmark" | grep -F "$cut" | sed 's/.* after/cut after/')"
 drp_alive "$PROXY_PID" || drp_fail "the proxy died"
 
-# Still full: a cold image passes through, byte for byte, uncached.
+# Still full: a cold image passes through, byte for byte, uncached. The
+# failed fill's spool went with it (its room is free again once the
+# proxy holds no deleted file on the tmpfs): the filler takes that room
+# too.
+open_spools() { find "/proc/$PROXY_PID/fd" -lname "$cdir/*(deleted)" 2>/dev/null | wc -l; }
+no_open_spool() { [ "$(open_spools)" = 0 ]; }
+drp_wait "the failed fill's spool closed" 10 no_open_spool
+dd if=/dev/zero of="$cdir/filler.more" bs=64k status=none 2>/dev/null || true
+drp_log "disk full again: $(df -h "$cdir" | tail -n 1)"
 pskopeo copy --quiet --retry-times 0 --all docker://registry.test/test/multi:v1 "dir:$SCEN/multi"
 check_pulled multi "$SCEN/multi"
 expect_eq "blobs cached while the disk is full" 0 "$(cached_blobs)"
@@ -86,7 +102,7 @@ drp_alive "$PROXY_PID" || drp_fail "the proxy died"
 # Room again: the blob is fetched whole. (The fs backend stores nothing
 # for 60 s after ENOSPC, docker-registry-proxy.ini(5) max_size: whether
 # it is stored is not this test's business, only that nothing bad is.)
-rm -f "$cdir/filler"
+rm -f "$cdir/filler" "$cdir/filler.more"
 pcurl -o "$SCEN/again" "https://bad.test/v2/test/good/blobs/$blob"
 expect_file_digest "the blob once the disk has room" "$SCEN/again" "$blob"
 expect_match "proxy log: caching paused" "No space left on device: not caching for 60 s" "$(cat "$PROXY_DIR/proxy.log")"
