@@ -69,9 +69,12 @@ expect_eq()
 }
 
 # expect_match WHAT EXTENDED-REGEX STRING
+# (grep reads a process substitution, not a pipe: under pipefail, a
+# grep -q that matches and exits early could fail the writer with
+# SIGPIPE and so the pipeline.)
 expect_match()
 {
-	if ! printf '%s' "$3" | grep -Eq -- "$2"; then
+	if ! grep -Eq -- "$2" < <(printf '%s' "$3"); then
 		drp_fail "$1: '$3' does not match /$2/"
 	fi
 	drp_log "ok: $1 matches /$2/"
@@ -80,7 +83,7 @@ expect_match()
 # expect_no_match WHAT EXTENDED-REGEX STRING
 expect_no_match()
 {
-	if printf '%s' "$3" | grep -Eq -- "$2"; then
+	if grep -Eq -- "$2" < <(printf '%s' "$3"); then
 		drp_fail "$1: unexpectedly matches /$2/: $(printf '%s' "$3" | grep -E -- "$2" | head -3)"
 	fi
 	drp_log "ok: $1 does not match /$2/"
