@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache/digest.h"
+#include "http/uri.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -100,4 +102,102 @@ void drp_s3tier_free(drp_s3tier_t *t)
 	/* The loop is gone: a sweep still under way is dropped with it. */
 	drp_upstream_conf_unref(t->ucf);
 	free(t);
+}
+
+/* ---- tag records ---- */
+
+/* Printable ASCII without the space: safe in a key, a header value, and
+ * as one field of a record's line. */
+static bool token_text(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+int drp_s3tier_tag_key(char *buf, size_t buflen, const char *registry,
+		       const char *repo, const char *tag,
+		       const char *accept_key)
+{
+	if (!token_text(registry, strlen(registry)) ||
+	    !token_text(repo, strlen(repo)) || !token_text(tag, strlen(tag)) ||
+	    strchr(tag, '/') != NULL ||
+	    !token_text(accept_key, strlen(accept_key)))
+		return -EINVAL;
+	uint8_t bin[DRP_DIGEST_LEN];
+	char hex[2 * DRP_DIGEST_LEN + 1];
+	drp_digest_buf(accept_key, strlen(accept_key), bin);
+	drp_digest_hex(bin, hex);
+	int n = snprintf(buf, buflen, "tags/%s/%s/%s/%.32s", registry, repo,
+			 tag, hex);
+	if (n < 0 || (size_t)n >= buflen || n > DRP_CACHE_KEY_MAX)
+		return -ENAMETOOLONG;
+	return n;
+}
+
+static bool sha256_digest(const char *s, size_t n)
+{
+	bool sha256 = false;
+	return n == DRP_DIGEST_STRLEN && drp_digest_valid(s, n, &sha256) &&
+	       sha256;
+}
+
+int drp_s3tier_tag_format(char *buf, size_t buflen, const char *digest,
+			  const char *media_type, const char *accept_key)
+{
+	size_t ml = strlen(media_type);
+	if (!sha256_digest(digest, strlen(digest)) ||
+	    !token_text(media_type, ml) || ml > DRP_CACHE_MEDIA_TYPE_MAX ||
+	    !token_text(accept_key, strlen(accept_key)))
+		return -EINVAL;
+	int n = snprintf(buf, buflen, "%s %s %s\n", digest, media_type,
+			 accept_key);
+	if (n < 0 || (size_t)n >= buflen || n > DRP_S3TIER_TAG_RECORD_MAX)
+		return -ENAMETOOLONG;
+	return n;
+}
+
+int drp_s3tier_tag_parse(const char *body, size_t len, const char *accept_key,
+			 drp_cache_tag_t *out)
+{
+	if (len > DRP_S3TIER_TAG_RECORD_MAX)
+		return -EFBIG;
+	/* One line: the newline last, and only there. */
+	if (len == 0 || body[len - 1] != '\n' ||
+	    memchr(body, '\n', len - 1) != NULL)
+		return -EBADMSG;
+	const char *f[3];
+	size_t fl[3];
+	const char *p = body, *end = body + len - 1;
+	for (int i = 0; i < 3; i++) {
+		const char *sp =
+			i < 2 ? memchr(p, ' ', (size_t)(end - p)) : end;
+		if (sp == NULL)
+			return -EBADMSG;
+		f[i] = p;
+		fl[i] = (size_t)(sp - p);
+		if (!token_text(f[i], fl[i]))
+			return -EBADMSG; /* also: two spaces, a control byte */
+		p = sp + 1;
+	}
+	if (!sha256_digest(f[0], fl[0]) || fl[1] > DRP_CACHE_MEDIA_TYPE_MAX)
+		return -EBADMSG;
+	if (fl[2] != strlen(accept_key) || memcmp(f[2], accept_key, fl[2]) != 0)
+		return -ESTALE;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->digest, f[0], fl[0]);
+	memcpy(out->media_type, f[1], fl[1]);
+	return 0;
+}
+
+int64_t drp_s3tier_record_age(const char *date, const char *last_modified)
+{
+	int64_t now = drp_s3_parse_time(date);
+	int64_t lm = drp_s3_parse_time(last_modified);
+	if (now < 0 || lm < 0 || lm > now)
+		return -1;
+	return now - lm;
 }

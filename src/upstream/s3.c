@@ -273,6 +273,8 @@ static void call_head(void *arg, const drp_http_msg_t *resp,
 	c->res.status = resp->status;
 	copy_hdr(resp, "ETag", c->res.etag, sizeof(c->res.etag));
 	copy_hdr(resp, "Date", c->res.date, sizeof(c->res.date));
+	copy_hdr(resp, "Last-Modified", c->res.last_modified,
+		 sizeof(c->res.last_modified));
 	copy_hdr(resp, "Content-Range", c->res.content_range,
 		 sizeof(c->res.content_range));
 	copy_hdr(resp, "Content-Type", c->res.content_type,

@@ -101,10 +101,11 @@ typedef struct drp_s3_result {
 	int status;
 	const char *body; /* NUL-terminated; body_len bytes */
 	size_t body_len;
-	char etag[128];	 /* ETag, quotes kept; "" if none */
-	char date[64];	 /* Date, "" if none */
-	char code[64];	 /* <Code> of an error answer, "" if none */
-	uint64_t length; /* Content-Length (HEAD), if has_length */
+	char etag[128];		/* ETag, quotes kept; "" if none */
+	char date[64];		/* Date, "" if none */
+	char last_modified[64]; /* Last-Modified, "" if none */
+	char code[64];		/* <Code> of an error answer, "" if none */
+	uint64_t length;	/* Content-Length (HEAD), if has_length */
 	bool has_length;
 	char content_range[96]; /* Content-Range, "" if none */
 	char content_type[128]; /* Content-Type, "" if none */

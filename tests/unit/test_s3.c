@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "registry/s3tier.h"
 #include "upstream/s3.h"
 
 Suite *s3_suite(void);
@@ -111,6 +113,114 @@ START_TEST(new_checks)
 }
 END_TEST
 
+#define D64                                                                    \
+	"sha256:"                                                              \
+	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define MT  "application/vnd.oci.image.manifest.v1+json"
+#define ACC "application/vnd.oci.image.index.v1+json," MT
+
+/* Tag records of the bucket: keyed per Accept set, one strict line. */
+START_TEST(tag_key)
+{
+	char k[2048];
+	ck_assert_int_gt(drp_s3tier_tag_key(k, sizeof(k), "registry.test",
+					    "test/large", "v1", ACC),
+			 0);
+	ck_assert_str_eq(k, "tags/registry.test/test/large/v1/"
+			    "71f2ae3b4c63d7ce0d5df9fc9c418758");
+	char k2[2048];
+	drp_s3tier_tag_key(k2, sizeof(k2), "registry.test", "test/large", "v1",
+			   MT);
+	ck_assert_str_ne(k, k2); /* another Accept set, another record */
+	ck_assert_int_eq(drp_s3tier_tag_key(k, sizeof(k), "h", "r", "a/b", "-"),
+			 -EINVAL);
+	ck_assert_int_eq(drp_s3tier_tag_key(k, sizeof(k), "h", "r r", "t", "-"),
+			 -EINVAL);
+	ck_assert_int_eq(drp_s3tier_tag_key(k, sizeof(k), "", "r", "t", "-"),
+			 -EINVAL);
+	ck_assert_int_eq(
+		drp_s3tier_tag_key(k, sizeof(k), "h", "r\x01", "t", "-"),
+		-EINVAL);
+	ck_assert_int_eq(drp_s3tier_tag_key(k, 20, "h", "r", "t", "-"),
+			 -ENAMETOOLONG);
+}
+END_TEST
+
+START_TEST(tag_record)
+{
+	char b[1100];
+	int n = drp_s3tier_tag_format(b, sizeof(b), D64, MT, ACC);
+	ck_assert_int_eq(n, (int)strlen(D64 " " MT " " ACC "\n"));
+	ck_assert_str_eq(b, D64 " " MT " " ACC "\n");
+	drp_cache_tag_t t;
+	ck_assert_int_eq(drp_s3tier_tag_parse(b, (size_t)n, ACC, &t), 0);
+	ck_assert_str_eq(t.digest, D64);
+	ck_assert_str_eq(t.media_type, MT);
+	ck_assert_int_eq(drp_s3tier_tag_parse(b, (size_t)n, MT, &t), -ESTALE);
+	/* Not written: what a header or a line could not carry. */
+	ck_assert_int_eq(
+		drp_s3tier_tag_format(b, sizeof(b), D64, "a/b; q=1", ACC),
+		-EINVAL);
+	ck_assert_int_eq(drp_s3tier_tag_format(b, sizeof(b), D64, "", ACC),
+			 -EINVAL);
+	ck_assert_int_eq(
+		drp_s3tier_tag_format(b, sizeof(b), "sha512:00", MT, ACC),
+		-EINVAL);
+	/* Read back: anything off is refused, never half-taken. */
+	static const char *const bad[] = {
+		"",
+		"\n",
+		D64 " " MT " " ACC,		   /* no newline */
+		D64 " " MT " " ACC "\n\n",	   /* two lines */
+		D64 " " MT "\n",		   /* two fields */
+		D64 "  " MT " " ACC "\n",	   /* an empty field */
+		D64 " " MT " " ACC " x\n",	   /* four fields */
+		D64 " a/b\r\nX-Evil: 1 " ACC "\n", /* header injection */
+		D64 " a/\x7f " ACC "\n",
+		D64 " a/\xc3\xa9 " ACC "\n",
+		"sha256:0123 " MT " " ACC "\n",
+		"sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef"
+		"0123456789abcdef " MT " " ACC "\n", /* upper case */
+		"sha256:nothex application/x\r\nX-Evil: 1 -\n",
+		"md5:0123456789abcdef0123456789abcdef " MT " " ACC "\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(drp_s3tier_tag_parse(bad[i], strlen(bad[i]), ACC,
+						   &t) == -EBADMSG,
+			      "bad record %zu taken", i);
+	char big[300];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "a/", 2);
+	big[299] = '\0'; /* a media type of 298 bytes: too long */
+	snprintf(b, sizeof(b), D64 " %s -\n", big);
+	ck_assert_int_eq(drp_s3tier_tag_parse(b, strlen(b), "-", &t), -EBADMSG);
+	char huge[2000];
+	memset(huge, 'a', sizeof(huge));
+	ck_assert_int_eq(drp_s3tier_tag_parse(huge, sizeof(huge), "-", &t),
+			 -EFBIG);
+}
+END_TEST
+
+/* A record's age by the store's clock only. */
+START_TEST(record_age)
+{
+	ck_assert_int_eq(drp_s3tier_record_age("Sun, 06 Dec 2026 16:40:10 GMT",
+					       "Sun, 06 Dec 2026 16:40:00 GMT"),
+			 10);
+	ck_assert_int_eq(drp_s3tier_record_age("Sun, 06 Dec 2026 16:40:00 GMT",
+					       "Sun, 06 Dec 2026 16:40:00 GMT"),
+			 0);
+	ck_assert_int_eq(drp_s3tier_record_age("Sun, 06 Dec 2026 16:40:00 GMT",
+					       "Sun, 06 Dec 2026 16:40:01 GMT"),
+			 -1);
+	ck_assert_int_eq(
+		drp_s3tier_record_age("", "Sun, 06 Dec 2026 16:40:00 GMT"), -1);
+	ck_assert_int_eq(drp_s3tier_record_age("Sun, 06 Dec 2026 16:40:00 GMT",
+					       "yesterday"),
+			 -1);
+}
+END_TEST
+
 Suite *s3_suite(void)
 {
 	Suite *s = suite_create("s3");
@@ -118,6 +228,9 @@ Suite *s3_suite(void)
 	tcase_add_test(tc, xml_next);
 	tcase_add_test(tc, parse_time);
 	tcase_add_test(tc, new_checks);
+	tcase_add_test(tc, tag_key);
+	tcase_add_test(tc, tag_record);
+	tcase_add_test(tc, record_age);
 	suite_add_tcase(s, tc);
 	return s;
 }
