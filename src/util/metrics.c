@@ -73,6 +73,7 @@ static struct {
 	atomic_ulong reloads[2]; /* ok, failed */
 	atomic_ulong digest_mismatches;
 	atomic_ulong s3[DRP_MS3_N];
+	atomic_ulong s3_tags[DRP_MS3T_N];
 	atomic_ulong leases[DRP_ML_N];
 	atomic_ulong redis_down;
 } M = {
@@ -385,6 +386,12 @@ void drp_metrics_s3(enum drp_metrics_s3_event e)
 		ADD(M.s3[e], 1);
 }
 
+void drp_metrics_s3_tag(enum drp_metrics_s3_tag o)
+{
+	if ((unsigned)o < DRP_MS3T_N)
+		ADD(M.s3_tags[o], 1);
+}
+
 void drp_metrics_lease(enum drp_metrics_lease o)
 {
 	if ((unsigned)o < DRP_ML_N)
@@ -608,6 +615,15 @@ void drp_metrics_render(drp_buf_t *b)
 	for (unsigned i = 0; i < DRP_MS3_N; i++)
 		drp_buf_printf(b, "drp_s3_tier_total{event=\"%s\"} %lu\n",
 			       s3ev[i], GET(M.s3[i]));
+	static const char *const s3tag[DRP_MS3T_N] = {
+		"fresh", "stale", "missing", "invalid", "unavailable"};
+	family(b, "drp_s3_tag_reads_total", "counter",
+	       "Tag records read from the shared S3 tier: fresh (no upstream "
+	       "GET), stale, missing, not valid (ignored), unanswered.");
+	for (unsigned i = 0; i < DRP_MS3T_N; i++)
+		drp_buf_printf(b,
+			       "drp_s3_tag_reads_total{outcome=\"%s\"} %lu\n",
+			       s3tag[i], GET(M.s3_tags[i]));
 	static const char *const lease[DRP_ML_N] = {"taken", "stored", "alone"};
 	family(b, "drp_fleet_leases_total", "counter",
 	       "Cold blobs by who fetched them: this proxy with the lease, "
@@ -648,6 +664,7 @@ void drp_metrics_reset(void)
 	atomic_store(&M.fill_waiters, 0);
 	atomic_store(&M.digest_mismatches, 0);
 	memset(M.s3, 0, sizeof(M.s3));
+	memset(M.s3_tags, 0, sizeof(M.s3_tags));
 	memset(M.leases, 0, sizeof(M.leases));
 	atomic_store(&M.redis_down, 0);
 }

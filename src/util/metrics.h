@@ -167,6 +167,16 @@ enum drp_metrics_s3_event {
 	DRP_MS3_N = 5,
 };
 void drp_metrics_s3(enum drp_metrics_s3_event e);
+/* Tag records read from the S3 tier, by what was found. */
+enum drp_metrics_s3_tag {
+	DRP_MS3T_FRESH = 0,	  /* younger than tag_ttl: no upstream GET */
+	DRP_MS3T_STALE = 1,	  /* as old as tag_ttl or older */
+	DRP_MS3T_MISSING = 2,	  /* none (404) */
+	DRP_MS3T_INVALID = 3,	  /* not a valid record: ignored */
+	DRP_MS3T_UNAVAILABLE = 4, /* no answer from the bucket */
+	DRP_MS3T_N = 5,
+};
+void drp_metrics_s3_tag(enum drp_metrics_s3_tag o);
 /* The fleet's lease ([fleet] redis): who fetched a cold blob. */
 enum drp_metrics_lease {
 	DRP_ML_TAKEN = 0,  /* this proxy took the lease and fetched */
