@@ -16,6 +16,7 @@
 #include "registry/cached.h"
 #include "upstream/fetchbuf.h"
 #include "registry/fill.h"
+#include "registry/s3tier.h"
 #include "core/daemon.h"
 #include "plugin/select.h"
 #include "upstream/s3.h"
@@ -68,6 +69,11 @@ struct drp_cached_req {
 	 * confirms the repository. */
 	drp_buf_t s3_body;
 	char s3_ctype[DRP_CACHE_MEDIA_TYPE_MAX + 1];
+	/* Manifest by tag: tag_ttl; q->tag came from the bucket's record
+	 * (fresh, s3_tag_age seconds old by the store's clock). */
+	double ttl;
+	bool s3_tag;
+	int64_t s3_tag_age;
 	const char *result;
 };
 
@@ -720,6 +726,8 @@ static void manifest_job(void *arg)
 /* Store a verified manifest: object + media type (+ tag record). The
  * object is stored in the background; a request for it meanwhile misses
  * and fetches it again. */
+static void s3_put_tag(drp_exch_t *x, const char *digest, const char *ctype);
+
 static void store_manifest(drp_exch_t *x, const char *digest, const char *ctype,
 			   const drp_buf_t *body)
 {
@@ -738,12 +746,20 @@ static void store_manifest(drp_exch_t *x, const char *digest, const char *ctype,
 	drp_cache_seen_put(srv->capi, srv->cdb, &srv->cstats, digest, host,
 			   q->repo);
 	if (q->kind == K_MANIFEST_TAG && q->tagkey[0]) {
+		/* Resolved by the bucket's record: as old as that record (the
+		 * fleet revalidates a tag once per tag_ttl, not once per
+		 * proxy per tag_ttl); from the upstream: the bucket's record
+		 * is (re)written. */
 		drp_cache_tag_t t = {.size = drp_buf_pending(body),
-				     .fetched_at = now_s()};
+				     .fetched_at =
+					     q->s3_tag ? now_s() - q->s3_tag_age
+						       : now_s()};
 		snprintf(t.digest, sizeof(t.digest), "%s", digest);
 		snprintf(t.media_type, sizeof(t.media_type), "%s", ctype);
 		drp_cache_tag_put(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
 				  &t);
+		if (!q->s3_tag)
+			s3_put_tag(x, digest, ctype);
 	}
 }
 
@@ -852,20 +868,37 @@ static void s3_manifest_serve(drp_exch_t *x)
 	head_common(x, 200, q->s3_ctype, q->digest, "HIT");
 	drp_buf_printf(x->out, "Content-Length: %zu\r\n\r\n",
 		       drp_buf_pending(&q->s3_body));
-	drp_buf_append(x->out, drp_buf_head(&q->s3_body),
-		       drp_buf_pending(&q->s3_body));
-	x->bytes_out = drp_buf_pending(&q->s3_body);
+	if (!q->head) {
+		drp_buf_append(x->out, drp_buf_head(&q->s3_body),
+			       drp_buf_pending(&q->s3_body));
+		x->bytes_out = drp_buf_pending(&q->s3_body);
+	}
 	drp_exch_done(x, "HIT");
 }
+
+static void s3_tag_serve_local(drp_exch_t *x);
 
 static void s3_manifest_confirm_cb(void *arg, drp_fetchbuf_result_t *res)
 {
 	drp_exch_t *x = arg;
 	drp_cached_req_t *q = x->hs;
 	q->fb = NULL;
+	if (res->err == 0 && res->status == 200 && q->kind == K_MANIFEST_TAG &&
+	    res->digest[0] && strcmp(res->digest, q->digest) != 0) {
+		/* The tag moved since the bucket's record was written. */
+		drp_log_info(DRP_LOG_CACHE,
+			     "[c%06u] %s: the upstream has %s, the S3 tier's "
+			     "tag record %s: fetched upstream",
+			     x->id, q->target, res->digest, q->digest);
+		manifest_fetch(x);
+		return;
+	}
 	if (res->err == 0 && res->status == 200) {
 		mark_seen(x);
-		s3_manifest_serve(x);
+		if (q->s3_ctype[0])
+			s3_manifest_serve(x);
+		else
+			s3_tag_serve_local(x);
 		return;
 	}
 	pass_through(x);
@@ -913,6 +946,16 @@ static void s3_manifest_cb(void *arg, const drp_s3_result_t *res)
 				  .max_body = 65536};
 		drp_s3_call(srv_of(x)->s3, &x->w->upstream, x->rt->upstream, &r,
 			    s3_delete_manifest_cb, NULL);
+		manifest_fetch(x);
+		return;
+	}
+	if (q->kind == K_MANIFEST_TAG &&
+	    strcmp(res->content_type, q->tag.media_type) != 0) {
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] %s: the S3 tier's tag record says %s, "
+				"its manifest %s: fetched upstream",
+				x->id, q->target, q->tag.media_type,
+				res->content_type);
 		manifest_fetch(x);
 		return;
 	}
@@ -1009,6 +1052,9 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 
 static void manifest_fetch(drp_exch_t *x)
 {
+	/* Whatever comes back is the upstream's: it rewrites the bucket's
+	 * tag record. */
+	CREQ(x)->s3_tag = false;
 	start_buffered(x, "GET", MANIFEST_MAX, manifest_get_cb);
 }
 
@@ -1039,6 +1085,7 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 		q->tag.fetched_at = now_s();
 		drp_cache_tag_put(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
 				  &q->tag);
+		s3_put_tag(x, q->tag.digest, q->tag.media_type);
 		if (serve_manifest_record(x, "REVALIDATED"))
 			return;
 		manifest_fetch(x);
@@ -1053,6 +1100,220 @@ static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
 	/* 401/403/404...: let the client talk to the upstream itself. */
 	q->have_tag = false;
 	pass_through(x);
+}
+
+/* ---- tag records in the S3 tier (registry/s3tier.h) ---- */
+
+/* The bucket's key of this request's record, from q->tagkey ("tag <host>
+ * <repo> <tag> <accept key>", no field with a space); the accept key
+ * (within q->tagkey) in *accept. */
+static int s3_tag_key(const drp_cached_req_t *q, char *key, size_t len,
+		      const char **accept)
+{
+	char tk[sizeof(q->tagkey)];
+	snprintf(tk, sizeof(tk), "%s", q->tagkey);
+	char *f[5], *save = NULL;
+	int n = 0;
+	for (char *t = strtok_r(tk, " ", &save); t && n < 5;
+	     t = strtok_r(NULL, " ", &save))
+		f[n++] = t;
+	if (n != 5 || strcmp(f[0], "tag") != 0)
+		return -EINVAL;
+	*accept = strrchr(q->tagkey, ' ') + 1;
+	return drp_s3tier_tag_key(key, len, f[1], f[2], f[3], f[4]);
+}
+
+static void s3_put_tag_cb(void *arg, const drp_s3_result_t *res)
+{
+	char *key = arg;
+	if (res->err < 0 || (res->status != 200 && res->status != 201))
+		drp_log_warning(DRP_LOG_CACHE,
+				"tag record %s not stored in the S3 tier (%s, "
+				"HTTP %d %s)",
+				key, res->err < 0 ? res->reason : "answer",
+				res->status, res->code);
+	else
+		drp_log_info(DRP_LOG_CACHE, "tag record %s in the S3 tier",
+			     key);
+	free(key);
+}
+
+/* What the upstream said a tag is, for the fleet: (re)written whole,
+ * its Last-Modified the store's clock of this confirmation. Nobody waits
+ * for it. */
+static void s3_put_tag(drp_exch_t *x, const char *digest, const char *ctype)
+{
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
+	/* tag_ttl 0 (the fleet runs one configuration): nobody would
+	 * ever find it fresh. */
+	if (srv->s3 == NULL || q->kind != K_MANIFEST_TAG || !q->tagkey[0] ||
+	    q->ttl <= 0)
+		return;
+	char key[DRP_CACHE_KEY_MAX + 1], body[DRP_S3TIER_TAG_RECORD_MAX + 1];
+	const char *accept;
+	int n;
+	if (s3_tag_key(q, key, sizeof(key), &accept) < 0 ||
+	    (n = drp_s3tier_tag_format(body, sizeof(body), digest, ctype,
+				       accept)) < 0) {
+		drp_log_debug(DRP_LOG_CACHE,
+			      "[c%06u] %s: no tag record for the S3 tier "
+			      "(%s, %s)",
+			      x->id, q->target, digest, ctype);
+		return;
+	}
+	const drp_s3sig_kv_t hdrs[] = {{"Content-Type", "text/plain"}};
+	drp_s3_req_t r = {.method = "PUT",
+			  .key = key,
+			  .headers = hdrs,
+			  .nheaders = 1,
+			  .body = body,
+			  .body_len = (size_t)n,
+			  .fd = -1,
+			  .max_body = 65536};
+	drp_s3_call(srv->s3, &x->w->upstream, x->rt->upstream, &r,
+		    s3_put_tag_cb, drp_strdup(key));
+}
+
+/* Neither the bucket's record nor (then) the local one answers: the
+ * upstream, as without the bucket. */
+static void tag_upstream(drp_exch_t *x)
+{
+	drp_cached_req_t *q = x->hs;
+	if (q->have_tag)
+		start_buffered(x, "HEAD", 0, revalidate_cb);
+	else
+		manifest_fetch(x);
+}
+
+/* The record's manifest is in the local tier, and the client confirmed:
+ * the local record takes the bucket's age. */
+static void s3_tag_serve_local(drp_exch_t *x)
+{
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
+	drp_cache_tag_put(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
+			  &q->tag);
+	if (serve_manifest_record(x, "HIT"))
+		return;
+	manifest_fetch(x);
+}
+
+static void s3_tag_cb(void *arg, const drp_s3_result_t *res)
+{
+	drp_exch_t *x = arg;
+	drp_cached_req_t *q = x->hs;
+	drp_server_t *srv = srv_of(x);
+	q->s3call = NULL;
+	char key[DRP_CACHE_KEY_MAX + 1];
+	const char *accept;
+	if (s3_tag_key(q, key, sizeof(key), &accept) < 0) {
+		tag_upstream(x);
+		return;
+	}
+	if (res->err == -EFBIG) {
+		drp_metrics_s3_tag(DRP_MS3T_INVALID);
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] tag record %s in the S3 tier is not "
+				"valid (larger than %d bytes): ignored",
+				x->id, key, DRP_S3TIER_TAG_RECORD_MAX);
+		tag_upstream(x);
+		return;
+	}
+	if (res->err < 0 || (res->status != 200 && res->status != 404)) {
+		drp_metrics_s3(DRP_MS3_UNAVAILABLE);
+		drp_metrics_s3_tag(DRP_MS3T_UNAVAILABLE);
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] %s: the S3 tier did not answer (%s, "
+				"HTTP %d %s): the tag asked upstream",
+				x->id, q->target,
+				res->err < 0 ? res->reason : "answer",
+				res->status, res->code);
+		tag_upstream(x);
+		return;
+	}
+	if (res->status == 404) {
+		drp_metrics_s3_tag(DRP_MS3T_MISSING);
+		tag_upstream(x);
+		return;
+	}
+	drp_cache_tag_t t;
+	int r = drp_s3tier_tag_parse(res->body, res->body_len, accept, &t);
+	if (r < 0) {
+		/* Shared, not trusted: ignored, and rewritten by the
+		 * upstream's answer. */
+		drp_metrics_s3_tag(DRP_MS3T_INVALID);
+		drp_log_warning(DRP_LOG_CACHE,
+				"[c%06u] tag record %s in the S3 tier is not "
+				"valid (%s): ignored",
+				x->id, key,
+				r == -ESTALE ? "another accept key"
+					     : "not one line of a digest, a "
+					       "media type and an accept key");
+		tag_upstream(x);
+		return;
+	}
+	/* Its age by the store's clock alone: Date - Last-Modified. */
+	int64_t age = drp_s3tier_record_age(res->date, res->last_modified);
+	if (age < 0 || (double)age >= q->ttl) {
+		drp_metrics_s3_tag(DRP_MS3T_STALE);
+		drp_log_debug(DRP_LOG_CACHE,
+			      "[c%06u] tag record %s in the S3 tier: %" PRId64
+			      " s old, stale",
+			      x->id, key, age);
+		tag_upstream(x);
+		return;
+	}
+	drp_metrics_s3_tag(DRP_MS3T_FRESH);
+	/* Fresh: the tag is that digest; the local record, if any, is
+	 * superseded. */
+	q->s3_tag = true;
+	q->s3_tag_age = age;
+	q->have_tag = false;
+	q->tag = t;
+	q->tag.fetched_at = now_s() - age;
+	snprintf(q->digest, sizeof(q->digest), "%s", t.digest);
+	char ctype[DRP_CACHE_MEDIA_TYPE_MAX + 1];
+	drp_cache_info_t info;
+	if (srv->capi->lookup(srv->cdb, &srv->cstats, q->digest, &info) == 0 &&
+	    drp_cache_mtype_get(srv->capi, srv->cdb, &srv->cstats, q->digest,
+				ctype, sizeof(ctype)) == 0 &&
+	    strcmp(ctype, t.media_type) == 0) {
+		q->tag.size = info.size;
+		if (seen_here(x))
+			s3_tag_serve_local(x);
+		else /* the bucket holds no policy */
+			start_buffered(x, "HEAD", 0, s3_manifest_confirm_cb);
+		return;
+	}
+	/* The manifest from the bucket, verified (s3_manifest_cb). */
+	char mkey[128];
+	snprintf(mkey, sizeof(mkey), "manifests/sha256/%s", q->digest + 7);
+	drp_s3_req_t mr = {.method = "GET",
+			   .key = mkey,
+			   .fd = -1,
+			   .max_body = MANIFEST_MAX};
+	q->s3call = drp_s3_call(srv->s3, &x->w->upstream, x->rt->upstream, &mr,
+				s3_manifest_cb, x);
+}
+
+static void s3_tag_lookup(drp_exch_t *x)
+{
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
+	char key[DRP_CACHE_KEY_MAX + 1];
+	const char *accept;
+	if (s3_tag_key(q, key, sizeof(key), &accept) < 0) {
+		tag_upstream(x);
+		return;
+	}
+	drp_s3_req_t r = {.method = "GET",
+			  .key = key,
+			  .fd = -1,
+			  .max_body = DRP_S3TIER_TAG_RECORD_MAX};
+	q->s3call = drp_s3_call(srv->s3, &x->w->upstream, x->rt->upstream, &r,
+				s3_tag_cb, x);
+	drp_exch_async(x);
 }
 
 /* tag_ttl_match / tag_ttl as resolved for the request (inherited along
@@ -1094,20 +1355,32 @@ static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 	if (drp_cache_tag_key(q->tagkey, sizeof(q->tagkey), host, q->repo, tag,
 			      accept) < 0)
 		return false;
+	q->ttl = tag_ttl(x, tag);
+	/* A local miss or a stale local record asks the bucket's record
+	 * first (never with tag_ttl 0: no record would be fresh). */
+	bool ask_s3 = srv->s3 != NULL && q->ttl > 0;
 	if (drp_cache_tag_get(srv->capi, srv->cdb, &srv->cstats, q->tagkey,
 			      &q->tag) == 0 &&
 	    srv->capi->lookup(srv->cdb, &srv->cstats, q->tag.digest, NULL) ==
 		    0) {
 		q->have_tag = true;
 		double age = (double)(now_s() - q->tag.fetched_at);
-		if (age >= 0 && age < tag_ttl(x, tag) && !x->auth_confirm) {
+		bool fresh = age >= 0 && age < q->ttl;
+		if (fresh && !x->auth_confirm) {
 			if (serve_manifest_record(x, "HIT"))
 				return true;
 			q->have_tag = false;
+		} else if (!fresh && ask_s3) {
+			s3_tag_lookup(x);
+			return true;
 		} else {
 			start_buffered(x, "HEAD", 0, revalidate_cb);
 			return true;
 		}
+	}
+	if (ask_s3) {
+		s3_tag_lookup(x);
+		return true;
 	}
 	manifest_fetch(x);
 	return true;

@@ -9,6 +9,10 @@
 #     virtual-hosted): the same pull costs the upstream no blob GET; its
 #     local tier is in local_dir (local_max_size), not in dir, and -t
 #     accepts the keys only with backend = s3;
+#  3b. tag records in the bucket (tags/<registry>/<repository>/<tag>/...):
+#     proxy B's pull by tag in step 3 cost the upstream no manifest GET;
+#     a record older than tag_ttl by the store's clock costs one, and is
+#     rewritten; a garbage record is logged, ignored and rewritten;
 #  4. a damaged object in the bucket is detected (the client is reset,
 #     never served wrong bytes), deleted, and fetched again upstream;
 #  5. radosgw stopped: the local tier and the upstream still serve.
@@ -93,6 +97,9 @@ done
 parts=$(count_since "$rgw" "$mr" "PUT /$B/$(key "$LARGE_LAYER")?partNumber=")
 expect_ge "the large layer's parts" 2 "$parts"
 expect_no_match "no upload left after the pull" '<Upload>' "$(uploads)"
+# Proxy a's answer by tag went into the bucket as a tag record (PUT
+# after the answer: wait for radosgw to log it; not there, step 3 fails).
+wait_log "$rgw" "$mr" "PUT /$B/tags/registry.test/test/large/v1/" 1 10
 
 # ---- 3. Proxy B: empty local tier, the same bucket over TLS,
 # virtual-hosted: no upstream blob GET, the bytes right, from the bucket.
@@ -114,6 +121,14 @@ for b in $LARGE_BLOBS; do
 	expect_eq "proxy b: ${b:7:12} from the bucket" HIT \
 		"$(anext '$11' "$am" registry.test:443 GET "/v2/test/large/blobs/$b")"
 done
+# Nor a manifest GET: the tag resolved through the bucket's record
+# (fresh within tag_ttl) to the manifest in the bucket; the repository
+# confirmed by a HEAD of this proxy's own (the bucket holds no policy).
+settle_upstream registry.test "$reg"
+expect_eq "proxy b: upstream manifest GETs" 0 \
+	"$(count_since "$reg" "$m" "\"GET /v2/test/large/manifests/")"
+expect_eq "proxy b: upstream HEADs confirming the tag" 1 \
+	"$(count_since "$reg" "$m" "$(req_pat HEAD /v2/test/large/manifests/v1)")"
 # (radosgw logs a request once it is answered: wait for the line.)
 wait_log "$rgw" "$mr" "GET /$(key "$LARGE_LAYER") " 1 10
 expect_eq "proxy b: GETs of the layer that reached radosgw" 1 "$(count_since "$rgw" "$mr" "GET /$(key "$LARGE_LAYER") ")"
@@ -128,6 +143,70 @@ expect_eq "objects of proxy b under dir (not its local tier)" 0 \
 curl -s --max-time 10 -o "$SCEN/b.metrics" "$PROXY_URL/metrics"
 expect_eq "proxy b: blobs read from the bucket (/metrics)" 2 \
 	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/b.metrics" 'drp_s3_tier_total{event="read"}')"
+expect_eq "proxy b: fresh tag records read from the bucket (/metrics)" 1 \
+	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/b.metrics" 'drp_s3_tag_reads_total{outcome="fresh"}')"
+
+# ---- 3b. Tag records: one object per tag and Accept set, one line
+# "<digest> <media type> <accept key>", its age the store's Date minus
+# its Last-Modified.
+tprefix=tags/registry.test/test/large/v1/
+# (The query as SigV4 canonicalizes it: curl signs it as written.)
+tkey=$(s3curl "$S3_HTTP/$B?prefix=${tprefix//\//%2F}" | grep -o "<Key>$tprefix[^<]*</Key>" | sed 's/<[^>]*>//g')
+expect_eq "tag records of test/large:v1 in the bucket" 1 "$(printf '%s\n' "$tkey" | grep -c .)"
+turl="$S3_HTTP/$B/$tkey"
+expect_match "the tag record" "^$LARGE_DIGEST application/[^ ]+ [^ ]+\$" "$(s3curl "$turl")"
+# rec_lm: the record's Last-Modified (unix seconds); rec_age: its age by
+# the store's clock (Date - Last-Modified of one answer).
+rec_lm() { date -d "$(s3curl -I "$turl" | tr -d '\r' | sed -n 's/^[Ll]ast-[Mm]odified: //p')" +%s; }
+rec_age()
+{
+	local h
+	h=$(s3curl -I "$turl" | tr -d '\r')
+	echo $(($(date -d "$(sed -n 's/^[Dd]ate: //p' <<<"$h")" +%s) - $(date -d "$(sed -n 's/^[Ll]ast-[Mm]odified: //p' <<<"$h")" +%s)))
+}
+rec_older() { [ "$(rec_age)" -ge "$1" ]; }
+# pinspect: the manifest by tag through the current proxy, with skopeo's
+# Accept (the record's key), its bytes into $SCEN/m.
+pinspect() { pskopeo inspect --raw --retry-times 0 docker://registry.test/test/large:v1 >"$SCEN/m"; }
+
+# A record older than tag_ttl (2 s here) by the store's clock is stale:
+# one upstream GET, the same bytes, and the record rewritten.
+S3C_EXTRA="tag_ttl = 2s" proxy d
+drp_wait "the tag record to be 2 s old by the store's clock" 30 rec_older 2
+lm=$(rec_lm)
+m=$(log_mark "$reg") mr=$(log_mark "$rgw")
+pinspect || drp_fail "skopeo inspect through proxy d failed"
+expect_file_digest "proxy d: the manifest by tag" "$SCEN/m" "$LARGE_DIGEST"
+wait_log "$reg" "$m" "$(req_pat GET /v2/test/large/manifests/v1)" 1 5
+settle_upstream registry.test "$reg"
+expect_eq "proxy d (stale record): upstream manifest GETs" 1 \
+	"$(count_since "$reg" "$m" "\"GET /v2/test/large/manifests/")"
+wait_log "$rgw" "$mr" "PUT /$B/$tkey " 1 10
+expect_eq "proxy d: the stale record rewritten" 1 "$(count_since "$rgw" "$mr" "PUT /$B/$tkey ")"
+expect_ge "proxy d: the record's new Last-Modified" $((lm + 2)) "$(rec_lm)"
+curl -s --max-time 10 -o "$SCEN/d.metrics" "$PROXY_URL/metrics"
+expect_eq "proxy d: stale tag records (/metrics)" 1 \
+	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/d.metrics" 'drp_s3_tag_reads_total{outcome="stale"}')"
+
+# A garbage record (the bucket is shared, not trusted): logged, ignored,
+# the manifest fetched upstream, the record rewritten.
+printf 'sha256:nothex application/x\r\nX-Evil: 1 -\n' >"$SCEN/garbage-tag"
+expect_eq "writing a garbage tag record" 200 \
+	"$(s3curl -o /dev/null -w '%{http_code}' -T "$SCEN/garbage-tag" "$turl")"
+proxy e
+m=$(log_mark "$reg") mr=$(log_mark "$rgw")
+pinspect || drp_fail "skopeo inspect through proxy e failed"
+expect_file_digest "proxy e (garbage record): the manifest by tag" "$SCEN/m" "$LARGE_DIGEST"
+wait_log "$reg" "$m" "$(req_pat GET /v2/test/large/manifests/v1)" 1 5
+settle_upstream registry.test "$reg"
+expect_eq "proxy e (garbage record): upstream manifest GETs" 1 \
+	"$(count_since "$reg" "$m" "\"GET /v2/test/large/manifests/")"
+drp_wait "the garbage record in proxy e's log" 10 grep -q "tag record $tkey in the S3 tier is not valid" "$PROXY_DIR/proxy.log"
+wait_log "$rgw" "$mr" "PUT /$B/$tkey " 1 10
+expect_match "proxy e: the record rewritten" "^$LARGE_DIGEST application/[^ ]+ [^ ]+\$" "$(s3curl "$turl")"
+curl -s --max-time 10 -o "$SCEN/e.metrics" "$PROXY_URL/metrics"
+expect_eq "proxy e: invalid tag records (/metrics)" 1 \
+	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/e.metrics" 'drp_s3_tag_reads_total{outcome="invalid"}')"
 
 # ---- 4. A damaged copy in the bucket: proxy C (empty local tier) sends
 # no clean response with it, deletes it, and the next pull fetches the
