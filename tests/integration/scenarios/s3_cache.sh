@@ -187,6 +187,21 @@ expect_ge "proxy d: the record's new Last-Modified" $((lm + 2)) "$(rec_lm)"
 curl -s --max-time 10 -o "$SCEN/d.metrics" "$PROXY_URL/metrics"
 expect_eq "proxy d: stale tag records (/metrics)" 1 \
 	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/d.metrics" 'drp_s3_tag_reads_total{outcome="stale"}')"
+# Both proxy d's own record and the bucket's stale again: the HEAD
+# revalidation (no GET) rewrites the bucket's record too.
+drp_wait "the tag record to be 2 s old again" 30 rec_older 2
+lm=$(rec_lm)
+m=$(log_mark "$reg") mr=$(log_mark "$rgw")
+pinspect || drp_fail "skopeo inspect through proxy d failed"
+expect_file_digest "proxy d: the manifest by tag, revalidated" "$SCEN/m" "$LARGE_DIGEST"
+wait_log "$rgw" "$mr" "PUT /$B/$tkey " 1 10
+settle_upstream registry.test "$reg"
+expect_eq "proxy d (revalidation): upstream manifest GETs" 0 \
+	"$(count_since "$reg" "$m" "\"GET /v2/test/large/manifests/")"
+expect_eq "proxy d (revalidation): upstream HEADs of the tag" 1 \
+	"$(count_since "$reg" "$m" "$(req_pat HEAD /v2/test/large/manifests/v1)")"
+expect_eq "proxy d: the revalidated record rewritten" 1 "$(count_since "$rgw" "$mr" "PUT /$B/$tkey ")"
+expect_ge "proxy d: the revalidated record's Last-Modified" $((lm + 2)) "$(rec_lm)"
 
 # A garbage record (the bucket is shared, not trusted): logged, ignored,
 # the manifest fetched upstream, the record rewritten.
