@@ -97,6 +97,10 @@ void drp_local_metrics(drp_server_t *srv, drp_buf_t *b)
 	family(b, "drp_connections_open", "gauge", "Client connections open.");
 	drp_buf_printf(b, "drp_connections_open %lu\n",
 		       atomic_load(&s->connections_open));
+	family(b, "drp_connections_over_limit_total", "counter",
+	       "Client connections answered 503 at max_connections.");
+	drp_buf_printf(b, "drp_connections_over_limit_total %lu\n",
+		       atomic_load(&s->over_limit));
 	family(b, "drp_refused_total", "counter",
 	       "Requests refused by policy (allow, tunnel_ports, proxy "
 	       "users).");

@@ -25,7 +25,12 @@
 typedef struct drp_stats {
 	atomic_ulong connections; /* accepted */
 	atomic_ulong connections_open;
-	atomic_ulong refused; /* 403 by policy */
+	atomic_ulong refused;	 /* 403 by policy */
+	atomic_ulong over_limit; /* 503 at max_connections */
+	/* The last "connection limit" log line: when (CLOCK_MONOTONIC
+	 * seconds, 0: never) and over_limit then. */
+	_Atomic int64_t over_limit_logged_at;
+	atomic_ulong over_limit_logged;
 	/* Requests, bytes, results and the rest: util/metrics.h. */
 } drp_stats_t;
 

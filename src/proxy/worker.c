@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/users.h"
@@ -16,6 +17,40 @@
 #include "util/mem.h"
 
 static atomic_uint conn_ids;
+
+/* How often a refusal at max_connections may be logged: a client that
+ * retries at once would otherwise write a line per attempt. */
+#define OVER_LIMIT_LOG_PERIOD 10
+
+/* A connection was refused at max_connections (any worker): counted,
+ * and logged when it is the first, or the first OVER_LIMIT_LOG_PERIOD
+ * seconds after the last line, with how many were refused meanwhile. */
+static void over_limit(drp_stats_t *s, unsigned max)
+{
+	unsigned long n = atomic_fetch_add(&s->over_limit, 1) + 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec + 1; /* 0 means never */
+	int64_t last = atomic_load(&s->over_limit_logged_at);
+	if (last != 0 && now - last < OVER_LIMIT_LOG_PERIOD)
+		return;
+	if (!atomic_compare_exchange_strong(&s->over_limit_logged_at, &last,
+					    now))
+		return; /* another worker logs it */
+	unsigned long before = atomic_exchange(&s->over_limit_logged, n);
+	if (last == 0)
+		drp_log_warning(
+			DRP_LOG_NET,
+			"connection limit (%u) reached: new connections "
+			"are answered 503 (max_connections)",
+			max);
+	else
+		drp_log_warning(
+			DRP_LOG_NET,
+			"connection limit (%u) reached: %lu connection(s) "
+			"answered 503 since the last report",
+			max, n - before);
+}
 
 unsigned drp_worker_conn_id(drp_worker_t *w)
 {
@@ -215,8 +250,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
 			(void)r;
 			close(fd);
-			drp_log_warning(DRP_LOG_NET,
-					"connection limit (%u) reached", max);
+			over_limit(&w->srv->stats, max);
 			continue;
 		}
 		if (l->mirror_tls)

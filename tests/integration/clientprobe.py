@@ -22,8 +22,8 @@ usage: clientprobe.py PORT MODE [options]
              apart, then nothing; prints "N-OK SECONDS", SECONDS from the
              last response to the close.
   hold       --count N keep-alive connections, a GET /healthz on each;
-             then one more connection; prints "N-OK STATUS" (STATUS of
-             the extra one); then closes the first and prints the status
+             then --extra M more connections (1), one at a time; prints
+             "N-OK STATUS..." (the extra ones' distinct statuses); then closes the first and prints the status
              of a new connection's GET /healthz, retried until it is not
              refused (bounded by --limit).
   twostep    GET PATH on the connection, reading its first MiB (or all
@@ -65,6 +65,7 @@ def parse_args():
     p.add_argument("--first")
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--extra", type=int, default=1)
     p.add_argument("--every", type=float, default=1.0)
     p.add_argument("--limit", type=float, default=60.0)
     p.add_argument("--ready")
@@ -285,10 +286,13 @@ def mode_hold():
         if healthz(s) == "200":
             ok += 1
         conns.append(s)
-    extra = raw_conn()
-    head, _ = read_head(extra)
-    print("%d %s" % (ok, status_of(head)))
-    extra.close()
+    statuses = set()
+    for _ in range(A.extra):
+        extra = raw_conn()
+        head, _ = read_head(extra)
+        statuses.add(status_of(head))
+        extra.close()
+    print("%d %s" % (ok, " ".join(sorted(statuses))))
     conns[0].close()
     t0 = time.monotonic()
     st = "000"
