@@ -813,11 +813,12 @@ static void fs_read_close(drp_cache_t *db, drp_cache_stats_t *stats,
 	free(r);
 }
 
-/* Map a storage errno to the writer's verdict; a full disk pauses
- * caching for nospace_retry seconds (logged once per episode). */
+/* Map a storage errno to the writer's verdict; a full disk or a
+ * read-only filesystem pauses caching for nospace_retry seconds (logged
+ * once per episode, not once per object). */
 static int storage_error(drp_cache_t *db, int err, const char *what)
 {
-	if (err == ENOSPC || err == EDQUOT) {
+	if (err == ENOSPC || err == EDQUOT || err == EROFS) {
 		pthread_mutex_lock(&db->idx.lock);
 		bool first = !db->nospace_logged;
 		db->nospace_logged = true;
@@ -829,7 +830,7 @@ static int storage_error(drp_cache_t *db, int err, const char *what)
 					"are still served and proxied)",
 					db->dir, strerror(err),
 					db->nospace_retry);
-		return -ENOSPC;
+		return err == EROFS ? -EIO : -ENOSPC;
 	}
 	drp_log_warning(DRP_LOG_CACHE, "%s: %s: %s", db->dir, what,
 			strerror(err));
