@@ -89,7 +89,6 @@ struct drp_pool {
 	pool_loop_t *loops;
 	pool_exit_t *exits;
 	bool stop;
-	unsigned long wakeups;
 };
 
 /* Threads the other shared lanes are owed and do not use. Lock held. */
@@ -227,7 +226,6 @@ static void *thread_main(void *arg)
 			c->idle--;
 			if (c->woken > 0)
 				c->woken--;
-			p->wakeups++;
 		}
 		if (j == NULL)
 			break; /* stopping, and nothing to drain */
@@ -501,14 +499,6 @@ unsigned drp_pool_lane_running(drp_pool_lane_t *l)
 	pthread_mutex_lock(&l->p->lock);
 	unsigned n = l->running;
 	pthread_mutex_unlock(&l->p->lock);
-	return n;
-}
-
-unsigned long drp_pool_wakeups(drp_pool_t *p)
-{
-	pthread_mutex_lock(&p->lock);
-	unsigned long n = p->wakeups;
-	pthread_mutex_unlock(&p->lock);
 	return n;
 }
 

@@ -126,9 +126,6 @@ void drp_pool_loop_forget(drp_pool_t *p, struct ev_loop *loop)
 void drp_pool_at_free(drp_pool_t *p, void (*fn)(void *), void *arg)
 	__attribute__((nonnull(1, 2)));
 
-/* Times a pool thread woke up to look for work (for tests). */
-unsigned long drp_pool_wakeups(drp_pool_t *p) __attribute__((nonnull));
-
 /*
  * Free the pool: queued jobs of DRAIN lanes run, those of other lanes
  * are cancelled (done with -ECANCELED), running jobs finish, then every
