@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -144,6 +145,34 @@ static int spool_open(drp_server_t *srv)
 	return spool_open_in(srv->spool_dir);
 }
 
+/* No spool could be opened (a full or read-only disk): the request is
+ * passed through. Logged when it first happens, then at most once per
+ * SPOOL_WARN_PERIOD seconds with the count since: on such a disk every
+ * cold request would otherwise log a line. */
+#define SPOOL_WARN_PERIOD 60
+static _Atomic int64_t spool_warned_at; /* monotonic s + 1; 0: never */
+static atomic_ulong spool_failures, spool_failures_logged;
+
+static void spool_failed(drp_server_t *srv, int err)
+{
+	unsigned long n = atomic_fetch_add(&spool_failures, 1) + 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec + 1;
+	int64_t last = atomic_load(&spool_warned_at);
+	if (last != 0 && now - last < SPOOL_WARN_PERIOD)
+		return;
+	if (!atomic_compare_exchange_strong(&spool_warned_at, &last, now))
+		return;
+	unsigned long before = atomic_exchange(&spool_failures_logged, n);
+	drp_log_warning(DRP_LOG_CACHE,
+			"spool file in %s: %s: passed through, not cached "
+			"(%lu such request(s) since the last report; at most "
+			"one report per %d s)",
+			srv->spool_dir, strerror(err), n - before,
+			SPOOL_WARN_PERIOD);
+}
+
 const char *drp_fill_owner(const drp_fill_t *f)
 {
 	return f->owner;
@@ -163,9 +192,9 @@ drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
 	}
 	int fd = spool_open(srv);
 	if (fd < 0) {
+		int err = errno;
 		pthread_mutex_unlock(&srv->fills_lock);
-		drp_log_errno(DRP_LOG_WARNING, DRP_LOG_CACHE,
-			      "spool file in %s", srv->spool_dir);
+		spool_failed(srv, err);
 		return NULL;
 	}
 	drp_fill_t *f = DRP_NEW(drp_fill_t);

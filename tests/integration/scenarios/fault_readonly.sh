@@ -79,8 +79,10 @@ wait_log "$reg" "$mark" '"GET /v2/test/multi/blobs/' 8 10
 expect_eq "upstream GETs of the cold image's blobs, two pulls" 8 "$(blob_gets "$mark" multi $multi_blobs)"
 expect_match "proxy log: the read-only cache" 'Read-only file system' "$(log_since "$PROXY_DIR/proxy.log" "$pmark")"
 drp_log "proxy log: $(log_since "$PROXY_DIR/proxy.log" "$pmark" | grep -m1 'Read-only file system')"
-# Once per episode, not once per object: caching pauses (nospace_retry).
-expect_eq "proxy log lines about the read-only cache, two pulls" 1 \
+# Once per episode, not once per object: the fs backend pauses caching
+# (nospace_retry), and the fills' own spool fails once a minute in the
+# log (two lines, where each of the 16 cold requests wrote two).
+expect_le "proxy log lines about the read-only cache, two pulls" 2 \
 	"$(count_since "$PROXY_DIR/proxy.log" "$pmark" 'Read-only file system')"
 # shellcheck disable=SC2086
 for d in $multi_blobs; do [ ! -e "$(obj "$d")" ] || drp_fail "blob $d cached on a read-only disk"; done
