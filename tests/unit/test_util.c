@@ -2,6 +2,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,9 +168,19 @@ START_TEST(bus_guard_truncated_mapping)
 	ck_assert_int_eq(drp_bus_guard(sum_bytes, &ok), 0);
 	ck_assert_uint_eq(ok.sum, len);
 
+	sigset_t before, after;
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
 	ck_assert_int_eq(ftruncate(fd, 0), 0);
 	struct sum_job bad = {m, len, 0};
 	ck_assert_int_eq(drp_bus_guard(sum_bytes, &bad), -EIO);
+	/* The guard leaves the handler by siglongjmp without restoring a
+	 * saved mask: the handler must not have blocked anything (SIGBUS
+	 * blocked here would make the next fault kill the process). */
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
+	ck_assert_int_eq(sigismember(&after, SIGBUS), 0);
+	for (int sig = 1; sig < NSIG; sig++)
+		ck_assert_int_eq(sigismember(&after, sig),
+				 sigismember(&before, sig));
 	/* Again: the handler stays in place, the thread is usable. */
 	bad.sum = 0;
 	ck_assert_int_eq(drp_bus_guard(sum_bytes, &bad), -EIO);
