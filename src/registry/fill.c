@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -729,6 +730,25 @@ static void store_job(void *arg)
 	drp_fill_unref(f);
 }
 
+/* Does the spool still hold every byte written: its size, and no hole
+ * below it? The hash read each range once (the lane, behind the fetch) or
+ * hashed the bytes as they passed (no lane); the waiters read the spool
+ * later. A spool truncated or punched in between (a disk error, someone
+ * else) reads back as zeros there, and must fail the verdict.
+ * Filesystems without SEEK_HOLE report no hole. */
+static bool spool_intact(drp_fill_t *f)
+{
+	struct stat st;
+	if (fstat(f->spool, &st) < 0 || (uint64_t)st.st_size != f->written)
+		return false;
+	if (f->written == 0)
+		return true;
+	off_t hole = lseek(f->spool, 0, SEEK_HOLE);
+	if (hole < 0)
+		return errno == EINVAL; /* cannot tell */
+	return (uint64_t)hole >= f->written;
+}
+
 /* The whole body is in the spool and hashed: give the verdict, release
  * the waiters' last byte, and queue the (slow: fsync) store, holding a
  * reference. Runs in a hash job, or on the fetch's thread without one. */
@@ -737,7 +757,16 @@ static void finish(drp_fill_t *f)
 	drp_server_t *srv = f->srv;
 	bool unverifiable = !f->hashing; /* hashing failed on the way */
 	bool ok = digest_matches(f);
-	if (unverifiable) {
+	bool lost = ok && !spool_intact(f);
+	if (lost) {
+		ok = false;
+		drp_log_err(DRP_LOG_CACHE,
+			    "[c%06u] %s: the spool lost bytes before the "
+			    "verdict (truncated, or a hole in its %llu bytes); "
+			    "discarded, clients reset",
+			    f->conn_id, f->digest,
+			    (unsigned long long)f->written);
+	} else if (unverifiable) {
 		drp_log_err(DRP_LOG_CACHE,
 			    "%s: %llu bytes received but not verifiable "
 			    "(hashing failed); discarded, clients reset",

@@ -3,9 +3,10 @@
 # The spool of a cold blob fails under the proxy while clients stream from
 # it: the file is truncated behind its back again and again (as a disk
 # error would make its pages unreadable). Waiters and the hash jobs read the
-# spool through mapped windows, where that is a SIGBUS: the proxy must
-# turn it into a failed transfer, not die. The client's transfer fails,
-# nothing is cached, and the proxy keeps serving.
+# spool through mapped windows, where that is a SIGBUS: the proxy must turn
+# it into a failed transfer, not die. Bytes lost after the hash read them
+# are found by the verdict (a hole or a short spool). The client's transfer
+# fails, nothing is cached, and the proxy keeps serving.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
@@ -56,6 +57,12 @@ drp_log "ok: the transfer failed (curl exit $rc, $(stat -c %s "$SCEN/got") bytes
 drp_alive "$PROXY_PID" || drp_fail "the proxy died"
 drp_log "ok: the proxy is alive"
 grep -E "I/O error|do not match|spool" "$PROXY_DIR/proxy.log" | head -n 3 | while IFS= read -r l; do drp_log "proxy log: $l"; done
+# Why it failed, in the log: a fault reading the spool (a waiter's, or the
+# hash's, which leaves the fill unverifiable), a hash that does not match,
+# or a spool that lost bytes (a hole, a short file) by the verdict.
+grep -qE "I/O error|spool read for hashing|not verifiable|do not match|lost bytes before the verdict" "$PROXY_DIR/proxy.log" ||
+	drp_fail "no log line says why the transfer failed"
+drp_log "ok: the log says why"
 cache_has_content "$WORK/allblobs/${layer#sha256:}" && drp_fail "the layer is cached"
 drp_log "ok: the layer is not cached"
 
