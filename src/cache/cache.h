@@ -58,6 +58,13 @@ void drp_cache_fs_write_behind(drp_cache_t *db, struct drp_jobs *jobs);
 void drp_cache_fs_inject_error(drp_cache_t *db, int err, unsigned count);
 
 /*
+ * Test hook (fs only): the number of metadata records kept in memory
+ * after a read; max other than SIZE_MAX sets how many may be kept (0:
+ * none); *reads (if not NULL) gets how many record files were read.
+ */
+size_t drp_cache_fs_meta_cached(drp_cache_t *db, size_t max, uint64_t *reads);
+
+/*
  * Store bytes [0, len) of fd, whose SHA-256 the caller has verified to be
  * digest: api->adopt when the backend has it, else a writer fed with
  * pread (which hashes again and returns -EBADMSG on a mismatch). Returns

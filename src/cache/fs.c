@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,24 @@ typedef struct meta_pending {
 } meta_pending_t;
 
 #define META_BUCKETS 256
+/* Records read from disk, kept in memory for the next reads: a manifest
+ * request by tag reads its tag record every time. Bounded: at most
+ * META_CACHE_MAX records (least recently read first out), each at most
+ * META_CACHE_REC bytes of key and value (a tag record is about 200). A
+ * put or delete of a record drops it (before and after touching the
+ * disk), and a read that began before one does not keep what it read
+ * (meta_rgen), so a kept record is always the newest. */
+#define META_CACHE_MAX	   4096
+#define META_CACHE_REC	   1024
+#define META_CACHE_BUCKETS 1024
+
+typedef struct meta_cached {
+	struct meta_cached *next;	   /* in its bucket */
+	struct meta_cached *newer, *older; /* recency list */
+	uint8_t name[DRP_DIGEST_LEN];
+	size_t keylen, vallen;
+	uint8_t data[]; /* key, then value */
+} meta_cached_t;
 /* Records kept in memory after their write failed (a full disk), at
  * most; beyond, a record that fails is dropped (and logged). */
 #define META_FAILED_MAX 4096
@@ -95,6 +114,12 @@ struct drp_cache {
 	unsigned meta_failed;	/* records failed, waiting for a retry */
 	int64_t meta_retry_at;	/* not before (after the last failure) */
 	bool meta_retry_queued; /* a retry job is queued */
+	/* The read cache (under meta_lock): */
+	meta_cached_t *mcache[META_CACHE_BUCKETS];
+	meta_cached_t *mc_newest, *mc_oldest;
+	size_t mc_count, mc_max;
+	uint64_t meta_rgen;  /* bumped by every drop of a record */
+	uint64_t meta_reads; /* record files read (test hook) */
 	/* Guarded by idx.lock: */
 	int64_t nospace_until;
 	bool nospace_logged;
@@ -533,6 +558,7 @@ static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
 	pthread_rwlock_init(&db->behind_lock, NULL);
 	db->dir = drp_strdup(conf->dir);
 	db->nospace_retry = DEFAULT_NOSPACE_RETRY;
+	db->mc_max = META_CACHE_MAX;
 	int rc = drp_cache_index_init(&db->idx, conf, NULL, NULL, errbuf,
 				      errlen);
 	if (rc < 0)
@@ -649,6 +675,7 @@ static void pending_free(meta_pending_t *e)
 }
 
 static void pending_flush_all(drp_cache_t *db);
+static void mcache_trim(drp_cache_t *db, size_t max);
 
 static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 {
@@ -656,6 +683,7 @@ static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 	flush_stamps(db);
 	/* Records still in memory (their writes failed): a last try. */
 	pending_flush_all(db);
+	mcache_trim(db, 0);
 	pthread_rwlock_destroy(&db->behind_lock);
 	pthread_mutex_destroy(&db->meta_lock);
 	drp_cache_index_destroy(&db->idx);
@@ -1343,6 +1371,155 @@ static int meta_unlink(drp_cache_t *db, const uint8_t name[DRP_DIGEST_LEN])
 	return 0;
 }
 
+/* ---- read cache ---- */
+
+static unsigned mcache_bucket(const uint8_t name[DRP_DIGEST_LEN])
+{
+	return ((unsigned)name[0] | (unsigned)name[1] << 8) %
+	       META_CACHE_BUCKETS;
+}
+
+/* [meta_lock] */
+static meta_cached_t *mcache_find(drp_cache_t *db,
+				  const uint8_t name[DRP_DIGEST_LEN])
+{
+	meta_cached_t *c = db->mcache[mcache_bucket(name)];
+	while (c != NULL && memcmp(c->name, name, DRP_DIGEST_LEN) != 0)
+		c = c->next;
+	return c;
+}
+
+/* [meta_lock] Out of the recency list. */
+static void mcache_unlist(drp_cache_t *db, meta_cached_t *c)
+{
+	if (c->newer)
+		c->newer->older = c->older;
+	else
+		db->mc_newest = c->older;
+	if (c->older)
+		c->older->newer = c->newer;
+	else
+		db->mc_oldest = c->newer;
+}
+
+/* [meta_lock] Out of the table. */
+static void mcache_unlink(drp_cache_t *db, meta_cached_t *c)
+{
+	meta_cached_t **p = &db->mcache[mcache_bucket(c->name)];
+	while (*p != c)
+		p = &(*p)->next;
+	*p = c->next;
+	mcache_unlist(db, c);
+	db->mc_count--;
+}
+
+/* [meta_lock] */
+static void mcache_push(drp_cache_t *db, meta_cached_t *c)
+{
+	c->newer = NULL;
+	c->older = db->mc_newest;
+	if (db->mc_newest)
+		db->mc_newest->newer = c;
+	else
+		db->mc_oldest = c;
+	db->mc_newest = c;
+}
+
+/* [meta_lock] Keep at most max records. */
+static void mcache_trim(drp_cache_t *db, size_t max)
+{
+	while (db->mc_count > max) {
+		meta_cached_t *c = db->mc_oldest;
+		mcache_unlink(db, c);
+		free(c);
+	}
+}
+
+/* [meta_lock] Forget file name's record: a put or delete is changing
+ * it. Also makes the reads in progress keep nothing they read. */
+static void mcache_drop(drp_cache_t *db, const uint8_t name[DRP_DIGEST_LEN])
+{
+	db->meta_rgen++;
+	meta_cached_t *c = mcache_find(db, name);
+	if (c != NULL) {
+		mcache_unlink(db, c);
+		free(c);
+	}
+}
+
+static void mcache_drop_locked(drp_cache_t *db,
+			       const uint8_t name[DRP_DIGEST_LEN])
+{
+	pthread_mutex_lock(&db->meta_lock);
+	mcache_drop(db, name);
+	pthread_mutex_unlock(&db->meta_lock);
+}
+
+/* Keep what a read found on disk, unless a put or delete came since
+ * the read began (rgen). */
+static void mcache_keep(drp_cache_t *db, const uint8_t name[DRP_DIGEST_LEN],
+			uint64_t rgen, const void *key, size_t keylen,
+			const void *val, size_t vallen)
+{
+	if (keylen + vallen > META_CACHE_REC)
+		return;
+	meta_cached_t *c = drp_malloc(sizeof(*c) + keylen + vallen);
+	memcpy(c->name, name, DRP_DIGEST_LEN);
+	c->keylen = keylen;
+	c->vallen = vallen;
+	memcpy(c->data, key, keylen);
+	if (vallen)
+		memcpy(c->data + keylen, val, vallen);
+	pthread_mutex_lock(&db->meta_lock);
+	if (db->meta_rgen != rgen || db->mc_max == 0 ||
+	    mcache_find(db, name) != NULL) {
+		pthread_mutex_unlock(&db->meta_lock);
+		free(c);
+		return;
+	}
+	meta_cached_t **b = &db->mcache[mcache_bucket(name)];
+	c->next = *b;
+	*b = c;
+	mcache_push(db, c);
+	db->mc_count++;
+	mcache_trim(db, db->mc_max);
+	pthread_mutex_unlock(&db->meta_lock);
+}
+
+/* [meta_lock] meta_get from a kept record (the most recent read now). */
+static int mcache_get(drp_cache_t *db, meta_cached_t *c, const void *key,
+		      size_t keylen, void *buf, size_t *vallen)
+{
+	if (c->keylen != keylen || memcmp(c->data, key, keylen) != 0)
+		return -ENOENT;
+	if (c->vallen > *vallen) {
+		*vallen = c->vallen;
+		return -ERANGE;
+	}
+	if (c->vallen)
+		memcpy(buf, c->data + keylen, c->vallen);
+	*vallen = c->vallen;
+	if (db->mc_newest != c) {
+		mcache_unlist(db, c);
+		mcache_push(db, c);
+	}
+	return 0;
+}
+
+size_t drp_cache_fs_meta_cached(drp_cache_t *db, size_t max, uint64_t *reads)
+{
+	pthread_mutex_lock(&db->meta_lock);
+	if (max != SIZE_MAX) {
+		db->mc_max = max;
+		mcache_trim(db, max);
+	}
+	size_t n = db->mc_count;
+	if (reads)
+		*reads = db->meta_reads;
+	pthread_mutex_unlock(&db->meta_lock);
+	return n;
+}
+
 /* ---- write-behind ---- */
 
 /* [meta_lock] The pending record of file name, or NULL. */
@@ -1572,10 +1749,13 @@ static int fs_meta_put(drp_cache_t *db, drp_cache_stats_t *stats,
 	pthread_rwlock_rdlock(&db->behind_lock);
 	drp_jobs_t *q = db->behind;
 	pthread_mutex_lock(&db->meta_lock);
+	mcache_drop(db, name);
 	meta_pending_t *e = pending_find(db, name);
 	if (e == NULL && q == NULL) {
 		pthread_mutex_unlock(&db->meta_lock);
 		rc = meta_write(db, name, key, keylen, val, vallen);
+		/* A read that began in between may have kept the old one. */
+		mcache_drop_locked(db, name);
 	} else {
 		/* Written behind; or, with write-behind ended, over a record
 		 * still in memory: its job (the queue runs dry) writes the
@@ -1630,13 +1810,19 @@ static int fs_meta_get(drp_cache_t *db, drp_cache_stats_t *stats,
 	int rc = drp_digest_buf(key, keylen, name);
 	if (rc < 0)
 		return rc;
-	/* Records not on disk yet (write-behind) are in memory. */
+	/* Records not on disk yet (write-behind) are in memory, and so are
+	 * those read lately. */
 	pthread_mutex_lock(&db->meta_lock);
 	const meta_pending_t *e = pending_find(db, name);
+	meta_cached_t *c = NULL;
 	if (e != NULL)
 		rc = pending_get(e, key, keylen, buf, vallen);
+	else if ((c = mcache_find(db, name)) != NULL)
+		rc = mcache_get(db, c, key, keylen, buf, vallen);
+	uint64_t rgen = db->meta_rgen;
+	db->meta_reads += e == NULL && c == NULL;
 	pthread_mutex_unlock(&db->meta_lock);
-	if (e != NULL)
+	if (e != NULL || c != NULL)
 		goto out_stats;
 	meta_path(path, sizeof(path), name);
 	int fd = openat(db->dirfd, path, O_RDONLY | O_CLOEXEC);
@@ -1678,6 +1864,7 @@ static int fs_meta_get(drp_cache_t *db, drp_cache_stats_t *stats,
 	if (vl)
 		memcpy(buf, data + META_HDR + kl, vl);
 	*vallen = vl;
+	mcache_keep(db, name, rgen, key, keylen, data + META_HDR + kl, vl);
 out_close:
 	free(data);
 	close(fd);
@@ -1707,10 +1894,12 @@ static int fs_meta_del(drp_cache_t *db, drp_cache_stats_t *stats,
 	pthread_rwlock_rdlock(&db->behind_lock);
 	drp_jobs_t *q = db->behind;
 	pthread_mutex_lock(&db->meta_lock);
+	mcache_drop(db, name);
 	meta_pending_t *e = pending_find(db, name);
 	if (e == NULL && q == NULL) {
 		pthread_mutex_unlock(&db->meta_lock);
 		rc = meta_unlink(db, name);
+		mcache_drop_locked(db, name);
 	} else {
 		/* Is there a record to delete? The pending one, else the
 		 * file (a stat: reads run on the loops). Looked for under

@@ -13,6 +13,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1886,6 +1887,178 @@ static int get_str(const char *key, char *buf, size_t cap)
 }
 
 /*
+ * The fs backend keeps records it read in memory (a manifest by tag reads
+ * its tag record on every request): a second read touches no file; a
+ * put (a fill, a revalidation), a delete (a purge) or a put of the raw
+ * record (the cache tool) is seen by the next read at once, on disk or
+ * still queued; the record comes back exactly as stored, so its age
+ * (fetched_at) is judged as before; and at most the set number are kept.
+ * _i: 0 writes itself, 2 writes behind (BACKENDS).
+ */
+START_TEST(fs_meta_read_cache)
+{
+	char key[DRP_CACHE_KEY_MAX + 1], buf[64];
+	drp_cache_tag_t t = {0}, got;
+	uint64_t r0, r1;
+	int64_t now = (int64_t)time(NULL);
+
+	if (_i == 1)
+		return; /* the memory backend keeps everything anyway */
+	open_db(_i, "mcache", 1 << 20);
+	drp_cache_tag_key(key, sizeof(key), "docker.io", "library/alpine",
+			  "3.19", "-");
+	digest_of("one", 3, t.digest);
+	snprintf(t.media_type, sizeof(t.media_type), "%s",
+		 "application/vnd.oci.image.index.v1+json");
+	t.size = 321;
+	t.fetched_at = now - 100;
+	ck_assert_int_eq(drp_cache_tag_put(api, db, &st, key, &t), 0);
+	settle();
+
+	/* Read once from disk, then from memory. */
+	drp_cache_fs_meta_cached(db, SIZE_MAX, &r0);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+	drp_cache_fs_meta_cached(db, SIZE_MAX, &r1);
+	ck_assert_uint_eq(r1, r0 + 1);
+	ck_assert_uint_eq(drp_cache_fs_meta_cached(db, SIZE_MAX, NULL), 1);
+	for (int k = 0; k < 3; k++) {
+		memset(&got, 0, sizeof(got));
+		ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+		ck_assert_str_eq(got.digest, t.digest);
+		ck_assert_str_eq(got.media_type, t.media_type);
+		ck_assert_uint_eq(got.size, 321);
+		/* Its age is what it was: a tag_ttl of 60 s finds it
+		 * expired, one of 3600 s fresh. */
+		ck_assert_int_eq(got.fetched_at, now - 100);
+	}
+	drp_cache_fs_meta_cached(db, SIZE_MAX, &r1);
+	ck_assert_uint_eq(r1, r0 + 1);
+
+	/* A revalidation rewrites it: seen at once, and after the write. */
+	t.fetched_at = now;
+	ck_assert_int_eq(drp_cache_tag_put(api, db, &st, key, &t), 0);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+	ck_assert_int_eq(got.fetched_at, now);
+	settle();
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+	ck_assert_int_eq(got.fetched_at, now);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+	ck_assert_int_eq(got.fetched_at, now);
+
+	/* The tag moved (a fill). */
+	digest_of("two", 3, t.digest);
+	ck_assert_int_eq(drp_cache_tag_put(api, db, &st, key, &t), 0);
+	settle();
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+	ck_assert_str_eq(got.digest, t.digest);
+
+	/* Rewritten as a raw record (what the cache tool writes): a damaged
+	 * value is refused as from disk. */
+	ck_assert_int_eq(
+		api->meta_put(db, &st, key, strlen(key), "drp-tag 1\nx\n", 12),
+		0);
+	settle();
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -EBADMSG);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -EBADMSG);
+
+	/* A purge deletes it. */
+	ck_assert_int_eq(drp_cache_tag_put(api, db, &st, key, &t), 0);
+	settle();
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), 0);
+	ck_assert_int_eq(drp_cache_tag_del(api, db, &st, key), 0);
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -ENOENT);
+	settle();
+	ck_assert_int_eq(drp_cache_tag_get(api, db, &st, key, &got), -ENOENT);
+
+	/* Bounded: 10 records read, 4 kept, each still read right. */
+	drp_cache_fs_meta_cached(db, 4, NULL);
+	for (int k = 0; k < 10; k++) {
+		char mk[16], v[16];
+		snprintf(mk, sizeof(mk), "seen %d", k);
+		snprintf(v, sizeof(v), "v%d", k);
+		ck_assert_int_eq(
+			api->meta_put(db, &st, mk, strlen(mk), v, strlen(v)),
+			0);
+	}
+	settle();
+	for (int pass = 0; pass < 2; pass++) {
+		for (int k = 0; k < 10; k++) {
+			char mk[16], v[16];
+			snprintf(mk, sizeof(mk), "seen %d", k);
+			snprintf(v, sizeof(v), "v%d", k);
+			ck_assert_int_eq(get_str(mk, buf, sizeof(buf)), 0);
+			ck_assert_str_eq(buf, v);
+			ck_assert_uint_le(
+				drp_cache_fs_meta_cached(db, SIZE_MAX, NULL),
+				4);
+		}
+	}
+	ck_assert_uint_eq(drp_cache_fs_meta_cached(db, SIZE_MAX, NULL), 4);
+	/* The 4 most recent are the ones kept. */
+	drp_cache_fs_meta_cached(db, SIZE_MAX, &r0);
+	ck_assert_int_eq(get_str("seen 9", buf, sizeof(buf)), 0);
+	ck_assert_int_eq(get_str("seen 6", buf, sizeof(buf)), 0);
+	drp_cache_fs_meta_cached(db, SIZE_MAX, &r1);
+	ck_assert_uint_eq(r1, r0);
+	ck_assert_int_eq(get_str("seen 0", buf, sizeof(buf)), 0);
+	drp_cache_fs_meta_cached(db, SIZE_MAX, &r1);
+	ck_assert_uint_eq(r1, r0 + 1);
+	/* 0: none kept. */
+	ck_assert_uint_eq(drp_cache_fs_meta_cached(db, 0, NULL), 0);
+	ck_assert_int_eq(get_str("seen 1", buf, sizeof(buf)), 0);
+	ck_assert_uint_eq(drp_cache_fs_meta_cached(db, SIZE_MAX, NULL), 0);
+	close_db();
+}
+END_TEST
+
+static atomic_bool mc_stop;
+
+static void *mc_reader(void *arg)
+{
+	(void)arg;
+	char buf[32];
+	while (!atomic_load(&mc_stop)) {
+		size_t len = sizeof(buf);
+		(void)api->meta_get(db, &st, "tag r", 5, buf, &len);
+	}
+	return NULL;
+}
+
+/*
+ * Reads that race with puts never leave an old value kept: after each
+ * put returns, the writer reads exactly what it put, while 3 threads keep
+ * reading (and keeping) the record.
+ */
+START_TEST(fs_meta_read_cache_race)
+{
+	pthread_t th[3];
+	char buf[32], v[32];
+	open_db(_i == 0 ? 0 : 2, "mcrace", 1 << 20);
+	ck_assert_int_eq(api->meta_put(db, &st, "tag r", 5, "0", 1), 0);
+	atomic_store(&mc_stop, false);
+	for (int k = 0; k < 3; k++)
+		ck_assert_int_eq(pthread_create(&th[k], NULL, mc_reader, NULL),
+				 0);
+	for (int n = 1; n <= 1000; n++) {
+		int l = snprintf(v, sizeof(v), "%d", n);
+		ck_assert_int_eq(
+			api->meta_put(db, &st, "tag r", 5, v, (size_t)l), 0);
+		if (n % 7 == 0)
+			settle();
+		ck_assert_int_eq(get_str("tag r", buf, sizeof(buf)), 0);
+		ck_assert_str_eq(buf, v);
+	}
+	atomic_store(&mc_stop, true);
+	for (int k = 0; k < 3; k++)
+		pthread_join(th[k], NULL);
+	settle();
+	ck_assert_int_eq(get_str("tag r", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, v);
+	close_db();
+}
+END_TEST
+
+/*
  * Write-behind: with its queue held, puts and deletes touch no file (the
  * ops run on the event loops: no rename, no unlink there) and yet every
  * read sees the newest of them at once; a removed object is gone from the
@@ -2613,6 +2786,8 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_kill9_mid_write);
 	tcase_add_test(tc, fs_params);
 	tcase_add_test(tc, fs_meta_write_behind);
+	tcase_add_loop_test(tc, fs_meta_read_cache, 0, 3);
+	tcase_add_loop_test(tc, fs_meta_read_cache_race, 0, 2);
 	tcase_add_test(tc, fs_meta_write_behind_threads);
 	tcase_add_test(tc, fs_meta_write_behind_iterate);
 	tcase_add_test(tc, fs_meta_write_behind_del_race);
