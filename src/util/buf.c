@@ -39,17 +39,39 @@ void drp_buf_append(drp_buf_t *b, const void *p, size_t n)
 
 void drp_buf_printf(drp_buf_t *b, const char *fmt, ...)
 {
+	/* One pass into the free tail (a response head line fits); a
+	 * second only for what does not. */
+	char *tail = drp_buf_reserve(b, 256);
+	size_t room = b->cap - b->len;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(tail, room, fmt, ap);
 	va_end(ap);
 	if (n <= 0)
 		return;
-	char *tail = drp_buf_reserve(b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(tail, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if ((size_t)n >= room) {
+		tail = drp_buf_reserve(b, (size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(tail, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	b->len += (size_t)n;
+}
+
+void drp_buf_puts(drp_buf_t *b, const char *s)
+{
+	drp_buf_append(b, s, strlen(s));
+}
+
+void drp_buf_put_u64(drp_buf_t *b, unsigned long long v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	drp_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
 void drp_buf_consume(drp_buf_t *b, size_t n)

@@ -35,6 +35,10 @@ char *drp_buf_reserve(drp_buf_t *b, size_t n);
 void drp_buf_append(drp_buf_t *b, const void *p, size_t n);
 void drp_buf_printf(drp_buf_t *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Append a NUL-ended string; the decimal digits of v (no printf: these
+ * build response heads on every request). */
+void drp_buf_puts(drp_buf_t *b, const char *s);
+void drp_buf_put_u64(drp_buf_t *b, unsigned long long v);
 /* Drop n bytes from the head. */
 void drp_buf_consume(drp_buf_t *b, size_t n);
 void drp_buf_reset(drp_buf_t *b);

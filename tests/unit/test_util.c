@@ -42,6 +42,59 @@ START_TEST(buf_append_consume)
 }
 END_TEST
 
+/* drp_buf_puts and drp_buf_put_u64 append what "%s" and "%llu" do. */
+START_TEST(buf_puts_u64)
+{
+	static const unsigned long long v[] = {0,
+					       1,
+					       9,
+					       10,
+					       99,
+					       100,
+					       4096,
+					       1234567890123ULL,
+					       18446744073709551615ULL};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		drp_buf_t b = {0}, p = {0};
+		drp_buf_puts(&b, "Content-Length: ");
+		drp_buf_put_u64(&b, v[i]);
+		drp_buf_puts(&b, "");
+		drp_buf_printf(&p, "Content-Length: %llu", v[i]);
+		ck_assert_uint_eq(drp_buf_pending(&b), drp_buf_pending(&p));
+		ck_assert_int_eq(memcmp(drp_buf_head(&b), drp_buf_head(&p),
+					drp_buf_pending(&p)),
+				 0);
+		drp_buf_free(&b);
+		drp_buf_free(&p);
+	}
+}
+END_TEST
+
+/* drp_buf_printf formats in one pass into the free tail when it fits,
+ * and whole when it does not: every length around the tail's end. */
+START_TEST(buf_printf_lengths)
+{
+	static char big[9000];
+	memset(big, 'x', sizeof(big) - 1);
+	for (size_t fill = 0; fill < 4096; fill += 509) {
+		for (size_t len = 0; len < sizeof(big); len += 97) {
+			drp_buf_t b = {0};
+			for (size_t i = 0; i < fill; i++)
+				drp_buf_append(&b, "a", 1);
+			drp_buf_printf(&b, "<%.*s>%d", (int)len, big, 7);
+			ck_assert_uint_eq(drp_buf_pending(&b), fill + len + 3);
+			const char *h = drp_buf_head(&b);
+			ck_assert_int_eq(h[fill], '<');
+			ck_assert_int_eq(h[fill + len + 1], '>');
+			ck_assert_int_eq(h[fill + len + 2], '7');
+			for (size_t i = 0; i < len; i++)
+				ck_assert_int_eq(h[fill + 1 + i], 'x');
+			drp_buf_free(&b);
+		}
+	}
+}
+END_TEST
+
 START_TEST(log_level_parse)
 {
 	ck_assert_int_eq(drp_log_level_parse("debug"), DRP_LOG_DEBUG);
@@ -512,6 +565,8 @@ Suite *util_suite(void)
 	Suite *s = suite_create("util");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, buf_append_consume);
+	tcase_add_test(tc, buf_printf_lengths);
+	tcase_add_test(tc, buf_puts_u64);
 	tcase_add_test(tc, log_level_parse);
 	tcase_add_test(tc, jobs_order_and_drain);
 	tcase_add_test(tc, jobs_submit_after_free);
