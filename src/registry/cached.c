@@ -225,17 +225,36 @@ static void cached_release(drp_exch_t *x)
 static void head_common(drp_exch_t *x, int status, const char *ctype,
 			const char *digest, const char *result)
 {
-	drp_buf_printf(x->out,
-		       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-		       "Docker-Content-Digest: %s\r\nETag: \"%s\"\r\n"
-		       "Docker-Distribution-Api-Version: registry/2.0\r\n"
-		       "X-Cache: %s\r\n",
-		       status, drp_http_reason(status), ctype, digest, digest,
-		       result);
+	/* Appended piece by piece: this runs on every hit. */
+	drp_buf_t *b = x->out;
+	drp_buf_puts(b, "HTTP/1.1 ");
+	drp_buf_put_u64(b, (unsigned)status);
+	drp_buf_puts(b, " ");
+	drp_buf_puts(b, drp_http_reason(status));
+	drp_buf_puts(b, "\r\nContent-Type: ");
+	drp_buf_puts(b, ctype);
+	drp_buf_puts(b, "\r\nDocker-Content-Digest: ");
+	drp_buf_puts(b, digest);
+	drp_buf_puts(b, "\r\nETag: \"");
+	drp_buf_puts(b, digest);
+	drp_buf_puts(b, "\"\r\nDocker-Distribution-Api-Version: registry/2.0"
+			"\r\nX-Cache: ");
+	drp_buf_puts(b, result);
+	drp_buf_puts(b, "\r\n");
 	if (x->close_after || x->draining)
-		drp_buf_printf(x->out, "Connection: close\r\n");
+		drp_buf_puts(b, "Connection: close\r\n");
 	x->status = status;
 	x->result = result;
+}
+
+/* The end of a whole body's head. */
+static void content_length(drp_exch_t *x, bool ranges, uint64_t len)
+{
+	if (ranges)
+		drp_buf_puts(x->out, "Accept-Ranges: bytes\r\n");
+	drp_buf_puts(x->out, "Content-Length: ");
+	drp_buf_put_u64(x->out, len);
+	drp_buf_puts(x->out, "\r\n\r\n");
 }
 
 /* One valid byte range is served; anything else is ignored and the whole
@@ -277,10 +296,7 @@ static bool body_head(drp_exch_t *x, uint64_t total, const char *ctype,
 		q->end = last + 1;
 	} else {
 		head_common(x, 200, ctype, q->digest, result);
-		if (q->kind == K_BLOB)
-			drp_buf_printf(x->out, "Accept-Ranges: bytes\r\n");
-		drp_buf_printf(x->out, "Content-Length: %" PRIu64 "\r\n\r\n",
-			       total);
+		content_length(x, q->kind == K_BLOB, total);
 		q->pos = 0;
 		q->end = total;
 	}
@@ -317,10 +333,7 @@ static bool serve_stored(drp_exch_t *x, const char *ctype, const char *result)
 		return false;
 	if (q->head) {
 		head_common(x, 200, ctype, q->digest, result);
-		if (q->kind == K_BLOB)
-			drp_buf_printf(x->out, "Accept-Ranges: bytes\r\n");
-		drp_buf_printf(x->out, "Content-Length: %" PRIu64 "\r\n\r\n",
-			       info.size);
+		content_length(x, q->kind == K_BLOB, info.size);
 		drp_exch_done(x, result);
 		return true;
 	}
