@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "proxy/accesslog.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -43,15 +44,83 @@ static size_t put_escaped(char *out, size_t size, size_t n, const char *s,
 	return n;
 }
 
-/* "2026-11-27T18:40:00.123Z" */
+/* Append len bytes of p, as much as fits before the last byte of buf
+ * (what snprintf would have kept). */
+static size_t put_str(char *buf, size_t size, size_t n, const char *p,
+		      size_t len)
+{
+	if (n + 1 >= size)
+		return n;
+	if (len > size - 1 - n)
+		len = size - 1 - n;
+	memcpy(buf + n, p, len);
+	return n + len;
+}
+
+static size_t put_u64(char *buf, size_t size, size_t n, unsigned long long v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return put_str(buf, size, n, tmp + i, sizeof(tmp) - i);
+}
+
+static size_t put_int(char *buf, size_t size, size_t n, int v)
+{
+	if (v < 0) {
+		n = put_str(buf, size, n, "-", 1);
+		return put_u64(buf, size, n, -(unsigned long long)v);
+	}
+	return put_u64(buf, size, n, (unsigned long long)v);
+}
+
+/* What "%.0f" prints: round to nearest, ties to even (the default
+ * rounding mode, as printf rounds); printf itself for the rest (a sign,
+ * not a number, too large). */
+static size_t put_rounded(char *buf, size_t size, size_t n, double v)
+{
+	if (!signbit(v) && v < 1e15) {
+		unsigned long long u = (unsigned long long)v;
+		double frac = v - (double)u; /* exact below 2^53 */
+		if (frac > 0.5 || (frac == 0.5 && (u & 1)))
+			u++;
+		return put_u64(buf, size, n, u);
+	}
+	char tmp[400];
+	int r = snprintf(tmp, sizeof(tmp), "%.0f", v);
+	return put_str(buf, size, n, tmp, r > 0 ? (size_t)r : 0);
+}
+
+/* "2026-11-27T18:40:00.123Z"; the seconds part is formatted once per
+ * second and thread. */
 static size_t put_time(char *buf, size_t size, double now)
 {
+	static __thread time_t last_secs = (time_t)-1;
+	static __thread char last[64];
+	static __thread size_t last_len;
 	time_t secs = (time_t)now;
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	int r = snprintf(buf + n, size - n, ".%03dZ",
-			 (int)((now - (double)secs) * 1000.0) % 1000);
+	if (secs != last_secs || last_secs == (time_t)-1) {
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		last_len =
+			strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+		last_secs = secs;
+	}
+	size_t n = last_len < size ? last_len : 0;
+	memcpy(buf, last, n);
+	int ms = (int)((now - (double)secs) * 1000.0) % 1000;
+	if (ms >= 0 && n + 6 <= size) {
+		char t[5] = {'.', (char)('0' + ms / 100),
+			     (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+			     'Z'};
+		memcpy(buf + n, t, 5);
+		buf[n + 5] = '\0';
+		return n + 5;
+	}
+	int r = snprintf(buf + n, size - n, ".%03dZ", ms);
 	return n + (r > 0 ? (size_t)r : 0);
 }
 
@@ -71,9 +140,11 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 		if (v6 && n + 1 < size)
 			buf[n++] = '[';
 		n = put_escaped(buf, size, n, a->host, HOST_MAX, false);
-		int r = snprintf(buf + n, size - n, "%s:%u ", v6 ? "]" : "",
-				 a->port);
-		n += r > 0 ? (size_t)r : 0;
+		if (v6)
+			n = put_str(buf, size, n, "]", 1);
+		n = put_str(buf, size, n, ":", 1);
+		n = put_u64(buf, size, n, a->port);
+		n = put_str(buf, size, n, " ", 1);
 	} else if (n + 2 < size) {
 		buf[n++] = '-';
 		buf[n++] = ' ';
@@ -92,22 +163,42 @@ size_t drp_accesslog_format(const drp_access_t *a, double now, char *buf,
 	n = put_escaped(buf, size, n, path,
 			plen > PATH_MAX_LOG ? PATH_MAX_LOG : plen, false);
 	if (n < size - 1) {
-		char up[16] = "-";
+		/* " %d %llu %llu %.0f %s %s ", appended without printf: this
+		 * runs for every request. */
+		const char *result = a->result ? a->result : "-";
+		n = put_str(buf, size, n, " ", 1);
+		n = put_int(buf, size, n, a->status);
+		n = put_str(buf, size, n, " ", 1);
+		n = put_u64(buf, size, n, (unsigned long long)a->bytes_in);
+		n = put_str(buf, size, n, " ", 1);
+		n = put_u64(buf, size, n, (unsigned long long)a->bytes_out);
+		n = put_str(buf, size, n, " ", 1);
+		n = put_rounded(buf, size, n, a->duration * 1000.0);
+		n = put_str(buf, size, n, " ", 1);
 		if (a->up_status > 0)
-			snprintf(up, sizeof(up), "%d", a->up_status);
-		int r = snprintf(buf + n, size - n, " %d %llu %llu %.0f %s %s ",
-				 a->status, (unsigned long long)a->bytes_in,
-				 (unsigned long long)a->bytes_out,
-				 a->duration * 1000.0, up,
-				 a->result ? a->result : "-");
-		n += r > 0 ? (size_t)r : 0;
+			n = put_int(buf, size, n, a->up_status);
+		else
+			n = put_str(buf, size, n, "-", 1);
+		n = put_str(buf, size, n, " ", 1);
+		n = put_str(buf, size, n, result, strlen(result));
+		n = put_str(buf, size, n, " ", 1);
 		if (n >= size - 1)
 			n = size - 1;
 		n = put_escaped(buf, size, n, nonempty(a->user), USER_MAX,
 				false);
 		if (n < size - 1) {
-			r = snprintf(buf + n, size - n, " c%06u ", a->conn);
-			n += r > 0 ? (size_t)r : 0;
+			/* " c%06u " */
+			char id[16];
+			size_t k = sizeof(id);
+			unsigned v = a->conn;
+			id[--k] = ' ';
+			for (int d = 0; d < 6 || v != 0; d++) {
+				id[--k] = (char)('0' + v % 10);
+				v /= 10;
+			}
+			id[--k] = 'c';
+			id[--k] = ' ';
+			n = put_str(buf, size, n, id + k, sizeof(id) - k);
 			if (n >= size - 1)
 				n = size - 1;
 		}

@@ -4,12 +4,14 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf/conf.h"
 #include "proxy/accesslog.h"
@@ -212,6 +214,206 @@ END_TEST
 /* One JSON object per line, every member present, strings escaped, and
  * bytes that are not UTF-8 replaced: whatever the client sent, the line
  * parses. */
+/* ---- the text access line against printf ---- */
+
+/* The text formatter as it was, with snprintf and strftime: the new one,
+ * which appends without printf, must write the same bytes. */
+/* Bounds on what one line takes of each field. */
+#define REF_METHOD_MAX	 32
+#define REF_PATH_MAX_LOG 2048
+#define REF_USER_MAX	 255
+#define REF_UA_MAX	 256
+#define REF_CLIENT_MAX	 64
+#define REF_HOST_MAX	 256
+
+static const char *ref_nonempty(const char *s)
+{
+	return s && s[0] ? s : "-";
+}
+
+/* Append s, %-escaping bytes that would break the line's fields (the
+ * blank too unless space_ok: a quoted field may hold it). */
+static size_t ref_put_escaped(char *out, size_t size, size_t n, const char *s,
+			      size_t max, bool space_ok)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; s[i] && i < max && n + 4 < size; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if ((ch < 0x20 || (ch == 0x20 && !space_ok)) || ch >= 0x7f ||
+		    ch == '%' || ch == '"') {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	return n;
+}
+
+/* "2026-11-27T18:40:00.123Z" */
+static size_t ref_put_time(char *buf, size_t size, double now)
+{
+	time_t secs = (time_t)now;
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	int r = snprintf(buf + n, size - n, ".%03dZ",
+			 (int)((now - (double)secs) * 1000.0) % 1000);
+	return n + (r > 0 ? (size_t)r : 0);
+}
+
+static size_t ref_format(const drp_access_t *a, double now, char *buf,
+			 size_t size)
+{
+	size_t n = ref_put_time(buf, size, now);
+	/* Every field escaped, and "-" for an empty one: nothing a client
+	 * sends can add, remove or shift a field. */
+	if (n + 1 < size)
+		buf[n++] = ' ';
+	n = ref_put_escaped(buf, size, n, ref_nonempty(a->client),
+			    REF_CLIENT_MAX, false);
+	if (n + 1 < size)
+		buf[n++] = ' ';
+	if (a->host && a->host[0]) {
+		bool v6 = strchr(a->host, ':') != NULL;
+		if (v6 && n + 1 < size)
+			buf[n++] = '[';
+		n = ref_put_escaped(buf, size, n, a->host, REF_HOST_MAX, false);
+		int r = snprintf(buf + n, size - n, "%s:%u ", v6 ? "]" : "",
+				 a->port);
+		n += r > 0 ? (size_t)r : 0;
+	} else if (n + 2 < size) {
+		buf[n++] = '-';
+		buf[n++] = ' ';
+	}
+	if (n >= size - 1)
+		n = size - 1;
+	n = ref_put_escaped(buf, size, n, ref_nonempty(a->method),
+			    REF_METHOD_MAX, false);
+	if (n + 1 < size)
+		buf[n++] = ' ';
+	const char *path = a->path ? a->path : "";
+	size_t plen = strcspn(path, "?#");
+	if (plen == 0) {
+		path = "-";
+		plen = 1;
+	}
+	n = ref_put_escaped(buf, size, n, path,
+			    plen > REF_PATH_MAX_LOG ? REF_PATH_MAX_LOG : plen,
+			    false);
+	if (n < size - 1) {
+		char up[16] = "-";
+		if (a->up_status > 0)
+			snprintf(up, sizeof(up), "%d", a->up_status);
+		int r = snprintf(buf + n, size - n, " %d %llu %llu %.0f %s %s ",
+				 a->status, (unsigned long long)a->bytes_in,
+				 (unsigned long long)a->bytes_out,
+				 a->duration * 1000.0, up,
+				 a->result ? a->result : "-");
+		n += r > 0 ? (size_t)r : 0;
+		if (n >= size - 1)
+			n = size - 1;
+		n = ref_put_escaped(buf, size, n, ref_nonempty(a->user),
+				    REF_USER_MAX, false);
+		if (n < size - 1) {
+			r = snprintf(buf + n, size - n, " c%06u ", a->conn);
+			n += r > 0 ? (size_t)r : 0;
+			if (n >= size - 1)
+				n = size - 1;
+		}
+		if (a->ua == NULL) {
+			if (n + 1 < size)
+				buf[n++] = '-';
+		} else if (n + 1 < size) {
+			buf[n++] = '"';
+			n = ref_put_escaped(buf, size, n, a->ua, REF_UA_MAX,
+					    true);
+			if (n + 1 < size)
+				buf[n++] = '"';
+		}
+		if (n + 1 < size)
+			buf[n++] = '\n';
+	}
+	if (n >= size - 1) {
+		/* Cut short: still one line. */
+		n = size - 1;
+		buf[n - 1] = '\n';
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+static uint64_t rnd_state = 88172645463325252ULL;
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static char *rnd_str(char *buf, size_t cap)
+{
+	size_t len = rnd() % 4 == 0 ? rnd() % cap : rnd() % 24;
+	static const char pick[] = "abcXYZ019 %\"?#:/-.\t\x01\x7f\xc3\xa9";
+	for (size_t i = 0; i < len; i++)
+		buf[i] = rnd() % 8 == 0 ? (char)(1 + rnd() % 255)
+					: pick[rnd() % (sizeof(pick) - 1)];
+	buf[len] = '\0';
+	return rnd() % 10 == 0 ? NULL : buf;
+}
+
+START_TEST(accesslog_line_as_printf)
+{
+	static char s[6][3000], got[20 * 1024], want[20 * 1024];
+	static const double odd[] = {
+		0.0,	   -0.0,       0.0005,	  0.0015,  0.0025, -0.0004,
+		1e12,	   1e13,       1e300,	  -1e300,  0.5e-3, 2.5e-3,
+		1.0 / 0.0, -1.0 / 0.0, 0.0 / 0.0, 123.4565};
+	for (int i = 0; i < 200000; i++) {
+		drp_access_t a = {
+			.client = rnd_str(s[0], 100),
+			.host = rnd_str(s[1], 300),
+			.port = (uint16_t)rnd(),
+			.method = rnd_str(s[2], 40),
+			.path = rnd_str(s[3], 2999),
+			.status = (int)rnd(),
+			.bytes_in = rnd() >> (rnd() % 64),
+			.bytes_out = rnd() >> (rnd() % 64),
+			.up_status =
+				rnd() % 2 ? (int)(rnd() % 600) : (int)rnd(),
+			.result = rnd() % 5 ? "HIT" : NULL,
+			.user = rnd_str(s[4], 300),
+			.conn = (unsigned)(rnd() >> (rnd() % 64)),
+			.ua = rnd_str(s[5], 300),
+		};
+		switch (rnd() % 4) {
+		case 0:
+			a.duration =
+				odd[rnd() % (sizeof(odd) / sizeof(odd[0]))];
+			break;
+		case 1:
+			a.duration = (double)(rnd() % 100000) / 2000.0;
+			break;
+		default:
+			a.duration = (double)(rnd() % 1000000000) / 1e6;
+		}
+		double now = 1795000000.0 + (double)(rnd() % 100000) / 1000.0;
+		if (i % 1000 == 0)
+			now = (double)(rnd() % 4000000000ULL) + 0.9995;
+		size_t size = rnd() % 3 == 0 ? 40 + rnd() % 600 : sizeof(got);
+		memset(got, 'G', sizeof(got));
+		memset(want, 'G', sizeof(want));
+		size_t gn = drp_accesslog_format(&a, now, got, size);
+		size_t wn = ref_format(&a, now, want, size);
+		ck_assert_uint_eq(gn, wn);
+		ck_assert_msg(memcmp(got, want, wn + 1) == 0,
+			      "line %d differs:\n%s\n%s", i, got, want);
+	}
+}
+END_TEST
+
 START_TEST(accesslog_json)
 {
 	drp_access_t a = {
@@ -393,6 +595,7 @@ Suite *proxy_suite(void)
 	tcase_add_test(tc, resolve_override);
 	tcase_add_test(tc, accesslog_line);
 	tcase_add_test(tc, accesslog_json);
+	tcase_add_test(tc, accesslog_line_as_printf);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("worker");
 	tcase_add_test(tc, worker_call);
