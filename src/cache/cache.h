@@ -65,6 +65,15 @@ void drp_cache_fs_inject_error(drp_cache_t *db, int err, unsigned count);
 size_t drp_cache_fs_meta_cached(drp_cache_t *db, size_t max, uint64_t *reads);
 
 /*
+ * Test hook (fs only): the number of small objects whose bytes are kept
+ * in memory; max_bytes other than UINT64_MAX sets how many bytes may be
+ * kept in all (0: none); *bytes gets the bytes kept, *opens how many
+ * object files read_open opened (either may be NULL).
+ */
+size_t drp_cache_fs_small_cached(drp_cache_t *db, uint64_t max_bytes,
+				 uint64_t *bytes, uint64_t *opens);
+
+/*
  * Store bytes [0, len) of fd, whose SHA-256 the caller has verified to be
  * digest: api->adopt when the backend has it, else a writer fed with
  * pread (which hashes again and returns -EBADMSG on a mismatch). Returns

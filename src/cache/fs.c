@@ -96,6 +96,27 @@ typedef struct meta_cached {
  * most; beyond, a record that fails is dropped (and logged). */
 #define META_FAILED_MAX 4096
 
+/* Small objects (manifests, configs, small layers) are kept in memory
+ * once read: the next read_open only stats the file (still there, same
+ * size: damage is found before an answer as when reading it) and opens
+ * and reads nothing. At most SMALL_MAX bytes
+ * each and SMALL_BUDGET in all (least recently opened first out). The
+ * copy belongs to the object in the index (obj->data) and goes when the
+ * object does (a remove, an eviction, a drop after damage found); the
+ * objects are immutable (digest-named, verified before they were
+ * stored), so a copy is never stale. peek_open, which the cache's
+ * verify uses, always reads the file. */
+#define SMALL_MAX    (16 * 1024)
+#define SMALL_BUDGET (8 * 1024 * 1024)
+
+typedef struct small_copy {
+	struct small_copy *newer, *older; /* recency list (idx.lock) */
+	drp_cache_obj_t *obj;		  /* NULL once detached */
+	unsigned refs;			  /* the object's, and readers' */
+	size_t len;
+	uint8_t bytes[];
+} small_copy_t;
+
 struct drp_cache {
 	drp_cache_index_t idx;
 	char *dir;
@@ -121,6 +142,9 @@ struct drp_cache {
 	uint64_t meta_rgen;  /* bumped by every drop of a record */
 	uint64_t meta_reads; /* record files read (test hook) */
 	/* Guarded by idx.lock: */
+	small_copy_t *sc_newest, *sc_oldest;
+	uint64_t sc_bytes, sc_max;
+	uint64_t obj_opens; /* object files opened by read_open (test hook) */
 	int64_t nospace_until;
 	bool nospace_logged;
 	int inject_err;
@@ -129,7 +153,8 @@ struct drp_cache {
 
 struct drp_cache_reader {
 	drp_cache_obj_t *obj;
-	int fd;
+	int fd;		   /* -1 when reading mem */
+	small_copy_t *mem; /* the object's bytes in memory, or NULL */
 	uint64_t pos;
 };
 
@@ -542,6 +567,123 @@ static size_t scan_all(drp_cache_t *db, drp_cache_stats_t *stats)
 	return total;
 }
 
+/* ---- small objects in memory ---- */
+
+/* [idx.lock] */
+static void sc_unlist(drp_cache_t *db, small_copy_t *c)
+{
+	if (c->newer)
+		c->newer->older = c->older;
+	else
+		db->sc_newest = c->older;
+	if (c->older)
+		c->older->newer = c->newer;
+	else
+		db->sc_oldest = c->newer;
+	c->newer = c->older = NULL;
+}
+
+/* [idx.lock] */
+static void sc_push(drp_cache_t *db, small_copy_t *c)
+{
+	c->newer = NULL;
+	c->older = db->sc_newest;
+	if (db->sc_newest)
+		db->sc_newest->newer = c;
+	else
+		db->sc_oldest = c;
+	db->sc_newest = c;
+}
+
+/* [idx.lock] Drop a reference; the last one frees. */
+static void sc_unref(small_copy_t *c)
+{
+	if (--c->refs == 0)
+		free(c);
+}
+
+/* [idx.lock] Take the copy away from its object (readers keep theirs). */
+static void sc_detach(drp_cache_t *db, small_copy_t *c)
+{
+	sc_unlist(db, c);
+	db->sc_bytes -= c->len;
+	c->obj->data = NULL;
+	c->obj = NULL;
+	sc_unref(c);
+}
+
+/* [idx.lock] At most max bytes kept. */
+static void sc_trim(drp_cache_t *db, uint64_t max)
+{
+	while (db->sc_bytes > max && db->sc_oldest != NULL)
+		sc_detach(db, db->sc_oldest);
+}
+
+/* The index frees an object (under its lock, or at destroy). */
+static void small_free_obj(drp_cache_obj_t *o, void *arg)
+{
+	if (o->data != NULL)
+		sc_detach(arg, o->data);
+}
+
+size_t drp_cache_fs_small_cached(drp_cache_t *db, uint64_t max_bytes,
+				 uint64_t *bytes, uint64_t *opens)
+{
+	pthread_mutex_lock(&db->idx.lock);
+	if (max_bytes != UINT64_MAX) {
+		db->sc_max = max_bytes;
+		sc_trim(db, max_bytes);
+	}
+	size_t n = 0;
+	for (small_copy_t *c = db->sc_newest; c != NULL; c = c->older)
+		n++;
+	if (bytes)
+		*bytes = db->sc_bytes;
+	if (opens)
+		*opens = db->obj_opens;
+	pthread_mutex_unlock(&db->idx.lock);
+	return n;
+}
+
+/* Read all of a small object's file (fd, size len) into a copy, and
+ * give it to the object unless it has one or left the index meanwhile.
+ * NULL if the file did not give len bytes (the caller reads the file,
+ * and finds it short). */
+static small_copy_t *sc_load(drp_cache_t *db, drp_cache_obj_t *o, int fd,
+			     uint64_t len)
+{
+	small_copy_t *c = drp_malloc(sizeof(*c) + (size_t)len);
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, c->bytes + got, (size_t)len - got,
+				  (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < len) {
+		free(c);
+		return NULL;
+	}
+	c->len = (size_t)len;
+	c->obj = NULL;
+	c->refs = 1; /* the reader's */
+	c->newer = c->older = NULL;
+	pthread_mutex_lock(&db->idx.lock);
+	if (o->data == NULL && drp_cache_obj_indexed(o) && db->sc_max >= len) {
+		o->data = c;
+		c->obj = o;
+		c->refs++;
+		sc_push(db, c);
+		db->sc_bytes += len;
+		sc_trim(db, db->sc_max);
+	}
+	pthread_mutex_unlock(&db->idx.lock);
+	return c;
+}
+
 static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
 		   drp_cache_stats_t *stats, char *errbuf, size_t errlen)
 {
@@ -559,8 +701,9 @@ static int fs_open(drp_cache_t **out, const drp_cache_conf_t *conf,
 	db->dir = drp_strdup(conf->dir);
 	db->nospace_retry = DEFAULT_NOSPACE_RETRY;
 	db->mc_max = META_CACHE_MAX;
-	int rc = drp_cache_index_init(&db->idx, conf, NULL, NULL, errbuf,
-				      errlen);
+	db->sc_max = SMALL_BUDGET;
+	int rc = drp_cache_index_init(&db->idx, conf, small_free_obj, db,
+				      errbuf, errlen);
 	if (rc < 0)
 		goto err_dir;
 	rc = parse_params(db, conf->params, errbuf, errlen);
@@ -711,7 +854,8 @@ static int open_reader(drp_cache_t *db, drp_cache_stats_t *stats,
 	int64_t now = now_s();
 	bool stamp = false;
 	drp_cache_info_t inf = {0};
-	int rc = 0;
+	small_copy_t *mem = NULL;
+	int fd = -1, rc = 0;
 
 	if (drp_digest_parse(digest, d) < 0)
 		return -EINVAL;
@@ -734,14 +878,41 @@ static int open_reader(drp_cache_t *db, drp_cache_stats_t *stats,
 			o->stamp = now;
 			stamp = true;
 		}
+		if (use && o->data != NULL) {
+			mem = o->data;
+			mem->refs++;
+			sc_unlist(db, mem);
+			sc_push(db, mem);
+		}
+		if (use && mem == NULL)
+			db->obj_opens++;
 	}
 	pthread_mutex_unlock(&db->idx.lock);
 	if (rc < 0)
 		return rc;
 
 	blob_path(path, sizeof(path), d);
-	int fd = openat(db->dirfd, path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
+	if (mem != NULL) {
+		/* The file is still there with its size (a delete or a
+		 * truncation behind our back is found before the answer, as
+		 * when reading the file); else as if there were no copy. */
+		if (fstatat(db->dirfd, path, &st, 0) == 0 &&
+		    (uint64_t)st.st_size == inf.size) {
+			if (stamp) {
+				struct timespec ts[2] = {
+					{.tv_sec = now, .tv_nsec = 0},
+					{.tv_nsec = UTIME_OMIT}};
+				(void)utimensat(db->dirfd, path, ts, 0);
+			}
+			goto reader;
+		}
+		pthread_mutex_lock(&db->idx.lock);
+		sc_unref(mem);
+		pthread_mutex_unlock(&db->idx.lock);
+		mem = NULL;
+	}
+	fd = openat(db->dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
 		if (rc == -ENOENT) {
@@ -769,10 +940,19 @@ static int open_reader(drp_cache_t *db, drp_cache_stats_t *stats,
 					 {.tv_nsec = UTIME_OMIT}};
 		(void)futimens(fd, ts);
 	}
+	if (use && inf.size > 0 && inf.size <= SMALL_MAX) {
+		mem = sc_load(db, o, fd, inf.size);
+		if (mem != NULL) {
+			close(fd);
+			fd = -1;
+		}
+	}
 
+reader:;
 	drp_cache_reader_t *r = DRP_NEW(drp_cache_reader_t);
 	r->obj = o;
 	r->fd = fd;
+	r->mem = mem;
 	r->pos = offset;
 	*reader = r;
 	if (info)
@@ -811,6 +991,12 @@ static ssize_t fs_read(drp_cache_t *db, drp_cache_stats_t *stats,
 		len = (size_t)left;
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
+	if (r->mem != NULL) {
+		memcpy(buf, r->mem->bytes + r->pos, len);
+		r->pos += len;
+		DRP_CACHE_STAT_ADD(stats, read_bytes, len);
+		return (ssize_t)len;
+	}
 	ssize_t n;
 	do
 		n = pread(r->fd, buf, len, (off_t)r->pos);
@@ -834,8 +1020,11 @@ static ssize_t fs_read(drp_cache_t *db, drp_cache_stats_t *stats,
 static void fs_read_close(drp_cache_t *db, drp_cache_stats_t *stats,
 			  drp_cache_reader_t *r)
 {
-	close(r->fd);
+	if (r->fd >= 0)
+		close(r->fd);
 	pthread_mutex_lock(&db->idx.lock);
+	if (r->mem != NULL)
+		sc_unref(r->mem);
 	drp_cache_index_unpin(&db->idx, r->obj);
 	pthread_mutex_unlock(&db->idx.lock);
 	free(r);

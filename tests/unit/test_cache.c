@@ -1886,6 +1886,130 @@ static int get_str(const char *key, char *buf, size_t cap)
 	return rc;
 }
 
+/* The blob file of dg, for changing it behind the cache's back. */
+static void blob_file(const char *dg, char *out, size_t len)
+{
+	snprintf(out, len, "%s/blobs/sha256/%.2s/%s", dir, dg + 7, dg + 7);
+}
+
+/*
+ * Small objects are kept in memory once read: the next read_open opens
+ * no file, reads at any offset give the stored bytes, at most the budget
+ * is kept (least recently opened first out) and a reader keeps its bytes
+ * when the copy is let go; peek_open (what verify uses) still reads the
+ * file and finds damage, and the object's copy goes with the object.
+ * Larger objects are always read from their file.
+ */
+START_TEST(fs_small_in_memory)
+{
+	char a[DRP_DIGEST_STRSIZE], big[DRP_DIGEST_STRSIZE], p[800];
+	char dg[6][DRP_DIGEST_STRSIZE];
+	drp_cache_reader_t *r, *held;
+	uint64_t o0, o1, bytes;
+	uint8_t buf[5000];
+
+	open_db(0, "small", 1 << 20);
+	ck_assert_int_eq(put_seed(1, 4096, a, 0), 0);
+	ck_assert_int_eq(put_seed(2, 16 * 1024 + 1, big, 0), 0);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o0);
+	assert_content(a, 1, 4096);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o1);
+	ck_assert_uint_eq(o1, o0 + 1);
+	ck_assert_uint_eq(
+		drp_cache_fs_small_cached(db, UINT64_MAX, &bytes, NULL), 1);
+	ck_assert_uint_eq(bytes, 4096);
+	for (int k = 0; k < 3; k++)
+		assert_content(a, 1, 4096);
+	/* From an offset. */
+	uint8_t want[4096];
+	fill(want, sizeof(want), 1);
+	ck_assert_int_eq(api->read_open(db, &st, a, 1000, &r, NULL), 0);
+	ck_assert_int_eq(api->read(db, &st, r, buf, sizeof(buf)), 3096);
+	ck_assert_int_eq(memcmp(buf, want + 1000, 3096), 0);
+	ck_assert_int_eq(api->read(db, &st, r, buf, sizeof(buf)), 0);
+	api->read_close(db, &st, r);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o1);
+	ck_assert_uint_eq(o1, o0 + 1);
+	/* Larger than 16 KiB: a file each time. */
+	assert_content(big, 2, 16 * 1024 + 1);
+	assert_content(big, 2, 16 * 1024 + 1);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o1);
+	ck_assert_uint_eq(o1, o0 + 3);
+	ck_assert_uint_eq(drp_cache_fs_small_cached(db, UINT64_MAX, NULL, NULL),
+			  1);
+
+	/* Bounded: a budget of 3 objects of 4 KiB, 6 read. */
+	drp_cache_fs_small_cached(db, 3 * 4096, NULL, NULL);
+	for (int k = 0; k < 6; k++)
+		ck_assert_int_eq(put_seed(10 + (uint32_t)k, 4096, dg[k], 0), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int k = 0; k < 6; k++) {
+			assert_content(dg[k], 10 + (uint32_t)k, 4096);
+			ck_assert_uint_le(drp_cache_fs_small_cached(
+						  db, UINT64_MAX, &bytes, NULL),
+					  3);
+			ck_assert_uint_le(bytes, 3 * 4096);
+		}
+	}
+	/* The 3 most recent are kept. */
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o0);
+	assert_content(dg[5], 15, 4096);
+	assert_content(dg[3], 13, 4096);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o1);
+	ck_assert_uint_eq(o1, o0);
+	assert_content(dg[0], 10, 4096);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o1);
+	ck_assert_uint_eq(o1, o0 + 1);
+
+	/* A reader keeps its bytes when the copy is let go. */
+	ck_assert_int_eq(api->read_open(db, &st, dg[0], 0, &held, NULL), 0);
+	ck_assert_uint_eq(drp_cache_fs_small_cached(db, 0, NULL, NULL), 0);
+	fill(want, sizeof(want), 10);
+	ck_assert_int_eq(api->read(db, &st, held, buf, sizeof(buf)), 4096);
+	ck_assert_int_eq(memcmp(buf, want, 4096), 0);
+	api->read_close(db, &st, held);
+	drp_cache_fs_small_cached(db, 1 << 20, NULL, NULL);
+
+	/* Damage behind the cache's back is found before an answer, as
+	 * from the file: truncated, deleted; and by verify's peek_open,
+	 * which reads the file. The object goes, and its copy with it. */
+	assert_content(a, 1, 4096);
+	blob_file(a, p, sizeof(p));
+	ck_assert_int_eq(truncate(p, 100), 0);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_int_eq(put_seed(1, 4096, a, 0), 0);
+	assert_content(a, 1, 4096);
+	assert_content(a, 1, 4096);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_int_eq(put_seed(1, 4096, a, 0), 0);
+	assert_content(a, 1, 4096);
+	assert_content(a, 1, 4096);
+	ck_assert_int_eq(truncate(p, 4095), 0);
+	ck_assert_int_eq(api->peek_open(db, &st, a, 0, &r, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	/* Only a was read since the copies were let go. */
+	ck_assert_uint_eq(
+		drp_cache_fs_small_cached(db, UINT64_MAX, &bytes, NULL), 0);
+	/* Stored again: read from its new file, then kept again. */
+	ck_assert_int_eq(put_seed(1, 4096, a, 0), 0);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o0);
+	assert_content(a, 1, 4096);
+	assert_content(a, 1, 4096);
+	drp_cache_fs_small_cached(db, UINT64_MAX, NULL, &o1);
+	ck_assert_uint_eq(o1, o0 + 1);
+	/* A remove takes the copy away too. */
+	drp_cache_fs_small_cached(db, UINT64_MAX, &bytes, NULL);
+	ck_assert_int_eq(api->remove(db, &st, a), 0);
+	drp_cache_fs_small_cached(db, UINT64_MAX, &o0, NULL);
+	ck_assert_uint_eq(o0, bytes - 4096);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), -ENOENT);
+	close_db();
+}
+END_TEST
+
 /*
  * The fs backend keeps records it read in memory (a manifest by tag reads
  * its tag record on every request): a second read touches no file; a
@@ -2787,6 +2911,7 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_params);
 	tcase_add_test(tc, fs_meta_write_behind);
 	tcase_add_loop_test(tc, fs_meta_read_cache, 0, 3);
+	tcase_add_test(tc, fs_small_in_memory);
 	tcase_add_loop_test(tc, fs_meta_read_cache_race, 0, 2);
 	tcase_add_test(tc, fs_meta_write_behind_threads);
 	tcase_add_test(tc, fs_meta_write_behind_iterate);
