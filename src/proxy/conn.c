@@ -94,6 +94,12 @@ struct drp_conn {
 	void *zc_arg;
 	size_t head_scanned; /* c->in bytes a parse found incomplete */
 	bool client_eof;
+	/* A read found the socket empty, or took less than it asked for: no
+	 * more reads until the watcher says it is readable (it is
+	 * level-triggered), unless TLS holds bytes already read. Reading
+	 * after every response, and again when the next request was kicked,
+	 * cost two recv(2) that found nothing per keep-alive request. */
+	bool in_dry;
 	bool draining;
 	size_t lingered; /* bytes dropped in LINGER */
 	/* CONNECT target */
@@ -1663,6 +1669,7 @@ static void conn_run(drp_conn_t *c)
 			drp_buf_reset(&c->in);
 			c->head_scanned = 0;
 			c->tls_active = true;
+			c->in_dry = false;
 			const char *sni = drp_tls_sni(c->tls);
 			if (c->mirror_tls) {
 				/* Origin-form requests, as on the plain
@@ -1717,12 +1724,19 @@ static void conn_run(drp_conn_t *c)
 			if (c->state != DRP_CONN_EXCHANGE)
 				continue;
 		}
-		if (want_read(c)) {
+		if (want_read(c) &&
+		    (!c->in_dry ||
+		     (c->tls_active && drp_tls_pending(c->tls) > 0))) {
 			char *p = drp_buf_reserve(&c->in, READ_CHUNK);
 			ssize_t n = client_read(c, p, READ_CHUNK);
 			if (n > 0) {
 				c->in.len += (size_t)n;
 				progress = true;
+				/* Less than asked for: the socket is empty
+				 * now (or so TLS's last recv found it). */
+				if (c->tls_active ? drp_tls_drained(c->tls)
+						  : (size_t)n < READ_CHUNK)
+					c->in_dry = true;
 				if (c->idle) {
 					/* The next head began: it gets
 					 * header_timeout from its first
@@ -1747,6 +1761,8 @@ static void conn_run(drp_conn_t *c)
 			} else if (n != -EAGAIN) {
 				drp_conn_close(c, "client read failed");
 				return;
+			} else {
+				c->in_dry = true;
 			}
 		}
 		if (!progress)
@@ -1952,7 +1968,10 @@ static void tunnel_run(drp_conn_t *c)
 
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	conn_run(DRP_CONTAINER_OF(io, drp_conn_t, io));
+	drp_conn_t *c = DRP_CONTAINER_OF(io, drp_conn_t, io);
+	if (revents & EV_READ)
+		c->in_dry = false;
+	conn_run(c);
 }
 
 static void kick_cb(struct ev_loop *loop, ev_timer *t, int revents)

@@ -40,6 +40,9 @@ struct drp_tls {
 	 * recv of up to RA_SIZE serves several records. */
 	char *ra;
 	size_t ra_len, ra_off;
+	/* Server sessions: the last recv(2) got less than it asked for (the
+	 * socket was empty then); see drp_tls_drained. */
+	bool drained;
 	/* Write batching (server sessions only): during drp_tls_write the
 	 * records GnuTLS makes are gathered in the thread's batch buffer and
 	 * sent with one send(2) per BATCH_SIZE, instead of one per 16 KiB
@@ -179,6 +182,7 @@ static ssize_t server_pull(drp_tls_t *t, void *buf, size_t len)
 		if (tl_ra == NULL)
 			tl_ra = drp_malloc(RA_SIZE);
 		ssize_t r = recv(t->fd, tl_ra, RA_SIZE, 0);
+		t->drained = r < RA_SIZE;
 		if (r <= 0) {
 			if (r < 0)
 				gnutls_transport_set_errno(t->s, errno);
@@ -242,6 +246,7 @@ static ssize_t pull_cb(gnutls_transport_ptr_t p, void *buf, size_t len)
 		return (ssize_t)n;
 	}
 	ssize_t r = recv(t->fd, buf, len, 0);
+	t->drained = false; /* unknown */
 	if (r < 0)
 		gnutls_transport_set_errno(t->s, errno);
 	if (r > 0 && t->server && !t->hs_done) {
@@ -583,6 +588,11 @@ void drp_tls_bye(drp_tls_t *t)
 size_t drp_tls_pending(drp_tls_t *t)
 {
 	return gnutls_record_check_pending(t->s) + (t->ra_len - t->ra_off);
+}
+
+bool drp_tls_drained(drp_tls_t *t)
+{
+	return t->drained && drp_tls_pending(t) == 0;
 }
 
 bool drp_tls_want_write(drp_tls_t *t)

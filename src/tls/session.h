@@ -62,6 +62,11 @@ void drp_tls_bye(drp_tls_t *t);
 /* Bytes a read can return or decrypt without the socket: records
  * buffered inside GnuTLS, plus (client side) raw bytes read ahead. */
 size_t drp_tls_pending(drp_tls_t *t);
+/* A server session after the handshake: everything the socket had at
+ * the last read has been taken, decrypted (drp_tls_pending is 0) and the
+ * last recv(2) got less than it asked for, so the socket was empty then
+ * and a further read now would most likely find nothing. */
+bool drp_tls_drained(drp_tls_t *t);
 /* After -EAGAIN: true if GnuTLS waits for writability. */
 bool drp_tls_want_write(drp_tls_t *t);
 /* Server: the SNI host name the client sent ("" if none), lower-case. */
