@@ -251,13 +251,29 @@ static int join_key(char *buf, size_t buflen, const char *prefix,
 	for (size_t i = 0; i < n; i++)
 		if (!field_ok(fields[i]))
 			return -EINVAL;
-	int len = snprintf(buf, buflen, "%s", prefix);
-	for (size_t i = 0; i < n && len >= 0 && (size_t)len < buflen; i++)
-		len += snprintf(buf + len, buflen - (size_t)len, " %s",
-				fields[i]);
-	if (len < 0 || (size_t)len >= buflen || len > DRP_CACHE_KEY_MAX)
+	/* Measured, then copied (no printf: a tag key is built on every
+	 * manifest request by tag). */
+	size_t fl[8], len = strlen(prefix);
+	if (n > DRP_ARRAY_SIZE(fl))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		fl[i] = strlen(fields[i]);
+		len += 1 + fl[i];
+	}
+	if (len >= buflen || len > DRP_CACHE_KEY_MAX) {
+		if (buflen > 0)
+			buf[0] = '\0';
 		return -ENAMETOOLONG;
-	return len;
+	}
+	size_t at = strlen(prefix);
+	memcpy(buf, prefix, at);
+	for (size_t i = 0; i < n; i++) {
+		buf[at++] = ' ';
+		memcpy(buf + at, fields[i], fl[i]);
+		at += fl[i];
+	}
+	buf[at] = '\0';
+	return (int)len;
 }
 
 int drp_cache_tag_key(char *buf, size_t buflen, const char *host,

@@ -1356,6 +1356,45 @@ START_TEST(damaged_records_not_served)
 }
 END_TEST
 
+/* A tag key is "tag <host> <repo> <tag> <accept>", exactly what fits:
+ * one byte short of room, or longer than DRP_CACHE_KEY_MAX, is
+ * -ENAMETOOLONG; a field with a blank is -EINVAL. */
+START_TEST(tag_key_bounds)
+{
+	char buf[DRP_CACHE_KEY_MAX + 64], want[DRP_CACHE_KEY_MAX + 64];
+	static char repo[DRP_CACHE_KEY_MAX];
+	int wl = snprintf(want, sizeof(want), "tag %s %s %s %s", "quay.io",
+			  "org/app", "v1.2", "-");
+	ck_assert_int_eq(drp_cache_tag_key(buf, sizeof(buf), "quay.io",
+					   "org/app", "v1.2", "-"),
+			 wl);
+	ck_assert_str_eq(buf, want);
+	ck_assert_int_eq(drp_cache_tag_key(buf, (size_t)wl + 1, "quay.io",
+					   "org/app", "v1.2", "-"),
+			 wl);
+	ck_assert_str_eq(buf, want);
+	ck_assert_int_eq(drp_cache_tag_key(buf, (size_t)wl, "quay.io",
+					   "org/app", "v1.2", "-"),
+			 -ENAMETOOLONG);
+	ck_assert_int_eq(drp_cache_tag_key(buf, sizeof(buf), "quay.io",
+					   "org app", "v1.2", "-"),
+			 -EINVAL);
+	/* DRP_CACHE_KEY_MAX bytes exactly, then one more. */
+	size_t fixed = strlen("tag h  t -");
+	memset(repo, 'r', DRP_CACHE_KEY_MAX - fixed);
+	repo[DRP_CACHE_KEY_MAX - fixed] = '\0';
+	ck_assert_int_eq(
+		drp_cache_tag_key(buf, sizeof(buf), "h", repo, "t", "-"),
+		DRP_CACHE_KEY_MAX);
+	ck_assert_uint_eq(strlen(buf), DRP_CACHE_KEY_MAX);
+	repo[DRP_CACHE_KEY_MAX - fixed] = 'r';
+	repo[DRP_CACHE_KEY_MAX - fixed + 1] = '\0';
+	ck_assert_int_eq(
+		drp_cache_tag_key(buf, sizeof(buf), "h", repo, "t", "-"),
+		-ENAMETOOLONG);
+}
+END_TEST
+
 /* More media types than an Accept key holds: no key (the request is not
  * answered from a tag record), rather than a key that depends on which
  * types came first. (Found by tests/fuzz/fuzz_manifest.) */
@@ -2894,6 +2933,7 @@ Suite *cache_suite(void)
 	tcase_add_loop_test(tc, tag_records, 0, nb);
 	tcase_add_loop_test(tc, damaged_records_not_served, 0, nb);
 	tcase_add_test(tc, accept_key_too_many_types);
+	tcase_add_test(tc, tag_key_bounds);
 	tcase_add_loop_test(tc, threaded_mix, 0, nb);
 	tcase_add_loop_test(tc, open_errors, 0, nb);
 	suite_add_tcase(s, tc);
