@@ -424,6 +424,17 @@ static void family(drp_buf_t *b, const char *name, const char *type,
 		       type);
 }
 
+/* A counter family with one label: one series per value of it. */
+static void labelled(drp_buf_t *b, const char *name, const char *help,
+		     const char *label, const char *const *values,
+		     const atomic_ulong *counters, unsigned n)
+{
+	family(b, name, "counter", help);
+	for (unsigned i = 0; i < n; i++)
+		drp_buf_printf(b, "%s{%s=\"%s\"} %lu\n", name, label, values[i],
+			       GET(counters[i]));
+}
+
 static void histogram(drp_buf_t *b, const char *name, const char *help,
 		      histogram_t *h)
 {
@@ -609,29 +620,21 @@ void drp_metrics_render(drp_buf_t *b)
 		       GET(M.digest_mismatches));
 	static const char *const s3ev[DRP_MS3_N] = {
 		"read", "stored", "not_stored", "damaged", "unavailable"};
-	family(b, "drp_s3_tier_total", "counter",
-	       "Blobs and the shared S3 tier: read from it, stored in it, "
-	       "not stored, damaged copies deleted, lookups unanswered.");
-	for (unsigned i = 0; i < DRP_MS3_N; i++)
-		drp_buf_printf(b, "drp_s3_tier_total{event=\"%s\"} %lu\n",
-			       s3ev[i], GET(M.s3[i]));
+	labelled(b, "drp_s3_tier_total",
+		 "Blobs and the shared S3 tier: read from it, stored in it, "
+		 "not stored, damaged copies deleted, lookups unanswered.",
+		 "event", s3ev, M.s3, DRP_MS3_N);
 	static const char *const s3tag[DRP_MS3T_N] = {
 		"fresh", "stale", "missing", "invalid", "unavailable"};
-	family(b, "drp_s3_tag_reads_total", "counter",
-	       "Tag records read from the shared S3 tier: fresh (no upstream "
-	       "GET), stale, missing, not valid (ignored), unanswered.");
-	for (unsigned i = 0; i < DRP_MS3T_N; i++)
-		drp_buf_printf(b,
-			       "drp_s3_tag_reads_total{outcome=\"%s\"} %lu\n",
-			       s3tag[i], GET(M.s3_tags[i]));
+	labelled(b, "drp_s3_tag_reads_total",
+		 "Tag records read from the shared S3 tier: fresh (no upstream "
+		 "GET), stale, missing, not valid (ignored), unanswered.",
+		 "outcome", s3tag, M.s3_tags, DRP_MS3T_N);
 	static const char *const lease[DRP_ML_N] = {"taken", "stored", "alone"};
-	family(b, "drp_fleet_leases_total", "counter",
-	       "Cold blobs by who fetched them: this proxy with the lease, "
-	       "another proxy (read from the bucket), this one alone.");
-	for (unsigned i = 0; i < DRP_ML_N; i++)
-		drp_buf_printf(b,
-			       "drp_fleet_leases_total{outcome=\"%s\"} %lu\n",
-			       lease[i], GET(M.leases[i]));
+	labelled(b, "drp_fleet_leases_total",
+		 "Cold blobs by who fetched them: this proxy with the lease, "
+		 "another proxy (read from the bucket), this one alone.",
+		 "outcome", lease, M.leases, DRP_ML_N);
 	family(b, "drp_fleet_redis_unavailable_total", "counter",
 	       "Times a Redis connection of the fleet became unavailable.");
 	drp_buf_printf(b, "drp_fleet_redis_unavailable_total %lu\n",
