@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "proxy/server.h"
+#include "util/buf.h"
 #include "util/metrics.h"
 
 /* Bounds on what one line takes of each field. */
@@ -59,13 +60,10 @@ static size_t put_str(char *buf, size_t size, size_t n, const char *p,
 
 static size_t put_u64(char *buf, size_t size, size_t n, unsigned long long v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	return put_str(buf, size, n, tmp + i, sizeof(tmp) - i);
+	char tmp[DRP_U64_DIGITS_SIZE];
+	size_t len;
+	const char *d = drp_u64_digits(tmp, v, &len);
+	return put_str(buf, size, n, d, len);
 }
 
 static size_t put_int(char *buf, size_t size, size_t n, int v)

@@ -63,15 +63,24 @@ void drp_buf_puts(drp_buf_t *b, const char *s)
 	drp_buf_append(b, s, strlen(s));
 }
 
-void drp_buf_put_u64(drp_buf_t *b, unsigned long long v)
+const char *drp_u64_digits(char tmp[DRP_U64_DIGITS_SIZE], unsigned long long v,
+			   size_t *len)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
+	size_t i = DRP_U64_DIGITS_SIZE;
 	do {
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	drp_buf_append(b, tmp + i, sizeof(tmp) - i);
+	*len = DRP_U64_DIGITS_SIZE - i;
+	return tmp + i;
+}
+
+void drp_buf_put_u64(drp_buf_t *b, unsigned long long v)
+{
+	char tmp[DRP_U64_DIGITS_SIZE];
+	size_t len;
+	const char *d = drp_u64_digits(tmp, v, &len);
+	drp_buf_append(b, d, len);
 }
 
 void drp_buf_consume(drp_buf_t *b, size_t n)

@@ -39,6 +39,12 @@ void drp_buf_printf(drp_buf_t *b, const char *fmt, ...)
  * build response heads on every request). */
 void drp_buf_puts(drp_buf_t *b, const char *s);
 void drp_buf_put_u64(drp_buf_t *b, unsigned long long v);
+
+/* The decimal digits of v, written at the end of tmp (enough for any
+ * 64-bit value); returns where they start, *len their count. */
+#define DRP_U64_DIGITS_SIZE 24
+const char *drp_u64_digits(char tmp[DRP_U64_DIGITS_SIZE], unsigned long long v,
+			   size_t *len);
 /* Drop n bytes from the head. */
 void drp_buf_consume(drp_buf_t *b, size_t n);
 void drp_buf_reset(drp_buf_t *b);
