@@ -751,8 +751,13 @@ static void detach_cb(drp_worker_t *w, void *arg)
 		}
 		client_free(c);
 	}
-	/* Completions of jobs still running run in drp_pool_free. */
+	/* Completions of jobs still running run in drp_pool_free, and so
+	 * does one already due but not yet run (a command whose answer the
+	 * client has read when the daemon is told to stop): by then
+	 * drp_workers_drain has freed the worker, so nothing may reach it
+	 * through ctl->w any more (client_free checks). */
 	drp_pool_loop_forget(ctl->srv->pool, w->loop);
+	ctl->w = NULL;
 	pthread_mutex_lock(&ctl->lock);
 	ctl->stopped = true;
 	pthread_cond_signal(&ctl->cond);

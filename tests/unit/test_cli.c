@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,6 +37,7 @@
 #include "cache/cache.h"
 #include "conf/conf.h"
 #include "ctl/cli.h"
+#include "ctl/cmd.h"
 #include "tls/ca.h"
 
 Suite *cli_suite(void);
@@ -952,8 +954,19 @@ START_TEST(real_daemon)
 	wait_notify(nfd, "STOPPING=1", log);
 	int st;
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert(WIFEXITED(st));
-	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		/* Its stderr (a sanitizer's report goes there) and its log. */
+		char elog[300];
+		snprintf(elog, sizeof(elog), "%s/error.log", R.dir);
+		char *dl = file_text(log), *el = file_text(elog);
+		fprintf(stderr,
+			"-- the daemon's stderr:\n%s\n"
+			"-- its error_log:\n%s\n",
+			dl, el);
+		ck_abort_msg("the daemon ended with status %#x (its stderr "
+			     "and error_log above)",
+			     (unsigned)st);
+	}
 	struct stat sb;
 	ck_assert_int_ne(stat(sock, &sb), 0); /* removed */
 	ck_assert_int_ne(stat(pidf, &sb), 0);
@@ -966,6 +979,126 @@ START_TEST(real_daemon)
 	ck_has(t, "no running proxy answered");
 	ck_has(t, "objects");
 	free(t);
+}
+END_TEST
+
+/* The daemon stops while a cache command's answer is still being sent:
+ * the command's completion then runs in drp_pool_free, after the
+ * workers are gone, and must not reach them (it did: a use after free,
+ * which made the daemon exit 1 under ASan; real_daemon hit it when its
+ * SIGTERM came before the loop ran a finished command's completion).
+ * Made certain here: an answer far larger than the socket holds, to a
+ * client that reads none of it until the daemon has freed its workers
+ * ("stopped" in its log). */
+START_TEST(stop_while_answering)
+{
+	char conf_path[256], sock[256], log[256], elog[256];
+	snprintf(conf_path, sizeof(conf_path), "%s/daemon.ini", R.dir);
+	snprintf(sock, sizeof(sock), "%s/admin.sock", R.dir);
+	snprintf(log, sizeof(log), "%s/daemon.log", R.dir);
+	snprintf(elog, sizeof(elog), "%s/error.log", R.dir);
+	FILE *cf = fopen(conf_path, "w");
+	ck_assert_ptr_nonnull(cf);
+	fprintf(cf,
+		"[proxy]\nlisten = 127.0.0.1:%u\nca_dir = %s\n"
+		"admin_socket = %s\nworkers = 1\nerror_log = %s\n"
+		"[cache]\ndir = %s\n",
+		free_port(), R.cadir, sock, elog, R.cache);
+	ck_assert_int_eq(fclose(cf), 0);
+	/* 5,000 objects: `cache list --json` is one line of about 700 KiB,
+	 * which the daemon sends in one go once it is made. */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/blobs/sha256", R.cache);
+	for (char *q = strchr(path + 1, '/'); q; q = strchr(q + 1, '/')) {
+		*q = '\0';
+		mkdir(path, 0700);
+		*q = '/';
+	}
+	mkdir(path, 0700);
+	for (unsigned i = 0; i < 5000; i++) {
+		char body[16], dg[72];
+		int n = snprintf(body, sizeof(body), "%u", i);
+		sha256_of(body, (size_t)n, dg);
+		snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s", R.cache,
+			 dg + 7);
+		mkdir(path, 0700);
+		size_t pl = strlen(path);
+		snprintf(path + pl, sizeof(path) - pl, "/%s", dg + 7);
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, body, (size_t)n), n);
+		close(fd);
+	}
+
+	int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/notify", R.dir);
+	ck_assert_int_eq(bind(nfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	struct timeval tv = {.tv_sec = 60};
+	setsockopt(nfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char words[512];
+	snprintf(words, sizeof(words), "-c %s", conf_path);
+	pid_t pid = spawn(words, sun.sun_path, log, false);
+	wait_notify(nfd, "READY=1", log);
+
+	/* The command, and then nothing read. */
+	int cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un csun = {.sun_family = AF_UNIX};
+	snprintf(csun.sun_path, sizeof(csun.sun_path), "%.100s", sock);
+	ck_assert_int_eq(connect(cfd, (struct sockaddr *)&csun, sizeof(csun)),
+			 0);
+	char w0[] = "cache", w1[] = "list", w2[] = "--json";
+	char *argv[] = {w0, w1, w2};
+	drp_ctl_cmd_t cmd;
+	ck_assert_int_eq(drp_ctl_cmd_parse(3, argv, &cmd, stderr), 0);
+	char *line = drp_ctl_cmd_encode(&cmd);
+	drp_ctl_cmd_free(&cmd);
+	size_t ll = strlen(line);
+	ck_assert_int_eq(write(cfd, line, ll), (ssize_t)ll);
+	ck_assert_int_eq(write(cfd, "\n", 1), 1);
+	free(line);
+	/* The answer is under way (and cannot all fit) once 64 KiB wait. */
+	int queued = 0;
+	for (int i = 0; i < 6000 && queued < 65536; i++) {
+		ck_assert_int_eq(ioctl(cfd, FIONREAD, &queued), 0);
+		if (queued < 65536)
+			usleep(10000);
+	}
+	ck_assert_msg(queued >= 65536, "only %d bytes of the answer", queued);
+
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	wait_notify(nfd, "STOPPING=1", log);
+	/* The workers are freed before "stopped" is logged; the command's
+	 * job still waits to send the rest. */
+	bool stopped = false;
+	for (int i = 0; i < 6000 && !stopped; i++) {
+		FILE *f = fopen(elog, "r");
+		ck_assert_ptr_nonnull(f);
+		fseek(f, 0, SEEK_END);
+		char *t = slurp(f);
+		stopped = strstr(t, "main: stopped") != NULL;
+		free(t);
+		if (!stopped)
+			usleep(10000);
+	}
+	ck_assert_msg(stopped, "the daemon did not log \"stopped\"");
+	close(cfd); /* the job's send fails; its completion runs now */
+
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char *dl = file_text(log), *el = file_text(elog);
+		fprintf(stderr,
+			"-- the daemon's stderr:\n%s\n"
+			"-- its error_log:\n%s\n",
+			dl, el);
+		ck_abort_msg("the daemon ended with status %#x (its stderr "
+			     "and error_log above)",
+			     (unsigned)st);
+	}
+	struct stat sb;
+	ck_assert_int_ne(stat(sock, &sb), 0); /* removed */
+	close(nfd);
 }
 END_TEST
 
@@ -1014,6 +1147,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, cache_busy);
 	tcase_add_test(tc, relayed);
 	tcase_add_test(tc, real_daemon);
+	tcase_add_test(tc, stop_while_answering);
 	tcase_add_test(tc, options);
 	suite_add_tcase(s, tc);
 	return s;
