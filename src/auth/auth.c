@@ -909,6 +909,18 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 	r->mirror = mirror;
 }
 
+void drp_auth_fetch_class(const drp_exch_t *x, char *buf, size_t len)
+{
+	const drp_auth_t *a = x->rt != NULL ? x->rt->auth : NULL;
+	int sec = x->regset.valid ? x->regset.sec : -2;
+	bool outsider = false;
+	if (a != NULL && sec >= 0 && (unsigned)sec < a->n_secs &&
+	    a->secs[sec].inst != NULL)
+		outsider = !sec_allows(&a->secs[sec], x->peer_addr, x->user);
+	snprintf(buf, len, "s%d o%d m%d %s", sec, outsider, x->mirror,
+		 x->mirror && x->mirror_origin ? x->mirror_origin : "-");
+}
+
 void drp_auth_resolve(const struct drp_runtime *rt, const char *host,
 		      uint16_t port, const char *repo, drp_conf_regset_t *out)
 {

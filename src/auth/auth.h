@@ -72,6 +72,17 @@ void drp_auth_attach(struct drp_runtime *rt, struct drp_worker *w,
 		     uint16_t port, const char *repo);
 
 /*
+ * Whose credentials x's upstream requests would travel with, apart from
+ * the client's own Authorization (which the caller adds): the selected
+ * section, whether the client is outside its allow/users, mirror or
+ * not (and the mirror's origin). Two requests for the same target with
+ * the same class and the same Authorization get the same answer from the
+ * upstream, so they may share one fetch (registry/mflight.h). In buf,
+ * NUL-terminated, cut to len.
+ */
+void drp_auth_fetch_class(const drp_exch_t *x, char *buf, size_t len);
+
+/*
  * Resolve the per-registry settings for a request to host:port (port 0 =
  * 443) in repository repo (NULL: none) with the selection the plugins
  * use (plugin/select.h: aliases, wildcards, longest prefix first) over

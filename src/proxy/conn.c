@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "registry/cached.h"
 #include "registry/fleet.h"
+#include "registry/mflight.h"
 #include "core/exchange.h"
 #include "conf/conf.h"
 #include "proxy/mirror.h"
@@ -2069,6 +2070,7 @@ static drp_conn_t *conn_new(drp_worker_t *w, int fd,
 static void conn_worker_stop(drp_worker_t *w)
 {
 	drp_auth_worker_stop(w);
+	drp_mflight_worker_stop(w);
 	if (w->srv != NULL)
 		drp_fleet_worker_stop(w->srv->fleet, w);
 }

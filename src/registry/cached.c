@@ -16,6 +16,7 @@
 #include "registry/cached.h"
 #include "upstream/fetchbuf.h"
 #include "registry/fill.h"
+#include "registry/mflight.h"
 #include "registry/s3tier.h"
 #include "core/daemon.h"
 #include "plugin/select.h"
@@ -64,6 +65,12 @@ struct drp_cached_req {
 	uint64_t pos, end;
 	struct slice_win *win; /* the spool window being sent (fills) */
 	drp_fetchbuf_t *fb;
+	/* Manifest fetches: the key of this request's upstream GET (NULL:
+	 * never shared), and the shared fetch it waits on (as its leader
+	 * or not). */
+	char *mkey;
+	drp_mflight_t *mf;
+	bool mf_leader;
 	drp_s3_call_t *s3call; /* asking the S3 tier (HEAD, a manifest) */
 	/* A manifest the S3 tier sent, verified, while the upstream
 	 * confirms the repository. */
@@ -209,6 +216,9 @@ static void cached_release(drp_exch_t *x)
 	}
 	if (q->fb)
 		drp_fetchbuf_cancel(q->fb);
+	if (q->mf)
+		drp_mflight_leave(q->mf, x->w);
+	free(q->mkey);
 	drp_s3_call_cancel(q->s3call);
 	drp_buf_free(&q->s3_body);
 	drp_buf_free(&q->headers);
@@ -592,9 +602,13 @@ static int pump_fill(drp_exch_t *x)
 	return progress;
 }
 
+static int pump_mflight(drp_exch_t *x);
+
 static int cached_pump(drp_exch_t *x)
 {
 	drp_cached_req_t *q = x->hs;
+	if (q->mf)
+		return pump_mflight(x);
 	if (q->reader)
 		return pump_reader(x);
 	if (q->fill)
@@ -983,11 +997,14 @@ static void s3_manifest_cb(void *arg, const drp_s3_result_t *res)
 	start_buffered(x, "HEAD", 0, s3_manifest_confirm_cb);
 }
 
-static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
+/* The upstream's answer to this request's manifest GET, its own or a
+ * shared one's (then store says whether this request stores it: one of
+ * the waiters does; served says how a 200 is logged, MISS or
+ * COALESCED). */
+static void manifest_answer(drp_exch_t *x, drp_fetchbuf_result_t *res,
+			    bool store, const char *served)
 {
-	drp_exch_t *x = arg;
 	drp_cached_req_t *q = x->hs;
-	q->fb = NULL;
 	/* The log shows what the upstream said, whatever the client gets
 	 * (a 502 for bytes that do not match their digest). */
 	x->up_status = res->err < 0 ? 0 : res->status;
@@ -1053,22 +1070,80 @@ static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
 		res->content_type[0]
 			? res->content_type
 			: "application/vnd.oci.image.manifest.v1+json";
-	store_manifest(x, digest, ctype, &res->body);
-	s3_put_manifest(x, digest, ctype, &res->body);
+	if (store) {
+		store_manifest(x, digest, ctype, &res->body);
+		s3_put_manifest(x, digest, ctype, &res->body);
+	}
 	/* Answer from the bytes in hand (the store may have refused). */
 	snprintf(q->digest, sizeof(q->digest), "%s", digest);
 	if (!res->digest[0])
 		drp_buf_printf(&res->head, "Docker-Content-Digest: %s\r\n",
 			       digest);
-	answer_buffered(x, res, "MISS");
+	answer_buffered(x, res, served);
+}
+
+static void manifest_get_cb(void *arg, drp_fetchbuf_result_t *res)
+{
+	drp_exch_t *x = arg;
+	CREQ(x)->fb = NULL;
+	manifest_answer(x, res, true, "MISS");
+}
+
+/* Waiting on a shared manifest fetch (registry/mflight.h): once its
+ * answer is in, this request takes a copy and answers as if its own
+ * fetch had brought it (stale serving, verification, HEAD included). */
+static int pump_mflight(drp_exch_t *x)
+{
+	drp_cached_req_t *q = x->hs;
+	drp_fetchbuf_result_t res;
+	char reason[128];
+	if (!drp_mflight_result(q->mf, &res, reason, sizeof(reason))) {
+		wait_on(x);
+		return 0;
+	}
+	drp_mflight_t *m = q->mf;
+	bool store = drp_mflight_claim_store(m);
+	q->mf = NULL;
+	drp_mflight_leave(m, x->w);
+	manifest_answer(x, &res, store, q->mf_leader ? "MISS" : "COALESCED");
+	drp_mflight_result_free(&res);
+	return drp_exch_closed(x) ? -1 : 1;
 }
 
 static void manifest_fetch(drp_exch_t *x)
 {
+	drp_cached_req_t *q = x->hs;
 	/* Whatever comes back is the upstream's: it rewrites the bucket's
 	 * tag record. */
-	CREQ(x)->s3_tag = false;
-	start_buffered(x, "GET", MANIFEST_MAX, manifest_get_cb);
+	q->s3_tag = false;
+	bool leader = false;
+	if (q->mkey != NULL && q->mf == NULL)
+		q->mf = drp_mflight_join(srv_of(x), x->w, x->rt, q->mkey,
+					 &leader);
+	if (q->mf == NULL) {
+		start_buffered(x, "GET", MANIFEST_MAX, manifest_get_cb);
+		return;
+	}
+	q->mf_leader = leader;
+	if (leader) {
+		/* The fetch is the entry's: this client may leave, the
+		 * others still get the answer. */
+		drp_fetch_req_t fr = upstream_req(x, "GET", false);
+		drp_fetchbuf_t *fb = drp_fetchbuf_start(
+			&x->w->upstream, x->rt->upstream, &fr, MANIFEST_MAX,
+			drp_mflight_done, q->mf);
+		drp_auth_attach(x->rt, x->w, x, drp_fetchbuf_fetch(fb), x->host,
+				x->port, q->repo);
+		drp_mflight_own(q->mf, fb);
+	} else {
+		drp_metrics_manifest_coalesced();
+		drp_log_debug(DRP_LOG_CACHE,
+			      "[c%06u] %s: waits for the manifest fetch in "
+			      "flight",
+			      x->id, q->target);
+	}
+	drp_exch_async(x);
+	drp_exch_kick(x);
 }
 
 static void revalidate_cb(void *arg, drp_fetchbuf_result_t *res)
@@ -1336,11 +1411,9 @@ static double tag_ttl(const drp_exch_t *x, const char *tag)
 	return drp_conf_tag_ttl(x->rt->conf, &x->regset, x->repo, tag);
 }
 
-static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
-			 const drp_route_t *route)
+/* The request's Accept key (drp_cache_accept_key), <0 if it has none. */
+static int accept_key(const drp_http_msg_t *req, char *accept, size_t len)
 {
-	drp_server_t *srv = srv_of(x);
-	drp_cached_req_t *q = x->hs;
 	char *owned[32];
 	const char *vals[32];
 	size_t nv = 0;
@@ -1352,14 +1425,57 @@ static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
 		vals[nv] = owned[nv];
 		nv++;
 	}
-	char accept[1024];
 	/* More Accept lines than read: no key, as for too many types. */
 	int r = h != NULL ? -E2BIG
-			  : drp_cache_accept_key(accept, sizeof(accept), vals,
-						 nv);
+			  : drp_cache_accept_key(accept, len, vals, nv);
 	for (size_t i = 0; i < nv; i++)
 		free(owned[i]);
-	if (r < 0)
+	return r;
+}
+
+/*
+ * The key under which this request's manifest GET may be shared with
+ * concurrent ones (registry/mflight.h): everything that can change the
+ * upstream's answer. The registry as contacted (host:port), the target
+ * (repository, tag or digest, the mirror's query), the Accept key, the
+ * runtime generation (credentials and sections of one configuration),
+ * whose credentials the request travels with (drp_auth_fetch_class) and
+ * a SHA-256 of the client's own Authorization, which goes upstream (its
+ * own credentials or a handle of the proxy's realm). Not the method: a
+ * HEAD that misses is fetched with a GET too. NULL: not shared.
+ */
+static char *manifest_key(drp_exch_t *x, const drp_http_msg_t *req)
+{
+	drp_cached_req_t *q = x->hs;
+	char accept[1024];
+	if (accept_key(req, accept, sizeof(accept)) < 0)
+		return NULL;
+	char cred[DRP_DIGEST_STRSIZE] = "-";
+	const drp_http_header_t *h = drp_http_find(req, "Authorization");
+	if (h != NULL) {
+		if (drp_http_find_next(req, "Authorization", h) != NULL)
+			return NULL;
+		uint8_t bin[DRP_DIGEST_LEN];
+		drp_digest_buf(h->value, h->value_len, bin);
+		drp_digest_format(bin, cred);
+	}
+	char class[DRP_HOST_MAX + 64];
+	drp_auth_fetch_class(x, class, sizeof(class));
+	drp_buf_t k = {0};
+	drp_buf_printf(&k, "%s:%u %s|%s|%p|%s|%s", x->host, (unsigned)x->port,
+		       q->target, accept, (void *)x->rt, class, cred);
+	char *key = drp_strndup(drp_buf_head(&k), drp_buf_pending(&k));
+	drp_buf_free(&k);
+	return key;
+}
+
+static bool manifest_tag(drp_exch_t *x, const drp_http_msg_t *req,
+			 const drp_route_t *route)
+{
+	drp_server_t *srv = srv_of(x);
+	drp_cached_req_t *q = x->hs;
+	char accept[1024];
+	if (accept_key(req, accept, sizeof(accept)) < 0)
 		return false;
 	char host[DRP_HOST_MAX + 8];
 	host_key(x, host, sizeof(host));
@@ -1589,6 +1705,8 @@ bool drp_cached_dispatch(drp_exch_t *x, const drp_http_msg_t *req,
 	drp_buf_append(&q->pass_headers, headers, headers_len);
 	strip_conditional(&q->headers);
 	parse_range(q, req);
+	if (q->kind != K_BLOB)
+		q->mkey = manifest_key(x, req);
 	x->result = "PASS";
 
 	bool taken;

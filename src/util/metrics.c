@@ -70,6 +70,7 @@ static struct {
 	atomic_ulong tls[2][3];
 	atomic_ulong forged;
 	atomic_long fills, fill_waiters;
+	atomic_ulong manifest_coalesced;
 	atomic_ulong reloads[2]; /* ok, failed */
 	atomic_ulong digest_mismatches;
 	atomic_ulong s3[DRP_MS3_N];
@@ -370,6 +371,11 @@ void drp_metrics_fill_waiters_add(int delta)
 	ADD(M.fill_waiters, delta);
 }
 
+void drp_metrics_manifest_coalesced(void)
+{
+	ADD(M.manifest_coalesced, 1);
+}
+
 void drp_metrics_reload(bool ok)
 {
 	ADD(M.reloads[ok ? 0 : 1], 1);
@@ -608,6 +614,11 @@ void drp_metrics_render(drp_buf_t *b)
 	family(b, "drp_fill_waiters", "gauge",
 	       "Requests waiting for the bytes of a fill.");
 	drp_buf_printf(b, "drp_fill_waiters %ld\n", GET(M.fill_waiters));
+	family(b, "drp_manifest_coalesced_total", "counter",
+	       "Manifest requests that waited for another request's upstream "
+	       "fetch instead of making their own.");
+	drp_buf_printf(b, "drp_manifest_coalesced_total %lu\n",
+		       GET(M.manifest_coalesced));
 	family(b, "drp_reloads_total", "counter",
 	       "Configuration reloads (SIGHUP), by outcome.");
 	drp_buf_printf(b,
@@ -665,6 +676,7 @@ void drp_metrics_reset(void)
 	atomic_store(&M.forged, 0);
 	atomic_store(&M.fills, 0);
 	atomic_store(&M.fill_waiters, 0);
+	atomic_store(&M.manifest_coalesced, 0);
 	atomic_store(&M.digest_mismatches, 0);
 	memset(M.s3, 0, sizeof(M.s3));
 	memset(M.s3_tags, 0, sizeof(M.s3_tags));

@@ -154,6 +154,9 @@ void drp_metrics_forged_certificate(void);
  * started (+1) or stopped (-1) waiting on a fill's bytes. */
 void drp_metrics_fills_add(int delta);
 void drp_metrics_fill_waiters_add(int delta);
+/* A manifest request joined another's upstream fetch (registry/mflight.h)
+ * instead of making its own. */
+void drp_metrics_manifest_coalesced(void);
 void drp_metrics_reload(bool ok);
 void drp_metrics_digest_mismatch(void);
 

@@ -29,6 +29,14 @@ and /v2/ answers 200. /v2/realm/LABEL/... answers 401 with
   test/baddigest/manifests/v1  a schema2 manifest whose
                                Docker-Content-Digest is of other bytes
   test/plain/manifests/v1      a schema2 manifest, its digest right
+  test/hold/manifests/REF      held while the file BLOBDIR/../hold exists
+                               (its arrival logged as "hold: METHOD PATH"),
+                               then, for any tag, an OCI manifest if Accept
+                               names the OCI type and not Docker's, else a
+                               Docker schema2 manifest (both with
+                               Docker-Content-Digest); by digest, the one
+                               of the two with that digest, else 404
+  test/holderr/manifests/REF   held the same way, then 404
 While the file BLOBDIR/../fake-status holds "STATUS [RETRY-AFTER]", every
 request gets that status instead (an overloaded or rate-limiting
 registry: 503, 429 with Retry-After). Every request is logged to stdout as
@@ -55,6 +63,10 @@ SCHEMA1 = (b'{\n   "schemaVersion": 1,\n   "name": "test/schema1",\n   "tag": "v
            b'   "signatures": [{"header": {"alg": "ES256"}, "signature": "c2ln", "protected": "cHJv"}]\n}')
 SCHEMA1_PAYLOAD = SCHEMA1[:SCHEMA1.index(b',\n   "signatures"')] + b"\n}"
 V2 = b'{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","layers":[]}'
+OCI = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}'
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_V1 = "application/vnd.oci.image.manifest.v1+json"
+HOLD = re.compile(r"^/v2/test/(hold|holderr)/manifests/([A-Za-z0-9_.:-]+)$")
 BLOB = re.compile(r"^/v2/test/(bad|short|slow|good|stall|reset)/blobs/sha256:([0-9a-f]{64})$")
 REALM = re.compile(r"^/v2/realm/([a-z0-9.-]+)/")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
@@ -141,6 +153,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/v2/test/plain/manifests/v1":
             return self.reply(200, V2, "application/vnd.docker.distribution.manifest.v2+json",
                               [("Docker-Content-Digest", "sha256:" + hashlib.sha256(V2).hexdigest())])
+        m = HOLD.match(self.path)
+        if m:
+            return self.held(m.group(1), m.group(2))
         m = BLOB.match(self.path)
         path = m and os.path.join(BLOBDIR, m.group(2))
         if not m or not os.path.exists(path):
@@ -212,6 +227,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     ahead = sent / RATE - (time.monotonic() - start)
                     if ahead > 0:
                         time.sleep(ahead)
+
+
+    def held(self, mode, ref):
+        sys.stdout.write("hold: %s %s\n" % (self.command, self.path))
+        sys.stdout.flush()
+        gate = os.path.join(BLOBDIR, "..", "hold")
+        end = time.monotonic() + 60
+        while os.path.exists(gate) and time.monotonic() < end:
+            time.sleep(0.02)
+        if mode == "holderr":
+            return self.reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+        known = {"sha256:" + hashlib.sha256(b).hexdigest(): (b, t) for b, t in ((V2, DOCKER_V2), (OCI, OCI_V1))}
+        if ref.startswith("sha256:"):
+            if ref not in known:
+                return self.reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+            body, ctype = known[ref]
+        else:
+            accept = ",".join(self.headers.get_all("Accept") or [])
+            body, ctype = (OCI, OCI_V1) if OCI_V1 in accept and DOCKER_V2 not in accept else (V2, DOCKER_V2)
+        return self.reply(200, body, ctype, [("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())])
 
 
 class Server(http.server.ThreadingHTTPServer):
