@@ -71,6 +71,9 @@ struct drp_cached_req {
 	char *mkey;
 	drp_mflight_t *mf;
 	bool mf_leader;
+	/* The shared fetch whose store this request took (while its
+	 * answer is given): the store job ends it. */
+	drp_mflight_t *mf_store;
 	drp_s3_call_t *s3call; /* asking the S3 tier (HEAD, a manifest) */
 	/* A manifest the S3 tier sent, verified, while the upstream
 	 * confirms the repository. */
@@ -725,6 +728,7 @@ static int64_t now_s(void)
 
 typedef struct manifest_job {
 	drp_server_t *srv;
+	drp_mflight_t *mf; /* its shared fetch, kept until stored */
 	char digest[DRP_CACHE_DIGEST_SIZE];
 	size_t len;
 	char body[];
@@ -747,12 +751,17 @@ static void manifest_job(void *arg)
 				     "%s: manifest not stored: %s", j->digest,
 				     strerror(-r));
 	}
+	/* Stored or not: the shared fetch's answer may go now (a request
+	 * from here on finds the cache, or fetches anew). */
+	if (j->mf != NULL)
+		drp_mflight_store_end(j->mf);
 	free(j);
 }
 
 /* Store a verified manifest: object + media type (+ tag record). The
- * object is stored in the background; a request for it meanwhile misses
- * and fetches it again. */
+ * object is stored in the background; a request for it meanwhile joins
+ * the shared fetch, kept until then (registry/mflight.h), or, without
+ * one, misses and fetches it again. */
 static void s3_put_tag(drp_exch_t *x, const char *digest, const char *ctype);
 
 static void store_manifest(drp_exch_t *x, const char *digest, const char *ctype,
@@ -764,6 +773,8 @@ static void store_manifest(drp_exch_t *x, const char *digest, const char *ctype,
 	size_t len = drp_buf_pending(body);
 	manifest_job_t *j = drp_malloc(sizeof(*j) + (len ? len : 1));
 	j->srv = srv;
+	j->mf = q->mf_store;
+	q->mf_store = NULL;
 	snprintf(j->digest, sizeof(j->digest), "%s", digest);
 	j->len = len;
 	memcpy(j->body, drp_buf_head(body), len);
@@ -1105,7 +1116,13 @@ static int pump_mflight(drp_exch_t *x)
 	bool store = drp_mflight_claim_store(m);
 	q->mf = NULL;
 	drp_mflight_leave(m, x->w);
+	q->mf_store = store ? m : NULL;
 	manifest_answer(x, &res, store, q->mf_leader ? "MISS" : "COALESCED");
+	if (q->mf_store != NULL) {
+		/* Not stored (not a verified 200): nothing to keep it for. */
+		q->mf_store = NULL;
+		drp_mflight_store_end(m);
+	}
 	drp_mflight_result_free(&res);
 	return drp_exch_closed(x) ? -1 : 1;
 }

@@ -25,6 +25,9 @@ struct drp_mflight {
 	bool in_table;
 	bool done;   /* res holds the answer */
 	bool stored; /* a waiter took the store */
+	/* A 200 kept in the table until its store ends (holds a ref):
+	 * a request meanwhile would miss the cache and fetch it again. */
+	bool held;
 	drp_fetchbuf_result_t res;
 	char reason[128];
 	/* the home loop's only */
@@ -147,8 +150,10 @@ static void notify(drp_mflight_t *m)
 	pthread_rwlock_unlock(&srv->loops_lock);
 }
 
-/* Keep res as m's answer (under the lock). */
-static void keep_locked(drp_mflight_t *m, const drp_fetchbuf_result_t *res)
+/* Keep res as m's answer (under the lock). True: m stays in the table
+ * (a 200, until its store ends), the caller's ref now m->held's. */
+static bool keep_locked(drp_mflight_t *m, const drp_fetchbuf_result_t *res,
+			bool hold)
 {
 	m->res.err = res->err;
 	m->res.http_status = res->http_status;
@@ -170,7 +175,14 @@ static void keep_locked(drp_mflight_t *m, const drp_fetchbuf_result_t *res)
 	m->res.has_length = res->has_length;
 	m->res.refused = res->refused;
 	m->done = true;
+	/* Nobody left to claim the store: nothing to wait for. */
+	if (hold && res->err == 0 && res->status == 200 && m->waiters > 0 &&
+	    !m->stored) {
+		m->held = true;
+		return true;
+	}
 	table_remove_locked(m);
+	return false;
 }
 
 void drp_mflight_done(void *arg, drp_fetchbuf_result_t *res)
@@ -178,7 +190,7 @@ void drp_mflight_done(void *arg, drp_fetchbuf_result_t *res)
 	drp_mflight_t *m = arg;
 	m->fb = NULL;
 	pthread_mutex_lock(&table_lock);
-	keep_locked(m, res);
+	bool held = keep_locked(m, res, true);
 	unsigned waiters = m->waiters;
 	pthread_mutex_unlock(&table_lock);
 	if (waiters > 1)
@@ -187,7 +199,8 @@ void drp_mflight_done(void *arg, drp_fetchbuf_result_t *res)
 			"%s: one upstream answer (%d) for %u requests", m->key,
 			res->err < 0 ? res->http_status : res->status, waiters);
 	notify(m);
-	unref(m); /* the fetch's */
+	if (!held)
+		unref(m); /* the fetch's */
 }
 
 bool drp_mflight_result(drp_mflight_t *m, drp_fetchbuf_result_t *out,
@@ -222,17 +235,44 @@ bool drp_mflight_claim_store(drp_mflight_t *m)
 	pthread_mutex_lock(&table_lock);
 	bool first = !m->stored;
 	m->stored = true;
+	if (first)
+		m->refs++; /* the store's, until drp_mflight_store_end */
 	pthread_mutex_unlock(&table_lock);
 	return first;
+}
+
+/* Let a held entry go (under the lock); true: drop its ref. */
+static bool release_locked(drp_mflight_t *m)
+{
+	if (!m->held)
+		return false;
+	m->held = false;
+	table_remove_locked(m);
+	return true;
+}
+
+void drp_mflight_store_end(drp_mflight_t *m)
+{
+	pthread_mutex_lock(&table_lock);
+	bool drop = release_locked(m);
+	pthread_mutex_unlock(&table_lock);
+	if (drop)
+		unref(m); /* the kept answer's */
+	unref(m);	  /* the store's */
 }
 
 void drp_mflight_leave(drp_mflight_t *m, drp_worker_t *w)
 {
 	drp_fetchbuf_t *cancel = NULL;
 	pthread_mutex_lock(&table_lock);
+	bool drop = false;
 	if (m->wwait[w->id] > 0)
 		m->wwait[w->id]--;
 	m->waiters--;
+	/* The last waiter leaves a kept 200 nobody took the store of (a
+	 * client gone before its answer): nobody will store it. */
+	if (m->waiters == 0 && !m->stored)
+		drop = release_locked(m);
 	/* Nobody wants the answer any more, and the fetch is this loop's:
 	 * stop it (as a lone request's fetch stops with its client). */
 	if (m->waiters == 0 && !m->done && w == m->home && m->fb != NULL) {
@@ -250,6 +290,8 @@ void drp_mflight_leave(drp_mflight_t *m, drp_worker_t *w)
 		drp_fetchbuf_cancel(cancel);
 		unref(m); /* the fetch's */
 	}
+	if (drop)
+		unref(m); /* the kept answer's */
 	unref(m);
 }
 
@@ -272,7 +314,7 @@ void drp_mflight_worker_stop(drp_worker_t *w)
 				.err = -ESHUTDOWN,
 				.http_status = 503,
 				.reason = "the proxy is shutting down"};
-			keep_locked(m, &gone);
+			keep_locked(m, &gone, false);
 		}
 		pthread_mutex_unlock(&table_lock);
 		if (m == NULL)

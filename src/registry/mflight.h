@@ -54,8 +54,11 @@ drp_mflight_t *drp_mflight_join(drp_server_t *srv, drp_worker_t *w,
 /* The leader's fetch, owned by m from now on (on the leader's loop). */
 void drp_mflight_own(drp_mflight_t *m, drp_fetchbuf_t *fb);
 /* The fetch's callback (arg: m): the answer is kept, the waiters
- * woken, the key leaves the table (a later request finds the cache, or
- * starts a new fetch). */
+ * woken. Any answer but a 200 leaves the table at once (a later request
+ * starts a new fetch); a 200 stays until the waiter that claimed its store
+ * calls drp_mflight_store_end (a later request meanwhile joins and gets
+ * the same answer instead of missing the cache while the store runs), or
+ * until its last waiter leaves without claiming it. */
 void drp_mflight_done(void *arg, drp_fetchbuf_result_t *res);
 /*
  * The answer, once it is in: a copy in *out (head and body the caller's,
@@ -66,8 +69,14 @@ bool drp_mflight_result(drp_mflight_t *m, drp_fetchbuf_result_t *out,
 			char *reason, size_t reason_len);
 void drp_mflight_result_free(drp_fetchbuf_result_t *r);
 /* True for the first caller only: the waiter that stores the manifest
- * (the others answer from the same bytes without storing them again). */
+ * (the others answer from the same bytes without storing them again).
+ * That caller holds a reference until drp_mflight_store_end. */
 bool drp_mflight_claim_store(drp_mflight_t *m);
+/* The claimed store has ended, stored or failed, or nothing was stored
+ * (not a verified 200): a kept 200 leaves the table (a later request
+ * finds the cache, or fetches anew); drops the claim's reference. On any
+ * thread (the stores lane's job calls it). */
+void drp_mflight_store_end(drp_mflight_t *m);
 /* The waiter is done (answered, or its client went away); drops its
  * reference. On w's loop, w as given to drp_mflight_join. */
 void drp_mflight_leave(drp_mflight_t *m, drp_worker_t *w);

@@ -150,15 +150,12 @@ START_TEST(mflight_one_answer_for_every_waiter)
 	char reason[64];
 	ck_assert(!drp_mflight_result(b, &r, reason, sizeof(reason)));
 	answer(a, 200, "{\"manifest\":1}");
-	/* Answered: the key leaves the table (a later request finds the
-	 * cache or fetches anew), both workers with waiters are woken. */
-	ck_assert_uint_eq(drp_mflight_count(), 1);
+	/* Answered: both workers with waiters are woken; a 200 stays in
+	 * the table until its store ends (mflight_kept_until_stored). */
+	ck_assert_uint_eq(drp_mflight_count(), 2);
 	run_loops();
 	ck_assert_uint_eq(woken[0], 1);
 	ck_assert_uint_eq(woken[1], 1);
-	drp_mflight_t *later = drp_mflight_join(&srv, &ws[0], rt, "k1", &lead);
-	ck_assert_ptr_ne(later, a);
-	ck_assert(lead);
 
 	drp_mflight_t *all[] = {a, b, c};
 	for (unsigned i = 0; i < 3; i++) {
@@ -185,6 +182,14 @@ START_TEST(mflight_one_answer_for_every_waiter)
 	drp_mflight_leave(a, &ws[0]);
 	drp_mflight_leave(b, &ws[1]);
 	drp_mflight_leave(c, &ws[1]);
+	ck_assert_uint_eq(drp_mflight_count(), 2);
+	drp_mflight_store_end(b);
+	/* Stored: the key leaves the table (a later request finds the
+	 * cache or fetches anew). */
+	ck_assert_uint_eq(drp_mflight_count(), 1);
+	drp_mflight_t *later = drp_mflight_join(&srv, &ws[0], rt, "k1", &lead);
+	ck_assert_ptr_ne(later, a);
+	ck_assert(lead);
 
 	/* An error answer is shared the same way. */
 	answer(o, 404, "{\"errors\":[]}");
@@ -298,6 +303,75 @@ START_TEST(mflight_worker_stop_answers_waiters)
 }
 END_TEST
 
+/* A verified 200 is stored in the background (cached.c's stores lane):
+ * until that store ends the key stays, so a request in that window joins
+ * and is answered from the kept copy instead of missing the cache and
+ * fetching again. The store's end (here held until the test says so)
+ * lets the key go; so does a failed store. */
+START_TEST(mflight_kept_until_stored)
+{
+	bool lead;
+	drp_mflight_t *a = drp_mflight_join(&srv, &ws[0], rt, "k", &lead);
+	ck_assert(lead);
+	answer(a, 200, "{\"m\":1}");
+	ck_assert(drp_mflight_claim_store(a));
+	drp_mflight_leave(a, &ws[0]);
+	/* The store job has not finished: a new request joins. */
+	ck_assert_uint_eq(drp_mflight_count(), 1);
+	drp_mflight_t *b = drp_mflight_join(&srv, &ws[1], rt, "k", &lead);
+	ck_assert_ptr_eq(b, a);
+	ck_assert(!lead);
+	drp_fetchbuf_result_t r;
+	char reason[64];
+	ck_assert(drp_mflight_result(b, &r, reason, sizeof(reason)));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(drp_buf_pending(&r.body), 7);
+	drp_mflight_result_free(&r);
+	ck_assert(!drp_mflight_claim_store(b)); /* stored once */
+	drp_mflight_leave(b, &ws[1]);
+	ck_assert_uint_eq(drp_mflight_count(), 1);
+	/* The store ends (success or failure alike): the key leaves, the
+	 * next request finds the cache or fetches anew. */
+	drp_mflight_store_end(a);
+	ck_assert_uint_eq(drp_mflight_count(), 0);
+	drp_mflight_t *c = drp_mflight_join(&srv, &ws[0], rt, "k", &lead);
+	ck_assert_ptr_ne(c, a);
+	ck_assert(lead);
+	answer(c, 200, "x");
+	ck_assert(drp_mflight_claim_store(c));
+	/* The store job ends on the lane's thread while the key has a
+	 * waiter: the entry lives on for it, leaves the table. */
+	drp_mflight_t *d = drp_mflight_join(&srv, &ws[1], rt, "k", &lead);
+	ck_assert_ptr_eq(d, c);
+	drp_mflight_store_end(c);
+	ck_assert_uint_eq(drp_mflight_count(), 0);
+	ck_assert(drp_mflight_result(d, &r, reason, sizeof(reason)));
+	drp_mflight_result_free(&r);
+	drp_mflight_leave(c, &ws[0]);
+	drp_mflight_leave(d, &ws[1]);
+}
+END_TEST
+
+/* Not kept: an answer other than 200, and a 200 nobody is left to
+ * store (every waiter gone before one claimed it). */
+START_TEST(mflight_not_kept)
+{
+	bool lead;
+	drp_mflight_t *a = drp_mflight_join(&srv, &ws[0], rt, "k", &lead);
+	answer(a, 404, "{}");
+	ck_assert_uint_eq(drp_mflight_count(), 0);
+	ck_assert(drp_mflight_claim_store(a));
+	drp_mflight_store_end(a); /* nothing held: harmless */
+	drp_mflight_leave(a, &ws[0]);
+	drp_mflight_t *b = drp_mflight_join(&srv, &ws[0], rt, "k", &lead);
+	ck_assert(lead);
+	answer(b, 200, "x");
+	ck_assert_uint_eq(drp_mflight_count(), 1);
+	drp_mflight_leave(b, &ws[0]);
+	ck_assert_uint_eq(drp_mflight_count(), 0);
+}
+END_TEST
+
 Suite *mflight_suite(void)
 {
 	Suite *s = suite_create("mflight");
@@ -310,6 +384,8 @@ Suite *mflight_suite(void)
 	tcase_add_test(tc, mflight_leader_leaves_fetch_goes_on);
 	tcase_add_test(tc, mflight_last_waiter_elsewhere_keeps_fetch);
 	tcase_add_test(tc, mflight_worker_stop_answers_waiters);
+	tcase_add_test(tc, mflight_kept_until_stored);
+	tcase_add_test(tc, mflight_not_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }
