@@ -146,32 +146,45 @@ static int spool_open(drp_server_t *srv)
 	return spool_open_in(srv->spool_dir);
 }
 
-/* No spool could be opened (a full or read-only disk): the request is
- * passed through. Logged when it first happens, then at most once per
- * SPOOL_WARN_PERIOD seconds with the count since: on such a disk every
- * cold request would otherwise log a line. */
-#define SPOOL_WARN_PERIOD 60
-static _Atomic int64_t spool_warned_at; /* monotonic s + 1; 0: never */
-static atomic_ulong spool_failures, spool_failures_logged;
+/* A warning that every cold request on a full or read-only disk would
+ * otherwise write: logged when it first happens, then at most once per
+ * WARN_PERIOD seconds with the count since (any thread). */
+#define WARN_PERIOD 60
+typedef struct {
+	_Atomic int64_t at;	/* the last line: monotonic s + 1; 0: never */
+	atomic_ulong n, logged; /* occurrences, and n at the last line */
+} warn_limit_t;
 
-static void spool_failed(drp_server_t *srv, int err)
+/* One more occurrence: returns how many there were since the last line
+ * (this one included) when a line is due now, else 0. */
+static unsigned long warn_due(warn_limit_t *w)
 {
-	unsigned long n = atomic_fetch_add(&spool_failures, 1) + 1;
+	unsigned long n = atomic_fetch_add(&w->n, 1) + 1;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	int64_t now = (int64_t)ts.tv_sec + 1;
-	int64_t last = atomic_load(&spool_warned_at);
-	if (last != 0 && now - last < SPOOL_WARN_PERIOD)
+	int64_t last = atomic_load(&w->at);
+	if (last != 0 && now - last < WARN_PERIOD)
+		return 0;
+	if (!atomic_compare_exchange_strong(&w->at, &last, now))
+		return 0; /* another thread logs it */
+	return n - atomic_exchange(&w->logged, n);
+}
+
+/* No spool could be opened (a full or read-only disk): the request is
+ * passed through. */
+static warn_limit_t spool_warn;
+
+static void spool_failed(drp_server_t *srv, int err)
+{
+	unsigned long since = warn_due(&spool_warn);
+	if (since == 0)
 		return;
-	if (!atomic_compare_exchange_strong(&spool_warned_at, &last, now))
-		return;
-	unsigned long before = atomic_exchange(&spool_failures_logged, n);
 	drp_log_warning(DRP_LOG_CACHE,
 			"spool file in %s: %s: passed through, not cached "
 			"(%lu such request(s) since the last report; at most "
 			"one report per %d s)",
-			srv->spool_dir, strerror(err), n - before,
-			SPOOL_WARN_PERIOD);
+			srv->spool_dir, strerror(err), since, WARN_PERIOD);
 }
 
 const char *drp_fill_owner(const drp_fill_t *f)
@@ -357,6 +370,10 @@ static void hash_start(drp_fill_t *f);
 static void hash_queue(drp_fill_t *f);
 static void end_body(drp_fill_t *f, int err);
 
+/* No room for a body on the spool's disk: counted in
+ * drp_fills_no_room_total, logged like spool_failed. */
+static warn_limit_t no_room_warn;
+
 /* Is there room for the body on the spool's filesystem? When free space
  * is short, allocate it now, so that a full disk is found before the
  * first byte goes to a client (a spool that fills up halfway would leave
@@ -373,11 +390,16 @@ static bool reserve_spool(drp_fill_t *f, uint64_t length)
 		return true;
 	if (errno != ENOSPC && errno != EDQUOT)
 		return true; /* cannot tell (e.g. EOPNOTSUPP): try */
-	drp_log_warning(DRP_LOG_CACHE,
-			"%s: no room for %llu bytes on the spool's disk "
-			"(%llu free): passed through, not cached",
-			f->digest, (unsigned long long)length,
-			(unsigned long long)avail);
+	drp_metrics_fill_no_room();
+	unsigned long since = warn_due(&no_room_warn);
+	if (since > 0)
+		drp_log_warning(DRP_LOG_CACHE,
+				"%s: no room for %llu bytes on the spool's "
+				"disk (%llu free): passed through, not cached "
+				"(%lu such request(s) since the last report; "
+				"at most one report per %d s)",
+				f->digest, (unsigned long long)length,
+				(unsigned long long)avail, since, WARN_PERIOD);
 	return false;
 }
 

@@ -73,6 +73,7 @@ static struct {
 	atomic_ulong manifest_coalesced;
 	atomic_ulong reloads[2]; /* ok, failed */
 	atomic_ulong digest_mismatches;
+	atomic_ulong fill_no_room;
 	atomic_ulong s3[DRP_MS3_N];
 	atomic_ulong s3_tags[DRP_MS3T_N];
 	atomic_ulong leases[DRP_ML_N];
@@ -386,6 +387,11 @@ void drp_metrics_digest_mismatch(void)
 	ADD(M.digest_mismatches, 1);
 }
 
+void drp_metrics_fill_no_room(void)
+{
+	ADD(M.fill_no_room, 1);
+}
+
 void drp_metrics_s3(enum drp_metrics_s3_event e)
 {
 	if ((unsigned)e < DRP_MS3_N)
@@ -629,6 +635,10 @@ void drp_metrics_render(drp_buf_t *b)
 	       "Upstream bodies that did not match their digest.");
 	drp_buf_printf(b, "drp_digest_mismatches_total %lu\n",
 		       GET(M.digest_mismatches));
+	family(b, "drp_fills_no_room_total", "counter",
+	       "Blobs passed through uncached: no room for them on the "
+	       "spool's disk.");
+	drp_buf_printf(b, "drp_fills_no_room_total %lu\n", GET(M.fill_no_room));
 	static const char *const s3ev[DRP_MS3_N] = {
 		"read", "stored", "not_stored", "damaged", "unavailable"};
 	labelled(b, "drp_s3_tier_total",
@@ -678,6 +688,7 @@ void drp_metrics_reset(void)
 	atomic_store(&M.fill_waiters, 0);
 	atomic_store(&M.manifest_coalesced, 0);
 	atomic_store(&M.digest_mismatches, 0);
+	atomic_store(&M.fill_no_room, 0);
 	memset(M.s3, 0, sizeof(M.s3));
 	memset(M.s3_tags, 0, sizeof(M.s3_tags));
 	memset(M.leases, 0, sizeof(M.leases));

@@ -159,6 +159,9 @@ void drp_metrics_fill_waiters_add(int delta);
 void drp_metrics_manifest_coalesced(void);
 void drp_metrics_reload(bool ok);
 void drp_metrics_digest_mismatch(void);
+/* A cold blob was passed through uncached: no room for its announced
+ * length on the spool's disk. */
+void drp_metrics_fill_no_room(void);
 
 /* The shared S3 tier ([cache] backend = s3): what happened to blobs. */
 enum drp_metrics_s3_event {

@@ -9,8 +9,9 @@
 # never a complete response with wrong ones; the proxy logs the failed
 # spool write, stops the download (nobody can be served from that
 # spool) and lives. With the disk still full, a cold image is pulled
-# byte for byte (passed through) and nothing is cached from it; `cache
-# verify` finds nothing bad. Once the disk has room again, the blob is
+# byte for byte (passed through) and nothing is cached from it, with one
+# log line about the lack of room (not one per blob) and a count in
+# /metrics; `cache verify` finds nothing bad. Once the disk has room again, the blob is
 # fetched whole.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -91,9 +92,21 @@ no_open_spool() { [ "$(open_spools)" = 0 ]; }
 drp_wait "the failed fill's spool closed" 10 no_open_spool
 dd if=/dev/zero of="$cdir/filler.more" bs=64k status=none 2>/dev/null || true
 drp_log "disk full again: $(df -h "$cdir" | tail -n 1)"
+pmark=$(log_mark "$PROXY_DIR/proxy.log")
 pskopeo copy --quiet --retry-times 0 --all docker://registry.test/test/multi:v1 "dir:$SCEN/multi"
 check_pulled multi "$SCEN/multi"
 expect_eq "blobs cached while the disk is full" 0 "$(cached_blobs)"
+# Every cold blob found no room for its spool: one log line for the
+# pull, not one per blob (at most one a minute, with a count), and each
+# of them counted in /metrics.
+# shellcheck disable=SC2086
+nblobs=$(printf '%s\n' $MULTI_AMD64_BLOBS $MULTI_ARM64_BLOBS | sort -u | wc -l)
+drp_log "proxy log: $(log_since "$PROXY_DIR/proxy.log" "$pmark" | grep -m1 'no room for')"
+expect_eq "proxy log lines about no room, a pull of $nblobs cold blobs" 1 \
+	"$(count_since "$PROXY_DIR/proxy.log" "$pmark" "on the spool's disk")"
+curl -s --noproxy '*' "http://127.0.0.1:$PROXY_PORT/metrics" >"$SCEN/metrics"
+expect_ge "blobs passed through for lack of room (/metrics)" "$nblobs" \
+	"$(python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/metrics" drp_fills_no_room_total)"
 "$DRP_PROXY" -c "$PROXY_DIR/proxy.ini" cache verify >"$SCEN/verify" 2>&1 ||
 	drp_fail "cache verify: $(cat "$SCEN/verify")"
 expect_match "cache verify: nothing bad" '^verified [0-9]+ object\(s\), .*: 0 bad' "$(cat "$SCEN/verify")"
