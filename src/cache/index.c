@@ -325,3 +325,28 @@ void drp_cache_index_gauges(drp_cache_index_t *idx, drp_cache_stats_t *stats)
 	stats->readers = idx->_readers;
 	stats->writers = idx->_writers;
 }
+
+int drp_cache_index_iterate(drp_cache_index_t *idx, drp_cache_iter_cb cb,
+			    void *arg)
+{
+	drp_cache_snap_t *snap;
+	size_t n;
+	char dg[DRP_DIGEST_STRSIZE];
+
+	pthread_mutex_lock(&idx->lock);
+	int rc = drp_cache_index_snapshot(idx, &snap, &n);
+	pthread_mutex_unlock(&idx->lock);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		drp_digest_format(snap[i].digest, dg);
+		rc = cb(dg, &snap[i].info, arg);
+	}
+	free(snap);
+	return rc;
+}
+
+void drp_cache_index_stats(drp_cache_index_t *idx, drp_cache_stats_t *stats)
+{
+	pthread_mutex_lock(&idx->lock);
+	drp_cache_index_gauges(idx, stats);
+	pthread_mutex_unlock(&idx->lock);
+}

@@ -153,6 +153,15 @@ int drp_cache_index_snapshot(drp_cache_index_t *idx, drp_cache_snap_t **out,
 /* [locked] Write the gauges into stats. */
 void drp_cache_index_gauges(drp_cache_index_t *idx, drp_cache_stats_t *stats);
 
+/* [unlocked: takes the lock for the snapshot only] Call cb for every
+ * object of a snapshot, least recently used first, until it returns
+ * non-zero (returned); the backends' iterate. */
+int drp_cache_index_iterate(drp_cache_index_t *idx, drp_cache_iter_cb cb,
+			    void *arg);
+/* [unlocked: takes the lock] drp_cache_index_gauges; the backends'
+ * stats. */
+void drp_cache_index_stats(drp_cache_index_t *idx, drp_cache_stats_t *stats);
+
 /* Relaxed atomic add to a stats counter. */
 #define DRP_CACHE_STAT_ADD(stats, field, n)                                    \
 	__atomic_fetch_add(&(stats)->field, (uint64_t)(n), __ATOMIC_RELAXED)

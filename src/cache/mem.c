@@ -364,26 +364,12 @@ static int mem_remove(drp_cache_t *db, drp_cache_stats_t *stats,
 static int mem_iterate(drp_cache_t *db, drp_cache_stats_t *stats,
 		       drp_cache_iter_cb cb, void *arg)
 {
-	drp_cache_snap_t *snap;
-	size_t n;
-	char dg[DRP_DIGEST_STRSIZE];
-
-	pthread_mutex_lock(&db->idx.lock);
-	int rc = drp_cache_index_snapshot(&db->idx, &snap, &n);
-	pthread_mutex_unlock(&db->idx.lock);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		drp_digest_format(snap[i].digest, dg);
-		rc = cb(dg, &snap[i].info, arg);
-	}
-	free(snap);
-	return rc;
+	return drp_cache_index_iterate(&db->idx, cb, arg);
 }
 
 static void mem_stats(drp_cache_t *db, drp_cache_stats_t *stats)
 {
-	pthread_mutex_lock(&db->idx.lock);
-	drp_cache_index_gauges(&db->idx, stats);
-	pthread_mutex_unlock(&db->idx.lock);
+	drp_cache_index_stats(&db->idx, stats);
 }
 
 /* FNV-1a: keys are short and not attacker-chosen in bulk. */
