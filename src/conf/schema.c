@@ -946,21 +946,24 @@ static void set_workers(struct ld *ld, const drp_conf_item_t *it,
 	ld->c->workers = v;
 }
 
-static void set_registries(struct ld *ld, const drp_conf_item_t *it,
-			   const struct key *k)
+/* A list of HOST or HOST:PORT (and *.DOMAIN if wildcard), normalised,
+ * into *out (replacing it); nothing changes after reporting every bad
+ * entry. */
+static void get_hosts(struct ld *ld, const drp_conf_item_t *it, bool wildcard,
+		      char ***out, unsigned *n_out)
 {
-	drp_conf_t *c = ld->c;
 	char **tok;
 	unsigned n = split_list(it->value, &tok);
 	char **list = drp_calloc(n, sizeof(*list));
 	bool bad = false;
 
 	for (unsigned i = 0; i < n; i++) {
-		list[i] = norm_host_port(tok[i], strlen(tok[i]), false);
+		list[i] = norm_host_port(tok[i], strlen(tok[i]), wildcard);
 		if (list[i] == NULL) {
-			err(ld, it,
-			    "invalid host '%s' (expected HOST or HOST:PORT)",
-			    CLIP(tok[i]));
+			err(ld, it, "invalid host '%s' (expected %s)",
+			    CLIP(tok[i]),
+			    wildcard ? "HOST, HOST:PORT or *.DOMAIN"
+				     : "HOST or HOST:PORT");
 			bad = true;
 		}
 	}
@@ -969,9 +972,15 @@ static void set_registries(struct ld *ld, const drp_conf_item_t *it,
 		free_list(list, n);
 		return;
 	}
-	free_list(c->registries, c->n_registries);
-	c->registries = list;
-	c->n_registries = n;
+	free_list(*out, *n_out);
+	*out = list;
+	*n_out = n;
+}
+
+static void set_registries(struct ld *ld, const drp_conf_item_t *it,
+			   const struct key *k)
+{
+	get_hosts(ld, it, false, &ld->c->registries, &ld->c->n_registries);
 }
 
 /* Like registries, plus "*.domain": hosts the proxy never intercepts
@@ -979,30 +988,7 @@ static void set_registries(struct ld *ld, const drp_conf_item_t *it,
 static void set_tunnel_only(struct ld *ld, const drp_conf_item_t *it,
 			    const struct key *k)
 {
-	drp_conf_t *c = ld->c;
-	char **tok;
-	unsigned n = split_list(it->value, &tok);
-	char **list = drp_calloc(n, sizeof(*list));
-	bool bad = false;
-
-	for (unsigned i = 0; i < n; i++) {
-		list[i] = norm_host_port(tok[i], strlen(tok[i]), true);
-		if (list[i] == NULL) {
-			err(ld, it,
-			    "invalid host '%s' (expected HOST, HOST:PORT or "
-			    "*.DOMAIN)",
-			    CLIP(tok[i]));
-			bad = true;
-		}
-	}
-	free_list(tok, n);
-	if (bad) {
-		free_list(list, n);
-		return;
-	}
-	free_list(c->tunnel_only, c->n_tunnel_only);
-	c->tunnel_only = list;
-	c->n_tunnel_only = n;
+	get_hosts(ld, it, true, &ld->c->tunnel_only, &ld->c->n_tunnel_only);
 }
 
 static void set_allow(struct ld *ld, const drp_conf_item_t *it,
