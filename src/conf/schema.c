@@ -1220,8 +1220,9 @@ static void set_backend(struct ld *ld, const drp_conf_item_t *it,
 	ld->c->cache_backend = drp_strdup(ld->c->cache_s3 ? "fs" : it->value);
 }
 
-static void set_max_size(struct ld *ld, const drp_conf_item_t *it,
-			 const struct key *k)
+/* A size greater than 0 (max_size, local_max_size). */
+static void set_size_nonzero(struct ld *ld, const drp_conf_item_t *it,
+			     const struct key *k)
 {
 	uint64_t v;
 
@@ -1231,21 +1232,7 @@ static void set_max_size(struct ld *ld, const drp_conf_item_t *it,
 		err(ld, it, "size must be greater than 0");
 		return;
 	}
-	ld->c->cache_max_size = v;
-}
-
-static void set_local_max_size(struct ld *ld, const drp_conf_item_t *it,
-			       const struct key *k)
-{
-	uint64_t v;
-
-	if (!get_size(ld, it, &v))
-		return;
-	if (v == 0) {
-		err(ld, it, "size must be greater than 0");
-		return;
-	}
-	ld->c->cache_local_max_size = v;
+	*FIELD(ld, k, uint64_t) = v;
 }
 
 static void set_tag_ttl(struct ld *ld, const drp_conf_item_t *it,
@@ -1314,9 +1301,11 @@ static void set_s3_abandoned_after(struct ld *ld, const drp_conf_item_t *it,
 static const struct key cache_keys[] = {
 	{KEY("backend", STRING), .set = set_backend},
 	{KEY("dir", PATH), .set = set_string, .off = F(cache_dir)},
-	{KEY("max_size", INT), .set = set_max_size},
+	{KEY("max_size", INT), .set = set_size_nonzero,
+	 .off = F(cache_max_size)},
 	{KEY("local_dir", PATH), .set = set_string, .off = F(cache_local_dir)},
-	{KEY("local_max_size", INT), .set = set_local_max_size},
+	{KEY("local_max_size", INT), .set = set_size_nonzero,
+	 .off = F(cache_local_max_size)},
 	{KEY("tag_ttl", DURATION), .set = set_tag_ttl},
 	{KEY("tag_ttl_match", STRING), .set = set_tag_ttl_match,
 	 .repeat = true},
