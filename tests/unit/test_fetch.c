@@ -29,6 +29,7 @@
 #include "upstream/upstream.h"
 #include "tls/ca.h"
 #include "tls/session.h"
+#include "loopback.h"
 
 Suite *fetch_suite(void);
 
@@ -260,20 +261,6 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		ck_assert_msg(!expired, "timed out waiting for: %s", #cond);   \
 	} while (0)
 
-static int listen_any(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(fd, 16), 0);
-	socklen_t sl = sizeof(sin);
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
 /* Stop accepting (the fake's thread ends): connections are refused. */
 static void stop_listening(void)
 {
@@ -309,8 +296,8 @@ static void setup_with(bool tls, const char *extra_conf)
 	fk.tls = tls;
 
 	ck_assert_int_eq(pipe2(fk.stop, O_CLOEXEC), 0);
-	fk.lfd = listen_any(&fk.port);
-	fk.lfd2 = listen_any(&fk.port2);
+	fk.lfd = test_listen_loopback(16, &fk.port);
+	fk.lfd2 = test_listen_loopback(16, &fk.port2);
 
 	char text[8192];
 	snprintf(text, sizeof(text),
@@ -513,16 +500,28 @@ static drp_fetch_t *go(rec_t *r, const drp_fetch_req_t *q)
 	return r->f;
 }
 
+/* A GET of target on host (req_get) into a fresh recorder, started. */
+static drp_fetch_t *get(rec_t *r, const char *host, const char *target)
+{
+	rec_init(r);
+	drp_fetch_req_t q = req_get(host, target);
+	return go(r, &q);
+}
+
+/* The same, run until its done(). */
+static void get_done(rec_t *r, const char *host, const char *target)
+{
+	get(r, host, target);
+	RUN_UNTIL(r->dones == 1);
+}
+
 /* The common case: the fake answers one request with reply; the fetch
  * of target on up.test runs until its done(). */
 static void fetch_one(rec_t *r, reply_t reply, const char *target)
 {
 	fk.replies[0] = reply;
 	start_fake();
-	rec_init(r);
-	drp_fetch_req_t q = req_get("up.test", target);
-	go(r, &q);
-	RUN_UNTIL(r->dones == 1);
+	get_done(r, "up.test", target);
 }
 
 static char *body_str(rec_t *r)
@@ -542,9 +541,7 @@ START_TEST(plain_length)
 				  "X-A: b\r\n\r\nhello"};
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/v2/x/manifests/1?a=b");
-	drp_fetch_t *f = go(&r, &q);
+	drp_fetch_t *f = get(&r, "up.test", "/v2/x/manifests/1?a=b");
 	ck_assert_str_eq(drp_fetch_host(f), "up.test");
 	ck_assert_str_eq(drp_fetch_method(f), "GET");
 	ck_assert_str_eq(drp_fetch_target(f), "/v2/x/manifests/1?a=b");
@@ -620,10 +617,7 @@ START_TEST(keepalive_reuse)
 	const char *want = "abcd";
 	for (unsigned i = 0; i < 4; i++) {
 		rec_t r;
-		rec_init(&r);
-		drp_fetch_req_t q = req_get("up.test", "/k");
-		go(&r, &q);
-		RUN_UNTIL(r.dones == 1);
+		get_done(&r, "up.test", "/k");
 		ck_assert_int_eq(r.err, 0);
 		ck_assert_uint_eq(drp_buf_pending(&r.body), 1);
 		ck_assert_int_eq(drp_buf_head(&r.body)[0], want[i]);
@@ -651,16 +645,11 @@ START_TEST(pooled_conn_closed_by_server)
 		.data = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"};
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/k");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "up.test", "/k");
 	ck_assert_uint_eq(up.n_idle, 1);
 	RUN_UNTIL(up.n_idle == 0);
 	drp_buf_free(&r.body);
-	rec_init(&r);
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "up.test", "/k");
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_str_eq(body_str(&r), "b");
 	ck_assert_uint_eq(fk_get(&fk.accepts), 2);
@@ -682,14 +671,9 @@ START_TEST(stale_pooled_conn_retried)
 		.data = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc"};
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/k");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "up.test", "/k");
 	drp_buf_free(&r.body);
-	rec_init(&r);
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "up.test", "/k");
 	ck_assert_int_eq(r.err, 0);
 	ck_assert_str_eq(body_str(&r), "c");
 	ck_assert_uint_eq(fk_get(&fk.requests), 3);
@@ -750,10 +734,7 @@ START_TEST(malformed_answers)
 	start_fake();
 	for (unsigned i = 0; i < 3; i++) {
 		rec_t r;
-		rec_init(&r);
-		drp_fetch_req_t q = req_get("up.test", "/bad");
-		go(&r, &q);
-		RUN_UNTIL(r.dones == 1);
+		get_done(&r, "up.test", "/bad");
 		ck_assert_int_eq(r.err, -EPROTO);
 		ck_assert_int_eq(r.http_status, 502);
 		ck_assert_str_eq(r.reason, cases[i].reason);
@@ -813,10 +794,7 @@ START_TEST(connect_refused)
 	/* Nothing listens on the fake's port once it is closed. */
 	stop_listening();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/r");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "up.test", "/r");
 	ck_assert_int_eq(r.err, -EHOSTUNREACH);
 	ck_assert_int_eq(r.http_status, 502);
 	ck_assert_ptr_nonnull(strstr(r.reason, "cannot connect to up.test"));
@@ -960,18 +938,14 @@ START_TEST(dns_policy_refuses_loopback)
 	up.dns = drp_dns_new(up.loop, 2.0);
 	ck_assert_ptr_nonnull(up.dns);
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("localhost", "/x");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "localhost", "/x");
 	ck_assert_int_eq(r.err, -EACCES);
 	ck_assert_int_eq(r.http_status, 502);
 	ck_assert_ptr_nonnull(strstr(r.reason, "localhost resolves only to "
 					       "addresses the proxy may not "
 					       "connect to"));
 	/* Cancel while resolving: no callback. */
-	rec_init(&r);
-	drp_fetch_t *f = go(&r, &q);
+	drp_fetch_t *f = get(&r, "localhost", "/x");
 	ev_run(up.loop, EVRUN_ONCE); /* the deferred start: the query */
 	ck_assert_uint_eq(r.dones, 0);
 	drp_fetch_cancel(f);
@@ -1188,10 +1162,7 @@ START_TEST(redirect_errors)
 	start_fake();
 	for (unsigned i = 0; i < 2; i++) {
 		rec_t r;
-		rec_init(&r);
-		drp_fetch_req_t q = req_get("up.test", "/a");
-		go(&r, &q);
-		RUN_UNTIL(r.dones == 1);
+		get_done(&r, "up.test", "/a");
 		ck_assert_int_eq(r.err, -EINVAL);
 		ck_assert_int_eq(r.http_status, 502);
 		ck_assert_str_eq(r.reason, reason[i]);
@@ -1208,10 +1179,7 @@ START_TEST(redirect_loop)
 			.after = A_HOLD};
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/a");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "up.test", "/a");
 	ck_assert_int_eq(r.err, -ELOOP);
 	ck_assert_str_eq(r.reason, "too many redirects");
 	/* The first request and five redirects. */
@@ -1359,9 +1327,7 @@ START_TEST(decorate_fails)
 	fk.replies[0] = (reply_t){.data = ok_x};
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/v2/");
-	drp_fetch_t *f = go(&r, &q);
+	drp_fetch_t *f = get(&r, "up.test", "/v2/");
 	drp_fetch_hooks_t h = {.decorate = fail_decorate};
 	drp_fetch_set_hooks(f, &h);
 	RUN_UNTIL(r.dones == 1);
@@ -1398,9 +1364,7 @@ START_TEST(tls_verified)
 	start_fake();
 	for (unsigned i = 0; i < 2; i++) {
 		rec_t r;
-		rec_init(&r);
-		drp_fetch_req_t q = req_get("up.test", "/t");
-		drp_fetch_t *f = go(&r, &q);
+		drp_fetch_t *f = get(&r, "up.test", "/t");
 		ck_assert(drp_fetch_at_origin(f));
 		RUN_UNTIL(r.dones == 1);
 		ck_assert_int_eq(r.err, 0);
@@ -1417,10 +1381,7 @@ START_TEST(tls_wrong_name)
 	/* The leaf names up.test, not bad.test: verification fails. */
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("bad.test", "/t");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "bad.test", "/t");
 	ck_assert_int_eq(r.err, -EPROTO);
 	ck_assert_int_eq(r.http_status, 502);
 	ck_assert_ptr_nonnull(strstr(r.reason, "TLS with bad.test failed"));
@@ -1433,10 +1394,7 @@ START_TEST(tls_handshake_times_out)
 	fk.silent = true;
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/t");
-	go(&r, &q);
-	RUN_UNTIL(r.dones == 1);
+	get_done(&r, "up.test", "/t");
 	ck_assert_int_eq(r.err, -ETIMEDOUT);
 	ck_assert_int_eq(r.http_status, 504);
 	ck_assert_str_eq(r.reason, "TLS handshake with up.test timed out");
@@ -1471,9 +1429,7 @@ START_TEST(cancel_while_connecting)
 {
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/c");
-	drp_fetch_t *f = go(&r, &q);
+	drp_fetch_t *f = get(&r, "up.test", "/c");
 	/* One turn of the loop: the deferred start connects. */
 	ev_run(up.loop, EVRUN_ONCE);
 	drp_fetch_cancel(f);
@@ -1487,9 +1443,7 @@ START_TEST(cancel_in_handshake)
 	fk.silent = true;
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/c");
-	drp_fetch_t *f = go(&r, &q);
+	drp_fetch_t *f = get(&r, "up.test", "/c");
 	RUN_UNTIL(fk_get(&fk.accepts) == 1);
 	drp_fetch_cancel(f);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
@@ -1502,9 +1456,7 @@ START_TEST(cancel_awaiting_head)
 	fk.replies[0] = (reply_t){.data = NULL};
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/c");
-	drp_fetch_t *f = go(&r, &q);
+	drp_fetch_t *f = get(&r, "up.test", "/c");
 	RUN_UNTIL(fk_get(&fk.requests) == 1);
 	drp_fetch_cancel(f);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
@@ -1521,9 +1473,7 @@ START_TEST(cancel_mid_body)
 			  .after = A_HOLD};
 	start_fake();
 	rec_t r;
-	rec_init(&r);
-	drp_fetch_req_t q = req_get("up.test", "/c");
-	drp_fetch_t *f = go(&r, &q);
+	drp_fetch_t *f = get(&r, "up.test", "/c");
 	RUN_UNTIL(r.bodies == 1);
 	drp_fetch_cancel(f);
 	RUN_UNTIL(fk_get(&fk.closes) == 1);
