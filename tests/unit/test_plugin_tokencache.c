@@ -56,6 +56,19 @@ static void expect_token(const void *owner, const char *scope, double now,
 	}
 }
 
+/* drp_tokencache_acquire for owner's scope at now, with cb(arg) as the
+ * waiter's callback, answers want (not a hit: no token to free). */
+static void expect_acquire(const void *owner, const char *scope, double now,
+			   drp_tokencache_cb *cb, void *arg,
+			   drp_tokencache_waiter_t **w, int want)
+{
+	char *t = NULL;
+	ck_assert_int_eq(
+		drp_tokencache_acquire(tc, owner, scope, now, &t, cb, arg, w),
+		want);
+	free(t);
+}
+
 START_TEST(margin)
 {
 	/* a tenth of the lifetime ... */
@@ -91,23 +104,19 @@ START_TEST(coalescing)
 	drp_tokencache_waiter_t *w1 = NULL, *w2 = NULL;
 
 	/* first asker fetches */
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 10, &t,
-						record_cb, &s1, &w1),
-			 DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 10, record_cb, &s1, &w1,
+		       DRP_TOKENCACHE_FETCH);
 	ck_assert_ptr_null(w1);
 	/* the others wait */
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 10, &t,
-						record_cb, &s1, &w1),
-			 DRP_TOKENCACHE_WAIT);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 11, &t,
-						record_cb, &s2, &w2),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 10, record_cb, &s1, &w1,
+		       DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 11, record_cb, &s2, &w2,
+		       DRP_TOKENCACHE_WAIT);
 	ck_assert_ptr_nonnull(w1);
 	ck_assert_ptr_nonnull(w2);
 	/* another owner is independent */
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_b, "s", 11, &t,
-						record_cb, &s2, &w2),
-			 DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_b, "s", 11, record_cb, &s2, &w2,
+		       DRP_TOKENCACHE_FETCH);
 	drp_tokencache_fail(tc, &owner_b, "s");
 	ck_assert_int_eq(s2.calls, 0);
 	/* nothing is delivered before the put */
@@ -125,50 +134,41 @@ START_TEST(coalescing)
 	free(t);
 	ck_assert_int_eq(s1.calls, 1);
 	/* after expiry the next asker fetches again */
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 300, &t,
-						record_cb, &s1, &w1),
-			 DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 300, record_cb, &s1, &w1,
+		       DRP_TOKENCACHE_FETCH);
 	drp_tokencache_fail(tc, &owner_a, "s");
 }
 END_TEST
 
 START_TEST(fail_wakes_with_null)
 {
-	char *t = NULL;
 	seen_t s = {0};
 	drp_tokencache_waiter_t *w = NULL;
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s, &w),
-			 DRP_TOKENCACHE_FETCH);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s, &w),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s, &w,
+		       DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s, &w,
+		       DRP_TOKENCACHE_WAIT);
 	drp_tokencache_fail(tc, &owner_a, "s");
 	ck_assert_int_eq(s.calls, 1);
 	ck_assert(s.null);
 	/* nothing cached, the next asker fetches */
 	ck_assert_uint_eq(drp_tokencache_count(tc), 0);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s, &w),
-			 DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s, &w,
+		       DRP_TOKENCACHE_FETCH);
 	drp_tokencache_fail(tc, &owner_a, "s");
 }
 END_TEST
 
 START_TEST(cancel_waiter)
 {
-	char *t = NULL;
 	seen_t s1 = {0}, s2 = {0};
 	drp_tokencache_waiter_t *w1 = NULL, *w2 = NULL;
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s1, &w1),
-			 DRP_TOKENCACHE_FETCH);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s1, &w1),
-			 DRP_TOKENCACHE_WAIT);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s2, &w2),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s1, &w1,
+		       DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s1, &w1,
+		       DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s2, &w2,
+		       DRP_TOKENCACHE_WAIT);
 	/* the cancelled one is never called, the other one is */
 	ck_assert(drp_tokencache_cancel(tc, w1));
 	drp_tokencache_put(tc, &owner_a, "s", "X", 100, 0);
@@ -188,14 +188,11 @@ static void self_cancel_cb(void *arg, const char *token)
 
 START_TEST(cancel_from_callback)
 {
-	char *t = NULL;
 	seen_t s = {0};
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s, &self_w),
-			 DRP_TOKENCACHE_FETCH);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						self_cancel_cb, &s, &self_w),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s, &self_w,
+		       DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 0, self_cancel_cb, &s, &self_w,
+		       DRP_TOKENCACHE_WAIT);
 	drp_tokencache_put(tc, &owner_a, "s", "X", 100, 0);
 	/* too late to prevent it; no double free (ASan/valgrind runs) */
 	ck_assert(!self_cancel_result);
@@ -216,15 +213,12 @@ static void reenter_cb(void *arg, const char *token)
 
 START_TEST(callback_may_reenter)
 {
-	char *t = NULL;
 	drp_tokencache_waiter_t *w;
 	int rc = -1;
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						reenter_cb, &rc, &w),
-			 DRP_TOKENCACHE_FETCH);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						reenter_cb, &rc, &w),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 0, reenter_cb, &rc, &w,
+		       DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 0, reenter_cb, &rc, &w,
+		       DRP_TOKENCACHE_WAIT);
 	drp_tokencache_put(tc, &owner_a, "s", "X", 100, 0);
 	ck_assert_int_eq(rc, DRP_TOKENCACHE_HIT);
 }
@@ -246,15 +240,12 @@ END_TEST
 
 START_TEST(short_ttl_not_cached)
 {
-	char *t = NULL;
 	seen_t s = {0};
 	drp_tokencache_waiter_t *w;
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s, &w),
-			 DRP_TOKENCACHE_FETCH);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						record_cb, &s, &w),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s, &w,
+		       DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 0, record_cb, &s, &w,
+		       DRP_TOKENCACHE_WAIT);
 	/* a zero lifetime still serves the waiters, but is not kept */
 	drp_tokencache_put(tc, &owner_a, "s", "EPHEMERAL", 0, 0);
 	ck_assert_int_eq(s.calls, 1);
@@ -266,18 +257,15 @@ END_TEST
 
 START_TEST(drop_owner)
 {
-	char *t = NULL;
 	seen_t s = {0};
 	drp_tokencache_waiter_t *w;
 	drp_tokencache_put(tc, &owner_a, "s1", "A1", 300, 0);
 	drp_tokencache_put(tc, &owner_a, "s2", "A2", 300, 0);
 	drp_tokencache_put(tc, &owner_b, "s1", "B1", 300, 0);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s3", 0, &t,
-						record_cb, &s, &w),
-			 DRP_TOKENCACHE_FETCH);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s3", 0, &t,
-						record_cb, &s, &w),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s3", 0, record_cb, &s, &w,
+		       DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s3", 0, record_cb, &s, &w,
+		       DRP_TOKENCACHE_WAIT);
 	drp_tokencache_drop_owner(tc, &owner_a);
 	ck_assert_int_eq(s.calls, 1);
 	ck_assert(s.null);
@@ -407,14 +395,11 @@ static void *releaser(void *arg)
 
 START_TEST(cancel_races_delivery)
 {
-	char *t = NULL;
 	drp_tokencache_waiter_t *w;
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						slow_cb, NULL, &w),
-			 DRP_TOKENCACHE_FETCH);
-	ck_assert_int_eq(drp_tokencache_acquire(tc, &owner_a, "s", 0, &t,
-						slow_cb, NULL, &w),
-			 DRP_TOKENCACHE_WAIT);
+	expect_acquire(&owner_a, "s", 0, slow_cb, NULL, &w,
+		       DRP_TOKENCACHE_FETCH);
+	expect_acquire(&owner_a, "s", 0, slow_cb, NULL, &w,
+		       DRP_TOKENCACHE_WAIT);
 	pthread_t d, r;
 	pthread_create(&d, NULL, deliverer, NULL);
 	while (!atomic_load(&in_cb))
