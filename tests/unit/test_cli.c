@@ -39,6 +39,7 @@
 #include "ctl/cli.h"
 #include "ctl/cmd.h"
 #include "tls/ca.h"
+#include "loopback.h"
 
 Suite *cli_suite(void);
 
@@ -345,14 +346,7 @@ static void setup(void)
 	}
 	atomic_store(&R.other, 0);
 	atomic_store(&R.n_conns, 0);
-	R.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sin);
-	ck_assert_int_eq(bind(R.lfd, (struct sockaddr *)&sin, sl), 0);
-	ck_assert_int_eq(listen(R.lfd, 64), 0);
-	ck_assert_int_eq(getsockname(R.lfd, (struct sockaddr *)&sin, &sl), 0);
-	R.port = ntohs(sin.sin_port);
+	R.lfd = test_listen_loopback(64, &R.port);
 	ck_assert_int_eq(pthread_create(&R.th, NULL, accept_main, NULL), 0);
 }
 

@@ -34,6 +34,7 @@
 #include "util/mem.h"
 #include "util/metrics.h"
 #include "util/pool.h"
+#include "loopback.h"
 
 Suite *fill_suite(void);
 
@@ -224,14 +225,7 @@ static void setup(void)
 	drp_digest_format(bin, fk.digest);
 
 	ck_assert_int_eq(pipe(fk.stop), 0);
-	fk.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	ck_assert_int_eq(bind(fk.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(fk.lfd, 8), 0);
-	socklen_t sl = sizeof(sin);
-	getsockname(fk.lfd, (struct sockaddr *)&sin, &sl);
-	fk.port = ntohs(sin.sin_port);
+	fk.lfd = test_listen_loopback(8, &fk.port);
 	ck_assert_int_eq(pthread_create(&fk.th, NULL, fake_main, NULL), 0);
 
 	char err[256] = "";

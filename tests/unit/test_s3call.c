@@ -28,6 +28,7 @@
 #include "conf/conf.h"
 #include "upstream/s3.h"
 #include "upstream/upstream.h"
+#include "loopback.h"
 
 Suite *s3call_suite(void);
 
@@ -197,14 +198,7 @@ static void setup(void)
 	signal(SIGPIPE, SIG_IGN);
 	memset(&S, 0, sizeof(S));
 	pthread_mutex_init(&S.lock, NULL);
-	S.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sin);
-	ck_assert_int_eq(bind(S.lfd, (struct sockaddr *)&sin, sl), 0);
-	ck_assert_int_eq(listen(S.lfd, 16), 0);
-	ck_assert_int_eq(getsockname(S.lfd, (struct sockaddr *)&sin, &sl), 0);
-	S.port = ntohs(sin.sin_port);
+	S.lfd = test_listen_loopback(16, &S.port);
 	ck_assert_int_eq(pthread_create(&S.th, NULL, store_main, NULL), 0);
 
 	/* bkt.s3.test (virtual-hosted) and s3.test go to the store. */
