@@ -72,7 +72,7 @@ extern "C" {
 #endif
 
 #define DRP_CACHE_ABI_MAJOR 1
-#define DRP_CACHE_ABI_MINOR 2
+#define DRP_CACHE_ABI_MINOR 3
 
 /* "sha256:" + 64 hex digits, plus the NUL. */
 #define DRP_CACHE_DIGEST_SIZE 72
@@ -403,6 +403,27 @@ typedef struct drp_cache_api {
 	int (*peek_open)(drp_cache_t *db, drp_cache_stats_t *stats,
 			 const char *digest, uint64_t offset,
 			 drp_cache_reader_t **reader, drp_cache_info_t *info);
+
+	/* ---- v1.3 (optional: check with DRP_CACHE_HAS_OP) ---- */
+
+	/*
+	 * read() without the copy: map up to len bytes at the reader's
+	 * position read-only and advance it. Returns the count (> 0) with
+	 * *data pointing at the first byte and *handle to give to
+	 * read_unmap once the caller is done with them (the mapping
+	 * outlives read_close), 0 at the end, or -errno as read() (-EIO:
+	 * the object turned out shorter than recorded; it is dropped), or
+	 * another -errno when this object cannot be mapped (the caller
+	 * reads instead). A page of a file damaged after the call may
+	 * fault (SIGBUS) when touched: the core touches mappings only
+	 * under its guard (util/busguard.h). Counts read_bytes.
+	 * fs: fstat(2) (the size is checked, as read() does) and mmap(2).
+	 */
+	ssize_t (*read_map)(drp_cache_t *db, drp_cache_stats_t *stats,
+			    drp_cache_reader_t *reader, size_t len,
+			    const void **data, void **handle);
+	/* Release a mapping of read_map. Never fails; any thread. */
+	void (*read_unmap)(drp_cache_t *db, void *handle);
 	/* Appended ops go here (check with DRP_CACHE_HAS_OP). */
 } drp_cache_api_t;
 

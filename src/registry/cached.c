@@ -31,6 +31,8 @@
 #define MANIFEST_MAX (4 * 1024 * 1024)
 #define READ_CHUNK   (128 * 1024)
 #define ZC_WINDOW    (4 * 1024 * 1024)
+/* Stored bodies of at least this many bytes are sent from mappings. */
+#define MAP_MIN (1024 * 1024)
 /* application/vnd.docker.distribution.manifest.v1+json, +prettyjws */
 #define SCHEMA1_PREFIX "application/vnd.docker.distribution.manifest.v1+"
 
@@ -63,7 +65,8 @@ struct drp_cached_req {
 	bool head_sent;
 	bool chunked;
 	uint64_t pos, end;
-	struct slice_win *win; /* the spool window being sent (fills) */
+	struct slice_win *win; /* the window being sent (fills, stored) */
+	bool map;	       /* a stored object: sent from read_map windows */
 	drp_fetchbuf_t *fb;
 	/* Manifest fetches: the key of this request's upstream GET (NULL:
 	 * never shared), and the shared fetch it waits on (as its leader
@@ -97,11 +100,15 @@ static const drp_handler_t cached_handler = {
 };
 
 /* A window of a fill's spool, mapped ahead of what is written (only the
- * written part is ever read), sent in slices by reference; freed when
- * the request has moved past it and no slice is queued. Worker thread
- * only. */
+ * written part is ever read), or of a stored object (the cache's
+ * read_map), sent in slices by reference; freed when the request has
+ * moved past it and no slice is queued. Worker thread only. */
 typedef struct slice_win {
 	drp_fill_map_t m;
+	/* a stored object's: the backend's mapping */
+	const drp_cache_api_t *capi;
+	drp_cache_t *cdb;
+	void *handle;
 	const char *data;
 	uint64_t off;
 	size_t len;
@@ -113,7 +120,10 @@ static void win_unref(void *arg)
 	slice_win_t *w = arg;
 	if (w == NULL || --w->refs > 0)
 		return;
-	drp_fill_unmap(&w->m);
+	if (w->handle)
+		w->capi->read_unmap(w->cdb, w->handle);
+	else
+		drp_fill_unmap(&w->m);
 	free(w);
 }
 
@@ -368,6 +378,11 @@ static bool serve_stored(drp_exch_t *x, const char *ctype, const char *result)
 		drp_exch_done(x, result);
 		return true;
 	}
+	/* Large bodies only: mapping and unmapping cost more than the copy
+	 * they save for a few pages. */
+	q->map = q->end - q->pos >= MAP_MIN &&
+		 DRP_CACHE_HAS_OP(srv->capi, read_map) &&
+		 DRP_CACHE_HAS_OP(srv->capi, read_unmap);
 	drp_exch_async(x);
 	drp_exch_kick(x);
 	return true;
@@ -378,7 +393,61 @@ static int pump_reader(drp_exch_t *x)
 	drp_server_t *srv = srv_of(x);
 	drp_cached_req_t *q = x->hs;
 	int progress = 0;
-	while (q->pos < q->end && drp_buf_pending(x->out) < DRP_EXCH_OUT_HIGH) {
+	/* Slices of mapped windows of the object, sent by reference as a
+	 * fill's spool is (pump_fill): the TLS layer seals records straight
+	 * from the page cache, without a read into out first. Behind the
+	 * head, once that is written. */
+	if (q->map && q->pos < q->end && !drp_exch_pending(x)) {
+		slice_win_t *w = q->win;
+		if (w && q->pos >= w->off + w->len) {
+			win_unref(w);
+			w = q->win = NULL;
+		}
+		if (w == NULL) {
+			size_t want = ZC_WINDOW;
+			if (q->end - q->pos < want)
+				want = (size_t)(q->end - q->pos);
+			const void *data = NULL;
+			void *handle = NULL;
+			ssize_t n = srv->capi->read_map(srv->cdb, &srv->cstats,
+							q->reader, want, &data,
+							&handle);
+			if (n == 0 || n == -EIO) {
+				/* As a read that fails (below). */
+				drop_damaged(x, -EIO, "mid-response");
+				drp_exch_abort(x, "cache read failed");
+				return -1;
+			}
+			if (n < 0) {
+				q->map = false; /* read the rest */
+			} else {
+				w = DRP_NEW(slice_win_t);
+				w->capi = srv->capi;
+				w->cdb = srv->cdb;
+				w->handle = handle;
+				w->data = data;
+				w->off = q->pos;
+				w->len = (size_t)n;
+				w->refs = 1;
+				q->win = w;
+			}
+		}
+		if (w) {
+			/* No more per slice than out holds: one round of the
+			 * connection's loop stays as short as before. */
+			size_t want = (size_t)(w->off + w->len - q->pos);
+			if (want > DRP_EXCH_OUT_HIGH)
+				want = DRP_EXCH_OUT_HIGH;
+			w->refs++;
+			drp_exch_send_ref(x, w->data + (q->pos - w->off), want,
+					  win_unref, w);
+			q->pos += want;
+			x->bytes_out += want;
+			progress = 1;
+		}
+	}
+	while (!q->map && q->pos < q->end &&
+	       drp_buf_pending(x->out) < DRP_EXCH_OUT_HIGH) {
 		size_t want = READ_CHUNK;
 		if (q->end - q->pos < want)
 			want = (size_t)(q->end - q->pos);

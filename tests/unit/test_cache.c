@@ -1712,6 +1712,73 @@ START_TEST(fs_corrupt_not_served)
 }
 END_TEST
 
+/* fs: read_map gives the bytes read gives, from the reader's position,
+ * in mappings that outlive the reader and the object; a file shorter
+ * than indexed is found before a page is touched, with read's verdict. */
+START_TEST(fs_read_map)
+{
+	enum { N = 300000 };
+	char a[DRP_DIGEST_STRSIZE], p[800];
+	drp_cache_reader_t *r;
+	uint8_t *want = malloc(N);
+	const void *data;
+	void *h[8];
+	size_t nh = 0;
+
+	open_db(0, "map", 1 << 20);
+	ck_assert(DRP_CACHE_HAS_OP(api, read_map) &&
+		  DRP_CACHE_HAS_OP(api, read_unmap));
+	fill(want, N, 3);
+	ck_assert_int_eq(put_seed(3, N, a, 0), 0);
+	/* From an offset not on a page boundary, in pieces of uneven
+	 * sizes, the last one short. */
+	ck_assert_int_eq(api->read_open(db, &st, a, 5000, &r, NULL), 0);
+	uint64_t before = st.read_bytes;
+	size_t pos = 5000;
+	ssize_t k;
+	const uint8_t *maps[8];
+	size_t offs[8], lens[8];
+	while ((k = api->read_map(db, &st, r, 100001, &data, &h[nh])) > 0) {
+		ck_assert_uint_lt(nh, 8);
+		maps[nh] = data;
+		offs[nh] = pos;
+		lens[nh] = (size_t)k;
+		pos += (size_t)k;
+		nh++;
+	}
+	ck_assert_int_eq(k, 0);
+	ck_assert_uint_eq(pos, N);
+	ck_assert_uint_eq(nh, 3);
+	ck_assert_uint_eq(st.read_bytes - before, N - 5000);
+	/* The mappings stay readable after the reader closed and the
+	 * object was removed. */
+	api->read_close(db, &st, r);
+	ck_assert_int_eq(api->remove(db, &st, a), 0);
+	settle();
+	for (size_t i = 0; i < nh; i++) {
+		ck_assert_int_eq(memcmp(maps[i], want + offs[i], lens[i]), 0);
+		api->read_unmap(db, h[i]);
+	}
+
+	/* Truncated behind the cache's back after the reader opened it:
+	 * -EIO, dropped, as read() does. */
+	ck_assert_int_eq(put_seed(3, N, a, 0), 0);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), 0);
+	ck_assert_int_gt(api->read_map(db, &st, r, 4096, &data, &h[0]), 0);
+	api->read_unmap(db, h[0]);
+	snprintf(p, sizeof(p), "%s/blobs/sha256/%.2s/%s", dir, a + 7, a + 7);
+	ck_assert_int_eq(truncate(p, 10000), 0);
+	uint64_t errors = st.read_errors;
+	ck_assert_int_eq(api->read_map(db, &st, r, 1 << 20, &data, &h[0]),
+			 -EIO);
+	ck_assert_uint_eq(st.read_errors, errors + 1);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	api->read_close(db, &st, r);
+	free(want);
+	close_db();
+}
+END_TEST
+
 START_TEST(fs_lock)
 {
 	char err[256];
@@ -2855,8 +2922,8 @@ START_TEST(registry)
 	bad.abi_major = DRP_CACHE_ABI_MAJOR + 1; /* other major */
 	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
 			 -ENOTSUP);
-	ck_assert_str_eq(err, "cache backend ABI 2.2 not supported (daemon "
-			      "has 1.2)");
+	ck_assert_str_eq(err, "cache backend ABI 2.3 not supported (daemon "
+			      "has 1.3)");
 	bad.abi_major = DRP_CACHE_ABI_MAJOR;
 	bad.abi_minor = DRP_CACHE_ABI_MINOR + 1; /* newer minor */
 	ck_assert_int_eq(drp_cache_backend_register(&bad, err, sizeof(err)),
@@ -2944,6 +3011,7 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_restart_lowered_budget);
 	tcase_add_test(tc, fs_last_use_restart);
 	tcase_add_test(tc, fs_corrupt_not_served);
+	tcase_add_test(tc, fs_read_map);
 	tcase_add_test(tc, fs_lock);
 	tcase_add_test(tc, fs_disk_full);
 	tcase_add_test(tc, fs_disk_full_logged_once);
