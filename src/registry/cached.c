@@ -21,6 +21,7 @@
 #include "core/daemon.h"
 #include "plugin/select.h"
 #include "upstream/s3.h"
+#include "util/busguard.h"
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -93,6 +94,7 @@ struct drp_cached_req {
 #define CREQ(x) ((drp_cached_req_t *)(x)->hs)
 
 static void cached_release(drp_exch_t *x);
+static void drop_damaged(drp_exch_t *x, int err, const char *when);
 static int cached_pump(drp_exch_t *x);
 static const drp_handler_t cached_handler = {
 	.pump = cached_pump,
@@ -125,6 +127,19 @@ static void win_unref(void *arg)
 	else
 		drp_fill_unmap(&w->m);
 	free(w);
+}
+
+/* Read one byte of every page of a window (under the SIGBUS guard). */
+static void touch_win(void *arg)
+{
+	const slice_win_t *w = arg;
+	const volatile char *p = w->data;
+	unsigned sum = 0;
+	for (size_t i = 0; i < w->len; i += 4096)
+		sum += (unsigned char)p[i];
+	if (w->len)
+		sum += (unsigned char)p[w->len - 1];
+	(void)sum;
 }
 
 static drp_server_t *srv_of(drp_exch_t *x)
@@ -220,6 +235,13 @@ static void cached_release(drp_exch_t *x)
 		return;
 	drp_server_t *srv = srv_of(x);
 	unwait(x);
+	/* A body sent from mappings and cut short: if that was a page of
+	 * the window that cannot be read (the file truncated, a disk
+	 * error: the connection's probe took the SIGBUS), the object goes,
+	 * as after a read that fails. */
+	if (q->map && q->win && q->pos < q->end &&
+	    drp_bus_guard(touch_win, q->win) < 0)
+		drop_damaged(x, -EIO, "mid-response");
 	if (q->reader)
 		srv->capi->read_close(srv->cdb, &srv->cstats, q->reader);
 	win_unref(q->win);
