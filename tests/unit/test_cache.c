@@ -1774,6 +1774,19 @@ START_TEST(fs_read_map)
 	ck_assert_uint_eq(st.read_errors, errors + 1);
 	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
 	api->read_close(db, &st, r);
+
+	/* A small object kept in memory is not mapped: the caller reads
+	 * (copies) it, and the reader has not moved. */
+	char b[DRP_DIGEST_STRSIZE], got[1000];
+	ck_assert_int_eq(put_seed(4, sizeof(got), b, 0), 0);
+	fill(want, sizeof(got), 4);
+	ck_assert_int_eq(api->read_open(db, &st, b, 0, &r, NULL), 0);
+	ck_assert_int_eq(api->read_map(db, &st, r, 4096, &data, &h[0]),
+			 -EOPNOTSUPP);
+	ck_assert_int_eq(api->read(db, &st, r, got, sizeof(got)),
+			 (ssize_t)sizeof(got));
+	ck_assert_int_eq(memcmp(got, want, sizeof(got)), 0);
+	api->read_close(db, &st, r);
 	free(want);
 	close_db();
 }
