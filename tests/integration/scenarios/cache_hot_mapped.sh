@@ -15,6 +15,13 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
+# The truncation below can land between the proxy's probe of a mapped
+# window and GnuTLS reading it: the fault inside gnutls_record_send loses
+# the record buffer GnuTLS had allocated (16 KiB, once per such fault; see
+# cache_spool_fault). Under the sanitizers, leaks allocated inside
+# libgnutls are not reported here; the proxy's own still are.
+printf 'leak:libgnutls.so\n' >"$SCEN/lsan.supp"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$SCEN/lsan.supp:print_suppressions=0"
 drp_require_tools strace
 drp_own_proxy
 reg=$(reg_log open)
