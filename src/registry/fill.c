@@ -19,7 +19,6 @@
 #include "registry/fleet.h"
 #include "upstream/s3.h"
 #include "util/buf.h"
-#include "util/busguard.h"
 #include "util/jobs.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -31,10 +30,10 @@
  * slow link delivers a few KiB at a time, and a job costs a wake-up of a
  * pool thread. It catches up at the end (end_body). */
 #define HASH_WAKE (1024 * 1024)
-/* One job hashes at most one window of the spool, mapped read-only:
+/* One job hashes at most HASH_WINDOW bytes of the spool:
  * other fills' jobs (the lane is FIFO) get their turn in between. */
 #define HASH_WINDOW (4 * 1024 * 1024)
-#define HASH_CHUNK  (256 * 1024) /* pread fallback */
+#define HASH_CHUNK  (128 * 1024) /* read back and hashed in one go */
 
 struct drp_fill {
 	struct drp_fill *next; /* in the server's table */
@@ -68,12 +67,11 @@ struct drp_fill {
 	drp_fetch_t *fetch;
 	drp_worker_t *home; /* the fetch's worker */
 	/* The hash: the fetch's thread's until the head is in, then, when
-	 * pooled, the hash jobs' (one at a time); the window is theirs. */
+	 * pooled, the hash jobs' (one at a time), with hbuf. */
 	drp_digest_t hash;
 	bool hashing; /* hash is valid: a verdict is still possible */
-	drp_fill_map_t win;
-	uint64_t win_off;
-	bool bypass; /* no room for the spool: everyone passes through */
+	char *hbuf;   /* HASH_CHUNK bytes read back for hashing */
+	bool bypass;  /* no room for the spool: everyone passes through */
 	ev_timer bypass_timer;
 	bool declined_too_big;
 	bool broken; /* spool write failed: drain and drop */
@@ -812,61 +810,30 @@ static void finish(drp_fill_t *f)
 
 /* ---- hashing, as short jobs in the worker pool's hash lane ---- */
 
-typedef struct hash_span {
-	drp_digest_t *hash;
-	const char *p;
-	size_t n;
-	int r;
-} hash_span_t;
-
-static void hash_mapped(void *arg)
-{
-	hash_span_t *j = arg;
-	j->r = drp_digest_update(j->hash, j->p, j->n) < 0 ? -EIO : 0;
-}
-
-/* Hash bytes [off, off + n) of the spool, which lie in one window:
- * straight from the page cache through the window's read-only mapping,
- * where a page that cannot be read back (disk error) faults instead of
- * failing a read, so the SIGBUS guard turns it into -EIO; a pread copy
- * if mapping fails. 0 or -errno. */
+/* Hash bytes [off, off + n) of the spool: read in HASH_CHUNK pieces into
+ * the fill's buffer, each hashed while it is still in this core's cache.
+ * The spool's pages were written on the fetch's core; reading them with
+ * one copy per piece and hashing the copy costs less than hashing them in
+ * place through a mapping (page faults, unmapping shootdowns, and SHA-256
+ * stalled on every cache miss). A short read (the spool was truncated) or
+ * a read error fails the hash. 0 or -errno. */
 static int hash_span(drp_fill_t *f, uint64_t off, size_t n)
 {
-	if (f->win.base == NULL || off < f->win_off ||
-	    off + n > f->win_off + HASH_WINDOW) {
-		/* The window is mapped ahead of what is written; only the
-		 * written part is read. */
-		drp_fill_unmap(&f->win);
-		f->win_off = off;
-		if (drp_fill_map(f, off, HASH_WINDOW, &f->win) == NULL)
-			f->win.base = NULL;
-	}
-	if (f->win.base != NULL) {
-		/* drp_fill_map maps from the page below win_off. */
-		size_t lead = f->win.len - HASH_WINDOW;
-		hash_span_t j = {&f->hash,
-				 (const char *)f->win.base + lead +
-					 (off - f->win_off),
-				 n, -EIO};
-		if (drp_bus_guard(hash_mapped, &j) < 0)
-			return -EIO;
-		return j.r;
-	}
-	char *buf = drp_malloc(HASH_CHUNK);
+	if (f->hbuf == NULL)
+		f->hbuf = drp_malloc(HASH_CHUNK);
 	int r = 0;
 	while (n > 0 && r == 0) {
 		size_t want = n < HASH_CHUNK ? n : HASH_CHUNK;
-		ssize_t got = pread(f->spool, buf, want, (off_t)off);
+		ssize_t got = pread(f->spool, f->hbuf, want, (off_t)off);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0)
 			r = got < 0 ? -errno : -EIO;
-		else if (drp_digest_update(&f->hash, buf, (size_t)got) < 0)
+		else if (drp_digest_update(&f->hash, f->hbuf, (size_t)got) < 0)
 			r = -EIO;
 		off += (uint64_t)(got > 0 ? got : 0);
 		n -= (size_t)(got > 0 ? got : 0);
 	}
-	free(buf);
 	return r;
 }
 
@@ -878,7 +845,8 @@ static void hash_end(drp_fill_t *f)
 		drp_digest_abort(&f->hash);
 		f->hashing = false;
 	}
-	drp_fill_unmap(&f->win);
+	free(f->hbuf);
+	f->hbuf = NULL;
 	drp_fill_unref(f);
 	atomic_fetch_sub(&srv->fills_hashing, 1);
 }
@@ -901,11 +869,7 @@ static void hash_work(void *arg)
 	if (!failed && done < avail && !f->hashing) {
 		done = avail; /* no verdict possible any more */
 	} else if (!failed && done < avail) {
-		uint64_t end = done + HASH_WINDOW; /* a new window at done */
-		if (f->win.base != NULL && done >= f->win_off &&
-		    done < f->win_off + HASH_WINDOW)
-			end = f->win_off +
-			      HASH_WINDOW; /* the current one's rest */
+		uint64_t end = done + HASH_WINDOW;
 		if (end > avail)
 			end = avail;
 		size_t n = (size_t)(end - done);
