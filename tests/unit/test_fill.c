@@ -8,6 +8,7 @@
  * dependence on the lane is seen, not timed.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
@@ -411,6 +412,55 @@ START_TEST(fill_verdict_from_hash_lane)
 }
 END_TEST
 
+/* The spool's fd: the only deleted file under tmpdir this process has
+ * open (the fill's O_TMPFILE). */
+static int spool_fd(void)
+{
+	int found = -1;
+	DIR *d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char path[64], target[PATH_MAX];
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strncmp(target, tmpdir, strlen(tmpdir)) == 0 &&
+		    strstr(target, "(deleted)") != NULL) {
+			ck_assert_int_eq(found, -1);
+			found = atoi(e->d_name);
+		}
+	}
+	closedir(d);
+	ck_assert_int_ge(found, 0);
+	return found;
+}
+
+/*
+ * The hash lane reads the spool back: a spool cut short after the fetch
+ * wrote it (a disk error, someone else) fails the hash there (a short
+ * read), and the fill fails without a verdict: nothing stored, no
+ * mismatch counted, the waiters reset.
+ */
+START_TEST(fill_spool_truncated_before_hash)
+{
+	hold_hash_lane();
+	drp_fill_t *f = start_fill("/ok");
+	RUN_UNTIL(view(f).written == BLOB_LEN);
+	ck_assert_int_eq(ftruncate(spool_fd(), BLOB_LEN / 3), 0);
+	release_hash_lane();
+	RUN_UNTIL(view(f).state != DRP_FILL_RUNNING);
+	ck_assert_int_eq(view(f).state, DRP_FILL_FAILED);
+	WAIT_FOR(atomic_load(&srv.fills_hashing) == 0);
+	WAIT_FOR(drp_jobs_pending(srv.jobs) == 0);
+	ck_assert(!stored());
+	ck_assert_uint_eq(mismatches(), 0);
+	end_fill(f);
+}
+END_TEST
+
 /* Bytes that do not hash to the digest: the fill fails, nothing is
  * stored, the mismatch is counted. */
 START_TEST(fill_mismatch_fails)
@@ -592,6 +642,7 @@ Suite *fill_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fill_verdict_from_hash_lane);
 	tcase_add_test(tc, fill_mismatch_fails);
+	tcase_add_test(tc, fill_spool_truncated_before_hash);
 	tcase_add_test(tc, fill_without_lane);
 	tcase_add_test(tc, fill_shutdown_waits_for_hashing);
 	tcase_add_test(tc, fill_shutdown_timeout_cancels);
