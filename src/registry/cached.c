@@ -253,6 +253,10 @@ static void cached_release(drp_exch_t *x)
 		drp_fetchbuf_cancel(q->fb);
 	if (q->mf)
 		drp_mflight_leave(q->mf, x->w);
+	/* A store claim that no store took (the answer was not stored):
+	 * the shared answer need not wait for it. */
+	if (q->mf_store)
+		drp_mflight_store_end(q->mf_store);
 	free(q->mkey);
 	drp_s3_call_cancel(q->s3call);
 	drp_buf_free(&q->s3_body);
@@ -1209,7 +1213,10 @@ static int pump_mflight(drp_exch_t *x)
 	drp_mflight_leave(m, x->w);
 	q->mf_store = store ? m : NULL;
 	manifest_answer(x, &res, store, q->mf_leader ? "MISS" : "COALESCED");
-	if (q->mf_store != NULL) {
+	/* The answer may have ended the request: q is then freed, and
+	 * cached_release ended a claim that store_manifest did not take. */
+	q = x->hs;
+	if (store && q != NULL && q->mf_store == m) {
 		/* Not stored (not a verified 200): nothing to keep it for. */
 		q->mf_store = NULL;
 		drp_mflight_store_end(m);
