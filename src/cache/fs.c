@@ -146,7 +146,7 @@ struct drp_cache {
 	small_copy_t *sc_newest, *sc_oldest;
 	uint64_t sc_bytes, sc_max;
 	uint64_t obj_opens; /* object files opened by read_open (test hook) */
-	int64_t nospace_until;
+	int64_t nospace_until; /* pause_now_ms() */
 	bool nospace_logged;
 	int inject_err;
 	unsigned inject_count;
@@ -179,6 +179,16 @@ struct grave {
 static int64_t now_s(void)
 {
 	return (int64_t)time(NULL);
+}
+
+/* The clock of the pause after a full disk, in ms: a pause counted in
+ * whole wall-clock seconds ended as soon as the second turned over (after
+ * a few ms, for nospace_retry=1, when the error came at a second's end). */
+static int64_t pause_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint64_t next_seq(drp_cache_t *db)
@@ -1093,7 +1103,8 @@ static int storage_error(drp_cache_t *db, int err, const char *what)
 		pthread_mutex_lock(&db->idx.lock);
 		bool first = !db->nospace_logged;
 		db->nospace_logged = true;
-		db->nospace_until = now_s() + db->nospace_retry;
+		db->nospace_until =
+			pause_now_ms() + (int64_t)db->nospace_retry * 1000;
 		pthread_mutex_unlock(&db->idx.lock);
 		if (first)
 			drp_log_warning(DRP_LOG_CACHE,
@@ -1189,7 +1200,7 @@ static int fs_write_begin(drp_cache_t *db, drp_cache_stats_t *stats,
 		return -EEXIST;
 	}
 	drp_cache_index_writers(&db->idx, 1);
-	if (now_s() < db->nospace_until)
+	if (pause_now_ms() < db->nospace_until)
 		rc = -ENOSPC;
 	else if (expected_len != DRP_CACHE_LEN_UNKNOWN)
 		rc = drp_cache_index_reserve(&db->idx, &w->reserved,
@@ -1280,7 +1291,8 @@ static int publish(drp_cache_t *db, drp_cache_stats_t *stats,
 		drp_cache_obj_t *o = drp_cache_obj_new(d, len, now);
 		o->stamp = now;
 		drp_cache_index_insert(&db->idx, o);
-		resumed = db->nospace_logged && now >= db->nospace_until;
+		resumed = db->nospace_logged &&
+			  pause_now_ms() >= db->nospace_until;
 		if (resumed)
 			db->nospace_logged = false;
 	}
@@ -1353,7 +1365,7 @@ static void fs_abort(drp_cache_t *db, drp_cache_stats_t *stats,
 static int fs_spool_open(drp_cache_t *db, drp_cache_stats_t *stats)
 {
 	pthread_mutex_lock(&db->idx.lock);
-	bool paused = now_s() < db->nospace_until;
+	bool paused = pause_now_ms() < db->nospace_until;
 	pthread_mutex_unlock(&db->idx.lock);
 	if (paused)
 		return -ENOSPC;
@@ -1471,7 +1483,7 @@ static int fs_adopt(drp_cache_t *db, drp_cache_stats_t *stats,
 	int rc = 0;
 	if (drp_cache_index_find(&db->idx, d))
 		rc = -EEXIST;
-	else if (now_s() < db->nospace_until)
+	else if (pause_now_ms() < db->nospace_until)
 		rc = -ENOSPC;
 	else
 		rc = drp_cache_index_reserve(&db->idx, &reserved, len,

@@ -1859,6 +1859,44 @@ static int count_in_file(const char *path, const char *needle)
 	return n;
 }
 
+/* The pause after a full disk lasts nospace_retry seconds from the
+ * error, whatever the wall clock's second: an error just before a second
+ * turns over (here 50 ms before) still pauses the next writer 50 ms
+ * after it turned over. (With whole seconds, nospace_retry=1 paused for
+ * anything between a few ms and 1 s, and the check above could fail
+ * whenever an error fell at the end of a second.) */
+START_TEST(fs_disk_full_pause_spans_second)
+{
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE];
+	drp_cache_conf_t c = {.max_size = 1 << 20, .params = "nospace_retry=1"};
+	open_conf(0, "diskfullsec", &c);
+	struct timespec ts;
+	/* Wait for the last 50 ms of a wall-clock second. */
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (ts.tv_nsec >= 950000000L)
+			break;
+		usleep(5000);
+	}
+	time_t second = ts.tv_sec;
+	drp_cache_fs_inject_error(db, ENOSPC, 1);
+	ck_assert_int_eq(put_seed(1, 10000, a, 0), -ENOSPC);
+	/* 50 ms into the next second. */
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (ts.tv_sec > second && ts.tv_nsec >= 50000000L)
+			break;
+		usleep(5000);
+	}
+	ck_assert_int_eq(put_seed(2, 100, b, 0), -ENOSPC);
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), -ENOENT);
+	/* After the pause, caching resumes by itself. */
+	sleep(2);
+	ck_assert_int_eq(put_seed(2, 100, b, 0), 0);
+	close_db();
+}
+END_TEST
+
 START_TEST(fs_disk_full_logged_once)
 {
 	char a[DRP_DIGEST_STRSIZE], log[700];
@@ -3028,6 +3066,7 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_lock);
 	tcase_add_test(tc, fs_disk_full);
 	tcase_add_test(tc, fs_disk_full_logged_once);
+	tcase_add_test(tc, fs_disk_full_pause_spans_second);
 	tcase_add_test(tc, fs_kill9_mid_write);
 	tcase_add_test(tc, fs_params);
 	tcase_add_test(tc, fs_meta_write_behind);
