@@ -15,8 +15,11 @@ drp_require_tools skopeo
 promq() { python3 "$DRP_IT_DIR/promq.py" "$@"; }
 layer=${SMALL_LAYERS%% *}
 size=$(stat -c %s "$WORK/images/small/blobs/sha256/${layer#sha256:}")
-# The slow fill takes about 11 s: one progress line at 10 s.
-rate=$((size / 11))
+# The slow fill takes about 16 s: one progress line at 10 s, and the
+# fill is still in flight for about 6 s more while the test reads
+# /metrics after that line (about 1 s was too little on a loaded machine
+# under the sanitizers: the fill could end before the scrape).
+rate=$((size / 16))
 drp_start_fakeupstream $rate
 DRP_IT_REGISTRIES="registry.test bad.test stale.test" drp_own_proxy "access_log_format = json
 log_level = info
@@ -174,7 +177,7 @@ p1=$!
 sleep 0.5
 PCURL_TIMEOUT=120 pcurl -o "$SCEN/slow.2" "$url" &
 p2=$!
-wait_log "$plog" "$pm" "MiB/s, " 1 15
+wait_log "$plog" "$pm" "MiB/s, " 1 30
 scrape m4
 expect_eq "fills in flight" 1 "$(promq sum "$SCEN/m4" drp_fills_in_flight)"
 expect_eq "fill waiters" 2 "$(promq sum "$SCEN/m4" drp_fill_waiters)"
