@@ -81,25 +81,32 @@ expect_ge "process_resident_memory_bytes" 1000000 "$(promq sum "$SCEN/s0" proces
 expect_ge "process_open_fds" 5 "$(promq sum "$SCEN/s0" process_open_fds)"
 
 # Cold pull.
+# The registry's log after MARK, without the test's own settle_upstream
+# requests (straight to the registry, never seen by the proxy).
+reg_since() { log_since "$reg" "$1" | grep -vF drp-settle- || true; }
+reg_count() { reg_since "$1" | grep -cF -- "$2" || true; }
 rmark=$(log_mark "$reg")
 amk=$(amark)
 pskopeo copy --quiet --retry-times 0 docker://registry.test/test/small:v1 "dir:$SCEN/cold"
 check_dir_image "$SCEN/cold" "$SMALL_DIGEST" $SMALL_BLOBS
 nblobs=$(echo $SMALL_BLOBS | wc -w)
 wait_log "$reg" "$rmark" '"GET /v2/test/small/blobs/' "$nblobs" 5
+# Every request the registry answered for the pull is in its log (the
+# probe and the manifest too, not only the blobs waited for above).
+settle_upstream registry.test "$reg"
 scrape s1
 n=$(promq requests-vs-log "$SCEN/s0" "$SCEN/s1" "$alog" "$amk" registry.test registry.test:443) ||
 	drp_fail "cold pull: the metrics and the access log disagree"
 expect_ge "cold pull: requests logged" $((nblobs + 2)) "$n"
-up_blobs=$(count_since "$reg" "$rmark" '"GET /v2/test/small/blobs/')
-up_manifests=$(count_since "$reg" "$rmark" '"GET /v2/test/small/manifests/')
+up_blobs=$(reg_count "$rmark" '"GET /v2/test/small/blobs/')
+up_manifests=$(reg_count "$rmark" '"GET /v2/test/small/manifests/')
 expect_eq "cold upstream blob GETs" "$nblobs" "$up_blobs"
 expect_eq "cold: blob and manifest misses = the upstream's GETs" $((up_blobs + up_manifests)) \
 	"$(d s0 s1 "drp_requests_total{$R,method=\"get\",result=\"miss\"}")"
 expect_eq "cold: hits" 0 "$(d s0 s1 "drp_requests_total{$R,result=\"hit\"}")"
 expect_ge "cold: the /v2/ probe passed through" 1 "$(d s0 s1 "drp_requests_total{$R,result=\"pass\"}")"
 expect_eq "cold: upstream responses = the upstream's requests" \
-	$(($(count_since "$reg" "$rmark" '"GET /v2/') + $(count_since "$reg" "$rmark" '"HEAD /v2/'))) \
+	$(($(reg_count "$rmark" '"GET /v2/') + $(reg_count "$rmark" '"HEAD /v2/'))) \
 	"$(d s0 s1 "drp_upstream_responses_total{$R}")"
 expect_eq "cold: bytes received = bytes sent from upstream" \
 	"$(d s0 s1 "drp_sent_bytes_total{$R,source=\"upstream\"}")" \
@@ -111,7 +118,7 @@ done
 expect_ge "cold: upstream bytes cover the blobs" "$blob_bytes" "$(d s0 s1 "drp_upstream_received_bytes_total{$R}")"
 # The registry's log has the body bytes of each GET (its HEAD lines name
 # bytes that were never sent): exactly what the proxy received.
-get_bytes() { log_since "$reg" "$1" | awk '$6 == "\"GET" { s += $10 } END { print s + 0 }'; }
+get_bytes() { reg_since "$1" | awk '$6 == "\"GET" { s += $10 } END { print s + 0 }'; }
 expect_eq "cold: bytes received = the bodies of the registry's GETs" "$(get_bytes "$rmark")" \
 	"$(d s0 s1 "drp_upstream_received_bytes_total{$R}")"
 expect_eq "cold: miss durations counted" "$(d s0 s1 'drp_requests_total{result="miss"}')" \
@@ -144,11 +151,13 @@ expect_eq "warm: hit durations counted" "$(d s1 s2 'drp_requests_total{result="h
 awk -v s="$(promq sum "$SCEN/s2" 'drp_request_duration_seconds_sum{result="hit"}')" 'BEGIN { exit !(s > 0) }' ||
 	drp_fail "warm: the hits took no time at all (the loop's clock, not the real one?)"
 expect_eq "warm: no certificate forged (cached)" 0 "$(d s1 s2 drp_forged_certificates_total)"
-sleep 1 # the registry logs after responding; nothing may arrive
-expect_eq "warm: upstream blob GETs" 0 "$(count_since "$reg" "$rmark" '"GET /v2/test/small/blobs/')"
-expect_eq "warm: upstream manifest GETs" 0 "$(count_since "$reg" "$rmark" '"GET /v2/test/small/manifests/')"
+# The registry logs a request after answering it: once the test's own
+# request is logged, every request it answered before is there too.
+settle_upstream registry.test "$reg"
+expect_eq "warm: upstream blob GETs" 0 "$(reg_count "$rmark" '"GET /v2/test/small/blobs/')"
+expect_eq "warm: upstream manifest GETs" 0 "$(reg_count "$rmark" '"GET /v2/test/small/manifests/')"
 expect_eq "warm: upstream responses = the registry's requests (the probes)" \
-	$(($(count_since "$reg" "$rmark" '"GET /v2/') + $(count_since "$reg" "$rmark" '"HEAD /v2/'))) \
+	$(($(reg_count "$rmark" '"GET /v2/') + $(reg_count "$rmark" '"HEAD /v2/'))) \
 	"$(d s1 s2 "drp_upstream_responses_total{$R}")"
 expect_eq "warm: bytes received = the bodies of the registry's GETs" "$(get_bytes "$rmark")" \
 	"$(d s1 s2 "drp_upstream_received_bytes_total{$R}")"
