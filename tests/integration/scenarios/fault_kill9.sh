@@ -113,19 +113,24 @@ mid_fill=0
 for round in $(seq 1 20); do
 	# The moment: 0.3 to 4 s after the proxy answers.
 	delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + r / 32767 * 3.7 }')
+	during=
 	if [ $((round % 4)) = 0 ]; then
 		# a moment during a fill: the slow blob's 4 s fill, started by the
 		# slow client's next GET since it was purged at the last kill.
+		# The check that ended the wait is the last look before the kill
+		# (as in the other rounds): a second look could miss a fill that
+		# ended in between (another one than the slow blob's).
 		drp_wait "round $round: a fill in flight" 60 in_flight
 		when="once a fill was in flight"
+		mid_fill=$((mid_fill + 1))
+		during=" (during a fill)"
 	else
 		sleep "$delay" # the random moment of the kill, not a wait for an event
 		when="after $delay s"
-	fi
-	during=
-	if in_flight; then
-		mid_fill=$((mid_fill + 1))
-		during=" (during a fill)"
+		if in_flight; then
+			mid_fill=$((mid_fill + 1))
+			during=" (during a fill)"
+		fi
 	fi
 	kill -KILL "$PROXY_PID"
 	wait "$PROXY_PID" 2>/dev/null || true
