@@ -42,6 +42,14 @@ pull_all() # HOSTS-DIR: every ref, checked by digest and content
 
 m1=$(log_mark "$reg") m2=$(log_mark "$tok") m3=$(log_mark "$hub") am=$(amark)
 pull_all "$SCEN/certs.d"
+# The registries log a request once answered: a request of the test's
+# own to each, logged, makes their counts final.
+settle_upstream registry.test "$reg"
+settle_upstream token.test "$tok"
+hub_settle=/v2/?drp-settle-$RANDOM$RANDOM hm=$(log_mark "$hub")
+edirect curl -s -o /dev/null --max-time 10 --cacert "$TEST_CA" "https://registry-1.docker.io$hub_settle" || true
+wait_log "$hub" "$hm" "$hub_settle" 1 10
+[ "$(count_since "$hub" "$hm" "$hub_settle")" = 1 ] || drp_fail "registry-1.docker.io did not log $hub_settle"
 # Each registry was asked for its image; the three hold the same blobs,
 # which containerd fetched once.
 for l in "$reg $m1 /v2/test/small/" "$tok $m2 /v2/public/small/" "$hub $m3 /v2/library/hello/"; do

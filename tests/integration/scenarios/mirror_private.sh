@@ -39,6 +39,7 @@ mirror_client ctr -a "$CTR_SOCK" images pull --hosts-dir "$SCEN/certs.d" --snaps
 	token.test/private/small:v1 >"$SCEN/pull.out" 2>&1 ||
 	drp_fail "ctr pull of the private image: $(tail -n 3 "$SCEN/pull.out")"
 expect_eq "ctr, token.test/private/small:v1" "$SMALL_DIGEST" "$(ctr_image_digest token.test/private/small:v1)"
+settle_upstream token.test "$tok" # its log is complete up to here
 expect_ge "upstream blob GETs" 3 "$(mirror_count "$tok" "$m" GET /v2/private/small/blobs/)"
 
 # Outside allow: challenged with the mirror's realm.

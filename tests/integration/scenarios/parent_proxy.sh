@@ -122,6 +122,7 @@ check_dir_image "$SCEN/small" "$SMALL_DIGEST" $SMALL_BLOBS
 mirror_pull registry.test/test/multi:v1 "$SCEN/multi"
 expect_eq "mirror pull through the parent: manifest" "$MULTI_AMD64_DIGEST" \
 	"sha256:$(sha256sum <"$SCEN/multi/manifest.json" | cut -c1-64)"
+settle_upstream registry.test "$reg" # its log is complete up to here
 expect_ge "upstream blob GETs (they came from squid)" 5 "$(mirror_count "$reg" "$m" GET /v2/test/)"
 code=$(curl -sS -o "$SCEN/tfile" -w '%{http_code}' --proxy "$PROXY_URL" --cacert "$TEST_CA" https://tunnel.test/file)
 expect_eq "a tunnel through the parent" 200 "$code"
