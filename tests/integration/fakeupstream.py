@@ -11,7 +11,8 @@ the repository name chooses the misbehaviour:
   test/stall/blobs/D  the head and the first MiB, then nothing (the
                       connection stays open until the client closes it)
   test/reset/blobs/D  the right bytes at RATE bytes per second up to half
-                      the blob, then a TCP reset
+                      the blob, then a TCP reset (held at half while the
+                      file BLOBDIR/../resetgate exists, at most 60 s)
 (slow and good honour a single "Range: bytes=A-B", like a registry does)
   test/limited/tags/list  401 (Basic) without credentials; with them 200
                           and Docker Hub's pull limit, ratelimit-limit
@@ -217,6 +218,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 sent += len(b)
                 if mode == "reset" and sent >= size // 2:
                     self.wfile.flush()
+                    self.reset_gate()
                     # SO_LINGER 0: close sends RST, not FIN.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                                struct.pack("ii", 1, 0))
@@ -228,6 +230,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     if ahead > 0:
                         time.sleep(ahead)
 
+
+    def reset_gate(self):
+        """Before the reset: wait while BLOBDIR/../resetgate exists (at
+        most 60 s), so that a test decides when it comes."""
+        gate = os.path.join(BLOBDIR, "..", "resetgate")
+        if not os.path.exists(gate):
+            return
+        sys.stdout.write("resetgate: %s %s held at half\n" % (self.command, self.path))
+        sys.stdout.flush()
+        end = time.monotonic() + 60
+        while os.path.exists(gate) and time.monotonic() < end:
+            time.sleep(0.02)
 
     def held(self, mode, ref):
         sys.stdout.write("hold: %s %s\n" % (self.command, self.path))

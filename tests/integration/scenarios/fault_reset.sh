@@ -34,11 +34,23 @@ client()
 	) &
 	pids+=($!)
 }
+# The reset waits until every client has joined the fill (the fake holds
+# it at half the blob while $gate exists): 15 clients started after the
+# fill's GET, each with its TLS handshake, could otherwise come after the
+# reset on a busy machine (half the blob at 10 MiB/s is 3.2 s with 64 MiB)
+# and start a second fill.
+gate=$WORK/resetgate
+touch "$gate"
+drp_at_exit "rm -f $gate"
 client 1
 # The first one started the fill (the upstream logs the GET with its
 # head); the other 15 join it while the body is under way.
 wait_log "$fake" "$fmark" "$reset_get" 1 20
 for i in $(seq 2 16); do client "$i"; done
+waiters() { curl -s --max-time 5 "$PROXY_URL/metrics" | awk '$1 == "drp_fill_waiters" { v = $2 } END { print v + 0 }'; }
+all_joined() { [ "$(waiters)" -ge 16 ]; }
+drp_wait "the 16 clients waiting on the one fill" 60 all_joined
+rm -f "$gate"
 for p in "${pids[@]}"; do wait "$p"; done
 
 clean_errors=0
