@@ -13,6 +13,7 @@ the repository name chooses the misbehaviour:
   test/reset/blobs/D  the right bytes at RATE bytes per second up to half
                       the blob, then a TCP reset (held at half while the
                       file BLOBDIR/../resetgate exists, at most 60 s)
+(slow is held at half the same way while BLOBDIR/../slowgate exists)
 (slow and good honour a single "Range: bytes=A-B", like a registry does)
   test/limited/tags/list  401 (Basic) without credentials; with them 200
                           and Docker Hub's pull limit, ratelimit-limit
@@ -199,6 +200,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             chunk = 65536
             start = time.monotonic()
             sent = 0
+            held = False
             f.seek(first)
             left = last - first + 1
             while left > 0:
@@ -218,30 +220,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 sent += len(b)
                 if mode == "reset" and sent >= size // 2:
                     self.wfile.flush()
-                    self.reset_gate()
+                    self.gate("resetgate")
                     # SO_LINGER 0: close sends RST, not FIN.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                                struct.pack("ii", 1, 0))
                     self.connection.close()
                     self.close_connection = True
                     return
+                if mode == "slow" and not held and sent >= (last - first + 1) // 2:
+                    self.wfile.flush()
+                    held = True
+                    start += self.gate("slowgate")
                 if mode in ("slow", "reset"):
                     ahead = sent / RATE - (time.monotonic() - start)
                     if ahead > 0:
                         time.sleep(ahead)
 
 
-    def reset_gate(self):
-        """Before the reset: wait while BLOBDIR/../resetgate exists (at
-        most 60 s), so that a test decides when it comes."""
-        gate = os.path.join(BLOBDIR, "..", "resetgate")
+    def gate(self, name):
+        """At half a slow or reset blob: wait while BLOBDIR/../NAME exists
+        (at most 60 s), so that a test decides when the rest (or the
+        reset) comes. Returns the seconds it waited."""
+        gate = os.path.join(BLOBDIR, "..", name)
         if not os.path.exists(gate):
-            return
-        sys.stdout.write("resetgate: %s %s held at half\n" % (self.command, self.path))
+            return 0.
+        sys.stdout.write("%s: %s %s held at half\n" % (name, self.command, self.path))
         sys.stdout.flush()
-        end = time.monotonic() + 60
+        t0 = time.monotonic()
+        end = t0 + 60
         while os.path.exists(gate) and time.monotonic() < end:
             time.sleep(0.02)
+        return time.monotonic() - t0
 
     def held(self, mode, ref):
         sys.stdout.write("hold: %s %s\n" % (self.command, self.path))

@@ -171,8 +171,13 @@ clients()
 }
 
 # ---- 2. kill -9 of the holder mid-fill.
+# The fake holds the slow blob at half while $WORK/slowgate exists: the
+# holder's fill is still under way when it is killed, however long proxy
+# b took to start waiting (the whole fill is 4 s at 16 MiB/s).
 layer=$LARGE_LAYER
 m=$(log_mark "$fake") mr=$(log_mark "$(rgw_log)")
+touch "$WORK/slowgate"
+drp_at_exit "rm -f $WORK/slowgate"
 pids=()
 clients 1 "$A_URL" "$A_CA" "$layer" killed
 wait_log "$(rgw_log)" "$mr" "PUT /$B/$(key "$layer")?partNumber=1&" 1 30
@@ -184,6 +189,7 @@ drp_wait "proxy b to wait for proxy a's fill" 10 grep -q "fleet: $layer: another
 drp_unwatch_proxies
 kill -KILL "$A_PID"
 t0=$SECONDS
+rm -f "$WORK/slowgate" # (b's own fill, after the lease's end, is not held)
 wait "$survivor" 2>/dev/null || true
 expect_eq "the killed fill's object in the bucket" 404 "$(s3head "$layer")"
 wait "${pids[0]}" || drp_fail "proxy b's client failed after the holder died: $(cat "$SCEN/taker.1.err")"
