@@ -15,7 +15,11 @@ fake=$WORK/logs/fake.out
 layer=${SMALL_LAYERS%% *}
 layer_file=$WORK/images/small/blobs/sha256/${layer#sha256:}
 
-# The slow fill, for test/slow (about 4 s).
+# The slow fill, for test/slow (about 4 s), held at half by the fake
+# while $WORK/slowgate exists: it is still under way when the ranged GET
+# comes, however long that took to start.
+touch "$WORK/slowgate"
+drp_at_exit "rm -f $WORK/slowgate"
 m=$(log_mark "$fake")
 pcurl -o "$SCEN/slow" "https://bad.test/v2/test/slow/blobs/$layer" &
 slow=$!
@@ -33,5 +37,6 @@ wait_log "$fake" "$m" "$(req_pat GET "/v2/test/good/blobs/$layer")" 1 5
 expect_eq "upstream answers to the pass" 206 \
 	"$(log_since "$fake" "$m" | grep -F "$(req_pat GET "/v2/test/good/blobs/$layer")" | awk '{ print $NF }' | tr '\n' ' ' | sed 's/ $//')"
 
+rm -f "$WORK/slowgate"
 wait "$slow" || drp_fail "the slow client failed"
 expect_file_digest "the slow fill's client" "$SCEN/slow" "$layer"
