@@ -11,6 +11,10 @@ DRP_IT_REGISTRIES="registry.test bad.test" drp_proxy_conf cache-crash "$(drp_fre
 drp_start_proxy cache-crash
 layer=$LARGE_LAYER
 
+# The fake holds the slow blob at half while $WORK/slowgate exists: the
+# fetch is still under way at the kill, however late that comes.
+touch "$WORK/slowgate"
+drp_at_exit "rm -f $WORK/slowgate"
 PCURL_TIMEOUT=300 pcurl -o "$SCEN/partial" "https://bad.test/v2/test/slow/blobs/$layer" 2>/dev/null &
 client=$!
 # Well into the fetch: 8 MiB of the layer at the client.
@@ -18,6 +22,7 @@ some_bytes() { [ "$(stat -c %s "$SCEN/partial" 2>/dev/null || echo 0)" -ge $((8 
 drp_wait "the fetch under way" 20 some_bytes
 drp_unwatch_proxies
 kill -KILL "$PROXY_PID"
+rm -f "$WORK/slowgate"
 rc=0
 wait $client || rc=$?
 [ $rc != 0 ] || drp_fail "the client of the killed proxy exited 0"

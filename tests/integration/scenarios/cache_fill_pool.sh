@@ -43,6 +43,11 @@ pcurl -o /dev/null https://bad.test/v2/
 idle=$(threads)
 drp_log "threads when idle: $idle"
 
+# The fake holds each slow blob at half while $WORK/slowgate exists: the
+# four fills are in flight together, however long their clients took to
+# start (each fill is only 4 to 8 s).
+touch "$WORK/slowgate"
+drp_at_exit "rm -f $WORK/slowgate"
 mark=$(log_mark "$WORK/logs/fake.out")
 pids=()
 for l in $layers; do
@@ -53,6 +58,7 @@ drp_wait "four fills receiving bytes" 10 four_spools
 busy=$(threads)
 drp_log "threads with four cold fills in flight: $busy"
 expect_eq "threads during four cold fills (as when idle)" "$idle" "$busy"
+rm -f "$WORK/slowgate"
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=$?; done
 expect_eq "every client exited 0" 0 "$rc"
