@@ -18,6 +18,7 @@
 #include "proxy/accesslog.h"
 #include "auth/auth.h"
 #include "registry/cached.h"
+#include "registry/fill.h"
 #include "registry/fleet.h"
 #include "registry/mflight.h"
 #include "core/exchange.h"
@@ -2080,6 +2081,8 @@ static void conn_worker_stop(drp_worker_t *w)
 	drp_mflight_worker_stop(w);
 	if (w->srv != NULL)
 		drp_fleet_worker_stop(w->srv->fleet, w);
+	/* Last: the fleet's stop may still have started a fill's fetch. */
+	drp_fill_worker_stop(w);
 }
 
 const drp_worker_hooks_t drp_conn_worker_hooks = {

@@ -1115,6 +1115,40 @@ bool drp_fill_from_s3(const drp_fill_t *f)
 	return f->from_s3;
 }
 
+void drp_fill_worker_stop(drp_worker_t *w)
+{
+	drp_server_t *srv = w->srv;
+	if (srv == NULL)
+		return;
+	for (;;) {
+		/* One at a time: stopping a fill may free it, and takes it
+		 * out of the table. Only this loop's thread writes the
+		 * fetch of a fill whose home it is. */
+		drp_fill_t *f = NULL;
+		pthread_mutex_lock(&srv->fills_lock);
+		for (drp_fill_t *e = srv->fills; e; e = e->next) {
+			if (e->home == w && e->fetch != NULL) {
+				f = e;
+				atomic_fetch_add(&f->refs, 1);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&srv->fills_lock);
+		if (f == NULL)
+			return;
+		if (f->bypass) {
+			/* bypass_cb has not run yet: it ends the fetch. */
+			ev_timer_stop(w->loop, &f->bypass_timer);
+			bypass_cb(w->loop, &f->bypass_timer, 0);
+		} else {
+			drp_fetch_cancel(f->fetch); /* no sink callback now */
+			fill_done(f, -ESHUTDOWN, 503,
+				  "the proxy is shutting down");
+		}
+		drp_fill_unref(f);
+	}
+}
+
 void drp_fill_shutdown(drp_server_t *srv, double timeout)
 {
 	/* Fills whose fetch was abandoned with its loop: their hashing

@@ -119,6 +119,14 @@ void drp_fill_waiter_add(drp_fill_t *f, drp_worker_t *w);
 void drp_fill_waiter_del(drp_fill_t *f, drp_worker_t *w);
 
 /*
+ * The loop of w is about to end (the workers' stop hook): the fills it
+ * fetches for stop there and then, as if their upstream had failed
+ * (clients left reset, nothing stored), instead of outliving the loop
+ * with their fetch, timers and references. w's thread.
+ */
+void drp_fill_worker_stop(drp_worker_t *w);
+
+/*
  * At exit, after the workers stopped: cancel the fills whose fetch was
  * abandoned, wait up to timeout seconds for the hash jobs to give their
  * verdicts (the stores of what was complete are queued in srv->jobs),
