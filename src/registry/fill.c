@@ -1115,19 +1115,42 @@ bool drp_fill_from_s3(const drp_fill_t *f)
 	return f->from_s3;
 }
 
+/* f's loop ends (drp_fill_worker_stop): its upload into the S3 tier
+ * and the wait for its verdict end with it. The abort of the upload
+ * would need the loop: a multipart upload already begun is left to the
+ * next proxy's sweep (s3_abandoned_after), as a killed fill's is. */
+static void s3_stop(drp_fill_t *f)
+{
+	if (f->upload != NULL) {
+		drp_s3_upload_cancel(f->upload); /* no callback */
+		f->upload = NULL;
+		drp_fill_unref(f); /* the upload's reference */
+	}
+	s3_unwatch(f);
+}
+
+/* Does some of f live on w's loop: its fetch, the bypass about to end
+ * it, its upload, the wait for its verdict? w's thread (only it writes
+ * these of a fill whose home it is). */
+static bool lives_on(const drp_fill_t *f, const drp_worker_t *w)
+{
+	return f->home == w &&
+	       (f->fetch != NULL || f->upload != NULL || f->s3_watch ||
+		(f->bypass && ev_is_active(&f->bypass_timer)));
+}
+
 void drp_fill_worker_stop(drp_worker_t *w)
 {
 	drp_server_t *srv = w->srv;
 	if (srv == NULL)
 		return;
 	for (;;) {
-		/* One at a time: stopping a fill may free it, and takes it
-		 * out of the table. Only this loop's thread writes the
-		 * fetch of a fill whose home it is. */
+		/* One at a time: stopping a fill may take it out of the
+		 * table, and free it. */
 		drp_fill_t *f = NULL;
 		pthread_mutex_lock(&srv->fills_lock);
 		for (drp_fill_t *e = srv->fills; e; e = e->next) {
-			if (e->home == w && e->fetch != NULL) {
+			if (lives_on(e, w)) {
 				f = e;
 				atomic_fetch_add(&f->refs, 1);
 				break;
@@ -1136,15 +1159,16 @@ void drp_fill_worker_stop(drp_worker_t *w)
 		pthread_mutex_unlock(&srv->fills_lock);
 		if (f == NULL)
 			return;
-		if (f->bypass) {
+		if (f->bypass && ev_is_active(&f->bypass_timer)) {
 			/* bypass_cb has not run yet: it ends the fetch. */
 			ev_timer_stop(w->loop, &f->bypass_timer);
 			bypass_cb(w->loop, &f->bypass_timer, 0);
-		} else {
+		} else if (f->fetch != NULL) {
 			drp_fetch_cancel(f->fetch); /* no sink callback now */
 			fill_done(f, -ESHUTDOWN, 503,
 				  "the proxy is shutting down");
 		}
+		s3_stop(f);
 		drp_fill_unref(f);
 	}
 }

@@ -634,6 +634,56 @@ START_TEST(fill_spool_write_fails)
 }
 END_TEST
 
+/* The spool files (deleted, under tmpdir) this process has open. */
+static unsigned spools_open(void)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char path[64], target[PATH_MAX];
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (strncmp(target, tmpdir, strlen(tmpdir)) == 0 &&
+		    strstr(target, "(deleted)") != NULL)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * The worker's loop ends (SIGTERM) while a fill's fetch is under way
+ * (the upstream holds the rest back): the stop hook ends the fetch
+ * there and then, as a failed one. The fill fails (nothing stored), it
+ * is no longer in flight, and once its waiter leaves nothing holds it:
+ * its spool is closed. Before, the fetch was abandoned with the loop,
+ * and with it the fill and its spool, for good.
+ */
+START_TEST(fill_worker_stop_ends_fetch)
+{
+	drp_fill_t *f = start_fill("/held");
+	RUN_UNTIL(view(f).written == HELD_SENT);
+	ck_assert_int_eq(metric("drp_fills_in_flight"), 1);
+	ck_assert_uint_eq(spools_open(), 1);
+	drp_fill_worker_stop(&w);
+	ck_assert_int_eq(metric("drp_fills_in_flight"), 0);
+	ck_assert_int_eq(view(f).state, DRP_FILL_FAILED);
+	/* As at exit: the loop runs no more. */
+	drp_fill_shutdown(&srv, 30);
+	ck_assert_uint_eq(atomic_load(&srv.fills_hashing), 0);
+	WAIT_FOR(drp_jobs_pending(srv.jobs) == 0);
+	ck_assert(!stored());
+	end_fill(f);
+	ck_assert_uint_eq(spools_open(), 0);
+	ck_assert_ptr_null(srv.fills);
+}
+END_TEST
+
 Suite *fill_suite(void)
 {
 	Suite *s = suite_create("fill");
@@ -647,6 +697,7 @@ Suite *fill_suite(void)
 	tcase_add_test(tc, fill_shutdown_waits_for_hashing);
 	tcase_add_test(tc, fill_shutdown_timeout_cancels);
 	tcase_add_test(tc, fill_spool_write_fails);
+	tcase_add_test(tc, fill_worker_stop_ends_fetch);
 	suite_add_tcase(s, tc);
 	return s;
 }
