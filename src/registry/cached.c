@@ -129,6 +129,21 @@ static void win_unref(void *arg)
 	free(w);
 }
 
+/* Queue the next slice of w, from q->pos up to end (within w), by
+ * reference. No more per slice than out holds: one round of the
+ * connection's loop stays as short as before. */
+static void send_slice(drp_exch_t *x, drp_cached_req_t *q, slice_win_t *w,
+		       uint64_t end)
+{
+	size_t want = (size_t)(end - q->pos);
+	if (want > DRP_EXCH_OUT_HIGH)
+		want = DRP_EXCH_OUT_HIGH;
+	w->refs++;
+	drp_exch_send_ref(x, w->data + (q->pos - w->off), want, win_unref, w);
+	q->pos += want;
+	x->bytes_out += want;
+}
+
 /* Read one byte of every page of a window (under the SIGBUS guard). */
 static void touch_win(void *arg)
 {
@@ -459,16 +474,7 @@ static int pump_reader(drp_exch_t *x)
 			}
 		}
 		if (w) {
-			/* No more per slice than out holds: one round of the
-			 * connection's loop stays as short as before. */
-			size_t want = (size_t)(w->off + w->len - q->pos);
-			if (want > DRP_EXCH_OUT_HIGH)
-				want = DRP_EXCH_OUT_HIGH;
-			w->refs++;
-			drp_exch_send_ref(x, w->data + (q->pos - w->off), want,
-					  win_unref, w);
-			q->pos += want;
-			x->bytes_out += want;
+			send_slice(x, q, w, w->off + w->len);
 			progress = 1;
 		}
 	}
@@ -630,18 +636,9 @@ static int pump_fill(drp_exch_t *x)
 			q->win = w;
 		}
 		if (w) {
-			uint64_t end = w->off + w->len < limit ? w->off + w->len
-							       : limit;
-			/* No more per slice than out holds: one round of the
-			 * connection's loop stays as short as before. */
-			size_t want = (size_t)(end - q->pos);
-			if (want > DRP_EXCH_OUT_HIGH)
-				want = DRP_EXCH_OUT_HIGH;
-			w->refs++;
-			drp_exch_send_ref(x, w->data + (q->pos - w->off), want,
-					  win_unref, w);
-			q->pos += want;
-			x->bytes_out += want;
+			send_slice(x, q, w,
+				   w->off + w->len < limit ? w->off + w->len
+							   : limit);
 			progress = 1;
 		} else {
 			copy = true;
