@@ -750,12 +750,21 @@ static void blob_miss_from(drp_exch_t *x, bool from_s3)
 {
 	drp_cached_req_t *q = x->hs;
 	drp_server_t *srv = srv_of(x);
-	bool created = false;
+	enum drp_fill_found found;
 	char owner[DRP_HOST_MAX + 8 + 256];
 	host_key(x, owner, sizeof(owner));
 	size_t ol = strlen(owner);
 	snprintf(owner + ol, sizeof(owner) - ol, " %s", q->repo);
-	q->fill = drp_fill_attach(srv, q->digest, owner, &created);
+	q->fill = drp_fill_attach(srv, q->digest, owner, &found);
+	bool created = found == DRP_FILL_CREATED;
+	if (found == DRP_FILL_STORED) {
+		/* Stored by a fill that ended since this request's lookup
+		 * (the bucket and the upstream were asked in between). */
+		q->result = "HIT";
+		if (!serve_stored(x, "application/octet-stream", "HIT"))
+			pass_through(x);
+		return;
+	}
 	if (q->fill != NULL && !created &&
 	    strcmp(drp_fill_owner(q->fill), owner) != 0) {
 		/* Being fetched for another repository: this client asks

@@ -191,22 +191,36 @@ const char *drp_fill_owner(const drp_fill_t *f)
 }
 
 drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
-			    const char *owner, bool *created)
+			    const char *owner, enum drp_fill_found *found)
 {
 	pthread_mutex_lock(&srv->fills_lock);
 	for (drp_fill_t *f = srv->fills; f; f = f->next) {
 		if (strcmp(f->digest, digest) == 0) {
 			atomic_fetch_add(&f->refs, 1);
 			pthread_mutex_unlock(&srv->fills_lock);
-			*created = false;
+			*found = DRP_FILL_JOINED;
 			return f;
 		}
+	}
+	/* The caller looked in the cache before it came here; a fill may
+	 * have ended in between. A verified fill leaves the table only
+	 * once it is stored, so a look now, under the table's lock, sees
+	 * either its entry above or its object here: never neither (which
+	 * would fetch the blob a second time). Counted nowhere: the
+	 * caller's own lookup was the miss. */
+	drp_cache_stats_t uncounted = {0};
+	if (srv->capi &&
+	    srv->capi->lookup(srv->cdb, &uncounted, digest, NULL) == 0) {
+		pthread_mutex_unlock(&srv->fills_lock);
+		*found = DRP_FILL_STORED;
+		return NULL;
 	}
 	int fd = spool_open(srv);
 	if (fd < 0) {
 		int err = errno;
 		pthread_mutex_unlock(&srv->fills_lock);
 		spool_failed(srv, err);
+		*found = DRP_FILL_NO_SPOOL;
 		return NULL;
 	}
 	drp_fill_t *f = DRP_NEW(drp_fill_t);
@@ -224,7 +238,7 @@ drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
 	f->next = srv->fills;
 	srv->fills = f;
 	pthread_mutex_unlock(&srv->fills_lock);
-	*created = true;
+	*found = DRP_FILL_CREATED;
 	return f;
 }
 

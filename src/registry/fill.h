@@ -54,15 +54,24 @@ typedef struct drp_fill_view {
 	char content_type[128];
 } drp_fill_view_t;
 
+/* What drp_fill_attach found. */
+enum drp_fill_found {
+	DRP_FILL_JOINED,  /* a running fill: a new reference to it */
+	DRP_FILL_CREATED, /* none: a new fill, not started */
+	DRP_FILL_STORED,  /* none, and the object is in the cache now */
+	DRP_FILL_NO_SPOOL /* none, and no spool file could be made */
+};
+
 /*
  * Find the running fill for digest or create one (owned by `owner`).
- * *created tells which;
- * a created fill has no fetch yet: the caller starts it with
- * drp_fill_start(). Returns a new reference, or NULL if no spool file
- * could be made (the caller then passes the request through).
+ * *found tells which; a created fill has no fetch yet: the caller starts
+ * it with drp_fill_start(). Returns a new reference, or NULL: the object
+ * was stored after the caller's own lookup (a fill that ended between
+ * the two: serve it from the cache), or no spool file could be made (the
+ * caller passes the request through).
  */
 drp_fill_t *drp_fill_attach(drp_server_t *srv, const char *digest,
-			    const char *owner, bool *created);
+			    const char *owner, enum drp_fill_found *found);
 /* The owner string given when the fill was created ("host repo"): a
  * waiter for another repository must not be served bytes fetched under
  * this one's credentials. */

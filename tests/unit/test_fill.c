@@ -302,11 +302,11 @@ static void teardown(void)
 /* A fill of fk.digest from target, started on w. */
 static drp_fill_t *start_fill(const char *target)
 {
-	bool created = false;
+	enum drp_fill_found found;
 	drp_fill_t *f =
-		drp_fill_attach(&srv, fk.digest, "up.test test/x", &created);
+		drp_fill_attach(&srv, fk.digest, "up.test test/x", &found);
 	ck_assert_ptr_nonnull(f);
-	ck_assert(created);
+	ck_assert_int_eq(found, DRP_FILL_CREATED);
 	drp_fetch_req_t req = {.host = "up.test",
 			       .port = fk.port,
 			       .method = "GET",
@@ -412,6 +412,39 @@ START_TEST(fill_verdict_from_hash_lane)
 }
 END_TEST
 
+/*
+ * A request that missed the cache and then asked elsewhere (the bucket,
+ * the upstream's HEAD) may reach the table after the fill it missed has
+ * ended: the table no longer lists it, the cache has it. The attach says
+ * so instead of creating a second fill (a second upstream fetch), and
+ * counts no miss of its own.
+ */
+START_TEST(fill_attach_after_store)
+{
+	drp_fill_t *f = start_fill("/ok");
+	RUN_UNTIL(view(f).state >= DRP_FILL_VERIFIED);
+	ck_assert_int_eq(view(f).state, DRP_FILL_VERIFIED);
+	WAIT_FOR(drp_jobs_pending(srv.jobs) == 0);
+	end_fill(f);
+	check_stored();
+	uint64_t misses = srv.cstats.misses, hits = srv.cstats.hits;
+	enum drp_fill_found found = DRP_FILL_CREATED;
+	drp_fill_t *g =
+		drp_fill_attach(&srv, fk.digest, "up.test test/x", &found);
+	ck_assert_ptr_null(g);
+	ck_assert_int_eq(found, DRP_FILL_STORED);
+	ck_assert_uint_eq(srv.cstats.misses, misses);
+	ck_assert_uint_eq(srv.cstats.hits, hits);
+	/* Gone from the cache: a fill again. */
+	ck_assert_int_eq(srv.capi->remove(srv.cdb, &srv.cstats, fk.digest), 0);
+	g = drp_fill_attach(&srv, fk.digest, "up.test test/x", &found);
+	ck_assert_ptr_nonnull(g);
+	ck_assert_int_eq(found, DRP_FILL_CREATED);
+	drp_fill_unref(g); /* the fetch's, never started */
+	drp_fill_unref(g);
+}
+END_TEST
+
 /* The spool's fd: the only deleted file under tmpdir this process has
  * open (the fill's O_TMPFILE). */
 static int spool_fd(void)
@@ -506,14 +539,14 @@ static void *shutdown_thread(void *arg)
  * kicked by drp_fill_shutdown into the lane behind the complete one. */
 static drp_fill_t *start_held_fill(void)
 {
-	bool created = false;
+	enum drp_fill_found found;
 	/* Another digest: the table holds one fill per digest. */
 	drp_fill_t *g = drp_fill_attach(
 		&srv,
 		"sha256:0000000000000000000000000000000000000000000000000000000"
 		"000000000",
-		"up.test test/y", &created);
-	ck_assert(created);
+		"up.test test/y", &found);
+	ck_assert_int_eq(found, DRP_FILL_CREATED);
 	drp_fetch_req_t req = {.host = "up.test",
 			       .port = fk.port,
 			       .method = "GET",
@@ -692,6 +725,7 @@ Suite *fill_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, fill_verdict_from_hash_lane);
 	tcase_add_test(tc, fill_mismatch_fails);
+	tcase_add_test(tc, fill_attach_after_store);
 	tcase_add_test(tc, fill_spool_truncated_before_hash);
 	tcase_add_test(tc, fill_without_lane);
 	tcase_add_test(tc, fill_shutdown_waits_for_hashing);
