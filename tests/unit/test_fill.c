@@ -424,6 +424,9 @@ START_TEST(fill_attach_after_store)
 	drp_fill_t *f = start_fill("/ok");
 	RUN_UNTIL(view(f).state >= DRP_FILL_VERIFIED);
 	ck_assert_int_eq(view(f).state, DRP_FILL_VERIFIED);
+	/* The verdict is given before the store is queued: the hash job
+	 * ends after both, the store job leaves the table once stored. */
+	WAIT_FOR(atomic_load(&srv.fills_hashing) == 0);
 	WAIT_FOR(drp_jobs_pending(srv.jobs) == 0);
 	end_fill(f);
 	check_stored();
