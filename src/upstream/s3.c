@@ -513,6 +513,11 @@ struct drp_s3_upload {
 	int fail_err;
 	char fail_reason[256];
 	ev_timer kick;
+	/* drp_s3_upload_gate(): asked once, then waits for publish() */
+	drp_s3_upload_gate_cb gate;
+	void *gate_arg;
+	bool gate_asked;
+	bool gate_open;
 };
 
 static void up_step(drp_s3_upload_t *u);
@@ -694,6 +699,19 @@ static void up_complete(drp_s3_upload_t *u)
 	drp_buf_free(&x);
 }
 
+/* Everything before the request that makes the object visible is done:
+ * may it go? Asks the gate once; up_kick() when it answers. */
+static bool may_publish(drp_s3_upload_t *u)
+{
+	if (u->gate == NULL || u->gate_open)
+		return true;
+	if (!u->gate_asked) {
+		u->gate_asked = true;
+		u->gate(u->gate_arg);
+	}
+	return false;
+}
+
 static void up_step(drp_s3_upload_t *u)
 {
 	if (u->call)
@@ -721,6 +739,8 @@ static void up_step(drp_s3_upload_t *u)
 		if (u->committed && u->total < ps) {
 			/* Small: one PUT, and only if nobody stored it
 			 * first (a content-addressed key: the same bytes). */
+			if (!may_publish(u))
+				return;
 			drp_s3sig_kv_t h[] = {{"If-None-Match", "*"}};
 			drp_s3_req_t r = {.method = "PUT",
 					  .key = u->key,
@@ -755,7 +775,8 @@ static void up_step(drp_s3_upload_t *u)
 		up_part(u, u->total - u->part_off);
 		return;
 	}
-	up_complete(u);
+	if (may_publish(u))
+		up_complete(u);
 }
 
 drp_s3_upload_t *drp_s3_upload_new(const drp_s3_t *s3, drp_upstream_t *ctx,
@@ -796,6 +817,21 @@ void drp_s3_upload_commit(drp_s3_upload_t *u, uint64_t total)
 			 "upload committed shorter than its parts");
 		u->abort_wanted = true;
 	}
+	up_kick(u);
+}
+
+void drp_s3_upload_gate(drp_s3_upload_t *u, drp_s3_upload_gate_cb gate,
+			void *arg)
+{
+	u->gate = gate;
+	u->gate_arg = arg;
+}
+
+void drp_s3_upload_publish(drp_s3_upload_t *u)
+{
+	if (u->gate_open)
+		return;
+	u->gate_open = true;
 	up_kick(u);
 }
 

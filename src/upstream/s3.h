@@ -154,6 +154,16 @@ void drp_s3_upload_avail(drp_s3_upload_t *u, uint64_t n);
 /* The object is exactly bytes [0, total), verified: upload what is
  * left and complete (or PUT it whole, if no part went up). */
 void drp_s3_upload_commit(drp_s3_upload_t *u, uint64_t total);
+/* Hold the publication: once committed and every byte but the request
+ * that makes the object visible is up (the multipart complete, or the
+ * single PUT of a small object), gate(arg) runs once, from the loop
+ * (never inside a drp_s3_upload_* call), and the upload waits for
+ * drp_s3_upload_publish() or drp_s3_upload_abort(). Without a gate it
+ * publishes at once. Set it before drp_s3_upload_commit(). */
+typedef void (*drp_s3_upload_gate_cb)(void *arg);
+void drp_s3_upload_gate(drp_s3_upload_t *u, drp_s3_upload_gate_cb gate,
+			void *arg);
+void drp_s3_upload_publish(drp_s3_upload_t *u);
 /* Give up: the multipart upload, if any, is aborted; cb runs with
  * -ECANCELED once that is done. */
 void drp_s3_upload_abort(drp_s3_upload_t *u);

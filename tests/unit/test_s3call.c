@@ -754,6 +754,84 @@ START_TEST(upload_abort)
 }
 END_TEST
 
+/* A gate holds the publication: every part goes up, the complete (or
+ * the single PUT) waits for publish(); abort() there deletes the
+ * multipart upload, and a small object is never PUT. */
+static unsigned gate_calls;
+static void gate_cb(void *arg)
+{
+	(void)arg;
+	gate_calls++;
+}
+
+START_TEST(upload_gate)
+{
+	uploads_reset();
+	drp_s3_t *s3 = s3_with(DRP_S3_PATH, "127.0.0.1", 1000);
+	FILE *f = file_of(2500);
+
+	/* multipart, published: initiate, 3 parts, then the gate; the
+	 * complete only after publish(). */
+	gate_calls = 0;
+	upres_t u = {0};
+	drp_s3_upload_t *up = drp_s3_upload_new(s3, &S.up, S.ucf, "blobs/p",
+						fileno(f), up_cb, &u);
+	drp_s3_upload_gate(up, gate_cb, NULL);
+	drp_s3_upload_avail(up, 2500);
+	drp_s3_upload_commit(up, 2500);
+	while (gate_calls == 0)
+		ev_run(S.loop, EVRUN_ONCE);
+	ck_assert_uint_eq(S.n_seen, 4);
+	ck_assert_uint_eq(drp_s3_upload_parts(up), 3);
+	ck_assert(!u.done);
+	drp_s3_upload_publish(up);
+	run_until(&u.done);
+	ck_assert_int_eq(u.err, 0);
+	ck_assert_uint_eq(gate_calls, 1);
+	ck_assert_uint_eq(S.n_seen, 5);
+	ck_assert_str_eq(S.seen[4].method, "POST");
+	ck_assert_str_eq(S.seen[4].target, "/bkt/blobs/p?uploadId=2~up%261");
+
+	/* multipart, refused at the gate: no complete, the upload deleted */
+	unsigned before = S.n_seen;
+	gate_calls = 0;
+	u = (upres_t){0};
+	up = drp_s3_upload_new(s3, &S.up, S.ucf, "blobs/q", fileno(f), up_cb,
+			       &u);
+	drp_s3_upload_gate(up, gate_cb, NULL);
+	drp_s3_upload_commit(up, 2500);
+	while (gate_calls == 0)
+		ev_run(S.loop, EVRUN_ONCE);
+	drp_s3_upload_abort(up);
+	run_until(&u.done);
+	ck_assert_int_eq(u.err, -ECANCELED);
+	/* initiate, 3 parts, abort */
+	ck_assert_uint_eq(S.n_seen - before, 5);
+	for (unsigned i = before; i < S.n_seen; i++)
+		ck_assert(strcmp(S.seen[i].method, "POST") != 0 ||
+			  strstr(S.seen[i].target, "?uploads=") != NULL);
+	ck_assert_str_eq(S.seen[S.n_seen - 1].method, "DELETE");
+
+	/* small, refused at the gate: nothing is sent at all */
+	before = S.n_seen;
+	gate_calls = 0;
+	u = (upres_t){0};
+	up = drp_s3_upload_new(s3, &S.up, S.ucf, "blobs/r", fileno(f), up_cb,
+			       &u);
+	drp_s3_upload_gate(up, gate_cb, NULL);
+	drp_s3_upload_commit(up, 700);
+	while (gate_calls == 0)
+		ev_run(S.loop, EVRUN_ONCE);
+	ck_assert_uint_eq(S.n_seen, before);
+	drp_s3_upload_abort(up);
+	run_until(&u.done);
+	ck_assert_int_eq(u.err, -ECANCELED);
+	ck_assert_uint_eq(S.n_seen, before);
+	fclose(f);
+	drp_s3_free(s3);
+}
+END_TEST
+
 /* ---- the sweep ---- */
 
 static bool sweep_list_fails, sweep_no_date;
@@ -865,6 +943,7 @@ Suite *s3call_suite(void)
 	tcase_add_test(tc, upload_multipart);
 	tcase_add_test(tc, upload_failures);
 	tcase_add_test(tc, upload_abort);
+	tcase_add_test(tc, upload_gate);
 	tcase_add_test(tc, sweep);
 	suite_add_tcase(s, tc);
 	return s;
