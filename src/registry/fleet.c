@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "upstream/redis.h"
 #include "util/addr.h"
@@ -51,13 +52,22 @@ struct drp_lease {
 	void *arg;
 	bool mine;
 	bool progressed;
-	bool fetched; /* the body is in: renew until the release */
-	bool lapsed;  /* a renewal found the key gone or another's */
+	bool fetched;	     /* the body is in: renew until the release */
+	bool lapsed;	     /* not known to be ours any more: a renewal or the
+			      * confirmation found the key gone or another's */
+	double sent_at;	     /* drp_lease_clock() at the take or renewal in
+			      * flight */
+	double confirmed_at; /* ... of the last one answered yes; -1: none */
 	double deadline;
 	double poll;
 	ev_timer timer;
 	drp_redis_cmd_t *cmd;
 	drp_s3_call_t *call;
+	/* drp_lease_confirm() */
+	drp_redis_cmd_t *confirm;
+	double confirm_sent;
+	drp_lease_confirm_cb confirm_cb;
+	void *confirm_arg;
 };
 
 /* redis = NAME:PORT: [resolve] first (the proxy's own names), else the
@@ -153,6 +163,7 @@ static void lease_free(drp_lease_t *l)
 {
 	ev_timer_stop(l->w->loop, &l->timer);
 	drp_redis_cmd_cancel(l->cmd);
+	drp_redis_cmd_cancel(l->confirm);
 	drp_s3_call_cancel(l->call);
 	drp_upstream_conf_unref(l->ucf);
 	free(l);
@@ -274,6 +285,7 @@ static void set_cb(void *arg, const redisReply *rep, const char *why)
 		return;
 	}
 	if (rep->type == REDIS_REPLY_STATUS) {
+		l->confirmed_at = l->sent_at;
 		drp_s3_req_t r = {.method = "HEAD", .key = l->s3key, .fd = -1};
 		l->call = drp_s3_call(l->s3, &l->w->upstream, l->ucf, &r,
 				      recheck_cb, l);
@@ -292,6 +304,7 @@ static void take(drp_lease_t *l)
 	char px[32];
 	snprintf(px, sizeof(px), "%.0f", l->fl->ttl * 1000);
 	const char *argv[] = {"SET", l->key, l->token, "NX", "PX", px};
+	l->sent_at = drp_lease_clock();
 	l->cmd = drp_redis_cmd(l->r, set_cb, l, 6, argv, NULL);
 }
 
@@ -299,6 +312,8 @@ static void extend_cb(void *arg, const redisReply *rep, const char *why)
 {
 	drp_lease_t *l = arg;
 	l->cmd = NULL;
+	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+		l->confirmed_at = l->sent_at;
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 &&
 	    !l->lapsed) {
 		/* Another proxy may hold it now and publish the object: the
@@ -324,6 +339,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		snprintf(px, sizeof(px), "%.0f", l->fl->ttl * 1000);
 		const char *argv[] = {"EVAL", extend_lua, "1",
 				      l->key, l->token,	  px};
+		l->sent_at = drp_lease_clock();
 		l->cmd = drp_redis_cmd(l->r, extend_cb, l, 6, argv, NULL);
 		return;
 	}
@@ -356,6 +372,7 @@ drp_lease_t *drp_lease_acquire(drp_fleet_t *fl, drp_worker_t *w,
 	l->cb = cb;
 	l->arg = arg;
 	l->poll = POLL_FIRST;
+	l->confirmed_at = -1;
 	l->deadline = ev_now(w->loop) + fl->wait;
 	ev_init(&l->timer, timer_cb);
 	take(l);
@@ -382,10 +399,107 @@ void drp_lease_fetched(drp_lease_t *l)
 
 bool drp_lease_lapsed(const drp_lease_t *l)
 {
-	/* Only a renewal answered 0 says so: a lease merely unrenewed for
-	 * a while may still hold, and completing an upload of verified
-	 * bytes twice stores the same object twice, nothing worse. */
+	/* Only an answer says so: a lease merely unrenewed for a while may
+	 * still hold. The publication does not rest on this: it waits for
+	 * drp_lease_confirm(). */
 	return l && l->mine && l->lapsed;
+}
+
+double drp_lease_clock(void)
+{
+	struct timespec ts;
+#ifdef CLOCK_BOOTTIME
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) == 0)
+		return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+#endif
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+bool drp_lease_check_publish(enum drp_lease_check c)
+{
+	return c == DRP_LEASE_HELD || c == DRP_LEASE_UNANSWERED_HELD;
+}
+
+enum drp_lease_check drp_lease_check_of(const redisReply *reply, bool lapsed,
+					double now, double confirmed_at,
+					double ttl)
+{
+	/* Redis said so before: a token of 128 random bits is never ours
+	 * again. */
+	if (lapsed)
+		return DRP_LEASE_LAPSED;
+	if (reply && reply->type == REDIS_REPLY_INTEGER)
+		return reply->integer == 1 ? DRP_LEASE_HELD : DRP_LEASE_LAPSED;
+	/* No answer (or an error: Redis is not itself). Redis started the
+	 * key's last PX ttl when it ran a command this proxy sent at
+	 * confirmed_at or later: until confirmed_at + ttl nobody else can
+	 * have taken it; after, it may be another proxy's. */
+	if (confirmed_at >= 0 && now < confirmed_at + ttl)
+		return DRP_LEASE_UNANSWERED_HELD;
+	return DRP_LEASE_UNANSWERED_STALE;
+}
+
+static void confirm_cb(void *arg, const redisReply *rep, const char *why)
+{
+	drp_lease_t *l = arg;
+	l->confirm = NULL;
+	double now = drp_lease_clock();
+	enum drp_lease_check c = drp_lease_check_of(
+		rep, l->lapsed, now, l->confirmed_at, l->fl->ttl);
+	switch (c) {
+	case DRP_LEASE_HELD:
+		l->confirmed_at = l->confirm_sent;
+		drp_log_info(DRP_LOG_CACHE,
+			     "fleet: %s: lease confirmed: completing the "
+			     "upload",
+			     l->digest);
+		break;
+	case DRP_LEASE_LAPSED:
+		l->lapsed = true;
+		drp_log_notice(DRP_LOG_CACHE,
+			       "fleet: %s: verified, but the lease is no "
+			       "longer this proxy's (Redis: the key is gone "
+			       "or another proxy's): upload aborted, the "
+			       "proxy that took over publishes it",
+			       l->digest);
+		break;
+	case DRP_LEASE_UNANSWERED_HELD:
+		drp_log_warning(DRP_LOG_CACHE,
+				"fleet: %s: Redis did not confirm the lease "
+				"(%s), but confirmed it %.1f s ago (lease_ttl "
+				"%.0f s): completing the upload",
+				l->digest, why ? why : "an error reply",
+				now - l->confirmed_at, l->fl->ttl);
+		break;
+	case DRP_LEASE_UNANSWERED_STALE:
+	case DRP_LEASE_CHECK_N:
+		l->lapsed = true;
+		drp_log_warning(DRP_LOG_CACHE,
+				"fleet: %s: verified, but the lease is no "
+				"longer this proxy's for sure (Redis did not "
+				"confirm it: %s; last confirmed %s%.1f s ago, "
+				"lease_ttl %.0f s): upload aborted",
+				l->digest, why ? why : "an error reply",
+				l->confirmed_at < 0 ? "never: " : "",
+				l->confirmed_at < 0 ? 0.
+						    : now - l->confirmed_at,
+				l->fl->ttl);
+		break;
+	}
+	l->confirm_cb(l->confirm_arg, c);
+}
+
+void drp_lease_confirm(drp_lease_t *l, drp_lease_confirm_cb cb, void *arg)
+{
+	char px[32];
+	snprintf(px, sizeof(px), "%.0f", l->fl->ttl * 1000);
+	const char *argv[] = {"EVAL", extend_lua, "1", l->key, l->token, px};
+	drp_redis_cmd_cancel(l->confirm);
+	l->confirm_cb = cb;
+	l->confirm_arg = arg;
+	l->confirm_sent = drp_lease_clock();
+	l->confirm = drp_redis_cmd(l->r, confirm_cb, l, 6, argv, NULL);
 }
 
 void drp_lease_release(drp_lease_t *l, const char *failure)

@@ -15,6 +15,14 @@
  *            proxy may hold it now) still serves its clients and fills
  *            its local tier, but aborts its upload (the proxy that took
  *            over publishes the object) and sets no failure marker
+ *   confirm: before the upload is completed (the object made visible in
+ *            S3), compare-and-extend once more and complete only if the
+ *            value is still our token: a renewal skipped after a stall
+ *            cannot let a holder whose lease lapsed publish, however
+ *            fast its fill catches up; Redis unreachable then: complete
+ *            only if the last confirmation (take, renewal) was sent less
+ *            than lease_ttl ago (Redis cannot have ended the key since),
+ *            else abort: the lease may be another proxy's
  *   release: once the object is complete in S3 (or the fill failed:
  *            first SET drp:failed:<digest> <reason> PX 30000),
  *            compare-and-delete
@@ -37,6 +45,9 @@
  */
 #ifndef DRP_REGISTRY_FLEET_H
 #define DRP_REGISTRY_FLEET_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
 
 #include "conf/conf.h"
 #include "core/daemon.h"
@@ -88,6 +99,37 @@ void drp_lease_fetched(drp_lease_t *l);
  * that took over publishes the same object) and sets no failure marker.
  * false for NULL. */
 bool drp_lease_lapsed(const drp_lease_t *l);
+/* What drp_lease_confirm() found (explicit values: a metrics label). */
+enum drp_lease_check {
+	DRP_LEASE_HELD = 0,   /* Redis: still our token (extended): publish */
+	DRP_LEASE_LAPSED = 1, /* Redis: gone or another's: do not publish */
+	DRP_LEASE_UNANSWERED_HELD = 2,	/* no answer, but confirmed less
+					 * than lease_ttl ago: publish */
+	DRP_LEASE_UNANSWERED_STALE = 3, /* no answer, and the lease may
+					 * have ended: do not publish */
+	DRP_LEASE_CHECK_N = 4,
+};
+/* Publish a copy under that check (HELD, UNANSWERED_HELD)? */
+bool drp_lease_check_publish(enum drp_lease_check c);
+/* The decision itself, for a reply of the compare-and-extend (NULL:
+ * none, Redis unreachable or too slow), for a lease that an earlier
+ * answer found lapsed or not, at now, last confirmed by a command sent
+ * at confirmed_at (< 0: never), on a clock that counts while the
+ * process is stopped (drp_lease_clock()). */
+enum drp_lease_check drp_lease_check_of(const redisReply *reply, bool lapsed,
+					double now, double confirmed_at,
+					double ttl);
+/* Seconds on CLOCK_BOOTTIME: a stall (SIGSTOP, a suspended machine)
+ * counts, as it does for Redis's own expiry of the key. */
+double drp_lease_clock(void);
+
+typedef void (*drp_lease_confirm_cb)(void *arg, enum drp_lease_check c);
+/* Just before publishing (completing the upload): is the lease still
+ * this proxy's? cb runs once, later, from l's loop, unless the lease is
+ * released or cancelled first. Logs a lease that is not. A lapsed or
+ * stale answer also marks the lease lapsed (no failure marker then). */
+void drp_lease_confirm(drp_lease_t *l, drp_lease_confirm_cb cb, void *arg);
+
 /* The fill is over: failure NULL (the object is in S3) or why not (a
  * failure marker for the waiting proxies first). Frees l. */
 void drp_lease_release(drp_lease_t *l, const char *failure);

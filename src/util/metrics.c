@@ -77,6 +77,7 @@ static struct {
 	atomic_ulong s3[DRP_MS3_N];
 	atomic_ulong s3_tags[DRP_MS3T_N];
 	atomic_ulong leases[DRP_ML_N];
+	atomic_ulong lease_checks[DRP_MLC_N];
 	atomic_ulong redis_down;
 } M = {
 	.registries = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -410,6 +411,12 @@ void drp_metrics_lease(enum drp_metrics_lease o)
 		ADD(M.leases[o], 1);
 }
 
+void drp_metrics_lease_check(unsigned c)
+{
+	if (c < DRP_MLC_N)
+		ADD(M.lease_checks[c], 1);
+}
+
 void drp_metrics_redis_down(void)
 {
 	ADD(M.redis_down, 1);
@@ -656,6 +663,16 @@ void drp_metrics_render(drp_buf_t *b)
 		 "Cold blobs by who fetched them: this proxy with the lease, "
 		 "another proxy (read from the bucket), this one alone.",
 		 "outcome", lease, M.leases, DRP_ML_N);
+	static const char *const check[DRP_MLC_N] = {
+		"held", "lapsed", "unanswered_held", "unanswered_stale"};
+	labelled(
+		b, "drp_fleet_lease_checks_total",
+		"Lease checks before completing an upload into the S3 tier: "
+		"held (Redis confirmed it: completed), lapsed (Redis said it "
+		"is not this proxy's: aborted), unanswered_held (Redis did not "
+		"answer, the lease confirmed less than lease_ttl ago: "
+		"completed), unanswered_stale (no answer, older: aborted).",
+		"result", check, M.lease_checks, DRP_MLC_N);
 	family(b, "drp_fleet_redis_unavailable_total", "counter",
 	       "Times a Redis connection of the fleet became unavailable.");
 	drp_buf_printf(b, "drp_fleet_redis_unavailable_total %lu\n",
@@ -692,5 +709,6 @@ void drp_metrics_reset(void)
 	memset(M.s3, 0, sizeof(M.s3));
 	memset(M.s3_tags, 0, sizeof(M.s3_tags));
 	memset(M.leases, 0, sizeof(M.leases));
+	memset(M.lease_checks, 0, sizeof(M.lease_checks));
 	atomic_store(&M.redis_down, 0);
 }

@@ -192,6 +192,11 @@ enum drp_metrics_lease {
 	DRP_ML_N = 3,
 };
 void drp_metrics_lease(enum drp_metrics_lease o);
+/* A lease holder's check before completing its upload (the values of
+ * enum drp_lease_check, registry/fleet.h): 0 held, 1 lapsed,
+ * 2 unanswered but held, 3 unanswered and stale. */
+#define DRP_MLC_N 4
+void drp_metrics_lease_check(unsigned c);
 /* A worker's Redis connection went from up to unavailable. */
 void drp_metrics_redis_down(void);
 
