@@ -518,16 +518,22 @@ static void s3_async_cb(struct ev_loop *loop, ev_async *a, int revents)
 	if (verdict == 0)
 		return;
 	drp_server_t *srv = f->srv;
-	/* A lapsed lease: another proxy may be publishing the same object;
-	 * a second complete over it is left out. */
-	if (verdict > 0 && drp_lease_lapsed(f->lease))
+	/* A lapsed lease, known already: another proxy may be publishing
+	 * the same object; the rest of this upload is not sent. Otherwise
+	 * the lease is confirmed just before the upload would complete
+	 * (publish_gate_cb). */
+	bool lapsed = verdict > 0 && drp_lease_lapsed(f->lease);
+	if (lapsed) {
+		drp_metrics_lease_check(DRP_LEASE_LAPSED);
 		drp_log_notice(DRP_LOG_CACHE,
-			       "fleet: %s: verified, but the lease lapsed: "
-			       "not published from here, the proxy that took "
-			       "over publishes it",
+			       "fleet: %s: verified, but the lease is no "
+			       "longer this proxy's (a renewal was answered "
+			       "so): upload aborted, the proxy that took over "
+			       "publishes it",
 			       f->digest);
+	}
 	if (f->upload) {
-		if (verdict > 0 && !drp_lease_lapsed(f->lease))
+		if (verdict > 0 && !lapsed)
 			drp_s3_upload_commit(f->upload, total);
 		else
 			drp_s3_upload_abort(f->upload);
@@ -545,6 +551,32 @@ static void s3_async_cb(struct ev_loop *loop, ev_async *a, int revents)
 			    s3_delete_cb, f);
 	}
 	s3_unwatch(f);
+}
+
+/* What drp_lease_confirm() found, just before the upload completes. */
+static void lease_checked_cb(void *arg, enum drp_lease_check c)
+{
+	drp_fill_t *f = arg;
+	drp_metrics_lease_check(c);
+	if (f->upload == NULL)
+		return;
+	if (drp_lease_check_publish(c))
+		drp_s3_upload_publish(f->upload);
+	else
+		drp_s3_upload_abort(f->upload); /* logged by the lease */
+}
+
+/* The upload is verified and up but for its completion: a lease that
+ * lapsed (another proxy may hold it now) must not publish, however fast
+ * the fill caught up after a stall, before any renewal could tell. */
+static void publish_gate_cb(void *arg)
+{
+	drp_fill_t *f = arg;
+	if (f->lease == NULL) {
+		drp_s3_upload_publish(f->upload);
+		return;
+	}
+	drp_lease_confirm(f->lease, lease_checked_cb, f);
 }
 
 /* The verdict, from any thread. */
@@ -1049,6 +1081,8 @@ static void lease_cb(void *arg, drp_lease_t *l, enum drp_lease_outcome o)
 		drp_metrics_s3(DRP_MS3_READ);
 	if (o != DRP_LEASE_STORED) {
 		f->lease = o == DRP_LEASE_MINE ? l : NULL;
+		if (f->lease && f->upload)
+			drp_s3_upload_gate(f->upload, publish_gate_cb, f);
 		drp_fetch_start(f->fetch);
 		return;
 	}
@@ -1132,7 +1166,9 @@ bool drp_fill_from_s3(const drp_fill_t *f)
 /* f's loop ends (drp_fill_worker_stop): its upload into the S3 tier
  * and the wait for its verdict end with it. The abort of the upload
  * would need the loop: a multipart upload already begun is left to the
- * next proxy's sweep (s3_abandoned_after), as a killed fill's is. */
+ * next proxy's sweep (s3_abandoned_after), as a killed fill's is. A
+ * lease confirmation in flight was answered (NULL) by the fleet's stop,
+ * which runs first (conn_worker_stop). */
 static void s3_stop(drp_fill_t *f)
 {
 	if (f->upload != NULL) {
