@@ -7,7 +7,8 @@
 #  1. the issue's size: two proxies, 16 clients each (8 curl, 8 skopeo),
 #     one cold image with a 100 MB layer, from the real registry: exactly
 #     1 upstream GET per blob for the fleet, every client's digests right,
-#     one lease taken per blob; then a third, fresh proxy pulls the same
+#     one lease taken per blob, each confirmed with Redis just before
+#     its upload completed; then a third, fresh proxy pulls the same
 #     image: 0 upstream blob GETs, each blob read once from the bucket,
 #     and the manifest by digest from the bucket too (0 upstream GETs);
 #     a damaged manifest in the bucket is detected, not served;
@@ -121,6 +122,11 @@ fi
 lq() { curl -s --max-time 10 -o "$SCEN/m" "$1/metrics"; python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/m" "drp_fleet_leases_total{outcome=\"$2\"}"; }
 nblobs=$(echo $LARGE_BLOBS | wc -w)
 expect_eq "leases taken in the fleet, one per blob (/metrics)" "$nblobs" $(($(lq "$BA_URL" taken) + $(lq "$BB_URL" taken)))
+# Each holder confirmed its lease with Redis just before completing its
+# upload, and it held.
+lc() { curl -s --max-time 10 -o "$SCEN/m" "$1/metrics"; python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/m" "drp_fleet_lease_checks_total{result=\"$2\"}"; }
+expect_eq "lease checks before completing, confirmed, one per blob (/metrics)" "$nblobs" $(($(lc "$BA_URL" held) + $(lc "$BB_URL" held)))
+expect_eq "lease checks before completing, refused (/metrics)" 0 $(($(lc "$BA_URL" lapsed) + $(lc "$BB_URL" lapsed)))
 drp_log "ok: $(grep -l "fleet: $LARGE_LAYER: lease taken" "$BA_DIR/proxy.log" "$BB_DIR/proxy.log" | xargs -n1 dirname | xargs -n1 basename | sed 's/^fleet-//') took the layer's lease"
 
 # A third proxy, fresh (empty local tier), pulls the same image: no

@@ -3,15 +3,19 @@
 # A lease that lapses while its holder stalls but lives on: two proxies
 # on one S3 bucket (Ceph RGW) with the Redis lease (lease_ttl 3 s), the
 # upstream a slow registry (fakeupstream.py, whose own log counts GETs).
-# Proxy a takes the lease for the cold 100 MB layer and is stopped
-# (SIGSTOP) mid-fill; proxy b, waiting, takes over once Redis ends the
-# lease; proxy a is resumed (SIGCONT) while b fills. Then:
-#  - a's renewal (compare-and-extend) is answered 0 and logged;
-#  - a goes on serving its own client, exact bytes, but does not publish
-#    its copy: its multipart upload is aborted, not completed, so the
-#    object is completed in the bucket exactly once (b's), counted in
-#    radosgw's log;
-#  - a sets no failure marker in Redis (the lease is b's: a marker would
+# Proxy a takes the lease for the cold 100 MB layer; the fake holds a's
+# fill at half ($WORK/slowgate), so a renews no more and Redis ends its
+# lease; proxy b, waiting, takes over. Then a is stopped (SIGSTOP), the
+# fake let go, and a resumed (SIGCONT) once b has stored the layer: the
+# rest of a's body comes in one burst, and a's fill reaches its verdict
+# before any renewal could tell it the lease is gone (the first check
+# after a stall sees no progress and does not renew). Then:
+#  - a confirms the lease with Redis before completing its upload, is
+#    answered that it is not a's, and aborts the upload: the object is
+#    completed in the bucket exactly once (b's), counted in radosgw's
+#    log, and a's /metrics counts the lapsed confirmation;
+#  - a goes on serving its own client, exact bytes;
+#  - a sets no failure marker in Redis (the lease was b's: a marker would
 #    send b's waiters upstream); b's client gets exact bytes;
 #  - 2 upstream GETs in all (a's and b's), the bucket's object is exact,
 #    and a third, fresh proxy reads it from the bucket: 0 upstream GETs
@@ -58,36 +62,51 @@ proxy b
 B_URL=$PROXY_URL B_CA=$PROXY_CA B_DIR=$PROXY_DIR
 
 m=$(log_mark "$fake") mr=$(log_mark "$rgw")
+touch "$WORK/slowgate"
+drp_at_exit "rm -f $WORK/slowgate"
 client "$A_URL" "$A_CA" a
 a_client=$CLIENT_PID
 wait_log "$rgw" "$mr" "PUT /$B/$key?partNumber=1&" 1 30
 grep -q "fleet: $layer: lease taken" "$A_DIR/proxy.log" || drp_fail "proxy a did not take the lease"
+drp_wait "the fake to hold proxy a's fill at half" 30 \
+	grep -qF "slowgate: GET /v2/test/slow/blobs/$layer held at half" "$fake"
 client "$B_URL" "$B_CA" b
 b_client=$CLIENT_PID
 drp_wait "proxy b to wait for proxy a's fill" 10 grep -q "fleet: $layer: another proxy is fetching it" "$B_DIR/proxy.log"
 
-# a stalls, alive: it renews no more, and Redis ends its lease.
-kill -STOP "$A_PID"
+# a's fill makes no progress: a renews no more, and Redis ends its lease.
 t0=$SECONDS
 drp_wait "proxy b to take over the lapsed lease" 20 \
 	grep -q "fleet: $layer: the other proxy's lease ended without the object: taking it" "$B_DIR/proxy.log"
 drp_wait "proxy b to hold the lease" 10 grep -q "fleet: $layer: lease taken" "$B_DIR/proxy.log"
-drp_log "ok: proxy b took the lease $((SECONDS - t0)) s after proxy a stopped"
-expect_eq "b's fill has not completed an upload yet" 0 "$(count_since "$rgw" "$mr" "POST /$B/$key?uploadId=")"
+drp_log "ok: proxy b took the lease $((SECONDS - t0)) s after proxy a's fill was held"
+# a stalls, alive, while the fake lets go (b's fill is not held): the rest
+# of a's body waits for a in its socket and in the fake, which catches up
+# once a reads again.
+kill -STOP "$A_PID"
+rm -f "$WORK/slowgate"
+wait "$b_client" || drp_fail "proxy b's client failed: $(cat "$SCEN/b.err")"
+expect_file_digest "proxy b's client (the taker's)" "$SCEN/b" "$layer"
+drp_wait "the layer in the bucket" 60 grep -q "$layer: in the S3 tier" "$B_DIR/proxy.log"
+wait_log "$rgw" "$mr" "POST /$B/$key?uploadId=" 1 10
+expect_eq "uploads of the layer completed while a was stopped (b's)" 1 \
+	"$(count_since "$rgw" "$mr" "POST /$B/$key?uploadId=")"
 kill -CONT "$A_PID"
 
 wait "$a_client" || drp_fail "proxy a's client failed after the stall: $(cat "$SCEN/a.err")"
 expect_file_digest "proxy a's client (the stalled holder's)" "$SCEN/a" "$layer"
-wait "$b_client" || drp_fail "proxy b's client failed: $(cat "$SCEN/b.err")"
-expect_file_digest "proxy b's client (the taker's)" "$SCEN/b" "$layer"
-drp_wait "proxy a's renewal answered 0" 10 \
-	grep -q "fleet: $layer: the lease lapsed during the fill" "$A_DIR/proxy.log"
-drp_wait "the layer in the bucket" 60 grep -q "$layer: in the S3 tier" "$B_DIR/proxy.log"
+# Its upload ends either way: completed ("in the S3 tier"), or not.
 drp_wait "proxy a's upload to end" 30 \
-	grep -q "fleet: $layer: verified, but the lease lapsed: not published" "$A_DIR/proxy.log"
+	grep -qE "$layer: in the S3 tier|fleet: $layer: verified, but the lease" "$A_DIR/proxy.log"
 if grep -q "$layer: in the S3 tier" "$A_DIR/proxy.log"; then
 	drp_fail "proxy a published its copy after its lease lapsed"
 fi
+grep -q "fleet: $layer: verified, but the lease is no longer this proxy's" "$A_DIR/proxy.log" ||
+	drp_fail "proxy a did not log why it did not publish"
+lc() { curl -s --max-time 10 -o "$SCEN/m" "$1/metrics"; python3 "$DRP_IT_DIR/promq.py" sum "$SCEN/m" "drp_fleet_lease_checks_total{result=\"$2\"}"; }
+expect_eq "proxy a: uploads not completed, the lease lapsed (/metrics)" 1 "$(lc "$A_URL" lapsed)"
+expect_eq "proxy a: uploads completed on a confirmed lease (/metrics)" 0 "$(lc "$A_URL" held)"
+expect_eq "proxy b: uploads completed on a confirmed lease (/metrics)" 1 "$(lc "$B_URL" held)"
 
 # radosgw logs a request once answered: an own request after the uploads
 # ended, logged, makes the counts final.
