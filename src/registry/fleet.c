@@ -434,7 +434,9 @@ enum drp_lease_check drp_lease_check_of(const redisReply *reply, bool lapsed,
 	/* No answer (or an error: Redis is not itself). Redis started the
 	 * key's last PX ttl when it ran a command this proxy sent at
 	 * confirmed_at or later: until confirmed_at + ttl nobody else can
-	 * have taken it; after, it may be another proxy's. */
+	 * have taken it (unless Redis lost its data: then the same verified
+	 * object may be completed twice); after, it may be another
+	 * proxy's. */
 	if (confirmed_at >= 0 && now < confirmed_at + ttl)
 		return DRP_LEASE_UNANSWERED_HELD;
 	return DRP_LEASE_UNANSWERED_STALE;
