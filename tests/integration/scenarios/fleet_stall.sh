@@ -20,7 +20,9 @@
 #  - 2 upstream GETs in all (a's and b's), the bucket's object is exact,
 #    and a third, fresh proxy reads it from the bucket: 0 upstream GETs
 #    (its [fleet] redis a name, redis.test, found in [resolve]); a
-#    reload that changes its [fleet] keys logs that they need a restart.
+#    reload that changes its [fleet] keys logs that they need a restart;
+#  - Redis down at the verdict, the lease ended meanwhile: the holder
+#    stores nothing (a small blob: its single PUT is gated too).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$DRP_IT_DIR/ceph_lib.sh"
@@ -138,3 +140,40 @@ sed -i 's/^lease_ttl = 3s$/lease_ttl = 4s/' "$PROXY_DIR/proxy.ini"
 kill -HUP "$PROXY_PID"
 drp_wait "proxy c to log that [fleet] changes need a restart" 10 \
 	grep -qF "[cache] s3_* and [fleet] changes take effect only after a restart" "$PROXY_DIR/proxy.log"
+
+# Redis down at the verdict: a holder that cannot confirm its lease, and
+# whose lease Redis may have ended meanwhile, does not publish. Proxy a
+# takes the lease for a cold 3 MB blob (one PUT, no multipart), the fake
+# holds its fill at half until Redis ended the unrenewed lease (the key
+# gone), Redis stops, the fake lets go: a's check is unanswered and its
+# last confirmation older than lease_ttl, so nothing is stored; a's
+# client still gets exact bytes.
+small=${PUSH_BLOBS##* }
+skey=blobs/sha256/${small#sha256:}
+mr=$(log_mark "$rgw")
+touch "$WORK/slowgate"
+curl -sS --max-time 120 --proxy "$A_URL" --noproxy '' --cacert "$A_CA" --capath "$WORK/empty-certs" \
+	-o "$SCEN/a2" "https://bad.test/v2/test/slow/blobs/$small" 2>"$SCEN/a2.err" &
+a2_client=$!
+drp_wait "the fake to hold proxy a's fill of the small blob at half" 30 \
+	grep -qF "slowgate: GET /v2/test/slow/blobs/$small held at half" "$fake"
+grep -q "fleet: $small: lease taken" "$A_DIR/proxy.log" || drp_fail "proxy a did not take the small blob's lease"
+drp_wait "Redis to end proxy a's unrenewed lease" 20 \
+	bash -c "[ \"\$(timeout 10 redis-cli -h $REDIS_IP -p $REDIS_PORT EXISTS drp:lease:$small)\" = 0 ]"
+redis_stop
+rm -f "$WORK/slowgate"
+wait "$a2_client" || drp_fail "proxy a's client failed without Redis: $(cat "$SCEN/a2.err")"
+expect_file_digest "proxy a's client of the small blob, Redis down" "$SCEN/a2" "$small"
+drp_wait "proxy a's upload of the small blob to end" 30 \
+	grep -qE "$small: in the S3 tier|fleet: $small: verified, but the lease" "$A_DIR/proxy.log"
+if grep -q "$small: in the S3 tier" "$A_DIR/proxy.log"; then
+	drp_fail "proxy a stored the small blob on a lease it could not confirm"
+fi
+grep -q "fleet: $small: verified, but the lease is no longer this proxy's for sure (Redis did not confirm it" \
+	"$A_DIR/proxy.log" || drp_fail "proxy a did not log why it did not store the small blob"
+expect_eq "proxy a: unanswered checks of a stale lease (/metrics)" 1 "$(lc "$A_URL" unanswered_stale)"
+s3curl -o /dev/null "$S3_HTTP/$B?uploads=" || true
+wait_log "$rgw" "$mr" "GET /$B?uploads" 1 10
+expect_eq "PUTs of the small blob to the bucket" 0 "$(count_since "$rgw" "$mr" "PUT /$B/$skey")"
+expect_eq "the small blob in the bucket" 404 \
+	"$(s3curl -o /dev/null -w '%{http_code}' "$S3_HTTP/$B/$skey" || true)"
