@@ -39,12 +39,18 @@ with open(os.path.join(src, "deploy", "grafana-dashboard.json")) as f:
     dash = json.load(f)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_ports(n):
+    """n distinct free ports: each socket stays bound until all are
+    chosen (a port freed at once may be handed out again at once)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def get(url):
@@ -104,7 +110,7 @@ origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
 threading.Thread(target=origin.serve_forever, daemon=True).start()
 oport = origin.server_address[1]
 with tempfile.TemporaryDirectory() as tmp:
-    port, aport = free_port(), free_port()
+    port, aport = free_ports(2)
     conf = os.path.join(tmp, "proxy.ini")
     with open(conf, "w") as f:
         f.write("[proxy]\nlisten = 127.0.0.1:%d\nadmin_listen = 127.0.0.1:%d\n"

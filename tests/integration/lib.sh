@@ -757,9 +757,24 @@ drp_find_proxy()
 	export DRP_PROXY
 }
 
+# (A port the kernel hands out is free again at once: two calls before
+# the first port is bound may give the same one. Every port given in
+# this run is kept in a list and never given twice.)
 drp_free_port()
 {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	local p used=${WORK:+$WORK/.drp-ports-given}
+	while :; do
+		p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+		if [ -z "$used" ]; then
+			echo "$p"
+			return 0
+		fi
+		if ! grep -qx "$p" "$used" 2>/dev/null; then
+			echo "$p" >>"$used"
+			echo "$p"
+			return 0
+		fi
+	done
 }
 
 # drp_proxy_conf NAME PORT [EXTRA-PROXY-LINES [EXTRA-CACHE-LINES]]: write
