@@ -345,6 +345,9 @@ static int open_cache(drp_server_t *srv, const drp_conf_t *conf)
 	}
 	srv->capi = api;
 	api->stats(srv->cdb, &srv->cstats);
+	if (api == drp_cache_fs())
+		(void)drp_cache_fs_keep_mapped(
+			srv->cdb, conf->cache_keep_mapped, NULL, NULL);
 	if (conf->cache_s3) {
 		srv->s3 = drp_s3tier_client(conf, err, sizeof(err));
 		if (srv->s3 == NULL) {
@@ -546,6 +549,7 @@ static void reload(drp_server_t *srv, const char *path)
 		drp_log_warning(DRP_LOG_MAIN,
 				"admin_socket changes take effect only after "
 				"a restart");
+	uint64_t old_keep = old->conf->cache_keep_mapped;
 	drp_runtime_unref(old);
 	drp_log_init(conf->log_level, conf->error_log);
 	drp_runtime_t *rt = drp_runtime_new(conf, err, sizeof(err));
@@ -565,6 +569,15 @@ static void reload(drp_server_t *srv, const char *path)
 		return;
 	}
 	drp_server_runtime_set(srv, rt);
+	/* keep_mapped is the one [cache] setting a reload applies: lowered,
+	 * the windows above it are unmapped now. */
+	if (srv->capi == drp_cache_fs() &&
+	    old_keep != conf->cache_keep_mapped) {
+		(void)drp_cache_fs_keep_mapped(
+			srv->cdb, conf->cache_keep_mapped, NULL, NULL);
+		drp_log_notice(DRP_LOG_CACHE, "keep_mapped is now %llu bytes",
+			       (unsigned long long)conf->cache_keep_mapped);
+	}
 	drp_metrics_reload(true);
 	drp_log_notice(DRP_LOG_MAIN, "configuration reloaded");
 	drp_notify("READY=1");

@@ -74,6 +74,21 @@ size_t drp_cache_fs_small_cached(drp_cache_t *db, uint64_t max_bytes,
 				 uint64_t *bytes, uint64_t *opens);
 
 /*
+ * fs only: keep the windows read_map maps (the hot path of large
+ * objects) mapped after their last user is done, at most max bytes of
+ * them (0: none kept, each window is unmapped when its user is done);
+ * UINT64_MAX leaves the cap as it is. The next read of a kept window maps
+ * nothing and finds its page tables filled. A kept window goes when its
+ * object leaves the index (remove, eviction, a drop after damage found),
+ * least recently used first when the cap is reached or lowered, and at
+ * close. Thread-safe. Returns the number of windows kept; *bytes (if not
+ * NULL) gets their bytes, *maps how many windows read_map has mapped in
+ * all (test hook).
+ */
+size_t drp_cache_fs_keep_mapped(drp_cache_t *db, uint64_t max, uint64_t *bytes,
+				uint64_t *maps);
+
+/*
  * Store bytes [0, len) of fd, whose SHA-256 the caller has verified to be
  * digest: api->adopt when the backend has it, else a writer fed with
  * pread (which hashes again and returns -EBADMSG on a mismatch). Returns

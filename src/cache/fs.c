@@ -146,6 +146,10 @@ struct drp_cache {
 	small_copy_t *sc_newest, *sc_oldest;
 	uint64_t sc_bytes, sc_max;
 	uint64_t obj_opens; /* object files opened by read_open (test hook) */
+	/* Windows kept mapped (drp_cache_fs_keep_mapped): */
+	struct fs_map *km_newest, *km_oldest;
+	uint64_t km_bytes, km_max;
+	uint64_t km_maps; /* windows mapped by read_map, atomic (test hook) */
 	int64_t nospace_until; /* pause_now_ms() */
 	bool nospace_logged;
 	int inject_err;
@@ -169,12 +173,18 @@ struct drp_cache_writer {
 	int err; /* 0 = storing, else why not (uncommittable) */
 };
 
-/* Files renamed aside under the index lock, deleted after unlocking. */
+/* Files renamed aside under the index lock, deleted after unlocking;
+ * and windows no longer kept, unmapped after unlocking. */
 struct grave {
 	drp_cache_t *db;
 	uint64_t *seq;
 	size_t n, cap;
+	struct fs_map *unmap;
 };
+
+static void km_detach_obj(drp_cache_t *db, drp_cache_obj_t *o,
+			  struct fs_map **unmap);
+static void km_unmap_list(struct fs_map *m);
 
 static int64_t now_s(void)
 {
@@ -288,7 +298,9 @@ static void grave_add(struct grave *g, const uint8_t d[DRP_DIGEST_LEN])
 /* evict callback [locked]: move the object's file aside. */
 static void grave_add_cb(drp_cache_obj_t *obj, void *arg)
 {
-	grave_add(arg, obj->digest);
+	struct grave *g = arg;
+	km_detach_obj(g->db, obj, &g->unmap);
+	grave_add(g, obj->digest);
 }
 
 /* [unlocked] Delete what grave_add moved aside; unlink(2) of a big
@@ -296,6 +308,8 @@ static void grave_add_cb(drp_cache_obj_t *obj, void *arg)
 static void grave_flush(struct grave *g)
 {
 	char name[32];
+	km_unmap_list(g->unmap);
+	g->unmap = NULL;
 	for (size_t i = 0; i < g->n; i++) {
 		snprintf(name, sizeof(name), "tmp/d%" PRIu64, g->seq[i]);
 		unlinkat(g->db->dirfd, name, 0);
@@ -333,7 +347,9 @@ static void bury_job(void *arg)
  * (never served; a new copy stored meanwhile replaces it). */
 static void drop_obj(drp_cache_t *db, drp_cache_obj_t *o, struct grave *g)
 {
-	/* The index ref keeps o alive across the callback. */
+	/* The index ref keeps o alive across the callback. Its kept
+	 * windows go now: a copy stored again is a new file. */
+	km_detach_obj(db, o, &g->unmap);
 	if (db->behind == NULL)
 		grave_add(g, o->digest);
 	drp_cache_index_drop(&db->idx, o);
@@ -348,6 +364,8 @@ static void drop_finish(drp_cache_t *db, const uint8_t d[DRP_DIGEST_LEN],
 		grave_flush(g);
 		return;
 	}
+	km_unmap_list(g->unmap);
+	g->unmap = NULL;
 	struct bury *b = DRP_NEW(struct bury);
 	b->db = db;
 	memcpy(b->d, d, DRP_DIGEST_LEN);
@@ -635,6 +653,11 @@ static void small_free_obj(drp_cache_obj_t *o, void *arg)
 {
 	if (o->data != NULL)
 		sc_detach(arg, o->data);
+	/* Every way out of the index took them already; at close, the
+	 * index frees what is left. */
+	struct fs_map *unmap = NULL;
+	km_detach_obj(arg, o, &unmap);
+	km_unmap_list(unmap);
 }
 
 size_t drp_cache_fs_small_cached(drp_cache_t *db, uint64_t max_bytes,
@@ -838,6 +861,7 @@ static void fs_close(drp_cache_t *db, drp_cache_stats_t *stats)
 	/* Records still in memory (their writes failed): a last try. */
 	pending_flush_all(db);
 	mcache_trim(db, 0);
+	(void)drp_cache_fs_keep_mapped(db, 0, NULL, NULL);
 	pthread_rwlock_destroy(&db->behind_lock);
 	pthread_mutex_destroy(&db->meta_lock);
 	drp_cache_index_destroy(&db->idx);
@@ -1028,10 +1052,129 @@ static ssize_t fs_read(drp_cache_t *db, drp_cache_stats_t *stats,
 	return n;
 }
 
+/* A mapping of read_map. With keep_mapped, windows are KEEP_WIN-aligned
+ * and stay mapped after their last user is done, on the object's list and
+ * the recency list, at most km_max bytes in all (least recently used
+ * first out): the next request for the object finds its page tables
+ * filled and maps nothing. A kept window goes when its object leaves the
+ * index (a remove, an eviction, a drop after damage found): a copy stored
+ * again is a new file, whose windows are mapped afresh. */
+#define KEEP_WIN (4 * 1024 * 1024)
+
 struct fs_map {
 	void *base;
 	size_t len;
+	uint64_t off;		      /* file offset of base */
+	drp_cache_obj_t *obj;	      /* kept for it; NULL: not kept */
+	struct fs_map *next;	      /* the object's kept windows */
+	struct fs_map *newer, *older; /* recency list (idx.lock) */
+	unsigned refs;		      /* the cache's while kept, users' */
+	bool shared;		      /* ever kept: refs under idx.lock */
 };
+
+/* [idx.lock] Take a kept window off its object and the recency list,
+ * dropping the cache's reference; the last reference queues it on
+ * *unmap (munmap after unlocking: it can take a while). */
+static void km_detach(drp_cache_t *db, struct fs_map *m, struct fs_map **unmap)
+{
+	struct fs_map **pp = (struct fs_map **)&m->obj->maps;
+	while (*pp != m)
+		pp = &(*pp)->next;
+	*pp = m->next;
+	if (m->newer)
+		m->newer->older = m->older;
+	else
+		db->km_newest = m->older;
+	if (m->older)
+		m->older->newer = m->newer;
+	else
+		db->km_oldest = m->newer;
+	m->newer = m->older = m->next = NULL;
+	m->obj = NULL;
+	db->km_bytes -= m->len;
+	if (--m->refs == 0) {
+		m->next = *unmap;
+		*unmap = m;
+	}
+}
+
+/* [idx.lock] Every kept window of o. */
+static void km_detach_obj(drp_cache_t *db, drp_cache_obj_t *o,
+			  struct fs_map **unmap)
+{
+	while (o->maps != NULL)
+		km_detach(db, o->maps, unmap);
+}
+
+/* [idx.lock] At most max bytes kept. */
+static void km_trim(drp_cache_t *db, uint64_t max, struct fs_map **unmap)
+{
+	while (db->km_bytes > max && db->km_oldest != NULL)
+		km_detach(db, db->km_oldest, unmap);
+}
+
+static void km_unmap_list(struct fs_map *m)
+{
+	while (m != NULL) {
+		struct fs_map *next = m->next;
+		munmap(m->base, m->len);
+		free(m);
+		m = next;
+	}
+}
+
+size_t drp_cache_fs_keep_mapped(drp_cache_t *db, uint64_t max, uint64_t *bytes,
+				uint64_t *maps)
+{
+	struct fs_map *unmap = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&db->idx.lock);
+	if (max != UINT64_MAX) {
+		db->km_max = max;
+		km_trim(db, max, &unmap);
+	}
+	for (struct fs_map *m = db->km_newest; m != NULL; m = m->older)
+		n++;
+	if (bytes)
+		*bytes = db->km_bytes;
+	if (maps)
+		*maps = __atomic_load_n(&db->km_maps, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&db->idx.lock);
+	km_unmap_list(unmap);
+	return n;
+}
+
+/* [idx.lock] o's kept window at off, or NULL. */
+static struct fs_map *km_find(drp_cache_obj_t *o, uint64_t off)
+{
+	for (struct fs_map *m = o->maps; m != NULL; m = m->next)
+		if (m->off == off)
+			return m;
+	return NULL;
+}
+
+/* [idx.lock] Keep m for o, as the most recently used, unless o left the
+ * index, has a window there already, or m alone is more than the cap. */
+static void km_keep(drp_cache_t *db, drp_cache_obj_t *o, struct fs_map *m,
+		    struct fs_map **unmap)
+{
+	if (m->len > db->km_max || !drp_cache_obj_indexed(o) ||
+	    km_find(o, m->off) != NULL)
+		return;
+	m->obj = o;
+	m->shared = true;
+	m->refs++;
+	m->next = o->maps;
+	o->maps = m;
+	m->older = db->km_newest;
+	if (db->km_newest)
+		db->km_newest->newer = m;
+	else
+		db->km_oldest = m;
+	db->km_newest = m;
+	db->km_bytes += m->len;
+	km_trim(db, db->km_max, unmap);
+}
 
 static ssize_t fs_read_map(drp_cache_t *db, drp_cache_stats_t *stats,
 			   drp_cache_reader_t *r, size_t len, const void **data,
@@ -1056,16 +1199,62 @@ static ssize_t fs_read_map(drp_cache_t *db, drp_cache_stats_t *stats,
 		discard_corrupt(db, stats, r->obj, "file shorter than indexed");
 		return -EIO;
 	}
+	/* Kept windows: the one holding pos, whole (the next read_map of
+	 * this reader finds the next one). */
+	drp_cache_obj_t *o = r->obj;
+	struct fs_map *m = NULL;
+	pthread_mutex_lock(&db->idx.lock);
+	bool keep = db->km_max > 0;
 	uint64_t start = r->pos - r->pos % (uint64_t)page;
+	if (keep) {
+		start = r->pos - r->pos % KEEP_WIN;
+		m = km_find(o, start);
+		if (m != NULL) {
+			m->refs++;
+			if (m->newer != NULL) { /* most recently used */
+				m->newer->older = m->older;
+				if (m->older)
+					m->older->newer = m->newer;
+				else
+					db->km_oldest = m->newer;
+				m->older = db->km_newest;
+				m->newer = NULL;
+				db->km_newest->newer = m;
+				db->km_newest = m;
+			}
+		}
+	}
+	pthread_mutex_unlock(&db->idx.lock);
 	size_t mlen = (size_t)(r->pos - start) + len;
-	void *base = mmap(NULL, mlen, PROT_READ, MAP_SHARED | MAP_POPULATE,
-			  r->fd, (off_t)start);
-	if (base == MAP_FAILED)
-		return -errno;
-	struct fs_map *m = DRP_NEW(struct fs_map);
-	m->base = base;
-	m->len = mlen;
-	*data = (const char *)base + (r->pos - start);
+	if (keep) {
+		uint64_t wend = start + KEEP_WIN;
+		if (wend > o->size)
+			wend = o->size;
+		mlen = (size_t)(wend - start);
+		if (len > wend - r->pos)
+			len = (size_t)(wend - r->pos);
+	}
+	if (m == NULL) {
+		void *base =
+			mmap(NULL, mlen, PROT_READ, MAP_SHARED | MAP_POPULATE,
+			     r->fd, (off_t)start);
+		if (base == MAP_FAILED)
+			return -errno;
+		__atomic_fetch_add(&db->km_maps, 1, __ATOMIC_RELAXED);
+		m = DRP_NEW(struct fs_map);
+		m->base = base;
+		m->len = mlen;
+		m->off = start;
+		m->refs = 1;
+		if (keep) {
+			struct fs_map *unmap = NULL;
+			pthread_mutex_lock(&db->idx.lock);
+			km_keep(db, o, m, &unmap);
+			pthread_mutex_unlock(&db->idx.lock);
+			km_unmap_list(unmap);
+		}
+	}
+	*data = (const char *)m->base + (r->pos - m->off);
 	*handle = m;
 	r->pos += len;
 	DRP_CACHE_STAT_ADD(stats, read_bytes, len);
@@ -1077,6 +1266,13 @@ static void fs_read_unmap(drp_cache_t *db, void *handle)
 	struct fs_map *m = handle;
 	if (m == NULL)
 		return;
+	if (m->shared) { /* kept once: others may hold it */
+		pthread_mutex_lock(&db->idx.lock);
+		bool last = --m->refs == 0;
+		pthread_mutex_unlock(&db->idx.lock);
+		if (!last)
+			return;
+	}
 	munmap(m->base, m->len);
 	free(m);
 }

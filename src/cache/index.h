@@ -37,6 +37,7 @@ typedef struct drp_cache_obj {
 	int64_t last_used; /* unix seconds */
 	int64_t stamp;	   /* backend's use (fs: time last written to disk) */
 	void *data;	   /* backend's use (memory: the bytes) */
+	void *maps;	   /* backend's use (fs: windows kept mapped) */
 	/* private */
 	struct drp_cache_obj *_hnext;
 	struct drp_cache_obj *_prev, *_next; /* LRU list */

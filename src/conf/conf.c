@@ -92,6 +92,7 @@ drp_conf_t *drp_conf_defaults(void)
 	c->cache_max_size = 32ULL << 30;
 	c->tag_ttl = 300;
 	c->cache_max_age = 0;
+	c->cache_keep_mapped = 0;
 	c->s3_abandoned_after = 3600;
 	c->fleet_lease_ttl = 15;
 	c->fleet_wait = 300;
@@ -153,6 +154,7 @@ static const char defaults_text[] =
 	"max_size = 32G\n"
 	"tag_ttl = 5m\n"
 	"max_age = 0\n"
+	"keep_mapped = 0\n"
 	"s3_addressing = path\n"
 	"s3_abandoned_after = 1h\n"
 	"\n"

@@ -228,6 +228,10 @@ typedef struct drp_conf {
 	void *tag_ttl_mctx;
 	double cache_max_age; /* max_age = 0 (never): objects unused
 				 this long are removed */
+	/* keep_mapped = 0 (off): bytes of large stored objects' windows
+	 * kept mapped between requests (fs backend; the reload applies
+	 * it) */
+	uint64_t cache_keep_mapped;
 	/* backend = s3: the fs cache is the local tier, an S3 bucket the
 	 * shared one (registry/s3tier.c). The local tier is in local_dir
 	 * and holds local_max_size; without them in dir and max_size (once

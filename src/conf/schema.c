@@ -1220,6 +1220,16 @@ static void set_backend(struct ld *ld, const drp_conf_item_t *it,
 	ld->c->cache_backend = drp_strdup(ld->c->cache_s3 ? "fs" : it->value);
 }
 
+/* A size, 0 included (keep_mapped). */
+static void set_size_u64(struct ld *ld, const drp_conf_item_t *it,
+			 const struct key *k)
+{
+	uint64_t v;
+
+	if (get_size(ld, it, &v))
+		*FIELD(ld, k, uint64_t) = v;
+}
+
 /* A size greater than 0 (max_size, local_max_size). */
 static void set_size_nonzero(struct ld *ld, const drp_conf_item_t *it,
 			     const struct key *k)
@@ -1310,6 +1320,8 @@ static const struct key cache_keys[] = {
 	{KEY("tag_ttl_match", STRING), .set = set_tag_ttl_match,
 	 .repeat = true},
 	{KEY("max_age", DURATION), .set = set_max_age},
+	{KEY("keep_mapped", INT), .set = set_size_u64,
+	 .off = F(cache_keep_mapped)},
 	{KEY("s3_endpoint", STRING), .set = set_s3_endpoint,
 	 .off = F(s3_endpoint)},
 	{KEY("s3_bucket", STRING), .set = set_string, .off = F(s3_bucket)},

@@ -1792,6 +1792,240 @@ START_TEST(fs_read_map)
 }
 END_TEST
 
+/* Map all of dg from offset 0 window by window, check the bytes against
+ * seed's, and let go of every window; returns the first window's data. */
+static const void *map_all(const char *dg, uint32_t seed, size_t n)
+{
+	drp_cache_reader_t *r;
+	uint8_t *want = malloc(n);
+	fill(want, n, seed);
+	ck_assert_int_eq(api->read_open(db, &st, dg, 0, &r, NULL), 0);
+	const void *data, *first = NULL;
+	void *h;
+	size_t pos = 0;
+	ssize_t k;
+	while ((k = api->read_map(db, &st, r, 4 << 20, &data, &h)) > 0) {
+		ck_assert_int_eq(memcmp(data, want + pos, (size_t)k), 0);
+		if (pos == 0)
+			first = data;
+		pos += (size_t)k;
+		api->read_unmap(db, h);
+	}
+	ck_assert_int_eq(k, 0);
+	ck_assert_uint_eq(pos, n);
+	api->read_close(db, &st, r);
+	free(want);
+	return first;
+}
+
+static uint64_t maps_done(void)
+{
+	uint64_t maps;
+	drp_cache_fs_keep_mapped(db, UINT64_MAX, NULL, &maps);
+	return maps;
+}
+
+static uint64_t kept_bytes(void)
+{
+	uint64_t bytes;
+	drp_cache_fs_keep_mapped(db, UINT64_MAX, &bytes, NULL);
+	return bytes;
+}
+
+/*
+ * fs, keep_mapped: read_map's windows stay mapped for the next reader
+ * (nothing mapped again), at most the cap of them (least recently used
+ * out first; lowered, at once); a kept window goes with its object (a
+ * remove, an eviction, a drop after damage found), and the object
+ * stored again is read from its new file. A window in use when its
+ * object goes stays readable until let go. (_i: without and with
+ * write-behind.)
+ */
+START_TEST(fs_keep_mapped)
+{
+	enum { MB = 1 << 20, N = 10 * MB }; /* windows of 4, 4 and 2 MiB */
+	char a[DRP_DIGEST_STRSIZE], b[DRP_DIGEST_STRSIZE],
+		c[DRP_DIGEST_STRSIZE], p[800];
+	drp_cache_reader_t *r;
+	const void *data;
+	void *h;
+
+	open_db(_i ? 2 : 0, "keep", 24 * MB);
+	/* Off (the default): every read maps its windows again. */
+	ck_assert_uint_eq(drp_cache_fs_keep_mapped(db, UINT64_MAX, NULL, NULL),
+			  0);
+	ck_assert_int_eq(put_seed(1, N, a, N), 0);
+	uint64_t m0 = maps_done();
+	map_all(a, 1, N);
+	map_all(a, 1, N);
+	ck_assert_uint_eq(maps_done() - m0, 6);
+	ck_assert_uint_eq(kept_bytes(), 0);
+
+	/* On: mapped once, then found kept. */
+	ck_assert_uint_eq(drp_cache_fs_keep_mapped(db, 16 * MB, NULL, NULL), 0);
+	m0 = maps_done();
+	const void *first = map_all(a, 1, N);
+	ck_assert_uint_eq(maps_done() - m0, 3);
+	ck_assert_uint_eq(drp_cache_fs_keep_mapped(db, UINT64_MAX, NULL, NULL),
+			  3);
+	ck_assert_uint_eq(kept_bytes(), N);
+	ck_assert_ptr_eq(map_all(a, 1, N), first);
+	ck_assert_uint_eq(maps_done() - m0, 3);
+	/* From an offset inside a kept window: that window's bytes. */
+	ck_assert_int_eq(api->read_open(db, &st, a, 5 * MB + 123, &r, NULL), 0);
+	ck_assert_int_eq(api->read_map(db, &st, r, 4 * MB, &data, &h),
+			 3 * MB - 123);
+	uint8_t *want = malloc(N);
+	fill(want, N, 1);
+	ck_assert_int_eq(memcmp(data, want + 5 * MB + 123, 3 * MB - 123), 0);
+	api->read_unmap(db, h);
+	api->read_close(db, &st, r);
+	ck_assert_uint_eq(maps_done() - m0, 3);
+
+	/* The cap: b's windows push a's oldest out, never above 16 MiB. */
+	ck_assert_int_eq(put_seed(2, N, b, N), 0);
+	map_all(b, 2, N);
+	ck_assert_uint_eq(kept_bytes(), 16 * MB);
+	ck_assert_uint_eq(drp_cache_fs_keep_mapped(db, UINT64_MAX, NULL, NULL),
+			  5);
+	/* Lowered: at once. */
+	ck_assert_uint_le(drp_cache_fs_keep_mapped(db, 6 * MB, NULL, NULL), 2);
+	ck_assert_uint_le(kept_bytes(), 6 * MB);
+	ck_assert_uint_eq(drp_cache_fs_keep_mapped(db, 16 * MB, NULL, NULL), 2);
+
+	/* A window in use when its object is removed: still readable;
+	 * the object's kept windows are gone. */
+	map_all(a, 1, N);
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), 0);
+	ck_assert_int_eq(api->read_map(db, &st, r, 4 * MB, &data, &h), 4 * MB);
+	ck_assert_ptr_eq(data, map_all(a, 1, N));
+	api->read_close(db, &st, r);
+	uint64_t before = kept_bytes();
+	ck_assert_int_eq(api->remove(db, &st, a), 0);
+	settle();
+	ck_assert_uint_eq(kept_bytes(), before - N);
+	ck_assert_int_eq(memcmp(data, want, 4 * MB), 0);
+	api->read_unmap(db, h);
+
+	/* Stored again, then changed in place (as if damaged): a read sees
+	 * the new file's bytes, so no window of the old file served it. */
+	ck_assert_int_eq(put_seed(1, N, a, N), 0);
+	snprintf(p, sizeof(p), "%s/blobs/sha256/%.2s/%s", dir, a + 7, a + 7);
+	int fd = open(p, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "CHANGED", 7, 0), 7);
+	close(fd);
+	m0 = maps_done();
+	ck_assert_int_eq(api->read_open(db, &st, a, 0, &r, NULL), 0);
+	ck_assert_int_eq(api->read_map(db, &st, r, 4 * MB, &data, &h), 4 * MB);
+	ck_assert_int_eq(memcmp(data, "CHANGED", 7), 0);
+	ck_assert_uint_eq(maps_done() - m0, 1);
+	api->read_unmap(db, h);
+	/* Truncated: the next map finds it, the object and its windows go. */
+	ck_assert_int_eq(truncate(p, MB), 0);
+	before = kept_bytes();
+	ck_assert_int_eq(api->read_map(db, &st, r, 4 * MB, &data, &h), -EIO);
+	api->read_close(db, &st, r);
+	settle();
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), -ENOENT);
+	ck_assert_uint_eq(kept_bytes(), before - 4 * MB);
+
+	/* Evicted (b is the least recently used of 20 MiB in a 24 MiB
+	 * budget when c reserves 10): b's windows go with it. */
+	ck_assert_int_eq(put_seed(1, N, a, N), 0);
+	map_all(a, 1, N);
+	ck_assert_uint_eq(kept_bytes(), 16 * MB);
+	ck_assert_int_eq(put_seed(3, N, c, N), 0);
+	settle();
+	ck_assert_int_eq(api->lookup(db, &st, b, NULL), -ENOENT);
+	ck_assert_int_eq(api->lookup(db, &st, a, NULL), 0);
+	ck_assert_uint_eq(kept_bytes(), N);
+	map_all(c, 3, N);
+	ck_assert_uint_eq(kept_bytes(), 16 * MB);
+
+	/* Off again: nothing kept; close frees what is kept (LSan). */
+	ck_assert_uint_eq(drp_cache_fs_keep_mapped(db, 0, NULL, NULL), 0);
+	ck_assert_uint_eq(kept_bytes(), 0);
+	drp_cache_fs_keep_mapped(db, 16 * MB, NULL, NULL);
+	map_all(c, 3, N);
+	free(want);
+	close_db();
+}
+END_TEST
+
+/* Readers on several threads map one object's kept windows while another
+ * removes and stores it again and moves the cap: every byte is right
+ * (and, under the sanitizers, no window is used after it was unmapped). */
+struct km_thread {
+	const char *dg;
+	atomic_bool *stop;
+	unsigned rounds;
+};
+
+static void *km_reader(void *arg)
+{
+	struct km_thread *t = arg;
+	enum { N = 9 << 20 };
+	uint8_t *want = malloc(N);
+	fill(want, N, 7);
+	while (!atomic_load(t->stop)) {
+		drp_cache_reader_t *r;
+		if (api->read_open(db, &st, t->dg, 0, &r, NULL) < 0)
+			continue; /* removed just now */
+		const void *data;
+		void *h;
+		size_t pos = 0;
+		ssize_t k;
+		while ((k = api->read_map(db, &st, r, 4 << 20, &data, &h)) >
+		       0) {
+			ck_assert_int_eq(memcmp(data, want + pos, (size_t)k),
+					 0);
+			pos += (size_t)k;
+			api->read_unmap(db, h);
+		}
+		ck_assert_int_eq(k, 0);
+		ck_assert_uint_eq(pos, N);
+		api->read_close(db, &st, r);
+		t->rounds++;
+	}
+	free(want);
+	return NULL;
+}
+
+START_TEST(fs_keep_mapped_threads)
+{
+	char a[DRP_DIGEST_STRSIZE];
+	open_db(2, "keepthreads", 64 << 20);
+	drp_cache_fs_keep_mapped(db, 8 << 20, NULL, NULL);
+	ck_assert_int_eq(put_seed(7, 9 << 20, a, 9 << 20), 0);
+	atomic_bool stop = false;
+	struct km_thread t[3];
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		t[i] = (struct km_thread){.dg = a, .stop = &stop};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, km_reader, &t[i]),
+				 0);
+	}
+	for (int i = 0; i < 40; i++) {
+		usleep(2000);
+		if (i % 4 == 0) {
+			api->remove(db, &st, a);
+			ck_assert_int_eq(put_seed(7, 9 << 20, a, 9 << 20), 0);
+		}
+		drp_cache_fs_keep_mapped(db, (i % 3) * (4 << 20), NULL, NULL);
+	}
+	atomic_store(&stop, true);
+	unsigned rounds = 0;
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		rounds += t[i].rounds;
+	}
+	ck_assert_uint_gt(rounds, 0);
+	ck_assert_uint_le(kept_bytes(), 8 << 20);
+	close_db();
+}
+END_TEST
+
 START_TEST(fs_lock)
 {
 	char err[256];
@@ -3063,6 +3297,8 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, fs_last_use_restart);
 	tcase_add_test(tc, fs_corrupt_not_served);
 	tcase_add_test(tc, fs_read_map);
+	tcase_add_loop_test(tc, fs_keep_mapped, 0, 2);
+	tcase_add_test(tc, fs_keep_mapped_threads);
 	tcase_add_test(tc, fs_lock);
 	tcase_add_test(tc, fs_disk_full);
 	tcase_add_test(tc, fs_disk_full_logged_once);

@@ -1003,6 +1003,29 @@ START_TEST(max_age_and_admin_socket)
 }
 END_TEST
 
+/* [cache] keep_mapped: a size, 0 (the default) turns it off. */
+START_TEST(keep_mapped_size)
+{
+	drp_conf_t *c = load_ok("[cache]\n");
+	ck_assert_uint_eq(c->cache_keep_mapped, 0);
+	drp_conf_free(c);
+	c = load_ok("[cache]\nkeep_mapped = 256M\n");
+	ck_assert_uint_eq(c->cache_keep_mapped, 256ULL << 20);
+	drp_conf_free(c);
+	c = load_ok("[cache]\nkeep_mapped = 0\n");
+	ck_assert_uint_eq(c->cache_keep_mapped, 0);
+	drp_conf_free(c);
+	drp_conf_errors_t errs = {0};
+	ck_assert_ptr_null(drp_conf_load_string(
+		"t.ini", "[cache]\nkeep_mapped = -1\n", &errs));
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_str_eq(errs.msg[0],
+			 "t.ini:2: [cache] keep_mapped: invalid size '-1' "
+			 "(expected e.g. 1024, 10K, 32G, 1T)");
+	drp_conf_errors_free(&errs);
+}
+END_TEST
+
 /* [cache] backend = s3: the fs cache stays (the local tier), the s3_*
  * keys describe the bucket. */
 START_TEST(cache_s3)
@@ -1422,6 +1445,7 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_uint_eq(a->cache_max_size, b->cache_max_size);
 	ck_assert_double_eq(a->tag_ttl, b->tag_ttl);
 	ck_assert_double_eq(a->cache_max_age, b->cache_max_age);
+	ck_assert_uint_eq(a->cache_keep_mapped, b->cache_keep_mapped);
 	assert_str_or_null_eq(a->admin_socket, b->admin_socket);
 	ck_assert_uint_eq(a->n_registry, b->n_registry);
 }
@@ -1527,6 +1551,7 @@ START_TEST(defaults_round_trip)
 		"upstream_proxy_password_file",
 		"no_upstream_proxy",
 		"max_age",
+		"keep_mapped",
 		"admin_socket",
 	};
 	for (unsigned i = 0; i < N(keys); i++) {
@@ -2081,6 +2106,7 @@ Suite *conf_suite(void)
 	tc = tcase_create("load");
 	tcase_add_test(tc, full_config);
 	tcase_add_test(tc, max_age_and_admin_socket);
+	tcase_add_test(tc, keep_mapped_size);
 	tcase_add_test(tc, admin_and_log_format);
 	tcase_add_test(tc, proxy_protocol_from);
 	tcase_add_test(tc, cache_s3);
