@@ -15,6 +15,9 @@
 # usage: sudo bench/compare.sh BUILD_A BUILD_B [RUNS]
 # env:   as serve.sh and cold.sh (BENCH_MB, BENCH_ROUNDS, BENCH_CLIENTS, ...);
 #        BENCH_ONLY=serve|cold runs one of the two.
+#        BENCH_A_ENV, BENCH_B_ENV: "VAR=value ..." for A's or B's runs only
+#        (e.g. BENCH_B_ENV='BENCH_CACHE_CONF=keep_mapped=256M' compares a
+#        setting; A and B may then be the same build).
 #        BENCH_IT_LOCK=1 holds the integration tests' lock for the whole
 #        comparison (not per run: an integration run between two runs
 #        would load the machine for one build and not the other).
@@ -39,9 +42,11 @@ fi
 
 run_one()
 { # run_one SCRIPT BUILD TAG I
-	local log="$OUT/$1.$3.$4.log"
+	local log="$OUT/$1.$3.$4.log" extra
+	if [ "$3" = A ]; then extra=${BENCH_A_ENV:-}; else extra=${BENCH_B_ENV:-}; fi
 	# The scripts inherit the lock (fd 9): they must not take it again.
-	DRP_PROXY="$2/docker-registry-proxy" BENCH_IT_LOCK=0 \
+	# shellcheck disable=SC2086 # extra is a list of assignments
+	env $extra DRP_PROXY="$2/docker-registry-proxy" BENCH_IT_LOCK=0 \
 		bash "$HERE/$1.sh" "$2" >"$log" 2>&1 || {
 		echo "compare: $1.sh failed for $2 (log $log)" >&2
 		exit 1

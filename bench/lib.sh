@@ -103,6 +103,9 @@ bench_proxy()
 		[cache]
 		dir = $d/cache
 	EOF
+	if [ -n "${BENCH_CACHE_CONF:-}" ]; then
+		printf '%s\n' "$BENCH_CACHE_CONF" >>"$d/proxy.ini"
+	fi
 	drp_start_proxy "$name"
 }
 
