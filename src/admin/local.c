@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin/setup.h"
+#include "cache/cache.h"
 #include "util/buf.h"
 #include "util/mem.h"
 #include "util/metrics.h"
@@ -128,6 +129,17 @@ void drp_local_metrics(drp_server_t *srv, drp_buf_t *b)
 	       "Bytes read from the cache's objects.");
 	drp_buf_printf(b, "drp_cache_read_bytes_total %llu\n",
 		       (unsigned long long)cs.read_bytes);
+	if (srv->capi == drp_cache_fs()) {
+		uint64_t kept = 0;
+		(void)drp_cache_fs_keep_mapped(srv->cdb, UINT64_MAX, &kept,
+					       NULL);
+		family(b, "drp_cache_mapped_bytes", "gauge",
+		       "Bytes of stored objects kept mapped between requests "
+		       "([cache] keep_mapped), part of "
+		       "process_resident_memory_bytes.");
+		drp_buf_printf(b, "drp_cache_mapped_bytes %llu\n",
+			       (unsigned long long)kept);
+	}
 }
 
 /* Write and remove a file in dir: -errno if that fails. Permission bits

@@ -9,7 +9,8 @@
 # window of the old file is left, the blob is fetched once more and the
 # next hits are served from windows of the new file, with the right
 # bytes. SIGHUP applies a lowered keep_mapped at once, and 0 unmaps them
-# all. (Own proxy, empty cache.)
+# all. /metrics counts the kept bytes (drp_cache_mapped_bytes). (Own
+# proxy, empty cache.)
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
@@ -65,6 +66,8 @@ anon0=$(rss_kb RssAnon)
 fetch "first hit"
 drp_wait "the blob's windows kept ($whole bytes)" 10 mapped_is "$whole"
 drp_log "after the first hit: $(mapped) bytes of the blob mapped, VmRSS $(rss_kb VmRSS) kB, RssFile $(rss_kb RssFile) kB, RssAnon $(rss_kb RssAnon) kB"
+metric() { curl -s --max-time 5 "$PROXY_URL/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+expect_eq "drp_cache_mapped_bytes after the first hit" "$size" "$(metric drp_cache_mapped_bytes)"
 strace -f -qq -o "$SCEN/trace" -p "$PROXY_PID" -e trace=mmap,pread64,munmap &
 tracer=$!
 drp_at_exit "kill $tracer 2>/dev/null"
@@ -132,6 +135,7 @@ kept=$(mapped)
 expect_le "bytes mapped after a hit with keep_mapped = 16M" $((16 << 20)) "$kept"
 reload 0
 expect_eq "bytes mapped with keep_mapped = 0" 0 "$(mapped)"
+expect_eq "drp_cache_mapped_bytes with keep_mapped = 0" 0 "$(metric drp_cache_mapped_bytes)"
 fetch "hit with keep_mapped = 0"
 drp_wait "the hit's windows unmapped" 10 mapped_is 0
 drp_log "ok: windows kept across hits, bounded, gone with their object, and on SIGHUP"
