@@ -448,30 +448,38 @@ START_TEST(fill_attach_after_store)
 }
 END_TEST
 
-/* The spool's fd: the only deleted file under tmpdir this process has
- * open (the fill's O_TMPFILE). */
-static int spool_fd(void)
+/* The spool files (deleted, under tmpdir) this process has open; *last
+ * is the fd of the last one found. */
+static unsigned spools_open_fd(int *last)
 {
-	int found = -1;
+	unsigned n = 0;
 	DIR *d = opendir("/proc/self/fd");
 	ck_assert_ptr_nonnull(d);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		char path[64], target[PATH_MAX];
 		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		ssize_t n = readlink(path, target, sizeof(target) - 1);
-		if (n <= 0)
+		ssize_t len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
 			continue;
-		target[n] = '\0';
+		target[len] = '\0';
 		if (strncmp(target, tmpdir, strlen(tmpdir)) == 0 &&
 		    strstr(target, "(deleted)") != NULL) {
-			ck_assert_int_eq(found, -1);
-			found = atoi(e->d_name);
+			n++;
+			*last = atoi(e->d_name);
 		}
 	}
 	closedir(d);
-	ck_assert_int_ge(found, 0);
-	return found;
+	return n;
+}
+
+/* The spool's fd: the only deleted file under tmpdir this process has
+ * open (the fill's O_TMPFILE). */
+static int spool_fd(void)
+{
+	int fd = -1;
+	ck_assert_uint_eq(spools_open_fd(&fd), 1);
+	return fd;
 }
 
 /*
@@ -673,23 +681,8 @@ END_TEST
 /* The spool files (deleted, under tmpdir) this process has open. */
 static unsigned spools_open(void)
 {
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	ck_assert_ptr_nonnull(d);
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		char path[64], target[PATH_MAX];
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		ssize_t len = readlink(path, target, sizeof(target) - 1);
-		if (len <= 0)
-			continue;
-		target[len] = '\0';
-		if (strncmp(target, tmpdir, strlen(tmpdir)) == 0 &&
-		    strstr(target, "(deleted)") != NULL)
-			n++;
-	}
-	closedir(d);
-	return n;
+	int fd;
+	return spools_open_fd(&fd);
 }
 
 /*
