@@ -749,6 +749,33 @@ check_pulled()
 
 # ---------------------------------------------------------------- the proxy
 
+# drp_trace_start URL: strace the running proxy ($PROXY_PID) for its
+# mmap, pread64 and munmap calls into $SCEN/trace, returning once strace
+# sees it (a one-byte ranged GET of URL, through pcurl, shows up as a
+# pread64); what is traced from then on is read by drp_trace_stop.
+drp_trace_start()
+{
+	local url=$1
+	strace -f -qq -o "$SCEN/trace" -p "$PROXY_PID" -e trace=mmap,pread64,munmap &
+	DRP_TRACER=$!
+	drp_at_exit "kill $DRP_TRACER 2>/dev/null"
+	drp_trace_seen_() {
+		pcurl -o /dev/null -r 0-0 "$1"
+		grep -q pread64 "$SCEN/trace" 2>/dev/null
+	}
+	drp_wait "strace to see the proxy" 10 drp_trace_seen_ "$url"
+	DRP_TRACE_FROM=$(wc -l <"$SCEN/trace")
+}
+
+# drp_trace_stop: stop the tracer; the calls traced since drp_trace_start
+# returned go to $SCEN/run.
+drp_trace_stop()
+{
+	kill -INT "$DRP_TRACER"
+	wait "$DRP_TRACER" || true
+	tail -n +"$((DRP_TRACE_FROM + 1))" "$SCEN/trace" >"$SCEN/run"
+}
+
 # drp_find_proxy: $DRP_PROXY, else $top_builddir/docker-registry-proxy.
 drp_find_proxy()
 {

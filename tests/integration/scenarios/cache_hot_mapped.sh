@@ -39,19 +39,9 @@ expect_file_digest "cold GET" "$SCEN/got" "$large"
 drp_wait "the blob in the cache" 30 stored_ok
 
 # ---- a hit, traced: mapped windows, no read copy
-strace -f -qq -o "$SCEN/trace" -p "$PROXY_PID" -e trace=mmap,pread64,munmap &
-tracer=$!
-drp_at_exit "kill $tracer 2>/dev/null"
-traced() {
-	pcurl -o /dev/null -r 0-0 "$url"
-	grep -q pread64 "$SCEN/trace" 2>/dev/null
-}
-drp_wait "strace to see the proxy" 10 traced
-start=$(wc -l <"$SCEN/trace")
+drp_trace_start "$url"
 pcurl -o "$SCEN/got" -D "$SCEN/h" "$url"
-kill -INT "$tracer"
-wait "$tracer" || true
-tail -n +"$((start + 1))" "$SCEN/trace" >"$SCEN/run"
+drp_trace_stop
 expect_file_digest "hot GET" "$SCEN/got" "$large"
 expect_eq "hot GET X-Cache" HIT "$(hdr X-Cache <"$SCEN/h")"
 maps=$(grep -cE 'mmap\(NULL, [0-9]+, PROT_READ, MAP_SHARED\|MAP_POPULATE, ' "$SCEN/run" || true)

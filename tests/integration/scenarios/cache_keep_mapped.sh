@@ -68,19 +68,9 @@ drp_wait "the blob's windows kept ($whole bytes)" 10 mapped_is "$whole"
 drp_log "after the first hit: $(mapped) bytes of the blob mapped, VmRSS $(rss_kb VmRSS) kB, RssFile $(rss_kb RssFile) kB, RssAnon $(rss_kb RssAnon) kB"
 metric() { curl -s --max-time 5 "$PROXY_URL/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 expect_eq "drp_cache_mapped_bytes after the first hit" "$size" "$(metric drp_cache_mapped_bytes)"
-strace -f -qq -o "$SCEN/trace" -p "$PROXY_PID" -e trace=mmap,pread64,munmap &
-tracer=$!
-drp_at_exit "kill $tracer 2>/dev/null"
-traced() {
-	pcurl -o /dev/null -r 0-0 "$url"
-	grep -q pread64 "$SCEN/trace" 2>/dev/null
-}
-drp_wait "strace to see the proxy" 10 traced
-start=$(wc -l <"$SCEN/trace")
+drp_trace_start "$url"
 fetch "second hit (traced)"
-kill -INT "$tracer"
-wait "$tracer" || true
-tail -n +"$((start + 1))" "$SCEN/trace" >"$SCEN/run"
+drp_trace_stop
 maps=$(grep -cE 'mmap\(NULL, [0-9]+, PROT_READ, MAP_SHARED\|MAP_POPULATE, ' "$SCEN/run" || true)
 expect_eq "windows mapped for the second hit" 0 "$maps"
 expect_eq "bytes of the blob mapped after the second hit" "$whole" "$(mapped)"
