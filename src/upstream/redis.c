@@ -27,6 +27,10 @@ struct drp_redis {
 	double retry_at;       /* no new connection before (ev_now) */
 	double backoff;
 	unsigned pending; /* commands sent and not answered */
+	/* Commands that failed before reaching hiredis, their failure
+	 * due on the loop (timer at 0): drp_redis_free() ends them. */
+	struct drp_redis_cmd *unsent;
+	bool closing; /* in drp_redis_free(): no new connection */
 };
 
 struct drp_redis_cmd {
@@ -36,6 +40,8 @@ struct drp_redis_cmd {
 	ev_timer timer;
 	bool in_redis;	 /* hiredis owns the callback (reply_cb frees) */
 	const char *why; /* failed before reaching hiredis */
+	/* in r->unsent while !in_redis */
+	struct drp_redis_cmd *next, **prevp;
 };
 
 static void set_down(drp_redis_t *r, const char *why)
@@ -99,7 +105,27 @@ static void disconnect_cb(const redisAsyncContext *ac, int status)
 static void cmd_free(drp_redis_cmd_t *c)
 {
 	ev_timer_stop(c->r->loop, &c->timer);
+	if (c->prevp) {
+		*c->prevp = c->next;
+		if (c->next)
+			c->next->prevp = c->prevp;
+	}
 	free(c);
+}
+
+/* Failed before it was sent: its callback runs from the loop, or from
+ * drp_redis_free(), whichever comes first. */
+static void cmd_unsent(drp_redis_cmd_t *c, const char *why)
+{
+	drp_redis_t *r = c->r;
+	c->why = why;
+	c->next = r->unsent;
+	if (r->unsent)
+		r->unsent->prevp = &c->next;
+	c->prevp = &r->unsent;
+	r->unsent = c;
+	ev_timer_set(&c->timer, 0., 0.);
+	ev_timer_start(r->loop, &c->timer);
 }
 
 static void reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
@@ -146,11 +172,21 @@ void drp_redis_free(drp_redis_t *r)
 {
 	if (r == NULL)
 		return;
+	r->closing = true;
 	redisAsyncContext *ac = r->ac;
 	r->ac = NULL;
 	if (ac) {
 		ac->data = NULL;
 		redisAsyncFree(ac);
+	}
+	/* The loop will not run their timers any more: without this, a
+	 * command that never reached Redis (a release sent while it was
+	 * down, say) outlived its connection, and leaked. */
+	while (r->unsent) {
+		drp_redis_cmd_t *c = r->unsent;
+		if (c->cb)
+			c->cb(c->arg, NULL, c->why);
+		cmd_free(c);
 	}
 	free(r);
 }
@@ -186,17 +222,18 @@ drp_redis_cmd_t *drp_redis_cmd(drp_redis_t *r, drp_redis_cb cb, void *arg,
 	c->cb = cb;
 	c->arg = arg;
 	ev_init(&c->timer, timer_cb);
+	if (r->closing) {
+		/* Sent from a callback that drp_redis_free() runs. */
+		cmd_unsent(c, "the connection is closing");
+		return c;
+	}
 	if (!ensure_connected(r)) {
-		c->why = "not connected";
-		ev_timer_set(&c->timer, 0., 0.);
-		ev_timer_start(r->loop, &c->timer);
+		cmd_unsent(c, "not connected");
 		return c;
 	}
 	if (redisAsyncCommandArgv(r->ac, reply_cb, c, argc, argv, argvlen) !=
 	    REDIS_OK) {
-		c->why = "cannot send";
-		ev_timer_set(&c->timer, 0., 0.);
-		ev_timer_start(r->loop, &c->timer);
+		cmd_unsent(c, "cannot send");
 		return c;
 	}
 	c->in_redis = true;

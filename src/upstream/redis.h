@@ -28,7 +28,10 @@ typedef struct drp_redis drp_redis_t;
 /* ip: a numeric address (v4 or v6); timeout: seconds per command. */
 drp_redis_t *drp_redis_new(struct ev_loop *loop, const char *ip, int port,
 			   double timeout);
-/* Pending commands get their callback (reply NULL) before this returns. */
+/* Pending commands, sent or not, get their callback (reply NULL) before
+ * this returns; one sent from such a callback too. Cancel the commands
+ * whose callers go away first: a callback that runs here must not need
+ * the loop any more. r's loop thread, while the loop exists. */
 void drp_redis_free(drp_redis_t *r);
 
 /* reply is NULL when the command failed (why says how: not connected,
