@@ -34,13 +34,15 @@ struct drp_fleet {
 	int port;
 	double ttl, wait;
 	unsigned n_workers;
-	drp_redis_t **conns; /* per worker, made on its loop */
+	drp_redis_t **conns;  /* per worker, made on its loop */
+	drp_lease_t **leases; /* per worker: its live leases (its loop) */
 };
 
 struct drp_lease {
 	drp_fleet_t *fl;
 	drp_worker_t *w;
-	drp_redis_t *r;
+	drp_redis_t *r; /* NULL: the worker stopped (drp_fleet_worker_stop) */
+	drp_lease_t *next, **prevp; /* in fl->leases[slot] */
 	const drp_s3_t *s3;
 	drp_upstream_conf_t *ucf;
 	char digest[80];
@@ -130,13 +132,47 @@ drp_fleet_t *drp_fleet_new(const drp_conf_t *conf, unsigned n_workers,
 	fl->wait = conf->fleet_wait;
 	fl->n_workers = n_workers ? n_workers : 1;
 	fl->conns = drp_calloc(fl->n_workers, sizeof(*fl->conns));
+	fl->leases = drp_calloc(fl->n_workers, sizeof(*fl->leases));
 	return fl;
+}
+
+static unsigned slot_of(const drp_fleet_t *fl, const drp_worker_t *w)
+{
+	return w->id < fl->n_workers ? w->id : 0;
+}
+
+/* Nothing of l runs any more: no timer, no command, no S3 request, no
+ * callback. l stays its owner's to cancel or release. */
+static void lease_detach(drp_lease_t *l)
+{
+	ev_timer_stop(l->w->loop, &l->timer);
+	drp_redis_cmd_cancel(l->cmd);
+	drp_redis_cmd_cancel(l->confirm);
+	drp_s3_call_cancel(l->call);
+	l->cmd = l->confirm = NULL;
+	l->call = NULL;
+	if (l->prevp) {
+		*l->prevp = l->next;
+		if (l->next)
+			l->next->prevp = l->prevp;
+		l->prevp = NULL;
+		l->next = NULL;
+	}
+	l->r = NULL;
 }
 
 void drp_fleet_worker_stop(drp_fleet_t *fl, drp_worker_t *w)
 {
 	if (fl == NULL || w->id >= fl->n_workers)
 		return;
+	/* The leases first: their commands point at the connection, and
+	 * its end answers every command still pending with NULL: a lease
+	 * still deciding would then decide, and start a fetch on a loop
+	 * about to end. Stopped, a lease keeps no command, and its owner's
+	 * cancel or release later touches nothing of the connection. Their
+	 * keys in Redis expire. */
+	while (fl->leases[w->id])
+		lease_detach(fl->leases[w->id]);
 	drp_redis_t *r = fl->conns[w->id];
 	fl->conns[w->id] = NULL;
 	drp_redis_free(r);
@@ -146,13 +182,14 @@ void drp_fleet_free(drp_fleet_t *fl)
 {
 	if (fl == NULL)
 		return;
+	free(fl->leases);
 	free(fl->conns);
 	free(fl);
 }
 
 static drp_redis_t *conn_of(drp_fleet_t *fl, drp_worker_t *w)
 {
-	unsigned i = w->id < fl->n_workers ? w->id : 0;
+	unsigned i = slot_of(fl, w);
 	if (fl->conns[i] == NULL)
 		fl->conns[i] =
 			drp_redis_new(w->loop, fl->ip, fl->port, REDIS_TIMEOUT);
@@ -161,10 +198,7 @@ static drp_redis_t *conn_of(drp_fleet_t *fl, drp_worker_t *w)
 
 static void lease_free(drp_lease_t *l)
 {
-	ev_timer_stop(l->w->loop, &l->timer);
-	drp_redis_cmd_cancel(l->cmd);
-	drp_redis_cmd_cancel(l->confirm);
-	drp_s3_call_cancel(l->call);
+	lease_detach(l);
 	drp_upstream_conf_unref(l->ucf);
 	free(l);
 }
@@ -375,6 +409,12 @@ drp_lease_t *drp_lease_acquire(drp_fleet_t *fl, drp_worker_t *w,
 	l->confirmed_at = -1;
 	l->deadline = ev_now(w->loop) + fl->wait;
 	ev_init(&l->timer, timer_cb);
+	drp_lease_t **head = &fl->leases[slot_of(fl, w)];
+	l->next = *head;
+	if (*head)
+		(*head)->prevp = &l->next;
+	l->prevp = head;
+	*head = l;
 	take(l);
 	return l;
 }
@@ -498,6 +538,9 @@ void drp_lease_confirm(drp_lease_t *l, drp_lease_confirm_cb cb, void *arg)
 	snprintf(px, sizeof(px), "%.0f", l->fl->ttl * 1000);
 	const char *argv[] = {"EVAL", extend_lua, "1", l->key, l->token, px};
 	drp_redis_cmd_cancel(l->confirm);
+	l->confirm = NULL;
+	if (l->r == NULL)
+		return; /* the worker stopped: no answer will come */
 	l->confirm_cb = cb;
 	l->confirm_arg = arg;
 	l->confirm_sent = drp_lease_clock();
@@ -512,6 +555,11 @@ void drp_lease_release(drp_lease_t *l, const char *failure)
 	 * marker would send that proxy's waiters upstream on their own. */
 	if (failure && drp_lease_lapsed(l))
 		failure = NULL;
+	if (l->r == NULL) {
+		/* Its worker stopped: the key expires (lease_ttl). */
+		lease_free(l);
+		return;
+	}
 	/* One connection: Redis runs these in order; nobody waits for
 	 * the answers. */
 	if (failure) {

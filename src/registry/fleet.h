@@ -61,8 +61,12 @@ typedef struct drp_lease drp_lease_t;
 drp_fleet_t *drp_fleet_new(const drp_conf_t *conf, unsigned n_workers,
 			   char *err, size_t errlen);
 /* Worker w's loop is about to end (its stop hook, on that loop): its
- * Redis connection goes while the loop its watchers are on still exists.
- * Commands still waiting get no answer, as when Redis goes away. */
+ * leases stop first (no timer, command, S3 request or callback of theirs
+ * runs any more; each stays its owner's to cancel or release, which
+ * then sends nothing: the keys expire in Redis), then its Redis
+ * connection goes while the loop its watchers are on still exists.
+ * Owners that cancel their leases before (the fills') leave nothing to
+ * stop. */
 void drp_fleet_worker_stop(drp_fleet_t *fl, drp_worker_t *w);
 /* After the loops ended (each worker's connection went with its loop). */
 void drp_fleet_free(drp_fleet_t *fl);
@@ -82,8 +86,9 @@ typedef void (*drp_lease_cb)(void *arg, drp_lease_t *l,
 drp_lease_t *drp_lease_acquire(drp_fleet_t *fl, drp_worker_t *w,
 			       const drp_s3_t *s3, drp_upstream_conf_t *ucf,
 			       const char *digest, drp_lease_cb cb, void *arg);
-/* Before the outcome: no callback, the lease dropped (its key, if taken
- * meanwhile, expires). */
+/* No callback any more, the lease freed (its key, if taken, expires in
+ * Redis: nothing is sent). Before the outcome, or instead of a release
+ * when the loop ends. */
 void drp_lease_cancel(drp_lease_t *l);
 /* Bytes arrived: the next renewal may extend the lease. */
 void drp_lease_progress(drp_lease_t *l);
@@ -126,8 +131,9 @@ double drp_lease_clock(void);
 typedef void (*drp_lease_confirm_cb)(void *arg, enum drp_lease_check c);
 /* Just before publishing (completing the upload): is the lease still
  * this proxy's? cb runs once, later, from l's loop, unless the lease is
- * released or cancelled first. Logs a lease that is not. A lapsed or
- * stale answer also marks the lease lapsed (no failure marker then). */
+ * released or cancelled first, or its worker stopped. Logs a lease that is not.
+ * A lapsed or stale answer also marks the lease lapsed (no failure marker
+ * then). */
 void drp_lease_confirm(drp_lease_t *l, drp_lease_confirm_cb cb, void *arg);
 
 /* The fill is over: failure NULL (the object is in S3) or why not (a
