@@ -2079,10 +2079,11 @@ static void conn_worker_stop(drp_worker_t *w)
 {
 	drp_auth_worker_stop(w);
 	drp_mflight_worker_stop(w);
+	/* The fills (their uploads, leases) before the fleet's Redis
+	 * connection that the leases' commands point at. */
+	drp_fill_worker_stop(w);
 	if (w->srv != NULL)
 		drp_fleet_worker_stop(w->srv->fleet, w);
-	/* Last: the fleet's stop may still have started a fill's fetch. */
-	drp_fill_worker_stop(w);
 }
 
 const drp_worker_hooks_t drp_conn_worker_hooks = {

@@ -90,6 +90,7 @@ struct drp_fill {
 	ev_async s3_async;
 	int s3_verdict;
 	drp_s3_upload_t *upload;
+	drp_s3_call_t *s3_delete; /* of a damaged copy (holds a reference) */
 	drp_upstream_conf_t *ucf; /* the S3 requests' rules (a reference) */
 	/* [fleet]: deciding who fetches (lease_wait), then the lease this
 	 * proxy holds while it fetches, released with the upload. */
@@ -494,6 +495,7 @@ static void upload_cb(void *arg, int err, const char *reason)
 static void s3_delete_cb(void *arg, const drp_s3_result_t *res)
 {
 	drp_fill_t *f = arg;
+	f->s3_delete = NULL;
 	if (res->err == 0 && (res->status == 204 || res->status == 200))
 		drp_log_warning(DRP_LOG_CACHE,
 				"%s: the S3 tier's damaged copy was deleted",
@@ -547,8 +549,8 @@ static void s3_async_cb(struct ev_loop *loop, ev_async *a, int revents)
 				  .fd = -1,
 				  .max_body = 65536};
 		atomic_fetch_add(&f->refs, 1);
-		drp_s3_call(srv->s3, &f->home->upstream, f->ucf, &r,
-			    s3_delete_cb, f);
+		f->s3_delete = drp_s3_call(srv->s3, &f->home->upstream, f->ucf,
+					   &r, s3_delete_cb, f);
 	}
 	s3_unwatch(f);
 }
@@ -1163,30 +1165,41 @@ bool drp_fill_from_s3(const drp_fill_t *f)
 	return f->from_s3;
 }
 
-/* f's loop ends (drp_fill_worker_stop): its upload into the S3 tier
- * and the wait for its verdict end with it. The abort of the upload
- * would need the loop: a multipart upload already begun is left to the
- * next proxy's sweep (s3_abandoned_after), as a killed fill's is. A
- * lease confirmation in flight was answered (NULL) by the fleet's stop,
- * which runs first (conn_worker_stop). */
+/* f's loop ends (drp_fill_worker_stop): its upload into the S3 tier,
+ * the wait for its verdict, the deletion of a damaged copy and its
+ * fleet leases end with it. The abort of the upload would need the
+ * loop: a multipart upload already begun is left to the next proxy's
+ * sweep (s3_abandoned_after), as a killed fill's is; a lease's key in
+ * Redis expires (lease_ttl). The leases go before the fleet's Redis
+ * connection, which their commands point at (conn_worker_stop). */
 static void s3_stop(drp_fill_t *f)
 {
+	drp_lease_cancel(f->lease_wait);
+	f->lease_wait = NULL;
+	drp_lease_cancel(f->lease);
+	f->lease = NULL;
 	if (f->upload != NULL) {
 		drp_s3_upload_cancel(f->upload); /* no callback */
 		f->upload = NULL;
 		drp_fill_unref(f); /* the upload's reference */
 	}
+	if (f->s3_delete != NULL) {
+		drp_s3_call_cancel(f->s3_delete);
+		f->s3_delete = NULL;
+		drp_fill_unref(f); /* the deletion's reference */
+	}
 	s3_unwatch(f);
 }
 
 /* Does some of f live on w's loop: its fetch, the bypass about to end
- * it, its upload, the wait for its verdict? w's thread (only it writes
- * these of a fill whose home it is). */
+ * it, its upload, the wait for its verdict, a deletion, a lease? w's
+ * thread (only it writes these of a fill whose home it is). */
 static bool lives_on(const drp_fill_t *f, const drp_worker_t *w)
 {
-	return f->home == w &&
-	       (f->fetch != NULL || f->upload != NULL || f->s3_watch ||
-		(f->bypass && ev_is_active(&f->bypass_timer)));
+	return f->home == w && (f->fetch != NULL || f->upload != NULL ||
+				f->s3_watch || f->s3_delete != NULL ||
+				f->lease != NULL || f->lease_wait != NULL ||
+				(f->bypass && ev_is_active(&f->bypass_timer)));
 }
 
 void drp_fill_worker_stop(drp_worker_t *w)

@@ -131,7 +131,10 @@ void drp_fill_waiter_del(drp_fill_t *f, drp_worker_t *w);
  * The loop of w is about to end (the workers' stop hook): the fills it
  * fetches for stop there and then, as if their upstream had failed
  * (clients left reset, nothing stored), instead of outliving the loop
- * with their fetch, timers and references. w's thread.
+ * with their fetch, timers and references: their S3 uploads are dropped
+ * (an open multipart upload is left to the sweep), their fleet leases
+ * cancelled (the keys expire in Redis). Before drp_fleet_worker_stop().
+ * w's thread.
  */
 void drp_fill_worker_stop(drp_worker_t *w);
 
