@@ -63,9 +63,11 @@ struct drp_fill {
 	int declined_status;
 	int declined_upstream; /* the upstream's status (0: none answered) */
 	bool in_table;
+	/* Written once, under srv->fills_lock, when the fetch starts: other
+	 * workers read it under that lock (drp_fill_worker_stop). */
+	drp_worker_t *home; /* the fetch's worker */
 	/* owned by the fetch's worker thread */
 	drp_fetch_t *fetch;
-	drp_worker_t *home; /* the fetch's worker */
 	/* The hash: the fetch's thread's until the head is in, then, when
 	 * pooled, the hash jobs' (one at a time), with hbuf. */
 	drp_digest_t hash;
@@ -1114,10 +1116,18 @@ static void fill_begin(drp_fill_t *f, drp_worker_t *w, unsigned conn_id)
 	ev_timer_start(w->loop, &f->progress);
 }
 
+/* f's fetch runs on w from now on. */
+static void set_home(drp_fill_t *f, drp_worker_t *w)
+{
+	pthread_mutex_lock(&f->srv->fills_lock);
+	f->home = w;
+	pthread_mutex_unlock(&f->srv->fills_lock);
+}
+
 drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 			    const drp_fetch_req_t *req)
 {
-	f->home = w;
+	set_home(f, w);
 	fill_begin(f, w, req->conn_id);
 	if (f->srv->s3) {
 		/* Into the S3 tier as it arrives (parts of a multipart
@@ -1147,7 +1157,7 @@ drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 void drp_fill_start_s3(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
 		       unsigned conn_id)
 {
-	f->home = w;
+	set_home(f, w);
 	f->from_s3 = true;
 	drp_metrics_s3(DRP_MS3_READ);
 	fill_begin(f, w, conn_id);
@@ -1192,8 +1202,9 @@ static void s3_stop(drp_fill_t *f)
 }
 
 /* Does some of f live on w's loop: its fetch, the bypass about to end
- * it, its upload, the wait for its verdict, a deletion, a lease? w's
- * thread (only it writes these of a fill whose home it is). */
+ * it, its upload, the wait for its verdict, a deletion, a lease? Under
+ * srv->fills_lock (home); the rest is read only when w is f's home, on
+ * w's thread, the only one that writes it. */
 static bool lives_on(const drp_fill_t *f, const drp_worker_t *w)
 {
 	return f->home == w && (f->fetch != NULL || f->upload != NULL ||
