@@ -21,6 +21,7 @@
 #include "registry/fill.h"
 #include "registry/fleet.h"
 #include "registry/mflight.h"
+#include "registry/s3tier.h"
 #include "core/exchange.h"
 #include "conf/conf.h"
 #include "proxy/mirror.h"
@@ -2082,8 +2083,10 @@ static void conn_worker_stop(drp_worker_t *w)
 	/* The fills (their uploads, leases) before the fleet's Redis
 	 * connection that the leases' commands point at. */
 	drp_fill_worker_stop(w);
-	if (w->srv != NULL)
+	if (w->srv != NULL) {
 		drp_fleet_worker_stop(w->srv->fleet, w);
+		drp_s3tier_worker_stop(w->srv->s3tier, w);
+	}
 }
 
 const drp_worker_hooks_t drp_conn_worker_hooks = {

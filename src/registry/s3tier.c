@@ -95,11 +95,22 @@ void drp_s3tier_run(struct drp_worker *w, void *arg)
 		       drp_s3_describe(t->srv->s3), t->age, every);
 }
 
+void drp_s3tier_worker_stop(drp_s3tier_t *t, struct drp_worker *w)
+{
+	if (t == NULL || t->w != w)
+		return;
+	ev_timer_stop(w->loop, &t->timer);
+	/* Its uploads' aborts are not waited for: the next sweep (this
+	 * proxy's after a restart, or another's) takes what is left. */
+	drp_s3_sweep_cancel(t->sw);
+	t->sw = NULL;
+	t->w = NULL;
+}
+
 void drp_s3tier_free(drp_s3tier_t *t)
 {
 	if (t == NULL)
 		return;
-	/* The loop is gone: a sweep still under way is dropped with it. */
 	drp_upstream_conf_unref(t->ucf);
 	free(t);
 }

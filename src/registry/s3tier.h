@@ -31,7 +31,13 @@ drp_s3tier_t *drp_s3tier_new(drp_server_t *srv, drp_upstream_conf_t *ucf,
 			     double abandoned_after);
 /* Start sweeping on w's loop: a drp_worker_call_fn, arg the tier. */
 void drp_s3tier_run(struct drp_worker *w, void *arg);
-/* After the loops ended (nothing runs on them any more). */
+/* w's loop is about to end (its stop hook, on that loop): if the sweeps
+ * run there, the timer stops and a sweep under way is cancelled (its
+ * requests and their memory go; an upload it was aborting is left to
+ * the next sweep). NULL t: nothing. */
+void drp_s3tier_worker_stop(drp_s3tier_t *t, struct drp_worker *w);
+/* After the loops ended and drp_s3tier_worker_stop() ran on the
+ * sweeps' loop. */
 void drp_s3tier_free(drp_s3tier_t *t);
 
 /*
