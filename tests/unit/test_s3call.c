@@ -26,6 +26,8 @@
 #include <gnutls/crypto.h>
 
 #include "conf/conf.h"
+#include "core/daemon.h"
+#include "registry/s3tier.h"
 #include "upstream/s3.h"
 #include "upstream/upstream.h"
 #include "loopback.h"
@@ -929,6 +931,76 @@ START_TEST(sweep)
 }
 END_TEST
 
+/* ---- the tier's sweep when its worker stops ---- */
+
+/* The store holds the listing until the test lets it go. */
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static bool hold_released;
+
+static char *answer_hold(const seen_t *q, unsigned nth)
+{
+	(void)q;
+	(void)nth;
+	pthread_mutex_lock(&S.lock);
+	while (!hold_released)
+		pthread_cond_wait(&hold_cond, &S.lock);
+	pthread_mutex_unlock(&S.lock);
+	return NULL;
+}
+
+static unsigned seen_count(void)
+{
+	pthread_mutex_lock(&S.lock);
+	unsigned n = S.n_seen;
+	pthread_mutex_unlock(&S.lock);
+	return n;
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+}
+
+/* The sweeping worker stops with a listing in flight: the sweep, its
+ * request and the fetch under it end on that loop (the sanitizer build
+ * finds nothing left at exit), and no other sweep starts. They used to
+ * be dropped by drp_s3tier_free, after the loop, and leaked. */
+START_TEST(tier_sweep_worker_stop)
+{
+	S.answer = answer_hold;
+	hold_released = false;
+	drp_server_t srv;
+	memset(&srv, 0, sizeof(srv));
+	srv.s3 = S.s3;
+	drp_worker_t w;
+	memset(&w, 0, sizeof(w));
+	w.srv = &srv;
+	w.loop = S.loop;
+	drp_upstream_init(&w.upstream, S.loop, 2.0);
+	drp_s3tier_t *t = drp_s3tier_new(&srv, S.ucf, 3600);
+	drp_s3tier_run(&w, t);
+	/* Until the store has the listing (at most 10 s). */
+	ev_timer tick;
+	ev_timer_init(&tick, tick_cb, 0.01, 0.01);
+	ev_timer_start(S.loop, &tick);
+	for (unsigned i = 0; i < 1000 && seen_count() == 0; i++)
+		ev_run(S.loop, EVRUN_ONCE);
+	ev_timer_stop(S.loop, &tick);
+	ck_assert_uint_eq(seen_count(), 1);
+	ck_assert_str_eq(S.seen[0].target, "/bkt?prefix=blobs%2F&uploads=");
+
+	drp_s3tier_worker_stop(t, &w);
+	drp_s3tier_worker_stop(t, &w); /* once is enough */
+	ev_run(S.loop, EVRUN_NOWAIT);
+	pthread_mutex_lock(&S.lock);
+	hold_released = true;
+	pthread_cond_broadcast(&hold_cond);
+	pthread_mutex_unlock(&S.lock);
+	drp_s3tier_free(t);
+	drp_upstream_fini(&w.upstream);
+	ck_assert_uint_eq(seen_count(), 1);
+}
+END_TEST
+
 Suite *s3call_suite(void)
 {
 	Suite *s = suite_create("s3call");
@@ -945,6 +1017,7 @@ Suite *s3call_suite(void)
 	tcase_add_test(tc, upload_abort);
 	tcase_add_test(tc, upload_gate);
 	tcase_add_test(tc, sweep);
+	tcase_add_test(tc, tier_sweep_worker_stop);
 	suite_add_tcase(s, tc);
 	return s;
 }
