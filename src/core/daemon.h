@@ -77,6 +77,10 @@ typedef struct drp_server {
 	bool loops_live;
 	pthread_mutex_t fills_lock;
 	struct drp_fill *fills; /* in-flight fills (guarded by fills_lock) */
+	/* Every fill that has a home loop, in the table or not (one that
+	 * failed, or was stored, may still upload to S3 there), until it is
+	 * freed: what a worker's stop looks through (fills_lock). */
+	struct drp_fill *fills_homed;
 	atomic_bool draining;
 	double drain_grace; /* seconds connections get to finish */
 	time_t started;

@@ -66,6 +66,8 @@ struct drp_fill {
 	/* Written once, under srv->fills_lock, when the fetch starts: other
 	 * workers read it under that lock (drp_fill_worker_stop). */
 	drp_worker_t *home; /* the fetch's worker */
+	/* in srv->fills_homed from then on (fills_lock) */
+	struct drp_fill *homed_next, **homed_prevp;
 	/* owned by the fetch's worker thread */
 	drp_fetch_t *fetch;
 	/* The hash: the fetch's thread's until the head is in, then, when
@@ -250,6 +252,13 @@ void drp_fill_unref(drp_fill_t *f)
 	if (f == NULL || atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
 	table_remove(f);
+	if (f->homed_prevp) {
+		pthread_mutex_lock(&f->srv->fills_lock);
+		*f->homed_prevp = f->homed_next;
+		if (f->homed_next)
+			f->homed_next->homed_prevp = f->homed_prevp;
+		pthread_mutex_unlock(&f->srv->fills_lock);
+	}
 	close(f->spool);
 	drp_upstream_conf_unref(f->ucf);
 	free(f->wwait);
@@ -1116,12 +1125,30 @@ static void fill_begin(drp_fill_t *f, drp_worker_t *w, unsigned conn_id)
 	ev_timer_start(w->loop, &f->progress);
 }
 
-/* f's fetch runs on w from now on. */
+/* f's fetch runs on w from now on (and its upload, and the rest: until
+ * f is freed, w's stop finds it in srv->fills_homed). */
 static void set_home(drp_fill_t *f, drp_worker_t *w)
 {
-	pthread_mutex_lock(&f->srv->fills_lock);
+	drp_server_t *srv = f->srv;
+	pthread_mutex_lock(&srv->fills_lock);
 	f->home = w;
-	pthread_mutex_unlock(&f->srv->fills_lock);
+	f->homed_next = srv->fills_homed;
+	if (srv->fills_homed)
+		srv->fills_homed->homed_prevp = &f->homed_next;
+	f->homed_prevp = &srv->fills_homed;
+	srv->fills_homed = f;
+	pthread_mutex_unlock(&srv->fills_lock);
+}
+
+/* A new reference to f unless its last one is gone (it is being freed,
+ * and waits for fills_lock to leave srv->fills_homed). fills_lock. */
+static bool ref_unless_dying(drp_fill_t *f)
+{
+	unsigned n = atomic_load(&f->refs);
+	while (n > 0)
+		if (atomic_compare_exchange_weak(&f->refs, &n, n + 1))
+			return true;
+	return false;
 }
 
 drp_fetch_t *drp_fill_start(drp_fill_t *f, drp_worker_t *w, drp_runtime_t *rt,
@@ -1223,10 +1250,11 @@ void drp_fill_worker_stop(drp_worker_t *w)
 		 * table, and free it. */
 		drp_fill_t *f = NULL;
 		pthread_mutex_lock(&srv->fills_lock);
-		for (drp_fill_t *e = srv->fills; e; e = e->next) {
-			if (lives_on(e, w)) {
+		/* Not the table: a fill that failed, or was stored, left it,
+		 * and may still upload to S3 (and hold its lease) here. */
+		for (drp_fill_t *e = srv->fills_homed; e; e = e->homed_next) {
+			if (lives_on(e, w) && ref_unless_dying(e)) {
 				f = e;
-				atomic_fetch_add(&f->refs, 1);
 				break;
 			}
 		}
