@@ -531,24 +531,27 @@ static void tls_write_mapped(void *arg)
 	j->n = drp_tls_write(j->tls, j->p, j->len);
 }
 
-/* Touch every page first: a fault here abandons nothing, where one
- * inside GnuTLS would leave a record half-made (and its buffer). Every
- * line is prefetched on the way: the pages are cold, and the cipher's
- * loads would otherwise wait for each line in turn (the hardware
- * prefetcher stops at page boundaries). */
+/* Touch every page GnuTLS itself will read first: a fault here abandons
+ * nothing, where one inside GnuTLS would leave a record half-made (and
+ * its buffer). The records the session seals itself read the mapping
+ * under the same guard, where a fault leaves nothing behind (see
+ * drp_tls_write_via_gnutls). Every line is prefetched on the way: the
+ * pages are cold, and the cipher's loads would otherwise wait for each
+ * line in turn (the hardware prefetcher stops at page boundaries). */
 static void probe_mapped(void *arg)
 {
 	struct tls_write_job *j = arg;
 	const volatile char *p = j->p;
+	size_t len = drp_tls_write_via_gnutls(j->tls, j->len);
 	unsigned sum = 0;
-	for (size_t i = 0; i < j->len; i += 4096) {
+	for (size_t i = 0; i < len; i += 4096) {
 		sum += (unsigned char)p[i];
-		size_t e = j->len - i < 4096 ? j->len - i : 4096;
+		size_t e = len - i < 4096 ? len - i : 4096;
 		for (size_t k = 64; k < e; k += 64)
 			__builtin_prefetch((const char *)j->p + i + k, 0, 3);
 	}
-	if (j->len)
-		sum += (unsigned char)p[j->len - 1];
+	if (len)
+		sum += (unsigned char)p[len - 1];
 	j->n = (ssize_t)(sum & 0); /* keep the reads */
 }
 

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct drp_tls drp_tls_t;
@@ -51,6 +52,13 @@ ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len);
  * and send the records in a few large send(2)s; bytes they accepted but
  * the socket did not take wait inside (drp_tls_out_pending). */
 ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len);
+/* How many of the first len bytes a write would give to GnuTLS itself
+ * (the rest a TLS 1.3 AES-GCM session seals on its own, see session.c):
+ * a caller that must read buf ahead of GnuTLS (a mapped file) reads
+ * this much. */
+size_t drp_tls_write_via_gnutls(drp_tls_t *t, size_t len);
+/* Records this session sealed itself. */
+uint64_t drp_tls_sealed(const drp_tls_t *t);
 /* Accepted bytes still to be sent: wait for writability and call
  * drp_tls_flush (0 = all sent, -EAGAIN, other negative = fatal). */
 bool drp_tls_out_pending(const drp_tls_t *t);

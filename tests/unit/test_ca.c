@@ -1096,10 +1096,31 @@ static unsigned char pattern_byte(size_t i)
 struct reader_arg {
 	int fd;
 	const char *trust_pem;
+	const char *priority; /* NULL: GnuTLS's default */
+	/* Ask the server for a KeyUpdate after every this many bytes (0:
+	 * never). */
+	size_t key_update_every;
 	size_t got;
 	size_t bad; /* first wrong offset + 1, or 0 */
 	int result;
+	int version;	    /* negotiated */
+	unsigned read_keys; /* server write keys the reader saw */
 };
+
+/* The reader's current read key differs from the last one it saw. */
+static bool read_key_changed(gnutls_session_t s, unsigned char *last,
+			     unsigned *last_len)
+{
+	gnutls_datum_t key = {0};
+	if (gnutls_record_get_state(s, 1, NULL, NULL, &key, NULL) < 0 ||
+	    key.size > 32)
+		return false;
+	if (key.size == *last_len && memcmp(key.data, last, key.size) == 0)
+		return false;
+	memcpy(last, key.data, key.size);
+	*last_len = key.size;
+	return true;
+}
 
 /* A slow client: small reads with pauses, so the server's socket
  * fills up and its session has to keep records back. */
@@ -1113,7 +1134,11 @@ static void *slow_reader(void *p)
 	gnutls_certificate_allocate_credentials(&cc);
 	gnutls_certificate_set_x509_trust_mem(cc, &ca, GNUTLS_X509_FMT_PEM);
 	gnutls_init(&s, GNUTLS_CLIENT);
-	gnutls_set_default_priority(s);
+	if (a->priority)
+		ck_assert_int_eq(
+			gnutls_priority_set_direct(s, a->priority, NULL), 0);
+	else
+		gnutls_set_default_priority(s);
 	gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cc);
 	gnutls_server_name_set(s, GNUTLS_NAME_DNS, "registry.example", 16);
 	gnutls_session_set_verify_cert(s, "registry.example", 0);
@@ -1123,8 +1148,12 @@ static void *slow_reader(void *p)
 		r = gnutls_handshake(s);
 	while (r < 0 && !gnutls_error_is_fatal(r));
 	a->result = r;
+	a->version = (int)gnutls_protocol_get_version(s);
 	char buf[3000];
 	unsigned n = 0;
+	unsigned char key[32];
+	unsigned key_len = 0;
+	size_t next_update = a->key_update_every;
 	while (r == 0 && a->got < BATCH_TOTAL) {
 		ssize_t k = gnutls_record_recv(s, buf, sizeof(buf));
 		if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
@@ -1133,10 +1162,17 @@ static void *slow_reader(void *p)
 			a->result = (int)k;
 			break;
 		}
+		if (read_key_changed(s, key, &key_len))
+			a->read_keys++;
 		for (ssize_t i = 0; i < k && a->bad == 0; i++)
 			if ((unsigned char)buf[i] != pattern_byte(a->got + i))
 				a->bad = a->got + i + 1;
 		a->got += (size_t)k;
+		if (next_update && a->got >= next_update) {
+			next_update += a->key_update_every;
+			r = gnutls_session_key_update(s, GNUTLS_KU_PEER);
+			a->result = r;
+		}
 		if (++n % 64 == 0)
 			usleep(1000);
 	}
@@ -1152,7 +1188,12 @@ static void wait_fd(int fd, short events)
 	ck_assert_int_ge(poll(&pfd, 1, 10000), 1);
 }
 
-START_TEST(session_batched_writes)
+/* BATCH_TOTAL bytes of pattern through a server session to slow_reader
+ * (a) over a socket with a small send buffer. Returns the records the
+ * session sealed itself; *calls_over_record: writes that took more than
+ * one record, *held: times bytes waited in the session. */
+static uint64_t batched_transfer(struct reader_arg *a,
+				 size_t *calls_over_record, unsigned *held)
 {
 	size_t len;
 	const char *pem = drp_ca_pem(fca, &len);
@@ -1163,9 +1204,10 @@ START_TEST(session_batched_writes)
 	int small = 32 * 1024;
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
-	struct reader_arg arg = {.fd = sv[1], .trust_pem = pem};
+	a->fd = sv[1];
+	a->trust_pem = pem;
 	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, slow_reader, &arg), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, slow_reader, a), 0);
 
 	drp_tls_t *t = drp_tls_server_new(sv[0], leaf->cred);
 	ck_assert_ptr_nonnull(t);
@@ -1177,11 +1219,18 @@ START_TEST(session_batched_writes)
 	unsigned char *data = malloc(BATCH_TOTAL);
 	for (size_t i = 0; i < BATCH_TOTAL; i++)
 		data[i] = pattern_byte(i);
-	size_t off = 0, biggest = 0;
-	unsigned held = 0;
+	size_t off = 0;
+	*calls_over_record = 0;
+	*held = 0;
 	while (off < BATCH_TOTAL || drp_tls_out_pending(t)) {
+		/* What the client sent (KeyUpdates) is read between writes,
+		 * as a connection's read side does. */
+		char rb[64];
+		ssize_t rr = drp_tls_read(t, rb, sizeof(rb));
+		ck_assert_msg(rr == -EAGAIN, "read: %zd %s", rr,
+			      drp_tls_error(t));
 		if (drp_tls_out_pending(t)) {
-			held++;
+			(*held)++;
 			r = drp_tls_flush(t);
 			ck_assert(r == 0 || r == -EAGAIN);
 			if (r == -EAGAIN) {
@@ -1197,23 +1246,79 @@ START_TEST(session_batched_writes)
 			continue;
 		}
 		ck_assert_int_gt(n, 0);
-		if ((size_t)n > biggest)
-			biggest = (size_t)n;
+		if ((size_t)n > 16384)
+			(*calls_over_record)++;
 		off += (size_t)n;
 	}
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	/* Several records per call, bytes kept back when the socket was
-	 * full, and every byte arrived, in order. */
-	ck_assert_uint_gt(biggest, 16384);
-	ck_assert_uint_gt(held, 0);
-	ck_assert_int_eq(arg.result, 0);
-	ck_assert_uint_eq(arg.got, BATCH_TOTAL);
-	ck_assert_uint_eq(arg.bad, 0);
+	uint64_t sealed = drp_tls_sealed(t);
 	drp_tls_free(t);
 	close(sv[0]);
 	free(data);
 	drp_tls_thread_done();
 	drp_leaf_unref(leaf);
+	return sealed;
+}
+
+START_TEST(session_batched_writes)
+{
+	struct reader_arg a = {0};
+	size_t big;
+	unsigned held;
+	uint64_t sealed = batched_transfer(&a, &big, &held);
+	/* Several records per call, bytes kept back when the socket was
+	 * full, and every byte arrived, in order. TLS 1.3 with AES-GCM:
+	 * all records but the first of each write sealed by the session. */
+	ck_assert_int_eq(a.version, GNUTLS_TLS1_3);
+	ck_assert_uint_gt(big, 0);
+	ck_assert_uint_gt(held, 0);
+	ck_assert_int_eq(a.result, 0);
+	ck_assert_uint_eq(a.got, BATCH_TOTAL);
+	ck_assert_uint_eq(a.bad, 0);
+	ck_assert_uint_gt(sealed, BATCH_TOTAL / 16384 / 2);
+	ck_assert_uint_eq(a.read_keys, 1);
+}
+END_TEST
+
+/* The client asks for a new server key every 700 KB: each KeyUpdate is
+ * answered by GnuTLS (the first record of the next write), and the
+ * records sealed after it use the new key. (GnuTLS takes at most 8
+ * KeyUpdates a second from a peer.) */
+START_TEST(session_sealed_key_update)
+{
+	struct reader_arg a = {.key_update_every = 700 * 1000};
+	size_t big;
+	unsigned held;
+	uint64_t sealed = batched_transfer(&a, &big, &held);
+	ck_assert_int_eq(a.version, GNUTLS_TLS1_3);
+	ck_assert_int_eq(a.result, 0);
+	ck_assert_uint_eq(a.got, BATCH_TOTAL);
+	ck_assert_uint_eq(a.bad, 0);
+	ck_assert_uint_gt(sealed, BATCH_TOTAL / 16384 / 2);
+	/* 4 MiB / 700 KB: 5 updates asked for (6 keys); the last may come
+	 * too late to be answered before the end. */
+	ck_assert_uint_ge(a.read_keys, 5);
+}
+END_TEST
+
+/* TLS 1.2 and TLS 1.3 with ChaCha20: GnuTLS makes every record. */
+START_TEST(session_unsealed_versions)
+{
+	static const char *const prio[] = {
+		"NORMAL:-VERS-ALL:+VERS-TLS1.2",
+		"NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305",
+	};
+	for (size_t i = 0; i < sizeof(prio) / sizeof(prio[0]); i++) {
+		struct reader_arg a = {.priority = prio[i]};
+		size_t big;
+		unsigned held;
+		uint64_t sealed = batched_transfer(&a, &big, &held);
+		ck_assert_int_eq(a.result, 0);
+		ck_assert_uint_eq(a.got, BATCH_TOTAL);
+		ck_assert_uint_eq(a.bad, 0);
+		ck_assert_uint_gt(big, 0);
+		ck_assert_uint_eq(sealed, 0);
+	}
 }
 END_TEST
 
@@ -1556,6 +1661,8 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, forge_invalid_hosts);
 	tcase_add_test(tc, forge_handshake);
 	tcase_add_test(tc, session_batched_writes);
+	tcase_add_test(tc, session_sealed_key_update);
+	tcase_add_test(tc, session_unsealed_versions);
 	tcase_add_test(tc, session_min_tls12);
 	tcase_add_test(tc, session_no_hello_retry);
 	tcase_add_test(tc, forge_threads);
