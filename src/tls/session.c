@@ -565,8 +565,7 @@ static bool seal_possible(drp_tls_t *t)
 		bool ok = t->hs_done &&
 			  gnutls_protocol_get_version(t->s) == GNUTLS_TLS1_3 &&
 			  (c == GNUTLS_CIPHER_AES_128_GCM ||
-			   c == GNUTLS_CIPHER_AES_256_GCM) &&
-			  gnutls_record_get_max_size(t->s) >= REC_DATA;
+			   c == GNUTLS_CIPHER_AES_256_GCM);
 		t->seal_ok = ok ? 1 : -1;
 	}
 	return t->seal_ok > 0;
@@ -695,20 +694,27 @@ ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
 	}
 	/* Without batching one record per call (its push is a send). */
 	do {
+		bool replay = t->again_len > 0;
 		ssize_t r = send_record(t, p + done, len - done, &err);
 		if (r <= 0)
 			break;
 		done += (size_t)r;
-		/* The first record went through GnuTLS, whole (its push
-		 * never keeps part of it back: it lands in the batch). */
-		if (t->server && done < len && t->rest_len == 0 &&
-		    seal_possible(t)) {
+		if (!t->server || done == len || t->rest_len > 0 ||
+		    !seal_possible(t))
+			continue;
+		/* The first record went through GnuTLS, whole (its push never
+		 * keeps part of it back: it lands in the batch). Made from
+		 * fewer bytes than there were, it shows a smaller record
+		 * size the client asked for (RFC 8449): GnuTLS keeps to it,
+		 * sealing does not try. */
+		if (!replay && (size_t)r < REC_DATA)
+			t->seal_ok = -1;
+		else
 			done += seal_records(t, p + done, len - done, &fr);
-			/* Sealing given up: GnuTLS reads the rest, in a next
-			 * call (its caller may read ahead first). */
-			if (fr < 0 || t->rest_len > 0 || t->seal_ok < 0)
-				break;
-		}
+		/* Sealing given up: GnuTLS reads the rest, in a next call
+		 * (its caller may read ahead first). */
+		if (fr < 0 || t->rest_len > 0 || t->seal_ok < 0)
+			break;
 	} while (t->server && done < len);
 	if (t->server) {
 		if (t->batch_len > 0 && fr == 0)

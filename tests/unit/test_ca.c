@@ -1100,6 +1100,7 @@ struct reader_arg {
 	/* Ask the server for a KeyUpdate after every this many bytes (0:
 	 * never). */
 	size_t key_update_every;
+	size_t max_record; /* a record size limit to ask for (0: none) */
 	size_t got;
 	size_t bad; /* first wrong offset + 1, or 0 */
 	int result;
@@ -1142,6 +1143,9 @@ static void *slow_reader(void *p)
 	gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cc);
 	gnutls_server_name_set(s, GNUTLS_NAME_DNS, "registry.example", 16);
 	gnutls_session_set_verify_cert(s, "registry.example", 0);
+	if (a->max_record)
+		ck_assert_int_ge(gnutls_record_set_max_size(s, a->max_record),
+				 0);
 	gnutls_transport_set_int(s, a->fd);
 	int r;
 	do
@@ -1301,15 +1305,22 @@ START_TEST(session_sealed_key_update)
 }
 END_TEST
 
-/* TLS 1.2 and TLS 1.3 with ChaCha20: GnuTLS makes every record. */
+/* TLS 1.2, TLS 1.3 with ChaCha20, and a client that limits the record
+ * size (RFC 8449; its GnuTLS refuses a larger record): GnuTLS makes every
+ * record. */
 START_TEST(session_unsealed_versions)
 {
-	static const char *const prio[] = {
-		"NORMAL:-VERS-ALL:+VERS-TLS1.2",
-		"NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305",
+	static const struct {
+		const char *prio;
+		size_t max_record;
+	} c[] = {
+		{"NORMAL:-VERS-ALL:+VERS-TLS1.2", 0},
+		{"NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305", 0},
+		{NULL, 4096},
 	};
-	for (size_t i = 0; i < sizeof(prio) / sizeof(prio[0]); i++) {
-		struct reader_arg a = {.priority = prio[i]};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct reader_arg a = {.priority = c[i].prio,
+				       .max_record = c[i].max_record};
 		size_t big;
 		unsigned held;
 		uint64_t sealed = batched_transfer(&a, &big, &held);
