@@ -47,6 +47,19 @@ PROXYUSER=proxyuser:proxy-pw
 
 drp_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# drp_log_first N PREFIX: logs the first N lines of stdin, each after
+# PREFIX, and reads the rest too: a writer still writing when `head`
+# would have quit gets SIGPIPE, which pipefail makes the scenario's
+# failure.
+drp_log_first()
+{
+	local n=$1 i=0 l
+	while IFS= read -r l; do
+		i=$((i + 1))
+		if [ "$i" -le "$n" ]; then drp_log "$2$l"; fi
+	done
+}
+
 # Fails the current script (a scenario, or the set-up) with a message.
 drp_fail()
 {

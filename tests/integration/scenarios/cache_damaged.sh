@@ -57,8 +57,8 @@ for damage in delete truncate; do
 	expect_eq "$damage: upstream GETs for the next GET" 0 \
 		"$(count_since "$reg" "$mark" "$(req_pat GET "/v2/test/small/blobs/$layer")")"
 done
-grep -E "$hex.*(missing|differs|damaged)" "$PROXY_DIR/proxy.log" | head -n 3 |
-	while IFS= read -r l; do drp_log "proxy log: $l"; done
+grep -E "$hex.*(missing|differs|damaged)" "$PROXY_DIR/proxy.log" |
+	drp_log_first 3 "proxy log: "
 [ "$(grep -cE "$hex.*(missing|differs)" "$PROXY_DIR/proxy.log")" -ge 2 ] ||
 	drp_fail "the proxy did not log the damaged object twice"
 
@@ -91,5 +91,5 @@ expect_file_digest "mid-body: next GET" "$SCEN/large" "$large"
 wait_log "$reg" "$mark" "$(req_pat GET "/v2/test/large/blobs/$large")" 1 5
 expect_eq "mid-body: upstream GETs for the next GET" 1 \
 	"$(count_since "$reg" "$mark" "$(req_pat GET "/v2/test/large/blobs/$large")")"
-grep -E "$lhex.*(shorter|unreadable)" "$PROXY_DIR/proxy.log" | head -n 2 |
-	while IFS= read -r l; do drp_log "proxy log: $l"; done
+grep -E "$lhex.*(shorter|unreadable)" "$PROXY_DIR/proxy.log" |
+	drp_log_first 2 "proxy log: "

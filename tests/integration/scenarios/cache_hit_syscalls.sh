@@ -76,7 +76,7 @@ expect_eq "registry requests for the manifests and blobs" 0 \
 # record and its object.
 opens=$(grep -cE 'open(at)?\(.*"(meta|blobs)/' "$SCEN/run" || true)
 again=$({ grep -oE 'open(at)?\(.*"(meta|blobs)/[^"]*"' "$SCEN/run" || true; } | sort | uniq -d | wc -l)
-{ grep -E 'open(at)?\(.*"(meta|blobs)/' "$SCEN/run" || true; } | head -n 3 | while IFS= read -r l; do drp_log "open: $l"; done
+{ grep -E 'open(at)?\(.*"(meta|blobs)/' "$SCEN/run" || true; } | drp_log_first 3 "open: "
 drp_log "cache files opened: $opens for $n hits"
 expect_eq "cache files opened more than once for $n hits" 0 "$again"
 expect_le "cache files opened for $n hits" 4 "$opens"

@@ -47,7 +47,7 @@ expect_eq "hot GET X-Cache" HIT "$(hdr X-Cache <"$SCEN/h")"
 maps=$(grep -cE 'mmap\(NULL, [0-9]+, PROT_READ, MAP_SHARED\|MAP_POPULATE, ' "$SCEN/run" || true)
 # The old path read the body in 128 KiB pieces.
 preads=$(grep -cE 'pread64\([0-9]+, .*, (131072|[0-9]{6,}), [0-9]+\)' "$SCEN/run" || true)
-grep -E 'mmap\(NULL, [0-9]+, PROT_READ' "$SCEN/run" | head -n 2 | while IFS= read -r l; do drp_log "trace: $l"; done
+{ grep -E 'mmap\(NULL, [0-9]+, PROT_READ' "$SCEN/run" || true; } | drp_log_first 2 "trace: "
 drp_log "hot GET of $size bytes: $maps mapped windows, $preads large preads"
 expect_ge "mapped windows for the hot GET" $((size / (4 << 20))) "$maps"
 expect_eq "large preads for the hot GET" 0 "$preads"
@@ -99,7 +99,7 @@ drp_log "ok: truncated: the transfer failed (curl exit $rc after $(stat -c %s "$
 # probe), or the next window found the file short.
 why() { log_since "$PROXY_DIR/proxy.log" "$mark" | grep -E "reading a mapped body failed|$hex.*(unreadable|shorter)"; }
 drp_wait "a log line that says why" 10 why
-why | head -n 2 | while IFS= read -r l; do drp_log "proxy log: $l"; done
+why | drp_log_first 2 "proxy log: "
 umark=$(log_mark "$reg")
 pcurl -o "$SCEN/got" "$url"
 expect_file_digest "truncated: next GET" "$SCEN/got" "$large"

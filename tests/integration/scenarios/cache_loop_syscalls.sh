@@ -63,7 +63,7 @@ awk -v loops="$loops" '
 	$2 ~ /^(rename|renameat2?|link|linkat|unlink|unlinkat|fsync|fdatasync|syncfs)\(/ {
 		print (($1 in loop) ? "LOOP " : "pool ") $0
 	}' "$SCEN/trace" >"$SCEN/disk"
-{ grep '^LOOP ' "$SCEN/disk" || true; } | head -n 5 | while IFS= read -r l; do drp_log "on a loop: $l"; done
+{ grep '^LOOP ' "$SCEN/disk" || true; } | drp_log_first 5 "on a loop: "
 expect_eq "renames, links, unlinks and fsyncs on a loop thread" 0 "$(grep -c '^LOOP ' "$SCEN/disk" || true)"
 # The test can fail: the pool did write the records and store the blobs.
 expect_ge "metadata records renamed into place by the pool" 4 "$(grep -c '^pool .*rename.*"meta/' "$SCEN/disk" || true)"

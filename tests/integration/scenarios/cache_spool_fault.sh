@@ -74,7 +74,7 @@ fi
 drp_log "ok: the transfer failed (curl exit $rc, $(stat -c %s "$SCEN/got") bytes)"
 drp_alive "$PROXY_PID" || drp_fail "the proxy died"
 drp_log "ok: the proxy is alive"
-grep -E "I/O error|do not match|spool" "$PROXY_DIR/proxy.log" | head -n 3 | while IFS= read -r l; do drp_log "proxy log: $l"; done
+grep -E "I/O error|do not match|spool" "$PROXY_DIR/proxy.log" | drp_log_first 3 "proxy log: "
 # Why it failed, in the log: a fault reading the spool (a waiter's, or the
 # hash's, which leaves the fill unverifiable), a hash that does not match,
 # or a spool that lost bytes (a hole, a short file) by the verdict.
