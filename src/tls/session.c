@@ -447,6 +447,7 @@ void drp_tls_free(drp_tls_t *t)
 	gnutls_deinit(t->s);
 	if (t->seal)
 		gnutls_aead_cipher_deinit(t->seal);
+	gnutls_memset(t->seal_key, 0, sizeof(t->seal_key));
 	free(t->ra);
 	free(t->rest);
 	free(t);
