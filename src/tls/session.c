@@ -55,8 +55,7 @@ struct drp_tls {
 	size_t rest_len, rest_off;
 	/* Sealing (server sessions, TLS 1.3 with AES-GCM): the records of a
 	 * write after its first are encrypted here, straight into the batch
-	 * (see seal_records). seal_ok: 0 not known yet, 1 yes, -1 never
-	 * (another version or cipher, or a smaller record size limit). */
+	 * (see seal_records); seal_ok: one of enum seal_state. */
 	int seal_ok;
 	gnutls_aead_cipher_hd_t seal;
 	unsigned char seal_key[32]; /* the write key seal was made with */
@@ -551,23 +550,35 @@ static ssize_t send_record(drp_tls_t *t, const char *buf, size_t len, int *err)
  * asked for (answered before our next data, with a new write key, which
  * is read after that record) and GnuTLS's own limits. Far below the
  * AES-GCM record limit (2^24.5 records per key), sealing stops at
- * SEAL_SEQ_MAX records and leaves the rest to GnuTLS.
+ * SEAL_SEQ_MAX records and leaves the rest to GnuTLS: GnuTLS starts its
+ * own KeyUpdate when a record it made has the sequence number 2^24 - 3
+ * (mod 2^24), and sealing must never skip that number.
  */
 #define REC_DATA     16384 /* most data per record (2^14) */
 #define REC_TAG	     16
 #define REC_HEAD     5
 #define REC_MAX	     (REC_HEAD + REC_DATA + 1 + REC_TAG)
 #define SEAL_SEQ_MAX (UINT64_C(1) << 23)
+_Static_assert(SEAL_SEQ_MAX <= 0xfffffd, "below GnuTLS's own KeyUpdate");
+
+enum seal_state {
+	SEAL_UNKNOWN = 0,
+	SEAL_NEVER = -1, /* another version or cipher, a smaller record
+			  * size limit, or sealing failed: GnuTLS makes
+			  * every record */
+	SEAL_MAYBE = 1,	 /* version and cipher fit; the record size is not
+			  * known yet */
+	SEAL_YES = 2,	 /* GnuTLS made a record of REC_DATA bytes */
+};
 
 static bool seal_possible(drp_tls_t *t)
 {
-	if (t->seal_ok == 0) {
+	if (t->seal_ok == SEAL_UNKNOWN && t->hs_done) {
 		gnutls_cipher_algorithm_t c = gnutls_cipher_get(t->s);
-		bool ok = t->hs_done &&
-			  gnutls_protocol_get_version(t->s) == GNUTLS_TLS1_3 &&
+		bool ok = gnutls_protocol_get_version(t->s) == GNUTLS_TLS1_3 &&
 			  (c == GNUTLS_CIPHER_AES_128_GCM ||
 			   c == GNUTLS_CIPHER_AES_256_GCM);
-		t->seal_ok = ok ? 1 : -1;
+		t->seal_ok = ok ? SEAL_MAYBE : SEAL_NEVER;
 	}
 	return t->seal_ok > 0;
 }
@@ -584,6 +595,8 @@ static bool seal_key(drp_tls_t *t, const gnutls_datum_t *key)
 		gnutls_aead_cipher_deinit(t->seal);
 		t->seal = NULL;
 	}
+	gnutls_memset(t->seal_key, 0, sizeof(t->seal_key));
+	t->seal_key_len = 0;
 	gnutls_cipher_algorithm_t c = key->size == 16
 					      ? GNUTLS_CIPHER_AES_128_GCM
 					      : GNUTLS_CIPHER_AES_256_GCM;
@@ -607,6 +620,8 @@ static void touch_pages(const char *p, size_t len)
 	const volatile char *v = p;
 	for (size_t i = 0; i < len; i += 4096)
 		(void)v[i];
+	if (len > 0)
+		(void)v[len - 1];
 }
 
 static bool seal_one(drp_tls_t *t, const unsigned char *iv, uint64_t seq,
@@ -635,10 +650,23 @@ static bool seal_one(drp_tls_t *t, const unsigned char *iv, uint64_t seq,
 	       got == clen;
 }
 
+/* GnuTLS continues from seq: set before every send of sealed records,
+ * so that whatever is on the wire is counted even if the next record's
+ * read of a mapped file faults (a reused nonce would give the key
+ * away). */
+static void seal_commit(drp_tls_t *t, uint64_t seq)
+{
+	unsigned char sq[8];
+	for (int i = 7; i >= 0; i--, seq >>= 8)
+		sq[i] = (unsigned char)seq;
+	/* Cannot fail: the write epoch was there a moment ago. */
+	(void)gnutls_record_set_state(t->s, 0, sq);
+}
+
 /* Seals records of p into the batch, sending each batch as it fills,
  * until len is done or the socket is full. Returns the bytes taken;
  * *fr gets a send's error (-EAGAIN: the socket took part of a batch,
- * the rest waits in rest). */
+ * the rest waits in rest). Sealing given up sets SEAL_NEVER. */
 static size_t seal_records(drp_tls_t *t, const char *p, size_t len, int *fr)
 {
 	gnutls_datum_t iv = {0}, key = {0};
@@ -648,13 +676,18 @@ static size_t seal_records(drp_tls_t *t, const char *p, size_t len, int *fr)
 		for (int i = 0; i < 8; i++)
 			seq = seq << 8 | sq[i];
 	if (iv.size != 12 || seq >= SEAL_SEQ_MAX || !seal_key(t, &key)) {
-		t->seal_ok = -1; /* GnuTLS makes every record from now on */
+		t->seal_ok = SEAL_NEVER;
 		return 0;
 	}
 	size_t done = 0;
 	touch_pages(p, len < REC_DATA ? len : REC_DATA);
-	while (done < len && seq < SEAL_SEQ_MAX) {
+	while (done < len) {
+		if (seq >= SEAL_SEQ_MAX) {
+			t->seal_ok = SEAL_NEVER;
+			break;
+		}
 		if (t->batch_len + REC_MAX > BATCH_SIZE) {
+			seal_commit(t, seq);
 			*fr = send_batch(t);
 			if (*fr < 0 || t->rest_len > 0)
 				break;
@@ -663,17 +696,16 @@ static size_t seal_records(drp_tls_t *t, const char *p, size_t len, int *fr)
 		size_t next = len - done - n;
 		touch_pages(p + done + n, next < REC_DATA ? next : REC_DATA);
 		if (!seal_one(t, iv.data, seq, p + done, n,
-			      (unsigned char *)t->batch + t->batch_len))
+			      (unsigned char *)t->batch + t->batch_len)) {
+			t->seal_ok = SEAL_NEVER;
 			break;
+		}
 		seq++;
 		t->batch_len += REC_HEAD + n + 1 + REC_TAG;
 		t->sealed++;
 		done += n;
 	}
-	for (int i = 7; i >= 0; i--, seq >>= 8)
-		sq[i] = (unsigned char)seq;
-	/* Cannot fail: the write epoch was there a moment ago. */
-	(void)gnutls_record_set_state(t->s, 0, sq);
+	seal_commit(t, seq);
 	return done;
 }
 
@@ -702,17 +734,20 @@ ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len)
 		    !seal_possible(t))
 			continue;
 		/* The first record went through GnuTLS, whole (its push never
-		 * keeps part of it back: it lands in the batch). Made from
-		 * fewer bytes than there were, it shows a smaller record
-		 * size the client asked for (RFC 8449): GnuTLS keeps to it,
-		 * sealing does not try. */
-		if (!replay && (size_t)r < REC_DATA)
-			t->seal_ok = -1;
-		else
+		 * keeps part of it back: it lands in the batch). Sealing
+		 * starts once GnuTLS made a record of REC_DATA bytes: one made
+		 * from fewer bytes than there were shows a smaller record
+		 * size the client asked for (RFC 8449), which GnuTLS keeps
+		 * to (a replay's length says nothing: it is the length of
+		 * an earlier call). */
+		if (!replay && t->seal_ok == SEAL_MAYBE)
+			t->seal_ok =
+				(size_t)r == REC_DATA ? SEAL_YES : SEAL_NEVER;
+		if (t->seal_ok == SEAL_YES)
 			done += seal_records(t, p + done, len - done, &fr);
-		/* Sealing given up: GnuTLS reads the rest, in a next call
-		 * (its caller may read ahead first). */
-		if (fr < 0 || t->rest_len > 0 || t->seal_ok < 0)
+		/* Not sealing: GnuTLS reads the rest, in a next call (its
+		 * caller may read ahead first). */
+		if (fr < 0 || t->rest_len > 0 || t->seal_ok != SEAL_YES)
 			break;
 	} while (t->server && done < len);
 	if (t->server) {
