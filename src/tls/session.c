@@ -60,7 +60,8 @@ struct drp_tls {
 	gnutls_aead_cipher_hd_t seal;
 	unsigned char seal_key[32]; /* the write key seal was made with */
 	unsigned seal_key_len;
-	uint64_t sealed; /* records sealed here, for the tests */
+	uint64_t sealed;   /* records sealed here, for the tests */
+	uint64_t seal_max; /* 0: SEAL_SEQ_MAX; tests set a lower one */
 	char host[256];
 	char sni[256];
 	char err[256];
@@ -672,17 +673,18 @@ static size_t seal_records(drp_tls_t *t, const char *p, size_t len, int *fr)
 	gnutls_datum_t iv = {0}, key = {0};
 	unsigned char sq[8];
 	uint64_t seq = 0;
+	uint64_t max = t->seal_max ? t->seal_max : SEAL_SEQ_MAX;
 	if (gnutls_record_get_state(t->s, 0, NULL, &iv, &key, sq) == 0)
 		for (int i = 0; i < 8; i++)
 			seq = seq << 8 | sq[i];
-	if (iv.size != 12 || seq >= SEAL_SEQ_MAX || !seal_key(t, &key)) {
+	if (iv.size != 12 || seq >= max || !seal_key(t, &key)) {
 		t->seal_ok = SEAL_NEVER;
 		return 0;
 	}
 	size_t done = 0;
 	touch_pages(p, len < REC_DATA ? len : REC_DATA);
 	while (done < len) {
-		if (seq >= SEAL_SEQ_MAX) {
+		if (seq >= max) {
 			t->seal_ok = SEAL_NEVER;
 			break;
 		}
@@ -777,6 +779,17 @@ size_t drp_tls_write_via_gnutls(drp_tls_t *t, size_t len)
 uint64_t drp_tls_sealed(const drp_tls_t *t)
 {
 	return t->sealed;
+}
+
+void drp_tls_test_seal_cap(drp_tls_t *t, uint64_t records)
+{
+	unsigned char sq[8];
+	uint64_t seq = 0;
+	if (gnutls_record_get_state(t->s, 0, NULL, NULL, NULL, sq) == 0)
+		for (int i = 0; i < 8; i++)
+			seq = seq << 8 | sq[i];
+	t->seal_max =
+		seq + records < SEAL_SEQ_MAX ? seq + records : SEAL_SEQ_MAX;
 }
 
 void drp_tls_thread_done(void)

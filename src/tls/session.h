@@ -59,6 +59,10 @@ ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len);
 size_t drp_tls_write_via_gnutls(drp_tls_t *t, size_t len);
 /* Records this session sealed itself. */
 uint64_t drp_tls_sealed(const drp_tls_t *t);
+/* Tests only: sealing stops once the write sequence number reaches its
+ * current value + records (records > 0; instead of 2^23, never above
+ * that). */
+void drp_tls_test_seal_cap(drp_tls_t *t, uint64_t records);
 /* Accepted bytes still to be sent: wait for writability and call
  * drp_tls_flush (0 = all sent, -EAGAIN, other negative = fatal). */
 bool drp_tls_out_pending(const drp_tls_t *t);

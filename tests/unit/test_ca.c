@@ -1418,6 +1418,25 @@ START_TEST(session_unsealed_versions)
 }
 END_TEST
 
+/* Sealing stops at its sequence number cap (2^23 records; here 20 past
+ * the handshake, through the test hook) and GnuTLS makes every record
+ * after it. Of the 20 records below the cap the first is GnuTLS's (the
+ * first of a write), so at most 19 are sealed: without the cap nearly
+ * all of the 256 would be (session_batched_writes). */
+START_TEST(session_seal_cap)
+{
+	struct reader_arg a = {0};
+	struct xfer x;
+	xfer_start(&x, &a, slow_reader, 32 * 1024);
+	drp_tls_test_seal_cap(x.t, 20);
+	xfer_pump(&x, BATCH_TOTAL);
+	uint64_t sealed = xfer_end(&x);
+	ck_assert_int_eq(a.version, GNUTLS_TLS1_3);
+	ck_assert_uint_gt(sealed, 0);
+	ck_assert_uint_lt(sealed, 20);
+}
+END_TEST
+
 /* ---- protocol versions: TLS 1.2 or newer on both sides ---- */
 
 struct peer_arg {
@@ -1759,6 +1778,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, session_batched_writes);
 	tcase_add_test(tc, session_sealed_key_update);
 	tcase_add_test(tc, session_unsealed_versions);
+	tcase_add_test(tc, session_seal_cap);
 	tcase_add_test(tc, session_min_tls12);
 	tcase_add_test(tc, session_no_hello_retry);
 	tcase_add_test(tc, forge_threads);
