@@ -1275,6 +1275,12 @@ static void xfer_start(struct xfer *x, struct reader_arg *a,
 		x->data[i] = pattern_byte(i);
 }
 
+/* Lets the reader go on from its next pause. */
+static void xfer_open_gate(struct xfer *x)
+{
+	ck_assert_int_eq(write(x->gate[1], "g", 1), 1);
+}
+
 /* Sends what the session holds, waiting for the socket. */
 static void xfer_flush(struct xfer *x)
 {
@@ -1434,6 +1440,96 @@ START_TEST(session_seal_cap)
 	ck_assert_int_eq(a.version, GNUTLS_TLS1_3);
 	ck_assert_uint_gt(sealed, 0);
 	ck_assert_uint_lt(sealed, 20);
+}
+END_TEST
+
+/* Writes of len bytes until the session holds bytes back (the socket was
+ * full at its last send). */
+static void xfer_fill(struct xfer *x, size_t len)
+{
+	while (!drp_tls_out_pending(x->t)) {
+		ck_assert_uint_le(x->off + len, BATCH_TOTAL);
+		ssize_t n = drp_tls_write(x->t, x->data + x->off, len);
+		ck_assert_int_eq(n, (ssize_t)len);
+		x->off += len;
+	}
+}
+
+/* Writes without sending what the session holds first, until GnuTLS's
+ * send returns EAGAIN (its push could not send the bytes held): then
+ * GnuTLS keeps the record it made, and the next write replays it. The
+ * reader has paused (or will), so the socket fills for certain. */
+static void xfer_until_again(struct xfer *x)
+{
+	for (;;) {
+		ck_assert_uint_lt(x->off, BATCH_TOTAL);
+		ssize_t n = drp_tls_write(x->t, x->data + x->off,
+					  BATCH_TOTAL - x->off);
+		if (n == -EAGAIN)
+			return;
+		ck_assert_int_gt(n, 0);
+		x->off += (size_t)n;
+	}
+}
+
+/*
+ * A replay: GnuTLS's send returned EAGAIN, and the next write gives it
+ * the same bytes again (drp_tls_write returns -EAGAIN only when GnuTLS's
+ * send did, so each -EAGAIN below is followed by a replay).
+ *
+ * First before sealing is decided: a write of 100 bytes gets EAGAIN, and
+ * its replay, inside a longer write, makes a record of 100 bytes. That
+ * length is the earlier call's, not a record size limit of the client:
+ * sealing must still start with the next record GnuTLS makes of 16384
+ * bytes (a client with a 4096-byte limit: never). Then, with sealing
+ * on, a replay of a whole record is followed by sealed records in the
+ * same write.
+ */
+START_TEST(session_replay_then_seal)
+{
+	static const size_t limits[] = {0, 4096};
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		struct reader_arg a = {.max_record = limits[i],
+				       .pause_at = {0, BATCH_TOTAL / 2},
+				       .npause = limits[i] ? 1 : 2};
+		struct xfer x;
+		xfer_start(&x, &a, slow_reader, 32 * 1024);
+		/* The reader waits before its first read: fill the socket
+		 * with writes of less than a record (they leave the sealing
+		 * state as it is), then one more write gets EAGAIN. */
+		xfer_fill(&x, 1000);
+		ck_assert_int_eq(drp_tls_write(x.t, x.data + x.off, 100),
+				 -EAGAIN);
+		xfer_open_gate(&x);
+		xfer_flush(&x);
+		ck_assert_int_eq(
+			drp_tls_write(x.t, x.data + x.off, BATCH_TOTAL - x.off),
+			100);
+		x.off += 100;
+		ck_assert_uint_eq(drp_tls_sealed(x.t), 0);
+		if (limits[i] == 0) {
+			/* The reader pauses again halfway; meanwhile sealed
+			 * writes fill the socket until one gets EAGAIN. */
+			xfer_pump(&x, x.off + 1);
+			ck_assert_uint_gt(drp_tls_sealed(x.t), 0);
+			xfer_until_again(&x);
+			xfer_open_gate(&x);
+			xfer_flush(&x);
+			uint64_t before = drp_tls_sealed(x.t);
+			ssize_t n = drp_tls_write(x.t, x.data + x.off,
+						  BATCH_TOTAL - x.off);
+			ck_assert_int_gt(n, RECORD);
+			ck_assert_uint_gt(drp_tls_sealed(x.t), before);
+			x.off += (size_t)n;
+		}
+		xfer_pump(&x, BATCH_TOTAL);
+		uint64_t sealed = xfer_end(&x);
+		ck_assert_int_eq(a.version, GNUTLS_TLS1_3);
+		if (limits[i] == 0)
+			ck_assert_uint_gt(sealed, BATCH_TOTAL / RECORD / 2);
+		else
+			ck_assert_uint_eq(sealed, 0);
+	}
 }
 END_TEST
 
@@ -1779,6 +1875,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, session_sealed_key_update);
 	tcase_add_test(tc, session_unsealed_versions);
 	tcase_add_test(tc, session_seal_cap);
+	tcase_add_test(tc, session_replay_then_seal);
 	tcase_add_test(tc, session_min_tls12);
 	tcase_add_test(tc, session_no_hello_retry);
 	tcase_add_test(tc, forge_threads);
