@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,6 +23,7 @@
 
 #include "tls/ca.h"
 #include "tls/session.h"
+#include "util/busguard.h"
 
 Suite *ca_suite(void);
 
@@ -1533,6 +1535,140 @@ START_TEST(session_replay_then_seal)
 }
 END_TEST
 
+#define MARKER_LEN 100
+
+static const char *marker(void)
+{
+	static char m[MARKER_LEN];
+	memset(m, 'M', sizeof(m));
+	return m;
+}
+
+/* A client reading whole records until the end of the stream: records
+ * of pattern (a->got, a->bad as slow_reader), then marker records. */
+static void *record_reader(void *p)
+{
+	struct reader_arg *a = p;
+	gnutls_certificate_credentials_t cc;
+	gnutls_session_t s = reader_open(a, &cc);
+	char *buf = malloc(RECORD);
+	while (a->result == 0) {
+		reader_pauses(a);
+		ssize_t k = gnutls_record_recv(s, buf, RECORD);
+		if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (k <= 0) {
+			a->result = (int)k; /* 0: close_notify */
+			break;
+		}
+		if (k == MARKER_LEN && memcmp(buf, marker(), MARKER_LEN) == 0) {
+			a->markers++;
+			continue;
+		}
+		for (ssize_t i = 0; i < k && a->bad == 0; i++)
+			if (a->markers > 0 ||
+			    (unsigned char)buf[i] != pattern_byte(a->got + i))
+				a->bad = a->got + i + 1;
+		a->got += (size_t)k;
+	}
+	free(buf);
+	reader_close(a, s, cc);
+	return NULL;
+}
+
+struct write_job {
+	drp_tls_t *t;
+	const char *p;
+	size_t len;
+	ssize_t n;
+};
+
+/* As the connection code does with a mapped body: first read what
+ * GnuTLS itself will read (a fault there leaves the session as it was),
+ * then write under the guard. */
+static void probe_job(void *arg)
+{
+	struct write_job *j = arg;
+	const volatile char *v = j->p;
+	size_t len = drp_tls_write_via_gnutls(j->t, j->len);
+	for (size_t i = 0; i < len; i += 4096)
+		(void)v[i];
+	(void)v[len - 1];
+}
+
+static void write_job(void *arg)
+{
+	struct write_job *j = arg;
+	j->n = drp_tls_write(j->t, j->p, j->len);
+}
+
+/*
+ * A mapped file cut short under a write: the read faults in the middle
+ * of sealing, and the guard abandons drp_tls_write there. The connection
+ * code then drops the session; what the client got must be whole
+ * records, every byte right. This test goes one step further, to the
+ * guarantee seal_commit gives: GnuTLS's sequence number is set before
+ * every send of sealed records, so it counts every record on the wire
+ * and a fault throws away only records that were never sent. One more
+ * record made by GnuTLS after the fault (and a close_notify) must then
+ * decrypt at the client; a sequence number used twice would show there
+ * as a decryption error.
+ *
+ * The file: 64 records of pattern, cut at 20 records + 8 KiB. The
+ * reader waits until the server is done, and the server's socket takes
+ * more than a batch of records, so the write seals a first batch of
+ * records, sends it whole, seals on and faults at the cut, before a
+ * second send.
+ */
+START_TEST(session_seal_fault)
+{
+	drp_bus_guard_install();
+	const size_t file_len = 64 * RECORD, cut = 20 * RECORD + 8192;
+	char path[] = "/tmp/drp-sealfault.XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	unsigned char *data = malloc(file_len);
+	for (size_t i = 0; i < file_len; i++)
+		data[i] = pattern_byte(i);
+	ck_assert_int_eq(write(fd, data, file_len), (ssize_t)file_len);
+	free(data);
+	const char *m = mmap(NULL, file_len, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	ck_assert_int_eq(ftruncate(fd, (off_t)cut), 0);
+
+	struct reader_arg a = {.npause = 1};
+	struct xfer x;
+	xfer_start(&x, &a, record_reader, 1024 * 1024);
+	struct write_job j = {x.t, m, file_len, 0};
+	ck_assert_int_eq(drp_bus_guard(probe_job, &j), 0);
+	ck_assert_int_eq(drp_bus_guard(write_job, &j), -EIO);
+	uint64_t sealed = drp_tls_sealed(x.t);
+	xfer_flush(&x);
+	ck_assert_int_eq(drp_tls_write(x.t, marker(), MARKER_LEN), MARKER_LEN);
+	drp_tls_bye(x.t);
+	xfer_open_gate(&x);
+	xfer_close(&x);
+	munmap((void *)(uintptr_t)m, file_len);
+	close(fd);
+
+	ck_assert_int_eq(a.version, GNUTLS_TLS1_3);
+	/* Whole records of the file from before the cut, more than the
+	 * first (GnuTLS's): sealed records reached the client... */
+	ck_assert_uint_eq(a.got % RECORD, 0);
+	ck_assert_uint_gt(a.got, RECORD);
+	ck_assert_uint_le(a.got, cut);
+	ck_assert_uint_eq(a.bad, 0);
+	/* ...and the session sealed more than it sent: the fault came
+	 * after a send, with sealed records not sent yet. */
+	ck_assert_uint_ge(sealed, a.got / RECORD);
+	/* Then GnuTLS's record and the close_notify, both decrypted: no
+	 * sequence number was used twice. */
+	ck_assert_msg(a.result == 0, "client: %s", gnutls_strerror(a.result));
+	ck_assert_uint_eq(a.markers, 1);
+}
+END_TEST
+
 /* ---- protocol versions: TLS 1.2 or newer on both sides ---- */
 
 struct peer_arg {
@@ -1876,6 +2012,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, session_unsealed_versions);
 	tcase_add_test(tc, session_seal_cap);
 	tcase_add_test(tc, session_replay_then_seal);
+	tcase_add_test(tc, session_seal_fault);
 	tcase_add_test(tc, session_min_tls12);
 	tcase_add_test(tc, session_no_hello_retry);
 	tcase_add_test(tc, forge_threads);
