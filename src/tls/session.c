@@ -453,8 +453,20 @@ void drp_tls_free(drp_tls_t *t)
 	free(t);
 }
 
+/* Outside drp_tls_write a session has no batch: its pushes are sends.
+ * A write cut short by a fault under the bus guard (drp_bus_guard jumps
+ * out of it) leaves the thread's batch behind, holding sealed records
+ * that were never sent and never will be: a close_notify or a KeyUpdate
+ * answer added to them would never be sent either. */
+static void batch_drop(drp_tls_t *t)
+{
+	t->batch = NULL;
+	t->batch_len = 0;
+}
+
 int drp_tls_handshake(drp_tls_t *t)
 {
+	batch_drop(t);
 	int r = gnutls_handshake(t->s);
 	if (r == GNUTLS_E_SUCCESS) {
 		t->hs_done = true;
@@ -499,6 +511,7 @@ int drp_tls_handshake(drp_tls_t *t)
 
 ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len)
 {
+	batch_drop(t);
 	ssize_t r = gnutls_record_recv(t->s, buf, len);
 	if (r >= 0)
 		return r;
@@ -815,6 +828,7 @@ int drp_tls_flush(drp_tls_t *t)
 
 void drp_tls_bye(drp_tls_t *t)
 {
+	batch_drop(t);
 	(void)gnutls_bye(t->s, GNUTLS_SHUT_WR);
 }
 

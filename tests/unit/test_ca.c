@@ -1612,7 +1612,9 @@ static void write_job(void *arg)
  * and a fault throws away only records that were never sent. One more
  * record made by GnuTLS after the fault (and a close_notify) must then
  * decrypt at the client; a sequence number used twice would show there
- * as a decryption error.
+ * as a decryption error. Run 1 sends the close_notify alone: it must
+ * not join the abandoned batch (and never be sent) but reach the
+ * client.
  *
  * The file: 64 records of pattern, cut at 20 records + 8 KiB. The
  * reader waits until the server is done, and the server's socket takes
@@ -1622,6 +1624,7 @@ static void write_job(void *arg)
  */
 START_TEST(session_seal_fault)
 {
+	const bool with_marker = _i == 0;
 	drp_bus_guard_install();
 	const size_t file_len = 64 * RECORD, cut = 20 * RECORD + 8192;
 	char path[] = "/tmp/drp-sealfault.XXXXXX";
@@ -1645,7 +1648,9 @@ START_TEST(session_seal_fault)
 	ck_assert_int_eq(drp_bus_guard(write_job, &j), -EIO);
 	uint64_t sealed = drp_tls_sealed(x.t);
 	xfer_flush(&x);
-	ck_assert_int_eq(drp_tls_write(x.t, marker(), MARKER_LEN), MARKER_LEN);
+	if (with_marker)
+		ck_assert_int_eq(drp_tls_write(x.t, marker(), MARKER_LEN),
+				 MARKER_LEN);
 	drp_tls_bye(x.t);
 	xfer_open_gate(&x);
 	xfer_close(&x);
@@ -1665,7 +1670,7 @@ START_TEST(session_seal_fault)
 	/* Then GnuTLS's record and the close_notify, both decrypted: no
 	 * sequence number was used twice. */
 	ck_assert_msg(a.result == 0, "client: %s", gnutls_strerror(a.result));
-	ck_assert_uint_eq(a.markers, 1);
+	ck_assert_uint_eq(a.markers, with_marker ? 1 : 0);
 }
 END_TEST
 
@@ -2012,7 +2017,7 @@ Suite *ca_suite(void)
 	tcase_add_test(tc, session_unsealed_versions);
 	tcase_add_test(tc, session_seal_cap);
 	tcase_add_test(tc, session_replay_then_seal);
-	tcase_add_test(tc, session_seal_fault);
+	tcase_add_loop_test(tc, session_seal_fault, 0, 2);
 	tcase_add_test(tc, session_min_tls12);
 	tcase_add_test(tc, session_no_hello_retry);
 	tcase_add_test(tc, forge_threads);
