@@ -21,6 +21,9 @@
 #                     sides ("" = curl's defaults) [TLS_AES_128_GCM_SHA256]
 #   BENCH_KEEP=1      keep the work dir
 #   BENCH_LOG_LEVEL   the proxies' log_level [notice]
+#   BENCH_PROXY_CONF  one more [proxy] line for the proxy (e.g.
+#                     tcp_congestion=cubic)
+#   BENCH_CACHE_CONF  [cache] lines for the proxy (e.g. keep_mapped=256M)
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DRP_IT_DIR=$(cd "$BENCH_DIR/../tests/integration" && pwd)
@@ -81,7 +84,9 @@ bench_init()
 
 # bench_proxy NAME: write $WORK/NAME/proxy.ini (a fresh cache in
 # $WORK/NAME/cache, its CA in $WORK/NAME/ca) and start it: PROXY_PID,
-# PROXY_URL, PROXY_CA, PROXY_DIR (see drp_start_proxy).
+# PROXY_URL, PROXY_CA, PROXY_DIR (see drp_start_proxy). BENCH_PROXY_CONF
+# (one [proxy] line, e.g. tcp_congestion = cubic) and BENCH_CACHE_CONF
+# ([cache] lines) are added.
 bench_proxy()
 {
 	local name=$1 d=$WORK/$1
@@ -98,6 +103,7 @@ bench_proxy()
 		access_log = $d/access.log
 		error_log = $d/proxy.log
 		log_level = ${BENCH_LOG_LEVEL:-notice}
+		${BENCH_PROXY_CONF:-}
 		[resolve]
 		registry.test = ${DRP_IP[registry.test]}:443
 		[cache]

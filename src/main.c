@@ -492,6 +492,10 @@ static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 	if (a->n_listen != b->n_listen || a->workers != b->workers ||
 	    a->n_admin_listen != b->n_admin_listen)
 		return false;
+	if ((a->tcp_congestion == NULL) != (b->tcp_congestion == NULL) ||
+	    (a->tcp_congestion &&
+	     strcmp(a->tcp_congestion, b->tcp_congestion) != 0))
+		return false;
 	for (unsigned i = 0; i < a->n_listen; i++)
 		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
 			return false;
@@ -526,8 +530,9 @@ static void reload(drp_server_t *srv, const char *path)
 	drp_runtime_t *old = drp_server_runtime_get(srv);
 	if (!same_listen(old->conf, conf))
 		drp_log_warning(DRP_LOG_MAIN,
-				"listen/mirror_tls_listen/admin_listen/workers "
-				"changes take effect only after a restart");
+				"listen/mirror_tls_listen/admin_listen/workers/"
+				"tcp_congestion changes take effect only after "
+				"a restart");
 	if (strcmp(old->conf->cache_dir, conf->cache_dir) != 0 ||
 	    strcmp(old->conf->cache_backend, conf->cache_backend) != 0 ||
 	    old->conf->cache_max_size != conf->cache_max_size)

@@ -106,6 +106,7 @@ static const char defaults_text[] =
 	"[proxy]\n"
 	"listen = [::]:3128\n"
 	"workers = auto\n"
+	"tcp_congestion =\n"
 	"registries = quay.io gcr.io ghcr.io registry.k8s.io\n"
 	"allow = 127.0.0.0/8 ::1/128 10.0.0.0/8 172.16.0.0/12 "
 	"192.168.0.0/16 fc00::/7\n"
@@ -264,6 +265,7 @@ void drp_conf_free(drp_conf_t *c)
 	for (unsigned i = 0; i < c->n_listen; i++)
 		free(c->listen[i].text);
 	free(c->listen);
+	free(c->tcp_congestion);
 	for (unsigned i = 0; i < c->n_registries; i++)
 		free(c->registries[i]);
 	free(c->registries);

@@ -137,7 +137,10 @@ typedef struct drp_conf {
 	/* [proxy] */
 	drp_conf_listen_t *listen; /* listen = (space/comma separated) */
 	unsigned n_listen;
-	unsigned workers;  /* 0 = auto (CPU count) */
+	unsigned workers; /* 0 = auto (CPU count) */
+	/* tcp_congestion = TCP congestion control of client connections
+	 * (listen, mirror_tls_listen); NULL: the system's */
+	char *tcp_congestion;
 	char **registries; /* registries = hosts to intercept (lower-case,
 			      "host" or "host:port") */
 	unsigned n_registries;

@@ -759,6 +759,28 @@ static void set_listen(struct ld *ld, const drp_conf_item_t *it,
 	get_listen(ld, it, &ld->c->listen, &ld->c->n_listen, false);
 }
 
+/* A name the kernel could know (TCP_CA_NAME_MAX is 16 with the NUL);
+ * whether it does is found out when the listeners are made. */
+static void set_tcp_congestion(struct ld *ld, const drp_conf_item_t *it,
+			       const struct key *k)
+{
+	const char *v = it->value;
+	size_t n = strlen(v);
+	bool ok = n < 16;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)v[i]) || v[i] == '_' || v[i] == '-';
+	if (!ok) {
+		err(ld, it,
+		    "invalid name '%s' (expected one from "
+		    "/proc/sys/net/ipv4/tcp_available_congestion_control, "
+		    "such as cubic, or nothing for the system's)",
+		    CLIP(v));
+		return;
+	}
+	free(ld->c->tcp_congestion);
+	ld->c->tcp_congestion = n > 0 ? drp_strdup(v) : NULL;
+}
+
 static void set_mirror_tls_listen(struct ld *ld, const drp_conf_item_t *it,
 				  const struct key *k)
 {
@@ -1145,6 +1167,7 @@ static void set_admin_socket(struct ld *ld, const drp_conf_item_t *it,
 static const struct key proxy_keys[] = {
 	{KEY("listen", STRING), .set = set_listen},
 	{KEY("workers", STRING), .set = set_workers},
+	{KEY("tcp_congestion", STRING), .set = set_tcp_congestion},
 	{KEY("registries", STRING), .set = set_registries},
 	{KEY("allow", STRING), .set = set_allow},
 	{KEY("proxy_protocol_from", STRING), .set = set_proxy_protocol_from},

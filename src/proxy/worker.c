@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,13 +63,63 @@ unsigned drp_worker_conn_id(drp_worker_t *w)
  * SO_REUSEPORT, so the bind fails if anything (another instance of this
  * daemon included) already listens there, and only then joins the group:
  * a second daemon can never silently share the address. */
+/* The first line of a file of /proc/sys, blanks for tabs ("" if none). */
+static void proc_line(const char *path, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	if (fgets(buf, (int)len, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	for (char *p = buf; *p; p++)
+		if (*p == '\t')
+			*p = ' ';
+}
+
+/* tcp_congestion on a listening socket: the connections it accepts
+ * inherit it. The kernel says whether it has the algorithm (it loads its
+ * module for a process with CAP_NET_ADMIN) and whether this process may
+ * use it. */
+static int set_congestion(int fd, const char *cc, const char *text, char *err,
+			  size_t errlen)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc)) == 0)
+		return 0;
+	int e = errno;
+	char have[256];
+	if (e == ENOENT) {
+		proc_line("/proc/sys/net/ipv4/tcp_available_congestion_control",
+			  have, sizeof(have));
+		snprintf(err, errlen,
+			 "listen %s: tcp_congestion %s: the kernel has no such "
+			 "algorithm (it has: %s)",
+			 text, cc, have[0] ? have : "?");
+	} else if (e == EPERM) {
+		proc_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control",
+			  have, sizeof(have));
+		snprintf(err, errlen,
+			 "listen %s: tcp_congestion %s: not allowed for this "
+			 "process (allowed: %s; add it to "
+			 "net.ipv4.tcp_allowed_congestion_control, or run "
+			 "with CAP_NET_ADMIN)",
+			 text, cc, have[0] ? have : "?");
+	} else {
+		snprintf(err, errlen, "listen %s: tcp_congestion %s: %s", text,
+			 cc, strerror(e));
+	}
+	return -1;
+}
+
 /*
  * dual: an IPv6 wildcard ([::]) that takes IPv4 clients too (v4-mapped);
  * every other IPv6 socket is IPv6 only. Returns the socket, -1 (err
  * filled), or -2 if the host has no IPv6 at all (nothing filled).
  */
 static int listen_one(const drp_conf_listen_t *l, bool first, bool dual,
-		      char *err, size_t errlen)
+		      const char *cc, char *err, size_t errlen)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
 	int fd = socket(sa->sa_family,
@@ -85,6 +136,10 @@ static int listen_one(const drp_conf_listen_t *l, bool first, bool dual,
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
 			   sizeof(v6only));
+	if (cc != NULL && set_congestion(fd, cc, l->text, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
 	if (bind(fd, sa, l->addrlen) < 0) {
 		if (sa->sa_family == AF_INET6 && errno == EADDRNOTAVAIL &&
 		    dual) {
@@ -290,7 +345,8 @@ int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 			w->listeners[j].w = w;
 			w->listeners[j].mirror_tls = tls;
 			bool dual = v6_any(cl) && !has_v4_any(list, nlist, cl);
-			int fd = listen_one(cl, i == 0, dual, err, errlen);
+			int fd = listen_one(cl, i == 0, dual,
+					    conf->tcp_congestion, err, errlen);
 			if (fd == -2 && !dual) {
 				snprintf(err, errlen,
 					 "listen %s: this host has no IPv6",
@@ -316,7 +372,8 @@ int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 						       "has no IPv6; listening "
 						       "on %s only",
 						       cl->text, text);
-				fd = listen_one(&v4, i == 0, false, err,
+				fd = listen_one(&v4, i == 0, false,
+						conf->tcp_congestion, err,
 						errlen);
 			}
 			w->listeners[j].fd = fd;

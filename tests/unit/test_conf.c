@@ -1026,6 +1026,43 @@ START_TEST(keep_mapped_size)
 }
 END_TEST
 
+/* [proxy] tcp_congestion: a name (whether the kernel has it is found out
+ * at the listen), nothing for the system's. */
+START_TEST(tcp_congestion_name)
+{
+	drp_conf_t *c = load_ok("[proxy]\n");
+	ck_assert_ptr_null(c->tcp_congestion);
+	drp_conf_free(c);
+	c = load_ok("[proxy]\ntcp_congestion = cubic\n");
+	ck_assert_str_eq(c->tcp_congestion, "cubic");
+	drp_conf_free(c);
+	c = load_ok("[proxy]\ntcp_congestion = 0123456789abcde\n");
+	ck_assert_str_eq(c->tcp_congestion, "0123456789abcde");
+	drp_conf_free(c);
+	c = load_ok("[proxy]\ntcp_congestion =\n");
+	ck_assert_ptr_null(c->tcp_congestion);
+	drp_conf_free(c);
+	static const char *const bad[] = {"bb r", "0123456789abcdef", "bbr;",
+					  "cubic/x"};
+	for (size_t i = 0; i < N(bad); i++) {
+		char text[64], want[256];
+		snprintf(text, sizeof(text), "[proxy]\ntcp_congestion = %s\n",
+			 bad[i]);
+		snprintf(want, sizeof(want),
+			 "t.ini:2: [proxy] tcp_congestion: invalid name '%s' "
+			 "(expected one from "
+			 "/proc/sys/net/ipv4/tcp_available_congestion_control, "
+			 "such as cubic, or nothing for the system's)",
+			 bad[i]);
+		drp_conf_errors_t errs = {0};
+		ck_assert_ptr_null(drp_conf_load_string("t.ini", text, &errs));
+		ck_assert_uint_eq(errs.n, 1);
+		ck_assert_str_eq(errs.msg[0], want);
+		drp_conf_errors_free(&errs);
+	}
+}
+END_TEST
+
 /* [cache] backend = s3: the fs cache stays (the local tier), the s3_*
  * keys describe the bucket. */
 START_TEST(cache_s3)
@@ -1447,6 +1484,7 @@ static void assert_conf_eq(const drp_conf_t *a, const drp_conf_t *b)
 	ck_assert_double_eq(a->cache_max_age, b->cache_max_age);
 	ck_assert_uint_eq(a->cache_keep_mapped, b->cache_keep_mapped);
 	assert_str_or_null_eq(a->admin_socket, b->admin_socket);
+	assert_str_or_null_eq(a->tcp_congestion, b->tcp_congestion);
 	ck_assert_uint_eq(a->n_registry, b->n_registry);
 }
 
@@ -2107,6 +2145,7 @@ Suite *conf_suite(void)
 	tcase_add_test(tc, full_config);
 	tcase_add_test(tc, max_age_and_admin_socket);
 	tcase_add_test(tc, keep_mapped_size);
+	tcase_add_test(tc, tcp_congestion_name);
 	tcase_add_test(tc, admin_and_log_format);
 	tcase_add_test(tc, proxy_protocol_from);
 	tcase_add_test(tc, cache_s3);
