@@ -23,7 +23,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
 	libjansson-dev libpcre2-dev \
 	libcrypt-dev \
 	check gnutls-bin openssl curl jq python3 python3-cryptography \
-	apache2-utils util-linux procps netcat-openbsd strace \
+	apache2-utils util-linux procps netcat-openbsd strace iproute2 \
 	docker-registry skopeo podman containerd runc crun nginx docker.io \
 	golang-github-containers-common mmdebstrap systemd python3-yaml \
 	ceph-mon ceph-mgr ceph-osd radosgw ceph-common redis-server libhiredis-dev \
