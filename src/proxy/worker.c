@@ -58,11 +58,6 @@ unsigned drp_worker_conn_id(drp_worker_t *w)
 	return atomic_fetch_add(&conn_ids, 1) + 1;
 }
 
-/* Every worker has a listening socket of its own on each address, joined
- * in one SO_REUSEPORT group. The first socket of the group binds without
- * SO_REUSEPORT, so the bind fails if anything (another instance of this
- * daemon included) already listens there, and only then joins the group:
- * a second daemon can never silently share the address. */
 /* The first line of a file of /proc/sys, blanks for tabs ("" if none). */
 static void proc_line(const char *path, char *buf, size_t len)
 {
@@ -113,6 +108,11 @@ static int set_congestion(int fd, const char *cc, const char *text, char *err,
 	return -1;
 }
 
+/* Every worker has a listening socket of its own on each address, joined
+ * in one SO_REUSEPORT group. The first socket of the group binds without
+ * SO_REUSEPORT, so the bind fails if anything (another instance of this
+ * daemon included) already listens there, and only then joins the group:
+ * a second daemon can never silently share the address. */
 /*
  * dual: an IPv6 wildcard ([::]) that takes IPv4 clients too (v4-mapped);
  * every other IPv6 socket is IPv6 only. Returns the socket, -1 (err
