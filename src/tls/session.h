@@ -50,7 +50,11 @@ int drp_tls_handshake(drp_tls_t *t);
 ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len);
 /* Server sessions encrypt as much of buf as the socket takes in one call
  * and send the records in a few large send(2)s; bytes they accepted but
- * the socket did not take wait inside (drp_tls_out_pending). */
+ * the socket did not take wait inside (drp_tls_out_pending). A write
+ * that drp_bus_guard cut short (buf a mapped file that faulted) leaves
+ * the session fit only for drp_tls_free: records made before the fault
+ * may not have been sent. No record is ever sent with a sequence number
+ * already used (the key would be exposed). */
 ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len);
 /* How many of the first len bytes a write would give to GnuTLS itself
  * (the rest a TLS 1.3 AES-GCM session seals on its own, see session.c):
@@ -61,8 +65,10 @@ size_t drp_tls_write_via_gnutls(drp_tls_t *t, size_t len);
 uint64_t drp_tls_sealed(const drp_tls_t *t);
 /* Tests only: sealing stops once the write sequence number reaches its
  * current value + records (records > 0; instead of 2^23, never above
- * that). */
-void drp_tls_test_seal_cap(drp_tls_t *t, uint64_t records);
+ * that), which is returned; drp_tls_test_seal_next: the sequence number
+ * after the last record sealed (0 if none). */
+uint64_t drp_tls_test_seal_cap(drp_tls_t *t, uint64_t records);
+uint64_t drp_tls_test_seal_next(const drp_tls_t *t);
 /* Accepted bytes still to be sent: wait for writability and call
  * drp_tls_flush (0 = all sent, -EAGAIN, other negative = fatal). */
 bool drp_tls_out_pending(const drp_tls_t *t);

@@ -1430,18 +1430,25 @@ END_TEST
  * the handshake, through the test hook) and GnuTLS makes every record
  * after it. Of the 20 records below the cap the first is GnuTLS's (the
  * first of a write), so at most 19 are sealed: without the cap nearly
- * all of the 256 would be (session_batched_writes). */
+ * all of the 256 would be (session_batched_writes). The record with the
+ * cap's own sequence number is never sealed (the real cap stays below
+ * the number at which GnuTLS starts a KeyUpdate): the last one sealed is
+ * the one before it, or the one before that when that one happened to
+ * be the first of a write. */
 START_TEST(session_seal_cap)
 {
 	struct reader_arg a = {0};
 	struct xfer x;
 	xfer_start(&x, &a, slow_reader, 32 * 1024);
-	drp_tls_test_seal_cap(x.t, 20);
+	uint64_t cap = drp_tls_test_seal_cap(x.t, 20);
 	xfer_pump(&x, BATCH_TOTAL);
+	uint64_t next = drp_tls_test_seal_next(x.t);
 	uint64_t sealed = xfer_end(&x);
 	ck_assert_int_eq(a.version, GNUTLS_TLS1_3);
 	ck_assert_uint_gt(sealed, 0);
 	ck_assert_uint_lt(sealed, 20);
+	ck_assert_uint_le(next, cap);
+	ck_assert_uint_ge(next, cap - 1);
 }
 END_TEST
 
@@ -1620,7 +1627,10 @@ static void write_job(void *arg)
  * reader waits until the server is done, and the server's socket takes
  * more than a batch of records, so the write seals a first batch of
  * records, sends it whole, seals on and faults at the cut, before a
- * second send.
+ * second send. (A send buffer of 1 MiB is asked for; the kernel gives
+ * at least twice net.core.wmem_max's default of 212992, enough for the
+ * 246 KB batch. With less, the write stops at the full socket before
+ * the cut and the guard's -EIO assertion fails.)
  */
 START_TEST(session_seal_fault)
 {
