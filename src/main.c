@@ -492,9 +492,7 @@ static bool same_listen(const drp_conf_t *a, const drp_conf_t *b)
 	if (a->n_listen != b->n_listen || a->workers != b->workers ||
 	    a->n_admin_listen != b->n_admin_listen)
 		return false;
-	if ((a->tcp_congestion == NULL) != (b->tcp_congestion == NULL) ||
-	    (a->tcp_congestion &&
-	     strcmp(a->tcp_congestion, b->tcp_congestion) != 0))
+	if (!same_str(a->tcp_congestion, b->tcp_congestion))
 		return false;
 	for (unsigned i = 0; i < a->n_listen; i++)
 		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)

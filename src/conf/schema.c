@@ -759,14 +759,17 @@ static void set_listen(struct ld *ld, const drp_conf_item_t *it,
 	get_listen(ld, it, &ld->c->listen, &ld->c->n_listen, false);
 }
 
-/* A name the kernel could know (TCP_CA_NAME_MAX is 16 with the NUL);
- * whether it does is found out when the listeners are made. */
+/* The kernel's TCP_CA_NAME_MAX: a name's length with its NUL. */
+#define CC_NAME_MAX 16
+
+/* A name the kernel could know; whether it does is found out when the
+ * listeners are made. */
 static void set_tcp_congestion(struct ld *ld, const drp_conf_item_t *it,
 			       const struct key *k)
 {
 	const char *v = it->value;
 	size_t n = strlen(v);
-	bool ok = n < 16;
+	bool ok = n < CC_NAME_MAX;
 	for (size_t i = 0; ok && i < n; i++)
 		ok = isalnum((unsigned char)v[i]) || v[i] == '_' || v[i] == '-';
 	if (!ok) {

@@ -75,9 +75,11 @@ static void proc_line(const char *path, char *buf, size_t len)
 }
 
 /* tcp_congestion on a listening socket: the connections it accepts
- * inherit it. The kernel says whether it has the algorithm (it loads its
- * module for a process with CAP_NET_ADMIN) and whether this process may
- * use it. */
+ * inherit it (unless a route names one of its own: ip route ...
+ * congctl). The kernel says whether it has the algorithm and whether
+ * this process may use it; it loads a missing algorithm's module only
+ * for a process with CAP_NET_ADMIN, which the shipped systemd unit does
+ * not give. Returns 0 or -errno (err filled). */
 static int set_congestion(int fd, const char *cc, const char *text, char *err,
 			  size_t errlen)
 {
@@ -90,22 +92,22 @@ static int set_congestion(int fd, const char *cc, const char *text, char *err,
 			  have, sizeof(have));
 		snprintf(err, errlen,
 			 "listen %s: tcp_congestion %s: the kernel has no such "
-			 "algorithm (it has: %s)",
-			 text, cc, have[0] ? have : "?");
+			 "algorithm (it has: %s; a module must be loaded "
+			 "first: modprobe tcp_%s)",
+			 text, cc, have[0] ? have : "?", cc);
 	} else if (e == EPERM) {
 		proc_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control",
 			  have, sizeof(have));
 		snprintf(err, errlen,
 			 "listen %s: tcp_congestion %s: not allowed for this "
 			 "process (allowed: %s; add it to "
-			 "net.ipv4.tcp_allowed_congestion_control, or run "
-			 "with CAP_NET_ADMIN)",
+			 "net.ipv4.tcp_allowed_congestion_control)",
 			 text, cc, have[0] ? have : "?");
 	} else {
 		snprintf(err, errlen, "listen %s: tcp_congestion %s: %s", text,
 			 cc, strerror(e));
 	}
-	return -1;
+	return -e;
 }
 
 /* Every worker has a listening socket of its own on each address, joined

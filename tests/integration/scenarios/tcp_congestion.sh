@@ -22,15 +22,16 @@ alt=reno
 case " $avail " in *" $alt "*) ;; *) drp_skip "no second algorithm besides $sys (available: $avail)" ;; esac
 drp_log "system's algorithm $sys; the proxy's client connections get $alt"
 
+# one_conn PORT: ss shows exactly one established connection on local
+# port PORT.
+one_conn() { [ "$(ss -tnH state established "( sport = :$1 )" | grep -c "127.0.0.1:$1 ")" = 1 ]; }
+
 # cc_of PORT: the algorithm of the proxy's side of the established
 # connection to local port PORT (exactly one such connection).
 cc_of()
 {
-	local out
-	out=$(ss -tniH state established "( sport = :$1 )")
-	[ "$(printf '%s\n' "$out" | grep -c "127.0.0.1:$1 ")" = 1 ] ||
-		drp_fail "expected one connection on port $1, ss says: $out"
-	printf '%s\n' "$out" | sed -n 2p | awk '{print $1}'
+	drp_wait "one connection on port $1" 10 one_conn "$1"
+	ss -tniH state established "( sport = :$1 )" | sed -n 2p | awk '{print $1}'
 }
 
 # held PORT NAME: open a connection to PORT and keep it open (fd in
@@ -72,11 +73,10 @@ up=$(ss -tnpiH state established "( dport = :443 )" | grep -A1 "pid=$PROXY_PID,"
 [ -n "$up" ] || drp_fail "no upstream connection of the proxy (pid $PROXY_PID) left open: $(ss -tnpiH state established)"
 expect_eq "the upstream connection's algorithm" "$sys" "$(printf '%s\n' "$up" | sed -n 2p | awk '{print $1}')"
 
-# ---- SIGHUP with another name: a restart is needed; the running one stays
-other=$sys
-[ "$other" != "$alt" ] || other=reno
+# ---- SIGHUP with another name (the system's): a restart is needed; the
+# running one stays
 mark=$(log_mark "$PROXY_DIR/proxy.log")
-sed -i "s/^tcp_congestion = .*/tcp_congestion = $other/" "$ini"
+sed -i "s/^tcp_congestion = .*/tcp_congestion = $sys/" "$ini"
 kill -HUP "$PROXY_PID"
 wait_log "$PROXY_DIR/proxy.log" "$mark" "configuration reloaded" 1 10
 expect_eq "reload: tcp_congestion takes a restart" 1 \
@@ -100,9 +100,8 @@ rc=0
 timeout 20 "$DRP_PROXY" -c "$WORK/bad-cc/proxy.ini" >"$SCEN/bad.out" 2>&1 || rc=$?
 expect_eq "an unknown algorithm: the start fails" 1 $((rc != 0 && rc != 124))
 expect_match "... and the log says what the kernel has" \
-	"listen 127\.0\.0\.1:$port: tcp_congestion nosuchcc: the kernel has no such algorithm \(it has: $avail\)" \
+	"listen 127\.0\.0\.1:$port: tcp_congestion nosuchcc: the kernel has no such algorithm \(it has: $avail; a module must be loaded first: modprobe tcp_nosuchcc\)" \
 	"$(cat "$WORK/bad-cc/proxy.log" "$SCEN/bad.out")"
-! drp_port_open 127.0.0.1 "$port" || drp_fail "port $port is open after the failed start"
 
 # ---- a name that cannot be one: -t refuses it
 sed -i "s/^tcp_congestion = .*/tcp_congestion = cubic;rm/" "$WORK/bad-cc/proxy.ini"
