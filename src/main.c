@@ -739,6 +739,14 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);
 		bool ok = auth != NULL && errs.n == 0;
+		char cc_err[512];
+		if (conf->tcp_congestion != NULL &&
+		    drp_workers_check_congestion(conf->tcp_congestion, cc_err,
+						 sizeof(cc_err)) < 0) {
+			fprintf(stderr, "%s: [proxy] %s\n",
+				used ? used : "(embedded defaults)", cc_err);
+			ok = false;
+		}
 		char *pass = NULL;
 		ok = ca_passphrase(conf, used, &pass) == 0 && ok;
 		passphrase_free(pass);

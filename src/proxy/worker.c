@@ -79,35 +79,54 @@ static void proc_line(const char *path, char *buf, size_t len)
  * congctl). The kernel says whether it has the algorithm and whether
  * this process may use it; it loads a missing algorithm's module only
  * for a process with CAP_NET_ADMIN, which the shipped systemd unit does
- * not give. Returns 0 or -errno (err filled). */
+ * not give. text: the listen address, or NULL. Returns 0 or -errno (err
+ * filled). */
 static int set_congestion(int fd, const char *cc, const char *text, char *err,
 			  size_t errlen)
 {
 	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc)) == 0)
 		return 0;
 	int e = errno;
-	char have[256];
+	char have[256], pre[300] = "";
+	if (text != NULL)
+		snprintf(pre, sizeof(pre), "listen %s: ", text);
 	if (e == ENOENT) {
 		proc_line("/proc/sys/net/ipv4/tcp_available_congestion_control",
 			  have, sizeof(have));
 		snprintf(err, errlen,
-			 "listen %s: tcp_congestion %s: the kernel has no such "
+			 "%stcp_congestion %s: the kernel has no such "
 			 "algorithm (it has: %s; a module must be loaded "
 			 "first: modprobe tcp_%s)",
-			 text, cc, have[0] ? have : "?", cc);
+			 pre, cc, have[0] ? have : "?", cc);
 	} else if (e == EPERM) {
 		proc_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control",
 			  have, sizeof(have));
 		snprintf(err, errlen,
-			 "listen %s: tcp_congestion %s: not allowed for this "
+			 "%stcp_congestion %s: not allowed for this "
 			 "process (allowed: %s; add it to "
 			 "net.ipv4.tcp_allowed_congestion_control)",
-			 text, cc, have[0] ? have : "?");
+			 pre, cc, have[0] ? have : "?");
 	} else {
-		snprintf(err, errlen, "listen %s: tcp_congestion %s: %s", text,
-			 cc, strerror(e));
+		snprintf(err, errlen, "%stcp_congestion %s: %s", pre, cc,
+			 strerror(e));
 	}
 	return -e;
+}
+
+int drp_workers_check_congestion(const char *cc, char *err, size_t errlen)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "tcp_congestion %s: socket: %s", cc,
+			 strerror(e));
+		return -e;
+	}
+	int r = set_congestion(fd, cc, NULL, err, errlen);
+	close(fd);
+	return r;
 }
 
 /* Every worker has a listening socket of its own on each address, joined

@@ -23,6 +23,9 @@
  */
 int drp_workers_listen(drp_server_t *srv, const drp_conf_t *conf, char *err,
 		       size_t errlen);
+/* Whether the listeners could use the congestion control cc (as this
+ * process): 0, or -errno with err filled. For -t. */
+int drp_workers_check_congestion(const char *cc, char *err, size_t errlen);
 /* Start the worker threads, running hooks. */
 int drp_workers_start(drp_server_t *srv, const drp_worker_hooks_t *hooks);
 /* Stop accepting, let connections finish (closing idle keep-alives), and

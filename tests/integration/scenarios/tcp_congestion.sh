@@ -6,9 +6,9 @@
 # the proxy's own connections to the registry keep the system's, and so
 # does every client connection of a proxy without the setting. A name
 # the kernel does not have stops the start with a message that says what
-# it has; a name that cannot be one is refused by -t. A SIGHUP with
-# another name says that it takes a restart, and new connections keep
-# the running one. (Own proxy.)
+# it has, and -t finds it too; -t refuses a name that cannot be one. A
+# SIGHUP with another name says that it takes a restart, and new
+# connections keep the running one. (Own proxy.)
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 drp_scenario_init
@@ -102,6 +102,16 @@ expect_eq "an unknown algorithm: the start fails" 1 $((rc != 0 && rc != 124))
 expect_match "... and the log says what the kernel has" \
 	"listen 127\.0\.0\.1:$port: tcp_congestion nosuchcc: the kernel has no such algorithm \(it has: $avail; a module must be loaded first: modprobe tcp_nosuchcc\)" \
 	"$(cat "$WORK/bad-cc/proxy.log" "$SCEN/bad.out")"
+
+# ---- -t: the running proxy's file passes, the unknown name does not
+out=$("$DRP_PROXY" -t -c "$ini" 2>&1) || drp_fail "-t on the running proxy's file failed: $out"
+expect_match "-t: the file with tcp_congestion = $sys" "configuration OK" "$out"
+rc=0
+"$DRP_PROXY" -t -c "$WORK/bad-cc/proxy.ini" >"$SCEN/t0.out" 2>&1 || rc=$?
+expect_eq "-t: an unknown algorithm fails" 1 $((rc != 0))
+expect_match "-t: ... with what the kernel has" \
+	"bad-cc/proxy\.ini: \[proxy\] tcp_congestion nosuchcc: the kernel has no such algorithm \(it has: $avail;" \
+	"$(cat "$SCEN/t0.out")"
 
 # ---- a name that cannot be one: -t refuses it
 sed -i "s/^tcp_congestion = .*/tcp_congestion = cubic;rm/" "$WORK/bad-cc/proxy.ini"
