@@ -34,7 +34,6 @@
 #include "tls/session.h"
 #include "util/addr.h"
 #include "util/buf.h"
-#include "util/busguard.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/metrics.h"
@@ -518,43 +517,6 @@ static void send_ref(drp_conn_t *c, const char *p, size_t len,
 	c->zc_arg = arg;
 }
 
-struct tls_write_job {
-	drp_tls_t *tls;
-	const char *p;
-	size_t len;
-	ssize_t n;
-};
-
-static void tls_write_mapped(void *arg)
-{
-	struct tls_write_job *j = arg;
-	j->n = drp_tls_write(j->tls, j->p, j->len);
-}
-
-/* Touch every page GnuTLS itself will read first: a fault here abandons
- * nothing, where one inside GnuTLS would leave a record half-made (and
- * its buffer). The records the session seals itself read the mapping
- * under the same guard, where a fault leaves nothing behind (see
- * drp_tls_write_via_gnutls). Every line is prefetched on the way: the
- * pages are cold, and the cipher's loads would otherwise wait for each
- * line in turn (the hardware prefetcher stops at page boundaries). */
-static void probe_mapped(void *arg)
-{
-	struct tls_write_job *j = arg;
-	const volatile char *p = j->p;
-	size_t len = drp_tls_write_via_gnutls(j->tls, j->len);
-	unsigned sum = 0;
-	for (size_t i = 0; i < len; i += 4096) {
-		sum += (unsigned char)p[i];
-		size_t e = len - i < 4096 ? len - i : 4096;
-		for (size_t k = 64; k < e; k += 64)
-			__builtin_prefetch((const char *)j->p + i + k, 0, 3);
-	}
-	if (len)
-		sum += (unsigned char)p[len - 1];
-	j->n = (ssize_t)(sum & 0); /* keep the reads */
-}
-
 static int client_flush(drp_conn_t *c, bool *progress)
 {
 	if (c->req_active && c->first_byte == 0 && drp_conn_out_pending(c))
@@ -579,9 +541,7 @@ static int client_flush(drp_conn_t *c, bool *progress)
 		if (c->tls_active && ref) {
 			/* p is a mapped file: a page that cannot be read
 			 * faults, and the session is left half-way. */
-			struct tls_write_job j = {c->tls, p, len, 0};
-			if (drp_bus_guard(probe_mapped, &j) < 0 ||
-			    drp_bus_guard(tls_write_mapped, &j) < 0) {
+			if (drp_tls_write_mapped(c->tls, p, len, &n) < 0) {
 				drp_log_err(DRP_LOG_CACHE,
 					    "[c%06u] %s: reading a mapped "
 					    "body failed (I/O error)",
@@ -590,7 +550,6 @@ static int client_flush(drp_conn_t *c, bool *progress)
 				drp_conn_close(c, "mapped read failed");
 				return -1;
 			}
-			n = j.n;
 		} else if (c->tls_active) {
 			n = drp_tls_write(c->tls, p, len);
 		} else {

@@ -56,11 +56,12 @@ ssize_t drp_tls_read(drp_tls_t *t, void *buf, size_t len);
  * may not have been sent. No record is ever sent with a sequence number
  * already used (the key would be exposed). */
 ssize_t drp_tls_write(drp_tls_t *t, const void *buf, size_t len);
-/* How many of the first len bytes a write would give to GnuTLS itself
- * (the rest a TLS 1.3 AES-GCM session seals on its own, see session.c):
- * a caller that must read buf ahead of GnuTLS (a mapped file) reads
- * this much. */
-size_t drp_tls_write_via_gnutls(drp_tls_t *t, size_t len);
+/* drp_tls_write of a mapped file's bytes, under drp_bus_guard: 0 with
+ * *n drp_tls_write's result, or -EIO when reading buf faulted (a file
+ * cut short); the session is then fit only for drp_tls_free. What GnuTLS
+ * itself reads is touched first, where a fault leaves the session as it
+ * was. */
+int drp_tls_write_mapped(drp_tls_t *t, const void *buf, size_t len, ssize_t *n);
 /* Records this session sealed itself. */
 uint64_t drp_tls_sealed(const drp_tls_t *t);
 /* Tests only: sealing stops once the write sequence number reaches its

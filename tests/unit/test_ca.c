@@ -1583,32 +1583,6 @@ static void *record_reader(void *p)
 	return NULL;
 }
 
-struct write_job {
-	drp_tls_t *t;
-	const char *p;
-	size_t len;
-	ssize_t n;
-};
-
-/* As the connection code does with a mapped body: first read what
- * GnuTLS itself will read (a fault there leaves the session as it was),
- * then write under the guard. */
-static void probe_job(void *arg)
-{
-	struct write_job *j = arg;
-	const volatile char *v = j->p;
-	size_t len = drp_tls_write_via_gnutls(j->t, j->len);
-	for (size_t i = 0; i < len; i += 4096)
-		(void)v[i];
-	(void)v[len - 1];
-}
-
-static void write_job(void *arg)
-{
-	struct write_job *j = arg;
-	j->n = drp_tls_write(j->t, j->p, j->len);
-}
-
 /*
  * A mapped file cut short under a write: the read faults in the middle
  * of sealing, and the guard abandons drp_tls_write there. The connection
@@ -1653,9 +1627,11 @@ START_TEST(session_seal_fault)
 	struct reader_arg a = {.npause = 1};
 	struct xfer x;
 	xfer_start(&x, &a, record_reader, 1024 * 1024);
-	struct write_job j = {x.t, m, file_len, 0};
-	ck_assert_int_eq(drp_bus_guard(probe_job, &j), 0);
-	ck_assert_int_eq(drp_bus_guard(write_job, &j), -EIO);
+	/* As the connection code writes a mapped body. (What GnuTLS itself
+	 * reads, touched first, is the file's first record: the fault comes
+	 * in sealing, as the records the client gets show below.) */
+	ssize_t n = 0;
+	ck_assert_int_eq(drp_tls_write_mapped(x.t, m, file_len, &n), -EIO);
 	uint64_t sealed = drp_tls_sealed(x.t);
 	xfer_flush(&x);
 	if (with_marker)
