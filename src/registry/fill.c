@@ -398,22 +398,25 @@ static void end_body(drp_fill_t *f, int err);
  * drp_fills_no_room_total, logged like spool_failed. */
 static warn_limit_t no_room_warn;
 
-/* Is there room for the body on the spool's filesystem? When free space
- * is short, allocate it now, so that a full disk is found before the
- * first byte goes to a client (a spool that fills up halfway would leave
- * every waiter with a broken transfer). */
+/* Allocate the body's blocks on the spool's filesystem before the first
+ * byte arrives. A full disk is found before anything goes to a client (a
+ * spool that fills up halfway would leave every waiter with a broken
+ * transfer), and writing into allocated blocks costs the filesystem less
+ * than allocating them page by page as the body comes (ext4's delayed
+ * allocation reserves and records every page on its way in). False if
+ * there is no room. */
 static bool reserve_spool(drp_fill_t *f, uint64_t length)
 {
-	struct statvfs sv;
-	if (length == 0 || fstatvfs(f->spool, &sv) < 0)
+	if (length == 0 || length > (uint64_t)INT64_MAX)
 		return true;
-	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	if (avail / 4 > length)
-		return true; /* plenty */
 	if (fallocate(f->spool, FALLOC_FL_KEEP_SIZE, 0, (off_t)length) == 0)
 		return true;
 	if (errno != ENOSPC && errno != EDQUOT)
 		return true; /* cannot tell (e.g. EOPNOTSUPP): try */
+	struct statvfs sv;
+	uint64_t avail = fstatvfs(f->spool, &sv) == 0
+				 ? (uint64_t)sv.f_bavail * sv.f_frsize
+				 : 0;
 	drp_metrics_fill_no_room();
 	unsigned long since = warn_due(&no_room_warn);
 	if (since > 0)
