@@ -7,6 +7,7 @@ the repository name chooses the misbehaviour:
   test/bad/blobs/D    the right length, wrong bytes (a corrupt upstream)
   test/short/blobs/D  the right Content-Length, half the bytes, then close
   test/slow/blobs/D   the right bytes at RATE bytes per second
+  test/chunked/blobs/D  the same, chunked (no Content-Length)
   test/good/blobs/D   the right bytes
   test/stall/blobs/D  the head and the first MiB, then nothing (the
                       connection stays open until the client closes it)
@@ -69,7 +70,7 @@ OCI = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+js
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_V1 = "application/vnd.oci.image.manifest.v1+json"
 HOLD = re.compile(r"^/v2/test/(hold|holderr)/manifests/([A-Za-z0-9_.:-]+)$")
-BLOB = re.compile(r"^/v2/test/(bad|short|slow|good|stall|reset)/blobs/sha256:([0-9a-f]{64})$")
+BLOB = re.compile(r"^/v2/test/(bad|short|slow|chunked|good|stall|reset)/blobs/sha256:([0-9a-f]{64})$")
 REALM = re.compile(r"^/v2/realm/([a-z0-9.-]+)/")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 LIMITED = []  # one entry per credentialed request of test/limited
@@ -171,7 +172,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             status = 206
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(last - first + 1))
+        if mode == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(last - first + 1))
         if status == 206:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, size))
         self.send_header("Docker-Content-Digest", "sha256:" + m.group(2))
@@ -209,7 +213,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     break
                 left -= len(b)
                 try:
-                    self.wfile.write(b)
+                    if mode == "chunked":
+                        self.wfile.write(b"%x\r\n" % len(b) + b + b"\r\n")
+                        if left == 0:
+                            self.wfile.write(b"0\r\n\r\n")
+                    else:
+                        self.wfile.write(b)
                 except (OSError, ssl.SSLError):
                     # The proxy closed the connection mid-body.
                     sys.stdout.write("cut: %s %s after %d of %d bytes\n"
@@ -231,7 +240,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.flush()
                     held = True
                     start += self.gate("slowgate")
-                if mode in ("slow", "reset"):
+                if mode in ("slow", "chunked", "reset"):
                     ahead = sent / RATE - (time.monotonic() - start)
                     if ahead > 0:
                         time.sleep(ahead)
