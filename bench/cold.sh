@@ -175,7 +175,7 @@ cpu_busy_ticks()
 declare -A T=()
 timed()
 {
-	local var=$1 t0 t1 c0=0 c1=0 b0 b1
+	local var=$1 t0 t1 c0=0 c1=0 b0 b1 u0=0 u1=0 s0=0 s1=0 side=
 	shift
 	# Start from clean page cache state: writeback of an earlier round's
 	# files must not land in this one.
@@ -183,6 +183,10 @@ timed()
 	if [ "${var#proxy}" != "$var" ]; then c0=$(bench_proc_cpu_ns "$PROXY_PID"); fi
 	# shellcheck disable=SC2046 # one PID per word
 	if [ "${var#nginx}" != "$var" ]; then c0=$(bench_cpu_ns $(drp_tree "$NGINX_PID")); fi
+	[ "${var#proxy}" = "$var" ] || side=proxy
+	[ "${var#nginx}" = "$var" ] || side=nginx
+	# shellcheck disable=SC2046
+	[ -z "$side" ] || read -r u0 s0 <<<"$(bench_ticks $(bench_server_pids $side))"
 	b0=$(cpu_busy_ticks)
 	t0=$(bench_now)
 	"$@"
@@ -191,6 +195,10 @@ timed()
 	if [ "${var#proxy}" != "$var" ]; then c1=$(bench_proc_cpu_ns "$PROXY_PID"); fi
 	# shellcheck disable=SC2046
 	if [ "${var#nginx}" != "$var" ]; then c1=$(bench_cpu_ns $(drp_tree "$NGINX_PID")); fi
+	# shellcheck disable=SC2046
+	[ -z "$side" ] || read -r u1 s1 <<<"$(bench_ticks $(bench_server_pids $side))"
+	T[${var}_ut]=$((${T[${var}_ut]:-0} + u1 - u0))
+	T[${var}_st]=$((${T[${var}_st]:-0} + s1 - s0))
 	T[$var]="${T[$var]:-} $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
 	T[${var}_cpu]="${T[${var}_cpu]:-} $(awk -v c="$((c1 - c0))" 'BEGIN { printf "%.3f", c / 1e9 }')"
 	T[${var}_busy]="${T[${var}_busy]:-} $(awk -v a="$b0" -v b="$b1" -v n="$(nproc)" 'BEGIN {
@@ -289,6 +297,11 @@ row()
 	echo "    rounds direct:${T[direct_$kind]}"
 	echo "    rounds proxy: ${T[proxy_$kind]}"
 	echo "    rounds nginx: ${T[nginx_$kind]}"
+	awk -v pu="${T[proxy_${kind}_ut]:-0}" -v ps="${T[proxy_${kind}_st]:-0}" \
+		-v nu="${T[nginx_${kind}_ut]:-0}" -v ns="${T[nginx_${kind}_st]:-0}" '
+		function share(u, s) { return u + s > 0 ? sprintf("%.0f%%", 100 * s / (u + s)) : "-" }
+		BEGIN { printf "    in the kernel, share of the server'"'"'s CPU (all rounds, ticks): proxy %s, nginx %s\n",
+			share(pu, ps), share(nu, ns) }'
 	# shellcheck disable=SC2086
 	echo "    busy CPUs (of $(nproc)), median: direct $(median ${T[direct_${kind}_busy]}), proxy $(median ${T[proxy_${kind}_busy]}), nginx $(median ${T[nginx_${kind}_busy]})"
 }

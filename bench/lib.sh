@@ -180,6 +180,34 @@ bench_proc_cpu_ns()
 	echo $(((${12} + ${13}) * 1000000000 / $(getconf CLK_TCK)))
 }
 
+# bench_server_pids SIDE: the PIDs of the proxy, or of nginx (master and
+# workers).
+bench_server_pids()
+{
+	case $1 in
+	proxy) echo "$PROXY_PID" ;;
+	nginx) drp_tree "$NGINX_PID" ;;
+	esac
+}
+
+# bench_ticks PID...: "USER SYS", the processes' CPU time in user space
+# and in the kernel (utime and stime of /proc/PID/stat, 10 ms ticks,
+# threads that have exited included), summed; for the kernel's share of a
+# server's CPU, over enough rounds that the ticks add up.
+bench_ticks()
+{
+	local p s rest u=0 k=0
+	for p in "$@"; do
+		s=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+		rest=${s##*) }
+		# shellcheck disable=SC2086 # split into fields on purpose
+		set -- $rest
+		u=$((u + ${12}))
+		k=$((k + ${13}))
+	done
+	echo "$u $k"
+}
+
 # bench_cg_join PID DIR: make the cgroup DIR and move the process there
 # (all its threads); groups of processes that have gone are removed.
 bench_cg_join()

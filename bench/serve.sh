@@ -115,26 +115,20 @@ GNUTLS_AES=$(timeout 120 gnutls-cli --benchmark-ciphers 2>/dev/null | grep -m1 '
 # ---------------------------------------------------------------- rounds
 
 # Results per "side clients": lists of per-round MB/s, and totals.
-declare -A R_MBS=() R_BYTES=() R_WALL=() R_NS=() R_CTICKS=()
-
-server_pids()
-{
-	case $1 in
-	proxy) echo "$PROXY_PID" ;;
-	nginx) drp_tree "$NGINX_PID" ;;
-	esac
-}
+declare -A R_MBS=() R_BYTES=() R_WALL=() R_NS=() R_CTICKS=() R_UT=() R_ST=()
 
 # round SIDE N [TAG]: N concurrent downloads of the blob; checks that every
 # one got all the bytes; adds to the totals of "SIDE N" (of "SIDE N TAG").
 round()
 {
-	local side=$1 n=$2 k=${1}_$2${3:+_$3} pids t0 t1 c0 c1 k0 k1 i p bytes=0 bad=0 code size
+	local side=$1 n=$2 k=${1}_$2${3:+_$3} pids t0 t1 c0 c1 k0 k1 u0 u1 s0 s1 i p bytes=0 bad=0 code size
 	local out=$WORK/round.out cpids=()
-	pids=$(server_pids "$side")
+	pids=$(bench_server_pids "$side")
 	: >"$out"
 	# shellcheck disable=SC2086
 	c0=$(bench_cpu_ns $pids)
+	# shellcheck disable=SC2086
+	read -r u0 s0 <<<"$(bench_ticks $pids)"
 	k0=$(bench_self_child_ticks)
 	t0=$(bench_now)
 	for ((i = 0; i < n; i++)); do
@@ -148,6 +142,8 @@ round()
 	k1=$(bench_self_child_ticks)
 	# shellcheck disable=SC2086
 	c1=$(bench_cpu_ns $pids)
+	# shellcheck disable=SC2086
+	read -r u1 s1 <<<"$(bench_ticks $pids)"
 	while read -r code size; do
 		if [ "$code" = 200 ] && [ "$size" = "$BLOB_SIZE" ]; then
 			bytes=$((bytes + size))
@@ -167,6 +163,8 @@ round()
 	R_WALL[$k]=$(awk -v a="${R_WALL[$k]:-0}" -v w="$wall" 'BEGIN { printf "%.6f", a + w }')
 	R_NS[$k]=$((${R_NS[$k]:-0} + c1 - c0))
 	R_CTICKS[$k]=$((${R_CTICKS[$k]:-0} + k1 - k0))
+	R_UT[$k]=$((${R_UT[$k]:-0} + u1 - u0))
+	R_ST[$k]=$((${R_ST[$k]:-0} + s1 - s0))
 }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg), $(bench_idle 2)"
@@ -196,12 +194,14 @@ row()
 	# shellcheck disable=SC2086
 	awk -v label="$label" -v n="$n" -v rounds="$ROUNDS" -v med="$(median ${R_MBS[$k]})" \
 		-v list="${R_MBS[$k]# }" -v bytes="${R_BYTES[$k]}" -v wall="${R_WALL[$k]}" \
-		-v ns="${R_NS[$k]}" -v cticks="${R_CTICKS[$k]}" -v hz="$CLK_TCK" 'BEGIN {
+		-v ns="${R_NS[$k]}" -v cticks="${R_CTICKS[$k]}" -v hz="$CLK_TCK" \
+		-v ut="${R_UT[$k]}" -v st="${R_ST[$k]}" 'BEGIN {
 		split(list, v, " "); lo = v[1]; hi = v[1]
 		for (i in v) { if (v[i] + 0 < lo + 0) lo = v[i]; if (v[i] + 0 > hi + 0) hi = v[i] }
 		gb = bytes / 1e9
-		printf "%-24s %7d %6d %9.1f %15s %10.3f %9.2f %10.3f\n", label, n, rounds, med,
-			lo "-" hi, ns / 1e9 / gb, ns / 1e9 / wall, cticks / hz / gb }'
+		printf "%-24s %7d %6d %9.1f %15s %10.3f %9.2f %10.3f %8s\n", label, n, rounds, med,
+			lo "-" hi, ns / 1e9 / gb, ns / 1e9 / wall, cticks / hz / gb,
+			(ut + st > 0 ? sprintf("%.0f%%", 100 * st / (ut + st)) : "-") }'
 }
 
 echo
@@ -214,8 +214,8 @@ echo "TLS with curl's default client options:"
 echo "  proxy: ${DEFCIPHER_PROXY:-?}    nginx: ${DEFCIPHER_NGINX:-?}"
 echo "gnutls-cli --benchmark-ciphers (one core): ${GNUTLS_AES:-n/a}"
 echo
-printf '%-24s %7s %6s %9s %15s %10s %9s %10s\n' server clients rounds "MB/s" "MB/s range" \
-	"srv s/GB" "srv cores" "cli s/GB"
+printf '%-24s %7s %6s %9s %15s %10s %9s %10s %8s\n' server clients rounds "MB/s" "MB/s range" \
+	"srv s/GB" "srv cores" "cli s/GB" "srv sys"
 for n in 1 "$CLIENTS"; do
 	row proxy "$n" "docker-registry-proxy"
 	row nginx "$n" "nginx proxy_cache"
