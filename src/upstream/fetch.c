@@ -26,8 +26,13 @@
 #define FETCH_READ_CHUNK (64 * 1024)
 /* Over TLS, records are read until this much is waiting (or the socket
  * has no more) before the sink gets them, in one piece. */
-#define FETCH_BATCH   (FETCH_BUF_HIGH - FETCH_READ_CHUNK)
-#define MAX_REDIRECTS 5
+#define FETCH_BATCH (FETCH_BUF_HIGH - FETCH_READ_CHUNK)
+/* Most bytes one fetch reads per turn of its worker's loop: an upstream
+ * that sends as fast as the proxy reads (loopback, a fast LAN) would
+ * otherwise keep the loop for a whole body, and every connection on
+ * that worker (handshakes, heads, a fill's waiters) would wait for it. */
+#define FETCH_RUN_BUDGET (1024 * 1024)
+#define MAX_REDIRECTS	 5
 
 enum fetch_state {
 	F_INIT,
@@ -937,6 +942,7 @@ static void fetch_run(drp_fetch_t *f)
 		return;
 
 	bool progress = true;
+	size_t got = 0;
 	while (progress) {
 		progress = false;
 		if (flush_out(f, &progress) < 0) {
@@ -965,6 +971,7 @@ static void fetch_run(drp_fetch_t *f)
 			}
 			if (n > 0) {
 				f->in.len += (size_t)n;
+				got += (size_t)n;
 				f->got_bytes = true;
 				progress = true;
 				ev_timer_again(f->ctx->loop, &f->timer);
@@ -995,6 +1002,12 @@ static void fetch_run(drp_fetch_t *f)
 				return;
 			if (drp_buf_pending(&f->in) != before)
 				progress = true;
+		}
+		if (progress && got >= FETCH_RUN_BUDGET) {
+			/* The rest in a later turn, after the loop's other
+			 * watchers. */
+			fetch_kick(f);
+			return;
 		}
 	}
 	/* Wait for what we need next. */
