@@ -43,12 +43,13 @@
 #define IN_BODY_HIGH (64 * 1024)
 #define TUNNEL_BUF   (64 * 1024)
 #define READ_CHUNK   (16 * 1024)
-/* Most bytes one connection writes per turn of its worker's loop. A
- * client that reads as fast as the proxy writes (loopback, a fast LAN)
- * would otherwise keep the loop for a whole blob, and every other
- * connection on that worker (handshakes, heads, the other waiters of a
- * fill) would wait for it. 1 MiB costs ~0.5 ms of sealing and sending; the
- * extra turn of the loop per MiB, a few microseconds. */
+/* Most bytes one connection writes per turn of its worker's loop (give or
+ * take a round of conn_run). A client that reads as fast as the proxy
+ * writes (loopback, a fast LAN) would otherwise keep the loop for a whole
+ * blob, and every other connection on that worker (handshakes, heads, the
+ * other waiters of a fill) would wait for it. 1 MiB costs ~0.5 ms of
+ * sealing and sending; the extra turn of the loop per MiB, a few
+ * microseconds. */
 #define RUN_BUDGET (1024 * 1024)
 
 /* A client connection; private to this file (handlers see a
@@ -101,7 +102,10 @@ struct drp_conn {
 	size_t zc_len;
 	void (*zc_release)(void *arg);
 	void *zc_arg;
-	uint64_t written;    /* bytes client_flush wrote, for RUN_BUDGET */
+	/* RUN_BUDGET: bytes client_flush wrote, and what they were when the
+	 * loop's current turn (ev_iteration) first ran the connection. */
+	uint64_t written, turn_written;
+	unsigned turn;
 	size_t head_scanned; /* c->in bytes a parse found incomplete */
 	bool client_eof;
 	/* A read found the socket empty, or took less than it asked for: no
@@ -1623,7 +1627,10 @@ static void conn_run(drp_conn_t *c)
 			return;
 		}
 	}
-	uint64_t written0 = c->written;
+	if (c->turn != ev_iteration(c->w->loop)) {
+		c->turn = ev_iteration(c->w->loop);
+		c->turn_written = c->written;
+	}
 	bool yield = false;
 	for (int rounds = 0; rounds < 64; rounds++) {
 		bool progress = false;
@@ -1752,7 +1759,7 @@ static void conn_run(drp_conn_t *c)
 			break;
 		if (c->state == DRP_CONN_EXCHANGE && drp_conn_out_pending(c))
 			ev_timer_again(c->w->loop, &c->timer);
-		if (c->written - written0 >= RUN_BUDGET) {
+		if (c->written - c->turn_written >= RUN_BUDGET) {
 			/* The rest in a later turn: what is queued waits
 			 * for the socket (EV_WRITE), anything else for a
 			 * kick. */

@@ -106,6 +106,10 @@ struct drp_fetch {
 	char *auth_fail_reason;
 	bool stale_retried;
 	bool got_bytes;
+	/* FETCH_RUN_BUDGET: bytes read in the loop's turn number turn
+	 * (ev_iteration). */
+	size_t turn_got;
+	unsigned turn;
 	bool up_eof; /* the upstream closed (EOF-delimited body) */
 	uint64_t bytes_up;
 	unsigned mreg; /* the metrics' registry slot of the origin */
@@ -941,8 +945,11 @@ static void fetch_run(drp_fetch_t *f)
 	if (f->state != F_EXCHANGE)
 		return;
 
+	if (f->turn != ev_iteration(f->ctx->loop)) {
+		f->turn = ev_iteration(f->ctx->loop);
+		f->turn_got = 0;
+	}
 	bool progress = true;
-	size_t got = 0;
 	while (progress) {
 		progress = false;
 		if (flush_out(f, &progress) < 0) {
@@ -971,7 +978,7 @@ static void fetch_run(drp_fetch_t *f)
 			}
 			if (n > 0) {
 				f->in.len += (size_t)n;
-				got += (size_t)n;
+				f->turn_got += (size_t)n;
 				f->got_bytes = true;
 				progress = true;
 				ev_timer_again(f->ctx->loop, &f->timer);
@@ -1003,7 +1010,7 @@ static void fetch_run(drp_fetch_t *f)
 			if (drp_buf_pending(&f->in) != before)
 				progress = true;
 		}
-		if (progress && got >= FETCH_RUN_BUDGET) {
+		if (progress && f->turn_got >= FETCH_RUN_BUDGET) {
 			/* The rest in a later turn, after the loop's other
 			 * watchers. */
 			fetch_kick(f);
