@@ -154,7 +154,7 @@ BENCH_CG_V2=/sys/fs/cgroup/unified
 [ -f /sys/fs/cgroup/cgroup.controllers ] && BENCH_CG_V2=/sys/fs/cgroup
 bench_proc_cpu_ns()
 {
-	local g stat rest line
+	local g line
 	for g in "$BENCH_CG_V1/drp-bench-$1" "$BENCH_CG_V2/drp-bench-$1"; do
 		[ -d "$g" ] || bench_cg_join "$1" "$g" || continue
 		if [ -f "$g/cpuacct.usage" ]; then
@@ -169,15 +169,9 @@ bench_proc_cpu_ns()
 			esac
 		done <"$g/cpu.stat"
 	done
-	stat=$(cat /proc/"$1"/stat 2>/dev/null) || {
-		echo 0
-		return
-	}
-	rest=${stat##*) }
-	# shellcheck disable=SC2086 # split into fields on purpose
-	set -- $rest
-	# after the comm: state is $1, utime $12, stime $13
-	echo $(((${12} + ${13}) * 1000000000 / $(getconf CLK_TCK)))
+	local u k
+	read -r u k <<<"$(bench_ticks "$1")"
+	echo $(((u + k) * 1000000000 / $(getconf CLK_TCK)))
 }
 
 # bench_server_pids SIDE: the PIDs of the proxy, or of nginx (master and
